@@ -1,0 +1,37 @@
+/**
+ * The `outrigger` command line: one binary, one subcommand per component.
+ * Each subcommand lives in its own module and is loaded only when used, so
+ * `outrigger validate` does not pay for the proxy's imports.
+ */
+export interface Command {
+  summary: string;
+  run(args: string[]): Promise<number>;
+}
+
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  sidecar: async () => (await import('./sidecar-command.js')).sidecarCommand,
+  validate: async () => (await import('./validate-command.js')).validateCommand,
+  demo: async () => (await import('./demo-command.js')).demoCommand,
+};
+
+function usage(): string {
+  const lines = ['usage: outrigger <command> [flags]', '', 'commands:'];
+  for (const name of Object.keys(COMMANDS)) lines.push(`  ${name}`);
+  lines.push('', 'Run `outrigger <command> --help` for its flags.');
+  return lines.join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage() + '\n');
+    return name ? 0 : 2;
+  }
+  const load = COMMANDS[name];
+  if (!load) {
+    process.stderr.write(`outrigger: unknown command "${name}"\n\n${usage()}\n`);
+    return 2;
+  }
+  const cmd = await load();
+  return cmd.run(rest);
+}

@@ -1,0 +1,128 @@
+/**
+ * The one table of local failures. Every reply the sidecar generates itself
+ * (rather than relaying from an upstream) comes from a code here, so HTTP
+ * status, gRPC status and the access-log flag never disagree.
+ *
+ * gRPC statuses for HTTP-ish failures follow the HTTP→gRPC table of
+ * PROTOCOLS.md b3 (e.g. 404 → UNIMPLEMENTED, 503 → UNAVAILABLE) except where
+ * a more precise gRPC status exists (deadline → DEADLINE_EXCEEDED, overload →
+ * RESOURCE_EXHAUSTED).
+ */
+export const GrpcStatus = {
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  ABORTED: 10,
+  OUT_OF_RANGE: 11,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  DATA_LOSS: 15,
+  UNAUTHENTICATED: 16,
+} as const;
+
+export type LocalErrorCode =
+  | 'no_route'
+  | 'no_cluster'
+  | 'no_healthy_upstream'
+  | 'upstream_connect_failure'
+  | 'upstream_reset'
+  | 'upstream_timeout'
+  | 'deadline_exceeded'
+  | 'bad_request'
+  | 'request_too_large'
+  | 'headers_too_large'
+  | 'overload'
+  | 'downstream_reset'
+  | 'protocol_error';
+
+export interface LocalErrorSpec {
+  readonly httpStatus: number;
+  readonly grpcStatus: number;
+  /** Short Envoy-style response flag for access logs. */
+  readonly flag: string;
+  readonly message: string;
+}
+
+export const LOCAL_ERRORS: Readonly<Record<LocalErrorCode, LocalErrorSpec>> = {
+  no_route: { httpStatus: 404, grpcStatus: GrpcStatus.UNIMPLEMENTED, flag: 'NR', message: 'no route' },
+  no_cluster: { httpStatus: 503, grpcStatus: GrpcStatus.UNAVAILABLE, flag: 'NC', message: 'cluster not found' },
+  no_healthy_upstream: {
+    httpStatus: 503,
+    grpcStatus: GrpcStatus.UNAVAILABLE,
+    flag: 'UH',
+    message: 'no healthy upstream',
+  },
+  upstream_connect_failure: {
+    httpStatus: 503,
+    grpcStatus: GrpcStatus.UNAVAILABLE,
+    flag: 'UF',
+    message: 'upstream connect error',
+  },
+  upstream_reset: { httpStatus: 502, grpcStatus: GrpcStatus.UNAVAILABLE, flag: 'UR', message: 'upstream reset' },
+  upstream_timeout: {
+    httpStatus: 504,
+    grpcStatus: GrpcStatus.DEADLINE_EXCEEDED,
+    flag: 'UT',
+    message: 'upstream request timeout',
+  },
+  deadline_exceeded: {
+    httpStatus: 504,
+    grpcStatus: GrpcStatus.DEADLINE_EXCEEDED,
+    flag: 'DE',
+    message: 'deadline exceeded',
+  },
+  bad_request: { httpStatus: 400, grpcStatus: GrpcStatus.INTERNAL, flag: 'BR', message: 'bad request' },
+  request_too_large: {
+    httpStatus: 413,
+    grpcStatus: GrpcStatus.RESOURCE_EXHAUSTED,
+    flag: 'RL',
+    message: 'request body too large',
+  },
+  headers_too_large: {
+    httpStatus: 431,
+    grpcStatus: GrpcStatus.RESOURCE_EXHAUSTED,
+    flag: 'HL',
+    message: 'request headers too large',
+  },
+  overload: { httpStatus: 503, grpcStatus: GrpcStatus.RESOURCE_EXHAUSTED, flag: 'LO', message: 'overloaded' },
+  downstream_reset: { httpStatus: 499, grpcStatus: GrpcStatus.CANCELLED, flag: 'DC', message: 'client cancelled' },
+  protocol_error: { httpStatus: 400, grpcStatus: GrpcStatus.INTERNAL, flag: 'DPE', message: 'protocol error' },
+};
+
+/** HTTP status of a non-gRPC upstream answer → gRPC status (PROTOCOLS.md b3). */
+export function grpcStatusFromHttp(httpStatus: number): number {
+  switch (httpStatus) {
+    case 400:
+      return GrpcStatus.INTERNAL;
+    case 401:
+      return GrpcStatus.UNAUTHENTICATED;
+    case 403:
+      return GrpcStatus.PERMISSION_DENIED;
+    case 404:
+      return GrpcStatus.UNIMPLEMENTED;
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+      return GrpcStatus.UNAVAILABLE;
+    default:
+      return GrpcStatus.UNKNOWN;
+  }
+}
+
+/** gRPC status → HTTP status (PROTOCOLS.md b3, grpc-gateway v2 / Envoy / Connect). */
+export function httpStatusFromGrpc(code: number): number {
+  return GRPC_TO_HTTP[code] ?? 500;
+}
+
+const GRPC_TO_HTTP: readonly number[] = [
+  200, 499, 500, 400, 504, 404, 409, 403, 429, 400, 409, 400, 501, 500, 503, 500, 401,
+];
