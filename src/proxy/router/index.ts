@@ -1,0 +1,12 @@
+/** The router of the data path: RouteConfiguration → RouteTable, request → route. */
+export { RouteTable } from './route-table.js';
+export { validateRouteTemplate } from './route-template.js';
+export {
+  EMPTY_PARAMS,
+  RouteCompileError,
+  type CompiledRoute,
+  type MatchKind,
+  type RouteActionCompiled,
+  type RouteMatchResult,
+  type RouteRequest,
+} from './types.js';

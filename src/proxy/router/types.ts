@@ -1,0 +1,61 @@
+/**
+ * The router's public types. A RouteTable is compiled once per config version
+ * and shared by every request of that version, so everything reachable from a
+ * CompiledRoute or a RouteMatchResult is treated as read-only by callers.
+ */
+
+export interface RouteRequest {
+  /** :authority or Host; may include :port (ignored); any case. */
+  host: string;
+  /** Upper case (node gives it so); matched case-insensitively anyway. */
+  method: string;
+  /** Path only, no query string, raw (still percent-encoded). */
+  path: string;
+  /** Lower-case names, as node's http/http2 header objects have them. */
+  headers: Record<string, string | string[] | undefined>;
+  /** content-type starts with application/grpc. */
+  isGrpc: boolean;
+}
+
+export type RouteActionCompiled =
+  | { kind: 'cluster'; cluster: string; timeoutMs: number; prefixRewrite?: string; hostRewrite?: string }
+  | { kind: 'direct'; status: number; body: string };
+
+export type MatchKind = 'path' | 'template' | 'prefix' | 'regex';
+
+export interface CompiledRoute {
+  /** The configured name, or `<vhost>/<index>` when the config left it empty. */
+  readonly name: string;
+  readonly virtualHost: string;
+  readonly action: RouteActionCompiled;
+  readonly matchKind: MatchKind;
+  /** Declaration index in its virtual host. */
+  readonly index: number;
+  /**
+   * The matched string prefix, only for `prefix` routes: what a prefixRewrite
+   * replaces (src/proxy/codec/rewrite.ts reads it).
+   */
+  readonly prefix?: string;
+}
+
+export interface RouteMatchResult {
+  route: CompiledRoute;
+  /** Template params, percent-decoded; the shared frozen EMPTY_PARAMS when none. */
+  params: Record<string, string>;
+}
+
+/** Shared by every result without params, so a match without captures allocates nothing. */
+export const EMPTY_PARAMS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+
+/** A config problem found while compiling; `path` points into the RouteConfiguration. */
+export class RouteCompileError extends Error {
+  override readonly name = 'RouteCompileError';
+  constructor(
+    /** e.g. "virtualHosts[0].routes[2].match.regex" */
+    readonly path: string,
+    /** The message without the path, for validators that report the path separately. */
+    readonly reason: string,
+  ) {
+    super(`${path}: ${reason}`);
+  }
+}
