@@ -17,6 +17,8 @@ export interface ResourceDocument {
   readonly metadata: {
     readonly name: string;
     readonly labels?: Readonly<Record<string, string>>;
+    /** Free-form notes for tools and people; they take part in the version like everything else. */
+    readonly annotations?: Readonly<Record<string, string>>;
   };
   readonly spec: JsonObject;
 }

@@ -1,0 +1,115 @@
+/**
+ * Syntax check of a path template (the google.api.http grammar):
+ *
+ *   Template  = "/" [ Segments ] [ ":" Verb ]
+ *   Segments  = Segment { "/" Segment }
+ *   Segment   = "*" | "**" | Literal | Variable
+ *   Variable  = "{" FieldPath [ "=" Segments ] "}"
+ *   FieldPath = Ident { "." Ident }
+ *
+ * `**` may only be the last segment, variables do not nest and each name
+ * appears once. This only answers "is it well formed" for validation; the
+ * router compiles templates itself, once per config version.
+ *
+ * Returns undefined when the template is valid, else the reason.
+ */
+export function checkPathTemplate(template: string): string | undefined {
+  if (!template.startsWith('/')) return 'must start with "/"';
+  if (template === '/') return undefined;
+  let body = template.slice(1);
+  const verbAt = topLevelColon(body);
+  if (verbAt >= 0) {
+    const verb = body.slice(verbAt + 1);
+    if (!LITERAL_RE.test(verb)) return `invalid verb ":${verb}"`;
+    body = body.slice(0, verbAt);
+    if (body === '') return 'a verb needs a path before it';
+  }
+  const p = new Parser(body);
+  return p.run();
+}
+
+const LITERAL_RE = /^[^/{}*=:?#\s]+$/;
+const FIELD_PATH_RE = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
+
+/** Index of the first ":" outside braces; the verb starts after it. */
+function topLevelColon(s: string): number {
+  let depth = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    if (c === '{') depth++;
+    else if (c === '}') depth--;
+    else if (c === ':' && depth === 0) return i;
+  }
+  return -1;
+}
+
+class Parser {
+  private i = 0;
+  private sawDoubleStar = false;
+  private readonly names = new Set<string>();
+
+  constructor(private readonly s: string) {}
+
+  run(): string | undefined {
+    const err = this.segments(false);
+    if (err) return err;
+    if (this.i < this.s.length) return `unexpected "${this.s[this.i]}" at offset ${this.i + 1}`;
+    return undefined;
+  }
+
+  private segments(inVariable: boolean): string | undefined {
+    for (;;) {
+      const err = this.segment(inVariable);
+      if (err) return err;
+      if (this.s[this.i] !== '/') return undefined;
+      this.i++;
+    }
+  }
+
+  private segment(inVariable: boolean): string | undefined {
+    const at = this.i + 1; // offset in the template, counting its leading "/"
+    if (this.sawDoubleStar) return `"**" must be the last segment`;
+    const c = this.s[this.i];
+    if (c === '{') {
+      if (inVariable) return `nested variable at offset ${at}`;
+      return this.variable();
+    }
+    if (c === '*') {
+      if (this.s[this.i + 1] === '*') {
+        this.i += 2;
+        this.sawDoubleStar = true;
+      } else {
+        this.i++;
+      }
+      if (this.i < this.s.length && this.s[this.i] !== '/' && this.s[this.i] !== '}') {
+        return `"*" must be a whole segment (offset ${at})`;
+      }
+      return undefined;
+    }
+    const start = this.i;
+    while (this.i < this.s.length && !'/{}*=:'.includes(this.s[this.i]!)) this.i++;
+    const lit = this.s.slice(start, this.i);
+    if (lit === '') return c === undefined || c === '/' ? `empty segment at offset ${at}` : `unexpected "${c}" at offset ${at}`;
+    if (!LITERAL_RE.test(lit)) return `invalid characters in segment "${lit}"`;
+    return undefined;
+  }
+
+  private variable(): string | undefined {
+    const at = this.i + 1;
+    this.i++; // "{"
+    const start = this.i;
+    while (this.i < this.s.length && !'=}'.includes(this.s[this.i]!)) this.i++;
+    const name = this.s.slice(start, this.i);
+    if (!FIELD_PATH_RE.test(name)) return `invalid variable name "${name}" at offset ${at}`;
+    if (this.names.has(name)) return `variable "${name}" appears twice`;
+    this.names.add(name);
+    if (this.s[this.i] === '=') {
+      this.i++;
+      const err = this.segments(true);
+      if (err) return err;
+    }
+    if (this.s[this.i] !== '}') return `unclosed variable "{${name}" at offset ${at}`;
+    this.i++;
+    return undefined;
+  }
+}
