@@ -2,7 +2,7 @@
  * Path templates in the google.api.http syntax (the same one the transcoder
  * uses), parsed once per config version:
  *
- *   Template = "/" Segment { "/" Segment } [ ":" Verb ]
+ *   Template = "/" | "/" Segment { "/" Segment } [ ":" Verb ]
  *   Segment  = "*" | "**" | LITERAL | "{" FieldPath [ "=" Sub { "/" Sub } ] "}"
  *   Sub      = "*" | "**" | LITERAL          (no nested variables)
  *
@@ -64,6 +64,8 @@ export function validateRouteTemplate(t: string): string | undefined {
 
 function parse(source: string): ParsedTemplate {
   if (!source.startsWith('/')) fail('template must start with "/"');
+  // "/" is the root: the path "/" is one empty segment, so it is an empty literal.
+  if (source === '/') return { source, segments: [{ kind: 'literal', value: '' }], captures: [], verb: undefined };
   const { body, verb } = splitVerb(source);
   const raw = splitSegments(body.slice(1));
   const segments: TemplateSegment[] = [];
