@@ -67,7 +67,7 @@ class Parser {
   }
 
   private segment(inVariable: boolean): string | undefined {
-    const at = this.i + 1; // offset in the template, counting its leading "/"
+    const at = this.i + 1; // 0-based offset in the template (body starts after the leading "/")
     if (this.sawDoubleStar) return `"**" must be the last segment`;
     const c = this.s[this.i];
     if (c === '{') {
