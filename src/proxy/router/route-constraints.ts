@@ -119,10 +119,12 @@ function grpcMatches(c: RouteConstraints, req: RouteRequest): boolean {
   return p.length > slash + 1 && p.indexOf('/', slash + 1) < 0;
 }
 
-function headerMatches(t: HeaderTest, raw: string | string[] | undefined): boolean {
-  if (t.kind === 'present') return (raw !== undefined) === t.present;
-  if (raw === undefined) return false;
-  const v = typeof raw === 'string' ? raw : raw.join(',');
+function headerMatches(t: HeaderTest, raw: unknown): boolean {
+  // Anything but a string or an array (e.g. an inherited "constructor" of a
+  // plain-object header map) counts as absent, so matching never throws.
+  const v = typeof raw === 'string' ? raw : Array.isArray(raw) ? raw.join(',') : undefined;
+  if (t.kind === 'present') return (v !== undefined) === t.present;
+  if (v === undefined) return false;
   switch (t.kind) {
     case 'exact':
       return v === t.value;

@@ -112,7 +112,7 @@ export class VirtualHostRoutes {
     if (this.verbs.length > 0) {
       // The verb is what follows the last ":" of the last segment (google.api.http).
       const colon = path.lastIndexOf(':');
-      if (colon > path.lastIndexOf('/')) {
+      if (colon > 0 && colon > path.lastIndexOf('/')) {
         for (const { verb, root } of this.verbs) {
           if (path.length - verb.length - 1 !== colon || !path.endsWith(verb)) continue;
           const v = walkTemplates(root, 0, path, scan, colon, req);

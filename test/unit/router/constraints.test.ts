@@ -98,6 +98,12 @@ describe('router: gRPC, method and header conditions', () => {
       expect(h({ name: 'x-tag', exact: 'a' }, { 'x-tag': ['a', 'b'] })).to.equal('other');
     });
 
+    it('treats inherited properties of a plain header object as absent', () => {
+      expect(h({ name: 'constructor', present: true }, {})).to.equal('other');
+      expect(h({ name: 'toString', exact: 'x' }, {})).to.equal('other');
+      expect(h({ name: '__proto__', prefix: 'x' }, {})).to.equal('other');
+    });
+
     it('all header matchers of a route must hold', () => {
       const t = table([
         r('both', { prefix: '/', headers: [{ name: 'a', exact: '1' }, { name: 'b', exact: '2' }] }),
