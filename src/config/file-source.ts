@@ -21,6 +21,8 @@ export interface FileConfigSourceOptions {
    * where fs.watch reports nothing (some network and overlay mounts).
    */
   readonly pollIntervalMs?: number;
+  /** Use fs.watch (default true); off leaves only polling, for mounts where watching is unreliable. */
+  readonly watch?: boolean;
   readonly validateOptions?: ValidateOptions;
   /** Receives accepted snapshots via swap. */
   readonly store?: ConfigStore;
@@ -77,7 +79,7 @@ export class FileConfigSource {
     if (this.started) throw new Error('FileConfigSource already started');
     this.started = true;
     // Watch first so a change made during the first load is not missed.
-    await this.startWatching();
+    if (this.opts.watch !== false) await this.startWatching();
     const first = await this.reload();
     if (!first.ok) {
       this.close();
