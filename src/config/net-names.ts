@@ -30,14 +30,14 @@ export function isWildcardHost(host: string): boolean {
 }
 
 /**
- * A virtual-host domain: "*", "*.suffix" or an exact lower-case host name
- * (IPv4, or IPv6 in brackets as it appears in :authority). Ports are not
- * allowed because the router drops the port of :authority before matching.
+ * A virtual-host domain: "*", "*.suffix" or an exact host name (IPv4, or IPv6
+ * in brackets as it appears in :authority); case does not matter. Ports are
+ * not allowed: the router drops the port of :authority before matching, so a
+ * port in a domain would suggest a distinction that is not made.
  */
 export function checkDomain(domain: string): string | undefined {
   if (domain === '*') return undefined;
   if (domain === '') return 'must not be empty';
-  if (domain !== domain.toLowerCase()) return `domain "${domain}" must be lower case (hosts are compared lower-cased)`;
   if (domain.startsWith('[') && domain.endsWith(']') && isIP(domain.slice(1, -1)) === 6) return undefined;
   if (domain.includes(':')) return `ports are not allowed in domains ("${domain}"); the port of :authority is ignored`;
   const host = domain.startsWith('*.') ? domain.slice(2) : domain;

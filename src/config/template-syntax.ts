@@ -1,14 +1,17 @@
 /**
  * Syntax check of a path template (the google.api.http grammar):
  *
- *   Template  = "/" [ Segments ] [ ":" Verb ]
+ *   Template  = "/" | "/" Segments [ ":" Verb ]
  *   Segments  = Segment { "/" Segment }
  *   Segment   = "*" | "**" | Literal | Variable
  *   Variable  = "{" FieldPath [ "=" Segments ] "}"
  *   FieldPath = Ident { "." Ident }
  *
- * `**` may only be the last segment, variables do not nest and each name
- * appears once. This only answers "is it well formed" for validation; the
+ * `**` may only be the last segment, variables do not nest, each name appears
+ * once, and there are at most 64 segments. The verb is the text after the last
+ * ":" of the last segment (outside braces); a ":" elsewhere is literal text.
+ * These are the router's rules (docs/routing.md): this check exists so that
+ * what validates also compiles, without config importing the proxy. The
  * router compiles templates itself, once per config version.
  *
  * Returns undefined when the template is valid, else the reason.
@@ -17,35 +20,40 @@ export function checkPathTemplate(template: string): string | undefined {
   if (!template.startsWith('/')) return 'must start with "/"';
   if (template === '/') return undefined;
   let body = template.slice(1);
-  const verbAt = topLevelColon(body);
+  const verbAt = verbColon(template);
   if (verbAt >= 0) {
-    const verb = body.slice(verbAt + 1);
-    if (!LITERAL_RE.test(verb)) return `invalid verb ":${verb}"`;
-    body = body.slice(0, verbAt);
+    const verb = template.slice(verbAt + 1);
+    if (!VERB_RE.test(verb)) return verb === '' ? 'empty custom verb after ":"' : `invalid verb ":${verb}"`;
+    body = template.slice(1, verbAt);
     if (body === '') return 'a verb needs a path before it';
   }
-  const p = new Parser(body);
-  return p.run();
+  return new Parser(body).run();
 }
 
-const LITERAL_RE = /^[^/{}*=:?#\s]+$/;
+export const MAX_TEMPLATE_SEGMENTS = 64;
+
+const VERB_RE = /^[^/{}*=?#\s]+$/;
 const FIELD_PATH_RE = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
 
-/** Index of the first ":" outside braces; the verb starts after it. */
-function topLevelColon(s: string): number {
+/** Index of the last ":" after the last "/", both outside braces; -1 when there is no verb. */
+function verbColon(s: string): number {
   let depth = 0;
+  let lastSlash = -1;
+  let lastColon = -1;
   for (let i = 0; i < s.length; i++) {
     const c = s[i];
     if (c === '{') depth++;
     else if (c === '}') depth--;
-    else if (c === ':' && depth === 0) return i;
+    else if (depth === 0 && c === '/') lastSlash = i;
+    else if (depth === 0 && c === ':') lastColon = i;
   }
-  return -1;
+  return lastColon > lastSlash ? lastColon : -1;
 }
 
 class Parser {
   private i = 0;
   private sawDoubleStar = false;
+  private count = 0;
   private readonly names = new Set<string>();
 
   constructor(private readonly s: string) {}
@@ -69,6 +77,7 @@ class Parser {
   private segment(inVariable: boolean): string | undefined {
     const at = this.i + 1; // 0-based offset in the template (body starts after the leading "/")
     if (this.sawDoubleStar) return `"**" must be the last segment`;
+    if (++this.count > MAX_TEMPLATE_SEGMENTS) return `more than ${MAX_TEMPLATE_SEGMENTS} segments`;
     const c = this.s[this.i];
     if (c === '{') {
       if (inVariable) return `nested variable at offset ${at}`;
@@ -87,10 +96,10 @@ class Parser {
       return undefined;
     }
     const start = this.i;
-    while (this.i < this.s.length && !'/{}*=:'.includes(this.s[this.i]!)) this.i++;
+    while (this.i < this.s.length && !'/{}*='.includes(this.s[this.i]!)) this.i++;
     const lit = this.s.slice(start, this.i);
     if (lit === '') return c === undefined || c === '/' ? `empty segment at offset ${at}` : `unexpected "${c}" at offset ${at}`;
-    if (!LITERAL_RE.test(lit)) return `invalid characters in segment "${lit}"`;
+    if (/[?#\s]/.test(lit)) return `invalid characters in segment "${lit}"`;
     return undefined;
   }
 
@@ -105,6 +114,8 @@ class Parser {
     this.names.add(name);
     if (this.s[this.i] === '=') {
       this.i++;
+      this.count--; // the variable's segments are counted, not the variable itself
+
       const err = this.segments(true);
       if (err) return err;
     }

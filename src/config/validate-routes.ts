@@ -26,12 +26,13 @@ export function checkRouteConfiguration(
       const dp = `${vp}.domains[${d}]`;
       const bad = checkDomain(domain);
       if (bad) return report(dp, bad);
-      const owner = domainOwner.get(domain);
-      if (owner !== undefined) {
-        const where = owner === v ? 'this virtual host' : `virtual host ${owner}${nameOf(rc.virtualHosts[owner]!.name)}`;
-        report(dp, `domain "${domain}" is already listed by ${where}`);
+      // Hosts compare case-insensitively; a repeat inside one virtual host is harmless.
+      const key = domain.toLowerCase();
+      const owner = domainOwner.get(key);
+      if (owner !== undefined && owner !== v) {
+        report(dp, `domain "${domain}" is already listed by virtual host ${owner}${nameOf(rc.virtualHosts[owner]!.name)}`);
       } else {
-        domainOwner.set(domain, v);
+        domainOwner.set(key, v);
       }
     });
 
@@ -70,6 +71,7 @@ function checkMatch(m: RouteMatch, mp: string, report: Report): void {
     case 'prefix':
     case 'path':
       if (!ps.value.startsWith('/')) report(`${mp}.${ps.case}`, `must start with "/", got "${ps.value}"`);
+      else if (ps.value.includes('?')) report(`${mp}.${ps.case}`, 'paths are matched without the query string; remove "?…"');
       break;
     case 'template': {
       const bad = checkPathTemplate(ps.value);
@@ -81,15 +83,17 @@ function checkMatch(m: RouteMatch, mp: string, report: Report): void {
       if (bad) report(`${mp}.regex`, bad);
       break;
     }
+    default:
+      if (!m.grpc) report(mp, 'needs a path specifier (prefix, path, template or regex) or grpc');
   }
   m.methods.forEach((method, i) => {
-    // Methods are case-sensitive (RFC 9110); "get" would silently never match.
-    if (!/^[A-Z][A-Z-]*$/.test(method)) report(`${mp}.methods[${i}]`, `invalid method "${method}" (methods are upper case, e.g. GET)`);
+    // The router compares methods case-insensitively, so only the token syntax matters.
+    if (!TOKEN_RE.test(method)) report(`${mp}.methods[${i}]`, `invalid method "${method}"`);
   });
   m.headers.forEach((h, i) => {
     const hp = `${mp}.headers[${i}]`;
     if (h.name === '') report(`${hp}.name`, 'required');
-    else if (!/^:?[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(h.name)) report(`${hp}.name`, `invalid header name "${h.name}"`);
+    else if (!TOKEN_RE.test(h.name.replace(/^:/, ''))) report(`${hp}.name`, `invalid header name "${h.name}"`);
     if (h.match.case === 'regex') {
       const bad = regexError(h.match.value);
       if (bad) report(`${hp}.regex`, bad);
@@ -106,7 +110,10 @@ function checkMatch(m: RouteMatch, mp: string, report: Report): void {
   }
 }
 
-/** Compiled the way the router compiles it (plain ECMAScript, no flags). */
+/** An HTTP token (RFC 9110 §5.6.2): what method and header names are made of. */
+const TOKEN_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** Plain ECMAScript, no flags, as the router compiles it; a valid source stays valid when the router anchors it. */
 function regexError(source: string): string | undefined {
   try {
     new RegExp(source);

@@ -13,6 +13,11 @@ describe('path template syntax', () => {
       '/v1/{path=**}',
       '/v1/shelves:batchGet',
       '/files/a.b-c_d~e',
+      '/p:1/x',
+      '/v1/a:b:c',
+      '/v1/{name=ops/*}:cancel',
+      '/' + Array.from({ length: 64 }, () => 'a').join('/'),
+      '/v1/{x=a/b/c}/' + Array.from({ length: 60 }, () => 'a').join('/'),
     ]) {
       expect(checkPathTemplate(t), t).to.equal(undefined);
     }
@@ -31,7 +36,11 @@ describe('path template syntax', () => {
       ['/v1/{a}/{a}', 'variable "a" appears twice'],
       ['/v1/*a', '"*" must be a whole segment (offset 4)'],
       ['/v1/a*', 'unexpected "*" at offset 5'],
-      ['/v1/x:', 'invalid verb ":"'],
+      ['/v1/x:', 'empty custom verb after ":"'],
+      ['/v1/x:a b', 'invalid verb ":a b"'],
+      ['/v1/a b', 'invalid characters in segment "a b"'],
+      ['/' + Array.from({ length: 65 }, () => 'a').join('/'), 'more than 64 segments'],
+      ['/v1/{x=a/b/c/d}/' + Array.from({ length: 60 }, () => 'a').join('/'), 'more than 64 segments'],
       ['/:get', 'a verb needs a path before it'],
       ['/v1/}', 'unexpected "}" at offset 4'],
     ];

@@ -130,9 +130,18 @@ describe('config validation', () => {
     });
 
     it('checks prefixes, paths and methods', () => {
-      expect(rc((_s, routes) => (routes[2]!.match = { prefix: 'api', methods: ['GET', 'post'] }))).to.deep.equal([
+      expect(rc((_s, routes) => (routes[2]!.match = { prefix: 'api', methods: ['GET', 'post', 'GE T'] }))).to.deep.equal([
         'RouteConfiguration/main: spec.virtualHosts[0].routes[2].match.prefix: must start with "/", got "api"',
-        'RouteConfiguration/main: spec.virtualHosts[0].routes[2].match.methods[1]: invalid method "post" (methods are upper case, e.g. GET)',
+        'RouteConfiguration/main: spec.virtualHosts[0].routes[2].match.methods[2]: invalid method "GE T"',
+      ]);
+      expect(rc((_s, routes) => (routes[2]!.match = { path: '/search?q=1' }))).to.deep.equal([
+        'RouteConfiguration/main: spec.virtualHosts[0].routes[2].match.path: paths are matched without the query string; remove "?…"',
+      ]);
+    });
+
+    it('requires a path specifier or grpc in a match', () => {
+      expect(rc((_s, routes) => (routes[2]!.match = { methods: ['GET'] }))).to.deep.equal([
+        'RouteConfiguration/main: spec.virtualHosts[0].routes[2].match: needs a path specifier (prefix, path, template or regex) or grpc',
       ]);
     });
 
@@ -159,19 +168,21 @@ describe('config validation', () => {
     it('checks domains: well-formed and unique across virtual hosts', () => {
       const vhs = (spec: Obj): Obj[] => spec.virtualHosts as Obj[];
       expect(
-        rc((spec) => vhs(spec).push({ name: 'api', domains: ['api.example.com', '*.example.com', '[::1]'], routes: [] })),
+        rc((spec) => vhs(spec).push({ name: 'api', domains: ['api.example.com', '*.Example.com', '[::1]', 'x.io', 'x.io'], routes: [] })),
       ).to.deep.equal([]);
       expect(
         rc((spec) =>
-          vhs(spec).push({ name: 'api', domains: ['api.example.com:8080', 'API.example.com', 'a.*.com', '*', 'x.io', 'x.io'], routes: [] }),
+          vhs(spec).push({ name: 'api', domains: ['api.example.com:8080', 'a.*.com', '*', 'bad_host'], routes: [] }),
         ),
       ).to.deep.equal([
         'RouteConfiguration/main: spec.virtualHosts[1].domains[0]: ports are not allowed in domains ("api.example.com:8080"); the port of :authority is ignored',
-        'RouteConfiguration/main: spec.virtualHosts[1].domains[1]: domain "API.example.com" must be lower case (hosts are compared lower-cased)',
-        'RouteConfiguration/main: spec.virtualHosts[1].domains[2]: invalid domain "a.*.com": "*" is only allowed alone or as a leading "*."',
-        'RouteConfiguration/main: spec.virtualHosts[1].domains[3]: domain "*" is already listed by virtual host 0 ("default")',
-        'RouteConfiguration/main: spec.virtualHosts[1].domains[5]: domain "x.io" is already listed by this virtual host',
+        'RouteConfiguration/main: spec.virtualHosts[1].domains[1]: invalid domain "a.*.com": "*" is only allowed alone or as a leading "*."',
+        'RouteConfiguration/main: spec.virtualHosts[1].domains[2]: domain "*" is already listed by virtual host 0 ("default")',
+        'RouteConfiguration/main: spec.virtualHosts[1].domains[3]: invalid domain "bad_host": expected "*", "*.suffix" or a host name',
       ]);
+      expect(
+        rc((spec) => vhs(spec).push({ name: '', domains: ['a.io'] }, { name: '', domains: ['A.io'] })),
+      ).to.deep.equal(['RouteConfiguration/main: spec.virtualHosts[2].domains[0]: domain "A.io" is already listed by virtual host 1']);
       expect(rc((spec) => (vhs(spec)[0]!.domains = []))).to.deep.equal([
         'RouteConfiguration/main: spec.virtualHosts[0].domains: at least one domain is required ("*" matches any host)',
       ]);
