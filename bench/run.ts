@@ -84,7 +84,7 @@ const cfg = {
   /** Percent of the server CPU used by processes that are not ours above which a sample is repeated. */
   foreignMax: envNum('BENCH_FOREIGN_MAX', 15),
   /** Repeats allowed in a whole run (keeps the run bounded). */
-  maxRepeats: Math.round(envNum('BENCH_MAX_REPEATS', 3)),
+  maxRepeats: Math.round(envNum('BENCH_MAX_REPEATS', 6)),
   accessLog: process.env.BENCH_ACCESS_LOG === '1',
   grpcBackend: process.env.BENCH_GRPC_BACKEND ?? 'auto',
   serverCpu: process.env.BENCH_SERVER_CPU ?? '0',
@@ -588,7 +588,7 @@ async function main(): Promise<number> {
           node: process.version,
           kernel: release(),
           cpu: osCpus()[0]?.model ?? '',
-          cpus: availableParallelism(),
+          cpus: osCpus().length,
           nginx: toolVersion('nginx', ['-v']),
           h2load: toolVersion('h2load', ['--version']),
           wrk: toolVersion('wrk', ['-v']),

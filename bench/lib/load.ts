@@ -108,9 +108,11 @@ export async function runH2load(spec: H2loadSpec): Promise<LoadResult> {
     };
   }
   const seconds = num(fin[1]) / (fin[2] === 'ms' ? 1000 : 1);
-  const ok2xx = num(codes[1]);
+  // `succeeded` counts completed streams with a 2xx/3xx status; `status codes`
+  // also counts streams still open at the end, so it can exceed `done`.
+  const nonSuccessCodes = num(codes[3]) + num(codes[4]);
+  const ok2xx = nonSuccessCodes > 0 ? Math.min(num(reqs[4]), num(codes[1])) : num(reqs[4]);
   const done = num(reqs[3]);
-  // `done` counts every finished stream, failed or not; only 2xx count as success.
   const failed = done - ok2xx;
   return {
     ok: ok2xx > 0,
