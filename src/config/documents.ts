@@ -38,6 +38,8 @@ export function sourceLabel(source: DocumentSource): string {
  * understood must never be applied.
  */
 export function parseDocuments(text: string, opts: ParseOptions = {}): Result<RawDocument[]> {
+  // Editors on Windows may save a byte-order mark, which JSON.parse rejects.
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   const format = opts.format ?? (opts.file?.toLowerCase().endsWith('.json') ? 'json' : 'yaml');
   return format === 'json' ? parseJson(text, opts.file) : parseYaml(text, opts.file);
 }

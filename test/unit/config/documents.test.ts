@@ -50,6 +50,11 @@ describe('config documents', () => {
     expect(r.ok && r.value.map((d) => d.source.index)).to.deep.equal([0, 1]);
   });
 
+  it('ignores a byte-order mark', () => {
+    const r = parseDocuments('\uFEFF{"kind": "Cluster"}', { file: 'bom.json' });
+    expect(r.ok && r.value[0]!.value).to.deep.equal({ kind: 'Cluster' });
+  });
+
   it('does not mistake a document with an items field for a list', () => {
     const r = parseDocuments(JSON.stringify({ kind: 'Cluster', items: [] }), { format: 'json' });
     expect(r.ok && r.value.length).to.equal(1);
