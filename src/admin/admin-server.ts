@@ -1,0 +1,131 @@
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Registry } from 'prom-client';
+import type { ConfigStore } from '../config/store.js';
+import { dumpSnapshot } from '../config/dump.js';
+import type { ListenerManager } from '../proxy/listener/listener-manager.js';
+import type { ProxyContext } from '../proxy/context.js';
+import type { Logger } from '../observability/logger.js';
+
+export interface AdminDeps {
+  registry: Registry;
+  store: ConfigStore;
+  listeners: ListenerManager;
+  proxy: ProxyContext;
+  logger: Logger;
+  /** Called by POST /quitquitquit: the sidecar drains and exits. */
+  onQuit(): void;
+}
+
+/**
+ * The admin API, on loopback only: readiness, metrics and read-only views of
+ * the running config. Nothing here changes config.
+ */
+export class AdminServer {
+  private readonly server: http.Server;
+
+  constructor(private readonly deps: AdminDeps) {
+    this.server = http.createServer((req, res) => {
+      this.handle(req, res).catch((err: Error) => {
+        deps.logger.error({ err: err.message, path: req.url }, 'admin request failed');
+        if (!res.headersSent) send(res, 500, 'text/plain', `internal error: ${err.message}\n`);
+      });
+    });
+  }
+
+  async listen(port: number, host = '127.0.0.1'): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => resolve());
+    });
+    return (this.server.address() as { port: number }).port;
+  }
+
+  close(): Promise<void> {
+    this.server.closeAllConnections();
+    return new Promise((r) => this.server.close(() => r()));
+  }
+
+  private ready(): boolean {
+    return !this.deps.listeners.isDraining && this.deps.listeners.current() !== undefined;
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const d = this.deps;
+    switch (url.pathname) {
+      case '/ready':
+        return this.ready()
+          ? send(res, 200, 'text/plain', 'ready\n')
+          : send(res, 503, 'text/plain', d.listeners.isDraining ? 'draining\n' : 'no config yet\n');
+      case '/healthz':
+        return send(res, 200, 'text/plain', 'ok\n');
+      case '/metrics':
+        return send(res, 200, d.registry.contentType, await d.registry.metrics());
+      case '/config_dump': {
+        const snap = d.store.current();
+        if (!snap) return send(res, 503, 'text/plain', 'no config yet\n');
+        const yaml = url.searchParams.get('format') === 'yaml';
+        return send(res, 200, yaml ? 'application/yaml' : 'application/json', dumpSnapshot(snap, yaml ? 'yaml' : 'json'));
+      }
+      case '/clusters':
+        return sendJson(res, this.clusters());
+      case '/routes': {
+        const st = d.listeners.current();
+        const out: Record<string, unknown> = {};
+        for (const [name, t] of st?.routeTables ?? []) out[name] = t.describe();
+        return sendJson(res, { version: st?.version, routeConfigs: out });
+      }
+      case '/listeners': {
+        const out: Record<string, unknown> = {};
+        for (const [name, a] of d.listeners.addresses()) out[name] = a;
+        return sendJson(res, { version: d.listeners.current()?.version, listeners: out });
+      }
+      case '/quitquitquit':
+        if (req.method !== 'POST') return send(res, 405, 'text/plain', 'use POST\n', { allow: 'POST' });
+        send(res, 200, 'text/plain', 'draining\n');
+        d.onQuit();
+        return;
+      default:
+        return send(res, 404, 'text/plain', 'not found\n');
+    }
+  }
+
+  private clusters(): unknown {
+    const st = this.deps.listeners.current();
+    const out: Record<string, unknown> = {};
+    for (const [name, c] of st?.clusters ?? []) {
+      out[name] = {
+        protocol: c.protocol,
+        connectTimeoutMs: c.connectTimeoutMs,
+        endpoints: c.endpoints.map((e) => {
+          const h2 = this.deps.proxy.h2.describe(e.key);
+          const h1 = this.deps.proxy.h1.describe(e.key);
+          return {
+            address: e.key,
+            weight: e.weight,
+            // An endpoint with no connection yet is "idle"; a failed connect shows as "failed".
+            state: h2?.state ?? (h1 ? 'ready' : 'idle'),
+            ...(h2?.lastError ? { lastError: h2.lastError } : {}),
+            ...(h1 ? { h1: h1 } : {}),
+          };
+        }),
+      };
+    }
+    return { version: st?.version, clusters: out };
+  }
+}
+
+function send(
+  res: ServerResponse,
+  status: number,
+  type: string,
+  body: string,
+  extra: Record<string, string> = {},
+): void {
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), ...extra });
+  res.end(body);
+}
+
+function sendJson(res: ServerResponse, v: unknown): void {
+  send(res, 200, 'application/json', JSON.stringify(v, null, 2) + '\n');
+}

@@ -1,0 +1,70 @@
+import net, { type Socket } from 'node:net';
+import type { ProxyContext } from '../context.js';
+import type { ListenerView } from '../listener-view.js';
+
+/**
+ * Opaque TCP: splice the downstream socket to an endpoint of the listener's
+ * default cluster, replaying any bytes read during detection. Half-closes pass
+ * through (allowHalfOpen on both sides); either side closing hard closes the
+ * other. One access-log line per connection.
+ */
+export function proxyTcp(ctx: ProxyContext, view: ListenerView, socket: Socket, initial: Buffer | undefined): void {
+  const settings = view.settings;
+  const startMs = ctx.clock.monotonicMs();
+  const cluster = settings.defaultCluster ? view.state.clusters.get(settings.defaultCluster) : undefined;
+  const ep = cluster?.pick();
+  let bytesIn = initial?.length ?? 0;
+  let bytesOut = 0;
+  let flags: string | undefined;
+  socket.on('error', noop);
+  const log = (): void => {
+    if (!settings.accessLog) return;
+    ctx.accessLog.info(
+      {
+        listener: settings.name,
+        protocol: 'tcp',
+        duration_ms: Math.round(ctx.clock.monotonicMs() - startMs),
+        bytes_in: bytesIn,
+        bytes_out: bytesOut,
+        upstream: ep?.key,
+        cluster: cluster?.name,
+        flags,
+      },
+      'access',
+    );
+  };
+  if (!cluster || !ep) {
+    flags = cluster ? 'UH' : 'NC';
+    ctx.metrics.localReplies.inc({ listener: settings.name, flag: flags });
+    socket.destroy();
+    log();
+    return;
+  }
+  const up = net.connect({ host: ep.host, port: ep.port, allowHalfOpen: true, noDelay: true });
+  up.on('error', noop);
+  const timer = ctx.clock.setTimer(cluster.connectTimeoutMs, () => {
+    if (up.connecting) up.destroy(new Error('connect timeout'));
+  });
+  up.once('connect', () => {
+    timer.cancel();
+    if (initial?.length) up.write(initial);
+    socket.pipe(up);
+    up.pipe(socket);
+  });
+  socket.on('data', (c: Buffer) => (bytesIn += c.length));
+  up.on('data', (c: Buffer) => (bytesOut += c.length));
+  up.once('close', (hadError) => {
+    timer.cancel();
+    if (hadError && bytesOut === 0) flags = 'UF';
+    // A clean close already ended the downstream through pipe(); end() lets
+    // queued bytes flush. Only an error cuts the client off.
+    if (hadError) socket.destroy();
+    else socket.end();
+  });
+  socket.once('close', () => {
+    up.destroy();
+    log();
+  });
+}
+
+function noop(): void {}

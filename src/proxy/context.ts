@@ -1,0 +1,21 @@
+import type { Clock } from '../core/clock.js';
+import type { Logger } from '../observability/logger.js';
+import type { ProxyMetrics } from '../observability/proxy-metrics.js';
+import type { H1Pool } from './upstream/h1-pool.js';
+import type { H2Pool } from './upstream/h2-pool.js';
+
+/**
+ * Long-lived collaborators of the data path, built once by the composition
+ * root. Config-dependent parts live in ProxyState instead.
+ */
+export interface ProxyContext {
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** Where access-log lines go (one JSON line per request). */
+  readonly accessLog: Logger;
+  readonly metrics: ProxyMetrics;
+  readonly h2: H2Pool;
+  readonly h1: H1Pool;
+  /** Set once SIGTERM arrives: h1 responses get `Connection: close`. */
+  readonly lifecycle: { draining: boolean };
+}

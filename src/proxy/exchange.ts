@@ -1,0 +1,94 @@
+import type { ProxyContext } from './context.js';
+import type { ListenerSettings } from './state.js';
+
+type InHeaders = Record<string, string | string[] | undefined>;
+
+/**
+ * The record of one request/response exchange, filled in as it proceeds and
+ * written once at the end as the access-log line and the request metric.
+ * Field names are the access-log keys (snake_case, units in names).
+ */
+export class Exchange {
+  method = '';
+  authority = '';
+  path = '';
+  protocol: string;
+  status = 0;
+  grpc_status: string | undefined = undefined;
+  duration_ms = 0;
+  bytes_in = 0;
+  bytes_out = 0;
+  upstream: string | undefined = undefined;
+  route = '';
+  cluster = '';
+  request_id: string | undefined = undefined;
+  flags: string | undefined = undefined;
+  headers: Record<string, string> | undefined = undefined;
+  private readonly startMs: number;
+  private done = false;
+
+  constructor(
+    private readonly ctx: ProxyContext,
+    private readonly listener: ListenerSettings,
+    protocol: string,
+  ) {
+    this.protocol = protocol;
+    this.startMs = ctx.clock.monotonicMs();
+    ctx.metrics.activeStreams.inc({ listener: listener.name });
+  }
+
+  /** Copies the configured request headers into the log line, redacting sensitive ones. */
+  captureHeaders(h: InHeaders): void {
+    const names = this.listener.logHeaders;
+    if (names.length === 0) return;
+    const out: Record<string, string> = {};
+    for (const n of names) {
+      const v = h[n];
+      if (v === undefined) continue;
+      out[n] = this.listener.sensitiveHeaders.has(n) ? '[redacted]' : Array.isArray(v) ? v.join(', ') : v;
+    }
+    this.headers = out;
+  }
+
+  /** Writes the access-log line and metrics exactly once. */
+  finish(): void {
+    if (this.done) return;
+    this.done = true;
+    const ctx = this.ctx;
+    const l = this.listener;
+    this.duration_ms = Math.round((ctx.clock.monotonicMs() - this.startMs) * 1000) / 1000;
+    ctx.metrics.activeStreams.dec({ listener: l.name });
+    ctx.metrics.observeRequest(
+      l.name,
+      this.route,
+      this.cluster,
+      this.status,
+      this.grpc_status ?? '',
+      this.protocol,
+      this.duration_ms / 1000,
+    );
+    if (this.flags !== undefined) ctx.metrics.localReplies.inc({ listener: l.name, flag: this.flags });
+    if (l.accessLog) ctx.accessLog.info(this.toLogObject(), 'access');
+  }
+
+  private toLogObject(): Record<string, unknown> {
+    return {
+      listener: this.listener.name,
+      method: this.method,
+      authority: this.authority,
+      path: this.path,
+      protocol: this.protocol,
+      status: this.status,
+      grpc_status: this.grpc_status,
+      duration_ms: this.duration_ms,
+      bytes_in: this.bytes_in,
+      bytes_out: this.bytes_out,
+      upstream: this.upstream,
+      route: this.route,
+      cluster: this.cluster,
+      request_id: this.request_id,
+      flags: this.flags,
+      headers: this.headers,
+    };
+  }
+}

@@ -1,0 +1,99 @@
+import { randomUUID } from 'node:crypto';
+
+/**
+ * Hop-by-hop headers (RFC 9110 §7.6.1) plus the HTTP/1-only framing headers
+ * that must not cross a proxy. `te` is handled separately: HTTP/2 allows only
+ * `te: trailers`, which gRPC requires, so that value is kept.
+ */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  'connection',
+  'proxy-connection',
+  'keep-alive',
+  'transfer-encoding',
+  'upgrade',
+  'te',
+  'trailer',
+  'proxy-authenticate',
+  'http2-settings',
+  'host',
+]);
+
+export const INTERNAL_PREFIX = 'x-outrigger-';
+
+export interface ForwardingInfo {
+  clientAddress: string;
+  /** "http" or "https": how the client reached us. */
+  scheme: string;
+  trustedHops: number;
+}
+
+type InHeaders = Record<string, string | string[] | undefined>;
+type OutHeaders = Record<string, string | string[]>;
+
+/**
+ * Copies end-to-end request headers into `out` (which already holds any
+ * pseudo-headers), dropping hop-by-hop ones, names listed in `Connection`,
+ * HTTP/2 pseudo-headers and our internal `x-outrigger-*` headers, then sets
+ * x-forwarded-for / x-forwarded-proto / x-request-id. Returns the request id.
+ */
+export function copyRequestHeaders(inH: InHeaders, out: OutHeaders, fwd: ForwardingInfo): string {
+  const connection = inH['connection'];
+  const listed = typeof connection === 'string' && connection.length > 0 ? connectionTokens(connection) : undefined;
+  for (const k in inH) {
+    const v = inH[k];
+    if (v === undefined || k.charCodeAt(0) === 58 /* ':' */) continue;
+    if (HOP_BY_HOP.has(k)) {
+      if (k === 'te' && typeof v === 'string' && v.toLowerCase().includes('trailers')) out['te'] = 'trailers';
+      continue;
+    }
+    if (k.startsWith(INTERNAL_PREFIX)) continue;
+    if (listed !== undefined && listed.has(k)) continue;
+    out[k] = v;
+  }
+  const trusted = fwd.trustedHops > 0;
+  const xff = inH['x-forwarded-for'];
+  out['x-forwarded-for'] = trusted && xff ? `${xff}, ${fwd.clientAddress}` : fwd.clientAddress;
+  if (!trusted || !inH['x-forwarded-proto']) out['x-forwarded-proto'] = fwd.scheme;
+  let rid = inH['x-request-id'];
+  if (!trusted || typeof rid !== 'string' || rid.length === 0) {
+    rid = randomUUID();
+    out['x-request-id'] = rid;
+  }
+  return rid as string;
+}
+
+function connectionTokens(v: string): Set<string> {
+  const s = new Set<string>();
+  for (const t of v.split(',')) {
+    const n = t.trim().toLowerCase();
+    if (n) s.add(n);
+  }
+  return s;
+}
+
+/** Response headers from an upstream, minus hop-by-hop ones, for any downstream. */
+export function copyResponseHeaders(inH: InHeaders, out: OutHeaders): OutHeaders {
+  const connection = inH['connection'];
+  const listed = typeof connection === 'string' && connection.length > 0 ? connectionTokens(connection) : undefined;
+  for (const k in inH) {
+    const v = inH[k];
+    if (v === undefined || k.charCodeAt(0) === 58) continue;
+    if (HOP_BY_HOP.has(k) || (listed !== undefined && listed.has(k))) continue;
+    out[k] = v;
+  }
+  return out;
+}
+
+/** gRPC requests are HTTP/2 with content-type application/grpc[+proto|+json|;...] (not grpc-web). */
+export function isGrpcContentType(ct: string | undefined): boolean {
+  return (
+    ct !== undefined &&
+    ct.startsWith('application/grpc') &&
+    (ct.length === 16 || ct.charCodeAt(16) === 43 /* + */ || ct.charCodeAt(16) === 59 /* ; */)
+  );
+}
+
+/** Percent-encodes a grpc-message value as the gRPC spec asks. */
+export function encodeGrpcMessage(msg: string): string {
+  return encodeURIComponent(msg).replace(/%20/g, ' ');
+}

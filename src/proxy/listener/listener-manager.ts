@@ -1,0 +1,115 @@
+import type { ConfigSnapshot } from '../../config/snapshot.js';
+import type { ProxyContext } from '../context.js';
+import { buildProxyState, endpointKeys, type ProxyState } from '../state.js';
+import { ProxyListener } from './proxy-listener.js';
+
+/**
+ * Owns the listeners of the data path and applies config snapshots to them:
+ * compile the new ProxyState, give unchanged listeners the new view (their
+ * sockets stay open), open listeners that are new or moved, drain the ones
+ * that went away, and close upstream pools no cluster refers to any more.
+ */
+export class ListenerManager {
+  private readonly listeners = new Map<string, ProxyListener>();
+  private state: ProxyState | undefined;
+  private draining = false;
+
+  constructor(
+    private readonly ctx: ProxyContext,
+    private readonly drainTimeoutMs: number,
+  ) {}
+
+  current(): ProxyState | undefined {
+    return this.state;
+  }
+
+  /** Applies a snapshot. Rejects (leaving the old state serving) when a new port cannot be bound. */
+  async apply(snapshot: ConfigSnapshot): Promise<void> {
+    const next = buildProxyState(snapshot);
+    const opened: ProxyListener[] = [];
+    const replaced: ProxyListener[] = [];
+    try {
+      for (const [name, settings] of next.listeners) {
+        const view = { settings, state: next };
+        const existing = this.listeners.get(name);
+        if (existing && sameAddress(existing, settings.config.address)) continue;
+        const l = new ProxyListener(this.ctx, view);
+        await l.listen();
+        opened.push(l);
+        if (existing) replaced.push(existing);
+      }
+    } catch (err) {
+      for (const l of opened) l.close();
+      throw err;
+    }
+    // Point of no return: swap every listener to the new state together.
+    for (const l of opened) {
+      const old = this.listeners.get(l.name);
+      this.listeners.set(l.name, l);
+      if (old) void this.retire(old);
+    }
+    for (const [name, l] of this.listeners) {
+      const settings = next.listeners.get(name);
+      if (!settings) {
+        this.listeners.delete(name);
+        void this.retire(l);
+      } else if (!opened.includes(l)) l.update({ settings, state: next });
+    }
+    this.state = next;
+    const keep = endpointKeys(next);
+    this.ctx.h2.retain(keep);
+    this.ctx.h1.retain(keep);
+    this.ctx.logger.info(
+      { version: next.version, listeners: [...this.listeners.values()].map((l) => ({ name: l.name, ...l.address() })) },
+      'config applied',
+    );
+  }
+
+  private async retire(l: ProxyListener): Promise<void> {
+    l.drain();
+    await Promise.race([l.waitIdle(), this.sleep(this.drainTimeoutMs)]);
+    l.close();
+  }
+
+  addresses(): Map<string, { host: string; port: number }> {
+    const m = new Map<string, { host: string; port: number }>();
+    for (const [name, l] of this.listeners) m.set(name, l.address());
+    return m;
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  /** SIGTERM path: stop accepting, let in-flight work finish up to the drain timeout, then close. */
+  async drain(): Promise<void> {
+    this.draining = true;
+    this.ctx.lifecycle.draining = true;
+    const all = [...this.listeners.values()];
+    for (const l of all) l.drain();
+    await Promise.race([Promise.all(all.map((l) => l.waitIdle())), this.sleep(this.drainTimeoutMs)]);
+    for (const l of all) l.close();
+    this.ctx.h2.closeAll();
+    this.ctx.h1.closeAll();
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((r) => this.ctx.clock.setTimer(ms, r));
+  }
+
+  close(): void {
+    for (const l of this.listeners.values()) l.close();
+    this.listeners.clear();
+    this.ctx.h2.closeAll();
+    this.ctx.h1.closeAll();
+  }
+}
+
+function sameAddress(l: ProxyListener, a: { host: string; port: number } | undefined): boolean {
+  const cur = l.ref.view.settings.config.address;
+  if ((cur?.host ?? '') !== (a?.host ?? '')) return false;
+  // Port 0 means "any free port": an unchanged 0, or naming the port that 0
+  // got, keeps the socket already bound.
+  return (cur?.port ?? 0) === (a?.port ?? 0) || (a?.port ?? 0) === l.address().port;
+}
+

@@ -1,0 +1,309 @@
+import http from 'node:http';
+import http2, { type Http2Session, type ServerHttp2Session } from 'node:http2';
+import net, { type Socket } from 'node:net';
+import tls from 'node:tls';
+import { readFileSync } from 'node:fs';
+import type { ProxyContext } from '../context.js';
+import type { ListenerView, ListenerViewRef } from '../listener-view.js';
+import type { ListenerSettings } from '../state.js';
+import { onH1Request, type H1ConnectionInfo } from '../codec/h1-request.js';
+import { onH2Stream, type H2ConnectionInfo } from '../codec/h2-stream.js';
+import { onWebSocketUpgrade } from '../codec/websocket.js';
+import { proxyTcp } from '../codec/tcp.js';
+import { detectProtocol, MAX_DETECT_BYTES } from './detect.js';
+
+type Outcome = 'h2c' | 'http1' | 'tls' | 'opaque' | 'timeout' | 'closed' | 'declared_opaque';
+
+/**
+ * One listening socket and the protocol servers behind it. Accepted sockets
+ * are classified by detectProtocol and handed to an unbound node:http or
+ * node:http2 server (whose connection handling we reuse) or spliced as TCP.
+ *
+ * The view pointer is swapped on config change; connections and requests in
+ * flight keep the view they started with, new requests take the new one.
+ * Servers are rebuilt only when limits they bake in (header size, streams)
+ * change; connections on the old servers finish undisturbed.
+ */
+export class ProxyListener {
+  readonly ref: ListenerViewRef;
+  private readonly server: net.Server;
+  private h1!: http.Server;
+  private h2!: http2.Http2Server;
+  private tlsContext: tls.SecureContext | undefined;
+  private readonly sockets = new Set<Socket>();
+  private readonly sessions = new Set<Http2Session>();
+  private readonly h1Servers = new Set<http.Server>();
+  private draining = false;
+  private bakedKey = '';
+
+  constructor(
+    private readonly ctx: ProxyContext,
+    view: ListenerView,
+  ) {
+    this.ref = { view };
+    this.server = net.createServer({ pauseOnConnect: false, noDelay: true }, (s) => this.onConnection(s));
+    this.server.on('error', (err) => ctx.logger.error({ listener: view.settings.name, err: err.message }, 'listener error'));
+    this.rebuildServers(view.settings);
+  }
+
+  get name(): string {
+    return this.ref.view.settings.name;
+  }
+
+  async listen(): Promise<{ host: string; port: number }> {
+    const a = this.ref.view.settings.config.address;
+    await new Promise<void>((resolve, reject) => {
+      const onErr = (e: Error): void => reject(e);
+      this.server.once('error', onErr);
+      this.server.listen({ host: a?.host || '0.0.0.0', port: a?.port ?? 0 }, () => {
+        this.server.off('error', onErr);
+        resolve();
+      });
+    });
+    return this.address();
+  }
+
+  address(): { host: string; port: number } {
+    const addr = this.server.address() as net.AddressInfo;
+    return { host: addr.address, port: addr.port };
+  }
+
+  /** Installs a new view; new requests use it at once. */
+  update(view: ListenerView): void {
+    this.ref.view = view;
+    this.rebuildServers(view.settings);
+  }
+
+  private rebuildServers(s: ListenerSettings): void {
+    const key = `${s.maxHeaderBytes}|${s.maxConcurrentStreams}|${s.idleTimeoutMs}|${s.config.tls?.certFile}|${s.config.tls?.keyFile}`;
+    if (key === this.bakedKey) return;
+    this.bakedKey = key;
+    const ctx = this.ctx;
+    const ref = this.ref;
+    const h1 = http.createServer({ maxHeaderSize: s.maxHeaderBytes, keepAliveTimeout: 5000, requestTimeout: 0 });
+    h1.timeout = s.idleTimeoutMs;
+    h1.on('request', (req, res) => onH1Request(ctx, ref, infoOf(req.socket), req, res));
+    h1.on('upgrade', (req, socket: Socket, head: Buffer) => this.onUpgrade(req, socket, head));
+    h1.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.onH1ClientError(err, socket));
+    // Connection tracking (idle-connection close on drain, header timeouts)
+    // starts on 'listening'; this server never listens itself.
+    h1.emit('listening');
+    this.h1Servers.add(h1);
+    this.h1 = h1;
+    const h2 = http2.createServer({
+      settings: { maxConcurrentStreams: s.maxConcurrentStreams, maxHeaderListSize: s.maxHeaderBytes },
+      maxSessionMemory: 64,
+    });
+    h2.on('session', (session: ServerHttp2Session) => this.onSession(session));
+    this.h2 = h2;
+    const t = s.config.tls;
+    this.tlsContext =
+      t?.certFile && t.keyFile
+        ? tls.createSecureContext({ cert: readFileSync(t.certFile), key: readFileSync(t.keyFile) })
+        : undefined;
+  }
+
+  private onConnection(socket: Socket): void {
+    const view = this.ref.view;
+    const s = view.settings;
+    const m = this.ctx.metrics;
+    socket.on('error', noop);
+    if (this.draining) {
+      m.rejectedConnections.inc({ listener: s.name, reason: 'draining' });
+      socket.destroy();
+      return;
+    }
+    if (this.sockets.size >= s.maxConnections) {
+      m.rejectedConnections.inc({ listener: s.name, reason: 'max_connections' });
+      socket.destroy();
+      return;
+    }
+    this.sockets.add(socket);
+    m.activeConnections.inc({ listener: s.name });
+    socket.once('close', () => {
+      this.sockets.delete(socket);
+      m.activeConnections.dec({ listener: s.name });
+    });
+    if (s.opaque) {
+      this.outcome(s, 'declared_opaque');
+      proxyTcp(this.ctx, view, socket, undefined);
+      return;
+    }
+    let buf: Buffer = EMPTY;
+    let decided = false;
+    const decide = (outcome: Outcome): void => {
+      decided = true;
+      timer.cancel();
+      socket.off('data', onData);
+      socket.off('end', onEnd);
+      this.outcome(s, outcome);
+      this.dispatch(outcome, socket, buf, view);
+    };
+    const onData = (chunk: Buffer): void => {
+      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      const d = detectProtocol(buf);
+      if (d !== 'need_more') decide(d);
+      else if (buf.length >= MAX_DETECT_BYTES) decide('opaque');
+    };
+    const onEnd = (): void => {
+      if (!decided) decide(buf.length ? 'opaque' : 'closed');
+    };
+    const timer = this.ctx.clock.setTimer(s.detectTimeoutMs, () => {
+      if (!decided) decide(buf.length ? 'opaque' : 'timeout');
+    });
+    socket.on('data', onData);
+    socket.once('end', onEnd);
+  }
+
+  private dispatch(outcome: Outcome, socket: Socket, buf: Buffer, view: ListenerView): void {
+    const s = view.settings;
+    switch (outcome) {
+      case 'h2c':
+      case 'http1':
+        socket.pause();
+        socket.unshift(buf);
+        this.ctx.metrics.connections.inc({ listener: s.name, protocol: outcome });
+        // Both servers take over the socket's native handle. http2 replays
+        // what is buffered in JS (the unshifted bytes) itself and must not be
+        // resumed (JS reads would race its native ones); node:http takes the
+        // buffered bytes through its 'data' listener, which needs a resume.
+        if (outcome === 'h2c') this.h2.emit('connection', socket);
+        else {
+          this.h1.emit('connection', socket);
+          socket.resume();
+        }
+        return;
+      case 'tls':
+        if (!this.tlsContext) {
+          this.ctx.metrics.protocolErrors.inc({ listener: s.name, kind: 'tls_not_configured' });
+          socket.destroy();
+          return;
+        }
+        socket.pause();
+        socket.unshift(buf);
+        this.startTls(socket);
+        return;
+      case 'closed':
+        socket.destroy();
+        return;
+      default:
+        // opaque or timeout: TCP to the default cluster, or close when there is none.
+        if (!s.defaultCluster) {
+          if (outcome === 'timeout') this.ctx.metrics.protocolErrors.inc({ listener: s.name, kind: 'silent_peer' });
+          socket.destroy();
+          return;
+        }
+        this.ctx.metrics.connections.inc({ listener: s.name, protocol: 'tcp' });
+        proxyTcp(this.ctx, view, socket, buf.length ? buf : undefined);
+    }
+  }
+
+  private startTls(socket: Socket): void {
+    const s = this.ref.view.settings;
+    const tlsSocket = new tls.TLSSocket(socket, {
+      isServer: true,
+      secureContext: this.tlsContext!,
+      ALPNProtocols: ['h2', 'http/1.1'],
+    });
+    tlsSocket.on('error', noop);
+    const h1 = this.h1;
+    const h2 = this.h2;
+    tlsSocket.once('secure', () => {
+      const h2alpn = tlsSocket.alpnProtocol === 'h2';
+      this.ctx.metrics.connections.inc({ listener: s.name, protocol: h2alpn ? 'h2' : 'https1' });
+      (h2alpn ? h2 : h1).emit('connection', tlsSocket);
+    });
+    socket.resume();
+  }
+
+  private onSession(session: ServerHttp2Session): void {
+    const ctx = this.ctx;
+    const ref = this.ref;
+    const info: H2ConnectionInfo = infoOf(session.socket as unknown as Socket);
+    this.sessions.add(session);
+    session.once('close', () => this.sessions.delete(session));
+    session.on('error', (err: NodeJS.ErrnoException) => {
+      ctx.metrics.protocolErrors.inc({ listener: ref.view.settings.name, kind: 'h2_session' });
+      ctx.logger.info({ listener: ref.view.settings.name, err: err.code ?? err.message }, 'downstream h2 session error');
+    });
+    session.on('frameError', () => ctx.metrics.protocolErrors.inc({ listener: ref.view.settings.name, kind: 'h2_frame' }));
+    session.on('stream', (stream, headers, flags) => onH2Stream(ctx, ref, info, stream, headers, flags));
+    session.setTimeout(ref.view.settings.idleTimeoutMs, () => session.close());
+    if (this.draining) session.close();
+  }
+
+  private onUpgrade(req: http.IncomingMessage, socket: Socket, head: Buffer): void {
+    const upgrade = (req.headers.upgrade ?? '').toLowerCase();
+    if (upgrade === 'websocket') {
+      onWebSocketUpgrade(this.ctx, this.ref, infoOf(socket), req, socket, head);
+      return;
+    }
+    // Any other upgrade (h2c included) is ignored, as RFC 9110 §7.8 allows: the
+    // request is served as plain HTTP/1.1 and the connection closes after it.
+    const res = new http.ServerResponse(req);
+    res.shouldKeepAlive = false;
+    res.assignSocket(socket);
+    res.once('finish', () => socket.end());
+    if (head.length) req.push(head);
+    req.push(null);
+    onH1Request(this.ctx, this.ref, infoOf(socket), req, res);
+  }
+
+  private onH1ClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+    const s = this.ref.view.settings;
+    const code = err.code ?? 'UNKNOWN';
+    this.ctx.metrics.protocolErrors.inc({ listener: s.name, kind: code === 'HPE_HEADER_OVERFLOW' ? 'h1_headers_too_large' : 'h1_malformed' });
+    this.ctx.logger.info({ listener: s.name, err: code, reason: err.message }, 'malformed HTTP/1.1 request');
+    if (!socket.writable || (err as { bytesParsed?: number }).bytesParsed === undefined) return void socket.destroy();
+    const status = code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+    const body = code === 'HPE_HEADER_OVERFLOW' ? 'request headers too large\n' : `bad request: ${code}\n`;
+    socket.end(
+      `HTTP/1.1 ${status}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  }
+
+  private outcome(s: ListenerSettings, outcome: Outcome): void {
+    this.ctx.metrics.detections.inc({ listener: s.name, outcome });
+  }
+
+  /** Graceful drain: stop accepting, GOAWAY to h2 clients, close idle h1 keep-alives. */
+  drain(): void {
+    if (this.draining) return;
+    this.draining = true;
+    this.server.close();
+    for (const s of this.sessions) s.close();
+    for (const h1 of this.h1Servers) h1.closeIdleConnections();
+  }
+
+  /** Resolves when no connection is left (or never, if the caller does not wait). */
+  async waitIdle(pollMs = 25): Promise<void> {
+    while (this.sockets.size > 0) {
+      for (const h1 of this.h1Servers) h1.closeIdleConnections();
+      await new Promise((r) => setTimeout(r, pollMs));
+    }
+  }
+
+  get connectionCount(): number {
+    return this.sockets.size;
+  }
+
+  /** Hard close: every connection is destroyed. */
+  close(): void {
+    this.draining = true;
+    this.server.close();
+    for (const s of this.sessions) s.destroy();
+    for (const s of this.sockets) s.destroy();
+    for (const h1 of this.h1Servers) h1.close();
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function infoOf(socket: Socket): H1ConnectionInfo {
+  return {
+    clientAddress: socket.remoteAddress ?? '',
+    scheme: (socket as { encrypted?: boolean }).encrypted ? 'https' : 'http',
+  };
+}
+
+function noop(): void {}

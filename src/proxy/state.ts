@@ -1,0 +1,86 @@
+import type { ConfigSnapshot } from '../config/snapshot.js';
+import type { Listener } from '../gen/outrigger/config/v1/listener_pb.js';
+import { durationMs } from '../core/duration.js';
+import { RouteTable } from './router/index.js';
+import { ClusterRuntime } from './upstream/cluster.js';
+
+export const DEFAULT_DETECT_TIMEOUT_MS = 100;
+export const DEFAULT_IDLE_TIMEOUT_MS = 300_000;
+export const DEFAULT_MAX_CONNECTIONS = 10_000;
+export const DEFAULT_MAX_CONCURRENT_STREAMS = 1000;
+export const DEFAULT_MAX_HEADER_BYTES = 65_536;
+
+/** Header values that never reach a log line, whatever the config says. */
+const ALWAYS_SENSITIVE = ['authorization', 'proxy-authorization', 'cookie', 'set-cookie'];
+
+/** What a listener needs at request time, resolved once per config version. */
+export interface ListenerSettings {
+  readonly name: string;
+  readonly config: Listener;
+  readonly routes: RouteTable | undefined;
+  readonly defaultCluster: string;
+  readonly opaque: boolean;
+  readonly detectTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly trustedHops: number;
+  readonly maxConnections: number;
+  readonly maxConcurrentStreams: number;
+  readonly maxHeaderBytes: number;
+  /** 0 = unlimited. */
+  readonly maxRequestBodyBytes: number;
+  readonly accessLog: boolean;
+  readonly logHeaders: readonly string[];
+  readonly sensitiveHeaders: ReadonlySet<string>;
+}
+
+/**
+ * The compiled, immutable form of one ConfigSnapshot for the data path: route
+ * tables, clusters and per-listener settings. A request takes the state of its
+ * listener once and uses it to the end, so a swap never changes a request
+ * midway.
+ */
+export interface ProxyState {
+  readonly version: string;
+  readonly snapshot: ConfigSnapshot;
+  readonly listeners: ReadonlyMap<string, ListenerSettings>;
+  readonly clusters: ReadonlyMap<string, ClusterRuntime>;
+  readonly routeTables: ReadonlyMap<string, RouteTable>;
+}
+
+export function buildProxyState(snapshot: ConfigSnapshot): ProxyState {
+  const routeTables = new Map<string, RouteTable>();
+  for (const [name, rc] of snapshot.routeConfigs) routeTables.set(name, RouteTable.compile(rc));
+  const clusters = new Map<string, ClusterRuntime>();
+  for (const [name, c] of snapshot.clusters) clusters.set(name, ClusterRuntime.build(c, snapshot.loadAssignments.get(name)));
+  const listeners = new Map<string, ListenerSettings>();
+  for (const [name, l] of snapshot.listeners) {
+    const limits = l.limits;
+    const sensitive = new Set(ALWAYS_SENSITIVE);
+    for (const h of l.accessLog?.sensitiveHeaders ?? []) sensitive.add(h.toLowerCase());
+    listeners.set(name, {
+      name,
+      config: l,
+      routes: l.routeConfig ? routeTables.get(l.routeConfig) : undefined,
+      defaultCluster: l.defaultCluster,
+      opaque: l.opaque,
+      detectTimeoutMs: l.opaque ? 0 : durationMs(l.detectTimeout, DEFAULT_DETECT_TIMEOUT_MS),
+      idleTimeoutMs: durationMs(l.idleTimeout, DEFAULT_IDLE_TIMEOUT_MS),
+      trustedHops: l.trustedHops,
+      maxConnections: limits?.maxConnections || DEFAULT_MAX_CONNECTIONS,
+      maxConcurrentStreams: limits?.maxConcurrentStreams || DEFAULT_MAX_CONCURRENT_STREAMS,
+      maxHeaderBytes: limits?.maxHeaderBytes || DEFAULT_MAX_HEADER_BYTES,
+      maxRequestBodyBytes: Number(limits?.maxRequestBodyBytes ?? 0n),
+      accessLog: !l.accessLog?.disabled,
+      logHeaders: (l.accessLog?.logHeaders ?? []).map((h) => h.toLowerCase()),
+      sensitiveHeaders: sensitive,
+    });
+  }
+  return { version: snapshot.version, snapshot, listeners, clusters, routeTables };
+}
+
+/** Endpoint keys referenced by a state, so pools of vanished endpoints can be closed. */
+export function endpointKeys(state: ProxyState): Set<string> {
+  const keys = new Set<string>();
+  for (const c of state.clusters.values()) for (const e of c.endpoints) keys.add(e.key);
+  return keys;
+}

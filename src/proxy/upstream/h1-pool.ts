@@ -1,0 +1,42 @@
+import http from 'node:http';
+import type { EndpointAddress } from './endpoint.js';
+
+/**
+ * Keep-alive HTTP/1.1 agents, one per upstream endpoint, shared across config
+ * versions. LIFO scheduling keeps the hottest sockets busy so idle ones time
+ * out and close.
+ */
+export class H1Pool {
+  private readonly agents = new Map<string, http.Agent>();
+
+  agent(ep: EndpointAddress, maxIdle: number, idleTimeoutMs: number): http.Agent {
+    let a = this.agents.get(ep.key);
+    if (!a) {
+      a = new http.Agent({ keepAlive: true, maxFreeSockets: maxIdle, scheduling: 'lifo', timeout: idleTimeoutMs });
+      this.agents.set(ep.key, a);
+    }
+    return a;
+  }
+
+  retain(keep: ReadonlySet<string>): void {
+    for (const [key, a] of this.agents) {
+      if (!keep.has(key)) {
+        this.agents.delete(key);
+        a.destroy();
+      }
+    }
+  }
+
+  describe(key: string): { openSockets: number; idleSockets: number } | undefined {
+    const a = this.agents.get(key);
+    if (!a) return undefined;
+    const count = (m: NodeJS.ReadOnlyDict<unknown[]>): number =>
+      Object.values(m).reduce((n, l) => n + (l?.length ?? 0), 0);
+    return { openSockets: count(a.sockets), idleSockets: count(a.freeSockets) };
+  }
+
+  closeAll(): void {
+    for (const a of this.agents.values()) a.destroy();
+    this.agents.clear();
+  }
+}

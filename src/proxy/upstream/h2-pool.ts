@@ -1,0 +1,127 @@
+import http2, { type ClientHttp2Session } from 'node:http2';
+import net from 'node:net';
+import type { Clock } from '../../core/clock.js';
+import type { Logger } from '../../observability/logger.js';
+import type { EndpointAddress } from './endpoint.js';
+
+/**
+ * States of one upstream HTTP/2 session:
+ *   connecting → ready → (draining after GOAWAY | closed)
+ *   connecting → failed (connect error or timeout) → closed
+ * A session that is draining or closed is dropped from the pool at once, so
+ * the next request opens a fresh one while streams in flight finish.
+ */
+export type H2State = 'connecting' | 'ready' | 'draining' | 'failed' | 'closed';
+
+export class H2Connection {
+  state: H2State = 'connecting';
+  lastError: string | undefined;
+
+  constructor(
+    readonly endpoint: EndpointAddress,
+    readonly session: ClientHttp2Session,
+  ) {}
+
+  get usable(): boolean {
+    return (this.state === 'connecting' || this.state === 'ready') && !this.session.closed && !this.session.destroyed;
+  }
+}
+
+export interface H2PoolOptions {
+  clock: Clock;
+  logger: Logger;
+  /** Per-stream receive window towards upstreams; big messages stream faster with a larger one. */
+  initialWindowSize?: number;
+}
+
+/** Larger windows than HTTP/2's 64 KiB default, so a 16 MiB message is not throttled by round trips. */
+const DEFAULT_WINDOW = 1 << 20;
+const SESSION_WINDOW = 8 << 20;
+
+/**
+ * One multiplexed HTTP/2 session per upstream endpoint, shared by every
+ * listener and config version. Sessions are keyed by endpoint, not by
+ * cluster, so a config swap that keeps an endpoint keeps its connection.
+ */
+export class H2Pool {
+  private readonly conns = new Map<string, H2Connection>();
+
+  constructor(private readonly opts: H2PoolOptions) {}
+
+  /** The live session for `ep`, connecting one when there is none. */
+  get(ep: EndpointAddress, connectTimeoutMs: number, idleTimeoutMs: number): H2Connection {
+    const existing = this.conns.get(ep.key);
+    if (existing && existing.usable) return existing;
+    const conn = this.connect(ep, connectTimeoutMs, idleTimeoutMs);
+    this.conns.set(ep.key, conn);
+    return conn;
+  }
+
+  private connect(ep: EndpointAddress, connectTimeoutMs: number, idleTimeoutMs: number): H2Connection {
+    const window = this.opts.initialWindowSize ?? DEFAULT_WINDOW;
+    const session = http2.connect(`http://${ep.key}`, {
+      createConnection: () => net.connect({ host: ep.host, port: ep.port, noDelay: true }),
+      settings: { initialWindowSize: window, enablePush: false },
+      maxSessionMemory: 64,
+    });
+    const conn = new H2Connection(ep, session);
+    const timer = this.opts.clock.setTimer(connectTimeoutMs, () => {
+      if (conn.state === 'connecting') {
+        conn.state = 'failed';
+        conn.lastError = `connect timeout after ${connectTimeoutMs}ms`;
+        session.destroy(new Error(conn.lastError));
+      }
+    });
+    const drop = (): void => {
+      if (this.conns.get(ep.key) === conn) this.conns.delete(ep.key);
+    };
+    session.once('connect', () => {
+      timer.cancel();
+      conn.state = 'ready';
+      session.setLocalWindowSize(SESSION_WINDOW);
+    });
+    session.on('goaway', () => {
+      // Streams already open finish; new requests must go to a new session.
+      if (conn.state !== 'failed') conn.state = 'draining';
+      drop();
+    });
+    session.on('error', (err: Error) => {
+      if (conn.state === 'connecting') conn.state = 'failed';
+      conn.lastError = err.message;
+      this.opts.logger.warn({ upstream: ep.key, err: err.message }, 'upstream h2 session error');
+      drop();
+    });
+    session.once('close', () => {
+      timer.cancel();
+      if (conn.state !== 'failed') conn.state = 'closed';
+      drop();
+    });
+    session.setTimeout(idleTimeoutMs, () => {
+      // Idle: no frames for idleTimeoutMs. Close gracefully; streams cannot be open.
+      drop();
+      session.close();
+    });
+    session.unref();
+    return conn;
+  }
+
+  /** Closes the sessions of endpoints not in `keep` (after a config swap). */
+  retain(keep: ReadonlySet<string>): void {
+    for (const [key, conn] of this.conns) {
+      if (!keep.has(key)) {
+        this.conns.delete(key);
+        conn.session.close();
+      }
+    }
+  }
+
+  describe(key: string): { state: H2State; lastError?: string } | undefined {
+    const c = this.conns.get(key);
+    return c ? { state: c.state, ...(c.lastError ? { lastError: c.lastError } : {}) } : undefined;
+  }
+
+  closeAll(): void {
+    for (const conn of this.conns.values()) conn.session.close();
+    this.conns.clear();
+  }
+}

@@ -1,0 +1,88 @@
+import { expect } from 'chai';
+import * as grpc from '@grpc/grpc-js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, writeFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { request } from 'undici';
+import { startBookstore, type BookstoreServer } from '../../examples/bookstore/server.js';
+import { bookstoreClient } from '../support/bookstore-client.js';
+import { cluster, listener, routes, toYaml } from '../support/config-docs.js';
+
+const SVC = 'outrigger.examples.bookstore.v1.BookstoreService';
+
+/** Starts the real CLI as a child process and resolves with the ports from its ready line. */
+async function spawnSidecar(configPath: string): Promise<{ proc: ChildProcess; port: number; admin: number; exit: Promise<number | null> }> {
+  const proc = spawn(process.execPath, ['bin/outrigger.js', 'sidecar', '--config', configPath, '--admin-port', '0', '--allow-ephemeral-ports', '--drain-timeout', '5s'], {
+    env: { ...process.env, OUTRIGGER_FROM_SOURCE: '1', OUTRIGGER_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exit = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  const lines = createInterface({ input: proc.stdout! });
+  const ready = await new Promise<{ adminPort: number; listeners: Record<string, { port: number }> }>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('sidecar did not start')), 20000);
+    lines.on('line', (l) => {
+      if (l.includes('"sidecar ready"')) {
+        clearTimeout(t);
+        resolve(JSON.parse(l));
+      }
+    });
+    proc.once('exit', () => reject(new Error('sidecar exited early')));
+  });
+  return { proc, port: ready.listeners.main!.port, admin: ready.adminPort, exit };
+}
+
+describe('graceful shutdown on SIGTERM (real process)', function () {
+  this.timeout(40000);
+  let backend: BookstoreServer;
+  let dir: string;
+
+  before(async () => {
+    backend = await startBookstore();
+    dir = await mkdtemp(join(tmpdir(), 'outrigger-drain-'));
+  });
+  after(async () => {
+    await backend.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('turns /ready 503 at once, finishes in-flight unary and streaming calls, then exits 0', async () => {
+    const configPath = join(dir, 'config.yaml');
+    await writeFile(
+      configPath,
+      toYaml([
+        listener('main'),
+        routes('main', [{ name: 'bookstore', match: { grpc: { service: SVC } }, route: { cluster: 'bookstore' } }]),
+        cluster('bookstore', [backend.port], 'UPSTREAM_PROTOCOL_HTTP2'),
+      ]),
+    );
+    const sc = await spawnSidecar(configPath);
+    const client = bookstoreClient(`127.0.0.1:${sc.port}`);
+    expect((await request(`http://127.0.0.1:${sc.admin}/ready`)).statusCode).to.equal(200);
+
+    // In flight when the signal comes: 10 slow unary calls and a client stream mid-call.
+    const md = new grpc.Metadata();
+    md.set('x-delay-ms', '800');
+    const slow = Array.from({ length: 10 }, () => client.unary('getShelf', { shelf: 1n }, { metadata: md }));
+    const { call, result } = client.clientStream('bulkCreateBooks');
+    call.write({ $typeName: 'outrigger.examples.bookstore.v1.CreateBookRequest', shelf: 1n, book: { $typeName: 'outrigger.examples.bookstore.v1.Book', id: 0n, author: 'x', title: 'before' } } as never);
+    await new Promise((r) => setTimeout(r, 200));
+
+    sc.proc.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 100));
+    const ready = await request(`http://127.0.0.1:${sc.admin}/ready`);
+    expect(ready.statusCode).to.equal(503);
+    await ready.body.text();
+
+    // The client stream keeps going after the signal and completes normally.
+    call.write({ $typeName: 'outrigger.examples.bookstore.v1.CreateBookRequest', shelf: 1n, book: { $typeName: 'outrigger.examples.bookstore.v1.Book', id: 0n, author: 'x', title: 'after' } } as never);
+    call.end();
+    const results = await Promise.allSettled([...slow, result]);
+    const failed = results.filter((r) => r.status === 'rejected');
+    expect(failed.map((f) => String((f as PromiseRejectedResult).reason))).to.deep.equal([]);
+    expect(((await result).response as { created: bigint }).created).to.equal(2n);
+    client.close();
+    expect(await sc.exit).to.equal(0);
+  });
+});

@@ -1,0 +1,103 @@
+import { expect } from 'chai';
+import net from 'node:net';
+import WebSocket from 'ws';
+import { startTcpEcho, startWsEcho, type Started } from '../support/backends.js';
+import { cluster, listener, prefixRoute, routes } from '../support/config-docs.js';
+import { startTestSidecar, type TestSidecar } from '../support/sidecar-harness.js';
+import { waitFor } from '../support/wait.js';
+
+function readLine(sock: net.Socket): Promise<string> {
+  return new Promise((resolve) => {
+    let buf = '';
+    const on = (c: Buffer): void => {
+      buf += c.toString();
+      const i = buf.indexOf('\n');
+      if (i >= 0) {
+        sock.off('data', on);
+        resolve(buf.slice(0, i));
+      }
+    };
+    sock.on('data', on);
+  });
+}
+
+describe('WebSocket pass-through and opaque TCP', function () {
+  let ws: Started<unknown>;
+  let tcp: Started<unknown>;
+  let sc: TestSidecar;
+
+  before(async () => {
+    ws = await startWsEcho();
+    tcp = await startTcpEcho();
+    sc = await startTestSidecar([
+      listener('main', { defaultCluster: 'tcp' }),
+      listener('plain', { routeConfig: 'main', detectTimeout: '0.1s' }),
+      listener('opaque', { routeConfig: '', defaultCluster: 'tcp', opaque: true }),
+      routes('main', [prefixRoute('/ws', 'ws'), prefixRoute('/', 'ws')]),
+      cluster('ws', [ws.port], 'UPSTREAM_PROTOCOL_HTTP1'),
+      cluster('tcp', [tcp.port]),
+    ]);
+  });
+  after(async () => {
+    await sc.close();
+    await ws.close();
+    await tcp.close();
+  });
+
+  it('relays text and binary frames both ways and preserves the close code', async () => {
+    const c = new WebSocket(`ws://127.0.0.1:${sc.port()}/ws/chat?room=1`);
+    const got: (string | Buffer)[] = [];
+    c.on('message', (d, isBinary) => got.push(isBinary ? (d as Buffer) : d.toString()));
+    await new Promise((r, j) => (c.once('open', r), c.once('error', j)));
+    c.send('hello');
+    c.send(Buffer.from([1, 2, 3]));
+    c.send('whoami');
+    await waitFor(() => got.length === 3, 'echoes');
+    expect(got[0]).to.equal('hello');
+    expect(got[1]).to.deep.equal(Buffer.from([1, 2, 3]));
+    const who = JSON.parse(got[2] as string) as { url: string; headers: Record<string, string> };
+    expect(who.url).to.equal('/ws/chat?room=1');
+    expect(who.headers['x-forwarded-for']).to.equal('127.0.0.1');
+    const closed = new Promise<[number, string]>((r) => c.once('close', (code, reason) => r([code, reason.toString()])));
+    c.send('close-me');
+    expect(await closed).to.deep.equal([4001, 'bye']);
+    await waitFor(() => sc.access.some((l) => l.protocol === 'websocket' && l.status === 101), 'ws access log');
+  });
+
+  it('opaque TCP: a peer that sends nothing goes to the default cluster after the detection timeout (server speaks first)', async () => {
+    const s = net.connect(sc.port(), '127.0.0.1');
+    expect(await readLine(s)).to.equal('hello');
+    s.write('ping\n');
+    expect(await readLine(s)).to.equal('ping');
+    s.destroy();
+    expect(await sc.metrics()).to.match(/outrigger_protocol_detection_total\{listener="main",outcome="timeout"\} [1-9]/);
+  });
+
+  it('opaque TCP: non-HTTP bytes are proxied, detection bytes replayed', async () => {
+    const s = net.connect(sc.port(), '127.0.0.1');
+    s.write('\x00\x01binary-protocol\n');
+    const first = await readLine(s);
+    expect(first).to.equal('hello');
+    expect(await readLine(s)).to.equal('\x00\x01binary-protocol');
+    s.destroy();
+    expect(await sc.metrics()).to.match(/outrigger_protocol_detection_total\{listener="main",outcome="opaque"\} [1-9]/);
+  });
+
+  it('declared opaque ports skip detection entirely', async () => {
+    const t0 = Date.now();
+    const s = net.connect(sc.port('opaque'), '127.0.0.1');
+    expect(await readLine(s)).to.equal('hello');
+    // No detection wait: the greeting arrives well before the 100 ms default timeout.
+    expect(Date.now() - t0).to.be.lessThan(90);
+    s.destroy();
+  });
+
+  it('a silent peer on a listener without a default cluster is closed after the timeout and counted', async () => {
+    const s = net.connect(sc.port('plain'), '127.0.0.1');
+    s.on('error', () => {});
+    const t0 = Date.now();
+    await new Promise((r) => s.once('close', r));
+    expect(Date.now() - t0).to.be.within(50, 2000);
+    expect(await sc.metrics()).to.match(/outrigger_downstream_protocol_errors_total\{listener="plain",kind="silent_peer"\} [1-9]/);
+  });
+});
