@@ -90,10 +90,8 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     const snap = store.current();
     if (opts.stateDir && snap) void persist(opts.stateDir, snap, logger);
   };
-  const reject = (errors: readonly ConfigError[]): void => {
-    reloads.inc({ result: 'rejected' });
-    logger.error({ errors: errors.map(formatConfigError) }, 'config rejected; the previous config keeps serving');
-  };
+  // FileConfigSource already logs the errors (one line); this only counts.
+  const reject = (_errors: readonly ConfigError[]): void => void reloads.inc({ result: 'rejected' });
 
   const source = new FileConfigSource({
     path: opts.configPath,

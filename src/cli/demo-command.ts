@@ -52,7 +52,7 @@ export const demoCommand: Command = {
         `Outrigger demo: sidecar on ${addr} → Bookstore gRPC on 127.0.0.1:${backend.port}`,
         `  admin:  curl http://127.0.0.1:${sidecar.adminPort}/ready   (/metrics /config_dump /clusters /routes)`,
         `  gRPC:   grpcurl -plaintext -import-path proto -proto outrigger/examples/bookstore/v1/bookstore.proto ${addr} outrigger.examples.bookstore.v1.BookstoreService/ListShelves`,
-        `  h2c:    curl --http2-prior-knowledge -H 'content-type: application/grpc' -H 'te: trailers' --data-binary @/dev/null -o /dev/null -D - http://${addr}/outrigger.examples.bookstore.v1.BookstoreService/ListShelves`,
+        `  h2c:    printf '\\0\\0\\0\\0\\0' | curl -s --http2-prior-knowledge -H 'content-type: application/grpc' -H 'te: trailers' --data-binary @- -o /dev/null -D - http://${addr}/outrigger.examples.bookstore.v1.BookstoreService/ListShelves`,
         `  config: edit ${configPath} and it reloads; Ctrl-C drains and stops`,
         '',
       ].join('\n') + '\n',

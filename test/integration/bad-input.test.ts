@@ -17,6 +17,63 @@ function rawHttp(port: number, text: string): Promise<string> {
   });
 }
 
+function frame(type: number, flags: number, id: number, payload: Buffer): Buffer {
+  const h = Buffer.alloc(9);
+  h.writeUIntBE(payload.length, 0, 3);
+  h[3] = type;
+  h[4] = flags;
+  h.writeUInt32BE(id, 5);
+  return Buffer.concat([h, payload]);
+}
+
+interface Frame {
+  type: number;
+  flags: number;
+  id: number;
+  payload: Buffer;
+}
+
+/** A raw HTTP/2 connection (preface + empty SETTINGS sent) with a frame reader. */
+function rawH2(port: number) {
+  const sock = net.connect(port, '127.0.0.1');
+  sock.on('error', () => {});
+  let buf = Buffer.alloc(0);
+  const seen: Frame[] = [];
+  const waiters: (() => void)[] = [];
+  sock.on('data', (c: Buffer) => {
+    buf = Buffer.concat([buf, c]);
+    while (buf.length >= 9 && buf.length >= 9 + buf.readUIntBE(0, 3)) {
+      const len = buf.readUIntBE(0, 3);
+      seen.push({ type: buf[3]!, flags: buf[4]!, id: buf.readUInt32BE(5) & 0x7fffffff, payload: buf.subarray(9, 9 + len) });
+      buf = buf.subarray(9 + len);
+    }
+    waiters.splice(0).forEach((w) => w());
+  });
+  sock.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(4, 0, 0, Buffer.alloc(0))]));
+  return {
+    sock,
+    all: () => seen,
+    settings(): Map<number, number> {
+      const m = new Map<number, number>();
+      for (const f of seen.filter((x) => x.type === 4 && x.flags === 0))
+        for (let i = 0; i + 6 <= f.payload.length; i += 6) m.set(f.payload.readUInt16BE(i), f.payload.readUInt32BE(i + 2));
+      return m;
+    },
+    async frames(pred: (f: Frame) => boolean, timeoutMs = 3000): Promise<Frame> {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const f = seen.find(pred);
+        if (f) return f;
+        if (Date.now() > deadline) throw new Error('frame not received');
+        await new Promise<void>((r) => {
+          waiters.push(r);
+          setTimeout(r, 50);
+        });
+      }
+    },
+  };
+}
+
 describe('bad input and limits', function () {
   let h1: Started<unknown>;
   let h2: Started<unknown>;
@@ -67,54 +124,37 @@ describe('bad input and limits', function () {
     await res.body.text();
   });
 
-  it('refuses h2 streams beyond maxConcurrentStreams with RST_STREAM REFUSED_STREAM (no queue)', async () => {
+  it('enforces maxConcurrentStreams: a client that ignores it gets no extra stream and loses only its own connection', async () => {
     // A raw client that ignores the advertised limit: 5 HEADERS frames, no END_STREAM.
-    const frame = (type: number, flags: number, id: number, payload: Buffer): Buffer => {
-      const h = Buffer.alloc(9);
-      h.writeUIntBE(payload.length, 0, 3);
-      h[3] = type;
-      h[4] = flags;
-      h.writeUInt32BE(id, 5);
-      return Buffer.concat([h, payload]);
-    };
     // HPACK: :method POST (0x83), :scheme http (0x86), :path / (0x84), :authority "x" (literal, indexed name 1).
     const block = Buffer.from([0x83, 0x86, 0x84, 0x01, 0x01, 0x78]);
-    const s = net.connect(sc.port(), '127.0.0.1');
-    s.on('error', () => {});
-    const chunks: Buffer[] = [];
-    s.on('data', (c: Buffer) => chunks.push(c));
-    s.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(4, 0, 0, Buffer.alloc(0))]));
-    await new Promise((r) => setTimeout(r, 50));
-    s.write(frame(4, 1, 0, Buffer.alloc(0))); // SETTINGS ACK
-    for (const id of [1, 3, 5, 7, 9]) s.write(frame(1, 0x4, id, block));
-    const rst = await new Promise<{ id: number; code: number } | undefined>((resolve) => {
-      const check = (): void => {
-        const buf = Buffer.concat(chunks);
-        for (let off = 0; off + 9 <= buf.length; ) {
-          const len = buf.readUIntBE(off, 3);
-          const type = buf[off + 3];
-          const id = buf.readUInt32BE(off + 5) & 0x7fffffff;
-          if (type === 3 && off + 9 + 4 <= buf.length) return resolve({ id, code: buf.readUInt32BE(off + 9) });
-          off += 9 + len;
-        }
-      };
-      s.on('data', check);
-      setTimeout(() => resolve(undefined), 2000);
-      check();
-    });
-    s.destroy();
-    expect(rst).to.deep.equal({ id: 9, code: http2.constants.NGHTTP2_REFUSED_STREAM });
-  });
-
-  it('an h2 protocol error on one connection does not affect others', async () => {
-    const s = net.connect(sc.port(), '127.0.0.1');
-    s.on('error', () => {});
-    // Valid preface, then a garbage frame.
-    s.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), Buffer.from([0, 0, 4, 0xff, 0, 0, 0, 0, 1, 1, 2, 3, 4]), Buffer.from([0, 0, 8, 7, 0, 0, 0, 0, 0])]));
-    await new Promise((r) => s.once('close', r));
+    const r = rawH2(sc.port());
+    await r.frames((f) => f.type === 4 && f.flags === 0); // server SETTINGS
+    expect(r.settings().get(3)).to.equal(4); // SETTINGS_MAX_CONCURRENT_STREAMS
+    r.sock.write(frame(4, 1, 0, Buffer.alloc(0))); // SETTINGS ACK
+    for (const id of [1, 3, 5, 7, 9]) r.sock.write(frame(1, 0x4, id, block));
+    // nghttp2 treats the 5th stream as a protocol violation of the connection: GOAWAY, nothing queued.
+    const goaway = await r.frames((f) => f.type === 7);
+    // PROTOCOL_ERROR from nghttp2, or INTERNAL_ERROR when node tears the session down.
+    expect(goaway.payload.readUInt32BE(4)).to.be.oneOf([1, 2]);
+    expect(r.all().some((f) => f.type === 1 && f.id === 9)).to.equal(false);
+    r.sock.destroy();
     const ok = await request(`http://127.0.0.1:${sc.port()}/still-fine`);
     expect(ok.statusCode).to.equal(200);
     await ok.body.text();
+  });
+
+  it('an h2 protocol error on one connection does not affect others', async () => {
+    const r = rawH2(sc.port());
+    // DATA on stream 0 is a connection error (RFC 9113 §6.1).
+    r.sock.write(frame(0, 0, 0, Buffer.from([1, 2, 3, 4])));
+    const goaway = await r.frames((f) => f.type === 7);
+    expect(goaway.payload.readUInt32BE(4)).to.equal(1);
+    r.sock.destroy();
+    const ok = await request(`http://127.0.0.1:${sc.port()}/still-fine`);
+    expect(ok.statusCode).to.equal(200);
+    await ok.body.text();
+    expect(await sc.metrics()).to.match(/outrigger_downstream_protocol_errors_total\{listener="main",kind="h2_session"\} [1-9]/);
   });
 
   it('a peer that disappears mid-request does not disturb other traffic', async () => {

@@ -6,19 +6,25 @@ import { cluster, listener, prefixRoute, routes } from '../support/config-docs.j
 import { startTestSidecar, type TestSidecar } from '../support/sidecar-harness.js';
 import { waitFor } from '../support/wait.js';
 
-function readLine(sock: net.Socket): Promise<string> {
-  return new Promise((resolve) => {
-    let buf = '';
-    const on = (c: Buffer): void => {
-      buf += c.toString();
+/** Reads lines from a socket, keeping whatever arrives after the first newline for the next call. */
+function lineReader(sock: net.Socket): () => Promise<string> {
+  let buf = '';
+  const waiting: (() => void)[] = [];
+  sock.on('data', (c: Buffer) => {
+    buf += c.toString('latin1');
+    waiting.splice(0).forEach((w) => w());
+  });
+  return async () => {
+    for (;;) {
       const i = buf.indexOf('\n');
       if (i >= 0) {
-        sock.off('data', on);
-        resolve(buf.slice(0, i));
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        return line;
       }
-    };
-    sock.on('data', on);
-  });
+      await new Promise<void>((r) => waiting.push(r));
+    }
+  };
 }
 
 describe('WebSocket pass-through and opaque TCP', function () {
@@ -66,19 +72,20 @@ describe('WebSocket pass-through and opaque TCP', function () {
 
   it('opaque TCP: a peer that sends nothing goes to the default cluster after the detection timeout (server speaks first)', async () => {
     const s = net.connect(sc.port(), '127.0.0.1');
-    expect(await readLine(s)).to.equal('hello');
+    const readLine = lineReader(s);
+    expect(await readLine()).to.equal('hello');
     s.write('ping\n');
-    expect(await readLine(s)).to.equal('ping');
+    expect(await readLine()).to.equal('ping');
     s.destroy();
     expect(await sc.metrics()).to.match(/outrigger_protocol_detection_total\{listener="main",outcome="timeout"\} [1-9]/);
   });
 
   it('opaque TCP: non-HTTP bytes are proxied, detection bytes replayed', async () => {
     const s = net.connect(sc.port(), '127.0.0.1');
+    const readLine = lineReader(s);
     s.write('\x00\x01binary-protocol\n');
-    const first = await readLine(s);
-    expect(first).to.equal('hello');
-    expect(await readLine(s)).to.equal('\x00\x01binary-protocol');
+    expect(await readLine()).to.equal('hello');
+    expect(await readLine()).to.equal('\x00\x01binary-protocol');
     s.destroy();
     expect(await sc.metrics()).to.match(/outrigger_protocol_detection_total\{listener="main",outcome="opaque"\} [1-9]/);
   });
@@ -86,7 +93,7 @@ describe('WebSocket pass-through and opaque TCP', function () {
   it('declared opaque ports skip detection entirely', async () => {
     const t0 = Date.now();
     const s = net.connect(sc.port('opaque'), '127.0.0.1');
-    expect(await readLine(s)).to.equal('hello');
+    expect(await lineReader(s)()).to.equal('hello');
     // No detection wait: the greeting arrives well before the 100 ms default timeout.
     expect(Date.now() - t0).to.be.lessThan(90);
     s.destroy();
