@@ -94,6 +94,7 @@ function compileAction(r: Route, spec: PathSpec, onError: (rel: string, message:
 
 const CATEGORY: Readonly<Record<PathSpec['kind'], number>> = { path: 0, template: 1, prefix: 2, regex: 3 };
 const SEGMENT_RANK = { literal: 3, single: 2, multi: 1 } as const;
+const ENDED_RANK = 1.5;
 
 /**
  * The documented precedence as a total order (negative: `a` wins). Path
@@ -118,15 +119,17 @@ export function comparePrecedence(a: RouteEntry, b: RouteEntry): number {
 }
 
 /**
- * Segment by segment: literal > variable or `*` > `**` > template ended, so a
- * longer template beats its own prefix; then a custom verb beats none.
+ * Segment by segment: literal > variable or `*` > template ended > `**`. Two
+ * templates matching the same path can only differ at an ended position by
+ * `**` matching zero segments, and the template that names the path exactly
+ * is the more specific; then a custom verb beats none.
  */
 export function compareTemplates(a: ParsedTemplate, b: ParsedTemplate): number {
   const n = Math.max(a.segments.length, b.segments.length);
   for (let i = 0; i < n; i++) {
     const ka = a.segments[i];
     const kb = b.segments[i];
-    const d = (kb ? SEGMENT_RANK[kb.kind] : 0) - (ka ? SEGMENT_RANK[ka.kind] : 0);
+    const d = (kb ? SEGMENT_RANK[kb.kind] : ENDED_RANK) - (ka ? SEGMENT_RANK[ka.kind] : ENDED_RANK);
     if (d !== 0) return d;
   }
   return (b.verb !== undefined ? 1 : 0) - (a.verb !== undefined ? 1 : 0);

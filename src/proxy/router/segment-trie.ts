@@ -10,8 +10,8 @@ import type { RouteRequest } from './types.js';
  *
  * The walk is a depth-first search that tries, at each depth, the literal
  * child, then the single-segment child (`*`, `{x}`), then `**` routes, and at
- * the end of the path `**` (matching zero segments) before routes that end
- * there. That is exactly the documented template order, so the first route
+ * the end of the path routes that end there before `**` (matching zero
+ * segments). That is exactly the documented template order, so the first route
  * whose constraints hold is the winner. A node sits at one depth and is
  * visited at most once per walk, so a walk is linear in the trie size at worst.
  */
@@ -121,7 +121,8 @@ export function walkTemplates(
   tailEnd: number,
   req: RouteRequest,
 ): RouteEntry | undefined {
-  if (d === s.n) return firstHolding(node.multi, req) ?? firstHolding(node.end, req);
+  // A template that ends exactly here beats `**` matching zero segments.
+  if (d === s.n) return firstHolding(node.end, req) ?? firstHolding(node.multi, req);
   const start = s.starts[d]!;
   const end = d === s.n - 1 ? tailEnd : s.ends[d]!;
   const lit = findLiteral(node, path, start, end);

@@ -49,8 +49,8 @@ describe('router: precedence (most specific wins, not first match)', () => {
       inBothOrders([r('star', { template: '/a/*', methods: ['GET'] }), r('var', { template: '/a/{x}' })], '/a/b', 'star');
     });
 
-    it('a longer template beats a shorter one when the compared segments tie (so "/a/**" beats "/a" on "/a")', () => {
-      inBothOrders([r('short', { template: '/a' }), r('long', { template: '/a/**' })], '/a', 'long');
+    it('a template that ends where the path ends beats "**" matching zero segments ("/a" beats "/a/**" on "/a")', () => {
+      inBothOrders([r('short', { template: '/a' }), r('long', { template: '/a/**' })], '/a', 'short');
       inBothOrders([r('short', { template: '/a/{x}' }), r('long', { template: '/a/{x}/{rest=**}' })], '/a/b', 'long');
     });
 
@@ -63,7 +63,8 @@ describe('router: precedence (most specific wins, not first match)', () => {
 
     it('a custom verb does not beat a more specific segment', () => {
       inBothOrders([r('verb', { template: '/{a}/{b}:cancel' }), r('plain', { template: '/v1/{name}' })], '/v1/op:cancel', 'plain');
-      inBothOrders([r('verb', { template: '/v1/{n}:cancel' }), r('multi', { template: '/v1/{n}/**' })], '/v1/op:cancel', 'multi');
+      // The verb route ends with the path; `**` would match zero segments.
+      inBothOrders([r('verb', { template: '/v1/{n}:cancel' }), r('multi', { template: '/v1/{n}/**' })], '/v1/op:cancel', 'verb');
       inBothOrders([r('verb', { template: '/v1/op:cancel' }), r('plain', { template: '/v1/{n}' })], '/v1/op:cancel', 'verb');
     });
   });

@@ -68,12 +68,12 @@ function compareKeys(a: number[], b: number[]): number {
   return 0;
 }
 
-/** Literal -3, variable/`*` -2, `**` -1, ended 0 (negative so lower is better); verb last. */
+/** Literal -3, variable/`*` -2, ended -1.5, `**` -1 (negative so lower is better); verb last. */
 function templateKey(t: ParsedTemplate): number[] {
   const key: number[] = [];
   for (let i = 0; i < 70; i++) {
     const s = t.segments[i];
-    key.push(s === undefined ? 0 : s.kind === 'literal' ? -3 : s.kind === 'single' ? -2 : -1);
+    key.push(s === undefined ? -1.5 : s.kind === 'literal' ? -3 : s.kind === 'single' ? -2 : -1);
   }
   key.push(t.verb === undefined ? 0 : -1);
   return key;
