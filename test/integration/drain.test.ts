@@ -5,6 +5,7 @@ import { mkdtemp, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import http from 'node:http';
 import { request } from 'undici';
 import { startBookstore, type BookstoreServer } from '../../examples/bookstore/server.js';
 import { bookstoreClient } from '../support/bookstore-client.js';
@@ -36,14 +37,19 @@ async function spawnSidecar(configPath: string): Promise<{ proc: ChildProcess; p
 describe('graceful shutdown on SIGTERM (real process)', function () {
   this.timeout(40000);
   let backend: BookstoreServer;
+  let slowH1: http.Server;
   let dir: string;
 
   before(async () => {
     backend = await startBookstore();
+    // An HTTP/1.1 backend that answers after 600 ms, so a response is in flight during the drain.
+    slowH1 = http.createServer((_req, res) => setTimeout(() => res.end('slow'), 600));
+    await new Promise<void>((r) => slowH1.listen(0, '127.0.0.1', () => r()));
     dir = await mkdtemp(join(tmpdir(), 'outrigger-drain-'));
   });
   after(async () => {
     await backend.close();
+    slowH1.close();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -53,8 +59,12 @@ describe('graceful shutdown on SIGTERM (real process)', function () {
       configPath,
       toYaml([
         listener('main'),
-        routes('main', [{ name: 'bookstore', match: { grpc: { service: SVC } }, route: { cluster: 'bookstore' } }]),
+        routes('main', [
+          { name: 'bookstore', match: { grpc: { service: SVC } }, route: { cluster: 'bookstore' } },
+          { name: 'slow', match: { prefix: '/slow' }, route: { cluster: 'slow' } },
+        ]),
         cluster('bookstore', [backend.port], 'UPSTREAM_PROTOCOL_HTTP2'),
+        cluster('slow', [(slowH1.address() as { port: number }).port], 'UPSTREAM_PROTOCOL_HTTP1'),
       ]),
     );
     const sc = await spawnSidecar(configPath);
@@ -67,6 +77,17 @@ describe('graceful shutdown on SIGTERM (real process)', function () {
     const slow = Array.from({ length: 10 }, () => client.unary('getShelf', { shelf: 1n }, { metadata: md }));
     const { call, result } = client.clientStream('bulkCreateBooks');
     call.write({ $typeName: 'outrigger.examples.bookstore.v1.CreateBookRequest', shelf: 1n, book: { $typeName: 'outrigger.examples.bookstore.v1.Book', id: 0n, author: 'x', title: 'before' } } as never);
+    // And an HTTP/1.1 keep-alive request whose response comes after the signal.
+    const agent = new http.Agent({ keepAlive: true });
+    const h1 = new Promise<{ status: number; connection: string | undefined; body: string }>((resolve, reject) => {
+      http
+        .get({ host: '127.0.0.1', port: sc.port, path: '/slow', agent }, (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection, body }));
+        })
+        .on('error', reject);
+    });
     await new Promise((r) => setTimeout(r, 200));
 
     sc.proc.kill('SIGTERM');
@@ -82,6 +103,9 @@ describe('graceful shutdown on SIGTERM (real process)', function () {
     const failed = results.filter((r) => r.status === 'rejected');
     expect(failed.map((f) => String((f as PromiseRejectedResult).reason))).to.deep.equal([]);
     expect(((await result).response as { created: bigint }).created).to.equal(2n);
+    // The HTTP/1.1 response in flight completes and tells the client to close.
+    expect(await h1).to.deep.equal({ status: 200, connection: 'close', body: 'slow' });
+    agent.destroy();
     client.close();
     expect(await sc.exit).to.equal(0);
   });

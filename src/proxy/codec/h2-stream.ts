@@ -11,7 +11,6 @@ import { Exchange } from '../exchange.js';
 import { copyRequestHeaders, encodeGrpcMessage, isGrpcContentType } from '../headers.js';
 import type { ListenerViewRef } from '../listener-view.js';
 import { h2LocalReply } from '../local-reply.js';
-import type { RouteActionCompiled } from '../router/index.js';
 import { forwardH2ToH1 } from './h2-to-h1.js';
 import { rewritePath } from './rewrite.js';
 import { resetStream } from './h2-reset.js';
@@ -101,7 +100,7 @@ export function onH2Stream(
   const out: OutgoingHttpHeaders = {
     ':method': method,
     ':path': rewritePath(rawPath, match, action),
-    ':authority': (action as Extract<RouteActionCompiled, { kind: 'cluster' }>).hostRewrite || authority,
+    ':authority': action.hostRewrite || authority,
     ':scheme': 'http',
   };
   ex.request_id = copyRequestHeaders(headers, out as Record<string, string>, {
