@@ -29,7 +29,8 @@ export class ProxyListener {
   private readonly server: net.Server;
   private h1!: http.Server;
   private h2!: http2.Http2Server;
-  private tlsContext: tls.SecureContext | undefined;
+  /** Never listens; accepted sockets detected as TLS are handed to it (see startTls). */
+  private tlsServer: tls.Server | undefined;
   private readonly sockets = new Set<Socket>();
   private readonly sessions = new Set<Http2Session>();
   private readonly h1Servers = new Set<http.Server>();
@@ -97,10 +98,30 @@ export class ProxyListener {
     h2.on('session', (session: ServerHttp2Session) => this.onSession(session));
     this.h2 = h2;
     const t = s.config.tls;
-    this.tlsContext =
-      t?.certFile && t.keyFile
-        ? tls.createSecureContext({ cert: readFileSync(t.certFile), key: readFileSync(t.keyFile) })
-        : undefined;
+    this.tlsServer = t?.certFile && t.keyFile ? this.tlsServerFor(readFileSync(t.certFile), readFileSync(t.keyFile), h1, h2) : undefined;
+  }
+
+  /**
+   * TLS termination goes through a (never listening) tls.Server rather than a
+   * hand-made server-side TLSSocket: only tls.Server clears the socket's
+   * `secureConnecting` flag after the handshake, and http2 sessions wait for a
+   * 'secureConnect' that a server-side TLSSocket never emits while that flag is
+   * set, so h2 over TLS (and gRPC with TLS) hung after the handshake. It also
+   * gives the handshake a timeout and reports failed handshakes.
+   */
+  private tlsServerFor(cert: Buffer, key: Buffer, h1: http.Server, h2: http2.Http2Server): tls.Server {
+    const server = tls.createServer({ cert, key, ALPNProtocols: ['h2', 'http/1.1'], handshakeTimeout: 10_000 });
+    server.on('secureConnection', (tlsSocket: tls.TLSSocket) => {
+      tlsSocket.on('error', noop);
+      const h2alpn = tlsSocket.alpnProtocol === 'h2';
+      this.ctx.metrics.connections.inc({ listener: this.name, protocol: h2alpn ? 'h2' : 'https1' });
+      (h2alpn ? h2 : h1).emit('connection', tlsSocket);
+    });
+    server.on('tlsClientError', (_err: Error, tlsSocket: tls.TLSSocket) => {
+      this.ctx.metrics.protocolErrors.inc({ listener: this.name, kind: 'tls_handshake' });
+      tlsSocket.destroy();
+    });
+    return server;
   }
 
   private onConnection(socket: Socket): void {
@@ -174,7 +195,7 @@ export class ProxyListener {
         }
         return;
       case 'tls':
-        if (!this.tlsContext) {
+        if (!this.tlsServer) {
           this.ctx.metrics.protocolErrors.inc({ listener: s.name, kind: 'tls_not_configured' });
           socket.destroy();
           return;
@@ -199,21 +220,11 @@ export class ProxyListener {
   }
 
   private startTls(socket: Socket): void {
-    const s = this.ref.view.settings;
-    const tlsSocket = new tls.TLSSocket(socket, {
-      isServer: true,
-      secureContext: this.tlsContext!,
-      ALPNProtocols: ['h2', 'http/1.1'],
-    });
-    tlsSocket.on('error', noop);
-    const h1 = this.h1;
-    const h2 = this.h2;
-    tlsSocket.once('secure', () => {
-      const h2alpn = tlsSocket.alpnProtocol === 'h2';
-      this.ctx.metrics.connections.inc({ listener: s.name, protocol: h2alpn ? 'h2' : 'https1' });
-      (h2alpn ? h2 : h1).emit('connection', tlsSocket);
-    });
-    socket.resume();
+    // The tls.Server wraps the socket and reads the unshifted ClientHello from
+    // its JS buffer itself. The socket must stay paused: resuming it (as this
+    // did) flowed that buffer out as 'data' with no listener, so the
+    // ClientHello was lost and every TLS handshake stalled.
+    this.tlsServer!.emit('connection', socket);
   }
 
   private onSession(session: ServerHttp2Session): void {
