@@ -45,6 +45,13 @@ const SESSION_WINDOW = 8 << 20;
  */
 export class H2Pool {
   private readonly conns = new Map<string, H2Connection>();
+  /**
+   * Last connect failure per endpoint, kept until a session to it connects.
+   * A failed connection is dropped from `conns` at once (so the next request
+   * retries), which made describe() — and the admin /clusters view — show a
+   * refused or timed-out endpoint as "idle" with no error.
+   */
+  private readonly failures = new Map<string, string>();
 
   constructor(private readonly opts: H2PoolOptions) {}
 
@@ -78,6 +85,7 @@ export class H2Pool {
     session.once('connect', () => {
       timer.cancel();
       conn.state = 'ready';
+      this.failures.delete(ep.key);
       session.setLocalWindowSize(SESSION_WINDOW);
     });
     session.on('goaway', () => {
@@ -88,6 +96,7 @@ export class H2Pool {
     session.on('error', (err: Error) => {
       if (conn.state === 'connecting') conn.state = 'failed';
       conn.lastError = err.message;
+      if (conn.state === 'failed') this.failures.set(ep.key, err.message);
       this.opts.logger.warn({ upstream: ep.key, err: err.message }, 'upstream h2 session error');
       drop();
     });
@@ -107,6 +116,7 @@ export class H2Pool {
 
   /** Closes the sessions of endpoints not in `keep` (after a config swap). */
   retain(keep: ReadonlySet<string>): void {
+    for (const key of this.failures.keys()) if (!keep.has(key)) this.failures.delete(key);
     for (const [key, conn] of this.conns) {
       if (!keep.has(key)) {
         this.conns.delete(key);
@@ -117,11 +127,14 @@ export class H2Pool {
 
   describe(key: string): { state: H2State; lastError?: string } | undefined {
     const c = this.conns.get(key);
-    return c ? { state: c.state, ...(c.lastError ? { lastError: c.lastError } : {}) } : undefined;
+    if (c) return { state: c.state, ...(c.lastError ? { lastError: c.lastError } : {}) };
+    const failure = this.failures.get(key);
+    return failure === undefined ? undefined : { state: 'failed', lastError: failure };
   }
 
   closeAll(): void {
     for (const conn of this.conns.values()) conn.session.close();
     this.conns.clear();
+    this.failures.clear();
   }
 }
