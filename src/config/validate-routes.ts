@@ -1,5 +1,5 @@
 import type { Duration } from '@bufbuild/protobuf/wkt';
-import type { RouteConfiguration, RouteMatch } from '../gen/outrigger/config/v1/route_pb.js';
+import type { RouteConfiguration, RouteMatch, Transcode } from '../gen/outrigger/config/v1/route_pb.js';
 import { checkDomain } from './net-names.js';
 import { checkPathTemplate } from './template-syntax.js';
 
@@ -51,6 +51,7 @@ export function checkRouteConfiguration(
             report(`${ap}.prefixRewrite`, 'only allowed on a route with a prefix match');
           }
           checkNonNegative(a.timeout, `${ap}.timeout`, report);
+          if (a.transcode) checkTranscode(a.transcode, `${ap}.transcode`, report);
           break;
         }
         case 'directResponse': {
@@ -62,6 +63,25 @@ export function checkRouteConfiguration(
           report(rp, 'route has no action: set route or directResponse');
       }
     });
+  });
+}
+
+/**
+ * What can be checked without reading descriptors: a source is given and names
+ * are well formed. Whether the services exist and their http rules compile is
+ * checked when the proxy compiles the config (a failure rejects it the same way).
+ */
+function checkTranscode(t: Transcode, tp: string, report: Report): void {
+  const src = t.descriptorSource;
+  if (src.case === undefined) report(tp, 'a descriptor source is required: descriptorFile or descriptorBin');
+  else if (src.case === 'descriptorFile' && src.value === '') report(`${tp}.descriptorFile`, 'must not be empty');
+  else if (src.case === 'descriptorBin' && src.value.length === 0) report(`${tp}.descriptorBin`, 'must not be empty');
+  t.services.forEach((s, i) => {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/.test(s)) report(`${tp}.services[${i}]`, `invalid service name "${s}"`);
+  });
+  if ((t.print?.indent ?? 0) > 8) report(`${tp}.print.indent`, 'at most 8');
+  t.forwardHeaders.forEach((h, i) => {
+    if (!TOKEN_RE.test(h)) report(`${tp}.forwardHeaders[${i}]`, `invalid header name "${h}"`);
   });
 }
 

@@ -3,6 +3,10 @@ import type { Listener } from '../gen/outrigger/config/v1/listener_pb.js';
 import { durationMs } from '../core/duration.js';
 import { RouteTable } from './router/index.js';
 import { ClusterRuntime } from './upstream/cluster.js';
+import type { Transcode } from '../gen/outrigger/config/v1/route_pb.js';
+import { RouteCompileError } from './router/types.js';
+import type { DescriptorPool } from './transcode/descriptors.js';
+import { Transcoder } from './transcode/transcoder.js';
 
 export const DEFAULT_DETECT_TIMEOUT_MS = 100;
 export const DEFAULT_IDLE_TIMEOUT_MS = 300_000;
@@ -45,6 +49,8 @@ export interface ProxyState {
   readonly listeners: ReadonlyMap<string, ListenerSettings>;
   readonly clusters: ReadonlyMap<string, ClusterRuntime>;
   readonly routeTables: ReadonlyMap<string, RouteTable>;
+  /** Compiled transcoders keyed by their route's config message (the compiled route action holds it). */
+  readonly transcoders: ReadonlyMap<Transcode, Transcoder>;
 }
 
 export function buildProxyState(snapshot: ConfigSnapshot): ProxyState {
@@ -75,7 +81,31 @@ export function buildProxyState(snapshot: ConfigSnapshot): ProxyState {
       sensitiveHeaders: sensitive,
     });
   }
-  return { version: snapshot.version, snapshot, listeners, clusters, routeTables };
+  return { version: snapshot.version, snapshot, listeners, clusters, routeTables, transcoders: buildTranscoders(snapshot) };
+}
+
+/**
+ * Descriptors and http rules are compiled here, once per config version, never
+ * per request. A descriptor that cannot be read or a rule that does not
+ * compile rejects the whole config like any other compile error.
+ */
+function buildTranscoders(snapshot: ConfigSnapshot): Map<Transcode, Transcoder> {
+  const out = new Map<Transcode, Transcoder>();
+  const pools = new Map<string, DescriptorPool>();
+  for (const [rcName, rc] of snapshot.routeConfigs) {
+    rc.virtualHosts.forEach((vh, v) =>
+      vh.routes.forEach((r, i) => {
+        if (r.action.case !== 'route' || !r.action.value.transcode) return;
+        const t = r.action.value.transcode;
+        try {
+          out.set(t, Transcoder.compile(t, pools));
+        } catch (err) {
+          throw new RouteCompileError(`RouteConfiguration/${rcName}: virtualHosts[${v}].routes[${i}].route.transcode`, (err as Error).message);
+        }
+      }),
+    );
+  }
+  return out;
 }
 
 /** Endpoint keys referenced by a state, so pools of vanished endpoints can be closed. */

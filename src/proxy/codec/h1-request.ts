@@ -11,6 +11,8 @@ import type { EndpointAddress } from '../upstream/endpoint.js';
 import { h1UpstreamRequest, trailersOf } from './h1-upstream.js';
 import { rewritePath } from './rewrite.js';
 import { resetStream } from './h2-reset.js';
+import { h1Downstream } from '../transcode/downstream.js';
+import { handleTranscode } from '../transcode/handler.js';
 
 const END_STREAM = http2.constants.NGHTTP2_FLAG_END_STREAM;
 const CANCEL = http2.constants.NGHTTP2_CANCEL;
@@ -70,6 +72,13 @@ export function onH1Request(
   const ep = cluster.pick();
   if (!ep) return h1LocalReply(res, ex, 'no_healthy_upstream', action.cluster);
   ex.upstream = ep.key;
+  const tr = action.transcode && view.state.transcoders.get(action.transcode);
+  if (tr) {
+    ex.protocol = 'rest';
+    const ds = h1Downstream(req, res);
+    const host = action.hostRewrite || authority;
+    return handleTranscode({ ctx, tr, ds, ex, cluster, ep, routeTimeoutMs: action.timeoutMs, authority: host, clientAddress: conn.clientAddress, trustedHops: settings.trustedHops });
+  }
   const path = rewritePath(rawPath, match, action);
   const host = action.hostRewrite || authority;
   if (cluster.usesH2(false)) {

@@ -14,6 +14,8 @@ import { h2LocalReply } from '../local-reply.js';
 import { forwardH2ToH1 } from './h2-to-h1.js';
 import { rewritePath } from './rewrite.js';
 import { resetStream } from './h2-reset.js';
+import { h2Downstream } from '../transcode/downstream.js';
+import { handleTranscode } from '../transcode/handler.js';
 
 const END_STREAM = http2.constants.NGHTTP2_FLAG_END_STREAM;
 const CANCEL = http2.constants.NGHTTP2_CANCEL;
@@ -85,6 +87,14 @@ export function onH2Stream(
   const ep = cluster.pick();
   if (!ep) return h2LocalReply(stream, ex, 'no_healthy_upstream', grpc, action.cluster);
   ex.upstream = ep.key;
+  // gRPC callers of a transcoding route pass through unchanged; everyone else is REST.
+  const tr = !grpc && action.transcode && view.state.transcoders.get(action.transcode);
+  if (tr) {
+    ex.protocol = 'rest';
+    const ds = h2Downstream(stream, headers);
+    const host = action.hostRewrite || authority;
+    return handleTranscode({ ctx, tr, ds, ex, cluster, ep, routeTimeoutMs: action.timeoutMs, authority: host, clientAddress: conn.clientAddress, trustedHops: settings.trustedHops });
+  }
 
   let timeoutMs = action.timeoutMs;
   let deadlineFromClient = false;

@@ -82,6 +82,7 @@ function compileAction(r: Route, spec: PathSpec, onError: (rel: string, message:
       timeoutMs,
       ...(v.prefixRewrite !== '' ? { prefixRewrite: v.prefixRewrite } : {}),
       ...(v.hostRewrite !== '' ? { hostRewrite: v.hostRewrite } : {}),
+      ...(v.transcode ? { transcode: v.transcode } : {}),
     });
   }
   if (a.case === 'directResponse') {

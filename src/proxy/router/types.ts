@@ -1,3 +1,5 @@
+import type { Transcode } from '../../gen/outrigger/config/v1/route_pb.js';
+
 /**
  * The router's public types. A RouteTable is compiled once per config version
  * and shared by every request of that version, so everything reachable from a
@@ -18,7 +20,15 @@ export interface RouteRequest {
 }
 
 export type RouteActionCompiled =
-  | { kind: 'cluster'; cluster: string; timeoutMs: number; prefixRewrite?: string; hostRewrite?: string }
+  | {
+      kind: 'cluster';
+      cluster: string;
+      timeoutMs: number;
+      prefixRewrite?: string;
+      hostRewrite?: string;
+      /** The route's transcoding config; its compiled Transcoder is ProxyState.transcoders.get(this). */
+      transcode?: Transcode;
+    }
   | { kind: 'direct'; status: number; body: string };
 
 export type MatchKind = 'path' | 'template' | 'prefix' | 'regex';

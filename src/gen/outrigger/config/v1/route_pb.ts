@@ -2,8 +2,8 @@
 // @generated from file outrigger/config/v1/route.proto (package outrigger.config.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file outrigger/config/v1/route.proto.
  */
 export const file_outrigger_config_v1_route: GenFile = /*@__PURE__*/
-  fileDesc("Ch9vdXRyaWdnZXIvY29uZmlnL3YxL3JvdXRlLnByb3RvEhNvdXRyaWdnZXIuY29uZmlnLnYxIlsKElJvdXRlQ29uZmlndXJhdGlvbhIMCgRuYW1lGAEgASgJEjcKDXZpcnR1YWxfaG9zdHMYAiADKAsyIC5vdXRyaWdnZXIuY29uZmlnLnYxLlZpcnR1YWxIb3N0IlgKC1ZpcnR1YWxIb3N0EgwKBG5hbWUYASABKAkSDwoHZG9tYWlucxgCIAMoCRIqCgZyb3V0ZXMYAyADKAsyGi5vdXRyaWdnZXIuY29uZmlnLnYxLlJvdXRlIsIBCgVSb3V0ZRIMCgRuYW1lGAEgASgJEi4KBW1hdGNoGAIgASgLMh8ub3V0cmlnZ2VyLmNvbmZpZy52MS5Sb3V0ZU1hdGNoEjEKBXJvdXRlGAMgASgLMiAub3V0cmlnZ2VyLmNvbmZpZy52MS5Sb3V0ZUFjdGlvbkgAEj4KD2RpcmVjdF9yZXNwb25zZRgEIAEoCzIjLm91dHJpZ2dlci5jb25maWcudjEuRGlyZWN0UmVzcG9uc2VIAEIICgZhY3Rpb24i2QEKClJvdXRlTWF0Y2gSEAoGcHJlZml4GAEgASgJSAASDgoEcGF0aBgCIAEoCUgAEhIKCHRlbXBsYXRlGAMgASgJSAASDwoFcmVnZXgYBCABKAlIABIPCgdtZXRob2RzGAUgAygJEjMKB2hlYWRlcnMYBiADKAsyIi5vdXRyaWdnZXIuY29uZmlnLnYxLkhlYWRlck1hdGNoZXISLAoEZ3JwYxgHIAEoCzIeLm91dHJpZ2dlci5jb25maWcudjEuR3JwY01hdGNoQhAKDnBhdGhfc3BlY2lmaWVyIn0KDUhlYWRlck1hdGNoZXISDAoEbmFtZRgBIAEoCRIPCgVleGFjdBgCIAEoCUgAEhAKBnByZWZpeBgDIAEoCUgAEg8KBXJlZ2V4GAQgASgJSAASEQoHcHJlc2VudBgFIAEoCEgAEg4KBmludmVydBgGIAEoCEIHCgVtYXRjaCIsCglHcnBjTWF0Y2gSDwoHc2VydmljZRgBIAEoCRIOCgZtZXRob2QYAiABKAkieAoLUm91dGVBY3Rpb24SDwoHY2x1c3RlchgBIAEoCRIqCgd0aW1lb3V0GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhYKDnByZWZpeF9yZXdyaXRlGAMgASgJEhQKDGhvc3RfcmV3cml0ZRgEIAEoCSIuCg5EaXJlY3RSZXNwb25zZRIOCgZzdGF0dXMYASABKA0SDAoEYm9keRgCIAEoCWIGcHJvdG8z", [file_google_protobuf_duration]);
+  fileDesc("Ch9vdXRyaWdnZXIvY29uZmlnL3YxL3JvdXRlLnByb3RvEhNvdXRyaWdnZXIuY29uZmlnLnYxIlsKElJvdXRlQ29uZmlndXJhdGlvbhIMCgRuYW1lGAEgASgJEjcKDXZpcnR1YWxfaG9zdHMYAiADKAsyIC5vdXRyaWdnZXIuY29uZmlnLnYxLlZpcnR1YWxIb3N0IlgKC1ZpcnR1YWxIb3N0EgwKBG5hbWUYASABKAkSDwoHZG9tYWlucxgCIAMoCRIqCgZyb3V0ZXMYAyADKAsyGi5vdXRyaWdnZXIuY29uZmlnLnYxLlJvdXRlIsIBCgVSb3V0ZRIMCgRuYW1lGAEgASgJEi4KBW1hdGNoGAIgASgLMh8ub3V0cmlnZ2VyLmNvbmZpZy52MS5Sb3V0ZU1hdGNoEjEKBXJvdXRlGAMgASgLMiAub3V0cmlnZ2VyLmNvbmZpZy52MS5Sb3V0ZUFjdGlvbkgAEj4KD2RpcmVjdF9yZXNwb25zZRgEIAEoCzIjLm91dHJpZ2dlci5jb25maWcudjEuRGlyZWN0UmVzcG9uc2VIAEIICgZhY3Rpb24i2QEKClJvdXRlTWF0Y2gSEAoGcHJlZml4GAEgASgJSAASDgoEcGF0aBgCIAEoCUgAEhIKCHRlbXBsYXRlGAMgASgJSAASDwoFcmVnZXgYBCABKAlIABIPCgdtZXRob2RzGAUgAygJEjMKB2hlYWRlcnMYBiADKAsyIi5vdXRyaWdnZXIuY29uZmlnLnYxLkhlYWRlck1hdGNoZXISLAoEZ3JwYxgHIAEoCzIeLm91dHJpZ2dlci5jb25maWcudjEuR3JwY01hdGNoQhAKDnBhdGhfc3BlY2lmaWVyIn0KDUhlYWRlck1hdGNoZXISDAoEbmFtZRgBIAEoCRIPCgVleGFjdBgCIAEoCUgAEhAKBnByZWZpeBgDIAEoCUgAEg8KBXJlZ2V4GAQgASgJSAASEQoHcHJlc2VudBgFIAEoCEgAEg4KBmludmVydBgGIAEoCEIHCgVtYXRjaCIsCglHcnBjTWF0Y2gSDwoHc2VydmljZRgBIAEoCRIOCgZtZXRob2QYAiABKAkiqwEKC1JvdXRlQWN0aW9uEg8KB2NsdXN0ZXIYASABKAkSKgoHdGltZW91dBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIWCg5wcmVmaXhfcmV3cml0ZRgDIAEoCRIUCgxob3N0X3Jld3JpdGUYBCABKAkSMQoJdHJhbnNjb2RlGAUgASgLMh4ub3V0cmlnZ2VyLmNvbmZpZy52MS5UcmFuc2NvZGUitgMKCVRyYW5zY29kZRIZCg9kZXNjcmlwdG9yX2ZpbGUYASABKAlIABIYCg5kZXNjcmlwdG9yX2JpbhgCIAEoDEgAEhAKCHNlcnZpY2VzGAMgAygJEjkKBXByaW50GAQgASgLMioub3V0cmlnZ2VyLmNvbmZpZy52MS5UcmFuc2NvZGVQcmludE9wdGlvbnMSOAoFcmVsYXgYBSABKAsyKS5vdXRyaWdnZXIuY29uZmlnLnYxLlRyYW5zY29kZVJlbGF4YXRpb25zEh4KFm1heF9yZXF1ZXN0X2JvZHlfYnl0ZXMYBiABKAQSHwoXbWF4X3Jlc3BvbnNlX2JvZHlfYnl0ZXMYByABKAQSQAoVZGVmYXVsdF9zdHJlYW1fZm9ybWF0GAggASgOMiEub3V0cmlnZ2VyLmNvbmZpZy52MS5TdHJlYW1Gb3JtYXQSPAoNcGF0aF91bmVzY2FwZRgJIAEoDjIlLm91dHJpZ2dlci5jb25maWcudjEuUGF0aFVuZXNjYXBlTW9kZRIXCg9mb3J3YXJkX2hlYWRlcnMYCiADKAlCEwoRZGVzY3JpcHRvcl9zb3VyY2UiagoVVHJhbnNjb2RlUHJpbnRPcHRpb25zEhUKDWVtaXRfZGVmYXVsdHMYASABKAgSEwoLcHJvdG9fbmFtZXMYAiABKAgSFQoNZW51bXNfYXNfaW50cxgDIAEoCBIOCgZpbmRlbnQYBCABKA0ihgEKFFRyYW5zY29kZVJlbGF4YXRpb25zEicKH2lnbm9yZV91bmtub3duX3F1ZXJ5X3BhcmFtZXRlcnMYASABKAgSIgoaaWdub3JlX3Vua25vd25fanNvbl9maWVsZHMYAiABKAgSIQoZYWxsb3dfcGF0aF9ib2R5X2NvbmZsaWN0cxgDIAEoCCIuCg5EaXJlY3RSZXNwb25zZRIOCgZzdGF0dXMYASABKA0SDAoEYm9keRgCIAEoCSp8CgxTdHJlYW1Gb3JtYXQSHQoZU1RSRUFNX0ZPUk1BVF9VTlNQRUNJRklFRBAAEhwKGFNUUkVBTV9GT1JNQVRfSlNPTl9BUlJBWRABEhgKFFNUUkVBTV9GT1JNQVRfTkRKU09OEAISFQoRU1RSRUFNX0ZPUk1BVF9TU0UQAyqnAQoQUGF0aFVuZXNjYXBlTW9kZRIiCh5QQVRIX1VORVNDQVBFX01PREVfVU5TUEVDSUZJRUQQABIqCiZQQVRIX1VORVNDQVBFX01PREVfQUxMX0VYQ0VQVF9SRVNFUlZFRBABEicKI1BBVEhfVU5FU0NBUEVfTU9ERV9BTExfRVhDRVBUX1NMQVNIEAISGgoWUEFUSF9VTkVTQ0FQRV9NT0RFX0FMTBADYgZwcm90bzM", [file_google_protobuf_duration]);
 
 /**
  * A routing table: virtual hosts chosen by :authority, then the first matching
@@ -282,6 +282,16 @@ export type RouteAction = Message<"outrigger.config.v1.RouteAction"> & {
    * @generated from field: string host_rewrite = 4;
    */
   hostRewrite: string;
+
+  /**
+   * When set, the route is served by the transcoder (REST/JSON → gRPC, see
+   * docs/transcoding.md) instead of being passed through: requests are matched
+   * against the google.api.http bindings of the exposed services and sent to
+   * `cluster` as gRPC calls.
+   *
+   * @generated from field: outrigger.config.v1.Transcode transcode = 5;
+   */
+  transcode?: Transcode | undefined;
 };
 
 /**
@@ -290,6 +300,176 @@ export type RouteAction = Message<"outrigger.config.v1.RouteAction"> & {
  */
 export const RouteActionSchema: GenMessage<RouteAction> = /*@__PURE__*/
   messageDesc(file_outrigger_config_v1_route, 6);
+
+/**
+ * REST/JSON → gRPC transcoding for one route (docs/transcoding.md).
+ *
+ * @generated from message outrigger.config.v1.Transcode
+ */
+export type Transcode = Message<"outrigger.config.v1.Transcode"> & {
+  /**
+   * Where the service descriptors come from (required).
+   *
+   * @generated from oneof outrigger.config.v1.Transcode.descriptor_source
+   */
+  descriptorSource: {
+    /**
+     * Path of a FileDescriptorSet (`buf build -o FILE`, `protoc -o FILE
+     * --include_imports`); relative paths resolve against the working directory.
+     *
+     * @generated from field: string descriptor_file = 1;
+     */
+    value: string;
+    case: "descriptorFile";
+  } | {
+    /**
+     * A FileDescriptorSet embedded in config (base64 in JSON/YAML).
+     *
+     * @generated from field: bytes descriptor_bin = 2;
+     */
+    value: Uint8Array;
+    case: "descriptorBin";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * Fully qualified services to expose, e.g.
+   * "outrigger.examples.bookstore.v1.BookstoreService". Empty: every service
+   * of the set that has at least one google.api.http binding.
+   *
+   * @generated from field: repeated string services = 3;
+   */
+  services: string[];
+
+  /**
+   * @generated from field: outrigger.config.v1.TranscodePrintOptions print = 4;
+   */
+  print?: TranscodePrintOptions | undefined;
+
+  /**
+   * @generated from field: outrigger.config.v1.TranscodeRelaxations relax = 5;
+   */
+  relax?: TranscodeRelaxations | undefined;
+
+  /**
+   * Request body limit (413 past it). 0: 4 MiB.
+   *
+   * @generated from field: uint64 max_request_body_bytes = 6;
+   */
+  maxRequestBodyBytes: bigint;
+
+  /**
+   * Unary response limit (500 past it). 0: 4 MiB.
+   *
+   * @generated from field: uint64 max_response_body_bytes = 7;
+   */
+  maxResponseBodyBytes: bigint;
+
+  /**
+   * Server-streaming body format when the client's Accept does not choose one.
+   *
+   * @generated from field: outrigger.config.v1.StreamFormat default_stream_format = 8;
+   */
+  defaultStreamFormat: StreamFormat;
+
+  /**
+   * How percent-escapes in path variables are decoded.
+   *
+   * @generated from field: outrigger.config.v1.PathUnescapeMode path_unescape = 9;
+   */
+  pathUnescape: PathUnescapeMode;
+
+  /**
+   * Request headers passed to the backend as metadata under their own name,
+   * in addition to the fixed rule (Grpc-Metadata-X → x, permanent headers →
+   * grpcgateway-<name>, Authorization → authorization; docs/transcoding.md).
+   *
+   * @generated from field: repeated string forward_headers = 10;
+   */
+  forwardHeaders: string[];
+};
+
+/**
+ * Describes the message outrigger.config.v1.Transcode.
+ * Use `create(TranscodeSchema)` to create a new message.
+ */
+export const TranscodeSchema: GenMessage<Transcode> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_route, 7);
+
+/**
+ * @generated from message outrigger.config.v1.TranscodePrintOptions
+ */
+export type TranscodePrintOptions = Message<"outrigger.config.v1.TranscodePrintOptions"> & {
+  /**
+   * Emit fields with default values (0, "", false, empty lists).
+   *
+   * @generated from field: bool emit_defaults = 1;
+   */
+  emitDefaults: boolean;
+
+  /**
+   * Use proto field names (`shelf_id`) instead of lowerCamel json names.
+   *
+   * @generated from field: bool proto_names = 2;
+   */
+  protoNames: boolean;
+
+  /**
+   * Enums as numbers instead of names.
+   *
+   * @generated from field: bool enums_as_ints = 3;
+   */
+  enumsAsInts: boolean;
+
+  /**
+   * Pretty-print with this many spaces; 0 prints compactly.
+   *
+   * @generated from field: uint32 indent = 4;
+   */
+  indent: number;
+};
+
+/**
+ * Describes the message outrigger.config.v1.TranscodePrintOptions.
+ * Use `create(TranscodePrintOptionsSchema)` to create a new message.
+ */
+export const TranscodePrintOptionsSchema: GenMessage<TranscodePrintOptions> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_route, 8);
+
+/**
+ * Each rule of the default strict mode can be relaxed.
+ *
+ * @generated from message outrigger.config.v1.TranscodeRelaxations
+ */
+export type TranscodeRelaxations = Message<"outrigger.config.v1.TranscodeRelaxations"> & {
+  /**
+   * Unknown query parameters are ignored instead of answering 400.
+   *
+   * @generated from field: bool ignore_unknown_query_parameters = 1;
+   */
+  ignoreUnknownQueryParameters: boolean;
+
+  /**
+   * Unknown JSON fields in the body are ignored instead of answering 400.
+   *
+   * @generated from field: bool ignore_unknown_json_fields = 2;
+   */
+  ignoreUnknownJsonFields: boolean;
+
+  /**
+   * A field bound by both the path and the body: the body wins (Envoy's
+   * default) instead of answering 400.
+   *
+   * @generated from field: bool allow_path_body_conflicts = 3;
+   */
+  allowPathBodyConflicts: boolean;
+};
+
+/**
+ * Describes the message outrigger.config.v1.TranscodeRelaxations.
+ * Use `create(TranscodeRelaxationsSchema)` to create a new message.
+ */
+export const TranscodeRelaxationsSchema: GenMessage<TranscodeRelaxations> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_route, 9);
 
 /**
  * @generated from message outrigger.config.v1.DirectResponse
@@ -311,5 +491,77 @@ export type DirectResponse = Message<"outrigger.config.v1.DirectResponse"> & {
  * Use `create(DirectResponseSchema)` to create a new message.
  */
 export const DirectResponseSchema: GenMessage<DirectResponse> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 7);
+  messageDesc(file_outrigger_config_v1_route, 10);
+
+/**
+ * @generated from enum outrigger.config.v1.StreamFormat
+ */
+export enum StreamFormat {
+  /**
+   * The JSON array (Envoy's form).
+   *
+   * @generated from enum value: STREAM_FORMAT_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: STREAM_FORMAT_JSON_ARRAY = 1;
+   */
+  JSON_ARRAY = 1,
+
+  /**
+   * @generated from enum value: STREAM_FORMAT_NDJSON = 2;
+   */
+  NDJSON = 2,
+
+  /**
+   * @generated from enum value: STREAM_FORMAT_SSE = 3;
+   */
+  SSE = 3,
+}
+
+/**
+ * Describes the enum outrigger.config.v1.StreamFormat.
+ */
+export const StreamFormatSchema: GenEnum<StreamFormat> = /*@__PURE__*/
+  enumDesc(file_outrigger_config_v1_route, 0);
+
+/**
+ * @generated from enum outrigger.config.v1.PathUnescapeMode
+ */
+export enum PathUnescapeMode {
+  /**
+   * ALL_CHARACTERS_EXCEPT_RESERVED (the http.proto reference behaviour).
+   *
+   * @generated from enum value: PATH_UNESCAPE_MODE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Decodes everything except RFC 6570 reserved characters.
+   *
+   * @generated from enum value: PATH_UNESCAPE_MODE_ALL_EXCEPT_RESERVED = 1;
+   */
+  ALL_EXCEPT_RESERVED = 1,
+
+  /**
+   * Decodes everything except %2F.
+   *
+   * @generated from enum value: PATH_UNESCAPE_MODE_ALL_EXCEPT_SLASH = 2;
+   */
+  ALL_EXCEPT_SLASH = 2,
+
+  /**
+   * Decodes everything.
+   *
+   * @generated from enum value: PATH_UNESCAPE_MODE_ALL = 3;
+   */
+  ALL = 3,
+}
+
+/**
+ * Describes the enum outrigger.config.v1.PathUnescapeMode.
+ */
+export const PathUnescapeModeSchema: GenEnum<PathUnescapeMode> = /*@__PURE__*/
+  enumDesc(file_outrigger_config_v1_route, 1);
 

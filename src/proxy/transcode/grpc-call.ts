@@ -1,0 +1,192 @@
+import http2, { type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
+import { GrpcStatus } from '../../core/errors.js';
+import type { ProxyContext } from '../context.js';
+import type { ClusterRuntime } from '../upstream/cluster.js';
+import type { EndpointAddress } from '../upstream/endpoint.js';
+import { resetStream } from '../codec/h2-reset.js';
+
+const END_STREAM = http2.constants.NGHTTP2_FLAG_END_STREAM;
+const CANCEL = http2.constants.NGHTTP2_CANCEL;
+
+/**
+ * How a call ended. `protocolError` marks an upstream answer that is not valid
+ * gRPC (no grpc-status, a non-200 status, a compressed frame we never asked
+ * for): the REST side answers 502 for those, since the client deserves to know
+ * the backend, not the request, was at fault.
+ */
+export interface CallEnd {
+  readonly code: number;
+  readonly message: string;
+  readonly details: Uint8Array | undefined;
+  readonly headers: IncomingHttpHeaders;
+  readonly trailers: IncomingHttpHeaders;
+  readonly protocolError: boolean;
+  /** The call never reached the backend (connect failure, local cancel before send). */
+  readonly local: boolean;
+}
+
+export interface CallHandlers {
+  onHeaders(h: IncomingHttpHeaders): void;
+  /** Return false to pause the upstream until resume(). */
+  onMessage(bytes: Buffer): boolean;
+  onEnd(end: CallEnd): void;
+}
+
+/**
+ * One gRPC call over the shared upstream HTTP/2 session: 5-byte framing
+ * in both directions, deadline as grpc-timeout plus a local timer that resets
+ * the stream with CANCEL, and the status taken from trailers (or the headers
+ * of a trailers-only answer). States: open → (half-closed) → ended; onEnd
+ * fires exactly once.
+ */
+export class GrpcCall {
+  private buf: Buffer = Buffer.alloc(0);
+  private ended = false;
+  private headers: IncomingHttpHeaders = {};
+  private trailers: IncomingHttpHeaders | undefined;
+  private responded = false;
+  private readonly timer: { cancel(): void } | undefined;
+
+  constructor(
+    ctx: ProxyContext,
+    cluster: ClusterRuntime,
+    ep: EndpointAddress,
+    headers: OutgoingHttpHeaders,
+    timeoutMs: number,
+    private readonly h: CallHandlers,
+  ) {
+    const conn = ctx.h2.get(ep, cluster.connectTimeoutMs, cluster.idleTimeoutMs);
+    let stream: ClientHttp2Stream;
+    try {
+      stream = conn.session.request(
+        { ...headers, ':method': 'POST', ':scheme': 'http', 'content-type': 'application/grpc', te: 'trailers' },
+        { endStream: false },
+      );
+    } catch (err) {
+      this.stream = undefined;
+      queueMicrotask(() => this.finish(GrpcStatus.UNAVAILABLE, `upstream connect error: ${(err as Error).message}`, { local: true }));
+      return;
+    }
+    this.stream = stream;
+    stream.on('error', () => {});
+    stream.once('response', (rh: IncomingHttpHeaders, flags: number) => {
+      this.responded = true;
+      this.headers = rh;
+      const status = Number(rh[':status']);
+      if (status !== 200) {
+        this.finishFromMeta(rh, `upstream answered HTTP ${status}`);
+        resetStream(stream, CANCEL);
+        return;
+      }
+      if ((flags & END_STREAM) !== 0) return this.finishFromMeta(rh); // trailers-only
+      h.onHeaders(rh);
+    });
+    stream.on('data', (c: Buffer) => this.onData(c));
+    stream.once('trailers', (t: IncomingHttpHeaders) => (this.trailers = t));
+    stream.once('close', () => {
+      if (this.ended) return;
+      if (this.trailers) return this.finishFromMeta(this.trailers);
+      if (!this.responded) {
+        const never = conn.state === 'failed' || conn.state === 'connecting';
+        return this.finish(GrpcStatus.UNAVAILABLE, never ? `upstream connect error: ${conn.lastError ?? 'closed'}` : 'upstream reset', {
+          local: never,
+        });
+      }
+      this.finish(GrpcStatus.UNAVAILABLE, `upstream reset (code ${stream.rstCode ?? 0})`, {});
+    });
+    this.timer =
+      timeoutMs > 0
+        ? ctx.clock.setTimer(timeoutMs, () => {
+            resetStream(stream, CANCEL);
+            this.finish(GrpcStatus.DEADLINE_EXCEEDED, 'deadline exceeded', {});
+          })
+        : undefined;
+  }
+
+  private readonly stream: ClientHttp2Stream | undefined;
+
+  /** Sends one message; false means wait for onDrain. */
+  send(msg: Uint8Array): boolean {
+    if (!this.stream || this.ended) return true;
+    const frame = Buffer.allocUnsafe(5 + msg.length);
+    frame[0] = 0;
+    frame.writeUInt32BE(msg.length, 1);
+    frame.set(msg, 5);
+    return this.stream.write(frame);
+  }
+
+  onDrain(fn: () => void): void {
+    this.stream?.on('drain', fn);
+  }
+
+  halfClose(): void {
+    if (this.stream && !this.ended) this.stream.end();
+  }
+
+  pause(): void {
+    this.stream?.pause();
+  }
+
+  resume(): void {
+    this.stream?.resume();
+  }
+
+  /** The client went away or the request was rejected midway: reset upstream, report CANCELLED. */
+  cancel(message = 'cancelled'): void {
+    if (this.ended) return;
+    if (this.stream && !this.stream.destroyed) resetStream(this.stream, CANCEL);
+    this.finish(GrpcStatus.CANCELLED, message, {});
+  }
+
+  private onData(c: Buffer): void {
+    this.buf = this.buf.length === 0 ? c : Buffer.concat([this.buf, c]);
+    while (!this.ended && this.buf.length >= 5) {
+      const len = this.buf.readUInt32BE(1);
+      if (this.buf.length < 5 + len) break;
+      if (this.buf[0] !== 0) {
+        if (this.stream) resetStream(this.stream, CANCEL);
+        return this.finish(GrpcStatus.INTERNAL, 'upstream sent a compressed message without being asked to', { protocolError: true });
+      }
+      const msg = this.buf.subarray(5, 5 + len);
+      this.buf = this.buf.subarray(5 + len);
+      if (!this.h.onMessage(msg)) this.stream?.pause();
+    }
+  }
+
+  private finishFromMeta(meta: IncomingHttpHeaders, httpProblem?: string): void {
+    const raw = meta['grpc-status'];
+    const code = raw === undefined ? NaN : Number(raw);
+    if (!Number.isInteger(code) || code < 0 || code > 16) {
+      return this.finish(GrpcStatus.INTERNAL, httpProblem ?? 'upstream answered without a valid grpc-status', { protocolError: true });
+    }
+    const msgRaw = meta['grpc-message'];
+    let message = typeof msgRaw === 'string' ? msgRaw : '';
+    try {
+      message = decodeURIComponent(message);
+    } catch {
+      // Not percent-encoded as the spec asks: keep the bytes as sent.
+    }
+    const det = meta['grpc-status-details-bin'];
+    const details = typeof det === 'string' ? Buffer.from(det, 'base64') : undefined;
+    this.finish(code, message, { details, trailers: meta });
+  }
+
+  private finish(
+    code: number,
+    message: string,
+    o: { details?: Uint8Array | undefined; trailers?: IncomingHttpHeaders; protocolError?: boolean; local?: boolean },
+  ): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.timer?.cancel();
+    this.h.onEnd({
+      code,
+      message,
+      details: o.details,
+      headers: this.headers,
+      trailers: o.trailers ?? {},
+      protocolError: o.protocolError ?? false,
+      local: o.local ?? false,
+    });
+  }
+}

@@ -1,0 +1,92 @@
+import type { DescService } from '@bufbuild/protobuf';
+import {
+  PathUnescapeMode,
+  StreamFormat,
+  type Transcode,
+} from '../../gen/outrigger/config/v1/route_pb.js';
+import { loadDescriptors, type DescriptorPool } from './descriptors.js';
+import { compileBindings } from './http-rule.js';
+import type { UnescapeMode } from './path-unescape.js';
+import { RestMatcher } from './rest-matcher.js';
+
+export type StreamFormatName = 'json' | 'ndjson' | 'sse';
+
+export interface TranscodeSettings {
+  readonly emitDefaults: boolean;
+  readonly protoNames: boolean;
+  readonly enumsAsInts: boolean;
+  readonly indent: number;
+  readonly ignoreUnknownQuery: boolean;
+  readonly ignoreUnknownJson: boolean;
+  readonly bodyWins: boolean;
+  readonly maxRequestBytes: number;
+  readonly maxResponseBytes: number;
+  readonly defaultStream: StreamFormatName;
+  readonly unescape: UnescapeMode;
+  readonly forward: ReadonlySet<string>;
+}
+
+export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
+
+export class TranscodeCompileError extends Error {}
+
+/**
+ * A route's transcoder, compiled once per config version: the descriptor
+ * pool, the REST matcher over every binding of the exposed services, and the
+ * settings with defaults applied. Immutable; shared by all requests of the
+ * version.
+ */
+export class Transcoder {
+  private constructor(
+    readonly pool: DescriptorPool,
+    readonly services: readonly DescService[],
+    readonly matcher: RestMatcher,
+    readonly settings: TranscodeSettings,
+  ) {}
+
+  static compile(t: Transcode, cache: Map<string, DescriptorPool>): Transcoder {
+    try {
+      const pool = loadDescriptors(t, cache);
+      const services: DescService[] = [];
+      if (t.services.length > 0) {
+        for (const name of t.services) {
+          const s = pool.files.getService(name);
+          if (!s) throw new TranscodeCompileError(`service "${name}" is not in the descriptor set`);
+          services.push(s);
+        }
+      } else {
+        for (const f of pool.files.files) services.push(...f.services);
+      }
+      const matcher = new RestMatcher(compileBindings(services));
+      return new Transcoder(pool, services, matcher, settingsOf(t));
+    } catch (err) {
+      if (err instanceof TranscodeCompileError) throw err;
+      throw new TranscodeCompileError((err as Error).message);
+    }
+  }
+}
+
+function settingsOf(t: Transcode): TranscodeSettings {
+  const p = t.print;
+  const r = t.relax;
+  return {
+    emitDefaults: p?.emitDefaults ?? false,
+    protoNames: p?.protoNames ?? false,
+    enumsAsInts: p?.enumsAsInts ?? false,
+    indent: p?.indent ?? 0,
+    ignoreUnknownQuery: r?.ignoreUnknownQueryParameters ?? false,
+    ignoreUnknownJson: r?.ignoreUnknownJsonFields ?? false,
+    bodyWins: r?.allowPathBodyConflicts ?? false,
+    maxRequestBytes: Number(t.maxRequestBodyBytes) || DEFAULT_MAX_BODY_BYTES,
+    maxResponseBytes: Number(t.maxResponseBodyBytes) || DEFAULT_MAX_BODY_BYTES,
+    defaultStream:
+      t.defaultStreamFormat === StreamFormat.NDJSON ? 'ndjson' : t.defaultStreamFormat === StreamFormat.SSE ? 'sse' : 'json',
+    unescape:
+      t.pathUnescape === PathUnescapeMode.ALL
+        ? 'all'
+        : t.pathUnescape === PathUnescapeMode.ALL_EXCEPT_SLASH
+          ? 'except_slash'
+          : 'except_reserved',
+    forward: new Set(t.forwardHeaders.map((h) => h.toLowerCase())),
+  };
+}
