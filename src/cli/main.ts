@@ -12,6 +12,9 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   sidecar: async () => (await import('./sidecar-command.js')).sidecarCommand,
   validate: async () => (await import('./validate-command.js')).validateCommand,
   demo: async () => (await import('./demo-command.js')).demoCommand,
+  injector: async () => (await import('./injector-command.js')).injectorCommand,
+  redirect: async () => (await import('./redirect-command.js')).redirectCommand,
+  'wait-ready': async () => (await import('./wait-ready-command.js')).waitReadyCommand,
 };
 
 function usage(): string {

@@ -1,0 +1,216 @@
+import { createPatch, type Operation } from 'rfc6902';
+import { rewriteAppProbes, type AppProbe } from './app-probes.js';
+import { supportsNativeSidecars, type MeshConfig } from './mesh-config.js';
+import {
+  ANNOTATIONS,
+  INIT_CONTAINER,
+  PODINFO_VOLUME,
+  PORTS,
+  PROXY_CONTAINER,
+  STATE_VOLUME,
+  isReservedPort,
+  type Pod,
+} from './pod-types.js';
+import { initContainer, proxyContainer, volumes, type InjectionValues } from './templates.js';
+
+/** Why a pod was left alone; bounded, used as a metric label. */
+export type SkipReason = 'opted_out' | 'host_network' | 'already_injected' | 'ignored_namespace';
+
+export interface InjectOptions {
+  /** The request's namespace, used when the pod object has none. */
+  namespace?: string;
+}
+
+export interface InjectResult {
+  /** RFC 6902 operations turning the given pod into the injected one; empty when skipped. */
+  patch: Operation[];
+  skipReason?: SkipReason;
+  /** Ignored annotation values and the like, returned as admission warnings. */
+  warnings: string[];
+  /** The pod after injection (the original when skipped). */
+  pod: Pod;
+}
+
+/** Recorded in the outrigger.io/status annotation: what injection added. */
+export interface InjectionStatus {
+  initContainers: string[];
+  containers: string[];
+  volumes: string[];
+  native: boolean;
+}
+
+/**
+ * The injection pipeline, pure: no I/O, no clock, same input → same patch.
+ * Shared by the webhook and `outrigger inject`. The pod is never mutated.
+ *
+ * Steps: policy (skip?) → values (mesh config, then annotations) → render the
+ * injected pod on a copy → JSON diff against the original.
+ */
+export function inject(pod: Pod, mesh: MeshConfig, k8sVersion: string | undefined, opts: InjectOptions = {}): InjectResult {
+  const skipReason = policy(pod, mesh, opts);
+  if (skipReason) return { patch: [], skipReason, warnings: [], pod };
+  if (!pod.spec || !Array.isArray(pod.spec.containers) || pod.spec.containers.length === 0) {
+    throw new Error('pod has no spec.containers');
+  }
+  // Like Istio: managedFields are neither diffed nor patched (large, irrelevant).
+  const { managedFields: _mf, ...meta } = pod.metadata ?? {};
+  const base: Pod = { ...pod, metadata: meta };
+  const out = structuredClone(base) as Pod & { spec: NonNullable<Pod['spec']> };
+  const warnings: string[] = [];
+  const annotations = out.metadata?.annotations ?? {};
+
+  const appContainers = out.spec.containers;
+  const rewrite = flag(annotations, ANNOTATIONS.rewriteAppProbes, mesh.rewriteAppProbes, warnings);
+  const appProbes: Record<string, AppProbe> = rewrite ? rewriteAppProbes(appContainers) : {};
+  const values = injectionValues(out, mesh, k8sVersion, warnings, appProbes);
+
+  const status: InjectionStatus = {
+    initContainers: values.native ? [INIT_CONTAINER, PROXY_CONTAINER] : [INIT_CONTAINER],
+    containers: values.native ? [] : [PROXY_CONTAINER],
+    volumes: [PODINFO_VOLUME, STATE_VOLUME],
+    native: values.native,
+  };
+  const newAnnotations: Record<string, string> = { ...annotations, [ANNOTATIONS.status]: JSON.stringify(status) };
+  if (!newAnnotations[ANNOTATIONS.defaultContainer]) newAnnotations[ANNOTATIONS.defaultContainer] = appContainers[0]!.name;
+  out.metadata = { ...out.metadata, annotations: newAnnotations };
+
+  // The patch is built in two parts so it reads as what injection does: first
+  // in-place edits (annotations, rewritten probes) diffed with every array at
+  // its original length, then explicit insertions of our containers and
+  // volumes. A whole-pod array diff would instead morph the first app
+  // container into the proxy field by field.
+  const patch = createPatch(base, out);
+  const init = initContainer(values);
+  const proxy = proxyContainer(values);
+  const newInits = values.native ? [init, proxy] : [init];
+  if (out.spec.initContainers === undefined) patch.push({ op: 'add', path: '/spec/initContainers', value: newInits });
+  else newInits.forEach((c, i) => patch.push({ op: 'add', path: `/spec/initContainers/${i}`, value: c }));
+  if (!values.native) patch.push({ op: 'add', path: '/spec/containers/0', value: proxy });
+  if (out.spec.volumes === undefined) patch.push({ op: 'add', path: '/spec/volumes', value: volumes() });
+  else for (const v of volumes()) patch.push({ op: 'add', path: '/spec/volumes/-', value: v });
+
+  out.spec.initContainers = [...newInits, ...(out.spec.initContainers ?? [])];
+  if (!values.native) out.spec.containers = [proxy, ...appContainers];
+  out.spec.volumes = [...(out.spec.volumes ?? []), ...volumes()];
+  return { patch, warnings, pod: out };
+}
+
+function policy(pod: Pod, mesh: MeshConfig, opts: InjectOptions): SkipReason | undefined {
+  const meta = pod.metadata ?? {};
+  if (meta.annotations?.[ANNOTATIONS.status] !== undefined) return 'already_injected';
+  // A leftover proxy container (status annotation stripped) also means injected.
+  const names = [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])].map((c) => c?.name);
+  if (names.includes(PROXY_CONTAINER)) return 'already_injected';
+  if (meta.labels?.[ANNOTATIONS.inject] === 'false' || meta.annotations?.[ANNOTATIONS.inject] === 'false') return 'opted_out';
+  if (pod.spec?.hostNetwork === true) return 'host_network';
+  const ns = meta.namespace || opts.namespace || '';
+  if (mesh.ignoredNamespaces.includes(ns)) return 'ignored_namespace';
+  return undefined;
+}
+
+function injectionValues(
+  pod: Pod & { spec: NonNullable<Pod['spec']> },
+  mesh: MeshConfig,
+  k8sVersion: string | undefined,
+  warnings: string[],
+  appProbes: Record<string, AppProbe>,
+): InjectionValues {
+  const a = pod.metadata?.annotations ?? {};
+  const labels = pod.metadata?.labels ?? {};
+  const excludeInbound = new Set([...mesh.excludeInboundPorts, ...ports(a, ANNOTATIONS.excludeInboundPorts, warnings)]);
+  const appPorts = new Set<number>();
+  for (const c of pod.spec.containers) {
+    for (const p of c.ports ?? []) {
+      if ((p.protocol ?? 'TCP') !== 'TCP' || !Number.isInteger(p.containerPort)) continue;
+      if (excludeInbound.has(p.containerPort)) continue;
+      if (isReservedPort(p.containerPort)) {
+        warnings.push(`port ${p.containerPort} of container ${c.name} is reserved by the sidecar and not captured`);
+        continue;
+      }
+      appPorts.add(p.containerPort);
+    }
+  }
+  const sorted = [...appPorts].sort((x, y) => x - y);
+  const max = PORTS.inboundMax - PORTS.inboundBase + 1;
+  if (sorted.length > max) warnings.push(`only the first ${max} declared ports are captured inbound`);
+  const inboundPorts = sorted.slice(0, max).map((p, i): [number, number] => [p, PORTS.inboundBase + i]);
+
+  const nativeMode = a[ANNOTATIONS.nativeSidecar];
+  let native: boolean;
+  if (nativeMode === 'true' || nativeMode === 'false') native = nativeMode === 'true';
+  else {
+    if (nativeMode !== undefined) warnings.push(`${ANNOTATIONS.nativeSidecar}: expected "true" or "false"`);
+    native = mesh.nativeSidecars === 'enabled' || (mesh.nativeSidecars === 'auto' && supportsNativeSidecars(k8sVersion || mesh.kubernetesVersion));
+  }
+  const str = (key: string, dflt: string): string => a[key] || dflt;
+  return {
+    image: str(ANNOTATIONS.proxyImage, mesh.proxyImage),
+    imagePullPolicy: mesh.imagePullPolicy,
+    controlPlaneAddress: str(ANNOTATIONS.controlPlaneAddress, mesh.controlPlaneAddress),
+    nodeCluster: labels['app.kubernetes.io/name'] || labels.app || pod.spec.serviceAccountName || 'default',
+    logLevel: str(ANNOTATIONS.logLevel, mesh.logLevel),
+    resources: {
+      requests: {
+        cpu: str(ANNOTATIONS.proxyCpu, mesh.resources.requests.cpu ?? ''),
+        memory: str(ANNOTATIONS.proxyMemory, mesh.resources.requests.memory ?? ''),
+      },
+      limits: {
+        cpu: str(ANNOTATIONS.proxyCpuLimit, mesh.resources.limits.cpu ?? ''),
+        memory: str(ANNOTATIONS.proxyMemoryLimit, mesh.resources.limits.memory ?? ''),
+      },
+    },
+    native,
+    holdApplication: flag(a, ANNOTATIONS.holdApplication, mesh.holdApplicationUntilProxyStarts, warnings),
+    proxyUid: mesh.proxyUid,
+    outboundPolicy: mesh.outboundTrafficPolicy,
+    inboundPorts,
+    excludeOutboundPorts: [...new Set([...mesh.excludeOutboundPorts, ...ports(a, ANNOTATIONS.excludeOutboundPorts, warnings)])],
+    excludeOutboundIpRanges: [...new Set([...mesh.excludeOutboundIpRanges, ...cidrs(a, ANNOTATIONS.excludeOutboundIpRanges, warnings)])],
+    includeOutboundIpRanges: a[ANNOTATIONS.includeOutboundIpRanges] !== undefined
+      ? cidrs(a, ANNOTATIONS.includeOutboundIpRanges, warnings, true)
+      : mesh.includeOutboundIpRanges,
+    appProbes,
+  };
+}
+
+function flag(a: Record<string, string>, key: string, dflt: boolean, warnings: string[]): boolean {
+  const v = a[key];
+  if (v === undefined) return dflt;
+  if (v === 'true' || v === 'false') return v === 'true';
+  warnings.push(`${key}: expected "true" or "false", got ${JSON.stringify(v)}; using ${dflt}`);
+  return dflt;
+}
+
+function list(v: string | undefined): string[] {
+  return (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+function ports(a: Record<string, string>, key: string, warnings: string[]): number[] {
+  const out: number[] = [];
+  for (const s of list(a[key])) {
+    const n = Number(s);
+    if (/^\d+$/.test(s) && n > 0 && n < 65536) out.push(n);
+    else warnings.push(`${key}: ignored ${JSON.stringify(s)} (not a port)`);
+  }
+  return out;
+}
+
+const CIDR4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/;
+const CIDR6 = /^[0-9a-fA-F:]+\/(\d{1,3})$/;
+
+/** Checks "a.b.c.d/n" and IPv6 "x::/n"; `*` only where allowed (include ranges). */
+export function isCidr(s: string): boolean {
+  const m4 = CIDR4.exec(s);
+  if (m4) return m4.slice(1, 5).every((o) => Number(o) <= 255) && Number(m4[5]) <= 32;
+  const m6 = CIDR6.exec(s);
+  return m6 !== null && s.includes(':') && Number(m6[1]) <= 128;
+}
+
+function cidrs(a: Record<string, string>, key: string, warnings: string[], allowStar = false): string[] {
+  const out: string[] = [];
+  for (const s of list(a[key])) {
+    if ((allowStar && s === '*') || isCidr(s)) out.push(s);
+    else warnings.push(`${key}: ignored ${JSON.stringify(s)} (not a CIDR)`);
+  }
+  return out;
+}

@@ -1,0 +1,144 @@
+import type { AppProbe } from './app-probes.js';
+import type { MeshConfig } from './mesh-config.js';
+import { ENV, INIT_CONTAINER, PODINFO_VOLUME, PORTS, PROXY_CONTAINER, STATE_VOLUME, type Container } from './pod-types.js';
+
+/** Everything the templates need, decided by inject() from mesh config + annotations. */
+export interface InjectionValues {
+  image: string;
+  imagePullPolicy: string;
+  controlPlaneAddress: string;
+  nodeCluster: string;
+  logLevel: string;
+  resources: MeshConfig['resources'];
+  native: boolean;
+  holdApplication: boolean;
+  proxyUid: number;
+  outboundPolicy: string;
+  /** app port → sidecar inbound listener port, ascending by app port. */
+  inboundPorts: [number, number][];
+  excludeOutboundPorts: number[];
+  excludeOutboundIpRanges: string[];
+  includeOutboundIpRanges: string[];
+  appProbes: Record<string, AppProbe>;
+}
+
+export const PODINFO_DIR = '/etc/outrigger/podinfo';
+export const STATE_DIR = '/var/lib/outrigger';
+
+export function formatInboundPorts(ports: [number, number][]): string {
+  return ports.map(([app, listener]) => `${app}=${listener}`).join(',');
+}
+
+function fieldEnv(name: string, fieldPath: string): Record<string, unknown> {
+  return { name, valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath } } };
+}
+
+const readyGet = { path: '/ready', port: PORTS.status, scheme: 'HTTP' };
+
+/** The proxy container; in native mode it is an init container with restartPolicy: Always. */
+export function proxyContainer(v: InjectionValues): Container {
+  const env: Record<string, unknown>[] = [
+    fieldEnv('POD_NAME', 'metadata.name'),
+    fieldEnv('POD_NAMESPACE', 'metadata.namespace'),
+    fieldEnv('POD_IP', 'status.podIP'),
+    fieldEnv('SERVICE_ACCOUNT', 'spec.serviceAccountName'),
+    fieldEnv('NODE_NAME', 'spec.nodeName'),
+    { name: ENV.logLevel, value: v.logLevel },
+    { name: ENV.inboundPorts, value: formatInboundPorts(v.inboundPorts) },
+    { name: ENV.outboundPolicy, value: v.outboundPolicy },
+  ];
+  if (Object.keys(v.appProbes).length > 0) env.push({ name: ENV.appProbes, value: JSON.stringify(v.appProbes) });
+  const c: Container = {
+    name: PROXY_CONTAINER,
+    image: v.image,
+    imagePullPolicy: v.imagePullPolicy,
+    args: [
+      'sidecar',
+      '--control-plane', v.controlPlaneAddress,
+      '--node-id', '$(POD_NAME).$(POD_NAMESPACE)',
+      '--node-cluster', v.nodeCluster,
+      '--node-labels-file', `${PODINFO_DIR}/labels`,
+      '--state-dir', STATE_DIR,
+      '--status-port', String(PORTS.status),
+    ],
+    env: env as unknown as Container['env'],
+    ports: [{ name: 'outrigger-status', containerPort: PORTS.status, protocol: 'TCP' }],
+    readinessProbe: { httpGet: { ...readyGet }, periodSeconds: 2, timeoutSeconds: 3, failureThreshold: 3 },
+    resources: resourcesOf(v.resources),
+    securityContext: {
+      runAsUser: v.proxyUid,
+      runAsGroup: v.proxyUid,
+      runAsNonRoot: true,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      privileged: false,
+      capabilities: { drop: ['ALL'] },
+    },
+    volumeMounts: [
+      { name: PODINFO_VOLUME, mountPath: PODINFO_DIR, readOnly: true },
+      { name: STATE_VOLUME, mountPath: STATE_DIR },
+    ],
+  };
+  if (v.native) {
+    // The kubelet starts later init containers and the app only after this
+    // startup probe passes: the app never starts before the proxy is ready.
+    c.restartPolicy = 'Always';
+    c.startupProbe = { httpGet: { ...readyGet }, periodSeconds: 1, timeoutSeconds: 3, failureThreshold: 600 };
+  } else if (v.holdApplication) {
+    // Containers start in order and the kubelet waits for postStart before
+    // the next one: the proxy is first, so the app starts after it is ready.
+    c.lifecycle = { postStart: { exec: { command: ['outrigger', 'wait-ready', '--timeout', '5m'] } } };
+  }
+  return c;
+}
+
+/** The init container that installs traffic capture (`outrigger redirect`). */
+export function initContainer(v: InjectionValues): Container {
+  const args = ['redirect', '--proxy-uid', String(v.proxyUid), '--outbound-port', String(PORTS.outbound)];
+  if (v.inboundPorts.length) args.push('--inbound-ports', formatInboundPorts(v.inboundPorts));
+  if (v.excludeOutboundPorts.length) args.push('--exclude-outbound-ports', v.excludeOutboundPorts.join(','));
+  if (v.excludeOutboundIpRanges.length) args.push('--exclude-outbound-ip-ranges', v.excludeOutboundIpRanges.join(','));
+  args.push('--include-outbound-ip-ranges', v.includeOutboundIpRanges.join(','));
+  return {
+    name: INIT_CONTAINER,
+    image: v.image,
+    imagePullPolicy: v.imagePullPolicy,
+    args,
+    resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: { cpu: '100m', memory: '64Mi' } },
+    securityContext: {
+      // iptables needs root in the pod's network namespace with NET_ADMIN and
+      // NET_RAW; nothing else.
+      runAsUser: 0,
+      runAsGroup: 0,
+      runAsNonRoot: false,
+      readOnlyRootFilesystem: false,
+      allowPrivilegeEscalation: false,
+      privileged: false,
+      capabilities: { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] },
+    },
+  };
+}
+
+export function volumes(): { name: string; [k: string]: unknown }[] {
+  return [
+    {
+      name: PODINFO_VOLUME,
+      downwardAPI: {
+        items: [
+          { path: 'labels', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.labels' } },
+          { path: 'annotations', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.annotations' } },
+        ],
+      },
+    },
+    { name: STATE_VOLUME, emptyDir: {} },
+  ];
+}
+
+function resourcesOf(r: MeshConfig['resources']): Record<string, Record<string, string>> {
+  const out: Record<string, Record<string, string>> = {};
+  const clean = (l: Record<string, string | undefined>): Record<string, string> =>
+    Object.fromEntries(Object.entries(l).filter(([, q]) => q !== undefined && q !== '')) as Record<string, string>;
+  if (Object.keys(clean({ ...r.requests })).length) out.requests = clean({ ...r.requests });
+  if (Object.keys(clean({ ...r.limits })).length) out.limits = clean({ ...r.limits });
+  return out;
+}

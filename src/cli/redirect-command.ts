@@ -1,0 +1,92 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import {
+  cleanupCommands,
+  parseCidrList,
+  parseInboundPorts,
+  parsePortList,
+  redirectRules,
+  type IpFamily,
+  type RedirectOptions,
+} from '../../injector/redirect-rules.js';
+import type { Command } from './main.js';
+
+const USAGE = `usage: outrigger redirect [--proxy-uid 1337] [--outbound-port 15001] [--inbound-ports APP=LISTENER,...]
+                         [--exclude-outbound-ports P,...] [--exclude-outbound-ip-ranges CIDR,...]
+                         [--include-outbound-ip-ranges '*'|CIDR,...] [--ipv6 auto|on|off] [--dry-run]
+
+Installs the pod's traffic capture with iptables and ip6tables (nat table,
+REDIRECT): each listed inbound app port goes to its sidecar listener, outbound
+TCP goes to the outbound port, except the proxy's own UID, loopback and the
+excluded ports and ranges. Run by the outrigger-init container (root,
+NET_ADMIN). --dry-run prints the rules (iptables-restore format) instead.
+See docs/injector.md.`;
+
+export const redirectCommand: Command = {
+  summary: 'install iptables traffic capture for a pod (init container)',
+  async run(args) {
+    let values;
+    let opts: RedirectOptions;
+    try {
+      ({ values } = parseArgs({
+        args,
+        options: {
+          'proxy-uid': { type: 'string', default: '1337' },
+          'outbound-port': { type: 'string', default: '15001' },
+          'inbound-ports': { type: 'string', default: '' },
+          'exclude-outbound-ports': { type: 'string', default: '' },
+          'exclude-outbound-ip-ranges': { type: 'string', default: '' },
+          'include-outbound-ip-ranges': { type: 'string', default: '*' },
+          ipv6: { type: 'string', default: 'auto' },
+          'dry-run': { type: 'boolean', default: false },
+          help: { type: 'boolean', short: 'h' },
+        },
+      }));
+      if (values.help) {
+        process.stdout.write(USAGE + '\n');
+        return 0;
+      }
+      const uid = Number(values['proxy-uid']);
+      if (!Number.isInteger(uid) || uid < 1) throw new Error('--proxy-uid must be a positive integer');
+      opts = {
+        proxyUid: uid,
+        outboundPort: parsePortList(values['outbound-port']!)[0]!,
+        inboundPorts: parseInboundPorts(values['inbound-ports']!),
+        excludeOutboundPorts: parsePortList(values['exclude-outbound-ports']!),
+        excludeOutboundIpRanges: parseCidrList(values['exclude-outbound-ip-ranges']!, false),
+        includeOutboundIpRanges: parseCidrList(values['include-outbound-ip-ranges']!, true),
+      };
+      if (!['auto', 'on', 'off'].includes(values.ipv6!)) throw new Error('--ipv6 must be auto, on or off');
+    } catch (err) {
+      process.stderr.write(`outrigger redirect: ${(err as Error).message}\n\n${USAGE}\n`);
+      return 2;
+    }
+    const families: IpFamily[] = values.ipv6 === 'off' ? [4] : [4, 6];
+    if (values['dry-run']) {
+      for (const f of families) process.stdout.write(`# ${f === 4 ? 'iptables' : 'ip6tables'}\n${redirectRules(opts, f)}`);
+      return 0;
+    }
+    for (const f of families) {
+      const bin = f === 4 ? 'iptables' : 'ip6tables';
+      // auto: skip IPv6 where the kernel has it off (no /proc/net/if_inet6).
+      if (f === 6 && values.ipv6 === 'auto' && !existsSync('/proc/net/if_inet6')) {
+        process.stderr.write('outrigger redirect: IPv6 not available; ip6tables rules skipped\n');
+        continue;
+      }
+      for (const c of cleanupCommands()) spawnSync(bin, c, { stdio: 'ignore' });
+      const r = spawnSync(`${bin}-restore`, ['--noflush'], { input: redirectRules(opts, f), encoding: 'utf8' });
+      if (r.status !== 0) {
+        const msg = r.error?.message ?? r.stderr.trim();
+        if (f === 6 && values.ipv6 === 'auto') {
+          process.stderr.write(`outrigger redirect: ip6tables rules not applied (${msg}); IPv6 traffic is not captured\n`);
+          continue;
+        }
+        process.stderr.write(`outrigger redirect: ${bin}-restore failed: ${msg}\n`);
+        return 1;
+      }
+      process.stdout.write(`outrigger redirect: ${bin} rules applied\n`);
+    }
+    return 0;
+  },
+};

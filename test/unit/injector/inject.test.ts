@@ -1,0 +1,175 @@
+import { expect } from 'chai';
+import { inject, type InjectionStatus } from '../../../injector/inject.js';
+import { defaultMeshConfig, parseMeshConfig, supportsNativeSidecars } from '../../../injector/mesh-config.js';
+import { ANNOTATIONS, ENV, type Container, type Pod } from '../../../injector/pod-types.js';
+import { CASES, applyTo, checkGolden, loadCase, strayFixtures, validatePod } from '../../support/injector-golden.js';
+
+const mesh = defaultMeshConfig();
+
+const envOf = (c: Container, name: string): string | undefined => c.env?.find((e) => e.name === name)?.value;
+const proxyOf = (pod: Pod): Container =>
+  [...(pod.spec!.initContainers ?? []), ...pod.spec!.containers].find((c) => c.name === 'outrigger-proxy')!;
+
+describe('injector: inject() golden table', () => {
+  for (const c of CASES) {
+    it(`${c.name}: ${c.skip ? `skipped (${c.skip})` : 'patch applies, matches golden, validates'}`, () => {
+      const pod = loadCase(c.name);
+      const before = structuredClone(pod);
+      const r = inject(pod, mesh, c.k8sVersion, { namespace: c.namespace });
+      expect(pod, 'input not mutated').to.deep.equal(before);
+      expect(r.skipReason).to.equal(c.skip);
+      if (c.skip) expect(r.patch).to.deep.equal([]);
+      const injected = applyTo(pod, r.patch);
+      checkGolden(c.name, injected);
+      validatePod(injected);
+      // Injecting the injected pod again changes nothing (reinvocationPolicy: IfNeeded).
+      const again = inject(injected, mesh, c.k8sVersion, { namespace: c.namespace });
+      expect(again.patch).to.deep.equal([]);
+      if (!c.skip) expect(again.skipReason).to.equal('already_injected');
+    });
+  }
+
+  it('has no stale fixtures without a case', () => {
+    expect(strayFixtures()).to.deep.equal([]);
+  });
+});
+
+describe('injector: inject() behaviour', () => {
+  it('non-native: proxy first among containers with a postStart wait-ready hook; init first among init containers', () => {
+    const r = inject(loadCase('probes-init'), mesh, '1.28');
+    const spec = r.pod.spec!;
+    expect(spec.initContainers!.map((c) => c.name)).to.deep.equal(['outrigger-init', 'migrate']);
+    expect(spec.containers.map((c) => c.name)).to.deep.equal(['outrigger-proxy', 'ledger', 'log-shipper']);
+    expect(spec.containers[0]!.lifecycle).to.deep.equal({ postStart: { exec: { command: ['outrigger', 'wait-ready', '--timeout', '5m'] } } });
+    expect(spec.containers[0]!.restartPolicy).to.equal(undefined);
+  });
+
+  it('native (1.29+): proxy right after outrigger-init with restartPolicy Always and a startup probe', () => {
+    const r = inject(loadCase('probes-init'), mesh, '1.29');
+    const spec = r.pod.spec!;
+    expect(spec.initContainers!.map((c) => c.name)).to.deep.equal(['outrigger-init', 'outrigger-proxy', 'migrate']);
+    expect(spec.containers.map((c) => c.name)).to.deep.equal(['ledger', 'log-shipper']);
+    const proxy = spec.initContainers![1]!;
+    expect(proxy.restartPolicy).to.equal('Always');
+    expect(proxy.startupProbe).to.include.keys('httpGet');
+    expect(proxy.lifecycle).to.equal(undefined);
+    const status = JSON.parse(r.pod.metadata!.annotations![ANNOTATIONS.status]!) as InjectionStatus;
+    expect(status).to.deep.equal({ initContainers: ['outrigger-init', 'outrigger-proxy'], containers: [], volumes: ['outrigger-podinfo', 'outrigger-state'], native: true });
+  });
+
+  it('native mode: auto by version, forced by mesh config, overridden by annotation', () => {
+    expect(supportsNativeSidecars('1.28')).to.equal(false);
+    expect(supportsNativeSidecars('v1.29.0')).to.equal(true);
+    expect(supportsNativeSidecars('1.33+')).to.equal(true);
+    expect(supportsNativeSidecars(undefined)).to.equal(false);
+    const pod = loadCase('generate-name');
+    const isNative = (p: Pod): boolean => proxyOf(p).restartPolicy === 'Always';
+    expect(isNative(inject(pod, mesh, undefined).pod)).to.equal(false);
+    expect(isNative(inject(pod, { ...mesh, nativeSidecars: 'enabled' }, undefined).pod)).to.equal(true);
+    expect(isNative(inject(pod, { ...mesh, kubernetesVersion: '1.30' }, undefined).pod)).to.equal(true);
+    expect(isNative(inject(pod, { ...mesh, nativeSidecars: 'disabled' }, '1.33').pod)).to.equal(false);
+    const annotated = { ...pod, metadata: { ...pod.metadata, annotations: { [ANNOTATIONS.nativeSidecar]: 'true' } } };
+    expect(isNative(inject(annotated, mesh, '1.20').pod)).to.equal(true);
+  });
+
+  it('rewrites HTTP, TCP and gRPC probes to the status port and keeps the originals in an env var', () => {
+    const r = inject(loadCase('probes-init'), mesh, '1.28');
+    const ledger = r.pod.spec!.containers.find((c) => c.name === 'ledger')!;
+    expect(ledger.readinessProbe).to.deep.equal({
+      initialDelaySeconds: 3,
+      httpGet: { path: '/app-health/ledger/readyz', port: 15021, scheme: 'HTTP' },
+    });
+    expect(ledger.livenessProbe!.httpGet!.path).to.equal('/app-health/ledger/livez');
+    expect(ledger.livenessProbe!.failureThreshold).to.equal(5);
+    expect(ledger.startupProbe!.httpGet!.path).to.equal('/app-health/ledger/startupz');
+    const shipper = r.pod.spec!.containers.find((c) => c.name === 'log-shipper')!;
+    expect(shipper.livenessProbe).to.deep.equal({ exec: { command: ['/bin/true'] } });
+    const probes = JSON.parse(envOf(proxyOf(r.pod), ENV.appProbes)!) as Record<string, unknown>;
+    expect(probes).to.deep.equal({
+      '/app-health/ledger/readyz': {
+        httpGet: { path: '/ready', port: 8443, scheme: 'HTTPS', httpHeaders: [{ name: 'X-Probe', value: 'kubelet' }] },
+        timeoutSeconds: 1,
+      },
+      '/app-health/ledger/livez': { grpc: { port: 50051, service: 'ledger.v1.Ledger' }, timeoutSeconds: 1 },
+      '/app-health/ledger/startupz': { tcpSocket: { port: 50051 }, timeoutSeconds: 1 },
+    });
+  });
+
+  it('captures declared TCP ports inbound, each to its own listener, minus excluded and reserved ports', () => {
+    const pod: Pod = {
+      metadata: { name: 'p', annotations: { [ANNOTATIONS.excludeInboundPorts]: '9000' } },
+      spec: {
+        containers: [
+          { name: 'a', image: 'a', ports: [{ containerPort: 9090 }, { containerPort: 8080 }, { containerPort: 53, protocol: 'UDP' }] },
+          { name: 'b', image: 'b', ports: [{ containerPort: 9000 }, { containerPort: 15021 }, { containerPort: 8080 }] },
+        ],
+      },
+    };
+    const r = inject(pod, mesh, '1.28');
+    expect(envOf(proxyOf(r.pod), ENV.inboundPorts)).to.equal('8080=15100,9090=15101');
+    const init = r.pod.spec!.initContainers![0]!;
+    expect(init.args).to.include.members(['--inbound-ports', '8080=15100,9090=15101']);
+    expect(r.warnings.join('\n')).to.match(/15021.*reserved/);
+  });
+
+  it('ignores bad annotation values with a warning instead of failing the pod', () => {
+    const pod: Pod = {
+      metadata: { name: 'p', annotations: { [ANNOTATIONS.excludeOutboundPorts]: '80,http', [ANNOTATIONS.excludeOutboundIpRanges]: '10.0.0.0/33', [ANNOTATIONS.rewriteAppProbes]: 'yes' } },
+      spec: { containers: [{ name: 'a', image: 'a' }] },
+    };
+    const r = inject(pod, mesh, '1.28');
+    expect(r.warnings).to.have.length(3);
+    const args = r.pod.spec!.initContainers![0]!.args!;
+    expect(args.join(' ')).to.contain('--exclude-outbound-ports 80');
+    expect(args).not.to.include('--exclude-outbound-ip-ranges');
+  });
+
+  it('sets kubectl.kubernetes.io/default-container to the first app container only when absent', () => {
+    expect(inject(loadCase('probes-init'), mesh, '1.28').pod.metadata!.annotations![ANNOTATIONS.defaultContainer]).to.equal('ledger');
+    expect(inject(loadCase('annotated'), mesh, '1.28').pod.metadata!.annotations![ANNOTATIONS.defaultContainer]).to.equal('payments');
+  });
+
+  it('node cluster: app.kubernetes.io/name, then app, then the service account', () => {
+    const arg = (p: Pod): string => {
+      const args = proxyOf(inject(p, mesh, '1.28').pod).args!;
+      return args[args.indexOf('--node-cluster') + 1]!;
+    };
+    expect(arg(loadCase('probes-init'))).to.equal('ledger');
+    expect(arg(loadCase('deployment-pod'))).to.equal('reviews');
+    expect(arg({ spec: { serviceAccountName: 'sa1', containers: [{ name: 'a', image: 'a' }] } })).to.equal('sa1');
+    expect(arg({ spec: { containers: [{ name: 'a', image: 'a' }] } })).to.equal('default');
+  });
+
+  it('skips ignored namespaces (from the object or the request) and annotation opt-out', () => {
+    const pod = loadCase('generate-name');
+    expect(inject(pod, mesh, '1.30', { namespace: 'kube-system' }).skipReason).to.equal('ignored_namespace');
+    const annotated = { ...pod, metadata: { ...pod.metadata, annotations: { [ANNOTATIONS.inject]: 'false' } } };
+    expect(inject(annotated, mesh, '1.30').skipReason).to.equal('opted_out');
+  });
+
+  it('treats a pod that still has outrigger-proxy (status annotation removed) as injected', () => {
+    const injected = inject(loadCase('deployment-pod'), mesh, '1.28').pod;
+    delete injected.metadata!.annotations![ANNOTATIONS.status];
+    expect(inject(injected, mesh, '1.28').skipReason).to.equal('already_injected');
+  });
+
+  it('throws on a pod without containers (the webhook answers allowed: false)', () => {
+    expect(() => inject({ metadata: { name: 'x' }, spec: { containers: [] } }, mesh, '1.28')).to.throw(/no spec.containers/);
+  });
+});
+
+describe('injector: mesh config', () => {
+  it('defaults work without a file; a file overrides per field', () => {
+    const m = parseMeshConfig('proxyImage: img:2\nresources:\n  limits:\n    memory: 2Gi\n');
+    expect(m.proxyImage).to.equal('img:2');
+    expect(m.controlPlaneAddress).to.equal('outrigger-control.outrigger-system.svc:15010');
+    expect(m.resources).to.deep.equal({ requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '2', memory: '2Gi' } });
+    expect(parseMeshConfig('')).to.deep.equal(defaultMeshConfig());
+  });
+
+  it('reports every unknown field and wrong type', () => {
+    expect(() => parseMeshConfig('proxyImag: x\nnativeSidecars: sometimes\nexcludeInboundPorts: [0]\n')).to.throw(
+      /proxyImag: unknown field[\s\S]*nativeSidecars: expected auto[\s\S]*excludeInboundPorts: expected a list of ports/,
+    );
+  });
+});
