@@ -92,7 +92,9 @@ export class GrpcCall {
           local: never,
         });
       }
-      this.finish(GrpcStatus.UNAVAILABLE, `upstream reset (code ${stream.rstCode ?? 0})`, {});
+      // A clean end without trailers is a broken gRPC server, not a network failure.
+      if (!stream.rstCode) return this.finish(GrpcStatus.INTERNAL, 'upstream ended the call without grpc-status', { protocolError: true });
+      this.finish(GrpcStatus.UNAVAILABLE, `upstream reset (code ${stream.rstCode})`, {});
     });
     this.timer =
       timeoutMs > 0
