@@ -10,12 +10,14 @@ import type { ClusterRuntime } from '../upstream/cluster.js';
 import type { EndpointAddress } from '../upstream/endpoint.js';
 import { h1UpstreamRequest, trailersOf } from './h1-upstream.js';
 import { rewritePath } from './rewrite.js';
-import { resetStream } from './h2-reset.js';
+import { isRefused, resetStream } from './h2-reset.js';
 import { h1Downstream } from '../transcode/downstream.js';
 import { handleTranscode } from '../transcode/handler.js';
 
 const END_STREAM = http2.constants.NGHTTP2_FLAG_END_STREAM;
 const CANCEL = http2.constants.NGHTTP2_CANCEL;
+/** Bodyless requests refused upstream are replayed at most this often. */
+const MAX_REFUSED_RETRIES = 4;
 
 export interface H1ConnectionInfo {
   readonly clientAddress: string;
@@ -197,6 +199,7 @@ function forwardH1ToH2(
   ep: EndpointAddress,
   cluster: ClusterRuntime,
   timeoutMs: number,
+  attempt = 0,
 ): void {
   const conn = ctx.h2.get(ep, cluster.connectTimeoutMs, cluster.idleTimeoutMs);
   const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
@@ -204,9 +207,11 @@ function forwardH1ToH2(
   try {
     up = conn.session.request(headers, { endStream: !hasBody });
   } catch (err) {
+    if (attempt < MAX_REFUSED_RETRIES) return forwardH1ToH2(ctx, settings, req, res, ex, headers, ep, cluster, timeoutMs, attempt + 1);
     return h1LocalReply(res, ex, 'upstream_connect_failure', (err as Error).message);
   }
-  up.on('error', noop);
+  let errorCode: string | undefined;
+  up.on('error', (err: NodeJS.ErrnoException) => (errorCode = err.code));
   let responded = false;
   let ended = false;
   up.once('response', (h: IncomingHttpHeaders, flags: number) => {
@@ -235,6 +240,13 @@ function forwardH1ToH2(
   });
   up.once('close', () => {
     if (ended) return;
+    if (!responded && !hasBody && attempt < MAX_REFUSED_RETRIES && !res.destroyed && isRefused(up, errorCode)) {
+      // Never processed upstream (and no body to replay): try a fresh session.
+      ended = true;
+      timer?.cancel();
+      forwardH1ToH2(ctx, settings, req, res, ex, headers, ep, cluster, timeoutMs, attempt + 1);
+      return;
+    }
     if (!responded) {
       const never = conn.state === 'failed' || conn.state === 'connecting';
       h1LocalReply(res, ex, never ? 'upstream_connect_failure' : 'upstream_reset', never ? conn.lastError : undefined);

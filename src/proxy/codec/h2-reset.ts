@@ -1,4 +1,4 @@
-import type { Http2Stream } from 'node:http2';
+import http2, { type Http2Stream } from 'node:http2';
 
 let handleSymbol: symbol | null | undefined;
 
@@ -24,4 +24,13 @@ export function resetStream(stream: Http2Stream, code: number): void {
     return;
   }
   stream.close(code);
+}
+
+/**
+ * Whether the upstream refused a stream without processing it: RST_STREAM
+ * REFUSED_STREAM, or a stream above the last id of a GOAWAY (node destroys
+ * those with ERR_HTTP2_GOAWAY_SESSION). Both are safe to retry (RFC 9113 §8.7).
+ */
+export function isRefused(stream: Http2Stream, errorCode: string | undefined): boolean {
+  return stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM || errorCode === 'ERR_HTTP2_GOAWAY_SESSION';
 }

@@ -13,7 +13,8 @@ import type { ListenerViewRef } from '../listener-view.js';
 import { h2LocalReply } from '../local-reply.js';
 import { forwardH2ToH1 } from './h2-to-h1.js';
 import { rewritePath } from './rewrite.js';
-import { resetStream } from './h2-reset.js';
+import { isRefused, resetStream } from './h2-reset.js';
+import type { H2Connection } from '../upstream/h2-pool.js';
 import { h2Downstream } from '../transcode/downstream.js';
 import { handleTranscode } from '../transcode/handler.js';
 
@@ -124,20 +125,43 @@ export function onH2Stream(
     return;
   }
 
-  const upConn = ctx.h2.get(ep, cluster.connectTimeoutMs, cluster.idleTimeoutMs);
-  let up: ClientHttp2Stream;
-  try {
-    up = upConn.session.request(out, { endStream: (flags & END_STREAM) !== 0 });
-  } catch (err) {
-    return h2LocalReply(stream, ex, 'upstream_connect_failure', grpc, (err as Error).message);
-  }
-  up.on('error', noop);
-
+  const endAtHeaders = (flags & END_STREAM) !== 0;
+  let upConn = ctx.h2.get(ep, cluster.connectTimeoutMs, cluster.idleTimeoutMs);
+  let up!: ClientHttp2Stream;
   let responded = false;
   let upEnded = false;
   let timedOut = false;
+  let downEnded = endAtHeaders;
+  let attempts = 0;
+  let upErrorCode: string | undefined;
   let trailers: OutgoingHttpHeaders | undefined;
   const maxBody = grpc ? 0 : settings.maxRequestBodyBytes;
+  // The request bytes sent so far, kept until the response starts so that a
+  // stream the upstream refused (never processed: RFC 9113 §8.7) can be
+  // replayed on a fresh session. Dropped once it outgrows REPLAY_MAX_BYTES.
+  let replay: Buffer[] | undefined = [];
+  let replayBytes = 0;
+
+  /** Opens the upstream stream on the current session and replays what the client sent so far. */
+  const open = (): boolean => {
+    try {
+      up = upConn.session.request(out, { endStream: endAtHeaders });
+    } catch (err) {
+      // The session went away between the pool lookup and now (GOAWAY): one more try on a new one.
+      if (attempts++ === 0) {
+        upConn = ctx.h2.get(ep, cluster.connectTimeoutMs, cluster.idleTimeoutMs);
+        return open();
+      }
+      h2LocalReply(stream, ex, 'upstream_connect_failure', grpc, (err as Error).message);
+      return false;
+    }
+    upErrorCode = undefined;
+    up.on('error', (err: NodeJS.ErrnoException) => (upErrorCode = err.code));
+    if (replay) for (const c of replay) up.write(c);
+    if (downEnded && !endAtHeaders) up.end();
+    attach(up, upConn);
+    return true;
+  };
 
   const timer =
     timeoutMs > 0
@@ -163,71 +187,88 @@ export function onH2Stream(
       h2LocalReply(stream, ex, 'request_too_large', grpc);
       return;
     }
+    if (replay !== undefined) {
+      replayBytes += chunk.length;
+      if (replayBytes <= REPLAY_MAX_BYTES) replay.push(chunk);
+      else replay = undefined;
+    }
     if (!up.write(chunk)) stream.pause();
   });
-  up.on('drain', () => stream.resume());
   stream.once('end', () => {
+    downEnded = true;
     if (!up.closed && !up.writableEnded) up.end();
   });
-
-  // Upstream → downstream.
-  up.once('response', (h: IncomingHttpHeaders, f: number) => {
-    if (timedOut || stream.closed) return;
-    responded = true;
-    const status = (h[':status'] as unknown as number) ?? 200;
-    ex.status = status;
-    if ((f & END_STREAM) !== 0) {
-      // Trailers-only (gRPC error without a body) or an empty response.
-      upEnded = true;
-      const gs = h['grpc-status'];
-      if (gs !== undefined) ex.grpc_status = gs as string;
-      stream.respond(h as OutgoingHttpHeaders, { endStream: true });
-      return;
-    }
-    stream.respond(h as OutgoingHttpHeaders, { waitForTrailers: true });
-  });
-  up.on('data', (chunk: Buffer) => {
-    if (timedOut) return;
-    ex.bytes_out += chunk.length;
-    if (!stream.write(chunk)) up.pause();
-  });
   stream.on('drain', () => up.resume());
-  up.once('trailers', (t: IncomingHttpHeaders) => {
-    trailers = t as OutgoingHttpHeaders;
-    const gs = t['grpc-status'];
-    if (gs !== undefined) ex.grpc_status = gs as string;
-  });
   stream.on('wantTrailers', () => {
     if (trailers !== undefined) {
       if (timedOut) ex.grpc_status = String(GrpcStatus.DEADLINE_EXCEEDED);
       stream.sendTrailers(trailers);
     } else stream.sendTrailers({});
   });
-  up.once('end', () => {
-    // Node also ends the readable side when the stream is reset (with rstCode
-    // already set): that is not a clean end and must not look like one.
-    if (up.rstCode !== undefined && up.rstCode !== 0) return;
-    upEnded = true;
-    if (!timedOut && !stream.closed && responded) stream.end();
-  });
-  up.once('close', () => {
-    if (timedOut) return;
-    if (!responded) {
-      if (stream.closed) return;
-      const never = upConn.state === 'failed' || upConn.state === 'connecting';
-      h2LocalReply(
-        stream,
-        ex,
-        never ? 'upstream_connect_failure' : 'upstream_reset',
-        grpc,
-        never ? upConn.lastError : `rst ${up.rstCode}`,
-      );
-    } else if (!upEnded && !stream.closed) {
-      // Reset mid-response: pass the reset down.
-      ex.flags = 'UR';
-      resetStream(stream, up.rstCode || INTERNAL_ERROR);
-    }
-  });
+
+  /** Upstream → downstream, for one attempt. */
+  const attach = (u: ClientHttp2Stream, conn: H2Connection): void => {
+    u.on('drain', () => stream.resume());
+    u.once('response', (h: IncomingHttpHeaders, f: number) => {
+      if (timedOut || stream.closed) return;
+      responded = true;
+      replay = undefined;
+      const status = (h[':status'] as unknown as number) ?? 200;
+      ex.status = status;
+      if ((f & END_STREAM) !== 0) {
+        // Trailers-only (gRPC error without a body) or an empty response.
+        upEnded = true;
+        const gs = h['grpc-status'];
+        if (gs !== undefined) ex.grpc_status = gs as string;
+        stream.respond(h as OutgoingHttpHeaders, { endStream: true });
+        return;
+      }
+      stream.respond(h as OutgoingHttpHeaders, { waitForTrailers: true });
+    });
+    u.on('data', (chunk: Buffer) => {
+      if (timedOut) return;
+      ex.bytes_out += chunk.length;
+      if (!stream.write(chunk)) u.pause();
+    });
+    u.once('trailers', (t: IncomingHttpHeaders) => {
+      trailers = t as OutgoingHttpHeaders;
+      const gs = t['grpc-status'];
+      if (gs !== undefined) ex.grpc_status = gs as string;
+    });
+    u.once('end', () => {
+      // Node also ends the readable side when the stream is reset (with rstCode
+      // already set): that is not a clean end and must not look like one.
+      if (u.rstCode !== undefined && u.rstCode !== 0) return;
+      upEnded = true;
+      if (!timedOut && !stream.closed && responded) stream.end();
+    });
+    u.once('close', () => {
+      if (timedOut || u !== up) return;
+      if (!responded) {
+        if (stream.closed) return;
+        if (replay !== undefined && attempts < MAX_REFUSED_RETRIES && isRefused(u, upErrorCode)) {
+          attempts++;
+          upConn = ctx.h2.get(ep, cluster.connectTimeoutMs, cluster.idleTimeoutMs);
+          open();
+          return;
+        }
+        const never = conn.state === 'failed' || conn.state === 'connecting';
+        h2LocalReply(
+          stream,
+          ex,
+          never ? 'upstream_connect_failure' : 'upstream_reset',
+          grpc,
+          never ? conn.lastError : `rst ${u.rstCode}`,
+        );
+      } else if (!upEnded && !stream.closed) {
+        // Reset mid-response: pass the reset down.
+        ex.flags = 'UR';
+        resetStream(stream, u.rstCode || INTERNAL_ERROR);
+      }
+    });
+  };
+
+  if (!open()) return;
 
   stream.once('close', () => {
     timer?.cancel();
@@ -239,4 +280,9 @@ export function onH2Stream(
   });
 }
 
+/** Bytes of request body kept for a replay after REFUSED_STREAM; a unary gRPC call fits easily. */
+const REPLAY_MAX_BYTES = 64 * 1024;
+// Refused streams were never processed, so retrying costs a round trip only;
+// the bound stops a backend that refuses everything from looping us.
+const MAX_REFUSED_RETRIES = 4;
 function noop(): void {}
