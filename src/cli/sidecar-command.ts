@@ -1,9 +1,11 @@
 import { parseArgs } from 'node:util';
 import { parseDurationFlag } from '../core/duration.js';
 import { startSidecar } from '../../sidecar/main.js';
+import { readNodeLabels } from '../control/client/node-labels.js';
 import type { Command } from './main.js';
 
-const USAGE = `usage: outrigger sidecar --config FILE|DIR [--admin-port 15000] [--drain-timeout 5s] [--state-dir DIR]
+const USAGE = `usage: outrigger sidecar [--config FILE|DIR] [--control-plane HOST:PORT --node-id ID [--node-cluster C]
+       [--node-labels-file FILE]] [--admin-port 15000] [--drain-timeout 5s] [--state-dir DIR]
 
 Runs the data plane with the listeners, routes and clusters of the config
 (resource documents, see docs/config.md). The config is watched and hot
@@ -12,10 +14,17 @@ SIGTERM drains: /ready turns 503, listeners stop accepting, in-flight requests
 finish up to --drain-timeout, then the process exits 0.
 
 flags:
-  --config FILE|DIR     resource documents (YAML or JSON)
+  --config FILE|DIR     resource documents (YAML or JSON); with --control-plane, bootstrap resources
+  --control-plane H:P   subscribe to a control plane (docs/control-plane.md)
+  --node-id ID          this sidecar's node id (required with --control-plane)
+  --node-cluster C      the service this sidecar belongs to (for selectors)
+  --node-labels-file F  labels for selectors: key="value" lines (downward API) or a YAML map
   --admin-port N        admin API on 127.0.0.1 (default 15000; 0 picks a free port)
   --drain-timeout D     how long in-flight requests may take on shutdown (default 5s)
   --state-dir DIR       where the last good config is persisted
+  --status-port N       status port on all addresses: /ready and the app probes
+                        the injector rewrote (read from OUTRIGGER_APP_PROBES);
+                        off unless given (the injector sets 15021)
   --allow-ephemeral-ports  accept listener port 0 (tests)`;
 
 export const sidecarCommand: Command = {
@@ -28,6 +37,11 @@ export const sidecarCommand: Command = {
         'admin-port': { type: 'string', default: '15000' },
         'drain-timeout': { type: 'string', default: '5s' },
         'state-dir': { type: 'string' },
+        'control-plane': { type: 'string' },
+        'node-id': { type: 'string' },
+        'node-cluster': { type: 'string' },
+        'node-labels-file': { type: 'string' },
+        'status-port': { type: 'string' },
         'allow-ephemeral-ports': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h' },
       },
@@ -36,18 +50,28 @@ export const sidecarCommand: Command = {
       process.stdout.write(USAGE + '\n');
       return 0;
     }
-    if (!values.config) {
-      process.stderr.write('outrigger sidecar: --config is required\n\n' + USAGE + '\n');
+    if (!values.config && !values['control-plane']) {
+      process.stderr.write('outrigger sidecar: --config or --control-plane is required\n\n' + USAGE + '\n');
+      return 2;
+    }
+    if (values['control-plane'] && !values['node-id']) {
+      process.stderr.write('outrigger sidecar: --node-id is required with --control-plane\n\n' + USAGE + '\n');
       return 2;
     }
     let sidecar;
     try {
+      const nodeLabels = values['node-labels-file'] ? await readNodeLabels(values['node-labels-file']) : undefined;
       sidecar = await startSidecar({
         configPath: values.config,
         adminPort: Number(values['admin-port']),
         drainTimeoutMs: parseDurationFlag(values['drain-timeout']!),
         stateDir: values['state-dir'],
+        controlPlane: values['control-plane']
+          ? { address: values['control-plane'], nodeId: values['node-id']!, nodeCluster: values['node-cluster'], nodeLabels }
+          : undefined,
         allowEphemeralPorts: values['allow-ephemeral-ports'],
+        statusPort: values['status-port'] === undefined ? undefined : Number(values['status-port']),
+        appProbes: process.env.OUTRIGGER_APP_PROBES ? JSON.parse(process.env.OUTRIGGER_APP_PROBES) : undefined,
       });
     } catch (err) {
       process.stderr.write(`outrigger sidecar: ${(err as Error).message}\n`);
@@ -55,7 +79,7 @@ export const sidecarCommand: Command = {
     }
     const listeners = Object.fromEntries(sidecar.addresses());
     // One machine-readable line so scripts and tests can find the ports.
-    process.stdout.write(JSON.stringify({ msg: 'sidecar ready', adminPort: sidecar.adminPort, listeners }) + '\n');
+    process.stdout.write(JSON.stringify({ msg: 'sidecar ready', adminPort: sidecar.adminPort, statusPort: sidecar.statusPort, listeners }) + '\n');
     const onSignal = (): void => void sidecar.shutdown();
     process.once('SIGTERM', onSignal);
     process.once('SIGINT', onSignal);

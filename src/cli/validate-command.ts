@@ -2,8 +2,11 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/loader.js';
 import { formatConfigError, type ConfigSnapshot } from '../config/snapshot.js';
 import type { Command } from './main.js';
+import { operatorClient, resolveTarget } from '../control/client/operator-client.js';
+import { readDocumentValues } from './operator-commands.js';
+import { reportError } from './control-flags.js';
 
-const USAGE = `usage: outrigger validate -f FILE|DIR [--allow-ephemeral-ports]
+const USAGE = `usage: outrigger validate -f FILE|DIR [--allow-ephemeral-ports] [--server [--control-plane H:P] [--token-file F]]
 
 Checks resource documents (YAML or JSON; a directory means every *.yaml,
 *.yml and *.json file in it) exactly as the sidecar would before applying
@@ -14,6 +17,9 @@ exits 0 when the config is valid. See docs/config.md.
 flags:
   -f, --file FILE|DIR        the config to check
   --allow-ephemeral-ports    accept listener port 0 (test configs)
+  --server                   dry run on the control plane: checked together with what it stores
+  --control-plane HOST:PORT  (with --server) default $OUTRIGGER_CONTROL_PLANE
+  --token-file FILE          (with --server) default the value of $OUTRIGGER_TOKEN
   -h, --help                 show this help`;
 
 /** Summary order follows the request path: listener → routes → clusters → endpoints. */
@@ -29,6 +35,9 @@ export const validateCommand: Command = {
         options: {
           file: { type: 'string', short: 'f' },
           'allow-ephemeral-ports': { type: 'boolean', default: false },
+          server: { type: 'boolean', default: false },
+          'control-plane': { type: 'string' },
+          'token-file': { type: 'string' },
           help: { type: 'boolean', short: 'h', default: false },
         },
       }));
@@ -44,6 +53,7 @@ export const validateCommand: Command = {
       process.stderr.write(`outrigger validate: -f FILE|DIR is required\n\n${USAGE}\n`);
       return 2;
     }
+    if (values.server) return validateOnServer(values.file, values);
     const result = await loadConfig(values.file, { allowEphemeralPorts: values['allow-ephemeral-ports'] });
     if (!result.ok) {
       process.stderr.write(result.errors.map((e) => formatConfigError(e) + '\n').join(''));
@@ -61,4 +71,19 @@ export function summary(snap: ConfigSnapshot): string {
   const parts = SUMMARY_ORDER.filter((k) => counts.has(k)).map((k) => `${counts.get(k)} ${k}`);
   const n = snap.documents.length;
   return `valid: ${n} document${n === 1 ? '' : 's'} (${parts.join(', ')}), version ${snap.version}`;
+}
+
+async function validateOnServer(file: string, flags: { 'control-plane'?: string; 'token-file'?: string }): Promise<number> {
+  try {
+    const documents = await readDocumentValues(file);
+    const res = await operatorClient(resolveTarget(flags)).validate({ documents });
+    if (!res.valid) {
+      process.stderr.write(res.errors.map((e) => formatConfigError(e) + '\n').join(''));
+      return 1;
+    }
+    process.stdout.write(`valid on the server: ${documents.length} document${documents.length === 1 ? '' : 's'}\n`);
+    return 0;
+  } catch (err) {
+    return reportError('validate', err);
+  }
 }

@@ -1,0 +1,1 @@
+export { applyCommand } from './operator-commands.js';

@@ -1,0 +1,1 @@
+export { historyCommand } from './operator-commands.js';

@@ -1,0 +1,217 @@
+import { parseArgs } from 'node:util';
+import { stringify } from 'yaml';
+import { readDocuments } from '../config/loader.js';
+import type { JsonObject } from '../config/snapshot.js';
+import { operatorClient, resolveTarget } from '../control/client/operator-client.js';
+import { TypeStatus_State } from '../gen/outrigger/control/v1/operator_pb.js';
+import { timestampMs } from '@bufbuild/protobuf/wkt';
+import { TARGET_OPTIONS, TARGET_USAGE, reportError } from './control-flags.js';
+import type { Command } from './main.js';
+
+type Opts = NonNullable<NonNullable<Parameters<typeof parseArgs>[0]>['options']>;
+
+/** Shared shape of the operator commands: parse flags, resolve the target, run, map errors. */
+function operatorCommand(
+  name: string,
+  summary: string,
+  usage: string,
+  options: Opts,
+  body: (values: Record<string, string | boolean | undefined>, positionals: string[], client: ReturnType<typeof operatorClient>) => Promise<number>,
+): Command {
+  return {
+    summary,
+    async run(args) {
+      let parsed;
+      try {
+        parsed = parseArgs({ args, options: { ...TARGET_OPTIONS, ...options }, allowPositionals: true });
+      } catch (err) {
+        process.stderr.write(`outrigger ${name}: ${(err as Error).message}\n\n${usage}\n${TARGET_USAGE}\n`);
+        return 2;
+      }
+      const values = parsed.values as Record<string, string | boolean | undefined>;
+      if (values.help) {
+        process.stdout.write(`${usage}\n${TARGET_USAGE}\n`);
+        return 0;
+      }
+      try {
+        const client = operatorClient(resolveTarget(values as { 'control-plane'?: string; 'token-file'?: string }));
+        return await body(values, parsed.positionals, client);
+      } catch (err) {
+        if (err instanceof UsageError) {
+          process.stderr.write(`outrigger ${name}: ${err.message}\n\n${usage}\n`);
+          return 2;
+        }
+        return reportError(name, err);
+      }
+    },
+  };
+}
+
+class UsageError extends Error {}
+
+function kindArg(positionals: string[], needName: boolean): { kind: string; name: string } {
+  const [rawKind, name] = positionals;
+  if (!rawKind || (needName && !name)) throw new UsageError(needName ? 'KIND and NAME are required' : 'KIND is required');
+  return { kind: canonicalKind(rawKind), name: name ?? '' };
+}
+
+/** Accepts `cluster`, `clusters`, `Cluster`, and the short names `cla`, `routes`. */
+function canonicalKind(s: string): string {
+  const k = s.toLowerCase().replace(/s$/, '');
+  const map: Record<string, string> = {
+    cluster: 'Cluster',
+    listener: 'Listener',
+    route: 'RouteConfiguration',
+    routeconfiguration: 'RouteConfiguration',
+    cla: 'ClusterLoadAssignment',
+    endpoint: 'ClusterLoadAssignment',
+    clusterloadassignment: 'ClusterLoadAssignment',
+  };
+  return map[k] ?? s;
+}
+
+export async function readDocumentValues(path: string): Promise<JsonObject[]> {
+  const read = await readDocuments(path);
+  if (!read.ok) throw new Error(read.errors.map((e) => `${e.document}: ${e.message}`).join('\n'));
+  return read.value.map((d) => d.value as JsonObject);
+}
+
+export const applyCommand = operatorCommand(
+  'apply',
+  'create or update resource documents on the control plane',
+  'usage: outrigger apply -f FILE|DIR [--dry-run]',
+  { file: { type: 'string', short: 'f' }, 'dry-run': { type: 'boolean', default: false } },
+  async (v, _p, client) => {
+    if (typeof v.file !== 'string') throw new UsageError('-f FILE|DIR is required');
+    const documents = await readDocumentValues(v.file);
+    const res = await client.apply({ documents, dryRun: v['dry-run'] === true });
+    for (const r of res.resources) {
+      const d = r.document as { kind?: string; metadata?: { name?: string } };
+      process.stdout.write(`${d.kind}/${d.metadata?.name} ${v['dry-run'] ? 'valid' : 'applied'} (version ${r.version})\n`);
+    }
+    for (const u of res.unchanged) process.stdout.write(`${u} unchanged\n`);
+    return 0;
+  },
+);
+
+export const getCommand = operatorCommand(
+  'get',
+  'show resources stored on the control plane',
+  'usage: outrigger get KIND [NAME] [-o yaml|json|table]',
+  { output: { type: 'string', short: 'o', default: 'table' } },
+  async (v, p, client) => {
+    const { kind, name } = kindArg(p, false);
+    const resources = name ? [(await client.get({ kind, name })).resource!] : (await client.list({ kind })).resources;
+    const docs = resources.map((r) => r.document as JsonObject);
+    if (v.output === 'yaml') process.stdout.write(docs.map((d) => `---\n${stringify(d, { lineWidth: 0 })}`).join(''));
+    else if (v.output === 'json') process.stdout.write(JSON.stringify(docs.length === 1 && name ? docs[0] : { items: docs }, null, 2) + '\n');
+    else {
+      const rows = [['KIND', 'NAME', 'VERSION']];
+      for (const r of resources) {
+        const d = r.document as { kind: string; metadata: { name: string } };
+        rows.push([d.kind, d.metadata.name, r.version]);
+      }
+      process.stdout.write(table(rows));
+    }
+    return 0;
+  },
+);
+
+export const deleteCommand = operatorCommand(
+  'delete',
+  'delete a resource on the control plane',
+  'usage: outrigger delete KIND NAME [--expected-version V]',
+  { 'expected-version': { type: 'string', default: '' } },
+  async (v, p, client) => {
+    const { kind, name } = kindArg(p, true);
+    const res = await client.delete({ kind, name, expectedVersion: String(v['expected-version'] ?? '') });
+    process.stdout.write(`${kind}/${name} deleted (revision ${res.revision})\n`);
+    return 0;
+  },
+);
+
+export const historyCommand = operatorCommand(
+  'history',
+  'list the revisions of a resource',
+  'usage: outrigger history KIND NAME',
+  {},
+  async (_v, p, client) => {
+    const { kind, name } = kindArg(p, true);
+    const res = await client.history({ kind, name });
+    const rows = [['REVISION', 'ACTION', 'WHO', 'TIME']];
+    for (const r of res.revisions) rows.push([String(r.revision), r.action, r.who, r.time ? new Date(timestampMs(r.time)).toISOString() : '']);
+    process.stdout.write(table(rows));
+    return 0;
+  },
+);
+
+export const rollbackCommand = operatorCommand(
+  'rollback',
+  'restore a resource as it was at a revision',
+  'usage: outrigger rollback KIND NAME --to REVISION',
+  { to: { type: 'string' } },
+  async (v, p, client) => {
+    const { kind, name } = kindArg(p, true);
+    if (typeof v.to !== 'string' || !/^\d+$/.test(v.to)) throw new UsageError('--to REVISION is required');
+    const res = await client.rollback({ kind, name, toRevision: BigInt(v.to) });
+    process.stdout.write(`${kind}/${name} rolled back to revision ${v.to} (now revision ${res.revision})\n`);
+    return 0;
+  },
+);
+
+const SHORT: Record<string, string> = {
+  'type.googleapis.com/outrigger.config.v1.Cluster': 'CDS',
+  'type.googleapis.com/outrigger.config.v1.ClusterLoadAssignment': 'EDS',
+  'type.googleapis.com/outrigger.config.v1.Listener': 'LDS',
+  'type.googleapis.com/outrigger.config.v1.RouteConfiguration': 'RDS',
+};
+
+export const statusCommand = operatorCommand(
+  'status',
+  'show every connected sidecar and its sync state per kind',
+  'usage: outrigger status [-o table|json]',
+  { output: { type: 'string', short: 'o', default: 'table' } },
+  async (v, _p, client) => {
+    const res = await client.status({});
+    if (v.output === 'json') {
+      const out = res.sidecars.map((s) => ({
+        nodeId: s.nodeId,
+        cluster: s.nodeCluster,
+        version: s.sidecarVersion,
+        stream: s.stream,
+        types: s.types.map((t) => ({
+          type: SHORT[t.typeUrl] ?? t.typeUrl,
+          sent: t.versionSent,
+          acked: t.versionAcked,
+          state: TypeStatus_State[t.state],
+          error: t.error || undefined,
+          lastAck: t.lastAck ? new Date(timestampMs(t.lastAck)).toISOString() : undefined,
+          pushLatencyMs: t.pushLatencyMs,
+        })),
+      }));
+      process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+      return 0;
+    }
+    const rows = [['NODE', 'TYPE', 'VERSION', 'STATE', 'LAST ACK', 'PUSH LATENCY', 'ERROR']];
+    for (const s of res.sidecars) {
+      for (const t of s.types) {
+        rows.push([
+          s.nodeId,
+          SHORT[t.typeUrl] ?? t.typeUrl,
+          t.versionAcked || t.versionSent,
+          TypeStatus_State[t.state],
+          t.lastAck ? new Date(timestampMs(t.lastAck)).toISOString() : '-',
+          t.pushLatencyMs ? `${t.pushLatencyMs.toFixed(0)}ms` : '-',
+          t.error,
+        ]);
+      }
+    }
+    process.stdout.write(table(rows));
+    return 0;
+  },
+);
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd() + '\n').join('');
+}

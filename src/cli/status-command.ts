@@ -1,0 +1,1 @@
+export { statusCommand } from './operator-commands.js';

@@ -1,0 +1,284 @@
+import { create } from '@bufbuild/protobuf';
+import { timestampMs } from '@bufbuild/protobuf/wkt';
+import { createClient } from '@connectrpc/connect';
+import { createGrpcTransport } from '@connectrpc/connect-node';
+import type { Registry } from 'prom-client';
+import type { Clock, Timer } from '../../core/clock.js';
+import type { Random } from '../../core/random.js';
+import { decodeDocument } from '../../config/decode.js';
+import { KINDS, type Kind } from '../../config/kinds.js';
+import { formatConfigError, type ConfigError, type ResourceDocument } from '../../config/snapshot.js';
+import {
+  AggregatedDiscoveryService,
+  DiscoveryRequestSchema,
+  type DiscoveryRequest,
+  type DiscoveryResponse,
+} from '../../gen/outrigger/control/v1/discovery_pb.js';
+import type { Logger } from '../../observability/logger.js';
+import { AsyncQueue } from '../async-queue.js';
+import { PROTOCOL_VERSION, USER_AGENT, fromWire, kindOfTypeUrl, typeUrlOf } from '../protocol.js';
+import { backoffDelayMs } from './backoff.js';
+import { ClientMetrics } from './client-metrics.js';
+
+export interface XdsClientOptions {
+  /** HOST:PORT of the control plane. */
+  readonly address: string;
+  readonly node: { id: string; cluster?: string; labels?: Record<string, string> };
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly logger: Logger;
+  readonly registry: Registry;
+  /**
+   * Validates and installs the xDS resources (merged with any bootstrap
+   * config by the caller). Resolves with undefined when installed; resolves
+   * with errors for a config that is not (yet) consistent — e.g. a cluster
+   * whose endpoints have not arrived — and rejects when installing failed
+   * (e.g. a port already in use).
+   */
+  readonly apply: (docs: ResourceDocument[]) => Promise<ConfigError[] | undefined>;
+  readonly initialBackoffMs?: number;
+  readonly maxBackoffMs?: number;
+  /** How long an inconsistent set may wait for the rest of a push before it is NACKed (xDS: 15 s). */
+  readonly warmingTimeoutMs?: number;
+}
+
+/** A response received and checked, waiting to be applied together with the rest of its push. */
+interface Pending {
+  readonly version: string;
+  readonly nonce: string;
+  readonly docs: Map<string, ResourceDocument>;
+  readonly changeMs: number | undefined;
+}
+
+/**
+ * The sidecar end of the aggregated SotW stream.
+ *
+ * Subscriptions follow xDS: clusters and listeners by wildcard; endpoints by
+ * the names of EDS clusters and routes by the names the listeners use, so a
+ * new cluster or listener warms until what it needs has arrived. Responses
+ * are checked on arrival (decoding errors NACK at once, naming the resource
+ * and field), then held until the merged set is consistent, then applied as
+ * one snapshot and ACKed (each type with its version and nonce). A failed
+ * install (port in use) NACKs with the previous version and keeps the old
+ * config serving.
+ *
+ * States: idle → connecting → streaming → (error) backoff → connecting …;
+ * any → closed.
+ */
+export class XdsClient {
+  private readonly metrics: ClientMetrics;
+  /** Applied resources per kind. */
+  private readonly current = new Map<Kind, Map<string, ResourceDocument>>();
+  private readonly acked = new Map<Kind, string>();
+  private readonly lastNonce = new Map<Kind, string>();
+  private readonly names = new Map<Kind, string[]>();
+  private pending = new Map<Kind, Pending>();
+  private warming: Timer | undefined;
+  private retry: Timer | undefined;
+  private attempt = 0;
+  private closed = false;
+  private abort: AbortController | undefined;
+  private requests: AsyncQueue<DiscoveryRequest> | undefined;
+  private firstApplied!: () => void;
+  /** Resolves after the first push from the control plane was applied. */
+  readonly ready: Promise<void> = new Promise((r) => (this.firstApplied = r));
+  private connectFailures = 0;
+  private onFailure: (() => void) | undefined;
+
+  constructor(private readonly opts: XdsClientOptions) {
+    this.metrics = new ClientMetrics(opts.registry);
+  }
+
+  start(): void {
+    void this.connect();
+  }
+
+  /** Called once when the first connection attempt fails (boot from the persisted config). */
+  onFirstFailure(cb: () => void): void {
+    this.onFailure = cb;
+  }
+
+  get ackedVersions(): ReadonlyMap<Kind, string> {
+    return this.acked;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.retry?.cancel();
+    this.warming?.cancel();
+    this.requests?.close();
+    this.abort?.abort();
+  }
+
+  private async connect(): Promise<void> {
+    if (this.closed) return;
+    const transport = createGrpcTransport({ baseUrl: `http://${this.opts.address}`, pingIntervalMs: 10_000 });
+    const client = createClient(AggregatedDiscoveryService, transport);
+    const requests = new AsyncQueue<DiscoveryRequest>();
+    const abort = new AbortController();
+    this.requests = requests;
+    this.abort = abort;
+    this.pending = new Map();
+    this.lastNonce.clear();
+    const { node } = this.opts;
+    const nodeMsg = {
+      id: node.id,
+      cluster: node.cluster ?? '',
+      metadata: { labels: node.labels ?? {} },
+      userAgentName: USER_AGENT,
+      userAgentVersionType: { case: 'userAgentVersion' as const, value: PROTOCOL_VERSION },
+      clientFeatures: [],
+    };
+    // First request carries the node; on reconnect each type names its last ACKed version.
+    let first = true;
+    for (const kind of KINDS) {
+      const wildcard = kind === 'Cluster' || kind === 'Listener';
+      const names = wildcard ? ['*'] : this.names.get(kind);
+      if (!names || names.length === 0) continue;
+      requests.push(
+        create(DiscoveryRequestSchema, {
+          versionInfo: this.acked.get(kind) ?? '',
+          node: first ? nodeMsg : undefined,
+          resourceNames: names,
+          typeUrl: typeUrlOf(kind),
+        }),
+      );
+      first = false;
+    }
+    let gotResponse = false;
+    try {
+      for await (const res of client.streamAggregatedResources(requests, { signal: abort.signal })) {
+        if (!gotResponse) {
+          gotResponse = true;
+          this.attempt = 0;
+          this.metrics.connected.set(1);
+          this.opts.logger.info({ controlPlane: this.opts.address }, 'control stream up');
+        }
+        await this.onResponse(res);
+      }
+      if (!this.closed) throw new Error('stream ended by the control plane');
+    } catch (err) {
+      if (this.closed) return;
+      this.metrics.connected.set(0);
+      this.warming?.cancel();
+      this.warming = undefined;
+      const delay = backoffDelayMs(this.attempt++, this.opts.random, this.opts.initialBackoffMs ?? 250, this.opts.maxBackoffMs ?? 30_000);
+      this.opts.logger.warn({ controlPlane: this.opts.address, err: (err as Error).message, retryInMs: Math.round(delay) }, 'control stream down; keeping the last good config');
+      if (!gotResponse && this.connectFailures++ === 0) this.onFailure?.();
+      requests.close();
+      this.retry = this.opts.clock.setTimer(delay, () => void this.connect());
+    }
+  }
+
+  private send(kind: Kind, extra: { nonce?: string; error?: string } = {}): void {
+    const wildcard = kind === 'Cluster' || kind === 'Listener';
+    this.requests?.push(
+      create(DiscoveryRequestSchema, {
+        versionInfo: this.acked.get(kind) ?? '',
+        resourceNames: wildcard ? ['*'] : (this.names.get(kind) ?? []),
+        typeUrl: typeUrlOf(kind),
+        responseNonce: extra.nonce ?? this.lastNonce.get(kind) ?? '',
+        errorDetail: extra.error === undefined ? undefined : { code: 3, message: extra.error },
+      }),
+    );
+  }
+
+  private async onResponse(res: DiscoveryResponse): Promise<void> {
+    const kind = kindOfTypeUrl(res.typeUrl);
+    if (!kind) return;
+    this.lastNonce.set(kind, res.nonce);
+    const docs = new Map<string, ResourceDocument>();
+    const errors: string[] = [];
+    for (const any of res.resources) {
+      const d = fromWire(any);
+      if ('error' in d) {
+        errors.push(d.error);
+        continue;
+      }
+      const key = d.metadata.name;
+      // A response naming a resource twice must be NACKed (rule 8).
+      if (docs.has(key)) errors.push(`${kind}/${key}: named twice in one response`);
+      const dec = decodeDocument({ value: d, source: {} });
+      if (!dec.ok) errors.push(...dec.errors.map(formatConfigError));
+      docs.set(key, d);
+    }
+    if (errors.length > 0) {
+      this.nack(kind, res.nonce, errors.join('; '));
+      return;
+    }
+    const changeMs = res.controlPlane?.changeTime ? timestampMs(res.controlPlane.changeTime) : undefined;
+    this.pending.set(kind, { version: res.versionInfo, nonce: res.nonce, docs, changeMs });
+    this.updateSubscriptions();
+    await this.tryApply();
+  }
+
+  private view(kind: Kind): Map<string, ResourceDocument> {
+    return this.pending.get(kind)?.docs ?? this.current.get(kind) ?? new Map();
+  }
+
+  /** Endpoints for the EDS clusters, routes for the listeners' routeConfig names. */
+  private updateSubscriptions(): void {
+    const eds = [...this.view('Cluster').values()].filter((d) => d.spec.type === 'DISCOVERY_TYPE_EDS').map((d) => d.metadata.name).sort();
+    const rds = [...new Set([...this.view('Listener').values()].map((d) => d.spec.routeConfig).filter((n): n is string => typeof n === 'string' && n !== ''))].sort();
+    for (const [kind, want] of [['ClusterLoadAssignment', eds], ['RouteConfiguration', rds]] as const) {
+      const have = this.names.get(kind) ?? [];
+      if (have.join('\n') === want.join('\n')) continue;
+      this.names.set(kind, want);
+      // Keep the nonce of the last response of that type; an empty list unsubscribes all.
+      if (have.length > 0 || want.length > 0) this.send(kind);
+    }
+  }
+
+  private async tryApply(): Promise<void> {
+    // Wait for the initial clusters and listeners before touching the data path.
+    if (!this.current.has('Cluster') && !this.pending.has('Cluster')) return;
+    if (!this.current.has('Listener') && !this.pending.has('Listener')) return;
+    const docs: ResourceDocument[] = [];
+    for (const kind of KINDS) {
+      const names = this.names.get(kind);
+      for (const d of this.view(kind).values()) if (kind === 'Cluster' || kind === 'Listener' || names?.includes(d.metadata.name)) docs.push(d);
+    }
+    const batch = this.pending;
+    let failure: string | undefined;
+    try {
+      const inconsistent = await this.opts.apply(docs);
+      if (inconsistent) {
+        // Warming: part of a push is still on its way. Give it time, then NACK.
+        this.warming ??= this.opts.clock.setTimer(this.opts.warmingTimeoutMs ?? 15_000, () => {
+          this.warming = undefined;
+          const msg = inconsistent.map(formatConfigError).join('; ');
+          for (const [kind, p] of this.pending) this.nack(kind, p.nonce, msg);
+          this.pending = new Map();
+        });
+        return;
+      }
+    } catch (err) {
+      failure = (err as Error).message;
+    }
+    this.warming?.cancel();
+    this.warming = undefined;
+    this.pending = new Map();
+    if (failure !== undefined) {
+      for (const [kind, p] of batch) this.nack(kind, p.nonce, `could not apply ${kind} version ${p.version}: ${failure}`);
+      return;
+    }
+    const now = this.opts.clock.nowMs();
+    for (const [kind, p] of batch) {
+      this.current.set(kind, p.docs);
+      this.acked.set(kind, p.version);
+      this.metrics.updates.inc({ kind });
+      this.metrics.versionInfo.reset();
+      if (p.changeMs !== undefined) this.metrics.pushLatency.observe(Math.max(0, now - p.changeMs) / 1000);
+      this.send(kind, { nonce: p.nonce });
+    }
+    for (const [kind, v] of this.acked) this.metrics.versionInfo.set({ kind, version: v }, 1);
+    this.opts.logger.info({ versions: Object.fromEntries(this.acked) }, 'control-plane config applied');
+    this.firstApplied();
+  }
+
+  private nack(kind: Kind, nonce: string, message: string): void {
+    this.metrics.nacks.inc({ kind });
+    this.opts.logger.warn({ kind, error: message, keptVersion: this.acked.get(kind) ?? null }, 'NACK: config rejected; the previous config keeps serving');
+    this.send(kind, { nonce, error: message });
+  }
+}

@@ -1,0 +1,279 @@
+import type { Registry } from 'prom-client';
+import type { Clock, Timer } from '../../core/clock.js';
+import type { Kind } from '../../config/kinds.js';
+import { formatConfigError, type ConfigError } from '../../config/snapshot.js';
+import type { ValidateOptions } from '../../config/validate.js';
+import type { Logger } from '../../observability/logger.js';
+import type { StateStore } from '../store/state-store.js';
+import { ControlMetrics } from './control-metrics.js';
+import { NodeViewCache, type NodeView } from './node-view.js';
+import {
+  applyDocuments,
+  deleteResource,
+  findEntry,
+  rollbackResource,
+  type Change,
+  type Failure,
+  type StoreState,
+} from './resource-state.js';
+import type { HostedStream, StreamHost, StreamTypeStatus } from './stream-host.js';
+
+export interface ControlPlaneOptions {
+  readonly store: StateStore;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly registry: Registry;
+  readonly validate?: ValidateOptions;
+  /** Quiet period before a push (default 100 ms). */
+  readonly debounceMs?: number;
+  /** A push happens at most this long after the first change of a burst (default 10 s). */
+  readonly maxDelayMs?: number;
+  readonly identifier?: string;
+}
+
+export type Outcome = Change | Failure;
+
+/** A push whose ACKs are being counted for the convergence histogram. */
+interface Convergence {
+  readonly changedAtMs: number;
+  readonly waiting: Set<HostedStream>;
+}
+
+/**
+ * The control plane's core: the current state (from the store), per-node
+ * views, the open discovery streams and the push debounce. Mutations are
+ * serialised (one at a time per replica); replicas serialise through the
+ * store's revision check and retry on conflict.
+ */
+export class ControlPlane implements StreamHost {
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly identifier: string;
+  readonly metrics: ControlMetrics;
+  private state: StoreState;
+  private readonly cache: NodeViewCache;
+  private readonly streams = new Set<HostedStream>();
+  private chain: Promise<unknown> = Promise.resolve();
+  private debounce: Timer | undefined;
+  private burstStartMs: number | undefined;
+  private convergence: Convergence | undefined;
+  private readonly watchers = new Set<(state: StoreState, prev: StoreState) => void>();
+  private nextStreamId = 1;
+
+  private constructor(
+    private readonly opts: ControlPlaneOptions,
+    initial: StoreState,
+  ) {
+    this.clock = opts.clock;
+    this.logger = opts.logger;
+    this.identifier = opts.identifier ?? `outrigger-control-${process.pid}`;
+    this.metrics = new ControlMetrics(opts.registry);
+    this.state = initial;
+    this.cache = new NodeViewCache(opts.validate ?? {}, (node, errors) =>
+      this.logger.error({ node: node.id, errors: errors.map(formatConfigError) }, 'node view inconsistent; keeping its previous config'),
+    );
+  }
+
+  static async start(opts: ControlPlaneOptions): Promise<ControlPlane> {
+    const t0 = opts.clock.monotonicMs();
+    const state = await opts.store.load();
+    const cp = new ControlPlane(opts, state);
+    cp.metrics.storeLatency.observe({ op: 'load' }, (opts.clock.monotonicMs() - t0) / 1000);
+    opts.store.onExternalChange(() => void cp.resync());
+    return cp;
+  }
+
+  get current(): StoreState {
+    return this.state;
+  }
+
+  get validateOptions(): ValidateOptions {
+    return this.opts.validate ?? {};
+  }
+
+  nextId(): number {
+    return this.nextStreamId++;
+  }
+
+  // ---- operator mutations ----
+
+  apply(documents: readonly unknown[], expected: Record<string, string>, who: string): Promise<Outcome> {
+    return this.mutate('apply', who, (s) => applyDocuments(s, { documents, expectedVersions: expected, who, nowMs: this.clock.nowMs() }, this.validateOptions));
+  }
+
+  delete(kind: string, name: string, expected: string, who: string): Promise<Outcome> {
+    return this.mutate('delete', who, (s) => deleteResource(s, kind, name, expected, who, this.clock.nowMs(), this.validateOptions));
+  }
+
+  rollback(kind: string, name: string, toRevision: number, who: string): Promise<Outcome> {
+    return this.mutate('rollback', who, (s) => rollbackResource(s, kind, name, toRevision, who, this.clock.nowMs(), this.validateOptions));
+  }
+
+  dryRun(documents: readonly unknown[]): Outcome {
+    return applyDocuments(this.state, { documents, who: 'dry-run', nowMs: this.clock.nowMs() }, this.validateOptions);
+  }
+
+  private mutate(op: string, who: string, fn: (s: StoreState) => Outcome): Promise<Outcome> {
+    const run = async (): Promise<Outcome> => {
+      for (let attempt = 0; ; attempt++) {
+        const before = this.state;
+        const out = fn(before);
+        if (!out.ok || out.state === before) {
+          this.metrics.applies.inc({ op, result: out.ok ? 'unchanged' : out.code });
+          return out;
+        }
+        const t0 = this.clock.monotonicMs();
+        const committed = await this.opts.store.commit(out.state, before.revision);
+        this.metrics.storeLatency.observe({ op: 'commit' }, (this.clock.monotonicMs() - t0) / 1000);
+        if (committed) {
+          this.audit(op, who, before, out);
+          this.metrics.applies.inc({ op, result: 'ok' });
+          this.install(out.state);
+          return out;
+        }
+        // Another replica wrote first: reload and try again on its state.
+        await this.reload();
+        if (attempt >= 5) {
+          this.metrics.applies.inc({ op, result: 'conflict' });
+          return { ok: false, code: 'conflict', errors: [{ document: '<store>', path: '', message: 'concurrent writers; try again' }] };
+        }
+      }
+    };
+    const p = this.chain.then(run, run);
+    this.chain = p.catch(() => {});
+    return p;
+  }
+
+  /** One audit line per change: who, what, from which version to which. Documents (and secrets in them) are not logged. */
+  private audit(op: string, who: string, before: StoreState, out: Change): void {
+    const changes = [
+      ...out.changed.map((e) => ({
+        resource: `${e.doc.kind}/${e.doc.metadata.name}`,
+        from: findEntry(before, e.doc.kind, e.doc.metadata.name)?.version ?? null,
+        to: e.version,
+      })),
+      ...out.removed.map((key) => {
+        const [kind, name] = key.split('/') as [string, string];
+        return { resource: key, from: findEntry(before, kind, name)?.version ?? null, to: null };
+      }),
+    ];
+    this.logger.info({ audit: true, op, who, fromRevision: before.revision, toRevision: out.state.revision, changes }, `${op} committed`);
+  }
+
+  private async reload(): Promise<void> {
+    const t0 = this.clock.monotonicMs();
+    const s = await this.opts.store.load();
+    this.metrics.storeLatency.observe({ op: 'load' }, (this.clock.monotonicMs() - t0) / 1000);
+    if (s.revision !== this.state.revision) this.install(s);
+  }
+
+  /** Another replica changed the store (or redis reconnected): reload everything. */
+  private resync(): void {
+    const p = this.chain.then(() => this.reload());
+    this.chain = p.catch((err: Error) => this.logger.warn({ err: err.message }, 'store resync failed'));
+  }
+
+  private install(next: StoreState): void {
+    const prev = this.state;
+    this.state = next;
+    for (const w of this.watchers) w(next, prev);
+    this.schedulePush();
+  }
+
+  watch(fn: (state: StoreState, prev: StoreState) => void): () => void {
+    this.watchers.add(fn);
+    return () => this.watchers.delete(fn);
+  }
+
+  // ---- push ----
+
+  /** Debounce: push after `debounceMs` of quiet, but no later than `maxDelayMs` after the first change. */
+  private schedulePush(): void {
+    const now = this.clock.monotonicMs();
+    this.burstStartMs ??= now;
+    const quiet = this.opts.debounceMs ?? 100;
+    const max = this.opts.maxDelayMs ?? 10_000;
+    const delay = Math.max(0, Math.min(quiet, this.burstStartMs + max - now));
+    this.debounce?.cancel();
+    this.debounce = this.clock.setTimer(delay, () => {
+      this.debounce = undefined;
+      this.burstStartMs = undefined;
+      this.pushAll();
+    });
+  }
+
+  /** Pushes the current state to every stream now (what the debounce timer calls). */
+  pushAll(): void {
+    const t0 = this.clock.monotonicMs();
+    const conv: Convergence = { changedAtMs: this.state.changedAtMs, waiting: new Set() };
+    for (const s of this.streams) {
+      s.refresh(this.viewFor(s));
+      if (!s.synced) conv.waiting.add(s);
+    }
+    this.convergence = conv.waiting.size > 0 ? conv : undefined;
+    this.metrics.pushDuration.observe((this.clock.monotonicMs() - t0) / 1000);
+  }
+
+  viewFor(stream: HostedStream): NodeView | undefined {
+    return stream.identity ? this.cache.get(this.state, stream.identity) : undefined;
+  }
+
+  register(stream: HostedStream): void {
+    this.streams.add(stream);
+  }
+
+  opened(stream: HostedStream): void {
+    this.metrics.connected.inc({ stream: stream.kind });
+    const ua = stream.node?.userAgentVersionType.case === 'userAgentVersion' ? stream.node.userAgentVersionType.value : '';
+    this.logger.info({ stream: stream.id, node: stream.node?.id, cluster: stream.node?.cluster, version: ua, kind: stream.kind }, 'stream opened');
+  }
+
+  closed(stream: HostedStream, err?: Error): void {
+    if (!this.streams.delete(stream)) return;
+    stream.close();
+    if (stream.node) this.metrics.connected.dec({ stream: stream.kind });
+    this.convergence?.waiting.delete(stream);
+    this.logger.info({ stream: stream.id, node: stream.node?.id, err: err?.message }, 'stream closed');
+  }
+
+  sent(_stream: HostedStream, kind: Kind): void {
+    this.metrics.pushes.inc({ kind });
+  }
+
+  ack(stream: HostedStream, kind: Kind, t: StreamTypeStatus, version: string): void {
+    const now = this.clock.nowMs();
+    t.versionAcked = version;
+    t.error = undefined;
+    t.lastAckMs = now;
+    if (t.changeMs > 0) {
+      t.pushLatencyMs = Math.max(0, now - t.changeMs);
+      this.metrics.pushLatency.observe({ kind }, t.pushLatencyMs / 1000);
+    }
+    const c = this.convergence;
+    if (c && stream.synced && c.waiting.delete(stream) && c.waiting.size === 0) {
+      this.metrics.convergence.observe(Math.max(0, now - c.changedAtMs) / 1000);
+      this.convergence = undefined;
+    }
+  }
+
+  nack(stream: HostedStream, kind: Kind, t: StreamTypeStatus, message: string): void {
+    t.error = message || 'rejected';
+    this.metrics.nacks.inc({ kind });
+    this.logger.info({ stream: stream.id, node: stream.node?.id, kind, version: t.versionSent, error: t.error }, 'NACK');
+  }
+
+  statusOf(): HostedStream[] {
+    return [...this.streams].filter((s) => s.node);
+  }
+
+  async close(): Promise<void> {
+    this.debounce?.cancel();
+    for (const s of [...this.streams]) this.closed(s);
+    await this.chain.catch(() => {});
+    await this.opts.store.close();
+  }
+}
+
+export function errorsText(errors: readonly ConfigError[]): string {
+  return errors.map(formatConfigError).join('\n');
+}

@@ -1,0 +1,134 @@
+import http from 'node:http';
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { connectNodeAdapter } from '@connectrpc/connect-node';
+import { createContextValues } from '@connectrpc/connect';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import type { Clock } from '../../core/clock.js';
+import { Health, HealthCheckResponse_ServingStatus } from '../../gen/grpc/health/v1/health_pb.js';
+import { AggregatedDiscoveryService } from '../../gen/outrigger/control/v1/discovery_pb.js';
+import { OperatorService } from '../../gen/outrigger/control/v1/operator_pb.js';
+import type { Logger } from '../../observability/logger.js';
+import type { ValidateOptions } from '../../config/validate.js';
+import type { StateStore } from '../store/state-store.js';
+import { peerKey, peerOf, type AuthOptions } from './auth.js';
+import { ControlPlane } from './control-plane.js';
+import { discoveryService } from './discovery-service.js';
+import { operatorService } from './operator-service.js';
+
+export interface ControlServerOptions {
+  readonly store: StateStore;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly registry?: Registry;
+  readonly port: number;
+  readonly host?: string;
+  /** Metrics on this port (/metrics); undefined = not served. */
+  readonly metricsPort?: number;
+  readonly auth: AuthOptions;
+  /** PEM contents; when cert and key are given the API is TLS (mTLS with clientCa). */
+  readonly tls?: { cert: string; key: string; clientCa?: string };
+  readonly validate?: ValidateOptions;
+  readonly debounceMs?: number;
+  readonly maxDelayMs?: number;
+  readonly identifier?: string;
+}
+
+export interface ControlServer {
+  readonly port: number;
+  readonly metricsPort: number | undefined;
+  readonly plane: ControlPlane;
+  readonly registry: Registry;
+  close(): Promise<void>;
+}
+
+/**
+ * Serves the control API with @connectrpc/connect-node on one HTTP/2 port:
+ * gRPC (what sidecars and the CLI use), gRPC-Web and Connect (browsers,
+ * curl) from the same generated descriptors — no proto-loader, no second
+ * code generator. h2c by default; TLS, and mTLS with a client CA.
+ */
+export async function startControlServer(opts: ControlServerOptions): Promise<ControlServer> {
+  const registry = opts.registry ?? new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'outrigger_control_process_' });
+  const plane = await ControlPlane.start({
+    store: opts.store,
+    clock: opts.clock,
+    logger: opts.logger,
+    registry,
+    validate: opts.validate,
+    debounceMs: opts.debounceMs,
+    maxDelayMs: opts.maxDelayMs,
+    identifier: opts.identifier,
+  });
+  const handler = connectNodeAdapter({
+    routes(router) {
+      router.service(AggregatedDiscoveryService, discoveryService(plane));
+      router.service(OperatorService, operatorService(plane, opts.auth));
+      // Health needs no credentials (probes).
+      router.service(Health, {
+        check: () => ({ status: HealthCheckResponse_ServingStatus.SERVING }),
+        async *watch() {
+          yield { status: HealthCheckResponse_ServingStatus.SERVING };
+        },
+      });
+    },
+    contextValues: (req) => createContextValues().set(peerKey, peerOf(req)),
+  });
+  const server = opts.tls
+    ? http2.createSecureServer(
+        {
+          cert: opts.tls.cert,
+          key: opts.tls.key,
+          allowHTTP1: true,
+          ...(opts.tls.clientCa ? { ca: opts.tls.clientCa, requestCert: true, rejectUnauthorized: false } : {}),
+        },
+        handler,
+      )
+    : http2.createServer(handler);
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on('session', (s: http2.ServerHttp2Session) => {
+    sessions.add(s);
+    s.on('close', () => sessions.delete(s));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host ?? '0.0.0.0', () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+
+  let metricsServer: http.Server | undefined;
+  let metricsPort: number | undefined;
+  if (opts.metricsPort !== undefined) {
+    metricsServer = http.createServer((req, res) => {
+      if (req.url === '/metrics') {
+        void registry.metrics().then((text) => {
+          res.writeHead(200, { 'content-type': registry.contentType });
+          res.end(text);
+        });
+      } else if (req.url === '/ready' || req.url === '/healthz') {
+        res.writeHead(200);
+        res.end('ok\n');
+      } else {
+        res.writeHead(404);
+        res.end();
+      }
+    });
+    await new Promise<void>((r) => metricsServer!.listen(opts.metricsPort, opts.host ?? '0.0.0.0', () => r()));
+    metricsPort = (metricsServer.address() as AddressInfo).port;
+  }
+  opts.logger.info({ port, metricsPort, store: opts.store.description, tls: !!opts.tls, mtls: !!opts.tls?.clientCa }, 'control plane listening');
+
+  return {
+    port,
+    metricsPort,
+    plane,
+    registry,
+    async close() {
+      await plane.close();
+      for (const s of sessions) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+      if (metricsServer) await new Promise<void>((r) => metricsServer!.close(() => r()));
+    },
+  };
+}

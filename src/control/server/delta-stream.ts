@@ -1,0 +1,151 @@
+import { create } from '@bufbuild/protobuf';
+import { timestampFromMs } from '@bufbuild/protobuf/wkt';
+import { Code, ConnectError } from '@connectrpc/connect';
+import type { Kind } from '../../config/kinds.js';
+import {
+  DeltaDiscoveryResponseSchema,
+  type DeltaDiscoveryRequest,
+  type DeltaDiscoveryResponse,
+  type Node,
+} from '../../gen/outrigger/control/v1/discovery_pb.js';
+import type { TypeStatus } from '../../gen/outrigger/control/v1/operator_pb.js';
+import { AsyncQueue } from '../async-queue.js';
+import { TYPE_ORDER, WILDCARD_KINDS, kindOfTypeUrl, typeUrlOf, versionOfSet } from '../protocol.js';
+import type { NodeView } from './node-view.js';
+import type { NodeIdentity } from './selector.js';
+import { checkNode, identityOf, typeStatusOf, type StreamHost, type StreamTypeStatus } from './stream-host.js';
+
+/** Marks a name the client was told does not exist (so it is not told again). */
+const ABSENT = '';
+
+interface TypeState extends StreamTypeStatus {
+  wildcard: boolean;
+  names: Set<string>;
+  /** What the client has: name → resource version (content hash), or ABSENT. */
+  client: Map<string, string>;
+  sentNonce: string;
+  initialised: boolean;
+}
+
+/**
+ * One DeltaAggregatedResources stream (PROTOCOLS.md b1, delta rules):
+ * subscription changes are honoured whatever the nonce; the client's
+ * initial_resource_versions seed what it has; only changed resources are
+ * sent, deletions and never-existing names go in removed_resources; a name
+ * unsubscribed while a wildcard still covers it is sent again.
+ */
+export class DeltaStream {
+  readonly out = new AsyncQueue<DeltaDiscoveryResponse>();
+  readonly kind = 'delta';
+  node: Node | undefined;
+  identity: NodeIdentity | undefined;
+  readonly connectedAtMs: number;
+  private readonly types = new Map<Kind, TypeState>();
+  private nonceSeq = 0;
+
+  constructor(
+    private readonly host: StreamHost,
+    readonly id: number,
+  ) {
+    this.connectedAtMs = host.clock.nowMs();
+  }
+
+  handle(req: DeltaDiscoveryRequest): void {
+    if (!this.node) {
+      if (!req.node) throw new ConnectError('the first request of a stream must carry the node', Code.InvalidArgument);
+      checkNode(req.node);
+      this.node = req.node;
+      this.identity = identityOf(req.node);
+      this.host.opened(this);
+    }
+    const kind = kindOfTypeUrl(req.typeUrl);
+    if (!kind) return;
+    let t = this.types.get(kind);
+    if (!t) {
+      t = { wildcard: false, names: new Set(), client: new Map(), sentNonce: '', initialised: false, versionSent: '', versionAcked: '', changeMs: 0 };
+      this.types.set(kind, t);
+    }
+    if (req.responseNonce !== '' && req.responseNonce === t.sentNonce) {
+      if (req.errorDetail) this.host.nack(this, kind, t, req.errorDetail.message);
+      else this.host.ack(this, kind, t, t.versionSent);
+    }
+    if (!t.initialised) {
+      t.initialised = true;
+      for (const [n, v] of Object.entries(req.initialResourceVersions)) t.client.set(n, v);
+      // Legacy wildcard: a first request naming nothing.
+      if (req.resourceNamesSubscribe.length === 0 && WILDCARD_KINDS.has(kind)) t.wildcard = true;
+    }
+    for (const n of req.resourceNamesSubscribe) {
+      if (n === '*') t.wildcard = WILDCARD_KINDS.has(kind);
+      else t.names.add(n);
+    }
+    for (const n of req.resourceNamesUnsubscribe) {
+      if (n === '*') t.wildcard = false;
+      else t.names.delete(n);
+      // Still covered by the wildcard: forget the client's version so it is sent again;
+      // not covered: the client drops it, so forget it too.
+      t.client.delete(n);
+    }
+    if (!req.errorDetail) this.push(kind, this.host.viewFor(this));
+  }
+
+  refresh(view: NodeView | undefined): void {
+    for (const kind of TYPE_ORDER) this.push(kind, view);
+  }
+
+  status(): TypeStatus[] {
+    return TYPE_ORDER.filter((k) => this.types.has(k)).map((k) => typeStatusOf(k, this.types.get(k)!));
+  }
+
+  get synced(): boolean {
+    for (const t of this.types.values()) if (t.versionSent !== '' && (t.versionAcked !== t.versionSent || t.error)) return false;
+    return true;
+  }
+
+  close(): void {
+    this.out.close();
+  }
+
+  private push(kind: Kind, view: NodeView | undefined): void {
+    const t = this.types.get(kind);
+    if (!t || !view) return;
+    const all = view.byKind.get(kind)!;
+    const interest = new Set<string>(t.names);
+    if (t.wildcard) for (const n of [...all.keys(), ...t.client.keys()]) interest.add(n);
+    const resources = [];
+    const removed: string[] = [];
+    for (const n of interest) {
+      const r = all.get(n);
+      if (r) {
+        if (t.client.get(n) !== r.hash) {
+          resources.push({ name: n, version: r.hash, resource: r.any });
+          t.client.set(n, r.hash);
+        }
+      } else if (t.client.get(n) !== ABSENT || !t.client.has(n)) {
+        removed.push(n);
+        if (t.names.has(n)) t.client.set(n, ABSENT);
+        else t.client.delete(n);
+      }
+    }
+    // Wildcard resources deleted from the view.
+    for (const n of [...t.client.keys()]) {
+      if (!interest.has(n)) t.client.delete(n);
+    }
+    if (resources.length === 0 && removed.length === 0) return;
+    const nonce = `${this.id}-${++this.nonceSeq}`;
+    t.sentNonce = nonce;
+    t.versionSent = versionOfSet([...t.client].filter(([, v]) => v !== ABSENT).map(([name, hash]) => ({ name, hash }) as never));
+    t.changeMs = view.changedAtMs;
+    this.host.sent(this, kind);
+    this.out.push(
+      create(DeltaDiscoveryResponseSchema, {
+        systemVersionInfo: String(view.revision),
+        resources,
+        typeUrl: typeUrlOf(kind),
+        nonce,
+        removedResources: removed,
+        controlPlane: { identifier: this.host.identifier, changeTime: timestampFromMs(view.changedAtMs) },
+      }),
+    );
+  }
+}

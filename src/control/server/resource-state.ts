@@ -1,0 +1,210 @@
+import { toRawDocuments, type RawDocument } from '../../config/documents.js';
+import { decodeDocument, type DecodedResource } from '../../config/decode.js';
+import { KINDS, isKind, type Kind } from '../../config/kinds.js';
+import { buildSnapshot, canonicalJson, normalise } from '../../config/loader.js';
+import type { ConfigError, ConfigSnapshot, JsonValue, ResourceDocument } from '../../config/snapshot.js';
+import type { ValidateOptions } from '../../config/validate.js';
+import { splitSelector, type Selector } from './selector.js';
+
+/** A stored resource: its normalised document (selector included) and the revision that last changed it. */
+export interface StoredEntry {
+  readonly doc: ResourceDocument & { metadata: { selector?: Selector } };
+  readonly version: string;
+}
+
+export type Action = 'APPLY' | 'DELETE' | 'ROLLBACK';
+
+export interface HistoryEntry {
+  readonly revision: number;
+  readonly kind: Kind;
+  readonly name: string;
+  readonly action: Action;
+  readonly who: string;
+  readonly atMs: number;
+  /** Absent for a deletion. */
+  readonly doc?: StoredEntry['doc'];
+}
+
+/**
+ * Everything the control plane stores, as one immutable value: the store
+ * writes it whole (file: one atomic rename; redis: one key in a
+ * transaction), so a reader sees a revision entirely or not at all.
+ */
+export interface StoreState {
+  readonly revision: number;
+  readonly resources: readonly StoredEntry[];
+  readonly history: readonly HistoryEntry[];
+  /** Wall-clock time of the last change (push latency starts here). */
+  readonly changedAtMs: number;
+}
+
+export const EMPTY_STATE: StoreState = { revision: 0, resources: [], history: [], changedAtMs: 0 };
+
+export type Failure = { ok: false; code: 'invalid' | 'conflict' | 'not_found'; errors: ConfigError[] };
+export type Change = { ok: true; state: StoreState; changed: StoredEntry[]; unchanged: string[]; removed: string[] };
+
+export const keyOf = (kind: string, name: string): string => `${kind}/${name}`;
+
+/** Documents without selectors, as the snapshot builder reads them. */
+export function plainDocs(entries: readonly StoredEntry[]): RawDocument[] {
+  return entries.map((e, index) => {
+    const { selector: _s, ...metadata } = e.doc.metadata;
+    return { value: { ...e.doc, metadata }, source: { index } };
+  });
+}
+
+/** Validates the whole set exactly as a sidecar would (buildSnapshot): one definition of "valid". */
+export function validateSet(entries: readonly StoredEntry[], opts: ValidateOptions): ConfigError[] {
+  const r = buildSnapshot(plainDocs(entries), opts);
+  return r.ok ? [] : r.errors;
+}
+
+export interface ApplyInput {
+  readonly documents: readonly unknown[];
+  readonly expectedVersions?: Readonly<Record<string, string>>;
+  readonly who: string;
+  readonly nowMs: number;
+  readonly action?: Action;
+}
+
+/**
+ * Creates or updates many documents atomically: every document is decoded,
+ * the merged set (stored + new) must validate as a whole, and each listed
+ * expected version must match. Nothing changes unless everything passes.
+ */
+export function applyDocuments(state: StoreState, input: ApplyInput, opts: ValidateOptions): Change | Failure {
+  const errors: ConfigError[] = [];
+  const incoming = new Map<string, { decoded: DecodedResource; selector?: Selector }>();
+  const raws = toRawDocuments(input.documents);
+  for (const raw of raws) {
+    const label = `#${raw.source.index ?? 0}`;
+    const split = splitSelector(raw.value, label);
+    const d = decodeDocument({ value: split.doc, source: raw.source });
+    const name = d.ok ? `${d.value.kind}/${d.value.name}` : d.kind && d.name ? `${d.kind}/${d.name}` : label;
+    errors.push(...split.errors.map((e) => ({ ...e, document: name })));
+    if (!d.ok) {
+      errors.push(...d.errors);
+      continue;
+    }
+    const key = keyOf(d.value.kind, d.value.name);
+    if (incoming.has(key)) {
+      errors.push({ document: key, path: 'metadata.name', message: `duplicate ${d.value.kind} "${d.value.name}" in one apply` });
+      continue;
+    }
+    incoming.set(key, { decoded: d.value, selector: split.selector });
+  }
+  if (raws.length === 0) errors.push({ document: '<input>', path: '', message: 'no resource documents' });
+  if (errors.length > 0) return { ok: false, code: 'invalid', errors };
+
+  const current = new Map(state.resources.map((e) => [keyOf(e.doc.kind, e.doc.metadata.name), e]));
+  for (const [key, want] of Object.entries(input.expectedVersions ?? {})) {
+    const have = current.get(key)?.version ?? '';
+    if (have !== want) {
+      return { ok: false, code: 'conflict', errors: [{ document: key, path: 'metadata', message: `version conflict: expected "${want}", stored "${have}"` }] };
+    }
+  }
+  const revision = state.revision + 1;
+  const changed: StoredEntry[] = [];
+  const unchanged: string[] = [];
+  const merged = new Map(current);
+  for (const [key, v] of incoming) {
+    const norm = normalise(v.decoded);
+    const doc = (v.selector ? { ...norm, metadata: { ...norm.metadata, selector: v.selector } } : norm) as StoredEntry['doc'];
+    const old = current.get(key);
+    if (old && canonicalJson(old.doc as unknown as JsonValue) === canonicalJson(doc as unknown as JsonValue)) {
+      unchanged.push(key);
+      continue;
+    }
+    const entry = { doc, version: String(revision) };
+    merged.set(key, entry);
+    changed.push(entry);
+  }
+  const setErrors = validateSet(sorted([...merged.values()]), opts);
+  if (setErrors.length > 0) return { ok: false, code: 'invalid', errors: setErrors };
+  if (changed.length === 0) return { ok: true, state, changed, unchanged, removed: [] };
+  const history = changed.map((e) => ({
+    revision,
+    kind: e.doc.kind,
+    name: e.doc.metadata.name,
+    action: input.action ?? 'APPLY',
+    who: input.who,
+    atMs: input.nowMs,
+    doc: e.doc,
+  }));
+  return {
+    ok: true,
+    state: { revision, resources: sorted([...merged.values()]), history: [...state.history, ...history], changedAtMs: input.nowMs },
+    changed,
+    unchanged,
+    removed: [],
+  };
+}
+
+export function deleteResource(
+  state: StoreState,
+  kind: string,
+  name: string,
+  expected: string,
+  who: string,
+  nowMs: number,
+  opts: ValidateOptions,
+  action: Action = 'DELETE',
+): Change | Failure {
+  const key = keyOf(kind, name);
+  const old = state.resources.find((e) => keyOf(e.doc.kind, e.doc.metadata.name) === key);
+  if (!old) return { ok: false, code: 'not_found', errors: [{ document: key, path: '', message: 'not found' }] };
+  if (expected !== '' && expected !== old.version) {
+    return { ok: false, code: 'conflict', errors: [{ document: key, path: 'metadata', message: `version conflict: expected "${expected}", stored "${old.version}"` }] };
+  }
+  const rest = state.resources.filter((e) => e !== old);
+  const errors = validateSet(rest, opts);
+  if (errors.length > 0) return { ok: false, code: 'invalid', errors: errors.map((e) => ({ ...e, message: `${e.message} (after deleting ${key})` })) };
+  const revision = state.revision + 1;
+  return {
+    ok: true,
+    state: {
+      revision,
+      resources: rest,
+      history: [...state.history, { revision, kind: old.doc.kind, name, action, who, atMs: nowMs }],
+      changedAtMs: nowMs,
+    },
+    changed: [],
+    unchanged: [],
+    removed: [key],
+  };
+}
+
+/** Restores a resource to what it was at `toRevision` (re-applied as a new revision; a deletion is re-done). */
+export function rollbackResource(
+  state: StoreState,
+  kind: string,
+  name: string,
+  toRevision: number,
+  who: string,
+  nowMs: number,
+  opts: ValidateOptions,
+): Change | Failure {
+  const key = keyOf(kind, name);
+  const h = state.history.find((e) => e.revision === toRevision && keyOf(e.kind, e.name) === key);
+  if (!h) return { ok: false, code: 'not_found', errors: [{ document: key, path: '', message: `no revision ${toRevision}` }] };
+  if (!h.doc) return deleteResource(state, kind, name, '', who, nowMs, opts, 'ROLLBACK');
+  return applyDocuments(state, { documents: [h.doc], who, nowMs, action: 'ROLLBACK' }, opts);
+}
+
+export function sorted(entries: StoredEntry[]): StoredEntry[] {
+  return entries.sort(
+    (a, b) =>
+      KINDS.indexOf(a.doc.kind) - KINDS.indexOf(b.doc.kind) ||
+      (a.doc.metadata.name < b.doc.metadata.name ? -1 : a.doc.metadata.name > b.doc.metadata.name ? 1 : 0),
+  );
+}
+
+export function findEntry(state: StoreState, kind: string, name: string): StoredEntry | undefined {
+  return state.resources.find((e) => e.doc.kind === kind && e.doc.metadata.name === name);
+}
+
+export function isKnownKind(kind: string): kind is Kind {
+  return isKind(kind);
+}
+
+export type { ConfigSnapshot };

@@ -1,0 +1,184 @@
+import { create } from '@bufbuild/protobuf';
+import { timestampFromMs } from '@bufbuild/protobuf/wkt';
+import { Code, ConnectError } from '@connectrpc/connect';
+import type { Kind } from '../../config/kinds.js';
+import {
+  DiscoveryResponseSchema,
+  type DiscoveryRequest,
+  type DiscoveryResponse,
+  type Node,
+} from '../../gen/outrigger/control/v1/discovery_pb.js';
+import { TypeStatus_State, type TypeStatus } from '../../gen/outrigger/control/v1/operator_pb.js';
+import { AsyncQueue } from '../async-queue.js';
+import { TYPE_ORDER, WILDCARD_KINDS, kindOfTypeUrl, typeUrlOf, versionOfSet, type WireResource } from '../protocol.js';
+import type { NodeView } from './node-view.js';
+import type { StreamHost } from './stream-host.js';
+import { checkNode, identityOf, typeStatusOf, type StreamTypeStatus } from './stream-host.js';
+import type { NodeIdentity } from './selector.js';
+
+/**
+ * Per type on one state-of-the-world stream.
+ * States: unsubscribed → subscribed, nothing sent (NOT_SENT) → sent, awaiting
+ * ACK (STALE) → ACKed (SYNCED) | NACKed (ERROR) → sent again on the next change.
+ */
+interface TypeState extends StreamTypeStatus {
+  wildcard: boolean;
+  everNamed: boolean;
+  names: Set<string>;
+  sentNonce: string;
+  /** What the last response held, for make-before-break removal. */
+  sent: Map<string, WireResource>;
+}
+
+/**
+ * One StreamAggregatedResources stream, implementing PROTOCOLS.md b1: the
+ * first request carries the node; ACK/NACK by `error_detail` on the nonce of
+ * the latest response; stale nonces ignored; a response only when the
+ * version of what the sidecar should have differs from what it has; wildcard
+ * only for clusters and listeners; pushes in warming order with removals
+ * last (a removed cluster or listener is first kept, then dropped after the
+ * routes that no longer need it).
+ */
+export class SotwStream {
+  readonly out = new AsyncQueue<DiscoveryResponse>();
+  readonly kind = 'sotw';
+  node: Node | undefined;
+  identity: NodeIdentity | undefined;
+  readonly connectedAtMs: number;
+  private readonly types = new Map<Kind, TypeState>();
+  private nonceSeq = 0;
+
+  constructor(
+    private readonly host: StreamHost,
+    readonly id: number,
+  ) {
+    this.connectedAtMs = host.clock.nowMs();
+  }
+
+  handle(req: DiscoveryRequest): void {
+    this.acceptNode(req.node);
+    const kind = kindOfTypeUrl(req.typeUrl);
+    if (!kind) {
+      this.host.logger.warn({ stream: this.id, typeUrl: req.typeUrl }, 'unknown type URL; ignored');
+      return;
+    }
+    const t = this.typeState(kind);
+    if (req.responseNonce !== '' && req.responseNonce !== t.sentNonce) return; // stale (rule 4)
+    if (req.responseNonce !== '') {
+      if (req.errorDetail) this.host.nack(this, kind, t, req.errorDetail.message);
+      else this.host.ack(this, kind, t, req.versionInfo);
+    } else if (req.versionInfo !== '' && t.versionSent === '') {
+      // Reconnect: the sidecar already has this version; no need to resend it.
+      t.versionSent = req.versionInfo;
+      t.versionAcked = req.versionInfo;
+    }
+    this.subscribe(kind, t, req.resourceNames);
+    if (!req.errorDetail) this.maybeSend(kind, this.host.viewFor(this));
+  }
+
+  /** The node's view changed: push in warming order, removals last. */
+  refresh(view: NodeView | undefined): void {
+    if (!view) return;
+    const finals: Kind[] = [];
+    for (const kind of TYPE_ORDER) {
+      const t = this.types.get(kind);
+      if (!t || !(t.wildcard || t.names.size > 0)) continue;
+      const want = this.desired(kind, t, view);
+      const removed = WILDCARD_KINDS.has(kind) ? [...t.sent.keys()].filter((n) => !want.has(n)) : [];
+      if (removed.length > 0) {
+        const keep = new Map(want);
+        for (const n of removed) keep.set(n, t.sent.get(n)!);
+        this.sendSet(kind, t, keep, view);
+        finals.push(kind);
+      } else this.maybeSend(kind, view);
+    }
+    for (const kind of finals.reverse()) this.maybeSend(kind, view);
+  }
+
+  status(): TypeStatus[] {
+    return TYPE_ORDER.filter((k) => this.types.has(k)).map((k) => typeStatusOf(k, this.types.get(k)!));
+  }
+
+  /** True when every subscribed type has ACKed what was sent. */
+  get synced(): boolean {
+    for (const t of this.types.values()) if (t.versionSent !== '' && (t.versionAcked !== t.versionSent || t.error)) return false;
+    return true;
+  }
+
+  close(): void {
+    this.out.close();
+  }
+
+  private acceptNode(node: Node | undefined): void {
+    if (this.node) {
+      if (node && node.id !== this.node.id) throw new ConnectError('node changed on the stream', Code.InvalidArgument);
+      return;
+    }
+    if (!node) throw new ConnectError('the first request of a stream must carry the node', Code.InvalidArgument);
+    checkNode(node);
+    this.node = node;
+    this.identity = identityOf(node);
+    this.host.opened(this);
+  }
+
+  private typeState(kind: Kind): TypeState {
+    let t = this.types.get(kind);
+    if (!t) {
+      t = { wildcard: false, everNamed: false, names: new Set(), sentNonce: '', sent: new Map(), versionSent: '', versionAcked: '', changeMs: 0 };
+      this.types.set(kind, t);
+    }
+    return t;
+  }
+
+  private subscribe(kind: Kind, t: TypeState, names: readonly string[]): void {
+    const named = names.filter((n) => n !== '*');
+    if (names.includes('*')) t.wildcard = WILDCARD_KINDS.has(kind);
+    else if (names.length === 0) t.wildcard = !t.everNamed && WILDCARD_KINDS.has(kind);
+    else t.wildcard = false;
+    if (named.length > 0) t.everNamed = true;
+    t.names = new Set(named);
+  }
+
+  private desired(kind: Kind, t: TypeState, view: NodeView): Map<string, WireResource> {
+    const all = view.byKind.get(kind)!;
+    if (t.wildcard) return new Map(all);
+    const out = new Map<string, WireResource>();
+    for (const n of t.names) {
+      const r = all.get(n);
+      if (r) out.set(n, r);
+    }
+    return out;
+  }
+
+  private maybeSend(kind: Kind, view: NodeView | undefined): void {
+    const t = this.types.get(kind);
+    if (!view || !t || !(t.wildcard || t.names.size > 0)) return;
+    const want = this.desired(kind, t, view);
+    if (versionOfSet(want.values()) === t.versionSent) {
+      t.sent = want;
+      return;
+    }
+    this.sendSet(kind, t, want, view);
+  }
+
+  private sendSet(kind: Kind, t: TypeState, set: Map<string, WireResource>, view: NodeView): void {
+    const version = versionOfSet(set.values());
+    const nonce = `${this.id}-${++this.nonceSeq}`;
+    t.versionSent = version;
+    t.sentNonce = nonce;
+    t.sent = set;
+    t.changeMs = view.changedAtMs;
+    this.host.sent(this, kind);
+    this.out.push(
+      create(DiscoveryResponseSchema, {
+        versionInfo: version,
+        resources: [...set.values()].map((r) => r.any),
+        typeUrl: typeUrlOf(kind),
+        nonce,
+        controlPlane: { identifier: this.host.identifier, changeTime: timestampFromMs(view.changedAtMs) },
+      }),
+    );
+  }
+}
+
+export { TypeStatus_State };

@@ -1,0 +1,82 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { EMPTY_STATE, type StoreState } from '../server/resource-state.js';
+import type { StateStore } from './state-store.js';
+
+const FILE = 'state.json';
+
+/**
+ * Writes `data` to `dir/name` so that a crash at any moment leaves either the
+ * old or the new content, never a torn file: write a temp file in the same
+ * directory, fsync it, rename it over the target, fsync the directory (so
+ * the rename itself is durable).
+ */
+export async function writeFileAtomic(dir: string, name: string, data: string): Promise<void> {
+  const tmp = join(dir, `.${name}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const fh = await open(tmp, 'w', 0o600);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  try {
+    await rename(tmp, join(dir, name));
+  } catch (err) {
+    await unlink(tmp).catch(() => {});
+    throw err;
+  }
+  const d = await open(dir, 'r');
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
+}
+
+/** `file:DIR`: the whole state in DIR/state.json, replaced atomically on every commit. One writer per directory. */
+export class FileStateStore implements StateStore {
+  private revision = -1;
+
+  private constructor(private readonly dir: string) {}
+
+  static async open(dir: string): Promise<FileStateStore> {
+    await mkdir(dir, { recursive: true });
+    return new FileStateStore(dir);
+  }
+
+  get description(): string {
+    return `file:${this.dir}`;
+  }
+
+  async load(): Promise<StoreState> {
+    let text: string;
+    try {
+      text = await readFile(join(this.dir, FILE), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        this.revision = 0;
+        return EMPTY_STATE;
+      }
+      throw err;
+    }
+    const state = JSON.parse(text) as StoreState;
+    this.revision = state.revision;
+    return state;
+  }
+
+  async commit(next: StoreState, expectedRevision: number): Promise<boolean> {
+    if (this.revision < 0) await this.load();
+    if (this.revision !== expectedRevision) return false;
+    await writeFileAtomic(this.dir, FILE, JSON.stringify(next));
+    this.revision = next.revision;
+    return true;
+  }
+
+  onExternalChange(): void {
+    // One writer per directory: nobody else changes it.
+  }
+
+  async close(): Promise<void> {}
+}

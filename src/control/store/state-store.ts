@@ -1,0 +1,33 @@
+import type { StoreState } from '../server/resource-state.js';
+
+/**
+ * Durable home of the control plane's state. The state is written whole, so
+ * every reader sees one revision entirely or not at all.
+ */
+export interface StateStore {
+  /** Reads the latest state (EMPTY_STATE when nothing was ever stored). */
+  load(): Promise<StoreState>;
+  /**
+   * Writes `next` if the stored revision is still `expectedRevision`;
+   * resolves false (writing nothing) when another writer got there first.
+   * Resolves only once the write is durable.
+   */
+  commit(next: StoreState, expectedRevision: number): Promise<boolean>;
+  /** Called when another writer (a replica) changed the state, and after a reconnect (full resync). */
+  onExternalChange(cb: () => void): void;
+  close(): Promise<void>;
+  /** For logs: `file:/dir` or `redis://host:port`. */
+  readonly description: string;
+}
+
+export async function openStore(spec: string): Promise<StateStore> {
+  if (spec.startsWith('file:')) {
+    const { FileStateStore } = await import('./file-store.js');
+    return FileStateStore.open(spec.slice('file:'.length));
+  }
+  if (spec.startsWith('redis://') || spec.startsWith('rediss://')) {
+    const { RedisStateStore } = await import('./redis-store.js');
+    return RedisStateStore.open(spec);
+  }
+  throw new Error(`unknown store "${spec}": use file:DIR or redis://HOST:PORT`);
+}
