@@ -129,6 +129,22 @@ describe('HTTP proxying (h1 and h2, both directions)', function () {
     expect((JSON.parse(b.body) as Echo).bodyBytes).to.equal(3);
   });
 
+  it('serves an Upgrade: h2c request as plain HTTP/1.1 (the upgrade is ignored, RFC 9110 §7.8)', async () => {
+    const net = await import('node:net');
+    const text = await new Promise<string>((resolve) => {
+      const s = net.connect(sc.port(), '127.0.0.1');
+      let out = '';
+      s.on('data', (c: Buffer) => (out += c.toString()));
+      s.on('close', () => resolve(out));
+      s.write('GET /h1/upgrade HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n');
+    });
+    expect(text).to.match(/^HTTP\/1\.1 200/);
+    // The body is chunked; the echo's JSON sits inside one chunk.
+    expect(text).to.include('"url":"/h1/upgrade"');
+    expect(text).to.not.include('"upgrade":');
+    expect(text).to.not.include('"http2-settings":');
+  });
+
   it('prefix rewrite and direct responses', async () => {
     const res = await request(`http://127.0.0.1:${sc.port()}/old/thing?x=1`);
     expect(((await res.body.json()) as Echo).url).to.equal('/new/thing?x=1');
