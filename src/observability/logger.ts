@@ -15,7 +15,7 @@ export interface LoggerOptions {
  * composition root makes one and passes children down.
  */
 export function createLogger(opts: LoggerOptions = {}): Logger {
-  const dest = pino.destination({ fd: opts.fd ?? 1, sync: !opts.async, minLength: opts.async ? 4096 : 0 });
+  const dest = pino.destination({ fd: opts.fd ?? 1, sync: !opts.async, minLength: opts.async ? 8192 : 0 });
   return pino(
     {
       level: opts.level ?? process.env.OUTRIGGER_LOG_LEVEL ?? 'info',

@@ -16,6 +16,17 @@ export class ProxyMetrics {
   readonly protocolErrors: Counter<'listener' | 'kind'>;
   readonly activeStreams: Gauge<'listener'>;
   private readonly durationChildren = new Map<string, { observe(v: number): void }>();
+  private readonly activeChildren = new Map<string, { inc(): void; dec(): void }>();
+
+  /** The in-flight gauge of one listener, cached (see observeRequest). */
+  activeFor(listener: string): { inc(): void; dec(): void } {
+    let c = this.activeChildren.get(listener);
+    if (!c) {
+      c = this.activeStreams.labels(listener);
+      this.activeChildren.set(listener, c);
+    }
+    return c;
+  }
 
   constructor(registry: Registry) {
     const registers = [registry];

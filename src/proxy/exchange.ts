@@ -34,7 +34,7 @@ export class Exchange {
   ) {
     this.protocol = protocol;
     this.startMs = ctx.clock.monotonicMs();
-    ctx.metrics.activeStreams.inc({ listener: listener.name });
+    ctx.metrics.activeFor(listener.name).inc();
   }
 
   /** Copies the configured request headers into the log line, redacting sensitive ones. */
@@ -57,7 +57,7 @@ export class Exchange {
     const ctx = this.ctx;
     const l = this.listener;
     this.duration_ms = Math.round((ctx.clock.monotonicMs() - this.startMs) * 1000) / 1000;
-    ctx.metrics.activeStreams.dec({ listener: l.name });
+    ctx.metrics.activeFor(l.name).dec();
     ctx.metrics.observeRequest(
       l.name,
       this.route,
