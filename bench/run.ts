@@ -64,7 +64,7 @@ if (argv.includes('--help') || argv.includes('-h')) {
     'usage: npm run bench [-- --quick]\n' +
       'env: BENCH_QUICK=1 BENCH_ROUNDS BENCH_SECONDS BENCH_WARMUP BENCH_PROTOCOLS=grpc,h2c,http1\n' +
       '     BENCH_TARGETS=direct,nginx,outrigger BENCH_H2_CLIENTS BENCH_H2_STREAMS BENCH_H1_CONNECTIONS\n' +
-      '     BENCH_FOREIGN_MAX BENCH_MAX_REPEATS BENCH_ACCESS_LOG=1 BENCH_GRPC_BACKEND=auto|bookstore|standin\n' +
+      '     BENCH_FOREIGN_MAX BENCH_MAX_REPEATS BENCH_ACCESS_LOG=0 BENCH_GRPC_BACKEND=auto|bookstore|standin\n' +
       '     BENCH_SERVER_CPU BENCH_LOAD_CPU BENCH_SIDECAR_DIST=1 BENCH_KEEP_TMP=1\n' +
       'See docs/benchmarks.md.\n',
   );
@@ -85,7 +85,8 @@ const cfg = {
   foreignMax: envNum('BENCH_FOREIGN_MAX', 15),
   /** Repeats allowed in a whole run (keeps the run bounded). */
   maxRepeats: Math.round(envNum('BENCH_MAX_REPEATS', 6)),
-  accessLog: process.env.BENCH_ACCESS_LOG === '1',
+  // On by default: the sidecar's budget is stated with routing, metrics and access logs on.
+  accessLog: process.env.BENCH_ACCESS_LOG !== '0',
   grpcBackend: process.env.BENCH_GRPC_BACKEND ?? 'auto',
   serverCpu: process.env.BENCH_SERVER_CPU ?? '0',
   loadCpu: process.env.BENCH_LOAD_CPU ?? '1',
