@@ -2,7 +2,10 @@ import { expect } from 'chai';
 import { request } from 'undici';
 import { ConnectError, Code } from '@connectrpc/connect';
 import { startH1Echo, type Started } from '../support/backends.js';
-import { cluster, listener, prefixRoute, routes } from '../support/config-docs.js';
+import { cluster, listener, prefixRoute, routes, type Doc } from '../support/config-docs.js';
+import type { JsonObject } from '../../src/config/snapshot.js';
+
+const J = (...d: Doc[]): JsonObject[] => d as unknown as JsonObject[];
 import { waitFor } from '../support/wait.js';
 import { client, startCpSidecar, startTestControlPlane, type TestCpSidecar } from '../support/control-harness.js';
 
@@ -41,11 +44,11 @@ describe('control plane: apply → sidecar traffic', function () {
 
   it('applies documents and traffic follows them', async () => {
     const api = client(cp.address);
-    await api.apply({ documents: [listener('main'), routes('main', [prefixRoute('/', 'web')]), cluster('web', [a.port])] });
+    await api.apply({ documents: J(listener('main'), routes('main', [prefixRoute('/', 'web')]), cluster('web', [a.port])) });
     sc = await startCpSidecar({ address: cp.address, nodeId: 'n1' });
     const port = sc.port();
     expect(await backendOf(port)).to.equal('a');
-    await api.apply({ documents: [cluster('web', [b.port])] });
+    await api.apply({ documents: J(cluster('web', [b.port])) });
     await waitFor(async () => (await backendOf(port)) === 'b', 'traffic to b');
     const status = await api.status({});
     expect(status.sidecars).to.have.length(1);
@@ -56,12 +59,12 @@ describe('control plane: apply → sidecar traffic', function () {
     const api = client(cp.address);
     const bad = cluster('web', [a.port]);
     (bad.spec.endpoints as { address: { port: number } }[])[0]!.address.port = 0;
-    const v = await api.validate({ documents: [listener('main'), routes('main', [prefixRoute('/', 'web')]), bad] });
+    const v = await api.validate({ documents: J(listener('main'), routes('main', [prefixRoute('/', 'web')]), bad) });
     expect(v.valid).to.equal(false);
     expect(v.errors.map((e) => `${e.document}: ${e.path}`)).to.include('Cluster/web: spec.endpoints[0].address.port');
     let err: ConnectError | undefined;
     try {
-      await api.apply({ documents: [listener('main'), routes('main', [prefixRoute('/', 'web')]), bad] });
+      await api.apply({ documents: J(listener('main'), routes('main', [prefixRoute('/', 'web')]), bad) });
     } catch (e) {
       err = e as ConnectError;
     }
@@ -75,7 +78,7 @@ describe('control plane: apply → sidecar traffic', function () {
       const api = client(cp.address, token);
       let err: ConnectError | undefined;
       try {
-        await api.apply({ documents: [cluster('web', [a.port])] });
+        await api.apply({ documents: J(cluster('web', [a.port])) });
       } catch (e) {
         err = e as ConnectError;
       }
