@@ -1,0 +1,67 @@
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
+import { parseCidrList, parseInboundPorts, redirectRules } from '../../../injector/redirect-rules.js';
+
+const opts = {
+  proxyUid: 1337,
+  outboundPort: 15001,
+  inboundPorts: [[8080, 15100], [9090, 15101]] as [number, number][],
+  excludeOutboundPorts: [5432],
+  excludeOutboundIpRanges: ['169.254.169.254/32', 'fd00::/8'],
+  includeOutboundIpRanges: ['*'],
+};
+
+describe('injector: redirect rules', () => {
+  it('redirects declared inbound ports each to its listener, never the status and admin ports', () => {
+    const r = redirectRules(opts, 4);
+    expect(r).to.contain('-A OUTRIGGER_INBOUND -p tcp --dport 8080 -j REDIRECT --to-ports 15100');
+    expect(r).to.contain('-A OUTRIGGER_INBOUND -p tcp --dport 9090 -j REDIRECT --to-ports 15101');
+    expect(r.indexOf('--dport 15021 -j RETURN')).to.be.lessThan(r.indexOf('--dport 8080'));
+    expect(r).to.contain('-A OUTRIGGER_INBOUND -p tcp --dport 15000 -j RETURN');
+  });
+
+  it('exempts the proxy UID, loopback, excluded ports and ranges of the right family before redirecting outbound', () => {
+    const v4 = redirectRules(opts, 4).split('\n');
+    const at = (s: string): number => v4.indexOf(s);
+    const redirect = at('-A OUTRIGGER_OUTPUT -j OUTRIGGER_REDIRECT');
+    for (const rule of [
+      '-A OUTRIGGER_OUTPUT -m owner --uid-owner 1337 -j RETURN',
+      '-A OUTRIGGER_OUTPUT -d 127.0.0.1/32 -j RETURN',
+      '-A OUTRIGGER_OUTPUT -p tcp --dport 5432 -j RETURN',
+      '-A OUTRIGGER_OUTPUT -d 169.254.169.254/32 -j RETURN',
+    ]) {
+      expect(at(rule), rule).to.be.within(0, redirect - 1);
+    }
+    expect(v4.join('\n')).not.to.contain('fd00::/8');
+    const v6 = redirectRules(opts, 6);
+    expect(v6).to.contain('-A OUTRIGGER_OUTPUT -d ::1/128 -j RETURN');
+    expect(v6).to.contain('-A OUTRIGGER_OUTPUT -d fd00::/8 -j RETURN');
+    expect(v6).not.to.contain('169.254');
+  });
+
+  it('captures only the included ranges when not "*"', () => {
+    const r = redirectRules({ ...opts, includeOutboundIpRanges: ['10.96.0.0/12'] }, 4);
+    expect(r).to.contain('-A OUTRIGGER_OUTPUT -d 10.96.0.0/12 -j OUTRIGGER_REDIRECT');
+    expect(r).not.to.contain('-A OUTRIGGER_OUTPUT -j OUTRIGGER_REDIRECT');
+  });
+
+  it('parses and rejects flag values', () => {
+    expect(parseInboundPorts('8080=15100, 9090=15101')).to.deep.equal([[8080, 15100], [9090, 15101]]);
+    expect(() => parseInboundPorts('8080')).to.throw(/APP=LISTENER/);
+    expect(() => parseInboundPorts('8080=70000')).to.throw(/bad port/);
+    expect(() => parseCidrList('10.0.0.0/8,*', false)).to.throw(/bad CIDR/);
+    expect(parseCidrList('10.0.0.0/8,*', true)).to.deep.equal(['10.0.0.0/8', '*']);
+  });
+
+  it('`outrigger redirect --dry-run` prints both families and touches nothing', () => {
+    const bin = fileURLToPath(new URL('../../../bin/outrigger.js', import.meta.url));
+    const out = execFileSync(process.execPath, [bin, 'redirect', '--dry-run', '--inbound-ports', '8080=15100'], {
+      encoding: 'utf8',
+      env: { ...process.env, OUTRIGGER_FROM_SOURCE: '1' },
+    });
+    expect(out).to.match(/^# iptables\n\*nat\n/);
+    expect(out).to.contain('# ip6tables\n*nat\n');
+    expect(out.match(/^COMMIT$/gm)).to.have.length(2);
+  });
+});
