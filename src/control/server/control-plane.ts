@@ -59,6 +59,8 @@ export class ControlPlane implements StreamHost {
   private convergence: Convergence | undefined;
   private readonly watchers = new Set<(state: StoreState, prev: StoreState) => void>();
   private nextStreamId = 1;
+  private closing = false;
+  private resyncRetry: Timer | undefined;
 
   private constructor(
     private readonly opts: ControlPlaneOptions,
@@ -79,7 +81,10 @@ export class ControlPlane implements StreamHost {
     const state = await opts.store.load();
     const cp = new ControlPlane(opts, state);
     cp.metrics.storeLatency.observe({ op: 'load' }, (opts.clock.monotonicMs() - t0) / 1000);
-    opts.store.onExternalChange(() => void cp.resync());
+    opts.store.onExternalChange((reason) => {
+      if (reason === 'reconnect') cp.logger.info({ store: opts.store.description }, 'store reconnected; full resync');
+      cp.resync();
+    });
     return cp;
   }
 
@@ -167,10 +172,18 @@ export class ControlPlane implements StreamHost {
     if (s.revision !== this.state.revision) this.install(s);
   }
 
-  /** Another replica changed the store (or redis reconnected): reload everything. */
+  /** Another replica changed the store (or redis reconnected): reload everything; retried until it succeeds. */
   private resync(): void {
+    if (this.closing) return;
     const p = this.chain.then(() => this.reload());
-    this.chain = p.catch((err: Error) => this.logger.warn({ err: err.message }, 'store resync failed'));
+    this.chain = p.catch((err: Error) => {
+      this.logger.warn({ err: err.message }, 'store resync failed; retrying in 1s');
+      this.resyncRetry?.cancel();
+      this.resyncRetry = this.clock.setTimer(1000, () => {
+        this.resyncRetry = undefined;
+        this.resync();
+      });
+    });
   }
 
   private install(next: StoreState): void {
@@ -267,6 +280,8 @@ export class ControlPlane implements StreamHost {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
+    this.resyncRetry?.cancel();
     this.debounce?.cancel();
     for (const s of [...this.streams]) this.closed(s);
     await this.chain.catch(() => {});

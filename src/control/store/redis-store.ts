@@ -1,10 +1,12 @@
 import { Redis } from 'ioredis';
 import { EMPTY_STATE, type StoreState } from '../server/resource-state.js';
-import type { StateStore } from './state-store.js';
+import type { ChangeReason, StateStore } from './state-store.js';
 
 const STATE_KEY = 'outrigger:control:state';
 const REVISION_KEY = 'outrigger:control:revision';
 const CHANNEL = 'outrigger:control:changes';
+/** The keys and channel, for tools and tests that look at redis directly. */
+export const REDIS_KEYS = { state: STATE_KEY, revision: REVISION_KEY, channel: CHANNEL } as const;
 
 /**
  * `redis://HOST:PORT`: state shared by control-plane replicas. Two keys (the
@@ -16,8 +18,8 @@ const CHANNEL = 'outrigger:control:changes';
  * (`appendonly yes`, `appendfsync everysec` or `always`).
  */
 export class RedisStateStore implements StateStore {
-  private readonly callbacks: (() => void)[] = [];
-  private ready = false;
+  private readonly callbacks: ((reason: ChangeReason) => void)[] = [];
+  private closed = false;
 
   private constructor(
     private readonly url: string,
@@ -25,26 +27,37 @@ export class RedisStateStore implements StateStore {
     private readonly sub: Redis,
   ) {
     sub.on('message', (channel: string) => {
-      if (channel === CHANNEL) this.emit();
+      if (channel === CHANNEL) this.emit('change');
     });
-    // The first 'ready' is the initial connect; later ones are reconnects: resync.
+    // Attached after the initial connect, so every 'ready' from here on is a
+    // reconnect (of the subscriber: publishes may have been missed while it
+    // was down). Subscribe again explicitly — and only then resync — so no
+    // change can slip between the reload and the subscription.
     sub.on('ready', () => {
-      if (this.ready) this.emit();
-      this.ready = true;
+      if (this.closed) return;
+      sub.subscribe(CHANNEL).then(
+        () => this.emit('reconnect'),
+        () => this.emit('reconnect'),
+      );
     });
   }
 
   static async open(url: string): Promise<RedisStateStore> {
-    const opts = { maxRetriesPerRequest: 2, lazyConnect: true, retryStrategy: (n: number) => Math.min(50 * 2 ** n, 2000) };
-    const client = new Redis(url, opts);
-    const sub = new Redis(url, opts);
+    const opts = {
+      maxRetriesPerRequest: 2,
+      lazyConnect: true,
+      retryStrategy: (n: number) => Math.min(50 * 2 ** n, 2000),
+      // Explicit resubscription on 'ready' (above) instead.
+      autoResubscribe: false,
+    };
+    const client = new Redis(url, { ...opts, connectionName: 'outrigger-control' });
+    const sub = new Redis(url, { ...opts, connectionName: 'outrigger-control-sub' });
     client.on('error', () => {});
     sub.on('error', () => {});
     await client.connect();
     await sub.connect();
-    const store = new RedisStateStore(url, client, sub);
     await sub.subscribe(CHANNEL);
-    return store;
+    return new RedisStateStore(url, client, sub);
   }
 
   get description(): string {
@@ -69,15 +82,16 @@ export class RedisStateStore implements StateStore {
     return true;
   }
 
-  onExternalChange(cb: () => void): void {
+  onExternalChange(cb: (reason: ChangeReason) => void): void {
     this.callbacks.push(cb);
   }
 
-  private emit(): void {
-    for (const cb of this.callbacks) cb();
+  private emit(reason: ChangeReason): void {
+    for (const cb of this.callbacks) cb(reason);
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     this.sub.disconnect();
     this.client.disconnect();
   }

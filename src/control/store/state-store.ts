@@ -4,6 +4,9 @@ import type { StoreState } from '../server/resource-state.js';
  * Durable home of the control plane's state. The state is written whole, so
  * every reader sees one revision entirely or not at all.
  */
+/** Why the store reports a change: another writer published one, or the connection came back (anything may have been missed). */
+export type ChangeReason = 'change' | 'reconnect';
+
 export interface StateStore {
   /** Reads the latest state (EMPTY_STATE when nothing was ever stored). */
   load(): Promise<StoreState>;
@@ -14,7 +17,7 @@ export interface StateStore {
    */
   commit(next: StoreState, expectedRevision: number): Promise<boolean>;
   /** Called when another writer (a replica) changed the state, and after a reconnect (full resync). */
-  onExternalChange(cb: () => void): void;
+  onExternalChange(cb: (reason: ChangeReason) => void): void;
   close(): Promise<void>;
   /** For logs: `file:/dir` or `redis://host:port`. */
   readonly description: string;
