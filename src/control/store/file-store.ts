@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EMPTY_STATE, type StoreState } from '../server/resource-state.js';
 import type { StateStore } from './state-store.js';
@@ -43,6 +43,11 @@ export class FileStateStore implements StateStore {
 
   static async open(dir: string): Promise<FileStateStore> {
     await mkdir(dir, { recursive: true });
+    // Temp files of writes a crash (kill -9) interrupted: never renamed, so
+    // never part of the state. One writer per directory, so none is live.
+    for (const f of await readdir(dir)) {
+      if (f.startsWith(`.${FILE}.`) && f.endsWith('.tmp')) await unlink(join(dir, f)).catch(() => {});
+    }
     return new FileStateStore(dir);
   }
 
