@@ -12,7 +12,7 @@ import { h1UpstreamRequest, trailersOf } from './h1-upstream.js';
 import { rewritePath } from './rewrite.js';
 import { isRefused, resetStream } from './h2-reset.js';
 import { h1Downstream } from '../transcode/downstream.js';
-import { handleTranscode } from '../transcode/handler.js';
+import { serveTranscoded } from '../transcode/dispatch.js';
 
 const END_STREAM = http2.constants.NGHTTP2_FLAG_END_STREAM;
 const CANCEL = http2.constants.NGHTTP2_CANCEL;
@@ -76,10 +76,9 @@ export function onH1Request(
   ex.upstream = ep.key;
   const tr = action.transcode && view.state.transcoders.get(action.transcode);
   if (tr) {
-    ex.protocol = 'rest';
     const ds = h1Downstream(req, res);
     const host = action.hostRewrite || authority;
-    return handleTranscode({ ctx, tr, ds, ex, cluster, ep, routeTimeoutMs: action.timeoutMs, authority: host, clientAddress: conn.clientAddress, trustedHops: settings.trustedHops });
+    return serveTranscoded({ ctx, tr, ds, ex, cluster, ep, routeTimeoutMs: action.timeoutMs, authority: host, clientAddress: conn.clientAddress, trustedHops: settings.trustedHops });
   }
   const path = rewritePath(rawPath, match, action);
   const host = action.hostRewrite || authority;

@@ -16,7 +16,7 @@ import { rewritePath } from './rewrite.js';
 import { isRefused, resetStream } from './h2-reset.js';
 import type { H2Connection } from '../upstream/h2-pool.js';
 import { h2Downstream } from '../transcode/downstream.js';
-import { handleTranscode } from '../transcode/handler.js';
+import { serveTranscoded } from '../transcode/dispatch.js';
 
 const END_STREAM = http2.constants.NGHTTP2_FLAG_END_STREAM;
 const CANCEL = http2.constants.NGHTTP2_CANCEL;
@@ -88,13 +88,12 @@ export function onH2Stream(
   const ep = cluster.pick();
   if (!ep) return h2LocalReply(stream, ex, 'no_healthy_upstream', grpc, action.cluster);
   ex.upstream = ep.key;
-  // gRPC callers of a transcoding route pass through unchanged; everyone else is REST.
+  // gRPC callers of a transcoding route pass through unchanged; other dialects (gRPC-Web, Connect, REST) are told apart in transcode/dispatch.ts.
   const tr = !grpc && action.transcode && view.state.transcoders.get(action.transcode);
   if (tr) {
-    ex.protocol = 'rest';
     const ds = h2Downstream(stream, headers);
     const host = action.hostRewrite || authority;
-    return handleTranscode({ ctx, tr, ds, ex, cluster, ep, routeTimeoutMs: action.timeoutMs, authority: host, clientAddress: conn.clientAddress, trustedHops: settings.trustedHops });
+    return serveTranscoded({ ctx, tr, ds, ex, cluster, ep, routeTimeoutMs: action.timeoutMs, authority: host, clientAddress: conn.clientAddress, trustedHops: settings.trustedHops });
   }
 
   let timeoutMs = action.timeoutMs;

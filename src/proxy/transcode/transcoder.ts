@@ -1,4 +1,5 @@
-import type { DescService } from '@bufbuild/protobuf';
+import type { DescMethod, DescService } from '@bufbuild/protobuf';
+import { durationMs } from '../../core/duration.js';
 import {
   PathUnescapeMode,
   StreamFormat,
@@ -24,6 +25,11 @@ export interface TranscodeSettings {
   readonly defaultStream: StreamFormatName;
   readonly unescape: UnescapeMode;
   readonly forward: ReadonlySet<string>;
+  /** Browser origins allowed (CORS, WebSocket Origin); `*` any; empty: same-origin only. */
+  readonly origins: ReadonlySet<string>;
+  readonly wsPingMs: number;
+  readonly wsTokenCookie: string;
+  readonly wsMaxMessageBytes: number;
 }
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -42,6 +48,8 @@ export class Transcoder {
     readonly services: readonly DescService[],
     readonly matcher: RestMatcher,
     readonly settings: TranscodeSettings,
+    /** Every method of the exposed services by its gRPC path `/<pkg.Service>/<Method>` (gRPC-Web, Connect, WebSocket). */
+    readonly methods: ReadonlyMap<string, DescMethod>,
   ) {}
 
   static compile(t: Transcode, cache: Map<string, DescriptorPool>): Transcoder {
@@ -58,7 +66,9 @@ export class Transcoder {
         for (const f of pool.files.files) services.push(...f.services);
       }
       const matcher = new RestMatcher(compileBindings(services));
-      return new Transcoder(pool, services, matcher, settingsOf(t));
+      const methods = new Map<string, DescMethod>();
+      for (const s of services) for (const m of s.methods) methods.set(`/${s.typeName}/${m.name}`, m);
+      return new Transcoder(pool, services, matcher, settingsOf(t), methods);
     } catch (err) {
       if (err instanceof TranscodeCompileError) throw err;
       throw new TranscodeCompileError((err as Error).message);
@@ -88,5 +98,9 @@ function settingsOf(t: Transcode): TranscodeSettings {
           ? 'except_slash'
           : 'except_reserved',
     forward: new Set(t.forwardHeaders.map((h) => h.toLowerCase())),
+    origins: new Set(t.allowedOrigins),
+    wsPingMs: durationMs(t.websocket?.pingInterval, 0) || 30_000,
+    wsTokenCookie: t.websocket?.tokenCookie || 'token',
+    wsMaxMessageBytes: Number(t.websocket?.maxMessageBytes ?? 0n) || Number(t.maxRequestBodyBytes) || DEFAULT_MAX_BODY_BYTES,
   };
 }

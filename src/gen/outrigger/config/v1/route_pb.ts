@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file outrigger/config/v1/route.proto.
  */
 export const file_outrigger_config_v1_route: GenFile = /*@__PURE__*/
-  fileDesc("Ch9vdXRyaWdnZXIvY29uZmlnL3YxL3JvdXRlLnByb3RvEhNvdXRyaWdnZXIuY29uZmlnLnYxIlsKElJvdXRlQ29uZmlndXJhdGlvbhIMCgRuYW1lGAEgASgJEjcKDXZpcnR1YWxfaG9zdHMYAiADKAsyIC5vdXRyaWdnZXIuY29uZmlnLnYxLlZpcnR1YWxIb3N0IlgKC1ZpcnR1YWxIb3N0EgwKBG5hbWUYASABKAkSDwoHZG9tYWlucxgCIAMoCRIqCgZyb3V0ZXMYAyADKAsyGi5vdXRyaWdnZXIuY29uZmlnLnYxLlJvdXRlIsIBCgVSb3V0ZRIMCgRuYW1lGAEgASgJEi4KBW1hdGNoGAIgASgLMh8ub3V0cmlnZ2VyLmNvbmZpZy52MS5Sb3V0ZU1hdGNoEjEKBXJvdXRlGAMgASgLMiAub3V0cmlnZ2VyLmNvbmZpZy52MS5Sb3V0ZUFjdGlvbkgAEj4KD2RpcmVjdF9yZXNwb25zZRgEIAEoCzIjLm91dHJpZ2dlci5jb25maWcudjEuRGlyZWN0UmVzcG9uc2VIAEIICgZhY3Rpb24i2QEKClJvdXRlTWF0Y2gSEAoGcHJlZml4GAEgASgJSAASDgoEcGF0aBgCIAEoCUgAEhIKCHRlbXBsYXRlGAMgASgJSAASDwoFcmVnZXgYBCABKAlIABIPCgdtZXRob2RzGAUgAygJEjMKB2hlYWRlcnMYBiADKAsyIi5vdXRyaWdnZXIuY29uZmlnLnYxLkhlYWRlck1hdGNoZXISLAoEZ3JwYxgHIAEoCzIeLm91dHJpZ2dlci5jb25maWcudjEuR3JwY01hdGNoQhAKDnBhdGhfc3BlY2lmaWVyIn0KDUhlYWRlck1hdGNoZXISDAoEbmFtZRgBIAEoCRIPCgVleGFjdBgCIAEoCUgAEhAKBnByZWZpeBgDIAEoCUgAEg8KBXJlZ2V4GAQgASgJSAASEQoHcHJlc2VudBgFIAEoCEgAEg4KBmludmVydBgGIAEoCEIHCgVtYXRjaCIsCglHcnBjTWF0Y2gSDwoHc2VydmljZRgBIAEoCRIOCgZtZXRob2QYAiABKAkiqwEKC1JvdXRlQWN0aW9uEg8KB2NsdXN0ZXIYASABKAkSKgoHdGltZW91dBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIWCg5wcmVmaXhfcmV3cml0ZRgDIAEoCRIUCgxob3N0X3Jld3JpdGUYBCABKAkSMQoJdHJhbnNjb2RlGAUgASgLMh4ub3V0cmlnZ2VyLmNvbmZpZy52MS5UcmFuc2NvZGUitgMKCVRyYW5zY29kZRIZCg9kZXNjcmlwdG9yX2ZpbGUYASABKAlIABIYCg5kZXNjcmlwdG9yX2JpbhgCIAEoDEgAEhAKCHNlcnZpY2VzGAMgAygJEjkKBXByaW50GAQgASgLMioub3V0cmlnZ2VyLmNvbmZpZy52MS5UcmFuc2NvZGVQcmludE9wdGlvbnMSOAoFcmVsYXgYBSABKAsyKS5vdXRyaWdnZXIuY29uZmlnLnYxLlRyYW5zY29kZVJlbGF4YXRpb25zEh4KFm1heF9yZXF1ZXN0X2JvZHlfYnl0ZXMYBiABKAQSHwoXbWF4X3Jlc3BvbnNlX2JvZHlfYnl0ZXMYByABKAQSQAoVZGVmYXVsdF9zdHJlYW1fZm9ybWF0GAggASgOMiEub3V0cmlnZ2VyLmNvbmZpZy52MS5TdHJlYW1Gb3JtYXQSPAoNcGF0aF91bmVzY2FwZRgJIAEoDjIlLm91dHJpZ2dlci5jb25maWcudjEuUGF0aFVuZXNjYXBlTW9kZRIXCg9mb3J3YXJkX2hlYWRlcnMYCiADKAlCEwoRZGVzY3JpcHRvcl9zb3VyY2UiagoVVHJhbnNjb2RlUHJpbnRPcHRpb25zEhUKDWVtaXRfZGVmYXVsdHMYASABKAgSEwoLcHJvdG9fbmFtZXMYAiABKAgSFQoNZW51bXNfYXNfaW50cxgDIAEoCBIOCgZpbmRlbnQYBCABKA0ihgEKFFRyYW5zY29kZVJlbGF4YXRpb25zEicKH2lnbm9yZV91bmtub3duX3F1ZXJ5X3BhcmFtZXRlcnMYASABKAgSIgoaaWdub3JlX3Vua25vd25fanNvbl9maWVsZHMYAiABKAgSIQoZYWxsb3dfcGF0aF9ib2R5X2NvbmZsaWN0cxgDIAEoCCIuCg5EaXJlY3RSZXNwb25zZRIOCgZzdGF0dXMYASABKA0SDAoEYm9keRgCIAEoCSp8CgxTdHJlYW1Gb3JtYXQSHQoZU1RSRUFNX0ZPUk1BVF9VTlNQRUNJRklFRBAAEhwKGFNUUkVBTV9GT1JNQVRfSlNPTl9BUlJBWRABEhgKFFNUUkVBTV9GT1JNQVRfTkRKU09OEAISFQoRU1RSRUFNX0ZPUk1BVF9TU0UQAyqnAQoQUGF0aFVuZXNjYXBlTW9kZRIiCh5QQVRIX1VORVNDQVBFX01PREVfVU5TUEVDSUZJRUQQABIqCiZQQVRIX1VORVNDQVBFX01PREVfQUxMX0VYQ0VQVF9SRVNFUlZFRBABEicKI1BBVEhfVU5FU0NBUEVfTU9ERV9BTExfRVhDRVBUX1NMQVNIEAISGgoWUEFUSF9VTkVTQ0FQRV9NT0RFX0FMTBADYgZwcm90bzM", [file_google_protobuf_duration]);
+  fileDesc("Ch9vdXRyaWdnZXIvY29uZmlnL3YxL3JvdXRlLnByb3RvEhNvdXRyaWdnZXIuY29uZmlnLnYxIlsKElJvdXRlQ29uZmlndXJhdGlvbhIMCgRuYW1lGAEgASgJEjcKDXZpcnR1YWxfaG9zdHMYAiADKAsyIC5vdXRyaWdnZXIuY29uZmlnLnYxLlZpcnR1YWxIb3N0IlgKC1ZpcnR1YWxIb3N0EgwKBG5hbWUYASABKAkSDwoHZG9tYWlucxgCIAMoCRIqCgZyb3V0ZXMYAyADKAsyGi5vdXRyaWdnZXIuY29uZmlnLnYxLlJvdXRlIsIBCgVSb3V0ZRIMCgRuYW1lGAEgASgJEi4KBW1hdGNoGAIgASgLMh8ub3V0cmlnZ2VyLmNvbmZpZy52MS5Sb3V0ZU1hdGNoEjEKBXJvdXRlGAMgASgLMiAub3V0cmlnZ2VyLmNvbmZpZy52MS5Sb3V0ZUFjdGlvbkgAEj4KD2RpcmVjdF9yZXNwb25zZRgEIAEoCzIjLm91dHJpZ2dlci5jb25maWcudjEuRGlyZWN0UmVzcG9uc2VIAEIICgZhY3Rpb24i2QEKClJvdXRlTWF0Y2gSEAoGcHJlZml4GAEgASgJSAASDgoEcGF0aBgCIAEoCUgAEhIKCHRlbXBsYXRlGAMgASgJSAASDwoFcmVnZXgYBCABKAlIABIPCgdtZXRob2RzGAUgAygJEjMKB2hlYWRlcnMYBiADKAsyIi5vdXRyaWdnZXIuY29uZmlnLnYxLkhlYWRlck1hdGNoZXISLAoEZ3JwYxgHIAEoCzIeLm91dHJpZ2dlci5jb25maWcudjEuR3JwY01hdGNoQhAKDnBhdGhfc3BlY2lmaWVyIn0KDUhlYWRlck1hdGNoZXISDAoEbmFtZRgBIAEoCRIPCgVleGFjdBgCIAEoCUgAEhAKBnByZWZpeBgDIAEoCUgAEg8KBXJlZ2V4GAQgASgJSAASEQoHcHJlc2VudBgFIAEoCEgAEg4KBmludmVydBgGIAEoCEIHCgVtYXRjaCIsCglHcnBjTWF0Y2gSDwoHc2VydmljZRgBIAEoCRIOCgZtZXRob2QYAiABKAkiqwEKC1JvdXRlQWN0aW9uEg8KB2NsdXN0ZXIYASABKAkSKgoHdGltZW91dBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIWCg5wcmVmaXhfcmV3cml0ZRgDIAEoCRIUCgxob3N0X3Jld3JpdGUYBCABKAkSMQoJdHJhbnNjb2RlGAUgASgLMh4ub3V0cmlnZ2VyLmNvbmZpZy52MS5UcmFuc2NvZGUiiwQKCVRyYW5zY29kZRIZCg9kZXNjcmlwdG9yX2ZpbGUYASABKAlIABIYCg5kZXNjcmlwdG9yX2JpbhgCIAEoDEgAEhAKCHNlcnZpY2VzGAMgAygJEjkKBXByaW50GAQgASgLMioub3V0cmlnZ2VyLmNvbmZpZy52MS5UcmFuc2NvZGVQcmludE9wdGlvbnMSOAoFcmVsYXgYBSABKAsyKS5vdXRyaWdnZXIuY29uZmlnLnYxLlRyYW5zY29kZVJlbGF4YXRpb25zEh4KFm1heF9yZXF1ZXN0X2JvZHlfYnl0ZXMYBiABKAQSHwoXbWF4X3Jlc3BvbnNlX2JvZHlfYnl0ZXMYByABKAQSQAoVZGVmYXVsdF9zdHJlYW1fZm9ybWF0GAggASgOMiEub3V0cmlnZ2VyLmNvbmZpZy52MS5TdHJlYW1Gb3JtYXQSPAoNcGF0aF91bmVzY2FwZRgJIAEoDjIlLm91dHJpZ2dlci5jb25maWcudjEuUGF0aFVuZXNjYXBlTW9kZRIXCg9mb3J3YXJkX2hlYWRlcnMYCiADKAkSFwoPYWxsb3dlZF9vcmlnaW5zGAsgAygJEjoKCXdlYnNvY2tldBgMIAEoCzInLm91dHJpZ2dlci5jb25maWcudjEuVHJhbnNjb2RlV2ViU29ja2V0QhMKEWRlc2NyaXB0b3Jfc291cmNlIncKElRyYW5zY29kZVdlYlNvY2tldBIwCg1waW5nX2ludGVydmFsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhQKDHRva2VuX2Nvb2tpZRgCIAEoCRIZChFtYXhfbWVzc2FnZV9ieXRlcxgDIAEoBCJqChVUcmFuc2NvZGVQcmludE9wdGlvbnMSFQoNZW1pdF9kZWZhdWx0cxgBIAEoCBITCgtwcm90b19uYW1lcxgCIAEoCBIVCg1lbnVtc19hc19pbnRzGAMgASgIEg4KBmluZGVudBgEIAEoDSKGAQoUVHJhbnNjb2RlUmVsYXhhdGlvbnMSJwofaWdub3JlX3Vua25vd25fcXVlcnlfcGFyYW1ldGVycxgBIAEoCBIiChppZ25vcmVfdW5rbm93bl9qc29uX2ZpZWxkcxgCIAEoCBIhChlhbGxvd19wYXRoX2JvZHlfY29uZmxpY3RzGAMgASgIIi4KDkRpcmVjdFJlc3BvbnNlEg4KBnN0YXR1cxgBIAEoDRIMCgRib2R5GAIgASgJKnwKDFN0cmVhbUZvcm1hdBIdChlTVFJFQU1fRk9STUFUX1VOU1BFQ0lGSUVEEAASHAoYU1RSRUFNX0ZPUk1BVF9KU09OX0FSUkFZEAESGAoUU1RSRUFNX0ZPUk1BVF9OREpTT04QAhIVChFTVFJFQU1fRk9STUFUX1NTRRADKqcBChBQYXRoVW5lc2NhcGVNb2RlEiIKHlBBVEhfVU5FU0NBUEVfTU9ERV9VTlNQRUNJRklFRBAAEioKJlBBVEhfVU5FU0NBUEVfTU9ERV9BTExfRVhDRVBUX1JFU0VSVkVEEAESJwojUEFUSF9VTkVTQ0FQRV9NT0RFX0FMTF9FWENFUFRfU0xBU0gQAhIaChZQQVRIX1VORVNDQVBFX01PREVfQUxMEANiBnByb3RvMw", [file_google_protobuf_duration]);
 
 /**
  * A routing table: virtual hosts chosen by :authority, then the first matching
@@ -386,6 +386,23 @@ export type Transcode = Message<"outrigger.config.v1.Transcode"> & {
    * @generated from field: repeated string forward_headers = 10;
    */
   forwardHeaders: string[];
+
+  /**
+   * Browser origins (`https://app.example.com`, or "*" for any) allowed to
+   * call through this route: CORS answers for gRPC-Web and Connect, and the
+   * WebSocket bridge's Origin check. Empty: same-origin only (no CORS
+   * headers; a WebSocket Origin must match the Host).
+   *
+   * @generated from field: repeated string allowed_origins = 11;
+   */
+  allowedOrigins: string[];
+
+  /**
+   * The WebSocket ↔ gRPC bridge (docs/websocket.md).
+   *
+   * @generated from field: outrigger.config.v1.TranscodeWebSocket websocket = 12;
+   */
+  websocket?: TranscodeWebSocket | undefined;
 };
 
 /**
@@ -394,6 +411,42 @@ export type Transcode = Message<"outrigger.config.v1.Transcode"> & {
  */
 export const TranscodeSchema: GenMessage<Transcode> = /*@__PURE__*/
   messageDesc(file_outrigger_config_v1_route, 7);
+
+/**
+ * @generated from message outrigger.config.v1.TranscodeWebSocket
+ */
+export type TranscodeWebSocket = Message<"outrigger.config.v1.TranscodeWebSocket"> & {
+  /**
+   * Server ping interval. 0: 30s. A client that has not answered a ping by
+   * the next one is disconnected.
+   *
+   * @generated from field: google.protobuf.Duration ping_interval = 1;
+   */
+  pingInterval?: Duration | undefined;
+
+  /**
+   * Cookie whose value becomes `authorization: Bearer <value>` when the
+   * handshake carries no other credentials. Empty: "token".
+   *
+   * @generated from field: string token_cookie = 2;
+   */
+  tokenCookie: string;
+
+  /**
+   * Largest WebSocket message accepted (close 1009 past it). 0: the route's
+   * max_request_body_bytes.
+   *
+   * @generated from field: uint64 max_message_bytes = 3;
+   */
+  maxMessageBytes: bigint;
+};
+
+/**
+ * Describes the message outrigger.config.v1.TranscodeWebSocket.
+ * Use `create(TranscodeWebSocketSchema)` to create a new message.
+ */
+export const TranscodeWebSocketSchema: GenMessage<TranscodeWebSocket> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_route, 8);
 
 /**
  * @generated from message outrigger.config.v1.TranscodePrintOptions
@@ -433,7 +486,7 @@ export type TranscodePrintOptions = Message<"outrigger.config.v1.TranscodePrintO
  * Use `create(TranscodePrintOptionsSchema)` to create a new message.
  */
 export const TranscodePrintOptionsSchema: GenMessage<TranscodePrintOptions> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 8);
+  messageDesc(file_outrigger_config_v1_route, 9);
 
 /**
  * Each rule of the default strict mode can be relaxed.
@@ -469,7 +522,7 @@ export type TranscodeRelaxations = Message<"outrigger.config.v1.TranscodeRelaxat
  * Use `create(TranscodeRelaxationsSchema)` to create a new message.
  */
 export const TranscodeRelaxationsSchema: GenMessage<TranscodeRelaxations> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 9);
+  messageDesc(file_outrigger_config_v1_route, 10);
 
 /**
  * @generated from message outrigger.config.v1.DirectResponse
@@ -491,7 +544,7 @@ export type DirectResponse = Message<"outrigger.config.v1.DirectResponse"> & {
  * Use `create(DirectResponseSchema)` to create a new message.
  */
 export const DirectResponseSchema: GenMessage<DirectResponse> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 10);
+  messageDesc(file_outrigger_config_v1_route, 11);
 
 /**
  * @generated from enum outrigger.config.v1.StreamFormat
