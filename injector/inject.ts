@@ -53,8 +53,13 @@ export function inject(pod: Pod, mesh: MeshConfig, k8sVersion: string | undefine
     throw new Error('pod has no spec.containers');
   }
   // Like Istio: managedFields are neither diffed nor patched (large, irrelevant).
-  const { managedFields: _mf, ...meta } = pod.metadata ?? {};
-  const base: Pod = { ...pod, metadata: meta };
+  // A pod (template) without metadata stays without it in the base, or the
+  // patch would address /metadata/… on an object that has no /metadata.
+  let base: Pod = pod;
+  if (pod.metadata) {
+    const { managedFields: _mf, ...meta } = pod.metadata;
+    base = { ...pod, metadata: meta };
+  }
   const out = structuredClone(base) as Pod & { spec: NonNullable<Pod['spec']> };
   const warnings: string[] = [];
   const annotations = out.metadata?.annotations ?? {};

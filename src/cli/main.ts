@@ -20,6 +20,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   rollback: async () => (await import('./rollback-command.js')).rollbackCommand,
   status: async () => (await import('./status-command.js')).statusCommand,
   injector: async () => (await import('./injector-command.js')).injectorCommand,
+  inject: async () => (await import('./inject-command.js')).injectCommand,
   redirect: async () => (await import('./redirect-command.js')).redirectCommand,
   'wait-ready': async () => (await import('./wait-ready-command.js')).waitReadyCommand,
 };

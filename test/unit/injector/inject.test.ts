@@ -153,6 +153,13 @@ describe('injector: inject() behaviour', () => {
     expect(inject(injected, mesh, '1.28').skipReason).to.equal('already_injected');
   });
 
+  it('a pod (template) without metadata gets a patch that applies (regression: /metadata/annotations on no /metadata)', () => {
+    const pod: Pod = { spec: { containers: [{ name: 'a', image: 'a' }] } };
+    const r = inject(pod, mesh, '1.28');
+    expect(r.patch[0]).to.include({ op: 'add', path: '/metadata' });
+    expect(applyTo(pod, r.patch)).to.deep.equal(r.pod);
+  });
+
   it('throws on a pod without containers (the webhook answers allowed: false)', () => {
     expect(() => inject({ metadata: { name: 'x' }, spec: { containers: [] } }, mesh, '1.28')).to.throw(/no spec.containers/);
   });
