@@ -11,7 +11,9 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     this.wake();
   }
 
+  /** Ends the iteration; the first close wins (a later plain close() does not erase an error). */
   close(err?: Error): void {
+    if (this.closed) return;
     this.closed = true;
     this.failure = err;
     this.wake();

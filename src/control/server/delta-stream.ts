@@ -89,8 +89,14 @@ export class DeltaStream {
     if (!req.errorDetail) this.push(kind, this.host.viewFor(this));
   }
 
+  /**
+   * The node's view changed: additions and updates in warming order
+   * (clusters → endpoints → listeners → routes), then removals in reverse
+   * order, so nothing is dropped before what referred to it (make before break).
+   */
   refresh(view: NodeView | undefined): void {
-    for (const kind of TYPE_ORDER) this.push(kind, view);
+    for (const kind of TYPE_ORDER) this.push(kind, view, 'updates');
+    for (const kind of [...TYPE_ORDER].reverse()) this.push(kind, view, 'removals');
   }
 
   status(): TypeStatus[] {
@@ -106,7 +112,7 @@ export class DeltaStream {
     this.out.close();
   }
 
-  private push(kind: Kind, view: NodeView | undefined): void {
+  private push(kind: Kind, view: NodeView | undefined, part: 'all' | 'updates' | 'removals' = 'all'): void {
     const t = this.types.get(kind);
     if (!t || !view) return;
     const all = view.byKind.get(kind)!;
@@ -117,17 +123,17 @@ export class DeltaStream {
     for (const n of interest) {
       const r = all.get(n);
       if (r) {
-        if (t.client.get(n) !== r.hash) {
+        if (part !== 'removals' && t.client.get(n) !== r.hash) {
           resources.push({ name: n, version: r.hash, resource: r.any });
           t.client.set(n, r.hash);
         }
-      } else if (t.client.get(n) !== ABSENT || !t.client.has(n)) {
+      } else if (part !== 'updates' && (t.client.get(n) !== ABSENT || !t.client.has(n))) {
         removed.push(n);
         if (t.names.has(n)) t.client.set(n, ABSENT);
         else t.client.delete(n);
       }
     }
-    // Wildcard resources deleted from the view.
+    // Names no longer of interest (unsubscribed): the client drops them.
     for (const n of [...t.client.keys()]) {
       if (!interest.has(n)) t.client.delete(n);
     }
