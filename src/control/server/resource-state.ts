@@ -4,6 +4,7 @@ import { KINDS, isKind, type Kind } from '../../config/kinds.js';
 import { buildSnapshot, canonicalJson, normalise } from '../../config/loader.js';
 import type { ConfigError, ConfigSnapshot, JsonValue, ResourceDocument } from '../../config/snapshot.js';
 import type { ValidateOptions } from '../../config/validate.js';
+import { REDACTED, unredact } from './redact.js';
 import { splitSelector, type Selector } from './selector.js';
 
 /** A stored resource: its normalised document (selector included) and the revision that last changed it. */
@@ -76,7 +77,8 @@ export function applyDocuments(state: StoreState, input: ApplyInput, opts: Valid
   const errors: ConfigError[] = [];
   const incoming = new Map<string, { decoded: DecodedResource; selector?: Selector }>();
   const raws = toRawDocuments(input.documents);
-  for (const raw of raws) {
+  for (const raw0 of raws) {
+    const raw = restoreRedacted(state, raw0);
     const label = `#${raw.source.index ?? 0}`;
     const split = splitSelector(raw.value, label);
     const d = decodeDocument({ value: split.doc, source: raw.source });
@@ -138,6 +140,15 @@ export function applyDocuments(state: StoreState, input: ApplyInput, opts: Valid
     unchanged,
     removed: [],
   };
+}
+
+/** `get` output re-applied: REDACTED placeholders take the stored values (see redact.ts). */
+function restoreRedacted(state: StoreState, raw: RawDocument): RawDocument {
+  const v = raw.value as { kind?: unknown; metadata?: { name?: unknown }; spec?: JsonValue } | null;
+  if (!v || typeof v !== 'object' || typeof v.kind !== 'string' || typeof v.metadata?.name !== 'string' || v.spec === undefined) return raw;
+  if (!JSON.stringify(v.spec).includes(REDACTED)) return raw;
+  const stored = findEntry(state, v.kind, v.metadata.name);
+  return { ...raw, value: { ...v, spec: unredact(v.spec, stored?.doc.spec as JsonValue | undefined) } };
 }
 
 export function deleteResource(
