@@ -24,6 +24,7 @@ export interface InjectionValues {
 
 export const PODINFO_DIR = '/etc/outrigger/podinfo';
 export const STATE_DIR = '/var/lib/outrigger';
+export const INBOUND_CONFIG = `${STATE_DIR}/inbound.yaml`;
 
 export function formatInboundPorts(ports: [number, number][]): string {
   return ports.map(([app, listener]) => `${app}=${listener}`).join(',');
@@ -60,6 +61,8 @@ export function proxyContainer(v: InjectionValues): Container {
       '--node-labels-file', `${PODINFO_DIR}/labels`,
       '--state-dir', STATE_DIR,
       '--status-port', String(PORTS.status),
+      // Inbound listeners written by outrigger-init (see inbound-config.ts).
+      ...(v.inboundPorts.length ? ['--config', INBOUND_CONFIG] : []),
     ],
     env: env as unknown as Container['env'],
     ports: [{ name: 'outrigger-status', containerPort: PORTS.status, protocol: 'TCP' }],
@@ -95,7 +98,7 @@ export function proxyContainer(v: InjectionValues): Container {
 /** The init container that installs traffic capture (`outrigger redirect`). */
 export function initContainer(v: InjectionValues): Container {
   const args = ['redirect', '--proxy-uid', String(v.proxyUid), '--outbound-port', String(PORTS.outbound)];
-  if (v.inboundPorts.length) args.push('--inbound-ports', formatInboundPorts(v.inboundPorts));
+  if (v.inboundPorts.length) args.push('--inbound-ports', formatInboundPorts(v.inboundPorts), '--inbound-config', INBOUND_CONFIG);
   if (v.excludeOutboundPorts.length) args.push('--exclude-outbound-ports', v.excludeOutboundPorts.join(','));
   if (v.excludeOutboundIpRanges.length) args.push('--exclude-outbound-ip-ranges', v.excludeOutboundIpRanges.join(','));
   args.push('--include-outbound-ip-ranges', v.includeOutboundIpRanges.join(','));
@@ -116,6 +119,7 @@ export function initContainer(v: InjectionValues): Container {
       privileged: false,
       capabilities: { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] },
     },
+    volumeMounts: [{ name: STATE_VOLUME, mountPath: STATE_DIR }],
   };
 }
 

@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { chmodSync, existsSync, renameSync, writeFileSync } from 'node:fs';
+import { inboundConfigYaml } from '../../injector/inbound-config.js';
 import { parseArgs } from 'node:util';
 import {
   cleanupCommands,
@@ -14,13 +15,16 @@ import type { Command } from './main.js';
 
 const USAGE = `usage: outrigger redirect [--proxy-uid 1337] [--outbound-port 15001] [--inbound-ports APP=LISTENER,...]
                          [--exclude-outbound-ports P,...] [--exclude-outbound-ip-ranges CIDR,...]
-                         [--include-outbound-ip-ranges '*'|CIDR,...] [--ipv6 auto|on|off] [--dry-run]
+                         [--include-outbound-ip-ranges '*'|CIDR,...] [--ipv6 auto|on|off]
+                         [--inbound-config FILE] [--dry-run]
 
 Installs the pod's traffic capture with iptables and ip6tables (nat table,
 REDIRECT): each listed inbound app port goes to its sidecar listener, outbound
 TCP goes to the outbound port, except the proxy's own UID, loopback and the
 excluded ports and ranges. Run by the outrigger-init container (root,
-NET_ADMIN). --dry-run prints the rules (iptables-restore format) instead.
+NET_ADMIN). --inbound-config also writes the sidecar's inbound listeners for
+the listed ports (its bootstrap config). --dry-run prints the rules
+(iptables-restore format) instead of applying anything.
 See docs/injector.md.`;
 
 export const redirectCommand: Command = {
@@ -39,6 +43,7 @@ export const redirectCommand: Command = {
           'exclude-outbound-ip-ranges': { type: 'string', default: '' },
           'include-outbound-ip-ranges': { type: 'string', default: '*' },
           ipv6: { type: 'string', default: 'auto' },
+          'inbound-config': { type: 'string' },
           'dry-run': { type: 'boolean', default: false },
           help: { type: 'boolean', short: 'h' },
         },
@@ -66,6 +71,19 @@ export const redirectCommand: Command = {
     if (values['dry-run']) {
       for (const f of families) process.stdout.write(`# ${f === 4 ? 'iptables' : 'ip6tables'}\n${redirectRules(opts, f)}`);
       return 0;
+    }
+    if (values['inbound-config']) {
+      // Bind "::" (dual stack: IPv4 and IPv6 redirects) where the kernel has IPv6.
+      const host = values.ipv6 !== 'off' && existsSync('/proc/net/if_inet6') ? '::' : '0.0.0.0';
+      const file = values['inbound-config'];
+      try {
+        writeFileSync(`${file}.tmp`, inboundConfigYaml(opts.inboundPorts, host));
+        chmodSync(`${file}.tmp`, 0o644); // written as root, read by the proxy's UID
+        renameSync(`${file}.tmp`, file);
+      } catch (err) {
+        process.stderr.write(`outrigger redirect: cannot write ${file}: ${(err as Error).message}\n`);
+        return 1;
+      }
     }
     for (const f of families) {
       const bin = f === 4 ? 'iptables' : 'ip6tables';

@@ -1,5 +1,5 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +19,8 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const OUTRIGGER = join(ROOT, 'bin/outrigger.js');
 const POD_IP = '10.203.0.1';
 const PEER_IP = '10.203.0.2';
+const POD_IP6 = 'fd00:203::1';
+const PEER_IP6 = 'fd00:203::2';
 
 // Plain ESM helper run inside the namespaces: HTTP servers that describe each
 // request, and a one-shot HTTP client.
@@ -136,31 +138,37 @@ describe('traffic capture in network namespaces (outrigger redirect + sidecar)',
     sh('link', 'set', `${veth}b`, 'netns', PEER_NS);
     sh('-n', POD_NS, 'addr', 'add', `${POD_IP}/24`, 'dev', `${veth}a`);
     sh('-n', PEER_NS, 'addr', 'add', `${PEER_IP}/24`, 'dev', `${veth}b`);
+    sh('-n', POD_NS, 'addr', 'add', `${POD_IP6}/64`, 'dev', `${veth}a`, 'nodad');
+    sh('-n', PEER_NS, 'addr', 'add', `${PEER_IP6}/64`, 'dev', `${veth}b`, 'nodad');
     for (const [ns, dev] of [[POD_NS, `${veth}a`], [PEER_NS, `${veth}b`]] as const) {
       sh('-n', ns, 'link', 'set', dev, 'up');
       sh('-n', ns, 'link', 'set', 'lo', 'up');
     }
 
     // outrigger-init: the real subcommand, twice (an init container restart must not duplicate rules).
+    // Its inbound listeners file goes into the sidecar's config directory instead of the pod's state volume.
+    mkdirSync(join(dir, 'config'));
+    chmodSync(join(dir, 'config'), 0o755);
+    const at = initArgs.indexOf('--inbound-config');
+    expect(initArgs[at + 1]).to.equal('/var/lib/outrigger/inbound.yaml');
+    initArgs[at + 1] = join(dir, 'config', 'inbound.yaml');
     inNs(POD_NS, [process.execPath, OUTRIGGER, ...initArgs]);
     const first = inNs(POD_NS, ['iptables-save', '-t', 'nat']).replace(/^[#:].*$/gm, '');
     inNs(POD_NS, [process.execPath, OUTRIGGER, ...initArgs]);
     expect(inNs(POD_NS, ['iptables-save', '-t', 'nat']).replace(/^[#:].*$/gm, '')).to.equal(first);
 
-    // The sidecar's config stands in for what the control plane would push for this pod.
-    writeFileSync(join(dir, 'sidecar.yaml'), [
-      doc('Listener', 'inbound-8080', { address: { host: '0.0.0.0', port: 15100 }, routeConfig: 'inbound' }),
+    // Inbound comes from outrigger-init's file; the outbound side stands in for
+    // what the control plane would push for the mesh's services.
+    writeFileSync(join(dir, 'config', 'outbound.yaml'), [
       doc('Listener', 'outbound', { address: { host: '0.0.0.0', port: 15001 }, routeConfig: 'outbound' }),
-      doc('RouteConfiguration', 'inbound', { virtualHosts: [{ name: 'app', domains: ['*'], routes: [{ name: 'app', match: { prefix: '/' }, route: { cluster: 'app' } }] }] }),
       doc('RouteConfiguration', 'outbound', { virtualHosts: [{ name: 'peer', domains: ['peer.mesh'], routes: [{ name: 'peer', match: { prefix: '/' }, route: { cluster: 'peer' } }] }] }),
-      doc('Cluster', 'app', { type: 'DISCOVERY_TYPE_STATIC', protocol: 'UPSTREAM_PROTOCOL_HTTP1', endpoints: [{ address: { host: '127.0.0.1', port: 8080 } }] }),
       doc('Cluster', 'peer', { type: 'DISCOVERY_TYPE_STATIC', protocol: 'UPSTREAM_PROTOCOL_HTTP1', endpoints: [{ address: { host: PEER_IP, port: 9090 } }] }),
     ].join('---\n'));
 
     await startIn(POD_NS, [process.execPath, join(dir, 'helper.mjs'), 'serve', 'app', '8080', '8081'], 'listening');
     await startIn(PEER_NS, [process.execPath, join(dir, 'helper.mjs'), 'serve', 'peer', '9090', '9091'], 'listening');
     sidecar = await startIn(POD_NS, ['setpriv', '--reuid=1337', '--regid=1337', '--clear-groups', process.execPath, OUTRIGGER,
-      'sidecar', '--config', join(dir, 'sidecar.yaml'), '--status-port', '15021'], 'sidecar ready');
+      'sidecar', '--config', join(dir, 'config'), '--status-port', '15021'], 'sidecar ready');
     sidecar.stdout!.on('data', (d: Buffer) => (sidecarOut += d.toString()));
   });
 
@@ -187,11 +195,16 @@ describe('traffic capture in network namespaces (outrigger redirect + sidecar)',
     expect(inNs(PEER_NS, ['iptables', '-t', 'nat', '-S'])).not.to.contain('OUTRIGGER');
   });
 
-  it('inbound to a declared port goes through the sidecar; an excluded port and the status port do not', () => {
+  it('inbound to a declared port (IPv4 and IPv6) goes through the sidecar; an excluded port and the status port do not', () => {
     const captured = get(PEER_NS, `http://${POD_IP}:8080/in`);
     expect(captured.status).to.equal(200);
     expect(captured.body).to.include({ server: 'app', port: 8080, remote: '127.0.0.1' });
     expect(captured.body!.requestId, 'x-request-id added by the sidecar').to.be.a('string');
+
+    // IPv6: the ip6tables rule and the dual-stack inbound listener.
+    const captured6 = get(PEER_NS, `http://[${POD_IP6}]:8080/in6`);
+    expect(captured6.status, captured6.error).to.equal(200);
+    expect(captured6.body).to.include({ server: 'app', port: 8080, remote: '127.0.0.1' });
 
     const excluded = get(PEER_NS, `http://${POD_IP}:8081/direct`);
     expect(excluded.body).to.include({ server: 'app', port: 8081, remote: PEER_IP, requestId: null });
@@ -215,7 +228,7 @@ describe('traffic capture in network namespaces (outrigger redirect + sidecar)',
   it('the access log shows exactly the captured requests', async () => {
     const lines = await accessLog();
     const seen = lines.map((l) => `${l.listener as string} ${l.path as string}`).sort();
-    expect(seen).to.deep.equal(['inbound-8080 /in', 'outbound /out', 'outbound /unknown']);
+    expect(seen).to.deep.equal(['inbound-8080 /in', 'inbound-8080 /in6', 'outbound /out', 'outbound /unknown']);
   });
 });
 

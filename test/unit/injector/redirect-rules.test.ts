@@ -65,3 +65,24 @@ describe('injector: redirect rules', () => {
     expect(out.match(/^COMMIT$/gm)).to.have.length(2);
   });
 });
+
+describe('injector: inbound bootstrap config', () => {
+  it('is a valid config: per captured port a listener, a route to the app and the app as default TCP cluster', async () => {
+    const { inboundConfigYaml } = await import('../../../injector/inbound-config.js');
+    const { parseDocuments } = await import('../../../src/config/documents.js');
+    const { buildSnapshot } = await import('../../../src/config/loader.js');
+    const parsed = parseDocuments(inboundConfigYaml([[8080, 15100], [9090, 15101]], '::'));
+    expect(parsed.ok).to.equal(true);
+    if (!parsed.ok) return;
+    const snap = buildSnapshot(parsed.value);
+    expect(snap.ok, JSON.stringify(!snap.ok && snap.errors)).to.equal(true);
+    if (!snap.ok) return;
+    const listeners = snap.value.documents.filter((d) => d.kind === 'Listener').map((d) => d.spec as Record<string, any>);
+    expect(listeners.map((l) => [l.address.host, l.address.port, l.defaultCluster])).to.deep.equal([
+      ['::', 15100, 'inbound-8080'],
+      ['::', 15101, 'inbound-9090'],
+    ]);
+    const clusters = snap.value.documents.filter((d) => d.kind === 'Cluster').map((d) => (d.spec as Record<string, any>).endpoints[0].address.port);
+    expect(clusters).to.deep.equal([8080, 9090]);
+  });
+});
