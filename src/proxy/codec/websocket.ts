@@ -7,6 +7,7 @@ import { copyRequestHeaders } from '../headers.js';
 import type { ListenerViewRef } from '../listener-view.js';
 import type { H1ConnectionInfo } from './h1-request.js';
 import { rewritePath } from './rewrite.js';
+import { bridgeMethodOf, bridgeWebSocket } from '../transcode/websocket/bridge.js';
 
 /**
  * WebSocket pass-through (RFC 6455 over HTTP/1.1 Upgrade): route the upgrade
@@ -52,6 +53,14 @@ export function onWebSocketUpgrade(
   const ep = cluster.pick();
   if (!ep) return rawLocalReply(socket, ex, 'no_healthy_upstream');
   ex.upstream = ep.key;
+  // A transcoding route bridges upgrades to /<pkg.Service>/<Method> to a gRPC call (docs/websocket.md).
+  const tr = action.transcode ? view.state.transcoders.get(action.transcode) : undefined;
+  const rpc = tr && bridgeMethodOf(tr, rawPath);
+  if (tr && rpc) {
+    ex.protocol = 'websocket-bridge';
+    const target = { ctx, tr, ex, cluster, ep, routeTimeoutMs: action.timeoutMs, authority: action.hostRewrite || authority };
+    return bridgeWebSocket({ ...target, clientAddress: conn.clientAddress, trustedHops: settings.trustedHops }, rpc, req, socket, head);
+  }
 
   const headers: Record<string, string | string[]> = {};
   ex.request_id = copyRequestHeaders(req.headers, headers, {

@@ -258,6 +258,7 @@ export function handleConnectStream(t: TranscodeTarget, method: DescMethod): voi
       try {
         out = codec.toClient(method, bytes);
       } catch (err) {
+        failed = true;
         call!.cancel('undecodable upstream message');
         endStream(GrpcStatus.INTERNAL, `cannot decode upstream message: ${(err as Error).message}`, undefined, []);
         return true;
