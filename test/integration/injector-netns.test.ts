@@ -9,11 +9,13 @@ import { defaultMeshConfig } from '../../injector/mesh-config.js';
 import type { Container, Pod } from '../../injector/pod-types.js';
 
 /**
- * Traffic capture for real: two network namespaces joined by a veth pair.
- * "pod" gets the rules of `outrigger redirect` with the exact args the
- * injector puts in outrigger-init, an app, and the sidecar running as UID 1337;
- * "peer" has a client and an upstream service. Needs root, `ip netns` and
- * iptables (CI installs them); skips with the reason otherwise.
+ * An injected pod for real: two network namespaces joined by a veth pair.
+ * "pod" runs outrigger-init (`outrigger redirect` with the exact args inject()
+ * produced), an app, and outrigger-proxy with the injected args and env as
+ * UID 1337, then its postStart hook (`wait-ready`); "peer" runs the control
+ * plane the proxy is pointed at, a client and an upstream service. Needs
+ * root, `ip netns` and iptables (CI installs them); skips with the reason
+ * otherwise.
  */
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const OUTRIGGER = join(ROOT, 'bin/outrigger.js');
@@ -60,7 +62,7 @@ function missingPrerequisite(): string | undefined {
   return undefined;
 }
 
-describe('traffic capture in network namespaces (outrigger redirect + sidecar)', function () {
+describe('an injected pod in network namespaces: traffic capture, proxy, control plane', function () {
   this.timeout(40_000);
   const POD_NS = `ortest-pod-${process.pid}`;
   const PEER_NS = `ortest-peer-${process.pid}`;
@@ -69,12 +71,16 @@ describe('traffic capture in network namespaces (outrigger redirect + sidecar)',
   let sidecar: ChildProcess;
   let sidecarOut = '';
   let initArgs: string[];
+  let proxyArgs: string[];
+  let proxyEnv: Record<string, string>;
+  let postStart: string[];
+  let probePath: string;
 
   const inNs = (ns: string, cmd: string[], opts: { input?: string } = {}): string =>
-    execFileSync('ip', ['netns', 'exec', ns, ...cmd], { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], ...opts });
+    execFileSync('ip', ['netns', 'exec', ns, ...cmd], { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, OUTRIGGER_FROM_SOURCE: '1' }, ...opts });
 
-  function startIn(ns: string, cmd: string[], readyText: string): Promise<ChildProcess> {
-    const child = spawn('ip', ['netns', 'exec', ns, ...cmd], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, OUTRIGGER_FROM_SOURCE: '1' } });
+  function startIn(ns: string, cmd: string[], readyText: string, env: Record<string, string> = {}): Promise<ChildProcess> {
+    const child = spawn('ip', ['netns', 'exec', ns, ...cmd], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, OUTRIGGER_FROM_SOURCE: '1', ...env } });
     children.push(child);
     return new Promise((resolve, reject) => {
       let out = '';
@@ -121,13 +127,42 @@ describe('traffic capture in network namespaces (outrigger redirect + sidecar)',
         namespace: 'shop',
         annotations: { 'outrigger.io/exclude-inbound-ports': '8081', 'outrigger.io/exclude-outbound-ports': '9091' },
       },
-      spec: { containers: [{ name: 'web', image: 'web:1', ports: [{ containerPort: 8080 }, { containerPort: 8081 }] }] },
+      spec: {
+        containers: [{
+          name: 'web',
+          image: 'web:1',
+          ports: [{ containerPort: 8080 }, { containerPort: 8081 }],
+          readinessProbe: { httpGet: { path: '/healthz', port: 8080 } },
+        }],
+      },
     };
-    const injected = inject(pod, defaultMeshConfig(), '1.28').pod;
+    // The control plane runs in the peer namespace (another node, as it were).
+    const mesh = { ...defaultMeshConfig(), controlPlaneAddress: `${PEER_IP}:15010` };
+    const injected = inject(pod, mesh, '1.28').pod;
     const init = injected.spec!.initContainers!.find((c: Container) => c.name === 'outrigger-init')!;
-    initArgs = init.args!;
     const proxy = injected.spec!.containers.find((c: Container) => c.name === 'outrigger-proxy')!;
     expect(proxy.env!.find((e) => e.name === 'OUTRIGGER_INBOUND_PORTS')!.value).to.equal('8080=15100');
+    // The pod's volumes become directories; the kubelet's $(VAR) expansion and
+    // downward-API env are done here.
+    for (const sub of ['state', 'podinfo']) {
+      mkdirSync(join(dir, sub));
+      chmodSync(join(dir, sub), 0o777);
+    }
+    writeFileSync(join(dir, 'podinfo', 'labels'), 'app="web"\n');
+    const remap = (a: string): string =>
+      a.replace('/var/lib/outrigger', join(dir, 'state')).replace('/etc/outrigger/podinfo', join(dir, 'podinfo'));
+    const fieldValues: Record<string, string> = {
+      'metadata.name': 'web', 'metadata.namespace': 'shop', 'status.podIP': POD_IP, 'spec.serviceAccountName': 'default', 'spec.nodeName': 'node-1',
+    };
+    proxyEnv = {};
+    for (const e of proxy.env!) {
+      proxyEnv[e.name] = e.value ?? fieldValues[(e.valueFrom as { fieldRef: { fieldPath: string } }).fieldRef.fieldPath]!;
+    }
+    initArgs = init.args!.map(remap);
+    proxyArgs = proxy.args!.map((a) => remap(a.replace(/\$\((\w+)\)/g, (_m, v: string) => proxyEnv[v]!)));
+    postStart = (proxy.lifecycle as { postStart: { exec: { command: string[] } } }).postStart.exec.command;
+    expect(proxyArgs.slice(0, 5)).to.deep.equal(['sidecar', '--control-plane', `${PEER_IP}:15010`, '--node-id', 'web.shop']);
+    probePath = (injected.spec!.containers[1]!.readinessProbe as { httpGet: { path: string } }).httpGet.path;
 
     const veth = `vo${process.pid % 100000}`;
     const sh = (...a: string[]): void => void execFileSync('ip', a, { stdio: 'pipe' });
@@ -146,30 +181,30 @@ describe('traffic capture in network namespaces (outrigger redirect + sidecar)',
     }
 
     // outrigger-init: the real subcommand, twice (an init container restart must not duplicate rules).
-    // Its inbound listeners file goes into the sidecar's config directory instead of the pod's state volume.
-    mkdirSync(join(dir, 'config'));
-    chmodSync(join(dir, 'config'), 0o755);
-    const at = initArgs.indexOf('--inbound-config');
-    expect(initArgs[at + 1]).to.equal('/var/lib/outrigger/inbound.yaml');
-    initArgs[at + 1] = join(dir, 'config', 'inbound.yaml');
     inNs(POD_NS, [process.execPath, OUTRIGGER, ...initArgs]);
     const first = inNs(POD_NS, ['iptables-save', '-t', 'nat']).replace(/^[#:].*$/gm, '');
     inNs(POD_NS, [process.execPath, OUTRIGGER, ...initArgs]);
     expect(inNs(POD_NS, ['iptables-save', '-t', 'nat']).replace(/^[#:].*$/gm, '')).to.equal(first);
 
-    // Inbound comes from outrigger-init's file; the outbound side stands in for
-    // what the control plane would push for the mesh's services.
-    writeFileSync(join(dir, 'config', 'outbound.yaml'), [
+    // The outbound side: what an operator applies to the control plane for the mesh's services.
+    writeFileSync(join(dir, 'outbound.yaml'), [
       doc('Listener', 'outbound', { address: { host: '0.0.0.0', port: 15001 }, routeConfig: 'outbound' }),
       doc('RouteConfiguration', 'outbound', { virtualHosts: [{ name: 'peer', domains: ['peer.mesh'], routes: [{ name: 'peer', match: { prefix: '/' }, route: { cluster: 'peer' } }] }] }),
       doc('Cluster', 'peer', { type: 'DISCOVERY_TYPE_STATIC', protocol: 'UPSTREAM_PROTOCOL_HTTP1', endpoints: [{ address: { host: PEER_IP, port: 9090 } }] }),
     ].join('---\n'));
 
+    await startIn(PEER_NS, [process.execPath, OUTRIGGER, 'control', '--store', `file:${join(dir, 'store')}`, '--port', '15010',
+      '--metrics-port', '15014', '--no-auth', '--debounce', '0.02s'], 'control plane ready');
+    inNs(PEER_NS, [process.execPath, OUTRIGGER, 'apply', '-f', join(dir, 'outbound.yaml'), '--control-plane', `${PEER_IP}:15010`]);
     await startIn(POD_NS, [process.execPath, join(dir, 'helper.mjs'), 'serve', 'app', '8080', '8081'], 'listening');
     await startIn(PEER_NS, [process.execPath, join(dir, 'helper.mjs'), 'serve', 'peer', '9090', '9091'], 'listening');
+    // outrigger-proxy: the injected container's args and env, as UID 1337.
     sidecar = await startIn(POD_NS, ['setpriv', '--reuid=1337', '--regid=1337', '--clear-groups', process.execPath, OUTRIGGER,
-      'sidecar', '--config', join(dir, 'config'), '--status-port', '15021'], 'sidecar ready');
+      ...proxyArgs], 'sidecar ready', proxyEnv);
     sidecar.stdout!.on('data', (d: Buffer) => (sidecarOut += d.toString()));
+    // Its postStart hook: the kubelet starts the app container only after this returns.
+    expect(postStart[0]).to.equal('outrigger');
+    inNs(POD_NS, ['setpriv', '--reuid=1337', '--regid=1337', '--clear-groups', process.execPath, OUTRIGGER, ...postStart.slice(1)]);
   });
 
   after(() => {
@@ -179,13 +214,17 @@ describe('traffic capture in network namespaces (outrigger redirect + sidecar)',
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  /** The sidecar's access log: its async logger flushes on shutdown, so this stops it. */
-  async function accessLog(): Promise<Record<string, unknown>[]> {
-    if (sidecar.exitCode === null) {
-      const exited = new Promise((r) => sidecar.once('exit', r));
-      sidecar.kill('SIGTERM');
-      await exited;
-    }
+  /**
+   * Ends the proxy the way a classic-mode Job does (POST /quitquitquit on the
+   * admin port, from the app's network namespace) and returns its access log,
+   * which the async logger flushes on shutdown.
+   */
+  async function quitAndReadAccessLog(): Promise<Record<string, unknown>[]> {
+    const exited = new Promise<number | null>((r) => sidecar.once('exit', r));
+    const quit = inNs(POD_NS, [process.execPath, '-e',
+      "fetch('http://127.0.0.1:15000/quitquitquit',{method:'POST'}).then(r=>console.log(r.status))"]);
+    expect(quit.trim()).to.equal('200');
+    expect(await exited, 'the proxy exits 0 so the pod can complete').to.equal(0);
     return sidecarOut.split('\n').filter((l) => l.includes('"msg":"access"')).map((l) => JSON.parse(l) as Record<string, unknown>);
   }
 
@@ -225,8 +264,13 @@ describe('traffic capture in network namespaces (outrigger redirect + sidecar)',
     expect(get(POD_NS, `http://${PEER_IP}:9090/unknown`, 'unknown.example').status).to.equal(404);
   });
 
-  it('the access log shows exactly the captured requests', async () => {
-    const lines = await accessLog();
+  it('the status port serves the rewritten app probe from outside the pod', () => {
+    expect(probePath).to.equal('/app-health/web/readyz');
+    expect(get(PEER_NS, `http://${POD_IP}:15021${probePath}`).status).to.equal(200);
+  });
+
+  it('POST /quitquitquit ends the proxy with exit 0; the access log shows exactly the captured requests', async () => {
+    const lines = await quitAndReadAccessLog();
     const seen = lines.map((l) => `${l.listener as string} ${l.path as string}`).sort();
     expect(seen).to.deep.equal(['inbound-8080 /in', 'inbound-8080 /in6', 'outbound /out', 'outbound /unknown']);
   });
