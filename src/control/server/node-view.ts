@@ -36,12 +36,18 @@ export function buildNodeView(state: StoreState, node: NodeIdentity, opts: Valid
 }
 
 /**
- * Caches views by node identity and state revision, so 1,000 sidecars of
- * one service cost one build per change.
+ * Caches views by state revision and by which stored resources a node
+ * selects (not by node identity): 1,000 sidecars of one service select the
+ * same resources and share one build per change. The last good view of each
+ * node is kept for the fallback on a consistency error.
  */
 export class NodeViewCache {
   private revision = -1;
-  private readonly views = new Map<string, NodeView>();
+  /** Selection key (indexes of the selected entries) → view, for the current revision. */
+  private readonly bySelection = new Map<string, NodeView>();
+  private readonly failed = new Map<string, ConfigError[]>();
+  /** Node → its last published view (any revision). */
+  private readonly lastGood = new Map<string, NodeView>();
 
   constructor(
     private readonly opts: ValidateOptions,
@@ -51,15 +57,40 @@ export class NodeViewCache {
   /** The node's view for `state`; on a consistency error, the previous view of that node (or undefined). */
   get(state: StoreState, node: NodeIdentity): NodeView | undefined {
     const key = nodeKey(node);
-    const cached = this.views.get(key);
-    if (cached && cached.revision === state.revision) return cached;
-    if (state.revision !== this.revision) this.revision = state.revision;
-    const built = buildNodeView(state, node, this.opts);
-    if (!built.view) {
-      this.onError(node, built.errors);
-      return cached;
+    const prev = this.lastGood.get(key);
+    if (prev && prev.revision === state.revision) return prev;
+    if (state.revision !== this.revision) {
+      this.revision = state.revision;
+      this.bySelection.clear();
+      this.failed.clear();
     }
-    this.views.set(key, built.view);
-    return built.view;
+    const selected: number[] = [];
+    state.resources.forEach((e, i) => {
+      if (selects(e.doc.metadata.selector, node)) selected.push(i);
+    });
+    const sel = selected.join(',');
+    let view = this.bySelection.get(sel);
+    if (!view) {
+      const errors = this.failed.get(sel);
+      if (errors) {
+        this.onError(node, errors);
+        return prev;
+      }
+      const built = buildNodeView(state, node, this.opts);
+      if (!built.view) {
+        this.failed.set(sel, built.errors);
+        this.onError(node, built.errors);
+        return prev;
+      }
+      view = built.view;
+      this.bySelection.set(sel, view);
+    }
+    this.lastGood.set(key, view);
+    return view;
+  }
+
+  /** Forgets a node's last good view (its stream closed). */
+  forget(node: NodeIdentity): void {
+    this.lastGood.delete(nodeKey(node));
   }
 }
