@@ -7,7 +7,7 @@ export interface TestPki {
   dir: string;
   caCert: string;
   /** Issues a serving cert for dnsName signed by the CA; returns the file paths. */
-  issue(dnsName: string, prefix: string): { certFile: string; keyFile: string; cert: string };
+  issue(dnsName: string, prefix: string, ip?: string): { certFile: string; keyFile: string; cert: string };
   cleanup(): void;
 }
 
@@ -20,8 +20,8 @@ export function makeTestPki(): TestPki {
   return {
     dir,
     caCert: readFileSync(join(dir, 'ca.crt'), 'utf8'),
-    issue(dnsName, prefix) {
-      writeFileSync(join(dir, `${prefix}.ext`), `subjectAltName=DNS:${dnsName}\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n`);
+    issue(dnsName, prefix, ip) {
+      writeFileSync(join(dir, `${prefix}.ext`), `subjectAltName=DNS:${dnsName}${ip ? `,IP:${ip}` : ''}\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n`);
       ossl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${prefix}.key`, '-out', `${prefix}.csr`, '-subj', `/CN=${dnsName}`);
       ossl('x509', '-req', '-in', `${prefix}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${prefix}.crt`,
         '-days', '2', '-extfile', `${prefix}.ext`);
