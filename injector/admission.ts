@@ -12,6 +12,9 @@ export interface ReviewReply {
   contentType: string;
   outcome: ReviewOutcome;
   skipReason?: SkipReason | 'not_a_pod_create';
+  /** For the log: uid and namespace/name (generateName + "***" when not named yet, like Istio's potentialPodName). */
+  uid?: string;
+  pod?: string;
 }
 
 interface AdmissionRequest {
@@ -49,12 +52,14 @@ export function review(
   const req = admissionRequest(parsed);
   if (typeof req === 'string') return text(400, req, 'bad_request');
 
+  const meta = ((req.object ?? {}) as Pod).metadata ?? {};
+  const who = { uid: req.uid, pod: `${meta.namespace || req.namespace || ''}/${meta.name || (meta.generateName ? `${meta.generateName}***` : '')}` };
   const answer = (response: Record<string, unknown>): string =>
     JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: req.uid, ...response } });
 
   const isPodCreate = req.kind?.kind === 'Pod' && (req.kind.group ?? '') === '' && req.operation === 'CREATE';
   if (!isPodCreate) {
-    return { httpStatus: 200, contentType: 'application/json', body: answer({ allowed: true }), outcome: 'skipped', skipReason: 'not_a_pod_create' };
+    return { httpStatus: 200, contentType: 'application/json', body: answer({ allowed: true }), outcome: 'skipped', skipReason: 'not_a_pod_create', ...who };
   }
   let result: InjectResult;
   try {
@@ -67,6 +72,7 @@ export function review(
       contentType: 'application/json',
       body: answer({ allowed: false, status: { code: 500, message } }),
       outcome: 'error',
+      ...who,
     };
   }
   const warnings = result.warnings.length ? { warnings: result.warnings } : {};
@@ -77,6 +83,7 @@ export function review(
       body: answer({ allowed: true, ...warnings }),
       outcome: 'skipped',
       skipReason: result.skipReason ?? 'already_injected',
+      ...who,
     };
   }
   const patch = Buffer.from(JSON.stringify(result.patch)).toString('base64');
@@ -85,6 +92,7 @@ export function review(
     contentType: 'application/json',
     body: answer({ allowed: true, patchType: 'JSONPatch', patch, ...warnings }),
     outcome: 'injected',
+    ...who,
   };
 }
 

@@ -159,7 +159,11 @@ export class WebhookServer {
     if (reply.skipReason) this.metrics.skips.inc({ reason: reply.skipReason });
     if (reply.outcome === 'error') {
       this.metrics.errors.inc();
-      this.opts.logger.error({ reply: reply.body }, 'injection failed');
+      this.opts.logger.error({ uid: reply.uid, pod: reply.pod, reply: reply.body }, 'injection failed');
+    } else if (reply.outcome === 'injected' || reply.outcome === 'skipped') {
+      this.opts.logger.info({ uid: reply.uid, pod: reply.pod, outcome: reply.outcome, reason: reply.skipReason }, 'admission review');
+    } else {
+      this.opts.logger.warn({ status: reply.httpStatus, error: reply.body.trim() }, 'bad admission request');
     }
     this.metrics.duration.observe({ result: reply.outcome }, (this.opts.clock.monotonicMs() - start) / 1000);
     send(res, reply.httpStatus, reply.contentType, reply.body);

@@ -86,6 +86,8 @@ describe('Helm chart charts/outrigger (real helm binary)', function () {
     expect(d.status, d.out + d.err).to.equal(0);
     const n = run(['lint', '--strict', CHART, '-f', valuesFile('lint-non-default', nonDefault)]);
     expect(n.status, n.out + n.err).to.equal(0);
+    const c = run(['lint', '--strict', CHART, '-f', valuesFile('lint-cert-manager', { webhook: { certManager: { enabled: true, issuerRef: { name: 'ca', kind: 'ClusterIssuer' } } } })]);
+    expect(c.status, c.out + c.err).to.equal(0);
   });
 
   describe('default values', () => {
@@ -122,6 +124,7 @@ describe('Helm chart charts/outrigger (real helm binary)', function () {
       const mesh = parseMeshConfig(cm.data['mesh.yaml']);
       expect(mesh.controlPlaneAddress).to.equal('outrigger-control.outrigger-system.svc:15010');
       expect(mesh.proxyImage).to.equal('ghcr.io/outrigger/outrigger:0.1.0');
+      expect(mesh.ignoredNamespaces).to.deep.equal(['kube-system', 'kube-public', 'kube-node-lease', 'outrigger-system']);
     });
 
     it('webhook: CREATE pods, v1 reviews, no side effects, Fail, IfNeeded, /inject on the injector Service', () => {

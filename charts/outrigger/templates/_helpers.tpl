@@ -69,12 +69,17 @@ app.kubernetes.io/component: injector
 {{- default (printf "%s-control-token" (include "outrigger.fullname" .)) .Values.control.existingTokenSecret -}}
 {{- end -}}
 
-{{/* The mesh config the injector reads: defaults for this release, then values.meshConfig. */}}
+{{/*
+The mesh config the injector reads: defaults for this release (image, control
+Service, the webhook's excluded namespaces as a second line of defence), then
+values.meshConfig.
+*/}}
 {{- define "outrigger.meshConfig" -}}
 {{- $defaults := dict
   "proxyImage" (include "outrigger.image" .)
   "imagePullPolicy" .Values.image.pullPolicy
-  "controlPlaneAddress" (printf "%s.%s.svc:%d" (include "outrigger.controlService" .) .Release.Namespace (int .Values.control.port)) -}}
+  "controlPlaneAddress" (printf "%s.%s.svc:%d" (include "outrigger.controlService" .) .Release.Namespace (int .Values.control.port))
+  "ignoredNamespaces" (uniq (append (.Values.webhook.excludedNamespaces | default list) .Release.Namespace)) -}}
 {{- toYaml (merge (deepCopy .Values.meshConfig) $defaults) -}}
 {{- end -}}
 
