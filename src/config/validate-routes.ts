@@ -73,12 +73,14 @@ export function checkRouteConfiguration(
  */
 function checkTranscode(t: Transcode, tp: string, report: Report): void {
   const src = t.descriptorSource;
-  if (src.case === undefined) report(tp, 'a descriptor source is required: descriptorFile or descriptorBin');
+  if (src.case === undefined) report(tp, 'a descriptor source is required: descriptorFile, descriptorBin or reflection');
   else if (src.case === 'descriptorFile' && src.value === '') report(`${tp}.descriptorFile`, 'must not be empty');
   else if (src.case === 'descriptorBin' && src.value.length === 0) report(`${tp}.descriptorBin`, 'must not be empty');
   t.services.forEach((s, i) => {
     if (!/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/.test(s)) report(`${tp}.services[${i}]`, `invalid service name "${s}"`);
   });
+  const oa = t.openapi?.path ?? '';
+  if (oa !== '' && (!oa.startsWith('/') || /[?#\s]/.test(oa))) report(`${tp}.openapi.path`, `must be a path starting with "/", got "${oa}"`);
   if ((t.print?.indent ?? 0) > 8) report(`${tp}.print.indent`, 'at most 8');
   t.forwardHeaders.forEach((h, i) => {
     if (!TOKEN_RE.test(h)) report(`${tp}.forwardHeaders[${i}]`, `invalid header name "${h}"`);

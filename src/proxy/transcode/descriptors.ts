@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createFileRegistry, createRegistry, fromBinary, type FileRegistry, type Registry } from '@bufbuild/protobuf';
 import { FileDescriptorSetSchema } from '@bufbuild/protobuf/wkt';
@@ -13,6 +14,8 @@ import type { Transcode } from '../../gen/outrigger/config/v1/route_pb.js';
 export interface DescriptorPool {
   readonly files: FileRegistry;
   readonly json: Registry;
+  /** Content hash of the FileDescriptorSet (16 hex digits). */
+  readonly version: string;
 }
 
 export class DescriptorError extends Error {}
@@ -39,14 +42,19 @@ export function loadDescriptors(t: Transcode, cache: Map<string, DescriptorPool>
   }
   const hit = cache.get(key);
   if (hit) return hit;
-  let files: FileRegistry;
-  try {
-    files = createFileRegistry(fromBinary(FileDescriptorSetSchema, read()));
-  } catch (err) {
-    if (err instanceof DescriptorError) throw err;
-    throw new DescriptorError(`not a usable FileDescriptorSet: ${(err as Error).message}`);
-  }
-  const pool = { files, json: createRegistry(files, file_google_rpc_error_details) };
+  const pool = poolOf(read());
   cache.set(key, pool);
   return pool;
+}
+
+/** Compiles a serialized FileDescriptorSet into a pool. */
+export function poolOf(bytes: Uint8Array): DescriptorPool {
+  let files: FileRegistry;
+  try {
+    files = createFileRegistry(fromBinary(FileDescriptorSetSchema, bytes));
+  } catch (err) {
+    throw new DescriptorError(`not a usable FileDescriptorSet: ${(err as Error).message}`);
+  }
+  const version = createHash('sha256').update(bytes).digest('hex').slice(0, 16);
+  return { files, json: createRegistry(files, file_google_rpc_error_details), version };
 }

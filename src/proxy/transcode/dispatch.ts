@@ -6,7 +6,7 @@ import { handleGrpcWeb } from './grpc-web/handler.js';
 import { handleTranscode, type TranscodeTarget } from './handler.js';
 import type { Transcoder } from './transcoder.js';
 
-export type Dialect = 'grpc-web' | 'connect' | 'connect-stream' | 'cors-preflight' | 'rest';
+export type Dialect = 'grpc-web' | 'connect' | 'connect-stream' | 'cors-preflight' | 'openapi' | 'rest';
 
 /**
  * Which dialect a non-gRPC request to a transcoding route speaks (gRPC
@@ -17,7 +17,9 @@ export type Dialect = 'grpc-web' | 'connect' | 'connect-stream' | 'cors-prefligh
  *    - `OPTIONS` with `Access-Control-Request-Method` → CORS preflight,
  *    - `POST` with `application/connect+*` → Connect streaming,
  *    - `POST` with `application/json` or `application/proto`, or `GET` → Connect unary;
- * 3. everything else → the REST bindings.
+ * 3. `GET`/`HEAD` of the route's OpenAPI path (`/.well-known/openapi.json`
+ *    unless configured) → the OpenAPI document;
+ * 4. everything else → the REST bindings.
  * Pure, so the rule is tested on its own (test/unit/transcode/dispatch.test.ts).
  */
 export function dialectOf(tr: Transcoder, method: string, target: string, headers: IncomingHttpHeaders): { dialect: Dialect; rpc: DescMethod | undefined } {
@@ -31,6 +33,9 @@ export function dialectOf(tr: Transcoder, method: string, target: string, header
     if (method === 'POST' && base.startsWith('application/connect+')) return { dialect: 'connect-stream', rpc };
     if (method === 'POST' && (base === 'application/json' || base === 'application/proto')) return { dialect: 'connect', rpc };
     if (method === 'GET') return { dialect: 'connect', rpc };
+  }
+  if ((method === 'GET' || method === 'HEAD') && tr.settings.openapiPath !== undefined && (qi < 0 ? target : target.slice(0, qi)) === tr.settings.openapiPath) {
+    return { dialect: 'openapi', rpc: undefined };
   }
   return { dialect: 'rest', rpc: undefined };
 }
@@ -51,6 +56,21 @@ export function serveTranscoded(t: TranscodeTarget): void {
       ds.body.resume();
       ds.respond(p.status, p.headers, false);
       return ds.end();
+    }
+    case 'openapi': {
+      ex.protocol = 'rest';
+      ds.body.resume();
+      let body: Buffer;
+      try {
+        body = t.tr.openapi();
+      } catch (err) {
+        ex.status = 500;
+        ds.respond(500, { 'content-type': 'text/plain' }, false);
+        return ds.end(`cannot generate the OpenAPI document: ${(err as Error).message}\n`);
+      }
+      ex.status = 200;
+      ds.respond(200, { 'content-type': 'application/json', 'content-length': body.length, 'cache-control': 'no-cache', etag: `"${t.tr.version}"` }, false);
+      return ds.method === 'HEAD' ? ds.end() : ds.end(body);
     }
     case 'connect':
       ex.protocol = 'connect';

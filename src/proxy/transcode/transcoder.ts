@@ -6,7 +6,8 @@ import {
   type Transcode,
 } from '../../gen/outrigger/config/v1/route_pb.js';
 import { loadDescriptors, type DescriptorPool } from './descriptors.js';
-import { compileBindings } from './http-rule.js';
+import { compileBindings, type Binding } from './http-rule.js';
+import { buildOpenApi } from './openapi.js';
 import type { UnescapeMode } from './path-unescape.js';
 import { RestMatcher } from './rest-matcher.js';
 
@@ -30,7 +31,11 @@ export interface TranscodeSettings {
   readonly wsPingMs: number;
   readonly wsTokenCookie: string;
   readonly wsMaxMessageBytes: number;
+  /** Where the OpenAPI document is served (GET/HEAD); undefined: not served. */
+  readonly openapiPath: string | undefined;
 }
+
+export const DEFAULT_OPENAPI_PATH = '/.well-known/openapi.json';
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 
@@ -50,7 +55,33 @@ export class Transcoder {
     readonly settings: TranscodeSettings,
     /** Every method of the exposed services by its gRPC path `/<pkg.Service>/<Method>` (gRPC-Web, Connect, WebSocket). */
     readonly methods: ReadonlyMap<string, DescMethod>,
+    readonly bindings: readonly Binding[],
   ) {}
+
+  private openapiBody: Buffer | undefined;
+
+  /**
+   * The OpenAPI 3.1 document of the exposed services, serialized. Generated
+   * on first use and kept for the life of this transcoder, so once per
+   * config (or descriptor) version.
+   */
+  openapi(): Buffer {
+    if (!this.openapiBody) {
+      const doc = buildOpenApi(this.services, this.bindings, {
+        title: this.services.map((s) => s.typeName).join(', ') || 'transcoded services',
+        version: this.version,
+        protoNames: this.settings.protoNames,
+        enumsAsInts: this.settings.enumsAsInts,
+      });
+      this.openapiBody = Buffer.from(JSON.stringify(doc, null, this.settings.indent || undefined));
+    }
+    return this.openapiBody;
+  }
+
+  /** The descriptor content version (a hash of the set), the document's info.version. */
+  get version(): string {
+    return this.pool.version;
+  }
 
   static compile(t: Transcode, cache: Map<string, DescriptorPool>): Transcoder {
     try {
@@ -65,10 +96,11 @@ export class Transcoder {
       } else {
         for (const f of pool.files.files) services.push(...f.services);
       }
-      const matcher = new RestMatcher(compileBindings(services));
+      const bindings = compileBindings(services);
+      const matcher = new RestMatcher(bindings);
       const methods = new Map<string, DescMethod>();
       for (const s of services) for (const m of s.methods) methods.set(`/${s.typeName}/${m.name}`, m);
-      return new Transcoder(pool, services, matcher, settingsOf(t), methods);
+      return new Transcoder(pool, services, matcher, settingsOf(t), methods, bindings);
     } catch (err) {
       if (err instanceof TranscodeCompileError) throw err;
       throw new TranscodeCompileError((err as Error).message);
@@ -101,6 +133,7 @@ function settingsOf(t: Transcode): TranscodeSettings {
     origins: new Set(t.allowedOrigins),
     wsPingMs: durationMs(t.websocket?.pingInterval, 0) || 30_000,
     wsTokenCookie: t.websocket?.tokenCookie || 'token',
+    openapiPath: t.openapi?.disabled ? undefined : t.openapi?.path || DEFAULT_OPENAPI_PATH,
     wsMaxMessageBytes: Number(t.websocket?.maxMessageBytes ?? 0n) || Number(t.maxRequestBodyBytes) || DEFAULT_MAX_BODY_BYTES,
   };
 }

@@ -30,6 +30,9 @@ describe('transcode dispatch: which dialect a request speaks', () => {
     ['POST', '/outrigger.examples.bookstore.v1.BookstoreService/Nope', 'application/json', {}, 'rest'],
     ['POST', '/v1/shelves', 'application/json', {}, 'rest'],
     ['GET', '/v1/shelves/1', undefined, {}, 'rest'],
+    ['GET', '/.well-known/openapi.json', undefined, {}, 'openapi'],
+    ['HEAD', '/.well-known/openapi.json?x=1', undefined, {}, 'openapi'],
+    ['POST', '/.well-known/openapi.json', 'application/json', {}, 'rest'],
   ];
   for (const [method, target, ct, extra, want] of cases) {
     it(`${method} ${target} ${ct ?? '(no content-type)'} → ${want}`, () => {

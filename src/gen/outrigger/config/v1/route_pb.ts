@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file outrigger/config/v1/route.proto.
  */
 export const file_outrigger_config_v1_route: GenFile = /*@__PURE__*/
-  fileDesc("Ch9vdXRyaWdnZXIvY29uZmlnL3YxL3JvdXRlLnByb3RvEhNvdXRyaWdnZXIuY29uZmlnLnYxIlsKElJvdXRlQ29uZmlndXJhdGlvbhIMCgRuYW1lGAEgASgJEjcKDXZpcnR1YWxfaG9zdHMYAiADKAsyIC5vdXRyaWdnZXIuY29uZmlnLnYxLlZpcnR1YWxIb3N0IlgKC1ZpcnR1YWxIb3N0EgwKBG5hbWUYASABKAkSDwoHZG9tYWlucxgCIAMoCRIqCgZyb3V0ZXMYAyADKAsyGi5vdXRyaWdnZXIuY29uZmlnLnYxLlJvdXRlIsIBCgVSb3V0ZRIMCgRuYW1lGAEgASgJEi4KBW1hdGNoGAIgASgLMh8ub3V0cmlnZ2VyLmNvbmZpZy52MS5Sb3V0ZU1hdGNoEjEKBXJvdXRlGAMgASgLMiAub3V0cmlnZ2VyLmNvbmZpZy52MS5Sb3V0ZUFjdGlvbkgAEj4KD2RpcmVjdF9yZXNwb25zZRgEIAEoCzIjLm91dHJpZ2dlci5jb25maWcudjEuRGlyZWN0UmVzcG9uc2VIAEIICgZhY3Rpb24i2QEKClJvdXRlTWF0Y2gSEAoGcHJlZml4GAEgASgJSAASDgoEcGF0aBgCIAEoCUgAEhIKCHRlbXBsYXRlGAMgASgJSAASDwoFcmVnZXgYBCABKAlIABIPCgdtZXRob2RzGAUgAygJEjMKB2hlYWRlcnMYBiADKAsyIi5vdXRyaWdnZXIuY29uZmlnLnYxLkhlYWRlck1hdGNoZXISLAoEZ3JwYxgHIAEoCzIeLm91dHJpZ2dlci5jb25maWcudjEuR3JwY01hdGNoQhAKDnBhdGhfc3BlY2lmaWVyIn0KDUhlYWRlck1hdGNoZXISDAoEbmFtZRgBIAEoCRIPCgVleGFjdBgCIAEoCUgAEhAKBnByZWZpeBgDIAEoCUgAEg8KBXJlZ2V4GAQgASgJSAASEQoHcHJlc2VudBgFIAEoCEgAEg4KBmludmVydBgGIAEoCEIHCgVtYXRjaCIsCglHcnBjTWF0Y2gSDwoHc2VydmljZRgBIAEoCRIOCgZtZXRob2QYAiABKAkiqwEKC1JvdXRlQWN0aW9uEg8KB2NsdXN0ZXIYASABKAkSKgoHdGltZW91dBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIWCg5wcmVmaXhfcmV3cml0ZRgDIAEoCRIUCgxob3N0X3Jld3JpdGUYBCABKAkSMQoJdHJhbnNjb2RlGAUgASgLMh4ub3V0cmlnZ2VyLmNvbmZpZy52MS5UcmFuc2NvZGUiiwQKCVRyYW5zY29kZRIZCg9kZXNjcmlwdG9yX2ZpbGUYASABKAlIABIYCg5kZXNjcmlwdG9yX2JpbhgCIAEoDEgAEhAKCHNlcnZpY2VzGAMgAygJEjkKBXByaW50GAQgASgLMioub3V0cmlnZ2VyLmNvbmZpZy52MS5UcmFuc2NvZGVQcmludE9wdGlvbnMSOAoFcmVsYXgYBSABKAsyKS5vdXRyaWdnZXIuY29uZmlnLnYxLlRyYW5zY29kZVJlbGF4YXRpb25zEh4KFm1heF9yZXF1ZXN0X2JvZHlfYnl0ZXMYBiABKAQSHwoXbWF4X3Jlc3BvbnNlX2JvZHlfYnl0ZXMYByABKAQSQAoVZGVmYXVsdF9zdHJlYW1fZm9ybWF0GAggASgOMiEub3V0cmlnZ2VyLmNvbmZpZy52MS5TdHJlYW1Gb3JtYXQSPAoNcGF0aF91bmVzY2FwZRgJIAEoDjIlLm91dHJpZ2dlci5jb25maWcudjEuUGF0aFVuZXNjYXBlTW9kZRIXCg9mb3J3YXJkX2hlYWRlcnMYCiADKAkSFwoPYWxsb3dlZF9vcmlnaW5zGAsgAygJEjoKCXdlYnNvY2tldBgMIAEoCzInLm91dHJpZ2dlci5jb25maWcudjEuVHJhbnNjb2RlV2ViU29ja2V0QhMKEWRlc2NyaXB0b3Jfc291cmNlIncKElRyYW5zY29kZVdlYlNvY2tldBIwCg1waW5nX2ludGVydmFsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhQKDHRva2VuX2Nvb2tpZRgCIAEoCRIZChFtYXhfbWVzc2FnZV9ieXRlcxgDIAEoBCJqChVUcmFuc2NvZGVQcmludE9wdGlvbnMSFQoNZW1pdF9kZWZhdWx0cxgBIAEoCBITCgtwcm90b19uYW1lcxgCIAEoCBIVCg1lbnVtc19hc19pbnRzGAMgASgIEg4KBmluZGVudBgEIAEoDSKGAQoUVHJhbnNjb2RlUmVsYXhhdGlvbnMSJwofaWdub3JlX3Vua25vd25fcXVlcnlfcGFyYW1ldGVycxgBIAEoCBIiChppZ25vcmVfdW5rbm93bl9qc29uX2ZpZWxkcxgCIAEoCBIhChlhbGxvd19wYXRoX2JvZHlfY29uZmxpY3RzGAMgASgIIi4KDkRpcmVjdFJlc3BvbnNlEg4KBnN0YXR1cxgBIAEoDRIMCgRib2R5GAIgASgJKnwKDFN0cmVhbUZvcm1hdBIdChlTVFJFQU1fRk9STUFUX1VOU1BFQ0lGSUVEEAASHAoYU1RSRUFNX0ZPUk1BVF9KU09OX0FSUkFZEAESGAoUU1RSRUFNX0ZPUk1BVF9OREpTT04QAhIVChFTVFJFQU1fRk9STUFUX1NTRRADKqcBChBQYXRoVW5lc2NhcGVNb2RlEiIKHlBBVEhfVU5FU0NBUEVfTU9ERV9VTlNQRUNJRklFRBAAEioKJlBBVEhfVU5FU0NBUEVfTU9ERV9BTExfRVhDRVBUX1JFU0VSVkVEEAESJwojUEFUSF9VTkVTQ0FQRV9NT0RFX0FMTF9FWENFUFRfU0xBU0gQAhIaChZQQVRIX1VORVNDQVBFX01PREVfQUxMEANiBnByb3RvMw", [file_google_protobuf_duration]);
+  fileDesc("Ch9vdXRyaWdnZXIvY29uZmlnL3YxL3JvdXRlLnByb3RvEhNvdXRyaWdnZXIuY29uZmlnLnYxIlsKElJvdXRlQ29uZmlndXJhdGlvbhIMCgRuYW1lGAEgASgJEjcKDXZpcnR1YWxfaG9zdHMYAiADKAsyIC5vdXRyaWdnZXIuY29uZmlnLnYxLlZpcnR1YWxIb3N0IlgKC1ZpcnR1YWxIb3N0EgwKBG5hbWUYASABKAkSDwoHZG9tYWlucxgCIAMoCRIqCgZyb3V0ZXMYAyADKAsyGi5vdXRyaWdnZXIuY29uZmlnLnYxLlJvdXRlIsIBCgVSb3V0ZRIMCgRuYW1lGAEgASgJEi4KBW1hdGNoGAIgASgLMh8ub3V0cmlnZ2VyLmNvbmZpZy52MS5Sb3V0ZU1hdGNoEjEKBXJvdXRlGAMgASgLMiAub3V0cmlnZ2VyLmNvbmZpZy52MS5Sb3V0ZUFjdGlvbkgAEj4KD2RpcmVjdF9yZXNwb25zZRgEIAEoCzIjLm91dHJpZ2dlci5jb25maWcudjEuRGlyZWN0UmVzcG9uc2VIAEIICgZhY3Rpb24i2QEKClJvdXRlTWF0Y2gSEAoGcHJlZml4GAEgASgJSAASDgoEcGF0aBgCIAEoCUgAEhIKCHRlbXBsYXRlGAMgASgJSAASDwoFcmVnZXgYBCABKAlIABIPCgdtZXRob2RzGAUgAygJEjMKB2hlYWRlcnMYBiADKAsyIi5vdXRyaWdnZXIuY29uZmlnLnYxLkhlYWRlck1hdGNoZXISLAoEZ3JwYxgHIAEoCzIeLm91dHJpZ2dlci5jb25maWcudjEuR3JwY01hdGNoQhAKDnBhdGhfc3BlY2lmaWVyIn0KDUhlYWRlck1hdGNoZXISDAoEbmFtZRgBIAEoCRIPCgVleGFjdBgCIAEoCUgAEhAKBnByZWZpeBgDIAEoCUgAEg8KBXJlZ2V4GAQgASgJSAASEQoHcHJlc2VudBgFIAEoCEgAEg4KBmludmVydBgGIAEoCEIHCgVtYXRjaCIsCglHcnBjTWF0Y2gSDwoHc2VydmljZRgBIAEoCRIOCgZtZXRob2QYAiABKAkiqwEKC1JvdXRlQWN0aW9uEg8KB2NsdXN0ZXIYASABKAkSKgoHdGltZW91dBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIWCg5wcmVmaXhfcmV3cml0ZRgDIAEoCRIUCgxob3N0X3Jld3JpdGUYBCABKAkSMQoJdHJhbnNjb2RlGAUgASgLMh4ub3V0cmlnZ2VyLmNvbmZpZy52MS5UcmFuc2NvZGUigwUKCVRyYW5zY29kZRIZCg9kZXNjcmlwdG9yX2ZpbGUYASABKAlIABIYCg5kZXNjcmlwdG9yX2JpbhgCIAEoDEgAEj4KCnJlZmxlY3Rpb24YDiABKAsyKC5vdXRyaWdnZXIuY29uZmlnLnYxLlRyYW5zY29kZVJlZmxlY3Rpb25IABIQCghzZXJ2aWNlcxgDIAMoCRI5CgVwcmludBgEIAEoCzIqLm91dHJpZ2dlci5jb25maWcudjEuVHJhbnNjb2RlUHJpbnRPcHRpb25zEjgKBXJlbGF4GAUgASgLMikub3V0cmlnZ2VyLmNvbmZpZy52MS5UcmFuc2NvZGVSZWxheGF0aW9ucxIeChZtYXhfcmVxdWVzdF9ib2R5X2J5dGVzGAYgASgEEh8KF21heF9yZXNwb25zZV9ib2R5X2J5dGVzGAcgASgEEkAKFWRlZmF1bHRfc3RyZWFtX2Zvcm1hdBgIIAEoDjIhLm91dHJpZ2dlci5jb25maWcudjEuU3RyZWFtRm9ybWF0EjwKDXBhdGhfdW5lc2NhcGUYCSABKA4yJS5vdXRyaWdnZXIuY29uZmlnLnYxLlBhdGhVbmVzY2FwZU1vZGUSFwoPZm9yd2FyZF9oZWFkZXJzGAogAygJEhcKD2FsbG93ZWRfb3JpZ2lucxgLIAMoCRI6Cgl3ZWJzb2NrZXQYDCABKAsyJy5vdXRyaWdnZXIuY29uZmlnLnYxLlRyYW5zY29kZVdlYlNvY2tldBI2CgdvcGVuYXBpGA0gASgLMiUub3V0cmlnZ2VyLmNvbmZpZy52MS5UcmFuc2NvZGVPcGVuQXBpQhMKEWRlc2NyaXB0b3Jfc291cmNlIjIKEFRyYW5zY29kZU9wZW5BcGkSDAoEcGF0aBgBIAEoCRIQCghkaXNhYmxlZBgCIAEoCCJcChNUcmFuc2NvZGVSZWZsZWN0aW9uEjMKEHJlZnJlc2hfaW50ZXJ2YWwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEAoIc2VydmljZXMYAiADKAkidwoSVHJhbnNjb2RlV2ViU29ja2V0EjAKDXBpbmdfaW50ZXJ2YWwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFAoMdG9rZW5fY29va2llGAIgASgJEhkKEW1heF9tZXNzYWdlX2J5dGVzGAMgASgEImoKFVRyYW5zY29kZVByaW50T3B0aW9ucxIVCg1lbWl0X2RlZmF1bHRzGAEgASgIEhMKC3Byb3RvX25hbWVzGAIgASgIEhUKDWVudW1zX2FzX2ludHMYAyABKAgSDgoGaW5kZW50GAQgASgNIoYBChRUcmFuc2NvZGVSZWxheGF0aW9ucxInCh9pZ25vcmVfdW5rbm93bl9xdWVyeV9wYXJhbWV0ZXJzGAEgASgIEiIKGmlnbm9yZV91bmtub3duX2pzb25fZmllbGRzGAIgASgIEiEKGWFsbG93X3BhdGhfYm9keV9jb25mbGljdHMYAyABKAgiLgoORGlyZWN0UmVzcG9uc2USDgoGc3RhdHVzGAEgASgNEgwKBGJvZHkYAiABKAkqfAoMU3RyZWFtRm9ybWF0Eh0KGVNUUkVBTV9GT1JNQVRfVU5TUEVDSUZJRUQQABIcChhTVFJFQU1fRk9STUFUX0pTT05fQVJSQVkQARIYChRTVFJFQU1fRk9STUFUX05ESlNPThACEhUKEVNUUkVBTV9GT1JNQVRfU1NFEAMqpwEKEFBhdGhVbmVzY2FwZU1vZGUSIgoeUEFUSF9VTkVTQ0FQRV9NT0RFX1VOU1BFQ0lGSUVEEAASKgomUEFUSF9VTkVTQ0FQRV9NT0RFX0FMTF9FWENFUFRfUkVTRVJWRUQQARInCiNQQVRIX1VORVNDQVBFX01PREVfQUxMX0VYQ0VQVF9TTEFTSBACEhoKFlBBVEhfVU5FU0NBUEVfTU9ERV9BTEwQA2IGcHJvdG8z", [file_google_protobuf_duration]);
 
 /**
  * A routing table: virtual hosts chosen by :authority, then the first matching
@@ -329,6 +329,16 @@ export type Transcode = Message<"outrigger.config.v1.Transcode"> & {
      */
     value: Uint8Array;
     case: "descriptorBin";
+  } | {
+    /**
+     * Fetched from the route's cluster by gRPC server reflection
+     * (grpc.reflection.v1, falling back to v1alpha) and refreshed on an
+     * interval; a changed answer is applied as a state swap.
+     *
+     * @generated from field: outrigger.config.v1.TranscodeReflection reflection = 14;
+     */
+    value: TranscodeReflection;
+    case: "reflection";
   } | { case: undefined; value?: undefined };
 
   /**
@@ -403,6 +413,13 @@ export type Transcode = Message<"outrigger.config.v1.Transcode"> & {
    * @generated from field: outrigger.config.v1.TranscodeWebSocket websocket = 12;
    */
   websocket?: TranscodeWebSocket | undefined;
+
+  /**
+   * The live OpenAPI 3.1 document of the exposed services.
+   *
+   * @generated from field: outrigger.config.v1.TranscodeOpenApi openapi = 13;
+   */
+  openapi?: TranscodeOpenApi | undefined;
 };
 
 /**
@@ -411,6 +428,59 @@ export type Transcode = Message<"outrigger.config.v1.Transcode"> & {
  */
 export const TranscodeSchema: GenMessage<Transcode> = /*@__PURE__*/
   messageDesc(file_outrigger_config_v1_route, 7);
+
+/**
+ * @generated from message outrigger.config.v1.TranscodeOpenApi
+ */
+export type TranscodeOpenApi = Message<"outrigger.config.v1.TranscodeOpenApi"> & {
+  /**
+   * Path the document is served at (GET). Empty: /.well-known/openapi.json.
+   *
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * Do not serve the document.
+   *
+   * @generated from field: bool disabled = 2;
+   */
+  disabled: boolean;
+};
+
+/**
+ * Describes the message outrigger.config.v1.TranscodeOpenApi.
+ * Use `create(TranscodeOpenApiSchema)` to create a new message.
+ */
+export const TranscodeOpenApiSchema: GenMessage<TranscodeOpenApi> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_route, 8);
+
+/**
+ * @generated from message outrigger.config.v1.TranscodeReflection
+ */
+export type TranscodeReflection = Message<"outrigger.config.v1.TranscodeReflection"> & {
+  /**
+   * How often the upstream's descriptors are fetched again. 0: 30s.
+   *
+   * @generated from field: google.protobuf.Duration refresh_interval = 1;
+   */
+  refreshInterval?: Duration | undefined;
+
+  /**
+   * Services to ask for. Empty: every service the server lists (except
+   * grpc.reflection.* and grpc.health.*).
+   *
+   * @generated from field: repeated string services = 2;
+   */
+  services: string[];
+};
+
+/**
+ * Describes the message outrigger.config.v1.TranscodeReflection.
+ * Use `create(TranscodeReflectionSchema)` to create a new message.
+ */
+export const TranscodeReflectionSchema: GenMessage<TranscodeReflection> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_route, 9);
 
 /**
  * @generated from message outrigger.config.v1.TranscodeWebSocket
@@ -446,7 +516,7 @@ export type TranscodeWebSocket = Message<"outrigger.config.v1.TranscodeWebSocket
  * Use `create(TranscodeWebSocketSchema)` to create a new message.
  */
 export const TranscodeWebSocketSchema: GenMessage<TranscodeWebSocket> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 8);
+  messageDesc(file_outrigger_config_v1_route, 10);
 
 /**
  * @generated from message outrigger.config.v1.TranscodePrintOptions
@@ -486,7 +556,7 @@ export type TranscodePrintOptions = Message<"outrigger.config.v1.TranscodePrintO
  * Use `create(TranscodePrintOptionsSchema)` to create a new message.
  */
 export const TranscodePrintOptionsSchema: GenMessage<TranscodePrintOptions> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 9);
+  messageDesc(file_outrigger_config_v1_route, 11);
 
 /**
  * Each rule of the default strict mode can be relaxed.
@@ -522,7 +592,7 @@ export type TranscodeRelaxations = Message<"outrigger.config.v1.TranscodeRelaxat
  * Use `create(TranscodeRelaxationsSchema)` to create a new message.
  */
 export const TranscodeRelaxationsSchema: GenMessage<TranscodeRelaxations> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 10);
+  messageDesc(file_outrigger_config_v1_route, 12);
 
 /**
  * @generated from message outrigger.config.v1.DirectResponse
@@ -544,7 +614,7 @@ export type DirectResponse = Message<"outrigger.config.v1.DirectResponse"> & {
  * Use `create(DirectResponseSchema)` to create a new message.
  */
 export const DirectResponseSchema: GenMessage<DirectResponse> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 11);
+  messageDesc(file_outrigger_config_v1_route, 13);
 
 /**
  * @generated from enum outrigger.config.v1.StreamFormat
