@@ -1,4 +1,4 @@
-import { copyFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, renameSync, symlinkSync } from 'node:fs';
 import https from 'node:https';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -219,6 +219,48 @@ describe('injector webhook over HTTPS (as the API server calls it)', function ()
   });
 
   describe('certificate reload', () => {
+    it('follows a Kubernetes Secret volume update (atomic ..data symlink swap) by watching, without polling', async () => {
+      const vol = join(pki.dir, 'secret-volume');
+      const first = pki.issue(SERVICE, 'vol-v1');
+      mkdirSync(join(vol, '..v1'), { recursive: true });
+      copyFileSync(first.certFile, join(vol, '..v1', 'tls.crt'));
+      copyFileSync(first.keyFile, join(vol, '..v1', 'tls.key'));
+      symlinkSync('..v1', join(vol, '..data'));
+      symlinkSync('..data/tls.crt', join(vol, 'tls.crt'));
+      symlinkSync('..data/tls.key', join(vol, 'tls.key'));
+      const reg = new Registry();
+      const watched = await WebhookServer.create({
+        certFile: join(vol, 'tls.crt'), keyFile: join(vol, 'tls.key'), mesh: defaultMeshConfig(),
+        registry: reg, logger: silentLogger(), clock: systemClock(), certPollMs: 3_600_000,
+      });
+      const p = await watched.listen(0, '127.0.0.1');
+      const pki2 = makeTestPki();
+      try {
+        expect((await call('/healthz', '', { method: 'GET', port: p })).status).to.equal(200);
+        // What the kubelet does: write a new timestamped dir, then rename a new ..data link over the old one.
+        const next = pki2.issue(SERVICE, 'vol-v2');
+        mkdirSync(join(vol, '..v2'));
+        copyFileSync(next.certFile, join(vol, '..v2', 'tls.crt'));
+        copyFileSync(next.keyFile, join(vol, '..v2', 'tls.key'));
+        symlinkSync('..v2', join(vol, '..data_tmp'));
+        renameSync(join(vol, '..data_tmp'), join(vol, '..data'));
+        const deadline = Date.now() + 5000;
+        for (;;) {
+          try {
+            if ((await call('/healthz', '', { method: 'GET', port: p, ca: pki2.caCert })).status === 200) break;
+          } catch (e) {
+            if (Date.now() > deadline) throw e;
+            await new Promise((r) => setTimeout(r, 50));
+          }
+        }
+        expect(await reg.metrics()).to.match(/outrigger_injector_cert_reloads_total\{result="applied"\} 1/);
+      } finally {
+        await watched.close();
+        pki2.cleanup();
+      }
+    });
+
+
     it('reloads its certificate when the files change, and keeps the old one on a bad pair', async () => {
       const pki2 = makeTestPki();
       try {
