@@ -8,6 +8,7 @@
  * is killed after --deadline seconds.
  *
  *   node --import tsx bench/control-plane.ts [--streams 1000] [--changes 5] [--debounce 0.1s] [--per-connection 1]
+ *     [--cp-node-arg --cpu-prof --cp-node-arg --cpu-prof-dir=/tmp/prof]   (node flags for the control-plane process)
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -27,6 +28,7 @@ const { values } = parseArgs({
     debounce: { type: 'string', default: '0.1s' },
     'per-connection': { type: 'string', default: '1' },
     deadline: { type: 'string', default: '180' },
+    'cp-node-arg': { type: 'string', multiple: true, default: [] },
   },
 });
 const N = Number(values.streams);
@@ -69,7 +71,7 @@ async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'outrigger-bench-cp-'));
   const child = spawn(
     process.execPath,
-    [join(ROOT, 'bin/outrigger.js'), 'control', '--store', `file:${dir}`, '--no-auth', '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--debounce', values.debounce!],
+    [...values['cp-node-arg']!, join(ROOT, 'bin/outrigger.js'), 'control', '--store', `file:${dir}`, '--no-auth', '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--debounce', values.debounce!],
     { cwd: ROOT, env: { ...process.env, OUTRIGGER_FROM_SOURCE: '1' }, stdio: ['ignore', 'pipe', 'ignore'] },
   );
   const streams: LightSotw[] = [];

@@ -142,6 +142,21 @@ describe('control plane: delta stream semantics (light client)', function () {
     await waitFor(async () => (await state()) === TypeStatus_State.SYNCED, 'SYNCED after the ACK');
   });
 
+  it('forgets a node\'s cached view when its last stream closes (SotW and delta)', async () => {
+    const s = new LightSotw(transportFor(cp.address));
+    streams.push(s);
+    s.send({ node: nodeOf('gone-sotw'), typeUrl: TYPE('Cluster'), resourceNames: ['*'] });
+    s.ack(await s.next(), ['*']);
+    const d = delta();
+    d.send({ node: nodeOf('gone-delta'), typeUrl: TYPE('Cluster') });
+    d.ack(await d.next());
+    expect(cp.plane.cachedNodeViews).to.equal(2);
+    s.close();
+    await waitFor(() => cp.plane.cachedNodeViews === 1, 'the SotW node forgotten');
+    d.close();
+    await waitFor(() => cp.plane.cachedNodeViews === 0, 'the delta node forgotten');
+  });
+
   it('the first request must carry the node', async () => {
     const d = delta();
     d.send({ typeUrl: TYPE('Cluster') });

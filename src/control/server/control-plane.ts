@@ -236,6 +236,7 @@ export class ControlPlane implements StreamHost {
   }
 
   opened(stream: HostedStream): void {
+    if (stream.identity && this.streams.has(stream)) this.cache.retain(stream.identity);
     this.metrics.connected.inc({ stream: stream.kind });
     const ua = stream.node?.userAgentVersionType.case === 'userAgentVersion' ? stream.node.userAgentVersionType.value : '';
     this.logger.info({ stream: stream.id, node: stream.node?.id, cluster: stream.node?.cluster, version: ua, kind: stream.kind }, 'stream opened');
@@ -244,6 +245,7 @@ export class ControlPlane implements StreamHost {
   closed(stream: HostedStream, err?: Error): void {
     if (!this.streams.delete(stream)) return;
     stream.close();
+    if (stream.identity) this.cache.release(stream.identity);
     if (stream.node) this.metrics.connected.dec({ stream: stream.kind });
     this.convergence?.waiting.delete(stream);
     this.logger.info({ stream: stream.id, node: stream.node?.id, err: err?.message }, 'stream closed');
@@ -273,6 +275,11 @@ export class ControlPlane implements StreamHost {
     t.error = message || 'rejected';
     this.metrics.nacks.inc({ kind });
     this.logger.info({ stream: stream.id, node: stream.node?.id, kind, version: t.versionSent, error: t.error }, 'NACK');
+  }
+
+  /** How many nodes have a cached last good view (each has an open stream). */
+  get cachedNodeViews(): number {
+    return this.cache.size;
   }
 
   statusOf(): HostedStream[] {

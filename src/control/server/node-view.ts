@@ -46,8 +46,12 @@ export class NodeViewCache {
   /** Selection key (indexes of the selected entries) → view, for the current revision. */
   private readonly bySelection = new Map<string, NodeView>();
   private readonly failed = new Map<string, ConfigError[]>();
-  /** Node → its last published view (any revision). */
+  /** Node → its last published view (any revision); only for nodes with an open stream. */
   private readonly lastGood = new Map<string, NodeView>();
+  /** Node → how many open streams it has (an entry of lastGood lives while this is > 0). */
+  private readonly streams = new Map<string, number>();
+  /** nodeKey per identity object (identities are immutable; streams ask on every push and ACK). */
+  private readonly keys = new WeakMap<NodeIdentity, string>();
 
   constructor(
     private readonly opts: ValidateOptions,
@@ -56,7 +60,7 @@ export class NodeViewCache {
 
   /** The node's view for `state`; on a consistency error, the previous view of that node (or undefined). */
   get(state: StoreState, node: NodeIdentity): NodeView | undefined {
-    const key = nodeKey(node);
+    const key = this.keyOf(node);
     const prev = this.lastGood.get(key);
     if (prev && prev.revision === state.revision) return prev;
     if (state.revision !== this.revision) {
@@ -85,12 +89,41 @@ export class NodeViewCache {
       view = built.view;
       this.bySelection.set(sel, view);
     }
-    this.lastGood.set(key, view);
+    if (this.streams.has(key)) this.lastGood.set(key, view);
     return view;
   }
 
-  /** Forgets a node's last good view (its stream closed). */
+  /** A stream of this node opened: keep its last good view while it (or another stream of the node) is open. */
+  retain(node: NodeIdentity): void {
+    const key = this.keyOf(node);
+    this.streams.set(key, (this.streams.get(key) ?? 0) + 1);
+  }
+
+  /** A stream of this node closed: when it was the node's last, forget its last good view. */
+  release(node: NodeIdentity): void {
+    const key = this.keyOf(node);
+    const n = (this.streams.get(key) ?? 0) - 1;
+    if (n > 0) {
+      this.streams.set(key, n);
+      return;
+    }
+    this.streams.delete(key);
+    this.lastGood.delete(key);
+  }
+
+  /** Forgets a node's last good view (whatever streams it has). */
   forget(node: NodeIdentity): void {
-    this.lastGood.delete(nodeKey(node));
+    this.lastGood.delete(this.keyOf(node));
+  }
+
+  /** Nodes with a last good view (for tests and metrics). */
+  get size(): number {
+    return this.lastGood.size;
+  }
+
+  private keyOf(node: NodeIdentity): string {
+    let key = this.keys.get(node);
+    if (key === undefined) this.keys.set(node, (key = nodeKey(node)));
+    return key;
   }
 }

@@ -27,7 +27,42 @@ interface TypeState extends StreamTypeStatus {
   names: Set<string>;
   sentNonce: string;
   /** What the last response held, for make-before-break removal. */
-  sent: Map<string, WireResource>;
+  sent: ReadonlyMap<string, WireResource>;
+  /** The view and subscription behind `sent`: an ACK on the same ones needs no work (O(1)). */
+  sentView: NodeView | undefined;
+  subKey: string;
+}
+
+/** What a subscription selects from one view, with its version and Any list: computed once per view, shared by streams. */
+interface Selection {
+  readonly set: ReadonlyMap<string, WireResource>;
+  readonly version: string;
+  readonly anys: readonly WireResource['any'][];
+}
+const selections = new WeakMap<NodeView, Map<string, Selection>>();
+
+function selectionOf(view: NodeView, kind: Kind, wildcard: boolean, names: ReadonlySet<string>, subKey: string): Selection {
+  let byKey = selections.get(view);
+  if (!byKey) selections.set(view, (byKey = new Map()));
+  const key = `${kind}\n${subKey}`;
+  let sel = byKey.get(key);
+  if (!sel) {
+    const all = view.byKind.get(kind)!;
+    let set: ReadonlyMap<string, WireResource>;
+    if (wildcard) set = all;
+    else {
+      const m = new Map<string, WireResource>();
+      for (const n of names) {
+        const r = all.get(n);
+        if (r) m.set(n, r);
+      }
+      set = m;
+    }
+    const version = wildcard ? view.versions.get(kind)! : versionOfSet(set.values());
+    sel = { set, version, anys: [...set.values()].map((r) => r.any) };
+    byKey.set(key, sel);
+  }
+  return sel;
 }
 
 /**
@@ -72,8 +107,12 @@ export class SotwStream {
       t.versionSent = req.versionInfo;
       t.versionAcked = req.versionInfo;
     }
-    this.subscribe(kind, t, req.resourceNames);
-    if (!req.errorDetail) this.maybeSend(kind, this.host.viewFor(this));
+    const resubscribed = this.subscribe(kind, t, req.resourceNames);
+    if (req.errorDetail) return;
+    const view = this.host.viewFor(this);
+    // An ACK of what the current view and subscription already produced: nothing to do.
+    if (!resubscribed && view !== undefined && view === t.sentView) return;
+    this.maybeSend(kind, view);
   }
 
   /** The node's view changed: push in warming order, removals last. */
@@ -83,12 +122,14 @@ export class SotwStream {
     for (const kind of TYPE_ORDER) {
       const t = this.types.get(kind);
       if (!t || !(t.wildcard || t.names.size > 0)) continue;
+      if (t.sentView === view) continue;
       const want = this.desired(kind, t, view);
-      const removed = WILDCARD_KINDS.has(kind) ? [...t.sent.keys()].filter((n) => !want.has(n)) : [];
+      const removed = WILDCARD_KINDS.has(kind) && want.version !== t.versionSent ? [...t.sent.keys()].filter((n) => !want.set.has(n)) : [];
       if (removed.length > 0) {
-        const keep = new Map(want);
+        const keep = new Map(want.set);
         for (const n of removed) keep.set(n, t.sent.get(n)!);
-        this.sendSet(kind, t, keep, view);
+        this.sendSet(kind, t, { set: keep, version: versionOfSet(keep.values()), anys: [...keep.values()].map((r) => r.any) }, view);
+        t.sentView = undefined; // a transitional set: the final one follows
         finals.push(kind);
       } else this.maybeSend(kind, view);
     }
@@ -124,55 +165,75 @@ export class SotwStream {
   private typeState(kind: Kind): TypeState {
     let t = this.types.get(kind);
     if (!t) {
-      t = { wildcard: false, everNamed: false, names: new Set(), sentNonce: '', sent: new Map(), versionSent: '', versionAcked: '', changeMs: 0 };
+      t = {
+        wildcard: false,
+        everNamed: false,
+        names: new Set(),
+        sentNonce: '',
+        sent: new Map(),
+        sentView: undefined,
+        subKey: '',
+        versionSent: '',
+        versionAcked: '',
+        changeMs: 0,
+      };
       this.types.set(kind, t);
     }
     return t;
   }
 
-  private subscribe(kind: Kind, t: TypeState, names: readonly string[]): void {
-    const named = names.filter((n) => n !== '*');
-    if (names.includes('*')) t.wildcard = WILDCARD_KINDS.has(kind);
-    else if (names.length === 0) t.wildcard = !t.everNamed && WILDCARD_KINDS.has(kind);
-    else t.wildcard = false;
-    if (named.length > 0) t.everNamed = true;
-    t.names = new Set(named);
+  /** Records the subscription; true when it differs from the previous one. */
+  private subscribe(kind: Kind, t: TypeState, names: readonly string[]): boolean {
+    let wildcard: boolean;
+    if (names.includes('*')) wildcard = WILDCARD_KINDS.has(kind);
+    else if (names.length === 0) wildcard = !t.everNamed && WILDCARD_KINDS.has(kind);
+    else wildcard = false;
+    let same = wildcard === t.wildcard;
+    let named = 0;
+    for (const n of names) {
+      if (n === '*') continue;
+      named++;
+      if (!t.names.has(n)) same = false;
+    }
+    if (named !== t.names.size) same = false;
+    if (same) return false; // common case (an ACK repeats the subscription): no allocation
+    t.wildcard = wildcard;
+    if (named > 0) t.everNamed = true;
+    t.names = new Set(names.filter((n) => n !== '*'));
+    t.subKey = wildcard ? '*' : [...t.names].sort().join('\n');
+    t.sentView = undefined;
+    return true;
   }
 
-  private desired(kind: Kind, t: TypeState, view: NodeView): Map<string, WireResource> {
-    const all = view.byKind.get(kind)!;
-    if (t.wildcard) return new Map(all);
-    const out = new Map<string, WireResource>();
-    for (const n of t.names) {
-      const r = all.get(n);
-      if (r) out.set(n, r);
-    }
-    return out;
+  private desired(kind: Kind, t: TypeState, view: NodeView): Selection {
+    return selectionOf(view, kind, t.wildcard, t.names, t.subKey);
   }
 
   private maybeSend(kind: Kind, view: NodeView | undefined): void {
     const t = this.types.get(kind);
     if (!view || !t || !(t.wildcard || t.names.size > 0)) return;
     const want = this.desired(kind, t, view);
-    if (versionOfSet(want.values()) === t.versionSent) {
-      t.sent = want;
+    if (want.version === t.versionSent) {
+      t.sent = want.set;
+      t.sentView = view;
       return;
     }
     this.sendSet(kind, t, want, view);
   }
 
-  private sendSet(kind: Kind, t: TypeState, set: Map<string, WireResource>, view: NodeView): void {
-    const version = versionOfSet(set.values());
+  private sendSet(kind: Kind, t: TypeState, sel: Selection, view: NodeView): void {
+    const version = sel.version;
     const nonce = `${this.id}-${++this.nonceSeq}`;
     t.versionSent = version;
     t.sentNonce = nonce;
-    t.sent = set;
+    t.sent = sel.set;
+    t.sentView = view;
     t.changeMs = view.changedAtMs;
     this.host.sent(this, kind);
     this.out.push(
       create(DiscoveryResponseSchema, {
         versionInfo: version,
-        resources: [...set.values()].map((r) => r.any),
+        resources: sel.anys as WireResource['any'][],
         typeUrl: typeUrlOf(kind),
         nonce,
         controlPlane: { identifier: this.host.identifier, changeTime: timestampFromMs(view.changedAtMs) },

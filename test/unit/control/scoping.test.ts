@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { applyDocuments, EMPTY_STATE } from '../../../src/control/server/resource-state.js';
-import { buildNodeView } from '../../../src/control/server/node-view.js';
+import { buildNodeView, NodeViewCache } from '../../../src/control/server/node-view.js';
 import { globMatch } from '../../../src/control/server/selector.js';
 import { backoffDelayMs } from '../../../src/control/client/backoff.js';
 import { seededRandom } from '../../../src/core/random.js';
@@ -30,6 +30,26 @@ describe('control: scoping by selector', () => {
     const out = applyDocuments(EMPTY_STATE, { documents: [bad], who: 't', nowMs: 1 }, {});
     expect(out.ok).to.equal(false);
     if (!out.ok) expect(out.errors[0]).to.include({ document: 'Cluster/x', path: 'metadata.selector.nodeIdz' });
+  });
+
+  it('keeps a node\'s last good view only while the node has an open stream', () => {
+    if (!applied.ok) throw new Error(JSON.stringify(applied.errors));
+    const cache = new NodeViewCache({ allowEphemeralPorts: true }, () => {});
+    const a = { id: 'web-1', cluster: 'web', labels: { tier: 'gold' } };
+    const a2 = { id: 'web-1', cluster: 'web', labels: { tier: 'gold' } }; // the same node on a second stream
+    cache.retain(a);
+    cache.retain(a2);
+    const v = cache.get(applied.state, a);
+    expect(v).not.to.equal(undefined);
+    expect(cache.get(applied.state, a2)).to.equal(v); // one view per selection
+    expect(cache.size).to.equal(1);
+    cache.release(a);
+    expect(cache.size).to.equal(1); // the node still has a stream
+    cache.release(a2);
+    expect(cache.size).to.equal(0);
+    // A node without an open stream is served but not remembered.
+    expect(cache.get(applied.state, { id: 'api-1', cluster: 'api', labels: {} })).not.to.equal(undefined);
+    expect(cache.size).to.equal(0);
   });
 
   it('globs', () => {
