@@ -32,6 +32,8 @@ export interface BookstoreOptions {
   readonly store?: BookstoreStore;
   /** How long close() lets in-flight unary calls finish before cutting them (default 1000). */
   readonly shutdownGraceMs?: number;
+  /** Adds more services before the server binds (tests: gRPC server reflection). */
+  readonly register?: (server: grpc.Server) => void;
 }
 
 export interface BookstoreEvents {
@@ -67,6 +69,7 @@ export async function startBookstore(opts: BookstoreOptions = {}): Promise<Books
   server.addService(bookstoreDef, withTestHooks(bookstoreDef, bookstoreHandlers({ store, streams, logger }), hooks));
   const healthDef = serviceDefinitionFor(Health);
   server.addService(healthDef, withTestHooks(healthDef, healthHandlers([BookstoreService.typeName], streams), hooks));
+  opts.register?.(server);
 
   const hostPart = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
   const port = await new Promise<number>((resolve, reject) => {

@@ -5,6 +5,7 @@ import { RouteTable } from './router/index.js';
 import { ClusterRuntime } from './upstream/cluster.js';
 import type { Transcode } from '../gen/outrigger/config/v1/route_pb.js';
 import { RouteCompileError } from './router/types.js';
+import type { DescriptorSources } from './transcode/descriptor-sources.js';
 import type { DescriptorPool } from './transcode/descriptors.js';
 import { Transcoder } from './transcode/transcoder.js';
 
@@ -53,7 +54,8 @@ export interface ProxyState {
   readonly transcoders: ReadonlyMap<Transcode, Transcoder>;
 }
 
-export function buildProxyState(snapshot: ConfigSnapshot): ProxyState {
+/** `sources`: live descriptor sources (watched files, reflection); without it files are read directly. */
+export function buildProxyState(snapshot: ConfigSnapshot, sources?: DescriptorSources): ProxyState {
   const routeTables = new Map<string, RouteTable>();
   for (const [name, rc] of snapshot.routeConfigs) routeTables.set(name, RouteTable.compile(rc));
   const clusters = new Map<string, ClusterRuntime>();
@@ -81,7 +83,7 @@ export function buildProxyState(snapshot: ConfigSnapshot): ProxyState {
       sensitiveHeaders: sensitive,
     });
   }
-  return { version: snapshot.version, snapshot, listeners, clusters, routeTables, transcoders: buildTranscoders(snapshot) };
+  return { version: snapshot.version, snapshot, listeners, clusters, routeTables, transcoders: buildTranscoders(snapshot, sources) };
 }
 
 /**
@@ -89,7 +91,7 @@ export function buildProxyState(snapshot: ConfigSnapshot): ProxyState {
  * per request. A descriptor that cannot be read or a rule that does not
  * compile rejects the whole config like any other compile error.
  */
-function buildTranscoders(snapshot: ConfigSnapshot): Map<Transcode, Transcoder> {
+function buildTranscoders(snapshot: ConfigSnapshot, sources: DescriptorSources | undefined): Map<Transcode, Transcoder> {
   const out = new Map<Transcode, Transcoder>();
   const pools = new Map<string, DescriptorPool>();
   for (const [rcName, rc] of snapshot.routeConfigs) {
@@ -98,7 +100,7 @@ function buildTranscoders(snapshot: ConfigSnapshot): Map<Transcode, Transcoder> 
         if (r.action.case !== 'route' || !r.action.value.transcode) return;
         const t = r.action.value.transcode;
         try {
-          out.set(t, Transcoder.compile(t, pools));
+          out.set(t, Transcoder.compile(t, pools, { sources, cluster: r.action.value.cluster }));
         } catch (err) {
           throw new RouteCompileError(`RouteConfiguration/${rcName}: virtualHosts[${v}].routes[${i}].route.transcode`, (err as Error).message);
         }

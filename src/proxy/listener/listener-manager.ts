@@ -1,6 +1,7 @@
 import type { ConfigSnapshot } from '../../config/snapshot.js';
 import type { ProxyContext } from '../context.js';
 import { buildProxyState, endpointKeys, type ProxyState } from '../state.js';
+import { DescriptorSources } from '../transcode/descriptor-sources.js';
 import { ProxyListener } from './proxy-listener.js';
 
 /**
@@ -13,11 +14,38 @@ export class ListenerManager {
   private readonly listeners = new Map<string, ProxyListener>();
   private state: ProxyState | undefined;
   private draining = false;
+  /** Descriptor files and reflection answers that change without a config change (swap via `refresh`). */
+  readonly descriptors: DescriptorSources;
 
   constructor(
     private readonly ctx: ProxyContext,
     private readonly drainTimeoutMs: number,
-  ) {}
+  ) {
+    this.descriptors = new DescriptorSources(ctx, (key) => this.refresh(key));
+  }
+
+  /**
+   * A descriptor source changed: recompile the current snapshot with the new
+   * descriptors and point every listener at it in one step (the addresses are
+   * the same, so no socket changes). A compile failure keeps the old state.
+   */
+  private refresh(key: string): void {
+    const cur = this.state;
+    if (!cur || this.draining) return;
+    let next: ProxyState;
+    try {
+      next = buildProxyState(cur.snapshot, this.descriptors);
+    } catch (err) {
+      this.ctx.logger.error({ source: key, err: (err as Error).message }, 'descriptor change rejected; the last good descriptors keep serving');
+      return;
+    }
+    for (const [name, l] of this.listeners) {
+      const settings = next.listeners.get(name);
+      if (settings) l.update({ settings, state: next });
+    }
+    this.state = next;
+    this.ctx.logger.info({ version: next.version, source: key }, 'descriptors applied');
+  }
 
   current(): ProxyState | undefined {
     return this.state;
@@ -25,7 +53,8 @@ export class ListenerManager {
 
   /** Applies a snapshot. Rejects (leaving the old state serving) when a new port cannot be bound. */
   async apply(snapshot: ConfigSnapshot): Promise<void> {
-    const next = buildProxyState(snapshot);
+    await this.descriptors.prepare(snapshot);
+    const next = buildProxyState(snapshot, this.descriptors);
     const opened: ProxyListener[] = [];
     const replaced: ProxyListener[] = [];
     try {
@@ -85,6 +114,7 @@ export class ListenerManager {
   async drain(): Promise<void> {
     this.draining = true;
     this.ctx.lifecycle.draining = true;
+    this.descriptors.close();
     const all = [...this.listeners.values()];
     for (const l of all) l.drain();
     await Promise.race([Promise.all(all.map((l) => l.waitIdle())), this.sleep(this.drainTimeoutMs)]);
@@ -98,6 +128,7 @@ export class ListenerManager {
   }
 
   close(): void {
+    this.descriptors.close();
     for (const l of this.listeners.values()) l.close();
     this.listeners.clear();
     this.ctx.h2.closeAll();

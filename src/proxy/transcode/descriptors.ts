@@ -4,6 +4,7 @@ import { createFileRegistry, createRegistry, fromBinary, type FileRegistry, type
 import { FileDescriptorSetSchema } from '@bufbuild/protobuf/wkt';
 import { file_google_rpc_error_details } from '../../gen/google/rpc/error_details_pb.js';
 import type { Transcode } from '../../gen/outrigger/config/v1/route_pb.js';
+import { fileKey, type DescriptorSources, type SourceState } from './descriptor-sources.js';
 
 /**
  * Descriptor pools for transcoding, built from config once per config
@@ -20,12 +21,37 @@ export interface DescriptorPool {
 
 export class DescriptorError extends Error {}
 
+/** Reflected descriptors that have not arrived yet: the transcoder compiles empty and says why. */
+export class DescriptorsPending extends Error {}
+
+/** Where a build finds live descriptor sources (watched files, reflection); absent: files are read directly. */
+export interface DescriptorContext {
+  readonly sources?: DescriptorSources | undefined;
+  /** The route's cluster (reflection asks it). */
+  readonly cluster: string;
+}
+
+const stateBytes = (st: SourceState): Uint8Array => {
+  if ('error' in st) throw new DescriptorError(st.error);
+  return st.bytes;
+};
+
 /** Reads the FileDescriptorSet a Transcode names. Cached per source within one build via `cache`. */
-export function loadDescriptors(t: Transcode, cache: Map<string, DescriptorPool>): DescriptorPool {
+export function loadDescriptors(t: Transcode, cache: Map<string, DescriptorPool>, dc?: DescriptorContext): DescriptorPool {
   const src = t.descriptorSource;
   let key: string;
   let read: () => Uint8Array;
-  if (src.case === 'descriptorFile') {
+  if (src.case === 'reflection') {
+    const st = dc?.sources?.reflection(dc.cluster, src.value.services);
+    if (!st) throw new DescriptorsPending(`descriptors of cluster ${dc?.cluster ?? '?'} have not been fetched by reflection yet`);
+    if ('error' in st) throw new DescriptorsPending(st.error);
+    key = `reflect:${dc!.cluster}:${src.value.services.join(',')}`;
+    read = () => st.bytes;
+  } else if (src.case === 'descriptorFile' && dc?.sources?.get(fileKey(src.value))) {
+    const st = dc.sources.get(fileKey(src.value))!;
+    key = `file:${src.value}`;
+    read = () => stateBytes(st);
+  } else if (src.case === 'descriptorFile') {
     key = `file:${src.value}`;
     read = () => {
       try {
@@ -38,7 +64,7 @@ export function loadDescriptors(t: Transcode, cache: Map<string, DescriptorPool>
     key = `bin:${Buffer.from(src.value).toString('base64')}`;
     read = () => src.value;
   } else {
-    throw new DescriptorError('a descriptor source is required: descriptorFile or descriptorBin');
+    throw new DescriptorError('a descriptor source is required: descriptorFile, descriptorBin or reflection');
   }
   const hit = cache.get(key);
   if (hit) return hit;
@@ -48,6 +74,8 @@ export function loadDescriptors(t: Transcode, cache: Map<string, DescriptorPool>
 }
 
 /** Compiles a serialized FileDescriptorSet into a pool. */
+export const EMPTY_POOL: DescriptorPool = poolOf(new Uint8Array(0));
+
 export function poolOf(bytes: Uint8Array): DescriptorPool {
   let files: FileRegistry;
   try {

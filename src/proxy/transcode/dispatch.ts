@@ -5,6 +5,9 @@ import { preflight } from './cors.js';
 import { handleGrpcWeb } from './grpc-web/handler.js';
 import { handleTranscode, type TranscodeTarget } from './handler.js';
 import type { Transcoder } from './transcoder.js';
+import { create } from '@bufbuild/protobuf';
+import { StatusSchema } from '../../gen/google/rpc/status_pb.js';
+import { writeError } from './response-writer.js';
 
 export type Dialect = 'grpc-web' | 'connect' | 'connect-stream' | 'cors-preflight' | 'openapi' | 'rest';
 
@@ -43,6 +46,12 @@ export function dialectOf(tr: Transcoder, method: string, target: string, header
 /** Serves one non-gRPC request of a transcoding route in its dialect, labelling the exchange (`protocol`). */
 export function serveTranscoded(t: TranscodeTarget): void {
   const { ds, ex } = t;
+  if (t.tr.unavailable !== undefined) {
+    ex.protocol = 'rest';
+    ex.flags = 'UF';
+    ds.body.resume();
+    return writeError(ds, ex, t.tr, 503, create(StatusSchema, { code: 14, message: t.tr.unavailable }));
+  }
   const d = dialectOf(t.tr, ds.method, ds.target, ds.headers);
   switch (d.dialect) {
     case 'grpc-web':

@@ -5,7 +5,7 @@ import {
   StreamFormat,
   type Transcode,
 } from '../../gen/outrigger/config/v1/route_pb.js';
-import { loadDescriptors, type DescriptorPool } from './descriptors.js';
+import { DescriptorsPending, EMPTY_POOL, loadDescriptors, type DescriptorContext, type DescriptorPool } from './descriptors.js';
 import { compileBindings, type Binding } from './http-rule.js';
 import { buildOpenApi } from './openapi.js';
 import type { UnescapeMode } from './path-unescape.js';
@@ -56,6 +56,8 @@ export class Transcoder {
     /** Every method of the exposed services by its gRPC path `/<pkg.Service>/<Method>` (gRPC-Web, Connect, WebSocket). */
     readonly methods: ReadonlyMap<string, DescMethod>,
     readonly bindings: readonly Binding[],
+    /** Set while reflected descriptors have not arrived: every non-gRPC request answers 503 with this. */
+    readonly unavailable: string | undefined = undefined,
   ) {}
 
   private openapiBody: Buffer | undefined;
@@ -83,9 +85,16 @@ export class Transcoder {
     return this.pool.version;
   }
 
-  static compile(t: Transcode, cache: Map<string, DescriptorPool>): Transcoder {
+  static compile(t: Transcode, cache: Map<string, DescriptorPool>, dc?: DescriptorContext): Transcoder {
     try {
-      const pool = loadDescriptors(t, cache);
+      let pool: DescriptorPool;
+      try {
+        pool = loadDescriptors(t, cache, dc);
+      } catch (err) {
+        if (!(err instanceof DescriptorsPending)) throw err;
+        // Reflection has not answered yet: serve gRPC pass-through, answer the rest 503 until it does.
+        return new Transcoder(EMPTY_POOL, [], new RestMatcher([]), settingsOf(t), new Map(), [], err.message);
+      }
       const services: DescService[] = [];
       if (t.services.length > 0) {
         for (const name of t.services) {

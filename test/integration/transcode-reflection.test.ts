@@ -1,0 +1,149 @@
+import { create, fromBinary, setExtension, toBinary } from '@bufbuild/protobuf';
+import { FileDescriptorSetSchema } from '@bufbuild/protobuf/wkt';
+import { expect } from 'chai';
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { startBookstore, type BookstoreServer } from '../../examples/bookstore/server.js';
+import { http } from '../../src/gen/google/api/annotations_pb.js';
+import { HttpRuleSchema } from '../../src/gen/google/api/http_pb.js';
+import {
+  BookstoreService,
+  file_outrigger_examples_bookstore_v1_bookstore as BOOKSTORE_FILE,
+} from '../../src/gen/outrigger/examples/bookstore/v1/bookstore_pb.js';
+import { cluster, listener, routes } from '../support/config-docs.js';
+import { descriptorSetOf } from '../support/echo-backend.js';
+import { addReflection, type ReflectionVersion } from '../support/reflection-server.js';
+import { startTestSidecar, type TestSidecar } from '../support/sidecar-harness.js';
+
+/** The Bookstore set with GetShelf moved from /v1/shelves/{shelf} to /v2/shelves/{shelf}: a descriptor change. */
+function movedGetShelfSet(): Uint8Array {
+  const files = fromBinary(FileDescriptorSetSchema, descriptorSetOf(BOOKSTORE_FILE)).file;
+  const fp = files.find((f) => f.name === BOOKSTORE_FILE.proto.name)!;
+  const m = fp.service[0]!.method.find((x) => x.name === 'GetShelf')!;
+  setExtension(m.options!, http, create(HttpRuleSchema, { pattern: { case: 'get', value: '/v2/shelves/{shelf}' } }));
+  return toBinary(FileDescriptorSetSchema, create(FileDescriptorSetSchema, { file: files }));
+}
+
+async function status(url: string): Promise<number> {
+  const r = await request(url);
+  await r.body.dump();
+  return r.statusCode;
+}
+
+async function until(what: string, fn: () => Promise<boolean>, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await fn()) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe('transcode: descriptors without redeploys (issue 3 point 9)', function () {
+  this.timeout(15_000);
+
+  describe('from the upstream by gRPC server reflection', () => {
+    for (const versions of [['v1'], ['v1alpha']] as ReflectionVersion[][]) {
+      it(`fetches the descriptors (${versions[0]} server), then applies a changed answer as a swap on the same port`, async () => {
+        let current = { set: descriptorSetOf(BOOKSTORE_FILE), services: [BookstoreService.typeName] };
+        let store: BookstoreServer | undefined;
+        let sc: TestSidecar | undefined;
+        try {
+          store = await startBookstore({ register: (s) => addReflection(s, () => current, versions) });
+          sc = await startTestSidecar([
+            listener('main'),
+            routes('main', [{ name: 'store', match: { prefix: '/' }, route: { cluster: 'store', transcode: { reflection: { refreshInterval: '0.1s' } } } }]),
+            cluster('store', [store.port], 'UPSTREAM_PROTOCOL_HTTP2'),
+          ]);
+          const port = sc.port();
+          const base = `http://127.0.0.1:${port}`;
+          const r = await request(`${base}/v1/shelves/1`);
+          expect(r.statusCode).to.equal(200);
+          expect(await r.body.json()).to.have.property('id', '1');
+          const doc = (await (await request(`${base}/.well-known/openapi.json`)).body.json()) as any;
+          expect(doc.paths).to.have.property('/v1/shelves/{shelf}');
+
+          current = { set: movedGetShelfSet(), services: [BookstoreService.typeName] };
+          await until('the moved binding', async () => (await status(`${base}/v2/shelves/1`)) === 200);
+          expect(await status(`${base}/v1/shelves/1`)).to.equal(405); // DELETE is still bound there
+          expect(sc.port()).to.equal(port);
+          expect(sc.logs.some((l) => l['msg'] === 'reflected descriptors changed')).to.equal(true);
+          const doc2 = (await (await request(`${base}/.well-known/openapi.json`)).body.json()) as any;
+          expect(doc2.paths['/v2/shelves/{shelf}']).to.have.property('get');
+        } finally {
+          await sc?.close();
+          await store?.close();
+        }
+      });
+    }
+
+    it('answers 503 until the upstream can be reflected, then serves without a config change', async () => {
+      let store: BookstoreServer | undefined;
+      let sc: TestSidecar | undefined;
+      // Reserve a port, free it, and start the backend there later.
+      const probe = await startBookstore();
+      const port = probe.port;
+      await probe.close();
+      try {
+        sc = await startTestSidecar([
+          listener('main'),
+          routes('main', [{ name: 'store', match: { prefix: '/' }, route: { cluster: 'store', transcode: { reflection: { refreshInterval: '0.1s' } } } }]),
+          cluster('store', [port], 'UPSTREAM_PROTOCOL_HTTP2', { connectTimeout: '0.2s' }),
+        ]);
+        const base = `http://127.0.0.1:${sc.port()}`;
+        const r = await request(`${base}/v1/shelves/1`);
+        expect(r.statusCode).to.equal(503);
+        expect(((await r.body.json()) as any).code).to.equal(14);
+        store = await startBookstore({
+          port,
+          register: (s) => addReflection(s, () => ({ set: descriptorSetOf(BOOKSTORE_FILE), services: [BookstoreService.typeName] })),
+        });
+        await until('reflected descriptors', async () => (await status(`${base}/v1/shelves/1`)) === 200);
+      } finally {
+        await sc?.close();
+        await store?.close();
+      }
+    });
+  });
+
+  describe('from a watched descriptor file', () => {
+    let dir: string;
+    before(async () => {
+      dir = await mkdtemp(join(tmpdir(), 'outrigger-desc-'));
+    });
+    after(async () => {
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    it('picks up a replaced file as a swap; a broken file keeps the last good descriptors', async () => {
+      const file = join(dir, 'bookstore.binpb');
+      await writeFile(file, descriptorSetOf(BOOKSTORE_FILE));
+      const store = await startBookstore();
+      let sc: TestSidecar | undefined;
+      try {
+        sc = await startTestSidecar([
+          listener('main'),
+          routes('main', [{ name: 'store', match: { prefix: '/' }, route: { cluster: 'store', transcode: { descriptorFile: file } } }]),
+          cluster('store', [store.port], 'UPSTREAM_PROTOCOL_HTTP2'),
+        ]);
+        const base = `http://127.0.0.1:${sc.port()}`;
+        expect(await status(`${base}/v1/shelves/1`)).to.equal(200);
+        expect(await status(`${base}/v2/shelves/1`)).to.equal(404);
+
+        await writeFile(join(dir, 'tmp1'), movedGetShelfSet());
+        await rename(join(dir, 'tmp1'), file);
+        await until('the moved binding', async () => (await status(`${base}/v2/shelves/1`)) === 200);
+
+        await writeFile(join(dir, 'tmp2'), Buffer.from('not a descriptor set'));
+        await rename(join(dir, 'tmp2'), file);
+        await until('the rejection', async () => sc!.logs.some((l) => l['msg'] === 'descriptor change rejected; the last good descriptors keep serving'));
+        expect(await status(`${base}/v2/shelves/1`)).to.equal(200);
+      } finally {
+        await sc?.close();
+        await store.close();
+      }
+    });
+  });
+});
