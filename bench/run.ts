@@ -33,10 +33,12 @@ import {
   type Managed,
 } from './lib/proc.js';
 import { writeSidecarConfig, type Protocol } from './lib/sidecar.js';
-import { grpcCheck, h2cCheck, http1Check, type Check } from './lib/verify.js';
+import { CONNECT_GET_SHELF, grpcCheck, h2cCheck, http1Check, REST_GET_SHELF, restCheck, wrkPostScript, type Check } from './lib/verify.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const PROTOCOLS = ['grpc', 'h2c', 'http1'] as const;
+const PROTOCOLS = ['grpc', 'h2c', 'http1', 'rest', 'rest-post'] as const;
+/** Served only through the sidecar's transcoder: no direct or nginx figure (the backend speaks gRPC only). */
+const TRANSCODED: readonly Protocol[] = ['rest', 'rest-post'];
 const TARGETS = ['direct', 'nginx', 'outrigger'] as const;
 type Target = (typeof TARGETS)[number];
 
@@ -64,6 +66,7 @@ if (argv.includes('--help') || argv.includes('-h')) {
     'usage: npm run bench [-- --quick]\n' +
       'env: BENCH_QUICK=1 BENCH_ROUNDS BENCH_SECONDS BENCH_WARMUP BENCH_PROTOCOLS=grpc,h2c,http1\n' +
       '     BENCH_TARGETS=direct,nginx,outrigger BENCH_H2_CLIENTS BENCH_H2_STREAMS BENCH_H1_CONNECTIONS\n' +
+      '     (protocols also: rest = REST GET /v1/shelves/1 → gRPC, rest-post = JSON POST → gRPC; sidecar only)\n' +
       '     BENCH_FOREIGN_MAX BENCH_MAX_REPEATS BENCH_ACCESS_LOG=0 BENCH_GRPC_BACKEND=auto|bookstore|standin\n' +
       '     BENCH_SERVER_CPU BENCH_LOAD_CPU BENCH_SIDECAR_DIST=1 BENCH_KEEP_TMP=1\n' +
       'See docs/benchmarks.md.\n',
@@ -101,6 +104,8 @@ const PROTOCOL_TITLE: Record<Protocol, string> = {
   grpc: `gRPC unary — BookstoreService/GetShelf, h2load -t1 -c${cfg.h2Clients} -m${cfg.h2Streams}, pre-framed body`,
   h2c: `h2c GET — h2load -t1 -c${cfg.h2Clients} -m${cfg.h2Streams}`,
   http1: `HTTP/1.1 keep-alive GET — wrk -t1 -c${cfg.h1Connections}`,
+  rest: `REST→gRPC unary — GET ${REST_GET_SHELF} transcoded to GetShelf, wrk -t1 -c${cfg.h1Connections}`,
+  'rest-post': `JSON POST→gRPC unary — POST ${CONNECT_GET_SHELF} {"shelf":"1"} (application/json), wrk -t1 -c${cfg.h1Connections} with a Lua script`,
 };
 
 // ---- small helpers ------------------------------------------------------------
@@ -185,6 +190,12 @@ function requireTools(): void {
 }
 
 async function startBackend(proto: Protocol): Promise<void> {
+  if (TRANSCODED.includes(proto)) {
+    // The transcoded protocols call the gRPC backend; one process serves them all.
+    if (!backends.has('grpc')) await startBackend('grpc');
+    backends.set(proto, backends.get('grpc')!);
+    return;
+  }
   const script = join(ROOT, 'bench', 'backends', proto === 'grpc' ? 'grpc.ts' : proto === 'h2c' ? 'h2c.ts' : 'http1.ts');
   const args = ['--import', 'tsx', script, '--port', '0', ...(proto === 'grpc' ? ['--impl', cfg.grpcBackend] : [])];
   const proc = spawnManaged(`backend-${proto}`, process.execPath, args, { cpus: SERVER_CPUS, cwd: ROOT });
@@ -204,6 +215,7 @@ async function startNginx(): Promise<void> {
     h2c: backends.get('h2c')?.port ?? 9,
     http1: backends.get('http1')?.port ?? 9,
   };
+  for (const p of TRANSCODED) if (cfg.protocols.includes(p)) targetState.set(key('nginx', p), { available: false, reason: 'nginx does not transcode REST to gRPC' });
   // grpc_pass does not multiplex: one upstream connection per in-flight stream.
   const keepalive = Math.max(128, cfg.h2Clients * cfg.h2Streams, cfg.h1Connections);
   const conf = writeNginxConfig(dir, { listen, upstream }, { keepalive, accessLog: cfg.accessLog });
@@ -216,8 +228,9 @@ async function startNginx(): Promise<void> {
   if (t.status !== 0) return fail(`nginx -t failed: ${(t.stderr ?? '').trim().slice(-300)}`);
   const proc = spawnManaged('nginx', 'nginx', [...base, '-g', 'daemon off;'], { cpus: SERVER_CPUS, logFile: join(dir, 'stdout.log') });
   for (const p of cfg.protocols) {
-    const ok = await waitForPort(listen[p], 10_000, () => proc.exitCode() === undefined);
-    targetState.set(key('nginx', p), ok ? { available: true, port: listen[p], proc } : { available: false, reason: 'nginx did not listen' });
+    if (TRANSCODED.includes(p)) continue;
+    const ok = await waitForPort(listen[p as keyof typeof listen], 10_000, () => proc.exitCode() === undefined);
+    targetState.set(key('nginx', p), ok ? { available: true, port: listen[p as keyof typeof listen], proc } : { available: false, reason: 'nginx did not listen' });
   }
   log(`nginx pid ${proc.pid}, ports ${JSON.stringify(listen)}`);
 }
@@ -245,11 +258,13 @@ async function startSidecar(): Promise<void> {
   }
   const dir = join(tmp, 'sidecar');
   mkdirSync(dir, { recursive: true });
-  const listen = { grpc: await freePort(), h2c: await freePort(), http1: await freePort() };
+  const listen = { grpc: await freePort(), h2c: await freePort(), http1: await freePort(), rest: await freePort(), 'rest-post': await freePort() };
   const upstream = {
     grpc: backends.get('grpc')?.port ?? 9,
     h2c: backends.get('h2c')?.port ?? 9,
     http1: backends.get('http1')?.port ?? 9,
+    rest: backends.get('grpc')?.port ?? 9,
+    'rest-post': backends.get('grpc')?.port ?? 9,
   };
   const conf = join(dir, 'sidecar.yaml');
   writeSidecarConfig(conf, { listen, upstream }, { accessLog: cfg.accessLog });
@@ -293,6 +308,9 @@ function check(proto: Protocol, port: number): Promise<Check> {
       return h2cCheck(port);
     case 'http1':
       return http1Check(port);
+    case 'rest':
+    case 'rest-post':
+      return restCheck(port, proto === 'rest-post');
   }
 }
 
@@ -302,6 +320,12 @@ function portOf(t: Target, p: Protocol): number {
 
 function runLoad(proto: Protocol, port: number, seconds: number): Promise<LoadResult> {
   if (proto === 'http1') return runWrk({ url: `http://127.0.0.1:${port}/`, seconds, connections: cfg.h1Connections, cpus: LOAD_CPUS });
+  if (proto === 'rest') return runWrk({ url: `http://127.0.0.1:${port}${REST_GET_SHELF}`, seconds, connections: cfg.h1Connections, cpus: LOAD_CPUS });
+  if (proto === 'rest-post') {
+    const script = join(tmp, 'post.lua');
+    writeFileSync(script, wrkPostScript());
+    return runWrk({ url: `http://127.0.0.1:${port}${CONNECT_GET_SHELF}`, seconds, connections: cfg.h1Connections, cpus: LOAD_CPUS, script });
+  }
   const logFile = join(tmp, `h2load-${proto}.log`);
   if (proto === 'h2c')
     return runH2load({ url: `http://127.0.0.1:${port}/`, seconds, clients: cfg.h2Clients, streams: cfg.h2Streams, logFile, cpus: LOAD_CPUS });
@@ -377,7 +401,7 @@ async function measure(proto: Protocol, target: Target, round: number, attempt: 
 async function sampleTarget(proto: Protocol, target: Target, round: number): Promise<void> {
   const port = portOf(target, proto);
   const before = await check(proto, port);
-  if (cfg.warmup > 0) await runLoad(proto, port, proto === 'http1' ? wrkSeconds(cfg.warmup) : cfg.warmup);
+  if (cfg.warmup > 0) await runLoad(proto, port, proto === 'http1' || TRANSCODED.includes(proto) ? wrkSeconds(cfg.warmup) : cfg.warmup);
   let s = await measure(proto, target, round, 1);
   while (s.foreignPct > cfg.foreignMax && repeatsLeft > 0) {
     repeatsLeft--;
@@ -438,7 +462,12 @@ function summarize(proto: Protocol): Row[] {
     return out;
   };
   for (const t of cfg.targets) {
-    const st = t === 'direct' ? { available: backends.has(proto) } : targetState.get(key(t, proto));
+    const st =
+      t === 'direct'
+        ? TRANSCODED.includes(proto)
+          ? { available: false, reason: 'the backend speaks gRPC only' }
+          : { available: backends.has(proto) }
+        : targetState.get(key(t, proto));
     const all = samples.filter((s) => s.protocol === proto && s.target === t);
     const ok = by(t);
     const checksFailed = all.flatMap((s) =>
@@ -502,6 +531,24 @@ function table(proto: Protocol, rows: Row[]): string {
   return [...lines, '', ...foot].join('\n');
 }
 
+/** Sidecar CPU µs/request of each transcoded protocol against gRPC pass-through from the same run. */
+function transcodingCost(summary: Record<string, Row[]>): string[] {
+  const cpu = (p: Protocol): number | null => summary[p]?.find((r) => r.target === 'outrigger' && r.available)?.proxyCpuUsPerReq ?? null;
+  const base = cpu('grpc');
+  const lines: string[] = [];
+  for (const p of TRANSCODED) {
+    const c = cpu(p);
+    if (c === null) continue;
+    if (base === null) {
+      lines.push(`- ${p}: ${fmtInt(c)} µs/req (no gRPC pass-through figure in this run: include BENCH_PROTOCOLS=grpc)`);
+      continue;
+    }
+    const x = c / base;
+    lines.push(`- ${p}: ${fmtInt(c)} µs/req vs gRPC pass-through ${fmtInt(base)} µs/req = ${x.toFixed(2)}× ${x <= 2 ? '(within the 2× target)' : '(OVER the 2× target)'}`);
+  }
+  return lines;
+}
+
 // ---- main ---------------------------------------------------------------------
 
 async function main(): Promise<number> {
@@ -542,6 +589,7 @@ async function main(): Promise<number> {
     log(`— ${PROTOCOL_TITLE[proto]}`);
     const targets: Target[] = [];
     for (const t of cfg.targets) {
+      if (t === 'direct' && TRANSCODED.includes(proto)) continue;
       if (t !== 'direct' && !targetState.get(key(t, proto))?.available) continue;
       const c = await check(proto, portOf(t, proto));
       if (!c.ok) {
@@ -570,6 +618,8 @@ async function main(): Promise<number> {
       `gRPC backend: ${backends.get('grpc')?.impl ?? '-'}.`,
   );
   for (const p of cfg.protocols) out.push('', table(p, summary[p]!));
+  const transcodeCost = transcodingCost(summary);
+  if (transcodeCost.length) out.push('', '### Transcoding cost (issue 3 target: ≤ 2× the gRPC pass-through CPU per request)', '', ...transcodeCost);
   if (notes.length) out.push('', ...notes.map((n) => `- ${n}`));
   const report = out.join('\n');
   process.stdout.write(report + '\n');

@@ -133,6 +133,8 @@ export interface WrkSpec {
   seconds: number;
   connections: number;
   cpus?: string | undefined;
+  /** A wrk Lua script (e.g. a JSON POST: wrk.method/body/headers). */
+  script?: string | undefined;
 }
 
 function wrkDurationMs(v: string, unit: string): number {
@@ -152,7 +154,7 @@ function wrkDurationMs(v: string, unit: string): number {
 }
 
 export async function runWrk(spec: WrkSpec): Promise<LoadResult> {
-  const args = ['-t1', `-c${spec.connections}`, `-d${wrkSeconds(spec.seconds)}s`, '--timeout', '5s', '--latency', spec.url];
+  const args = ['-t1', `-c${spec.connections}`, `-d${wrkSeconds(spec.seconds)}s`, '--timeout', '5s', '--latency', ...(spec.script ? ['-s', spec.script] : []), spec.url];
   const r = await runTool('wrk', 'wrk', args, { cpus: spec.cpus, timeoutMs: (spec.seconds + 20) * 1000 });
   const out = r.stdout;
   const total = /(\d+) requests in ([\d.]+)(us|ms|s|m),/.exec(out);

@@ -7,7 +7,15 @@
 import { writeFileSync } from 'node:fs';
 import { stringify } from 'yaml';
 
-export type Protocol = 'grpc' | 'h2c' | 'http1';
+/**
+ * `rest`: REST→gRPC unary (GET /v1/shelves/1 transcoded to GetShelf);
+ * `rest-post`: a JSON POST body to the same method (Connect unary JSON, the
+ * transcoder's POST path). Both go to the gRPC backend.
+ */
+export type Protocol = 'grpc' | 'h2c' | 'http1' | 'rest' | 'rest-post';
+
+/** The committed Bookstore FileDescriptorSet (relative to the repository root, the sidecar's cwd). */
+export const BOOKSTORE_DESCRIPTORS = 'examples/demo/bookstore.binpb';
 
 export interface SidecarPorts {
   listen: Record<Protocol, number>;
@@ -18,11 +26,13 @@ const UPSTREAM: Record<Protocol, string> = {
   grpc: 'UPSTREAM_PROTOCOL_HTTP2',
   h2c: 'UPSTREAM_PROTOCOL_HTTP2',
   http1: 'UPSTREAM_PROTOCOL_HTTP1',
+  rest: 'UPSTREAM_PROTOCOL_HTTP2',
+  'rest-post': 'UPSTREAM_PROTOCOL_HTTP2',
 };
 
 export function sidecarDocuments(p: SidecarPorts, opts: { accessLog: boolean }): object[] {
   const docs: object[] = [];
-  for (const proto of ['grpc', 'h2c', 'http1'] as const) {
+  for (const proto of ['grpc', 'h2c', 'http1', 'rest', 'rest-post'] as const) {
     const name = `bench-${proto}`;
     docs.push({
       apiVersion: 'outrigger.io/v1',
@@ -39,7 +49,7 @@ export function sidecarDocuments(p: SidecarPorts, opts: { accessLog: boolean }):
       kind: 'RouteConfiguration',
       metadata: { name },
       spec: {
-        virtualHosts: [{ name, domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: name } }] }],
+        virtualHosts: [{ name, domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: name, ...(proto.startsWith('rest') ? { transcode: { descriptorFile: BOOKSTORE_DESCRIPTORS } } : {}) } }] }],
       },
     });
     docs.push({

@@ -100,3 +100,28 @@ export function http1Check(port: number, timeoutMs = 3000): Promise<Check> {
     req.on('error', (e) => resolve({ ok: false, detail: `http/1.1: ${e.message}` }));
   });
 }
+
+/** REST→gRPC through the transcoder: 200 with the Shelf as JSON (`"id":"1"`). */
+export async function restCheck(port: number, post: boolean, timeoutMs = 3000): Promise<Check> {
+  const url = post ? `http://127.0.0.1:${port}${CONNECT_GET_SHELF}` : `http://127.0.0.1:${port}${REST_GET_SHELF}`;
+  try {
+    const r = await fetch(url, {
+      method: post ? 'POST' : 'GET',
+      ...(post ? { body: REST_POST_BODY, headers: { 'content-type': 'application/json' } } : {}),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    const body = await r.text();
+    return { ok: r.status === 200 && body.includes('"id":"1"'), detail: `${post ? 'JSON POST' : 'REST GET'}: ${r.status} ${body.trim()}` };
+  } catch (e) {
+    return { ok: false, detail: `${post ? 'JSON POST' : 'REST GET'}: ${(e as Error).message}` };
+  }
+}
+
+export const REST_GET_SHELF = '/v1/shelves/1';
+export const CONNECT_GET_SHELF = '/outrigger.examples.bookstore.v1.BookstoreService/GetShelf';
+export const REST_POST_BODY = '{"shelf":"1"}';
+
+/** The wrk script for the JSON POST. */
+export function wrkPostScript(): string {
+  return `wrk.method = "POST"\nwrk.body = '${REST_POST_BODY}'\nwrk.headers["Content-Type"] = "application/json"\n`;
+}
