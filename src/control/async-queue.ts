@@ -29,17 +29,35 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     w?.();
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<T> {
-    for (;;) {
-      if (this.items.length > 0) {
-        yield this.items.shift()!;
-        continue;
-      }
+  /**
+   * A hand-written iterator rather than an async generator: a stream of the
+   * control plane passes every response through here, and a generator adds
+   * several promise turns per item (this resolves a queued item at once).
+   * Single consumer; return() ends this iteration (not the queue).
+   */
+  [Symbol.asyncIterator](): AsyncIterator<T> {
+    let finished = false;
+    const done = (): IteratorResult<T> => ({ done: true, value: undefined });
+    const next = (): Promise<IteratorResult<T>> => {
+      if (finished) return Promise.resolve(done());
+      if (this.items.length > 0) return Promise.resolve({ done: false, value: this.items.shift()! });
       if (this.closed) {
-        if (this.failure) throw this.failure;
-        return;
+        finished = true;
+        return this.failure ? Promise.reject(this.failure) : Promise.resolve(done());
       }
-      await new Promise<void>((r) => (this.waiter = r));
-    }
+      return new Promise<void>((r) => (this.waiter = r)).then(next);
+    };
+    return {
+      next,
+      return: (): Promise<IteratorResult<T>> => {
+        finished = true;
+        return Promise.resolve(done());
+      },
+      // As a generator would: `yield*` delegation (connect's pipelines) needs throw().
+      throw: (err?: unknown): Promise<IteratorResult<T>> => {
+        finished = true;
+        return Promise.reject(err);
+      },
+    };
   }
 }

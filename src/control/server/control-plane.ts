@@ -37,7 +37,19 @@ export type Outcome = Change | Failure;
 interface Convergence {
   readonly changedAtMs: number;
   readonly waiting: Set<HostedStream>;
+  /** Every stream of the push has been refreshed (a push runs in batches). */
+  complete: boolean;
+  /** Streams that got a response in this push. */
+  pushed: number;
 }
+
+/**
+ * Streams refreshed per turn of the event loop during a push: between
+ * batches the HTTP/2 sessions flush, so the first sidecars get (and ACK)
+ * the change while later ones are still being prepared, instead of every
+ * write waiting behind one long synchronous loop.
+ */
+export const PUSH_BATCH = 64;
 
 /**
  * The control plane's core: the current state (from the store), per-node
@@ -57,6 +69,8 @@ export class ControlPlane implements StreamHost {
   private debounce: Timer | undefined;
   private burstStartMs: number | undefined;
   private convergence: Convergence | undefined;
+  /** Bumped by every push; a push still running in batches stops when a newer one starts. */
+  private pushGeneration = 0;
   private readonly watchers = new Set<(state: StoreState, prev: StoreState) => void>();
   private nextStreamId = 1;
   private closing = false;
@@ -215,16 +229,43 @@ export class ControlPlane implements StreamHost {
     });
   }
 
-  /** Pushes the current state to every stream now (what the debounce timer calls). */
+  /**
+   * Pushes the current state to every stream (what the debounce timer
+   * calls): the first batch now, the rest in batches of PUSH_BATCH on
+   * later turns of the event loop (a newer push supersedes the rest).
+   */
   pushAll(): void {
+    const generation = ++this.pushGeneration;
     const t0 = this.clock.monotonicMs();
-    const conv: Convergence = { changedAtMs: this.state.changedAtMs, waiting: new Set() };
-    for (const s of this.streams) {
-      s.refresh(this.viewFor(s));
-      if (!s.synced) conv.waiting.add(s);
-    }
-    this.convergence = conv.waiting.size > 0 ? conv : undefined;
-    this.metrics.pushDuration.observe((this.clock.monotonicMs() - t0) / 1000);
+    const conv: Convergence = { changedAtMs: this.state.changedAtMs, waiting: new Set(), complete: false, pushed: 0 };
+    this.convergence = conv;
+    const streams = [...this.streams];
+    let next = 0;
+    const batch = (): void => {
+      if (generation !== this.pushGeneration || this.closing) return;
+      const end = Math.min(streams.length, next + PUSH_BATCH);
+      for (; next < end; next++) {
+        const s = streams[next]!;
+        if (!this.streams.has(s)) continue; // closed meanwhile
+        s.refresh(this.viewFor(s));
+        if (!s.synced) {
+          conv.waiting.add(s);
+          conv.pushed++;
+        }
+      }
+      if (next < streams.length) {
+        setImmediate(batch);
+        return;
+      }
+      conv.complete = true;
+      if (conv.waiting.size === 0 && this.convergence === conv) {
+        // Every stream pushed to has ACKed already (before the last batch ran).
+        if (conv.pushed > 0) this.metrics.convergence.observe(Math.max(0, this.clock.nowMs() - conv.changedAtMs) / 1000);
+        this.convergence = undefined;
+      }
+      this.metrics.pushDuration.observe((this.clock.monotonicMs() - t0) / 1000);
+    };
+    batch();
   }
 
   viewFor(stream: HostedStream): NodeView | undefined {
@@ -265,7 +306,7 @@ export class ControlPlane implements StreamHost {
       this.metrics.pushLatency.observe({ kind }, t.pushLatencyMs / 1000);
     }
     const c = this.convergence;
-    if (c && stream.synced && c.waiting.delete(stream) && c.waiting.size === 0) {
+    if (c && stream.synced && c.waiting.delete(stream) && c.waiting.size === 0 && c.complete) {
       this.metrics.convergence.observe(Math.max(0, now - c.changedAtMs) / 1000);
       this.convergence = undefined;
     }

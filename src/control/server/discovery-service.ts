@@ -1,8 +1,49 @@
 import type { ServiceImpl } from '@connectrpc/connect';
 import { AggregatedDiscoveryService } from '../../gen/outrigger/control/v1/discovery_pb.js';
+import type { AsyncQueue } from '../async-queue.js';
 import type { ControlPlane } from './control-plane.js';
 import { DeltaStream } from './delta-stream.js';
 import { SotwStream } from './sotw-stream.js';
+
+/**
+ * The responses of a stream as connect iterates them, then `done` once (end,
+ * error or cancel). A plain iterable, not `async *` with `yield*`: that
+ * would add two generator layers (several promise turns) per response.
+ */
+function responses<T>(out: AsyncQueue<T>, done: () => void): AsyncIterable<T> {
+  return {
+    [Symbol.asyncIterator](): AsyncIterator<T> {
+      const it = out[Symbol.asyncIterator]();
+      let ended = false;
+      const end = (): void => {
+        if (ended) return;
+        ended = true;
+        done();
+      };
+      return {
+        next: () =>
+          it.next().then(
+            (r) => {
+              if (r.done) end();
+              return r;
+            },
+            (err: unknown) => {
+              end();
+              throw err;
+            },
+          ),
+        return: () => {
+          end();
+          return it.return!();
+        },
+        throw: (err: unknown) => {
+          end();
+          return Promise.reject(err);
+        },
+      };
+    },
+  };
+}
 
 /**
  * The sidecar streams. Requests are read in a background loop and handled in
@@ -12,7 +53,7 @@ import { SotwStream } from './sotw-stream.js';
  */
 export function discoveryService(cp: ControlPlane): ServiceImpl<typeof AggregatedDiscoveryService> {
   return {
-    async *streamAggregatedResources(requests, _ctx) {
+    streamAggregatedResources(requests, _ctx) {
       const stream = new SotwStream(cp, cp.nextId());
       cp.register(stream);
       const reader = (async () => {
@@ -25,13 +66,9 @@ export function discoveryService(cp: ControlPlane): ServiceImpl<typeof Aggregate
           cp.closed(stream, err);
         },
       );
-      try {
-        yield* stream.out;
-      } finally {
-        cp.closed(stream);
-      }
+      return responses(stream.out, () => cp.closed(stream));
     },
-    async *deltaAggregatedResources(requests, _ctx) {
+    deltaAggregatedResources(requests, _ctx) {
       const stream = new DeltaStream(cp, cp.nextId());
       cp.register(stream);
       const reader = (async () => {
@@ -44,11 +81,7 @@ export function discoveryService(cp: ControlPlane): ServiceImpl<typeof Aggregate
           cp.closed(stream, err);
         },
       );
-      try {
-        yield* stream.out;
-      } finally {
-        cp.closed(stream);
-      }
+      return responses(stream.out, () => cp.closed(stream));
     },
   };
 }

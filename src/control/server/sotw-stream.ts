@@ -1,8 +1,10 @@
-import { create } from '@bufbuild/protobuf';
-import { timestampFromMs } from '@bufbuild/protobuf/wkt';
+import { create, toBinary } from '@bufbuild/protobuf';
+import { AnySchema, timestampFromMs } from '@bufbuild/protobuf/wkt';
+import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import { Code, ConnectError } from '@connectrpc/connect';
 import type { Kind } from '../../config/kinds.js';
 import {
+  ControlPlaneSchema,
   DiscoveryResponseSchema,
   type DiscoveryRequest,
   type DiscoveryResponse,
@@ -33,13 +35,46 @@ interface TypeState extends StreamTypeStatus {
   subKey: string;
 }
 
-/** What a subscription selects from one view, with its version and Any list: computed once per view, shared by streams. */
+/** A field of DiscoveryResponse already in wire form (tag written by toBinary, then these bytes). */
+interface PackedField {
+  readonly no: number;
+  readonly wireType: WireType;
+  readonly data: Uint8Array;
+}
+
+/**
+ * What a subscription selects from one view: the set, its version and the
+ * resources already encoded (field 2 of DiscoveryResponse, each Any
+ * serialized once per view). Computed once per view and subscription,
+ * shared by every stream with the same view: a push encodes only the
+ * version, type URL and nonce per stream.
+ */
 interface Selection {
   readonly set: ReadonlyMap<string, WireResource>;
   readonly version: string;
-  readonly anys: readonly WireResource['any'][];
+  readonly packed: readonly PackedField[];
 }
+const RESOURCES_FIELD = 2;
+const CONTROL_PLANE_FIELD = 6;
+const lengthDelimited = (no: number, bytes: Uint8Array): PackedField => ({ no, wireType: WireType.LengthDelimited, data: new BinaryWriter().bytes(bytes).finish() });
+function packSet(set: ReadonlyMap<string, WireResource>): PackedField[] {
+  return [...set.values()].map((r) => lengthDelimited(RESOURCES_FIELD, toBinary(AnySchema, r.any)));
+}
+
 const selections = new WeakMap<NodeView, Map<string, Selection>>();
+/** control_plane of DiscoveryResponse, encoded once per view and identifier. */
+const controlPlanes = new WeakMap<NodeView, Map<string, PackedField>>();
+
+function controlPlaneOf(view: NodeView, identifier: string): PackedField {
+  let byId = controlPlanes.get(view);
+  if (!byId) controlPlanes.set(view, (byId = new Map()));
+  let f = byId.get(identifier);
+  if (!f) {
+    f = lengthDelimited(CONTROL_PLANE_FIELD, toBinary(ControlPlaneSchema, create(ControlPlaneSchema, { identifier, changeTime: timestampFromMs(view.changedAtMs) })));
+    byId.set(identifier, f);
+  }
+  return f;
+}
 
 function selectionOf(view: NodeView, kind: Kind, wildcard: boolean, names: ReadonlySet<string>, subKey: string): Selection {
   let byKey = selections.get(view);
@@ -59,7 +94,7 @@ function selectionOf(view: NodeView, kind: Kind, wildcard: boolean, names: Reado
       set = m;
     }
     const version = wildcard ? view.versions.get(kind)! : versionOfSet(set.values());
-    sel = { set, version, anys: [...set.values()].map((r) => r.any) };
+    sel = { set, version, packed: packSet(set) };
     byKey.set(key, sel);
   }
   return sel;
@@ -128,7 +163,7 @@ export class SotwStream {
       if (removed.length > 0) {
         const keep = new Map(want.set);
         for (const n of removed) keep.set(n, t.sent.get(n)!);
-        this.sendSet(kind, t, { set: keep, version: versionOfSet(keep.values()), anys: [...keep.values()].map((r) => r.any) }, view);
+        this.sendSet(kind, t, { set: keep, version: versionOfSet(keep.values()), packed: packSet(keep) }, view);
         t.sentView = undefined; // a transitional set: the final one follows
         finals.push(kind);
       } else this.maybeSend(kind, view);
@@ -230,15 +265,11 @@ export class SotwStream {
     t.sentView = view;
     t.changeMs = view.changedAtMs;
     this.host.sent(this, kind);
-    this.out.push(
-      create(DiscoveryResponseSchema, {
-        versionInfo: version,
-        resources: sel.anys as WireResource['any'][],
-        typeUrl: typeUrlOf(kind),
-        nonce,
-        controlPlane: { identifier: this.host.identifier, changeTime: timestampFromMs(view.changedAtMs) },
-      }),
-    );
+    // resources and control_plane travel as pre-encoded fields ($unknown is written verbatim by toBinary);
+    // in memory the message's `resources` is empty: read responses off the wire, not off this queue.
+    const res = create(DiscoveryResponseSchema, { versionInfo: version, typeUrl: typeUrlOf(kind), nonce });
+    res.$unknown = [...sel.packed, controlPlaneOf(view, this.host.identifier)];
+    this.out.push(res);
   }
 }
 
