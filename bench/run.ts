@@ -168,6 +168,8 @@ let tmp = '';
 let bodyFile = '';
 
 const key = (t: Target, p: Protocol): string => `${t}/${p}`;
+/** Minimum warm-up before the first measured window of each protocol and target (JIT), seconds. */
+const FIRST_ROUND_WARMUP_S = 2;
 /** Load generator CPU percent above which a sample may be client-bound. */
 const LOADGEN_SATURATED = 90;
 
@@ -401,7 +403,10 @@ async function measure(proto: Protocol, target: Target, round: number, attempt: 
 async function sampleTarget(proto: Protocol, target: Target, round: number): Promise<void> {
   const port = portOf(target, proto);
   const before = await check(proto, port);
-  if (cfg.warmup > 0) await runLoad(proto, port, proto === 'http1' || TRANSCODED.includes(proto) ? wrkSeconds(cfg.warmup) : cfg.warmup);
+  // The first window of a code path also pays for its JIT compilation (the transcoder's especially):
+  // round 1 warms up for at least FIRST_ROUND_WARMUP_S.
+  const warm = round === 1 ? Math.max(cfg.warmup, FIRST_ROUND_WARMUP_S) : cfg.warmup;
+  if (warm > 0) await runLoad(proto, port, proto === 'http1' || TRANSCODED.includes(proto) ? wrkSeconds(warm) : warm);
   let s = await measure(proto, target, round, 1);
   while (s.foreignPct > cfg.foreignMax && repeatsLeft > 0) {
     repeatsLeft--;

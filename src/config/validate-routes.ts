@@ -76,6 +76,16 @@ function checkTranscode(t: Transcode, tp: string, report: Report): void {
   if (src.case === undefined) report(tp, 'a descriptor source is required: descriptorFile, descriptorBin or reflection');
   else if (src.case === 'descriptorFile' && src.value === '') report(`${tp}.descriptorFile`, 'must not be empty');
   else if (src.case === 'descriptorBin' && src.value.length === 0) report(`${tp}.descriptorBin`, 'must not be empty');
+  if (src.case === 'reflection') {
+    const ri = src.value.refreshInterval;
+    checkNonNegative(ri, `${tp}.reflection.refreshInterval`, report);
+    if (ri && (ri.seconds > 0n || ri.nanos > 0) && Number(ri.seconds) * 1000 + ri.nanos / 1e6 < 100) {
+      report(`${tp}.reflection.refreshInterval`, 'at least 100ms (0: the default, 30s)');
+    }
+    src.value.services.forEach((s, i) => {
+      if (!/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/.test(s)) report(`${tp}.reflection.services[${i}]`, `invalid service name "${s}"`);
+    });
+  }
   t.services.forEach((s, i) => {
     if (!/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/.test(s)) report(`${tp}.services[${i}]`, `invalid service name "${s}"`);
   });

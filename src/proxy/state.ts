@@ -8,6 +8,7 @@ import { RouteCompileError } from './router/types.js';
 import type { DescriptorSources } from './transcode/descriptor-sources.js';
 import type { DescriptorPool } from './transcode/descriptors.js';
 import { Transcoder } from './transcode/transcoder.js';
+import { ListenerOpenApi } from './transcode/listener-openapi.js';
 
 export const DEFAULT_DETECT_TIMEOUT_MS = 100;
 export const DEFAULT_IDLE_TIMEOUT_MS = 300_000;
@@ -36,6 +37,8 @@ export interface ListenerSettings {
   readonly accessLog: boolean;
   readonly logHeaders: readonly string[];
   readonly sensitiveHeaders: ReadonlySet<string>;
+  /** OpenAPI documents of the listener's transcoding routes, for requests no route matches (docs/transcoding.md). */
+  readonly openapi: ListenerOpenApi | undefined;
 }
 
 /**
@@ -60,6 +63,7 @@ export function buildProxyState(snapshot: ConfigSnapshot, sources?: DescriptorSo
   for (const [name, rc] of snapshot.routeConfigs) routeTables.set(name, RouteTable.compile(rc));
   const clusters = new Map<string, ClusterRuntime>();
   for (const [name, c] of snapshot.clusters) clusters.set(name, ClusterRuntime.build(c, snapshot.loadAssignments.get(name)));
+  const transcoders = buildTranscoders(snapshot, sources);
   const listeners = new Map<string, ListenerSettings>();
   for (const [name, l] of snapshot.listeners) {
     const limits = l.limits;
@@ -81,9 +85,10 @@ export function buildProxyState(snapshot: ConfigSnapshot, sources?: DescriptorSo
       accessLog: !l.accessLog?.disabled,
       logHeaders: (l.accessLog?.logHeaders ?? []).map((h) => h.toLowerCase()),
       sensitiveHeaders: sensitive,
+      openapi: ListenerOpenApi.build(l.routeConfig ? snapshot.routeConfigs.get(l.routeConfig) : undefined, transcoders),
     });
   }
-  return { version: snapshot.version, snapshot, listeners, clusters, routeTables, transcoders: buildTranscoders(snapshot, sources) };
+  return { version: snapshot.version, snapshot, listeners, clusters, routeTables, transcoders };
 }
 
 /**

@@ -1,8 +1,9 @@
 import { expect } from 'chai';
+import http2 from 'node:http2';
 import { request } from 'undici';
 import { startBookstore, type BookstoreServer } from '../../examples/bookstore/server.js';
 import { file_outrigger_examples_bookstore_v1_bookstore } from '../../src/gen/outrigger/examples/bookstore/v1/bookstore_pb.js';
-import { cluster, listener } from '../support/config-docs.js';
+import { cluster, listener, routes } from '../support/config-docs.js';
 import { descriptorSetOf, ECHO_FILE, startEchoBackend, type EchoBackend } from '../support/echo-backend.js';
 import { startTestSidecar, type TestSidecar } from '../support/sidecar-harness.js';
 
@@ -106,6 +107,12 @@ describe('transcode: live OpenAPI 3.1 document (issue 3 point 10)', function () 
       },
       cluster('store', [store.port], 'UPSTREAM_PROTOCOL_HTTP2'),
       cluster('echo', [echo.port], 'UPSTREAM_PROTOCOL_HTTP2'),
+      // Transcoding routes that do not cover /.well-known/: the listener-wide document answers there.
+      listener('side', { routeConfig: 'side' }),
+      routes('side', [
+        { name: 'side-store', match: { prefix: '/v1/shelves' }, route: { cluster: 'store', transcode: { descriptorBin: b64(descriptorSetOf(file_outrigger_examples_bookstore_v1_bookstore)) } } },
+        { name: 'side-echo', match: { prefix: '/v1/samples' }, route: { cluster: 'echo', transcode: { descriptorBin: b64(descriptorSetOf(ECHO_FILE)) } } },
+      ]),
     ]);
     base = `http://127.0.0.1:${sc.port()}`;
   });
@@ -217,6 +224,36 @@ describe('transcode: live OpenAPI 3.1 document (issue 3 point 10)', function () 
     const sample = Object.entries<any>(doc.components.schemas).find(([k]) => k.endsWith('.Sample'))![1];
     expect(sample.properties.wait.type).to.equal('string');
     expect(sample.properties.meta).to.deep.equal({ type: 'object', additionalProperties: true });
+  });
+
+  it('a listener whose transcoding routes do not cover the path serves one merged document of all of them (h1 and h2)', async () => {
+    const side = `http://127.0.0.1:${sc.port('side')}`;
+    const r = await request(`${side}/.well-known/openapi.json`);
+    expect(r.statusCode).to.equal(200);
+    const doc = (await r.body.json()) as any;
+    expect(validateOpenApi(doc)).to.deep.equal([]);
+    expect(doc.paths).to.include.keys('/v1/shelves/{shelf}', '/v1/query', '/v1/samples/{id}');
+    expect(doc.tags.map((t: any) => t.name)).to.have.members(['outrigger.examples.bookstore.v1.BookstoreService', 'outrigger.examples.transcoding.v1.EchoService']);
+    expect(doc.info.title).to.include('BookstoreService').and.include('EchoService');
+    const post = await request(`${side}/.well-known/openapi.json`, { method: 'POST', body: '{}' });
+    await post.body.dump();
+    expect(post.statusCode).to.equal(404);
+    const h2 = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const s = http2.connect(side);
+      s.on('error', reject);
+      const st = s.request({ ':path': '/.well-known/openapi.json' });
+      let body = '';
+      let status = 0;
+      st.on('response', (h) => (status = Number(h[':status'])));
+      st.setEncoding('utf8');
+      st.on('data', (d: string) => (body += d));
+      st.on('end', () => {
+        s.close();
+        resolve({ status, body });
+      });
+    });
+    expect(h2.status).to.equal(200);
+    expect(JSON.parse(h2.body).paths).to.have.property('/v1/shelves');
   });
 
   it('is not served when disabled (the path falls through to the REST bindings)', async () => {

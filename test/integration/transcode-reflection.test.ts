@@ -45,13 +45,16 @@ describe('transcode: descriptors without redeploys (issue 3 point 9)', function 
   this.timeout(15_000);
 
   describe('from the upstream by gRPC server reflection', () => {
-    for (const versions of [['v1'], ['v1alpha']] as ReflectionVersion[][]) {
-      it(`fetches the descriptors (${versions[0]} server), then applies a changed answer as a swap on the same port`, async () => {
+    for (const [versions, withImports] of [
+      [['v1'], true],
+      [['v1alpha'], false],
+    ] as [ReflectionVersion[], boolean][]) {
+      it(`fetches the descriptors (${versions[0]} server${withImports ? '' : ', imports asked by file name'}), then applies a changed answer as a swap on the same port`, async () => {
         let current = { set: descriptorSetOf(BOOKSTORE_FILE), services: [BookstoreService.typeName] };
         let store: BookstoreServer | undefined;
         let sc: TestSidecar | undefined;
         try {
-          store = await startBookstore({ register: (s) => addReflection(s, () => current, versions) });
+          store = await startBookstore({ register: (s) => addReflection(s, () => current, versions, withImports) });
           sc = await startTestSidecar([
             listener('main'),
             routes('main', [{ name: 'store', match: { prefix: '/' }, route: { cluster: 'store', transcode: { reflection: { refreshInterval: '0.1s' } } } }]),

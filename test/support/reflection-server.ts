@@ -22,6 +22,8 @@ export function addReflection(
   server: grpc.Server,
   current: () => { set: Uint8Array; services: readonly string[] },
   versions: readonly ReflectionVersion[] = ['v1', 'v1alpha'],
+  /** Send each file's transitive imports along (grpc-go, grpc-java); false: the file alone, the client asks file_by_filename. */
+  withImports = true,
 ): void {
   for (const v of versions) {
     const path = `/grpc.reflection.${v}.ServerReflection/ServerReflectionInfo`;
@@ -38,7 +40,7 @@ export function addReflection(
     };
     server.addService(def, {
       ServerReflectionInfo: (call: grpc.ServerDuplexStream<ServerReflectionRequest, ServerReflectionResponse>) => {
-        call.on('data', (req: ServerReflectionRequest) => call.write(answer(req, current())));
+        call.on('data', (req: ServerReflectionRequest) => call.write(answer(req, current(), withImports)));
         call.on('end', () => call.end());
         call.on('error', () => {});
       },
@@ -46,7 +48,7 @@ export function addReflection(
   }
 }
 
-function answer(req: ServerReflectionRequest, cur: { set: Uint8Array; services: readonly string[] }): ServerReflectionResponse {
+function answer(req: ServerReflectionRequest, cur: { set: Uint8Array; services: readonly string[] }, withImports: boolean): ServerReflectionResponse {
   const reg = createFileRegistry(fromBinary(FileDescriptorSetSchema, cur.set));
   const base = { validHost: req.host, originalRequest: req };
   const files = (f: DescFile | undefined): ServerReflectionResponse => {
@@ -57,7 +59,7 @@ function answer(req: ServerReflectionRequest, cur: { set: Uint8Array; services: 
       if (seen.has(x.name)) return;
       seen.add(x.name);
       out.push(x);
-      x.dependencies.forEach(visit);
+      if (withImports) x.dependencies.forEach(visit);
     };
     visit(f);
     return create(ServerReflectionResponseSchema, {

@@ -59,7 +59,13 @@ export function onH1Request(
     headers: req.headers,
     isGrpc: false,
   });
-  if (!match) return h1LocalReply(res, ex, 'no_route');
+  if (!match) {
+    const doc = (method === 'GET' || method === 'HEAD') && settings.openapi?.get(q < 0 ? rawPath : rawPath.slice(0, q));
+    if (!doc) return h1LocalReply(res, ex, 'no_route');
+    ex.status = 200;
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': doc.body.length, 'cache-control': 'no-cache', etag: doc.etag });
+    return void (method === 'HEAD' ? res.end() : res.end(doc.body));
+  }
   ex.route = match.route.name;
   const action = match.route.action;
   if (action.kind === 'direct') {

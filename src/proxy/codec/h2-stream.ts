@@ -73,7 +73,13 @@ export function onH2Stream(
     headers,
     isGrpc: grpc,
   });
-  if (!match) return h2LocalReply(stream, ex, 'no_route', grpc);
+  if (!match) {
+    const doc = !grpc && (method === 'GET' || method === 'HEAD') && settings.openapi?.get(q < 0 ? rawPath : rawPath.slice(0, q));
+    if (!doc) return h2LocalReply(stream, ex, 'no_route', grpc);
+    ex.status = 200;
+    stream.respond({ ':status': 200, 'content-type': 'application/json', 'content-length': doc.body.length, 'cache-control': 'no-cache', etag: doc.etag });
+    return void (method === 'HEAD' ? stream.end() : stream.end(doc.body));
+  }
   ex.route = match.route.name;
   const action = match.route.action;
   if (action.kind === 'direct') {

@@ -85,6 +85,7 @@ export class ListenerManager {
       } else if (!opened.includes(l)) l.update({ settings, state: next });
     }
     this.state = next;
+    this.descriptors.commit();
     const keep = endpointKeys(next);
     this.ctx.h2.retain(keep);
     this.ctx.h1.retain(keep);

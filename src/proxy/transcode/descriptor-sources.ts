@@ -84,13 +84,27 @@ export class DescriptorSources {
       starts.push(start().then((tr) => void this.trackers.set(key, tr)));
     }
     await Promise.all(starts);
+    this.pendingKeys = new Set(wanted.keys());
+  }
+
+  /**
+   * The snapshot `prepare` saw is now serving: stop tracking the sources
+   * only the previous one used. (Not done in `prepare`, so a rejected apply
+   * leaves the running config's sources tracked.)
+   */
+  commit(): void {
+    const keep = this.pendingKeys;
+    if (!keep) return;
+    this.pendingKeys = undefined;
     for (const [key, tr] of this.trackers) {
-      if (!wanted.has(key)) {
+      if (!keep.has(key)) {
         tr.stop();
         this.trackers.delete(key);
       }
     }
   }
+
+  private pendingKeys: Set<string> | undefined;
 
   /** The state of a reflection source, by cluster and services (the newest tracker if endpoints changed). */
   reflection(cluster: string, services: readonly string[]): SourceState | undefined {

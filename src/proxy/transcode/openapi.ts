@@ -363,3 +363,32 @@ function uniqueId(used: Set<string>, id: string): string {
 function sortKeys<T>(o: Record<string, T>): Record<string, T> {
   return Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
+
+/**
+ * Merges the documents of several transcoding routes (one listener's) into
+ * one: paths and schemas united (a path two routes bind keeps the first
+ * route's operations; schemas are keyed by full message name, so equal names
+ * are the same message), tags united.
+ */
+export function mergeOpenApi(docs: readonly Obj[], title: string, version: string): Obj {
+  if (docs.length === 1) return { ...docs[0]!, info: { ...(docs[0]!['info'] as Obj), title } };
+  const paths: Record<string, Obj> = {};
+  const schemas: Record<string, Obj> = {};
+  const tags = new Map<string, Json>();
+  let responses: Json = {};
+  for (const d of docs) {
+    for (const [p, item] of Object.entries(d['paths'] as Record<string, Obj>)) paths[p] ??= item;
+    const comp = d['components'] as { schemas: Record<string, Obj>; responses: Json };
+    for (const [k, v] of Object.entries(comp.schemas)) schemas[k] ??= v;
+    responses = comp.responses;
+    for (const t of d['tags'] as Obj[]) tags.set(t['name'] as string, t);
+  }
+  const first = docs[0]!;
+  return {
+    openapi: first['openapi'] as Json,
+    info: { ...(first['info'] as Obj), title, version },
+    tags: [...tags.values()],
+    paths: sortKeys(paths),
+    components: { schemas: sortKeys(schemas), responses },
+  };
+}

@@ -68,16 +68,18 @@ export class Transcoder {
    * config (or descriptor) version.
    */
   openapi(): Buffer {
-    if (!this.openapiBody) {
-      const doc = buildOpenApi(this.services, this.bindings, {
-        title: this.services.map((s) => s.typeName).join(', ') || 'transcoded services',
-        version: this.version,
-        protoNames: this.settings.protoNames,
-        enumsAsInts: this.settings.enumsAsInts,
-      });
-      this.openapiBody = Buffer.from(JSON.stringify(doc, null, this.settings.indent || undefined));
-    }
+    this.openapiBody ??= Buffer.from(JSON.stringify(this.openapiDocument(), null, this.settings.indent || undefined));
     return this.openapiBody;
+  }
+
+  /** The document as an object (for merging the routes of a listener). */
+  openapiDocument(): ReturnType<typeof buildOpenApi> {
+    return buildOpenApi(this.services, this.bindings, {
+      title: this.services.map((s) => s.typeName).join(', ') || 'transcoded services',
+      version: this.version,
+      protoNames: this.settings.protoNames,
+      enumsAsInts: this.settings.enumsAsInts,
+    });
   }
 
   /** The descriptor content version (a hash of the set), the document's info.version. */

@@ -246,4 +246,19 @@ describe('config validation', () => {
       'Cluster/books: spec.type: unknown value "STATIC" for DiscoveryType; allowed: DISCOVERY_TYPE_UNSPECIFIED, DISCOVERY_TYPE_STATIC, DISCOVERY_TYPE_EDS',
     ]);
   });
+
+  describe('Transcode: reflection and openapi', () => {
+    const withTranscode = (t: Obj): Obj[] => editBase((find) => (routesOf(find('RouteConfiguration', 'main'))[0]!.route!.transcode = t));
+    it('accepts a reflection source and an openapi path', () => {
+      expect(errorsOf(withTranscode({ reflection: {} }))).to.deep.equal([]);
+      expect(errorsOf(withTranscode({ reflection: { refreshInterval: '5s', services: ['a.b.Svc'] }, openapi: { path: '/api/openapi.json' } }))).to.deep.equal([]);
+    });
+    it('rejects a too short refresh, bad service names and a bad openapi path, by field', () => {
+      expect(errorsOf(withTranscode({ reflection: { refreshInterval: '0.01s', services: ['bad name'] }, openapi: { path: 'openapi.json' } }))).to.deep.equal([
+        'RouteConfiguration/main: spec.virtualHosts[0].routes[0].route.transcode.reflection.refreshInterval: at least 100ms (0: the default, 30s)',
+        'RouteConfiguration/main: spec.virtualHosts[0].routes[0].route.transcode.reflection.services[0]: invalid service name "bad name"',
+        'RouteConfiguration/main: spec.virtualHosts[0].routes[0].route.transcode.openapi.path: must be a path starting with "/", got "openapi.json"',
+      ]);
+    });
+  });
 });
