@@ -156,6 +156,7 @@ describe('transcode: live OpenAPI 3.1 document (issue 3 point 10)', function () 
         'POST /v1/shelves/{shelf}/books',
         'GET /v1/shelves/{shelf}/books/{book}',
         'DELETE /v1/shelves/{shelf}/books/{book}',
+        'GET /v1/shelves/{shelf}:watch',
       ].sort(),
     );
     const getBook = doc.paths['/v1/shelves/{shelf}/books/{book}'].get;
