@@ -206,6 +206,12 @@ describe('transcode: REST → gRPC conformance', function () {
       expect(r.headers['content-type']).to.equal('text/plain');
       expect(r.text).to.equal('raw \x01 bytes');
     });
+    it('HttpBody server streaming: chunks concatenated into one raw body, content type from the first', async () => {
+      const r = await call('GET', '/v1/download/f?count=4');
+      expect(r.status).to.equal(200);
+      expect(r.headers['content-type']).to.equal('text/plain');
+      expect(r.text).to.equal('f-0;f-1;f-2;f-3;');
+    });
     it('the bookstore REST bindings work end to end', async () => {
       const created = await call('POST', '/v1/shelves', { host: 'store', body: '{"theme":"Poetry"}' });
       expect(created.status).to.equal(200);

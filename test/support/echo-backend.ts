@@ -1,3 +1,4 @@
+import { HttpBodySchema } from '../../src/gen/google/api/httpbody_pb.js';
 import * as grpc from '@grpc/grpc-js';
 import { create, toBinary, type DescFile } from '@bufbuild/protobuf';
 import { FileDescriptorSetSchema } from '@bufbuild/protobuf/wkt';
@@ -39,6 +40,14 @@ export async function startEchoBackend(): Promise<EchoBackend> {
       };
     }
   }
+  impl['download'] = (call: grpc.ServerWritableStream<Sample, unknown>) => {
+    const r = call.request;
+    const count = r.count ?? 3;
+    for (let i = 0; i < count; i++) {
+      call.write(create(HttpBodySchema, { contentType: 'text/plain', data: Buffer.from(`${r.name}-${i};`) }));
+    }
+    call.end();
+  };
   impl['repeat'] = (call: grpc.ServerWritableStream<Sample, Sample>) => {
     const r = call.request;
     const count = r.count ?? 3;
