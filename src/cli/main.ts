@@ -44,5 +44,14 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const cmd = await load();
-  return cmd.run(rest);
+  try {
+    return await cmd.run(rest);
+  } catch (err) {
+    // Bad flags from node:util parseArgs are usage errors, whichever command
+    // forgot to catch them: one line and exit 2, not a stack trace.
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    if (!code.startsWith('ERR_PARSE_ARGS_')) throw err;
+    process.stderr.write(`outrigger ${name}: ${(err as Error).message}\nRun \`outrigger ${name} --help\` for its flags.\n`);
+    return 2;
+  }
 }
