@@ -14,6 +14,7 @@ import type { StateStore } from '../store/state-store.js';
 import { peerKey, peerOf, type AuthOptions } from './auth.js';
 import { ControlPlane } from './control-plane.js';
 import { discoveryService } from './discovery-service.js';
+import { rawAdsKind, serveRawAds } from './ads-h2.js';
 import { operatorService } from './operator-service.js';
 
 export interface ControlServerOptions {
@@ -46,7 +47,9 @@ export interface ControlServer {
  * Serves the control API with @connectrpc/connect-node on one HTTP/2 port:
  * gRPC (what sidecars and the CLI use), gRPC-Web and Connect (browsers,
  * curl) from the same generated descriptors — no proto-loader, no second
- * code generator. h2c by default; TLS, and mTLS with a client CA.
+ * code generator. The sidecars' gRPC ADS streams alone are served on raw
+ * node:http2 (ads-h2.ts: the push hot path). h2c by default; TLS, and mTLS
+ * with a client CA.
  */
 export async function startControlServer(opts: ControlServerOptions): Promise<ControlServer> {
   const registry = opts.registry ?? new Registry();
@@ -61,7 +64,7 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
     maxDelayMs: opts.maxDelayMs,
     identifier: opts.identifier,
   });
-  const handler = connectNodeAdapter({
+  const connectHandler = connectNodeAdapter({
     routes(router) {
       router.service(AggregatedDiscoveryService, discoveryService(plane));
       router.service(OperatorService, operatorService(plane, opts.auth));
@@ -75,6 +78,12 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
     },
     contextValues: (req) => createContextValues().set(peerKey, peerOf(req)),
   });
+  // gRPC sidecar streams skip connect (see ads-h2.ts); everything else is connect's.
+  const handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): void => {
+    const ads = req instanceof http2.Http2ServerRequest ? rawAdsKind(req) : undefined;
+    if (ads) serveRawAds(plane, req as http2.Http2ServerRequest, ads);
+    else connectHandler(req, res);
+  };
   const server = opts.tls
     ? http2.createSecureServer(
         {

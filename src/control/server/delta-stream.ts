@@ -10,6 +10,7 @@ import {
 } from '../../gen/outrigger/control/v1/discovery_pb.js';
 import type { TypeStatus } from '../../gen/outrigger/control/v1/operator_pb.js';
 import { AsyncQueue } from '../async-queue.js';
+import type { ResponseSink } from './response-sink.js';
 import { TYPE_ORDER, WILDCARD_KINDS, kindOfTypeUrl, typeUrlOf, versionOfSet } from '../protocol.js';
 import type { NodeView } from './node-view.js';
 import type { NodeIdentity } from './selector.js';
@@ -35,7 +36,6 @@ interface TypeState extends StreamTypeStatus {
  * unsubscribed while a wildcard still covers it is sent again.
  */
 export class DeltaStream {
-  readonly out = new AsyncQueue<DeltaDiscoveryResponse>();
   readonly kind = 'delta';
   node: Node | undefined;
   identity: NodeIdentity | undefined;
@@ -46,6 +46,8 @@ export class DeltaStream {
   constructor(
     private readonly host: StreamHost,
     readonly id: number,
+    /** Where responses go: the raw HTTP/2 responder (ads-h2.ts) or a queue connect iterates. */
+    readonly out: ResponseSink<DeltaDiscoveryResponse> = new AsyncQueue<DeltaDiscoveryResponse>(),
   ) {
     this.connectedAtMs = host.clock.nowMs();
   }

@@ -1,6 +1,7 @@
 import type { ServiceImpl } from '@connectrpc/connect';
 import { AggregatedDiscoveryService } from '../../gen/outrigger/control/v1/discovery_pb.js';
-import type { AsyncQueue } from '../async-queue.js';
+import { AsyncQueue } from '../async-queue.js';
+import type { DeltaDiscoveryResponse, DiscoveryResponse } from '../../gen/outrigger/control/v1/discovery_pb.js';
 import type { ControlPlane } from './control-plane.js';
 import { DeltaStream } from './delta-stream.js';
 import { SotwStream } from './sotw-stream.js';
@@ -46,7 +47,8 @@ function responses<T>(out: AsyncQueue<T>, done: () => void): AsyncIterable<T> {
 }
 
 /**
- * The sidecar streams. Requests are read in a background loop and handled in
+ * The sidecar streams as connect serves them: gRPC-Web and Connect clients
+ * (gRPC sidecars take the raw HTTP/2 path, ads-h2.ts). Requests are read in a background loop and handled in
  * order; responses come from the stream's queue, fed both by requests and by
  * pushes. Authenticating sidecars belongs to the identity/mTLS issue: the
  * hook is here (ctx is available to check a peer identity before register).
@@ -54,7 +56,8 @@ function responses<T>(out: AsyncQueue<T>, done: () => void): AsyncIterable<T> {
 export function discoveryService(cp: ControlPlane): ServiceImpl<typeof AggregatedDiscoveryService> {
   return {
     streamAggregatedResources(requests, _ctx) {
-      const stream = new SotwStream(cp, cp.nextId());
+      const out = new AsyncQueue<DiscoveryResponse>();
+      const stream = new SotwStream(cp, cp.nextId(), out);
       cp.register(stream);
       const reader = (async () => {
         for await (const req of requests) stream.handle(req);
@@ -62,14 +65,15 @@ export function discoveryService(cp: ControlPlane): ServiceImpl<typeof Aggregate
       reader.then(
         () => cp.closed(stream),
         (err: Error) => {
-          stream.out.close(err);
+          out.close(err);
           cp.closed(stream, err);
         },
       );
-      return responses(stream.out, () => cp.closed(stream));
+      return responses(out, () => cp.closed(stream));
     },
     deltaAggregatedResources(requests, _ctx) {
-      const stream = new DeltaStream(cp, cp.nextId());
+      const out = new AsyncQueue<DeltaDiscoveryResponse>();
+      const stream = new DeltaStream(cp, cp.nextId(), out);
       cp.register(stream);
       const reader = (async () => {
         for await (const req of requests) stream.handle(req);
@@ -77,11 +81,11 @@ export function discoveryService(cp: ControlPlane): ServiceImpl<typeof Aggregate
       reader.then(
         () => cp.closed(stream),
         (err: Error) => {
-          stream.out.close(err);
+          out.close(err);
           cp.closed(stream, err);
         },
       );
-      return responses(stream.out, () => cp.closed(stream));
+      return responses(out, () => cp.closed(stream));
     },
   };
 }

@@ -12,6 +12,7 @@ import {
 } from '../../gen/outrigger/control/v1/discovery_pb.js';
 import { TypeStatus_State, type TypeStatus } from '../../gen/outrigger/control/v1/operator_pb.js';
 import { AsyncQueue } from '../async-queue.js';
+import type { ResponseSink } from './response-sink.js';
 import { TYPE_ORDER, WILDCARD_KINDS, kindOfTypeUrl, typeUrlOf, versionOfSet, type WireResource } from '../protocol.js';
 import type { NodeView } from './node-view.js';
 import type { StreamHost } from './stream-host.js';
@@ -110,7 +111,6 @@ function selectionOf(view: NodeView, kind: Kind, wildcard: boolean, names: Reado
  * routes that no longer need it).
  */
 export class SotwStream {
-  readonly out = new AsyncQueue<DiscoveryResponse>();
   readonly kind = 'sotw';
   node: Node | undefined;
   identity: NodeIdentity | undefined;
@@ -121,6 +121,8 @@ export class SotwStream {
   constructor(
     private readonly host: StreamHost,
     readonly id: number,
+    /** Where responses go: the raw HTTP/2 responder (ads-h2.ts) or a queue connect iterates. */
+    readonly out: ResponseSink<DiscoveryResponse> = new AsyncQueue<DiscoveryResponse>(),
   ) {
     this.connectedAtMs = host.clock.nowMs();
   }
