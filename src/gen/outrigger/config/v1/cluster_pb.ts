@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file outrigger/config/v1/cluster.proto.
  */
 export const file_outrigger_config_v1_cluster: GenFile = /*@__PURE__*/
-  fileDesc("CiFvdXRyaWdnZXIvY29uZmlnL3YxL2NsdXN0ZXIucHJvdG8SE291dHJpZ2dlci5jb25maWcudjEimAUKB0NsdXN0ZXISDAoEbmFtZRgBIAEoCRI4CgR0eXBlGAIgASgOMioub3V0cmlnZ2VyLmNvbmZpZy52MS5DbHVzdGVyLkRpc2NvdmVyeVR5cGUSMAoJZW5kcG9pbnRzGAMgAygLMh0ub3V0cmlnZ2VyLmNvbmZpZy52MS5FbmRwb2ludBI4CglsYl9wb2xpY3kYBCABKA4yJS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuTGJQb2xpY3kSMgoPY29ubmVjdF90aW1lb3V0GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEj8KCHByb3RvY29sGAYgASgOMi0ub3V0cmlnZ2VyLmNvbmZpZy52MS5DbHVzdGVyLlVwc3RyZWFtUHJvdG9jb2wSHAoUbWF4X2lkbGVfY29ubmVjdGlvbnMYByABKA0SLwoMaWRsZV90aW1lb3V0GAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uImIKDURpc2NvdmVyeVR5cGUSHgoaRElTQ09WRVJZX1RZUEVfVU5TUEVDSUZJRUQQABIZChVESVNDT1ZFUllfVFlQRV9TVEFUSUMQARIWChJESVNDT1ZFUllfVFlQRV9FRFMQAiJACghMYlBvbGljeRIZChVMQl9QT0xJQ1lfVU5TUEVDSUZJRUQQABIZChVMQl9QT0xJQ1lfUk9VTkRfUk9CSU4QASJvChBVcHN0cmVhbVByb3RvY29sEiEKHVVQU1RSRUFNX1BST1RPQ09MX1VOU1BFQ0lGSUVEEAASGwoXVVBTVFJFQU1fUFJPVE9DT0xfSFRUUDEQARIbChdVUFNUUkVBTV9QUk9UT0NPTF9IVFRQMhACIoABCghFbmRwb2ludBIzCgdhZGRyZXNzGAEgASgLMiIub3V0cmlnZ2VyLmNvbmZpZy52MS5Tb2NrZXRBZGRyZXNzEg4KBndlaWdodBgCIAEoDRIvCghsb2NhbGl0eRgDIAEoCzIdLm91dHJpZ2dlci5jb25maWcudjEuTG9jYWxpdHkiVwoVQ2x1c3RlckxvYWRBc3NpZ25tZW50EgwKBG5hbWUYASABKAkSMAoJZW5kcG9pbnRzGAIgAygLMh0ub3V0cmlnZ2VyLmNvbmZpZy52MS5FbmRwb2ludGIGcHJvdG8z", [file_google_protobuf_duration, file_outrigger_config_v1_common]);
+  fileDesc("CiFvdXRyaWdnZXIvY29uZmlnL3YxL2NsdXN0ZXIucHJvdG8SE291dHJpZ2dlci5jb25maWcudjEiugUKB0NsdXN0ZXISDAoEbmFtZRgBIAEoCRI4CgR0eXBlGAIgASgOMioub3V0cmlnZ2VyLmNvbmZpZy52MS5DbHVzdGVyLkRpc2NvdmVyeVR5cGUSMAoJZW5kcG9pbnRzGAMgAygLMh0ub3V0cmlnZ2VyLmNvbmZpZy52MS5FbmRwb2ludBI4CglsYl9wb2xpY3kYBCABKA4yJS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuTGJQb2xpY3kSMgoPY29ubmVjdF90aW1lb3V0GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEj8KCHByb3RvY29sGAYgASgOMi0ub3V0cmlnZ2VyLmNvbmZpZy52MS5DbHVzdGVyLlVwc3RyZWFtUHJvdG9jb2wSHAoUbWF4X2lkbGVfY29ubmVjdGlvbnMYByABKA0SLwoMaWRsZV90aW1lb3V0GAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIoMBCg1EaXNjb3ZlcnlUeXBlEh4KGkRJU0NPVkVSWV9UWVBFX1VOU1BFQ0lGSUVEEAASGQoVRElTQ09WRVJZX1RZUEVfU1RBVElDEAESFgoSRElTQ09WRVJZX1RZUEVfRURTEAISHwobRElTQ09WRVJZX1RZUEVfT1JJR0lOQUxfRFNUEAMiQAoITGJQb2xpY3kSGQoVTEJfUE9MSUNZX1VOU1BFQ0lGSUVEEAASGQoVTEJfUE9MSUNZX1JPVU5EX1JPQklOEAEibwoQVXBzdHJlYW1Qcm90b2NvbBIhCh1VUFNUUkVBTV9QUk9UT0NPTF9VTlNQRUNJRklFRBAAEhsKF1VQU1RSRUFNX1BST1RPQ09MX0hUVFAxEAESGwoXVVBTVFJFQU1fUFJPVE9DT0xfSFRUUDIQAiKAAQoIRW5kcG9pbnQSMwoHYWRkcmVzcxgBIAEoCzIiLm91dHJpZ2dlci5jb25maWcudjEuU29ja2V0QWRkcmVzcxIOCgZ3ZWlnaHQYAiABKA0SLwoIbG9jYWxpdHkYAyABKAsyHS5vdXRyaWdnZXIuY29uZmlnLnYxLkxvY2FsaXR5IlcKFUNsdXN0ZXJMb2FkQXNzaWdubWVudBIMCgRuYW1lGAEgASgJEjAKCWVuZHBvaW50cxgCIAMoCzIdLm91dHJpZ2dlci5jb25maWcudjEuRW5kcG9pbnRiBnByb3RvMw", [file_google_protobuf_duration, file_outrigger_config_v1_common]);
 
 /**
  * A set of interchangeable upstream endpoints and how to talk to them.
@@ -36,7 +36,7 @@ export type Cluster = Message<"outrigger.config.v1.Cluster"> & {
 
   /**
    * STATIC clusters list their endpoints here; EDS clusters take them from the
-   * ClusterLoadAssignment of the same name.
+   * ClusterLoadAssignment of the same name; ORIGINAL_DST clusters have none.
    *
    * @generated from field: repeated outrigger.config.v1.Endpoint endpoints = 3;
    */
@@ -101,6 +101,16 @@ export enum Cluster_DiscoveryType {
    * @generated from enum value: DISCOVERY_TYPE_EDS = 2;
    */
   EDS = 2,
+
+  /**
+   * No endpoints: each downstream connection goes to where it was going
+   * before iptables redirected it (SO_ORIGINAL_DST); HTTP and gRPC requests
+   * on connections that were not redirected go to their Host / :authority.
+   * The pass-through cluster of captured outbound traffic (docs/injector.md).
+   *
+   * @generated from enum value: DISCOVERY_TYPE_ORIGINAL_DST = 3;
+   */
+  ORIGINAL_DST = 3,
 }
 
 /**
