@@ -1,4 +1,4 @@
-import { Cluster_DiscoveryType, type Cluster, type ClusterLoadAssignment, type Endpoint } from '../gen/outrigger/config/v1/cluster_pb.js';
+import { Cluster_DiscoveryType, Cluster_LbPolicy, type Cluster, type ClusterLoadAssignment, type Endpoint } from '../gen/outrigger/config/v1/cluster_pb.js';
 import type { Listener } from '../gen/outrigger/config/v1/listener_pb.js';
 import type { Kind } from './kinds.js';
 import type { ConfigError } from './snapshot.js';
@@ -139,8 +139,17 @@ function checkCluster(c: Cluster, exists: Exists, report: Report): void {
       }
       if (!exists('ClusterLoadAssignment', c.name)) report('', `no ClusterLoadAssignment "${c.name}" for EDS cluster`);
       break;
+    case Cluster_DiscoveryType.ORIGINAL_DST:
+      // The destination is per connection (SO_ORIGINAL_DST) or per request (Host / :authority).
+      if (c.endpoints.length > 0) {
+        report('spec.endpoints', 'must be empty for a DISCOVERY_TYPE_ORIGINAL_DST cluster (each connection goes to its original destination)');
+      }
+      if (c.lbPolicy !== Cluster_LbPolicy.UNSPECIFIED) {
+        report('spec.lbPolicy', 'must be unset for a DISCOVERY_TYPE_ORIGINAL_DST cluster (there is one destination per connection, nothing to balance)');
+      }
+      break;
     default:
-      report('spec.type', 'required: DISCOVERY_TYPE_STATIC or DISCOVERY_TYPE_EDS');
+      report('spec.type', 'required: DISCOVERY_TYPE_STATIC, DISCOVERY_TYPE_EDS or DISCOVERY_TYPE_ORIGINAL_DST');
   }
   checkEndpoints(c.endpoints, report);
   checkNonNegative(c.connectTimeout, 'spec.connectTimeout', report);

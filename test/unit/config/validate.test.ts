@@ -198,7 +198,19 @@ describe('config validation', () => {
         'Cluster/web: spec.endpoints: must be empty for a DISCOVERY_TYPE_EDS cluster (its endpoints come from ClusterLoadAssignment "web")',
       ]);
       expect(errorsOf(editBase((find) => delete find('Cluster', 'books').type))).to.deep.equal([
-        'Cluster/books: spec.type: required: DISCOVERY_TYPE_STATIC or DISCOVERY_TYPE_EDS',
+        'Cluster/books: spec.type: required: DISCOVERY_TYPE_STATIC, DISCOVERY_TYPE_EDS or DISCOVERY_TYPE_ORIGINAL_DST',
+      ]);
+    });
+
+    it('accepts an ORIGINAL_DST cluster without endpoints; refuses endpoints, an lbPolicy and a ClusterLoadAssignment for it', () => {
+      const passthrough = (spec: Obj): Obj[] => [...baseDocs(), doc('Cluster', 'passthrough', { type: 'DISCOVERY_TYPE_ORIGINAL_DST', ...spec })];
+      expect(errorsOf(passthrough({ protocol: 'UPSTREAM_PROTOCOL_HTTP1', connectTimeout: '2s', idleTimeout: '30s' }))).to.deep.equal([]);
+      expect(errorsOf(passthrough({ endpoints: [{ address: { host: '10.0.0.9', port: 80 } }], lbPolicy: 'LB_POLICY_ROUND_ROBIN' }))).to.deep.equal([
+        'Cluster/passthrough: spec.endpoints: must be empty for a DISCOVERY_TYPE_ORIGINAL_DST cluster (each connection goes to its original destination)',
+        'Cluster/passthrough: spec.lbPolicy: must be unset for a DISCOVERY_TYPE_ORIGINAL_DST cluster (there is one destination per connection, nothing to balance)',
+      ]);
+      expect(errorsOf([...passthrough({}), doc('ClusterLoadAssignment', 'passthrough', {})])).to.deep.equal([
+        'ClusterLoadAssignment/passthrough: no EDS cluster "passthrough" (cluster "passthrough" has type ORIGINAL_DST, not EDS)',
       ]);
     });
 
@@ -243,7 +255,7 @@ describe('config validation', () => {
   it('does not report references to a document that failed to decode', () => {
     const docs = editBase((find) => (find('Cluster', 'books').type = 'STATIC'));
     expect(errorsOf(docs)).to.deep.equal([
-      'Cluster/books: spec.type: unknown value "STATIC" for DiscoveryType; allowed: DISCOVERY_TYPE_UNSPECIFIED, DISCOVERY_TYPE_STATIC, DISCOVERY_TYPE_EDS',
+      'Cluster/books: spec.type: unknown value "STATIC" for DiscoveryType; allowed: DISCOVERY_TYPE_UNSPECIFIED, DISCOVERY_TYPE_STATIC, DISCOVERY_TYPE_EDS, DISCOVERY_TYPE_ORIGINAL_DST',
     ]);
   });
 
