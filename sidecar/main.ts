@@ -6,6 +6,7 @@ import { systemRandom, type Random } from '../src/core/random.js';
 import { buildSnapshot, loadConfig } from '../src/config/loader.js';
 import type { ResourceDocument } from '../src/config/snapshot.js';
 import { XdsClient } from '../src/control/client/xds-client.js';
+import type { ControlTls } from '../src/control/client/transport.js';
 import { writeFileAtomic } from '../src/control/store/file-store.js';
 import { ConfigStore } from '../src/config/store.js';
 import { FileConfigSource } from '../src/config/file-source.js';
@@ -21,8 +22,10 @@ import { H2Pool } from '../src/proxy/upstream/h2-pool.js';
 import type { ProxyContext } from '../src/proxy/context.js';
 
 export interface ControlPlaneOptions {
-  /** HOST:PORT */
+  /** HOST:PORT (h2c, or TLS when `tls` is given) or https://HOST:PORT */
   address: string;
+  /** TLS toward the control plane (PEM contents): `ca` verifies its certificate. */
+  tls?: ControlTls;
   nodeId: string;
   nodeCluster?: string;
   nodeLabels?: Record<string, string>;
@@ -183,6 +186,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     const cp = opts.controlPlane;
     xds = new XdsClient({
       address: cp.address,
+      tls: cp.tls,
       node: { id: cp.nodeId, cluster: cp.nodeCluster, labels: cp.nodeLabels },
       clock,
       random: opts.random ?? systemRandom(),

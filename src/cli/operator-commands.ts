@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { readDocuments } from '../config/loader.js';
 import type { JsonObject } from '../config/snapshot.js';
-import { operatorClient, resolveTarget } from '../control/client/operator-client.js';
+import { operatorClient, resolveTarget, type TargetFlags } from '../control/client/operator-client.js';
 import { TypeStatus_State } from '../gen/outrigger/control/v1/operator_pb.js';
 import { timestampMs } from '@bufbuild/protobuf/wkt';
 import { TARGET_OPTIONS, TARGET_USAGE, reportError } from './control-flags.js';
@@ -33,15 +33,17 @@ function operatorCommand(
         process.stdout.write(`${usage}\n${TARGET_USAGE}\n`);
         return 0;
       }
+      let tls: boolean | undefined;
       try {
-        const client = operatorClient(resolveTarget(values as { 'control-plane'?: string; 'token-file'?: string }));
-        return await body(values, parsed.positionals, client);
+        const target = resolveTarget(values as TargetFlags);
+        tls = target.tls !== undefined || target.address.startsWith('https://');
+        return await body(values, parsed.positionals, operatorClient(target));
       } catch (err) {
         if (err instanceof UsageError) {
           process.stderr.write(`outrigger ${name}: ${err.message}\n\n${usage}\n`);
           return 2;
         }
-        return reportError(name, err);
+        return reportError(name, err, tls);
       }
     },
   };

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parseDurationFlag } from '../core/duration.js';
 import { startSidecar } from '../../sidecar/main.js';
@@ -5,7 +6,7 @@ import { readNodeLabels } from '../control/client/node-labels.js';
 import type { Command } from './main.js';
 
 const USAGE = `usage: outrigger sidecar [--config FILE|DIR] [--control-plane HOST:PORT --node-id ID [--node-cluster C]
-       [--node-labels-file FILE]] [--admin-port 15000] [--drain-timeout 5s] [--state-dir DIR]
+       [--node-labels-file FILE] [--control-plane-ca FILE]] [--admin-port 15000] [--drain-timeout 5s] [--state-dir DIR]
 
 Runs the data plane with the listeners, routes and clusters of the config
 (resource documents, see docs/config.md). The config is watched and hot
@@ -15,7 +16,9 @@ finish up to --drain-timeout, then the process exits 0.
 
 flags:
   --config FILE|DIR     resource documents (YAML or JSON); with --control-plane, bootstrap resources
-  --control-plane H:P   subscribe to a control plane (docs/control-plane.md)
+  --control-plane H:P   subscribe to a control plane (docs/control-plane.md); h2c, or
+                        https://H:P for TLS verified with the system CAs
+  --control-plane-ca F  TLS to the control plane, its certificate verified with this CA
   --node-id ID          this sidecar's node id (required with --control-plane)
   --node-cluster C      the service this sidecar belongs to (for selectors)
   --node-labels-file F  labels for selectors: key="value" lines (downward API) or a YAML map
@@ -41,6 +44,7 @@ export const sidecarCommand: Command = {
         'node-id': { type: 'string' },
         'node-cluster': { type: 'string' },
         'node-labels-file': { type: 'string' },
+        'control-plane-ca': { type: 'string' },
         'status-port': { type: 'string' },
         'allow-ephemeral-ports': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h' },
@@ -52,6 +56,10 @@ export const sidecarCommand: Command = {
     }
     if (!values.config && !values['control-plane']) {
       process.stderr.write('outrigger sidecar: --config or --control-plane is required\n\n' + USAGE + '\n');
+      return 2;
+    }
+    if (values['control-plane-ca'] && !values['control-plane']) {
+      process.stderr.write('outrigger sidecar: --control-plane-ca needs --control-plane\n\n' + USAGE + '\n');
       return 2;
     }
     if (values['control-plane'] && !values['node-id']) {
@@ -67,7 +75,13 @@ export const sidecarCommand: Command = {
         drainTimeoutMs: parseDurationFlag(values['drain-timeout']!),
         stateDir: values['state-dir'],
         controlPlane: values['control-plane']
-          ? { address: values['control-plane'], nodeId: values['node-id']!, nodeCluster: values['node-cluster'], nodeLabels }
+          ? {
+              address: values['control-plane'],
+              tls: values['control-plane-ca'] ? { ca: readFileSync(values['control-plane-ca'], 'utf8') } : undefined,
+              nodeId: values['node-id']!,
+              nodeCluster: values['node-cluster'],
+              nodeLabels,
+            }
           : undefined,
         allowEphemeralPorts: values['allow-ephemeral-ports'],
         statusPort: values['status-port'] === undefined ? undefined : Number(values['status-port']),

@@ -2,11 +2,12 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/loader.js';
 import { formatConfigError, type ConfigSnapshot } from '../config/snapshot.js';
 import type { Command } from './main.js';
-import { operatorClient, resolveTarget } from '../control/client/operator-client.js';
+import { operatorClient, resolveTarget, type TargetFlags } from '../control/client/operator-client.js';
 import { readDocumentValues } from './operator-commands.js';
 import { reportError } from './control-flags.js';
 
-const USAGE = `usage: outrigger validate -f FILE|DIR [--allow-ephemeral-ports] [--server [--control-plane H:P] [--token-file F]]
+const USAGE = `usage: outrigger validate -f FILE|DIR [--allow-ephemeral-ports] [--server [--control-plane H:P] [--token-file F]
+       [--tls-ca F] [--tls-cert F --tls-key F]]
 
 Checks resource documents (YAML or JSON; a directory means every *.yaml,
 *.yml and *.json file in it) exactly as the sidecar would before applying
@@ -20,6 +21,8 @@ flags:
   --server                   dry run on the control plane: checked together with what it stores
   --control-plane HOST:PORT  (with --server) default $OUTRIGGER_CONTROL_PLANE
   --token-file FILE          (with --server) default the value of $OUTRIGGER_TOKEN
+  --tls-ca FILE              (with --server) TLS with this CA; default $OUTRIGGER_TLS_CA
+  --tls-cert F, --tls-key F  (with --server) client certificate (mTLS); default $OUTRIGGER_TLS_CERT/_KEY
   -h, --help                 show this help`;
 
 /** Summary order follows the request path: listener → routes → clusters → endpoints. */
@@ -38,6 +41,9 @@ export const validateCommand: Command = {
           server: { type: 'boolean', default: false },
           'control-plane': { type: 'string' },
           'token-file': { type: 'string' },
+          'tls-ca': { type: 'string' },
+          'tls-cert': { type: 'string' },
+          'tls-key': { type: 'string' },
           help: { type: 'boolean', short: 'h', default: false },
         },
       }));
@@ -73,10 +79,13 @@ export function summary(snap: ConfigSnapshot): string {
   return `valid: ${n} document${n === 1 ? '' : 's'} (${parts.join(', ')}), version ${snap.version}`;
 }
 
-async function validateOnServer(file: string, flags: { 'control-plane'?: string; 'token-file'?: string }): Promise<number> {
+async function validateOnServer(file: string, flags: TargetFlags): Promise<number> {
+  let tls: boolean | undefined;
   try {
     const documents = await readDocumentValues(file);
-    const res = await operatorClient(resolveTarget(flags)).validate({ documents });
+    const target = resolveTarget(flags);
+    tls = target.tls !== undefined || target.address.startsWith('https://');
+    const res = await operatorClient(target).validate({ documents });
     if (!res.valid) {
       process.stderr.write(res.errors.map((e) => formatConfigError(e) + '\n').join(''));
       return 1;
@@ -84,6 +93,6 @@ async function validateOnServer(file: string, flags: { 'control-plane'?: string;
     process.stdout.write(`valid on the server: ${documents.length} document${documents.length === 1 ? '' : 's'}\n`);
     return 0;
   } catch (err) {
-    return reportError('validate', err);
+    return reportError('validate', err, tls);
   }
 }

@@ -104,8 +104,8 @@ export function outrigger(args: string[], env: Record<string, string> = {}): Pro
   });
 }
 
-/** Starts `outrigger control` as a child process and waits for its ready line. */
-export async function spawnControlPlane(args: string[]): Promise<{ child: ChildProcess; port: number; stderr: () => string }> {
+/** Starts `outrigger control` as a child process and waits for its ready line (stdout() is its log, JSON lines). */
+export async function spawnControlPlane(args: string[]): Promise<{ child: ChildProcess; port: number; stdout: () => string; stderr: () => string }> {
   const child = spawn(process.execPath, [join(ROOT, 'bin/outrigger.js'), 'control', '--host', '127.0.0.1', '--metrics-port', '0', '--allow-ephemeral-ports', '--debounce', '0.02s', ...args], {
     cwd: ROOT,
     env: { ...process.env, OUTRIGGER_FROM_SOURCE: '1' },
@@ -122,7 +122,41 @@ export async function spawnControlPlane(args: string[]): Promise<{ child: ChildP
     });
     child.on('exit', (code) => reject(new Error(`control plane exited ${code}: ${err}`)));
   });
-  return { child, port, stderr: () => err };
+  return { child, port, stdout: () => out, stderr: () => err };
+}
+
+/** Starts `outrigger sidecar ARGS` as a child process and waits for its ready line (listener ports by name). */
+export async function spawnSidecar(args: string[]): Promise<{ child: ChildProcess; listeners: Record<string, { port: number }>; stdout: () => string; stop(): Promise<void> }> {
+  const child = spawn(process.execPath, [join(ROOT, 'bin/outrigger.js'), 'sidecar', '--admin-port', '0', '--allow-ephemeral-ports', ...args], {
+    cwd: ROOT,
+    env: { ...process.env, OUTRIGGER_FROM_SOURCE: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  const listeners = await new Promise<Record<string, { port: number }>>((resolve, reject) => {
+    child.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      for (const line of out.split('\n')) {
+        if (!line.includes('"msg":"sidecar ready"')) continue;
+        resolve((JSON.parse(line) as { listeners: Record<string, { port: number }> }).listeners);
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`sidecar exited ${code}: ${err}`)));
+  });
+  return {
+    child,
+    listeners,
+    stdout: () => out,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      await new Promise<void>((r) => {
+        child.once('exit', () => r());
+        child.kill('SIGTERM');
+      });
+    },
+  };
 }
 
 export async function writeToken(dir: string): Promise<string> {

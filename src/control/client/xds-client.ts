@@ -18,11 +18,14 @@ import type { Logger } from '../../observability/logger.js';
 import { AsyncQueue } from '../async-queue.js';
 import { PROTOCOL_VERSION, USER_AGENT, fromWire, kindOfTypeUrl, typeUrlOf } from '../protocol.js';
 import { backoffDelayMs } from './backoff.js';
+import { controlTransport, type ControlTls } from './transport.js';
 import { ClientMetrics } from './client-metrics.js';
 
 export interface XdsClientOptions {
-  /** HOST:PORT of the control plane. */
+  /** HOST:PORT of the control plane (h2c), or https://HOST:PORT (TLS). */
   readonly address: string;
+  /** TLS toward the control plane (PEM contents): `ca` verifies its certificate. */
+  readonly tls?: ControlTls;
   readonly node: { id: string; cluster?: string; labels?: Record<string, string> };
   readonly clock: Clock;
   readonly random: Random;
@@ -112,7 +115,7 @@ export class XdsClient {
 
   private async connect(): Promise<void> {
     if (this.closed) return;
-    const transport = createGrpcTransport({ baseUrl: `http://${this.opts.address}`, pingIntervalMs: 10_000 });
+    const transport = createGrpcTransport({ ...controlTransport(this.opts.address, this.opts.tls), pingIntervalMs: 10_000 });
     const client = createClient(AggregatedDiscoveryService, transport);
     const requests = new AsyncQueue<DiscoveryRequest>();
     const abort = new AbortController();
