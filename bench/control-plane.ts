@@ -8,7 +8,11 @@
  * is killed after --deadline seconds.
  *
  *   node --import tsx bench/control-plane.ts [--streams 1000] [--changes 5] [--debounce 0.1s] [--per-connection 1]
- *     [--cp-node-arg --cpu-prof --cp-node-arg --cpu-prof-dir=/tmp/prof]   (node flags for the control-plane process)
+ *     [--client raw|connect] [--cp-node-arg=--cpu-prof --cp-node-arg=--cpu-prof-dir=/tmp/prof]   (node flags for the control-plane process)
+ *
+ * --client raw (default): each simulated sidecar is a RawSotw (test/support/xds-raw.ts) on
+ * its own HTTP/2 session, so the client process costs little next to the control plane;
+ * --client connect: the connect-based light client the tests use (heavier per message).
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -19,7 +23,9 @@ import { parseArgs } from 'node:util';
 import type { Transport } from '@connectrpc/connect';
 import { operatorClient } from '../src/control/client/operator-client.js';
 import type { DiscoveryResponse } from '../src/gen/outrigger/control/v1/discovery_pb.js';
+import http2 from 'node:http2';
 import { LightSotw, TYPE, kindOf, nodeOf, transportFor } from '../test/support/xds-light.js';
+import { RawSotw } from '../test/support/xds-raw.js';
 
 const { values } = parseArgs({
   options: {
@@ -29,11 +35,14 @@ const { values } = parseArgs({
     'per-connection': { type: 'string', default: '1' },
     deadline: { type: 'string', default: '180' },
     'cp-node-arg': { type: 'string', multiple: true, default: [] },
+    client: { type: 'string', default: 'raw' },
   },
 });
 const N = Number(values.streams);
 const CHANGES = Number(values.changes);
 const PER_CONN = Math.max(1, Number(values['per-connection']));
+const RAW = values.client === 'raw';
+if (!RAW && values.client !== 'connect') throw new Error('--client must be raw or connect');
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const deadline = setTimeout(() => {
   console.error(`bench: deadline of ${values.deadline}s passed; giving up`);
@@ -74,7 +83,8 @@ async function main(): Promise<void> {
     [...values['cp-node-arg']!, join(ROOT, 'bin/outrigger.js'), 'control', '--store', `file:${dir}`, '--no-auth', '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--debounce', values.debounce!],
     { cwd: ROOT, env: { ...process.env, OUTRIGGER_FROM_SOURCE: '1' }, stdio: ['ignore', 'pipe', 'ignore'] },
   );
-  const streams: LightSotw[] = [];
+  const streams: (LightSotw | RawSotw)[] = [];
+  const sessions: http2.ClientHttp2Session[] = [];
   try {
     const port = await new Promise<number>((resolve, reject) => {
       let out = '';
@@ -101,8 +111,14 @@ async function main(): Promise<void> {
     const transports: Transport[] = [];
     const t0 = performance.now();
     for (let i = 0; i < N; i++) {
-      if (i % PER_CONN === 0) transports.push(transportFor(address));
-      const s = new LightSotw(transports[transports.length - 1]!);
+      let s: LightSotw | RawSotw;
+      if (RAW) {
+        if (i % PER_CONN === 0) sessions.push(http2.connect(`http://${address}`));
+        s = new RawSotw(sessions[sessions.length - 1]!);
+      } else {
+        if (i % PER_CONN === 0) transports.push(transportFor(address));
+        s = new LightSotw(transports[transports.length - 1]!);
+      }
       const acks = new Map<string, number>();
       ackedAt.push(acks);
       s.onResponse = (r: DiscoveryResponse) => {
@@ -143,7 +159,8 @@ async function main(): Promise<void> {
     const r = (x: number): number => Math.round(x * 10) / 10;
     const result = {
       streams: N,
-      connections: transports.length,
+      client: values.client,
+      connections: RAW ? sessions.length : transports.length,
       streamErrors: errors,
       connectAllMs: Math.round(connectMs),
       changes: CHANGES,
@@ -164,6 +181,7 @@ async function main(): Promise<void> {
     console.log(JSON.stringify(result, null, 2));
   } finally {
     for (const s of streams) s.close();
+    for (const s of sessions) s.destroy();
     child.kill('SIGTERM');
     await rm(dir, { recursive: true, force: true });
   }

@@ -1,0 +1,80 @@
+import http2 from 'node:http2';
+import { create, fromBinary, toBinary, type MessageInitShape } from '@bufbuild/protobuf';
+import {
+  AggregatedDiscoveryService,
+  DiscoveryRequestSchema,
+  DiscoveryResponseSchema,
+  type DiscoveryResponse,
+} from '../../src/gen/outrigger/control/v1/discovery_pb.js';
+
+const PATH = `/${AggregatedDiscoveryService.typeName}/${AggregatedDiscoveryService.method.streamAggregatedResources.name}`;
+
+/**
+ * The lightest SotW client a benchmark can run a thousand of in one process:
+ * one HTTP/2 stream on a session it is given, gRPC framing by hand, every
+ * response decoded (so the ACK carries its real version and nonce). What a
+ * real sidecar does with the resources is not simulated: this measures the
+ * control plane, not a client library.
+ */
+export class RawSotw {
+  onResponse: ((r: DiscoveryResponse) => void) | undefined;
+  error: Error | undefined;
+  /** The status the server ended the stream with (from trailers or a trailers-only response). */
+  readonly ended: Promise<{ status: string; message: string }>;
+  readonly stream: http2.ClientHttp2Stream;
+  private pending: Buffer | undefined;
+
+  constructor(session: http2.ClientHttp2Session) {
+    this.stream = session.request({ ':method': 'POST', ':path': PATH, 'content-type': 'application/grpc', te: 'trailers' });
+    this.stream.on('data', (chunk: Buffer) => this.read(chunk));
+    this.ended = new Promise((resolve) => {
+      const done = (h: http2.IncomingHttpHeaders): void => {
+        if (h['grpc-status'] === undefined) return;
+        const r = { status: String(h['grpc-status']), message: decodeURIComponent(String(h['grpc-message'] ?? '')) };
+        if (r.status !== '0') this.error = new Error(`grpc-status ${r.status}: ${r.message}`);
+        resolve(r);
+      };
+      this.stream.on('response', done); // trailers-only
+      this.stream.on('trailers', done);
+      this.stream.on('close', () => resolve({ status: 'closed', message: `rst ${this.stream.rstCode}` }));
+    });
+    this.stream.on('error', (err) => (this.error = err));
+  }
+
+  /** Writes raw bytes on the stream (tests of framing and bad input). */
+  writeRaw(bytes: Uint8Array): void {
+    this.stream.write(bytes);
+  }
+
+  send(req: MessageInitShape<typeof DiscoveryRequestSchema>): void {
+    const bytes = toBinary(DiscoveryRequestSchema, create(DiscoveryRequestSchema, req));
+    const out = Buffer.allocUnsafe(5 + bytes.length);
+    out[0] = 0;
+    out.writeUInt32BE(bytes.length, 1);
+    out.set(bytes, 5);
+    this.stream.write(out);
+  }
+
+  /** ACK: the version and nonce of the response, the same names as subscribed. */
+  ack(res: DiscoveryResponse, names: string[]): void {
+    this.send({ typeUrl: res.typeUrl, versionInfo: res.versionInfo, responseNonce: res.nonce, resourceNames: names });
+  }
+
+  close(): void {
+    this.stream.close(http2.constants.NGHTTP2_CANCEL);
+  }
+
+  private read(chunk: Buffer): void {
+    const buf = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
+    this.pending = undefined;
+    let off = 0;
+    while (buf.length - off >= 5) {
+      const len = buf.readUInt32BE(off + 1);
+      if (buf.length - off - 5 < len) break;
+      const msg = fromBinary(DiscoveryResponseSchema, buf.subarray(off + 5, off + 5 + len));
+      off += 5 + len;
+      this.onResponse?.(msg);
+    }
+    if (off < buf.length) this.pending = Buffer.from(buf.subarray(off));
+  }
+}
