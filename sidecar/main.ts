@@ -20,6 +20,8 @@ import { ListenerManager } from '../src/proxy/listener/listener-manager.js';
 import { H1Pool } from '../src/proxy/upstream/h1-pool.js';
 import { H2Pool } from '../src/proxy/upstream/h2-pool.js';
 import type { ProxyContext } from '../src/proxy/context.js';
+import { OriginalDestinations } from '../src/proxy/upstream/original-dst.js';
+import { originalDstAddon, type AddonStatus } from '../src/proxy/upstream/original-dst-addon.js';
 
 export interface ControlPlaneOptions {
   /** HOST:PORT (h2c, or TLS when `tls` is given) or https://HOST:PORT */
@@ -61,6 +63,8 @@ export interface SidecarOptions {
   statusPort?: number;
   statusHost?: string;
   appProbes?: Record<string, AppProbeSpec>;
+  /** The SO_ORIGINAL_DST addon; default: loaded from native/original-dst (tests pass a missing one). */
+  originalDstAddon?: AddonStatus;
 }
 
 export interface Sidecar {
@@ -103,13 +107,17 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     registers: [registry],
   });
   const lifecycle = { draining: false };
+  const h2 = new H2Pool({ clock, logger });
+  const h1 = new H1Pool();
   const ctx: ProxyContext = {
     clock,
     logger,
     accessLog,
     metrics,
-    h2: new H2Pool({ clock, logger }),
-    h1: new H1Pool(),
+    h2,
+    h1,
+    // The SO_ORIGINAL_DST addon is loaded once here; without it ORIGINAL_DST clusters degrade (docs/injector.md).
+    originalDst: new OriginalDestinations({ clock, logger, h1, h2, addon: opts.originalDstAddon ?? originalDstAddon() }),
     lifecycle,
   };
   const listeners = new ListenerManager(ctx, opts.drainTimeoutMs);

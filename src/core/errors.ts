@@ -32,6 +32,8 @@ export type LocalErrorCode =
   | 'no_route'
   | 'no_cluster'
   | 'no_healthy_upstream'
+  | 'no_original_destination'
+  | 'routing_loop'
   | 'upstream_connect_failure'
   | 'upstream_reset'
   | 'upstream_timeout'
@@ -59,6 +61,21 @@ export const LOCAL_ERRORS: Readonly<Record<LocalErrorCode, LocalErrorSpec>> = {
     grpcStatus: GrpcStatus.UNAVAILABLE,
     flag: 'UH',
     message: 'no healthy upstream',
+  },
+  // ORIGINAL_DST clusters: the connection was not redirected (or the
+  // SO_ORIGINAL_DST addon is missing) and, for HTTP, there is no usable Host.
+  no_original_destination: {
+    httpStatus: 503,
+    grpcStatus: GrpcStatus.UNAVAILABLE,
+    flag: 'OD',
+    message: 'no original destination',
+  },
+  // ORIGINAL_DST clusters: the destination is one of the sidecar's own listeners.
+  routing_loop: {
+    httpStatus: 508,
+    grpcStatus: GrpcStatus.FAILED_PRECONDITION,
+    flag: 'LP',
+    message: 'routing loop: the destination is this sidecar',
   },
   upstream_connect_failure: {
     httpStatus: 503,

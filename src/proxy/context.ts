@@ -3,6 +3,7 @@ import type { Logger } from '../observability/logger.js';
 import type { ProxyMetrics } from '../observability/proxy-metrics.js';
 import type { H1Pool } from './upstream/h1-pool.js';
 import type { H2Pool } from './upstream/h2-pool.js';
+import type { OriginalDestinations } from './upstream/original-dst.js';
 
 /**
  * Long-lived collaborators of the data path, built once by the composition
@@ -16,6 +17,8 @@ export interface ProxyContext {
   readonly metrics: ProxyMetrics;
   readonly h2: H2Pool;
   readonly h1: H1Pool;
+  /** ORIGINAL_DST clusters: SO_ORIGINAL_DST lookups, destination choice, loop check, their pools' bound. */
+  readonly originalDst: OriginalDestinations;
   /** Set once SIGTERM arrives: h1 responses get `Connection: close`. */
   readonly lifecycle: { draining: boolean };
 }

@@ -55,6 +55,8 @@ export interface ProxyState {
   readonly routeTables: ReadonlyMap<string, RouteTable>;
   /** Compiled transcoders keyed by their route's config message (the compiled route action holds it). */
   readonly transcoders: ReadonlyMap<Transcode, Transcoder>;
+  /** Whether any cluster is DISCOVERY_TYPE_ORIGINAL_DST: listeners then look up each connection's original destination. */
+  readonly hasOriginalDst: boolean;
 }
 
 /** `sources`: live descriptor sources (watched files, reflection); without it files are read directly. */
@@ -88,7 +90,8 @@ export function buildProxyState(snapshot: ConfigSnapshot, sources?: DescriptorSo
       openapi: ListenerOpenApi.build(l.routeConfig ? snapshot.routeConfigs.get(l.routeConfig) : undefined, transcoders),
     });
   }
-  return { version: snapshot.version, snapshot, listeners, clusters, routeTables, transcoders };
+  const hasOriginalDst = [...clusters.values()].some((c) => c.originalDst);
+  return { version: snapshot.version, snapshot, listeners, clusters, routeTables, transcoders, hasOriginalDst };
 }
 
 /**

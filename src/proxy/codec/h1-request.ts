@@ -8,6 +8,7 @@ import { h1LocalReply } from '../local-reply.js';
 import type { ListenerSettings } from '../state.js';
 import type { ClusterRuntime } from '../upstream/cluster.js';
 import type { EndpointAddress } from '../upstream/endpoint.js';
+import type { Destination } from '../upstream/original-dst.js';
 import { h1UpstreamRequest, trailersOf } from './h1-upstream.js';
 import { rewritePath } from './rewrite.js';
 import { isRefused, resetStream } from './h2-reset.js';
@@ -22,6 +23,8 @@ const MAX_REFUSED_RETRIES = 4;
 export interface H1ConnectionInfo {
   readonly clientAddress: string;
   readonly scheme: string;
+  /** Where the connection was going before iptables redirected it (ORIGINAL_DST clusters). */
+  readonly originalDst?: Destination | undefined;
 }
 
 /**
@@ -77,8 +80,9 @@ export function onH1Request(
   ex.cluster = action.cluster;
   const cluster = view.state.clusters.get(action.cluster);
   if (!cluster) return h1LocalReply(res, ex, 'no_cluster', action.cluster);
-  const ep = cluster.pick();
-  if (!ep) return h1LocalReply(res, ex, 'no_healthy_upstream', action.cluster);
+  const picked = ctx.originalDst.pick(cluster, { originalDst: conn.originalDst, authority, scheme: conn.scheme });
+  if (!picked.ep) return h1LocalReply(res, ex, picked.code, picked.detail);
+  const ep = picked.ep;
   ex.upstream = ep.key;
   const tr = action.transcode && view.state.transcoders.get(action.transcode);
   if (tr) {

@@ -15,6 +15,7 @@ import { forwardH2ToH1 } from './h2-to-h1.js';
 import { rewritePath } from './rewrite.js';
 import { isRefused, resetStream } from './h2-reset.js';
 import type { H2Connection } from '../upstream/h2-pool.js';
+import type { Destination } from '../upstream/original-dst.js';
 import { h2Downstream } from '../transcode/downstream.js';
 import { serveTranscoded } from '../transcode/dispatch.js';
 
@@ -26,6 +27,8 @@ const INTERNAL_ERROR = http2.constants.NGHTTP2_INTERNAL_ERROR;
 export interface H2ConnectionInfo {
   readonly clientAddress: string;
   readonly scheme: string;
+  /** Where the connection was going before iptables redirected it (ORIGINAL_DST clusters). */
+  readonly originalDst?: Destination | undefined;
 }
 
 /**
@@ -91,8 +94,9 @@ export function onH2Stream(
   ex.cluster = action.cluster;
   const cluster = view.state.clusters.get(action.cluster);
   if (!cluster) return h2LocalReply(stream, ex, 'no_cluster', grpc, action.cluster);
-  const ep = cluster.pick();
-  if (!ep) return h2LocalReply(stream, ex, 'no_healthy_upstream', grpc, action.cluster);
+  const picked = ctx.originalDst.pick(cluster, { originalDst: conn.originalDst, authority, scheme: conn.scheme });
+  if (!picked.ep) return h2LocalReply(stream, ex, picked.code, grpc, picked.detail);
+  const ep = picked.ep;
   ex.upstream = ep.key;
   // gRPC callers of a transcoding route pass through unchanged; other dialects (gRPC-Web, Connect, REST) are told apart in transcode/dispatch.ts.
   const tr = !grpc && action.transcode && view.state.transcoders.get(action.transcode);

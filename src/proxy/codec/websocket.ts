@@ -50,8 +50,9 @@ export function onWebSocketUpgrade(
   ex.cluster = action.cluster;
   const cluster = view.state.clusters.get(action.cluster);
   if (!cluster) return rawLocalReply(socket, ex, 'no_cluster');
-  const ep = cluster.pick();
-  if (!ep) return rawLocalReply(socket, ex, 'no_healthy_upstream');
+  const picked = ctx.originalDst.pick(cluster, { originalDst: conn.originalDst, authority, scheme: conn.scheme });
+  if (!picked.ep) return rawLocalReply(socket, ex, picked.code, cluster.originalDst ? picked.detail : undefined);
+  const ep = picked.ep;
   ex.upstream = ep.key;
   // A transcoding route bridges upgrades to /<pkg.Service>/<Method> to a gRPC call (docs/websocket.md).
   const tr = action.transcode ? view.state.transcoders.get(action.transcode) : undefined;

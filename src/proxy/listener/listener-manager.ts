@@ -86,9 +86,11 @@ export class ListenerManager {
     }
     this.state = next;
     this.descriptors.commit();
-    const keep = endpointKeys(next);
+    // Pools of original destinations (ORIGINAL_DST clusters) stay while such a cluster does.
+    const keep = this.ctx.originalDst.retain(endpointKeys(next), next.hasOriginalDst);
     this.ctx.h2.retain(keep);
     this.ctx.h1.retain(keep);
+    this.ctx.originalDst.setListeners([...this.addresses().values()]);
     this.ctx.logger.info(
       { version: next.version, listeners: [...this.listeners.values()].map((l) => ({ name: l.name, ...l.address() })) },
       'config applied',
@@ -120,6 +122,7 @@ export class ListenerManager {
     for (const l of all) l.drain();
     await Promise.race([Promise.all(all.map((l) => l.waitIdle())), this.sleep(this.drainTimeoutMs)]);
     for (const l of all) l.close();
+    this.ctx.originalDst.close();
     this.ctx.h2.closeAll();
     this.ctx.h1.closeAll();
   }
@@ -132,6 +135,7 @@ export class ListenerManager {
     this.descriptors.close();
     for (const l of this.listeners.values()) l.close();
     this.listeners.clear();
+    this.ctx.originalDst.close();
     this.ctx.h2.closeAll();
     this.ctx.h1.closeAll();
   }

@@ -11,6 +11,7 @@ import { onH2Stream, type H2ConnectionInfo } from '../codec/h2-stream.js';
 import { onWebSocketUpgrade } from '../codec/websocket.js';
 import { proxyTcp } from '../codec/tcp.js';
 import { detectProtocol, MAX_DETECT_BYTES } from './detect.js';
+import { ORIGINAL_DST, type Destination } from '../upstream/original-dst.js';
 
 type Outcome = 'h2c' | 'http1' | 'tls' | 'opaque' | 'timeout' | 'closed' | 'declared_opaque';
 
@@ -113,6 +114,8 @@ export class ProxyListener {
     const server = tls.createServer({ cert, key, ALPNProtocols: ['h2', 'http/1.1'], handshakeTimeout: 10_000 });
     server.on('secureConnection', (tlsSocket: tls.TLSSocket) => {
       tlsSocket.on('error', noop);
+      const raw = (tlsSocket as { _parent?: OriginalDstCarrier })._parent;
+      if (raw?.[ORIGINAL_DST]) (tlsSocket as OriginalDstCarrier)[ORIGINAL_DST] = raw[ORIGINAL_DST];
       const h2alpn = tlsSocket.alpnProtocol === 'h2';
       this.ctx.metrics.connections.inc({ listener: this.name, protocol: h2alpn ? 'h2' : 'https1' });
       (h2alpn ? h2 : h1).emit('connection', tlsSocket);
@@ -145,6 +148,12 @@ export class ProxyListener {
       this.sockets.delete(socket);
       m.activeConnections.dec({ listener: s.name });
     });
+    // Where a redirected connection was going, for ORIGINAL_DST clusters: read
+    // now, on the raw socket, before a protocol server takes it over.
+    if (view.state.hasOriginalDst) {
+      const dst = this.ctx.originalDst.lookup(socket);
+      if (dst) (socket as OriginalDstCarrier)[ORIGINAL_DST] = dst;
+    }
     if (s.opaque) {
       this.outcome(s, 'declared_opaque');
       proxyTcp(this.ctx, view, socket, undefined);
@@ -196,6 +205,13 @@ export class ProxyListener {
         return;
       case 'tls':
         if (!this.tlsServer) {
+          // Not ours to terminate: TLS the app originates (HTTPS to anywhere,
+          // captured outbound) is opaque TCP to the default cluster.
+          if (s.defaultCluster) {
+            this.ctx.metrics.connections.inc({ listener: s.name, protocol: 'tcp' });
+            proxyTcp(this.ctx, view, socket, buf);
+            return;
+          }
           this.ctx.metrics.protocolErrors.inc({ listener: s.name, kind: 'tls_not_configured' });
           socket.destroy();
           return;
@@ -208,12 +224,10 @@ export class ProxyListener {
         socket.destroy();
         return;
       default:
-        // opaque or timeout: TCP to the default cluster, or close when there is none.
-        if (!s.defaultCluster) {
-          if (outcome === 'timeout') this.ctx.metrics.protocolErrors.inc({ listener: s.name, kind: 'silent_peer' });
-          socket.destroy();
-          return;
-        }
+        // opaque or timeout: TCP to the default cluster, or close when there
+        // is none (proxyTcp refuses it with an access-log line, flag NC).
+        if (!s.defaultCluster && outcome === 'timeout') this.ctx.metrics.protocolErrors.inc({ listener: s.name, kind: 'silent_peer' });
+        if (!s.defaultCluster) return proxyTcp(this.ctx, view, socket, buf.length ? buf : undefined);
         this.ctx.metrics.connections.inc({ listener: s.name, protocol: 'tcp' });
         proxyTcp(this.ctx, view, socket, buf.length ? buf : undefined);
     }
@@ -310,10 +324,13 @@ export class ProxyListener {
 
 const EMPTY = Buffer.alloc(0);
 
+type OriginalDstCarrier = { [ORIGINAL_DST]?: Destination };
+
 function infoOf(socket: Socket): H1ConnectionInfo {
   return {
     clientAddress: socket.remoteAddress ?? '',
     scheme: (socket as { encrypted?: boolean }).encrypted ? 'https' : 'http',
+    originalDst: (socket as OriginalDstCarrier)[ORIGINAL_DST],
   };
 }
 

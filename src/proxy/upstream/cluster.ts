@@ -24,6 +24,8 @@ export class ClusterRuntime {
     readonly connectTimeoutMs: number,
     readonly maxIdleConnections: number,
     readonly idleTimeoutMs: number,
+    /** DISCOVERY_TYPE_ORIGINAL_DST: no endpoints; each connection or request names its own (original-dst.ts). */
+    readonly originalDst = false,
   ) {}
 
   static build(c: Cluster, cla: ClusterLoadAssignment | undefined): ClusterRuntime {
@@ -36,10 +38,14 @@ export class ClusterRuntime {
       durationMs(c.connectTimeout, DEFAULT_CONNECT_TIMEOUT_MS),
       c.maxIdleConnections || DEFAULT_MAX_IDLE_CONNECTIONS,
       durationMs(c.idleTimeout, DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS),
+      c.type === Cluster_DiscoveryType.ORIGINAL_DST,
     );
   }
 
-  /** Next endpoint in round-robin order, or undefined when the cluster is empty. */
+  /**
+   * Next endpoint in round-robin order, or undefined when the cluster is empty
+   * (always for ORIGINAL_DST clusters: OriginalDestinations.pick chooses theirs).
+   */
   pick(): EndpointAddress | undefined {
     const n = this.endpoints.length;
     if (n === 0) return undefined;

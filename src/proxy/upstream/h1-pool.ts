@@ -27,6 +27,20 @@ export class H1Pool {
     }
   }
 
+  /**
+   * Forgets the agent of `key` without cutting requests in flight: idle
+   * sockets close now, busy ones close when their response is done (no
+   * keep-alive any more). Used for original destinations (original-dst.ts).
+   */
+  evict(key: string): void {
+    const a = this.agents.get(key);
+    if (!a) return;
+    this.agents.delete(key);
+    // node:http's Agent destroys a freed socket when its keepAlive is off (not in @types/node).
+    (a as http.Agent & { keepAlive: boolean }).keepAlive = false;
+    for (const list of Object.values(a.freeSockets)) for (const s of list ?? []) s.destroy();
+  }
+
   describe(key: string): { openSockets: number; idleSockets: number } | undefined {
     const a = this.agents.get(key);
     if (!a) return undefined;

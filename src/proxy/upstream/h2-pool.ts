@@ -125,6 +125,18 @@ export class H2Pool {
     }
   }
 
+  /**
+   * Forgets the session of `key` gracefully: streams in flight finish, new
+   * requests open a new session. Used for original destinations (original-dst.ts).
+   */
+  evict(key: string): void {
+    this.failures.delete(key);
+    const conn = this.conns.get(key);
+    if (!conn) return;
+    this.conns.delete(key);
+    conn.session.close();
+  }
+
   describe(key: string): { state: H2State; lastError?: string } | undefined {
     const c = this.conns.get(key);
     if (c) return { state: c.state, ...(c.lastError ? { lastError: c.lastError } : {}) };
