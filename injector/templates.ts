@@ -61,8 +61,8 @@ export function proxyContainer(v: InjectionValues): Container {
       '--node-labels-file', `${PODINFO_DIR}/labels`,
       '--state-dir', STATE_DIR,
       '--status-port', String(PORTS.status),
-      // Inbound listeners written by outrigger-init (see inbound-config.ts).
-      ...(v.inboundPorts.length ? ['--config', INBOUND_CONFIG] : []),
+      // Inbound and outbound listeners written by outrigger-init (see inbound-config.ts).
+      '--config', INBOUND_CONFIG,
     ],
     env: env as unknown as Container['env'],
     ports: [{ name: 'outrigger-status', containerPort: PORTS.status, protocol: 'TCP' }],
@@ -98,7 +98,9 @@ export function proxyContainer(v: InjectionValues): Container {
 /** The init container that installs traffic capture (`outrigger redirect`). */
 export function initContainer(v: InjectionValues): Container {
   const args = ['redirect', '--proxy-uid', String(v.proxyUid), '--outbound-port', String(PORTS.outbound)];
-  if (v.inboundPorts.length) args.push('--inbound-ports', formatInboundPorts(v.inboundPorts), '--inbound-config', INBOUND_CONFIG);
+  if (v.inboundPorts.length) args.push('--inbound-ports', formatInboundPorts(v.inboundPorts));
+  // The proxy's bootstrap: inbound listeners, and the outbound listener whose catch-all follows the policy.
+  args.push('--inbound-config', INBOUND_CONFIG, '--outbound-policy', v.outboundPolicy);
   if (v.excludeOutboundPorts.length) args.push('--exclude-outbound-ports', v.excludeOutboundPorts.join(','));
   if (v.excludeOutboundIpRanges.length) args.push('--exclude-outbound-ip-ranges', v.excludeOutboundIpRanges.join(','));
   args.push('--include-outbound-ip-ranges', v.includeOutboundIpRanges.join(','));

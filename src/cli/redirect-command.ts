@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, renameSync, writeFileSync } from 'node:fs';
-import { inboundConfigYaml } from '../../injector/inbound-config.js';
+import { inboundConfigYaml, type OutboundPolicy } from '../../injector/inbound-config.js';
 import { parseArgs } from 'node:util';
 import {
   cleanupCommands,
@@ -16,15 +16,17 @@ import type { Command } from './main.js';
 const USAGE = `usage: outrigger redirect [--proxy-uid 1337] [--outbound-port 15001] [--inbound-ports APP=LISTENER,...]
                          [--exclude-outbound-ports P,...] [--exclude-outbound-ip-ranges CIDR,...]
                          [--include-outbound-ip-ranges '*'|CIDR,...] [--ipv6 auto|on|off]
-                         [--inbound-config FILE] [--dry-run]
+                         [--inbound-config FILE] [--outbound-policy ALLOW_ANY|REGISTRY_ONLY] [--dry-run]
 
 Installs the pod's traffic capture with iptables and ip6tables (nat table,
 REDIRECT): each listed inbound app port goes to its sidecar listener, outbound
 TCP goes to the outbound port, except the proxy's own UID, loopback and the
 excluded ports and ranges. Run by the outrigger-init container (root,
-NET_ADMIN). --inbound-config also writes the sidecar's inbound listeners for
-the listed ports (its bootstrap config). --dry-run prints the rules
-(iptables-restore format) instead of applying anything.
+NET_ADMIN). --inbound-config also writes the sidecar's bootstrap config: the
+inbound listeners of the listed ports and the outbound listener, which in
+ALLOW_ANY (the default --outbound-policy) passes unknown destinations through
+to where the app was going and in REGISTRY_ONLY refuses them. --dry-run
+prints the rules (iptables-restore format) instead of applying anything.
 See docs/injector.md.`;
 
 export const redirectCommand: Command = {
@@ -44,6 +46,7 @@ export const redirectCommand: Command = {
           'include-outbound-ip-ranges': { type: 'string', default: '*' },
           ipv6: { type: 'string', default: 'auto' },
           'inbound-config': { type: 'string' },
+          'outbound-policy': { type: 'string', default: 'ALLOW_ANY' },
           'dry-run': { type: 'boolean', default: false },
           help: { type: 'boolean', short: 'h' },
         },
@@ -63,6 +66,7 @@ export const redirectCommand: Command = {
         includeOutboundIpRanges: parseCidrList(values['include-outbound-ip-ranges']!, true),
       };
       if (!['auto', 'on', 'off'].includes(values.ipv6!)) throw new Error('--ipv6 must be auto, on or off');
+      if (!['ALLOW_ANY', 'REGISTRY_ONLY'].includes(values['outbound-policy']!)) throw new Error('--outbound-policy must be ALLOW_ANY or REGISTRY_ONLY');
     } catch (err) {
       process.stderr.write(`outrigger redirect: ${(err as Error).message}\n\n${USAGE}\n`);
       return 2;
@@ -74,10 +78,12 @@ export const redirectCommand: Command = {
     }
     if (values['inbound-config']) {
       // Bind "::" (dual stack: IPv4 and IPv6 redirects) where the kernel has IPv6.
+      // The outbound listener shares the host: it receives both families too.
       const host = values.ipv6 !== 'off' && existsSync('/proc/net/if_inet6') ? '::' : '0.0.0.0';
       const file = values['inbound-config'];
       try {
-        writeFileSync(`${file}.tmp`, inboundConfigYaml(opts.inboundPorts, host));
+        const outboundPolicy = values['outbound-policy'] as OutboundPolicy;
+        writeFileSync(`${file}.tmp`, inboundConfigYaml({ inboundPorts: opts.inboundPorts, bindHost: host, outboundPort: opts.outboundPort, outboundPolicy }));
         chmodSync(`${file}.tmp`, 0o644); // written as root, read by the proxy's UID
         renameSync(`${file}.tmp`, file);
       } catch (err) {

@@ -112,6 +112,19 @@ describe('injector: inject() behaviour', () => {
     expect(r.warnings.join('\n')).to.match(/15021.*reserved/);
   });
 
+  it('passes the outbound traffic policy to outrigger-init (the bootstrap it writes) and the proxy; the proxy always reads that bootstrap', () => {
+    const pod: Pod = { metadata: { name: 'p' }, spec: { containers: [{ name: 'a', image: 'a' }] } };
+    for (const policy of ['ALLOW_ANY', 'REGISTRY_ONLY'] as const) {
+      const r = inject(pod, { ...mesh, outboundTrafficPolicy: policy }, '1.28');
+      const init = r.pod.spec!.initContainers![0]!;
+      // No declared ports: no inbound capture, but the outbound listener is still written and read.
+      expect(init.args).not.to.include('--inbound-ports');
+      expect(init.args!.join(' ')).to.contain(`--inbound-config /var/lib/outrigger/inbound.yaml --outbound-policy ${policy}`);
+      expect(proxyOf(r.pod).args!.join(' ')).to.contain('--config /var/lib/outrigger/inbound.yaml');
+      expect(envOf(proxyOf(r.pod), ENV.outboundPolicy)).to.equal(policy);
+    }
+  });
+
   it('ignores bad annotation values with a warning instead of failing the pod', () => {
     const pod: Pod = {
       metadata: { name: 'p', annotations: { [ANNOTATIONS.excludeOutboundPorts]: '80,http', [ANNOTATIONS.excludeOutboundIpRanges]: '10.0.0.0/33', [ANNOTATIONS.rewriteAppProbes]: 'yes' } },

@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { parseCidrList, parseInboundPorts, redirectRules } from '../../../injector/redirect-rules.js';
@@ -66,23 +66,64 @@ describe('injector: redirect rules', () => {
   });
 });
 
-describe('injector: inbound bootstrap config', () => {
-  it('is a valid config: per captured port a listener, a route to the app and the app as default TCP cluster', async () => {
-    const { inboundConfigYaml } = await import('../../../injector/inbound-config.js');
+describe('injector: bootstrap config (inbound and outbound listeners)', () => {
+  async function snapshotOf(yaml: string): Promise<{ kind: string; name: string; spec: Record<string, any> }[]> {
     const { parseDocuments } = await import('../../../src/config/documents.js');
     const { buildSnapshot } = await import('../../../src/config/loader.js');
-    const parsed = parseDocuments(inboundConfigYaml([[8080, 15100], [9090, 15101]], '::'));
+    const parsed = parseDocuments(yaml);
     expect(parsed.ok).to.equal(true);
-    if (!parsed.ok) return;
+    if (!parsed.ok) return [];
     const snap = buildSnapshot(parsed.value);
     expect(snap.ok, JSON.stringify(!snap.ok && snap.errors)).to.equal(true);
-    if (!snap.ok) return;
-    const listeners = snap.value.documents.filter((d) => d.kind === 'Listener').map((d) => d.spec as Record<string, any>);
-    expect(listeners.map((l) => [l.address.host, l.address.port, l.defaultCluster])).to.deep.equal([
+    if (!snap.ok) return [];
+    return snap.value.documents.map((d) => ({ kind: d.kind, name: d.metadata.name, spec: d.spec as Record<string, any> }));
+  }
+  const base = { inboundPorts: [[8080, 15100], [9090, 15101]] as [number, number][], bindHost: '::', outboundPort: 15001 };
+
+  it('is a valid config: per captured port a listener, a route to the app and the app as default TCP cluster', async () => {
+    const { inboundConfigYaml } = await import('../../../injector/inbound-config.js');
+    const docs = await snapshotOf(inboundConfigYaml({ ...base, outboundPolicy: 'ALLOW_ANY' }));
+    const inbound = docs.filter((d) => d.kind === 'Listener' && d.name.startsWith('inbound-')).map((d) => d.spec);
+    expect(inbound.map((l) => [l.address.host, l.address.port, l.defaultCluster])).to.deep.equal([
       ['::', 15100, 'inbound-8080'],
       ['::', 15101, 'inbound-9090'],
     ]);
-    const clusters = snap.value.documents.filter((d) => d.kind === 'Cluster').map((d) => (d.spec as Record<string, any>).endpoints[0].address.port);
+    const clusters = docs.filter((d) => d.kind === 'Cluster' && d.name.startsWith('inbound-')).map((d) => d.spec.endpoints[0].address.port);
     expect(clusters).to.deep.equal([8080, 9090]);
+  });
+
+  it('ALLOW_ANY: the outbound listener sends unknown HTTP (catch-all virtual host) and opaque TCP to the ORIGINAL_DST cluster', async () => {
+    const { inboundConfigYaml } = await import('../../../injector/inbound-config.js');
+    const docs = await snapshotOf(inboundConfigYaml({ ...base, outboundPolicy: 'ALLOW_ANY' }));
+    const find = (kind: string, name: string) => docs.find((d) => d.kind === kind && d.name === name)?.spec;
+    expect(find('Listener', 'outbound')).to.deep.equal({
+      address: { host: '::', port: 15001 },
+      routeConfig: 'outbound',
+      defaultCluster: 'passthrough',
+    });
+    expect(find('RouteConfiguration', 'outbound')).to.deep.equal({
+      virtualHosts: [{ name: 'allow-any', domains: ['*'], routes: [{ name: 'passthrough', match: { prefix: '/' }, route: { cluster: 'passthrough' } }] }],
+    });
+    expect(find('Cluster', 'passthrough')).to.deep.equal({ type: 'DISCOVERY_TYPE_ORIGINAL_DST', connectTimeout: '10s' });
+  });
+
+  it('REGISTRY_ONLY: the outbound listener has no catch-all and no default cluster (unknown destinations are refused)', async () => {
+    const { inboundConfigYaml } = await import('../../../injector/inbound-config.js');
+    const yaml = inboundConfigYaml({ ...base, inboundPorts: [], bindHost: '0.0.0.0', outboundPolicy: 'REGISTRY_ONLY' });
+    expect(yaml).to.contain('outbound traffic policy REGISTRY_ONLY');
+    const docs = await snapshotOf(yaml);
+    expect(docs.map((d) => `${d.kind}/${d.name}`)).to.deep.equal(['Listener/outbound', 'RouteConfiguration/outbound']);
+    expect(docs[0]!.spec).to.deep.equal({ address: { host: '0.0.0.0', port: 15001 }, routeConfig: 'outbound' });
+    expect(docs[1]!.spec).to.deep.equal({});
+  });
+
+  it('`outrigger redirect --dry-run` refuses a bad --outbound-policy with usage (exit 2)', () => {
+    const bin = fileURLToPath(new URL('../../../bin/outrigger.js', import.meta.url));
+    const r = spawnSync(process.execPath, [bin, 'redirect', '--dry-run', '--outbound-policy', 'DENY'], {
+      encoding: 'utf8',
+      env: { ...process.env, OUTRIGGER_FROM_SOURCE: '1' },
+    });
+    expect(r.status).to.equal(2);
+    expect(r.stderr).to.contain('--outbound-policy must be ALLOW_ANY or REGISTRY_ONLY');
   });
 });
