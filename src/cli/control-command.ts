@@ -8,7 +8,7 @@ import { openStore } from '../control/store/state-store.js';
 import type { Command } from './main.js';
 
 const USAGE = `usage: outrigger control --store file:DIR|redis://HOST:PORT [--port 15010] [--metrics-port 15014]
-       [--token-file FILE] [--tls-cert F --tls-key F [--client-ca F]] [--no-auth]
+       [--token-file FILE] [--tls-cert F --tls-key F [--client-ca F]] [--no-auth] [--replica-id ID] [--status-ttl 15s]
 
 Runs the control plane: stores resource documents (validated exactly as the
 sidecar validates them), serves the operator API (apply/get/delete/validate/
@@ -26,6 +26,9 @@ flags:
   --no-auth             accept unauthenticated operator calls (local development only)
   --debounce D          quiet period before a push (default 0.1s)
   --max-delay D         longest a push waits for changes to settle (default 10s)
+  --replica-id ID       this replica's name in status (default HOSTNAME-PID-RANDOM)
+  --status-ttl D        with redis: how long a killed replica's sidecars stay in status
+                        (its entry is rewritten every TTL/3 and removed on shutdown; default 15s)
   --allow-ephemeral-ports  accept listener port 0 (tests)`;
 
 export const controlCommand: Command = {
@@ -47,6 +50,8 @@ export const controlCommand: Command = {
           'no-auth': { type: 'boolean', default: false },
           debounce: { type: 'string', default: '0.1s' },
           'max-delay': { type: 'string', default: '10s' },
+          'replica-id': { type: 'string' },
+          'status-ttl': { type: 'string', default: '15s' },
           'allow-ephemeral-ports': { type: 'boolean', default: false },
           help: { type: 'boolean', short: 'h', default: false },
         },
@@ -73,6 +78,14 @@ export const controlCommand: Command = {
       process.stderr.write('outrigger control: --tls-cert and --tls-key go together, and --client-ca needs them\n');
       return 2;
     }
+    let statusTtlMs: number;
+    try {
+      statusTtlMs = parseDurationFlag(values['status-ttl']!);
+      if (statusTtlMs < 300) throw new Error(`--status-ttl ${values['status-ttl']} is too short (at least 300ms)`);
+    } catch (err) {
+      process.stderr.write(`outrigger control: ${(err as Error).message}\n`);
+      return 2;
+    }
     const logger = createLogger();
     let server;
     try {
@@ -95,12 +108,14 @@ export const controlCommand: Command = {
         validate: { allowEphemeralPorts: values['allow-ephemeral-ports'] },
         debounceMs: parseDurationFlag(values.debounce!),
         maxDelayMs: parseDurationFlag(values['max-delay']!),
+        identifier: values['replica-id'],
+        statusTtlMs,
       });
     } catch (err) {
       process.stderr.write(`outrigger control: ${(err as Error).message}\n`);
       return 1;
     }
-    process.stdout.write(JSON.stringify({ msg: 'control plane ready', port: server.port, metricsPort: server.metricsPort }) + '\n');
+    process.stdout.write(JSON.stringify({ msg: 'control plane ready', port: server.port, metricsPort: server.metricsPort, replica: server.plane.identifier }) + '\n');
     await new Promise<void>((resolve) => {
       const stop = (): void => void server.close().then(resolve);
       process.once('SIGTERM', stop);

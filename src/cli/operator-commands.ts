@@ -170,17 +170,21 @@ const SHORT: Record<string, string> = {
 
 export const statusCommand = operatorCommand(
   'status',
-  'show every connected sidecar and its sync state per kind',
+  'show every connected sidecar (of every live control-plane replica) and its sync state per kind',
   'usage: outrigger status [-o table|json]',
   { output: { type: 'string', short: 'o', default: 'table' } },
   async (v, _p, client) => {
     const res = await client.status({});
+    // Only the asked replica's sidecars when the shared store could not be read: say so, but still show them.
+    if (res.error) process.stderr.write(`outrigger status: warning: ${res.error}\n`);
     if (v.output === 'json') {
       const out = res.sidecars.map((s) => ({
         nodeId: s.nodeId,
         cluster: s.nodeCluster,
         version: s.sidecarVersion,
         stream: s.stream,
+        controlPlane: s.controlPlane,
+        connectedSince: s.connectedSince ? new Date(timestampMs(s.connectedSince)).toISOString() : undefined,
         types: s.types.map((t) => ({
           type: SHORT[t.typeUrl] ?? t.typeUrl,
           sent: t.versionSent,
@@ -194,13 +198,17 @@ export const statusCommand = operatorCommand(
       process.stdout.write(JSON.stringify(out, null, 2) + '\n');
       return 0;
     }
-    const rows = [['NODE', 'TYPE', 'VERSION', 'STATE', 'LAST ACK', 'PUSH LATENCY', 'ERROR']];
+    // Which replica holds each stream matters only when there are several.
+    const replicas = res.controlPlanes.length > 1;
+    const rows = [['NODE', ...(replicas ? ['CONTROL PLANE'] : []), 'TYPE', 'SENT', 'ACKED', 'STATE', 'LAST ACK', 'PUSH LATENCY', 'ERROR']];
     for (const s of res.sidecars) {
       for (const t of s.types) {
         rows.push([
           s.nodeId,
+          ...(replicas ? [s.controlPlane] : []),
           SHORT[t.typeUrl] ?? t.typeUrl,
-          t.versionAcked || t.versionSent,
+          t.versionSent || '-',
+          t.versionAcked || '-',
           TypeStatus_State[t.state],
           t.lastAck ? new Date(timestampMs(t.lastAck)).toISOString() : '-',
           t.pushLatencyMs ? `${t.pushLatencyMs.toFixed(0)}ms` : '-',

@@ -31,7 +31,7 @@ export async function tempDir(prefix = 'outrigger-cp-'): Promise<string> {
 
 /** An in-process control plane on 127.0.0.1 (port 0) with a file store. */
 export async function startTestControlPlane(
-  opts: { dir?: string; store?: StateStore; port?: number; debounceMs?: number } = {},
+  opts: { dir?: string; store?: StateStore; port?: number; debounceMs?: number; identifier?: string; statusTtlMs?: number } = {},
 ): Promise<ControlServer & { logs: Record<string, unknown>[]; dir: string; address: string }> {
   const dir = opts.dir ?? (await tempDir());
   const logs: Record<string, unknown>[] = [];
@@ -44,6 +44,8 @@ export async function startTestControlPlane(
     auth: { token: TOKEN, mtls: false },
     validate: { allowEphemeralPorts: true },
     debounceMs: opts.debounceMs ?? 20,
+    identifier: opts.identifier,
+    statusTtlMs: opts.statusTtlMs,
   });
   return Object.assign(server, { logs, dir, address: `127.0.0.1:${server.port}` });
 }

@@ -29,6 +29,8 @@ export interface ControlPlaneOptions {
   /** A push happens at most this long after the first change of a burst (default 10 s). */
   readonly maxDelayMs?: number;
   readonly identifier?: string;
+  /** Called when a stream's Status may have changed (opened, closed, sent, ACK, NACK): the StatusBoard's hook. */
+  readonly onStatusChange?: () => void;
 }
 
 export type Outcome = Change | Failure;
@@ -281,6 +283,7 @@ export class ControlPlane implements StreamHost {
     this.metrics.connected.inc({ stream: stream.kind });
     const ua = stream.node?.userAgentVersionType.case === 'userAgentVersion' ? stream.node.userAgentVersionType.value : '';
     this.logger.info({ stream: stream.id, node: stream.node?.id, cluster: stream.node?.cluster, version: ua, kind: stream.kind }, 'stream opened');
+    this.opts.onStatusChange?.();
   }
 
   closed(stream: HostedStream, err?: Error): void {
@@ -290,10 +293,12 @@ export class ControlPlane implements StreamHost {
     if (stream.node) this.metrics.connected.dec({ stream: stream.kind });
     this.convergence?.waiting.delete(stream);
     this.logger.info({ stream: stream.id, node: stream.node?.id, err: err?.message }, 'stream closed');
+    this.opts.onStatusChange?.();
   }
 
   sent(_stream: HostedStream, kind: Kind): void {
     this.metrics.pushes.inc({ kind });
+    this.opts.onStatusChange?.();
   }
 
   ack(stream: HostedStream, kind: Kind, t: StreamTypeStatus, version: string): void {
@@ -310,12 +315,14 @@ export class ControlPlane implements StreamHost {
       this.metrics.convergence.observe(Math.max(0, now - c.changedAtMs) / 1000);
       this.convergence = undefined;
     }
+    this.opts.onStatusChange?.();
   }
 
   nack(stream: HostedStream, kind: Kind, t: StreamTypeStatus, message: string): void {
     t.error = message || 'rejected';
     this.metrics.nacks.inc({ kind });
     this.logger.info({ stream: stream.id, node: stream.node?.id, kind, version: t.versionSent, error: t.error }, 'NACK');
+    this.opts.onStatusChange?.();
   }
 
   /** How many nodes have a cached last good view (each has an open stream). */

@@ -1,6 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import { createContextValues } from '@connectrpc/connect';
 import { Registry, collectDefaultMetrics } from 'prom-client';
@@ -16,6 +18,7 @@ import { ControlPlane } from './control-plane.js';
 import { discoveryService } from './discovery-service.js';
 import { rawAdsKind, serveRawAds } from './ads-h2.js';
 import { operatorService } from './operator-service.js';
+import { StatusBoard, sidecarStatusOf } from './status-board.js';
 
 export interface ControlServerOptions {
   readonly store: StateStore;
@@ -32,13 +35,25 @@ export interface ControlServerOptions {
   readonly validate?: ValidateOptions;
   readonly debounceMs?: number;
   readonly maxDelayMs?: number;
+  /** This replica's id in Status and responses (default HOST-PID-RANDOM, unique per process). */
   readonly identifier?: string;
+  /**
+   * With a store replicas share (redis): how long this replica's entry in the
+   * shared status outlives it when killed (default 15 s; rewritten every ttl/3).
+   */
+  readonly statusTtlMs?: number;
+}
+
+/** A replica id unique per process: hostname (the pod name in Kubernetes), pid and a random suffix. */
+export function defaultReplicaId(): string {
+  return `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
 }
 
 export interface ControlServer {
   readonly port: number;
   readonly metricsPort: number | undefined;
   readonly plane: ControlPlane;
+  readonly status: StatusBoard;
   readonly registry: Registry;
   close(): Promise<void>;
 }
@@ -54,6 +69,8 @@ export interface ControlServer {
 export async function startControlServer(opts: ControlServerOptions): Promise<ControlServer> {
   const registry = opts.registry ?? new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'outrigger_control_process_' });
+  const identifier = opts.identifier ?? defaultReplicaId();
+  let board: StatusBoard | undefined;
   const plane = await ControlPlane.start({
     store: opts.store,
     clock: opts.clock,
@@ -62,12 +79,22 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
     validate: opts.validate,
     debounceMs: opts.debounceMs,
     maxDelayMs: opts.maxDelayMs,
-    identifier: opts.identifier,
+    identifier,
+    onStatusChange: () => board?.changed(),
   });
+  board = new StatusBoard({
+    identifier,
+    local: () => plane.statusOf().map((s) => sidecarStatusOf(s, identifier)),
+    store: opts.store.replicaStatus,
+    clock: opts.clock,
+    logger: opts.logger,
+    ttlMs: opts.statusTtlMs,
+  });
+  const status = board;
   const connectHandler = connectNodeAdapter({
     routes(router) {
       router.service(AggregatedDiscoveryService, discoveryService(plane));
-      router.service(OperatorService, operatorService(plane, opts.auth));
+      router.service(OperatorService, operatorService(plane, opts.auth, status));
       // Health needs no credentials (probes).
       router.service(Health, {
         check: () => ({ status: HealthCheckResponse_ServingStatus.SERVING }),
@@ -126,14 +153,18 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
     await new Promise<void>((r) => metricsServer!.listen(opts.metricsPort, opts.host ?? '0.0.0.0', () => r()));
     metricsPort = (metricsServer.address() as AddressInfo).port;
   }
-  opts.logger.info({ port, metricsPort, store: opts.store.description, tls: !!opts.tls, mtls: !!opts.tls?.clientCa }, 'control plane listening');
+  status.start();
+  opts.logger.info({ port, metricsPort, store: opts.store.description, replica: identifier, tls: !!opts.tls, mtls: !!opts.tls?.clientCa }, 'control plane listening');
 
   return {
     port,
     metricsPort,
     plane,
+    status,
     registry,
     async close() {
+      // Remove this replica's status entry while the store is still open.
+      await status.close();
       await plane.close();
       for (const s of sessions) s.destroy();
       await new Promise<void>((r) => server.close(() => r()));

@@ -6,7 +6,6 @@ import type { ConfigError, JsonObject } from '../../config/snapshot.js';
 import { BadRequestSchema } from '../../gen/google/rpc/error_details_pb.js';
 import {
   OperatorService,
-  SidecarStatusSchema,
   StoredResourceSchema,
   WatchResponse_EventType,
   type StoredResource,
@@ -15,6 +14,7 @@ import { AsyncQueue } from '../async-queue.js';
 import { authenticate, type AuthOptions } from './auth.js';
 import { errorsText, type ControlPlane, type Outcome } from './control-plane.js';
 import { redact } from './redact.js';
+import type { StatusBoard } from './status-board.js';
 import { findEntry, keyOf, type StoredEntry } from './resource-state.js';
 
 function stored(e: StoredEntry): StoredResource {
@@ -36,7 +36,7 @@ function checkKind(kind: string): void {
 }
 
 /** The operator API; every call authenticates first (see auth.ts), so an unauthenticated call changes nothing. */
-export function operatorService(cp: ControlPlane, auth: AuthOptions): ServiceImpl<typeof OperatorService> {
+export function operatorService(cp: ControlPlane, auth: AuthOptions, board: StatusBoard): ServiceImpl<typeof OperatorService> {
   const who = (ctx: HandlerContext): string => authenticate(ctx, auth);
   return {
     async apply(req, ctx) {
@@ -120,19 +120,8 @@ export function operatorService(cp: ControlPlane, auth: AuthOptions): ServiceImp
     },
     async status(_req, ctx) {
       who(ctx);
-      return {
-        sidecars: cp.statusOf().map((s) =>
-          create(SidecarStatusSchema, {
-            nodeId: s.node!.id,
-            nodeCluster: s.node!.cluster,
-            sidecarVersion: s.node!.userAgentVersionType.case === 'userAgentVersion' ? s.node!.userAgentVersionType.value : '',
-            connectedSince: timestampFromMs(s.connectedAtMs),
-            stream: s.kind,
-            types: s.status(),
-            controlPlane: cp.identifier,
-          }),
-        ),
-      };
+      // Every live replica's sidecars (redis); this replica's alone with a file store.
+      return board.status();
     },
   };
 }

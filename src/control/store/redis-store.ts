@@ -1,12 +1,34 @@
 import { Redis } from 'ioredis';
 import { EMPTY_STATE, type StoreState } from '../server/resource-state.js';
-import type { ChangeReason, StateStore } from './state-store.js';
+import type { ChangeReason, ReplicaStatusStore, StateStore } from './state-store.js';
 
 const STATE_KEY = 'outrigger:control:state';
 const REVISION_KEY = 'outrigger:control:revision';
 const CHANNEL = 'outrigger:control:changes';
+/** The set of replica ids that published a status entry, and the prefix of each entry's key (`…status:<id>`, with a TTL). */
+const REPLICAS_KEY = 'outrigger:control:replicas';
+const STATUS_PREFIX = 'outrigger:control:status:';
 /** The keys and channel, for tools and tests that look at redis directly. */
-export const REDIS_KEYS = { state: STATE_KEY, revision: REVISION_KEY, channel: CHANNEL } as const;
+export const REDIS_KEYS = { state: STATE_KEY, revision: REVISION_KEY, channel: CHANNEL, replicas: REPLICAS_KEY, statusPrefix: STATUS_PREFIX } as const;
+
+/**
+ * Reads every replica's entry and drops the ids whose entry has expired from
+ * the set, atomically (a script), so a replica re-publishing at the same
+ * moment cannot lose its id. Returns [id, text, id, text, …].
+ */
+const READ_STATUSES = `
+local ids = redis.call('SMEMBERS', KEYS[1])
+local out = {}
+for _, id in ipairs(ids) do
+  local v = redis.call('GET', ARGV[1] .. id)
+  if v then
+    out[#out + 1] = id
+    out[#out + 1] = v
+  else
+    redis.call('SREM', KEYS[1], id)
+  end
+end
+return out`;
 
 /**
  * `redis://HOST:PORT`: state shared by control-plane replicas. Two keys (the
@@ -15,9 +37,11 @@ export const REDIS_KEYS = { state: STATE_KEY, revision: REVISION_KEY, channel: C
  * on a channel tells the other replicas to reload. After a reconnect the
  * subscriber reports a change, so replicas resync everything they may have
  * missed. Durability of an acknowledged commit needs the server's AOF
- * (`appendonly yes`, `appendfsync everysec` or `always`).
+ * (`appendonly yes`, `appendfsync everysec` or `always`). Each replica also
+ * keeps a status entry with a TTL (ReplicaStatusStore) so Status on any
+ * replica lists the sidecars of all of them.
  */
-export class RedisStateStore implements StateStore {
+export class RedisStateStore implements StateStore, ReplicaStatusStore {
   private readonly callbacks: ((reason: ChangeReason) => void)[] = [];
   private closed = false;
 
@@ -82,6 +106,31 @@ export class RedisStateStore implements StateStore {
     return true;
   }
 
+  get replicaStatus(): ReplicaStatusStore {
+    return this;
+  }
+
+  async putReplicaStatus(replica: string, text: string, ttlMs: number): Promise<void> {
+    execOk(
+      await this.client
+        .multi()
+        .set(STATUS_PREFIX + replica, text, 'PX', Math.max(1, Math.round(ttlMs)))
+        .sadd(REPLICAS_KEY, replica)
+        .exec(),
+    );
+  }
+
+  async replicaStatuses(): Promise<Map<string, string>> {
+    const flat = (await this.client.eval(READ_STATUSES, 1, REPLICAS_KEY, STATUS_PREFIX)) as string[];
+    const out = new Map<string, string>();
+    for (let i = 0; i + 1 < flat.length; i += 2) out.set(flat[i]!, flat[i + 1]!);
+    return out;
+  }
+
+  async removeReplicaStatus(replica: string): Promise<void> {
+    execOk(await this.client.multi().del(STATUS_PREFIX + replica).srem(REPLICAS_KEY, replica).exec());
+  }
+
   onExternalChange(cb: (reason: ChangeReason) => void): void {
     this.callbacks.push(cb);
   }
@@ -95,4 +144,10 @@ export class RedisStateStore implements StateStore {
     this.sub.disconnect();
     this.client.disconnect();
   }
+}
+
+/** A MULTI's replies carry per-command errors instead of rejecting: surface the first. */
+function execOk(res: [Error | null, unknown][] | null): void {
+  if (res === null) throw new Error('redis transaction aborted');
+  for (const [err] of res) if (err) throw err;
 }

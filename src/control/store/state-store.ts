@@ -7,6 +7,20 @@ import type { StoreState } from '../server/resource-state.js';
 /** Why the store reports a change: another writer published one, or the connection came back (anything may have been missed). */
 export type ChangeReason = 'change' | 'reconnect';
 
+/**
+ * Where replicas sharing a store publish what only they know — the sidecar
+ * streams they hold, for Status. One entry per replica, expiring unless
+ * written again (a killed replica's entry disappears after its TTL).
+ */
+export interface ReplicaStatusStore {
+  /** Writes (replaces) this replica's entry; it expires after ttlMs unless written again. */
+  putReplicaStatus(replica: string, text: string, ttlMs: number): Promise<void>;
+  /** Every live replica's entry, by replica id (expired ones are gone). */
+  replicaStatuses(): Promise<Map<string, string>>;
+  /** Removes this replica's entry at once (clean shutdown). */
+  removeReplicaStatus(replica: string): Promise<void>;
+}
+
 export interface StateStore {
   /** Reads the latest state (EMPTY_STATE when nothing was ever stored). */
   load(): Promise<StoreState>;
@@ -21,6 +35,8 @@ export interface StateStore {
   close(): Promise<void>;
   /** For logs: `file:/dir` or `redis://host:port`. */
   readonly description: string;
+  /** Shared replica status, for stores several replicas share (redis); absent for a single-replica store. */
+  readonly replicaStatus?: ReplicaStatusStore;
 }
 
 export async function openStore(spec: string): Promise<StateStore> {
