@@ -1,21 +1,26 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { inject } from '../../injector/inject.js';
-import { defaultMeshConfig } from '../../injector/mesh-config.js';
+import { defaultMeshConfig, type MeshConfig } from '../../injector/mesh-config.js';
 import type { Container, Pod } from '../../injector/pod-types.js';
+import { originalDstAddon } from '../../src/proxy/upstream/original-dst-addon.js';
 
 /**
  * An injected pod for real: two network namespaces joined by a veth pair.
  * "pod" runs outrigger-init (`outrigger redirect` with the exact args inject()
  * produced), an app, and outrigger-proxy with the injected args and env as
  * UID 1337, then its postStart hook (`wait-ready`); "peer" runs the control
- * plane the proxy is pointed at, a client and an upstream service. Needs
- * root, `ip netns` and iptables (CI installs them); skips with the reason
- * otherwise.
+ * plane the proxy is pointed at, a client and upstream services (HTTP, and a
+ * raw TCP line server that speaks first). Outbound traffic to destinations the
+ * mesh does not know passes through (ALLOW_ANY, the ORIGINAL_DST cluster
+ * reading SO_ORIGINAL_DST) or is refused (REGISTRY_ONLY, a second pod
+ * incarnation in the same namespace). Needs root, `ip netns` and iptables
+ * (CI installs them) and the native addon (npm ci builds it); skips with the
+ * reason otherwise.
  */
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const OUTRIGGER = join(ROOT, 'bin/outrigger.js');
@@ -25,11 +30,41 @@ const POD_IP6 = 'fd00:203::1';
 const PEER_IP6 = 'fd00:203::2';
 
 // Plain ESM helper run inside the namespaces: HTTP servers that describe each
-// request, and a one-shot HTTP client.
+// request, a one-shot HTTP client, a TCP server that speaks first (a banner
+// naming the address it was reached on) and then echoes bytes, and a one-shot
+// TCP client printing the bytes it got (hex) and how the connection ended.
 const HELPER = `
 import http from 'node:http';
+import net from 'node:net';
 const [mode, ...args] = process.argv.slice(2);
-if (mode === 'serve') {
+const plain = (a) => (a ?? '').replace(/^::ffff:/, '');
+if (mode === 'tcp-serve') {
+  const [name, ...ports] = args;
+  let n = 0;
+  for (const port of ports) {
+    net.createServer((s) => {
+      s.on('error', () => {});
+      s.write('banner ' + name + ':' + port + ' local=' + plain(s.localAddress) + ' remote=' + plain(s.remoteAddress) + '\\n');
+      s.pipe(s);
+    }).listen(Number(port), '::', () => { if (++n === ports.length) console.log('listening'); });
+  }
+} else if (mode === 'tcp') {
+  // tcp HOST PORT FIRST_HEX AFTER_BANNER_HEX WANT_BYTES
+  const [host, port, firstHex, afterHex, want] = args;
+  const chunks = [];
+  let after = Buffer.from(afterHex, 'hex');
+  const got = () => Buffer.concat(chunks);
+  const done = (how) => { console.log(JSON.stringify({ how, data: got().toString('hex') })); process.exit(0); };
+  const s = net.connect(Number(port), host, () => { const first = Buffer.from(firstHex, 'hex'); if (first.length) s.write(first); });
+  s.on('data', (c) => {
+    chunks.push(c);
+    if (after.length && got().includes(10)) { s.write(after); after = Buffer.alloc(0); }
+    if (got().length >= Number(want)) done('complete');
+  });
+  s.on('close', () => done('closed'));
+  s.on('error', (e) => done('error ' + e.code));
+  setTimeout(() => done('timeout'), 4000);
+} else if (mode === 'serve') {
   const [name, ...ports] = args;
   let n = 0;
   for (const port of ports) {
@@ -43,7 +78,7 @@ if (mode === 'serve') {
   const req = http.get(url, { headers: host ? { host } : {}, timeout: 3000 }, (res) => {
     let body = '';
     res.on('data', (d) => (body += d));
-    res.on('end', () => { console.log(JSON.stringify({ status: res.statusCode, body })); });
+    res.on('end', () => { console.log(JSON.stringify({ status: res.statusCode, localReply: res.headers['x-outrigger-local-reply'] ?? null, body })); });
   });
   req.on('timeout', () => req.destroy(new Error('timeout')));
   req.on('error', (e) => { console.log(JSON.stringify({ error: e.message })); });
@@ -59,31 +94,49 @@ function missingPrerequisite(): string | undefined {
   const probe = `ortest-probe-${process.pid}`;
   if (spawnSync('ip', ['netns', 'add', probe]).status !== 0) return '`ip netns add` not permitted here';
   spawnSync('ip', ['netns', 'del', probe]);
+  const addon = originalDstAddon();
+  if (!addon.addon) {
+    // Root without the addon is a broken build, not a missing prerequisite: CI must not skip silently.
+    if (process.env.CI) throw new Error(`the SO_ORIGINAL_DST addon is required here: ${addon.reason}`);
+    return `the SO_ORIGINAL_DST addon is not built (${addon.reason}); npm run build:native`;
+  }
   return undefined;
 }
 
 describe('an injected pod in network namespaces: traffic capture, proxy, control plane', function () {
-  this.timeout(40_000);
+  this.timeout(60_000);
   const POD_NS = `ortest-pod-${process.pid}`;
   const PEER_NS = `ortest-peer-${process.pid}`;
   const children: ChildProcess[] = [];
   let dir: string;
-  let sidecar: ChildProcess;
-  let sidecarOut = '';
+  let proxy: Proxy;
   let initArgs: string[];
-  let proxyArgs: string[];
-  let proxyEnv: Record<string, string>;
-  let postStart: string[];
-  let probePath: string;
+
+  interface Proxy {
+    child: ChildProcess;
+    out: () => string;
+  }
+  /** The injected containers of a pod, with the kubelet's work done: $(VAR) expansion, downward-API env, volumes as directories. */
+  interface Injected {
+    initArgs: string[];
+    proxyArgs: string[];
+    proxyEnv: Record<string, string>;
+    postStart: string[];
+    probePath: string;
+  }
 
   const inNs = (ns: string, cmd: string[], opts: { input?: string } = {}): string =>
     execFileSync('ip', ['netns', 'exec', ns, ...cmd], { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, OUTRIGGER_FROM_SOURCE: '1' }, ...opts });
 
+  /** Everything each child printed on stdout so far. */
+  const stdoutOf = new Map<ChildProcess, () => string>();
+
   function startIn(ns: string, cmd: string[], readyText: string, env: Record<string, string> = {}): Promise<ChildProcess> {
     const child = spawn('ip', ['netns', 'exec', ns, ...cmd], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, OUTRIGGER_FROM_SOURCE: '1', ...env } });
     children.push(child);
+    let out = '';
+    stdoutOf.set(child, () => out);
     return new Promise((resolve, reject) => {
-      let out = '';
       let err = '';
       const timer = setTimeout(() => reject(new Error(`${cmd.join(' ')} not ready: ${out}${err}`)), 15_000);
       child.stdout!.on('data', (d: Buffer) => {
@@ -98,17 +151,72 @@ describe('an injected pod in network namespaces: traffic capture, proxy, control
     });
   }
 
-  function get(ns: string, url: string, host?: string): { status?: number; body?: Record<string, unknown>; error?: string } {
+  function get(ns: string, url: string, host?: string): { status?: number; localReply?: string | null; body?: Record<string, unknown>; error?: string } {
     const out = inNs(ns, [process.execPath, join(dir, 'helper.mjs'), 'get', url, ...(host ? [host] : [])]);
-    const r = JSON.parse(out.trim()) as { status?: number; body?: string; error?: string };
+    const r = JSON.parse(out.trim()) as { status?: number; localReply?: string | null; body?: string; error?: string };
     let body: Record<string, unknown> | undefined;
     try {
       body = r.body ? (JSON.parse(r.body) as Record<string, unknown>) : undefined;
     } catch {
       body = { text: r.body };
     }
-    return { status: r.status, body, error: r.error };
+    return { status: r.status, localReply: r.localReply, body, error: r.error };
   }
+
+  /**
+   * A raw TCP exchange from the pod's app: connect to host:port, send `first`
+   * at once (may be empty: the server speaks first), send `afterBanner` once a
+   * line arrived, and stop after `want` bytes or when the connection ends.
+   */
+  function tcp(host: string, port: number, first: Buffer, afterBanner: Buffer, want: number): { how: string; data: Buffer } {
+    const out = inNs(POD_NS, [process.execPath, join(dir, 'helper.mjs'), 'tcp', host, String(port), first.toString('hex'), afterBanner.toString('hex'), String(want)]);
+    const r = JSON.parse(out.trim()) as { how: string; data: string };
+    return { how: r.how, data: Buffer.from(r.data, 'hex') };
+  }
+
+  const banner = (port: number, local: string, remote: string): Buffer => Buffer.from(`banner peer:${port} local=${local} remote=${remote}\n`);
+
+  /** inject() for a pod, then what the kubelet would run (paths remapped into `stateDir` and `podinfo`). */
+  function injectedPod(pod: Pod, mesh: MeshConfig, stateDir: string, labels: string): Injected {
+    const injected = inject(pod, mesh, '1.28').pod;
+    const init = injected.spec!.initContainers!.find((c: Container) => c.name === 'outrigger-init')!;
+    const proxyC = injected.spec!.containers.find((c: Container) => c.name === 'outrigger-proxy')!;
+    // The pod's volumes become directories; the kubelet's $(VAR) expansion and
+    // downward-API env are done here.
+    const podinfo = `${stateDir}-podinfo`;
+    for (const d of [stateDir, podinfo]) {
+      mkdirSync(d);
+      chmodSync(d, 0o777);
+    }
+    writeFileSync(join(podinfo, 'labels'), labels);
+    const remap = (a: string): string => a.replace('/var/lib/outrigger', stateDir).replace('/etc/outrigger/podinfo', podinfo);
+    const name = pod.metadata!.name!;
+    const fieldValues: Record<string, string> = {
+      'metadata.name': name, 'metadata.namespace': 'shop', 'status.podIP': POD_IP, 'spec.serviceAccountName': 'default', 'spec.nodeName': 'node-1',
+    };
+    const proxyEnv: Record<string, string> = {};
+    for (const e of proxyC.env!) {
+      proxyEnv[e.name] = e.value ?? fieldValues[(e.valueFrom as { fieldRef: { fieldPath: string } }).fieldRef.fieldPath]!;
+    }
+    const appC = injected.spec!.containers.find((c: Container) => c.name !== 'outrigger-proxy')!;
+    return {
+      initArgs: init.args!.map(remap),
+      proxyArgs: proxyC.args!.map((a) => remap(a.replace(/\$\((\w+)\)/g, (_m, v: string) => proxyEnv[v]!))),
+      proxyEnv,
+      postStart: (proxyC.lifecycle as { postStart: { exec: { command: string[] } } }).postStart.exec.command,
+      probePath: ((appC.readinessProbe ?? {}) as { httpGet?: { path: string } }).httpGet?.path ?? '',
+    };
+  }
+
+  /** outrigger-proxy as UID 1337, then its postStart hook (the kubelet starts the app container only after it returns). */
+  async function startProxy(p: Injected): Promise<Proxy> {
+    const child = await startIn(POD_NS, ['setpriv', '--reuid=1337', '--regid=1337', '--clear-groups', process.execPath, OUTRIGGER, ...p.proxyArgs], 'sidecar ready', p.proxyEnv);
+    expect(p.postStart[0]).to.equal('outrigger');
+    inNs(POD_NS, ['setpriv', '--reuid=1337', '--regid=1337', '--clear-groups', process.execPath, OUTRIGGER, ...p.postStart.slice(1)]);
+    return { child, out: stdoutOf.get(child)! };
+  }
+
+  let web: Injected;
 
   before(async function () {
     const missing = missingPrerequisite();
@@ -125,7 +233,7 @@ describe('an injected pod in network namespaces: traffic capture, proxy, control
       metadata: {
         name: 'web',
         namespace: 'shop',
-        annotations: { 'outrigger.io/exclude-inbound-ports': '8081', 'outrigger.io/exclude-outbound-ports': '9091' },
+        annotations: { 'outrigger.io/exclude-inbound-ports': '8081', 'outrigger.io/exclude-outbound-ports': '9091,7071' },
       },
       spec: {
         containers: [{
@@ -137,32 +245,13 @@ describe('an injected pod in network namespaces: traffic capture, proxy, control
       },
     };
     // The control plane runs in the peer namespace (another node, as it were).
+    // The mesh default: ALLOW_ANY.
     const mesh = { ...defaultMeshConfig(), controlPlaneAddress: `${PEER_IP}:15010` };
-    const injected = inject(pod, mesh, '1.28').pod;
-    const init = injected.spec!.initContainers!.find((c: Container) => c.name === 'outrigger-init')!;
-    const proxy = injected.spec!.containers.find((c: Container) => c.name === 'outrigger-proxy')!;
-    expect(proxy.env!.find((e) => e.name === 'OUTRIGGER_INBOUND_PORTS')!.value).to.equal('8080=15100');
-    // The pod's volumes become directories; the kubelet's $(VAR) expansion and
-    // downward-API env are done here.
-    for (const sub of ['state', 'podinfo']) {
-      mkdirSync(join(dir, sub));
-      chmodSync(join(dir, sub), 0o777);
-    }
-    writeFileSync(join(dir, 'podinfo', 'labels'), 'app="web"\n');
-    const remap = (a: string): string =>
-      a.replace('/var/lib/outrigger', join(dir, 'state')).replace('/etc/outrigger/podinfo', join(dir, 'podinfo'));
-    const fieldValues: Record<string, string> = {
-      'metadata.name': 'web', 'metadata.namespace': 'shop', 'status.podIP': POD_IP, 'spec.serviceAccountName': 'default', 'spec.nodeName': 'node-1',
-    };
-    proxyEnv = {};
-    for (const e of proxy.env!) {
-      proxyEnv[e.name] = e.value ?? fieldValues[(e.valueFrom as { fieldRef: { fieldPath: string } }).fieldRef.fieldPath]!;
-    }
-    initArgs = init.args!.map(remap);
-    proxyArgs = proxy.args!.map((a) => remap(a.replace(/\$\((\w+)\)/g, (_m, v: string) => proxyEnv[v]!)));
-    postStart = (proxy.lifecycle as { postStart: { exec: { command: string[] } } }).postStart.exec.command;
-    expect(proxyArgs.slice(0, 5)).to.deep.equal(['sidecar', '--control-plane', `${PEER_IP}:15010`, '--node-id', 'web.shop']);
-    probePath = (injected.spec!.containers[1]!.readinessProbe as { httpGet: { path: string } }).httpGet.path;
+    web = injectedPod(pod, mesh, join(dir, 'state'), 'app="web"\n');
+    expect(web.proxyEnv.OUTRIGGER_INBOUND_PORTS).to.equal('8080=15100');
+    expect(web.initArgs.join(' ')).to.contain('--outbound-policy ALLOW_ANY');
+    expect(web.proxyArgs.slice(0, 5)).to.deep.equal(['sidecar', '--control-plane', `${PEER_IP}:15010`, '--node-id', 'web.shop']);
+    initArgs = web.initArgs;
 
     const veth = `vo${process.pid % 100000}`;
     const sh = (...a: string[]): void => void execFileSync('ip', a, { stdio: 'pipe' });
@@ -186,11 +275,22 @@ describe('an injected pod in network namespaces: traffic capture, proxy, control
     inNs(POD_NS, [process.execPath, OUTRIGGER, ...initArgs]);
     expect(inNs(POD_NS, ['iptables-save', '-t', 'nat']).replace(/^[#:].*$/gm, '')).to.equal(first);
 
-    // The outbound side: what an operator applies to the control plane for the mesh's services.
+    // The outbound side: what an operator applies to the control plane for the mesh's services. It
+    // replaces the bootstrap's outbound resources by name — the Listener (same address, so nothing
+    // rebinds; the sidecar subscribes to the routes of pushed listeners) and the RouteConfiguration —
+    // so it carries the ALLOW_ANY catch-all and its ORIGINAL_DST cluster along with the mesh hosts.
+    // Selected for the pods labelled app=web only.
+    const web_ = { selector: { labels: { app: 'web' } } };
     writeFileSync(join(dir, 'outbound.yaml'), [
-      doc('Listener', 'outbound', { address: { host: '0.0.0.0', port: 15001 }, routeConfig: 'outbound' }),
-      doc('RouteConfiguration', 'outbound', { virtualHosts: [{ name: 'peer', domains: ['peer.mesh'], routes: [{ name: 'peer', match: { prefix: '/' }, route: { cluster: 'peer' } }] }] }),
-      doc('Cluster', 'peer', { type: 'DISCOVERY_TYPE_STATIC', protocol: 'UPSTREAM_PROTOCOL_HTTP1', endpoints: [{ address: { host: PEER_IP, port: 9090 } }] }),
+      doc('Listener', 'outbound', { address: { host: '::', port: 15001 }, routeConfig: 'outbound', defaultCluster: 'passthrough' }, web_),
+      doc('RouteConfiguration', 'outbound', {
+        virtualHosts: [
+          { name: 'peer', domains: ['peer.mesh'], routes: [{ name: 'peer', match: { prefix: '/' }, route: { cluster: 'peer' } }] },
+          { name: 'allow-any', domains: ['*'], routes: [{ name: 'passthrough', match: { prefix: '/' }, route: { cluster: 'passthrough' } }] },
+        ],
+      }, web_),
+      doc('Cluster', 'peer', { type: 'DISCOVERY_TYPE_STATIC', protocol: 'UPSTREAM_PROTOCOL_HTTP1', endpoints: [{ address: { host: PEER_IP, port: 9090 } }] }, web_),
+      doc('Cluster', 'passthrough', { type: 'DISCOVERY_TYPE_ORIGINAL_DST', connectTimeout: '10s' }, web_),
     ].join('---\n'));
 
     await startIn(PEER_NS, [process.execPath, OUTRIGGER, 'control', '--store', `file:${join(dir, 'store')}`, '--port', '15010',
@@ -198,13 +298,8 @@ describe('an injected pod in network namespaces: traffic capture, proxy, control
     inNs(PEER_NS, [process.execPath, OUTRIGGER, 'apply', '-f', join(dir, 'outbound.yaml'), '--control-plane', `${PEER_IP}:15010`]);
     await startIn(POD_NS, [process.execPath, join(dir, 'helper.mjs'), 'serve', 'app', '8080', '8081'], 'listening');
     await startIn(PEER_NS, [process.execPath, join(dir, 'helper.mjs'), 'serve', 'peer', '9090', '9091'], 'listening');
-    // outrigger-proxy: the injected container's args and env, as UID 1337.
-    sidecar = await startIn(POD_NS, ['setpriv', '--reuid=1337', '--regid=1337', '--clear-groups', process.execPath, OUTRIGGER,
-      ...proxyArgs], 'sidecar ready', proxyEnv);
-    sidecar.stdout!.on('data', (d: Buffer) => (sidecarOut += d.toString()));
-    // Its postStart hook: the kubelet starts the app container only after this returns.
-    expect(postStart[0]).to.equal('outrigger');
-    inNs(POD_NS, ['setpriv', '--reuid=1337', '--regid=1337', '--clear-groups', process.execPath, OUTRIGGER, ...postStart.slice(1)]);
+    await startIn(PEER_NS, [process.execPath, join(dir, 'helper.mjs'), 'tcp-serve', 'peer', '7070', '7071'], 'listening');
+    proxy = await startProxy(web);
   });
 
   after(() => {
@@ -215,23 +310,26 @@ describe('an injected pod in network namespaces: traffic capture, proxy, control
   });
 
   /**
-   * Ends the proxy the way a classic-mode Job does (POST /quitquitquit on the
+   * Ends a proxy the way a classic-mode Job does (POST /quitquitquit on the
    * admin port, from the app's network namespace) and returns its access log,
    * which the async logger flushes on shutdown.
    */
-  async function quitAndReadAccessLog(): Promise<Record<string, unknown>[]> {
-    const exited = new Promise<number | null>((r) => sidecar.once('exit', r));
+  async function quitAndReadAccessLog(p: Proxy): Promise<Record<string, unknown>[]> {
+    const exited = new Promise<number | null>((r) => (p.child.exitCode !== null ? r(p.child.exitCode) : p.child.once('exit', r)));
     const quit = inNs(POD_NS, [process.execPath, '-e',
       "fetch('http://127.0.0.1:15000/quitquitquit',{method:'POST'}).then(r=>console.log(r.status))"]);
     expect(quit.trim()).to.equal('200');
     expect(await exited, 'the proxy exits 0 so the pod can complete').to.equal(0);
-    return sidecarOut.split('\n').filter((l) => l.includes('"msg":"access"')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    return p.out().split('\n').filter((l) => l.includes('"msg":"access"')).map((l) => JSON.parse(l) as Record<string, unknown>);
   }
 
-  it('installs iptables and ip6tables rules in the pod namespace only', () => {
+  it('installs iptables and ip6tables rules in the pod namespace only; the bootstrap has the ALLOW_ANY outbound listener', () => {
     expect(inNs(POD_NS, ['iptables', '-t', 'nat', '-S', 'OUTRIGGER_INBOUND'])).to.contain('--dport 8080 -j REDIRECT --to-ports 15100');
     expect(inNs(POD_NS, ['ip6tables', '-t', 'nat', '-S', 'OUTRIGGER_OUTPUT'])).to.contain('--uid-owner 1337 -j RETURN');
     expect(inNs(PEER_NS, ['iptables', '-t', 'nat', '-S'])).not.to.contain('OUTRIGGER');
+    const bootstrap = readFileSync(join(dir, 'state', 'inbound.yaml'), 'utf8');
+    expect(bootstrap).to.contain('outbound traffic policy ALLOW_ANY');
+    expect(bootstrap).to.match(/kind: Cluster\nmetadata:\n  name: passthrough\n[\s\S]*type: DISCOVERY_TYPE_ORIGINAL_DST/);
   });
 
   it('inbound to a declared port (IPv4 and IPv6) goes through the sidecar; an excluded port and the status port do not', () => {
@@ -251,7 +349,7 @@ describe('an injected pod in network namespaces: traffic capture, proxy, control
     expect(get(PEER_NS, `http://${POD_IP}:15021/ready`).status).to.equal(200);
   });
 
-  it('outbound from the app goes through the sidecar (routed on Host); an excluded port does not', () => {
+  it('outbound from the app to a mesh host goes through the sidecar (routed on Host); an excluded port does not', () => {
     const captured = get(POD_NS, `http://${PEER_IP}:9090/out`, 'peer.mesh:9090');
     expect(captured.status).to.equal(200);
     expect(captured.body).to.include({ server: 'peer', port: 9090, remote: POD_IP });
@@ -259,23 +357,110 @@ describe('an injected pod in network namespaces: traffic capture, proxy, control
 
     const excluded = get(POD_NS, `http://${PEER_IP}:9091/direct`, 'peer.mesh:9091');
     expect(excluded.body).to.include({ server: 'peer', port: 9091, requestId: null });
+  });
 
-    // Captured but unknown to the mesh: the sidecar answers (no route), nothing leaves.
-    expect(get(POD_NS, `http://${PEER_IP}:9090/unknown`, 'unknown.example').status).to.equal(404);
+  it('ALLOW_ANY: outbound HTTP to a host the mesh does not know passes through to the address the app dialled', () => {
+    // "unknown.example" resolves nowhere: the sidecar goes to the connection's original destination
+    // (SO_ORIGINAL_DST), not to the Host, and keeps the Host.
+    const r = get(POD_NS, `http://${PEER_IP}:9090/unknown`, 'unknown.example');
+    expect(r.status, r.error).to.equal(200);
+    expect(r.localReply).to.equal(null);
+    expect(r.body).to.include({ server: 'peer', port: 9090, remote: POD_IP, host: 'unknown.example' });
+    expect(r.body!.requestId, 'x-request-id: it went through the sidecar').to.be.a('string');
+  });
+
+  it('ALLOW_ANY: outbound opaque TCP (server speaks first; binary client; IPv4 and IPv6) reaches the address the app dialled', () => {
+    // Server speaks first: the app sends nothing, the sidecar's detection times out (opaque), and the
+    // banner of the real server comes back; then a line is echoed.
+    const ping = Buffer.from('ping\n');
+    const b4 = banner(7070, PEER_IP, POD_IP);
+    const first = tcp(PEER_IP, 7070, Buffer.alloc(0), ping, b4.length + ping.length);
+    expect(first.how).to.equal('complete');
+    expect(first.data.toString()).to.equal(Buffer.concat([b4, ping]).toString());
+
+    // The client speaks first, in binary (not HTTP, not TLS).
+    const binary = Buffer.from([0x00, 0xff, 0x13, 0x37, 0x80, 0x0a, 0x01]);
+    const second = tcp(PEER_IP, 7070, binary, Buffer.alloc(0), b4.length + binary.length);
+    expect(second.how).to.equal('complete');
+    expect(second.data.equals(Buffer.concat([b4, binary])), second.data.toString('hex')).to.equal(true);
+
+    // IPv6: ip6tables → the dual-stack outbound listener → IP6T_SO_ORIGINAL_DST.
+    const b6 = banner(7070, PEER_IP6, POD_IP6);
+    const third = tcp(PEER_IP6, 7070, binary, Buffer.alloc(0), b6.length + binary.length);
+    expect(third.how).to.equal('complete');
+    expect(third.data.equals(Buffer.concat([b6, binary])), third.data.toString('hex')).to.equal(true);
+  });
+
+  it('an excluded outbound port bypasses the sidecar for TCP too', () => {
+    const b = banner(7071, PEER_IP, POD_IP);
+    const r = tcp(PEER_IP, 7071, Buffer.alloc(0), Buffer.alloc(0), b.length);
+    expect(r.data.toString()).to.equal(b.toString());
   });
 
   it('the status port serves the rewritten app probe from outside the pod', () => {
-    expect(probePath).to.equal('/app-health/web/readyz');
-    expect(get(PEER_NS, `http://${POD_IP}:15021${probePath}`).status).to.equal(200);
+    expect(web.probePath).to.equal('/app-health/web/readyz');
+    expect(get(PEER_NS, `http://${POD_IP}:15021${web.probePath}`).status).to.equal(200);
   });
 
-  it('POST /quitquitquit ends the proxy with exit 0; the access log shows exactly the captured requests', async () => {
-    const lines = await quitAndReadAccessLog();
-    const seen = lines.map((l) => `${l.listener as string} ${l.path as string}`).sort();
-    expect(seen).to.deep.equal(['inbound-8080 /in', 'inbound-8080 /in6', 'outbound /out', 'outbound /unknown']);
+  it('POST /quitquitquit ends the proxy with exit 0; the access log shows exactly the captured traffic, with the dialled destinations', async () => {
+    const lines = await quitAndReadAccessLog(proxy);
+    const http = lines.filter((l) => l.protocol !== 'tcp').map((l) => `${l.listener as string} ${l.path as string} ${l.cluster as string} ${l.upstream as string}`).sort();
+    expect(http).to.deep.equal([
+      'inbound-8080 /in inbound-8080 127.0.0.1:8080',
+      'inbound-8080 /in6 inbound-8080 127.0.0.1:8080',
+      `outbound /out peer ${PEER_IP}:9090`,
+      `outbound /unknown passthrough ${PEER_IP}:9090`,
+    ]);
+    const tcpLines = lines.filter((l) => l.protocol === 'tcp');
+    expect(tcpLines.map((l) => `${l.listener as string} ${l.cluster as string} ${l.upstream as string} ${l.flags as string}`).sort()).to.deep.equal([
+      `outbound passthrough ${PEER_IP}:7070 undefined`,
+      `outbound passthrough ${PEER_IP}:7070 undefined`,
+      `outbound passthrough [${PEER_IP6}]:7070 undefined`,
+    ]);
+    for (const l of tcpLines) expect(l.bytes_out as number, 'the banner came through the sidecar').to.be.greaterThan(40);
+  });
+
+  it('REGISTRY_ONLY (mesh config → outrigger-init → bootstrap): unknown HTTP gets a local 404 (NR), opaque TCP is closed; excluded ports still bypass', async () => {
+    // The same namespace as a new pod "strict" (fresh state volume), whose mesh config says REGISTRY_ONLY.
+    // The control plane's outbound documents select app=web, so this pod runs on the bootstrap alone.
+    const pod: Pod = {
+      metadata: { name: 'strict', namespace: 'shop', annotations: { 'outrigger.io/exclude-outbound-ports': '9091,7071' } },
+      spec: { containers: [{ name: 'strict', image: 'strict:1', ports: [{ containerPort: 8080 }] }] },
+    };
+    const mesh = { ...defaultMeshConfig(), controlPlaneAddress: `${PEER_IP}:15010`, outboundTrafficPolicy: 'REGISTRY_ONLY' as const };
+    const strict = injectedPod(pod, mesh, join(dir, 'state-strict'), 'app="strict"\n');
+    expect(strict.initArgs.join(' ')).to.contain('--outbound-policy REGISTRY_ONLY');
+    expect(strict.proxyEnv.OUTRIGGER_OUTBOUND_POLICY).to.equal('REGISTRY_ONLY');
+    inNs(POD_NS, [process.execPath, OUTRIGGER, ...strict.initArgs]);
+    expect(readFileSync(join(dir, 'state-strict', 'inbound.yaml'), 'utf8')).to.contain('outbound traffic policy REGISTRY_ONLY');
+    const p = await startProxy(strict);
+
+    const refused = get(POD_NS, `http://${PEER_IP}:9090/blocked`, 'unknown.example');
+    expect(refused.status).to.equal(404);
+    expect(refused.localReply).to.equal('NR');
+    expect(refused.body).to.deep.equal({ text: 'no route\n' });
+
+    // Opaque TCP, server-first and binary: closed by the sidecar; the peer's banner never arrives.
+    for (const first of [Buffer.alloc(0), Buffer.from([0x00, 0xff, 0x13, 0x37])]) {
+      const r = tcp(PEER_IP, 7070, first, Buffer.alloc(0), 10);
+      expect(r.how, first.toString('hex')).to.equal('closed');
+      expect(r.data.length).to.equal(0);
+    }
+
+    // Excluded ports are not captured at all, whatever the policy.
+    expect(get(POD_NS, `http://${PEER_IP}:9091/direct`, 'unknown.example').body).to.include({ server: 'peer', port: 9091, requestId: null });
+    const b = banner(7071, PEER_IP, POD_IP);
+    expect(tcp(PEER_IP, 7071, Buffer.alloc(0), Buffer.alloc(0), b.length).data.toString()).to.equal(b.toString());
+
+    const lines = await quitAndReadAccessLog(p);
+    expect(lines.map((l) => `${l.listener as string} ${l.protocol as string} ${(l.path as string | undefined) ?? '-'} ${l.flags as string}`).sort()).to.deep.equal([
+      'outbound http1 /blocked NR',
+      'outbound tcp - NC',
+      'outbound tcp - NC',
+    ]);
   });
 });
 
-function doc(kind: string, name: string, spec: Record<string, unknown>): string {
-  return JSON.stringify({ apiVersion: 'outrigger.io/v1', kind, metadata: { name }, spec }) + '\n';
+function doc(kind: string, name: string, spec: Record<string, unknown>, metadata: Record<string, unknown> = {}): string {
+  return JSON.stringify({ apiVersion: 'outrigger.io/v1', kind, metadata: { name, ...metadata }, spec }) + '\n';
 }
