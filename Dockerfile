@@ -4,10 +4,17 @@
 #   docker run --rm ghcr.io/outrigger/outrigger:0.1.0 --help
 
 FROM node:20-bookworm-slim AS build
+# The SO_ORIGINAL_DST addon (native/original-dst) is built with node-gyp
+# against this image's Node headers (/usr/local/include/node).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
 # Scripts off: `prepare` would build before the sources are copied.
 RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY native native
+RUN OUTRIGGER_REQUIRE_NATIVE=1 node native/original-dst/build.mjs
 COPY tsconfig.json tsconfig.build.json ./
 COPY bin bin
 COPY src src
@@ -26,6 +33,7 @@ COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules node_modules
 COPY --from=build /app/dist dist
 COPY --from=build /app/bin bin
+COPY --from=build /app/native/original-dst/build/Release/original_dst.node native/original-dst/build/Release/original_dst.node
 RUN ln -s /app/bin/outrigger.js /usr/local/bin/outrigger
 ENV NODE_ENV=production
 # The proxy's UID: the injector runs the sidecar as 1337 (excluded from
