@@ -80,7 +80,8 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
     debounceMs: opts.debounceMs,
     maxDelayMs: opts.maxDelayMs,
     identifier,
-    onStatusChange: () => board?.changed(),
+    // Only a shared store has anything to publish (a file store: no hook at all on the push path).
+    onStatusChange: opts.store.replicaStatus ? () => board?.changed() : undefined,
   });
   board = new StatusBoard({
     identifier,
