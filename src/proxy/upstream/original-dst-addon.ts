@@ -53,11 +53,6 @@ export function originalDstAddon(env: NodeJS.ProcessEnv = process.env): AddonSta
   }
 }
 
-/** The addon, or undefined when it is missing (see originalDstAddon for why). */
-export function loadOriginalDstAddon(): OriginalDstAddon | undefined {
-  return originalDstAddon().addon;
-}
-
 function findUp(from: string): string | undefined {
   for (let dir = from; ; ) {
     const candidate = join(dir, ADDON_RELATIVE_PATH);
