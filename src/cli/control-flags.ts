@@ -36,7 +36,8 @@ export function reportError(cmd: string, err: unknown, tls?: boolean): number {
   const code = err instanceof ConnectError ? err.code : undefined;
   if (/certificate|self.signed|unable to verify|altnames|CERT_/i.test(message) && code !== Code.Unauthenticated) {
     process.stderr.write(`  hint: the control plane's certificate was not verified; give the CA that signed it with --tls-ca (or $OUTRIGGER_TLS_CA)\n`);
-  } else if (tls === false && (code === Code.Canceled || code === Code.Unavailable || code === Code.Internal)) {
+  } else if (tls === false && (code === Code.Canceled || code === Code.Unavailable || code === Code.Internal || code === Code.Aborted)) {
+    // How a TLS port turns away plaintext varies with timing: stream closed (CANCELED), ECONNRESET (ABORTED), …
     process.stderr.write(`  hint: if the control plane serves TLS, pass --tls-ca FILE (or $OUTRIGGER_TLS_CA) or an https:// address\n`);
   }
   return 1;
