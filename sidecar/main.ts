@@ -142,6 +142,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   // validated as one snapshot (the same buildSnapshot as everywhere).
   let bootstrap: readonly ResourceDocument[] = [];
   let dynamic: readonly ResourceDocument[] | undefined;
+  let xds: XdsClient | undefined; // set below; a bootstrap reload refreshes its subscriptions
   const validateOptions = { allowEphemeralPorts: opts.allowEphemeralPorts ?? false };
   const applyMerged = async (): Promise<ConfigError[] | undefined> => {
     const byKey = new Map<string, ResourceDocument>();
@@ -176,6 +177,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
               bootstrap = prev;
               throw new Error(errors.map(formatConfigError).join('; '));
             }
+            xds?.refreshSubscriptions();
           }
         : apply,
       onApplied: opts.controlPlane ? undefined : onApplied,
@@ -189,7 +191,6 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     }
   }
 
-  let xds: XdsClient | undefined;
   if (opts.controlPlane) {
     const cp = opts.controlPlane;
     xds = new XdsClient({
@@ -203,6 +204,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       initialBackoffMs: cp.initialBackoffMs,
       maxBackoffMs: cp.maxBackoffMs,
       warmingTimeoutMs: cp.warmingTimeoutMs,
+      bootstrap: () => bootstrap,
       apply: async (docs) => {
         const prev = dynamic;
         dynamic = docs;

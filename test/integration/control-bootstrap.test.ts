@@ -74,4 +74,30 @@ describe('sidecar: --config (bootstrap) combined with --control-plane', function
       await removeDir(dir);
     }
   });
+
+  it('routes named by a bootstrap listener are subscribed: the control plane can serve them without pushing the listener', async () => {
+    const dir = await tempDir('outrigger-boot-');
+    const bootFile = join(dir, 'bootstrap.yaml');
+    const boot = (rc: string): Doc[] => [listener('boot', { routeConfig: rc }), routes(rc, [prefixRoute('/', 'local')]), cluster('local', [a.port])];
+    await writeFile(bootFile, toYaml(boot('outbound')));
+    const cp = await startTestControlPlane();
+    const api = client(cp.address);
+    // The control plane has a route config of the bootstrap listener's name, and a cluster; no listener.
+    await api.apply({ documents: J(routes('outbound', [prefixRoute('/', 'web')]), cluster('web', [b.port])) });
+    const sc = await startCpSidecar({ address: cp.address, nodeId: 'boot-rds-1' }, { configPath: bootFile });
+    try {
+      await waitFor(async () => (await backendOf(sc.port('boot'))) === 'b', "the pushed 'outbound' routes on the bootstrap listener");
+      // Deleting the pushed routes brings the bootstrap ones back.
+      await api.delete({ kind: 'RouteConfiguration', name: 'outbound' });
+      await waitFor(async () => (await backendOf(sc.port('boot'))) === 'a', 'bootstrap routes back');
+      // A bootstrap reload naming other routes subscribes to those.
+      await api.apply({ documents: J(routes('other', [prefixRoute('/', 'web')])) });
+      await writeFile(bootFile, toYaml(boot('other')));
+      await waitFor(async () => (await backendOf(sc.port('boot'))) === 'b', "the pushed 'other' routes after the reload");
+    } finally {
+      await sc.close();
+      await cp.close();
+      await removeDir(dir);
+    }
+  });
 });

@@ -39,6 +39,14 @@ export interface XdsClientOptions {
    * (e.g. a port already in use).
    */
   readonly apply: (docs: ResourceDocument[]) => Promise<ConfigError[] | undefined>;
+  /**
+   * The bootstrap (--config) documents, current at each call: the routes
+   * their listeners name and the endpoints of their EDS clusters are
+   * subscribed too, so the control plane can serve those (as Envoy's RDS
+   * does for a static listener) — e.g. the `outbound` routes of an injected
+   * pod, whose listener comes from the init container's bootstrap file.
+   */
+  readonly bootstrap?: () => readonly ResourceDocument[];
   readonly initialBackoffMs?: number;
   readonly maxBackoffMs?: number;
   /** How long an inconsistent set may wait for the rest of a push before it is NACKed (xDS: 15 s). */
@@ -93,6 +101,7 @@ export class XdsClient {
   }
 
   start(): void {
+    this.updateSubscriptions(); // the bootstrap's names go in the first requests
     void this.connect();
   }
 
@@ -219,10 +228,20 @@ export class XdsClient {
     return this.pending.get(kind)?.docs ?? this.current.get(kind) ?? new Map();
   }
 
-  /** Endpoints for the EDS clusters, routes for the listeners' routeConfig names. */
+  /** The bootstrap changed (--config reloaded): subscribe to what its listeners and clusters now name. */
+  refreshSubscriptions(): void {
+    this.updateSubscriptions();
+  }
+
+  /** Endpoints for the EDS clusters, routes for the listeners' routeConfig names (pushed and bootstrap ones). */
   private updateSubscriptions(): void {
-    const eds = [...this.view('Cluster').values()].filter((d) => d.spec.type === 'DISCOVERY_TYPE_EDS').map((d) => d.metadata.name).sort();
-    const rds = [...new Set([...this.view('Listener').values()].map((d) => d.spec.routeConfig).filter((n): n is string => typeof n === 'string' && n !== ''))].sort();
+    const boot = this.opts.bootstrap?.() ?? [];
+    const of = (kind: Kind): ResourceDocument[] => {
+      const pushed = this.view(kind);
+      return [...pushed.values(), ...boot.filter((d) => d.kind === kind && !pushed.has(d.metadata.name))];
+    };
+    const eds = [...new Set(of('Cluster').filter((d) => d.spec.type === 'DISCOVERY_TYPE_EDS').map((d) => d.metadata.name))].sort();
+    const rds = [...new Set(of('Listener').map((d) => d.spec.routeConfig).filter((n): n is string => typeof n === 'string' && n !== ''))].sort();
     for (const [kind, want] of [['ClusterLoadAssignment', eds], ['RouteConfiguration', rds]] as const) {
       const have = this.names.get(kind) ?? [];
       if (have.join('\n') === want.join('\n')) continue;
