@@ -1,24 +1,14 @@
 import { expect } from 'chai';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { request } from 'undici';
 import type { JsonObject } from '../../src/config/snapshot.js';
 import { startH1Echo, type Started } from '../support/backends.js';
 import { cluster, listener, prefixRoute, routes, toYaml, type Doc } from '../support/config-docs.js';
 import { client, removeDir, startCpSidecar, startTestControlPlane, tempDir } from '../support/control-harness.js';
 import { waitFor } from '../support/wait.js';
+import { backendOf } from '../support/backend-of.js';
 
 const J = (...d: Doc[]): JsonObject[] => d as unknown as JsonObject[];
-
-async function backendOf(port: number): Promise<string> {
-  try {
-    const res = await request(`http://127.0.0.1:${port}/x`);
-    const text = await res.body.text();
-    return res.statusCode === 200 ? (JSON.parse(text) as { backend: string }).backend : `status ${res.statusCode}`;
-  } catch (err) {
-    return `error ${(err as Error).message}`;
-  }
-}
 
 describe('sidecar: --config (bootstrap) combined with --control-plane', function () {
   this.timeout(15000);

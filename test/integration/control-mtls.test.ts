@@ -2,7 +2,6 @@ import { expect } from 'chai';
 import { writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { request } from 'undici';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { operatorClient } from '../../src/control/client/operator-client.js';
@@ -13,18 +12,9 @@ import { cluster, listener, prefixRoute, routes, toYaml } from '../support/confi
 import { makeControlPki, type ControlPki } from '../support/control-pki.js';
 import { outrigger, removeDir, spawnControlPlane, spawnSidecar, tempDir, writeToken, TOKEN } from '../support/control-harness.js';
 import { waitFor } from '../support/wait.js';
+import { backendOf } from '../support/backend-of.js';
 
 type Spawned = Awaited<ReturnType<typeof spawnControlPlane>>;
-
-async function backendOf(port: number): Promise<string> {
-  try {
-    const res = await request(`http://127.0.0.1:${port}/x`);
-    const text = await res.body.text();
-    return res.statusCode === 200 ? (JSON.parse(text) as { backend: string }).backend : `status ${res.statusCode}`;
-  } catch (err) {
-    return `error ${(err as Error).message}`;
-  }
-}
 
 async function codeOf(p: Promise<unknown>): Promise<Code | 'ok'> {
   try {

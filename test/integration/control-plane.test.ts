@@ -1,5 +1,4 @@
 import { expect } from 'chai';
-import { request } from 'undici';
 import { ConnectError, Code } from '@connectrpc/connect';
 import { startH1Echo, type Started } from '../support/backends.js';
 import { cluster, listener, prefixRoute, routes, type Doc } from '../support/config-docs.js';
@@ -8,18 +7,9 @@ import type { JsonObject } from '../../src/config/snapshot.js';
 const J = (...d: Doc[]): JsonObject[] => d as unknown as JsonObject[];
 import { waitFor } from '../support/wait.js';
 import { client, startCpSidecar, startTestControlPlane, type TestCpSidecar } from '../support/control-harness.js';
+import { backendOf } from '../support/backend-of.js';
 
 type CP = Awaited<ReturnType<typeof startTestControlPlane>>;
-
-async function backendOf(port: number, path = '/x'): Promise<string | undefined> {
-  try {
-    const res = await request(`http://127.0.0.1:${port}${path}`);
-    const text = await res.body.text();
-    return res.statusCode === 200 ? (JSON.parse(text) as { backend: string }).backend : `status ${res.statusCode}`;
-  } catch (err) {
-    return `error ${(err as Error).message}`;
-  }
-}
 
 describe('control plane: apply → sidecar traffic', function () {
   let a: Started<unknown>, b: Started<unknown>;

@@ -1,6 +1,5 @@
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
-import { request } from 'undici';
 import type { JsonObject } from '../../src/config/snapshot.js';
 import { applyDocuments, type StoreState } from '../../src/control/server/resource-state.js';
 import { RedisStateStore, REDIS_KEYS } from '../../src/control/store/redis-store.js';
@@ -9,19 +8,10 @@ import { cluster, listener, prefixRoute, routes, type Doc } from '../support/con
 import { client, removeDir, startCpSidecar, startTestControlPlane, tempDir, type TestCpSidecar } from '../support/control-harness.js';
 import { RedisServer } from '../support/redis-server.js';
 import { waitFor } from '../support/wait.js';
+import { backendOf } from '../support/backend-of.js';
 
 const J = (...d: Doc[]): JsonObject[] => d as unknown as JsonObject[];
 type CP = Awaited<ReturnType<typeof startTestControlPlane>>;
-
-async function backendOf(port: number): Promise<string> {
-  try {
-    const res = await request(`http://127.0.0.1:${port}/x`);
-    const text = await res.body.text();
-    return res.statusCode === 200 ? (JSON.parse(text) as { backend: string }).backend : `status ${res.statusCode}`;
-  } catch (err) {
-    return `error ${(err as Error).message}`;
-  }
-}
 
 /**
  * Two control-plane replicas sharing one real redis-server (AOF on), a
