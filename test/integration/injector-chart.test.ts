@@ -1,13 +1,15 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { parseAllDocuments, stringify } from 'yaml';
 import { parseMeshConfig } from '../../injector/mesh-config.js';
+import { startFakeKubeApi, type FakeKubeApi, type SecretObject } from '../support/fake-kube-api.js';
 import { helmBinary } from '../support/helm-binary.js';
+import { makeTestPki } from '../support/injector-pki.js';
 
 const CHART = fileURLToPath(new URL('../../charts/outrigger', import.meta.url));
 
@@ -239,6 +241,183 @@ describe('Helm chart charts/outrigger (real helm binary)', function () {
     const mwc = find(objs, 'MutatingWebhookConfiguration')!;
     expect(mwc.metadata.annotations!['cert-manager.io/inject-ca-from']).to.equal('outrigger-system/outrigger-webhook');
     for (const w of mwc.webhooks) expect(w.clientConfig.caBundle).to.equal(undefined);
+  });
+
+  /*
+   * The `lookup` branch of the templates (reuse the installed webhook
+   * certificate and control token) against a fake API server on 127.0.0.1:
+   * `helm template --dry-run=server` (Helm >= 3.13) lets lookup query the
+   * cluster of the kubeconfig, and renders without installing anything.
+   */
+  describe('lookup against an API server (helm template --dry-run=server, fake API server)', () => {
+    const NS = 'outrigger-system';
+    const TLS = 'outrigger-webhook-tls';
+    const TOKEN = 'outrigger-control-token';
+    let api: FakeKubeApi;
+    let home: string;
+    let first: Obj[];
+
+    /** helm against the fake API server: async (the server runs in this process), clean env. */
+    const helmServer = (args: string[]): Promise<{ status: number; out: string; err: string }> =>
+      new Promise((resolve, reject) => {
+        const env = {
+          PATH: process.env.PATH ?? '/usr/bin:/bin',
+          HOME: home,
+          XDG_CONFIG_HOME: join(home, '.config'),
+          XDG_CACHE_HOME: join(home, '.cache'),
+          XDG_DATA_HOME: join(home, '.local/share'),
+          HELM_CACHE_HOME: join(home, 'helm-cache'),
+          HELM_CONFIG_HOME: join(home, 'helm-config'),
+          HELM_DATA_HOME: join(home, 'helm-data'),
+          KUBECONFIG: api.kubeconfig,
+          NO_PROXY: '127.0.0.1',
+        };
+        const child = spawn(helm, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        let err = '';
+        child.stdout.on('data', (d: Buffer) => (out += d));
+        child.stderr.on('data', (d: Buffer) => (err += d));
+        child.on('error', reject);
+        child.on('close', (code) => resolve({ status: code ?? -1, out, err }));
+      });
+    async function render(values?: unknown): Promise<Obj[]> {
+      const args = ['template', 'outrigger', CHART, '--namespace', NS, '--dry-run=server'];
+      if (values) args.push('-f', valuesFile(`server-${Math.random().toString(16).slice(2)}`, values));
+      const r = await helmServer(args);
+      expect(r.status, r.err).to.equal(0);
+      return parseAllDocuments(r.out).map((d) => d.toJSON() as Obj).filter((o) => o !== null);
+    }
+    /** The webhook Secret and caBundle of a render, checked to be one coherent CA + serving pair. */
+    function webhookTls(objs: Obj[]): Record<'ca.crt' | 'tls.crt' | 'tls.key', string> {
+      const secret = find(objs, 'Secret', TLS)!;
+      expect(secret, 'webhook Secret rendered').to.not.equal(undefined);
+      expect(Object.keys(secret.data).sort()).to.deep.equal(['ca.crt', 'tls.crt', 'tls.key']);
+      const mwc = find(objs, 'MutatingWebhookConfiguration')!;
+      for (const w of mwc.webhooks) expect(w.clientConfig.caBundle, w.name).to.equal(secret.data['ca.crt']);
+      const pem = (k: string): string => Buffer.from(secret.data[k], 'base64').toString('utf8');
+      const ca = new X509Certificate(pem('ca.crt'));
+      const cert = new X509Certificate(pem('tls.crt'));
+      expect(cert.verify(ca.publicKey), 'tls.crt signed by ca.crt').to.equal(true);
+      expect(cert.checkHost(`outrigger-injector.${NS}.svc`)).to.equal(`outrigger-injector.${NS}.svc`);
+      expect(cert.checkPrivateKey(createPrivateKey(pem('tls.key'))), 'tls.key matches tls.crt').to.equal(true);
+      return secret.data;
+    }
+    /** What the API server would hand back for a rendered object. */
+    const installed = (o: Obj): SecretObject => ({ metadata: { ...o.metadata, namespace: NS }, type: o.type, data: { ...o.data } });
+
+    before(async () => {
+      home = join(dir, 'server-home');
+      mkdirSync(home);
+      api = await startFakeKubeApi(dir);
+      // Nothing installed yet: the first render, which later tests install as the existing Secrets.
+      first = await render();
+    });
+    after(() => api?.close());
+
+    it('no Secret installed: lookup asks the API server (404), a fresh CA and certificate are rendered, caBundle = ca.crt', async () => {
+      for (const o of first) await validate(o);
+      const tls = webhookTls(first);
+      expect(new X509Certificate(Buffer.from(tls['ca.crt'], 'base64')).subject).to.include('CN=outrigger-webhook-ca');
+      expect(api.secretGets(NS, TLS), 'GET of the webhook Secret').to.equal(1);
+      expect(api.secretGets(NS, TOKEN), 'GET of the token Secret').to.equal(1);
+      expect(api.requests.filter((r) => r.path.endsWith(`/secrets/${TLS}`)).map((r) => r.status)).to.deep.equal([404]);
+      // Only reads, all authenticated and routed: nothing was installed, nothing unexpected asked.
+      expect(api.requests.every((r) => r.method === 'GET' && r.status !== 401 && r.status !== 405)).to.equal(true);
+      expect(api.unrouted().map((r) => r.path)).to.deep.equal([]);
+    });
+
+    it('an installed Secret is reused byte for byte: tls.crt, tls.key, ca.crt and both caBundles (no rotation on upgrade)', async () => {
+      const before = webhookTls(first);
+      api.putSecret(installed(find(first, 'Secret', TLS)!));
+      api.putSecret(installed(find(first, 'Secret', TOKEN)!));
+      const gets = api.secretGets(NS, TLS);
+      const again = await render();
+      expect(api.secretGets(NS, TLS), 'the lookup GET reached the server').to.equal(gets + 1);
+      expect(api.requests.filter((r) => r.path.endsWith(`/secrets/${TLS}`)).at(-1)!.status).to.equal(200);
+      expect(webhookTls(again)).to.deep.equal(before);
+      for (const w of find(again, 'MutatingWebhookConfiguration')!.webhooks) expect(w.clientConfig.caBundle).to.equal(before['ca.crt']);
+      expect(find(again, 'Secret', TOKEN)!.data.token, 'control token kept too').to.equal(find(first, 'Secret', TOKEN)!.data.token);
+      // Not an accident of deterministic generation: without the Secret the CA changes.
+      api.deleteSecret(NS, TLS);
+      expect(webhookTls(await render())['ca.crt']).to.not.equal(before['ca.crt']);
+    });
+
+    it('reuses an installed Secret Helm did not generate (openssl CA, EC PKCS#8 key) unchanged', async () => {
+      const pki = makeTestPki();
+      try {
+        const leaf = pki.issue(`outrigger-injector.${NS}.svc`, 'injector');
+        const data = {
+          'ca.crt': Buffer.from(pki.caCert).toString('base64'),
+          'tls.crt': Buffer.from(leaf.cert).toString('base64'),
+          'tls.key': readFileSync(leaf.keyFile).toString('base64'),
+        };
+        api.putSecret({ metadata: { name: TLS, namespace: NS }, type: 'kubernetes.io/tls', data });
+        expect(webhookTls(await render())).to.deep.equal(data);
+      } finally {
+        api.deleteSecret(NS, TLS);
+        pki.cleanup();
+      }
+    });
+
+    it('a present but malformed Secret is regenerated as a whole, never rendered into caBundle', async () => {
+      const good = webhookTls(first);
+      const b64 = (s: string): string => Buffer.from(s).toString('base64');
+      const cases: Record<string, Record<string, string> | undefined> = {
+        'no data': undefined,
+        'ca.crt missing': { 'tls.crt': good['tls.crt'], 'tls.key': good['tls.key'] },
+        'tls.crt missing': { 'ca.crt': good['ca.crt'], 'tls.key': good['tls.key'] },
+        'tls.key empty': { ...good, 'tls.key': '' },
+        // A real API server only returns base64 in data; the template must still not paste anything else into YAML.
+        'ca.crt not base64': { ...good, 'ca.crt': '%%% not base64 %%%' },
+        'ca.crt not PEM': { ...good, 'ca.crt': b64('hello') },
+        'tls.crt holds the key': { ...good, 'tls.crt': good['tls.key'] },
+        'tls.key holds a certificate': { ...good, 'tls.key': good['ca.crt'] },
+        'ca.crt truncated PEM': { ...good, 'ca.crt': b64(Buffer.from(good['ca.crt'], 'base64').toString('utf8').split('\n').slice(0, 3).join('\n')) },
+      };
+      const failures: string[] = [];
+      for (const [name, data] of Object.entries(cases)) {
+        api.putSecret({ metadata: { name: TLS, namespace: NS }, type: 'kubernetes.io/tls', ...(data ? { data } : {}) });
+        const gets = api.secretGets(NS, TLS);
+        try {
+          const objs = await render();
+          expect(api.secretGets(NS, TLS), 'lookup GET').to.equal(gets + 1);
+          const tls = webhookTls(objs); // coherent: caBundle = ca.crt, which signed tls.crt, whose key is tls.key
+          for (const k of ['ca.crt', 'tls.crt', 'tls.key'] as const) expect(tls[k], `${k} regenerated`).to.not.equal(good[k]);
+        } catch (e) {
+          failures.push(`${name}: ${(e as Error).message.split('\n')[0]}`);
+        }
+      }
+      api.deleteSecret(NS, TLS);
+      expect(failures).to.deep.equal([]);
+    });
+
+    it('a lookup the API server refuses (403) or fails (500) fails the render instead of rotating the CA', async () => {
+      api.putSecret(installed(find(first, 'Secret', TLS)!));
+      try {
+        for (const [code, msg] of [[403, /forbidden/i], [500, /internalerror|error on the server|prevented the request/i]] as const) {
+          api.failSecret(NS, TLS, code);
+          const r = await helmServer(['template', 'outrigger', CHART, '--namespace', NS, '--dry-run=server']);
+          expect(r.status, `${code}`).to.not.equal(0);
+          expect(r.err, `${code}`).to.match(msg);
+          expect(r.out, `${code}`).to.not.match(/caBundle/);
+        }
+      } finally {
+        api.failSecret(NS, TLS, null);
+        api.deleteSecret(NS, TLS);
+      }
+    });
+
+    it('with cert-manager the webhook Secret is never looked up (an installed one is ignored)', async () => {
+      api.putSecret(installed(find(first, 'Secret', TLS)!));
+      const gets = { tls: api.secretGets(NS, TLS), token: api.secretGets(NS, TOKEN) };
+      const objs = await render({ webhook: { certManager: { enabled: true } } });
+      expect(api.secretGets(NS, TOKEN), 'the server was asked (token Secret)').to.equal(gets.token + 1);
+      expect(api.secretGets(NS, TLS), 'no lookup of the webhook Secret').to.equal(gets.tls);
+      expect(find(objs, 'Secret', TLS)).to.equal(undefined);
+      expect(find(objs, 'Certificate')!.spec.secretName).to.equal(TLS);
+      for (const w of find(objs, 'MutatingWebhookConfiguration')!.webhooks) expect(w.clientConfig.caBundle).to.equal(undefined);
+      api.deleteSecret(NS, TLS);
+    });
   });
 
   it('refuses values the schema or the templates reject', () => {
