@@ -12,6 +12,21 @@ const STATUS_PREFIX = 'outrigger:control:status:';
 export const REDIS_KEYS = { state: STATE_KEY, revision: REVISION_KEY, channel: CHANNEL, replicas: REPLICAS_KEY, statusPrefix: STATUS_PREFIX } as const;
 
 /**
+ * Compare-and-set of the revision and the state, and the publish, as one
+ * script: atomic on the server whatever else this connection sends. (WATCH
+ * + MULTI was not: WATCH belongs to the connection, and any EXEC on it — a
+ * status write between our WATCH and our MULTI — drops the watch, so two
+ * replicas could both commit on the same revision: a lost update.)
+ * KEYS: revision, state; ARGV: expected revision, new revision, state JSON, channel.
+ */
+const COMMIT = `
+if (redis.call('GET', KEYS[1]) or '0') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[3])
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('PUBLISH', ARGV[4], ARGV[2])
+return 1`;
+
+/**
  * Reads every replica's entry and drops the ids whose entry has expired from
  * the set, atomically (a script), so a replica re-publishing at the same
  * moment cannot lose its id. Returns [id, text, id, text, …].
@@ -32,7 +47,7 @@ return out`;
 
 /**
  * `redis://HOST:PORT`: state shared by control-plane replicas. Two keys (the
- * revision and the whole state) written in one MULTI under WATCH, so
+ * revision and the whole state) written by one compare-and-set script, so
  * concurrent writers on different replicas serialise by revision; a publish
  * on a channel tells the other replicas to reload. After a reconnect the
  * subscriber reports a change, so replicas resync everything they may have
@@ -94,16 +109,8 @@ export class RedisStateStore implements StateStore, ReplicaStatusStore {
   }
 
   async commit(next: StoreState, expectedRevision: number): Promise<boolean> {
-    await this.client.watch(REVISION_KEY);
-    const cur = Number((await this.client.get(REVISION_KEY)) ?? '0');
-    if (cur !== expectedRevision) {
-      await this.client.unwatch();
-      return false;
-    }
-    const res = await this.client.multi().set(STATE_KEY, JSON.stringify(next)).set(REVISION_KEY, String(next.revision)).exec();
-    if (res === null) return false;
-    await this.client.publish(CHANNEL, String(next.revision));
-    return true;
+    const ok = await this.client.eval(COMMIT, 2, REVISION_KEY, STATE_KEY, String(expectedRevision), String(next.revision), JSON.stringify(next), CHANNEL);
+    return ok === 1;
   }
 
   get replicaStatus(): ReplicaStatusStore {
