@@ -235,7 +235,8 @@ export class SotwStream {
     if (named !== t.names.size) same = false;
     if (same) return false; // common case (an ACK repeats the subscription): no allocation
     t.wildcard = wildcard;
-    if (named > 0) t.everNamed = true;
+    // Any name sent, "*" included, ends the legacy "empty = wildcard" reading (b1 rule 6).
+    if (names.length > 0) t.everNamed = true;
     t.names = new Set(names.filter((n) => n !== '*'));
     t.subKey = wildcard ? '*' : [...t.names].sort().join('\n');
     t.sentView = undefined;
