@@ -69,6 +69,10 @@ export const controlCommand: Command = {
       return 2;
     }
     const token = values['token-file'] ? readFileSync(values['token-file'], 'utf8').trim() : undefined;
+    if (token === '') {
+      process.stderr.write(`outrigger control: --token-file ${values['token-file']} is empty\n`);
+      return 2;
+    }
     const mtls = !!values['client-ca'];
     if (token === undefined && !mtls && !values['no-auth']) {
       process.stderr.write('outrigger control: give --token-file or --client-ca (or --no-auth for local development)\n');

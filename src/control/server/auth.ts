@@ -59,8 +59,10 @@ export function authenticate(ctx: HandlerContext, opts: AuthOptions): string {
   if (opts.mtls && peer.certSubject) return `cert:${peer.certSubject}`;
   const header = ctx.requestHeader.get('authorization') ?? '';
   const m = /^Bearer\s+(.+)$/i.exec(header);
-  if (opts.token !== undefined && m) {
-    const a = createHash('sha256').update(m[1]!.trim()).digest();
+  const presented = m ? m[1]!.trim() : '';
+  // An empty token (configured or presented) never authenticates.
+  if (opts.token !== undefined && opts.token !== '' && presented !== '') {
+    const a = createHash('sha256').update(presented).digest();
     const b = createHash('sha256').update(opts.token).digest();
     if (timingSafeEqual(a, b)) return `token:${b.toString('hex').slice(0, 8)}`;
   }
