@@ -275,7 +275,7 @@ export class XdsClient {
         return;
       }
     } catch (err) {
-      failure = (err as Error).message;
+      failure = describeInstallError(err, docs);
     }
     this.warming?.cancel();
     this.warming = undefined;
@@ -303,4 +303,23 @@ export class XdsClient {
     this.opts.logger.warn({ kind, error: message, keptVersion: this.acked.get(kind) ?? null }, 'NACK: config rejected; the previous config keeps serving');
     this.send(kind, { nonce, error: message });
   }
+}
+
+/**
+ * An install failure as a NACK message naming the resource and field when it
+ * can: a bind error (EADDRINUSE, EACCES, …) carries the port, which names the
+ * listener whose `spec.address.port` it is.
+ */
+export function describeInstallError(err: unknown, docs: readonly ResourceDocument[]): string {
+  const e = err as Error & { port?: unknown; address?: unknown };
+  const message = e?.message ?? String(err);
+  if (typeof e?.port !== 'number') return message;
+  const port = e.port;
+  const host = typeof e.address === 'string' ? e.address : undefined;
+  const owner = docs.find((d) => {
+    if (d.kind !== 'Listener') return false;
+    const a = d.spec.address as { host?: unknown; port?: unknown } | undefined;
+    return a?.port === port && (host === undefined || a.host === undefined || a.host === host || a.host === '0.0.0.0' || a.host === '');
+  });
+  return owner ? `Listener/${owner.metadata.name}: spec.address.port: ${message}` : message;
 }
