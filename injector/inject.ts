@@ -123,11 +123,13 @@ function injectionValues(
   const a = pod.metadata?.annotations ?? {};
   const labels = pod.metadata?.labels ?? {};
   const excludeInbound = new Set([...mesh.excludeInboundPorts, ...ports(a, ANNOTATIONS.excludeInboundPorts, warnings)]);
+  const include = includeInboundPorts(a, mesh, warnings);
   const appPorts = new Set<number>();
   for (const c of pod.spec.containers) {
     for (const p of c.ports ?? []) {
       if ((p.protocol ?? 'TCP') !== 'TCP' || !Number.isInteger(p.containerPort)) continue;
       if (excludeInbound.has(p.containerPort)) continue;
+      if (include !== '*' && !include.includes(p.containerPort)) continue;
       if (isReservedPort(p.containerPort)) {
         warnings.push(`port ${p.containerPort} of container ${c.name} is reserved by the sidecar and not captured`);
         continue;
@@ -137,8 +139,21 @@ function injectionValues(
   }
   const sorted = [...appPorts].sort((x, y) => x - y);
   const max = PORTS.inboundMax - PORTS.inboundBase + 1;
-  if (sorted.length > max) warnings.push(`only the first ${max} declared ports are captured inbound`);
+  if (sorted.length > max) {
+    warnings.push(`only the first ${max} declared ports get an inbound listener of their own; the others are captured by the catch-all (${PORTS.inbound})`);
+  }
   const inboundPorts = sorted.slice(0, max).map((p, i): [number, number] => [p, PORTS.inboundBase + i]);
+  // An explicit list: exactly those ports are captured (declared ones through
+  // their listener, the rest through the catch-all), minus excluded and reserved ones.
+  let includeInbound: '*' | number[] = '*';
+  if (include !== '*') {
+    includeInbound = [];
+    for (const p of [...new Set(include)].sort((x, y) => x - y)) {
+      if (excludeInbound.has(p)) continue;
+      if (isReservedPort(p)) warnings.push(`${ANNOTATIONS.includeInboundPorts}: port ${p} is reserved by the sidecar and not captured`);
+      else includeInbound.push(p);
+    }
+  }
 
   const nativeMode = a[ANNOTATIONS.nativeSidecar];
   let native: boolean;
@@ -169,6 +184,8 @@ function injectionValues(
     proxyUid: mesh.proxyUid,
     outboundPolicy: mesh.outboundTrafficPolicy,
     inboundPorts,
+    includeInboundPorts: includeInbound,
+    excludeInboundPorts: [...excludeInbound],
     excludeOutboundPorts: [...new Set([...mesh.excludeOutboundPorts, ...ports(a, ANNOTATIONS.excludeOutboundPorts, warnings)])],
     excludeOutboundIpRanges: [...new Set([...mesh.excludeOutboundIpRanges, ...cidrs(a, ANNOTATIONS.excludeOutboundIpRanges, warnings)])],
     includeOutboundIpRanges: a[ANNOTATIONS.includeOutboundIpRanges] !== undefined
@@ -184,6 +201,29 @@ function flag(a: Record<string, string>, key: string, dflt: boolean, warnings: s
   if (v === 'true' || v === 'false') return v === 'true';
   warnings.push(`${key}: expected "true" or "false", got ${JSON.stringify(v)}; using ${dflt}`);
   return dflt;
+}
+
+/**
+ * `outrigger.io/include-inbound-ports` (Istio's includeInboundPorts): `*` or a
+ * port list, `""` meaning none; absent, the mesh config's. Bad entries are
+ * ignored with a warning; a value with nothing usable in it falls back to the
+ * mesh config (a typo must not turn capture off).
+ */
+function includeInboundPorts(a: Record<string, string>, mesh: MeshConfig, warnings: string[]): '*' | number[] {
+  const meshValue = (): '*' | number[] => (mesh.includeInboundPorts.includes('*') ? '*' : (mesh.includeInboundPorts as number[]));
+  const v = a[ANNOTATIONS.includeInboundPorts];
+  if (v === undefined) return meshValue();
+  const entries = list(v);
+  if (entries.includes('*')) {
+    if (entries.length > 1) warnings.push(`${ANNOTATIONS.includeInboundPorts}: "*" captures every port; the other entries are ignored`);
+    return '*';
+  }
+  const out = ports(a, ANNOTATIONS.includeInboundPorts, warnings);
+  if (entries.length > 0 && out.length === 0) {
+    warnings.push(`${ANNOTATIONS.includeInboundPorts}: no port in ${JSON.stringify(v)}; using the mesh config's`);
+    return meshValue();
+  }
+  return out;
 }
 
 function list(v: string | undefined): string[] {

@@ -32,6 +32,12 @@ export interface MeshConfig {
   outboundTrafficPolicy: OutboundTrafficPolicy;
   /** Traffic from this UID is never captured (the proxy runs as it). */
   proxyUid: number;
+  /**
+   * Inbound ports captured: `["*"]` every port (declared ones through their own
+   * listener, the rest through the catch-all on 15006), or only these ports
+   * (`[]`: none). Annotation `outrigger.io/include-inbound-ports` overrides it.
+   */
+  includeInboundPorts: ('*' | number)[];
   excludeInboundPorts: number[];
   excludeOutboundPorts: number[];
   excludeOutboundIpRanges: string[];
@@ -54,6 +60,7 @@ export function defaultMeshConfig(): MeshConfig {
     logLevel: 'info',
     outboundTrafficPolicy: 'ALLOW_ANY',
     proxyUid: 1337,
+    includeInboundPorts: ['*'],
     excludeInboundPorts: [],
     excludeOutboundPorts: [],
     excludeOutboundIpRanges: [],
@@ -113,6 +120,8 @@ function checkField(key: keyof MeshConfig, v: unknown): string | undefined {
     case 'excludeInboundPorts':
     case 'excludeOutboundPorts':
       return isPorts(v) ? undefined : 'expected a list of ports';
+    case 'includeInboundPorts':
+      return (Array.isArray(v) && v.length === 1 && v[0] === '*') || isPorts(v) ? undefined : 'expected ["*"] or a list of ports';
     case 'excludeOutboundIpRanges':
     case 'includeOutboundIpRanges':
     case 'ignoredNamespaces':

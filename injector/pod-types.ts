@@ -106,6 +106,7 @@ export const ANNOTATIONS = {
   nativeSidecar: 'outrigger.io/native-sidecar',
   holdApplication: 'outrigger.io/hold-application-until-proxy-starts',
   rewriteAppProbes: 'outrigger.io/rewrite-app-probes',
+  includeInboundPorts: 'outrigger.io/include-inbound-ports',
   excludeInboundPorts: 'outrigger.io/exclude-inbound-ports',
   excludeOutboundPorts: 'outrigger.io/exclude-outbound-ports',
   excludeOutboundIpRanges: 'outrigger.io/exclude-outbound-ip-ranges',

@@ -5,8 +5,18 @@ import { PORTS } from './pod-types.js';
 export interface RedirectOptions {
   proxyUid: number;
   outboundPort: number;
-  /** Captured inbound app ports and the sidecar listener each goes to. */
+  /** The inbound catch-all listener: captured inbound ports without a listener of their own go there. */
+  inboundPort: number;
+  /** Captured inbound app ports and the sidecar listener each goes to (always redirected, first). */
   inboundPorts: [number, number][];
+  /**
+   * Inbound ports captured besides `inboundPorts`, to the catch-all listener:
+   * `*` every port (except the status, admin and sidecar ports and
+   * `excludeInboundPorts`), or only these (none when empty).
+   */
+  includeInboundPorts: '*' | number[];
+  /** Never captured by the catch-all (RETURN before it). */
+  excludeInboundPorts: number[];
   excludeOutboundPorts: number[];
   excludeOutboundIpRanges: string[];
   /** `*` captures every destination; otherwise only these ranges. */
@@ -18,14 +28,28 @@ export type IpFamily = 4 | 6;
 export const CHAINS = { inbound: 'OUTRIGGER_INBOUND', output: 'OUTRIGGER_OUTPUT', redirect: 'OUTRIGGER_REDIRECT' } as const;
 
 /**
+ * What goes to the inbound catch-all listener: `all` (every port not returned
+ * or redirected before), the listed ports that have no listener of their own,
+ * or nothing (an empty list: the catch-all listener is not needed).
+ */
+export function inboundCatchAll(o: Pick<RedirectOptions, 'inboundPorts' | 'includeInboundPorts'>): 'all' | number[] {
+  if (o.includeInboundPorts === '*') return 'all';
+  const mapped = new Set(o.inboundPorts.map(([app]) => app));
+  return [...new Set(o.includeInboundPorts)].filter((p) => !mapped.has(p));
+}
+
+/**
  * Renders the nat-table rules for one address family, in iptables-restore
  * format (applied with --noflush so nothing else in the table is touched;
  * declaring our chains empties them, so applying twice gives the same rules).
  *
- * Inbound: only declared app ports are captured, each REDIRECTed to its own
- * sidecar listener (PORTS.inboundBase + k): the listener port tells the
- * sidecar the original port, with no SO_ORIGINAL_DST. The status and admin
- * ports are never captured.
+ * Inbound (PREROUTING), in order: the status and admin ports return (never
+ * captured); each declared app port is REDIRECTed to its own sidecar listener
+ * (PORTS.inboundBase + k: the listener port tells the sidecar the original
+ * port, with no SO_ORIGINAL_DST); then, when anything goes to the catch-all,
+ * the excluded ports and the sidecar's own ports return and the rest (`*`) or
+ * the listed ports go to the inbound catch-all listener, which finds the
+ * original destination with SO_ORIGINAL_DST.
  * Outbound (OUTPUT): the proxy's own traffic (UID), loopback, excluded ports
  * and ranges return; the rest (or the included ranges) go to the outbound
  * listener, which routes HTTP by Host/:authority.
@@ -39,9 +63,20 @@ export function redirectRules(o: RedirectOptions, family: IpFamily): string {
     `-A PREROUTING -p tcp -j ${CHAINS.inbound}`,
     `-A OUTPUT -p tcp -j ${CHAINS.output}`,
   ];
-  for (const p of [PORTS.status, PORTS.admin]) lines.push(`-A ${CHAINS.inbound} -p tcp --dport ${p} -j RETURN`);
-  for (const [app, listener] of o.inboundPorts) {
-    lines.push(`-A ${CHAINS.inbound} -p tcp --dport ${app} -j REDIRECT --to-ports ${listener}`);
+  const inbound = (rule: string): void => void lines.push(`-A ${CHAINS.inbound} -p tcp ${rule}`);
+  for (const p of [PORTS.status, PORTS.admin]) inbound(`--dport ${p} -j RETURN`);
+  for (const [app, listener] of o.inboundPorts) inbound(`--dport ${app} -j REDIRECT --to-ports ${listener}`);
+  const catchAll = inboundCatchAll(o);
+  if (catchAll === 'all' || catchAll.length > 0) {
+    for (const p of o.excludeInboundPorts) inbound(`--dport ${p} -j RETURN`);
+    // The sidecar's own ports: a connection to one of them reaches it as it is
+    // (and is refused there when it has no destination), never redirected.
+    const own = [o.outboundPort, o.inboundPort].map(String);
+    own.push(`${PORTS.inboundBase}:${PORTS.inboundMax}`);
+    for (const [, listener] of o.inboundPorts) if (listener < PORTS.inboundBase || listener > PORTS.inboundMax) own.push(String(listener));
+    for (const p of new Set(own)) inbound(`--dport ${p} -j RETURN`);
+    if (catchAll === 'all') inbound(`-j REDIRECT --to-ports ${o.inboundPort}`);
+    else for (const p of catchAll) inbound(`--dport ${p} -j REDIRECT --to-ports ${o.inboundPort}`);
   }
   lines.push(`-A ${CHAINS.redirect} -p tcp -j REDIRECT --to-ports ${o.outboundPort}`);
   lines.push(`-A ${CHAINS.output} -m owner --uid-owner ${o.proxyUid} -j RETURN`);
@@ -79,6 +114,11 @@ export function parseInboundPorts(s: string): [number, number][] {
     if (!m) throw new Error(`bad inbound port mapping ${JSON.stringify(pair)} (want APP=LISTENER)`);
     return [port(m[1]!), port(m[2]!)];
   });
+}
+
+/** `*`, or a port list ("" is none). */
+export function parseIncludePorts(s: string): '*' | number[] {
+  return s.trim() === '*' ? '*' : parsePortList(s);
 }
 
 export function parsePortList(s: string): number[] {

@@ -16,6 +16,10 @@ export interface InjectionValues {
   outboundPolicy: string;
   /** app port → sidecar inbound listener port, ascending by app port. */
   inboundPorts: [number, number][];
+  /** `*` (catch-all) or the ports captured inbound, excluded and reserved ones removed. */
+  includeInboundPorts: '*' | number[];
+  /** Ports the catch-all leaves alone (mesh config and annotation). */
+  excludeInboundPorts: number[];
   excludeOutboundPorts: number[];
   excludeOutboundIpRanges: string[];
   includeOutboundIpRanges: string[];
@@ -99,6 +103,10 @@ export function proxyContainer(v: InjectionValues): Container {
 export function initContainer(v: InjectionValues): Container {
   const args = ['redirect', '--proxy-uid', String(v.proxyUid), '--outbound-port', String(PORTS.outbound)];
   if (v.inboundPorts.length) args.push('--inbound-ports', formatInboundPorts(v.inboundPorts));
+  // Declared ports go to their own listeners; the other captured ones (`*`: all but the excluded) to 15006.
+  const include = v.includeInboundPorts === '*' ? '*' : v.includeInboundPorts.join(',');
+  if (include !== '') args.push('--include-inbound-ports', include);
+  if (v.excludeInboundPorts.length) args.push('--exclude-inbound-ports', v.excludeInboundPorts.join(','));
   // The proxy's bootstrap: inbound listeners, and the outbound listener whose catch-all follows the policy.
   args.push('--inbound-config', INBOUND_CONFIG, '--outbound-policy', v.outboundPolicy);
   if (v.excludeOutboundPorts.length) args.push('--exclude-outbound-ports', v.excludeOutboundPorts.join(','));

@@ -98,7 +98,7 @@ export class AdminServer {
         protocol: c.protocol,
         connectTimeoutMs: c.connectTimeoutMs,
         // ORIGINAL_DST: no endpoints; the destinations with pooled upstream connections (shared by all such clusters).
-        ...(c.originalDst ? { type: 'original_dst', destinations: this.deps.proxy.originalDst.destinations() } : {}),
+        ...(c.originalDst ? { type: 'original_dst', useHostHeader: c.useHostHeader, destinations: this.deps.proxy.originalDst.destinations() } : {}),
         endpoints: c.endpoints.map((e) => {
           const h2 = this.deps.proxy.h2.describe(e.key);
           const h1 = this.deps.proxy.h1.describe(e.key);

@@ -4,7 +4,9 @@ import { inboundConfigYaml, type OutboundPolicy } from '../../injector/inbound-c
 import { parseArgs } from 'node:util';
 import {
   cleanupCommands,
+  inboundCatchAll,
   parseCidrList,
+  parseIncludePorts,
   parseInboundPorts,
   parsePortList,
   redirectRules,
@@ -13,21 +15,27 @@ import {
 } from '../../injector/redirect-rules.js';
 import type { Command } from './main.js';
 
-const USAGE = `usage: outrigger redirect [--proxy-uid 1337] [--outbound-port 15001] [--inbound-ports APP=LISTENER,...]
+const USAGE = `usage: outrigger redirect [--proxy-uid 1337] [--outbound-port 15001] [--inbound-port 15006]
+                         [--inbound-ports APP=LISTENER,...] [--include-inbound-ports '*'|P,...]
+                         [--exclude-inbound-ports P,...]
                          [--exclude-outbound-ports P,...] [--exclude-outbound-ip-ranges CIDR,...]
                          [--include-outbound-ip-ranges '*'|CIDR,...] [--ipv6 auto|on|off]
                          [--inbound-config FILE] [--outbound-policy ALLOW_ANY|REGISTRY_ONLY] [--dry-run]
 
 Installs the pod's traffic capture with iptables and ip6tables (nat table,
-REDIRECT): each listed inbound app port goes to its sidecar listener, outbound
-TCP goes to the outbound port, except the proxy's own UID, loopback and the
-excluded ports and ranges. Run by the outrigger-init container (root,
-NET_ADMIN). --inbound-config also writes the sidecar's bootstrap config: the
-inbound listeners of the listed ports and the outbound listener, which in
-ALLOW_ANY (the default --outbound-policy) passes unknown destinations through
-to where the app was going and in REGISTRY_ONLY refuses them. --dry-run
-prints the rules (iptables-restore format) instead of applying anything.
-See docs/injector.md.`;
+REDIRECT). Inbound: each --inbound-ports app port goes to its own sidecar
+listener; then --include-inbound-ports '*' sends every other port (except the
+status, admin and sidecar ports and --exclude-inbound-ports) to the inbound
+catch-all listener (--inbound-port), and a port list sends only those ports
+there (default: none). Outbound TCP goes to the outbound port, except the
+proxy's own UID, loopback and the excluded ports and ranges. Run by the
+outrigger-init container (root, NET_ADMIN). --inbound-config also writes the
+sidecar's bootstrap config: the inbound listeners of the mapped ports, the
+inbound catch-all listener (when anything is sent to it) and the outbound
+listener, which in ALLOW_ANY (the default --outbound-policy) passes unknown
+destinations through to where the app was going and in REGISTRY_ONLY refuses
+them. --dry-run prints the rules (iptables-restore format) instead of
+applying anything. See docs/injector.md.`;
 
 export const redirectCommand: Command = {
   summary: 'install iptables traffic capture for a pod (init container)',
@@ -40,7 +48,11 @@ export const redirectCommand: Command = {
         options: {
           'proxy-uid': { type: 'string', default: '1337' },
           'outbound-port': { type: 'string', default: '15001' },
+          'inbound-port': { type: 'string', default: '15006' },
           'inbound-ports': { type: 'string', default: '' },
+          // Default: none, as before the catch-all existed (the injector always passes it).
+          'include-inbound-ports': { type: 'string', default: '' },
+          'exclude-inbound-ports': { type: 'string', default: '' },
           'exclude-outbound-ports': { type: 'string', default: '' },
           'exclude-outbound-ip-ranges': { type: 'string', default: '' },
           'include-outbound-ip-ranges': { type: 'string', default: '*' },
@@ -59,8 +71,11 @@ export const redirectCommand: Command = {
       if (!Number.isInteger(uid) || uid < 1) throw new Error('--proxy-uid must be a positive integer');
       opts = {
         proxyUid: uid,
-        outboundPort: parsePortList(values['outbound-port']!)[0]!,
+        outboundPort: onePort(values['outbound-port']!, '--outbound-port'),
+        inboundPort: onePort(values['inbound-port']!, '--inbound-port'),
         inboundPorts: parseInboundPorts(values['inbound-ports']!),
+        includeInboundPorts: parseIncludePorts(values['include-inbound-ports']!),
+        excludeInboundPorts: parsePortList(values['exclude-inbound-ports']!),
         excludeOutboundPorts: parsePortList(values['exclude-outbound-ports']!),
         excludeOutboundIpRanges: parseCidrList(values['exclude-outbound-ip-ranges']!, false),
         includeOutboundIpRanges: parseCidrList(values['include-outbound-ip-ranges']!, true),
@@ -83,7 +98,12 @@ export const redirectCommand: Command = {
       const file = values['inbound-config'];
       try {
         const outboundPolicy = values['outbound-policy'] as OutboundPolicy;
-        writeFileSync(`${file}.tmp`, inboundConfigYaml({ inboundPorts: opts.inboundPorts, bindHost: host, outboundPort: opts.outboundPort, outboundPolicy }));
+        const catchAll = inboundCatchAll(opts);
+        const inboundPort = catchAll === 'all' || catchAll.length > 0 ? opts.inboundPort : undefined;
+        writeFileSync(
+          `${file}.tmp`,
+          inboundConfigYaml({ inboundPorts: opts.inboundPorts, inboundPort, bindHost: host, outboundPort: opts.outboundPort, outboundPolicy }),
+        );
         chmodSync(`${file}.tmp`, 0o644); // written as root, read by the proxy's UID
         renameSync(`${file}.tmp`, file);
       } catch (err) {
@@ -114,3 +134,9 @@ export const redirectCommand: Command = {
     return 0;
   },
 };
+
+function onePort(s: string, flag: string): number {
+  const ports = parsePortList(s);
+  if (ports.length !== 1) throw new Error(`${flag} must be one port`);
+  return ports[0]!;
+}

@@ -151,6 +151,9 @@ function checkCluster(c: Cluster, exists: Exists, report: Report): void {
     default:
       report('spec.type', 'required: DISCOVERY_TYPE_STATIC, DISCOVERY_TYPE_EDS or DISCOVERY_TYPE_ORIGINAL_DST');
   }
+  if (c.originalDst && c.type !== Cluster_DiscoveryType.ORIGINAL_DST) {
+    report('spec.originalDst', 'only for a DISCOVERY_TYPE_ORIGINAL_DST cluster (the others have their endpoints)');
+  }
   checkEndpoints(c.endpoints, report);
   checkNonNegative(c.connectTimeout, 'spec.connectTimeout', report);
   checkNonNegative(c.idleTimeout, 'spec.idleTimeout', report);

@@ -15,10 +15,13 @@ import { originalDstAddon } from '../../src/proxy/upstream/original-dst-addon.js
  * produced), an app, and outrigger-proxy with the injected args and env as
  * UID 1337, then its postStart hook (`wait-ready`); "peer" runs the control
  * plane the proxy is pointed at, a client and upstream services (HTTP, and a
- * raw TCP line server that speaks first). Outbound traffic to destinations the
- * mesh does not know passes through (ALLOW_ANY, the ORIGINAL_DST cluster
- * reading SO_ORIGINAL_DST) or is refused (REGISTRY_ONLY, a second pod
- * incarnation in the same namespace). Needs root, `ip netns` and iptables
+ * raw TCP line server that speaks first). Inbound traffic to ports the pod
+ * does not declare goes through the catch-all listener (15006) to the pod IP
+ * and port dialled (SO_ORIGINAL_DST), never by Host. Outbound traffic to
+ * destinations the mesh does not know passes through (ALLOW_ANY, the
+ * ORIGINAL_DST cluster reading SO_ORIGINAL_DST) or is refused (REGISTRY_ONLY,
+ * a second pod incarnation in the same namespace); a third incarnation limits
+ * inbound capture to a port list. Needs root, `ip netns` and iptables
  * (CI installs them) and the native addon (npm ci builds it); skips with the
  * reason otherwise.
  */
@@ -64,14 +67,14 @@ if (mode === 'tcp-serve') {
   s.on('close', () => done('closed'));
   s.on('error', (e) => done('error ' + e.code));
   setTimeout(() => done('timeout'), 4000);
-} else if (mode === 'serve') {
+} else if (mode === 'serve' || mode === 'serve-loopback') {
   const [name, ...ports] = args;
   let n = 0;
   for (const port of ports) {
     http.createServer((req, res) => {
       res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ server: name, port: Number(port), remote: req.socket.remoteAddress, host: req.headers.host, requestId: req.headers['x-request-id'] ?? null }));
-    }).listen(Number(port), '0.0.0.0', () => { if (++n === ports.length) console.log('listening'); });
+      res.end(JSON.stringify({ server: name, port: Number(port), remote: plain(req.socket.remoteAddress), host: req.headers.host, requestId: req.headers['x-request-id'] ?? null }));
+    }).listen(Number(port), mode === 'serve' ? '::' : '127.0.0.1', () => { if (++n === ports.length) console.log('listening'); });
   }
 } else {
   const [url, host] = args;
@@ -164,17 +167,18 @@ describe('an injected pod in network namespaces: traffic capture, proxy, control
   }
 
   /**
-   * A raw TCP exchange from the pod's app: connect to host:port, send `first`
-   * at once (may be empty: the server speaks first), send `afterBanner` once a
-   * line arrived, and stop after `want` bytes or when the connection ends.
+   * A raw TCP exchange from the pod's app (or from `ns`): connect to host:port,
+   * send `first` at once (may be empty: the server speaks first), send
+   * `afterBanner` once a line arrived, and stop after `want` bytes or when the
+   * connection ends.
    */
-  function tcp(host: string, port: number, first: Buffer, afterBanner: Buffer, want: number): { how: string; data: Buffer } {
-    const out = inNs(POD_NS, [process.execPath, join(dir, 'helper.mjs'), 'tcp', host, String(port), first.toString('hex'), afterBanner.toString('hex'), String(want)]);
+  function tcp(host: string, port: number, first: Buffer, afterBanner: Buffer, want: number, ns = POD_NS): { how: string; data: Buffer } {
+    const out = inNs(ns, [process.execPath, join(dir, 'helper.mjs'), 'tcp', host, String(port), first.toString('hex'), afterBanner.toString('hex'), String(want)]);
     const r = JSON.parse(out.trim()) as { how: string; data: string };
     return { how: r.how, data: Buffer.from(r.data, 'hex') };
   }
 
-  const banner = (port: number, local: string, remote: string): Buffer => Buffer.from(`banner peer:${port} local=${local} remote=${remote}\n`);
+  const banner = (port: number, local: string, remote: string, name = 'peer'): Buffer => Buffer.from(`banner ${name}:${port} local=${local} remote=${remote}\n`);
 
   /** inject() for a pod, then what the kubelet would run (paths remapped into `stateDir` and `podinfo`). */
   function injectedPod(pod: Pod, mesh: MeshConfig, stateDir: string, labels: string): Injected {
@@ -228,12 +232,15 @@ describe('an injected pod in network namespaces: traffic capture, proxy, control
     chmodSync(dir, 0o755);
     writeFileSync(join(dir, 'helper.mjs'), HELPER);
 
-    // The pod as a user writes it; the init container's args come from inject().
+    // The pod as a user writes it; the init container's args come from inject(). It declares
+    // 8080 and 8081 (excluded); the app also serves on 8082 and 8083 (HTTP) and 7072 (TCP,
+    // server first), which it does not declare: the inbound catch-all captures 8082 and 7072,
+    // and 8083 is excluded.
     const pod: Pod = {
       metadata: {
         name: 'web',
         namespace: 'shop',
-        annotations: { 'outrigger.io/exclude-inbound-ports': '8081', 'outrigger.io/exclude-outbound-ports': '9091,7071' },
+        annotations: { 'outrigger.io/exclude-inbound-ports': '8081,8083', 'outrigger.io/exclude-outbound-ports': '9091,7071' },
       },
       spec: {
         containers: [{
@@ -250,6 +257,7 @@ describe('an injected pod in network namespaces: traffic capture, proxy, control
     web = injectedPod(pod, mesh, join(dir, 'state'), 'app="web"\n');
     expect(web.proxyEnv.OUTRIGGER_INBOUND_PORTS).to.equal('8080=15100');
     expect(web.initArgs.join(' ')).to.contain('--outbound-policy ALLOW_ANY');
+    expect(web.initArgs.join(' ')).to.contain('--inbound-ports 8080=15100 --include-inbound-ports * --exclude-inbound-ports 8081,8083 ');
     expect(web.proxyArgs.slice(0, 5)).to.deep.equal(['sidecar', '--control-plane', `${PEER_IP}:15010`, '--node-id', 'web.shop']);
     initArgs = web.initArgs;
 
@@ -296,7 +304,9 @@ describe('an injected pod in network namespaces: traffic capture, proxy, control
     await startIn(PEER_NS, [process.execPath, OUTRIGGER, 'control', '--store', `file:${join(dir, 'store')}`, '--port', '15010',
       '--metrics-port', '15014', '--no-auth', '--debounce', '0.02s'], 'control plane ready');
     inNs(PEER_NS, [process.execPath, OUTRIGGER, 'apply', '-f', join(dir, 'outbound.yaml'), '--control-plane', `${PEER_IP}:15010`]);
-    await startIn(POD_NS, [process.execPath, join(dir, 'helper.mjs'), 'serve', 'app', '8080', '8081'], 'listening');
+    await startIn(POD_NS, [process.execPath, join(dir, 'helper.mjs'), 'serve', 'app', '8080', '8081', '8082', '8083'], 'listening');
+    await startIn(POD_NS, [process.execPath, join(dir, 'helper.mjs'), 'tcp-serve', 'app', '7072'], 'listening');
+    await startIn(POD_NS, [process.execPath, join(dir, 'helper.mjs'), 'serve-loopback', 'app', '8084'], 'listening');
     await startIn(PEER_NS, [process.execPath, join(dir, 'helper.mjs'), 'serve', 'peer', '9090', '9091'], 'listening');
     await startIn(PEER_NS, [process.execPath, join(dir, 'helper.mjs'), 'tcp-serve', 'peer', '7070', '7071'], 'listening');
     proxy = await startProxy(web);
@@ -323,13 +333,21 @@ describe('an injected pod in network namespaces: traffic capture, proxy, control
     return p.out().split('\n').filter((l) => l.includes('"msg":"access"')).map((l) => JSON.parse(l) as Record<string, unknown>);
   }
 
-  it('installs iptables and ip6tables rules in the pod namespace only; the bootstrap has the ALLOW_ANY outbound listener', () => {
-    expect(inNs(POD_NS, ['iptables', '-t', 'nat', '-S', 'OUTRIGGER_INBOUND'])).to.contain('--dport 8080 -j REDIRECT --to-ports 15100');
+  it('installs iptables and ip6tables rules in the pod namespace only; the bootstrap has the inbound catch-all and the ALLOW_ANY outbound listener', () => {
+    for (const bin of ['iptables', 'ip6tables']) {
+      const inbound = inNs(POD_NS, [bin, '-t', 'nat', '-S', 'OUTRIGGER_INBOUND']);
+      expect(inbound, bin).to.contain('--dport 8080 -j REDIRECT --to-ports 15100');
+      // The catch-all is the chain's last rule, after the exclusions.
+      expect(inbound.trim().split('\n').at(-1), bin).to.equal('-A OUTRIGGER_INBOUND -p tcp -j REDIRECT --to-ports 15006');
+      expect(inbound.indexOf('--dport 8083 -j RETURN'), bin).to.be.greaterThan(0);
+    }
     expect(inNs(POD_NS, ['ip6tables', '-t', 'nat', '-S', 'OUTRIGGER_OUTPUT'])).to.contain('--uid-owner 1337 -j RETURN');
     expect(inNs(PEER_NS, ['iptables', '-t', 'nat', '-S'])).not.to.contain('OUTRIGGER');
     const bootstrap = readFileSync(join(dir, 'state', 'inbound.yaml'), 'utf8');
     expect(bootstrap).to.contain('outbound traffic policy ALLOW_ANY');
     expect(bootstrap).to.match(/kind: Cluster\nmetadata:\n  name: passthrough\n[\s\S]*type: DISCOVERY_TYPE_ORIGINAL_DST/);
+    expect(bootstrap).to.match(/kind: Listener\nmetadata:\n  name: inbound\n[\s\S]*port: 15006/);
+    expect(bootstrap).to.match(/name: inbound-passthrough\n[\s\S]*type: DISCOVERY_TYPE_ORIGINAL_DST\n  originalDst:\n    useHostHeader: false/);
   });
 
   it('inbound to a declared port (IPv4 and IPv6) goes through the sidecar; an excluded port and the status port do not', () => {
@@ -347,6 +365,43 @@ describe('an injected pod in network namespaces: traffic capture, proxy, control
     expect(excluded.body).to.include({ server: 'app', port: 8081, remote: PEER_IP, requestId: null });
 
     expect(get(PEER_NS, `http://${POD_IP}:15021/ready`).status).to.equal(200);
+  });
+
+  it('inbound to an undeclared port goes through the catch-all (15006) to the pod IP and port dialled, whatever the Host (IPv4 and IPv6)', () => {
+    // Host is the service name: routing on it would leave the pod. The catch-all goes to the original destination.
+    const r = get(PEER_NS, `http://${POD_IP}:8082/undeclared`, 'web.shop.svc.cluster.local');
+    expect(r.status, r.error).to.equal(200);
+    expect(r.localReply).to.equal(null);
+    // The upstream is the pod IP (not 127.0.0.1): the sidecar dialled the original destination.
+    expect(r.body).to.include({ server: 'app', port: 8082, remote: POD_IP, host: 'web.shop.svc.cluster.local' });
+    expect(r.body!.requestId, 'x-request-id: it went through the sidecar').to.be.a('string');
+
+    const r6 = get(PEER_NS, `http://[${POD_IP6}]:8082/undeclared6`);
+    expect(r6.status, r6.error).to.equal(200);
+    expect(r6.body).to.include({ server: 'app', port: 8082, remote: POD_IP6 });
+    expect(r6.body!.requestId).to.be.a('string');
+
+    // Documented limit: an undeclared port the app binds on 127.0.0.1 only is not reached (the upstream is the pod IP).
+    const lo = get(PEER_NS, `http://${POD_IP}:8084/loopback-only`);
+    expect(lo.status).to.equal(503);
+    expect(lo.localReply).to.equal('UF');
+  });
+
+  it('inbound opaque TCP to an undeclared port (server speaks first, then binary) goes through the catch-all byte for byte', () => {
+    const binary = Buffer.from([0x00, 0xff, 0x13, 0x37, 0x80, 0x0a, 0x01]);
+    const b = banner(7072, POD_IP, POD_IP, 'app');
+    const r = tcp(POD_IP, 7072, Buffer.alloc(0), binary, b.length + binary.length, PEER_NS);
+    expect(r.how).to.equal('complete');
+    expect(r.data.equals(Buffer.concat([b, binary])), r.data.toString()).to.equal(true);
+  });
+
+  it('an excluded undeclared inbound port bypasses the sidecar; 15006 dialled directly (not redirected) is refused (OD), not looped', () => {
+    expect(get(PEER_NS, `http://${POD_IP}:8083/excluded`).body).to.include({ server: 'app', port: 8083, remote: PEER_IP, requestId: null });
+
+    const direct = get(PEER_NS, `http://${POD_IP}:15006/direct`, `${POD_IP}:15006`);
+    expect(direct.status).to.equal(503);
+    expect(direct.localReply).to.equal('OD');
+    expect(direct.body!.text).to.contain('does not route by Host / :authority');
   });
 
   it('outbound from the app to a mesh host goes through the sidecar (routed on Host); an excluded port does not', () => {
@@ -406,13 +461,20 @@ describe('an injected pod in network namespaces: traffic capture, proxy, control
     const lines = await quitAndReadAccessLog(proxy);
     const http = lines.filter((l) => l.protocol !== 'tcp').map((l) => `${l.listener as string} ${l.path as string} ${l.cluster as string} ${l.upstream as string}`).sort();
     expect(http).to.deep.equal([
+      'inbound /direct inbound-passthrough undefined',
+      `inbound /loopback-only inbound-passthrough ${POD_IP}:8084`,
+      `inbound /undeclared inbound-passthrough ${POD_IP}:8082`,
+      `inbound /undeclared6 inbound-passthrough [${POD_IP6}]:8082`,
       'inbound-8080 /in inbound-8080 127.0.0.1:8080',
       'inbound-8080 /in6 inbound-8080 127.0.0.1:8080',
       `outbound /out peer ${PEER_IP}:9090`,
       `outbound /unknown passthrough ${PEER_IP}:9090`,
     ]);
+    expect(lines.find((l) => l.path === '/direct')!.flags).to.equal('OD');
+    expect(lines.find((l) => l.path === '/loopback-only')!.flags).to.equal('UF');
     const tcpLines = lines.filter((l) => l.protocol === 'tcp');
     expect(tcpLines.map((l) => `${l.listener as string} ${l.cluster as string} ${l.upstream as string} ${l.flags as string}`).sort()).to.deep.equal([
+      `inbound inbound-passthrough ${POD_IP}:7072 undefined`,
       `outbound passthrough ${PEER_IP}:7070 undefined`,
       `outbound passthrough ${PEER_IP}:7070 undefined`,
       `outbound passthrough [${PEER_IP6}]:7070 undefined`,
@@ -457,6 +519,38 @@ describe('an injected pod in network namespaces: traffic capture, proxy, control
       'outbound http1 /blocked NR',
       'outbound tcp - NC',
       'outbound tcp - NC',
+    ]);
+  });
+
+  it('outrigger.io/include-inbound-ports "8080,7072": only those are captured (declared 8080 by its listener, undeclared 7072 by 15006); 8081 and 8082 bypass', async () => {
+    // A third pod in the same namespace (fresh state volume); the app's servers from above keep running.
+    const pod: Pod = {
+      metadata: { name: 'listed', namespace: 'shop', annotations: { 'outrigger.io/include-inbound-ports': '8080,7072' } },
+      spec: { containers: [{ name: 'listed', image: 'listed:1', ports: [{ containerPort: 8080 }, { containerPort: 8081 }] }] },
+    };
+    const mesh = { ...defaultMeshConfig(), controlPlaneAddress: `${PEER_IP}:15010` };
+    const listed = injectedPod(pod, mesh, join(dir, 'state-listed'), 'app="listed"\n');
+    expect(listed.proxyEnv.OUTRIGGER_INBOUND_PORTS).to.equal('8080=15100');
+    expect(listed.initArgs.join(' ')).to.contain('--inbound-ports 8080=15100 --include-inbound-ports 7072,8080 --inbound-config');
+    inNs(POD_NS, [process.execPath, OUTRIGGER, ...listed.initArgs]);
+    const rules = inNs(POD_NS, ['iptables', '-t', 'nat', '-S', 'OUTRIGGER_INBOUND']);
+    expect(rules).to.contain('--dport 7072 -j REDIRECT --to-ports 15006');
+    expect(rules).not.to.contain('-A OUTRIGGER_INBOUND -p tcp -j REDIRECT --to-ports 15006');
+    const p = await startProxy(listed);
+
+    const declared = get(PEER_NS, `http://${POD_IP}:8080/listed-in`);
+    expect(declared.body).to.include({ server: 'app', port: 8080, remote: '127.0.0.1' });
+    expect(declared.body!.requestId).to.be.a('string');
+    for (const port of [8081, 8082]) {
+      expect(get(PEER_NS, `http://${POD_IP}:${port}/listed-bypass`).body, String(port)).to.include({ server: 'app', port, remote: PEER_IP, requestId: null });
+    }
+    const b = banner(7072, POD_IP, POD_IP, 'app');
+    expect(tcp(POD_IP, 7072, Buffer.alloc(0), Buffer.alloc(0), b.length, PEER_NS).data.toString()).to.equal(b.toString());
+
+    const lines = await quitAndReadAccessLog(p);
+    expect(lines.map((l) => `${l.listener as string} ${(l.path as string | undefined) ?? l.protocol} ${l.upstream as string}`).sort()).to.deep.equal([
+      `inbound tcp ${POD_IP}:7072`,
+      'inbound-8080 /listed-in 127.0.0.1:8080',
     ]);
   });
 });

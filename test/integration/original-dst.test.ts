@@ -141,6 +141,72 @@ describe('ORIGINAL_DST cluster (pass-through by Host / :authority; no iptables)'
   });
 });
 
+describe('ORIGINAL_DST cluster with originalDst.useHostHeader: false (the inbound catch-all; no iptables)', () => {
+  let h1: Started<unknown>;
+  let h2: Started<unknown>;
+  let sc: TestSidecar;
+  let reached = 0;
+
+  before(async () => {
+    h1 = await startH1Echo('must-not-be-reached');
+    (h1.server as http.Server).on('request', () => reached++);
+    h2 = await startH2Echo('h2-must-not-be-reached');
+    // What `outrigger redirect --inbound-config` writes for 15006 (injector/inbound-config.ts), on an ephemeral port.
+    sc = await startTestSidecar([
+      listener('inbound', { routeConfig: 'inbound', defaultCluster: 'inbound-passthrough', detectTimeout: '0.05s' }),
+      {
+        apiVersion: 'outrigger.io/v1',
+        kind: 'RouteConfiguration',
+        metadata: { name: 'inbound' },
+        spec: { virtualHosts: [{ name: 'any-port', domains: ['*'], routes: [{ name: 'to-original-destination', match: { prefix: '/' }, route: { cluster: 'inbound-passthrough' } }] }] },
+      },
+      { apiVersion: 'outrigger.io/v1', kind: 'Cluster', metadata: { name: 'inbound-passthrough' }, spec: { type: 'DISCOVERY_TYPE_ORIGINAL_DST', originalDst: { useHostHeader: false } } },
+    ]);
+  });
+  after(async () => {
+    await sc.close();
+    await h1.close();
+    await h2.close();
+  });
+
+  it('HTTP/1.1 and HTTP/2 on a connection that was not redirected are refused (503, OD) even with a Host that names a live server', async () => {
+    const r = await h1Get(sc.port('inbound'), `127.0.0.1:${h1.port}`, '/inbound-not-redirected');
+    expect(r.status).to.equal(503);
+    expect(r.headers['x-outrigger-local-reply']).to.equal('OD');
+    expect(r.body).to.equal(
+      'no original destination: the connection was not redirected (SO_ORIGINAL_DST); cluster inbound-passthrough does not route by Host / :authority (originalDst.useHostHeader: false)\n',
+    );
+
+    const c = http2.connect(`http://127.0.0.1:${sc.port('inbound')}`);
+    try {
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = c.request({ ':path': '/h2-inbound', ':authority': `127.0.0.1:${h2.port}` });
+        let st = 0;
+        req.on('response', (h) => (st = Number(h[':status'])));
+        req.on('data', () => {});
+        req.on('end', () => resolve(st));
+        req.on('error', reject);
+      });
+      expect(status).to.equal(503);
+    } finally {
+      c.close();
+    }
+    expect(reached, 'the Host was never dialled').to.equal(0);
+    await waitFor(() => sc.access.some((l) => l.path === '/h2-inbound'), 'the access-log line');
+    expect(sc.access.find((l) => l.path === '/inbound-not-redirected')).to.deep.include({ listener: 'inbound', cluster: 'inbound-passthrough', flags: 'OD', status: 503 });
+  });
+
+  it('the sidecar\'s own address as Host is refused as OD too (no loop, no dial); /clusters shows useHostHeader: false', async () => {
+    const r = await h1Get(sc.port('inbound'), `127.0.0.1:${sc.port('inbound')}`, '/self');
+    expect(r.status).to.equal(503);
+    expect(r.headers['x-outrigger-local-reply']).to.equal('OD');
+    const clusters = (await (await request(`http://127.0.0.1:${sc.sidecar.adminPort}/clusters`)).body.json()) as {
+      clusters: Record<string, { type?: string; useHostHeader?: boolean; destinations?: string[] }>;
+    };
+    expect(clusters.clusters['inbound-passthrough']).to.deep.include({ type: 'original_dst', useHostHeader: false, destinations: [] });
+  });
+});
+
 describe('ORIGINAL_DST cluster without the SO_ORIGINAL_DST addon (degraded)', () => {
   let h1: Started<unknown>;
   let sc: TestSidecar;

@@ -26,6 +26,12 @@ export class ClusterRuntime {
     readonly idleTimeoutMs: number,
     /** DISCOVERY_TYPE_ORIGINAL_DST: no endpoints; each connection or request names its own (original-dst.ts). */
     readonly originalDst = false,
+    /**
+     * ORIGINAL_DST only: whether a request on a connection that was not
+     * redirected goes to its Host / :authority (`originalDst.useHostHeader`,
+     * default true; false for inbound pass-through, where Host is the pod's own name).
+     */
+    readonly useHostHeader = true,
   ) {}
 
   static build(c: Cluster, cla: ClusterLoadAssignment | undefined): ClusterRuntime {
@@ -39,6 +45,7 @@ export class ClusterRuntime {
       c.maxIdleConnections || DEFAULT_MAX_IDLE_CONNECTIONS,
       durationMs(c.idleTimeout, DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS),
       c.type === Cluster_DiscoveryType.ORIGINAL_DST,
+      c.originalDst?.useHostHeader ?? true,
     );
   }
 

@@ -58,8 +58,9 @@ export interface OriginalDestinationsOptions {
  * - `lookup`: the original destination of an accepted socket (SO_ORIGINAL_DST
  *   through the native addon), when it was redirected;
  * - `pick`: the endpoint of a request or connection — the original
- *   destination, else (HTTP/gRPC) the Host / :authority; never one of the
- *   sidecar's own listeners (a routing loop);
+ *   destination, else (HTTP/gRPC, unless the cluster's
+ *   originalDst.useHostHeader is false) the Host / :authority; never one of
+ *   the sidecar's own listeners (a routing loop);
  * - the upstream pools of those destinations: H1Pool and H2Pool key them by
  *   `host:port` like configured endpoints; this keeps at most
  *   `maxDestinations` of them (least recently used out first) and closes the
@@ -103,13 +104,18 @@ export class OriginalDestinations {
       return ep ? { ep } : { code: 'no_healthy_upstream', detail: cluster.name };
     }
     let dest: { host: string; port: number } | undefined = target.originalDst;
-    if (!dest && target.authority !== undefined) dest = parseAuthority(target.authority, target.scheme);
+    // The Host fallback is only for clusters that allow it: on an inbound
+    // pass-through cluster the Host is the pod's own service name, and going
+    // there would send the request out of the pod again.
+    const byHost = target.authority !== undefined && cluster.useHostHeader;
+    if (!dest && byHost) dest = parseAuthority(target.authority!, target.scheme);
     if (!dest) {
-      const why = target.authority !== undefined
+      let why = byHost
         ? 'the connection was not redirected and has no usable Host / :authority'
         : this.addonAvailable
           ? 'the connection was not redirected (SO_ORIGINAL_DST)'
           : `the SO_ORIGINAL_DST addon is not available (${this.opts.addon.reason ?? 'not loaded'})`;
+      if (target.authority !== undefined && !cluster.useHostHeader) why += `; cluster ${cluster.name} does not route by Host / :authority (originalDst.useHostHeader: false)`;
       return { code: 'no_original_destination', detail: why };
     }
     const key = endpointKey(dest.host, dest.port);
@@ -144,7 +150,7 @@ export class OriginalDestinations {
       this.warnedMissingAddon = true;
       this.opts.logger.warn(
         { reason: this.opts.addon.reason },
-        'SO_ORIGINAL_DST addon not available: ORIGINAL_DST clusters route HTTP and gRPC by Host / :authority and refuse opaque TCP',
+        'SO_ORIGINAL_DST addon not available: ORIGINAL_DST clusters route HTTP and gRPC by Host / :authority (unless originalDst.useHostHeader is false) and refuse opaque TCP',
       );
     }
     return new Set([...configured, ...this.live.keys()]);

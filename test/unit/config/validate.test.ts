@@ -214,6 +214,19 @@ describe('config validation', () => {
       ]);
     });
 
+    it('accepts originalDst (useHostHeader) on an ORIGINAL_DST cluster only', () => {
+      const passthrough = (spec: Obj): Obj[] => [...baseDocs(), doc('Cluster', 'passthrough', spec)];
+      for (const originalDst of [{}, { useHostHeader: false }, { useHostHeader: true }]) {
+        expect(errorsOf(passthrough({ type: 'DISCOVERY_TYPE_ORIGINAL_DST', originalDst }))).to.deep.equal([]);
+      }
+      expect(errorsOf(passthrough({ type: 'DISCOVERY_TYPE_STATIC', endpoints: [{ address: { host: '10.0.0.9', port: 80 } }], originalDst: { useHostHeader: false } }))).to.deep.equal([
+        'Cluster/passthrough: spec.originalDst: only for a DISCOVERY_TYPE_ORIGINAL_DST cluster (the others have their endpoints)',
+      ]);
+      const bad = errorsOf(passthrough({ type: 'DISCOVERY_TYPE_ORIGINAL_DST', originalDst: { useHostHeader: 'no', useHttpHeader: true } }));
+      expect(bad.join('\n')).to.match(/spec\.originalDst\.useHostHeader: expected bool/);
+      expect(bad.join('\n')).to.match(/spec\.originalDst\.useHttpHeader: unknown field; known fields: useHostHeader/);
+    });
+
     it('requires a ClusterLoadAssignment for an EDS cluster, and an EDS cluster for it', () => {
       const noCla = baseDocs().filter((d) => d.kind !== 'ClusterLoadAssignment');
       expect(errorsOf(noCla)).to.deep.equal(['Cluster/web: no ClusterLoadAssignment "web" for EDS cluster']);

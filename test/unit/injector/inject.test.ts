@@ -112,6 +112,54 @@ describe('injector: inject() behaviour', () => {
     expect(r.warnings.join('\n')).to.match(/15021.*reserved/);
   });
 
+  it('inbound catch-all by default: "*" and the excluded ports go to outrigger-init', () => {
+    const pod: Pod = {
+      metadata: { name: 'p', annotations: { [ANNOTATIONS.excludeInboundPorts]: '9000, 9001' } },
+      spec: { containers: [{ name: 'a', image: 'a', ports: [{ containerPort: 8080 }, { containerPort: 9000 }] }] },
+    };
+    const args = inject(pod, { ...mesh, excludeInboundPorts: [7000] }, '1.28').pod.spec!.initContainers![0]!.args!.join(' ');
+    expect(args).to.contain('--inbound-ports 8080=15100 --include-inbound-ports * --exclude-inbound-ports 7000,9000,9001 ');
+  });
+
+  it('outrigger.io/include-inbound-ports: a list captures exactly those ports (declared: own listener; others: 15006), minus excluded and reserved', () => {
+    const pod = (include: string | undefined, exclude = '9000'): Pod => ({
+      metadata: {
+        name: 'p',
+        annotations: { [ANNOTATIONS.excludeInboundPorts]: exclude, ...(include === undefined ? {} : { [ANNOTATIONS.includeInboundPorts]: include }) },
+      },
+      spec: { containers: [{ name: 'a', image: 'a', ports: [{ containerPort: 8080 }, { containerPort: 9090 }, { containerPort: 9000 }] }] },
+    });
+    const initArgs = (p: Pod, m = mesh) => {
+      const r = inject(p, m, '1.28');
+      return { args: r.pod.spec!.initContainers![0]!.args!, env: envOf(proxyOf(r.pod), ENV.inboundPorts), warnings: r.warnings };
+    };
+    const listed = initArgs(pod('7000, 8080,9000,15021'));
+    expect(listed.env, '9090 is declared but not listed: not captured').to.equal('8080=15100');
+    expect(listed.args.join(' ')).to.contain('--inbound-ports 8080=15100 --include-inbound-ports 7000,8080 --exclude-inbound-ports 9000 ');
+    expect(listed.warnings).to.deep.equal(['outrigger.io/include-inbound-ports: port 15021 is reserved by the sidecar and not captured']);
+
+    // "" (Istio's empty includeInboundPorts): nothing captured inbound.
+    const none = initArgs(pod(''));
+    expect(none.env).to.equal('');
+    expect(none.args).not.to.include.members(['--inbound-ports', '--include-inbound-ports']);
+
+    // The mesh config's default, and the annotation over it.
+    const meshList = { ...mesh, includeInboundPorts: [9090] };
+    expect(initArgs(pod(undefined), meshList).args.join(' ')).to.contain('--inbound-ports 9090=15100 --include-inbound-ports 9090 ');
+    expect(initArgs(pod('*'), meshList).args.join(' ')).to.contain('--inbound-ports 8080=15100,9090=15101 --include-inbound-ports * ');
+
+    // Nothing usable: a warning and the mesh default (a typo does not turn capture off); "*" wins over ports.
+    const typo = initArgs(pod('http'), meshList);
+    expect(typo.args.join(' ')).to.contain('--include-inbound-ports 9090 ');
+    expect(typo.warnings).to.deep.equal([
+      'outrigger.io/include-inbound-ports: ignored "http" (not a port)',
+      'outrigger.io/include-inbound-ports: no port in "http"; using the mesh config\'s',
+    ]);
+    const star = initArgs(pod('*,80'));
+    expect(star.args.join(' ')).to.contain('--include-inbound-ports * ');
+    expect(star.warnings).to.have.length(1);
+  });
+
   it('passes the outbound traffic policy to outrigger-init (the bootstrap it writes) and the proxy; the proxy always reads that bootstrap', () => {
     const pod: Pod = { metadata: { name: 'p' }, spec: { containers: [{ name: 'a', image: 'a' }] } };
     for (const policy of ['ALLOW_ANY', 'REGISTRY_ONLY'] as const) {
@@ -185,6 +233,15 @@ describe('injector: mesh config', () => {
     expect(m.controlPlaneAddress).to.equal('outrigger-control.outrigger-system.svc:15010');
     expect(m.resources).to.deep.equal({ requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '2', memory: '2Gi' } });
     expect(parseMeshConfig('')).to.deep.equal(defaultMeshConfig());
+  });
+
+  it('includeInboundPorts: ["*"] (default) or a list of ports', () => {
+    expect(defaultMeshConfig().includeInboundPorts).to.deep.equal(['*']);
+    expect(parseMeshConfig('includeInboundPorts: [8080, 9090]\n').includeInboundPorts).to.deep.equal([8080, 9090]);
+    expect(parseMeshConfig('includeInboundPorts: []\n').includeInboundPorts).to.deep.equal([]);
+    for (const bad of ['"*"', '["*", 80]', '[0]', '[http]']) {
+      expect(() => parseMeshConfig(`includeInboundPorts: ${bad}\n`), bad).to.throw(/includeInboundPorts: expected \["\*"\] or a list of ports/);
+    }
   });
 
   it('reports every unknown field and wrong type', () => {

@@ -16,6 +16,8 @@ import {
 import { FakeClock } from '../../support/fake-clock.js';
 
 const passthrough = (idleMs = 60_000): ClusterRuntime => new ClusterRuntime('passthrough', [], 'downstream', 1000, 64, idleMs, true);
+/** The inbound catch-all's cluster: originalDst.useHostHeader false. */
+const inboundPassthrough = (): ClusterRuntime => new ClusterRuntime('inbound-passthrough', [], 'downstream', 1000, 64, 60_000, true, false);
 const withAddon: AddonStatus = { addon: { originalDst: () => null }, path: '/x.node', reason: undefined };
 const noAddon: AddonStatus = { addon: undefined, path: '/missing.node', reason: '/missing.node not found' };
 
@@ -108,6 +110,44 @@ describe('ORIGINAL_DST: choosing the endpoint', () => {
   });
 });
 
+describe('ORIGINAL_DST: originalDst.useHostHeader false (inbound pass-through)', () => {
+  it('ClusterRuntime.build: unset means true (the outbound pass-through keeps its Host fallback); false only when set', async () => {
+    const { create } = await import('@bufbuild/protobuf');
+    const { ClusterSchema, Cluster_DiscoveryType } = await import('../../../src/gen/outrigger/config/v1/cluster_pb.js');
+    const build = (originalDst?: { useHostHeader?: boolean }): boolean =>
+      ClusterRuntime.build(create(ClusterSchema, { name: 'c', type: Cluster_DiscoveryType.ORIGINAL_DST, originalDst }), undefined).useHostHeader;
+    expect(build()).to.equal(true);
+    expect(build({})).to.equal(true);
+    expect(build({ useHostHeader: true })).to.equal(true);
+    expect(build({ useHostHeader: false })).to.equal(false);
+  });
+
+  it('uses the original destination of a redirected connection, never the Host; without one the request is refused (OD)', () => {
+    const { od } = setup();
+    const redirected = od.pick(inboundPassthrough(), { originalDst: { host: '10.1.2.3', port: 8082, family: 4 }, authority: 'web.shop.svc.cluster.local', scheme: 'http' });
+    expect(redirected.ep).to.deep.include({ host: '10.1.2.3', port: 8082, key: '10.1.2.3:8082' });
+    expect(od.pick(inboundPassthrough(), { authority: '10.0.0.5:8080', scheme: 'http' })).to.deep.equal({
+      code: 'no_original_destination',
+      detail: 'the connection was not redirected (SO_ORIGINAL_DST); cluster inbound-passthrough does not route by Host / :authority (originalDst.useHostHeader: false)',
+    });
+    expect(setup({ addon: noAddon }).od.pick(inboundPassthrough(), { authority: 'web.shop:80', scheme: 'http' }).detail).to.equal(
+      'the SO_ORIGINAL_DST addon is not available (/missing.node not found); cluster inbound-passthrough does not route by Host / :authority (originalDst.useHostHeader: false)',
+    );
+    expect(od.pick(inboundPassthrough(), {}).detail, 'opaque TCP: as before').to.equal('the connection was not redirected (SO_ORIGINAL_DST)');
+  });
+
+  it('the loop check lets pod-IP:app-port through (the sidecar listens on 15001, 15006, 15100+), and refuses pod-IP:15006', () => {
+    const { od } = setup({ local: ['127.0.0.1', '::1', '10.1.2.3', 'fd00::3'] });
+    od.setListeners([{ host: '::', port: 15001 }, { host: '::', port: 15006 }, { host: '::', port: 15100 }]);
+    for (const [host, port] of [['10.1.2.3', 8082], ['fd00::3', 8082], ['10.1.2.3', 7072], ['10.1.2.3', 15021]] as const) {
+      const r = od.pick(inboundPassthrough(), { originalDst: { host, port, family: host.includes(':') ? 6 : 4 } });
+      expect(r.ep, `${host}:${port}`).to.deep.include({ host, port });
+    }
+    expect(od.pick(inboundPassthrough(), { originalDst: { host: '10.1.2.3', port: 15006, family: 4 } }).code).to.equal('routing_loop');
+    expect(od.pick(inboundPassthrough(), { originalDst: { host: 'fd00::3', port: 15100, family: 6 } }).code).to.equal('routing_loop');
+  });
+});
+
 describe('ORIGINAL_DST: pools of original destinations', () => {
   it('keeps at most maxDestinations; the least recently used one is evicted from both pools', () => {
     const { od, evicted } = setup({ max: 3 });
@@ -152,7 +192,7 @@ describe('ORIGINAL_DST: pools of original destinations', () => {
     od.retain(new Set(), true);
     od.retain(new Set(), true);
     expect(warnings).to.have.length(1);
-    expect(warnings[0]!.msg).to.match(/SO_ORIGINAL_DST addon not available.*Host.*refuse opaque TCP/);
+    expect(warnings[0]!.msg).to.match(/SO_ORIGINAL_DST addon not available.*Host.*useHostHeader.*refuse opaque TCP/);
     expect(warnings[0]!.reason).to.equal('/missing.node not found');
   });
 });

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file outrigger/config/v1/cluster.proto.
  */
 export const file_outrigger_config_v1_cluster: GenFile = /*@__PURE__*/
-  fileDesc("CiFvdXRyaWdnZXIvY29uZmlnL3YxL2NsdXN0ZXIucHJvdG8SE291dHJpZ2dlci5jb25maWcudjEiugUKB0NsdXN0ZXISDAoEbmFtZRgBIAEoCRI4CgR0eXBlGAIgASgOMioub3V0cmlnZ2VyLmNvbmZpZy52MS5DbHVzdGVyLkRpc2NvdmVyeVR5cGUSMAoJZW5kcG9pbnRzGAMgAygLMh0ub3V0cmlnZ2VyLmNvbmZpZy52MS5FbmRwb2ludBI4CglsYl9wb2xpY3kYBCABKA4yJS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuTGJQb2xpY3kSMgoPY29ubmVjdF90aW1lb3V0GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEj8KCHByb3RvY29sGAYgASgOMi0ub3V0cmlnZ2VyLmNvbmZpZy52MS5DbHVzdGVyLlVwc3RyZWFtUHJvdG9jb2wSHAoUbWF4X2lkbGVfY29ubmVjdGlvbnMYByABKA0SLwoMaWRsZV90aW1lb3V0GAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIoMBCg1EaXNjb3ZlcnlUeXBlEh4KGkRJU0NPVkVSWV9UWVBFX1VOU1BFQ0lGSUVEEAASGQoVRElTQ09WRVJZX1RZUEVfU1RBVElDEAESFgoSRElTQ09WRVJZX1RZUEVfRURTEAISHwobRElTQ09WRVJZX1RZUEVfT1JJR0lOQUxfRFNUEAMiQAoITGJQb2xpY3kSGQoVTEJfUE9MSUNZX1VOU1BFQ0lGSUVEEAASGQoVTEJfUE9MSUNZX1JPVU5EX1JPQklOEAEibwoQVXBzdHJlYW1Qcm90b2NvbBIhCh1VUFNUUkVBTV9QUk9UT0NPTF9VTlNQRUNJRklFRBAAEhsKF1VQU1RSRUFNX1BST1RPQ09MX0hUVFAxEAESGwoXVVBTVFJFQU1fUFJPVE9DT0xfSFRUUDIQAiKAAQoIRW5kcG9pbnQSMwoHYWRkcmVzcxgBIAEoCzIiLm91dHJpZ2dlci5jb25maWcudjEuU29ja2V0QWRkcmVzcxIOCgZ3ZWlnaHQYAiABKA0SLwoIbG9jYWxpdHkYAyABKAsyHS5vdXRyaWdnZXIuY29uZmlnLnYxLkxvY2FsaXR5IlcKFUNsdXN0ZXJMb2FkQXNzaWdubWVudBIMCgRuYW1lGAEgASgJEjAKCWVuZHBvaW50cxgCIAMoCzIdLm91dHJpZ2dlci5jb25maWcudjEuRW5kcG9pbnRiBnByb3RvMw", [file_google_protobuf_duration, file_outrigger_config_v1_common]);
+  fileDesc("CiFvdXRyaWdnZXIvY29uZmlnL3YxL2NsdXN0ZXIucHJvdG8SE291dHJpZ2dlci5jb25maWcudjEiuwYKB0NsdXN0ZXISDAoEbmFtZRgBIAEoCRI4CgR0eXBlGAIgASgOMioub3V0cmlnZ2VyLmNvbmZpZy52MS5DbHVzdGVyLkRpc2NvdmVyeVR5cGUSMAoJZW5kcG9pbnRzGAMgAygLMh0ub3V0cmlnZ2VyLmNvbmZpZy52MS5FbmRwb2ludBI4CglsYl9wb2xpY3kYBCABKA4yJS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuTGJQb2xpY3kSMgoPY29ubmVjdF90aW1lb3V0GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEj8KCHByb3RvY29sGAYgASgOMi0ub3V0cmlnZ2VyLmNvbmZpZy52MS5DbHVzdGVyLlVwc3RyZWFtUHJvdG9jb2wSHAoUbWF4X2lkbGVfY29ubmVjdGlvbnMYByABKA0SLwoMaWRsZV90aW1lb3V0GAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEj4KDG9yaWdpbmFsX2RzdBgJIAEoCzIoLm91dHJpZ2dlci5jb25maWcudjEuQ2x1c3Rlci5PcmlnaW5hbERzdBo/CgtPcmlnaW5hbERzdBIcCg91c2VfaG9zdF9oZWFkZXIYASABKAhIAIgBAUISChBfdXNlX2hvc3RfaGVhZGVyIoMBCg1EaXNjb3ZlcnlUeXBlEh4KGkRJU0NPVkVSWV9UWVBFX1VOU1BFQ0lGSUVEEAASGQoVRElTQ09WRVJZX1RZUEVfU1RBVElDEAESFgoSRElTQ09WRVJZX1RZUEVfRURTEAISHwobRElTQ09WRVJZX1RZUEVfT1JJR0lOQUxfRFNUEAMiQAoITGJQb2xpY3kSGQoVTEJfUE9MSUNZX1VOU1BFQ0lGSUVEEAASGQoVTEJfUE9MSUNZX1JPVU5EX1JPQklOEAEibwoQVXBzdHJlYW1Qcm90b2NvbBIhCh1VUFNUUkVBTV9QUk9UT0NPTF9VTlNQRUNJRklFRBAAEhsKF1VQU1RSRUFNX1BST1RPQ09MX0hUVFAxEAESGwoXVVBTVFJFQU1fUFJPVE9DT0xfSFRUUDIQAiKAAQoIRW5kcG9pbnQSMwoHYWRkcmVzcxgBIAEoCzIiLm91dHJpZ2dlci5jb25maWcudjEuU29ja2V0QWRkcmVzcxIOCgZ3ZWlnaHQYAiABKA0SLwoIbG9jYWxpdHkYAyABKAsyHS5vdXRyaWdnZXIuY29uZmlnLnYxLkxvY2FsaXR5IlcKFUNsdXN0ZXJMb2FkQXNzaWdubWVudBIMCgRuYW1lGAEgASgJEjAKCWVuZHBvaW50cxgCIAMoCzIdLm91dHJpZ2dlci5jb25maWcudjEuRW5kcG9pbnRiBnByb3RvMw", [file_google_protobuf_duration, file_outrigger_config_v1_common]);
 
 /**
  * A set of interchangeable upstream endpoints and how to talk to them.
@@ -74,6 +74,13 @@ export type Cluster = Message<"outrigger.config.v1.Cluster"> & {
    * @generated from field: google.protobuf.Duration idle_timeout = 8;
    */
   idleTimeout?: Duration | undefined;
+
+  /**
+   * Options of a DISCOVERY_TYPE_ORIGINAL_DST cluster (refused on other types).
+   *
+   * @generated from field: outrigger.config.v1.Cluster.OriginalDst original_dst = 9;
+   */
+  originalDst?: Cluster_OriginalDst | undefined;
 };
 
 /**
@@ -82,6 +89,35 @@ export type Cluster = Message<"outrigger.config.v1.Cluster"> & {
  */
 export const ClusterSchema: GenMessage<Cluster> = /*@__PURE__*/
   messageDesc(file_outrigger_config_v1_cluster, 0);
+
+/**
+ * How a DISCOVERY_TYPE_ORIGINAL_DST cluster finds a destination.
+ *
+ * @generated from message outrigger.config.v1.Cluster.OriginalDst
+ */
+export type Cluster_OriginalDst = Message<"outrigger.config.v1.Cluster.OriginalDst"> & {
+  /**
+   * Whether an HTTP or gRPC request on a connection that was NOT redirected
+   * (no SO_ORIGINAL_DST: the client dialled the listener itself, or the
+   * addon is missing) goes to its Host / :authority. Default true (unset):
+   * the outbound pass-through, where Host names where the app was going.
+   * Set false for inbound pass-through: there Host is the pod's own service
+   * name, and routing on it would send the request out of the pod again;
+   * such requests are refused (no_original_destination) instead.
+   * Unlike Envoy's use_http_header it never overrides the original
+   * destination of a redirected connection: it is only the fallback.
+   *
+   * @generated from field: optional bool use_host_header = 1;
+   */
+  useHostHeader?: boolean | undefined;
+};
+
+/**
+ * Describes the message outrigger.config.v1.Cluster.OriginalDst.
+ * Use `create(Cluster_OriginalDstSchema)` to create a new message.
+ */
+export const Cluster_OriginalDstSchema: GenMessage<Cluster_OriginalDst> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_cluster, 0, 0);
 
 /**
  * @generated from enum outrigger.config.v1.Cluster.DiscoveryType
@@ -105,8 +141,9 @@ export enum Cluster_DiscoveryType {
   /**
    * No endpoints: each downstream connection goes to where it was going
    * before iptables redirected it (SO_ORIGINAL_DST); HTTP and gRPC requests
-   * on connections that were not redirected go to their Host / :authority.
-   * The pass-through cluster of captured outbound traffic (docs/injector.md).
+   * on connections that were not redirected go to their Host / :authority
+   * unless original_dst.use_host_header is false. The pass-through clusters
+   * of captured outbound and inbound traffic (docs/injector.md).
    *
    * @generated from enum value: DISCOVERY_TYPE_ORIGINAL_DST = 3;
    */
