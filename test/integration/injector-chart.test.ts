@@ -78,7 +78,7 @@ describe('Helm chart charts/outrigger (real helm binary)', function () {
     control: { replicas: 3, store: { redisUrl: 'redis://redis.data.svc:6379' }, autoscaling: { enabled: true, minReplicas: 3, maxReplicas: 6 } },
     injector: { mode: 'separate', replicas: 3 },
     webhook: { failurePolicy: 'Ignore', timeoutSeconds: 5, excludedNamespaces: ['kube-system', 'kube-public', 'kube-node-lease', 'cert-manager'] },
-    meshConfig: { nativeSidecars: 'enabled', outboundTrafficPolicy: 'REGISTRY_ONLY' },
+    meshConfig: { nativeSidecars: 'enabled', outboundTrafficPolicy: 'REGISTRY_ONLY', includeInboundPorts: [8080, 9090] },
     networkPolicy: { enabled: true },
     image: { repository: 'registry.example.com/outrigger', tag: '0.2.0' },
   };
@@ -226,6 +226,7 @@ describe('Helm chart charts/outrigger (real helm binary)', function () {
         controlPlaneAddress: 'mesh-outrigger-control.mesh-system.svc:15010',
         proxyImage: 'registry.example.com/outrigger:0.2.0',
       });
+      expect(mesh.includeInboundPorts).to.deep.equal([8080, 9090]);
     });
   });
 
@@ -430,6 +431,7 @@ describe('Helm chart charts/outrigger (real helm binary)', function () {
     expect(fails({ webhook: { failurePolicy: 'Maybe' } })).to.match(/failurePolicy/);
     expect(fails({ injector: { mode: 'sidecar' } })).to.match(/mode/);
     expect(fails({ meshConfig: { proxyImag: 'x' } })).to.match(/proxyImag/);
+    expect(fails({ meshConfig: { includeInboundPorts: ['*', 8080] } })).to.match(/includeInboundPorts/);
     expect(fails({ control: { autoscaling: { enabled: true } } })).to.match(/autoscaling|redisUrl|enabled/);
   });
 });
