@@ -5,7 +5,7 @@ import type { JsonObject } from '../../src/config/snapshot.js';
 import { redact, unredact, REDACTED } from '../../src/control/server/redact.js';
 import type { DiscoveryResponse } from '../../src/gen/outrigger/control/v1/discovery_pb.js';
 import { cluster, listener, routes, type Doc } from '../support/config-docs.js';
-import { client, outrigger, removeDir, startTestControlPlane, tempDir, TOKEN } from '../support/control-harness.js';
+import { client, outrigger, removeDir, spawnControlPlane, startTestControlPlane, tempDir, TOKEN, writeToken } from '../support/control-harness.js';
 import { LightDelta, LightSotw, TYPE, kindOf, nodeOf, transportFor } from '../support/xds-light.js';
 import { waitFor } from '../support/wait.js';
 
@@ -67,6 +67,7 @@ describe('control plane: metrics and redaction', function () {
 
       // A change of one cluster: one push per stream, all ACKed → one convergence observation.
       const convBefore = sample(before, 'outrigger_control_convergence_seconds_count');
+      const pushRunsBefore = sample(before, 'outrigger_control_push_duration_seconds_count');
       await api.apply({ documents: J(cluster('web', [1002])) });
       await waitFor(async () => sample(await metrics(), 'outrigger_control_convergence_seconds_count') === convBefore + 1, 'convergence observed');
       const after = await metrics();
@@ -76,6 +77,8 @@ describe('control plane: metrics and redaction', function () {
       expect(sample(after, 'outrigger_control_push_latency_seconds_count', 'kind="Cluster"')).to.be.at.least(6);
       expect(sample(after, 'outrigger_control_operations_total', 'op="apply",result="ok"')).to.equal(2);
       expect(sample(after, 'outrigger_control_store_seconds_count', 'op="commit"')).to.equal(2);
+      expect(sample(after, 'outrigger_control_store_seconds_count', 'op="load"')).to.be.at.least(1);
+      expect(sample(after, 'outrigger_control_push_duration_seconds_count')).to.equal(pushRunsBefore + 1);
 
       // A NACK of listeners from one stream.
       nackListener = true;
@@ -88,9 +91,45 @@ describe('control plane: metrics and redaction', function () {
       d.close();
       await waitFor(async () => sample(await metrics(), 'outrigger_control_connected_sidecars', 'stream="delta"') === 0, 'delta stream gone');
       expect(cp.logs.filter((l) => l.msg === 'stream opened')).to.have.length(3);
+      await waitFor(() => cp.logs.some((l) => l.msg === 'stream closed' && l.node === 'd1'), 'stream closed line');
+      const lines = cp.logs.filter((l) => ['stream opened', 'stream closed', 'NACK'].includes(l.msg as string) || l.audit === true);
+      expect(lines.every((l) => l.level === 30), 'all at info').to.equal(true);
     } finally {
       for (const s of streams) s.close();
       await cp.close();
+    }
+  });
+
+  it('outrigger control serves every metric of point 7 on --metrics-port, and they move', async () => {
+    const dir = await tempDir();
+    const cp = await spawnControlPlane(['--store', `file:${join(dir, 'store')}`, '--port', '0', '--token-file', await writeToken(dir)]);
+    const s = new LightSotw(transportFor(`127.0.0.1:${cp.port}`));
+    try {
+      const metricsPort = Number(/"metricsPort":(\d+)/.exec(cp.stdout())![1]);
+      const scrape = async (): Promise<string> => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      const api = client(`127.0.0.1:${cp.port}`);
+      await api.apply({ documents: J(listener('main'), routes('main', [{ name: 'r', match: { prefix: '/' }, route: { cluster: 'web' } }]), cluster('web', [1001])) });
+      s.onResponse = (r) => s.ack(r, ['*']);
+      s.send({ node: nodeOf('m1'), typeUrl: TYPE('Cluster'), resourceNames: ['*'] });
+      await waitFor(async () => sample(await scrape(), 'outrigger_control_push_latency_seconds_count', 'kind="Cluster"') === 1, 'first ACK observed');
+      await api.apply({ documents: J(cluster('web', [1002])) });
+      await waitFor(async () => sample(await scrape(), 'outrigger_control_convergence_seconds_count') >= 1, 'convergence observed');
+      const text = await scrape();
+      expect(sample(text, 'outrigger_control_connected_sidecars', 'stream="sotw"')).to.equal(1);
+      expect(sample(text, 'outrigger_control_pushes_total', 'kind="Cluster"')).to.equal(2);
+      expect(sample(text, 'outrigger_control_push_duration_seconds_count')).to.be.at.least(1);
+      expect(sample(text, 'outrigger_control_push_latency_seconds_count', 'kind="Cluster"')).to.equal(2);
+      expect(sample(text, 'outrigger_control_store_seconds_count', 'op="commit"')).to.equal(2);
+      expect(sample(text, 'outrigger_control_operations_total', 'op="apply",result="ok"')).to.equal(2);
+      expect(text).to.match(/^# TYPE outrigger_control_nacks_total counter$/m);
+      expect(text).to.match(/^outrigger_control_process_resident_memory_bytes \d+/m);
+      s.close();
+      await waitFor(async () => sample(await scrape(), 'outrigger_control_connected_sidecars', 'stream="sotw"') === 0, 'stream gone');
+    } finally {
+      s.close();
+      cp.child.kill('SIGTERM');
+      await new Promise((r) => cp.child.once('exit', r));
+      await removeDir(dir);
     }
   });
 

@@ -68,7 +68,8 @@ export interface ControlServer {
  */
 export async function startControlServer(opts: ControlServerOptions): Promise<ControlServer> {
   const registry = opts.registry ?? new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'outrigger_control_process_' });
+  // process_* and nodejs_* under the control plane's prefix (outrigger_control_process_resident_memory_bytes, …).
+  collectDefaultMetrics({ register: registry, prefix: 'outrigger_control_' });
   const identifier = opts.identifier ?? defaultReplicaId();
   let board: StatusBoard | undefined;
   const plane = await ControlPlane.start({
