@@ -146,6 +146,11 @@ describe('control plane: operator API and CLI', function () {
     expect(v.code).to.equal(1);
     expect(v.stderr).to.contain('Cluster/web: spec.endpoints[0].address.port');
     expect(v.stderr).to.match(/RouteConfiguration\/main: .*nowhere/);
+    // apply -f of the same file: refused with the status, document and field path; nothing stored.
+    const applied = await outrigger(['apply', '-f', badFile], env());
+    expect(applied.code).to.equal(1);
+    expect(applied.stderr).to.match(/^outrigger apply: INVALID_ARGUMENT: .*Cluster\/web: spec\.endpoints\[0\]\.address\.port/);
+    expect((await api.list({})).revision).to.equal(rev);
     const goodFile = join(dir, 'good.yaml');
     await writeFile(goodFile, toYaml([cluster('web', [1010])]));
     const ok = await outrigger(['validate', '-f', goodFile, '--server'], env());
