@@ -112,8 +112,10 @@ describe('control plane: metrics and redaction', function () {
       s.onResponse = (r) => s.ack(r, ['*']);
       s.send({ node: nodeOf('m1'), typeUrl: TYPE('Cluster'), resourceNames: ['*'] });
       await waitFor(async () => sample(await scrape(), 'outrigger_control_push_latency_seconds_count', 'kind="Cluster"') === 1, 'first ACK observed');
+      const conv0 = sample(await scrape(), 'outrigger_control_convergence_seconds_count');
       await api.apply({ documents: J(cluster('web', [1002])) });
-      await waitFor(async () => sample(await scrape(), 'outrigger_control_convergence_seconds_count') >= 1, 'convergence observed');
+      await waitFor(async () => sample(await scrape(), 'outrigger_control_convergence_seconds_count') === conv0 + 1, 'convergence of the change observed');
+      await waitFor(async () => sample(await scrape(), 'outrigger_control_push_latency_seconds_count', 'kind="Cluster"') === 2, 'the ACK of the change');
       const text = await scrape();
       expect(sample(text, 'outrigger_control_connected_sidecars', 'stream="sotw"')).to.equal(1);
       expect(sample(text, 'outrigger_control_pushes_total', 'kind="Cluster"')).to.equal(2);
