@@ -1,7 +1,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { ConfigStore } from '../config/store.js';
-import { dumpSnapshot } from '../config/dump.js';
+import { dumpRedacted } from '../config/dump.js';
 import type { ListenerManager } from '../proxy/listener/listener-manager.js';
 import type { ProxyContext } from '../proxy/context.js';
 import type { Logger } from '../observability/logger.js';
@@ -65,7 +65,7 @@ export class AdminServer {
         const snap = d.store.current();
         if (!snap) return send(res, 503, 'text/plain', 'no config yet\n');
         const yaml = url.searchParams.get('format') === 'yaml';
-        return send(res, 200, yaml ? 'application/yaml' : 'application/json', dumpSnapshot(snap, yaml ? 'yaml' : 'json'));
+        return send(res, 200, yaml ? 'application/yaml' : 'application/json', dumpRedacted(snap, yaml ? 'yaml' : 'json'));
       }
       case '/clusters':
         return sendJson(res, this.clusters());

@@ -1,5 +1,6 @@
 import { stringify } from 'yaml';
-import type { ConfigSnapshot } from './snapshot.js';
+import { redact } from './redact.js';
+import type { ConfigSnapshot, JsonValue } from './snapshot.js';
 
 export type DumpFormat = 'json' | 'yaml';
 
@@ -13,6 +14,17 @@ export type DumpFormat = 'json' | 'yaml';
  */
 export function dumpSnapshot(snapshot: ConfigSnapshot, format: DumpFormat = 'json'): string {
   return format === 'yaml' ? dumpYaml(snapshot) : dumpJson(snapshot);
+}
+
+/**
+ * The same with secret-bearing values replaced by `[redacted]` (redact.ts):
+ * what `/config_dump` serves. The version stays the snapshot's own, so it
+ * still identifies the config; such a dump loads back only where no secret
+ * was redacted (the last-good file, which must load back, is not redacted).
+ */
+export function dumpRedacted(snapshot: ConfigSnapshot, format: DumpFormat = 'json'): string {
+  const documents = snapshot.documents.map((d) => redact(d as unknown as JsonValue) as unknown as (typeof snapshot.documents)[number]);
+  return dumpSnapshot({ ...snapshot, documents }, format);
 }
 
 export function dumpJson(snapshot: ConfigSnapshot): string {

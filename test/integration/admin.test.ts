@@ -144,6 +144,37 @@ describe('admin API', function () {
     expect(loaded.value.version).to.equal(dump.version);
   });
 
+  it('/config_dump redacts secret-bearing values (a credential header matcher) but keeps the version; the route still matches', async () => {
+    const secret = 'Bearer s3cr3t-0123456789';
+    const own = await startTestSidecar([
+      listener('main'),
+      routes('main', [{ name: 'authed', match: { prefix: '/', headers: [{ name: 'authorization', exact: secret }] }, route: { cluster: 'h1c' } }]),
+      cluster('h1c', [h1.port]),
+    ]);
+    try {
+      const r = await call(own.sidecar.adminPort, '/config_dump');
+      expect(r.status).to.equal(200);
+      expect(r.body).to.not.contain('s3cr3t');
+      expect(r.body).to.contain('[redacted]');
+      expect((JSON.parse(r.body) as { version: string }).version).to.equal(own.sidecar.store.current()!.version);
+      const y = await call(own.sidecar.adminPort, '/config_dump?format=yaml');
+      expect(y.body).to.not.contain('s3cr3t');
+      // Redaction is of the dump only: the live route still compares against the real value.
+      const ok = await new Promise<number>((resolve, reject) => {
+        const req = http.request({ host: '127.0.0.1', port: own.port(), path: '/x', headers: { authorization: secret }, agent: false }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      expect(ok).to.equal(200);
+      expect((await call(own.port(), '/x')).status).to.equal(404);
+    } finally {
+      await own.close();
+    }
+  });
+
   it('/clusters shows each endpoint with its connection state', async () => {
     const c = await json<Clusters>(admin, '/clusters');
     expect(c.version).to.equal(sc.sidecar.store.current()?.version);

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { JsonObject } from '../../src/config/snapshot.js';
-import { redact, unredact, REDACTED } from '../../src/control/server/redact.js';
+import { redact, unredact, REDACTED } from '../../src/config/redact.js';
 import type { DiscoveryResponse } from '../../src/gen/outrigger/control/v1/discovery_pb.js';
 import { cluster, listener, routes, type Doc } from '../support/config-docs.js';
 import { client, outrigger, removeDir, spawnControlPlane, startTestControlPlane, tempDir, TOKEN, writeToken } from '../support/control-harness.js';

@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Code, ConnectError } from '@connectrpc/connect';
 import type { JsonObject } from '../../src/config/snapshot.js';
-import { REDACTED } from '../../src/control/server/redact.js';
+import { REDACTED } from '../../src/config/redact.js';
 import { WatchResponse_EventType, type WatchResponse } from '../../src/gen/outrigger/control/v1/operator_pb.js';
 import { cluster, listener, prefixRoute, routes, toYaml, type Doc } from '../support/config-docs.js';
 import { client, outrigger, removeDir, startTestControlPlane, tempDir, TOKEN } from '../support/control-harness.js';

@@ -13,7 +13,7 @@ import {
 import { AsyncQueue } from '../async-queue.js';
 import { authenticate, type AuthOptions } from './auth.js';
 import { errorsText, type ControlPlane, type Outcome } from './control-plane.js';
-import { redact } from './redact.js';
+import { redact } from '../../config/redact.js';
 import type { StatusBoard } from './status-board.js';
 import { findEntry, keyOf, type StoredEntry } from './resource-state.js';
 

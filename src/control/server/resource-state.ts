@@ -4,7 +4,7 @@ import { KINDS, isKind, type Kind } from '../../config/kinds.js';
 import { buildSnapshot, canonicalJson, normalise } from '../../config/loader.js';
 import type { ConfigError, ConfigSnapshot, JsonValue, ResourceDocument } from '../../config/snapshot.js';
 import type { ValidateOptions } from '../../config/validate.js';
-import { REDACTED, unredact } from './redact.js';
+import { REDACTED, unredact } from '../../config/redact.js';
 import { splitSelector, type Selector } from './selector.js';
 
 /** A stored resource: its normalised document (selector included) and the revision that last changed it. */

@@ -1,4 +1,4 @@
-import type { JsonObject, JsonValue } from '../../config/snapshot.js';
+import type { JsonObject, JsonValue } from './snapshot.js';
 
 /**
  * Fields that carry secret material inline: their values never leave the
