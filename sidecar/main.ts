@@ -92,7 +92,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const logger = opts.logger ?? createLogger();
   const accessLog = opts.accessLog ?? createLogger({ async: true });
   const registry = opts.registry ?? new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'outrigger_process_' });
+  collectDefaultMetrics({ register: registry, prefix: 'outrigger_' }); // → outrigger_process_*, outrigger_nodejs_*
   const metrics = new ProxyMetrics(registry);
   const configVersion = new Gauge({
     name: 'outrigger_config_info',

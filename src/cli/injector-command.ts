@@ -67,7 +67,7 @@ export const injectorCommand: Command = {
       else logger.warn('kubernetes version unknown: native sidecars only where the mesh config enables them');
     }
     const registry = new Registry();
-    collectDefaultMetrics({ register: registry, prefix: 'outrigger_process_' });
+    collectDefaultMetrics({ register: registry, prefix: 'outrigger_' }); // → outrigger_process_*, outrigger_nodejs_*
     let server: WebhookServer;
     let port: number;
     try {

@@ -126,6 +126,10 @@ describe('admin API', function () {
     expect(r.body).to.match(/^outrigger_request_duration_seconds_count\{[^}]*cluster="h2c",code="200"[^}]*\} 1$/m);
     expect(r.body).to.match(/^outrigger_local_replies_total\{listener="main",flag="UF"\} 1$/m);
     expect(r.body).to.match(/^outrigger_config_reloads_total\{result="applied"\} 1$/m);
+    // Process metrics under one prefix (not outrigger_process_process_*).
+    expect(r.body).to.match(/^outrigger_process_cpu_seconds_total \d/m);
+    expect(r.body).to.match(/^outrigger_nodejs_heap_size_used_bytes \d/m);
+    expect(r.body).to.not.contain('process_process');
   });
 
   it('/config_dump as JSON, and as YAML that loads back to the same version', async () => {
