@@ -1,6 +1,6 @@
 import { createPatch, type Operation } from 'rfc6902';
 import { rewriteAppProbes, type AppProbe } from './app-probes.js';
-import { supportsNativeSidecars, type MeshConfig } from './mesh-config.js';
+import { LOG_LEVELS, LOG_LEVELS_TEXT, isQuantity, quantityValue, supportsNativeSidecars, type MeshConfig } from './mesh-config.js';
 import {
   ANNOTATIONS,
   INIT_CONTAINER,
@@ -88,10 +88,11 @@ export function inject(pod: Pod, mesh: MeshConfig, k8sVersion: string | undefine
   const init = initContainer(values);
   const proxy = proxyContainer(values);
   const newInits = values.native ? [init, proxy] : [init];
-  if (out.spec.initContainers === undefined) patch.push({ op: 'add', path: '/spec/initContainers', value: newInits });
+  // A list that is absent or null (YAML `initContainers:` with nothing after it) is added whole.
+  if (out.spec.initContainers == null) patch.push({ op: 'add', path: '/spec/initContainers', value: newInits });
   else newInits.forEach((c, i) => patch.push({ op: 'add', path: `/spec/initContainers/${i}`, value: c }));
   if (!values.native) patch.push({ op: 'add', path: '/spec/containers/0', value: proxy });
-  if (out.spec.volumes === undefined) patch.push({ op: 'add', path: '/spec/volumes', value: volumes() });
+  if (out.spec.volumes == null) patch.push({ op: 'add', path: '/spec/volumes', value: volumes() });
   else for (const v of volumes()) patch.push({ op: 'add', path: '/spec/volumes/-', value: v });
 
   out.spec.initContainers = [...newInits, ...(out.spec.initContainers ?? [])];
@@ -163,22 +164,45 @@ function injectionValues(
     native = mesh.nativeSidecars === 'enabled' || (mesh.nativeSidecars === 'auto' && supportsNativeSidecars(k8sVersion || mesh.kubernetesVersion));
   }
   const str = (key: string, dflt: string): string => a[key] || dflt;
+  // Values the proxy or the API server would refuse are ignored, so a typo in an
+  // annotation never crash-loops the proxy or gets the pod rejected.
+  const checked = (key: string, dflt: string, ok: (v: string) => boolean, expected: string): string => {
+    const v = a[key];
+    if (!v) return dflt;
+    if (ok(v)) return v;
+    warnings.push(`${key}: ignored ${JSON.stringify(v)} (${expected})`);
+    return dflt;
+  };
+  const logLevel = checked(ANNOTATIONS.logLevel, mesh.logLevel, (v) => (LOG_LEVELS as readonly string[]).includes(v), `expected ${LOG_LEVELS_TEXT}`);
+  const quantity = (key: string, dflt: string | undefined): string => checked(key, dflt ?? '', isQuantity, 'not a Kubernetes quantity');
+  const resources = {
+    requests: { cpu: quantity(ANNOTATIONS.proxyCpu, mesh.resources.requests.cpu), memory: quantity(ANNOTATIONS.proxyMemory, mesh.resources.requests.memory) },
+    limits: { cpu: quantity(ANNOTATIONS.proxyCpuLimit, mesh.resources.limits.cpu), memory: quantity(ANNOTATIONS.proxyMemoryLimit, mesh.resources.limits.memory) },
+  };
+  // The API server rejects requests above limits. The annotated side wins: a
+  // limit annotated alone lowers the mesh config's request; otherwise the limit
+  // is raised to the request.
+  const annotatedLimit = { cpu: ANNOTATIONS.proxyCpuLimit, memory: ANNOTATIONS.proxyMemoryLimit };
+  const annotatedRequest = { cpu: ANNOTATIONS.proxyCpu, memory: ANNOTATIONS.proxyMemory };
+  for (const r of ['cpu', 'memory'] as const) {
+    const request = resources.requests[r];
+    const limit = resources.limits[r];
+    if (!request || !limit || quantityValue(request) <= quantityValue(limit)) continue;
+    if (resources.limits[r] === a[annotatedLimit[r]] && resources.requests[r] !== a[annotatedRequest[r]]) {
+      warnings.push(`proxy ${r} request ${request} is above the annotated limit ${limit}; the request is lowered to ${limit}`);
+      resources.requests[r] = limit;
+    } else {
+      warnings.push(`proxy ${r} request ${request} is above its limit ${limit}; the limit is raised to ${request}`);
+      resources.limits[r] = request;
+    }
+  }
   return {
     image: str(ANNOTATIONS.proxyImage, mesh.proxyImage),
     imagePullPolicy: mesh.imagePullPolicy,
     controlPlaneAddress: str(ANNOTATIONS.controlPlaneAddress, mesh.controlPlaneAddress),
     nodeCluster: labels['app.kubernetes.io/name'] || labels.app || pod.spec.serviceAccountName || 'default',
-    logLevel: str(ANNOTATIONS.logLevel, mesh.logLevel),
-    resources: {
-      requests: {
-        cpu: str(ANNOTATIONS.proxyCpu, mesh.resources.requests.cpu ?? ''),
-        memory: str(ANNOTATIONS.proxyMemory, mesh.resources.requests.memory ?? ''),
-      },
-      limits: {
-        cpu: str(ANNOTATIONS.proxyCpuLimit, mesh.resources.limits.cpu ?? ''),
-        memory: str(ANNOTATIONS.proxyMemoryLimit, mesh.resources.limits.memory ?? ''),
-      },
-    },
+    logLevel,
+    resources,
     native,
     holdApplication: flag(a, ANNOTATIONS.holdApplication, mesh.holdApplicationUntilProxyStarts, warnings),
     proxyUid: mesh.proxyUid,

@@ -104,8 +104,9 @@ function checkField(key: keyof MeshConfig, v: unknown): string | undefined {
     case 'proxyImage':
     case 'controlPlaneAddress':
     case 'kubernetesVersion':
-    case 'logLevel':
       return typeof v === 'string' ? undefined : 'expected a string';
+    case 'logLevel':
+      return (LOG_LEVELS as readonly unknown[]).includes(v) ? undefined : `expected ${LOG_LEVELS_TEXT}`;
     case 'imagePullPolicy':
       return ['Always', 'IfNotPresent', 'Never'].includes(v as string) ? undefined : 'expected Always, IfNotPresent or Never';
     case 'nativeSidecars':
@@ -134,11 +135,38 @@ function checkField(key: keyof MeshConfig, v: unknown): string | undefined {
         for (const [r, q] of Object.entries(list as Record<string, unknown>)) {
           if (r !== 'cpu' && r !== 'memory') return `${k}.${r}: unknown field`;
           if (typeof q !== 'string') return `${k}.${r}: expected a quantity string`;
+          if (!isQuantity(q)) return `${k}.${r}: ${JSON.stringify(q)} is not a Kubernetes quantity`;
         }
       }
       return undefined;
     }
   }
+}
+
+/** The proxy's log levels (pino's); any other value makes the proxy refuse to start. */
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export const LOG_LEVELS_TEXT = `${LOG_LEVELS.slice(0, -1).join(', ')} or ${LOG_LEVELS.at(-1)}`;
+
+// A non-negative Kubernetes resource quantity: a decimal number and an optional
+// binary-SI (Ki…Ei), decimal-SI (n u m k M G T P E) or exponent (e3, E-2) suffix.
+const QUANTITY = /^\+?(\d+(?:\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$/;
+const SUFFIX: Record<string, number> = {
+  Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60,
+  n: 1e-9, u: 1e-6, m: 1e-3, '': 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18,
+};
+
+/** True for what the API server accepts as a resource quantity ("250m", "1.5", "128Mi", "1e9"). */
+export function isQuantity(s: string): boolean {
+  return QUANTITY.test(s);
+}
+
+/** A quantity's value (cores or bytes), for comparing a request with its limit; NaN when not a quantity. */
+export function quantityValue(s: string): number {
+  const m = QUANTITY.exec(s);
+  if (!m) return NaN;
+  const suffix = m[2] ?? '';
+  const factor = /^[eE]/.test(suffix) ? 10 ** Number(suffix.slice(1)) : SUFFIX[suffix]!;
+  return Number(m[1]) * factor;
 }
 
 /** Parses "1.30", "v1.30.2", "1.30+" (GKE) into [major, minor]; undefined when unknown. */

@@ -185,6 +185,59 @@ describe('injector: inject() behaviour', () => {
     expect(args).not.to.include('--exclude-outbound-ip-ranges');
   });
 
+  it('a bad log level or resource quantity annotation is ignored with a warning (they would crash the proxy or get the pod rejected)', () => {
+    const pod: Pod = {
+      metadata: {
+        name: 'p',
+        annotations: {
+          [ANNOTATIONS.logLevel]: 'verbose',
+          [ANNOTATIONS.proxyCpu]: 'lots',
+          [ANNOTATIONS.proxyMemory]: '64 Mi',
+          [ANNOTATIONS.proxyCpuLimit]: '-1',
+          [ANNOTATIONS.proxyMemoryLimit]: '512Mi',
+        },
+      },
+      spec: { containers: [{ name: 'a', image: 'a' }] },
+    };
+    const r = inject(pod, mesh, '1.28');
+    const proxy = proxyOf(r.pod);
+    expect(envOf(proxy, ENV.logLevel)).to.equal('info');
+    expect(proxy.resources).to.deep.equal({ requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '2', memory: '512Mi' } });
+    expect(r.warnings).to.deep.equal([
+      'outrigger.io/log-level: ignored "verbose" (expected trace, debug, info, warn, error, fatal or silent)',
+      'outrigger.io/proxy-cpu: ignored "lots" (not a Kubernetes quantity)',
+      'outrigger.io/proxy-memory: ignored "64 Mi" (not a Kubernetes quantity)',
+      'outrigger.io/proxy-cpu-limit: ignored "-1" (not a Kubernetes quantity)',
+    ]);
+    for (const [key, value] of [[ANNOTATIONS.proxyCpu, '1.5'], [ANNOTATIONS.proxyCpu, '250m'], [ANNOTATIONS.proxyMemory, '1e9'], [ANNOTATIONS.proxyMemory, '100M']] as const) {
+      const ok = inject({ ...pod, metadata: { name: 'p', annotations: { [key]: value } } }, mesh, '1.28');
+      expect(ok.warnings, `${key}=${value}`).to.deep.equal([]);
+    }
+  });
+
+  it('a request above its limit raises the limit to the request, with a warning (the API server rejects requests > limits)', () => {
+    const annotated = (a: Record<string, string>): Pod => ({ metadata: { name: 'p', annotations: a }, spec: { containers: [{ name: 'a', image: 'a' }] } });
+    // Above the mesh config's default limits (cpu 2, memory 1Gi).
+    const r = inject(annotated({ [ANNOTATIONS.proxyCpu]: '2500m', [ANNOTATIONS.proxyMemory]: '2Gi' }), mesh, '1.28');
+    expect(proxyOf(r.pod).resources).to.deep.equal({ requests: { cpu: '2500m', memory: '2Gi' }, limits: { cpu: '2500m', memory: '2Gi' } });
+    expect(r.warnings).to.deep.equal([
+      'proxy cpu request 2500m is above its limit 2; the limit is raised to 2500m',
+      'proxy memory request 2Gi is above its limit 1Gi; the limit is raised to 2Gi',
+    ]);
+    validatePod(applyTo(annotated({ [ANNOTATIONS.proxyCpu]: '2500m', [ANNOTATIONS.proxyMemory]: '2Gi' }), r.patch));
+    // A limit annotated alone, below the mesh config's request: the request follows it.
+    const low = inject(annotated({ [ANNOTATIONS.proxyMemoryLimit]: '64Mi' }), mesh, '1.28');
+    expect(proxyOf(low.pod).resources).to.deep.equal({ requests: { cpu: '100m', memory: '64Mi' }, limits: { cpu: '2', memory: '64Mi' } });
+    expect(low.warnings).to.deep.equal(['proxy memory request 128Mi is above the annotated limit 64Mi; the request is lowered to 64Mi']);
+    // Both annotated and inconsistent: the limit is raised.
+    const both = inject(annotated({ [ANNOTATIONS.proxyMemory]: '256Mi', [ANNOTATIONS.proxyMemoryLimit]: '64Mi' }), mesh, '1.28');
+    expect((proxyOf(both.pod).resources as { limits: { memory: string } }).limits.memory).to.equal('256Mi');
+    // Equal or below: unchanged, no warning.
+    const same = inject(annotated({ [ANNOTATIONS.proxyMemory]: '1024Mi', [ANNOTATIONS.proxyCpu]: '2' }), mesh, '1.28');
+    expect(same.warnings).to.deep.equal([]);
+    expect((proxyOf(same.pod).resources as { limits: unknown }).limits).to.deep.equal({ cpu: '2', memory: '1Gi' });
+  });
+
   it('sets kubectl.kubernetes.io/default-container to the first app container only when absent', () => {
     expect(inject(loadCase('probes-init'), mesh, '1.28').pod.metadata!.annotations![ANNOTATIONS.defaultContainer]).to.equal('ledger');
     expect(inject(loadCase('annotated'), mesh, '1.28').pod.metadata!.annotations![ANNOTATIONS.defaultContainer]).to.equal('payments');
@@ -221,6 +274,18 @@ describe('injector: inject() behaviour', () => {
     expect(applyTo(pod, r.patch)).to.deep.equal(r.pod);
   });
 
+  it('null lists and annotations (YAML "initContainers:" with nothing after it) get a patch that applies', () => {
+    const pod = { metadata: { name: 'p', annotations: null }, spec: { initContainers: null, volumes: null, containers: [{ name: 'a', image: 'a' }] } } as unknown as Pod;
+    for (const version of ['1.28', '1.30']) {
+      const r = inject(pod, mesh, version);
+      const out = applyTo(pod, r.patch);
+      expect(out).to.deep.equal(r.pod);
+      expect(out.spec!.initContainers!.map((c) => c.name)[0]).to.equal('outrigger-init');
+      expect(out.spec!.volumes!.map((v) => v.name)).to.deep.equal(['outrigger-podinfo', 'outrigger-state']);
+      validatePod(out);
+    }
+  });
+
   it('throws on a pod without containers (the webhook answers allowed: false)', () => {
     expect(() => inject({ metadata: { name: 'x' }, spec: { containers: [] } }, mesh, '1.28')).to.throw(/no spec.containers/);
   });
@@ -242,6 +307,15 @@ describe('injector: mesh config', () => {
     for (const bad of ['"*"', '["*", 80]', '[0]', '[http]']) {
       expect(() => parseMeshConfig(`includeInboundPorts: ${bad}\n`), bad).to.throw(/includeInboundPorts: expected \["\*"\] or a list of ports/);
     }
+  });
+
+  it('logLevel must be a level the proxy knows (it refuses to start otherwise)', () => {
+    expect(parseMeshConfig('logLevel: debug\n').logLevel).to.equal('debug');
+    expect(() => parseMeshConfig('logLevel: verbose\n')).to.throw(/logLevel: expected trace, debug, info, warn, error, fatal or silent/);
+  });
+
+  it('resources must be Kubernetes quantities', () => {
+    expect(() => parseMeshConfig('resources: { requests: { cpu: lots } }\n')).to.throw(/resources: requests.cpu: "lots" is not a Kubernetes quantity/);
   });
 
   it('reports every unknown field and wrong type', () => {
