@@ -200,6 +200,7 @@ describe('Helm chart charts/outrigger (real helm binary)', function () {
       expect(control.spec.template.spec.containers[0].args.slice(0, 3)).to.deep.equal(['control', '--store', 'redis://redis.data.svc:6379']);
       expect(control.spec.template.spec.containers[0].image).to.equal('registry.example.com/outrigger:0.2.0');
       expect(find(objs, 'HorizontalPodAutoscaler')!.spec).to.include({ minReplicas: 3, maxReplicas: 6 });
+      expect(find(objs, 'HorizontalPodAutoscaler')!.spec.scaleTargetRef).to.deep.equal({ apiVersion: 'apps/v1', kind: 'Deployment', name: control.metadata.name });
       const injector = find(objs, 'Deployment', 'mesh-outrigger-injector')!;
       expect(injector.spec.replicas).to.equal(3);
       expect(objs.filter((o) => o.kind === 'PodDisruptionBudget').map((o) => o.metadata.name).sort()).to.deep.equal(['mesh-outrigger-control', 'mesh-outrigger-injector']);
@@ -228,6 +229,20 @@ describe('Helm chart charts/outrigger (real helm binary)', function () {
       });
       expect(mesh.includeInboundPorts).to.deep.equal([8080, 9090]);
     });
+  });
+
+  it('N control-plane replicas on Redis without the HPA: replicas as given, rolling updates, a PDB, no PVC', async () => {
+    const objs = template('outrigger', 'outrigger-system', { control: { replicas: 3, store: { redisUrl: 'redis://redis.data.svc:6379' } } });
+    for (const o of objs) await validate(o);
+    const dep = find(objs, 'Deployment', 'outrigger-control')!;
+    expect(dep.spec.replicas).to.equal(3);
+    expect(dep.spec.strategy).to.equal(undefined);
+    expect(dep.spec.template.spec.volumes.map((v: { name: string }) => v.name)).to.not.include('store');
+    expect(find(objs, 'PersistentVolumeClaim')).to.equal(undefined);
+    expect(find(objs, 'HorizontalPodAutoscaler')).to.equal(undefined);
+    const pdb = find(objs, 'PodDisruptionBudget', 'outrigger-control')!;
+    expect(pdb.spec.minAvailable).to.equal(1);
+    expect(matches(pdb.spec.selector, dep.spec.template.metadata.labels)).to.equal(true);
   });
 
   it('with cert-manager: a Certificate for the Service, caBundle injected by cert-manager, no generated Secret', async () => {
@@ -433,5 +448,7 @@ describe('Helm chart charts/outrigger (real helm binary)', function () {
     expect(fails({ meshConfig: { proxyImag: 'x' } })).to.match(/proxyImag/);
     expect(fails({ meshConfig: { includeInboundPorts: ['*', 8080] } })).to.match(/includeInboundPorts/);
     expect(fails({ control: { autoscaling: { enabled: true } } })).to.match(/autoscaling|redisUrl|enabled/);
+    // The injector would refuse this mesh config at startup (and the proxy this level).
+    expect(fails({ meshConfig: { logLevel: 'verbose' } })).to.match(/logLevel/);
   });
 });
