@@ -207,6 +207,76 @@ describe('injector webhook over HTTPS (as the API server calls it)', function ()
       expect(text).to.match(/^outrigger_injector_request_duration_seconds_count\{result="injected"\} \d+$/m);
     });
 
+    it('/metrics: each call moves exactly its counters (injections, skips by reason, errors, latency by result)', async () => {
+      // A server of its own, so the counts are exact; the path carries the API server's ?timeout=.
+      const reg = new Registry();
+      const srv = await WebhookServer.create({ certFile, keyFile, mesh: defaultMeshConfig(), kubernetesVersion: '1.28', registry: reg, logger: silentLogger(), clock: systemClock() });
+      const p = await srv.listen(0, '127.0.0.1');
+      try {
+        const metric = async (line: string): Promise<number> => {
+          const text = (await call('/metrics', '', { method: 'GET', port: p })).body;
+          return Number(new RegExp(`^${line.replace(/[{}"]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+        };
+        const send = async (review: Record<string, unknown>): Promise<ReviewResponse> => {
+          const res = await call('/inject?timeout=10s', JSON.stringify(review), { port: p });
+          expect(res.status).to.equal(200);
+          return (JSON.parse(res.body) as { response: ReviewResponse }).response;
+        };
+        const names = [
+          'outrigger_injector_requests_total{result="injected"}',
+          'outrigger_injector_requests_total{result="skipped"}',
+          'outrigger_injector_requests_total{result="error"}',
+          'outrigger_injector_requests_total{result="bad_request"}',
+          'outrigger_injector_requests_total{result="unsupported_media_type"}',
+          'outrigger_injector_skips_total{reason="host_network"}',
+          'outrigger_injector_skips_total{reason="opted_out"}',
+          'outrigger_injector_skips_total{reason="already_injected"}',
+          'outrigger_injector_skips_total{reason="ignored_namespace"}',
+          'outrigger_injector_skips_total{reason="not_a_pod_create"}',
+          'outrigger_injector_errors_total',
+          'outrigger_injector_request_duration_seconds_count{result="injected"}',
+          'outrigger_injector_request_duration_seconds_count{result="skipped"}',
+          'outrigger_injector_request_duration_seconds_count{result="error"}',
+        ] as const;
+        const snapshot = async (): Promise<Record<string, number>> => Object.fromEntries(await Promise.all(names.map(async (n) => [n, await metric(n)])));
+        const deltaOf = async (action: () => Promise<unknown>): Promise<Record<string, number>> => {
+          const before = await snapshot();
+          await action();
+          const after = await snapshot();
+          return Object.fromEntries(names.filter((n) => after[n] !== before[n]).map((n) => [n, after[n]! - before[n]!]));
+        };
+        expect(await deltaOf(async () => expect((await send(admissionReview(loadCase('deployment-pod'), 'shop'))).patchType).to.equal('JSONPatch'))).to.deep.equal({
+          'outrigger_injector_requests_total{result="injected"}': 1,
+          'outrigger_injector_request_duration_seconds_count{result="injected"}': 1,
+        });
+        for (const [name, reason, ns] of [['host-network', 'host_network', 'monitoring'], ['opted-out', 'opted_out', 'shop'], ['already-injected', 'already_injected', 'shop'], ['generate-name', 'ignored_namespace', 'kube-system']] as const) {
+          expect(await deltaOf(async () => expect((await send(admissionReview(loadCase(name), ns))).patch).to.equal(undefined)), name).to.deep.equal({
+            'outrigger_injector_requests_total{result="skipped"}': 1,
+            [`outrigger_injector_skips_total{reason="${reason}"}`]: 1,
+            'outrigger_injector_request_duration_seconds_count{result="skipped"}': 1,
+          });
+        }
+        expect(await deltaOf(() => send(admissionReview(loadCase('generate-name'), 'echo', { operation: 'UPDATE' })))).to.deep.equal({
+          'outrigger_injector_requests_total{result="skipped"}': 1,
+          'outrigger_injector_skips_total{reason="not_a_pod_create"}': 1,
+          'outrigger_injector_request_duration_seconds_count{result="skipped"}': 1,
+        });
+        expect(await deltaOf(async () => expect((await send(admissionReview({ metadata: { name: 'x' }, spec: { containers: [] } }, 'shop'))).allowed).to.equal(false))).to.deep.equal({
+          'outrigger_injector_requests_total{result="error"}': 1,
+          'outrigger_injector_errors_total': 1,
+          'outrigger_injector_request_duration_seconds_count{result="error"}': 1,
+        });
+        expect(await deltaOf(async () => expect((await call('/inject', '{"kind":"Pod"}', { port: p })).status).to.equal(400))).to.deep.equal({
+          'outrigger_injector_requests_total{result="bad_request"}': 1,
+        });
+        expect(await deltaOf(async () => expect((await call('/inject', '{}', { port: p, contentType: 'text/plain' })).status).to.equal(415))).to.deep.equal({
+          'outrigger_injector_requests_total{result="unsupported_media_type"}': 1,
+        });
+      } finally {
+        await srv.close();
+      }
+    });
+
     it('is rejected by a client that verifies another server name', async () => {
       let err: Error | undefined;
       try {
