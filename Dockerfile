@@ -34,6 +34,8 @@ COPY --from=build /app/node_modules node_modules
 COPY --from=build /app/dist dist
 COPY --from=build /app/bin bin
 COPY --from=build /app/native/original-dst/build/Release/original_dst.node native/original-dst/build/Release/original_dst.node
+# `outrigger demo` finds its config above dist/ (src/core/find-up.ts).
+COPY --from=build /app/examples/demo examples/demo
 RUN ln -s /app/bin/outrigger.js /usr/local/bin/outrigger
 ENV NODE_ENV=production
 # The proxy's UID: the injector runs the sidecar as 1337 (excluded from

@@ -1,11 +1,11 @@
 import { parseArgs } from 'node:util';
-import { fileURLToPath } from 'node:url';
+import { findUp } from '../core/find-up.js';
 import { startSidecar } from '../../sidecar/main.js';
 import { startBookstore } from '../../examples/bookstore/server.js';
 import { createLogger } from '../observability/logger.js';
 import type { Command } from './main.js';
 
-const DEFAULT_CONFIG = fileURLToPath(new URL('../../../examples/demo/sidecar.yaml', import.meta.url));
+const DEMO_CONFIG = 'examples/demo/sidecar.yaml';
 
 const USAGE = `usage: outrigger demo [--config FILE] [--backend-port 50051] [--admin-port 15000]
 
@@ -28,9 +28,13 @@ export const demoCommand: Command = {
       process.stdout.write(USAGE + '\n');
       return 0;
     }
+    const configPath = values.config ?? findUp(import.meta.url, DEMO_CONFIG);
+    if (!configPath) {
+      process.stderr.write(`outrigger demo: ${DEMO_CONFIG} not found above ${import.meta.url}; pass --config FILE\n`);
+      return 1;
+    }
     const logger = createLogger();
     const backend = await startBookstore({ host: '127.0.0.1', port: Number(values['backend-port']), logger });
-    const configPath = values.config ?? resolveDefaultConfig();
     let sidecar;
     try {
       sidecar = await startSidecar({
@@ -65,10 +69,3 @@ export const demoCommand: Command = {
     return 0;
   },
 };
-
-/** The demo config sits in examples/ whether we run from src/ (tsx) or dist/src/. */
-function resolveDefaultConfig(): string {
-  return DEFAULT_CONFIG.includes('/dist/')
-    ? DEFAULT_CONFIG
-    : fileURLToPath(new URL('../../examples/demo/sidecar.yaml', import.meta.url));
-}

@@ -1,8 +1,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, resolve } from 'node:path';
 import type { Socket } from 'node:net';
-import { fileURLToPath } from 'node:url';
+import { findUp } from '../../core/find-up.js';
 
 /** Where a redirected connection was going, as the kernel's conntrack remembers it. */
 export interface Destination {
@@ -41,7 +40,7 @@ export const ADDON_RELATIVE_PATH = 'native/original-dst/build/Release/original_d
  */
 export function originalDstAddon(env: NodeJS.ProcessEnv = process.env): AddonStatus {
   if (process.platform !== 'linux') return { addon: undefined, path: undefined, reason: `not available on ${process.platform}` };
-  const path = env.OUTRIGGER_ORIGINAL_DST_ADDON || findUp(dirname(fileURLToPath(import.meta.url)));
+  const path = env.OUTRIGGER_ORIGINAL_DST_ADDON || findUp(import.meta.url, ADDON_RELATIVE_PATH);
   if (!path) return { addon: undefined, path: undefined, reason: `${ADDON_RELATIVE_PATH} not built (npm run build:native)` };
   if (!existsSync(path)) return { addon: undefined, path, reason: `${path} not found (npm run build:native)` };
   try {
@@ -50,16 +49,6 @@ export function originalDstAddon(env: NodeJS.ProcessEnv = process.env): AddonSta
     return { addon, path, reason: undefined };
   } catch (err) {
     return { addon: undefined, path, reason: `${path} did not load: ${(err as Error).message}` };
-  }
-}
-
-function findUp(from: string): string | undefined {
-  for (let dir = from; ; ) {
-    const candidate = join(dir, ADDON_RELATIVE_PATH);
-    if (existsSync(candidate)) return candidate;
-    const up = resolve(dir, '..');
-    if (up === dir) return undefined;
-    dir = up;
   }
 }
 
