@@ -256,7 +256,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       appProbes: opts.appProbes ?? {},
       logger,
     });
-    statusPort = await status.listen(opts.statusPort, opts.statusHost ?? '0.0.0.0');
+    statusPort = await status.listen(opts.statusPort, opts.statusHost);
   }
 
   function shutdown(): Promise<void> {

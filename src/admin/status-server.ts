@@ -44,11 +44,30 @@ export class StatusServer {
     });
   }
 
-  async listen(port: number, host = '0.0.0.0'): Promise<number> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => resolve());
-    });
+  /**
+   * Without a host: `::` (dual stack, so the kubelet reaches it on an IPv4,
+   * IPv6 or dual-stack pod IP), or `0.0.0.0` where the kernel has no IPv6.
+   */
+  async listen(port: number, host?: string): Promise<number> {
+    const attempt = (h: string): Promise<void> =>
+      new Promise<void>((resolve, reject) => {
+        const onError = (err: Error): void => reject(err);
+        this.server.once('error', onError);
+        this.server.listen(port, h, () => {
+          this.server.removeListener('error', onError);
+          resolve();
+        });
+      });
+    if (host !== undefined) await attempt(host);
+    else {
+      try {
+        await attempt('::');
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'EAFNOSUPPORT' && code !== 'EADDRNOTAVAIL') throw err;
+        await attempt('0.0.0.0');
+      }
+    }
     return (this.server.address() as { port: number }).port;
   }
 

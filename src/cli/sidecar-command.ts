@@ -25,7 +25,7 @@ flags:
   --admin-port N        admin API on 127.0.0.1 (default 15000; 0 picks a free port)
   --drain-timeout D     how long in-flight requests may take on shutdown (default 5s)
   --state-dir DIR       where the last good config is persisted
-  --status-port N       status port on all addresses: /ready and the app probes
+  --status-port N       status port on all addresses (:: dual stack, else 0.0.0.0): /ready and the app probes
                         the injector rewrote (read from OUTRIGGER_APP_PROBES);
                         off unless given (the injector sets 15021)
   --allow-ephemeral-ports  accept listener port 0 (tests)`;

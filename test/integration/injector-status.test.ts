@@ -7,9 +7,9 @@ import type { AppProbeSpec } from '../../src/admin/status-server.js';
 import { cluster, listener, prefixRoute, routes } from '../support/config-docs.js';
 import { startTestSidecar, type TestSidecar } from '../support/sidecar-harness.js';
 
-function get(port: number, path: string): Promise<number> {
+function get(port: number, path: string, host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+    http.get({ host, port, path, agent: false }, (res) => {
       res.resume();
       resolve(res.statusCode!);
     }).on('error', reject);
@@ -56,6 +56,16 @@ describe('sidecar status port (/ready and rewritten app probes)', function () {
     await sc?.close();
     await bookstore?.close();
     await new Promise((r) => app?.close(r));
+  });
+
+  it('binds dual stack by default: the kubelet reaches /ready over IPv4 and IPv6', async () => {
+    const own = await startTestSidecar([listener('in'), routes('main', [prefixRoute('/', 'app')]), cluster('app', [appPort])], { statusPort: 0 });
+    try {
+      expect(await get(own.sidecar.statusPort!, '/ready', '127.0.0.1')).to.equal(200);
+      expect(await get(own.sidecar.statusPort!, '/ready', '::1')).to.equal(200);
+    } finally {
+      await own.close();
+    }
   });
 
   it('serves /ready like the admin API', async () => {
