@@ -6,6 +6,24 @@ import type { Logger } from '../../observability/logger.js';
 import type { ReplicaStatusStore } from '../store/state-store.js';
 import type { HostedStream } from './stream-host.js';
 
+/**
+ * A sidecar that reconnected to another replica is still in the entry its
+ * old replica last published until that entry expires (a killed replica
+ * cannot remove it). Of the streams of one node and stream kind, an entry
+ * from another replica is dropped when a newer connection of that node is
+ * listed; this replica's live streams are always kept.
+ */
+function withoutMovedAway(sidecars: readonly SidecarStatus[], own: string): SidecarStatus[] {
+  const newest = new Map<string, bigint>();
+  const since = (s: SidecarStatus): bigint => (s.connectedSince ? s.connectedSince.seconds * 1_000_000_000n + BigInt(s.connectedSince.nanos) : 0n);
+  for (const s of sidecars) {
+    const k = `${s.nodeId}\n${s.stream}`;
+    const t = since(s);
+    if ((newest.get(k) ?? -1n) < t) newest.set(k, t);
+  }
+  return sidecars.filter((s) => s.controlPlane === own || since(s) >= newest.get(`${s.nodeId}\n${s.stream}`)!);
+}
+
 /** What Status reports for one open stream (the replica holding it included). */
 export function sidecarStatusOf(s: HostedStream, controlPlane: string): SidecarStatus {
   return create(SidecarStatusSchema, {
@@ -140,8 +158,9 @@ export class StatusBoard {
         error = `status of the other replicas unavailable (${(err as Error).message}); only this replica's sidecars are listed`;
       }
     }
-    sidecars.sort((a, b) => cmp(a.nodeId, b.nodeId) || cmp(a.controlPlane, b.controlPlane) || cmp(a.stream, b.stream));
-    return { sidecars, controlPlanes, error };
+    const listed = withoutMovedAway(sidecars, own);
+    listed.sort((a, b) => cmp(a.nodeId, b.nodeId) || cmp(a.controlPlane, b.controlPlane) || cmp(a.stream, b.stream));
+    return { sidecars: listed, controlPlanes, error };
   }
 
   private readWithTimeout(store: ReplicaStatusStore): Promise<Map<string, string>> {

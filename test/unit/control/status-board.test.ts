@@ -1,8 +1,9 @@
 import { expect } from 'chai';
-import { create } from '@bufbuild/protobuf';
+import { create, toJsonString } from '@bufbuild/protobuf';
 import pino from 'pino';
 import { Writable } from 'node:stream';
-import { SidecarStatusSchema, TypeStatus_State, type SidecarStatus } from '../../../src/gen/outrigger/control/v1/operator_pb.js';
+import { timestampFromMs } from '@bufbuild/protobuf/wkt';
+import { SidecarStatusSchema, StatusResponseSchema, TypeStatus_State, type SidecarStatus } from '../../../src/gen/outrigger/control/v1/operator_pb.js';
 import { StatusBoard } from '../../../src/control/server/status-board.js';
 import type { ReplicaStatusStore } from '../../../src/control/store/state-store.js';
 import { FakeClock } from '../../support/fake-clock.js';
@@ -110,6 +111,20 @@ describe('control: replica status board (shared Status) on the injected clock', 
     expect(n2.types[0]).to.include({ error: 'listener main: EADDRINUSE', versionSent: 'v1', pushLatencyMs: 12.5 });
     expect(n2.sidecarVersion).to.equal('0.1.0');
     await Promise.all([a.board.close(), b.close(), c.close()]);
+  });
+
+  it('a sidecar that moved to another replica is listed once, where it is now connected (the old entry has not expired yet)', async () => {
+    const at = (st: SidecarStatus, ms: number): SidecarStatus => ({ ...st, connectedSince: timestampFromMs(ms) });
+    const a = setup(() => [at(sidecar('n1', 'r1'), 5000), at(sidecar('n3', 'r1'), 1000)], 'r1');
+    // r2 was killed after publishing: n1 was on it before it reconnected to r1; n2 is still only there.
+    const stale = create(StatusResponseSchema, { sidecars: [at(sidecar('n1', 'r2', TypeStatus_State.STALE), 1000), at(sidecar('n2', 'r2'), 1000)] });
+    await a.store.putReplicaStatus('r2', toJsonString(StatusResponseSchema, stale), 3000);
+    // r3 publishes n3 with a newer connection than r1's live stream (two sidecars with one id): both stay listed.
+    const dup = create(StatusResponseSchema, { sidecars: [at(sidecar('n3', 'r3'), 9000)] });
+    await a.store.putReplicaStatus('r3', toJsonString(StatusResponseSchema, dup), 3000);
+    const st = await a.board.status();
+    expect(st.sidecars.map((s) => `${s.nodeId}@${s.controlPlane}`)).to.deep.equal(['n1@r1', 'n2@r2', 'n3@r1', 'n3@r3']);
+    await a.board.close();
   });
 
   it('an entry not rewritten expires after the TTL; a clean close removes it at once and writes nothing after', async () => {
