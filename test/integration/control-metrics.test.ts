@@ -24,6 +24,34 @@ function sample(text: string, name: string, labels = ''): number {
 describe('control plane: metrics and redaction', function () {
   this.timeout(15000);
 
+  it('convergence waits only for the streams a push sent something: a sidecar that never ACKs does not hold back later pushes it gets nothing from', async () => {
+    const cp = await startTestControlPlane({ debounceMs: 10 });
+    const api = client(cp.address);
+    const streams: LightSotw[] = [];
+    try {
+      await api.apply({ documents: J(listener('main'), routes('main', [{ name: 'a', match: { prefix: '/' }, route: { cluster: 'web' } }]), cluster('web', [1001])) });
+      const mute = new LightSotw(transportFor(cp.address)); // takes its clusters, never ACKs
+      streams.push(mute);
+      mute.send({ node: nodeOf('mute'), typeUrl: TYPE('Cluster'), resourceNames: ['*'] });
+      await mute.next();
+      const good = new LightSotw(transportFor(cp.address));
+      streams.push(good);
+      const subs: Record<string, string[]> = { Cluster: ['*'], RouteConfiguration: ['main'] };
+      good.onResponse = (r) => good.ack(r, subs[kindOf(r.typeUrl)]!);
+      good.send({ node: nodeOf('good'), typeUrl: TYPE('Cluster'), resourceNames: ['*'] });
+      good.send({ typeUrl: TYPE('RouteConfiguration'), resourceNames: ['main'] });
+      await waitFor(async () => (await api.status({})).sidecars.find((x) => x.nodeId === 'good')?.types.every((t) => t.state === 1) ?? false, 'good SYNCED');
+      const count = async (): Promise<number> => sample(await cp.registry.metrics(), 'outrigger_control_convergence_seconds_count');
+      const c0 = await count();
+      // Only routes change: 'mute' (clusters only, still un-ACKed) is sent nothing; 'good' gets and ACKs the routes.
+      await api.apply({ documents: J(routes('main', [{ name: 'b', match: { prefix: '/b' }, route: { cluster: 'web' } }])) });
+      await waitFor(async () => (await count()) === c0 + 1, 'the routes change to converge without the mute sidecar');
+    } finally {
+      for (const st of streams) st.close();
+      await cp.close();
+    }
+  });
+
   it('counts connected streams, pushes and NACKs by kind, convergence and push latency', async () => {
     const cp = await startTestControlPlane({ debounceMs: 10 });
     const api = client(cp.address);

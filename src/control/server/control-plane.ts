@@ -73,6 +73,8 @@ export class ControlPlane implements StreamHost {
   private convergence: Convergence | undefined;
   /** Bumped by every push; a push still running in batches stops when a newer one starts. */
   private pushGeneration = 0;
+  /** Responses sent on any stream (pushAll compares it around a refresh). */
+  private responsesSent = 0;
   private readonly watchers = new Set<(state: StoreState, prev: StoreState) => void>();
   private nextStreamId = 1;
   private closing = false;
@@ -249,8 +251,10 @@ export class ControlPlane implements StreamHost {
       for (; next < end; next++) {
         const s = streams[next]!;
         if (!this.streams.has(s)) continue; // closed meanwhile
+        const sentBefore = this.responsesSent;
         s.refresh(this.viewFor(s));
-        if (!s.synced) {
+        // Waited for only when this push sent it something (not when it is still un-ACKed from an earlier one).
+        if (this.responsesSent !== sentBefore && !s.synced) {
           conv.waiting.add(s);
           conv.pushed++;
         }
@@ -297,6 +301,7 @@ export class ControlPlane implements StreamHost {
   }
 
   sent(_stream: HostedStream, kind: Kind): void {
+    this.responsesSent++;
     this.metrics.pushes.inc({ kind });
     this.opts.onStatusChange?.();
   }
