@@ -72,6 +72,14 @@ describe('control plane: SotW stream rules (light client)', function () {
     await waitFor(async () => (await typeState('s-nonce', 'Cluster')).state === TypeStatus_State.ERROR, 'ERROR after the NACK');
     expect((await typeState('s-nonce', 'Cluster')).error).to.equal('Cluster/web: spec.endpoints: no thanks');
     await s.none(150); // a NACK is not answered with the same set again
+
+    // A later request on that nonce without error_detail, still naming the old version (e.g. only a
+    // subscription refresh), is not an ACK of what was NACKed: the ERROR stays until the sent version is ACKed.
+    s.send({ typeUrl: TYPE('Cluster'), versionInfo: r2.versionInfo, responseNonce: r3.nonce, resourceNames: ['*'] });
+    await s.none(150);
+    expect(await typeState('s-nonce', 'Cluster')).to.include({ state: TypeStatus_State.ERROR, error: 'Cluster/web: spec.endpoints: no thanks', acked: r2.versionInfo });
+    s.ack(r3, ['*']);
+    await waitFor(async () => (await typeState('s-nonce', 'Cluster')).state === TypeStatus_State.SYNCED, 'SYNCED once the sent version is ACKed');
   });
 
   it('wildcard: empty names on a fresh stream (CDS/LDS only); once any name — "*" included — was sent, empty unsubscribes; a newer request supersedes', async () => {

@@ -309,8 +309,14 @@ export class ControlPlane implements StreamHost {
   ack(stream: HostedStream, kind: Kind, t: StreamTypeStatus, version: string): void {
     const now = this.clock.nowMs();
     t.versionAcked = version;
-    t.error = undefined;
     t.lastAckMs = now;
+    // Only an ACK of what was sent clears a NACK's error: a later request on the same nonce that still
+    // names the old version (a subscription refresh after a NACK) says the sidecar keeps the old config.
+    if (version !== t.versionSent) {
+      this.opts.onStatusChange?.();
+      return;
+    }
+    t.error = undefined;
     if (t.changeMs > 0) {
       t.pushLatencyMs = Math.max(0, now - t.changeMs);
       this.metrics.pushLatency.observe({ kind }, t.pushLatencyMs / 1000);
