@@ -8,7 +8,7 @@
  * is killed after --deadline seconds.
  *
  *   node --import tsx bench/control-plane.ts [--streams 1000] [--changes 5] [--debounce 0.1s] [--per-connection 1]
- *     [--client raw|connect] [--cp-node-arg=--cpu-prof --cp-node-arg=--cpu-prof-dir=/tmp/prof]   (node flags for the control-plane process)
+ *     [--client raw|connect] [--xds sotw|delta] [--cp-node-arg=--cpu-prof --cp-node-arg=--cpu-prof-dir=/tmp/prof]   (node flags for the control-plane process)
  *
  * --client raw (default): each simulated sidecar is a RawSotw (test/support/xds-raw.ts) on
  * its own HTTP/2 session, so the client process costs little next to the control plane;
@@ -22,10 +22,10 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Transport } from '@connectrpc/connect';
 import { operatorClient } from '../src/control/client/operator-client.js';
-import type { DiscoveryResponse } from '../src/gen/outrigger/control/v1/discovery_pb.js';
+import type { DeltaDiscoveryResponse, DiscoveryResponse } from '../src/gen/outrigger/control/v1/discovery_pb.js';
 import http2 from 'node:http2';
-import { LightSotw, TYPE, kindOf, nodeOf, transportFor } from '../test/support/xds-light.js';
-import { RawSotw } from '../test/support/xds-raw.js';
+import { LightDelta, LightSotw, TYPE, kindOf, nodeOf, transportFor } from '../test/support/xds-light.js';
+import { RawDelta, RawSotw } from '../test/support/xds-raw.js';
 
 const { values } = parseArgs({
   options: {
@@ -36,6 +36,7 @@ const { values } = parseArgs({
     deadline: { type: 'string', default: '180' },
     'cp-node-arg': { type: 'string', multiple: true, default: [] },
     client: { type: 'string', default: 'raw' },
+    xds: { type: 'string', default: 'sotw' },
   },
 });
 const N = Number(values.streams);
@@ -43,6 +44,8 @@ const CHANGES = Number(values.changes);
 const PER_CONN = Math.max(1, Number(values['per-connection']));
 const RAW = values.client === 'raw';
 if (!RAW && values.client !== 'connect') throw new Error('--client must be raw or connect');
+const DELTA = values.xds === 'delta';
+if (!DELTA && values.xds !== 'sotw') throw new Error('--xds must be sotw or delta');
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const deadline = setTimeout(() => {
   console.error(`bench: deadline of ${values.deadline}s passed; giving up`);
@@ -83,7 +86,7 @@ async function main(): Promise<void> {
     [...values['cp-node-arg']!, join(ROOT, 'bin/outrigger.js'), 'control', '--store', `file:${dir}`, '--no-auth', '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--debounce', values.debounce!],
     { cwd: ROOT, env: { ...process.env, OUTRIGGER_FROM_SOURCE: '1' }, stdio: ['ignore', 'pipe', 'ignore'] },
   );
-  const streams: (LightSotw | RawSotw)[] = [];
+  const streams: { close(): void; error: Error | undefined }[] = [];
   const sessions: http2.ClientHttp2Session[] = [];
   try {
     const port = await new Promise<number>((resolve, reject) => {
@@ -111,27 +114,37 @@ async function main(): Promise<void> {
     const transports: Transport[] = [];
     const t0 = performance.now();
     for (let i = 0; i < N; i++) {
-      let s: LightSotw | RawSotw;
-      if (RAW) {
-        if (i % PER_CONN === 0) sessions.push(http2.connect(`http://${address}`));
-        s = new RawSotw(sessions[sessions.length - 1]!);
-      } else {
-        if (i % PER_CONN === 0) transports.push(transportFor(address));
-        s = new LightSotw(transports[transports.length - 1]!);
-      }
       const acks = new Map<string, number>();
       ackedAt.push(acks);
-      s.onResponse = (r: DiscoveryResponse) => {
-        const kind = kindOf(r.typeUrl);
-        s.ack(r, SUBS[kind]!);
-        if (kind === 'Cluster') acks.set(r.versionInfo, performance.now());
-      };
-      let first = true;
-      for (const [kind, names] of Object.entries(SUBS)) {
-        s.send({ node: first ? nodeOf(`bench-${i}`, 'bench') : undefined, typeUrl: TYPE(kind), resourceNames: names });
-        first = false;
+      if (RAW && i % PER_CONN === 0) sessions.push(http2.connect(`http://${address}`));
+      if (!RAW && i % PER_CONN === 0) transports.push(transportFor(address));
+      if (DELTA) {
+        // Delta: subscribe by name, ACK by nonce; a Cluster response of the change's revision is its ACK time.
+        const s = RAW ? new RawDelta(sessions[sessions.length - 1]!) : new LightDelta(transports[transports.length - 1]!);
+        s.onResponse = (r: DeltaDiscoveryResponse) => {
+          s.ack(r);
+          if (kindOf(r.typeUrl) === 'Cluster') acks.set(r.systemVersionInfo, performance.now());
+        };
+        let first = true;
+        for (const [kind, names] of Object.entries(SUBS)) {
+          s.send({ node: first ? nodeOf(`bench-${i}`, 'bench') : undefined, typeUrl: TYPE(kind), resourceNamesSubscribe: names });
+          first = false;
+        }
+        streams.push(s);
+      } else {
+        const s = RAW ? new RawSotw(sessions[sessions.length - 1]!) : new LightSotw(transports[transports.length - 1]!);
+        s.onResponse = (r: DiscoveryResponse) => {
+          const kind = kindOf(r.typeUrl);
+          s.ack(r, SUBS[kind]!);
+          if (kind === 'Cluster') acks.set(r.versionInfo, performance.now());
+        };
+        let first = true;
+        for (const [kind, names] of Object.entries(SUBS)) {
+          s.send({ node: first ? nodeOf(`bench-${i}`, 'bench') : undefined, typeUrl: TYPE(kind), resourceNames: names });
+          first = false;
+        }
+        streams.push(s);
       }
-      streams.push(s);
       if (i % 100 === 99) await new Promise((r) => setImmediate(r));
     }
     await waitUntil(() => ackedAt.every((m) => m.size === 1), `${N} streams to receive the initial config`, 60_000);
@@ -160,6 +173,7 @@ async function main(): Promise<void> {
     const result = {
       streams: N,
       client: values.client,
+      xds: values.xds,
       connections: RAW ? sessions.length : transports.length,
       streamErrors: errors,
       connectAllMs: Math.round(connectMs),

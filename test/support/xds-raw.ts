@@ -1,31 +1,39 @@
 import http2 from 'node:http2';
-import { create, fromBinary, toBinary, type MessageInitShape } from '@bufbuild/protobuf';
+import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
 import {
   AggregatedDiscoveryService,
+  DeltaDiscoveryRequestSchema,
+  DeltaDiscoveryResponseSchema,
   DiscoveryRequestSchema,
   DiscoveryResponseSchema,
+  type DeltaDiscoveryResponse,
   type DiscoveryResponse,
 } from '../../src/gen/outrigger/control/v1/discovery_pb.js';
 
-const PATH = `/${AggregatedDiscoveryService.typeName}/${AggregatedDiscoveryService.method.streamAggregatedResources.name}`;
+const path = (method: string): string => `/${AggregatedDiscoveryService.typeName}/${method}`;
 
 /**
- * The lightest SotW client a benchmark can run a thousand of in one process:
+ * The lightest ADS client a benchmark can run a thousand of in one process:
  * one HTTP/2 stream on a session it is given, gRPC framing by hand, every
  * response decoded (so the ACK carries its real version and nonce). What a
  * real sidecar does with the resources is not simulated: this measures the
  * control plane, not a client library.
  */
-export class RawSotw {
-  onResponse: ((r: DiscoveryResponse) => void) | undefined;
+abstract class RawAds<Req extends DescMessage, Res extends DescMessage> {
+  onResponse: ((r: MessageShape<Res>) => void) | undefined;
   error: Error | undefined;
   /** The status the server ended the stream with (from trailers or a trailers-only response). */
   readonly ended: Promise<{ status: string; message: string }>;
   readonly stream: http2.ClientHttp2Stream;
   private pending: Buffer | undefined;
 
-  constructor(session: http2.ClientHttp2Session) {
-    this.stream = session.request({ ':method': 'POST', ':path': PATH, 'content-type': 'application/grpc', te: 'trailers' });
+  protected constructor(
+    session: http2.ClientHttp2Session,
+    method: string,
+    private readonly reqSchema: Req,
+    private readonly resSchema: Res,
+  ) {
+    this.stream = session.request({ ':method': 'POST', ':path': path(method), 'content-type': 'application/grpc', te: 'trailers' });
     this.stream.on('data', (chunk: Buffer) => this.read(chunk));
     this.ended = new Promise((resolve) => {
       const done = (h: http2.IncomingHttpHeaders): void => {
@@ -46,18 +54,13 @@ export class RawSotw {
     this.stream.write(bytes);
   }
 
-  send(req: MessageInitShape<typeof DiscoveryRequestSchema>): void {
-    const bytes = toBinary(DiscoveryRequestSchema, create(DiscoveryRequestSchema, req));
+  send(req: MessageInitShape<Req>): void {
+    const bytes = toBinary(this.reqSchema, create(this.reqSchema, req));
     const out = Buffer.allocUnsafe(5 + bytes.length);
     out[0] = 0;
     out.writeUInt32BE(bytes.length, 1);
     out.set(bytes, 5);
     this.stream.write(out);
-  }
-
-  /** ACK: the version and nonce of the response, the same names as subscribed. */
-  ack(res: DiscoveryResponse, names: string[]): void {
-    this.send({ typeUrl: res.typeUrl, versionInfo: res.versionInfo, responseNonce: res.nonce, resourceNames: names });
   }
 
   close(): void {
@@ -71,10 +74,32 @@ export class RawSotw {
     while (buf.length - off >= 5) {
       const len = buf.readUInt32BE(off + 1);
       if (buf.length - off - 5 < len) break;
-      const msg = fromBinary(DiscoveryResponseSchema, buf.subarray(off + 5, off + 5 + len));
+      const msg = fromBinary(this.resSchema, buf.subarray(off + 5, off + 5 + len));
       off += 5 + len;
       this.onResponse?.(msg);
     }
     if (off < buf.length) this.pending = Buffer.from(buf.subarray(off));
+  }
+}
+
+export class RawSotw extends RawAds<typeof DiscoveryRequestSchema, typeof DiscoveryResponseSchema> {
+  constructor(session: http2.ClientHttp2Session) {
+    super(session, AggregatedDiscoveryService.method.streamAggregatedResources.name, DiscoveryRequestSchema, DiscoveryResponseSchema);
+  }
+
+  /** ACK: the version and nonce of the response, the same names as subscribed. */
+  ack(res: DiscoveryResponse, names: string[]): void {
+    this.send({ typeUrl: res.typeUrl, versionInfo: res.versionInfo, responseNonce: res.nonce, resourceNames: names });
+  }
+}
+
+export class RawDelta extends RawAds<typeof DeltaDiscoveryRequestSchema, typeof DeltaDiscoveryResponseSchema> {
+  constructor(session: http2.ClientHttp2Session) {
+    super(session, AggregatedDiscoveryService.method.deltaAggregatedResources.name, DeltaDiscoveryRequestSchema, DeltaDiscoveryResponseSchema);
+  }
+
+  /** ACK: the nonce of the response. */
+  ack(res: DeltaDiscoveryResponse): void {
+    this.send({ typeUrl: res.typeUrl, responseNonce: res.nonce });
   }
 }
