@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Code, ConnectError, createClient } from '@connectrpc/connect';
+import { Code, createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { operatorClient } from '../../src/control/client/operator-client.js';
 import { controlTransport } from '../../src/control/client/transport.js';
@@ -10,21 +10,11 @@ import { Health, HealthCheckResponse_ServingStatus } from '../../src/gen/grpc/he
 import { startH1Echo, type Started } from '../support/backends.js';
 import { cluster, listener, prefixRoute, routes, toYaml } from '../support/config-docs.js';
 import { makeControlPki, type ControlPki } from '../support/control-pki.js';
-import { outrigger, removeDir, spawnControlPlane, spawnSidecar, tempDir, writeToken, TOKEN } from '../support/control-harness.js';
+import { outrigger, removeDir, spawnControlPlane, spawnSidecar, tempDir, writeToken, TOKEN, codeOf } from '../support/control-harness.js';
 import { waitFor } from '../support/wait.js';
 import { backendOf } from '../support/backend-of.js';
 
 type Spawned = Awaited<ReturnType<typeof spawnControlPlane>>;
-
-async function codeOf(p: Promise<unknown>): Promise<Code | 'ok'> {
-  try {
-    await p;
-    return 'ok';
-  } catch (err) {
-    if (err instanceof ConnectError) return err.code;
-    throw err;
-  }
-}
 
 /**
  * `outrigger control` as a real process with --tls-cert/--tls-key/--client-ca

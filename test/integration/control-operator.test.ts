@@ -1,26 +1,16 @@
 import { expect } from 'chai';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Code, ConnectError } from '@connectrpc/connect';
+import { Code } from '@connectrpc/connect';
 import type { JsonObject } from '../../src/config/snapshot.js';
 import { REDACTED } from '../../src/config/redact.js';
 import { WatchResponse_EventType, type WatchResponse } from '../../src/gen/outrigger/control/v1/operator_pb.js';
 import { cluster, listener, prefixRoute, routes, toYaml, type Doc } from '../support/config-docs.js';
-import { client, outrigger, removeDir, startTestControlPlane, tempDir, TOKEN } from '../support/control-harness.js';
+import { client, outrigger, removeDir, startTestControlPlane, tempDir, TOKEN, codeOf } from '../support/control-harness.js';
 import { waitFor } from '../support/wait.js';
 
 const J = (...d: Doc[]): JsonObject[] => d as unknown as JsonObject[];
 type CP = Awaited<ReturnType<typeof startTestControlPlane>>;
-
-async function codeOf(p: Promise<unknown>): Promise<Code | 'ok'> {
-  try {
-    await p;
-    return 'ok';
-  } catch (err) {
-    if (err instanceof ConnectError) return err.code;
-    throw err;
-  }
-}
 
 const SECRET = 'Bearer w4tch-s3cr3t';
 const guarded = (clusterName: string): Doc =>

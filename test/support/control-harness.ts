@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
+import { Code, ConnectError } from '@connectrpc/connect';
 import { systemClock } from '../../src/core/clock.js';
 import { startControlServer, type ControlServer } from '../../src/control/server/control-server.js';
 import { FileStateStore } from '../../src/control/store/file-store.js';
@@ -169,4 +170,15 @@ export async function writeToken(dir: string): Promise<string> {
 
 export async function removeDir(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
+}
+
+/** The gRPC code a call ended with, or 'ok' (for tables of calls that must be refused). */
+export async function codeOf(p: Promise<unknown>): Promise<Code | 'ok'> {
+  try {
+    await p;
+    return 'ok';
+  } catch (err) {
+    if (err instanceof ConnectError) return err.code;
+    throw err;
+  }
 }
