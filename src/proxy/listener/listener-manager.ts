@@ -109,6 +109,11 @@ export class ListenerManager {
     return m;
   }
 
+  /** Inner HTTP/1 servers alive per listener (see ProxyListener.http1Servers). */
+  http1Servers(): Map<string, number> {
+    return new Map([...this.listeners].map(([name, l]) => [name, l.http1Servers]));
+  }
+
   get isDraining(): boolean {
     return this.draining;
   }

@@ -34,7 +34,8 @@ export class ProxyListener {
   private tlsServer: tls.Server | undefined;
   private readonly sockets = new Set<Socket>();
   private readonly sessions = new Set<Http2Session>();
-  private readonly h1Servers = new Set<http.Server>();
+  /** The current h1 server and superseded ones that still have connections (open count). */
+  private readonly h1Servers = new Map<http.Server, { open: number }>();
   private draining = false;
   private bakedKey = '';
 
@@ -90,8 +91,19 @@ export class ProxyListener {
     // Connection tracking (idle-connection close on drain, header timeouts)
     // starts on 'listening'; this server never listens itself.
     h1.emit('listening');
-    this.h1Servers.add(h1);
+    // A superseded server lives while connections it took are open, then is
+    // closed (its 'listening' started a connection-checking interval).
+    const track = { open: 0 };
+    h1.on('connection', (sock: Socket) => {
+      track.open++;
+      sock.once('close', () => {
+        if (--track.open === 0 && h1 !== this.h1) this.retire(h1);
+      });
+    });
+    const previous = this.h1Servers.size > 0 ? this.h1 : undefined;
+    this.h1Servers.set(h1, track);
     this.h1 = h1;
+    if (previous && this.h1Servers.get(previous)?.open === 0) this.retire(previous);
     const h2 = http2.createServer({
       settings: { maxConcurrentStreams: s.maxConcurrentStreams, maxHeaderListSize: s.maxHeaderBytes },
       maxSessionMemory: 64,
@@ -100,6 +112,16 @@ export class ProxyListener {
     this.h2 = h2;
     const t = s.config.tls;
     this.tlsServer = t?.certFile && t.keyFile ? this.tlsServerFor(readFileSync(t.certFile), readFileSync(t.keyFile), h1, h2) : undefined;
+  }
+
+  /** Inner HTTP/1 servers alive: the current one and superseded ones with open connections (diagnostics, tests). */
+  get http1Servers(): number {
+    return this.h1Servers.size;
+  }
+
+  private retire(h1: http.Server): void {
+    if (!this.h1Servers.delete(h1)) return;
+    h1.close();
   }
 
   /**
@@ -297,13 +319,13 @@ export class ProxyListener {
     this.draining = true;
     this.server.close();
     for (const s of this.sessions) s.close();
-    for (const h1 of this.h1Servers) h1.closeIdleConnections();
+    for (const h1 of this.h1Servers.keys()) h1.closeIdleConnections();
   }
 
   /** Resolves when no connection is left (or never, if the caller does not wait). */
   async waitIdle(pollMs = 25): Promise<void> {
     while (this.sockets.size > 0) {
-      for (const h1 of this.h1Servers) h1.closeIdleConnections();
+      for (const h1 of this.h1Servers.keys()) h1.closeIdleConnections();
       await new Promise((r) => setTimeout(r, pollMs));
     }
   }
@@ -318,7 +340,7 @@ export class ProxyListener {
     this.server.close();
     for (const s of this.sessions) s.destroy();
     for (const s of this.sockets) s.destroy();
-    for (const h1 of this.h1Servers) h1.close();
+    for (const h1 of this.h1Servers.keys()) h1.close();
   }
 }
 
