@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { systemClock } from '../core/clock.js';
 import { parseDurationFlag } from '../core/duration.js';
 import { createLogger } from '../observability/logger.js';
 import { startControlServer } from '../control/server/control-server.js';
 import { openStore } from '../control/store/state-store.js';
+import { parseFlags, UsageError } from './flags.js';
 import type { Command } from './main.js';
 
 const USAGE = `usage: outrigger control --store file:DIR|redis://HOST:PORT [--port 15010] [--metrics-port 15014]
@@ -34,39 +34,29 @@ flags:
 export const controlCommand: Command = {
   summary: 'run the control plane',
   async run(args) {
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args,
-        options: {
-          store: { type: 'string' },
-          port: { type: 'string', default: '15010' },
-          host: { type: 'string', default: '0.0.0.0' },
-          'metrics-port': { type: 'string', default: '15014' },
-          'token-file': { type: 'string' },
-          'tls-cert': { type: 'string' },
-          'tls-key': { type: 'string' },
-          'client-ca': { type: 'string' },
-          'no-auth': { type: 'boolean', default: false },
-          debounce: { type: 'string', default: '0.1s' },
-          'max-delay': { type: 'string', default: '10s' },
-          'replica-id': { type: 'string' },
-          'status-ttl': { type: 'string', default: '15s' },
-          'allow-ephemeral-ports': { type: 'boolean', default: false },
-          help: { type: 'boolean', short: 'h', default: false },
-        },
-      }));
-    } catch (err) {
-      process.stderr.write(`outrigger control: ${(err as Error).message}\n\n${USAGE}\n`);
-      return 2;
-    }
-    if (values.help) {
-      process.stdout.write(USAGE + '\n');
-      return 0;
-    }
+    const values = parseFlags(
+      args,
+      {
+        store: { type: 'string' },
+        port: { type: 'string', default: '15010' },
+        host: { type: 'string', default: '0.0.0.0' },
+        'metrics-port': { type: 'string', default: '15014' },
+        'token-file': { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
+        'client-ca': { type: 'string' },
+        'no-auth': { type: 'boolean', default: false },
+        debounce: { type: 'string', default: '0.1s' },
+        'max-delay': { type: 'string', default: '10s' },
+        'replica-id': { type: 'string' },
+        'status-ttl': { type: 'string', default: '15s' },
+        'allow-ephemeral-ports': { type: 'boolean', default: false },
+      },
+      USAGE,
+    )?.values;
+    if (!values) return 0;
     if (!values.store) {
-      process.stderr.write(`outrigger control: --store is required\n\n${USAGE}\n`);
-      return 2;
+      throw new UsageError(`--store is required`, USAGE);
     }
     const token = values['token-file'] ? readFileSync(values['token-file'], 'utf8').trim() : undefined;
     if (token === '') {

@@ -1,8 +1,8 @@
-import { parseArgs } from 'node:util';
 import { findUp } from '../core/find-up.js';
 import { startSidecar } from '../../sidecar/main.js';
 import { startBookstore } from '../../examples/bookstore/server.js';
 import { createLogger } from '../observability/logger.js';
+import { parseFlags } from './flags.js';
 import type { Command } from './main.js';
 
 const DEMO_CONFIG = 'examples/demo/sidecar.yaml';
@@ -15,19 +15,16 @@ it (examples/demo/sidecar.yaml: 127.0.0.1:8080 → 127.0.0.1:50051).`;
 export const demoCommand: Command = {
   summary: 'run the Bookstore demo behind a sidecar',
   async run(args) {
-    const { values } = parseArgs({
+    const values = parseFlags(
       args,
-      options: {
+      {
         config: { type: 'string' },
         'backend-port': { type: 'string', default: '50051' },
         'admin-port': { type: 'string', default: '15000' },
-        help: { type: 'boolean', short: 'h' },
       },
-    });
-    if (values.help) {
-      process.stdout.write(USAGE + '\n');
-      return 0;
-    }
+      USAGE,
+    )?.values;
+    if (!values) return 0;
     const configPath = values.config ?? findUp(import.meta.url, DEMO_CONFIG);
     if (!configPath) {
       process.stderr.write(`outrigger demo: ${DEMO_CONFIG} not found above ${import.meta.url}; pass --config FILE\n`);

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { parseAllDocuments, stringify } from 'yaml';
 import { defaultMeshConfig, parseMeshConfig, type MeshConfig } from '../../injector/mesh-config.js';
 import { injectManifest, type ManifestObject, type ManifestResult } from '../../injector/workloads.js';
+import { parseFlags, UsageError } from './flags.js';
 import type { Command } from './main.js';
 
 const USAGE = `usage: outrigger inject -f FILE|- [--diff] [-o FILE] [--mesh-config FILE] [--kubernetes-version V]
@@ -24,30 +24,20 @@ flags:
 export const injectCommand: Command = {
   summary: 'inject the sidecar into manifests offline',
   async run(args) {
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args,
-        options: {
-          filename: { type: 'string', short: 'f' },
-          diff: { type: 'boolean', default: false },
-          output: { type: 'string', short: 'o' },
-          'mesh-config': { type: 'string' },
-          'kubernetes-version': { type: 'string' },
-          help: { type: 'boolean', short: 'h' },
-        },
-      }));
-    } catch (err) {
-      process.stderr.write(`outrigger inject: ${(err as Error).message}\n\n${USAGE}\n`);
-      return 2;
-    }
-    if (values.help) {
-      process.stdout.write(USAGE + '\n');
-      return 0;
-    }
+    const values = parseFlags(
+      args,
+      {
+        filename: { type: 'string', short: 'f' },
+        diff: { type: 'boolean', default: false },
+        output: { type: 'string', short: 'o' },
+        'mesh-config': { type: 'string' },
+        'kubernetes-version': { type: 'string' },
+      },
+      USAGE,
+    )?.values;
+    if (!values) return 0;
     if (!values.filename) {
-      process.stderr.write('outrigger inject: -f is required\n\n' + USAGE + '\n');
-      return 2;
+      throw new UsageError('-f is required', USAGE);
     }
     let mesh: MeshConfig;
     let docs: unknown[];

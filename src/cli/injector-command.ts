@@ -1,11 +1,11 @@
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { systemClock } from '../core/clock.js';
 import { createLogger } from '../observability/logger.js';
 import { defaultMeshConfig, parseMeshConfig, type MeshConfig } from '../../injector/mesh-config.js';
 import { detectKubernetesVersion } from '../../injector/kube-version.js';
 import { WebhookServer } from '../../injector/webhook-server.js';
+import { parseFlags, UsageError } from './flags.js';
 import type { Command } from './main.js';
 
 const USAGE = `usage: outrigger injector --tls-cert FILE --tls-key FILE [--port 15017] [--mesh-config FILE]
@@ -26,31 +26,21 @@ flags:
 export const injectorCommand: Command = {
   summary: 'run the sidecar injector webhook',
   async run(args) {
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args,
-        options: {
-          'tls-cert': { type: 'string' },
-          'tls-key': { type: 'string' },
-          port: { type: 'string', default: '15017' },
-          host: { type: 'string', default: '0.0.0.0' },
-          'mesh-config': { type: 'string' },
-          'kubernetes-version': { type: 'string' },
-          help: { type: 'boolean', short: 'h' },
-        },
-      }));
-    } catch (err) {
-      process.stderr.write(`outrigger injector: ${(err as Error).message}\n\n${USAGE}\n`);
-      return 2;
-    }
-    if (values.help) {
-      process.stdout.write(USAGE + '\n');
-      return 0;
-    }
+    const values = parseFlags(
+      args,
+      {
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
+        port: { type: 'string', default: '15017' },
+        host: { type: 'string', default: '0.0.0.0' },
+        'mesh-config': { type: 'string' },
+        'kubernetes-version': { type: 'string' },
+      },
+      USAGE,
+    )?.values;
+    if (!values) return 0;
     if (!values['tls-cert'] || !values['tls-key']) {
-      process.stderr.write('outrigger injector: --tls-cert and --tls-key are required\n\n' + USAGE + '\n');
-      return 2;
+      throw new UsageError('--tls-cert and --tls-key are required', USAGE);
     }
     const logger = createLogger();
     let mesh: MeshConfig;

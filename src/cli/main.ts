@@ -1,3 +1,5 @@
+import { UsageError } from './flags.js';
+
 /**
  * The `outrigger` command line: one binary, one subcommand per component.
  * Each subcommand lives in its own module and is loaded only when used, so
@@ -47,11 +49,12 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await cmd.run(rest);
   } catch (err) {
-    // Bad flags from node:util parseArgs are usage errors, whichever command
-    // forgot to catch them: one line and exit 2, not a stack trace.
-    const code = (err as NodeJS.ErrnoException).code ?? '';
-    if (!code.startsWith('ERR_PARSE_ARGS_')) throw err;
-    process.stderr.write(`outrigger ${name}: ${(err as Error).message}\nRun \`outrigger ${name} --help\` for its flags.\n`);
-    return 2;
+    // Usage errors from any command (flags.ts): one line, the usage, exit 2.
+    if (err instanceof UsageError) {
+      const more = err.usage || `Run \`outrigger ${name} --help\` for its flags.`;
+      process.stderr.write(`outrigger ${name}: ${err.message}\n\n${more}\n`);
+      return 2;
+    }
+    throw err;
   }
 }

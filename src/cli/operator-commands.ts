@@ -1,4 +1,4 @@
-import { parseArgs } from 'node:util';
+import type { ParseArgsConfig } from 'node:util';
 import { stringify } from 'yaml';
 import { readDocuments } from '../config/loader.js';
 import type { JsonObject } from '../config/snapshot.js';
@@ -6,9 +6,10 @@ import { operatorClient, resolveTarget, type TargetFlags } from '../control/clie
 import { TypeStatus_State } from '../gen/outrigger/control/v1/operator_pb.js';
 import { timestampMs } from '@bufbuild/protobuf/wkt';
 import { TARGET_OPTIONS, TARGET_USAGE, reportError } from './control-flags.js';
+import { parseFlags, UsageError } from './flags.js';
 import type { Command } from './main.js';
 
-type Opts = NonNullable<NonNullable<Parameters<typeof parseArgs>[0]>['options']>;
+type Opts = NonNullable<ParseArgsConfig['options']>;
 
 /** Shared shape of the operator commands: parse flags, resolve the target, run, map errors. */
 function operatorCommand(
@@ -18,38 +19,25 @@ function operatorCommand(
   options: Opts,
   body: (values: Record<string, string | boolean | undefined>, positionals: string[], client: ReturnType<typeof operatorClient>) => Promise<number>,
 ): Command {
+  const fullUsage = `${usage}\n${TARGET_USAGE}`;
   return {
     summary,
     async run(args) {
-      let parsed;
-      try {
-        parsed = parseArgs({ args, options: { ...TARGET_OPTIONS, ...options }, allowPositionals: true });
-      } catch (err) {
-        process.stderr.write(`outrigger ${name}: ${(err as Error).message}\n\n${usage}\n${TARGET_USAGE}\n`);
-        return 2;
-      }
+      const parsed = parseFlags(args, { ...TARGET_OPTIONS, ...options }, fullUsage, true);
+      if (!parsed) return 0;
       const values = parsed.values as Record<string, string | boolean | undefined>;
-      if (values.help) {
-        process.stdout.write(`${usage}\n${TARGET_USAGE}\n`);
-        return 0;
-      }
       let tls: boolean | undefined;
       try {
         const target = resolveTarget(values as TargetFlags);
         tls = target.tls !== undefined || target.address.startsWith('https://');
         return await body(values, parsed.positionals, operatorClient(target));
       } catch (err) {
-        if (err instanceof UsageError) {
-          process.stderr.write(`outrigger ${name}: ${err.message}\n\n${usage}\n`);
-          return 2;
-        }
+        if (err instanceof UsageError) throw new UsageError(err.message, fullUsage);
         return reportError(name, err, tls);
       }
     },
   };
 }
-
-class UsageError extends Error {}
 
 function kindArg(positionals: string[], needName: boolean): { kind: string; name: string } {
   const [rawKind, name] = positionals;

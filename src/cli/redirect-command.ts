@@ -1,7 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, renameSync, writeFileSync } from 'node:fs';
 import { inboundConfigYaml, type OutboundPolicy } from '../../injector/inbound-config.js';
-import { parseArgs } from 'node:util';
 import {
   cleanupCommands,
   inboundCatchAll,
@@ -13,6 +12,7 @@ import {
   type IpFamily,
   type RedirectOptions,
 } from '../../injector/redirect-rules.js';
+import { parseFlags, UsageError } from './flags.js';
 import type { Command } from './main.js';
 
 const USAGE = `usage: outrigger redirect [--proxy-uid 1337] [--outbound-port 15001] [--inbound-port 15006]
@@ -40,33 +40,29 @@ applying anything. See docs/injector.md.`;
 export const redirectCommand: Command = {
   summary: 'install iptables traffic capture for a pod (init container)',
   async run(args) {
-    let values;
+    const values = parseFlags(
+      args,
+      {
+        'proxy-uid': { type: 'string', default: '1337' },
+        'outbound-port': { type: 'string', default: '15001' },
+        'inbound-port': { type: 'string', default: '15006' },
+        'inbound-ports': { type: 'string', default: '' },
+        // Default: none, as before the catch-all existed (the injector always passes it).
+        'include-inbound-ports': { type: 'string', default: '' },
+        'exclude-inbound-ports': { type: 'string', default: '' },
+        'exclude-outbound-ports': { type: 'string', default: '' },
+        'exclude-outbound-ip-ranges': { type: 'string', default: '' },
+        'include-outbound-ip-ranges': { type: 'string', default: '*' },
+        ipv6: { type: 'string', default: 'auto' },
+        'inbound-config': { type: 'string' },
+        'outbound-policy': { type: 'string', default: 'ALLOW_ANY' },
+        'dry-run': { type: 'boolean', default: false },
+      },
+      USAGE,
+    )?.values;
+    if (!values) return 0;
     let opts: RedirectOptions;
     try {
-      ({ values } = parseArgs({
-        args,
-        options: {
-          'proxy-uid': { type: 'string', default: '1337' },
-          'outbound-port': { type: 'string', default: '15001' },
-          'inbound-port': { type: 'string', default: '15006' },
-          'inbound-ports': { type: 'string', default: '' },
-          // Default: none, as before the catch-all existed (the injector always passes it).
-          'include-inbound-ports': { type: 'string', default: '' },
-          'exclude-inbound-ports': { type: 'string', default: '' },
-          'exclude-outbound-ports': { type: 'string', default: '' },
-          'exclude-outbound-ip-ranges': { type: 'string', default: '' },
-          'include-outbound-ip-ranges': { type: 'string', default: '*' },
-          ipv6: { type: 'string', default: 'auto' },
-          'inbound-config': { type: 'string' },
-          'outbound-policy': { type: 'string', default: 'ALLOW_ANY' },
-          'dry-run': { type: 'boolean', default: false },
-          help: { type: 'boolean', short: 'h' },
-        },
-      }));
-      if (values.help) {
-        process.stdout.write(USAGE + '\n');
-        return 0;
-      }
       const uid = Number(values['proxy-uid']);
       if (!Number.isInteger(uid) || uid < 1) throw new Error('--proxy-uid must be a positive integer');
       opts = {
@@ -83,8 +79,7 @@ export const redirectCommand: Command = {
       if (!['auto', 'on', 'off'].includes(values.ipv6!)) throw new Error('--ipv6 must be auto, on or off');
       if (!['ALLOW_ANY', 'REGISTRY_ONLY'].includes(values['outbound-policy']!)) throw new Error('--outbound-policy must be ALLOW_ANY or REGISTRY_ONLY');
     } catch (err) {
-      process.stderr.write(`outrigger redirect: ${(err as Error).message}\n\n${USAGE}\n`);
-      return 2;
+      throw new UsageError((err as Error).message, USAGE);
     }
     const families: IpFamily[] = values.ipv6 === 'off' ? [4] : [4, 6];
     if (values['dry-run']) {

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { parseDurationFlag } from '../core/duration.js';
 import { startSidecar } from '../../sidecar/main.js';
 import { readNodeLabels } from '../control/client/node-labels.js';
+import { parseFlags, UsageError } from './flags.js';
 import type { Command } from './main.js';
 
 const USAGE = `usage: outrigger sidecar [--config FILE|DIR] [--control-plane HOST:PORT --node-id ID [--node-cluster C]
@@ -33,9 +33,9 @@ flags:
 export const sidecarCommand: Command = {
   summary: 'run the data-plane proxy',
   async run(args) {
-    const { values } = parseArgs({
+    const values = parseFlags(
       args,
-      options: {
+      {
         config: { type: 'string', short: 'c' },
         'admin-port': { type: 'string', default: '15000' },
         'drain-timeout': { type: 'string', default: '5s' },
@@ -47,24 +47,18 @@ export const sidecarCommand: Command = {
         'control-plane-ca': { type: 'string' },
         'status-port': { type: 'string' },
         'allow-ephemeral-ports': { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h' },
       },
-    });
-    if (values.help) {
-      process.stdout.write(USAGE + '\n');
-      return 0;
-    }
+      USAGE,
+    )?.values;
+    if (!values) return 0;
     if (!values.config && !values['control-plane']) {
-      process.stderr.write('outrigger sidecar: --config or --control-plane is required\n\n' + USAGE + '\n');
-      return 2;
+      throw new UsageError('--config or --control-plane is required', USAGE);
     }
     if (values['control-plane-ca'] && !values['control-plane']) {
-      process.stderr.write('outrigger sidecar: --control-plane-ca needs --control-plane\n\n' + USAGE + '\n');
-      return 2;
+      throw new UsageError('--control-plane-ca needs --control-plane', USAGE);
     }
     if (values['control-plane'] && !values['node-id']) {
-      process.stderr.write('outrigger sidecar: --node-id is required with --control-plane\n\n' + USAGE + '\n');
-      return 2;
+      throw new UsageError('--node-id is required with --control-plane', USAGE);
     }
     let sidecar;
     try {

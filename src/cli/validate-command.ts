@@ -1,6 +1,6 @@
-import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/loader.js';
 import { formatConfigError, type ConfigSnapshot } from '../config/snapshot.js';
+import { parseFlags, UsageError } from './flags.js';
 import type { Command } from './main.js';
 import { operatorClient, resolveTarget, type TargetFlags } from '../control/client/operator-client.js';
 import { readDocumentValues } from './operator-commands.js';
@@ -31,33 +31,23 @@ const SUMMARY_ORDER = ['Listener', 'RouteConfiguration', 'Cluster', 'ClusterLoad
 export const validateCommand: Command = {
   summary: 'check config documents without running anything',
   async run(args) {
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args,
-        options: {
-          file: { type: 'string', short: 'f' },
-          'allow-ephemeral-ports': { type: 'boolean', default: false },
-          server: { type: 'boolean', default: false },
-          'control-plane': { type: 'string' },
-          'token-file': { type: 'string' },
-          'tls-ca': { type: 'string' },
-          'tls-cert': { type: 'string' },
-          'tls-key': { type: 'string' },
-          help: { type: 'boolean', short: 'h', default: false },
-        },
-      }));
-    } catch (err) {
-      process.stderr.write(`outrigger validate: ${(err as Error).message}\n\n${USAGE}\n`);
-      return 2;
-    }
-    if (values.help) {
-      process.stdout.write(USAGE + '\n');
-      return 0;
-    }
+    const values = parseFlags(
+      args,
+      {
+        file: { type: 'string', short: 'f' },
+        'allow-ephemeral-ports': { type: 'boolean', default: false },
+        server: { type: 'boolean', default: false },
+        'control-plane': { type: 'string' },
+        'token-file': { type: 'string' },
+        'tls-ca': { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
+      },
+      USAGE,
+    )?.values;
+    if (!values) return 0;
     if (!values.file) {
-      process.stderr.write(`outrigger validate: -f FILE|DIR is required\n\n${USAGE}\n`);
-      return 2;
+      throw new UsageError(`-f FILE|DIR is required`, USAGE);
     }
     if (values.server) return validateOnServer(values.file, values);
     const result = await loadConfig(values.file, { allowEphemeralPorts: values['allow-ephemeral-ports'] });

@@ -1,6 +1,6 @@
 import http from 'node:http';
-import { parseArgs } from 'node:util';
 import { parseDurationFlag } from '../core/duration.js';
+import { parseFlags } from './flags.js';
 import type { Command } from './main.js';
 
 const USAGE = `usage: outrigger wait-ready [--url http://127.0.0.1:15000/ready] [--timeout 5m] [--interval 200ms]
@@ -13,25 +13,16 @@ only after it returns, so apps never start before the proxy is ready.`;
 export const waitReadyCommand: Command = {
   summary: 'wait until the local sidecar is ready (postStart hook)',
   async run(args) {
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args,
-        options: {
-          url: { type: 'string', default: 'http://127.0.0.1:15000/ready' },
-          timeout: { type: 'string', default: '5m' },
-          interval: { type: 'string', default: '200ms' },
-          help: { type: 'boolean', short: 'h' },
-        },
-      }));
-    } catch (err) {
-      process.stderr.write(`outrigger wait-ready: ${(err as Error).message}\n\n${USAGE}\n`);
-      return 2;
-    }
-    if (values.help) {
-      process.stdout.write(USAGE + '\n');
-      return 0;
-    }
+    const values = parseFlags(
+      args,
+      {
+        url: { type: 'string', default: 'http://127.0.0.1:15000/ready' },
+        timeout: { type: 'string', default: '5m' },
+        interval: { type: 'string', default: '200ms' },
+      },
+      USAGE,
+    )?.values;
+    if (!values) return 0;
     const deadline = Date.now() + parseDurationFlag(values.timeout!);
     const intervalMs = parseDurationFlag(values.interval!);
     let last = 'not tried';
