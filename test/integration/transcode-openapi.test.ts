@@ -2,12 +2,11 @@ import { expect } from 'chai';
 import http2 from 'node:http2';
 import { request } from 'undici';
 import { startBookstore, type BookstoreServer } from '../../examples/bookstore/server.js';
-import { file_outrigger_examples_bookstore_v1_bookstore } from '../../src/gen/outrigger/examples/bookstore/v1/bookstore_pb.js';
-import { cluster, listener, routes } from '../support/config-docs.js';
-import { descriptorSetOf, ECHO_FILE, startEchoBackend, type EchoBackend } from '../support/echo-backend.js';
-import { startTestSidecar, type TestSidecar } from '../support/sidecar-harness.js';
+import { listener, routes } from '../support/config-docs.js';
+import { startEchoBackend, type EchoBackend } from '../support/echo-backend.js';
+import type { TestSidecar } from '../support/sidecar-harness.js';
+import { BOOKSTORE_DESCRIPTOR, ECHO_DESCRIPTOR, baseUrl, grpcCluster, hosts, requestJson, startTranscodeSidecar, transcodeHost } from '../support/transcode-harness.js';
 
-const b64 = (u: Uint8Array): string => Buffer.from(u).toString('base64');
 const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'head', 'options', 'trace'];
 
 /**
@@ -67,54 +66,22 @@ describe('transcode: live OpenAPI 3.1 document (issue 3 point 10)', function () 
   before(async () => {
     store = await startBookstore();
     echo = await startEchoBackend();
-    sc = await startTestSidecar([
-      listener('main'),
-      {
-        apiVersion: 'outrigger.io/v1',
-        kind: 'RouteConfiguration',
-        metadata: { name: 'main' },
-        spec: {
-          virtualHosts: [
-            {
-              name: 'echo',
-              domains: ['echo'],
-              routes: [
-                {
-                  name: 'echo',
-                  match: { prefix: '/' },
-                  route: { cluster: 'echo', transcode: { descriptorBin: b64(descriptorSetOf(ECHO_FILE)), openapi: { path: '/api/openapi.json' } } },
-                },
-              ],
-            },
-            {
-              name: 'off',
-              domains: ['off'],
-              routes: [{ name: 'off', match: { prefix: '/' }, route: { cluster: 'echo', transcode: { descriptorBin: b64(descriptorSetOf(ECHO_FILE)), openapi: { disabled: true } } } }],
-            },
-            {
-              name: 'store',
-              domains: ['*'],
-              routes: [
-                {
-                  name: 'store',
-                  match: { prefix: '/' },
-                  route: { cluster: 'store', transcode: { descriptorBin: b64(descriptorSetOf(file_outrigger_examples_bookstore_v1_bookstore)) } },
-                },
-              ],
-            },
-          ],
-        },
-      },
-      cluster('store', [store.port], 'UPSTREAM_PROTOCOL_HTTP2'),
-      cluster('echo', [echo.port], 'UPSTREAM_PROTOCOL_HTTP2'),
+    sc = await startTranscodeSidecar(
+      hosts('main', [
+        transcodeHost('echo', ['echo'], 'echo', { descriptorBin: ECHO_DESCRIPTOR, openapi: { path: '/api/openapi.json' } }),
+        transcodeHost('off', ['off'], 'echo', { descriptorBin: ECHO_DESCRIPTOR, openapi: { disabled: true } }),
+        transcodeHost('store', ['*'], 'store', { descriptorBin: BOOKSTORE_DESCRIPTOR }),
+      ]),
+      grpcCluster('store', store.port),
+      grpcCluster('echo', echo.port),
       // Transcoding routes that do not cover /.well-known/: the listener-wide document answers there.
       listener('side', { routeConfig: 'side' }),
       routes('side', [
-        { name: 'side-store', match: { prefix: '/v1/shelves' }, route: { cluster: 'store', transcode: { descriptorBin: b64(descriptorSetOf(file_outrigger_examples_bookstore_v1_bookstore)) } } },
-        { name: 'side-echo', match: { prefix: '/v1/samples' }, route: { cluster: 'echo', transcode: { descriptorBin: b64(descriptorSetOf(ECHO_FILE)) } } },
+        { name: 'side-store', match: { prefix: '/v1/shelves' }, route: { cluster: 'store', transcode: { descriptorBin: BOOKSTORE_DESCRIPTOR } } },
+        { name: 'side-echo', match: { prefix: '/v1/samples' }, route: { cluster: 'echo', transcode: { descriptorBin: ECHO_DESCRIPTOR } } },
       ]),
-    ]);
-    base = `http://127.0.0.1:${sc.port()}`;
+    );
+    base = baseUrl(sc);
   });
   after(async () => {
     await sc?.close();
@@ -123,15 +90,8 @@ describe('transcode: live OpenAPI 3.1 document (issue 3 point 10)', function () 
   });
 
   async function fetchDoc(path: string, host?: string): Promise<{ status: number; headers: Record<string, unknown>; doc: any }> {
-    const r = await request(base + path, { headers: host ? { host } : {} });
-    const text = await r.body.text();
-    let doc: any;
-    try {
-      doc = JSON.parse(text);
-    } catch {
-      doc = undefined;
-    }
-    return { status: r.statusCode, headers: r.headers, doc };
+    const { status, headers, json: doc } = await requestJson(base + path, { headers: host ? { host } : {} });
+    return { status, headers, doc };
   }
 
   it('serves the Bookstore document at /.well-known/openapi.json through the sidecar, structurally valid', async () => {

@@ -12,10 +12,11 @@ import {
   BookstoreService,
   file_outrigger_examples_bookstore_v1_bookstore as BOOKSTORE_FILE,
 } from '../../src/gen/outrigger/examples/bookstore/v1/bookstore_pb.js';
-import { cluster, listener, routes } from '../support/config-docs.js';
+import { routes } from '../support/config-docs.js';
 import { descriptorSetOf } from '../support/echo-backend.js';
 import { addReflection, type ReflectionVersion } from '../support/reflection-server.js';
-import { startTestSidecar, type TestSidecar } from '../support/sidecar-harness.js';
+import type { TestSidecar } from '../support/sidecar-harness.js';
+import { baseUrl, grpcCluster, startTranscodeSidecar, transcodeRoute } from '../support/transcode-harness.js';
 
 /** The Bookstore set with GetShelf moved from /v1/shelves/{shelf} to /v2/shelves/{shelf}: a descriptor change. */
 function movedGetShelfSet(): Uint8Array {
@@ -55,13 +56,9 @@ describe('transcode: descriptors without redeploys (issue 3 point 9)', function 
         let sc: TestSidecar | undefined;
         try {
           store = await startBookstore({ register: (s) => addReflection(s, () => current, versions, withImports) });
-          sc = await startTestSidecar([
-            listener('main'),
-            routes('main', [{ name: 'store', match: { prefix: '/' }, route: { cluster: 'store', transcode: { reflection: { refreshInterval: '0.1s' } } } }]),
-            cluster('store', [store.port], 'UPSTREAM_PROTOCOL_HTTP2'),
-          ]);
+          sc = await startTranscodeSidecar(routes('main', [transcodeRoute('store', 'store', { reflection: { refreshInterval: '0.1s' } })]), grpcCluster('store', store.port));
           const port = sc.port();
-          const base = `http://127.0.0.1:${port}`;
+          const base = baseUrl(sc);
           const r = await request(`${base}/v1/shelves/1`);
           expect(r.statusCode).to.equal(200);
           expect(await r.body.json()).to.have.property('id', '1');
@@ -90,12 +87,11 @@ describe('transcode: descriptors without redeploys (issue 3 point 9)', function 
       const port = probe.port;
       await probe.close();
       try {
-        sc = await startTestSidecar([
-          listener('main'),
-          routes('main', [{ name: 'store', match: { prefix: '/' }, route: { cluster: 'store', transcode: { reflection: { refreshInterval: '0.1s' } } } }]),
-          cluster('store', [port], 'UPSTREAM_PROTOCOL_HTTP2', { connectTimeout: '0.2s' }),
-        ]);
-        const base = `http://127.0.0.1:${sc.port()}`;
+        sc = await startTranscodeSidecar(
+          routes('main', [transcodeRoute('store', 'store', { reflection: { refreshInterval: '0.1s' } })]),
+          grpcCluster('store', port, { connectTimeout: '0.2s' }),
+        );
+        const base = baseUrl(sc);
         const r = await request(`${base}/v1/shelves/1`);
         expect(r.statusCode).to.equal(503);
         expect(((await r.body.json()) as any).code).to.equal(14);
@@ -126,12 +122,8 @@ describe('transcode: descriptors without redeploys (issue 3 point 9)', function 
       const store = await startBookstore();
       let sc: TestSidecar | undefined;
       try {
-        sc = await startTestSidecar([
-          listener('main'),
-          routes('main', [{ name: 'store', match: { prefix: '/' }, route: { cluster: 'store', transcode: { descriptorFile: file } } }]),
-          cluster('store', [store.port], 'UPSTREAM_PROTOCOL_HTTP2'),
-        ]);
-        const base = `http://127.0.0.1:${sc.port()}`;
+        sc = await startTranscodeSidecar(routes('main', [transcodeRoute('store', 'store', { descriptorFile: file })]), grpcCluster('store', store.port));
+        const base = baseUrl(sc);
         expect(await status(`${base}/v1/shelves/1`)).to.equal(200);
         expect(await status(`${base}/v2/shelves/1`)).to.equal(404);
 

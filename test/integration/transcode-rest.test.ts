@@ -1,18 +1,16 @@
 import { expect } from 'chai';
 import { request } from 'undici';
 import { startBookstore, type BookstoreServer } from '../../examples/bookstore/server.js';
-import { file_outrigger_examples_bookstore_v1_bookstore } from '../../src/gen/outrigger/examples/bookstore/v1/bookstore_pb.js';
-import { cluster, listener, routes } from '../support/config-docs.js';
-import { descriptorSetOf, ECHO_FILE, startEchoBackend, type EchoBackend } from '../support/echo-backend.js';
-import { startTestSidecar, type TestSidecar } from '../support/sidecar-harness.js';
+import { routes } from '../support/config-docs.js';
+import { startEchoBackend, type EchoBackend } from '../support/echo-backend.js';
+import type { TestSidecar } from '../support/sidecar-harness.js';
+import { BOOKSTORE_DESCRIPTOR, ECHO_DESCRIPTOR, baseUrl, grpcCluster, hosts, requestJson, startTranscodeSidecar, transcodeHost, transcodeRoute } from '../support/transcode-harness.js';
 
 /**
  * The REST conformance matrix (issue 3 points 1–6): real undici client → real
  * sidecar → real grpc-js backends. The echo backend returns its request, so
  * each binding case checks exactly what the transcoder built.
  */
-const b64 = (u: Uint8Array): string => Buffer.from(u).toString('base64');
-
 describe('transcode: REST → gRPC conformance', function () {
   let echo: EchoBackend;
   let store: BookstoreServer;
@@ -22,64 +20,23 @@ describe('transcode: REST → gRPC conformance', function () {
   before(async () => {
     echo = await startEchoBackend();
     store = await startBookstore();
-    sc = await startTestSidecar([
-      listener('main'),
-      {
-        apiVersion: 'outrigger.io/v1',
-        kind: 'RouteConfiguration',
-        metadata: { name: 'main' },
-        spec: {
-          virtualHosts: [
-            {
-              name: 'store',
-              domains: ['store'],
-              routes: [
-                {
-                  name: 'store',
-                  match: { prefix: '/' },
-                  route: { cluster: 'store', transcode: { descriptorBin: b64(descriptorSetOf(file_outrigger_examples_bookstore_v1_bookstore)) } },
-                },
-              ],
-            },
-            {
-              name: 'relaxed',
-              domains: ['relaxed'],
-              routes: [
-                {
-                  name: 'relaxed',
-                  match: { prefix: '/' },
-                  route: {
-                    cluster: 'echo',
-                    transcode: {
-                      descriptorBin: b64(descriptorSetOf(ECHO_FILE)),
-                      relax: { ignoreUnknownQueryParameters: true, ignoreUnknownJsonFields: true, allowPathBodyConflicts: true },
-                      print: { emitDefaults: false, protoNames: true, enumsAsInts: true, indent: 2 },
-                      maxRequestBodyBytes: 64,
-                      pathUnescape: 'PATH_UNESCAPE_MODE_ALL',
-                      defaultStreamFormat: 'STREAM_FORMAT_NDJSON',
-                    },
-                  },
-                },
-              ],
-            },
-            {
-              name: 'echo',
-              domains: ['*'],
-              routes: [
-                {
-                  name: 'echo',
-                  match: { prefix: '/' },
-                  route: { cluster: 'echo', transcode: { descriptorBin: b64(descriptorSetOf(ECHO_FILE)), forwardHeaders: ['x-custom'], maxResponseBodyBytes: 2000 } },
-                },
-              ],
-            },
-          ],
-        },
-      },
-      cluster('echo', [echo.port], 'UPSTREAM_PROTOCOL_HTTP2'),
-      cluster('store', [store.port], 'UPSTREAM_PROTOCOL_HTTP2'),
-    ]);
-    base = `http://127.0.0.1:${sc.port()}`;
+    sc = await startTranscodeSidecar(
+      hosts('main', [
+        transcodeHost('store', ['store'], 'store', { descriptorBin: BOOKSTORE_DESCRIPTOR }),
+        transcodeHost('relaxed', ['relaxed'], 'echo', {
+          descriptorBin: ECHO_DESCRIPTOR,
+          relax: { ignoreUnknownQueryParameters: true, ignoreUnknownJsonFields: true, allowPathBodyConflicts: true },
+          print: { emitDefaults: false, protoNames: true, enumsAsInts: true, indent: 2 },
+          maxRequestBodyBytes: 64,
+          pathUnescape: 'PATH_UNESCAPE_MODE_ALL',
+          defaultStreamFormat: 'STREAM_FORMAT_NDJSON',
+        }),
+        transcodeHost('echo', ['*'], 'echo', { descriptorBin: ECHO_DESCRIPTOR, forwardHeaders: ['x-custom'], maxResponseBodyBytes: 2000 }),
+      ]),
+      grpcCluster('echo', echo.port),
+      grpcCluster('store', store.port),
+    );
+    base = baseUrl(sc);
   });
   after(async () => {
     await sc?.close();
@@ -87,20 +44,12 @@ describe('transcode: REST → gRPC conformance', function () {
     await store?.close();
   });
 
-  async function call(method: string, path: string, opts: { body?: string; headers?: Record<string, string>; host?: string } = {}) {
-    const r = await request(base + path, {
+  function call(method: string, path: string, opts: { body?: string; headers?: Record<string, string>; host?: string } = {}) {
+    return requestJson(base + path, {
       method: method as 'GET',
       body: opts.body,
       headers: { ...(opts.host ? { host: opts.host } : {}), ...opts.headers },
     });
-    const text = await r.body.text();
-    let json: any;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
-    return { status: r.statusCode, headers: r.headers, text, json, trailers: r.trailers };
   }
 
   function violation(r: { json: any }): { field: string; description: string } {
@@ -323,11 +272,7 @@ describe('transcode: REST → gRPC conformance', function () {
       });
       await new Promise<void>((r) => raw.listen(0, '127.0.0.1', () => r()));
       const port = (raw.address() as { port: number }).port;
-      const sc2 = await startTestSidecar([
-        listener('main'),
-        routes('main', [{ name: 'r', match: { prefix: '/' }, route: { cluster: 'raw', transcode: { descriptorBin: b64(descriptorSetOf(ECHO_FILE)) } } }]),
-        cluster('raw', [port], 'UPSTREAM_PROTOCOL_HTTP2'),
-      ]);
+      const sc2 = await startTranscodeSidecar(routes('main', [transcodeRoute('r', 'raw', { descriptorBin: ECHO_DESCRIPTOR })]), grpcCluster('raw', port));
       try {
         const r = await request(`http://127.0.0.1:${sc2.port()}/v1/samples/1`);
         expect(r.statusCode).to.equal(502);

@@ -14,11 +14,9 @@ import {
   CreateBookRequestSchema,
   GetShelfRequestSchema,
   ShelfSchema,
-  file_outrigger_examples_bookstore_v1_bookstore,
 } from '../../src/gen/outrigger/examples/bookstore/v1/bookstore_pb.js';
-import { cluster, listener } from '../support/config-docs.js';
-import { descriptorSetOf } from '../support/echo-backend.js';
-import { startTestSidecar, type TestSidecar } from '../support/sidecar-harness.js';
+import type { TestSidecar } from '../support/sidecar-harness.js';
+import { BOOKSTORE_DESCRIPTOR, BOOKSTORE_SVC as SVC, ORIGIN, baseUrl, grpcCluster, hosts, startTranscodeSidecar, transcodeHost } from '../support/transcode-harness.js';
 
 /**
  * gRPC-Web and Connect (issue 3 point 8): real connect-node clients (both
@@ -26,9 +24,6 @@ import { startTestSidecar, type TestSidecar } from '../support/sidecar-harness.j
  * Bookstore, on the one port that also serves gRPC and REST; raw undici for
  * grpc-web-text, CORS and the wire details the clients hide.
  */
-const b64 = (u: Uint8Array): string => Buffer.from(u).toString('base64');
-const ORIGIN = 'https://app.example';
-
 describe('transcode: gRPC-Web and Connect → gRPC', function () {
   let store: BookstoreServer;
   let sc: TestSidecar;
@@ -36,44 +31,17 @@ describe('transcode: gRPC-Web and Connect → gRPC', function () {
 
   before(async () => {
     store = await startBookstore();
-    sc = await startTestSidecar([
-      listener('main'),
-      {
-        apiVersion: 'outrigger.io/v1',
-        kind: 'RouteConfiguration',
-        metadata: { name: 'main' },
-        spec: {
-          virtualHosts: [
-            {
-              name: 'store',
-              domains: ['*'],
-              routes: [
-                {
-                  name: 'store',
-                  match: { prefix: '/' },
-                  route: {
-                    cluster: 'store',
-                    transcode: {
-                      descriptorBin: b64(descriptorSetOf(file_outrigger_examples_bookstore_v1_bookstore)),
-                      allowedOrigins: [ORIGIN],
-                    },
-                  },
-                },
-              ],
-            },
-          ],
-        },
-      },
-      cluster('store', [store.port], 'UPSTREAM_PROTOCOL_HTTP2'),
-    ]);
-    base = `http://127.0.0.1:${sc.port()}`;
+    sc = await startTranscodeSidecar(
+      hosts('main', [transcodeHost('store', ['*'], 'store', { descriptorBin: BOOKSTORE_DESCRIPTOR, allowedOrigins: [ORIGIN] })]),
+      grpcCluster('store', store.port),
+    );
+    base = baseUrl(sc);
   });
   after(async () => {
     await sc?.close();
     await store?.close();
   });
 
-  const SVC = '/outrigger.examples.bookstore.v1.BookstoreService';
   const transports: [string, () => Transport][] = [
     ['gRPC-Web h1', () => createGrpcWebTransport({ baseUrl: base, httpVersion: '1.1' })],
     ['gRPC-Web h2', () => createGrpcWebTransport({ baseUrl: base, httpVersion: '2' })],

@@ -11,21 +11,15 @@ import {
   CreateBookRequestSchema,
   ShelfSchema,
   WatchShelfResponseSchema,
-  file_outrigger_examples_bookstore_v1_bookstore,
 } from '../../src/gen/outrigger/examples/bookstore/v1/bookstore_pb.js';
-import { cluster, listener } from '../support/config-docs.js';
-import { descriptorSetOf } from '../support/echo-backend.js';
-import { startTestSidecar, type TestSidecar } from '../support/sidecar-harness.js';
+import type { TestSidecar } from '../support/sidecar-harness.js';
+import { BOOKSTORE_DESCRIPTOR, BOOKSTORE_SVC as SVC, ORIGIN, baseUrl, grpcCluster, hosts, startTranscodeSidecar, transcodeHost } from '../support/transcode-harness.js';
 
 /**
  * The WebSocket ↔ gRPC bridge (issue 3 point 7, docs/websocket.md): `ws`
  * clients → the real sidecar → the real Bookstore (and, for backpressure, a
  * grpc-js backend that writes only while its stream takes more).
  */
-const b64 = (u: Uint8Array): string => Buffer.from(u).toString('base64');
-const SVC = '/outrigger.examples.bookstore.v1.BookstoreService';
-const ORIGIN = 'https://app.example';
-
 interface Session {
   ws: WebSocket;
   frames: { text: boolean; data: Buffer }[];
@@ -62,24 +56,13 @@ describe('transcode: WebSocket ↔ gRPC bridge', function () {
     flood.port = await new Promise<number>((res, rej) =>
       server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))),
     );
-    const transcode = { descriptorBin: b64(descriptorSetOf(file_outrigger_examples_bookstore_v1_bookstore)), allowedOrigins: [ORIGIN], websocket: { pingInterval: '0.1s' } };
-    sc = await startTestSidecar([
-      listener('main'),
-      {
-        apiVersion: 'outrigger.io/v1',
-        kind: 'RouteConfiguration',
-        metadata: { name: 'main' },
-        spec: {
-          virtualHosts: [
-            { name: 'flood', domains: ['flood'], routes: [{ name: 'flood', match: { prefix: '/' }, route: { cluster: 'flood', transcode: { ...transcode, websocket: {} } } }] },
-            { name: 'store', domains: ['*'], routes: [{ name: 'store', match: { prefix: '/' }, route: { cluster: 'store', transcode } }] },
-          ],
-        },
-      },
-      cluster('store', [store.port], 'UPSTREAM_PROTOCOL_HTTP2'),
-      cluster('flood', [flood.port], 'UPSTREAM_PROTOCOL_HTTP2'),
-    ]);
-    base = `ws://127.0.0.1:${sc.port()}`;
+    const transcode = { descriptorBin: BOOKSTORE_DESCRIPTOR, allowedOrigins: [ORIGIN], websocket: { pingInterval: '0.1s' } };
+    sc = await startTranscodeSidecar(
+      hosts('main', [transcodeHost('flood', ['flood'], 'flood', { ...transcode, websocket: {} }), transcodeHost('store', ['*'], 'store', transcode)]),
+      grpcCluster('store', store.port),
+      grpcCluster('flood', flood.port),
+    );
+    base = baseUrl(sc, 'ws');
   });
   after(async () => {
     await sc?.close();
