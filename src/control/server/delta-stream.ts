@@ -1,20 +1,16 @@
 import { create } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
-import { Code, ConnectError } from '@connectrpc/connect';
 import type { Kind } from '../../config/kinds.js';
 import {
   DeltaDiscoveryResponseSchema,
   type DeltaDiscoveryRequest,
   type DeltaDiscoveryResponse,
-  type Node,
 } from '../../gen/outrigger/control/v1/discovery_pb.js';
-import type { TypeStatus } from '../../gen/outrigger/control/v1/operator_pb.js';
 import { AsyncQueue } from '../async-queue.js';
 import type { ResponseSink } from './response-sink.js';
-import { TYPE_ORDER, WILDCARD_KINDS, kindOfTypeUrl, typeUrlOf, versionOfSet } from '../protocol.js';
+import { TYPE_ORDER, WILDCARD_KINDS, typeUrlOf, versionOfSet } from '../protocol.js';
 import type { NodeView } from './node-view.js';
-import type { NodeIdentity } from './selector.js';
-import { checkNode, identityOf, typeStatusOf, type StreamHost, type StreamTypeStatus } from './stream-host.js';
+import { DiscoveryStream, type StreamHost, type StreamTypeStatus } from './stream-host.js';
 
 /** Marks a name the client was told does not exist (so it is not told again). */
 const ABSENT = '';
@@ -35,32 +31,16 @@ interface TypeState extends StreamTypeStatus {
  * sent, deletions and never-existing names go in removed_resources; a name
  * unsubscribed while a wildcard still covers it is sent again.
  */
-export class DeltaStream {
+export class DeltaStream extends DiscoveryStream<TypeState, DeltaDiscoveryResponse> {
   readonly kind = 'delta';
-  node: Node | undefined;
-  identity: NodeIdentity | undefined;
-  readonly connectedAtMs: number;
-  private readonly types = new Map<Kind, TypeState>();
-  private nonceSeq = 0;
 
-  constructor(
-    private readonly host: StreamHost,
-    readonly id: number,
-    /** Where responses go: the raw HTTP/2 responder (ads-h2.ts) or a queue connect iterates. */
-    readonly out: ResponseSink<DeltaDiscoveryResponse> = new AsyncQueue<DeltaDiscoveryResponse>(),
-  ) {
-    this.connectedAtMs = host.clock.nowMs();
+  constructor(host: StreamHost, id: number, out: ResponseSink<DeltaDiscoveryResponse> = new AsyncQueue<DeltaDiscoveryResponse>()) {
+    super(host, id, out);
   }
 
   handle(req: DeltaDiscoveryRequest): void {
-    if (!this.node) {
-      if (!req.node) throw new ConnectError('the first request of a stream must carry the node', Code.InvalidArgument);
-      checkNode(req.node);
-      this.node = req.node;
-      this.identity = identityOf(req.node);
-      this.host.opened(this);
-    }
-    const kind = kindOfTypeUrl(req.typeUrl);
+    this.acceptNode(req.node);
+    const kind = this.kindOf(req.typeUrl);
     if (!kind) return;
     let t = this.types.get(kind);
     if (!t) {
@@ -101,19 +81,6 @@ export class DeltaStream {
     for (const kind of [...TYPE_ORDER].reverse()) this.push(kind, view, 'removals');
   }
 
-  status(): TypeStatus[] {
-    return TYPE_ORDER.filter((k) => this.types.has(k)).map((k) => typeStatusOf(k, this.types.get(k)!));
-  }
-
-  get synced(): boolean {
-    for (const t of this.types.values()) if (t.versionSent !== '' && (t.versionAcked !== t.versionSent || t.error)) return false;
-    return true;
-  }
-
-  close(): void {
-    this.out.close();
-  }
-
   private push(kind: Kind, view: NodeView | undefined, part: 'all' | 'updates' | 'removals' = 'all'): void {
     const t = this.types.get(kind);
     if (!t || !view) return;
@@ -140,7 +107,7 @@ export class DeltaStream {
       if (!interest.has(n)) t.client.delete(n);
     }
     if (resources.length === 0 && removed.length === 0) return;
-    const nonce = `${this.id}-${++this.nonceSeq}`;
+    const nonce = this.nextNonce();
     t.sentNonce = nonce;
     t.versionSent = versionOfSet([...t.client].filter(([, v]) => v !== ABSENT).map(([name, hash]) => ({ name, hash }) as never));
     t.changeMs = view.changedAtMs;

@@ -1,10 +1,10 @@
 import type { ServiceImpl } from '@connectrpc/connect';
 import { AggregatedDiscoveryService } from '../../gen/outrigger/control/v1/discovery_pb.js';
 import { AsyncQueue } from '../async-queue.js';
-import type { DeltaDiscoveryResponse, DiscoveryResponse } from '../../gen/outrigger/control/v1/discovery_pb.js';
 import type { ControlPlane } from './control-plane.js';
 import { DeltaStream } from './delta-stream.js';
 import { SotwStream } from './sotw-stream.js';
+import type { DiscoveryStream, StreamTypeStatus } from './stream-host.js';
 
 /**
  * The responses of a stream as connect iterates them, then `done` once (end,
@@ -55,37 +55,28 @@ function responses<T>(out: AsyncQueue<T>, done: () => void): AsyncIterable<T> {
  */
 export function discoveryService(cp: ControlPlane): ServiceImpl<typeof AggregatedDiscoveryService> {
   return {
-    streamAggregatedResources(requests, _ctx) {
-      const out = new AsyncQueue<DiscoveryResponse>();
-      const stream = new SotwStream(cp, cp.nextId(), out);
-      cp.register(stream);
-      const reader = (async () => {
-        for await (const req of requests) stream.handle(req);
-      })();
-      reader.then(
-        () => cp.closed(stream),
-        (err: Error) => {
-          out.close(err);
-          cp.closed(stream, err);
-        },
-      );
-      return responses(out, () => cp.closed(stream));
-    },
-    deltaAggregatedResources(requests, _ctx) {
-      const out = new AsyncQueue<DeltaDiscoveryResponse>();
-      const stream = new DeltaStream(cp, cp.nextId(), out);
-      cp.register(stream);
-      const reader = (async () => {
-        for await (const req of requests) stream.handle(req);
-      })();
-      reader.then(
-        () => cp.closed(stream),
-        (err: Error) => {
-          out.close(err);
-          cp.closed(stream, err);
-        },
-      );
-      return responses(out, () => cp.closed(stream));
-    },
+    streamAggregatedResources: (requests) => serve(cp, requests, (out) => new SotwStream(cp, cp.nextId(), out)),
+    deltaAggregatedResources: (requests) => serve(cp, requests, (out) => new DeltaStream(cp, cp.nextId(), out)),
   };
+}
+
+function serve<Req, Res>(
+  cp: ControlPlane,
+  requests: AsyncIterable<Req>,
+  make: (out: AsyncQueue<Res>) => DiscoveryStream<StreamTypeStatus, Res> & { handle(req: Req): void },
+): AsyncIterable<Res> {
+  const out = new AsyncQueue<Res>();
+  const stream = make(out);
+  cp.register(stream);
+  const reader = (async () => {
+    for await (const req of requests) stream.handle(req);
+  })();
+  reader.then(
+    () => cp.closed(stream),
+    (err: Error) => {
+      out.close(err);
+      cp.closed(stream, err);
+    },
+  );
+  return responses(out, () => cp.closed(stream));
 }

@@ -1,23 +1,19 @@
 import { create, toBinary } from '@bufbuild/protobuf';
 import { AnySchema, timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
-import { Code, ConnectError } from '@connectrpc/connect';
 import type { Kind } from '../../config/kinds.js';
 import {
   ControlPlaneSchema,
   DiscoveryResponseSchema,
   type DiscoveryRequest,
   type DiscoveryResponse,
-  type Node,
 } from '../../gen/outrigger/control/v1/discovery_pb.js';
-import { TypeStatus_State, type TypeStatus } from '../../gen/outrigger/control/v1/operator_pb.js';
+import { TypeStatus_State } from '../../gen/outrigger/control/v1/operator_pb.js';
 import { AsyncQueue } from '../async-queue.js';
 import type { ResponseSink } from './response-sink.js';
-import { TYPE_ORDER, WILDCARD_KINDS, kindOfTypeUrl, typeUrlOf, versionOfSet, type WireResource } from '../protocol.js';
+import { TYPE_ORDER, WILDCARD_KINDS, typeUrlOf, versionOfSet, type WireResource } from '../protocol.js';
 import type { NodeView } from './node-view.js';
-import type { StreamHost } from './stream-host.js';
-import { checkNode, identityOf, typeStatusOf, type StreamTypeStatus } from './stream-host.js';
-import type { NodeIdentity } from './selector.js';
+import { DiscoveryStream, type StreamHost, type StreamTypeStatus } from './stream-host.js';
 
 /**
  * Per type on one state-of-the-world stream.
@@ -110,30 +106,17 @@ function selectionOf(view: NodeView, kind: Kind, wildcard: boolean, names: Reado
  * last (a removed cluster or listener is first kept, then dropped after the
  * routes that no longer need it).
  */
-export class SotwStream {
+export class SotwStream extends DiscoveryStream<TypeState, DiscoveryResponse> {
   readonly kind = 'sotw';
-  node: Node | undefined;
-  identity: NodeIdentity | undefined;
-  readonly connectedAtMs: number;
-  private readonly types = new Map<Kind, TypeState>();
-  private nonceSeq = 0;
 
-  constructor(
-    private readonly host: StreamHost,
-    readonly id: number,
-    /** Where responses go: the raw HTTP/2 responder (ads-h2.ts) or a queue connect iterates. */
-    readonly out: ResponseSink<DiscoveryResponse> = new AsyncQueue<DiscoveryResponse>(),
-  ) {
-    this.connectedAtMs = host.clock.nowMs();
+  constructor(host: StreamHost, id: number, out: ResponseSink<DiscoveryResponse> = new AsyncQueue<DiscoveryResponse>()) {
+    super(host, id, out);
   }
 
   handle(req: DiscoveryRequest): void {
     this.acceptNode(req.node);
-    const kind = kindOfTypeUrl(req.typeUrl);
-    if (!kind) {
-      this.host.logger.warn({ stream: this.id, typeUrl: req.typeUrl }, 'unknown type URL; ignored');
-      return;
-    }
+    const kind = this.kindOf(req.typeUrl);
+    if (!kind) return;
     const t = this.typeState(kind);
     if (req.responseNonce !== '' && req.responseNonce !== t.sentNonce) return; // stale (rule 4)
     if (req.responseNonce !== '') {
@@ -171,32 +154,6 @@ export class SotwStream {
       } else this.maybeSend(kind, view);
     }
     for (const kind of finals.reverse()) this.maybeSend(kind, view);
-  }
-
-  status(): TypeStatus[] {
-    return TYPE_ORDER.filter((k) => this.types.has(k)).map((k) => typeStatusOf(k, this.types.get(k)!));
-  }
-
-  /** True when every subscribed type has ACKed what was sent. */
-  get synced(): boolean {
-    for (const t of this.types.values()) if (t.versionSent !== '' && (t.versionAcked !== t.versionSent || t.error)) return false;
-    return true;
-  }
-
-  close(): void {
-    this.out.close();
-  }
-
-  private acceptNode(node: Node | undefined): void {
-    if (this.node) {
-      if (node && node.id !== this.node.id) throw new ConnectError('node changed on the stream', Code.InvalidArgument);
-      return;
-    }
-    if (!node) throw new ConnectError('the first request of a stream must carry the node', Code.InvalidArgument);
-    checkNode(node);
-    this.node = node;
-    this.identity = identityOf(node);
-    this.host.opened(this);
   }
 
   private typeState(kind: Kind): TypeState {
@@ -261,7 +218,7 @@ export class SotwStream {
 
   private sendSet(kind: Kind, t: TypeState, sel: Selection, view: NodeView): void {
     const version = sel.version;
-    const nonce = `${this.id}-${++this.nonceSeq}`;
+    const nonce = this.nextNonce();
     t.versionSent = version;
     t.sentNonce = nonce;
     t.sent = sel.set;

@@ -6,7 +6,8 @@ import type { Kind } from '../../config/kinds.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Node } from '../../gen/outrigger/control/v1/discovery_pb.js';
 import { TypeStatusSchema, TypeStatus_State, type TypeStatus } from '../../gen/outrigger/control/v1/operator_pb.js';
-import { compatibleVersion, typeUrlOf } from '../protocol.js';
+import { TYPE_ORDER, compatibleVersion, kindOfTypeUrl, typeUrlOf } from '../protocol.js';
+import type { ResponseSink } from './response-sink.js';
 import type { NodeView } from './node-view.js';
 import type { NodeIdentity } from './selector.js';
 
@@ -43,6 +44,69 @@ export interface StreamHost {
   sent(stream: HostedStream, kind: Kind): void;
   ack(stream: HostedStream, kind: Kind, t: StreamTypeStatus, version: string): void;
   nack(stream: HostedStream, kind: Kind, t: StreamTypeStatus, message: string): void;
+}
+
+/**
+ * What SotW and delta streams share: the node handshake (PROTOCOLS.md b1
+ * rule 1: the first request carries the node, a later one may not change
+ * it), the per-type states behind `status` and `synced`, nonces, and where
+ * responses go (the raw HTTP/2 responder of ads-h2.ts, or a queue connect
+ * iterates).
+ */
+export abstract class DiscoveryStream<T extends StreamTypeStatus, Res> implements HostedStream {
+  abstract readonly kind: string;
+  node: Node | undefined;
+  identity: NodeIdentity | undefined;
+  readonly connectedAtMs: number;
+  protected readonly types = new Map<Kind, T>();
+  private nonceSeq = 0;
+
+  constructor(
+    protected readonly host: StreamHost,
+    readonly id: number,
+    readonly out: ResponseSink<Res>,
+  ) {
+    this.connectedAtMs = host.clock.nowMs();
+  }
+
+  abstract refresh(view: NodeView | undefined): void;
+
+  status(): TypeStatus[] {
+    return TYPE_ORDER.filter((k) => this.types.has(k)).map((k) => typeStatusOf(k, this.types.get(k)!));
+  }
+
+  /** True when every type sent has been ACKed (and not NACKed). */
+  get synced(): boolean {
+    for (const t of this.types.values()) if (t.versionSent !== '' && (t.versionAcked !== t.versionSent || t.error)) return false;
+    return true;
+  }
+
+  close(): void {
+    this.out.close();
+  }
+
+  protected acceptNode(node: Node | undefined): void {
+    if (this.node) {
+      if (node && node.id !== this.node.id) throw new ConnectError('node changed on the stream', Code.InvalidArgument);
+      return;
+    }
+    if (!node) throw new ConnectError('the first request of a stream must carry the node', Code.InvalidArgument);
+    checkNode(node);
+    this.node = node;
+    this.identity = identityOf(node);
+    this.host.opened(this);
+  }
+
+  /** The kind of a request's type URL; an unknown one is logged and ignored. */
+  protected kindOf(typeUrl: string): Kind | undefined {
+    const kind = kindOfTypeUrl(typeUrl);
+    if (!kind) this.host.logger.warn({ stream: this.id, typeUrl }, 'unknown type URL; ignored');
+    return kind;
+  }
+
+  protected nextNonce(): string {
+    return `${this.id}-${++this.nonceSeq}`;
+  }
 }
 
 /** Version negotiation: the sidecar's user_agent_version must be the server's major and at most one minor older. */
