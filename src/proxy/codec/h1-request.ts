@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import http2, { type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
+import type { Writable } from 'node:stream';
 import type { ProxyContext } from '../context.js';
 import { Exchange } from '../exchange.js';
 import { copyRequestHeaders, copyResponseHeaders } from '../headers.js';
@@ -109,15 +110,7 @@ function fwdOf(conn: H1ConnectionInfo, settings: ListenerSettings) {
 }
 
 /** Streams the downstream body into `sink`, enforcing the listener's body limit. */
-function pumpBody(
-  req: IncomingMessage,
-  ex: Exchange,
-  maxBody: number,
-  write: (c: Buffer) => boolean,
-  onDrain: (fn: () => void) => void,
-  end: () => void,
-  tooLarge: () => void,
-): void {
+function pumpBody(req: IncomingMessage, ex: Exchange, maxBody: number, up: Writable, tooLarge: () => void): void {
   req.on('data', (c: Buffer) => {
     ex.bytes_in += c.length;
     if (maxBody > 0 && ex.bytes_in > maxBody) {
@@ -125,10 +118,10 @@ function pumpBody(
       tooLarge();
       return;
     }
-    if (!write(c)) req.pause();
+    if (!up.write(c)) req.pause();
   });
-  onDrain(() => req.resume());
-  req.once('end', end);
+  up.on('drain', () => req.resume());
+  req.once('end', () => up.end());
 }
 
 function forwardH1ToH1(
@@ -183,9 +176,7 @@ function forwardH1ToH1(
     req,
     ex,
     settings.maxRequestBodyBytes,
-    (c) => up.write(c),
-    (fn) => up.on('drain', fn),
-    () => up.end(),
+    up,
     () => {
       up.destroy();
       res.shouldKeepAlive = false;
@@ -275,9 +266,7 @@ function forwardH1ToH2(
       req,
       ex,
       settings.maxRequestBodyBytes,
-      (c) => up.write(c),
-      (fn) => up.on('drain', fn),
-      () => up.end(),
+      up,
       () => {
         ended = true;
         resetStream(up, CANCEL);

@@ -3,11 +3,8 @@ import { create, fromBinary, toBinary, type Message } from '@bufbuild/protobuf';
 import { randomUUID } from 'node:crypto';
 import { parseGrpcTimeout } from '../../core/duration.js';
 import { StatusSchema, type Status } from '../../gen/google/rpc/status_pb.js';
-import type { ProxyContext } from '../context.js';
-import type { Exchange } from '../exchange.js';
-import type { ClusterRuntime } from '../upstream/cluster.js';
-import type { EndpointAddress } from '../upstream/endpoint.js';
 import type { Downstream } from './downstream.js';
+import type { RpcTarget } from './rpc.js';
 import { GrpcCall, type CallEnd } from './grpc-call.js';
 import type { Binding } from './http-rule.js';
 import type { Violation } from './json-shape.js';
@@ -18,19 +15,10 @@ import { buildRequestJson, decodeJson } from './request-builder.js';
 import { printResponse, StreamWriter, streamFormatOf, writeError } from './response-writer.js';
 import { badRequest, httpStatusOf, statusFrom, statusJson } from './status-body.js';
 import type { JsonValue } from './text-value.js';
-import type { Transcoder } from './transcoder.js';
 
-export interface TranscodeTarget {
-  readonly ctx: ProxyContext;
-  readonly tr: Transcoder;
+/** A REST call: what every dialect needs to call the backend, and the downstream to answer on. */
+export interface TranscodeTarget extends RpcTarget {
   readonly ds: Downstream;
-  readonly ex: Exchange;
-  readonly cluster: ClusterRuntime;
-  readonly ep: EndpointAddress;
-  readonly routeTimeoutMs: number;
-  readonly authority: string;
-  readonly clientAddress: string;
-  readonly trustedHops: number;
 }
 
 const status = (code: number, message: string): Status => create(StatusSchema, { code, message });
