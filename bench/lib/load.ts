@@ -70,6 +70,22 @@ export function percentilesFromH2loadLog(file: string): { p50: number | null; p9
 
 const num = (s: string | undefined): number => (s === undefined ? NaN : Number(s));
 
+/** A load-tool run that timed out or printed no result. */
+function failedRun(tool: string, r: Awaited<ReturnType<typeof runTool>>, out: string, summary: string): LoadResult {
+  return {
+    ok: false,
+    succeeded: 0,
+    failed: 0,
+    seconds: 0,
+    rps: 0,
+    p50Ms: null,
+    p99Ms: null,
+    error: r.timedOut ? `${tool} timed out` : `${tool} failed (exit ${r.code}): ${(r.stderr || out).trim().slice(-400)}`,
+    output: summary,
+    clientCpuS: r.cpuS,
+  };
+}
+
 export async function runH2load(spec: H2loadSpec): Promise<LoadResult> {
   const args = ['-t1', `-c${spec.clients}`, `-m${spec.streams}`, '-D', `${Math.max(1, Math.round(spec.seconds * 1000))}ms`];
   for (const h of spec.headers ?? []) args.push('-H', h);
@@ -94,18 +110,7 @@ export async function runH2load(spec: H2loadSpec): Promise<LoadResult> {
     rmSync(spec.logFile, { force: true });
   }
   if (!fin || !reqs || !codes || r.timedOut) {
-    return {
-      ok: false,
-      succeeded: 0,
-      failed: 0,
-      seconds: 0,
-      rps: 0,
-      p50Ms: null,
-      p99Ms: null,
-      error: r.timedOut ? 'h2load timed out' : `h2load failed (exit ${r.code}): ${(r.stderr || out).trim().slice(-400)}`,
-      output: summary,
-      clientCpuS: r.cpuS,
-    };
+    return failedRun('h2load', r, out, summary);
   }
   const seconds = num(fin[1]) / (fin[2] === 'ms' ? 1000 : 1);
   // `succeeded` counts completed streams with a 2xx/3xx status; `status codes`
@@ -166,18 +171,7 @@ export async function runWrk(spec: WrkSpec): Promise<LoadResult> {
   };
   const summary = out.trim();
   if (!total || r.timedOut) {
-    return {
-      ok: false,
-      succeeded: 0,
-      failed: 0,
-      seconds: 0,
-      rps: 0,
-      p50Ms: null,
-      p99Ms: null,
-      error: r.timedOut ? 'wrk timed out' : `wrk failed (exit ${r.code}): ${(r.stderr || out).trim().slice(-400)}`,
-      output: summary,
-      clientCpuS: r.cpuS,
-    };
+    return failedRun('wrk', r, out, summary);
   }
   const seconds = wrkDurationMs(total[2]!, total[3]!) / 1000;
   const bad = non2xx ? num(non2xx[1]) : 0;
