@@ -226,33 +226,33 @@ export class ProxyListener {
         }
         return;
       case 'tls':
-        if (!this.tlsServer) {
-          // Not ours to terminate: TLS the app originates (HTTPS to anywhere,
-          // captured outbound) is opaque TCP to the default cluster.
-          if (s.defaultCluster) {
-            this.ctx.metrics.connections.inc({ listener: s.name, protocol: 'tcp' });
-            proxyTcp(this.ctx, view, socket, buf);
-            return;
-          }
+        if (this.tlsServer) {
+          socket.pause();
+          socket.unshift(buf);
+          this.startTls(socket);
+          return;
+        }
+        // Not ours to terminate: TLS the app originates (HTTPS to anywhere,
+        // captured outbound) is opaque TCP to the default cluster.
+        if (!s.defaultCluster) {
           this.ctx.metrics.protocolErrors.inc({ listener: s.name, kind: 'tls_not_configured' });
           socket.destroy();
           return;
         }
-        socket.pause();
-        socket.unshift(buf);
-        this.startTls(socket);
-        return;
+        return this.opaque(view, socket, buf);
       case 'closed':
         socket.destroy();
         return;
       default:
-        // opaque or timeout: TCP to the default cluster, or close when there
-        // is none (proxyTcp refuses it with an access-log line, flag NC).
         if (!s.defaultCluster && outcome === 'timeout') this.ctx.metrics.protocolErrors.inc({ listener: s.name, kind: 'silent_peer' });
-        if (!s.defaultCluster) return proxyTcp(this.ctx, view, socket, buf.length ? buf : undefined);
-        this.ctx.metrics.connections.inc({ listener: s.name, protocol: 'tcp' });
-        proxyTcp(this.ctx, view, socket, buf.length ? buf : undefined);
+        return this.opaque(view, socket, buf);
     }
+  }
+
+  /** TCP to the default cluster; without one proxyTcp refuses it (access-log line, flag NC). */
+  private opaque(view: ListenerView, socket: Socket, buf: Buffer): void {
+    if (view.settings.defaultCluster) this.ctx.metrics.connections.inc({ listener: view.settings.name, protocol: 'tcp' });
+    proxyTcp(this.ctx, view, socket, buf.length ? buf : undefined);
   }
 
   private startTls(socket: Socket): void {
