@@ -1,9 +1,14 @@
 import type { AppProbe } from './app-probes.js';
 import type { MeshConfig } from './mesh-config.js';
+import type { RedirectOptions } from './redirect-rules.js';
 import { ENV, INIT_CONTAINER, PODINFO_VOLUME, PORTS, PROXY_CONTAINER, STATE_VOLUME, type Container } from './pod-types.js';
 
-/** Everything the templates need, decided by inject() from mesh config + annotations. */
-export interface InjectionValues {
+/**
+ * Everything the templates need, decided by inject() from mesh config +
+ * annotations; the capture part is what the init container's
+ * `outrigger redirect` args carry (its ports are fixed: PORTS).
+ */
+export interface InjectionValues extends Omit<RedirectOptions, 'outboundPort' | 'inboundPort'> {
   image: string;
   imagePullPolicy: string;
   controlPlaneAddress: string;
@@ -12,17 +17,7 @@ export interface InjectionValues {
   resources: MeshConfig['resources'];
   native: boolean;
   holdApplication: boolean;
-  proxyUid: number;
   outboundPolicy: string;
-  /** app port → sidecar inbound listener port, ascending by app port. */
-  inboundPorts: [number, number][];
-  /** `*` (catch-all) or the ports captured inbound, excluded and reserved ones removed. */
-  includeInboundPorts: '*' | number[];
-  /** Ports the catch-all leaves alone (mesh config and annotation). */
-  excludeInboundPorts: number[];
-  excludeOutboundPorts: number[];
-  excludeOutboundIpRanges: string[];
-  includeOutboundIpRanges: string[];
   appProbes: Record<string, AppProbe>;
 }
 
