@@ -8,7 +8,7 @@
  * one runs: `LISTENING <port> impl=<name>`.
  */
 import { existsSync } from 'node:fs';
-import * as net from 'node:net';
+import { freePort } from '../lib/proc.js';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { getShelfDefinition, shelf } from '../lib/bookstore.js';
@@ -29,16 +29,6 @@ let port = Number(values.port ?? '0');
 
 const bookstorePath = fileURLToPath(new URL('../../examples/bookstore/server.ts', import.meta.url));
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, host, () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 async function startStandin(): Promise<() => void> {
   const server = new grpc.Server();
@@ -83,7 +73,7 @@ async function startBookstore(): Promise<() => void> {
   const mod = (await import(pathToFileURL(bookstorePath).href)) as Record<string, unknown>;
   const start = mod['startBookstore'];
   if (typeof start !== 'function') throw new Error('examples/bookstore/server.ts exports no startBookstore');
-  if (port === 0) port = await freePort();
+  if (port === 0) port = await freePort(host);
   const handle: unknown = await (start as (o: { host: string; port: number }) => unknown)({ host, port });
   const reported = (handle as { port?: unknown } | null | undefined)?.port;
   if (typeof reported === 'number' && reported > 0) port = reported;
