@@ -43,7 +43,13 @@ export type LocalErrorCode =
   | 'headers_too_large'
   | 'overload'
   | 'downstream_reset'
-  | 'protocol_error';
+  | 'protocol_error'
+  | 'method_not_allowed'
+  | 'invalid_argument'
+  | 'response_too_large'
+  | 'origin_not_allowed'
+  | 'ping_timeout'
+  | 'filter_error';
 
 export interface LocalErrorSpec {
   readonly httpStatus: number;
@@ -112,7 +118,39 @@ export const LOCAL_ERRORS: Readonly<Record<LocalErrorCode, LocalErrorSpec>> = {
   overload: { httpStatus: 503, grpcStatus: GrpcStatus.RESOURCE_EXHAUSTED, flag: 'LO', message: 'overloaded' },
   downstream_reset: { httpStatus: 499, grpcStatus: GrpcStatus.CANCELLED, flag: 'DC', message: 'client cancelled' },
   protocol_error: { httpStatus: 400, grpcStatus: GrpcStatus.INTERNAL, flag: 'DPE', message: 'protocol error' },
+  // Transcoding: a REST binding exists for the path but not for the method.
+  method_not_allowed: {
+    httpStatus: 405,
+    grpcStatus: GrpcStatus.UNIMPLEMENTED,
+    flag: 'MNA',
+    message: 'method not allowed',
+  },
+  // Transcoding: the request could not be bound to the method's input message.
+  invalid_argument: { httpStatus: 400, grpcStatus: GrpcStatus.INVALID_ARGUMENT, flag: 'IA', message: 'invalid argument' },
+  // Transcoding: a unary answer larger than transcode.maxResponseBytes.
+  response_too_large: {
+    httpStatus: 500,
+    grpcStatus: GrpcStatus.RESOURCE_EXHAUSTED,
+    flag: 'RTL',
+    message: 'response too large',
+  },
+  // Browser origin rules (CORS, the WebSocket bridge's Origin check).
+  origin_not_allowed: {
+    httpStatus: 403,
+    grpcStatus: GrpcStatus.PERMISSION_DENIED,
+    flag: 'OR',
+    message: 'origin not allowed',
+  },
+  // WebSocket bridge: the client missed a ping; the connection is terminated.
+  ping_timeout: { httpStatus: 408, grpcStatus: GrpcStatus.CANCELLED, flag: 'PT', message: 'client did not answer ping' },
+  // A filter failed (threw or rejected): the request is refused, never let through unchecked.
+  filter_error: { httpStatus: 500, grpcStatus: GrpcStatus.INTERNAL, flag: 'FE', message: 'filter failed' },
 };
+
+/** The access-log flag of a local error code (for dialects that write their own error bodies). */
+export function flagOf(code: LocalErrorCode): string {
+  return LOCAL_ERRORS[code].flag;
+}
 
 /** HTTP status of a non-gRPC upstream answer → gRPC status (PROTOCOLS.md b3). */
 export function grpcStatusFromHttp(httpStatus: number): number {

@@ -1,5 +1,21 @@
-import type { ProxyContext } from './context.js';
-import type { ListenerSettings } from './state.js';
+import type { Clock } from '../core/clock.js';
+import type { Logger } from '../observability/logger.js';
+import type { ProxyMetrics } from '../observability/proxy-metrics.js';
+
+/** Where an exchange's record goes (ProxyContext provides these). */
+export interface ExchangeSinks {
+  readonly clock: Clock;
+  readonly metrics: ProxyMetrics;
+  readonly accessLog: Logger;
+}
+
+/** The listener settings that shape the record (ListenerSettings provides these). */
+export interface ExchangeLogSettings {
+  readonly name: string;
+  readonly accessLog: boolean;
+  readonly logHeaders: readonly string[];
+  readonly sensitiveHeaders: ReadonlySet<string>;
+}
 
 type InHeaders = Record<string, string | string[] | undefined>;
 
@@ -28,8 +44,8 @@ export class Exchange {
   private done = false;
 
   constructor(
-    private readonly ctx: ProxyContext,
-    private readonly listener: ListenerSettings,
+    private readonly ctx: ExchangeSinks,
+    private readonly listener: ExchangeLogSettings,
     protocol: string,
   ) {
     this.protocol = protocol;

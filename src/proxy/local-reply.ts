@@ -1,67 +1,43 @@
-import type { ServerHttp2Stream } from 'node:http2';
-import type { ServerResponse } from 'node:http';
+import type { OutgoingHttpHeaders } from 'node:http2';
 import { LOCAL_ERRORS, type LocalErrorCode } from '../core/errors.js';
+import type { Downstream } from './downstream/downstream.js';
 import { encodeGrpcMessage } from './headers.js';
-import type { Exchange } from './exchange.js';
 
 /**
- * Local replies: answers the sidecar makes itself. gRPC callers get a
- * trailers-only response (HTTP 200 + grpc-status) as the gRPC spec requires;
- * everyone else the HTTP status with a one-line text body.
+ * The one way the sidecar answers a request itself, fed by the error table
+ * (core/errors.ts) so HTTP status, gRPC status and access-log flag agree.
+ * gRPC callers get a trailers-only response (HTTP 200 + grpc-status) as the
+ * gRPC spec requires; everyone else the HTTP status with a one-line text body.
+ * Once the response head is out, the only honest answer left is to cut the
+ * response off, so the client cannot take it as complete.
  */
-export function h2LocalReply(
-  stream: ServerHttp2Stream,
-  ex: Exchange,
-  code: LocalErrorCode,
-  grpc: boolean,
-  detail?: string,
-): void {
+export function localReply(ds: Downstream, code: LocalErrorCode, detail?: string): void {
   const spec = LOCAL_ERRORS[code];
-  const message = detail ? `${spec.message}: ${detail}` : spec.message;
+  const ex = ds.ex;
   ex.flags = spec.flag;
-  if (stream.destroyed || stream.closed) return;
-  if (stream.headersSent) {
-    stream.close(grpc ? 0x8 /* CANCEL */ : 0x2 /* INTERNAL_ERROR */);
-    return;
-  }
-  if (grpc) {
+  if (ds.closed) return;
+  if (ds.headersSent) return ds.destroy(ds.grpc ? 0x8 /* CANCEL */ : 0x2 /* INTERNAL_ERROR */);
+  const message = detail ? `${spec.message}: ${detail}` : spec.message;
+  if (ds.grpc) {
     ex.status = 200;
     ex.grpc_status = String(spec.grpcStatus);
-    stream.respond(
-      {
-        ':status': 200,
-        'content-type': 'application/grpc',
-        'grpc-status': spec.grpcStatus,
-        'grpc-message': encodeGrpcMessage(message),
-        'x-outrigger-local-reply': spec.flag,
-      },
-      { endStream: true },
-    );
-  } else {
-    ex.status = spec.httpStatus;
-    stream.respond({
-      ':status': spec.httpStatus,
-      'content-type': 'text/plain; charset=utf-8',
+    ds.respondEnd(200, {
+      'content-type': 'application/grpc',
+      'grpc-status': spec.grpcStatus,
+      'grpc-message': encodeGrpcMessage(message),
       'x-outrigger-local-reply': spec.flag,
     });
-    stream.end(`${message}\n`);
-  }
-}
-
-export function h1LocalReply(res: ServerResponse, ex: Exchange, code: LocalErrorCode, detail?: string): void {
-  const spec = LOCAL_ERRORS[code];
-  const message = detail ? `${spec.message}: ${detail}` : spec.message;
-  ex.flags = spec.flag;
-  if (res.headersSent) {
-    res.destroy();
     return;
   }
-  ex.status = spec.httpStatus;
   const body = `${message}\n`;
-  res.writeHead(spec.httpStatus, {
-    'content-type': 'text/plain; charset=utf-8',
-    'content-length': Buffer.byteLength(body),
-    'x-outrigger-local-reply': spec.flag,
-  });
-  res.end(body);
+  sendReply(ds, spec.httpStatus, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-outrigger-local-reply': spec.flag }, body);
+}
+
+/** A complete answer of our own (direct responses, filter replies such as a CORS preflight). */
+export function sendReply(ds: Downstream, status: number, headers: OutgoingHttpHeaders, body?: string | Buffer): void {
+  ds.ex.status = status;
+  if (ds.closed) return;
+  ds.respond(status, headers);
+  if (body === undefined || ds.method === 'HEAD') ds.end();
+  else ds.end(body);
 }

@@ -9,6 +9,11 @@ import type { DescriptorSources } from './transcode/descriptor-sources.js';
 import type { DescriptorPool } from './transcode/descriptors.js';
 import { Transcoder } from './transcode/transcoder.js';
 import { ListenerOpenApi } from './transcode/listener-openapi.js';
+import { FilterChain, FilterRegistry } from './filters/filter-chain.js';
+import type { HttpFilter } from './filters/filter.js';
+import { transcodeCorsFilter } from './filters/transcode-cors/transcode-cors-filter.js';
+import type { CompiledRoute } from './router/types.js';
+import type { PolicyDeps } from './upstream/lb/policies.js';
 
 export const DEFAULT_DETECT_TIMEOUT_MS = 100;
 export const DEFAULT_IDLE_TIMEOUT_MS = 300_000;
@@ -39,6 +44,20 @@ export interface ListenerSettings {
   readonly sensitiveHeaders: ReadonlySet<string>;
   /** OpenAPI documents of the listener's transcoding routes, for requests no route matches (docs/transcoding.md). */
   readonly openapi: ListenerOpenApi | undefined;
+  /**
+   * The filter chain of each route that has one (compiled once per version:
+   * the listener's filters with the route's overrides, then the filters the
+   * route's action implies); other routes use `chain`.
+   */
+  readonly chains: ReadonlyMap<CompiledRoute, FilterChain>;
+  /** The listener's own chain, for routes without overrides or filters of their own. */
+  readonly chain: FilterChain;
+}
+
+/** Long-lived parts a state is compiled with (the composition root's registries). */
+export interface StateDeps extends PolicyDeps {
+  /** Filter factories by name; default: none registered. */
+  readonly filters?: FilterRegistry;
 }
 
 /**
@@ -60,21 +79,24 @@ export interface ProxyState {
 }
 
 /** `sources`: live descriptor sources (watched files, reflection); without it files are read directly. */
-export function buildProxyState(snapshot: ConfigSnapshot, sources?: DescriptorSources): ProxyState {
+export function buildProxyState(snapshot: ConfigSnapshot, sources?: DescriptorSources, deps: StateDeps = {}): ProxyState {
   const routeTables = new Map<string, RouteTable>();
   for (const [name, rc] of snapshot.routeConfigs) routeTables.set(name, RouteTable.compile(rc));
   const clusters = new Map<string, ClusterRuntime>();
-  for (const [name, c] of snapshot.clusters) clusters.set(name, ClusterRuntime.build(c, snapshot.loadAssignments.get(name)));
+  for (const [name, c] of snapshot.clusters) clusters.set(name, ClusterRuntime.build(c, snapshot.loadAssignments.get(name), deps));
+  const registry = deps.filters ?? EMPTY_REGISTRY;
   const transcoders = buildTranscoders(snapshot, sources);
   const listeners = new Map<string, ListenerSettings>();
   for (const [name, l] of snapshot.listeners) {
     const limits = l.limits;
+    const routes = l.routeConfig ? routeTables.get(l.routeConfig) : undefined;
+    const chains = compileChains(registry, routes, transcoders);
     const sensitive = new Set(ALWAYS_SENSITIVE);
     for (const h of l.accessLog?.sensitiveHeaders ?? []) sensitive.add(h.toLowerCase());
     listeners.set(name, {
       name,
       config: l,
-      routes: l.routeConfig ? routeTables.get(l.routeConfig) : undefined,
+      routes,
       defaultCluster: l.defaultCluster,
       opaque: l.opaque,
       detectTimeoutMs: l.opaque ? 0 : durationMs(l.detectTimeout, DEFAULT_DETECT_TIMEOUT_MS),
@@ -88,10 +110,33 @@ export function buildProxyState(snapshot: ConfigSnapshot, sources?: DescriptorSo
       logHeaders: (l.accessLog?.logHeaders ?? []).map((h) => h.toLowerCase()),
       sensitiveHeaders: sensitive,
       openapi: ListenerOpenApi.build(l.routeConfig ? snapshot.routeConfigs.get(l.routeConfig) : undefined, transcoders),
+      chains,
+      chain: LISTENER_CHAIN,
     });
   }
   const hasOriginalDst = [...clusters.values()].some((c) => c.originalDst);
   return { version: snapshot.version, snapshot, listeners, clusters, routeTables, transcoders, hasOriginalDst };
+}
+
+const EMPTY_REGISTRY = new FilterRegistry();
+/** Listeners have no filter entries of their own in the config yet (the security and traffic filters add them). */
+const LISTENER_CHAIN = FilterChain.EMPTY;
+
+/**
+ * Each route's chain: the listener's entries (none yet) with the route's
+ * overrides (none yet), then the filters its action implies — a transcoding
+ * route's browser-origin rules (`transcode.allowedOrigins`). Only routes whose
+ * chain differs from the listener's are listed.
+ */
+function compileChains(registry: FilterRegistry, routes: RouteTable | undefined, transcoders: ReadonlyMap<Transcode, Transcoder>): Map<CompiledRoute, FilterChain> {
+  const out = new Map<CompiledRoute, FilterChain>();
+  for (const r of routes?.routes() ?? []) {
+    const implied: HttpFilter[] = [];
+    const tr = r.action.kind === 'cluster' && r.action.transcode ? transcoders.get(r.action.transcode) : undefined;
+    if (tr) implied.push(transcodeCorsFilter(tr));
+    if (implied.length > 0) out.set(r, registry.compile([], undefined, implied));
+  }
+  return out;
 }
 
 /**

@@ -34,7 +34,7 @@ export class ListenerManager {
     if (!cur || this.draining) return;
     let next: ProxyState;
     try {
-      next = buildProxyState(cur.snapshot, this.descriptors);
+      next = buildProxyState(cur.snapshot, this.descriptors, this.ctx);
     } catch (err) {
       this.ctx.logger.error({ source: key, err: (err as Error).message }, 'descriptor change rejected; the last good descriptors keep serving');
       return;
@@ -54,7 +54,7 @@ export class ListenerManager {
   /** Applies a snapshot. Rejects (leaving the old state serving) when a new port cannot be bound. */
   async apply(snapshot: ConfigSnapshot): Promise<void> {
     await this.descriptors.prepare(snapshot);
-    const next = buildProxyState(snapshot, this.descriptors);
+    const next = buildProxyState(snapshot, this.descriptors, this.ctx);
     const opened: ProxyListener[] = [];
     const replaced: ProxyListener[] = [];
     try {

@@ -1,3 +1,4 @@
+import type { CompiledRoute } from './types.js';
 import type { RouteConfiguration } from '../../gen/outrigger/config/v1/route_pb.js';
 import { HostMatcher } from './host-matcher.js';
 import { PathScan } from './segment-trie.js';
@@ -44,6 +45,11 @@ export class RouteTable {
   }
 
   /** JSON for the admin /routes endpoint: virtual hosts in config order, routes in precedence order. */
+  /** Every compiled route (per-route state such as filter chains is built from these once per version). */
+  routes(): CompiledRoute[] {
+    return this.vhosts.flatMap((v) => v.ordered.map((e) => e.route));
+  }
+
   describe(): object {
     return { name: this.name, virtualHosts: this.vhosts.map((v) => v.describe()) };
   }

@@ -43,7 +43,7 @@ export interface CompiledRoute {
   readonly index: number;
   /**
    * The matched string prefix, only for `prefix` routes: what a prefixRewrite
-   * replaces (src/proxy/codec/rewrite.ts reads it).
+   * replaces (src/proxy/pipeline/rewrite.ts reads it).
    */
   readonly prefix?: string;
 }

@@ -1,13 +1,14 @@
+import { flagOf } from '../../core/errors.js';
 import type { DescMethod } from '@bufbuild/protobuf';
 import type { IncomingHttpHeaders } from 'node:http2';
 import { handleConnectStream, handleConnectUnary } from './connect/handler.js';
-import { preflight } from './cors.js';
 import { handleGrpcWeb } from './grpc-web/handler.js';
 import { handleTranscode, type TranscodeTarget } from './handler.js';
 import type { Transcoder } from './transcoder.js';
 import { create } from '@bufbuild/protobuf';
 import { StatusSchema } from '../../gen/google/rpc/status_pb.js';
 import { writeError } from './response-writer.js';
+import type { Downstream } from '../downstream/downstream.js';
 
 export type Dialect = 'grpc-web' | 'connect' | 'connect-stream' | 'cors-preflight' | 'openapi' | 'rest';
 
@@ -43,31 +44,54 @@ export function dialectOf(tr: Transcoder, method: string, target: string, header
   return { dialect: 'rest', rpc: undefined };
 }
 
-/** Serves one non-gRPC request of a transcoding route in its dialect, labelling the exchange (`protocol`). */
-export function serveTranscoded(t: TranscodeTarget): void {
-  const { ds, ex } = t;
-  if (t.tr.unavailable !== undefined) {
+/**
+ * Labels one non-gRPC request of a transcoding route with its dialect (the
+ * exchange's `protocol`) and returns it; the pipeline calls this before the
+ * filters run (the browser-origin filter keys on it), then `serveTranscoded`.
+ * A transcoder still waiting for reflected descriptors is `unavailable`.
+ */
+export type ServedDialect = Dialect | 'unavailable';
+
+export function classifyTranscoded(tr: Transcoder, ds: Downstream): ServedDialect {
+  const ex = ds.ex;
+  if (tr.unavailable !== undefined) {
     ex.protocol = 'rest';
-    ex.flags = 'UF';
-    ds.body.resume();
-    return writeError(ds, ex, t.tr, 503, create(StatusSchema, { code: 14, message: t.tr.unavailable }));
+    return 'unavailable';
   }
-  const d = dialectOf(t.tr, ds.method, ds.target, ds.headers);
-  switch (d.dialect) {
+  const d = dialectOf(tr, ds.method, ds.target, ds.headers).dialect;
+  switch (d) {
     case 'grpc-web':
       ex.protocol = 'grpc-web';
-      return handleGrpcWeb(t, d.rpc);
-    case 'cors-preflight': {
-      const acrh = String(ds.headers['access-control-request-headers'] ?? '').toLowerCase();
-      ex.protocol = acrh.includes('x-grpc-web') ? 'grpc-web' : 'connect';
-      const p = preflight(t.tr.settings, ds.headers);
-      ex.status = p.status;
-      ds.body.resume();
-      ds.respond(p.status, p.headers, false);
-      return ds.end();
-    }
-    case 'openapi': {
+      break;
+    case 'cors-preflight':
+      ex.protocol = String(ds.headers['access-control-request-headers'] ?? '').toLowerCase().includes('x-grpc-web') ? 'grpc-web' : 'connect';
+      break;
+    case 'connect':
+    case 'connect-stream':
+      ex.protocol = 'connect';
+      break;
+    default:
       ex.protocol = 'rest';
+  }
+  return d;
+}
+
+/**
+ * Serves one non-gRPC request of a transcoding route in its dialect. CORS
+ * preflights never get here: the route's browser-origin filter
+ * (filters/transcode-cors) answers them; one that did (no such filter) is
+ * treated as REST, which has no OPTIONS bindings and answers 405 or 404.
+ */
+export function serveTranscoded(t: TranscodeTarget, dialect: ServedDialect): void {
+  const { ds, ex } = t;
+  switch (dialect) {
+    case 'unavailable':
+      ex.flags = flagOf('upstream_connect_failure');
+      ds.body.resume();
+      return writeError(ds, ex, t.tr, 503, create(StatusSchema, { code: 14, message: t.tr.unavailable ?? 'unavailable' }));
+    case 'grpc-web':
+      return handleGrpcWeb(t, methodOf(t));
+    case 'openapi': {
       ds.body.resume();
       let body: Buffer;
       try {
@@ -82,13 +106,15 @@ export function serveTranscoded(t: TranscodeTarget): void {
       return ds.method === 'HEAD' ? ds.end() : ds.end(body);
     }
     case 'connect':
-      ex.protocol = 'connect';
-      return handleConnectUnary(t, d.rpc!);
+      return handleConnectUnary(t, methodOf(t)!);
     case 'connect-stream':
-      ex.protocol = 'connect';
-      return handleConnectStream(t, d.rpc!);
+      return handleConnectStream(t, methodOf(t)!);
     default:
-      ex.protocol = 'rest';
       return handleTranscode(t);
   }
+}
+
+function methodOf(t: TranscodeTarget): DescMethod | undefined {
+  const q = t.ds.target.indexOf('?');
+  return t.tr.methods.get(q < 0 ? t.ds.target : t.ds.target.slice(0, q));
 }

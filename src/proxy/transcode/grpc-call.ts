@@ -1,9 +1,12 @@
 import http2, { type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
+import { AbortScope } from '../../core/abort-scope.js';
 import { GrpcStatus } from '../../core/errors.js';
+import type { AbortReason } from '../downstream/downstream.js';
 import type { ProxyContext } from '../context.js';
 import type { ClusterRuntime } from '../upstream/cluster.js';
 import type { EndpointAddress } from '../upstream/endpoint.js';
-import { resetStream } from '../codec/h2-reset.js';
+import { resetStream } from '../h2-reset.js';
+import { encodeFrame, FrameReader } from '../grpc/framing.js';
 
 const END_STREAM = http2.constants.NGHTTP2_FLAG_END_STREAM;
 const CANCEL = http2.constants.NGHTTP2_CANCEL;
@@ -40,12 +43,11 @@ export interface CallHandlers {
  * fires exactly once.
  */
 export class GrpcCall {
-  private buf: Buffer = Buffer.alloc(0);
+  private readonly frames = new FrameReader();
   private ended = false;
   private headers: IncomingHttpHeaders = {};
   private trailers: IncomingHttpHeaders | undefined;
   private responded = false;
-  private readonly timer: { cancel(): void } | undefined;
 
   constructor(
     ctx: ProxyContext,
@@ -54,7 +56,14 @@ export class GrpcCall {
     headers: OutgoingHttpHeaders,
     timeoutMs: number,
     private readonly h: CallHandlers,
+    /**
+     * The exchange's cancellation: the call's deadline is armed on it, and
+     * it ends the call when the exchange aborts (client gone: CANCELLED;
+     * a deadline: DEADLINE_EXCEEDED). Calls of our own (reflection) get one.
+     */
+    scope?: AbortScope<AbortReason>,
   ) {
+    if (scope === undefined) scope = this.ownScope = new AbortScope();
     const conn = ctx.h2.get(ep, cluster.connectTimeoutMs, cluster.idleTimeoutMs);
     let stream: ClientHttp2Stream;
     try {
@@ -96,25 +105,26 @@ export class GrpcCall {
       if (!stream.rstCode) return this.finish(GrpcStatus.INTERNAL, 'upstream ended the call without grpc-status', { protocolError: true });
       this.finish(GrpcStatus.UNAVAILABLE, `upstream reset (code ${stream.rstCode})`, {});
     });
-    this.timer =
-      timeoutMs > 0
-        ? ctx.clock.setTimer(timeoutMs, () => {
-            resetStream(stream, CANCEL);
-            this.finish(GrpcStatus.DEADLINE_EXCEEDED, 'deadline exceeded', {});
-          })
-        : undefined;
+    // Last, so an exchange that is already over ends a call that is fully set up.
+    scope.deadline(ctx.clock, timeoutMs, 'deadline_exceeded');
+    scope.onAbort((reason) => (reason === 'downstream_reset' ? this.cancel('client went away') : this.expire()));
+  }
+
+  /** The deadline passed: reset upstream, report DEADLINE_EXCEEDED. */
+  private expire(): void {
+    if (this.ended) return;
+    if (this.stream && !this.stream.destroyed) resetStream(this.stream, CANCEL);
+    this.finish(GrpcStatus.DEADLINE_EXCEEDED, 'deadline exceeded', {});
   }
 
   private readonly stream: ClientHttp2Stream | undefined;
+  /** The scope this call made for itself (no exchange): disposed when the call ends. */
+  private ownScope: AbortScope<AbortReason> | undefined;
 
   /** Sends one message; false means wait for onDrain. */
   send(msg: Uint8Array): boolean {
     if (!this.stream || this.ended) return true;
-    const frame = Buffer.allocUnsafe(5 + msg.length);
-    frame[0] = 0;
-    frame.writeUInt32BE(msg.length, 1);
-    frame.set(msg, 5);
-    return this.stream.write(frame);
+    return this.stream.write(encodeFrame(0, msg));
   }
 
   onDrain(fn: () => void): void {
@@ -141,18 +151,16 @@ export class GrpcCall {
   }
 
   private onData(c: Buffer): void {
-    this.buf = this.buf.length === 0 ? c : Buffer.concat([this.buf, c]);
-    while (!this.ended && this.buf.length >= 5) {
-      const len = this.buf.readUInt32BE(1);
-      if (this.buf.length < 5 + len) break;
-      if (this.buf[0] !== 0) {
+    this.frames.each(c, (f) => {
+      if (this.ended) return false;
+      if (f.flags !== 0) {
         if (this.stream) resetStream(this.stream, CANCEL);
-        return this.finish(GrpcStatus.INTERNAL, 'upstream sent a compressed message without being asked to', { protocolError: true });
+        this.finish(GrpcStatus.INTERNAL, 'upstream sent a compressed message without being asked to', { protocolError: true });
+        return false;
       }
-      const msg = this.buf.subarray(5, 5 + len);
-      this.buf = this.buf.subarray(5 + len);
-      if (!this.h.onMessage(msg)) this.stream?.pause();
-    }
+      if (!this.h.onMessage(f.data)) this.stream?.pause();
+      return true;
+    });
   }
 
   private finishFromMeta(meta: IncomingHttpHeaders, httpProblem?: string): void {
@@ -180,7 +188,7 @@ export class GrpcCall {
   ): void {
     if (this.ended) return;
     this.ended = true;
-    this.timer?.cancel();
+    this.ownScope?.dispose();
     this.h.onEnd({
       code,
       message,

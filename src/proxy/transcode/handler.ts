@@ -1,9 +1,10 @@
+import { flagOf } from '../../core/errors.js';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import { create, fromBinary, toBinary, type Message } from '@bufbuild/protobuf';
 import { randomUUID } from 'node:crypto';
 import { parseGrpcTimeout } from '../../core/duration.js';
 import { StatusSchema, type Status } from '../../gen/google/rpc/status_pb.js';
-import type { Downstream } from './downstream.js';
+import type { Downstream } from '../downstream/downstream.js';
 import type { RpcTarget } from './rpc.js';
 import { GrpcCall, type CallEnd } from './grpc-call.js';
 import type { Binding } from './http-rule.js';
@@ -36,11 +37,11 @@ export function handleTranscode(t: TranscodeTarget): void {
   const path = qi < 0 ? ds.target : ds.target.slice(0, qi);
   const m = tr.matcher.match(ds.method, path);
   if (m.kind === 'not_found') {
-    ex.flags = 'NR';
+    ex.flags = flagOf('no_route');
     return writeError(ds, ex, tr, 404, status(5, `no REST binding for ${ds.method} ${path}`));
   }
   if (m.kind === 'method_not_allowed') {
-    ex.flags = 'MNA';
+    ex.flags = flagOf('method_not_allowed');
     return writeError(ds, ex, tr, 405, status(12, `${ds.method} is not allowed on ${path}`), { allow: m.allow.join(', ') });
   }
   const q = parseQuery(qi < 0 ? '' : ds.target.slice(qi + 1));
@@ -64,7 +65,7 @@ export function handleTranscode(t: TranscodeTarget): void {
 }
 
 function reject(t: TranscodeTarget, v: readonly Violation[]): void {
-  t.ex.flags = 'IA';
+  t.ex.flags = flagOf('invalid_argument');
   writeError(t.ds, t.ex, t.tr, 400, badRequest(v));
 }
 
@@ -80,7 +81,7 @@ function readBody(t: TranscodeTarget, done: (buf: Buffer) => void): void {
     t.ex.bytes_in += c.length;
     if (size > max) {
       over = true;
-      t.ex.flags = 'RL';
+      t.ex.flags = flagOf('request_too_large');
       t.ds.noKeepAlive();
       writeError(t.ds, t.ex, t.tr, 413, status(8, `request body larger than ${max} bytes`));
       return;
@@ -149,12 +150,11 @@ function startCall(t: TranscodeTarget, b: Binding, out: Output): GrpcCall | unde
     onHeaders: (h) => out.onHeaders(h),
     onMessage: (bytes) => out.onMessage(bytes, call!),
     onEnd: (e) => {
-      if (e.local) t.ex.flags = 'UF';
-      else if (e.code === 4) t.ex.flags = 'UT';
+      if (e.local) t.ex.flags = flagOf('upstream_connect_failure');
+      else if (e.code === 4) t.ex.flags = flagOf('upstream_timeout');
       out.onEnd(e);
     },
-  });
-  t.ds.onClose(() => call!.cancel('client went away'));
+  }, t.scope);
   return call;
 }
 
@@ -188,7 +188,7 @@ function unaryOut(t: TranscodeTarget, b: Binding): Output {
     },
     onEnd(e) {
       if (tooLarge) {
-        t.ex.flags = 'RTL';
+        t.ex.flags = flagOf('response_too_large');
         return writeError(t.ds, t.ex, t.tr, 500, status(13, `response larger than ${t.tr.settings.maxResponseBytes} bytes`));
       }
       if (e.code !== 0 || reply === undefined) {

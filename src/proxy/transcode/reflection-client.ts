@@ -48,7 +48,7 @@ export async function fetchByReflection(
 class Unimplemented extends ReflectionError {}
 
 async function fetchOnce(ctx: ProxyContext, cluster: ClusterRuntime, path: string, services: readonly string[], timeoutMs: number): Promise<Uint8Array> {
-  const ep = cluster.pick();
+  const ep = cluster.pick({}).ep;
   if (!ep) throw new ReflectionError(`cluster ${cluster.name} has no endpoints`);
   const s = new ReflectionStream(ctx, cluster, ep, path, timeoutMs);
   try {

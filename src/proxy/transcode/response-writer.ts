@@ -2,7 +2,7 @@ import type { OutgoingHttpHeaders } from 'node:http2';
 import { toJson, toJsonString, type DescMessage, type Message } from '@bufbuild/protobuf';
 import type { Status } from '../../gen/google/rpc/status_pb.js';
 import type { Exchange } from '../exchange.js';
-import type { Downstream } from './downstream.js';
+import type { Downstream } from '../downstream/downstream.js';
 import type { Binding } from './http-rule.js';
 import { statusJson } from './status-body.js';
 import type { Transcoder, StreamFormatName } from './transcoder.js';

@@ -1,7 +1,10 @@
+import { flagOf } from '../../core/errors.js';
 import type { DescMethod } from '@bufbuild/protobuf';
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import type { ProxyContext } from '../context.js';
+import type { AbortScope } from '../../core/abort-scope.js';
+import type { AbortReason } from '../downstream/downstream.js';
 import type { Exchange } from '../exchange.js';
 import type { ClusterRuntime } from '../upstream/cluster.js';
 import type { EndpointAddress } from '../upstream/endpoint.js';
@@ -20,6 +23,8 @@ export interface RpcTarget {
   readonly authority: string;
   readonly clientAddress: string;
   readonly trustedHops: number;
+  /** The exchange's cancellation (client gone, deadlines): every upstream call honours it. */
+  readonly scope: AbortScope<AbortReason>;
 }
 
 /**
@@ -67,7 +72,8 @@ export function deadlineMs(routeMs: number, clientMs: number): number {
 /**
  * Starts one upstream gRPC call for `method`: path, authority, request id,
  * forwarding headers and grpc-timeout are set here; `md` holds the
- * dialect's metadata. A client that goes away cancels it (`onClose`).
+ * dialect's metadata. The exchange's scope cancels it when the client goes
+ * away and carries its deadline.
  */
 export function startRpc(
   t: RpcTarget,
@@ -91,40 +97,10 @@ export function startRpc(
     onHeaders: h.onHeaders,
     onMessage: h.onMessage,
     onEnd: (e) => {
-      if (e.local) t.ex.flags = 'UF';
-      else if (e.code === 4 && t.ex.flags === undefined) t.ex.flags = 'UT';
+      if (e.local) t.ex.flags = flagOf('upstream_connect_failure');
+      else if (e.code === 4 && t.ex.flags === undefined) t.ex.flags = flagOf('upstream_timeout');
       t.ex.grpc_status = String(e.code);
       h.onEnd(e);
     },
-  });
-}
-
-/** Splits a byte stream into 5-byte-prefixed envelopes (gRPC, gRPC-Web, Connect streaming). */
-export class EnvelopeReader {
-  private buf: Buffer = Buffer.alloc(0);
-  constructor(private readonly max: number) {}
-  /** Returns complete envelopes; throws when one is larger than the limit. */
-  push(c: Buffer): { flags: number; data: Buffer }[] {
-    this.buf = this.buf.length === 0 ? c : Buffer.concat([this.buf, c]);
-    const out: { flags: number; data: Buffer }[] = [];
-    while (this.buf.length >= 5) {
-      const len = this.buf.readUInt32BE(1);
-      if (len > this.max) throw new Error(`message larger than ${this.max} bytes`);
-      if (this.buf.length < 5 + len) break;
-      out.push({ flags: this.buf[0]!, data: this.buf.subarray(5, 5 + len) });
-      this.buf = this.buf.subarray(5 + len);
-    }
-    return out;
-  }
-  get pending(): boolean {
-    return this.buf.length > 0;
-  }
-}
-
-export function envelope(flags: number, data: Uint8Array): Buffer {
-  const b = Buffer.allocUnsafe(5 + data.length);
-  b[0] = flags;
-  b.writeUInt32BE(data.length, 1);
-  b.set(data, 5);
-  return b;
+  }, t.scope);
 }

@@ -2,6 +2,9 @@ import type { Cluster, ClusterLoadAssignment, Endpoint } from '../../gen/outrigg
 import { Cluster_DiscoveryType, Cluster_UpstreamProtocol } from '../../gen/outrigger/config/v1/cluster_pb.js';
 import { durationMs } from '../../core/duration.js';
 import { endpointKey, type EndpointAddress } from './endpoint.js';
+import { policyOf, type PolicyDeps } from './lb/policies.js';
+import type { HealthView, LbPolicy, PickInfo, Picked, Picker } from './lb/picker.js';
+import { roundRobin } from './lb/round-robin.js';
 
 export type UpstreamProtocol = 'downstream' | 'h1' | 'h2';
 
@@ -10,12 +13,15 @@ export const DEFAULT_MAX_IDLE_CONNECTIONS = 64;
 export const DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS = 60_000;
 
 /**
- * The runtime form of a Cluster for one config version: its endpoints and a
- * round-robin picker. Built once per snapshot; the only mutable part is the
- * round-robin cursor, which is harmless to share between requests.
+ * The runtime form of a Cluster for one config version: its endpoints, its
+ * load-balancing policy and the current picker that policy built from the
+ * endpoints and their health. A health change swaps in a new picker
+ * (`setHealth`); a new endpoint set is a new config version, hence a new
+ * ClusterRuntime.
  */
 export class ClusterRuntime {
-  private cursor = 0;
+  private picker: Picker;
+  private readonly policy: LbPolicy;
 
   constructor(
     readonly name: string,
@@ -32,9 +38,13 @@ export class ClusterRuntime {
      * default true; false for inbound pass-through, where Host is the pod's own name).
      */
     readonly useHostHeader = true,
-  ) {}
+    policy: LbPolicy = roundRobin,
+  ) {
+    this.policy = policy;
+    this.picker = policy.build(endpoints, undefined, this);
+  }
 
-  static build(c: Cluster, cla: ClusterLoadAssignment | undefined): ClusterRuntime {
+  static build(c: Cluster, cla: ClusterLoadAssignment | undefined, deps: PolicyDeps = {}): ClusterRuntime {
     const source: readonly Endpoint[] = c.type === Cluster_DiscoveryType.EDS ? (cla?.endpoints ?? []) : c.endpoints;
     const endpoints = source.map(toAddress);
     return new ClusterRuntime(
@@ -46,19 +56,22 @@ export class ClusterRuntime {
       durationMs(c.idleTimeout, DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS),
       c.type === Cluster_DiscoveryType.ORIGINAL_DST,
       c.originalDst?.useHostHeader ?? true,
+      policyOf(c, deps),
     );
   }
 
-  /**
-   * Next endpoint in round-robin order, or undefined when the cluster is empty
-   * (always for ORIGINAL_DST clusters: OriginalDestinations.pick chooses theirs).
-   */
-  pick(): EndpointAddress | undefined {
-    const n = this.endpoints.length;
-    if (n === 0) return undefined;
-    const i = this.cursor;
-    this.cursor = i + 1 >= n ? 0 : i + 1;
-    return this.endpoints[i];
+  get policyName(): string {
+    return this.policy.name;
+  }
+
+  /** Rebuilds the picker for new endpoint health (health checks, outlier ejection). */
+  setHealth(health: HealthView): void {
+    this.picker = this.policy.build(this.endpoints, health, this);
+  }
+
+  /** The endpoint for one request or connection, or the local error saying why there is none. */
+  pick(info: PickInfo): Picked {
+    return this.picker.pick(info);
   }
 
   /** Whether requests that arrived over `downstream` go upstream as HTTP/2. */

@@ -1,9 +1,10 @@
 import { networkInterfaces } from 'node:os';
 import type { Socket } from 'node:net';
 import type { Clock, Timer } from '../../core/clock.js';
-import type { LocalErrorCode } from '../../core/errors.js';
 import type { Logger } from '../../observability/logger.js';
 import type { ClusterRuntime } from './cluster.js';
+import type { OriginalDestinationResolver, OriginalDstCluster } from './lb/original-dst-policy.js';
+import type { PickInfo, Picked } from './lb/picker.js';
 import { endpointKey, type EndpointAddress } from './endpoint.js';
 import type { H1Pool } from './h1-pool.js';
 import type { H2Pool } from './h2-pool.js';
@@ -24,19 +25,9 @@ const INTERFACES_TTL_MS = 5000;
  */
 export const ORIGINAL_DST: unique symbol = Symbol('outrigger.originalDst');
 
-/** What a request or connection offers for choosing its endpoint. */
-export interface PickTarget {
-  /** The connection's original destination (redirected connections only). */
-  readonly originalDst?: Destination | undefined;
-  /** Host / :authority (HTTP and gRPC only). */
-  readonly authority?: string | undefined;
-  /** `http` or `https`: the default port of an authority without one. */
-  readonly scheme?: string | undefined;
-}
-
-export type Picked =
-  | { readonly ep: EndpointAddress; readonly code?: undefined; readonly detail?: undefined }
-  | { readonly ep?: undefined; readonly code: LocalErrorCode; readonly detail: string };
+/** What a request or connection offers for choosing its endpoint (lb/picker.ts). */
+export type PickTarget = PickInfo;
+export type { Picked } from './lb/picker.js';
 
 export interface OriginalDestinationsOptions {
   readonly clock: Clock;
@@ -67,7 +58,7 @@ export interface OriginalDestinationsOptions {
  *   ones idle longer than their cluster's idleTimeout, gracefully (requests in
  *   flight finish).
  */
-export class OriginalDestinations {
+export class OriginalDestinations implements OriginalDestinationResolver {
   /** Destination key → last use; Map order is least recently used first. */
   private readonly live = new Map<string, { lastUsedMs: number; idleMs: number }>();
   /** Endpoint keys of configured clusters: their pools are not ours to close. */
@@ -99,10 +90,11 @@ export class OriginalDestinations {
    * target.
    */
   pick(cluster: ClusterRuntime, target: PickTarget): Picked {
-    if (!cluster.originalDst) {
-      const ep = cluster.pick();
-      return ep ? { ep } : { code: 'no_healthy_upstream', detail: cluster.name };
-    }
+    return cluster.originalDst ? this.resolve(cluster, target) : cluster.pick(target);
+  }
+
+  /** The ORIGINAL_DST choice (the picker of lb/original-dst-policy.ts calls this). */
+  resolve(cluster: OriginalDstCluster, target: PickTarget): Picked {
     let dest: { host: string; port: number } | undefined = target.originalDst;
     // The Host fallback is only for clusters that allow it: on an inbound
     // pass-through cluster the Host is the pod's own service name, and going

@@ -2,11 +2,11 @@ import { MethodOptions_IdempotencyLevel } from '@bufbuild/protobuf/wkt';
 import type { DescMethod } from '@bufbuild/protobuf';
 import type { OutgoingHttpHeaders } from 'node:http2';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { GrpcStatus } from '../../../core/errors.js';
-import { corsHeaders } from '../cors.js';
+import { GrpcStatus, flagOf } from '../../../core/errors.js';
 import type { TranscodeTarget } from '../handler.js';
 import type { CallEnd, GrpcCall } from '../grpc-call.js';
-import { callMetadata, deadlineMs, envelope, EnvelopeReader, passMetadata, startRpc } from '../rpc.js';
+import { callMetadata, deadlineMs, passMetadata, startRpc } from '../rpc.js';
+import { encodeFrame, FrameReader } from '../../grpc/framing.js';
 import { httpStatusOf } from '../status-body.js';
 import { codecFor, streamCodecOf, unaryCodecOf, type Codec } from './codec.js';
 import { connectErrorJson } from './errors.js';
@@ -56,7 +56,6 @@ function decodeWith(codec: Codec, method: DescMethod, b: Buffer): Uint8Array {
 export function handleConnectUnary(t: TranscodeTarget, method: DescMethod): void {
   const { ds, ex } = t;
   const base: OutgoingHttpHeaders = {};
-  corsHeaders(t.tr.settings, ds.headers, base);
   const fail = (code: number, message: string, o: { http?: number; details?: Uint8Array; headers?: OutgoingHttpHeaders; protocolError?: boolean } = {}): void => {
     ex.grpc_status = String(code);
     if (ds.closed || ds.headersSent) return;
@@ -67,7 +66,7 @@ export function handleConnectUnary(t: TranscodeTarget, method: DescMethod): void
     ds.end(body);
   };
   const failWith = (err: unknown): void => {
-    ex.flags ??= 'BR';
+    ex.flags ??= flagOf('bad_request');
     if (err instanceof ConnectFailure) fail(err.code, err.message, { http: err.http });
     else fail(GrpcStatus.INTERNAL, (err as Error).message);
   };
@@ -119,7 +118,6 @@ export function handleConnectUnary(t: TranscodeTarget, method: DescMethod): void
         ds.end(body);
       },
     });
-    ds.onClose(() => call.cancel('client went away'));
     call.send(req);
     call.halfClose();
   };
@@ -171,7 +169,7 @@ export function handleConnectUnary(t: TranscodeTarget, method: DescMethod): void
     if (size > max) {
       over = true;
       ds.noKeepAlive();
-      ex.flags = 'RL';
+      ex.flags = flagOf('request_too_large');
       return fail(GrpcStatus.RESOURCE_EXHAUSTED, `request body larger than ${max} bytes`);
     }
     chunks.push(c);
@@ -198,7 +196,6 @@ export function handleConnectStream(t: TranscodeTarget, method: DescMethod): voi
   const { ds, ex } = t;
   const codecName = streamCodecOf(String(ds.headers['content-type'] ?? ''));
   const base: OutgoingHttpHeaders = {};
-  corsHeaders(t.tr.settings, ds.headers, base);
   if (!codecName) {
     ds.body.resume();
     ex.status = 415;
@@ -228,7 +225,7 @@ export function handleConnectStream(t: TranscodeTarget, method: DescMethod): voi
     const end: Record<string, unknown> = {};
     if (code !== 0) end['error'] = connectErrorJson(code, message, details, t.tr.pool.json);
     if (trailers.length > 0) end['metadata'] = Object.fromEntries(trailers);
-    const f = envelope(0x02, Buffer.from(JSON.stringify(end)));
+    const f = encodeFrame(0x02, Buffer.from(JSON.stringify(end)));
     ex.bytes_out += f.length;
     ds.end(f);
   };
@@ -239,7 +236,7 @@ export function handleConnectStream(t: TranscodeTarget, method: DescMethod): voi
     timeoutMs = deadlineMs(t.routeTimeoutMs, clientTimeoutMs(ds.headers['connect-timeout-ms']));
   } catch (err) {
     ds.body.resume();
-    ex.flags = 'BR';
+    ex.flags = flagOf('bad_request');
     const f = err as ConnectFailure;
     return endStream(f.code, f.message, undefined, []);
   }
@@ -269,7 +266,7 @@ export function handleConnectStream(t: TranscodeTarget, method: DescMethod): voi
         out = gzipSync(out);
         flags = 0x01;
       }
-      const f = envelope(flags, out);
+      const f = encodeFrame(flags, out);
       ex.bytes_out += f.length;
       return ds.write(f);
     },
@@ -282,15 +279,14 @@ export function handleConnectStream(t: TranscodeTarget, method: DescMethod): voi
       endStream(e.code, e.message, e.details, callMetadata(e.trailers));
     },
   });
-  ds.onClose(() => call!.cancel('client went away'));
 
-  const reader = new EnvelopeReader(max);
+  const reader = new FrameReader(max);
   let failed = false;
   const fail = (f: ConnectFailure): void => {
     if (failed) return;
     failed = true;
     ds.noKeepAlive();
-    ex.flags = 'BR';
+    ex.flags = flagOf('bad_request');
     call!.cancel(f.message);
     endStream(f.code, f.message, undefined, []);
   };

@@ -1,12 +1,12 @@
 import type { DescMethod } from '@bufbuild/protobuf';
 import type { OutgoingHttpHeaders } from 'node:http2';
 import { parseGrpcTimeout } from '../../../core/duration.js';
-import { GrpcStatus } from '../../../core/errors.js';
+import { GrpcStatus, flagOf } from '../../../core/errors.js';
 import { encodeGrpcMessage } from '../../headers.js';
-import { corsHeaders } from '../cors.js';
 import type { TranscodeTarget } from '../handler.js';
 import type { CallEnd, GrpcCall } from '../grpc-call.js';
-import { callMetadata, deadlineMs, envelope, EnvelopeReader, passMetadata, startRpc } from '../rpc.js';
+import { callMetadata, deadlineMs, passMetadata, startRpc } from '../rpc.js';
+import { encodeFrame, FrameReader } from '../../grpc/framing.js';
 import { Base64ChunkDecoder } from './base64.js';
 
 /**
@@ -24,7 +24,6 @@ export function handleGrpcWeb(t: TranscodeTarget, method: DescMethod | undefined
   const text = ct.startsWith('application/grpc-web-text');
   const respCt = text ? 'application/grpc-web-text+proto' : 'application/grpc-web+proto';
   const base: OutgoingHttpHeaders = { 'content-type': respCt };
-  corsHeaders(t.tr.settings, ds.headers, base);
   const encode = (b: Buffer): Buffer | string => (text ? b.toString('base64') : b);
   ex.status = 200;
 
@@ -35,7 +34,7 @@ export function handleGrpcWeb(t: TranscodeTarget, method: DescMethod | undefined
     ds.end();
   };
   if (!method) {
-    ex.flags = 'NR';
+    ex.flags = flagOf('no_route');
     ds.body.resume();
     return trailersOnly(GrpcStatus.UNIMPLEMENTED, `unknown method ${ds.target}`);
   }
@@ -64,7 +63,7 @@ export function handleGrpcWeb(t: TranscodeTarget, method: DescMethod | undefined
     onMessage(bytes) {
       if (ds.closed) return true;
       start();
-      const f = envelope(0, bytes);
+      const f = encodeFrame(0, bytes);
       ex.bytes_out += f.length;
       return ds.write(encode(f));
     },
@@ -87,18 +86,16 @@ export function handleGrpcWeb(t: TranscodeTarget, method: DescMethod | undefined
     },
   });
 
-  ds.onClose(() => call!.cancel('client went away'));
-
   function endWithTrailers(e: CallEnd): void {
     let block = `grpc-status: ${e.code}\r\ngrpc-message: ${encodeGrpcMessage(e.message)}\r\n`;
     if (e.details) block += `grpc-status-details-bin: ${Buffer.from(e.details).toString('base64')}\r\n`;
     for (const [k, vs] of callMetadata(e.trailers)) for (const v of vs) block += `${k}: ${v}\r\n`;
-    const f = envelope(0x80, Buffer.from(block, 'latin1'));
+    const f = encodeFrame(0x80, Buffer.from(block, 'latin1'));
     ex.bytes_out += f.length;
     ds.end(encode(f));
   }
 
-  const reader = new EnvelopeReader(t.tr.settings.maxRequestBytes);
+  const reader = new FrameReader(t.tr.settings.maxRequestBytes);
   const b64 = text ? new Base64ChunkDecoder() : undefined;
   let failed = false;
   const fail = (code: number, message: string): void => {
@@ -106,7 +103,7 @@ export function handleGrpcWeb(t: TranscodeTarget, method: DescMethod | undefined
     failed = true;
     ds.noKeepAlive();
     call!.cancel(message);
-    ex.flags = 'BR';
+    ex.flags = flagOf('bad_request');
     trailersOnly(code, message);
   };
   call.onDrain(() => ds.body.resume());

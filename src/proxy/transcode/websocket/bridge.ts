@@ -3,9 +3,8 @@ import type { IncomingMessage } from 'node:http';
 import type { OutgoingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import { GrpcStatus } from '../../../core/errors.js';
+import { GrpcStatus, flagOf } from '../../../core/errors.js';
 import { codecFor, type Codec } from '../connect/codec.js';
-import { originAllowed } from '../cors.js';
 import type { CallEnd, GrpcCall } from '../grpc-call.js';
 import { callMetadata, deadlineMs, passMetadata, startRpc, type RpcTarget } from '../rpc.js';
 import { statusFrom, statusJson } from '../status-body.js';
@@ -80,11 +79,6 @@ function refuse(socket: Socket, status: number, text: string, body: string): voi
 export function bridgeWebSocket(t: RpcTarget, method: DescMethod, req: IncomingMessage, socket: Socket, head: Buffer): void {
   const { ex, tr } = t;
   const s = tr.settings;
-  if (!originAllowed(s, req.headers)) {
-    ex.status = 403;
-    ex.flags = 'OR';
-    return refuse(socket, 403, 'Forbidden', `origin ${String(req.headers.origin)} is not allowed\n`);
-  }
   const offer = readOffer(req.headers['sec-websocket-protocol']);
   const md: OutgoingHttpHeaders = {};
   passMetadata(req.headers, md);
@@ -129,7 +123,7 @@ function run(t: RpcTarget, method: DescMethod, ws: WebSocket, codec: Codec, md: 
   };
   const reject = (message: string): void => {
     if (finished) return;
-    ex.flags = 'BR';
+    ex.flags = flagOf('bad_request');
     // The client hears why first; the cancel's own CANCELLED end is then ignored.
     finish(GrpcStatus.INVALID_ARGUMENT, message, undefined, []);
     call?.cancel(message);
@@ -207,7 +201,7 @@ function run(t: RpcTarget, method: DescMethod, ws: WebSocket, codec: Codec, md: 
       this.timer = ctx.clock.setTimer(tr.settings.wsPingMs, () => {
         if (ws.readyState !== ws.OPEN) return;
         if (!alive) {
-          ex.flags = 'PT';
+          ex.flags = flagOf('ping_timeout');
           finished = true;
           call?.cancel('client did not answer ping');
           ws.terminate();

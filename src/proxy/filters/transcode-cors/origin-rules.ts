@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
-import type { TranscodeSettings } from './transcoder.js';
+import type { TranscodeSettings } from '../../transcode/transcoder.js';
 
 /**
  * Browser origin rules shared by CORS (gRPC-Web, Connect) and the WebSocket

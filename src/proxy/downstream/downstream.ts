@@ -1,0 +1,123 @@
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
+import type { Readable } from 'node:stream';
+import { AbortScope } from '../../core/abort-scope.js';
+import type { LocalErrorCode } from '../../core/errors.js';
+import type { Exchange } from '../exchange.js';
+import type { Destination } from '../upstream/original-dst-addon.js';
+
+export type DownstreamKind = 'h1' | 'h2' | 'ws';
+
+/**
+ * The phases of an exchange's filter chain that run while the response is
+ * written (filters/filter-chain.ts implements it). Declared here, on the
+ * consumer's side, so a downstream does not depend on the filter machinery.
+ */
+export interface ExchangeFilters {
+  readonly isEmpty: boolean;
+  readonly hasRequestData: boolean;
+  readonly hasResponseHeaders: boolean;
+  readonly hasResponseData: boolean;
+  readonly hasTrailers: boolean;
+  requestData(ds: Downstream, chunk: Buffer): Buffer;
+  responseHeaders(ds: Downstream, status: number, headers: OutgoingHttpHeaders): void;
+  responseData(ds: Downstream, chunk: Buffer): Buffer;
+  trailers(ds: Downstream, trailers: OutgoingHttpHeaders): void;
+}
+
+/** Why an exchange ended early: the client went away, its gRPC deadline, the route timeout. */
+export type AbortReason = Extract<LocalErrorCode, 'downstream_reset' | 'deadline_exceeded' | 'upstream_timeout'>;
+
+/** Per-connection facts, captured once per connection by the listener. */
+export interface ConnectionInfo {
+  readonly clientAddress: string;
+  /** `http` or `https`: how the client reached us. */
+  readonly scheme: string;
+  /** Where the connection was going before iptables redirected it (ORIGINAL_DST clusters). */
+  readonly originalDst?: Destination | undefined;
+}
+
+/**
+ * The client side of one HTTP exchange, whatever protocol carried it: the
+ * one request type the codecs (HTTP/1.1, HTTP/2, WebSocket upgrade) produce
+ * and the pipeline, filters, forwarders and transcoder work on. Subclasses
+ * hold the protocol objects, which the protocol-specific forwarders reach
+ * directly for stream-level relaying.
+ *
+ * Every response goes out through `respond` / `respondEnd`, which is where the
+ * response-header filters of the exchange's chain run, so no writer (forwarder,
+ * transcoder dialect, local reply) can skip them.
+ */
+export abstract class Downstream {
+  /** Cancellation of this exchange (client gone ∪ gRPC deadline ∪ route timeout). */
+  readonly scope = new AbortScope<AbortReason>();
+  /** The filter chain of the matched route, set by the pipeline (undefined: none). */
+  chain: ExchangeFilters | undefined = undefined;
+  /** Set once our side ended the response (normally or with a local reply). */
+  responseEnded = false;
+  protected closedFlag = false;
+
+  constructor(
+    readonly kind: DownstreamKind,
+    /** The access-log record of this exchange. */
+    readonly ex: Exchange,
+    readonly conn: ConnectionInfo,
+    readonly method: string,
+    /** Raw request target: path and query, still percent-encoded. */
+    readonly target: string,
+    readonly authority: string,
+    readonly headers: IncomingHttpHeaders,
+    /** `application/grpc*` over HTTP/2: local replies are gRPC trailers-only answers. */
+    readonly grpc: boolean,
+  ) {}
+
+  abstract readonly body: Readable;
+  abstract get headersSent(): boolean;
+
+  /** The client is gone or the exchange is over. */
+  get closed(): boolean {
+    return this.closedFlag;
+  }
+
+  /**
+   * Sends the response head. `trailers`: trailers will follow (`end(…, trailers)`).
+   * `headers` may be modified (response filters, framing headers).
+   */
+  respond(status: number, headers: OutgoingHttpHeaders, trailers = false, statusMessage?: string): void {
+    if (this.chain !== undefined && this.chain.hasResponseHeaders) this.chain.responseHeaders(this, status, headers);
+    this.writeHead(status, headers, trailers, statusMessage);
+  }
+
+  /** A response that is its head alone (HTTP/2: HEADERS with END_STREAM, e.g. gRPC trailers-only). */
+  respondEnd(status: number, headers: OutgoingHttpHeaders): void {
+    if (this.chain !== undefined && this.chain.hasResponseHeaders) this.chain.responseHeaders(this, status, headers);
+    this.responseEnded = true;
+    this.writeHeadEnd(status, headers);
+  }
+
+  protected abstract writeHead(status: number, headers: OutgoingHttpHeaders, trailers: boolean, statusMessage: string | undefined): void;
+  protected abstract writeHeadEnd(status: number, headers: OutgoingHttpHeaders): void;
+
+  abstract write(chunk: string | Buffer): boolean;
+  abstract onDrain(fn: () => void): void;
+  /** Ends the response; `trailers` only when `respond(…, true)` announced them. */
+  abstract end(chunk?: string | Buffer, trailers?: OutgoingHttpHeaders): void;
+  /**
+   * Cuts the response off (after its head was sent: the client must not take
+   * it as complete). `h2Code`: the RST_STREAM code on HTTP/2 (default CANCEL).
+   */
+  abstract destroy(h2Code?: number): void;
+  abstract onClose(fn: () => void): void;
+  /** The request body will not be read to its end: do not reuse the connection (HTTP/1.1). */
+  noKeepAlive(): void {}
+
+  /**
+   * Called by the codec when the client side closed: a response we had not
+   * ended aborts the exchange (forwarders and calls listening on `scope`
+   * cancel upstream); otherwise the scope is disposed (its deadline dropped).
+   */
+  closedByClient(): void {
+    this.closedFlag = true;
+    if (this.responseEnded) this.scope.dispose();
+    else this.scope.abort('downstream_reset');
+  }
+}

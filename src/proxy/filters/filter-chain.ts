@@ -1,0 +1,156 @@
+import type { OutgoingHttpHeaders } from 'node:http2';
+import type { AbortReason, Downstream, ExchangeFilters } from '../downstream/downstream.js';
+import type { FilterFactory, FilterVerdict, HttpFilter } from './filter.js';
+
+/** One entry of a listener's filter list: a registered filter's name and its config. */
+export interface FilterEntry {
+  readonly name: string;
+  readonly config: unknown;
+}
+
+/**
+ * A route's override of one listener filter: another config, or `disabled`
+ * (the route skips the filter), as Envoy's typed_per_filter_config does.
+ */
+export type FilterOverride = { readonly config: unknown } | { readonly disabled: true };
+
+/**
+ * The compiled filters of one route on one listener, in order. Request phases
+ * run first-to-last, response phases last-to-first, so the first filter
+ * listed is the outermost (it sees the request first and the response last),
+ * as in Envoy's HTTP connection manager.
+ *
+ * Built once per config version; per-phase arrays and flags are computed
+ * here so that an exchange checks one boolean for a phase nobody uses.
+ */
+export class FilterChain implements ExchangeFilters {
+  static readonly EMPTY = new FilterChain([]);
+
+  readonly hasRequestHeaders: boolean;
+  readonly hasRequestData: boolean;
+  readonly hasResponseHeaders: boolean;
+  readonly hasResponseData: boolean;
+  readonly hasTrailers: boolean;
+  private readonly reqHeaders: HttpFilter[];
+  private readonly reqData: HttpFilter[];
+  private readonly respHeaders: HttpFilter[];
+  private readonly respData: HttpFilter[];
+  private readonly respTrailers: HttpFilter[];
+
+  constructor(readonly filters: readonly HttpFilter[]) {
+    this.reqHeaders = filters.filter((f) => f.onRequestHeaders);
+    this.reqData = filters.filter((f) => f.onRequestData);
+    this.respHeaders = filters.filter((f) => f.onResponseHeaders).reverse();
+    this.respData = filters.filter((f) => f.onResponseData).reverse();
+    this.respTrailers = filters.filter((f) => f.onResponseTrailers).reverse();
+    this.hasRequestHeaders = this.reqHeaders.length > 0;
+    this.hasRequestData = this.reqData.length > 0;
+    this.hasResponseHeaders = this.respHeaders.length > 0;
+    this.hasResponseData = this.respData.length > 0;
+    this.hasTrailers = this.respTrailers.length > 0;
+  }
+
+  get isEmpty(): boolean {
+    return this.filters.length === 0;
+  }
+
+  /**
+   * Runs the request-header phase and calls `done` with the first stopping
+   * verdict (or undefined). Synchronous filters run without a promise or a
+   * microtask; an async one suspends the chain, which resumes only if the
+   * exchange is still open (a client gone or a deadline passed meanwhile ends
+   * it without calling `done`; `onAbort` hears of it, since nobody else is
+   * answering the client while the chain waits).
+   */
+  runRequestHeaders(ds: Downstream, done: (v: FilterVerdict) => void, from = 0, onAbort?: (ds: Downstream, reason: AbortReason) => void): void {
+    const fs = this.reqHeaders;
+    for (let i = from; i < fs.length; i++) {
+      let v: FilterVerdict | Promise<FilterVerdict>;
+      try {
+        v = fs[i]!.onRequestHeaders!(ds);
+      } catch (err) {
+        return done(filterFailed(fs[i]!, err));
+      }
+      if (v === undefined) continue;
+      if (isPromise(v)) {
+        let waiting = true;
+        if (onAbort) ds.scope.onAbort((reason) => waiting && onAbort(ds, reason));
+        v.then(
+          (r) => {
+            waiting = false;
+            if (!ds.scope.open) return;
+            if (r !== undefined) done(r);
+            else this.runRequestHeaders(ds, done, i + 1, onAbort);
+          },
+          (err: unknown) => {
+            waiting = false;
+            if (ds.scope.open) done(filterFailed(fs[i]!, err));
+          },
+        );
+        return;
+      }
+      return done(v);
+    }
+    done(undefined);
+  }
+
+  requestData(ds: Downstream, chunk: Buffer): Buffer {
+    for (const f of this.reqData) chunk = f.onRequestData!(ds, chunk);
+    return chunk;
+  }
+
+  responseHeaders(ds: Downstream, status: number, headers: OutgoingHttpHeaders): void {
+    for (const f of this.respHeaders) f.onResponseHeaders!(ds, status, headers);
+  }
+
+  responseData(ds: Downstream, chunk: Buffer): Buffer {
+    for (const f of this.respData) chunk = f.onResponseData!(ds, chunk);
+    return chunk;
+  }
+
+  trailers(ds: Downstream, trailers: OutgoingHttpHeaders): void {
+    for (const f of this.respTrailers) f.onResponseTrailers!(ds, trailers);
+  }
+}
+
+/** Filter factories by name, built once by the composition root. */
+export class FilterRegistry {
+  private readonly factories = new Map<string, FilterFactory>();
+
+  constructor(factories: readonly FilterFactory[] = []) {
+    for (const f of factories) this.register(f);
+  }
+
+  register(f: FilterFactory): void {
+    if (this.factories.has(f.name)) throw new Error(`filter "${f.name}" is registered twice`);
+    this.factories.set(f.name, f);
+  }
+
+  /**
+   * Compiles a listener's entries with one route's overrides, then appends
+   * the route's own filters (those its action implies, such as the
+   * transcoder's CORS rules). Unknown names and bad configs throw.
+   */
+  compile(entries: readonly FilterEntry[], overrides: ReadonlyMap<string, FilterOverride> | undefined, routeFilters: readonly HttpFilter[] = []): FilterChain {
+    if (entries.length === 0 && routeFilters.length === 0) return FilterChain.EMPTY;
+    const out: HttpFilter[] = [];
+    for (const e of entries) {
+      const factory = this.factories.get(e.name);
+      if (!factory) throw new Error(`unknown filter "${e.name}"`);
+      const o = overrides?.get(e.name);
+      if (o && 'disabled' in o) continue;
+      out.push(factory.compile(o ? o.config : e.config));
+    }
+    out.push(...routeFilters);
+    return out.length === 0 ? FilterChain.EMPTY : new FilterChain(out);
+  }
+}
+
+/** A filter that throws fails closed: the request is refused, never let through unchecked. */
+function filterFailed(f: HttpFilter, err: unknown): FilterVerdict {
+  return { code: 'filter_error', detail: `${f.name}: ${err instanceof Error ? err.message : String(err)}` };
+}
+
+function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
+  return typeof (v as { then?: unknown }).then === 'function';
+}

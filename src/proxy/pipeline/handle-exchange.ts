@@ -1,0 +1,159 @@
+import { parseGrpcTimeout } from '../../core/duration.js';
+import type { ProxyContext } from '../context.js';
+import type { AbortReason, Downstream } from '../downstream/downstream.js';
+import type { WsDownstream } from '../downstream/ws-downstream.js';
+import type { FilterVerdict } from '../filters/filter.js';
+import { forward } from '../forward/forward.js';
+import type { ListenerView } from '../listener-view.js';
+import { localReply, sendReply } from '../local-reply.js';
+import type { RouteActionCompiled, RouteMatchResult } from '../router/types.js';
+import { classifyTranscoded, serveTranscoded, type ServedDialect } from '../transcode/dispatch.js';
+import type { Transcoder } from '../transcode/transcoder.js';
+import { bridgeMethodOf, bridgeWebSocket } from '../transcode/websocket/bridge.js';
+import { rewritePath } from './rewrite.js';
+
+type ClusterAction = Extract<RouteActionCompiled, { kind: 'cluster' }>;
+
+/**
+ * The one request path. Every codec (HTTP/1.1, HTTP/2 and gRPC, WebSocket
+ * upgrades) turns what arrived into a Downstream and calls this; the stages
+ * run in this order, and the order is the design:
+ *
+ * 1. **Route** (listener route table; no match → the OpenAPI document of a
+ *    transcoding route on GET, else `no_route`). First, because everything
+ *    after depends on the route: its filter chain, timeout, cluster, whether
+ *    it transcodes.
+ * 2. **Deadline**: the route timeout and the client's `grpc-timeout`, the
+ *    shorter, armed on the exchange's scope before any filter runs, so an
+ *    async filter (a JWKS fetch, a Redis call) spends the client's budget
+ *    rather than extending it. Transcoding dialects arm theirs (Connect's
+ *    `connect-timeout-ms`…) on the same scope in step 5.
+ * 3. **Filter chain**, request phase (authn → authz → rate limit → … as
+ *    listed; may answer locally). Before the pick, so a refused request costs
+ *    no endpoint choice and no upstream connection, and after routing, so
+ *    direct responses are protected like proxied ones.
+ * 4. **Direct response** or **pick**: the cluster's picker (its LB policy)
+ *    chooses the endpoint.
+ * 5. **Terminal**: the transcoder (REST, gRPC-Web, Connect, the WebSocket
+ *    bridge) or a forwarder chosen by downstream protocol × upstream protocol.
+ * 6. **Response filters** run inside `Downstream.respond`, which every writer
+ *    of a response goes through (forwarders, dialects, local replies).
+ * 7. **Log**: the codec finishes the Exchange (access-log line, metrics) when
+ *    the client side closes.
+ */
+export function handleExchange(ctx: ProxyContext, view: ListenerView, ds: Downstream): void {
+  const settings = view.settings;
+  const ex = ds.ex;
+  const target = ds.target;
+  const q = target.indexOf('?');
+  const path = q < 0 ? target : target.slice(0, q);
+  const match = settings.routes?.match({ host: ds.authority, method: ds.method, path, headers: ds.headers, isGrpc: ds.grpc });
+  if (!match) {
+    const doc = ds.kind !== 'ws' && !ds.grpc && (ds.method === 'GET' || ds.method === 'HEAD') ? settings.openapi?.get(path) : undefined;
+    if (!doc) return localReply(ds, 'no_route');
+    return sendReply(ds, 200, { 'content-type': 'application/json', 'content-length': doc.body.length, 'cache-control': 'no-cache', etag: doc.etag }, doc.body);
+  }
+  const route = match.route;
+  ex.route = route.name;
+  const action = route.action;
+  // Which terminal a transcoding route leads to is known now (pure); it labels
+  // the exchange before filters run, which may key on the dialect.
+  let tr: Transcoder | undefined;
+  let dialect: ServedDialect | undefined;
+  if (action.kind === 'cluster') {
+    armDeadline(ctx, ds, action);
+    tr = action.transcode && !ds.grpc ? view.state.transcoders.get(action.transcode) : undefined;
+    if (tr) {
+      if (ds.kind !== 'ws') dialect = classifyTranscoded(tr, ds);
+      else if (bridgeMethodOf(tr, target)) ex.protocol = 'websocket-bridge';
+    }
+  }
+  const chain = settings.chains.get(route) ?? settings.chain;
+  if (!chain.hasRequestHeaders) {
+    if (!chain.isEmpty) ds.chain = chain;
+    return afterFilters(ctx, view, ds, match, tr, dialect, undefined);
+  }
+  ds.chain = chain;
+  chain.runRequestHeaders(ds, (v) => afterFilters(ctx, view, ds, match, tr, dialect, v), 0, onTimeoutDuringFilters);
+}
+
+function afterFilters(
+  ctx: ProxyContext,
+  view: ListenerView,
+  ds: Downstream,
+  match: RouteMatchResult,
+  tr: Transcoder | undefined,
+  dialect: ServedDialect | undefined,
+  verdict: FilterVerdict,
+): void {
+  if (verdict !== undefined) return filterReply(ds, verdict);
+  if (!ds.scope.open) return; // the client left (or a deadline passed) while async filters ran
+  const ex = ds.ex;
+  const action = match.route.action;
+  if (action.kind === 'direct') return sendReply(ds, action.status, { 'content-type': 'text/plain; charset=utf-8' }, action.body);
+  ex.cluster = action.cluster;
+  const cluster = view.state.clusters.get(action.cluster);
+  if (!cluster) return localReply(ds, 'no_cluster', action.cluster);
+  const picked = cluster.pick({
+    originalDst: ds.conn.originalDst,
+    authority: ds.authority,
+    scheme: ds.conn.scheme,
+    headers: ds.headers,
+    clientAddress: ds.conn.clientAddress,
+  });
+  // A WebSocket refusal names the ORIGINAL_DST reason only (kept from before the pipeline existed).
+  if (!picked.ep) return localReply(ds, picked.code, ds.kind === 'ws' && !cluster.originalDst ? undefined : picked.detail);
+  ex.upstream = picked.ep.key;
+  const authority = action.hostRewrite || ds.authority;
+  const settings = view.settings;
+  if (tr) {
+    const t = { ctx, tr, ex, cluster, ep: picked.ep, routeTimeoutMs: action.timeoutMs, authority, clientAddress: ds.conn.clientAddress, trustedHops: settings.trustedHops, scope: ds.scope };
+    if (ds.kind === 'ws') {
+      const rpc = bridgeMethodOf(tr, ds.target);
+      if (rpc) {
+        const w = ds as WsDownstream;
+        return bridgeWebSocket(t, rpc, w.req, w.socket, w.head);
+      }
+    } else return serveTranscoded({ ...t, ds }, dialect!);
+  }
+  forward(ctx, ds, { cluster, ep: picked.ep, path: rewritePath(ds.target, match, action), authority, settings });
+}
+
+/**
+ * Step 2: the shorter of the route timeout and the client's grpc-timeout
+ * (HTTP/2 only). A gRPC caller, or any caller whose own deadline it is, is
+ * told DEADLINE_EXCEEDED (flag DE); a route timeout on plain HTTP is 504 (UT).
+ * WebSocket upgrades and transcoded dialects are not timed here (the bridge
+ * lives as long as the socket; dialects read their own deadline headers).
+ */
+function armDeadline(ctx: ProxyContext, ds: Downstream, action: ClusterAction): void {
+  if (ds.kind === 'ws' || (action.transcode && !ds.grpc)) return;
+  let ms = action.timeoutMs;
+  let fromClient = false;
+  if (ds.kind === 'h2') {
+    const gt = ds.headers['grpc-timeout'];
+    if (gt !== undefined) {
+      const c = parseGrpcTimeout(gt as string);
+      if (c >= 0 && (ms === 0 || c < ms)) {
+        ms = c;
+        fromClient = true;
+      }
+    }
+  }
+  if (ms > 0) ds.scope.deadline(ctx.clock, ms, fromClient || ds.grpc ? 'deadline_exceeded' : 'upstream_timeout');
+}
+
+/** A deadline that passes while an async filter works: nobody else is answering yet. */
+function onTimeoutDuringFilters(ds: Downstream, reason: AbortReason): void {
+  if (reason !== 'downstream_reset') localReply(ds, reason);
+}
+
+function filterReply(ds: Downstream, v: NonNullable<FilterVerdict>): void {
+  ds.scope.dispose();
+  if ('code' in v) return localReply(ds, v.code, v.detail);
+  if (v.flag !== undefined) ds.ex.flags = v.flag;
+  // The request body is not wanted: let it flow away rather than stall the connection.
+  if (ds.kind !== 'ws') ds.body.resume();
+  sendReply(ds, v.status, v.headers, v.body);
+}
+
