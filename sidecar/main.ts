@@ -22,6 +22,7 @@ import { H2Pool } from '../src/proxy/upstream/h2-pool.js';
 import type { ProxyContext } from '../src/proxy/context.js';
 import { OriginalDestinations } from '../src/proxy/upstream/original-dst.js';
 import { originalDstAddon, type AddonStatus } from '../src/proxy/upstream/original-dst-addon.js';
+import type { FilterConfigSource, FilterRegistry } from '../src/proxy/filters/filter-chain.js';
 
 export interface ControlPlaneOptions {
   /** HOST:PORT (h2c, or TLS when `tls` is given) or https://HOST:PORT */
@@ -65,6 +66,8 @@ export interface SidecarOptions {
   appProbes?: Record<string, AppProbeSpec>;
   /** The SO_ORIGINAL_DST addon; default: loaded from native/original-dst (tests pass a missing one). */
   originalDstAddon?: AddonStatus;
+  /** HTTP filter factories and where their entries come from (src/proxy/filters); default: none. */
+  filters?: { registry: FilterRegistry; config: FilterConfigSource };
 }
 
 export interface Sidecar {
@@ -119,6 +122,8 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     // The SO_ORIGINAL_DST addon is loaded once here; without it ORIGINAL_DST clusters degrade (docs/injector.md).
     originalDst: new OriginalDestinations({ clock, logger, h1, h2, addon: opts.originalDstAddon ?? originalDstAddon() }),
     lifecycle,
+    filters: opts.filters?.registry,
+    filterConfig: opts.filters?.config,
   };
   const listeners = new ListenerManager(ctx, opts.drainTimeoutMs);
   const store = new ConfigStore();

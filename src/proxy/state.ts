@@ -9,7 +9,7 @@ import type { DescriptorSources } from './transcode/descriptor-sources.js';
 import type { DescriptorPool } from './transcode/descriptors.js';
 import { Transcoder } from './transcode/transcoder.js';
 import { ListenerOpenApi } from './transcode/listener-openapi.js';
-import { FilterChain, FilterRegistry } from './filters/filter-chain.js';
+import { FilterChain, FilterRegistry, NO_FILTER_CONFIG, type FilterConfigSource, type FilterEntry } from './filters/filter-chain.js';
 import type { HttpFilter } from './filters/filter.js';
 import { transcodeCorsFilter } from './filters/transcode-cors/transcode-cors-filter.js';
 import type { CompiledRoute } from './router/types.js';
@@ -57,7 +57,9 @@ export interface ListenerSettings {
 /** Long-lived parts a state is compiled with (the composition root's registries). */
 export interface StateDeps extends PolicyDeps {
   /** Filter factories by name; default: none registered. */
-  readonly filters?: FilterRegistry;
+  readonly filters?: FilterRegistry | undefined;
+  /** Where listeners' filter entries and routes' overrides come from; default: none. */
+  readonly filterConfig?: FilterConfigSource | undefined;
 }
 
 /**
@@ -90,7 +92,15 @@ export function buildProxyState(snapshot: ConfigSnapshot, sources?: DescriptorSo
   for (const [name, l] of snapshot.listeners) {
     const limits = l.limits;
     const routes = l.routeConfig ? routeTables.get(l.routeConfig) : undefined;
-    const chains = compileChains(registry, routes, transcoders);
+    const filterConfig = deps.filterConfig ?? NO_FILTER_CONFIG;
+    const entries = filterConfig.entriesOf(l);
+    let chain: FilterChain;
+    try {
+      chain = registry.compile(entries, undefined);
+    } catch (err) {
+      throw new RouteCompileError(`Listener/${name}: filters`, (err as Error).message);
+    }
+    const chains = compileChains(registry, filterConfig, entries, routes, transcoders);
     const sensitive = new Set(ALWAYS_SENSITIVE);
     for (const h of l.accessLog?.sensitiveHeaders ?? []) sensitive.add(h.toLowerCase());
     listeners.set(name, {
@@ -111,7 +121,7 @@ export function buildProxyState(snapshot: ConfigSnapshot, sources?: DescriptorSo
       sensitiveHeaders: sensitive,
       openapi: ListenerOpenApi.build(l.routeConfig ? snapshot.routeConfigs.get(l.routeConfig) : undefined, transcoders),
       chains,
-      chain: LISTENER_CHAIN,
+      chain,
     });
   }
   const hasOriginalDst = [...clusters.values()].some((c) => c.originalDst);
@@ -119,22 +129,32 @@ export function buildProxyState(snapshot: ConfigSnapshot, sources?: DescriptorSo
 }
 
 const EMPTY_REGISTRY = new FilterRegistry();
-/** Listeners have no filter entries of their own in the config yet (the security and traffic filters add them). */
-const LISTENER_CHAIN = FilterChain.EMPTY;
 
 /**
- * Each route's chain: the listener's entries (none yet) with the route's
- * overrides (none yet), then the filters its action implies — a transcoding
- * route's browser-origin rules (`transcode.allowedOrigins`). Only routes whose
- * chain differs from the listener's are listed.
+ * Each route's chain: the listener's entries with the route's overrides, then
+ * the filters its action implies — a transcoding route's browser-origin rules
+ * (`transcode.allowedOrigins`). Only routes whose chain differs from the
+ * listener's are listed; a filter that does not compile rejects the version.
  */
-function compileChains(registry: FilterRegistry, routes: RouteTable | undefined, transcoders: ReadonlyMap<Transcode, Transcoder>): Map<CompiledRoute, FilterChain> {
+function compileChains(
+  registry: FilterRegistry,
+  source: FilterConfigSource,
+  entries: readonly FilterEntry[],
+  routes: RouteTable | undefined,
+  transcoders: ReadonlyMap<Transcode, Transcoder>,
+): Map<CompiledRoute, FilterChain> {
   const out = new Map<CompiledRoute, FilterChain>();
   for (const r of routes?.routes() ?? []) {
     const implied: HttpFilter[] = [];
     const tr = r.action.kind === 'cluster' && r.action.transcode ? transcoders.get(r.action.transcode) : undefined;
     if (tr) implied.push(transcodeCorsFilter(tr));
-    if (implied.length > 0) out.set(r, registry.compile([], undefined, implied));
+    const overrides = source.overridesOf(r);
+    if (implied.length === 0 && overrides === undefined) continue;
+    try {
+      out.set(r, registry.compile(entries, overrides, implied));
+    } catch (err) {
+      throw new RouteCompileError(`RouteConfiguration/${r.virtualHost}/${r.name}: filters`, (err as Error).message);
+    }
   }
   return out;
 }

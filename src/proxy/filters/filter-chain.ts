@@ -1,6 +1,8 @@
 import type { OutgoingHttpHeaders } from 'node:http2';
 import type { AbortReason, Downstream, ExchangeFilters } from '../downstream/downstream.js';
 import type { FilterFactory, FilterVerdict, HttpFilter } from './filter.js';
+import type { Listener } from '../../gen/outrigger/config/v1/listener_pb.js';
+import type { CompiledRoute } from '../router/types.js';
 
 /** One entry of a listener's filter list: a registered filter's name and its config. */
 export interface FilterEntry {
@@ -112,6 +114,21 @@ export class FilterChain implements ExchangeFilters {
     for (const f of this.respTrailers) f.onResponseTrailers!(ds, trailers);
   }
 }
+
+/**
+ * Where a config version's filter entries come from. Listeners and routes
+ * have no filter fields in the config yet (the security and traffic filter
+ * issues add them, and then the default source reads them); the composition
+ * root, tests and embedders can supply entries now.
+ */
+export interface FilterConfigSource {
+  /** A listener's filter entries, in order (first is outermost). */
+  entriesOf(listener: Listener): readonly FilterEntry[];
+  /** A route's overrides by filter name (undefined: none). */
+  overridesOf(route: CompiledRoute): ReadonlyMap<string, FilterOverride> | undefined;
+}
+
+export const NO_FILTER_CONFIG: FilterConfigSource = { entriesOf: () => [], overridesOf: () => undefined };
 
 /** Filter factories by name, built once by the composition root. */
 export class FilterRegistry {
