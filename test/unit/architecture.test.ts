@@ -20,7 +20,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const KNOWN_FOLDER_LOOPS_BEING_REMOVED: readonly (readonly [string, string])[] = [
   // codec/h1-request.ts → transcode/downstream.ts, and transcode/grpc-call.ts → codec/h2-reset.ts.
   ['src/proxy/codec', 'src/proxy/transcode'],
-  // proxy/state.ts → transcode/descriptor-sources.ts → proxy/context.ts.
+  // proxy/state.ts → transcode/descriptor-sources.ts → proxy/context.ts (found by this check; src/proxy/ is the redesign's to change).
   ['src/proxy', 'src/proxy/transcode'],
 ];
 
