@@ -1,5 +1,6 @@
 import { createPatch, type Operation } from 'rfc6902';
 import { rewriteAppProbes, type AppProbe } from './app-probes.js';
+import { isCidr } from './cidr.js';
 import { LOG_LEVELS, LOG_LEVELS_TEXT, isQuantity, quantityValue, supportsNativeSidecars, type MeshConfig } from './mesh-config.js';
 import {
   ANNOTATIONS,
@@ -262,17 +263,6 @@ function ports(a: Record<string, string>, key: string, warnings: string[]): numb
     else warnings.push(`${key}: ignored ${JSON.stringify(s)} (not a port)`);
   }
   return out;
-}
-
-const CIDR4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/;
-const CIDR6 = /^[0-9a-fA-F:]+\/(\d{1,3})$/;
-
-/** Checks "a.b.c.d/n" and IPv6 "x::/n"; `*` only where allowed (include ranges). */
-export function isCidr(s: string): boolean {
-  const m4 = CIDR4.exec(s);
-  if (m4) return m4.slice(1, 5).every((o) => Number(o) <= 255) && Number(m4[5]) <= 32;
-  const m6 = CIDR6.exec(s);
-  return m6 !== null && s.includes(':') && Number(m6[1]) <= 128;
 }
 
 function cidrs(a: Record<string, string>, key: string, warnings: string[], allowStar = false): string[] {

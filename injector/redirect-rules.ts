@@ -1,4 +1,4 @@
-import { isCidr } from './inject.js';
+import { isCidr } from './cidr.js';
 import { PORTS } from './pod-types.js';
 
 /** Input of `outrigger redirect`; the init container's args, parsed. */

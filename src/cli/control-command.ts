@@ -3,9 +3,9 @@ import { systemClock } from '../core/clock.js';
 import { parseDurationFlag } from '../core/duration.js';
 import { createLogger } from '../observability/logger.js';
 import { startControlServer } from '../control/server/control-server.js';
-import { openStore } from '../control/store/state-store.js';
+import { openStore } from '../control/store/open-store.js';
 import { parseFlags, UsageError } from './flags.js';
-import type { Command } from './main.js';
+import type { Command } from './command.js';
 
 const USAGE = `usage: outrigger control --store file:DIR|redis://HOST:PORT [--port 15010] [--metrics-port 15014]
        [--token-file FILE] [--tls-cert F --tls-key F [--client-ca F]] [--no-auth] [--replica-id ID] [--status-ttl 15s]

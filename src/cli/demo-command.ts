@@ -3,7 +3,7 @@ import { startSidecar } from '../../sidecar/main.js';
 import { startBookstore } from '../../examples/bookstore/server.js';
 import { createLogger } from '../observability/logger.js';
 import { parseFlags } from './flags.js';
-import type { Command } from './main.js';
+import type { Command } from './command.js';
 
 const DEMO_CONFIG = 'examples/demo/sidecar.yaml';
 

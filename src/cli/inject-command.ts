@@ -4,7 +4,7 @@ import { parseAllDocuments, stringify } from 'yaml';
 import { defaultMeshConfig, parseMeshConfig, type MeshConfig } from '../../injector/mesh-config.js';
 import { injectManifest, type ManifestObject, type ManifestResult } from '../../injector/workloads.js';
 import { parseFlags, UsageError } from './flags.js';
-import type { Command } from './main.js';
+import type { Command } from './command.js';
 
 const USAGE = `usage: outrigger inject -f FILE|- [--diff] [-o FILE] [--mesh-config FILE] [--kubernetes-version V]
 

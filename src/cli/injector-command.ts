@@ -6,7 +6,7 @@ import { defaultMeshConfig, parseMeshConfig, type MeshConfig } from '../../injec
 import { detectKubernetesVersion } from '../../injector/kube-version.js';
 import { WebhookServer } from '../../injector/webhook-server.js';
 import { parseFlags, UsageError } from './flags.js';
-import type { Command } from './main.js';
+import type { Command } from './command.js';
 
 const USAGE = `usage: outrigger injector --tls-cert FILE --tls-key FILE [--port 15017] [--mesh-config FILE]
 

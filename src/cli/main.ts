@@ -1,3 +1,4 @@
+import type { Command } from './command.js';
 import { UsageError } from './flags.js';
 
 /**
@@ -5,11 +6,6 @@ import { UsageError } from './flags.js';
  * Each subcommand lives in its own module and is loaded only when used, so
  * `outrigger validate` does not pay for the proxy's imports.
  */
-export interface Command {
-  summary: string;
-  run(args: string[]): Promise<number>;
-}
-
 const COMMANDS: Record<string, () => Promise<Command>> = {
   sidecar: async () => (await import('./sidecar-command.js')).sidecarCommand,
   validate: async () => (await import('./validate-command.js')).validateCommand,

@@ -7,7 +7,7 @@ import { TypeStatus_State } from '../gen/outrigger/control/v1/operator_pb.js';
 import { timestampMs } from '@bufbuild/protobuf/wkt';
 import { TARGET_OPTIONS, TARGET_USAGE, reportError } from './control-flags.js';
 import { parseFlags, UsageError } from './flags.js';
-import type { Command } from './main.js';
+import type { Command } from './command.js';
 
 type Opts = NonNullable<ParseArgsConfig['options']>;
 

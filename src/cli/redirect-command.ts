@@ -13,7 +13,7 @@ import {
   type RedirectOptions,
 } from '../../injector/redirect-rules.js';
 import { parseFlags, UsageError } from './flags.js';
-import type { Command } from './main.js';
+import type { Command } from './command.js';
 
 const USAGE = `usage: outrigger redirect [--proxy-uid 1337] [--outbound-port 15001] [--inbound-port 15006]
                          [--inbound-ports APP=LISTENER,...] [--include-inbound-ports '*'|P,...]

@@ -3,7 +3,7 @@ import { parseDurationFlag } from '../core/duration.js';
 import { startSidecar } from '../../sidecar/main.js';
 import { readNodeLabels } from '../control/client/node-labels.js';
 import { parseFlags, UsageError } from './flags.js';
-import type { Command } from './main.js';
+import type { Command } from './command.js';
 
 const USAGE = `usage: outrigger sidecar [--config FILE|DIR] [--control-plane HOST:PORT --node-id ID [--node-cluster C]
        [--node-labels-file FILE] [--control-plane-ca FILE]] [--admin-port 15000] [--drain-timeout 5s] [--state-dir DIR]

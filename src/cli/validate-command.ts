@@ -1,7 +1,7 @@
 import { loadConfig } from '../config/loader.js';
 import { formatConfigError, type ConfigSnapshot } from '../config/snapshot.js';
 import { parseFlags, UsageError } from './flags.js';
-import type { Command } from './main.js';
+import type { Command } from './command.js';
 import { operatorClient, resolveTarget, type TargetFlags } from '../control/client/operator-client.js';
 import { readDocumentValues } from './operator-commands.js';
 import { reportError } from './control-flags.js';

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import { parseDurationFlag } from '../core/duration.js';
 import { parseFlags } from './flags.js';
-import type { Command } from './main.js';
+import type { Command } from './command.js';
 
 const USAGE = `usage: outrigger wait-ready [--url http://127.0.0.1:15000/ready] [--timeout 5m] [--interval 200ms]
 

@@ -2,8 +2,8 @@ import { expect } from 'chai';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { JsonObject } from '../../src/config/snapshot.js';
-import type { StoreState } from '../../src/control/server/resource-state.js';
 import { FileStateStore } from '../../src/control/store/file-store.js';
+import type { StoreState } from '../../src/control/store/store-state.js';
 import { cluster, type Doc } from '../support/config-docs.js';
 import { client, removeDir, spawnControlPlane, tempDir, writeToken } from '../support/control-harness.js';
 

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { EMPTY_STATE, type StoreState } from '../../src/control/server/resource-state.js';
 import { RedisStateStore } from '../../src/control/store/redis-store.js';
+import { EMPTY_STATE, type StoreState } from '../../src/control/store/store-state.js';
 import { removeDir, tempDir } from '../support/control-harness.js';
 import { RedisServer } from '../support/redis-server.js';
 

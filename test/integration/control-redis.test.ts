@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import type { JsonObject } from '../../src/config/snapshot.js';
-import { applyDocuments, type StoreState } from '../../src/control/server/resource-state.js';
+import { applyDocuments } from '../../src/control/server/resource-state.js';
+import type { StoreState } from '../../src/control/store/store-state.js';
 import { RedisStateStore, REDIS_KEYS } from '../../src/control/store/redis-store.js';
 import { startH1Echo, type Started } from '../support/backends.js';
 import { cluster, listener, prefixRoute, routes, type Doc } from '../support/config-docs.js';

@@ -5,6 +5,7 @@ import { formatConfigError, type ConfigError } from '../../config/snapshot.js';
 import type { ValidateOptions } from '../../config/validate.js';
 import type { Logger } from '../../observability/logger.js';
 import type { StateStore } from '../store/state-store.js';
+import type { StoreState } from '../store/store-state.js';
 import { ControlMetrics } from './control-metrics.js';
 import { NodeViewCache, type NodeView } from './node-view.js';
 import {
@@ -14,7 +15,6 @@ import {
   rollbackResource,
   type Change,
   type Failure,
-  type StoreState,
 } from './resource-state.js';
 import type { HostedStream, StreamHost, StreamTypeStatus } from './stream-host.js';
 

@@ -3,7 +3,8 @@ import { buildSnapshot } from '../../config/loader.js';
 import type { ConfigError } from '../../config/snapshot.js';
 import type { ValidateOptions } from '../../config/validate.js';
 import { TYPE_ORDER, toWire, versionOfSet, type WireResource } from '../protocol.js';
-import { plainDocs, type StoreState } from './resource-state.js';
+import type { StoreState } from '../store/store-state.js';
+import { plainDocs } from './resource-state.js';
 import { selects, type NodeIdentity } from './selector.js';
 
 /**

@@ -15,7 +15,8 @@ import { authenticate, type AuthOptions } from './auth.js';
 import { errorsText, type ControlPlane, type Outcome } from './control-plane.js';
 import { redact } from '../../config/redact.js';
 import type { StatusBoard } from './status-board.js';
-import { findEntry, keyOf, type StoredEntry } from './resource-state.js';
+import type { StoredEntry } from '../store/store-state.js';
+import { findEntry, keyOf } from './resource-state.js';
 
 function stored(e: StoredEntry): StoredResource {
   return create(StoredResourceSchema, { document: redact(e.doc as unknown as JsonObject), version: e.version });

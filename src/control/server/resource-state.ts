@@ -2,44 +2,11 @@ import { toRawDocuments, type RawDocument } from '../../config/documents.js';
 import { decodeDocument, type DecodedResource } from '../../config/decode.js';
 import { KINDS, isKind, type Kind } from '../../config/kinds.js';
 import { buildSnapshot, canonicalJson, normalise } from '../../config/loader.js';
-import type { ConfigError, ConfigSnapshot, JsonValue, ResourceDocument } from '../../config/snapshot.js';
+import type { ConfigError, ConfigSnapshot, JsonValue } from '../../config/snapshot.js';
 import type { ValidateOptions } from '../../config/validate.js';
 import { REDACTED, unredact } from '../../config/redact.js';
-import { splitSelector, type Selector } from './selector.js';
-
-/** A stored resource: its normalised document (selector included) and the revision that last changed it. */
-export interface StoredEntry {
-  readonly doc: ResourceDocument & { metadata: { selector?: Selector } };
-  readonly version: string;
-}
-
-export type Action = 'APPLY' | 'DELETE' | 'ROLLBACK';
-
-export interface HistoryEntry {
-  readonly revision: number;
-  readonly kind: Kind;
-  readonly name: string;
-  readonly action: Action;
-  readonly who: string;
-  readonly atMs: number;
-  /** Absent for a deletion. */
-  readonly doc?: StoredEntry['doc'];
-}
-
-/**
- * Everything the control plane stores, as one immutable value: the store
- * writes it whole (file: one atomic rename; redis: one key in a
- * transaction), so a reader sees a revision entirely or not at all.
- */
-export interface StoreState {
-  readonly revision: number;
-  readonly resources: readonly StoredEntry[];
-  readonly history: readonly HistoryEntry[];
-  /** Wall-clock time of the last change (push latency starts here). */
-  readonly changedAtMs: number;
-}
-
-export const EMPTY_STATE: StoreState = { revision: 0, resources: [], history: [], changedAtMs: 0 };
+import type { Action, Selector, StoredEntry, StoreState } from '../store/store-state.js';
+import { splitSelector } from './selector.js';
 
 export type Failure = { ok: false; code: 'invalid' | 'conflict' | 'not_found'; errors: ConfigError[] };
 export type Change = { ok: true; state: StoreState; changed: StoredEntry[]; unchanged: string[]; removed: string[] };

@@ -1,19 +1,11 @@
 import type { ConfigError, JsonObject } from '../../config/snapshot.js';
+import type { Selector } from '../store/store-state.js';
 
-/**
- * Which sidecars a resource reaches: `metadata.selector` of a document, every
- * given field must match (AND). A resource without a selector reaches all.
- *
- *   selector:
- *     nodeId: "web-*"        # glob: * any run, ? one character
- *     nodeCluster: web
- *     labels: { app: web }   # every pair must be among the node's labels
+/*
+ * Which sidecars a resource reaches: every field given in its stored
+ * `metadata.selector` (the Selector of store-state.ts) must match the node
+ * (AND). A resource without a selector reaches all.
  */
-export interface Selector {
-  readonly nodeId?: string;
-  readonly nodeCluster?: string;
-  readonly labels?: Readonly<Record<string, string>>;
-}
 
 export interface NodeIdentity {
   readonly id: string;

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { EMPTY_STATE, type StoreState } from '../server/resource-state.js';
 import type { StateStore } from './state-store.js';
+import { EMPTY_STATE, type StoreState } from './store-state.js';
 
 const FILE = 'state.json';
 

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
-import { EMPTY_STATE, type StoreState } from '../server/resource-state.js';
 import type { ChangeReason, ReplicaStatusStore, StateStore } from './state-store.js';
+import { EMPTY_STATE, type StoreState } from './store-state.js';
 
 const STATE_KEY = 'outrigger:control:state';
 const REVISION_KEY = 'outrigger:control:revision';

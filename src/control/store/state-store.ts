@@ -1,4 +1,4 @@
-import type { StoreState } from '../server/resource-state.js';
+import type { StoreState } from './store-state.js';
 
 /**
  * Durable home of the control plane's state. The state is written whole, so
@@ -37,16 +37,4 @@ export interface StateStore {
   readonly description: string;
   /** Shared replica status, for stores several replicas share (redis); absent for a single-replica store. */
   readonly replicaStatus?: ReplicaStatusStore;
-}
-
-export async function openStore(spec: string): Promise<StateStore> {
-  if (spec.startsWith('file:')) {
-    const { FileStateStore } = await import('./file-store.js');
-    return FileStateStore.open(spec.slice('file:'.length));
-  }
-  if (spec.startsWith('redis://') || spec.startsWith('rediss://')) {
-    const { RedisStateStore } = await import('./redis-store.js');
-    return RedisStateStore.open(spec);
-  }
-  throw new Error(`unknown store "${spec}": use file:DIR or redis://HOST:PORT`);
 }

@@ -2,9 +2,9 @@ import { expect } from 'chai';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { ControlPlane } from '../../../src/control/server/control-plane.js';
-import { EMPTY_STATE, type StoreState } from '../../../src/control/server/resource-state.js';
 import type { HostedStream } from '../../../src/control/server/stream-host.js';
 import type { StateStore } from '../../../src/control/store/state-store.js';
+import { EMPTY_STATE, type StoreState } from '../../../src/control/store/store-state.js';
 import { cluster } from '../../support/config-docs.js';
 import { FakeClock } from '../../support/fake-clock.js';
 

@@ -1,7 +1,8 @@
 import { expect } from 'chai';
-import { applyDocuments, EMPTY_STATE } from '../../../src/control/server/resource-state.js';
+import { applyDocuments } from '../../../src/control/server/resource-state.js';
 import { buildNodeView, NodeViewCache } from '../../../src/control/server/node-view.js';
 import { globMatch } from '../../../src/control/server/selector.js';
+import { EMPTY_STATE } from '../../../src/control/store/store-state.js';
 import { backoffDelayMs } from '../../../src/control/client/backoff.js';
 import { seededRandom } from '../../../src/core/random.js';
 import { cluster, listener, prefixRoute, routes } from '../../support/config-docs.js';
