@@ -122,10 +122,8 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     // The SO_ORIGINAL_DST addon is loaded once here; without it ORIGINAL_DST clusters degrade (docs/injector.md).
     originalDst: new OriginalDestinations({ clock, logger, h1, h2, addon: opts.originalDstAddon ?? originalDstAddon() }),
     lifecycle,
-    filters: opts.filters?.registry,
-    filterConfig: opts.filters?.config,
   };
-  const listeners = new ListenerManager(ctx, opts.drainTimeoutMs);
+  const listeners = new ListenerManager(ctx, opts.drainTimeoutMs, { filters: opts.filters?.registry, filterConfig: opts.filters?.config });
   const store = new ConfigStore();
   if (!opts.configPath && !opts.controlPlane) throw new Error('a config path or a control plane is required');
 

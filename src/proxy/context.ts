@@ -4,7 +4,6 @@ import type { ProxyMetrics } from '../observability/proxy-metrics.js';
 import type { H1Pool } from './upstream/h1-pool.js';
 import type { H2Pool } from './upstream/h2-pool.js';
 import type { OriginalDestinations } from './upstream/original-dst.js';
-import type { FilterConfigSource, FilterRegistry } from './filters/filter-chain.js';
 
 /**
  * Long-lived collaborators of the data path, built once by the composition
@@ -20,10 +19,6 @@ export interface ProxyContext {
   readonly h1: H1Pool;
   /** ORIGINAL_DST clusters: SO_ORIGINAL_DST lookups, destination choice, loop check, their pools' bound. */
   readonly originalDst: OriginalDestinations;
-  /** Filter factories by name (registered at startup); states compile their chains from it. */
-  readonly filters?: FilterRegistry | undefined;
-  /** Where listeners' filter entries and routes' overrides come from (default: none). */
-  readonly filterConfig?: FilterConfigSource | undefined;
   /** Set once SIGTERM arrives: h1 responses get `Connection: close`. */
   readonly lifecycle: { draining: boolean };
 }

@@ -10,7 +10,7 @@ import { bookstoreClient, type BookstoreClient } from '../support/bookstore-clie
 import { cluster, listener, routes } from '../support/config-docs.js';
 import { startTestSidecar, type TestSidecar } from '../support/sidecar-harness.js';
 import { waitFor } from '../support/wait.js';
-import { resetStream } from '../../src/proxy/h2-reset.js';
+import { resetStream } from '../../src/proxy/http/h2-reset.js';
 
 const SVC = 'outrigger.examples.bookstore.v1.BookstoreService';
 

@@ -18,10 +18,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
  * fails on any entry that is no longer a loop.
  */
 const KNOWN_FOLDER_LOOPS_BEING_REMOVED: readonly (readonly [string, string])[] = [
-  // codec/h1-request.ts → transcode/downstream.ts, and transcode/grpc-call.ts → codec/h2-reset.ts.
-  ['src/proxy/codec', 'src/proxy/transcode'],
-  // proxy/state.ts → transcode/descriptor-sources.ts → proxy/context.ts (found by this check; src/proxy/ is the redesign's to change).
-  ['src/proxy', 'src/proxy/transcode'],
+  // None left: the request-pipeline redesign removed codec ↔ transcode and src/proxy ↔ transcode.
 ];
 
 const samePair = (a: readonly [string, string], x: string, y: string): boolean => (a[0] === x && a[1] === y) || (a[0] === y && a[1] === x);

@@ -2,8 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ProxyContext } from '../context.js';
 import type { ConnectionInfo } from '../downstream/downstream.js';
 import { H1Downstream } from '../downstream/h1-downstream.js';
-import { Exchange } from '../exchange.js';
-import type { ListenerViewRef } from '../listener-view.js';
+import { Exchange } from '../http/exchange.js';
+import type { ListenerViewRef } from '../state/listener-view.js';
 import { handleExchange } from '../pipeline/handle-exchange.js';
 
 export type H1ConnectionInfo = ConnectionInfo;

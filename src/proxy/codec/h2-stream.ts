@@ -2,9 +2,9 @@ import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:ht
 import type { ProxyContext } from '../context.js';
 import type { ConnectionInfo } from '../downstream/downstream.js';
 import { H2Downstream } from '../downstream/h2-downstream.js';
-import { Exchange } from '../exchange.js';
-import { isGrpcContentType } from '../headers.js';
-import type { ListenerViewRef } from '../listener-view.js';
+import { Exchange } from '../http/exchange.js';
+import { isGrpcContentType } from '../http/headers.js';
+import type { ListenerViewRef } from '../state/listener-view.js';
 import { handleExchange } from '../pipeline/handle-exchange.js';
 
 const END_STREAM = http2.constants.NGHTTP2_FLAG_END_STREAM;

@@ -1,7 +1,7 @@
 import net, { type Socket } from 'node:net';
 import { LOCAL_ERRORS, type LocalErrorCode } from '../../core/errors.js';
 import type { ProxyContext } from '../context.js';
-import type { ListenerView } from '../listener-view.js';
+import type { ListenerView } from '../state/listener-view.js';
 import { ORIGINAL_DST, type Destination } from '../upstream/original-dst.js';
 
 /**

@@ -3,8 +3,8 @@ import type { Socket } from 'node:net';
 import type { ProxyContext } from '../context.js';
 import type { ConnectionInfo } from '../downstream/downstream.js';
 import { WsDownstream } from '../downstream/ws-downstream.js';
-import { Exchange } from '../exchange.js';
-import type { ListenerViewRef } from '../listener-view.js';
+import { Exchange } from '../http/exchange.js';
+import type { ListenerViewRef } from '../state/listener-view.js';
 import { handleExchange } from '../pipeline/handle-exchange.js';
 
 /**

@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import type { Readable } from 'node:stream';
 import { AbortScope } from '../../core/abort-scope.js';
 import type { LocalErrorCode } from '../../core/errors.js';
-import type { Exchange } from '../exchange.js';
+import type { Exchange } from '../http/exchange.js';
 import type { Destination } from '../upstream/original-dst-addon.js';
 
 export type DownstreamKind = 'h1' | 'h2' | 'ws';

@@ -1,7 +1,7 @@
 import http, { type IncomingMessage } from 'node:http';
 import type { OutgoingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
-import type { Exchange } from '../exchange.js';
+import type { Exchange } from '../http/exchange.js';
 import { Downstream, type ConnectionInfo } from './downstream.js';
 
 /**

@@ -4,7 +4,7 @@ import type { Downstream } from '../downstream/downstream.js';
 import type { H1Downstream } from '../downstream/h1-downstream.js';
 import type { H2Downstream } from '../downstream/h2-downstream.js';
 import type { WsDownstream } from '../downstream/ws-downstream.js';
-import { copyRequestHeaders } from '../headers.js';
+import { copyRequestHeaders } from '../http/headers.js';
 import { forwardH1ToH1 } from './h1-to-h1.js';
 import { forwardH1ToH2 } from './h1-to-h2.js';
 import { forwardH2ToH1 } from './h2-to-h1.js';

@@ -1,7 +1,7 @@
 import type { ProxyContext } from '../context.js';
 import type { H1Downstream } from '../downstream/h1-downstream.js';
-import { copyResponseHeaders } from '../headers.js';
-import { localReply } from '../local-reply.js';
+import { copyResponseHeaders } from '../http/headers.js';
+import { localReply } from '../downstream/local-reply.js';
 import { pumpBody } from './h1-body.js';
 import { h1UpstreamRequest, trailersOf } from './h1-upstream.js';
 import type { UpstreamTarget } from './upstream-target.js';

@@ -1,9 +1,9 @@
 import http2, { type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import type { ProxyContext } from '../context.js';
 import type { H1Downstream } from '../downstream/h1-downstream.js';
-import { isRefused, resetStream } from '../h2-reset.js';
-import { copyResponseHeaders } from '../headers.js';
-import { localReply } from '../local-reply.js';
+import { isRefused, resetStream } from '../http/h2-reset.js';
+import { copyResponseHeaders } from '../http/headers.js';
+import { localReply } from '../downstream/local-reply.js';
 import { pumpBody } from './h1-body.js';
 import type { UpstreamTarget } from './upstream-target.js';
 

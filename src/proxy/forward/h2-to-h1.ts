@@ -1,8 +1,8 @@
 import http2, { type OutgoingHttpHeaders } from 'node:http2';
 import type { ProxyContext } from '../context.js';
 import type { H2Downstream } from '../downstream/h2-downstream.js';
-import { copyResponseHeaders } from '../headers.js';
-import { localReply } from '../local-reply.js';
+import { copyResponseHeaders } from '../http/headers.js';
+import { localReply } from '../downstream/local-reply.js';
 import { h1UpstreamRequest, trailersOf } from './h1-upstream.js';
 import type { UpstreamTarget } from './upstream-target.js';
 

@@ -3,8 +3,8 @@ import { flagOf, GrpcStatus } from '../../core/errors.js';
 import type { ProxyContext } from '../context.js';
 import type { AbortReason } from '../downstream/downstream.js';
 import type { H2Downstream } from '../downstream/h2-downstream.js';
-import { isRefused, resetStream } from '../h2-reset.js';
-import { localReply } from '../local-reply.js';
+import { isRefused, resetStream } from '../http/h2-reset.js';
+import { localReply } from '../downstream/local-reply.js';
 import type { H2Connection } from '../upstream/h2-pool.js';
 import type { UpstreamTarget } from './upstream-target.js';
 

@@ -1,4 +1,4 @@
-import type { ListenerSettings } from '../state.js';
+import type { ListenerSettings } from '../state/proxy-state.js';
 import type { ClusterRuntime } from '../upstream/cluster.js';
 import type { EndpointAddress } from '../upstream/endpoint.js';
 

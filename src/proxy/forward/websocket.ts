@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { ProxyContext } from '../context.js';
 import type { WsDownstream } from '../downstream/ws-downstream.js';
-import { localReply } from '../local-reply.js';
+import { localReply } from '../downstream/local-reply.js';
 import type { UpstreamTarget } from './upstream-target.js';
 
 /**

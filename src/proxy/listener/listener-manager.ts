@@ -1,6 +1,6 @@
 import type { ConfigSnapshot } from '../../config/snapshot.js';
 import type { ProxyContext } from '../context.js';
-import { buildProxyState, endpointKeys, type ProxyState } from '../state.js';
+import { buildProxyState, endpointKeys, type ProxyState, type StateDeps } from '../state/proxy-state.js';
 import { DescriptorSources } from '../transcode/descriptor-sources.js';
 import { ProxyListener } from './proxy-listener.js';
 
@@ -20,6 +20,8 @@ export class ListenerManager {
   constructor(
     private readonly ctx: ProxyContext,
     private readonly drainTimeoutMs: number,
+    /** Registries config versions are compiled with (filters); ORIGINAL_DST resolution comes from ctx. */
+    private readonly deps: Omit<StateDeps, 'originalDst'> = {},
   ) {
     this.descriptors = new DescriptorSources(ctx, (key) => this.refresh(key));
   }
@@ -34,7 +36,7 @@ export class ListenerManager {
     if (!cur || this.draining) return;
     let next: ProxyState;
     try {
-      next = buildProxyState(cur.snapshot, this.descriptors, this.ctx);
+      next = buildProxyState(cur.snapshot, this.descriptors, this.stateDeps());
     } catch (err) {
       this.ctx.logger.error({ source: key, err: (err as Error).message }, 'descriptor change rejected; the last good descriptors keep serving');
       return;
@@ -47,6 +49,10 @@ export class ListenerManager {
     this.ctx.logger.info({ version: next.version, source: key }, 'descriptors applied');
   }
 
+  private stateDeps(): StateDeps {
+    return { ...this.deps, originalDst: this.ctx.originalDst };
+  }
+
   current(): ProxyState | undefined {
     return this.state;
   }
@@ -54,7 +60,7 @@ export class ListenerManager {
   /** Applies a snapshot. Rejects (leaving the old state serving) when a new port cannot be bound. */
   async apply(snapshot: ConfigSnapshot): Promise<void> {
     await this.descriptors.prepare(snapshot);
-    const next = buildProxyState(snapshot, this.descriptors, this.ctx);
+    const next = buildProxyState(snapshot, this.descriptors, this.stateDeps());
     const opened: ProxyListener[] = [];
     const replaced: ProxyListener[] = [];
     try {

@@ -5,7 +5,7 @@ import type { AbortReason } from '../downstream/downstream.js';
 import type { ProxyContext } from '../context.js';
 import type { ClusterRuntime } from '../upstream/cluster.js';
 import type { EndpointAddress } from '../upstream/endpoint.js';
-import { resetStream } from '../h2-reset.js';
+import { resetStream } from '../http/h2-reset.js';
 import { encodeFrame, FrameReader } from '../grpc/framing.js';
 
 const END_STREAM = http2.constants.NGHTTP2_FLAG_END_STREAM;

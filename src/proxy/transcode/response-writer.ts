@@ -1,7 +1,7 @@
 import type { OutgoingHttpHeaders } from 'node:http2';
 import { toJson, toJsonString, type DescMessage, type Message } from '@bufbuild/protobuf';
 import type { Status } from '../../gen/google/rpc/status_pb.js';
-import type { Exchange } from '../exchange.js';
+import type { Exchange } from '../http/exchange.js';
 import type { Downstream } from '../downstream/downstream.js';
 import type { Binding } from './http-rule.js';
 import { statusJson } from './status-body.js';

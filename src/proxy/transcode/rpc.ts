@@ -5,7 +5,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import type { ProxyContext } from '../context.js';
 import type { AbortScope } from '../../core/abort-scope.js';
 import type { AbortReason } from '../downstream/downstream.js';
-import type { Exchange } from '../exchange.js';
+import type { Exchange } from '../http/exchange.js';
 import type { ClusterRuntime } from '../upstream/cluster.js';
 import type { EndpointAddress } from '../upstream/endpoint.js';
 import { GrpcCall, type CallHandlers } from './grpc-call.js';

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../../src/config/loader.js';
-import { buildProxyState } from '../../../src/proxy/state.js';
+import { buildProxyState } from '../../../src/proxy/state/proxy-state.js';
 
 /** The committed demo descriptor set must be what `npm run demo:descriptors` builds now (stale = fail). */
 describe('transcode: demo descriptors', () => {

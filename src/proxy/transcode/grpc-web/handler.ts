@@ -2,7 +2,7 @@ import type { DescMethod } from '@bufbuild/protobuf';
 import type { OutgoingHttpHeaders } from 'node:http2';
 import { parseGrpcTimeout } from '../../../core/duration.js';
 import { GrpcStatus, flagOf } from '../../../core/errors.js';
-import { encodeGrpcMessage } from '../../headers.js';
+import { encodeGrpcMessage } from '../../http/headers.js';
 import type { TranscodeTarget } from '../handler.js';
 import type { CallEnd, GrpcCall } from '../grpc-call.js';
 import { callMetadata, deadlineMs, passMetadata, startRpc } from '../rpc.js';

@@ -1,7 +1,7 @@
 import type { OutgoingHttpHeaders } from 'node:http2';
-import { LOCAL_ERRORS, type LocalErrorCode } from '../core/errors.js';
-import type { Downstream } from './downstream/downstream.js';
-import { encodeGrpcMessage } from './headers.js';
+import { LOCAL_ERRORS, type LocalErrorCode } from '../../core/errors.js';
+import type { Downstream } from './downstream.js';
+import { encodeGrpcMessage } from '../http/headers.js';
 
 /**
  * The one way the sidecar answers a request itself, fed by the error table

@@ -1,6 +1,6 @@
-import type { Clock } from '../core/clock.js';
-import type { Logger } from '../observability/logger.js';
-import type { ProxyMetrics } from '../observability/proxy-metrics.js';
+import type { Clock } from '../../core/clock.js';
+import type { Logger } from '../../observability/logger.js';
+import type { ProxyMetrics } from '../../observability/proxy-metrics.js';
 
 /** Where an exchange's record goes (ProxyContext provides these). */
 export interface ExchangeSinks {

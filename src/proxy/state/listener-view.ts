@@ -1,4 +1,4 @@
-import type { ListenerSettings, ProxyState } from './state.js';
+import type { ListenerSettings, ProxyState } from './proxy-state.js';
 
 /**
  * What a listener's handlers read at the start of each request: its settings
