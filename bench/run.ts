@@ -39,7 +39,12 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const PROTOCOLS = ['grpc', 'h2c', 'http1', 'rest', 'rest-post'] as const;
 /** Served only through the sidecar's transcoder: no direct or nginx figure (the backend speaks gRPC only). */
 const TRANSCODED: readonly Protocol[] = ['rest', 'rest-post'];
-const TARGETS = ['direct', 'nginx', 'outrigger'] as const;
+/**
+ * `outrigger-base`: the same sidecar built from another checkout (BENCH_BASELINE_DIR, e.g. a
+ * `git worktree` of the commit before a change, with its own node_modules), measured in the same
+ * rounds, so a data-path change reports its before and after from one run.
+ */
+const TARGETS = ['direct', 'nginx', 'outrigger', 'outrigger-base'] as const;
 type Target = (typeof TARGETS)[number];
 
 // ---- configuration ------------------------------------------------------------
@@ -65,7 +70,7 @@ if (argv.includes('--help') || argv.includes('-h')) {
   process.stdout.write(
     'usage: npm run bench [-- --quick]\n' +
       'env: BENCH_QUICK=1 BENCH_ROUNDS BENCH_SECONDS BENCH_WARMUP BENCH_PROTOCOLS=grpc,h2c,http1\n' +
-      '     BENCH_TARGETS=direct,nginx,outrigger BENCH_H2_CLIENTS BENCH_H2_STREAMS BENCH_H1_CONNECTIONS\n' +
+      '     BENCH_TARGETS=direct,nginx,outrigger[,outrigger-base with BENCH_BASELINE_DIR=<checkout>] BENCH_H2_CLIENTS BENCH_H2_STREAMS BENCH_H1_CONNECTIONS\n' +
       '     (protocols also: rest = REST GET /v1/shelves/1 → gRPC, rest-post = JSON POST → gRPC; sidecar only)\n' +
       '     BENCH_FOREIGN_MAX BENCH_MAX_REPEATS BENCH_ACCESS_LOG=0 BENCH_GRPC_BACKEND=auto|bookstore|standin\n' +
       '     BENCH_SERVER_CPU BENCH_LOAD_CPU BENCH_SIDECAR_DIST=1 BENCH_KEEP_TMP=1\n' +
@@ -80,7 +85,8 @@ const cfg = {
   seconds: Math.max(1, envNum('BENCH_SECONDS', quick ? 2 : 6)),
   warmup: envNum('BENCH_WARMUP', quick ? 0.5 : 1),
   protocols: envList('BENCH_PROTOCOLS', PROTOCOLS),
-  targets: envList('BENCH_TARGETS', TARGETS),
+  targets: envList('BENCH_TARGETS', TARGETS).filter((t) => t !== 'outrigger-base' || !!process.env.BENCH_BASELINE_DIR),
+  baselineDir: process.env.BENCH_BASELINE_DIR,
   h2Clients: Math.max(1, Math.round(envNum('BENCH_H2_CLIENTS', 10))),
   h2Streams: Math.max(1, Math.round(envNum('BENCH_H2_STREAMS', 10))),
   h1Connections: Math.max(1, Math.round(envNum('BENCH_H1_CONNECTIONS', 50))),
@@ -245,20 +251,20 @@ function readTail(file: string, n = 1500): string {
   }
 }
 
-async function startSidecar(): Promise<void> {
+async function startSidecar(target: 'outrigger' | 'outrigger-base' = 'outrigger', root = ROOT): Promise<void> {
   const fail = (reason: string): void => {
-    for (const p of cfg.protocols) targetState.set(key('outrigger', p), { available: false, reason });
-    log(`outrigger n/a: ${reason}`);
+    for (const p of cfg.protocols) targetState.set(key(target, p), { available: false, reason });
+    log(`${target} n/a: ${reason}`);
   };
   const env: NodeJS.ProcessEnv = { ...process.env };
   if (!cfg.sidecarFromDist) env.OUTRIGGER_FROM_SOURCE = '1';
-  const bin = join(ROOT, 'bin', 'outrigger.js');
+  const bin = join(root, 'bin', 'outrigger.js');
   const help = await runTool('outrigger-help', process.execPath, [bin, 'sidecar', '--help'], { timeoutMs: 30_000, env });
   if (help.code !== 0) {
     const why = (help.stderr || help.stdout).trim().split('\n').find((l) => /error|cannot|not found|unknown/i.test(l)) ?? '';
     return fail(`\`outrigger sidecar --help\` exited ${help.code}${why ? `: ${why.trim().slice(0, 200)}` : ''}`);
   }
-  const dir = join(tmp, 'sidecar');
+  const dir = join(tmp, target);
   mkdirSync(dir, { recursive: true });
   const listen = { grpc: await freePort(), h2c: await freePort(), http1: await freePort(), rest: await freePort(), 'rest-post': await freePort() };
   const upstream = {
@@ -270,17 +276,17 @@ async function startSidecar(): Promise<void> {
   };
   const conf = join(dir, 'sidecar.yaml');
   writeSidecarConfig(conf, { listen, upstream }, { accessLog: cfg.accessLog });
-  generatedConfigs['outrigger'] = readFileSync(conf, 'utf8');
+  generatedConfigs[target] = readFileSync(conf, 'utf8');
   const adminPort = await freePort();
   const logFile = join(dir, 'sidecar.log');
   const args = [bin, 'sidecar', '--config', conf, '--admin-port', String(adminPort)];
   // Optional flags, passed only when this build of the sidecar has them.
   if (help.stdout.includes('--state-dir')) args.push('--state-dir', join(dir, 'state'));
   if (help.stdout.includes('--drain-timeout')) args.push('--drain-timeout', '1s');
-  const proc = spawnManaged('outrigger', process.execPath, args, {
+  const proc = spawnManaged(target, process.execPath, args, {
     cpus: SERVER_CPUS,
     env,
-    cwd: ROOT,
+    cwd: root,
     logFile,
   });
   let any = false;
@@ -288,7 +294,7 @@ async function startSidecar(): Promise<void> {
     const ok = await waitForPort(listen[p], 30_000, () => proc.exitCode() === undefined);
     any ||= ok;
     targetState.set(
-      key('outrigger', p),
+      key(target, p),
       ok ? { available: true, port: listen[p], proc } : { available: false, reason: `listener :${listen[p]} never opened` },
     );
   }
@@ -297,7 +303,7 @@ async function startSidecar(): Promise<void> {
     await stop(proc);
     return fail(`sidecar did not start (exit ${proc.exitCode() ?? 'running'}): ${tail}`);
   }
-  log(`outrigger pid ${proc.pid}, ports ${JSON.stringify(listen)}, admin :${adminPort}, log ${logFile}`);
+  log(`${target} (${root}) pid ${proc.pid}, ports ${JSON.stringify(listen)}, admin :${adminPort}, log ${logFile}`);
 }
 
 // ---- checks and measurement -----------------------------------------------------
@@ -554,6 +560,21 @@ function transcodingCost(summary: Record<string, Row[]>): string[] {
   return lines;
 }
 
+/** Sidecar CPU µs/request and req/s of this checkout against BENCH_BASELINE_DIR's, per protocol. */
+function baselineComparison(summary: Record<string, Row[]>): string[] {
+  const lines: string[] = [];
+  for (const p of cfg.protocols) {
+    const now = summary[p]?.find((r) => r.target === 'outrigger' && r.available);
+    const base = summary[p]?.find((r) => r.target === 'outrigger-base' && r.available);
+    if (!now || !base || now.proxyCpuUsPerReq === null || base.proxyCpuUsPerReq === null || !now.rps || !base.rps) continue;
+    lines.push(
+      `- ${p}: ${fmtInt(base.proxyCpuUsPerReq)} → ${fmtInt(now.proxyCpuUsPerReq)} µs/req (${(now.proxyCpuUsPerReq / base.proxyCpuUsPerReq).toFixed(2)}×), ` +
+        `${fmtInt(base.rps)} → ${fmtInt(now.rps)} req/s (${(now.rps / base.rps).toFixed(2)}×)`,
+    );
+  }
+  return lines;
+}
+
 // ---- main ---------------------------------------------------------------------
 
 async function main(): Promise<number> {
@@ -589,6 +610,7 @@ async function main(): Promise<number> {
   for (const p of cfg.protocols) await startBackend(p);
   if (cfg.targets.includes('nginx')) await startNginx();
   if (cfg.targets.includes('outrigger')) await startSidecar();
+  if (cfg.targets.includes('outrigger-base') && cfg.baselineDir) await startSidecar('outrigger-base', cfg.baselineDir);
 
   for (const proto of cfg.protocols) {
     log(`— ${PROTOCOL_TITLE[proto]}`);
@@ -623,6 +645,8 @@ async function main(): Promise<number> {
       `gRPC backend: ${backends.get('grpc')?.impl ?? '-'}.`,
   );
   for (const p of cfg.protocols) out.push('', table(p, summary[p]!));
+  const baseline = baselineComparison(summary);
+  if (baseline.length) out.push('', `### This checkout against the baseline (${cfg.baselineDir}), same rounds`, '', ...baseline);
   const transcodeCost = transcodingCost(summary);
   if (transcodeCost.length) out.push('', '### Transcoding cost (issue 3 target: ≤ 2× the gRPC pass-through CPU per request)', '', ...transcodeCost);
   if (notes.length) out.push('', ...notes.map((n) => `- ${n}`));
