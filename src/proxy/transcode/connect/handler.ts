@@ -55,14 +55,13 @@ function decodeWith(codec: Codec, method: DescMethod, b: Buffer): Uint8Array {
  */
 export function handleConnectUnary(t: TranscodeTarget, method: DescMethod): void {
   const { ds, ex } = t;
-  const base: OutgoingHttpHeaders = {};
   const fail = (code: number, message: string, o: { http?: number; details?: Uint8Array; headers?: OutgoingHttpHeaders; protocolError?: boolean } = {}): void => {
     ex.grpc_status = String(code);
     if (ds.closed || ds.headersSent) return;
     const body = JSON.stringify(connectErrorJson(code, message, o.details, t.tr.pool.json));
     ex.status = o.http ?? httpStatusOf(code, o.protocolError ?? false);
     ex.bytes_out += Buffer.byteLength(body);
-    ds.respond(ex.status, { ...base, ...o.headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }, false);
+    ds.respond(ex.status, { ...o.headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }, false);
     ds.end(body);
   };
   const failWith = (err: unknown): void => {
@@ -105,7 +104,7 @@ export function handleConnectUnary(t: TranscodeTarget, method: DescMethod): void
         } catch (err) {
           return fail(GrpcStatus.INTERNAL, `cannot decode upstream response: ${(err as Error).message}`, { http: 502 });
         }
-        const h: OutgoingHttpHeaders = { ...base, ...meta, 'content-type': codec.name === 'json' ? 'application/json' : 'application/proto' };
+        const h: OutgoingHttpHeaders = { ...meta, 'content-type': codec.name === 'json' ? 'application/json' : 'application/proto' };
         if (body.length >= COMPRESS_MIN_BYTES && /\bgzip\b/.test(String(ds.headers['accept-encoding'] ?? ''))) {
           body = gzipSync(body);
           h['content-encoding'] = 'gzip';
@@ -195,11 +194,10 @@ export function handleConnectUnary(t: TranscodeTarget, method: DescMethod): void
 export function handleConnectStream(t: TranscodeTarget, method: DescMethod): void {
   const { ds, ex } = t;
   const codecName = streamCodecOf(String(ds.headers['content-type'] ?? ''));
-  const base: OutgoingHttpHeaders = {};
   if (!codecName) {
     ds.body.resume();
     ex.status = 415;
-    ds.respond(415, { ...base, 'content-length': 0 }, false);
+    ds.respond(415, { 'content-length': 0 }, false);
     return ds.end();
   }
   const codec = codecFor(codecName, t.tr);
@@ -214,7 +212,7 @@ export function handleConnectStream(t: TranscodeTarget, method: DescMethod): voi
     if (started) return;
     started = true;
     ex.status = 200;
-    ds.respond(200, { ...base, ...upHeaders, 'content-type': ct, ...(accept ? { 'connect-content-encoding': 'gzip' } : {}) }, false);
+    ds.respond(200, { ...upHeaders, 'content-type': ct, ...(accept ? { 'connect-content-encoding': 'gzip' } : {}) }, false);
   };
   const endStream = (code: number, message: string, details: Uint8Array | undefined, trailers: [string, string[]][]): void => {
     if (done) return;
