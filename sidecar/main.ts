@@ -1,17 +1,14 @@
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { systemClock, type Clock } from '../src/core/clock.js';
 import { systemRandom, type Random } from '../src/core/random.js';
-import { buildSnapshot, loadConfig } from '../src/config/loader.js';
-import type { ResourceDocument } from '../src/config/snapshot.js';
 import { XdsClient } from '../src/control/client/xds-client.js';
 import type { ControlTls } from '../src/control/client/transport.js';
 import { writeFileAtomic } from '../src/control/store/file-store.js';
-import { ConfigStore } from '../src/config/store.js';
+import { ConfigStore, type PublishedConfig } from '../src/config/store.js';
+import { ConfigPipeline } from '../src/config/config-pipeline.js';
 import { FileConfigSource } from '../src/config/file-source.js';
-import { dumpSnapshot } from '../src/config/dump.js';
-import { formatConfigError, type ConfigError, type ConfigSnapshot } from '../src/config/snapshot.js';
+import { LastGood, awaitFirstSet } from '../src/config/last-good.js';
+import { formatConfigError } from '../src/config/snapshot.js';
 import { AdminServer } from '../src/admin/admin-server.js';
 import { StatusServer, type AppProbeSpec } from '../src/admin/status-server.js';
 import { createLogger, type Logger } from '../src/observability/logger.js';
@@ -75,7 +72,8 @@ export interface Sidecar {
   /** Bound status port, when enabled. */
   readonly statusPort: number | undefined;
   readonly registry: Registry;
-  readonly store: ConfigStore;
+  /** The one published config (written only by the config pipeline). */
+  readonly store: PublishedConfig;
   readonly listeners: ListenerManager;
   /** Bound address of each listener by name. */
   addresses(): Map<string, { host: string; port: number }>;
@@ -88,7 +86,8 @@ export interface Sidecar {
 /**
  * The sidecar's composition root: builds every long-lived collaborator once
  * (clock, logger, registry, pools, listeners, admin) and wires the config
- * flow: file source → validate → ListenerManager.apply → store.
+ * flow: sources (file, xDS) → ConfigPipeline (merge → validate →
+ * ListenerManager.apply → store) → the store's subscribers.
  */
 export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const clock = opts.clock ?? systemClock();
@@ -127,37 +126,28 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const store = new ConfigStore();
   if (!opts.configPath && !opts.controlPlane) throw new Error('a config path or a control plane is required');
 
-  // Order: bind/compile first (apply), then publish to the store, so the
-  // store never holds a config the data path failed to take.
-  const apply = (snap: ConfigSnapshot): Promise<void> => listeners.apply(snap);
-  const onApplied = (version: string): void => {
-    configVersion.reset();
-    configVersion.set({ version }, 1);
-    reloads.inc({ result: 'applied' });
-    const snap = store.current();
-    if (opts.stateDir && snap) void persist(opts.stateDir, snap, logger);
-  };
-  // FileConfigSource already logs the errors (one line); this only counts.
-  const reject = (_errors: readonly ConfigError[]): void => void reloads.inc({ result: 'rejected' });
-
-  // Bootstrap documents from --config and resources from the control plane
-  // meet here: the control plane's win on a name clash, and the merged set is
-  // validated as one snapshot (the same buildSnapshot as everywhere).
-  let bootstrap: readonly ResourceDocument[] = [];
-  let dynamic: readonly ResourceDocument[] | undefined;
-  let xds: XdsClient | undefined; // set below; a bootstrap reload refreshes its subscriptions
   const validateOptions = { allowEphemeralPorts: opts.allowEphemeralPorts ?? false };
-  const applyMerged = async (): Promise<ConfigError[] | undefined> => {
-    const byKey = new Map<string, ResourceDocument>();
-    for (const d of [...bootstrap, ...(dynamic ?? [])]) byKey.set(`${d.kind}/${d.metadata.name}`, d);
-    const built = buildSnapshot([...byKey.values()].map((value, index) => ({ value, source: { index } })), validateOptions);
-    if (!built.ok) return built.errors;
-    if (store.current()?.version === built.value.version) return undefined;
-    await apply(built.value);
-    store.swap(built.value);
-    onApplied(built.value.version);
-    return undefined;
-  };
+  // Sources → pipeline (merge, validate, apply to the data path, then publish to the store).
+  const pipeline = new ConfigPipeline({
+    store,
+    validateOptions,
+    apply: async (snap) => {
+      try {
+        await listeners.apply(snap);
+        return { ok: true };
+      } catch (err) {
+        return { ok: false, error: err as Error };
+      }
+    },
+  });
+  // Everything below reacts to what was published, never to a source directly.
+  store.subscribe((snap) => {
+    configVersion.reset();
+    configVersion.set({ version: snap.version }, 1);
+    reloads.inc({ result: 'applied' });
+  });
+  const lastGood = opts.stateDir ? new LastGood({ dir: opts.stateDir, logger, validateOptions, writeFileAtomic }) : undefined;
+  lastGood?.follow(store);
 
   let source: FileConfigSource | undefined;
   if (opts.configPath) {
@@ -167,25 +157,10 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       logger,
       debounceMs: opts.reloadDebounceMs ?? 100,
       validateOptions,
-      store: opts.controlPlane ? undefined : store,
-      apply: opts.controlPlane
-        ? async (snap) => {
-            const prev = bootstrap;
-            bootstrap = snap.documents;
-            const errors = await applyMerged().catch((err: Error) => {
-              bootstrap = prev;
-              throw err;
-            });
-            if (errors) {
-              bootstrap = prev;
-              throw new Error(errors.map(formatConfigError).join('; '));
-            }
-            xds?.refreshSubscriptions();
-          }
-        : apply,
-      onApplied: opts.controlPlane ? undefined : onApplied,
-      onRejected: reject,
+      // FileConfigSource already logs the errors (one line); this only counts.
+      onRejected: () => void reloads.inc({ result: 'rejected' }),
     });
+    pipeline.add(source);
     const first = await source.start();
     if (!first.ok) {
       source.close();
@@ -194,8 +169,10 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     }
   }
 
+  let xds: XdsClient | undefined;
   if (opts.controlPlane) {
     const cp = opts.controlPlane;
+    const bootstrap = source;
     xds = new XdsClient({
       address: cp.address,
       tls: cp.tls,
@@ -207,35 +184,14 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       initialBackoffMs: cp.initialBackoffMs,
       maxBackoffMs: cp.maxBackoffMs,
       warmingTimeoutMs: cp.warmingTimeoutMs,
-      bootstrap: () => bootstrap,
-      apply: async (docs) => {
-        const prev = dynamic;
-        dynamic = docs;
-        try {
-          const errors = await applyMerged();
-          if (errors) dynamic = prev;
-          return errors;
-        } catch (err) {
-          dynamic = prev;
-          throw err;
-        }
-      },
+      bootstrap: () => (bootstrap ? pipeline.documentsOf(bootstrap) : []),
     });
-    // Boot: wait for the control plane; if it is unreachable (or slow), serve
-    // the last good config persisted under --state-dir until it answers.
-    const failed = new Promise<void>((r) => xds!.onFirstFailure(r));
-    const timeout = new Promise<void>((r) => clock.setTimer(cp.initialFetchTimeoutMs ?? 5000, r));
-    xds.start();
-    const first = await Promise.race([xds.ready.then(() => 'ready' as const), failed.then(() => 'down' as const), timeout.then(() => 'timeout' as const)]);
-    if (first !== 'ready' && opts.stateDir && dynamic === undefined) {
-      const persisted = await loadConfig(join(opts.stateDir, 'last-good.yaml'), validateOptions);
-      if (persisted.ok && dynamic === undefined) {
-        logger.warn({ reason: first, version: persisted.value.version }, 'control plane not available; serving the persisted last good config');
-        dynamic = persisted.value.documents.filter((d) => !bootstrap.some((b) => b.kind === d.kind && b.metadata.name === d.metadata.name));
-        const errors = await applyMerged().catch((err: Error) => [{ document: 'last-good.yaml', path: '', message: err.message }]);
-        if (errors) logger.error({ errors: errors.map(formatConfigError) }, 'persisted config not usable');
-      }
-    }
+    pipeline.add(xds); // added last: the control plane's resources win a name clash with --config's
+    const client = xds;
+    store.subscribe(() => client.refreshSubscriptions()); // a reloaded bootstrap may name other routes or EDS clusters
+    const down = new Promise<void>((r) => client.onFirstFailure(r));
+    client.start();
+    await awaitFirstSet({ pipeline, source: client, ready: client.ready, down, clock, timeoutMs: cp.initialFetchTimeoutMs ?? 5000, lastGood, logger });
   }
 
   let resolveClosed!: () => void;
@@ -287,14 +243,4 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     shutdown,
     closed,
   };
-}
-
-/** Keeps the last good config on disk (temp file, fsync, rename, fsync dir) so a restart can fall back on it. */
-async function persist(dir: string, snap: ConfigSnapshot, logger: Logger): Promise<void> {
-  try {
-    await mkdir(dir, { recursive: true });
-    await writeFileAtomic(dir, 'last-good.yaml', dumpSnapshot(snap, 'yaml'));
-  } catch (err) {
-    logger.warn({ err: (err as Error).message, dir }, 'could not persist config');
-  }
 }

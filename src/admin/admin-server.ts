@@ -1,6 +1,6 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
-import type { ConfigStore } from '../config/store.js';
+import type { PublishedConfig } from '../config/store.js';
 import { dumpRedacted } from '../config/dump.js';
 import type { ListenerManager } from '../proxy/listener/listener-manager.js';
 import type { ProxyContext } from '../proxy/context.js';
@@ -8,7 +8,7 @@ import type { Logger } from '../observability/logger.js';
 
 export interface AdminDeps {
   registry: Registry;
-  store: ConfigStore;
+  store: PublishedConfig;
   listeners: ListenerManager;
   proxy: ProxyContext;
   logger: Logger;

@@ -4,7 +4,7 @@ import { basename, dirname, extname, join } from 'node:path';
 import { systemClock, type Clock, type Timer } from '../core/clock.js';
 import type { Logger } from '../observability/logger.js';
 import { formatConfigError, type ConfigError, type ConfigSnapshot, type Result } from './snapshot.js';
-import type { ConfigStore } from './store.js';
+import type { ConfigSink, ConfigSource, Verdict } from './config-source.js';
 import { loadConfig } from './loader.js';
 import type { ValidateOptions } from './validate.js';
 
@@ -24,21 +24,16 @@ export interface FileConfigSourceOptions {
   /** Use fs.watch (default true); off leaves only polling, for mounts where watching is unreliable. */
   readonly watch?: boolean;
   readonly validateOptions?: ValidateOptions;
-  /** Receives accepted snapshots via swap. */
-  readonly store?: ConfigStore;
-  /**
-   * Installs an accepted snapshot before it reaches `store` (e.g. binds the
-   * new listeners). If it throws, the snapshot counts as rejected.
-   */
-  readonly apply?: (snapshot: ConfigSnapshot) => Promise<void> | void;
-  /** Called after a new version was installed (not when the content did not change). */
+  /** Called after a new version of the file was accepted (not when the content did not change). */
   readonly onApplied?: (version: string) => void;
   /** Called when a reload was rejected; the previous snapshot keeps serving. Not called for start(). */
   readonly onRejected?: (errors: readonly ConfigError[]) => void;
 }
 
 /**
- * Watches a config file or directory and installs every valid change.
+ * Watches a config file or directory and offers every valid change to its
+ * sink (a ConfigPipeline), which merges, installs and publishes it; a change
+ * the sink refuses counts as rejected like an invalid file.
  *
  * States: new → (start) → idle ⇄ scheduled (debounce timer armed) → loading →
  * idle; any state → (close) → closed. A change seen while loading marks the
@@ -48,7 +43,8 @@ export interface FileConfigSourceOptions {
  * The directory is watched rather than the file: editors and Kubernetes
  * replace files by rename, which would leave a watch on the old inode.
  */
-export class FileConfigSource {
+export class FileConfigSource implements ConfigSource {
+  readonly name = 'file';
   private readonly clock: Clock;
   private readonly debounceMs: number;
   private watcher: FSWatcher | undefined;
@@ -60,23 +56,29 @@ export class FileConfigSource {
   private started = false;
   private closed = false;
   private version: string | undefined;
+  private sink: ConfigSink | undefined;
 
   constructor(private readonly opts: FileConfigSourceOptions) {
     this.clock = opts.clock ?? systemClock();
     this.debounceMs = opts.debounceMs ?? 100;
   }
 
-  /** The version of the last installed snapshot. */
+  attach(sink: ConfigSink): void {
+    this.sink = sink;
+  }
+
+  /** The version of the file's last accepted snapshot (the file alone, not the merged config). */
   get currentVersion(): string | undefined {
     return this.version;
   }
 
   /**
-   * Loads and installs the config once, then watches it. On failure nothing
+   * Loads and offers the config once, then watches it. On failure nothing
    * is watched and the errors are returned: a bad bootstrap config is fatal.
    */
   async start(): Promise<Result<ConfigSnapshot>> {
     if (this.started) throw new Error('FileConfigSource already started');
+    if (!this.sink) throw new Error('FileConfigSource started before it was attached');
     this.started = true;
     // Watch first so a change made during the first load is not missed.
     if (this.opts.watch !== false) await this.startWatching();
@@ -123,17 +125,15 @@ export class FileConfigSource {
     if (this.closed && !isFirst) return result;
     if (result.ok && result.value.version !== this.version) {
       const snap = result.value;
-      try {
-        await this.opts.apply?.(snap);
-        this.opts.store?.swap(snap);
-      } catch (err) {
-        result = { ok: false, errors: [{ document: path, path: '', message: `could not apply: ${(err as Error).message}` }] };
-      }
+      const verdict = await this.sink!({ ok: true, documents: snap.documents });
+      if (!verdict.ok) result = { ok: false, errors: [{ document: path, path: '', message: `could not apply: ${refusal(verdict)}` }] };
       if (result.ok) {
         this.version = snap.version;
         logger.info({ path, version: snap.version, documents: snap.documents.length }, 'config applied');
         this.opts.onApplied?.(snap.version);
       }
+    } else if (!result.ok) {
+      await this.sink!({ ok: false, errors: result.errors });
     }
     if (!result.ok) {
       // One line with every error, so a log search for the rejection shows all of them.
@@ -219,4 +219,9 @@ export class FileConfigSource {
       return `error:${(err as Error).message}`;
     }
   }
+}
+
+/** Why the merged config was refused, as one line. */
+function refusal(v: Exclude<Verdict, { ok: true }>): string {
+  return v.stage === 'refused' ? v.error.message : v.errors.map(formatConfigError).join('; ');
 }

@@ -2,13 +2,21 @@ import type { ConfigSnapshot } from './snapshot.js';
 
 export type SnapshotListener = (next: ConfigSnapshot, prev: ConfigSnapshot | undefined) => void;
 
+/** The published config as its readers see it: read `current()`, or subscribe to every swap. */
+export interface PublishedConfig {
+  current(): ConfigSnapshot | undefined;
+  subscribe(l: SnapshotListener): () => void;
+}
+
 /**
- * The only mutable cell of configuration. Readers take `current()` once per
- * request and keep that snapshot to the end; writers replace it with `swap`.
- * Listeners run synchronously in registration order, so by the time `swap`
- * returns every subsystem has rebuilt what changed.
+ * The only mutable cell of configuration: the one published snapshot.
+ * Readers take `current()` once per request and keep that snapshot to the
+ * end. Its one writer is ConfigPipeline (`swap`, after the data path took
+ * the snapshot); everyone else holds it as a PublishedConfig. Listeners run
+ * synchronously in registration order, so by the time `swap` returns every
+ * subsystem has rebuilt what changed.
  */
-export class ConfigStore {
+export class ConfigStore implements PublishedConfig {
   private snapshot: ConfigSnapshot | undefined;
   private readonly listeners: SnapshotListener[] = [];
 

@@ -10,6 +10,7 @@ import { systemClock } from '../../src/core/clock.js';
 import { startControlServer, type ControlServer } from '../../src/control/server/control-server.js';
 import { FileStateStore } from '../../src/control/store/file-store.js';
 import type { StateStore } from '../../src/control/store/state-store.js';
+import type { GeneratedResources } from '../../src/control/server/generated-resources.js';
 import { operatorClient } from '../../src/control/client/operator-client.js';
 import { startSidecar, type Sidecar, type ControlPlaneOptions } from '../../sidecar/main.js';
 
@@ -32,7 +33,7 @@ export async function tempDir(prefix = 'outrigger-cp-'): Promise<string> {
 
 /** An in-process control plane on 127.0.0.1 (port 0) with a file store. */
 export async function startTestControlPlane(
-  opts: { dir?: string; store?: StateStore; port?: number; debounceMs?: number; identifier?: string; statusTtlMs?: number } = {},
+  opts: { dir?: string; store?: StateStore; port?: number; debounceMs?: number; identifier?: string; statusTtlMs?: number; generated?: GeneratedResources } = {},
 ): Promise<ControlServer & { logs: Record<string, unknown>[]; dir: string; address: string }> {
   const dir = opts.dir ?? (await tempDir());
   const logs: Record<string, unknown>[] = [];
@@ -47,6 +48,7 @@ export async function startTestControlPlane(
     debounceMs: opts.debounceMs ?? 20,
     identifier: opts.identifier,
     statusTtlMs: opts.statusTtlMs,
+    generated: opts.generated,
   });
   return Object.assign(server, { logs, dir, address: `127.0.0.1:${server.port}` });
 }

@@ -7,7 +7,8 @@ import type { Clock, Timer } from '../../core/clock.js';
 import type { Random } from '../../core/random.js';
 import { decodeDocument } from '../../config/decode.js';
 import { KINDS, type Kind } from '../../config/kinds.js';
-import { formatConfigError, type ConfigError, type ResourceDocument } from '../../config/snapshot.js';
+import { formatConfigError, type ResourceDocument } from '../../config/snapshot.js';
+import type { ConfigSink, ConfigSource } from '../../config/config-source.js';
 import {
   AggregatedDiscoveryService,
   DiscoveryRequestSchema,
@@ -32,14 +33,6 @@ export interface XdsClientOptions {
   readonly logger: Logger;
   readonly registry: Registry;
   /**
-   * Validates and installs the xDS resources (merged with any bootstrap
-   * config by the caller). Resolves with undefined when installed; resolves
-   * with errors for a config that is not (yet) consistent — e.g. a cluster
-   * whose endpoints have not arrived — and rejects when installing failed
-   * (e.g. a port already in use).
-   */
-  readonly apply: (docs: ResourceDocument[]) => Promise<ConfigError[] | undefined>;
-  /**
    * The bootstrap (--config) documents, current at each call: the routes
    * their listeners name and the endpoints of their EDS clusters are
    * subscribed too, so the control plane can serve those (as Envoy's RDS
@@ -62,7 +55,10 @@ interface Pending {
 }
 
 /**
- * The sidecar end of the aggregated SotW stream.
+ * The sidecar end of the aggregated SotW stream, and a ConfigSource: each
+ * consistent set it receives goes to its sink (a ConfigPipeline, which merges
+ * it with the bootstrap config, installs and publishes it), and the verdict
+ * becomes the ACK or NACK.
  *
  * Subscriptions follow xDS: clusters and listeners by wildcard; endpoints by
  * the names of EDS clusters and routes by the names the listeners use, so a
@@ -76,8 +72,10 @@ interface Pending {
  * States: idle → connecting → streaming → (error) backoff → connecting …;
  * any → closed.
  */
-export class XdsClient {
+export class XdsClient implements ConfigSource {
+  readonly name = 'xds';
   private readonly metrics: ClientMetrics;
+  private sink: ConfigSink | undefined;
   /** Applied resources per kind. */
   private readonly current = new Map<Kind, Map<string, ResourceDocument>>();
   private readonly acked = new Map<Kind, string>();
@@ -100,7 +98,12 @@ export class XdsClient {
     this.metrics = new ClientMetrics(opts.registry);
   }
 
+  attach(sink: ConfigSink): void {
+    this.sink = sink;
+  }
+
   start(): void {
+    if (!this.sink) throw new Error('XdsClient started before it was attached');
     this.updateSubscriptions(); // the bootstrap's names go in the first requests
     void this.connect();
   }
@@ -228,7 +231,7 @@ export class XdsClient {
     return this.pending.get(kind)?.docs ?? this.current.get(kind) ?? new Map();
   }
 
-  /** The bootstrap changed (--config reloaded): subscribe to what its listeners and clusters now name. */
+  /** A config was published (the bootstrap may have been reloaded): subscribe to what its listeners and clusters now name. */
   refreshSubscriptions(): void {
     this.updateSubscriptions();
   }
@@ -262,21 +265,20 @@ export class XdsClient {
     }
     const batch = this.pending;
     let failure: string | undefined;
-    try {
-      const inconsistent = await this.opts.apply(docs);
-      if (inconsistent) {
-        // Warming: part of a push is still on its way. Give it time, then NACK.
-        this.warming ??= this.opts.clock.setTimer(this.opts.warmingTimeoutMs ?? 15_000, () => {
-          this.warming = undefined;
-          const msg = inconsistent.map(formatConfigError).join('; ');
-          for (const [kind, p] of this.pending) this.nack(kind, p.nonce, msg);
-          this.pending = new Map();
-        });
-        return;
-      }
-    } catch (err) {
-      failure = describeInstallError(err, docs);
+    const verdict = await this.sink!({ ok: true, documents: docs });
+    if (!verdict.ok && verdict.stage !== 'refused') {
+      // Warming: part of a push is still on its way. Give it time, then NACK.
+      const inconsistent = verdict.errors;
+      this.warming ??= this.opts.clock.setTimer(this.opts.warmingTimeoutMs ?? 15_000, () => {
+        this.warming = undefined;
+        const msg = inconsistent.map(formatConfigError).join('; ');
+        for (const [kind, p] of this.pending) this.nack(kind, p.nonce, msg);
+        this.pending = new Map();
+      });
+      return;
     }
+    // The data path refused the set (a bind failure): NACK now, naming the listener.
+    if (!verdict.ok) failure = describeInstallError(verdict.error, docs);
     this.warming?.cancel();
     this.warming = undefined;
     this.pending = new Map();

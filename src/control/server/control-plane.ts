@@ -8,6 +8,7 @@ import type { StateStore } from '../store/state-store.js';
 import type { StoreState } from '../store/store-state.js';
 import { ControlMetrics } from './control-metrics.js';
 import { NodeViewCache, type NodeView } from './node-view.js';
+import { NO_GENERATED, type GeneratedResources, type GeneratedSet } from './generated-resources.js';
 import {
   applyDocuments,
   deleteResource,
@@ -31,6 +32,8 @@ export interface ControlPlaneOptions {
   readonly identifier?: string;
   /** Called when a stream's Status may have changed (opened, closed, sent, ACK, NACK): the StatusBoard's hook. */
   readonly onStatusChange?: () => void;
+  /** Resources served beside the stored ones but never stored (discovery providers); default none. */
+  readonly generated?: GeneratedResources;
 }
 
 export type Outcome = Change | Failure;
@@ -65,6 +68,9 @@ export class ControlPlane implements StreamHost {
   readonly identifier: string;
   readonly metrics: ControlMetrics;
   private state: StoreState;
+  /** The generated resources as of their last change (not part of `state`: never stored, never audited). */
+  private generated: GeneratedSet = NO_GENERATED;
+  private unsubscribeGenerated: (() => void) | undefined;
   private readonly cache: NodeViewCache;
   private readonly streams = new Set<HostedStream>();
   private chain: Promise<unknown> = Promise.resolve();
@@ -103,7 +109,21 @@ export class ControlPlane implements StreamHost {
       if (reason === 'reconnect') cp.logger.info({ store: opts.store.description }, 'store reconnected; full resync');
       cp.resync();
     });
+    if (opts.generated) {
+      const source = opts.generated;
+      cp.takeGenerated(source);
+      cp.unsubscribeGenerated = source.subscribe(() => {
+        if (cp.closing) return;
+        cp.takeGenerated(source);
+        cp.schedulePush();
+      });
+    }
     return cp;
+  }
+
+  /** A new generated set: a new epoch for the views (the stored state, its revision and history are untouched). */
+  private takeGenerated(source: GeneratedResources): void {
+    this.generated = { epoch: this.generated.epoch + 1, resources: source.current(), changedAtMs: this.clock.nowMs() };
   }
 
   get current(): StoreState {
@@ -241,7 +261,7 @@ export class ControlPlane implements StreamHost {
   pushAll(): void {
     const generation = ++this.pushGeneration;
     const t0 = this.clock.monotonicMs();
-    const conv: Convergence = { changedAtMs: this.state.changedAtMs, waiting: new Set(), complete: false, pushed: 0 };
+    const conv: Convergence = { changedAtMs: Math.max(this.state.changedAtMs, this.generated.changedAtMs), waiting: new Set(), complete: false, pushed: 0 };
     this.convergence = conv;
     const streams = [...this.streams];
     let next = 0;
@@ -275,7 +295,7 @@ export class ControlPlane implements StreamHost {
   }
 
   viewFor(stream: HostedStream): NodeView | undefined {
-    return stream.identity ? this.cache.get(this.state, stream.identity) : undefined;
+    return stream.identity ? this.cache.get(this.state, stream.identity, this.generated) : undefined;
   }
 
   register(stream: HostedStream): void {
@@ -347,6 +367,7 @@ export class ControlPlane implements StreamHost {
 
   async close(): Promise<void> {
     this.closing = true;
+    this.unsubscribeGenerated?.();
     this.resyncRetry?.cancel();
     this.debounce?.cancel();
     for (const s of [...this.streams]) this.closed(s);

@@ -11,6 +11,7 @@ import { Health, HealthCheckResponse_ServingStatus } from '../../gen/grpc/health
 import { AggregatedDiscoveryService } from '../../gen/outrigger/control/v1/discovery_pb.js';
 import { OperatorService } from '../../gen/outrigger/control/v1/operator_pb.js';
 import type { Logger } from '../../observability/logger.js';
+import type { GeneratedResources } from './generated-resources.js';
 import type { ValidateOptions } from '../../config/validate.js';
 import type { StateStore } from '../store/state-store.js';
 import { peerKey, peerOf, type AuthOptions } from './auth.js';
@@ -42,6 +43,8 @@ export interface ControlServerOptions {
    * shared status outlives it when killed (default 15 s; rewritten every ttl/3).
    */
   readonly statusTtlMs?: number;
+  /** Resources served beside the stored ones without being stored (discovery providers; see generated-resources.ts). */
+  readonly generated?: GeneratedResources;
 }
 
 /** A replica id unique per process: hostname (the pod name in Kubernetes), pid and a random suffix. */
@@ -81,6 +84,7 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
     debounceMs: opts.debounceMs,
     maxDelayMs: opts.maxDelayMs,
     identifier,
+    generated: opts.generated,
     // Only a shared store has anything to publish (a file store: no hook at all on the push path).
     onStatusChange: opts.store.replicaStatus ? () => board?.changed() : undefined,
   });

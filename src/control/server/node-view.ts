@@ -3,17 +3,21 @@ import { buildSnapshot } from '../../config/loader.js';
 import type { ConfigError } from '../../config/snapshot.js';
 import type { ValidateOptions } from '../../config/validate.js';
 import { TYPE_ORDER, toWire, versionOfSet, type WireResource } from '../protocol.js';
-import type { StoreState } from '../store/store-state.js';
+import type { StoreState, StoredEntry } from '../store/store-state.js';
 import { plainDocs } from './resource-state.js';
 import { selects, type NodeIdentity } from './selector.js';
+import { NO_GENERATED, type GeneratedSet } from './generated-resources.js';
 
 /**
- * What one sidecar sees: the resources whose selectors match it, checked for
+ * What one sidecar sees: the resources whose selectors match it (stored, and
+ * generated ones by the rules of generated-resources.ts), checked for
  * consistency as a whole (the same buildSnapshot the sidecar runs), per type.
  * Immutable; streams compare versions to decide whether to push.
  */
 export interface NodeView {
   readonly revision: number;
+  /** The GeneratedSet epoch it was built from. */
+  readonly generation: number;
   readonly changedAtMs: number;
   readonly byKind: ReadonlyMap<Kind, ReadonlyMap<string, WireResource>>;
   readonly versions: ReadonlyMap<Kind, string>;
@@ -25,25 +29,43 @@ export function nodeKey(n: NodeIdentity): string {
 }
 
 /** Builds a node's view, or returns the errors that keep it from being published. */
-export function buildNodeView(state: StoreState, node: NodeIdentity, opts: ValidateOptions): { view?: NodeView; errors: ConfigError[] } {
+export function buildNodeView(
+  state: StoreState,
+  node: NodeIdentity,
+  opts: ValidateOptions,
+  generated: GeneratedSet = NO_GENERATED,
+): { view?: NodeView; errors: ConfigError[] } {
   const entries = state.resources.filter((e) => selects(e.doc.metadata.selector, node));
-  const check = buildSnapshot(plainDocs(entries), opts);
+  const check = buildSnapshot(plainDocs([...entries, ...generatedFor(node, entries, generated)]), opts);
   if (!check.ok) return { errors: check.errors };
   const byKind = new Map<Kind, Map<string, WireResource>>(TYPE_ORDER.map((k) => [k, new Map()]));
   for (const doc of check.value.documents) byKind.get(doc.kind)!.set(doc.metadata.name, toWire(doc));
   const versions = new Map<Kind, string>();
   for (const [k, m] of byKind) versions.set(k, versionOfSet(m.values()));
-  return { view: { revision: state.revision, changedAtMs: state.changedAtMs, byKind, versions }, errors: [] };
+  const changedAtMs = Math.max(state.changedAtMs, generated.changedAtMs);
+  return { view: { revision: state.revision, generation: generated.epoch, changedAtMs, byKind, versions }, errors: [] };
+}
+
+/** The generated resources that join a node's view beside its `stored` (selected) ones; see generated-resources.ts. */
+function generatedFor(node: NodeIdentity, stored: readonly StoredEntry[], generated: GeneratedSet): StoredEntry[] {
+  if (generated.resources.length === 0) return [];
+  const key = (kind: string, name: string): string => `${kind}/${name}`;
+  const operators = new Set(stored.map((e) => key(e.doc.kind, e.doc.metadata.name)));
+  const joining = generated.resources.filter((r) => selects(r.metadata.selector, node) && !operators.has(key(r.kind, r.metadata.name)));
+  const clusters = new Set([...stored.map((e) => e.doc), ...joining].filter((d) => d.kind === 'Cluster').map((d) => d.metadata.name));
+  return joining.filter((r) => r.kind !== 'ClusterLoadAssignment' || clusters.has(r.metadata.name)).map((doc) => ({ doc, version: '' }));
 }
 
 /**
- * Caches views by state revision and by which stored resources a node
- * selects (not by node identity): 1,000 sidecars of one service select the
- * same resources and share one build per change. The last good view of each
- * node is kept for the fallback on a consistency error.
+ * Caches views by state revision and generated epoch, and by which stored
+ * and generated resources a node selects (not by node identity): 1,000
+ * sidecars of one service select the same resources and share one build per
+ * change. The last good view of each node is kept for the fallback on a
+ * consistency error.
  */
 export class NodeViewCache {
   private revision = -1;
+  private generation = -1;
   /** Selection key (indexes of the selected entries) → view, for the current revision. */
   private readonly bySelection = new Map<string, NodeView>();
   private readonly failed = new Map<string, ConfigError[]>();
@@ -59,19 +81,24 @@ export class NodeViewCache {
     private readonly onError: (node: NodeIdentity, errors: ConfigError[]) => void,
   ) {}
 
-  /** The node's view for `state`; on a consistency error, the previous view of that node (or undefined). */
-  get(state: StoreState, node: NodeIdentity): NodeView | undefined {
+  /** The node's view for `state` (and `generated`); on a consistency error, the previous view of that node (or undefined). */
+  get(state: StoreState, node: NodeIdentity, generated: GeneratedSet = NO_GENERATED): NodeView | undefined {
     const key = this.keyOf(node);
     const prev = this.lastGood.get(key);
-    if (prev && prev.revision === state.revision) return prev;
-    if (state.revision !== this.revision) {
+    if (prev && prev.revision === state.revision && prev.generation === generated.epoch) return prev;
+    if (state.revision !== this.revision || generated.epoch !== this.generation) {
       this.revision = state.revision;
+      this.generation = generated.epoch;
       this.bySelection.clear();
       this.failed.clear();
     }
-    const selected: number[] = [];
+    const selected: string[] = [];
     state.resources.forEach((e, i) => {
-      if (selects(e.doc.metadata.selector, node)) selected.push(i);
+      if (selects(e.doc.metadata.selector, node)) selected.push(String(i));
+    });
+    // Which generated resources join follows from the selection (shadowing and CLAs depend only on it).
+    generated.resources.forEach((r, i) => {
+      if (selects(r.metadata.selector, node)) selected.push(`g${i}`);
     });
     const sel = selected.join(',');
     let view = this.bySelection.get(sel);
@@ -81,7 +108,7 @@ export class NodeViewCache {
         this.onError(node, errors);
         return prev;
       }
-      const built = buildNodeView(state, node, this.opts);
+      const built = buildNodeView(state, node, this.opts, generated);
       if (!built.view) {
         this.failed.set(sel, built.errors);
         this.onError(node, built.errors);

@@ -8,6 +8,7 @@ import { stringify } from 'yaml';
 import type { Clock, Timer } from '../../../src/core/clock.js';
 import { FileConfigSource, type FileConfigSourceOptions } from '../../../src/config/file-source.js';
 import { ConfigStore } from '../../../src/config/store.js';
+import { ConfigPipeline, type ConfigPipelineOptions } from '../../../src/config/config-pipeline.js';
 import type { ConfigError } from '../../../src/config/snapshot.js';
 import { baseDocs, type Obj } from './helpers.js';
 
@@ -73,7 +74,9 @@ describe('FileConfigSource', () => {
     await rename(tmp, path);
   }
 
-  function create(opts: Partial<FileConfigSourceOptions> = {}): FileConfigSource {
+  /** The source on a pipeline publishing to `store` (the sidecar's wiring, without listeners). */
+  function create(opts: Partial<FileConfigSourceOptions> & { apply?: () => void } = {}): FileConfigSource {
+    const { apply, ...sourceOpts } = opts;
     const logger = pino(
       { base: undefined },
       new Writable({
@@ -86,12 +89,20 @@ describe('FileConfigSource', () => {
     source = new FileConfigSource({
       path: file,
       logger,
-      store,
       debounceMs: 10,
       onApplied: (v) => applied.push(v),
       onRejected: (e) => rejected.push([...e]),
-      ...opts,
+      ...sourceOpts,
     });
+    const applyToDataPath: ConfigPipelineOptions['apply'] = async () => {
+      try {
+        apply?.();
+        return { ok: true };
+      } catch (err) {
+        return { ok: false, error: err as Error };
+      }
+    };
+    new ConfigPipeline({ store, validateOptions: sourceOpts.validateOptions, apply: applyToDataPath }).add(source);
     return source;
   }
 
