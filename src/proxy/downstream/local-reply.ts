@@ -37,6 +37,7 @@ export function localReply(ds: Downstream, code: LocalErrorCode, detail?: string
 export function sendReply(ds: Downstream, status: number, headers: OutgoingHttpHeaders, body?: string | Buffer): void {
   ds.ex.status = status;
   if (ds.closed) return;
+  if (body !== undefined && headers['content-length'] === undefined) headers['content-length'] = Buffer.byteLength(body);
   ds.respond(status, headers);
   if (body === undefined || ds.method === 'HEAD') ds.end();
   else ds.end(body);
