@@ -1,4 +1,5 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import { encodeFrame } from '../core/grpc-framing.js';
 import http2 from 'node:http2';
 import https from 'node:https';
 import net from 'node:net';
@@ -142,9 +143,7 @@ function grpcProbe(port: number, service: string, host: string, timeoutMs: numbe
     // HealthCheckRequest { string service = 1; } in a 5-byte gRPC frame.
     const name = Buffer.from(service, 'utf8');
     const msg = name.length ? Buffer.concat([Buffer.from([0x0a]), varint(name.length), name]) : Buffer.alloc(0);
-    const frame = Buffer.alloc(5 + msg.length);
-    frame.writeUInt32BE(msg.length, 1);
-    msg.copy(frame, 5);
+    const frame = encodeFrame(0, msg);
     const stream = session.request({
       ':method': 'POST',
       ':path': '/grpc.health.v1.Health/Check',

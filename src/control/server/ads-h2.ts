@@ -1,4 +1,5 @@
 import { constants, type Http2ServerRequest, type ServerHttp2Stream } from 'node:http2';
+import { encodeFrame, FLAG_COMPRESSED, FrameReader, FrameTooLargeError } from '../../core/grpc-framing.js';
 import { gunzipSync, inflateSync } from 'node:zlib';
 import { fromBinary, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
@@ -41,9 +42,9 @@ export function rawAdsKind(req: Http2ServerRequest): 'sotw' | 'delta' | undefine
   return path === SOTW_PATH ? 'sotw' : path === DELTA_PATH ? 'delta' : undefined;
 }
 
-/** gRPC length-prefixed messages out of DATA chunks (messages may span chunks). */
-class FrameReader {
-  private pending: Buffer | undefined;
+/** gRPC messages out of DATA chunks (messages may span chunks), decompressed per the stream's grpc-encoding. */
+class MessageReader {
+  private readonly frames = new FrameReader(MAX_REQUEST_BYTES);
 
   constructor(
     private readonly encoding: string | undefined,
@@ -51,24 +52,20 @@ class FrameReader {
   ) {}
 
   push(chunk: Buffer): void {
-    const buf = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
-    this.pending = undefined;
-    let off = 0;
-    while (buf.length - off >= 5) {
-      const flag = buf[off]!;
-      const len = buf.readUInt32BE(off + 1);
-      if (len > MAX_REQUEST_BYTES) throw new ConnectError(`request message of ${len} bytes exceeds ${MAX_REQUEST_BYTES}`, Code.ResourceExhausted);
-      if (buf.length - off - 5 < len) break;
-      const body = buf.subarray(off + 5, off + 5 + len);
-      off += 5 + len;
-      this.onMessage(flag & 1 ? this.decompress(body) : body);
+    try {
+      this.frames.each(chunk, (f) => {
+        this.onMessage(f.flags & FLAG_COMPRESSED ? this.decompress(f.data) : f.data);
+        return true;
+      });
+    } catch (err) {
+      if (err instanceof FrameTooLargeError) throw new ConnectError(`request message of ${err.lengthBytes} bytes exceeds ${MAX_REQUEST_BYTES}`, Code.ResourceExhausted);
+      throw err;
     }
-    if (off < buf.length) this.pending = Buffer.from(buf.subarray(off)); // copy: the chunk is not ours to keep
   }
 
   /** True when a message was cut off by the end of the stream. */
   get partial(): boolean {
-    return this.pending !== undefined;
+    return this.frames.pending;
   }
 
   private decompress(body: Buffer): Buffer {
@@ -78,13 +75,7 @@ class FrameReader {
   }
 }
 
-function frame(bytes: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(5 + bytes.length);
-  out[0] = 0;
-  out.writeUInt32BE(bytes.length, 1);
-  out.set(bytes, 5);
-  return out;
-}
+const frame = (bytes: Uint8Array): Buffer => encodeFrame(0, bytes);
 
 /**
  * The response side of one raw gRPC stream: headers at once (the sidecar
@@ -158,7 +149,7 @@ function run(
     out.close(err);
     cp.closed(stream, err);
   };
-  const reader = new FrameReader(typeof encoding === 'string' && encoding !== 'identity' ? encoding : undefined, (bytes) => handle(bytes));
+  const reader = new MessageReader(typeof encoding === 'string' && encoding !== 'identity' ? encoding : undefined, (bytes) => handle(bytes));
   const onData = (chunk: Buffer): void => {
     try {
       reader.push(chunk);

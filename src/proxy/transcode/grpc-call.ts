@@ -6,7 +6,7 @@ import type { ProxyContext } from '../context.js';
 import type { ClusterRuntime } from '../upstream/cluster.js';
 import type { EndpointAddress } from '../upstream/endpoint.js';
 import { resetStream } from '../http/h2-reset.js';
-import { encodeFrame, FrameReader } from '../grpc/framing.js';
+import { encodeFrame, FrameReader } from '../../core/grpc-framing.js';
 
 const END_STREAM = http2.constants.NGHTTP2_FLAG_END_STREAM;
 const CANCEL = http2.constants.NGHTTP2_CANCEL;

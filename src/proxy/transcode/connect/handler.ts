@@ -6,7 +6,7 @@ import { GrpcStatus, flagOf } from '../../../core/errors.js';
 import type { TranscodeTarget } from '../handler.js';
 import type { CallEnd, GrpcCall } from '../grpc-call.js';
 import { callMetadata, deadlineMs, passMetadata, startRpc } from '../rpc.js';
-import { encodeFrame, FrameReader } from '../../grpc/framing.js';
+import { encodeFrame, FrameReader } from '../../../core/grpc-framing.js';
 import { httpStatusOf } from '../status-body.js';
 import { codecFor, streamCodecOf, unaryCodecOf, type Codec } from './codec.js';
 import { connectErrorJson } from './errors.js';

@@ -6,7 +6,7 @@ import { encodeGrpcMessage } from '../../http/headers.js';
 import type { TranscodeTarget } from '../handler.js';
 import type { CallEnd, GrpcCall } from '../grpc-call.js';
 import { callMetadata, deadlineMs, passMetadata, startRpc } from '../rpc.js';
-import { encodeFrame, FrameReader } from '../../grpc/framing.js';
+import { encodeFrame, FrameReader } from '../../../core/grpc-framing.js';
 import { Base64ChunkDecoder } from './base64.js';
 
 /**

@@ -1,8 +1,9 @@
 /**
  * The gRPC length-prefixed message framing (PROTOCOLS.md b2), shared by every
  * place that reads or writes it: the transcoder's upstream calls, gRPC-Web,
- * Connect streaming (same 5-byte envelope, other flag bits) and filters that
- * look at messages. One byte of flags, a 4-byte big-endian length, the bytes.
+ * Connect streaming (same 5-byte envelope, other flag bits), filters that look
+ * at messages, the control plane's raw ADS streams and the status port's gRPC
+ * health probe. One byte of flags, a 4-byte big-endian length, the bytes.
  */
 export const FRAME_HEADER_BYTES = 5;
 /** gRPC: the message is compressed with the call's grpc-encoding. */
@@ -23,7 +24,11 @@ export function encodeFrame(flags: number, data: Uint8Array): Buffer {
 }
 
 export class FrameTooLargeError extends Error {
-  constructor(readonly maxBytes: number) {
+  constructor(
+    readonly maxBytes: number,
+    /** The length the frame header announced. */
+    readonly lengthBytes: number,
+  ) {
     super(`message larger than ${maxBytes} bytes`);
   }
 }
@@ -52,17 +57,20 @@ export class FrameReader {
    * Calls `fn` for each complete frame; stops early when it returns false and
    * keeps the rest for the next call to `each` or `push` (an empty chunk
    * continues). Allocation-free for frames that sit inside one chunk.
+   * Throws FrameTooLargeError past the limit (before buffering the frame).
    */
   each(chunk: Buffer, fn: (f: Frame) => boolean): void {
     this.buf = this.buf.length === 0 ? chunk : chunk.length === 0 ? this.buf : Buffer.concat([this.buf, chunk]);
     while (this.buf.length >= FRAME_HEADER_BYTES) {
       const len = this.buf.readUInt32BE(1);
-      if (len > this.maxBytes) throw new FrameTooLargeError(this.maxBytes);
+      if (len > this.maxBytes) throw new FrameTooLargeError(this.maxBytes, len);
       if (this.buf.length < FRAME_HEADER_BYTES + len) break;
       const f = { flags: this.buf[0]!, data: this.buf.subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + len) };
       this.buf = this.buf.subarray(FRAME_HEADER_BYTES + len);
       if (!fn(f)) return;
     }
+    // A partial frame left in the caller's chunk is copied: the chunk is not ours to keep.
+    if (this.buf.length > 0 && this.buf.buffer === chunk.buffer) this.buf = Buffer.from(this.buf);
   }
 
   /** Bytes of an incomplete frame are waiting. */
