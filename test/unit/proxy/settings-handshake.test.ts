@@ -80,6 +80,16 @@ describe('HTTP/2 settings handshake', () => {
       return { sock, received: () => Buffer.concat(chunks), closed };
     }
 
+    /** The connection closed after our preface and a GOAWAY with `code`, never handed over. */
+    async function endedWith(c: ReturnType<typeof connect>, code: number, why: HandshakeFailure): Promise<void> {
+      await c.closed;
+      const goaway = c.received().subarray(15);
+      expect(goaway[3]).to.equal(FRAME.GOAWAY);
+      expect(goaway.readUInt32BE(9 + 4)).to.equal(code);
+      expect(failures).to.deep.equal([why]);
+      expect(handedOver).to.have.length(0);
+    }
+
     it('sends SETTINGS with only the limit, and hands over everything the client sent except the ACK of it', async () => {
       const c = connect();
       const before = Buffer.concat([PREFACE, CLIENT_SETTINGS, headersFrame(1, '/a', true)]);
@@ -108,24 +118,14 @@ describe('HTTP/2 settings handshake', () => {
       clock.advance(SETTINGS_ACK_TIMEOUT_MS - 1);
       expect(failures).to.deep.equal([]);
       clock.advance(1);
-      await c.closed;
-      const goaway = c.received().subarray(15);
-      expect(goaway[3]).to.equal(FRAME.GOAWAY);
-      expect(goaway.readUInt32BE(9 + 4)).to.equal(SETTINGS_TIMEOUT);
-      expect(failures).to.deep.equal(['settings_timeout']);
-      expect(handedOver).to.have.length(0);
+      await endedWith(c, SETTINGS_TIMEOUT, 'settings_timeout');
     });
 
     it('a client that sends too much before its ACK gets GOAWAY(ENHANCE_YOUR_CALM)', async () => {
       maxBytes = 100;
       const c = connect();
       c.sock.write(Buffer.concat([PREFACE, CLIENT_SETTINGS, ...Array<Buffer>(6).fill(PING)]));
-      await c.closed;
-      const goaway = c.received().subarray(15);
-      expect(goaway[3]).to.equal(FRAME.GOAWAY);
-      expect(goaway.readUInt32BE(9 + 4)).to.equal(ENHANCE_YOUR_CALM);
-      expect(failures).to.deep.equal(['too_much_before_ack']);
-      expect(handedOver).to.have.length(0);
+      await endedWith(c, ENHANCE_YOUR_CALM, 'too_much_before_ack');
     });
 
     it('a client that goes away during the handshake is a plain close', async () => {
