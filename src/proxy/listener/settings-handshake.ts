@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import type { Clock } from '../../core/clock.js';
+import { H2_PREFACE } from './detect.js';
 
 /**
  * The start of every downstream HTTP/2 connection, before node:http2 takes
@@ -22,12 +23,12 @@ import type { Clock } from '../../core/clock.js';
  */
 
 const FRAME_HEADER = 9;
-const PREFACE_LENGTH = 24;
 const TYPE_SETTINGS = 0x4;
 const TYPE_GOAWAY = 0x7;
 const FLAG_ACK = 0x1;
 const SETTINGS_MAX_CONCURRENT_STREAMS = 0x3;
 
+export const PROTOCOL_ERROR = 0x1;
 /** RFC 9113 §6.5.3: a peer that does not ACK in time. */
 export const SETTINGS_TIMEOUT = 0x4;
 export const ENHANCE_YOUR_CALM = 0xb;
@@ -63,7 +64,9 @@ export type AckScan =
   /** No complete ACK yet; the next scan may start at `resumeAt` (a frame boundary). */
   | { readonly kind: 'need_more'; readonly resumeAt: number }
   /** The first SETTINGS ACK is bytes [start, end). */
-  | { readonly kind: 'ack'; readonly start: number; readonly end: number };
+  | { readonly kind: 'ack'; readonly start: number; readonly end: number }
+  /** The connection does not start with the client preface (h2 over TLS is not checked before this). */
+  | { readonly kind: 'bad_preface' };
 
 /**
  * Finds the client's first SETTINGS ACK in the bytes of a connection (the
@@ -72,8 +75,12 @@ export type AckScan =
  * the only SETTINGS the server has sent by then.
  */
 export function scanForSettingsAck(buf: Buffer, from: number): AckScan {
-  let off = Math.max(from, PREFACE_LENGTH);
-  if (buf.length < off) return { kind: 'need_more', resumeAt: from };
+  if (from < H2_PREFACE.length) {
+    const n = Math.min(buf.length, H2_PREFACE.length);
+    if (buf.compare(H2_PREFACE, 0, n, 0, n) !== 0) return { kind: 'bad_preface' };
+    if (n < H2_PREFACE.length) return { kind: 'need_more', resumeAt: 0 };
+  }
+  let off = Math.max(from, H2_PREFACE.length);
   while (off + FRAME_HEADER <= buf.length) {
     const end = off + FRAME_HEADER + buf.readUIntBE(off, 3);
     if (end > buf.length) break;
@@ -83,7 +90,7 @@ export function scanForSettingsAck(buf: Buffer, from: number): AckScan {
   return { kind: 'need_more', resumeAt: off };
 }
 
-export type HandshakeFailure = 'settings_timeout' | 'too_much_before_ack' | 'closed';
+export type HandshakeFailure = 'bad_preface' | 'settings_timeout' | 'too_much_before_ack' | 'closed';
 
 export interface HandshakeOptions {
   readonly maxStreams: number;
@@ -120,6 +127,7 @@ export function settingsHandshake(socket: Socket, buffered: Buffer, o: Handshake
   };
   const scan = (): void => {
     const r = scanForSettingsAck(buf, resumeAt);
+    if (r.kind === 'bad_preface') return fail('bad_preface', PROTOCOL_ERROR);
     if (r.kind === 'need_more') {
       resumeAt = r.resumeAt;
       if (buf.length > (o.maxBytes ?? MAX_BYTES_BEFORE_ACK)) fail('too_much_before_ack', ENHANCE_YOUR_CALM);

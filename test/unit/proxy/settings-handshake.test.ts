@@ -3,6 +3,7 @@ import net from 'node:net';
 import {
   ENHANCE_YOUR_CALM,
   limitSettingsFrame,
+  PROTOCOL_ERROR,
   scanForSettingsAck,
   SETTINGS_ACK_TIMEOUT_MS,
   SETTINGS_TIMEOUT,
@@ -35,6 +36,12 @@ describe('HTTP/2 settings handshake', () => {
         expect(scanForSettingsAck(buf.subarray(0, n), 0), `${n} bytes`).to.deep.equal({ kind: 'need_more', resumeAt: afterSettings });
       }
       expect(scanForSettingsAck(buf, afterSettings)).to.deep.equal({ kind: 'ack', start: afterSettings, end: buf.length });
+    });
+
+    it('checks the client preface first', () => {
+      expect(scanForSettingsAck(Buffer.from('GET / HTTP/1.1\r\n'), 0)).to.deep.equal({ kind: 'bad_preface' });
+      expect(scanForSettingsAck(PREFACE.subarray(0, 10), 0)).to.deep.equal({ kind: 'need_more', resumeAt: 0 });
+      expect(scanForSettingsAck(Buffer.alloc(0), 0)).to.deep.equal({ kind: 'need_more', resumeAt: 0 });
     });
 
     it('a SETTINGS frame without the ACK flag is not the ACK', () => {
@@ -126,6 +133,12 @@ describe('HTTP/2 settings handshake', () => {
       const c = connect();
       c.sock.write(Buffer.concat([PREFACE, CLIENT_SETTINGS, ...Array<Buffer>(6).fill(PING)]));
       await endedWith(c, ENHANCE_YOUR_CALM, 'too_much_before_ack');
+    });
+
+    it('a connection that does not start with the client preface gets GOAWAY(PROTOCOL_ERROR) at once', async () => {
+      const c = connect();
+      c.sock.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+      await endedWith(c, PROTOCOL_ERROR, 'bad_preface');
     });
 
     it('a client that goes away during the handshake is a plain close', async () => {
