@@ -1,9 +1,19 @@
 import http2, { type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Clock } from '../../core/clock.js';
 
-/** More refusals than this within REFUSAL_WINDOW_MS on one connection end it. */
+/** More refusals than this (at least) within REFUSAL_WINDOW_MS on one connection end it. */
 export const MAX_REFUSALS_PER_WINDOW = 100;
 export const REFUSAL_WINDOW_MS = 1000;
+
+/**
+ * How many refusals within REFUSAL_WINDOW_MS a connection may cause: 100, or
+ * for limits over 90 twice what one burst of up to 2 × limit + 10 concurrent
+ * streams is refused (limit + 10), so that such a burst and the transparent
+ * retry of its refused streams never end the connection.
+ */
+export function refusalBudget(maxStreams: number): number {
+  return Math.max(MAX_REFUSALS_PER_WINDOW, 2 * (maxStreams + 10));
+}
 
 export interface StreamLimitEvents {
   /** A stream over the limit was refused with RST_STREAM(REFUSED_STREAM). */
@@ -21,22 +31,25 @@ export interface StreamLimitEvents {
  * limit (settings-handshake.ts explains why), so this is the only check.
  *
  * A client that keeps opening streams past the limit is cut off: more than
- * MAX_REFUSALS_PER_WINDOW refusals within REFUSAL_WINDOW_MS end the
- * connection with GOAWAY(ENHANCE_YOUR_CALM), which also bounds the work a
- * flood of refused streams can cause.
+ * refusalBudget() refusals within REFUSAL_WINDOW_MS end the connection with
+ * GOAWAY(ENHANCE_YOUR_CALM), which also bounds the work a flood of refused
+ * streams can cause.
  */
 export class StreamLimiter {
   private readonly admitted = new Set<ServerHttp2Stream>();
   /** Monotonic times of the recent refusals, oldest first. */
   private readonly refusals: number[] = [];
   private flooded = false;
+  private readonly budget: number;
 
   constructor(
     private readonly session: ServerHttp2Session,
     private readonly maxStreams: number,
     private readonly clock: Clock,
     private readonly events: StreamLimitEvents,
-  ) {}
+  ) {
+    this.budget = refusalBudget(maxStreams);
+  }
 
   /** Whether the connection was ended for refusing too much. */
   get endedByFlood(): boolean {
@@ -75,7 +88,7 @@ export class StreamLimiter {
     const now = this.clock.monotonicMs();
     this.refusals.push(now);
     while (this.refusals.length > 0 && this.refusals[0]! <= now - REFUSAL_WINDOW_MS) this.refusals.shift();
-    if (this.refusals.length > MAX_REFUSALS_PER_WINDOW && !this.flooded) {
+    if (this.refusals.length > this.budget && !this.flooded) {
       this.flooded = true;
       this.events.onFlood();
       // destroy(null, code): a GOAWAY with `code` and no 'error' event (an

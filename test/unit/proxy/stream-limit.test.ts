@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import http2 from 'node:http2';
 import type net from 'node:net';
-import { MAX_REFUSALS_PER_WINDOW, REFUSAL_WINDOW_MS, StreamLimiter } from '../../../src/proxy/listener/stream-limit.js';
+import { MAX_REFUSALS_PER_WINDOW, REFUSAL_WINDOW_MS, refusalBudget, StreamLimiter } from '../../../src/proxy/listener/stream-limit.js';
 import { FakeClock } from '../../support/fake-clock.js';
 import { endStreamFrame, FRAME, headersFrame, rawH2, type RawH2 } from '../../support/h2-raw.js';
 
@@ -15,14 +15,17 @@ describe('StreamLimiter', () => {
   let counts: { refused: number; floods: number; served: number };
   let r: RawH2;
   let nextId: number;
+  let limit: number;
 
-  beforeEach(async () => {
+  /** A server whose connections allow `max` streams, and a raw client connected to it. */
+  async function start(max: number): Promise<void> {
+    limit = max;
     clock = new FakeClock();
     counts = { refused: 0, floods: 0, served: 0 };
     nextId = 1;
     server = http2.createServer();
     server.on('session', (session) => {
-      const limiter = new StreamLimiter(session, 2, clock, { onRefused: () => counts.refused++, onFlood: () => counts.floods++ });
+      const limiter = new StreamLimiter(session, limit, clock, { onRefused: () => counts.refused++, onFlood: () => counts.floods++ });
       session.on('stream', (stream) => {
         if (!limiter.admit(stream)) return;
         counts.served++;
@@ -38,7 +41,7 @@ describe('StreamLimiter', () => {
     await new Promise<void>((res) => server.listen(0, '127.0.0.1', () => res()));
     r = rawH2((server.address() as net.AddressInfo).port);
     await r.frame((f) => f.type === FRAME.SETTINGS);
-  });
+  }
   afterEach(async () => {
     r.sock.destroy();
     await new Promise<void>((res) => server.close(() => res()));
@@ -54,6 +57,7 @@ describe('StreamLimiter', () => {
   const rstOf = (id: number) => r.frame((f) => f.type === FRAME.RST_STREAM && f.id === id);
 
   it('admits up to the limit, refuses the rest, and admits again once a stream closed', async () => {
+    await start(2);
     const [a, b, c] = open(3);
     expect((await rstOf(c!)).payload.readUInt32BE(0)).to.equal(http2.constants.NGHTTP2_REFUSED_STREAM);
     expect(counts).to.deep.equal({ refused: 1, floods: 0, served: 2 });
@@ -67,6 +71,7 @@ describe('StreamLimiter', () => {
   });
 
   it(`more than ${MAX_REFUSALS_PER_WINDOW} refusals within ${REFUSAL_WINDOW_MS} ms end the connection with GOAWAY(ENHANCE_YOUR_CALM)`, async () => {
+    await start(2);
     open(2); // fills the limit; every later stream is refused
     const first = open(60);
     await rstOf(first[59]!);
@@ -84,5 +89,18 @@ describe('StreamLimiter', () => {
     expect(goaway.payload.readUInt32BE(4)).to.equal(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
     expect(counts).to.deep.equal({ refused: 161, floods: 1, served: 2 });
     await r.closed;
+  });
+
+  it('with a large limit, a burst of 2 × limit + 10 streams and a retry of its refused ones are refused per stream, without GOAWAY', async () => {
+    await start(100);
+    expect(refusalBudget(limit)).to.equal(220);
+    const burst = open(2 * limit + 10);
+    await rstOf(burst[burst.length - 1]!);
+    const retry = open(limit + 10);
+    await rstOf(retry[retry.length - 1]!);
+    expect(counts).to.deep.equal({ refused: 220, floods: 0, served: 100 });
+    expect(r.all().some((f) => f.type === FRAME.GOAWAY)).to.equal(false);
+    open(1);
+    expect((await r.frame((f) => f.type === FRAME.GOAWAY)).payload.readUInt32BE(4)).to.equal(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
   });
 });
