@@ -14,6 +14,7 @@ export class ProxyMetrics {
   readonly rejectedConnections: Counter<'listener' | 'reason'>;
   readonly localReplies: Counter<'listener' | 'flag'>;
   readonly protocolErrors: Counter<'listener' | 'kind'>;
+  readonly refusedStreams: Counter<'listener'>;
   readonly activeStreams: Gauge<'listener'>;
   private readonly durationChildren = new Map<string, { observe(v: number): void }>();
   private readonly activeChildren = new Map<string, { inc(): void; dec(): void }>();
@@ -77,6 +78,12 @@ export class ProxyMetrics {
       name: 'outrigger_downstream_protocol_errors_total',
       help: 'Malformed downstream traffic: bad HTTP/1.1, HTTP/2 errors, silent peers',
       labelNames: ['listener', 'kind'],
+      registers,
+    });
+    this.refusedStreams = new Counter({
+      name: 'outrigger_downstream_streams_refused_total',
+      help: 'HTTP/2 streams refused with RST_STREAM(REFUSED_STREAM) because the connection was at limits.maxConcurrentStreams',
+      labelNames: ['listener'],
       registers,
     });
   }

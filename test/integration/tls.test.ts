@@ -43,7 +43,11 @@ function httpsGet(port: number, path: string, ca: Buffer, alpn: string[] = ['htt
   });
 }
 
-function h2Get(url: string, path: string, opts: http2.SecureClientSessionOptions = {}): Promise<Reply & { alpn: string | false | null | undefined }> {
+function h2Get(
+  url: string,
+  path: string,
+  opts: http2.SecureClientSessionOptions = {},
+): Promise<Reply & { alpn: string | false | null | undefined; maxConcurrentStreams: number | undefined }> {
   return new Promise((resolve, reject) => {
     const session = http2.connect(url, opts);
     session.on('error', reject);
@@ -51,9 +55,10 @@ function h2Get(url: string, path: string, opts: http2.SecureClientSessionOptions
     req.on('error', reject);
     req.on('response', (h) => {
       const alpn = (session.socket as tls.TLSSocket).alpnProtocol;
+      const maxConcurrentStreams = session.remoteSettings.maxConcurrentStreams;
       collect(req, Number(h[':status']), h).then((r) => {
         session.close();
-        resolve({ ...r, alpn });
+        resolve({ ...r, alpn, maxConcurrentStreams });
       }, reject);
     });
     req.end();
@@ -136,6 +141,8 @@ describe('TLS listener (ALPN h2 / http/1.1, plaintext on the same port)', functi
     const r = await h2Get(`https://localhost:${sc.port()}`, '/tls/h2', { ca: certs.ca, ALPNProtocols: ['h2'] });
     expect(r.status).to.equal(200);
     expect(r.alpn).to.equal('h2');
+    // The settings handshake runs after the TLS one: the default limit is advertised.
+    expect(r.maxConcurrentStreams).to.equal(1000);
     const e = JSON.parse(r.body) as Echo;
     expect(e.url).to.equal('/tls/h2');
     expect(e.headers['x-forwarded-proto']).to.equal('https');

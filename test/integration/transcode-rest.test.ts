@@ -106,6 +106,48 @@ describe('transcode: REST → gRPC conformance', function () {
     it('PATCH keeps an explicit update_mask query parameter', async () => {
       const r = await call('PATCH', '/v1/samples/5?update_mask=name', { body: '{"name":"q","flag":true}' });
       expect(r.json.updateMask).to.equal('name');
+      const camel = await call('PATCH', '/v1/samples/5?updateMask=sub.n,tags', { body: '{"name":"q","sub":{"n":1,"subfield":"s"}}' });
+      expect(camel.json.updateMask).to.equal('sub.n,tags');
+    });
+    it('PATCH mask: proto names, nested messages to their leaves; maps, repeated fields and well-known types stop at the field', async () => {
+      const body = {
+        sub: { subfield: 's', n: 3 },
+        labels: { a: 'b', c: 'd' },
+        tags: ['x', 'y'],
+        at: '2024-01-01T00:00:00Z',
+        wait: '1.5s',
+        meta: { k: { deep: 1 } },
+        value: { v: [1] },
+        count: 4,
+        alias: 'r',
+        failCode: 0,
+      };
+      const r = await call('PATCH', '/v1/samples/5', { body: JSON.stringify(body) });
+      expect(r.status).to.equal(200);
+      // The echo prints the FieldMask in its JSON form (lowerCamel paths).
+      expect(r.json.updateMask).to.equal('sub.subfield,sub.n,labels,tags,at,wait,meta,value,count,renamed,failCode');
+      expect(r.json.id).to.equal('5');
+    });
+    it('PATCH mask: an empty or null message field is the field itself', async () => {
+      const r = await call('PATCH', '/v1/samples/5', { body: '{"sub":{},"name":null,"flag":false}' });
+      expect(r.json.updateMask).to.equal('sub,name,flag');
+    });
+    it('PATCH mask: a field of the body message bound by the path is not in the mask', async () => {
+      const r = await call('PATCH', '/v1/named/n1', { body: '{"id":"7","sub":{"n":1}}' });
+      expect(r.status).to.equal(200);
+      expect(r.json.updateMask).to.equal('id,sub.n');
+      expect(r.json.sample).to.deep.equal({ id: '7', name: 'n1', sub: { n: 1 } });
+    });
+    it('PATCH mask: a field both in the path and in the body (body wins, relaxed) is in the mask, as the body sent it', async () => {
+      const r = await call('PATCH', '/v1/named/n1', { host: 'relaxed', body: '{"name":"b","flag":true}' });
+      expect(r.status).to.equal(200);
+      expect(r.json.update_mask).to.equal('name,flag');
+      expect(r.json.sample).to.deep.equal({ name: 'b', flag: true });
+    });
+    it('PATCH mask: no body, no mask', async () => {
+      const r = await call('PATCH', '/v1/named/n1');
+      expect(r.status).to.equal(200);
+      expect(r.json).to.deep.equal({ sample: { name: 'n1' } });
     });
     it('query: repeated keys, nested fields, enums by name and number, maps, int64, bool, bytes, double', async () => {
       const r = await call(

@@ -30,6 +30,8 @@ export async function startH2Echo(name = 'h2'): Promise<Started<http2.Http2Serve
     let len = 0;
     stream.on('data', (c: Buffer) => (len += c.length));
     stream.on('end', () => {
+      // The proxy may have reset the stream after the request ended (its client went away).
+      if (stream.destroyed || stream.closed) return;
       const h: Record<string, unknown> = {};
       for (const k in headers) h[k] = headers[k];
       stream.respond({ ':status': 200, 'content-type': 'application/json', 'x-backend': name });

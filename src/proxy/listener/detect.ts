@@ -12,7 +12,8 @@ export type Detection = 'h2c' | 'http1' | 'tls' | 'opaque' | 'need_more';
 
 export const MAX_DETECT_BYTES = 1024;
 
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+/** The HTTP/2 client connection preface (RFC 9113 §3.4). */
+export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 const MAX_METHOD = 24;
 
 export function detectProtocol(buf: Buffer): Detection {
@@ -22,8 +23,8 @@ export function detectProtocol(buf: Buffer): Detection {
     if (n < 3) return 'need_more';
     return buf[1] === 0x03 && buf[2]! <= 0x04 ? 'tls' : 'opaque';
   }
-  const m = n < PREFACE.length ? n : PREFACE.length;
-  if (buf.compare(PREFACE, 0, m, 0, m) === 0) return n >= PREFACE.length ? 'h2c' : 'need_more';
+  const m = n < H2_PREFACE.length ? n : H2_PREFACE.length;
+  if (buf.compare(H2_PREFACE, 0, m, 0, m) === 0) return n >= H2_PREFACE.length ? 'h2c' : 'need_more';
   return detectHttp1(buf);
 }
 

@@ -11,9 +11,17 @@ import { onH2Stream, type H2ConnectionInfo } from '../codec/h2-stream.js';
 import { onWebSocketUpgrade } from '../codec/websocket.js';
 import { proxyTcp } from '../codec/tcp.js';
 import { detectProtocol, MAX_DETECT_BYTES } from './detect.js';
+import { settingsHandshake } from './settings-handshake.js';
+import { StreamLimiter } from './stream-limit.js';
 import { ORIGINAL_DST, type Destination } from '../upstream/original-dst.js';
 
 type Outcome = 'h2c' | 'http1' | 'tls' | 'opaque' | 'timeout' | 'closed' | 'declared_opaque';
+
+/** An http2 server and the stream limit its connections advertise and enforce. */
+interface H2Front {
+  readonly server: http2.Http2Server;
+  readonly maxStreams: number;
+}
 
 /**
  * One listening socket and the protocol servers behind it. Accepted sockets
@@ -29,7 +37,7 @@ export class ProxyListener {
   readonly ref: ListenerViewRef;
   private readonly server: net.Server;
   private h1!: http.Server;
-  private h2!: http2.Http2Server;
+  private h2!: H2Front;
   /** Never listens; accepted sockets detected as TLS are handed to it (see startTls). */
   private tlsServer: tls.Server | undefined;
   private readonly sockets = new Set<Socket>();
@@ -104,11 +112,11 @@ export class ProxyListener {
     this.h1Servers.set(h1, track);
     this.h1 = h1;
     if (previous && this.h1Servers.get(previous)?.open === 0) this.retire(previous);
-    const h2 = http2.createServer({
-      settings: { maxConcurrentStreams: s.maxConcurrentStreams, maxHeaderListSize: s.maxHeaderBytes },
-      maxSessionMemory: 64,
-    });
-    h2.on('session', (session: ServerHttp2Session) => this.onSession(session));
+    // No maxConcurrentStreams here: the settings handshake advertises it and
+    // StreamLimiter enforces it per stream (settings-handshake.ts says why).
+    const server = http2.createServer({ settings: { maxHeaderListSize: s.maxHeaderBytes }, maxSessionMemory: 64 });
+    const h2: H2Front = { server, maxStreams: s.maxConcurrentStreams };
+    server.on('session', (session: ServerHttp2Session) => this.onSession(session, h2.maxStreams));
     this.h2 = h2;
     const t = s.config.tls;
     this.tlsServer = t?.certFile && t.keyFile ? this.tlsServerFor(readFileSync(t.certFile), readFileSync(t.keyFile), h1, h2) : undefined;
@@ -132,7 +140,7 @@ export class ProxyListener {
    * set, so h2 over TLS (and gRPC with TLS) hung after the handshake. It also
    * gives the handshake a timeout and reports failed handshakes.
    */
-  private tlsServerFor(cert: Buffer, key: Buffer, h1: http.Server, h2: http2.Http2Server): tls.Server {
+  private tlsServerFor(cert: Buffer, key: Buffer, h1: http.Server, h2: H2Front): tls.Server {
     const server = tls.createServer({ cert, key, ALPNProtocols: ['h2', 'http/1.1'], handshakeTimeout: 10_000 });
     server.on('secureConnection', (tlsSocket: tls.TLSSocket) => {
       tlsSocket.on('error', noop);
@@ -140,7 +148,8 @@ export class ProxyListener {
       if (raw?.[ORIGINAL_DST]) (tlsSocket as OriginalDstCarrier)[ORIGINAL_DST] = raw[ORIGINAL_DST];
       const h2alpn = tlsSocket.alpnProtocol === 'h2';
       this.ctx.metrics.connections.inc({ listener: this.name, protocol: h2alpn ? 'h2' : 'https1' });
-      (h2alpn ? h2 : h1).emit('connection', tlsSocket);
+      if (h2alpn) this.startH2(tlsSocket, EMPTY, h2);
+      else h1.emit('connection', tlsSocket);
     });
     server.on('tlsClientError', (_err: Error, tlsSocket: tls.TLSSocket) => {
       this.ctx.metrics.protocolErrors.inc({ listener: this.name, kind: 'tls_handshake' });
@@ -211,19 +220,17 @@ export class ProxyListener {
     const s = view.settings;
     switch (outcome) {
       case 'h2c':
+        this.ctx.metrics.connections.inc({ listener: s.name, protocol: outcome });
+        this.startH2(socket, buf, this.h2);
+        return;
       case 'http1':
         socket.pause();
         socket.unshift(buf);
         this.ctx.metrics.connections.inc({ listener: s.name, protocol: outcome });
-        // Both servers take over the socket's native handle. http2 replays
-        // what is buffered in JS (the unshifted bytes) itself and must not be
-        // resumed (JS reads would race its native ones); node:http takes the
-        // buffered bytes through its 'data' listener, which needs a resume.
-        if (outcome === 'h2c') this.h2.emit('connection', socket);
-        else {
-          this.h1.emit('connection', socket);
-          socket.resume();
-        }
+        // node:http takes over the socket's native handle and the buffered
+        // bytes through its 'data' listener, which needs a resume.
+        this.h1.emit('connection', socket);
+        socket.resume();
         return;
       case 'tls':
         if (this.tlsServer) {
@@ -255,6 +262,23 @@ export class ProxyListener {
     proxyTcp(this.ctx, view, socket, buf.length ? buf : undefined);
   }
 
+  /**
+   * HTTP/2 (h2c or h2 over TLS) starts with the settings handshake, then the
+   * http2 server takes over the socket's native handle. It replays what is
+   * buffered in JS (the unshifted bytes) itself, so the socket stays paused
+   * (JS reads would race its native ones).
+   */
+  private startH2(socket: Socket, buffered: Buffer, h2: H2Front): void {
+    settingsHandshake(socket, buffered, {
+      maxStreams: h2.maxStreams,
+      clock: this.ctx.clock,
+      handOver: (sock) => h2.server.emit('connection', sock),
+      onFailure: (why) => {
+        if (why !== 'closed') this.ctx.metrics.protocolErrors.inc({ listener: this.name, kind: `h2_${why}` });
+      },
+    });
+  }
+
   private startTls(socket: Socket): void {
     // The tls.Server wraps the socket and reads the unshifted ClientHello from
     // its JS buffer itself. The socket must stay paused: resuming it (as this
@@ -263,9 +287,16 @@ export class ProxyListener {
     this.tlsServer!.emit('connection', socket);
   }
 
-  private onSession(session: ServerHttp2Session): void {
+  private onSession(session: ServerHttp2Session, maxStreams: number): void {
     const ctx = this.ctx;
     const ref = this.ref;
+    const limiter = new StreamLimiter(session, maxStreams, ctx.clock, {
+      onRefused: () => ctx.metrics.refusedStreams.inc({ listener: ref.view.settings.name }),
+      onFlood: () => {
+        ctx.metrics.protocolErrors.inc({ listener: ref.view.settings.name, kind: 'h2_refused_flood' });
+        ctx.logger.info({ listener: ref.view.settings.name }, 'downstream h2 client kept opening streams over the limit: GOAWAY');
+      },
+    });
     const info: H2ConnectionInfo = infoOf(session.socket as unknown as Socket);
     this.sessions.add(session);
     session.once('close', () => this.sessions.delete(session));
@@ -274,7 +305,9 @@ export class ProxyListener {
       ctx.logger.info({ listener: ref.view.settings.name, err: err.code ?? err.message }, 'downstream h2 session error');
     });
     session.on('frameError', () => ctx.metrics.protocolErrors.inc({ listener: ref.view.settings.name, kind: 'h2_frame' }));
-    session.on('stream', (stream, headers, flags) => onH2Stream(ctx, ref, info, stream, headers, flags));
+    session.on('stream', (stream, headers, flags) => {
+      if (limiter.admit(stream)) onH2Stream(ctx, ref, info, stream, headers, flags);
+    });
     session.setTimeout(ref.view.settings.idleTimeoutMs, () => session.close());
     if (this.draining) session.close();
   }

@@ -12,7 +12,7 @@ import type { Violation } from './json-shape.js';
 import { JsonSeqSplitter } from './json-seq.js';
 import { callTimeoutMs, requestMetadata, responseMetadata, timeoutHeader } from './metadata.js';
 import { parseQuery, type QueryParam } from './query.js';
-import { buildRequestJson, decodeJson } from './request-builder.js';
+import { buildRequest } from './request-builder.js';
 import { printResponse, StreamWriter, streamFormatOf, writeError } from './response-writer.js';
 import { badRequest, httpStatusOf, statusFrom, statusJson } from './status-body.js';
 import type { JsonValue } from './text-value.js';
@@ -119,15 +119,13 @@ function buildMessage(
   body: JsonValue | undefined,
 ): Message | { violations: Violation[] } {
   const s = t.tr.settings;
-  const built = buildRequestJson(b, segments, query, body, {
+  const d = buildRequest(b, segments, query, body, {
     unescape: s.unescape,
     ignoreUnknownQuery: s.ignoreUnknownQuery,
     ignoreUnknownJson: s.ignoreUnknownJson,
     bodyWins: s.bodyWins,
     registry: t.tr.pool.json,
   });
-  if (built.violations.length > 0) return { violations: built.violations };
-  const d = decodeJson(b.method.input, built.json, t.tr.pool.json);
   return d.ok ? d.message : { violations: d.violations };
 }
 

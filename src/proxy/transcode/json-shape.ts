@@ -78,9 +78,12 @@ export function setAt(obj: { [k: string]: JsonValue }, names: readonly string[],
 }
 
 /**
- * Leaf key paths present in a (canonical) JSON object, for PATCH field masks:
- * nested plain messages are descended into; maps, lists, well-known types and
- * null are leaves (grpc-gateway's FieldMaskFromRequestBody does the same).
+ * Leaf field paths present in a (canonical) JSON object, for a PATCH's implied
+ * field mask: nested plain messages are descended into; maps, repeated fields,
+ * well-known types (Struct, Value, Any, Timestamp, wrappers, …), null and `{}`
+ * are leaves, the field itself. grpc-gateway's FieldMaskFromRequestBody does
+ * the same except that it also descends into Struct/Value keys, which are not
+ * field paths a FieldMask can name.
  */
 export function leafPaths(desc: DescMessage, json: JsonValue, prefix = ''): string[] {
   if (!isObject(json)) return [];

@@ -1,6 +1,7 @@
-import { fromJson, type DescMessage, type Message, type Registry } from '@bufbuild/protobuf';
+import { create, fromJson, type DescField, type DescMessage, type Message, type Registry } from '@bufbuild/protobuf';
+import { reflect } from '@bufbuild/protobuf/reflect';
 import type { Binding } from './http-rule.js';
-import { resolveFieldPath } from './http-rule.js';
+import { isWellKnown, resolveFieldPath } from './http-rule.js';
 import { canonicalize, getAt, isObject, leafPaths, setAt, type Violation } from './json-shape.js';
 import { unescapePathValue, type UnescapeMode } from './path-unescape.js';
 import type { QueryParam } from './query.js';
@@ -13,6 +14,12 @@ export interface BuildOptions {
   /** Body wins over a path binding of the same field (Envoy's default) instead of a 400. */
   readonly bodyWins: boolean;
   readonly registry: Registry;
+}
+
+/** The `update_mask` a PATCH did not set, and the paths it takes from the body. */
+export interface ImpliedMask {
+  readonly field: DescField;
+  readonly paths: readonly string[];
 }
 
 export type Built = { ok: true; message: Message } | { ok: false; violations: Violation[] };
@@ -30,11 +37,13 @@ export function buildRequestJson(
   query: readonly QueryParam[],
   body: JsonValue | undefined,
   opts: BuildOptions,
-): { json: { [k: string]: JsonValue }; violations: Violation[] } {
+): { json: { [k: string]: JsonValue }; violations: Violation[]; impliedMask: ImpliedMask | undefined } {
   const v: Violation[] = [];
   const input = b.method.input;
   let root: { [k: string]: JsonValue } = {};
   const pathBound = new Set<string>();
+  const maskField = impliedMaskField(b);
+  let maskPaths: string[] = [];
 
   // (b) the body first, canonical so conflicts are plain lookups.
   if (b.body === 'none') {
@@ -49,6 +58,9 @@ export function buildRequestJson(
       const el = elementOf(f);
       const c = el.kind === 'message' && f.fieldKind === 'message' ? canonicalize(el.message, body, f.name, opts.ignoreUnknownJson, v) : body;
       root[f.name] = c;
+      // Taken now, before path and query values are merged into the same object:
+      // the mask lists what the client sent in the body, nothing else.
+      if (maskField && f.fieldKind === 'message') maskPaths = leafPaths(f.message, c);
     }
   }
 
@@ -135,16 +147,42 @@ export function buildRequestJson(
     } else setAt(root, names, val);
   }
 
-  // PATCH with one FieldMask and a field body: the mask lists what the body set.
-  if (b.httpMethod === 'PATCH' && b.body !== 'none' && b.body !== '*') {
-    const masks = input.fields.filter((f) => f.fieldKind === 'message' && f.message.typeName === 'google.protobuf.FieldMask');
-    const bodyField = b.body;
-    if (masks.length === 1 && root[masks[0]!.name] === undefined && bodyField.fieldKind === 'message') {
-      const paths = leafPaths(bodyField.message, root[bodyField.name] ?? null);
-      root[masks[0]!.name] = paths.map((p) => p.replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase())).join(',');
-    }
+  // An explicit mask (query) wins over the implied one.
+  const impliedMask = maskField && root[maskField.name] === undefined && maskPaths.length > 0 ? { field: maskField, paths: maskPaths } : undefined;
+  return { json: root, violations: v, impliedMask };
+}
+
+/**
+ * The request message of one call: buildRequestJson, decoded, and the implied
+ * mask set on the message itself. Set after decoding because the mask's JSON
+ * form (lowerCamel paths) does not round-trip every proto name (`field_1`).
+ */
+export function buildRequest(
+  b: Binding,
+  segments: readonly string[],
+  query: readonly QueryParam[],
+  body: JsonValue | undefined,
+  opts: BuildOptions,
+): Built {
+  const built = buildRequestJson(b, segments, query, body, opts);
+  if (built.violations.length > 0) return { ok: false, violations: built.violations };
+  const d = decodeJson(b.method.input, built.json, opts.registry);
+  const im = built.impliedMask;
+  if (d.ok && im?.field.fieldKind === 'message') {
+    reflect(b.method.input, d.message).set(im.field, reflect(im.field.message, create(im.field.message, { paths: [...im.paths] })));
   }
-  return { json: root, violations: v };
+  return d;
+}
+
+/**
+ * grpc-gateway's rule for an implicit field mask: a PATCH whose body is one
+ * message field, on a request with a `google.protobuf.FieldMask update_mask`.
+ */
+function impliedMaskField(b: Binding): DescField | undefined {
+  if (b.httpMethod !== 'PATCH' || b.body === 'none' || b.body === '*') return undefined;
+  if (b.body.fieldKind !== 'message' || isWellKnown(b.body.message) || b.body.message.typeName === 'google.api.HttpBody') return undefined;
+  const f = b.method.input.fields.find((x) => x.name === 'update_mask');
+  return f?.fieldKind === 'message' && f.message.typeName === 'google.protobuf.FieldMask' ? f : undefined;
 }
 
 /** Decodes the merged JSON; a type error names the field bufbuild reports. */
