@@ -71,7 +71,7 @@ export function proxyTcp(ctx: ProxyContext, view: ListenerView, socket: Socket, 
   up.on('data', (c: Buffer) => (bytesOut += c.length));
   up.once('close', (hadError) => {
     timer.cancel();
-    if (hadError && bytesOut === 0) flags = 'UF';
+    if (hadError && bytesOut === 0) flags = LOCAL_ERRORS.upstream_connect_failure.flag;
     // A clean close already ended the downstream through pipe(); end() lets
     // queued bytes flush. Only an error cuts the client off.
     if (hadError) socket.destroy();
