@@ -3,22 +3,15 @@ import http2 from 'node:http2';
 import { Agent, request } from 'undici';
 import { startH1Echo, type Started } from '../support/backends.js';
 import { backendOf } from '../support/backend-of.js';
-import { listener, prefixRoute, routes, type Doc } from '../support/config-docs.js';
+import { cluster, listener, prefixRoute, routes, type Doc } from '../support/config-docs.js';
 import { startTestSidecar, type TestSidecar } from '../support/sidecar-harness.js';
 import { waitFor } from '../support/wait.js';
 
 /** A static HTTP/1.1 cluster whose endpoints carry weights. */
 function weightedCluster(name: string, endpoints: { port: number; weight: number }[]): Doc {
-  return {
-    apiVersion: 'outrigger.io/v1',
-    kind: 'Cluster',
-    metadata: { name },
-    spec: {
-      type: 'DISCOVERY_TYPE_STATIC',
-      protocol: 'UPSTREAM_PROTOCOL_HTTP1',
-      endpoints: endpoints.map((e) => ({ address: { host: '127.0.0.1', port: e.port }, weight: e.weight })),
-    },
-  };
+  return cluster(name, [], 'UPSTREAM_PROTOCOL_HTTP1', {
+    endpoints: endpoints.map((e) => ({ address: { host: '127.0.0.1', port: e.port }, weight: e.weight })),
+  });
 }
 
 /** Which backend answers each of `n` sequential requests, as one letter each (backends are named a, b). */
