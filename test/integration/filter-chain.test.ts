@@ -4,12 +4,13 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { request } from 'undici';
+import WebSocket from 'ws';
 import { startBookstore, type BookstoreServer } from '../../examples/bookstore/server.js';
 import type { LocalErrorCode } from '../../src/core/errors.js';
 import type { Downstream } from '../../src/proxy/downstream/downstream.js';
 import { FilterRegistry, type FilterConfigSource, type FilterEntry, type FilterOverride } from '../../src/proxy/filters/filter-chain.js';
 import type { FilterFactory, FilterVerdict, HttpFilter } from '../../src/proxy/filters/filter.js';
-import { startH1Echo, startH2Echo, type Started } from '../support/backends.js';
+import { startH1Echo, startH2Echo, startWsEcho, type Started } from '../support/backends.js';
 import { bookstoreClient, callFailure, metadataOf, type BookstoreClient } from '../support/bookstore-client.js';
 import { cluster, listener, prefixRoute, routes } from '../support/config-docs.js';
 import { BOOKSTORE_DESCRIPTOR } from '../support/transcode-harness.js';
@@ -195,6 +196,7 @@ describe('HTTP filter chain through the sidecar', function () {
   let h2Backend: Started<unknown>;
   let bookstore: BookstoreServer;
   let bodyEchoes: Awaited<ReturnType<typeof startBodyEchoes>>;
+  let wsBackend: Started<unknown>;
   let sc: TestSidecar;
   let client: BookstoreClient;
   let slowClient: BookstoreClient;
@@ -238,6 +240,7 @@ describe('HTTP filter chain through the sidecar', function () {
     h2Backend = await startH2Echo('h2');
     bookstore = await startBookstore();
     bodyEchoes = await startBodyEchoes();
+    wsBackend = await startWsEcho();
     const registry = new FilterRegistry([addHeader as FilterFactory, deny, asyncGate(gates), upper, mask]);
     const logHeaders = { accessLog: { logHeaders: ['x-test-id'] } };
     sc = await startTestSidecar(
@@ -252,6 +255,7 @@ describe('HTTP filter chain through the sidecar', function () {
           { name: 'other', match: { prefix: '/other/' }, route: { cluster: 'h1c' } },
           { name: 'timed', match: { prefix: '/timed/' }, route: { cluster: 'h1c', timeout: '0.2s' } },
           { name: 'teapot', match: { path: '/teapot' }, directResponse: { status: 418, body: 'short and stout' } },
+          { name: 'ws', match: { prefix: '/ws/' }, route: { cluster: 'wsc' } },
           { name: 'body1', match: { prefix: '/body1/' }, route: { cluster: 'body1' } },
           { name: 'body2', match: { prefix: '/body2/' }, route: { cluster: 'body2' } },
           { name: 'rest', match: { prefix: '/v1/' }, route: { cluster: 'bookstore', transcode: { descriptorBin: BOOKSTORE_DESCRIPTOR } } },
@@ -264,6 +268,7 @@ describe('HTTP filter chain through the sidecar', function () {
         cluster('h2c', [h2Backend.port], 'UPSTREAM_PROTOCOL_HTTP2'),
         cluster('bookstore', [bookstore.port], 'UPSTREAM_PROTOCOL_HTTP2'),
         cluster('body1', [bodyEchoes.h1Port], 'UPSTREAM_PROTOCOL_HTTP1'),
+        cluster('wsc', [wsBackend.port], 'UPSTREAM_PROTOCOL_HTTP1'),
         cluster('body2', [bodyEchoes.h2Port], 'UPSTREAM_PROTOCOL_HTTP2'),
       ],
       { filters: { registry, config } },
@@ -279,6 +284,7 @@ describe('HTTP filter chain through the sidecar', function () {
     await h2Backend.close();
     await bookstore.close();
     await bodyEchoes.close();
+    await wsBackend.close();
   });
 
   describe('HTTP/1.1', () => {
@@ -551,6 +557,54 @@ describe('HTTP filter chain through the sidecar', function () {
       expect(echo(await reply).url).to.equal('/h2/held');
       const open = await h2(sc.port(), '/open/x', { 'x-deny': 'code' });
       expect(open.status).to.equal(200);
+    });
+  });
+
+  describe('WebSocket upgrades', () => {
+    /** Opens a WebSocket; resolves with the socket once open, or the refusal's status, headers and body. */
+    const open = (path: string, headers: Record<string, string> = {}): Promise<WebSocket | { status: number; headers: Record<string, unknown>; body: string }> =>
+      new Promise((resolve, reject) => {
+        const c = new WebSocket(`ws://127.0.0.1:${sc.port()}${path}`, { headers });
+        c.once('open', () => resolve(c));
+        c.once('unexpected-response', (_req, res: http.IncomingMessage) => {
+          let body = '';
+          res.on('data', (d: Buffer) => (body += d.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+        });
+        c.once('error', reject);
+      });
+
+    it('request filters see the upgrade request: it reaches the backend with the added header', async () => {
+      const c = await open('/ws/chat');
+      if (!(c instanceof WebSocket)) throw new Error(`refused: ${c.status}`);
+      const got = once(c, 'message');
+      c.send('whoami');
+      const who = JSON.parse(String((await got)[0])) as { headers: Record<string, string> };
+      expect(who.headers['x-filter-added']).to.equal('main');
+      c.close();
+    });
+
+    it('a denied upgrade gets the local reply, decorated by the response filters', async () => {
+      const r = await open('/ws/chat', { 'x-deny': 'code' });
+      if (r instanceof WebSocket) throw new Error('upgrade was not refused');
+      expect(r.status).to.equal(403);
+      expect(r.headers['x-outrigger-local-reply']).to.equal('OR');
+      expect(r.headers['x-filter-response']).to.equal('main');
+      expect(r.body).to.equal('origin not allowed: denied by test\n');
+    });
+
+    it('an async filter holds the upgrade until released', async () => {
+      const held = nextHeld();
+      const opened = open('/ws/chat', { 'x-gate': '1' });
+      const g = await held;
+      expect(g.ds.kind).to.equal('ws');
+      g.release();
+      const c = await opened;
+      if (!(c instanceof WebSocket)) throw new Error(`refused: ${c.status}`);
+      const got = once(c, 'message');
+      c.send('ping');
+      expect(String((await got)[0])).to.equal('ping');
+      c.close();
     });
   });
 
