@@ -324,7 +324,6 @@ describe('FilterChain', () => {
       expect(r.verdict()).to.deep.equal({ code: 'filter_error', detail: 'slow: redis down' });
       expect(log).to.deep.equal(['slow']);
 
-      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
       const r2 = run(new FilterChain([reqHeadersOnly('odd', [], () => Promise.reject('nope'))]), new RecordingDownstream());
       await settle();
       expect(r2.verdict()).to.deep.equal({ code: 'filter_error', detail: 'odd: nope' });
