@@ -330,6 +330,27 @@ describe('FilterChain', () => {
     });
   });
 
+  // BUG (product): only the request-header phase is guarded (filter-chain.ts runRequestHeaders). A
+  // throwing onResponseHeaders (likewise onResponseData / onResponseTrailers / onRequestData) escapes
+  // FilterChain.responseHeaders → Downstream.respond (downstream.ts:86) into the forwarder's event
+  // handler (e.g. forward/h1-to-h1.ts:26 in the upstream 'response' callback): through real sockets it
+  // is an uncaught exception, and the sidecar installs no handler for those, so one faulty filter ends
+  // the process. Fails until the response phases fail closed too.
+  describe('BUG: response phases fail closed too', () => {
+    it('BUG: a throwing response-header filter does not throw out of Downstream.respond', () => {
+      const ds = new RecordingDownstream();
+      ds.chain = new FilterChain([
+        {
+          name: 'bad',
+          onResponseHeaders: () => {
+            throw new Error('resp boom');
+          },
+        },
+      ]);
+      expect(() => ds.respond(200, {})).not.to.throw();
+    });
+  });
+
   describe('flags', () => {
     it('EMPTY has no phase and is empty', () => {
       const e = FilterChain.EMPTY;
