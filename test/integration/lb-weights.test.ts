@@ -47,7 +47,7 @@ describe('Load balancing through the sidecar: endpoint weights', function () {
     b = await startH1Echo('b');
     sc = await startTestSidecar([
       listener('main'),
-      routes('main', [prefixRoute('/weighted/', 'weighted'), prefixRoute('/equal/', 'equal'), prefixRoute('/reversed/', 'reversed')]),
+      routes('main', [prefixRoute('/weighted/', 'weighted'), prefixRoute('/equal/', 'equal'), prefixRoute('/reversed/', 'reversed'), prefixRoute('/eds/', 'eds')]),
       weightedCluster('weighted', [
         { port: a.port, weight: 3 },
         { port: b.port, weight: 1 },
@@ -56,6 +56,18 @@ describe('Load balancing through the sidecar: endpoint weights', function () {
         { port: a.port, weight: 2 },
         { port: b.port, weight: 2 },
       ]),
+      cluster('eds', [], 'UPSTREAM_PROTOCOL_HTTP1', { type: 'DISCOVERY_TYPE_EDS', endpoints: [] }),
+      {
+        apiVersion: 'outrigger.io/v1',
+        kind: 'ClusterLoadAssignment',
+        metadata: { name: 'eds' },
+        spec: {
+          endpoints: [
+            { address: { host: '127.0.0.1', port: a.port }, weight: 1 },
+            { address: { host: '127.0.0.1', port: b.port }, weight: 2 },
+          ],
+        },
+      },
       weightedCluster('reversed', [
         { port: a.port, weight: 1 },
         { port: b.port, weight: 3 },
@@ -84,6 +96,10 @@ describe('Load balancing through the sidecar: endpoint weights', function () {
   it('weights 1 and 3: the heavier second endpoint gets three of every four, spread out', async () => {
     const seq = await sequence(sc.port(), '/reversed/x', 20);
     expect(seq).to.equal('babb'.repeat(5));
+  });
+
+  it('EDS endpoints carry their weights too (1 and 2: b a b)', async () => {
+    expect(await sequence(sc.port(), '/eds/x', 12)).to.equal('bab'.repeat(4));
   });
 
   it('equal weights alternate', async () => {

@@ -69,6 +69,15 @@ describe('AbortScope', () => {
     expect(s2.reason).to.equal('b');
   });
 
+  it('of two deadlines ending at the same time, the first set keeps its reason', () => {
+    const clock = new FakeClock();
+    const s = new AbortScope<R>();
+    s.deadline(clock, 100, 'a');
+    s.deadline(clock, 100, 'b');
+    clock.advance(100);
+    expect(s.reason).to.equal('a');
+  });
+
   it('measures a later deadline from when it is set', () => {
     const clock = new FakeClock();
     const s = new AbortScope<R>();
