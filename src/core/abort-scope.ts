@@ -54,9 +54,22 @@ export class AbortScope<R extends string = string> {
     const rest = this.rest;
     this.first = undefined;
     this.rest = undefined;
-    first?.(reason);
-    if (rest) for (const fn of rest) fn(reason);
+    // Every listener runs even if one throws (each owns a resource to release);
+    // the first error is rethrown afterwards so a bug still surfaces.
+    let error: unknown;
+    let failed = false;
+    const call = (fn: AbortListener<R>): void => {
+      try {
+        fn(reason);
+      } catch (err) {
+        if (!failed) error = err;
+        failed = true;
+      }
+    };
+    if (first) call(first);
+    if (rest) for (const fn of rest) call(fn);
     this.controller?.abort(reason);
+    if (failed) throw error;
   }
 
   /**

@@ -329,37 +329,37 @@ describe('HTTP filter chain through the sidecar', function () {
       expect(denied.headers['x-outrigger-local-reply']).to.equal('OR');
     });
 
-    // BUG (product): onResponseData runs only in the forwarders (src/proxy/forward/*.ts). Bodies written
-    // through Downstream.write/end by other writers — direct responses and filter/local replies
-    // (downstream/local-reply.ts sendReply), the transcoder (transcode/handler.ts, dispatch.ts) — skip it,
-    // although filter.ts promises "each response body chunk on its way to the client" (their heads do go
-    // through onResponseHeaders, so e.g. a compressing filter would label a body it never compressed).
-    // Fails until Downstream applies the data phase itself.
-    it('BUG: response data filters also see direct-response bodies', async () => {
+    // Regression (found in review): onResponseData runs only in the forwarders (src/proxy/forward/*.ts).
+    // Bodies written through Downstream.write/end by other writers — direct responses and filter/local
+    // replies (downstream/local-reply.ts sendReply), the transcoder (transcode/handler.ts, dispatch.ts) —
+    // skip it, although filter.ts promises "each response body chunk on its way to the client" (their heads
+    // do go through onResponseHeaders, so e.g. a compressing filter would label a body it never compressed).
+    it('response data filters also see direct-response bodies', async () => {
       const direct = await h1(sc.port(), '/teapot', { 'x-upper': '1' });
       expect(direct.body).to.equal('SHORT AND STOUT');
     });
 
-    it('BUG: response data filters also see transcoded (REST) bodies', async () => {
+    it('response data filters also see transcoded (REST) bodies', async () => {
       const rest = await h1(sc.port(), '/v1/shelves/1', { 'x-upper': '1' });
       expect(rest.body).to.equal(rest.body.toUpperCase());
       expect(rest.body).to.include('"ID"');
     });
 
-    // BUG (product), the request side of the same gap: the transcoder reads ds.body directly
+    // Regression (found in review), the request side of the same gap: the transcoder reads ds.body directly
     // (transcode/handler.ts), so onRequestData never sees a transcoded request body.
-    it('BUG: request data filters also see transcoded (REST) request bodies', async () => {
+    it('request data filters also see transcoded (REST) request bodies', async () => {
       const r = await h1(sc.port(), '/v1/shelves', { 'x-mask': '1', 'content-type': 'application/json' }, '{"theme":"secret"}');
       expect(r.status).to.equal(200);
       expect((JSON.parse(r.body) as { theme: string }).theme).to.equal('******');
     });
 
-    // BUG (product, src/proxy/pipeline/handle-exchange.ts:130, armDeadline: `action.transcode && !ds.grpc`
-    // returns early): on a transcoding route the route timeout is armed only by the transcoder's GrpcCall,
-    // after the filters, so an async filter does not spend the route's budget (handle-exchange.ts step 2
-    // says it must) and one that never settles holds the request forever. Here the route timeout is 0.2 s
-    // and nothing answers while the filter waits. Fails (after 3 s of waiting for the reply) until fixed.
-    it('BUG: the route timeout of a transcoding route also bounds an async filter', async () => {
+    // Regression (found in review, src/proxy/pipeline/handle-exchange.ts:130, armDeadline: `action.transcode
+    // && !ds.grpc` returns early): on a transcoding route the route timeout is armed only by the transcoder's
+    // GrpcCall, after the filters, so an async filter does not spend the route's budget (handle-exchange.ts
+    // step 2 says it must) and one that never settles holds the request forever. Here the route timeout is
+    // 0.2 s and nothing answers while the filter waits. Fails (after 3 s of waiting for the reply) until
+    // fixed.
+    it('the route timeout of a transcoding route also bounds an async filter', async () => {
       const held = nextHeld();
       let status = 0;
       const reply = h1(sc.port('slow'), '/v1/shelves/1', { 'x-gate': '1' }).then((r) => (status = r.status));
@@ -649,11 +649,11 @@ describe('HTTP filter chain through the sidecar', function () {
       await waitFor(async () => (await localReplies('OR')) === before + 1, 'OR counter +1');
     });
 
-    // BUG (product, src/proxy/http/headers.ts:97 encodeGrpcMessage): encodeURIComponent also
-    // percent-encodes reserved ASCII such as ':' (→ %3A), which grpc-js decodes with decodeURI and so
-    // leaves encoded: the caller reads "origin not allowed%3A denied by test". The gRPC spec only
-    // requires encoding bytes outside 0x20–0x7E and '%'. Fails until the encoder is fixed.
-    it('BUG: a local reply grpc-message reaches a grpc-js caller readable (":" not left as %3A)', async () => {
+    // Regression (found in review, src/proxy/http/headers.ts:97 encodeGrpcMessage): encodeURIComponent also
+    // percent-encodes reserved ASCII such as ':' (→ %3A), which grpc-js decodes with decodeURI and so leaves
+    // encoded: the caller reads "origin not allowed%3A denied by test". The gRPC spec only requires encoding
+    // bytes outside 0x20–0x7E and '%'.
+    it('a local reply grpc-message reaches a grpc-js caller readable (":" not left as %3A)', async () => {
       const err = await callFailure(client.unary('getShelf', { shelf: 1n }, { metadata: metadataOf({ 'x-deny': 'code' }) }));
       expect(err.details).to.equal('origin not allowed: denied by test');
     });

@@ -1,11 +1,15 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
-import type { Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { AbortScope } from '../../core/abort-scope.js';
-import type { LocalErrorCode } from '../../core/errors.js';
+import { LOCAL_ERRORS, type LocalErrorCode } from '../../core/errors.js';
 import type { Exchange } from '../http/exchange.js';
 import type { Destination } from '../upstream/original-dst-addon.js';
 
 export type DownstreamKind = 'h1' | 'h2' | 'ws';
+
+function toBuffer(chunk: string | Buffer): Buffer {
+  return typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+}
 
 /**
  * The phases of an exchange's filter chain that run while the response is
@@ -70,8 +74,24 @@ export abstract class Downstream {
     readonly grpc: boolean,
   ) {}
 
-  abstract readonly body: Readable;
+  /** The request body as the protocol delivers it (forwarders read it and run data filters themselves). */
+  abstract readonly rawBody: Readable;
   abstract get headersSent(): boolean;
+  private filteredBody: Readable | undefined;
+  /** Set when a filter threw in a response or data phase: the response was cut off (flag FE). */
+  private filterFailure = false;
+
+  /**
+   * The request body for consumers that read it as a stream (the transcoder's
+   * dialects): through the chain's request-data filters when it has any.
+   */
+  get body(): Readable {
+    const chain = this.chain;
+    if (chain === undefined || !chain.hasRequestData) return this.rawBody;
+    return (this.filteredBody ??= this.rawBody.pipe(
+      new Transform({ transform: (c: Buffer, _enc, cb) => cb(null, chain.requestData(this, c)) }),
+    ));
+  }
 
   /** The client is gone or the exchange is over. */
   get closed(): boolean {
@@ -84,23 +104,56 @@ export abstract class Downstream {
    */
   respond(status: number, headers: OutgoingHttpHeaders, trailers = false, statusMessage?: string): void {
     if (this.chain !== undefined && this.chain.hasResponseHeaders) this.chain.responseHeaders(this, status, headers);
+    if (this.filterFailure) return;
     this.writeHead(status, headers, trailers, statusMessage);
   }
 
   /** A response that is its head alone (HTTP/2: HEADERS with END_STREAM, e.g. gRPC trailers-only). */
   respondEnd(status: number, headers: OutgoingHttpHeaders): void {
     if (this.chain !== undefined && this.chain.hasResponseHeaders) this.chain.responseHeaders(this, status, headers);
+    if (this.filterFailure) return;
     this.responseEnded = true;
     this.writeHeadEnd(status, headers);
+  }
+
+  /** Writes response body bytes, through the chain's response-data filters. */
+  write(chunk: string | Buffer): boolean {
+    const chain = this.chain;
+    if (chain !== undefined && chain.hasResponseData) chunk = chain.responseData(this, toBuffer(chunk));
+    if (this.filterFailure) return true;
+    return this.writeData(chunk);
+  }
+
+  /** Ends the response (through the data filters); `trailers` only when `respond(…, true)` announced them. */
+  end(chunk?: string | Buffer, trailers?: OutgoingHttpHeaders): void {
+    const chain = this.chain;
+    if (chunk !== undefined && chain !== undefined && chain.hasResponseData) chunk = chain.responseData(this, toBuffer(chunk));
+    if (trailers !== undefined && chain !== undefined && chain.hasTrailers) chain.trailers(this, trailers);
+    if (this.filterFailure) return;
+    this.responseEnded = true;
+    this.endData(chunk, trailers);
+  }
+
+  /**
+   * A filter threw in a phase that runs while the response is written (the
+   * request-header phase fails closed with a local reply instead): the
+   * exchange is flagged FE and the response cut off, so the client never takes
+   * a half-filtered answer as complete. One broken filter costs one exchange,
+   * never the process.
+   */
+  filterFailed(): void {
+    if (this.filterFailure) return;
+    this.filterFailure = true;
+    this.ex.flags = LOCAL_ERRORS.filter_error.flag;
+    this.destroy(this.grpc ? 0x8 /* CANCEL */ : 0x2 /* INTERNAL_ERROR */);
   }
 
   protected abstract writeHead(status: number, headers: OutgoingHttpHeaders, trailers: boolean, statusMessage: string | undefined): void;
   protected abstract writeHeadEnd(status: number, headers: OutgoingHttpHeaders): void;
 
-  abstract write(chunk: string | Buffer): boolean;
+  protected abstract writeData(chunk: string | Buffer): boolean;
+  protected abstract endData(chunk: string | Buffer | undefined, trailers: OutgoingHttpHeaders | undefined): void;
   abstract onDrain(fn: () => void): void;
-  /** Ends the response; `trailers` only when `respond(…, true)` announced them. */
-  abstract end(chunk?: string | Buffer, trailers?: OutgoingHttpHeaders): void;
   /**
    * Cuts the response off (after its head was sent: the client must not take
    * it as complete). `h2Code`: the RST_STREAM code on HTTP/2 (default CANCEL).

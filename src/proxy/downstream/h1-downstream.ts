@@ -14,7 +14,7 @@ export class H1Downstream extends Downstream {
     super('h1', ex, conn, req.method ?? 'GET', req.url ?? '/', req.headers.host ?? '', req.headers, false);
   }
 
-  get body(): IncomingMessage {
+  get rawBody(): IncomingMessage {
     return this.req;
   }
 
@@ -34,7 +34,7 @@ export class H1Downstream extends Downstream {
     this.res.end();
   }
 
-  write(chunk: string | Buffer): boolean {
+  protected writeData(chunk: string | Buffer): boolean {
     return this.res.write(chunk);
   }
 
@@ -42,8 +42,7 @@ export class H1Downstream extends Downstream {
     this.res.on('drain', fn);
   }
 
-  end(chunk?: string | Buffer, trailers?: OutgoingHttpHeaders): void {
-    this.responseEnded = true;
+  protected endData(chunk: string | Buffer | undefined, trailers: OutgoingHttpHeaders | undefined): void {
     if (trailers && this.res.chunkedEncoding) this.res.addTrailers(trailers as Record<string, string>);
     if (chunk !== undefined) this.res.end(chunk);
     else this.res.end();

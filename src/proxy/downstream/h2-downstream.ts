@@ -29,7 +29,7 @@ export class H2Downstream extends Downstream {
     );
   }
 
-  get body(): ServerHttp2Stream {
+  get rawBody(): ServerHttp2Stream {
     return this.stream;
   }
 
@@ -55,7 +55,7 @@ export class H2Downstream extends Downstream {
     this.stream.respond(headers, { endStream: true });
   }
 
-  write(chunk: string | Buffer): boolean {
+  protected writeData(chunk: string | Buffer): boolean {
     return this.stream.write(chunk);
   }
 
@@ -63,11 +63,9 @@ export class H2Downstream extends Downstream {
     this.stream.on('drain', fn);
   }
 
-  end(chunk?: string | Buffer, trailers?: OutgoingHttpHeaders): void {
-    this.responseEnded = true;
+  protected endData(chunk: string | Buffer | undefined, trailers: OutgoingHttpHeaders | undefined): void {
     if (this.trailersPending) {
       const t = trailers ?? {};
-      if (this.chain !== undefined && this.chain.hasTrailers) this.chain.trailers(this, t);
       this.stream.once('wantTrailers', () => this.stream.sendTrailers(t));
     }
     if (chunk !== undefined) this.stream.end(chunk);

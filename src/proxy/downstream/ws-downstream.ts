@@ -24,7 +24,7 @@ export class WsDownstream extends Downstream {
     super('ws', ex, conn, req.method ?? 'GET', req.url ?? '/', req.headers.host ?? '', req.headers, false);
   }
 
-  get body(): IncomingMessage {
+  get rawBody(): IncomingMessage {
     return this.req;
   }
 
@@ -41,7 +41,8 @@ export class WsDownstream extends Downstream {
     let s = `HTTP/1.1 ${status} ${statusMessage || http.STATUS_CODES[status] || ''}\r\n`;
     for (const k in headers) {
       const v = headers[k];
-      if (v === undefined || k === 'connection') continue;
+      // A value with CR or LF would split the head (response splitting): never written.
+      if (v === undefined || k === 'connection' || /[\r\n]/.test(String(v))) continue;
       s += Array.isArray(v) ? v.map((x) => `${k}: ${x}\r\n`).join('') : `${k}: ${v}\r\n`;
     }
     // No keep-alive after a refused upgrade: the client expected a different protocol on this socket.
@@ -53,7 +54,7 @@ export class WsDownstream extends Downstream {
     this.socket.end();
   }
 
-  write(chunk: string | Buffer): boolean {
+  protected writeData(chunk: string | Buffer): boolean {
     return this.socket.write(chunk);
   }
 
@@ -61,8 +62,7 @@ export class WsDownstream extends Downstream {
     this.socket.on('drain', fn);
   }
 
-  end(chunk?: string | Buffer): void {
-    this.responseEnded = true;
+  protected endData(chunk: string | Buffer | undefined): void {
     if (chunk !== undefined) this.socket.end(chunk);
     else this.socket.end();
   }

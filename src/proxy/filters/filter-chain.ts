@@ -96,22 +96,42 @@ export class FilterChain implements ExchangeFilters {
     done(undefined);
   }
 
+  // The phases below run inside event handlers of the forwarders and the
+  // transcoder: a filter that throws there cuts that exchange off (flag FE,
+  // Downstream.filterFailed) instead of escaping into the event loop.
+
   requestData(ds: Downstream, chunk: Buffer): Buffer {
-    for (const f of this.reqData) chunk = f.onRequestData!(ds, chunk);
+    try {
+      for (const f of this.reqData) chunk = f.onRequestData!(ds, chunk);
+    } catch {
+      ds.filterFailed();
+    }
     return chunk;
   }
 
   responseHeaders(ds: Downstream, status: number, headers: OutgoingHttpHeaders): void {
-    for (const f of this.respHeaders) f.onResponseHeaders!(ds, status, headers);
+    try {
+      for (const f of this.respHeaders) f.onResponseHeaders!(ds, status, headers);
+    } catch {
+      ds.filterFailed();
+    }
   }
 
   responseData(ds: Downstream, chunk: Buffer): Buffer {
-    for (const f of this.respData) chunk = f.onResponseData!(ds, chunk);
+    try {
+      for (const f of this.respData) chunk = f.onResponseData!(ds, chunk);
+    } catch {
+      ds.filterFailed();
+    }
     return chunk;
   }
 
   trailers(ds: Downstream, trailers: OutgoingHttpHeaders): void {
-    for (const f of this.respTrailers) f.onResponseTrailers!(ds, trailers);
+    try {
+      for (const f of this.respTrailers) f.onResponseTrailers!(ds, trailers);
+    } catch {
+      ds.filterFailed();
+    }
   }
 }
 

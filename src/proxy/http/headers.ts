@@ -93,7 +93,18 @@ export function isGrpcContentType(ct: string | undefined): boolean {
   );
 }
 
-/** Percent-encodes a grpc-message value as the gRPC spec asks. */
+/**
+ * Percent-encodes a grpc-message value as the gRPC spec (PROTOCOL-HTTP2)
+ * asks: the UTF-8 bytes outside 0x20–0x7E, and `%`, become `%XX`; everything
+ * else stays as it is. (encodeURIComponent also encodes `:`, `/`, `,`…, which
+ * grpc-js's decodeURI leaves encoded, so callers read `%3A`.)
+ */
 export function encodeGrpcMessage(msg: string): string {
-  return encodeURIComponent(msg).replace(/%20/g, ' ');
+  if (PLAIN_GRPC_MESSAGE.test(msg)) return msg;
+  let out = '';
+  for (const b of Buffer.from(msg, 'utf8')) out += b >= 0x20 && b <= 0x7e && b !== 0x25 ? String.fromCharCode(b) : `%${HEX[b >> 4]}${HEX[b & 15]}`;
+  return out;
 }
+
+const PLAIN_GRPC_MESSAGE = /^[\x20-\x24\x26-\x7e]*$/;
+const HEX = '0123456789ABCDEF';

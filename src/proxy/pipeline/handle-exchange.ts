@@ -1,4 +1,5 @@
 import { parseGrpcTimeout } from '../../core/duration.js';
+import { LOCAL_ERRORS } from '../../core/errors.js';
 import type { ProxyContext } from '../context.js';
 import type { AbortReason, Downstream } from '../downstream/downstream.js';
 import type { WsDownstream } from '../downstream/ws-downstream.js';
@@ -123,11 +124,17 @@ function afterFilters(
  * Step 2: the shorter of the route timeout and the client's grpc-timeout
  * (HTTP/2 only). A gRPC caller, or any caller whose own deadline it is, is
  * told DEADLINE_EXCEEDED (flag DE); a route timeout on plain HTTP is 504 (UT).
- * WebSocket upgrades and transcoded dialects are not timed here (the bridge
- * lives as long as the socket; dialects read their own deadline headers).
+ * WebSocket upgrades are not timed (a bridged or spliced socket lives as long
+ * as the client keeps it). Transcoded dialects get the route timeout here;
+ * their own deadline headers (Connect's `connect-timeout-ms`, gRPC-Web's
+ * `grpc-timeout`) are read by the dialect, which arms the shorter one later.
  */
 function armDeadline(ctx: ProxyContext, ds: Downstream, action: ClusterAction): void {
-  if (ds.kind === 'ws' || (action.transcode && !ds.grpc)) return;
+  if (ds.kind === 'ws') return;
+  if (action.transcode && !ds.grpc) {
+    if (action.timeoutMs > 0) ds.scope.deadline(ctx.clock, action.timeoutMs, 'upstream_timeout');
+    return;
+  }
   let ms = action.timeoutMs;
   let fromClient = false;
   if (ds.kind === 'h2') {
@@ -143,9 +150,10 @@ function armDeadline(ctx: ProxyContext, ds: Downstream, action: ClusterAction): 
   if (ms > 0) ds.scope.deadline(ctx.clock, ms, fromClient || ds.grpc ? 'deadline_exceeded' : 'upstream_timeout');
 }
 
-/** A deadline that passes while an async filter works: nobody else is answering yet. */
+/** A deadline that passes, or a client that leaves, while an async filter works: nobody else is answering yet. */
 function onTimeoutDuringFilters(ds: Downstream, reason: AbortReason): void {
-  if (reason !== 'downstream_reset') localReply(ds, reason);
+  if (reason === 'downstream_reset') ds.ex.flags ??= LOCAL_ERRORS.downstream_reset.flag;
+  else localReply(ds, reason);
 }
 
 function filterReply(ds: Downstream, v: NonNullable<FilterVerdict>): void {
