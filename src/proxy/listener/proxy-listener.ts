@@ -91,7 +91,12 @@ export class ProxyListener {
     this.bakedKey = key;
     const ctx = this.ctx;
     const ref = this.ref;
-    const h1 = http.createServer({ maxHeaderSize: s.maxHeaderBytes, keepAliveTimeout: 5000, requestTimeout: 0 });
+    // Idle keep-alive connections last the listener's idleTimeout (300 s by
+    // default, as documented), not Node's 5 s: with 5 s, a client reusing a
+    // pooled connection the moment the server drops it gets ECONNRESET — seen
+    // under load with undici, whose 4 s client-side timer then loses the race.
+    // Envoy keeps downstream connections for 1 h, nginx for 75 s.
+    const h1 = http.createServer({ maxHeaderSize: s.maxHeaderBytes, keepAliveTimeout: s.idleTimeoutMs, requestTimeout: 0 });
     h1.timeout = s.idleTimeoutMs;
     h1.on('request', (req, res) => onH1Request(ctx, ref, infoOf(req.socket), req, res));
     h1.on('upgrade', (req, socket: Socket, head: Buffer) => this.onUpgrade(req, socket, head));
@@ -209,8 +214,13 @@ export class ProxyListener {
     const onEnd = (): void => {
       if (!decided) decide(buf.length ? 'opaque' : 'closed');
     };
+    // The timeout is decided one event-loop turn late (setImmediate runs after
+    // the poll phase): when the loop was blocked past the timeout, libuv runs
+    // due timers before it reads sockets, and bytes that arrived in time would
+    // lose to the timer — an HTTP client on a busy sidecar was then spliced as
+    // opaque TCP or, without a default cluster, reset (ECONNRESET under load).
     const timer = this.ctx.clock.setTimer(s.detectTimeoutMs, () => {
-      if (!decided) decide(buf.length ? 'opaque' : 'timeout');
+      if (!decided) setImmediate(() => !decided && decide(buf.length ? 'opaque' : 'timeout'));
     });
     socket.on('data', onData);
     socket.once('end', onEnd);
