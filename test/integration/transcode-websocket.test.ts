@@ -14,6 +14,7 @@ import {
 } from '../../src/gen/outrigger/examples/bookstore/v1/bookstore_pb.js';
 import type { TestSidecar } from '../support/sidecar-harness.js';
 import { BOOKSTORE_DESCRIPTOR, BOOKSTORE_SVC as SVC, ORIGIN, baseUrl, grpcCluster, hosts, startTranscodeSidecar, transcodeHost } from '../support/transcode-harness.js';
+import { waitFor, waitForStill } from '../support/wait.js';
 
 /**
  * The WebSocket ↔ gRPC bridge (issue 3 point 7, docs/websocket.md): `ws`
@@ -91,6 +92,16 @@ describe('transcode: WebSocket ↔ gRPC bridge', function () {
     });
   }
   const json = (f: { data: Buffer }): any => JSON.parse(f.data.toString());
+  const booksOn = (shelf: bigint): number => {
+    const r = store.store.listBooks(shelf);
+    return r.ok ? r.value.length : -1;
+  };
+  /** Resolves on the sidecar's pong: everything it sent on this socket before it is in `frames`. */
+  const pingPong = (ws: WebSocket): Promise<void> =>
+    new Promise((r) => {
+      ws.once('pong', () => r());
+      ws.ping();
+    });
 
   it('server streaming (JSON subprotocol): WatchShelf messages as {"result"} frames, then status and close 1000', async () => {
     const shelf = store.store.createShelf(create(ShelfSchema, { theme: 'ws-watch' }));
@@ -113,8 +124,12 @@ describe('transcode: WebSocket ↔ gRPC bridge', function () {
   it('client streaming (proto subprotocol): BulkCreateBooks from binary frames; half-close ends the request stream', async () => {
     const s = await open('BulkCreateBooks', ['grpc-ws+proto']);
     expect(s.ws.protocol).to.equal('grpc-ws+proto');
+    const before = booksOn(2n);
     for (let i = 0; i < 3; i++) s.ws.send(toBinary(CreateBookRequestSchema, create(CreateBookRequestSchema, { shelf: 2n, book: { author: 'W', title: `ws ${i}` } })));
-    await new Promise((r) => setTimeout(r, 50));
+    // The backend has all three (books are created as they arrive); a ping answered by the sidecar then
+    // closes the window in which an early reply (an upstream half-close sent too soon) would show up.
+    await waitFor(() => booksOn(2n) === before + 3, 'the backend to create the three books');
+    await pingPong(s.ws);
     expect(s.frames).to.have.length(0); // nothing until the client half-closes
     s.ws.send('');
     const reply = await s.next();
@@ -132,7 +147,9 @@ describe('transcode: WebSocket ↔ gRPC bridge', function () {
     expect(json(await s.next()).result).to.deep.equal({ text: 'one' });
     s.ws.send('{"text":"two"}');
     expect(json(await s.next()).result).to.deep.equal({ text: 'two' });
-    await new Promise((r) => setTimeout(r, 50));
+    // A third message through the whole path is the marker: a call that had ended would not echo it.
+    s.ws.send('{"text":"three"}');
+    expect(json(await s.next()).result).to.deep.equal({ text: 'three' });
     expect(s.ws.readyState).to.equal(WebSocket.OPEN);
     s.ws.send('');
     expect(json(await s.next())).to.include({ code: 0 });
@@ -192,15 +209,20 @@ describe('transcode: WebSocket ↔ gRPC bridge', function () {
 
   it('ping keep-alive from the sidecar; the access log labels the bridge', async () => {
     const s = await open('Chat', ['grpc-ws+json']);
+    const n = sc.access.length;
+    // pingInterval is 0.1s: a deadline ten times that, not a wait.
     const pinged = await new Promise<boolean>((r) => {
-      s.ws.once('ping', () => r(true));
-      setTimeout(() => r(false), 1000);
+      const t = setTimeout(() => r(false), 1000);
+      s.ws.once('ping', () => {
+        clearTimeout(t);
+        r(true);
+      });
     });
     expect(pinged).to.equal(true);
     s.ws.send('');
     await s.closed;
-    await new Promise((r) => setTimeout(r, 30));
-    const line = sc.access.filter((l) => l['protocol'] === 'websocket-bridge').at(-1);
+    await waitFor(() => sc.access.slice(n).some((l) => l['protocol'] === 'websocket-bridge'), 'the bridge access-log line');
+    const line = sc.access.slice(n).filter((l) => l['protocol'] === 'websocket-bridge').at(-1);
     expect(line).to.include({ status: 101, grpc_status: '0', path: `${SVC}/Chat` });
     expect(await sc.metrics()).to.include('protocol="websocket-bridge"');
   });
@@ -210,7 +232,7 @@ describe('transcode: WebSocket ↔ gRPC bridge', function () {
     const s = await open('Chat', ['grpc-ws+json']);
     s.ws.pause(); // reads nothing, so answers no ping
     const t0 = Date.now();
-    while (!sc.access.slice(n).some((l) => l['flags'] === 'PT') && Date.now() - t0 < 2000) await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => sc.access.slice(n).some((l) => l['flags'] === 'PT'), 'the ping-timeout access-log line', 2000);
     s.ws.resume();
     expect(Date.now() - t0).to.be.lessThan(1000);
     expect(sc.access.slice(n).find((l) => l['flags'] === 'PT')).to.include({ protocol: 'websocket-bridge', grpc_status: '1' });
@@ -225,14 +247,11 @@ describe('transcode: WebSocket ↔ gRPC bridge', function () {
     await new Promise((r) => ws.once('open', r));
     ws.send(Buffer.alloc(0));
     ws.send('');
-    await new Promise((r) => setTimeout(r, 100));
+    await waitFor(() => received > 0, 'the first message through the bridge');
     ws.pause(); // stop reading the socket
-    // Wait until the backend stops writing (socket buffers fill first), at most 3 s.
-    let last = -1;
-    for (let i = 0; i < 30 && flood.written !== last; i++) {
-      last = flood.written;
-      await new Promise((r) => setTimeout(r, 150));
-    }
+    // Flow control through real socket buffers has no "writer stopped" event: wait until the backend's
+    // count stays still for 150 ms (it keeps climbing without backpressure), at most 3 s.
+    const last = await waitForStill(() => flood.written, 'the flood backend', 150, 3000);
     // The backend is held by flow control: it stopped well short of the 1500 (24 MiB) it wants to write.
     expect(flood.written).to.equal(last);
     expect(flood.done).to.equal(false);
