@@ -17,6 +17,7 @@ import { descriptorSetOf } from '../support/echo-backend.js';
 import { addReflection, type ReflectionVersion } from '../support/reflection-server.js';
 import type { TestSidecar } from '../support/sidecar-harness.js';
 import { baseUrl, grpcCluster, startTranscodeSidecar, transcodeRoute } from '../support/transcode-harness.js';
+import { waitFor } from '../support/wait.js';
 
 /** The Bookstore set with GetShelf moved from /v1/shelves/{shelf} to /v2/shelves/{shelf}: a descriptor change. */
 function movedGetShelfSet(): Uint8Array {
@@ -31,15 +32,6 @@ async function status(url: string): Promise<number> {
   const r = await request(url);
   await r.body.dump();
   return r.statusCode;
-}
-
-async function until(what: string, fn: () => Promise<boolean>, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await fn()) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 describe('transcode: descriptors without redeploys (issue 3 point 9)', function () {
@@ -66,7 +58,7 @@ describe('transcode: descriptors without redeploys (issue 3 point 9)', function 
           expect(doc.paths).to.have.property('/v1/shelves/{shelf}');
 
           current = { set: movedGetShelfSet(), services: [BookstoreService.typeName] };
-          await until('the moved binding', async () => (await status(`${base}/v2/shelves/1`)) === 200);
+          await waitFor(async () => (await status(`${base}/v2/shelves/1`)) === 200, 'the moved binding');
           expect(await status(`${base}/v1/shelves/1`)).to.equal(405); // DELETE is still bound there
           expect(sc.port()).to.equal(port);
           expect(sc.logs.some((l) => l['msg'] === 'reflected descriptors changed')).to.equal(true);
@@ -99,7 +91,7 @@ describe('transcode: descriptors without redeploys (issue 3 point 9)', function 
           port,
           register: (s) => addReflection(s, () => ({ set: descriptorSetOf(BOOKSTORE_FILE), services: [BookstoreService.typeName] })),
         });
-        await until('reflected descriptors', async () => (await status(`${base}/v1/shelves/1`)) === 200);
+        await waitFor(async () => (await status(`${base}/v1/shelves/1`)) === 200, 'reflected descriptors');
       } finally {
         await sc?.close();
         await store?.close();
@@ -129,11 +121,11 @@ describe('transcode: descriptors without redeploys (issue 3 point 9)', function 
 
         await writeFile(join(dir, 'tmp1'), movedGetShelfSet());
         await rename(join(dir, 'tmp1'), file);
-        await until('the moved binding', async () => (await status(`${base}/v2/shelves/1`)) === 200);
+        await waitFor(async () => (await status(`${base}/v2/shelves/1`)) === 200, 'the moved binding');
 
         await writeFile(join(dir, 'tmp2'), Buffer.from('not a descriptor set'));
         await rename(join(dir, 'tmp2'), file);
-        await until('the rejection', async () => sc!.logs.some((l) => l['msg'] === 'descriptor change rejected; the last good descriptors keep serving'));
+        await waitFor(async () => sc!.logs.some((l) => l['msg'] === 'descriptor change rejected; the last good descriptors keep serving'), 'the rejection');
         expect(await status(`${base}/v2/shelves/1`)).to.equal(200);
       } finally {
         await sc?.close();
