@@ -10,6 +10,8 @@ import { request } from 'undici';
 import { startBookstore, type BookstoreServer } from '../../examples/bookstore/server.js';
 import { bookstoreClient } from '../support/bookstore-client.js';
 import { cluster, listener, routes, toYaml } from '../support/config-docs.js';
+import { FakeClock } from '../support/fake-clock.js';
+import { deferred, waitFor } from '../support/wait.js';
 
 const SVC = 'outrigger.examples.bookstore.v1.BookstoreService';
 
@@ -37,21 +39,34 @@ async function spawnSidecar(configPath: string): Promise<{ proc: ChildProcess; p
 describe('graceful shutdown on SIGTERM (real process)', function () {
   this.timeout(40000);
   let backend: BookstoreServer;
+  // The bookstore's `x-delay-ms` timers run on it: delayed calls answer only when the test advances it.
+  const backendClock = new FakeClock();
   let slowH1: http.Server;
+  // The HTTP/1.1 backend holds each response until the test releases it, so it is in flight during the drain.
+  const h1Arrived = deferred();
+  const releaseH1 = deferred();
   let dir: string;
 
   before(async () => {
-    backend = await startBookstore();
-    // An HTTP/1.1 backend that answers after 600 ms, so a response is in flight during the drain.
-    slowH1 = http.createServer((_req, res) => setTimeout(() => res.end('slow'), 600));
+    backend = await startBookstore({ clock: backendClock });
+    slowH1 = http.createServer((_req, res) => {
+      h1Arrived.resolve();
+      void releaseH1.promise.then(() => res.end('slow'));
+    });
     await new Promise<void>((r) => slowH1.listen(0, '127.0.0.1', () => r()));
     dir = await mkdtemp(join(tmpdir(), 'outrigger-drain-'));
   });
   after(async () => {
     await backend.close();
+    releaseH1.resolve();
     slowH1.close();
     await rm(dir, { recursive: true, force: true });
   });
+
+  const titlesOnShelf1 = (): string[] => {
+    const r = backend.store.listBooks(1n);
+    return r.ok ? r.value.map((b) => b.title) : [];
+  };
 
   it('turns /ready 503 at once, finishes in-flight unary and streaming calls, then exits 0', async () => {
     const configPath = join(dir, 'config.yaml');
@@ -88,17 +103,25 @@ describe('graceful shutdown on SIGTERM (real process)', function () {
         })
         .on('error', reject);
     });
-    await new Promise((r) => setTimeout(r, 200));
+    // Everything has reached its backend (and is held there) before the signal.
+    await waitFor(() => backendClock.pending === 10, 'the 10 delayed calls held by the backend');
+    await waitFor(() => titlesOnShelf1().includes('before'), 'the first message of the client stream');
+    await h1Arrived.promise;
 
     sc.proc.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 100));
-    const ready = await request(`http://127.0.0.1:${sc.admin}/ready`);
-    expect(ready.statusCode).to.equal(503);
-    await ready.body.text();
+    // The signal is handled asynchronously in the child; no event reaches us but the readiness answer itself.
+    await waitFor(async () => {
+      const ready = await request(`http://127.0.0.1:${sc.admin}/ready`);
+      await ready.body.text();
+      return ready.statusCode === 503;
+    }, '/ready to turn 503', 2000);
 
     // The client stream keeps going after the signal and completes normally.
     call.write({ $typeName: 'outrigger.examples.bookstore.v1.CreateBookRequest', shelf: 1n, book: { $typeName: 'outrigger.examples.bookstore.v1.Book', id: 0n, author: 'x', title: 'after' } } as never);
     call.end();
+    // Only now do the held responses go out, during the drain.
+    backendClock.advance(800);
+    releaseH1.resolve();
     const results = await Promise.allSettled([...slow, result]);
     const failed = results.filter((r) => r.status === 'rejected');
     expect(failed.map((f) => String((f as PromiseRejectedResult).reason))).to.deep.equal([]);
