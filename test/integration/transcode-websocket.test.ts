@@ -12,7 +12,9 @@ import {
   ShelfSchema,
   WatchShelfResponseSchema,
 } from '../../src/gen/outrigger/examples/bookstore/v1/bookstore_pb.js';
-import type { TestSidecar } from '../support/sidecar-harness.js';
+import { listener } from '../support/config-docs.js';
+import { FakeClock } from '../support/fake-clock.js';
+import { startTestSidecar, type TestSidecar } from '../support/sidecar-harness.js';
 import { BOOKSTORE_DESCRIPTOR, BOOKSTORE_SVC as SVC, ORIGIN, baseUrl, grpcCluster, hosts, startTranscodeSidecar, transcodeHost } from '../support/transcode-harness.js';
 import { waitFor, waitForStill } from '../support/wait.js';
 
@@ -57,7 +59,7 @@ describe('transcode: WebSocket ↔ gRPC bridge', function () {
     flood.port = await new Promise<number>((res, rej) =>
       server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))),
     );
-    const transcode = { descriptorBin: BOOKSTORE_DESCRIPTOR, allowedOrigins: [ORIGIN], websocket: { pingInterval: '0.1s' } };
+    const transcode = { descriptorBin: BOOKSTORE_DESCRIPTOR, allowedOrigins: [ORIGIN], websocket: {} };
     sc = await startTranscodeSidecar(
       hosts('main', [transcodeHost('flood', ['flood'], 'flood', { ...transcode, websocket: {} }), transcodeHost('store', ['*'], 'store', transcode)]),
       grpcCluster('store', store.port),
@@ -71,8 +73,8 @@ describe('transcode: WebSocket ↔ gRPC bridge', function () {
     flood?.server.forceShutdown();
   });
 
-  function open(method: string, protocols: string[], opts: WebSocket.ClientOptions = {}): Promise<Session> {
-    const ws = new WebSocket(`${base}${SVC}/${method}`, protocols, opts);
+  function open(method: string, protocols: string[], opts: WebSocket.ClientOptions = {}, at = base): Promise<Session> {
+    const ws = new WebSocket(`${at}${SVC}/${method}`, protocols, opts);
     const frames: { text: boolean; data: Buffer }[] = [];
     const waiters: (() => void)[] = [];
     ws.on('message', (data, isBinary) => {
@@ -207,36 +209,53 @@ describe('transcode: WebSocket ↔ gRPC bridge', function () {
     expect(err?.message).to.equal('HTTP 403');
   });
 
-  it('ping keep-alive from the sidecar; the access log labels the bridge', async () => {
-    const s = await open('Chat', ['grpc-ws+json']);
-    const n = sc.access.length;
-    // pingInterval is 0.1s: a deadline ten times that, not a wait.
-    const pinged = await new Promise<boolean>((r) => {
-      const t = setTimeout(() => r(false), 1000);
-      s.ws.once('ping', () => {
-        clearTimeout(t);
-        r(true);
-      });
+  describe('keep-alive on the sidecar\'s clock', () => {
+    // A sidecar of its own whose ping timer runs on a fake clock: a 30 s interval passes when the test says so.
+    const clock = new FakeClock();
+    const PING_MS = 30_000;
+    let pc: TestSidecar;
+    before(async () => {
+      const transcode = { descriptorBin: BOOKSTORE_DESCRIPTOR, allowedOrigins: [ORIGIN], websocket: { pingInterval: '30s' } };
+      pc = await startTestSidecar([listener('main'), hosts('main', [transcodeHost('store', ['*'], 'store', transcode)]), grpcCluster('store', store.port)], { clock });
     });
-    expect(pinged).to.equal(true);
-    s.ws.send('');
-    await s.closed;
-    await waitFor(() => sc.access.slice(n).some((l) => l['protocol'] === 'websocket-bridge'), 'the bridge access-log line');
-    const line = sc.access.slice(n).filter((l) => l['protocol'] === 'websocket-bridge').at(-1);
-    expect(line).to.include({ status: 101, grpc_status: '0', path: `${SVC}/Chat` });
-    expect(await sc.metrics()).to.include('protocol="websocket-bridge"');
-  });
+    after(async () => {
+      const closing = pc?.close();
+      clock.advance(60_000); // past the drain timeout
+      await closing;
+    });
+    /** A Chat session whose bridge is set up (an echo came back), so its ping timer is armed. */
+    const chat = async (): Promise<Session> => {
+      const s = await open('Chat', ['grpc-ws+json'], {}, baseUrl(pc, 'ws'));
+      s.ws.send('{"text":"hi"}');
+      expect(json(await s.next()).result).to.deep.equal({ text: 'hi' });
+      return s;
+    };
 
-  it('a client that stops answering pings is disconnected', async () => {
-    const n = sc.access.length;
-    const s = await open('Chat', ['grpc-ws+json']);
-    s.ws.pause(); // reads nothing, so answers no ping
-    const t0 = Date.now();
-    await waitFor(() => sc.access.slice(n).some((l) => l['flags'] === 'PT'), 'the ping-timeout access-log line', 2000);
-    s.ws.resume();
-    expect(Date.now() - t0).to.be.lessThan(1000);
-    expect(sc.access.slice(n).find((l) => l['flags'] === 'PT')).to.include({ protocol: 'websocket-bridge', grpc_status: '1' });
-    await s.closed;
+    it('ping keep-alive from the sidecar; the access log labels the bridge', async () => {
+      const s = await chat();
+      const n = pc.access.length;
+      const pinged = new Promise<void>((r) => s.ws.once('ping', () => r()));
+      clock.advance(PING_MS);
+      await pinged;
+      s.ws.send('');
+      await s.closed;
+      await waitFor(() => pc.access.slice(n).some((l) => l['protocol'] === 'websocket-bridge'), 'the bridge access-log line');
+      const line = pc.access.slice(n).filter((l) => l['protocol'] === 'websocket-bridge').at(-1);
+      expect(line).to.include({ status: 101, grpc_status: '0', path: `${SVC}/Chat` });
+      expect(await pc.metrics()).to.include('protocol="websocket-bridge"');
+    });
+
+    it('a client that stops answering pings is disconnected at the next interval', async () => {
+      const s = await chat();
+      const n = pc.access.length;
+      s.ws.pause(); // reads nothing, so answers no ping
+      clock.advance(PING_MS); // the ping goes out
+      clock.advance(PING_MS); // no pong came: dropped
+      await waitFor(() => pc.access.slice(n).some((l) => l['flags'] === 'PT'), 'the ping-timeout access-log line', 2000);
+      s.ws.resume();
+      expect(pc.access.slice(n).find((l) => l['flags'] === 'PT')).to.include({ protocol: 'websocket-bridge', grpc_status: '1' });
+      await s.closed;
+    });
   });
 
   it('backpressure: a WebSocket client that stops reading pauses the gRPC stream', async () => {
