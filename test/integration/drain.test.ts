@@ -56,6 +56,12 @@ describe('graceful shutdown on SIGTERM (real process)', function () {
     await new Promise<void>((r) => slowH1.listen(0, '127.0.0.1', () => r()));
     dir = await mkdtemp(join(tmpdir(), 'outrigger-drain-'));
   });
+  let child: ChildProcess | undefined;
+  afterEach(() => {
+    // A failed run must not leave the sidecar process behind (it holds our stderr open).
+    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    child = undefined;
+  });
   after(async () => {
     await backend.close();
     releaseH1.resolve();
@@ -83,16 +89,11 @@ describe('graceful shutdown on SIGTERM (real process)', function () {
       ]),
     );
     const sc = await spawnSidecar(configPath);
+    child = sc.proc;
     const client = bookstoreClient(`127.0.0.1:${sc.port}`);
     expect((await request(`http://127.0.0.1:${sc.admin}/ready`)).statusCode).to.equal(200);
 
-    // In flight when the signal comes: 10 slow unary calls and a client stream mid-call.
-    const md = new grpc.Metadata();
-    md.set('x-delay-ms', '800');
-    const slow = Array.from({ length: 10 }, () => client.unary('getShelf', { shelf: 1n }, { metadata: md }));
-    const { call, result } = client.clientStream('bulkCreateBooks');
-    call.write({ $typeName: 'outrigger.examples.bookstore.v1.CreateBookRequest', shelf: 1n, book: { $typeName: 'outrigger.examples.bookstore.v1.Book', id: 0n, author: 'x', title: 'before' } } as never);
-    // And an HTTP/1.1 keep-alive request whose response comes after the signal.
+    // In flight when the signal comes: an HTTP/1.1 keep-alive request whose response comes after it...
     const agent = new http.Agent({ keepAlive: true });
     const h1 = new Promise<{ status: number; connection: string | undefined; body: string }>((resolve, reject) => {
       http
@@ -103,10 +104,20 @@ describe('graceful shutdown on SIGTERM (real process)', function () {
         })
         .on('error', reject);
     });
+    await Promise.race([
+      h1Arrived.promise,
+      h1.then((r) => Promise.reject(new Error(`the HTTP/1.1 request was answered without reaching its backend: ${JSON.stringify(r)}`))),
+    ]);
+    // ...10 slow unary calls and a client stream mid-call.
+    const md = new grpc.Metadata();
+    md.set('x-delay-ms', '800');
+    const slow = Array.from({ length: 10 }, () => client.unary('getShelf', { shelf: 1n }, { metadata: md }));
+    const { call, result } = client.clientStream('bulkCreateBooks');
+    call.write({ $typeName: 'outrigger.examples.bookstore.v1.CreateBookRequest', shelf: 1n, book: { $typeName: 'outrigger.examples.bookstore.v1.Book', id: 0n, author: 'x', title: 'before' } } as never);
     // Everything has reached its backend (and is held there) before the signal.
-    await waitFor(() => backendClock.pending === 10, 'the 10 delayed calls held by the backend');
-    await waitFor(() => titlesOnShelf1().includes('before'), 'the first message of the client stream');
-    await h1Arrived.promise;
+    // (Generous deadlines: the sidecar is a child process on a shared machine.)
+    await waitFor(() => backendClock.pending >= 10, 'the 10 delayed calls held by the backend', 15_000);
+    await waitFor(() => titlesOnShelf1().includes('before'), 'the first message of the client stream', 15_000);
 
     sc.proc.kill('SIGTERM');
     // The signal is handled asynchronously in the child; no event reaches us but the readiness answer itself.
@@ -114,7 +125,7 @@ describe('graceful shutdown on SIGTERM (real process)', function () {
       const ready = await request(`http://127.0.0.1:${sc.admin}/ready`);
       await ready.body.text();
       return ready.statusCode === 503;
-    }, '/ready to turn 503', 2000);
+    }, '/ready to turn 503', 5000);
 
     // The client stream keeps going after the signal and completes normally.
     call.write({ $typeName: 'outrigger.examples.bookstore.v1.CreateBookRequest', shelf: 1n, book: { $typeName: 'outrigger.examples.bookstore.v1.Book', id: 0n, author: 'x', title: 'after' } } as never);
