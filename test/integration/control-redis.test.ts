@@ -69,6 +69,8 @@ describe('control plane: two replicas on one redis-server (AOF)', function () {
       apiA.apply({ documents: J(cluster('extra-a', [a.port])) }),
       apiB.apply({ documents: J(cluster('extra-b', [b.port])) }),
     ]);
+    // A learns of B's commit by pub/sub, after B's apply returned: wait for it, then nothing may be lost.
+    await waitFor(async () => Number((await apiA.list({})).revision) >= before + 2, 'replica A to see both commits');
     const after = await apiA.list({ kind: 'Cluster' });
     expect(Number(after.revision)).to.equal(before + 2);
     expect(after.resources.map((r) => (r.document as { metadata: { name: string } }).metadata.name)).to.include.members(['extra-a', 'extra-b']);
