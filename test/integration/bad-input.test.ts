@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import type http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { request } from 'undici';
@@ -19,7 +20,7 @@ function rawHttp(port: number, text: string): Promise<string> {
 }
 
 describe('bad input and limits', function () {
-  let h1: Started<unknown>;
+  let h1: Started<http.Server>;
   let h2: Started<unknown>;
   let sc: TestSidecar;
 
@@ -98,9 +99,18 @@ describe('bad input and limits', function () {
   });
 
   it('a peer that disappears mid-request does not disturb other traffic', async () => {
+    // Gone once the request is mid-way upstream: the backend has its headers, 97 body bytes still to come.
+    const upstream = new Promise<void>((r) => {
+      const seen = (req: http.IncomingMessage): void => {
+        if (req.url !== '/slow') return;
+        h1.server.off('request', seen);
+        r();
+      };
+      h1.server.on('request', seen);
+    });
     const s = net.connect(sc.port(), '127.0.0.1');
     s.write('POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc');
-    await new Promise((r) => setTimeout(r, 50));
+    await upstream;
     s.destroy();
     const ok = await request(`http://127.0.0.1:${sc.port()}/still-fine`);
     expect(ok.statusCode).to.equal(200);

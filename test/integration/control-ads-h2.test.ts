@@ -88,8 +88,7 @@ describe('control plane: raw HTTP/2 ADS transport', function () {
     s.onResponse = (r) => responses.push(r);
     const bytes = framed(reqBytes({ node: nodeOf('split-1'), typeUrl: TYPE('Cluster'), resourceNames: ['*'] }));
     for (let i = 0; i < bytes.length; i += 3) {
-      s.writeRaw(bytes.subarray(i, i + 3));
-      await new Promise((r) => setImmediate(r)); // separate DATA frames
+      await s.writeRaw(bytes.subarray(i, i + 3)); // each write sent before the next: separate DATA frames
     }
     await waitFor(() => responses.length === 1, 'a response to the reassembled request');
     expect(responses[0]!.resources).to.have.length(1);
@@ -107,20 +106,20 @@ describe('control plane: raw HTTP/2 ADS transport', function () {
     await waitFor(() => got.length === 1, 'the good stream to subscribe');
 
     const garbage = new RawSotw(session);
-    garbage.writeRaw(framed(Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff])));
+    await garbage.writeRaw(framed(Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff])));
     expect((await garbage.ended).status).to.equal('3'); // INVALID_ARGUMENT
     expect((await garbage.ended).message).to.match(/cannot decode request/);
 
     const huge = new RawSotw(session);
     const prefix = Buffer.alloc(5);
     prefix.writeUInt32BE(MAX_REQUEST_BYTES + 1, 1);
-    huge.writeRaw(prefix);
+    await huge.writeRaw(prefix);
     const h = await huge.ended;
     expect(h.status).to.equal('8'); // RESOURCE_EXHAUSTED, without reading the body
     expect(h.message).to.match(/exceeds/);
 
     const compressed = new RawSotw(session); // flag 1 without grpc-encoding
-    compressed.writeRaw(framed(gzipSync(reqBytes({ node: nodeOf('c-1'), typeUrl: TYPE('Cluster') })), 1));
+    await compressed.writeRaw(framed(gzipSync(reqBytes({ node: nodeOf('c-1'), typeUrl: TYPE('Cluster') })), 1));
     expect((await compressed.ended).status).to.equal('13'); // INTERNAL
 
     const nodeless = new RawSotw(session);
@@ -130,7 +129,7 @@ describe('control plane: raw HTTP/2 ADS transport', function () {
     expect(n.message).to.match(/must carry the node/);
 
     const cut = new RawSotw(session); // half-close inside a message
-    cut.writeRaw(framed(reqBytes({ node: nodeOf('cut-1'), typeUrl: TYPE('Cluster') })).subarray(0, 8));
+    await cut.writeRaw(framed(reqBytes({ node: nodeOf('cut-1'), typeUrl: TYPE('Cluster') })).subarray(0, 8));
     cut.stream.end();
     expect((await cut.ended).status).to.equal('13');
 

@@ -20,6 +20,21 @@ const cla = (name: string, ports: number[]): Doc => ({
 const edsCluster = (name: string): Doc => ({ apiVersion: 'outrigger.io/v1', kind: 'Cluster', metadata: { name }, spec: { type: 'DISCOVERY_TYPE_EDS' } });
 const base = (): Doc[] => [listener('main'), routes('main', [prefixRoute('/', 'web')]), cluster('web', [1001]), cluster('api', [1002])];
 
+/**
+ * "Nothing is sent" made explicit: the server handles a stream's requests in
+ * order, and a push in order after the changes before it, so when the next
+ * response is exactly the marker's, nothing was sent before it.
+ */
+async function expectNextOnly(d: LightDelta, marker: { typeUrl: string; resources?: string[]; removed?: string[] }): Promise<void> {
+  const r = await d.next();
+  expect({ typeUrl: r.typeUrl, resources: names(r), removed: [...r.removedResources].sort() }).to.deep.equal({
+    typeUrl: marker.typeUrl,
+    resources: marker.resources ?? [],
+    removed: marker.removed ?? [],
+  });
+  d.ack(r);
+}
+
 describe('control plane: delta stream semantics (light client)', function () {
   this.timeout(10000);
   let cp: CP;
@@ -56,7 +71,9 @@ describe('control plane: delta stream semantics (light client)', function () {
     expect(r3.resources).to.deep.equal([]);
     expect(r3.removedResources).to.deep.equal(['api']);
     d.ack(r3);
-    await d.none();
+    // Nothing more until the next change: the next response is that change alone.
+    await api.apply({ documents: J(cluster('web', [1013])) });
+    await expectNextOnly(d, { typeUrl: TYPE('Cluster'), resources: ['web'] });
   });
 
   it('named: a never-existing name is reported removed, sent when it appears, not after unsubscribe', async () => {
@@ -72,12 +89,17 @@ describe('control plane: delta stream semantics (light client)', function () {
     expect(names(r2)).to.deep.equal(['x']); // y is not subscribed
     d.ack(r2);
     d.send({ typeUrl: TYPE('ClusterLoadAssignment'), resourceNamesUnsubscribe: ['x'] }); // spontaneous: no nonce
-    await d.none(100);
+    // Marker: a never-existing name is answered at once, so the unsubscribe before it was answered by nothing.
+    d.send({ typeUrl: TYPE('ClusterLoadAssignment'), resourceNamesSubscribe: ['mark'] });
+    await expectNextOnly(d, { typeUrl: TYPE('ClusterLoadAssignment'), removed: ['mark'] });
     await api.apply({ documents: J(cla('x', [1006])) });
-    await d.none();
-    // Endpoints are never wildcard: '*' subscribes nothing.
+    // Marker: a later change to a subscribed name is pushed alone, so x's change was not pushed.
+    await api.apply({ documents: J(edsCluster('mark'), cla('mark', [1014])) });
+    await expectNextOnly(d, { typeUrl: TYPE('ClusterLoadAssignment'), resources: ['mark'] });
+    // Endpoints are never wildcard: '*' subscribes nothing (it would bring x and y).
     d.send({ typeUrl: TYPE('ClusterLoadAssignment'), resourceNamesSubscribe: ['*'] });
-    await d.none(100);
+    d.send({ typeUrl: TYPE('ClusterLoadAssignment'), resourceNamesSubscribe: ['mark2'] });
+    await expectNextOnly(d, { typeUrl: TYPE('ClusterLoadAssignment'), removed: ['mark2'] });
   });
 
   it('wildcard plus a named subscription: unsubscribing the named one re-sends it', async () => {
@@ -92,8 +114,13 @@ describe('control plane: delta stream semantics (light client)', function () {
     d.ack(r2);
     // Unsubscribing the wildcard too: nothing more is sent for clusters.
     d.send({ typeUrl: TYPE('Cluster'), resourceNamesUnsubscribe: ['*'] });
+    // Marker subscriptions: a never-existing name is answered at once (so the unsubscribe was answered by
+    // nothing), and when it appears it is pushed alone (so api's change was not pushed).
+    d.send({ typeUrl: TYPE('Cluster'), resourceNamesSubscribe: ['mark'] });
+    await expectNextOnly(d, { typeUrl: TYPE('Cluster'), removed: ['mark'] });
     await client(cp.address).apply({ documents: J(cluster('api', [1009])) });
-    await d.none();
+    await client(cp.address).apply({ documents: J(cluster('mark', [1015])) });
+    await expectNextOnly(d, { typeUrl: TYPE('Cluster'), resources: ['mark'] });
   });
 
   it('reconnect with initial_resource_versions: only what changed meanwhile, and what is gone', async () => {
@@ -116,7 +143,8 @@ describe('control plane: delta stream semantics (light client)', function () {
     const d3 = delta();
     const now = Object.fromEntries(r2.resources.map((x) => [x.name, x.version]));
     d3.send({ node: nodeOf('d-re2'), typeUrl: TYPE('Cluster'), resourceNamesSubscribe: ['*'], initialResourceVersions: now });
-    await d3.none();
+    d3.send({ typeUrl: TYPE('Cluster'), resourceNamesSubscribe: ['mark'] });
+    await expectNextOnly(d3, { typeUrl: TYPE('Cluster'), removed: ['mark'] });
   });
 
   it('nonces: a stale nonce is no ACK, subscription changes count whatever the nonce, NACK by error_detail', async () => {
@@ -127,12 +155,12 @@ describe('control plane: delta stream semantics (light client)', function () {
     const state = async (): Promise<TypeStatus_State | undefined> =>
       (await api.status({})).sidecars.find((s) => s.nodeId === 'd-nonce')?.types.find((t) => t.typeUrl === TYPE('Cluster'))?.state;
     d.send({ typeUrl: TYPE('Cluster'), responseNonce: 'not-a-nonce-we-sent' });
-    await new Promise((r) => setTimeout(r, 50));
-    expect(await state()).to.equal(TypeStatus_State.STALE);
+    // The next request on the same stream is answered, so the server has handled the stale one before it.
     d.send({ typeUrl: TYPE('ClusterLoadAssignment'), responseNonce: 'stale', resourceNamesSubscribe: ['x'] });
     const r2 = await d.next();
     expect(kindOf(r2.typeUrl)).to.equal('ClusterLoadAssignment');
     expect(r2.removedResources).to.deep.equal(['x']);
+    expect(await state()).to.equal(TypeStatus_State.STALE);
     d.send({ typeUrl: TYPE('Cluster'), responseNonce: r1.nonce, errorDetail: { code: 3, message: 'cluster web: no thanks' } });
     await waitFor(async () => (await state()) === TypeStatus_State.ERROR, 'ERROR state');
     const st = (await api.status({})).sidecars.find((s) => s.nodeId === 'd-nonce')!.types.find((t) => t.typeUrl === TYPE('Cluster'))!;
@@ -184,6 +212,7 @@ describe('control plane: push order (light clients)', function () {
     await cp.close();
   });
 
+  let marks = 0;
   const SUBS: Record<string, string[]> = { Cluster: ['*'], ClusterLoadAssignment: ['eds1'], Listener: ['*'], RouteConfiguration: ['main', 'r2'] };
 
   async function sotw(id: string): Promise<LightSotw> {
@@ -199,7 +228,7 @@ describe('control plane: push order (light clients)', function () {
       const r = await s.next();
       s.ack(r, SUBS[kindOf(r.typeUrl)]!);
     }
-    await s.none(50);
+    // (An extra initial response would be read first by drain() and fail the order checks.)
     return s;
   }
 
@@ -212,7 +241,6 @@ describe('control plane: push order (light clients)', function () {
       first = false;
     }
     for (let i = 0; i < 4; i++) d.ack(await d.next());
-    await d.none(50);
     return d;
   }
 
@@ -223,7 +251,18 @@ describe('control plane: push order (light clients)', function () {
       ack(r);
       out.push(r);
     }
-    await s.none(350);
+    // Nothing more in this push: a marker change to clusters alone comes next (streams drained later
+    // may first see an earlier drain's marker, which adds only a marker cluster too).
+    const lastClusters = out.filter((r) => kindOf(r.typeUrl) === 'Cluster').at(-1)?.resources.length;
+    await client(cp.address).apply({ documents: J(cluster(`mark-${++marks}`, [1020 + marks])) });
+    const next = await s.next(3000);
+    expect(kindOf(next.typeUrl), 'the marker push').to.equal('Cluster');
+    if ('removedResources' in next) {
+      expect(next.removedResources).to.deep.equal([]);
+      expect(next.resources.every((x) => x.name.startsWith('mark-')), 'only marker clusters').to.equal(true);
+    } else if (lastClusters !== undefined) {
+      expect(next.resources.length, 'the clusters and one marker').to.equal(lastClusters + 1);
+    }
     return out;
   }
 

@@ -66,7 +66,10 @@ describe('control plane: generated resources', function () {
       const durable = await (await FileStateStore.open(cp.dir)).load();
       expect(durable.revision).to.equal(Number(revision));
       expect(durable.resources.map((e) => `${e.doc.kind}/${e.doc.metadata.name}`)).to.not.include('ClusterLoadAssignment/disc');
-      await s.none(150); // only the endpoints changed: no other type is pushed
+      // Only the endpoints changed: no other type is pushed. The stream answers in order, so when a
+      // Listener subscription sent now is answered next, nothing else was sent before it.
+      s.send({ typeUrl: TYPE('Listener'), resourceNames: ['*'] });
+      expect((await s.next()).typeUrl).to.equal(TYPE('Listener'));
     } finally {
       s.close();
       await cp.close();
@@ -89,7 +92,11 @@ describe('control plane: generated resources', function () {
       s.ack(first, ['disc']);
 
       generated.replace([edsCluster('disc'), cla('disc', 2002)]);
-      await s.none(200);
+      // A marker change after it goes through the same debounced push: the next response must be the
+      // marker's Cluster update, with no endpoints response for disc before it.
+      await api.apply({ documents: J(cluster('marker', [1002])) });
+      const after = await s.next();
+      expect(after.typeUrl).to.equal(TYPE('Cluster'));
     } finally {
       s.close();
       await cp.close();

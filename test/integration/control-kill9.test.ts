@@ -6,6 +6,7 @@ import { FileStateStore } from '../../src/control/store/file-store.js';
 import type { StoreState } from '../../src/control/store/store-state.js';
 import { cluster, type Doc } from '../support/config-docs.js';
 import { client, removeDir, spawnControlPlane, tempDir, writeToken } from '../support/control-harness.js';
+import { deferred } from '../support/wait.js';
 
 const J = (...d: Doc[]): JsonObject[] => d as unknown as JsonObject[];
 
@@ -40,8 +41,11 @@ describe('control plane: kill -9 during a stream of applies (file store)', funct
         const listed = await api.list({ kind: 'Cluster' });
         const names = new Set(listed.resources.map((r) => (r.document as { metadata: { name: string } }).metadata.name));
         for (const n of acked) expect(names.has(n), `seed ${seed}: acknowledged ${n} lost`).to.equal(true);
-        // Three writers applying as fast as they can; SIGKILL at a random moment.
+        // Three writers applying as fast as they can; SIGKILL at a random moment: right after a random
+        // number (1-10) of this round's applies were acknowledged, while the other writers' are in flight.
         let killed = false;
+        const killAt = acked.size + 1 + Math.floor(random() * 10);
+        const due = deferred();
         const writer = async (): Promise<void> => {
           while (!killed) {
             const name = `c${++seq}`;
@@ -50,13 +54,14 @@ describe('control plane: kill -9 during a stream of applies (file store)', funct
             try {
               await api.apply({ documents: J(doc) });
               acked.add(name);
+              if (acked.size >= killAt) due.resolve();
             } catch {
               return; // the process is gone; this apply was never acknowledged
             }
           }
         };
         const writers = [writer(), writer(), writer()];
-        await new Promise((r) => setTimeout(r, 60 + random() * 240));
+        await Promise.race([due.promise, Promise.all(writers)]); // (all writers gone: the process died by itself)
         cp.child.kill('SIGKILL');
         killed = true;
         await new Promise<void>((r) => (cp.child.exitCode !== null || cp.child.signalCode !== null ? r() : cp.child.once('exit', () => r())));

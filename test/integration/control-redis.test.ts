@@ -70,6 +70,8 @@ describe('control plane: two replicas on one redis-server (AOF)', function () {
       apiA.apply({ documents: J(cluster('extra-a', [a.port])) }),
       apiB.apply({ documents: J(cluster('extra-b', [b.port])) }),
     ]);
+    // A learns of B's commit by pub/sub, after B's apply returned: wait for it, then nothing may be lost.
+    await waitFor(async () => Number((await apiA.list({})).revision) >= before + 2, 'replica A to see both commits');
     const after = await apiA.list({ kind: 'Cluster' });
     expect(Number(after.revision)).to.equal(before + 2);
     expect(after.resources.map((r) => (r.document as { metadata: { name: string } }).metadata.name)).to.include.members(['extra-a', 'extra-b']);
@@ -106,8 +108,9 @@ describe('control plane: two replicas on one redis-server (AOF)', function () {
     if (!next.ok) throw new Error(JSON.stringify(next.errors));
     await raw.multi().set(REDIS_KEYS.state, JSON.stringify(next.state)).set(REDIS_KEYS.revision, String(next.state.revision)).exec();
     raw.disconnect();
-    // Nobody was told: the replicas still serve the old revision.
-    await new Promise((r) => setTimeout(r, 200));
+    // Nobody was told: the replicas still hold the old revision (they learn of changes only by a
+    // publish or a resync, never by polling), so the sidecar still goes to a.
+    for (const cp of [cpA!, cpB!]) expect(Number((await client(cp.address).list({})).revision)).to.equal(cur.revision);
     expect(await backendOf(sc!.port())).to.equal('a');
     await redis.stop();
     await redis.start();

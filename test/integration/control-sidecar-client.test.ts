@@ -19,7 +19,8 @@ import { backendOf } from '../support/backend-of.js';
 import { cluster, listener, prefixRoute, routes, type Doc } from '../support/config-docs.js';
 import { startCpSidecar, type TestCpSidecar } from '../support/control-harness.js';
 import { TYPE } from '../support/xds-light.js';
-import { sleep, waitFor } from '../support/wait.js';
+import { FakeClock } from '../support/fake-clock.js';
+import { waitFor } from '../support/wait.js';
 
 /**
  * A scripted ADS server on a real h2c socket: records every request the
@@ -30,6 +31,7 @@ import { sleep, waitFor } from '../support/wait.js';
 class FakeAds {
   readonly requests: DiscoveryRequest[] = [];
   streams = 0;
+  private marks = 0;
   private out: AsyncQueue<DiscoveryResponse> | undefined;
   private readonly server: http2.Http2Server;
   private readonly sessions = new Set<http2.ServerHttp2Session>();
@@ -87,6 +89,18 @@ class FakeAds {
     return found!;
   }
 
+  /**
+   * Sends an undecodable ClusterLoadAssignment and waits for its NACK. The
+   * sidecar handles responses one at a time, in order, on one stream, so
+   * anything it sends for the responses before this one is recorded before
+   * the NACK: returns the NACK's index in `requests`.
+   */
+  async marker(): Promise<number> {
+    const nonce = `n-mark-${++this.marks}`;
+    this.send('ClusterLoadAssignment', 'mark', nonce, [{ apiVersion: 'outrigger.io/v1', kind: 'ClusterLoadAssignment', metadata: { name: 'Bad_Name' }, spec: {} }]);
+    return this.requests.indexOf(await this.reply(nonce));
+  }
+
   /** Ends the current stream with an error (the sidecar reconnects). */
   drop(): void {
     this.out?.close(new Error('dropped by the test'));
@@ -103,6 +117,8 @@ describe('sidecar xDS client against a scripted control plane (ACK/NACK, warming
   this.timeout(30000);
   let a: Started<unknown>, b: Started<unknown>;
   let ads: FakeAds;
+  // Drives the sidecar's timers: warming, reconnect backoff, the drain at close.
+  let clock: FakeClock;
   let sc: TestCpSidecar | undefined;
   let busy: net.Server | undefined;
   before(async () => {
@@ -112,11 +128,14 @@ describe('sidecar xDS client against a scripted control plane (ACK/NACK, warming
     await Promise.all([a.close(), b.close()]);
   });
   beforeEach(async () => {
+    clock = new FakeClock();
     ads = new FakeAds();
     await ads.listen();
   });
   afterEach(async () => {
-    await sc?.close();
+    const closing = sc?.close();
+    clock.advance(60_000); // past the drain timeout
+    await closing;
     sc = undefined;
     busy?.close();
     busy = undefined;
@@ -124,7 +143,8 @@ describe('sidecar xDS client against a scripted control plane (ACK/NACK, warming
   });
 
   it('holds listeners until their routes arrive, ACKs each type with its version and nonce, NACKs bad responses with the previous version and the resource and field, keeps serving', async () => {
-    const starting = startCpSidecar({ address: `127.0.0.1:${ads.port}`, nodeId: 'fake-1', warmingTimeoutMs: 300 });
+    const warmingMs = 300;
+    const starting = startCpSidecar({ address: `127.0.0.1:${ads.port}`, nodeId: 'fake-1', warmingTimeoutMs: warmingMs }, { clock });
     await waitFor(() => ads.requests.length >= 2, 'the first CDS and LDS requests');
     const first = ads.requests.slice(0, 2);
     expect(first.map((r) => r.typeUrl)).to.deep.equal([TYPE('Cluster'), TYPE('Listener')]);
@@ -135,8 +155,8 @@ describe('sidecar xDS client against a scripted control plane (ACK/NACK, warming
     ads.send('Cluster', 'c1', 'n-c1', [cluster('web', [a.port])]);
     ads.send('Listener', 'l1', 'n-l1', [listener('main')]);
     await waitFor(() => ads.requests.some((r) => r.typeUrl === TYPE('RouteConfiguration') && r.resourceNames.join() === 'main'), 'RDS subscription to main');
-    await sleep(150);
-    expect(ads.requests.filter((r) => r.responseNonce === 'n-c1' || r.responseNonce === 'n-l1')).to.deep.equal([]);
+    const mark1 = await ads.marker();
+    expect(ads.requests.slice(0, mark1).filter((r) => r.responseNonce === 'n-c1' || r.responseNonce === 'n-l1')).to.deep.equal([]);
     ads.send('RouteConfiguration', 'r1', 'n-r1', [routes('main', [prefixRoute('/', 'web')])]);
     for (const [nonce, version] of [['n-c1', 'c1'], ['n-l1', 'l1'], ['n-r1', 'r1']] as const) {
       const ack = await ads.reply(nonce);
@@ -161,8 +181,12 @@ describe('sidecar xDS client against a scripted control plane (ACK/NACK, warming
 
     // Decodes, but the set is inconsistent (the route's cluster is gone): held for the warming timeout, then NACKed.
     ads.send('Cluster', 'c4', 'n-c4', [cluster('other', [b.port])]);
-    await sleep(100);
-    expect(ads.requests.some((r) => r.responseNonce === 'n-c4')).to.equal(false);
+    const mark2 = await ads.marker();
+    expect(ads.requests.slice(0, mark2).some((r) => r.responseNonce === 'n-c4')).to.equal(false);
+    clock.advance(warmingMs - 1);
+    const mark3 = await ads.marker();
+    expect(ads.requests.slice(0, mark3).some((r) => r.responseNonce === 'n-c4')).to.equal(false);
+    clock.advance(1);
     nack = await ads.reply('n-c4');
     expect(nack.versionInfo).to.equal('c1');
     expect(nack.errorDetail?.message).to.match(/RouteConfiguration\/main: spec\.virtualHosts\[0\]\.routes\[0\]\.route\.cluster: .*web/);
@@ -204,6 +228,7 @@ describe('sidecar xDS client against a scripted control plane (ACK/NACK, warming
     ads.drop();
     await waitFor(async () => /^outrigger_xds_connected 0$/m.test(await sc!.sidecar.registry.metrics()), 'disconnected');
     expect(await backendOf(port)).to.equal('b');
+    clock.advance(500); // maxBackoffMs: the reconnect is due
     await waitFor(() => ads.streams === 2 && ads.requests.length >= mark + 3, 'the reconnect requests');
     const again = ads.requests.slice(mark, mark + 3);
     expect(again.map((r) => [r.typeUrl, r.versionInfo, r.responseNonce])).to.deep.equal([

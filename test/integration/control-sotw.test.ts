@@ -13,6 +13,17 @@ import { ClusterSchema } from '../../src/gen/outrigger/config/v1/cluster_pb.js';
 const J = (...d: Doc[]): JsonObject[] => d as unknown as JsonObject[];
 type CP = Awaited<ReturnType<typeof startTestControlPlane>>;
 
+/**
+ * "Nothing is sent" made explicit: the server answers a stream's requests in
+ * order (and pushes in order after the changes before them), so when the next
+ * response is of the marker's type, nothing was sent before it.
+ */
+async function expectNextOfType(s: LightSotw, kind: string): Promise<DiscoveryResponse> {
+  const r = await s.next();
+  expect(r.typeUrl, 'the marker response comes next').to.equal(TYPE(kind));
+  return r;
+}
+
 /** Names of the clusters in a SotW response (read off the wire: the Anys). */
 const clusterNames = (r: DiscoveryResponse): string[] => r.resources.map((a) => anyUnpack(a, ClusterSchema)!.name).sort();
 
@@ -59,7 +70,9 @@ describe('control plane: SotW stream rules (light client)', function () {
     s.send({ typeUrl: TYPE('Cluster'), versionInfo: r2.versionInfo, responseNonce: r1.nonce, resourceNames: ['*'] });
     // Nor is a subscription change on a stale nonce: it would have sent {web} alone.
     s.send({ typeUrl: TYPE('Cluster'), versionInfo: r2.versionInfo, responseNonce: r1.nonce, resourceNames: ['web'] });
-    await s.none(150);
+    // Marker: a first request for listeners is answered at once.
+    s.send({ typeUrl: TYPE('Listener'), resourceNames: ['*'] });
+    await expectNextOfType(s, 'Listener');
     expect((await typeState('s-nonce', 'Cluster')).state).to.equal(TypeStatus_State.STALE);
     s.ack(r2, ['*']);
     await waitFor(async () => (await typeState('s-nonce', 'Cluster')).state === TypeStatus_State.SYNCED, 'SYNCED after the ACK on the latest nonce');
@@ -71,12 +84,16 @@ describe('control plane: SotW stream rules (light client)', function () {
     s.send({ typeUrl: TYPE('Cluster'), versionInfo: r3.versionInfo, responseNonce: r3.nonce, resourceNames: ['*'], errorDetail: { code: 3, message: 'Cluster/web: spec.endpoints: no thanks' } });
     await waitFor(async () => (await typeState('s-nonce', 'Cluster')).state === TypeStatus_State.ERROR, 'ERROR after the NACK');
     expect((await typeState('s-nonce', 'Cluster')).error).to.equal('Cluster/web: spec.endpoints: no thanks');
-    await s.none(150); // a NACK is not answered with the same set again
+    // A NACK is not answered with the same set again. Marker: a first request for routes.
+    s.send({ typeUrl: TYPE('RouteConfiguration'), resourceNames: ['main'] });
+    await expectNextOfType(s, 'RouteConfiguration');
 
     // A later request on that nonce without error_detail, still naming the old version (e.g. only a
     // subscription refresh), is not an ACK of what was NACKed: the ERROR stays until the sent version is ACKed.
     s.send({ typeUrl: TYPE('Cluster'), versionInfo: r2.versionInfo, responseNonce: r3.nonce, resourceNames: ['*'] });
-    await s.none(150);
+    // Marker: a first request for endpoints (of a name that does not exist: an empty set).
+    s.send({ typeUrl: TYPE('ClusterLoadAssignment'), resourceNames: ['nope'] });
+    await expectNextOfType(s, 'ClusterLoadAssignment');
     expect(await typeState('s-nonce', 'Cluster')).to.include({ state: TypeStatus_State.ERROR, error: 'Cluster/web: spec.endpoints: no thanks', acked: r2.versionInfo });
     s.ack(r3, ['*']);
     await waitFor(async () => (await typeState('s-nonce', 'Cluster')).state === TypeStatus_State.SYNCED, 'SYNCED once the sent version is ACKed');
@@ -91,11 +108,10 @@ describe('control plane: SotW stream rules (light client)', function () {
     // Endpoints are never wildcard: neither empty nor "*" subscribes anything.
     s.send({ typeUrl: TYPE('ClusterLoadAssignment'), resourceNames: [] });
     s.send({ typeUrl: TYPE('ClusterLoadAssignment'), resourceNames: ['*'] });
-    await s.none(150);
-    // Listeners by "*", then an ACK with an empty list: that is an unsubscription now.
+    // Listeners by "*", then an ACK with an empty list: that is an unsubscription now. (The listeners'
+    // response is also the marker: no endpoints response came before it.)
     s.send({ typeUrl: TYPE('Listener'), resourceNames: ['*'] });
-    const l1 = await s.next();
-    expect(l1.typeUrl).to.equal(TYPE('Listener'));
+    const l1 = await expectNextOfType(s, 'Listener');
     s.ack(l1, []);
     // Clusters: a newer request naming one cluster supersedes the wildcard.
     s.ack(c1, ['web']);
@@ -103,8 +119,12 @@ describe('control plane: SotW stream rules (light client)', function () {
     expect(c2.typeUrl).to.equal(TYPE('Cluster'));
     expect(clusterNames(c2)).to.deep.equal(['web']);
     s.ack(c2, []); // named before: empty = unsubscribe from everything
-    await api.apply({ documents: J(cluster('web', [1005]), listener('main', { detectTimeout: '0.3s' })) });
-    await s.none(200);
+    // Marker: routes stay subscribed, and a push goes clusters → listeners → routes, so when the routes
+    // come first, neither the changed cluster nor the changed listener was sent.
+    s.send({ typeUrl: TYPE('RouteConfiguration'), resourceNames: ['main'] });
+    s.ack(await expectNextOfType(s, 'RouteConfiguration'), ['main']);
+    await api.apply({ documents: J(cluster('web', [1005]), listener('main', { detectTimeout: '0.3s' }), routes('main', [prefixRoute('/', 'api')])) });
+    await expectNextOfType(s, 'RouteConfiguration');
   });
 
   it('reconnect: the last version sent in the first request avoids a resend when current; an older one gets the current set', async () => {
@@ -115,7 +135,8 @@ describe('control plane: SotW stream rules (light client)', function () {
     s1.close();
     const s2 = sotw();
     s2.send({ node: nodeOf('s-re'), typeUrl: TYPE('Cluster'), resourceNames: ['*'], versionInfo: r1.versionInfo });
-    await s2.none(150);
+    s2.send({ typeUrl: TYPE('Listener'), resourceNames: ['*'] }); // marker
+    await expectNextOfType(s2, 'Listener');
     await waitFor(async () => (await typeState('s-re', 'Cluster')).state === TypeStatus_State.SYNCED, 'SYNCED on the version it already has');
     const s3 = sotw();
     s3.send({ node: nodeOf('s-re-old'), typeUrl: TYPE('Cluster'), resourceNames: ['*'], versionInfo: 'an-old-version' });

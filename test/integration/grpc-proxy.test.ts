@@ -9,7 +9,7 @@ import { ResourceInfoSchema } from '../../src/gen/google/rpc/error_details_pb.js
 import { bookstoreClient, type BookstoreClient } from '../support/bookstore-client.js';
 import { cluster, listener, routes } from '../support/config-docs.js';
 import { startTestSidecar, type TestSidecar } from '../support/sidecar-harness.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor, waitForStill } from '../support/wait.js';
 import { resetStream } from '../../src/proxy/http/h2-reset.js';
 
 const SVC = 'outrigger.examples.bookstore.v1.BookstoreService';
@@ -63,9 +63,8 @@ describe('gRPC proxying through the sidecar', function () {
       s.on('close', () => (ev.rstCode = s.rstCode ?? 0));
       if (path === '/raw.Svc/Reset') {
         s.respond({ ':status': 200, 'content-type': 'application/grpc' });
-        s.write(Buffer.from([0, 0, 0, 0, 1, 7]));
-        // A real RST_STREAM (close() would send END_STREAM first).
-        setTimeout(() => resetStream(s, http2.constants.NGHTTP2_REFUSED_STREAM), 50);
+        // A real RST_STREAM (close() would send END_STREAM first), once the message has been written.
+        s.write(Buffer.from([0, 0, 0, 0, 1, 7]), () => resetStream(s, http2.constants.NGHTTP2_REFUSED_STREAM));
       } else if (path === '/raw.Svc/Firehose') {
         s.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
         s.on('wantTrailers', () => s.sendTrailers({ 'grpc-status': '0' }));
@@ -208,9 +207,11 @@ describe('gRPC proxying through the sidecar', function () {
     const r = rawCall(sc.port(), '/raw.Svc/Firehose');
     r.req.end(Buffer.from([0, 0, 0, 0, 0]));
     r.req.pause();
-    await new Promise((res) => setTimeout(res, 500));
+    await waitFor(() => rawEvents.some((e) => e.path === '/raw.Svc/Firehose'), 'the backend to see the call');
     const ev = rawEvents.find((e) => e.path === '/raw.Svc/Firehose')!;
-    // Without backpressure the backend would have written all 32 MiB by now.
+    // Flow control through real socket buffers has no "writer stopped" event: wait until the backend's
+    // count stays still for 150 ms (without backpressure it would run on to all 32 MiB).
+    await waitForStill(() => ev.bytesWritten, 'the firehose backend', 150, 3000);
     expect(ev.bytesWritten).to.be.lessThan(8 * 1024 * 1024);
     r.req.resume();
     const res = await r.done;

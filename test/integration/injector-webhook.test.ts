@@ -11,6 +11,7 @@ import { WebhookServer } from '../../injector/webhook-server.js';
 import type { Pod } from '../../injector/pod-types.js';
 import { CASES, applyTo, checkGolden, loadCase, validatePod } from '../support/injector-golden.js';
 import { makeTestPki, type TestPki } from '../support/injector-pki.js';
+import { waitFor } from '../support/wait.js';
 
 const SERVICE = 'outrigger-injector.outrigger-system.svc';
 
@@ -314,15 +315,8 @@ describe('injector webhook over HTTPS (as the API server calls it)', function ()
         copyFileSync(next.keyFile, join(vol, '..v2', 'tls.key'));
         symlinkSync('..v2', join(vol, '..data_tmp'));
         renameSync(join(vol, '..data_tmp'), join(vol, '..data'));
-        const deadline = Date.now() + 5000;
-        for (;;) {
-          try {
-            if ((await call('/healthz', '', { method: 'GET', port: p, ca: pki2.caCert })).status === 200) break;
-          } catch (e) {
-            if (Date.now() > deadline) throw e;
-            await new Promise((r) => setTimeout(r, 50));
-          }
-        }
+        // The reload follows a file-system event: poll the real TLS handshake until the new CA verifies it.
+        await waitFor(async () => (await call('/healthz', '', { method: 'GET', port: p, ca: pki2.caCert }).catch(() => undefined))?.status === 200, 'the new certificate');
         expect(await reg.metrics()).to.match(/outrigger_injector_cert_reloads_total\{result="applied"\} 1/);
       } finally {
         await watched.close();
@@ -340,15 +334,8 @@ describe('injector webhook over HTTPS (as the API server calls it)', function ()
         await server.reloadCerts();
         expect((await call('/healthz', '', { method: 'GET' })).status).to.equal(200);
         copyFileSync(next.keyFile, keyFile);
-        const deadline = Date.now() + 5000;
-        for (;;) {
-          try {
-            if ((await call('/healthz', '', { method: 'GET', ca: pki2.caCert })).status === 200) break;
-          } catch (e) {
-            if (Date.now() > deadline) throw e;
-            await new Promise((r) => setTimeout(r, 50));
-          }
-        }
+        // The reload follows a file-system event: poll the real TLS handshake until the new CA verifies it.
+        await waitFor(async () => (await call('/healthz', '', { method: 'GET', ca: pki2.caCert }).catch(() => undefined))?.status === 200, 'the new certificate');
         // The old CA no longer verifies the new certificate.
         let err: Error | undefined;
         try {

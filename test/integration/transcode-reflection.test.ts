@@ -12,11 +12,13 @@ import {
   BookstoreService,
   file_outrigger_examples_bookstore_v1_bookstore as BOOKSTORE_FILE,
 } from '../../src/gen/outrigger/examples/bookstore/v1/bookstore_pb.js';
-import { routes } from '../support/config-docs.js';
+import { listener, routes } from '../support/config-docs.js';
+import { FakeClock } from '../support/fake-clock.js';
 import { descriptorSetOf } from '../support/echo-backend.js';
 import { addReflection, type ReflectionVersion } from '../support/reflection-server.js';
-import type { TestSidecar } from '../support/sidecar-harness.js';
+import { startTestSidecar, type TestSidecar } from '../support/sidecar-harness.js';
 import { baseUrl, grpcCluster, startTranscodeSidecar, transcodeRoute } from '../support/transcode-harness.js';
+import { waitFor } from '../support/wait.js';
 
 /** The Bookstore set with GetShelf moved from /v1/shelves/{shelf} to /v2/shelves/{shelf}: a descriptor change. */
 function movedGetShelfSet(): Uint8Array {
@@ -33,19 +35,21 @@ async function status(url: string): Promise<number> {
   return r.statusCode;
 }
 
-async function until(what: string, fn: () => Promise<boolean>, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await fn()) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 describe('transcode: descriptors without redeploys (issue 3 point 9)', function () {
   this.timeout(15_000);
 
   describe('from the upstream by gRPC server reflection', () => {
+    // The refresh timer runs on this clock: a 30 s interval passes when the test says so.
+    let clock: FakeClock;
+    beforeEach(() => {
+      clock = new FakeClock();
+    });
+    /** Shutdown drains on the sidecar's clock: start it, then move past the drain timeout. */
+    const closeOnClock = async (sc: TestSidecar | undefined): Promise<void> => {
+      const closing = sc?.close();
+      clock.advance(60_000);
+      await closing;
+    };
     for (const [versions, withImports] of [
       [['v1'], true],
       [['v1alpha'], false],
@@ -56,7 +60,7 @@ describe('transcode: descriptors without redeploys (issue 3 point 9)', function 
         let sc: TestSidecar | undefined;
         try {
           store = await startBookstore({ register: (s) => addReflection(s, () => current, versions, withImports) });
-          sc = await startTranscodeSidecar(routes('main', [transcodeRoute('store', 'store', { reflection: { refreshInterval: '0.1s' } })]), grpcCluster('store', store.port));
+          sc = await startTestSidecar([listener('main'), routes('main', [transcodeRoute('store', 'store', { reflection: { refreshInterval: '30s' } })]), grpcCluster('store', store.port)], { clock });
           const port = sc.port();
           const base = baseUrl(sc);
           const r = await request(`${base}/v1/shelves/1`);
@@ -66,14 +70,19 @@ describe('transcode: descriptors without redeploys (issue 3 point 9)', function 
           expect(doc.paths).to.have.property('/v1/shelves/{shelf}');
 
           current = { set: movedGetShelfSet(), services: [BookstoreService.typeName] };
-          await until('the moved binding', async () => (await status(`${base}/v2/shelves/1`)) === 200);
+          // Nothing changes before the refresh interval has passed on the sidecar's clock...
+          expect(await status(`${base}/v2/shelves/1`)).to.equal(404);
+          // ...and once it has, the next refresh applies the change (the fetch itself is real I/O).
+          // (Advanced once: the fetch's own deadline is on this clock too, so advancing again could cut it.)
+          clock.advance(30_000);
+          await waitFor(async () => (await status(`${base}/v2/shelves/1`)) === 200, 'the moved binding');
           expect(await status(`${base}/v1/shelves/1`)).to.equal(405); // DELETE is still bound there
           expect(sc.port()).to.equal(port);
           expect(sc.logs.some((l) => l['msg'] === 'reflected descriptors changed')).to.equal(true);
           const doc2 = (await (await request(`${base}/.well-known/openapi.json`)).body.json()) as any;
           expect(doc2.paths['/v2/shelves/{shelf}']).to.have.property('get');
         } finally {
-          await sc?.close();
+          await closeOnClock(sc);
           await store?.close();
         }
       });
@@ -87,9 +96,9 @@ describe('transcode: descriptors without redeploys (issue 3 point 9)', function 
       const port = probe.port;
       await probe.close();
       try {
-        sc = await startTranscodeSidecar(
-          routes('main', [transcodeRoute('store', 'store', { reflection: { refreshInterval: '0.1s' } })]),
-          grpcCluster('store', port, { connectTimeout: '0.2s' }),
+        sc = await startTestSidecar(
+          [listener('main'), routes('main', [transcodeRoute('store', 'store', { reflection: { refreshInterval: '30s' } })]), grpcCluster('store', port, { connectTimeout: '0.2s' })],
+          { clock },
         );
         const base = baseUrl(sc);
         const r = await request(`${base}/v1/shelves/1`);
@@ -99,9 +108,11 @@ describe('transcode: descriptors without redeploys (issue 3 point 9)', function 
           port,
           register: (s) => addReflection(s, () => ({ set: descriptorSetOf(BOOKSTORE_FILE), services: [BookstoreService.typeName] })),
         });
-        await until('reflected descriptors', async () => (await status(`${base}/v1/shelves/1`)) === 200);
+        // The failed first fetch armed the refresh (the 503 above came after it); one interval later it succeeds.
+        clock.advance(30_000);
+        await waitFor(async () => (await status(`${base}/v1/shelves/1`)) === 200, 'reflected descriptors');
       } finally {
-        await sc?.close();
+        await closeOnClock(sc);
         await store?.close();
       }
     });
@@ -129,11 +140,11 @@ describe('transcode: descriptors without redeploys (issue 3 point 9)', function 
 
         await writeFile(join(dir, 'tmp1'), movedGetShelfSet());
         await rename(join(dir, 'tmp1'), file);
-        await until('the moved binding', async () => (await status(`${base}/v2/shelves/1`)) === 200);
+        await waitFor(async () => (await status(`${base}/v2/shelves/1`)) === 200, 'the moved binding');
 
         await writeFile(join(dir, 'tmp2'), Buffer.from('not a descriptor set'));
         await rename(join(dir, 'tmp2'), file);
-        await until('the rejection', async () => sc!.logs.some((l) => l['msg'] === 'descriptor change rejected; the last good descriptors keep serving'));
+        await waitFor(async () => sc!.logs.some((l) => l['msg'] === 'descriptor change rejected; the last good descriptors keep serving'), 'the rejection');
         expect(await status(`${base}/v2/shelves/1`)).to.equal(200);
       } finally {
         await sc?.close();

@@ -3,6 +3,7 @@ import { request } from 'undici';
 import { startBookstore, type BookstoreServer } from '../../examples/bookstore/server.js';
 import { routes } from '../support/config-docs.js';
 import { startEchoBackend, type EchoBackend } from '../support/echo-backend.js';
+import { waitFor } from '../support/wait.js';
 import type { TestSidecar } from '../support/sidecar-harness.js';
 import { BOOKSTORE_DESCRIPTOR, ECHO_DESCRIPTOR, baseUrl, grpcCluster, hosts, requestJson, startTranscodeSidecar, transcodeHost, transcodeRoute } from '../support/transcode-harness.js';
 
@@ -413,11 +414,15 @@ describe('transcode: REST → gRPC conformance', function () {
     });
     it('client streaming streams the body without buffering it (slow producer)', async () => {
       const { Readable } = await import('node:stream');
+      // Each element is sent only once the backend has the one before it (the parser sees where an
+      // element ends at the next ',' or ']'): a sidecar that buffered the body would never forward the
+      // first, and the wait would time out.
+      const from = echo.collected.length;
       async function* gen() {
         yield '[';
         for (let i = 0; i < 50; i++) {
           yield `${i ? ',' : ''}{"name":"n${i}"}`;
-          await new Promise((r) => setTimeout(r, 1));
+          if (i > 0) await waitFor(() => echo.collected.length >= from + i, `element ${i - 1} at the backend before the body ends`, 2000);
         }
         yield ']';
       }

@@ -17,6 +17,7 @@ import {
 } from '../../src/gen/outrigger/examples/bookstore/v1/bookstore_pb.js';
 import type { TestSidecar } from '../support/sidecar-harness.js';
 import { BOOKSTORE_DESCRIPTOR, BOOKSTORE_SVC as SVC, ORIGIN, baseUrl, grpcCluster, hosts, startTranscodeSidecar, transcodeHost } from '../support/transcode-harness.js';
+import { waitFor } from '../support/wait.js';
 
 /**
  * gRPC-Web and Connect (issue 3 point 8): real connect-node clients (both
@@ -113,7 +114,8 @@ describe('transcode: gRPC-Web and Connect → gRPC', function () {
       const n = sc.access.length;
       const r = await client.listShelves({});
       expect(r.shelves.map((s) => s.theme)).to.include('Fantasy');
-      await new Promise((res) => setTimeout(res, 20));
+      // The access-log line is written when the exchange finishes, which may be just after the client has its reply.
+      await waitFor(() => sc.access.slice(n).some((l) => String(l['path']).includes('ListShelves')), 'the ListShelves access-log line');
       const line = sc.access.slice(n).find((l) => String(l['path']).includes('ListShelves'));
       expect(line?.['method']).to.equal('GET');
       expect(line?.['protocol']).to.equal('connect');
@@ -339,7 +341,7 @@ describe('transcode: gRPC-Web and Connect → gRPC', function () {
       const restPost = await request(`${base}/v1/shelves`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"theme":"via rest"}' });
       expect(restPost.statusCode).to.equal(200);
       await restPost.body.dump();
-      await new Promise((res) => setTimeout(res, 30));
+      await waitFor(() => sc.access.length >= n + 5, 'five access-log lines');
       const protos = sc.access.slice(n).map((l) => l['protocol']);
       expect(protos).to.deep.equal(['grpc', 'grpc-web', 'connect', 'rest', 'rest']);
       const metrics = await sc.metrics();

@@ -12,8 +12,11 @@ import {
   ShelfSchema,
   WatchShelfResponseSchema,
 } from '../../src/gen/outrigger/examples/bookstore/v1/bookstore_pb.js';
-import type { TestSidecar } from '../support/sidecar-harness.js';
+import { listener } from '../support/config-docs.js';
+import { FakeClock } from '../support/fake-clock.js';
+import { startTestSidecar, type TestSidecar } from '../support/sidecar-harness.js';
 import { BOOKSTORE_DESCRIPTOR, BOOKSTORE_SVC as SVC, ORIGIN, baseUrl, grpcCluster, hosts, startTranscodeSidecar, transcodeHost } from '../support/transcode-harness.js';
+import { waitFor, waitForStill } from '../support/wait.js';
 
 /**
  * The WebSocket ↔ gRPC bridge (issue 3 point 7, docs/websocket.md): `ws`
@@ -56,7 +59,7 @@ describe('transcode: WebSocket ↔ gRPC bridge', function () {
     flood.port = await new Promise<number>((res, rej) =>
       server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))),
     );
-    const transcode = { descriptorBin: BOOKSTORE_DESCRIPTOR, allowedOrigins: [ORIGIN], websocket: { pingInterval: '0.1s' } };
+    const transcode = { descriptorBin: BOOKSTORE_DESCRIPTOR, allowedOrigins: [ORIGIN], websocket: {} };
     sc = await startTranscodeSidecar(
       hosts('main', [transcodeHost('flood', ['flood'], 'flood', { ...transcode, websocket: {} }), transcodeHost('store', ['*'], 'store', transcode)]),
       grpcCluster('store', store.port),
@@ -70,8 +73,8 @@ describe('transcode: WebSocket ↔ gRPC bridge', function () {
     flood?.server.forceShutdown();
   });
 
-  function open(method: string, protocols: string[], opts: WebSocket.ClientOptions = {}): Promise<Session> {
-    const ws = new WebSocket(`${base}${SVC}/${method}`, protocols, opts);
+  function open(method: string, protocols: string[], opts: WebSocket.ClientOptions = {}, at = base): Promise<Session> {
+    const ws = new WebSocket(`${at}${SVC}/${method}`, protocols, opts);
     const frames: { text: boolean; data: Buffer }[] = [];
     const waiters: (() => void)[] = [];
     ws.on('message', (data, isBinary) => {
@@ -91,6 +94,16 @@ describe('transcode: WebSocket ↔ gRPC bridge', function () {
     });
   }
   const json = (f: { data: Buffer }): any => JSON.parse(f.data.toString());
+  const booksOn = (shelf: bigint): number => {
+    const r = store.store.listBooks(shelf);
+    return r.ok ? r.value.length : -1;
+  };
+  /** Resolves on the sidecar's pong: everything it sent on this socket before it is in `frames`. */
+  const pingPong = (ws: WebSocket): Promise<void> =>
+    new Promise((r) => {
+      ws.once('pong', () => r());
+      ws.ping();
+    });
 
   it('server streaming (JSON subprotocol): WatchShelf messages as {"result"} frames, then status and close 1000', async () => {
     const shelf = store.store.createShelf(create(ShelfSchema, { theme: 'ws-watch' }));
@@ -113,8 +126,12 @@ describe('transcode: WebSocket ↔ gRPC bridge', function () {
   it('client streaming (proto subprotocol): BulkCreateBooks from binary frames; half-close ends the request stream', async () => {
     const s = await open('BulkCreateBooks', ['grpc-ws+proto']);
     expect(s.ws.protocol).to.equal('grpc-ws+proto');
+    const before = booksOn(2n);
     for (let i = 0; i < 3; i++) s.ws.send(toBinary(CreateBookRequestSchema, create(CreateBookRequestSchema, { shelf: 2n, book: { author: 'W', title: `ws ${i}` } })));
-    await new Promise((r) => setTimeout(r, 50));
+    // The backend has all three (books are created as they arrive); a ping answered by the sidecar then
+    // closes the window in which an early reply (an upstream half-close sent too soon) would show up.
+    await waitFor(() => booksOn(2n) === before + 3, 'the backend to create the three books');
+    await pingPong(s.ws);
     expect(s.frames).to.have.length(0); // nothing until the client half-closes
     s.ws.send('');
     const reply = await s.next();
@@ -132,7 +149,9 @@ describe('transcode: WebSocket ↔ gRPC bridge', function () {
     expect(json(await s.next()).result).to.deep.equal({ text: 'one' });
     s.ws.send('{"text":"two"}');
     expect(json(await s.next()).result).to.deep.equal({ text: 'two' });
-    await new Promise((r) => setTimeout(r, 50));
+    // A third message through the whole path is the marker: a call that had ended would not echo it.
+    s.ws.send('{"text":"three"}');
+    expect(json(await s.next()).result).to.deep.equal({ text: 'three' });
     expect(s.ws.readyState).to.equal(WebSocket.OPEN);
     s.ws.send('');
     expect(json(await s.next())).to.include({ code: 0 });
@@ -190,31 +209,53 @@ describe('transcode: WebSocket ↔ gRPC bridge', function () {
     expect(err?.message).to.equal('HTTP 403');
   });
 
-  it('ping keep-alive from the sidecar; the access log labels the bridge', async () => {
-    const s = await open('Chat', ['grpc-ws+json']);
-    const pinged = await new Promise<boolean>((r) => {
-      s.ws.once('ping', () => r(true));
-      setTimeout(() => r(false), 1000);
+  describe('keep-alive on the sidecar\'s clock', () => {
+    // A sidecar of its own whose ping timer runs on a fake clock: a 30 s interval passes when the test says so.
+    const clock = new FakeClock();
+    const PING_MS = 30_000;
+    let pc: TestSidecar;
+    before(async () => {
+      const transcode = { descriptorBin: BOOKSTORE_DESCRIPTOR, allowedOrigins: [ORIGIN], websocket: { pingInterval: '30s' } };
+      pc = await startTestSidecar([listener('main'), hosts('main', [transcodeHost('store', ['*'], 'store', transcode)]), grpcCluster('store', store.port)], { clock });
     });
-    expect(pinged).to.equal(true);
-    s.ws.send('');
-    await s.closed;
-    await new Promise((r) => setTimeout(r, 30));
-    const line = sc.access.filter((l) => l['protocol'] === 'websocket-bridge').at(-1);
-    expect(line).to.include({ status: 101, grpc_status: '0', path: `${SVC}/Chat` });
-    expect(await sc.metrics()).to.include('protocol="websocket-bridge"');
-  });
+    after(async () => {
+      const closing = pc?.close();
+      clock.advance(60_000); // past the drain timeout
+      await closing;
+    });
+    /** A Chat session whose bridge is set up (an echo came back), so its ping timer is armed. */
+    const chat = async (): Promise<Session> => {
+      const s = await open('Chat', ['grpc-ws+json'], {}, baseUrl(pc, 'ws'));
+      s.ws.send('{"text":"hi"}');
+      expect(json(await s.next()).result).to.deep.equal({ text: 'hi' });
+      return s;
+    };
 
-  it('a client that stops answering pings is disconnected', async () => {
-    const n = sc.access.length;
-    const s = await open('Chat', ['grpc-ws+json']);
-    s.ws.pause(); // reads nothing, so answers no ping
-    const t0 = Date.now();
-    while (!sc.access.slice(n).some((l) => l['flags'] === 'PT') && Date.now() - t0 < 2000) await new Promise((r) => setTimeout(r, 20));
-    s.ws.resume();
-    expect(Date.now() - t0).to.be.lessThan(1000);
-    expect(sc.access.slice(n).find((l) => l['flags'] === 'PT')).to.include({ protocol: 'websocket-bridge', grpc_status: '1' });
-    await s.closed;
+    it('ping keep-alive from the sidecar; the access log labels the bridge', async () => {
+      const s = await chat();
+      const n = pc.access.length;
+      const pinged = new Promise<void>((r) => s.ws.once('ping', () => r()));
+      clock.advance(PING_MS);
+      await pinged;
+      s.ws.send('');
+      await s.closed;
+      await waitFor(() => pc.access.slice(n).some((l) => l['protocol'] === 'websocket-bridge'), 'the bridge access-log line');
+      const line = pc.access.slice(n).filter((l) => l['protocol'] === 'websocket-bridge').at(-1);
+      expect(line).to.include({ status: 101, grpc_status: '0', path: `${SVC}/Chat` });
+      expect(await pc.metrics()).to.include('protocol="websocket-bridge"');
+    });
+
+    it('a client that stops answering pings is disconnected at the next interval', async () => {
+      const s = await chat();
+      const n = pc.access.length;
+      s.ws.pause(); // reads nothing, so answers no ping
+      clock.advance(PING_MS); // the ping goes out
+      clock.advance(PING_MS); // no pong came: dropped
+      await waitFor(() => pc.access.slice(n).some((l) => l['flags'] === 'PT'), 'the ping-timeout access-log line', 2000);
+      s.ws.resume();
+      expect(pc.access.slice(n).find((l) => l['flags'] === 'PT')).to.include({ protocol: 'websocket-bridge', grpc_status: '1' });
+      await s.closed;
+    });
   });
 
   it('backpressure: a WebSocket client that stops reading pauses the gRPC stream', async () => {
@@ -225,14 +266,11 @@ describe('transcode: WebSocket ↔ gRPC bridge', function () {
     await new Promise((r) => ws.once('open', r));
     ws.send(Buffer.alloc(0));
     ws.send('');
-    await new Promise((r) => setTimeout(r, 100));
+    await waitFor(() => received > 0, 'the first message through the bridge');
     ws.pause(); // stop reading the socket
-    // Wait until the backend stops writing (socket buffers fill first), at most 3 s.
-    let last = -1;
-    for (let i = 0; i < 30 && flood.written !== last; i++) {
-      last = flood.written;
-      await new Promise((r) => setTimeout(r, 150));
-    }
+    // Flow control through real socket buffers has no "writer stopped" event: wait until the backend's
+    // count stays still for 150 ms (it keeps climbing without backpressure), at most 3 s.
+    const last = await waitForStill(() => flood.written, 'the flood backend', 150, 3000);
     // The backend is held by flow control: it stopped well short of the 1500 (24 MiB) it wants to write.
     expect(flood.written).to.equal(last);
     expect(flood.done).to.equal(false);

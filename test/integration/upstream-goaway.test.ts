@@ -18,7 +18,7 @@ type Reply = { status: number; headers: http2.IncomingHttpHeaders; body: string 
  *                 Node then refuses (RST_STREAM REFUSED_STREAM) streams that
  *                 were already on the wire.
  *   'two-phase' – RFC 9113 §6.8 graceful shutdown: GOAWAY(NO_ERROR, 2^31-1) as
- *                 a notice, keep serving streams in flight, close 50 ms later.
+ *                 a notice, keep serving streams in flight, close after a PING round trip.
  */
 class GoawayBackend {
   sessionsOpened = 0;
@@ -47,7 +47,8 @@ class GoawayBackend {
         if (this.goawayEvery === 0 || n % this.goawayEvery !== 0) return;
         if (this.mode === 'close') return void session.close();
         session.goaway(http2.constants.NGHTTP2_NO_ERROR, 2 ** 31 - 1);
-        setTimeout(() => session.close(), 50);
+        // §6.8: wait a round trip (a PING) so streams the client opened before it saw the notice arrive, then close.
+        session.ping((err) => (err ? session.destroy() : session.close()));
       });
     });
     await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));

@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { Code, ConnectError } from '@connectrpc/connect';
-import { systemClock } from '../../src/core/clock.js';
+import { systemClock, type Clock } from '../../src/core/clock.js';
 import { startControlServer, type ControlServer } from '../../src/control/server/control-server.js';
 import { FileStateStore } from '../../src/control/store/file-store.js';
 import type { StateStore } from '../../src/control/store/state-store.js';
@@ -66,7 +66,10 @@ export interface TestCpSidecar {
 }
 
 /** An in-process sidecar subscribed to a control plane. */
-export async function startCpSidecar(cp: Partial<ControlPlaneOptions> & { address: string; nodeId: string }, extra: { stateDir?: string; configPath?: string } = {}): Promise<TestCpSidecar> {
+export async function startCpSidecar(
+  cp: Partial<ControlPlaneOptions> & { address: string; nodeId: string },
+  extra: { stateDir?: string; configPath?: string; clock?: Clock } = {},
+): Promise<TestCpSidecar> {
   const stateDir = extra.stateDir ?? (await tempDir('outrigger-state-'));
   const logs: Record<string, unknown>[] = [];
   const sidecar = await startSidecar({
@@ -78,6 +81,7 @@ export async function startCpSidecar(cp: Partial<ControlPlaneOptions> & { addres
     stateDir,
     logger: collector(logs),
     accessLog: collector([]),
+    clock: extra.clock,
   });
   return {
     sidecar,

@@ -23,6 +23,8 @@ import { withTestHooks } from '../../examples/bookstore/test-hooks.js';
  */
 export interface EchoBackend {
   readonly port: number;
+  /** Names of the Collect elements received so far, in order, as they arrive. */
+  readonly collected: readonly string[];
   close(): Promise<void>;
 }
 
@@ -30,6 +32,7 @@ export async function startEchoBackend(): Promise<EchoBackend> {
   const server = new grpc.Server();
   const def = serviceDefinitionFor(EchoService);
   const impl: grpc.UntypedServiceImplementation = {};
+  const collected: string[] = [];
   for (const m of EchoService.methods) {
     if (m.methodKind === 'unary') {
       impl[m.localName] = (call: grpc.ServerUnaryCall<Sample, unknown>, cb: grpc.sendUnaryData<unknown>) => {
@@ -66,7 +69,10 @@ export async function startEchoBackend(): Promise<EchoBackend> {
   };
   impl['collect'] = (call: grpc.ServerReadableStream<Sample, Sample>, cb: grpc.sendUnaryData<Sample>) => {
     const names: string[] = [];
-    call.on('data', (s: Sample) => names.push(s.name));
+    call.on('data', (s: Sample) => {
+      names.push(s.name);
+      collected.push(s.name);
+    });
     call.on('end', () => cb(null, create(SampleSchema, { id: BigInt(names.length), name: names.join(',') })));
   };
   server.addService(def, withTestHooks(def, impl, { clock: systemClock() }));
@@ -75,6 +81,7 @@ export async function startEchoBackend(): Promise<EchoBackend> {
   );
   return {
     port,
+    collected,
     close: () => new Promise<void>((r) => server.tryShutdown(() => r())),
   };
 }

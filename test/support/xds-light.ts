@@ -78,16 +78,6 @@ abstract class LightStream<Req, Res> {
     return r;
   }
 
-  /** Asserts that nothing arrives within ms. */
-  async none(ms = 150): Promise<void> {
-    try {
-      const r = await this.next(ms);
-      throw new Error(`unexpected response: ${JSON.stringify(r, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))}`);
-    } catch (err) {
-      if (!/no response within/.test((err as Error).message)) throw err;
-    }
-  }
-
   close(): void {
     this.requests.close();
     this.abort.abort();

@@ -50,8 +50,9 @@ abstract class RawAds<Req extends DescMessage, Res extends DescMessage> {
   }
 
   /** Writes raw bytes on the stream (tests of framing and bad input). */
-  writeRaw(bytes: Uint8Array): void {
-    this.stream.write(bytes);
+  /** Resolves when the stream has handed the bytes to the session (so the next write is a DATA frame of its own). */
+  writeRaw(bytes: Uint8Array): Promise<void> {
+    return new Promise((resolve, reject) => this.stream.write(bytes, (err) => (err ? reject(err) : resolve())));
   }
 
   send(req: MessageInitShape<Req>): void {

@@ -1,51 +1,18 @@
 import { expect } from 'chai';
+import { watch } from 'node:fs';
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { stringify } from 'yaml';
-import type { Clock, Timer } from '../../../src/core/clock.js';
 import { FileConfigSource, type FileConfigSourceOptions } from '../../../src/config/file-source.js';
 import { ConfigStore } from '../../../src/config/store.js';
 import { ConfigPipeline, type ConfigPipelineOptions } from '../../../src/config/config-pipeline.js';
 import type { ConfigError } from '../../../src/config/snapshot.js';
 import { baseDocs, type Obj } from './helpers.js';
-
-/** Polls until `cond` holds; fails after `timeoutMs`. */
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-/** A clock whose timers fire only on advance(); its wall time is irrelevant here. */
-class ManualClock implements Clock {
-  private t = 0;
-  private timers: { at: number; fn: () => void; live: boolean }[] = [];
-  nowMs(): number {
-    return this.t;
-  }
-  monotonicMs(): number {
-    return this.t;
-  }
-  setTimer(delayMs: number, fn: () => void): Timer {
-    const timer = { at: this.t + delayMs, fn, live: true };
-    this.timers.push(timer);
-    return { cancel: () => void (timer.live = false) };
-  }
-  get pending(): number {
-    return this.timers.filter((x) => x.live).length;
-  }
-  advance(ms: number): void {
-    this.t += ms;
-    const due = this.timers.filter((x) => x.live && x.at <= this.t);
-    this.timers = this.timers.filter((x) => x.live && x.at > this.t);
-    for (const x of due) x.fn();
-  }
-}
+import { FakeClock } from '../../support/fake-clock.js';
+import { waitFor } from '../../support/wait.js';
 
 function yamlOf(docs: Obj[]): string {
   return docs.map((d) => stringify(d)).join('---\n');
@@ -192,7 +159,7 @@ describe('FileConfigSource', () => {
   });
 
   it('debounces on the injected clock: bursts of writes become one load', async () => {
-    const clock = new ManualClock();
+    const clock = new FakeClock();
     await writeFile(file, yamlOf(withPort(8080)));
     await create({ clock, debounceMs: 100 }).start();
     for (const p of [8081, 8082, 8083]) await replace(file, yamlOf(withPort(p)));
@@ -206,7 +173,7 @@ describe('FileConfigSource', () => {
   });
 
   it('polls when watching is off', async () => {
-    const clock = new ManualClock();
+    const clock = new FakeClock();
     await writeFile(file, yamlOf(withPort(8080)));
     await create({ clock, watch: false, pollIntervalMs: 1000, debounceMs: 0 }).start();
     await writeFile(file, yamlOf(withPort(8181)));
@@ -235,11 +202,23 @@ describe('FileConfigSource', () => {
 
   it('stops watching on close', async () => {
     await writeFile(file, yamlOf(withPort(8080)));
-    await create().start();
+    const clock = new FakeClock();
+    await create({ clock }).start();
     source!.close();
-    await replace(file, yamlOf(withPort(8081)));
-    // Several debounce periods: long enough for a live watcher to have reloaded.
-    await new Promise((r) => setTimeout(r, 60));
+    // A watcher of our own on the same directory is the marker: libuv hands one inotify event to every
+    // watcher of the directory in the same turn, so once ours has it (and the turn is over) a live
+    // watcher of the source would have armed its debounce.
+    const marker = watch(dir, { persistent: false });
+    try {
+      const seen = new Promise<void>((r) => marker.on('change', (_e, name) => String(name) === 'config.yaml' && r()));
+      await replace(file, yamlOf(withPort(8081)));
+      await seen;
+      await new Promise((r) => setImmediate(r)); // the rest of this turn's watcher callbacks
+    } finally {
+      marker.close();
+    }
+    expect(clock.pending, 'timers armed after close').to.equal(0);
+    clock.advance(60_000);
     expect(port()).to.equal(8080);
   });
 });
