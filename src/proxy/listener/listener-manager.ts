@@ -50,7 +50,7 @@ export class ListenerManager {
   }
 
   private stateDeps(): StateDeps {
-    return { ...this.deps, originalDst: this.ctx.originalDst };
+    return { clock: this.ctx.clock, ...this.deps, originalDst: this.ctx.originalDst };
   }
 
   current(): ProxyState | undefined {

@@ -3,8 +3,21 @@ import { Cluster_DiscoveryType, Cluster_UpstreamProtocol } from '../../gen/outri
 import { durationMs } from '../../core/duration.js';
 import { endpointKey, type EndpointAddress } from './endpoint.js';
 import { policyOf, type PolicyDeps } from './lb/policies.js';
-import type { HealthView, LbPolicy, PickInfo, Picked, Picker } from './lb/picker.js';
+import {
+  DEFAULT_HEALTHY_PANIC_THRESHOLD,
+  DEFAULT_MIN_RING_SIZE,
+  MAX_RING_SIZE,
+  type HealthView,
+  type LbPolicy,
+  type LbSettings,
+  type PickInfo,
+  type Picked,
+  type Picker,
+} from './lb/picker.js';
 import { roundRobin } from './lb/round-robin.js';
+import { systemClock } from '../../core/clock.js';
+import { systemRandom } from '../../core/random.js';
+import { DEFAULT_EWMA_DECAY_MS, DEFAULT_EWMA_RTT_MS, EndpointStatsTable, type Attempt } from './endpoint-stats.js';
 
 export type UpstreamProtocol = 'downstream' | 'h1' | 'h2';
 
@@ -22,6 +35,9 @@ export const DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS = 60_000;
 export class ClusterRuntime {
   private picker: Picker;
   private readonly policy: LbPolicy;
+  private healthView: HealthView | undefined = undefined;
+  /** Active requests, latency and totals per endpoint key; outlives pickers. */
+  readonly stats: EndpointStatsTable;
 
   constructor(
     readonly name: string,
@@ -39,8 +55,11 @@ export class ClusterRuntime {
      */
     readonly useHostHeader = true,
     policy: LbPolicy = roundRobin,
+    readonly lb: LbSettings = defaultLbSettings({}),
+    ewma: { decayMs: number; defaultRttMs: number } = { decayMs: DEFAULT_EWMA_DECAY_MS, defaultRttMs: DEFAULT_EWMA_RTT_MS },
   ) {
     this.policy = policy;
+    this.stats = new EndpointStatsTable(lb.clock, ewma.decayMs, ewma.defaultRttMs);
     this.picker = policy.build(endpoints, undefined, this);
   }
 
@@ -57,6 +76,11 @@ export class ClusterRuntime {
       c.type === Cluster_DiscoveryType.ORIGINAL_DST,
       c.originalDst?.useHostHeader ?? true,
       policyOf(c, deps),
+      defaultLbSettings(deps, c),
+      {
+        decayMs: durationMs(c.peakEwma?.decay, DEFAULT_EWMA_DECAY_MS) || DEFAULT_EWMA_DECAY_MS,
+        defaultRttMs: durationMs(c.peakEwma?.defaultRtt, DEFAULT_EWMA_RTT_MS),
+      },
     );
   }
 
@@ -66,7 +90,19 @@ export class ClusterRuntime {
 
   /** Rebuilds the picker for new endpoint health (health checks, outlier ejection). */
   setHealth(health: HealthView): void {
+    this.healthView = health;
     this.picker = this.policy.build(this.endpoints, health, this);
+  }
+
+  /** The health the current picker was built from (undefined: all healthy). */
+  get health(): HealthView | undefined {
+    return this.healthView;
+  }
+
+  /** Counts one attempt on `endpointKey` as active until its `end` (which records latency and outcome). */
+  beginAttempt(endpointKey: string): Attempt {
+    // ORIGINAL_DST destinations are unbounded and not balanced: no counters to grow.
+    return this.originalDst ? NO_ATTEMPT : this.stats.begin(endpointKey);
   }
 
   /** The endpoint for one request or connection, or the local error saying why there is none. */
@@ -78,6 +114,20 @@ export class ClusterRuntime {
   usesH2(downstreamIsH2: boolean): boolean {
     return this.protocol === 'h2' || (this.protocol === 'downstream' && downstreamIsH2);
   }
+}
+
+const NO_ATTEMPT: Attempt = { end: () => undefined };
+
+/** The balancing settings of a cluster (defaults where `c` is silent or absent). */
+export function defaultLbSettings(deps: PolicyDeps, c?: Cluster): LbSettings {
+  return {
+    clock: deps.clock ?? systemClock(),
+    random: deps.random ?? systemRandom(),
+    healthyPanicThreshold: c?.healthyPanicThreshold ?? DEFAULT_HEALTHY_PANIC_THRESHOLD,
+    hashBalanceFactor: c?.hashBalanceFactor ?? 0,
+    minimumRingSize: Number(c?.ringHash?.minimumRingSize ?? 0n) || DEFAULT_MIN_RING_SIZE,
+    maximumRingSize: Number(c?.ringHash?.maximumRingSize ?? 0n) || MAX_RING_SIZE,
+  };
 }
 
 function toAddress(e: Endpoint): EndpointAddress {

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file outrigger/config/v1/cluster.proto.
  */
 export const file_outrigger_config_v1_cluster: GenFile = /*@__PURE__*/
-  fileDesc("CiFvdXRyaWdnZXIvY29uZmlnL3YxL2NsdXN0ZXIucHJvdG8SE291dHJpZ2dlci5jb25maWcudjEiuwYKB0NsdXN0ZXISDAoEbmFtZRgBIAEoCRI4CgR0eXBlGAIgASgOMioub3V0cmlnZ2VyLmNvbmZpZy52MS5DbHVzdGVyLkRpc2NvdmVyeVR5cGUSMAoJZW5kcG9pbnRzGAMgAygLMh0ub3V0cmlnZ2VyLmNvbmZpZy52MS5FbmRwb2ludBI4CglsYl9wb2xpY3kYBCABKA4yJS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuTGJQb2xpY3kSMgoPY29ubmVjdF90aW1lb3V0GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEj8KCHByb3RvY29sGAYgASgOMi0ub3V0cmlnZ2VyLmNvbmZpZy52MS5DbHVzdGVyLlVwc3RyZWFtUHJvdG9jb2wSHAoUbWF4X2lkbGVfY29ubmVjdGlvbnMYByABKA0SLwoMaWRsZV90aW1lb3V0GAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEj4KDG9yaWdpbmFsX2RzdBgJIAEoCzIoLm91dHJpZ2dlci5jb25maWcudjEuQ2x1c3Rlci5PcmlnaW5hbERzdBo/CgtPcmlnaW5hbERzdBIcCg91c2VfaG9zdF9oZWFkZXIYASABKAhIAIgBAUISChBfdXNlX2hvc3RfaGVhZGVyIoMBCg1EaXNjb3ZlcnlUeXBlEh4KGkRJU0NPVkVSWV9UWVBFX1VOU1BFQ0lGSUVEEAASGQoVRElTQ09WRVJZX1RZUEVfU1RBVElDEAESFgoSRElTQ09WRVJZX1RZUEVfRURTEAISHwobRElTQ09WRVJZX1RZUEVfT1JJR0lOQUxfRFNUEAMiQAoITGJQb2xpY3kSGQoVTEJfUE9MSUNZX1VOU1BFQ0lGSUVEEAASGQoVTEJfUE9MSUNZX1JPVU5EX1JPQklOEAEibwoQVXBzdHJlYW1Qcm90b2NvbBIhCh1VUFNUUkVBTV9QUk9UT0NPTF9VTlNQRUNJRklFRBAAEhsKF1VQU1RSRUFNX1BST1RPQ09MX0hUVFAxEAESGwoXVVBTVFJFQU1fUFJPVE9DT0xfSFRUUDIQAiKAAQoIRW5kcG9pbnQSMwoHYWRkcmVzcxgBIAEoCzIiLm91dHJpZ2dlci5jb25maWcudjEuU29ja2V0QWRkcmVzcxIOCgZ3ZWlnaHQYAiABKA0SLwoIbG9jYWxpdHkYAyABKAsyHS5vdXRyaWdnZXIuY29uZmlnLnYxLkxvY2FsaXR5IlcKFUNsdXN0ZXJMb2FkQXNzaWdubWVudBIMCgRuYW1lGAEgASgJEjAKCWVuZHBvaW50cxgCIAMoCzIdLm91dHJpZ2dlci5jb25maWcudjEuRW5kcG9pbnRiBnByb3RvMw", [file_google_protobuf_duration, file_outrigger_config_v1_common]);
+  fileDesc("CiFvdXRyaWdnZXIvY29uZmlnL3YxL2NsdXN0ZXIucHJvdG8SE291dHJpZ2dlci5jb25maWcudjEisgoKB0NsdXN0ZXISDAoEbmFtZRgBIAEoCRI4CgR0eXBlGAIgASgOMioub3V0cmlnZ2VyLmNvbmZpZy52MS5DbHVzdGVyLkRpc2NvdmVyeVR5cGUSMAoJZW5kcG9pbnRzGAMgAygLMh0ub3V0cmlnZ2VyLmNvbmZpZy52MS5FbmRwb2ludBI4CglsYl9wb2xpY3kYBCABKA4yJS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuTGJQb2xpY3kSMgoPY29ubmVjdF90aW1lb3V0GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEj8KCHByb3RvY29sGAYgASgOMi0ub3V0cmlnZ2VyLmNvbmZpZy52MS5DbHVzdGVyLlVwc3RyZWFtUHJvdG9jb2wSHAoUbWF4X2lkbGVfY29ubmVjdGlvbnMYByABKA0SLwoMaWRsZV90aW1lb3V0GAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEj4KDG9yaWdpbmFsX2RzdBgJIAEoCzIoLm91dHJpZ2dlci5jb25maWcudjEuQ2x1c3Rlci5PcmlnaW5hbERzdBI4CglyaW5nX2hhc2gYCiABKAsyJS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuUmluZ0hhc2gSGwoTaGFzaF9iYWxhbmNlX2ZhY3RvchgLIAEoDRI4CglwZWFrX2V3bWEYDCABKAsyJS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuUGVha0V3bWESJAoXaGVhbHRoeV9wYW5pY190aHJlc2hvbGQYDSABKA1IAIgBARo/CgtPcmlnaW5hbERzdBIcCg91c2VfaG9zdF9oZWFkZXIYASABKAhIAIgBAUISChBfdXNlX2hvc3RfaGVhZGVyGkAKCFJpbmdIYXNoEhkKEW1pbmltdW1fcmluZ19zaXplGAEgASgEEhkKEW1heGltdW1fcmluZ19zaXplGAIgASgEGmQKCFBlYWtFd21hEigKBWRlY2F5GAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi4KC2RlZmF1bHRfcnR0GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIoMBCg1EaXNjb3ZlcnlUeXBlEh4KGkRJU0NPVkVSWV9UWVBFX1VOU1BFQ0lGSUVEEAASGQoVRElTQ09WRVJZX1RZUEVfU1RBVElDEAESFgoSRElTQ09WRVJZX1RZUEVfRURTEAISHwobRElTQ09WRVJZX1RZUEVfT1JJR0lOQUxfRFNUEAMiuwEKCExiUG9saWN5EhkKFUxCX1BPTElDWV9VTlNQRUNJRklFRBAAEhkKFUxCX1BPTElDWV9ST1VORF9ST0JJThABEhsKF0xCX1BPTElDWV9MRUFTVF9SRVFVRVNUEAISFAoQTEJfUE9MSUNZX1JBTkRPTRADEhcKE0xCX1BPTElDWV9QRUFLX0VXTUEQBBIXChNMQl9QT0xJQ1lfUklOR19IQVNIEAUSFAoQTEJfUE9MSUNZX01BR0xFVhAGIm8KEFVwc3RyZWFtUHJvdG9jb2wSIQodVVBTVFJFQU1fUFJPVE9DT0xfVU5TUEVDSUZJRUQQABIbChdVUFNUUkVBTV9QUk9UT0NPTF9IVFRQMRABEhsKF1VQU1RSRUFNX1BST1RPQ09MX0hUVFAyEAJCGgoYX2hlYWx0aHlfcGFuaWNfdGhyZXNob2xkIoABCghFbmRwb2ludBIzCgdhZGRyZXNzGAEgASgLMiIub3V0cmlnZ2VyLmNvbmZpZy52MS5Tb2NrZXRBZGRyZXNzEg4KBndlaWdodBgCIAEoDRIvCghsb2NhbGl0eRgDIAEoCzIdLm91dHJpZ2dlci5jb25maWcudjEuTG9jYWxpdHkiVwoVQ2x1c3RlckxvYWRBc3NpZ25tZW50EgwKBG5hbWUYASABKAkSMAoJZW5kcG9pbnRzGAIgAygLMh0ub3V0cmlnZ2VyLmNvbmZpZy52MS5FbmRwb2ludGIGcHJvdG8z", [file_google_protobuf_duration, file_outrigger_config_v1_common]);
 
 /**
  * A set of interchangeable upstream endpoints and how to talk to them.
@@ -81,6 +81,39 @@ export type Cluster = Message<"outrigger.config.v1.Cluster"> & {
    * @generated from field: outrigger.config.v1.Cluster.OriginalDst original_dst = 9;
    */
   originalDst?: Cluster_OriginalDst | undefined;
+
+  /**
+   * LB_POLICY_RING_HASH: the ring's size bounds.
+   *
+   * @generated from field: outrigger.config.v1.Cluster.RingHash ring_hash = 10;
+   */
+  ringHash?: Cluster_RingHash | undefined;
+
+  /**
+   * LB_POLICY_RING_HASH and LB_POLICY_MAGLEV: consistent hashing with bounded
+   * loads. An endpoint takes a request only while its active requests stay
+   * under this percentage of the mean (weighted); otherwise the next one on
+   * the ring / table does. 0 (unset): unbounded. Otherwise at least 100.
+   *
+   * @generated from field: uint32 hash_balance_factor = 11;
+   */
+  hashBalanceFactor: number;
+
+  /**
+   * LB_POLICY_PEAK_EWMA: how the latency estimate decays.
+   *
+   * @generated from field: outrigger.config.v1.Cluster.PeakEwma peak_ewma = 12;
+   */
+  peakEwma?: Cluster_PeakEwma | undefined;
+
+  /**
+   * Percent of healthy endpoints under which the cluster balances over all of
+   * its endpoints (panic) rather than overload the few healthy ones. Default
+   * 50; 0 disables panic (only healthy endpoints, none: no_healthy_upstream).
+   *
+   * @generated from field: optional uint32 healthy_panic_threshold = 13;
+   */
+  healthyPanicThreshold?: number | undefined;
 };
 
 /**
@@ -118,6 +151,59 @@ export type Cluster_OriginalDst = Message<"outrigger.config.v1.Cluster.OriginalD
  */
 export const Cluster_OriginalDstSchema: GenMessage<Cluster_OriginalDst> = /*@__PURE__*/
   messageDesc(file_outrigger_config_v1_cluster, 0, 0);
+
+/**
+ * @generated from message outrigger.config.v1.Cluster.RingHash
+ */
+export type Cluster_RingHash = Message<"outrigger.config.v1.Cluster.RingHash"> & {
+  /**
+   * Fewest points on the ring. Default 1024.
+   *
+   * @generated from field: uint64 minimum_ring_size = 1;
+   */
+  minimumRingSize: bigint;
+
+  /**
+   * Most points on the ring. Default 8388608 (8M), the bound.
+   *
+   * @generated from field: uint64 maximum_ring_size = 2;
+   */
+  maximumRingSize: bigint;
+};
+
+/**
+ * Describes the message outrigger.config.v1.Cluster.RingHash.
+ * Use `create(Cluster_RingHashSchema)` to create a new message.
+ */
+export const Cluster_RingHashSchema: GenMessage<Cluster_RingHash> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_cluster, 0, 1);
+
+/**
+ * @generated from message outrigger.config.v1.Cluster.PeakEwma
+ */
+export type Cluster_PeakEwma = Message<"outrigger.config.v1.Cluster.PeakEwma"> & {
+  /**
+   * Time constant of the moving average: a sample this old weighs 1/e.
+   * Default 10s (Linkerd's).
+   *
+   * @generated from field: google.protobuf.Duration decay = 1;
+   */
+  decay?: Duration | undefined;
+
+  /**
+   * Estimate of an endpoint with no sample yet. Default 30ms.
+   *
+   * @generated from field: google.protobuf.Duration default_rtt = 2;
+   */
+  defaultRtt?: Duration | undefined;
+};
+
+/**
+ * Describes the message outrigger.config.v1.Cluster.PeakEwma.
+ * Use `create(Cluster_PeakEwmaSchema)` to create a new message.
+ */
+export const Cluster_PeakEwmaSchema: GenMessage<Cluster_PeakEwma> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_cluster, 0, 2);
 
 /**
  * @generated from enum outrigger.config.v1.Cluster.DiscoveryType
@@ -166,9 +252,48 @@ export enum Cluster_LbPolicy {
   UNSPECIFIED = 0,
 
   /**
+   * Smooth weighted round robin (the default).
+   *
    * @generated from enum value: LB_POLICY_ROUND_ROBIN = 1;
    */
   ROUND_ROBIN = 1,
+
+  /**
+   * Power of two choices on active requests per unit of weight ("least
+   * connections" in the seed's vocabulary: the same policy).
+   *
+   * @generated from enum value: LB_POLICY_LEAST_REQUEST = 2;
+   */
+  LEAST_REQUEST = 2,
+
+  /**
+   * Weighted random.
+   *
+   * @generated from enum value: LB_POLICY_RANDOM = 3;
+   */
+  RANDOM = 3,
+
+  /**
+   * Linkerd's latency-aware balancer: power of two choices on the peak-EWMA
+   * round-trip time times (active requests + 1).
+   *
+   * @generated from enum value: LB_POLICY_PEAK_EWMA = 4;
+   */
+  PEAK_EWMA = 4,
+
+  /**
+   * Ketama-style consistent-hash ring over the route's hash policy.
+   *
+   * @generated from enum value: LB_POLICY_RING_HASH = 5;
+   */
+  RING_HASH = 5,
+
+  /**
+   * Maglev consistent hashing (lookup table of 65537 entries).
+   *
+   * @generated from enum value: LB_POLICY_MAGLEV = 6;
+   */
+  MAGLEV = 6,
 }
 
 /**
