@@ -1,0 +1,56 @@
+import { expect } from 'chai';
+import { editBase, errorsOf, snapshotOf, type Obj } from './helpers.js';
+
+const routesOf = (spec: Obj): Obj[] => (spec.virtualHosts as Obj[])[0]!.routes as Obj[];
+
+describe('config validation: upstream resilience fields', () => {
+  it('accepts every balancing field in range', () => {
+    const docs = editBase((find) => {
+      Object.assign(find('Cluster', 'books'), {
+        lbPolicy: 'LB_POLICY_RING_HASH',
+        hashBalanceFactor: 125,
+        healthyPanicThreshold: 0,
+        ringHash: { minimumRingSize: '2048', maximumRingSize: '65536' },
+        peakEwma: { decay: '5s', defaultRtt: '0.01s' },
+      });
+      (routesOf(find('RouteConfiguration', 'main'))[0]!.route as Obj).hashPolicy = [
+        { header: { name: 'x-user' }, terminal: true },
+        { cookie: { name: 'sid', ttl: '3600s', path: '/' } },
+        { sourceIp: {} },
+        { queryParameter: { name: 'id' } },
+      ];
+    });
+    expect(errorsOf(docs)).to.deep.equal([]);
+    expect(snapshotOf(docs).clusters.get('books')!.hashBalanceFactor).to.equal(125);
+  });
+
+  it('reports out-of-range balancing fields with their paths', () => {
+    const docs = editBase((find) => {
+      Object.assign(find('Cluster', 'books'), {
+        hashBalanceFactor: 99,
+        healthyPanicThreshold: 101,
+        ringHash: { minimumRingSize: '4096', maximumRingSize: '1024' },
+        peakEwma: { decay: '-1s' },
+      });
+    });
+    expect(errorsOf(docs)).to.deep.equal([
+      'Cluster/books: spec.hashBalanceFactor: must be at least 100 (percent of the mean load), or 0 for unbounded; got 99',
+      'Cluster/books: spec.healthyPanicThreshold: a percentage: 0..100, got 101',
+      'Cluster/books: spec.ringHash.minimumRingSize: must not exceed maximumRingSize (1024)',
+      'Cluster/books: spec.peakEwma.decay: must not be negative',
+    ]);
+    const big = editBase((find) => Object.assign(find('Cluster', 'books'), { ringHash: { maximumRingSize: '8388609' } }));
+    expect(errorsOf(big)).to.deep.equal(['Cluster/books: spec.ringHash.maximumRingSize: at most 8388608, got 8388609']);
+  });
+
+  it('reports hash policies without a name or a specifier', () => {
+    const docs = editBase((find) => {
+      (routesOf(find('RouteConfiguration', 'main'))[2]!.route as Obj).hashPolicy = [{ header: { name: '' } }, { terminal: true }, { cookie: { name: '' } }];
+    });
+    expect(errorsOf(docs)).to.deep.equal([
+      'RouteConfiguration/main: spec.virtualHosts[0].routes[2].route.hashPolicy[0].header.name: required',
+      'RouteConfiguration/main: spec.virtualHosts[0].routes[2].route.hashPolicy[1]: set one of header, cookie, sourceIp, queryParameter',
+      'RouteConfiguration/main: spec.virtualHosts[0].routes[2].route.hashPolicy[2].cookie.name: required',
+    ]);
+  });
+});
