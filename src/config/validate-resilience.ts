@@ -1,4 +1,4 @@
-import type { Cluster } from '../gen/outrigger/config/v1/cluster_pb.js';
+import type { Cluster, Cluster_HealthCheck } from '../gen/outrigger/config/v1/cluster_pb.js';
 import type { HashPolicy } from '../gen/outrigger/config/v1/route_pb.js';
 import { checkNonNegative, type Report } from './report.js';
 
@@ -23,6 +23,33 @@ export function checkClusterBalancing(c: Cluster, report: Report): void {
   }
   checkNonNegative(c.peakEwma?.decay, 'spec.peakEwma.decay', report);
   checkNonNegative(c.peakEwma?.defaultRtt, 'spec.peakEwma.defaultRtt', report);
+  if (c.healthCheck) checkHealthCheck(c.healthCheck, report);
+}
+
+const HEX = /^(?:[0-9a-fA-F]{2})*$/;
+
+function checkHealthCheck(hc: Cluster_HealthCheck, report: Report): void {
+  const p = 'spec.healthCheck';
+  for (const f of ['interval', 'timeout', 'intervalJitter', 'noTrafficInterval'] as const) checkNonNegative(hc[f], `${p}.${f}`, report);
+  const c = hc.checker;
+  switch (c.case) {
+    case 'http':
+      if (c.value.path !== '' && !c.value.path.startsWith('/')) report(`${p}.http.path`, `must start with "/", got "${c.value.path}"`);
+      c.value.expectedStatuses.forEach((r, i) => {
+        if (r.start < 100 || r.end > 600 || r.start >= r.end) {
+          report(`${p}.http.expectedStatuses[${i}]`, `a [start, end) range within 100..600 with start < end, got [${r.start}, ${r.end})`);
+        }
+      });
+      break;
+    case 'tcp':
+      if (!HEX.test(c.value.send)) report(`${p}.tcp.send`, 'hex bytes, e.g. "50494e47"');
+      if (!HEX.test(c.value.expect)) report(`${p}.tcp.expect`, 'hex bytes, e.g. "504f4e47"');
+      break;
+    case 'grpc':
+      break;
+    default:
+      report(p, 'set one of http, tcp, grpc');
+  }
 }
 
 /** A route's `hashPolicy[]`; `at` is the route action's path. */

@@ -3,6 +3,8 @@ import type { ProxyContext } from '../context.js';
 import { buildProxyState, endpointKeys, type ProxyState, type StateDeps } from '../state/proxy-state.js';
 import { DescriptorSources } from '../transcode/descriptor-sources.js';
 import { ProxyListener } from './proxy-listener.js';
+import { HealthCheckers } from '../upstream/health/health-checkers.js';
+import { systemRandom } from '../../core/random.js';
 
 /**
  * Owns the listeners of the data path and applies config snapshots to them:
@@ -16,6 +18,8 @@ export class ListenerManager {
   private draining = false;
   /** Descriptor files and reflection answers that change without a config change (swap via `refresh`). */
   readonly descriptors: DescriptorSources;
+  /** Active health checkers, one per cluster with a `healthCheck`, following config versions. */
+  readonly health: HealthCheckers;
 
   constructor(
     private readonly ctx: ProxyContext,
@@ -24,6 +28,9 @@ export class ListenerManager {
     private readonly deps: Omit<StateDeps, 'originalDst'> = {},
   ) {
     this.descriptors = new DescriptorSources(ctx, (key) => this.refresh(key));
+    this.health = new HealthCheckers(ctx.clock, deps.random ?? systemRandom(), (cluster, _ep, passed) =>
+      ctx.metrics.healthChecks.inc({ cluster, result: passed ? 'pass' : 'fail' }),
+    );
   }
 
   /**
@@ -46,6 +53,7 @@ export class ListenerManager {
       if (settings) l.update({ settings, state: next });
     }
     this.state = next;
+    this.health.sync(next.snapshot.clusters, next.clusters);
     this.ctx.logger.info({ version: next.version, source: key }, 'descriptors applied');
   }
 
@@ -91,6 +99,7 @@ export class ListenerManager {
       } else if (!opened.includes(l)) l.update({ settings, state: next });
     }
     this.state = next;
+    this.health.sync(next.snapshot.clusters, next.clusters);
     this.descriptors.commit();
     // Pools of original destinations (ORIGINAL_DST clusters) stay while such a cluster does.
     const keep = this.ctx.originalDst.retain(endpointKeys(next), next.hasOriginalDst);
@@ -129,6 +138,7 @@ export class ListenerManager {
     this.draining = true;
     this.ctx.lifecycle.draining = true;
     this.descriptors.close();
+    this.health.close();
     const all = [...this.listeners.values()];
     for (const l of all) l.drain();
     await Promise.race([Promise.all(all.map((l) => l.waitIdle())), this.sleep(this.drainTimeoutMs)]);

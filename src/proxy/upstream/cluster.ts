@@ -36,6 +36,8 @@ export class ClusterRuntime {
   private picker: Picker;
   private readonly policy: LbPolicy;
   private healthView: HealthView | undefined = undefined;
+  private failedActive: ReadonlySet<string> = NO_KEYS;
+  private ejected: ReadonlySet<string> = NO_KEYS;
   /** Active requests, latency and totals per endpoint key; outlives pickers. */
   readonly stats: EndpointStatsTable;
 
@@ -94,6 +96,37 @@ export class ClusterRuntime {
     this.picker = this.policy.build(this.endpoints, health, this);
   }
 
+  /** Active health checks' verdict: these endpoints fail them (health/cluster-health-checker.ts). */
+  setFailedActiveHealth(keys: ReadonlySet<string>): void {
+    this.failedActive = keys;
+    this.combineHealth();
+  }
+
+  /** Outlier detection's verdict: these endpoints are ejected for now. */
+  setEjected(keys: ReadonlySet<string>): void {
+    this.ejected = keys;
+    this.combineHealth();
+  }
+
+  /** Admin label of one endpoint's health (docs/resilience.md). */
+  healthLabelOf(key: string): 'healthy' | 'failed_active_hc' | 'outlier_ejected' | 'draining' {
+    if (this.failedActive.has(key)) return 'failed_active_hc';
+    if (this.ejected.has(key)) return 'outlier_ejected';
+    return this.healthView?.get(key) === 'draining' ? 'draining' : 'healthy';
+  }
+
+  /** Whether any request has used this cluster (health checks slow down to noTrafficInterval until then). */
+  get hadTraffic(): boolean {
+    return this.stats.hadTraffic;
+  }
+
+  private combineHealth(): void {
+    const view = new Map<string, 'unhealthy'>();
+    for (const k of this.failedActive) view.set(k, 'unhealthy');
+    for (const k of this.ejected) view.set(k, 'unhealthy');
+    this.setHealth(view);
+  }
+
   /** The health the current picker was built from (undefined: all healthy). */
   get health(): HealthView | undefined {
     return this.healthView;
@@ -116,6 +149,7 @@ export class ClusterRuntime {
   }
 }
 
+const NO_KEYS: ReadonlySet<string> = new Set();
 const NO_ATTEMPT: Attempt = { end: () => undefined };
 
 /** The balancing settings of a cluster (defaults where `c` is silent or absent). */

@@ -79,6 +79,7 @@ export type AttemptListener = (key: string, outcome: AttemptOutcome, rttMs: numb
 export class EndpointStatsTable {
   private readonly byKey = new Map<string, EndpointStats>();
   private readonly listeners: AttemptListener[] = [];
+  private started = false;
 
   constructor(
     private readonly clock: Clock,
@@ -99,6 +100,11 @@ export class EndpointStatsTable {
     return this.byKey.get(key);
   }
 
+  /** Whether any attempt has started on this cluster. */
+  get hadTraffic(): boolean {
+    return this.started;
+  }
+
   onAttempt(fn: AttemptListener): void {
     this.listeners.push(fn);
   }
@@ -109,6 +115,7 @@ export class EndpointStatsTable {
     const clock = this.clock;
     const started = clock.monotonicMs();
     s.active++;
+    this.started = true;
     let ended = false;
     return {
       end: (outcome) => {

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file outrigger/config/v1/cluster.proto.
  */
 export const file_outrigger_config_v1_cluster: GenFile = /*@__PURE__*/
-  fileDesc("CiFvdXRyaWdnZXIvY29uZmlnL3YxL2NsdXN0ZXIucHJvdG8SE291dHJpZ2dlci5jb25maWcudjEisgoKB0NsdXN0ZXISDAoEbmFtZRgBIAEoCRI4CgR0eXBlGAIgASgOMioub3V0cmlnZ2VyLmNvbmZpZy52MS5DbHVzdGVyLkRpc2NvdmVyeVR5cGUSMAoJZW5kcG9pbnRzGAMgAygLMh0ub3V0cmlnZ2VyLmNvbmZpZy52MS5FbmRwb2ludBI4CglsYl9wb2xpY3kYBCABKA4yJS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuTGJQb2xpY3kSMgoPY29ubmVjdF90aW1lb3V0GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEj8KCHByb3RvY29sGAYgASgOMi0ub3V0cmlnZ2VyLmNvbmZpZy52MS5DbHVzdGVyLlVwc3RyZWFtUHJvdG9jb2wSHAoUbWF4X2lkbGVfY29ubmVjdGlvbnMYByABKA0SLwoMaWRsZV90aW1lb3V0GAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEj4KDG9yaWdpbmFsX2RzdBgJIAEoCzIoLm91dHJpZ2dlci5jb25maWcudjEuQ2x1c3Rlci5PcmlnaW5hbERzdBI4CglyaW5nX2hhc2gYCiABKAsyJS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuUmluZ0hhc2gSGwoTaGFzaF9iYWxhbmNlX2ZhY3RvchgLIAEoDRI4CglwZWFrX2V3bWEYDCABKAsyJS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuUGVha0V3bWESJAoXaGVhbHRoeV9wYW5pY190aHJlc2hvbGQYDSABKA1IAIgBARo/CgtPcmlnaW5hbERzdBIcCg91c2VfaG9zdF9oZWFkZXIYASABKAhIAIgBAUISChBfdXNlX2hvc3RfaGVhZGVyGkAKCFJpbmdIYXNoEhkKEW1pbmltdW1fcmluZ19zaXplGAEgASgEEhkKEW1heGltdW1fcmluZ19zaXplGAIgASgEGmQKCFBlYWtFd21hEigKBWRlY2F5GAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi4KC2RlZmF1bHRfcnR0GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIoMBCg1EaXNjb3ZlcnlUeXBlEh4KGkRJU0NPVkVSWV9UWVBFX1VOU1BFQ0lGSUVEEAASGQoVRElTQ09WRVJZX1RZUEVfU1RBVElDEAESFgoSRElTQ09WRVJZX1RZUEVfRURTEAISHwobRElTQ09WRVJZX1RZUEVfT1JJR0lOQUxfRFNUEAMiuwEKCExiUG9saWN5EhkKFUxCX1BPTElDWV9VTlNQRUNJRklFRBAAEhkKFUxCX1BPTElDWV9ST1VORF9ST0JJThABEhsKF0xCX1BPTElDWV9MRUFTVF9SRVFVRVNUEAISFAoQTEJfUE9MSUNZX1JBTkRPTRADEhcKE0xCX1BPTElDWV9QRUFLX0VXTUEQBBIXChNMQl9QT0xJQ1lfUklOR19IQVNIEAUSFAoQTEJfUE9MSUNZX01BR0xFVhAGIm8KEFVwc3RyZWFtUHJvdG9jb2wSIQodVVBTVFJFQU1fUFJPVE9DT0xfVU5TUEVDSUZJRUQQABIbChdVUFNUUkVBTV9QUk9UT0NPTF9IVFRQMRABEhsKF1VQU1RSRUFNX1BST1RPQ09MX0hUVFAyEAJCGgoYX2hlYWx0aHlfcGFuaWNfdGhyZXNob2xkIoABCghFbmRwb2ludBIzCgdhZGRyZXNzGAEgASgLMiIub3V0cmlnZ2VyLmNvbmZpZy52MS5Tb2NrZXRBZGRyZXNzEg4KBndlaWdodBgCIAEoDRIvCghsb2NhbGl0eRgDIAEoCzIdLm91dHJpZ2dlci5jb25maWcudjEuTG9jYWxpdHkiVwoVQ2x1c3RlckxvYWRBc3NpZ25tZW50EgwKBG5hbWUYASABKAkSMAoJZW5kcG9pbnRzGAIgAygLMh0ub3V0cmlnZ2VyLmNvbmZpZy52MS5FbmRwb2ludGIGcHJvdG8z", [file_google_protobuf_duration, file_outrigger_config_v1_common]);
+  fileDesc("CiFvdXRyaWdnZXIvY29uZmlnL3YxL2NsdXN0ZXIucHJvdG8SE291dHJpZ2dlci5jb25maWcudjEixxAKB0NsdXN0ZXISDAoEbmFtZRgBIAEoCRI4CgR0eXBlGAIgASgOMioub3V0cmlnZ2VyLmNvbmZpZy52MS5DbHVzdGVyLkRpc2NvdmVyeVR5cGUSMAoJZW5kcG9pbnRzGAMgAygLMh0ub3V0cmlnZ2VyLmNvbmZpZy52MS5FbmRwb2ludBI4CglsYl9wb2xpY3kYBCABKA4yJS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuTGJQb2xpY3kSMgoPY29ubmVjdF90aW1lb3V0GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEj8KCHByb3RvY29sGAYgASgOMi0ub3V0cmlnZ2VyLmNvbmZpZy52MS5DbHVzdGVyLlVwc3RyZWFtUHJvdG9jb2wSHAoUbWF4X2lkbGVfY29ubmVjdGlvbnMYByABKA0SLwoMaWRsZV90aW1lb3V0GAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEj4KDG9yaWdpbmFsX2RzdBgJIAEoCzIoLm91dHJpZ2dlci5jb25maWcudjEuQ2x1c3Rlci5PcmlnaW5hbERzdBI4CglyaW5nX2hhc2gYCiABKAsyJS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuUmluZ0hhc2gSGwoTaGFzaF9iYWxhbmNlX2ZhY3RvchgLIAEoDRI4CglwZWFrX2V3bWEYDCABKAsyJS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuUGVha0V3bWESJAoXaGVhbHRoeV9wYW5pY190aHJlc2hvbGQYDSABKA1IAIgBARI+CgxoZWFsdGhfY2hlY2sYDiABKAsyKC5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuSGVhbHRoQ2hlY2saPwoLT3JpZ2luYWxEc3QSHAoPdXNlX2hvc3RfaGVhZGVyGAEgASgISACIAQFCEgoQX3VzZV9ob3N0X2hlYWRlchrSBQoLSGVhbHRoQ2hlY2sSKwoIaW50ZXJ2YWwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKgoHdGltZW91dBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIbChN1bmhlYWx0aHlfdGhyZXNob2xkGAMgASgNEhkKEWhlYWx0aHlfdGhyZXNob2xkGAQgASgNEjIKD2ludGVydmFsX2ppdHRlchgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI2ChNub190cmFmZmljX2ludGVydmFsGAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEj0KBGh0dHAYByABKAsyLS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuSGVhbHRoQ2hlY2suSHR0cEgAEjsKA3RjcBgIIAEoCzIsLm91dHJpZ2dlci5jb25maWcudjEuQ2x1c3Rlci5IZWFsdGhDaGVjay5UY3BIABI9CgRncnBjGAkgASgLMi0ub3V0cmlnZ2VyLmNvbmZpZy52MS5DbHVzdGVyLkhlYWx0aENoZWNrLkdycGNIABqDAQoESHR0cBIMCgRwYXRoGAEgASgJEgwKBGhvc3QYAiABKAkSDgoGbWV0aG9kGAMgASgJEk8KEWV4cGVjdGVkX3N0YXR1c2VzGAQgAygLMjQub3V0cmlnZ2VyLmNvbmZpZy52MS5DbHVzdGVyLkhlYWx0aENoZWNrLlN0YXR1c1JhbmdlGikKC1N0YXR1c1JhbmdlEg0KBXN0YXJ0GAEgASgNEgsKA2VuZBgCIAEoDRojCgNUY3ASDAoEc2VuZBgBIAEoCRIOCgZleHBlY3QYAiABKAkaKgoER3JwYxIPCgdzZXJ2aWNlGAEgASgJEhEKCWF1dGhvcml0eRgCIAEoCUIJCgdjaGVja2VyGkAKCFJpbmdIYXNoEhkKEW1pbmltdW1fcmluZ19zaXplGAEgASgEEhkKEW1heGltdW1fcmluZ19zaXplGAIgASgEGmQKCFBlYWtFd21hEigKBWRlY2F5GAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi4KC2RlZmF1bHRfcnR0GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIoMBCg1EaXNjb3ZlcnlUeXBlEh4KGkRJU0NPVkVSWV9UWVBFX1VOU1BFQ0lGSUVEEAASGQoVRElTQ09WRVJZX1RZUEVfU1RBVElDEAESFgoSRElTQ09WRVJZX1RZUEVfRURTEAISHwobRElTQ09WRVJZX1RZUEVfT1JJR0lOQUxfRFNUEAMiuwEKCExiUG9saWN5EhkKFUxCX1BPTElDWV9VTlNQRUNJRklFRBAAEhkKFUxCX1BPTElDWV9ST1VORF9ST0JJThABEhsKF0xCX1BPTElDWV9MRUFTVF9SRVFVRVNUEAISFAoQTEJfUE9MSUNZX1JBTkRPTRADEhcKE0xCX1BPTElDWV9QRUFLX0VXTUEQBBIXChNMQl9QT0xJQ1lfUklOR19IQVNIEAUSFAoQTEJfUE9MSUNZX01BR0xFVhAGIm8KEFVwc3RyZWFtUHJvdG9jb2wSIQodVVBTVFJFQU1fUFJPVE9DT0xfVU5TUEVDSUZJRUQQABIbChdVUFNUUkVBTV9QUk9UT0NPTF9IVFRQMRABEhsKF1VQU1RSRUFNX1BST1RPQ09MX0hUVFAyEAJCGgoYX2hlYWx0aHlfcGFuaWNfdGhyZXNob2xkIoABCghFbmRwb2ludBIzCgdhZGRyZXNzGAEgASgLMiIub3V0cmlnZ2VyLmNvbmZpZy52MS5Tb2NrZXRBZGRyZXNzEg4KBndlaWdodBgCIAEoDRIvCghsb2NhbGl0eRgDIAEoCzIdLm91dHJpZ2dlci5jb25maWcudjEuTG9jYWxpdHkiVwoVQ2x1c3RlckxvYWRBc3NpZ25tZW50EgwKBG5hbWUYASABKAkSMAoJZW5kcG9pbnRzGAIgAygLMh0ub3V0cmlnZ2VyLmNvbmZpZy52MS5FbmRwb2ludGIGcHJvdG8z", [file_google_protobuf_duration, file_outrigger_config_v1_common]);
 
 /**
  * A set of interchangeable upstream endpoints and how to talk to them.
@@ -114,6 +114,13 @@ export type Cluster = Message<"outrigger.config.v1.Cluster"> & {
    * @generated from field: optional uint32 healthy_panic_threshold = 13;
    */
   healthyPanicThreshold?: number | undefined;
+
+  /**
+   * Active health checking of the endpoints (docs/resilience.md).
+   *
+   * @generated from field: outrigger.config.v1.Cluster.HealthCheck health_check = 14;
+   */
+  healthCheck?: Cluster_HealthCheck | undefined;
 };
 
 /**
@@ -153,6 +160,205 @@ export const Cluster_OriginalDstSchema: GenMessage<Cluster_OriginalDst> = /*@__P
   messageDesc(file_outrigger_config_v1_cluster, 0, 0);
 
 /**
+ * Probes each endpoint on its own connection; results take endpoints out of
+ * and back into rotation.
+ *
+ * @generated from message outrigger.config.v1.Cluster.HealthCheck
+ */
+export type Cluster_HealthCheck = Message<"outrigger.config.v1.Cluster.HealthCheck"> & {
+  /**
+   * Between checks of one endpoint. Default 5s.
+   *
+   * @generated from field: google.protobuf.Duration interval = 1;
+   */
+  interval?: Duration | undefined;
+
+  /**
+   * A check that has not passed by then fails. Default 1s.
+   *
+   * @generated from field: google.protobuf.Duration timeout = 2;
+   */
+  timeout?: Duration | undefined;
+
+  /**
+   * Consecutive failures that take a healthy endpoint out. Default 3.
+   *
+   * @generated from field: uint32 unhealthy_threshold = 3;
+   */
+  unhealthyThreshold: number;
+
+  /**
+   * Consecutive passes that bring an unhealthy endpoint back. Default 2.
+   *
+   * @generated from field: uint32 healthy_threshold = 4;
+   */
+  healthyThreshold: number;
+
+  /**
+   * Up to this much random time is added to each interval. Default 0.
+   *
+   * @generated from field: google.protobuf.Duration interval_jitter = 5;
+   */
+  intervalJitter?: Duration | undefined;
+
+  /**
+   * The interval while the cluster has never had a request. Default 60s.
+   *
+   * @generated from field: google.protobuf.Duration no_traffic_interval = 6;
+   */
+  noTrafficInterval?: Duration | undefined;
+
+  /**
+   * @generated from oneof outrigger.config.v1.Cluster.HealthCheck.checker
+   */
+  checker: {
+    /**
+     * @generated from field: outrigger.config.v1.Cluster.HealthCheck.Http http = 7;
+     */
+    value: Cluster_HealthCheck_Http;
+    case: "http";
+  } | {
+    /**
+     * @generated from field: outrigger.config.v1.Cluster.HealthCheck.Tcp tcp = 8;
+     */
+    value: Cluster_HealthCheck_Tcp;
+    case: "tcp";
+  } | {
+    /**
+     * @generated from field: outrigger.config.v1.Cluster.HealthCheck.Grpc grpc = 9;
+     */
+    value: Cluster_HealthCheck_Grpc;
+    case: "grpc";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message outrigger.config.v1.Cluster.HealthCheck.
+ * Use `create(Cluster_HealthCheckSchema)` to create a new message.
+ */
+export const Cluster_HealthCheckSchema: GenMessage<Cluster_HealthCheck> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_cluster, 0, 1);
+
+/**
+ * An HTTP/1.1 request; passes on an expected status.
+ *
+ * @generated from message outrigger.config.v1.Cluster.HealthCheck.Http
+ */
+export type Cluster_HealthCheck_Http = Message<"outrigger.config.v1.Cluster.HealthCheck.Http"> & {
+  /**
+   * Default "/".
+   *
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * Host header. Default: the endpoint's host:port.
+   *
+   * @generated from field: string host = 2;
+   */
+  host: string;
+
+  /**
+   * Default GET.
+   *
+   * @generated from field: string method = 3;
+   */
+  method: string;
+
+  /**
+   * Passing statuses, each [start, end). Default [200, 400).
+   *
+   * @generated from field: repeated outrigger.config.v1.Cluster.HealthCheck.StatusRange expected_statuses = 4;
+   */
+  expectedStatuses: Cluster_HealthCheck_StatusRange[];
+};
+
+/**
+ * Describes the message outrigger.config.v1.Cluster.HealthCheck.Http.
+ * Use `create(Cluster_HealthCheck_HttpSchema)` to create a new message.
+ */
+export const Cluster_HealthCheck_HttpSchema: GenMessage<Cluster_HealthCheck_Http> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_cluster, 0, 1, 0);
+
+/**
+ * @generated from message outrigger.config.v1.Cluster.HealthCheck.StatusRange
+ */
+export type Cluster_HealthCheck_StatusRange = Message<"outrigger.config.v1.Cluster.HealthCheck.StatusRange"> & {
+  /**
+   * @generated from field: uint32 start = 1;
+   */
+  start: number;
+
+  /**
+   * @generated from field: uint32 end = 2;
+   */
+  end: number;
+};
+
+/**
+ * Describes the message outrigger.config.v1.Cluster.HealthCheck.StatusRange.
+ * Use `create(Cluster_HealthCheck_StatusRangeSchema)` to create a new message.
+ */
+export const Cluster_HealthCheck_StatusRangeSchema: GenMessage<Cluster_HealthCheck_StatusRange> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_cluster, 0, 1, 1);
+
+/**
+ * A TCP connect; with `send`, those bytes are written, and with
+ * `expect`, the check passes once those bytes were received.
+ *
+ * @generated from message outrigger.config.v1.Cluster.HealthCheck.Tcp
+ */
+export type Cluster_HealthCheck_Tcp = Message<"outrigger.config.v1.Cluster.HealthCheck.Tcp"> & {
+  /**
+   * Hex, e.g. "50494e470a".
+   *
+   * @generated from field: string send = 1;
+   */
+  send: string;
+
+  /**
+   * @generated from field: string expect = 2;
+   */
+  expect: string;
+};
+
+/**
+ * Describes the message outrigger.config.v1.Cluster.HealthCheck.Tcp.
+ * Use `create(Cluster_HealthCheck_TcpSchema)` to create a new message.
+ */
+export const Cluster_HealthCheck_TcpSchema: GenMessage<Cluster_HealthCheck_Tcp> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_cluster, 0, 1, 2);
+
+/**
+ * grpc.health.v1.Health/Check over HTTP/2; passes on SERVING only.
+ *
+ * @generated from message outrigger.config.v1.Cluster.HealthCheck.Grpc
+ */
+export type Cluster_HealthCheck_Grpc = Message<"outrigger.config.v1.Cluster.HealthCheck.Grpc"> & {
+  /**
+   * The service asked about; empty: the server as a whole.
+   *
+   * @generated from field: string service = 1;
+   */
+  service: string;
+
+  /**
+   * :authority. Default: the endpoint's host:port.
+   *
+   * @generated from field: string authority = 2;
+   */
+  authority: string;
+};
+
+/**
+ * Describes the message outrigger.config.v1.Cluster.HealthCheck.Grpc.
+ * Use `create(Cluster_HealthCheck_GrpcSchema)` to create a new message.
+ */
+export const Cluster_HealthCheck_GrpcSchema: GenMessage<Cluster_HealthCheck_Grpc> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_cluster, 0, 1, 3);
+
+/**
  * @generated from message outrigger.config.v1.Cluster.RingHash
  */
 export type Cluster_RingHash = Message<"outrigger.config.v1.Cluster.RingHash"> & {
@@ -176,7 +382,7 @@ export type Cluster_RingHash = Message<"outrigger.config.v1.Cluster.RingHash"> &
  * Use `create(Cluster_RingHashSchema)` to create a new message.
  */
 export const Cluster_RingHashSchema: GenMessage<Cluster_RingHash> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_cluster, 0, 1);
+  messageDesc(file_outrigger_config_v1_cluster, 0, 2);
 
 /**
  * @generated from message outrigger.config.v1.Cluster.PeakEwma
@@ -203,7 +409,7 @@ export type Cluster_PeakEwma = Message<"outrigger.config.v1.Cluster.PeakEwma"> &
  * Use `create(Cluster_PeakEwmaSchema)` to create a new message.
  */
 export const Cluster_PeakEwmaSchema: GenMessage<Cluster_PeakEwma> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_cluster, 0, 2);
+  messageDesc(file_outrigger_config_v1_cluster, 0, 3);
 
 /**
  * @generated from enum outrigger.config.v1.Cluster.DiscoveryType
