@@ -1,4 +1,4 @@
-import type { Cluster, Cluster_HealthCheck } from '../gen/outrigger/config/v1/cluster_pb.js';
+import type { Cluster, Cluster_HealthCheck, Cluster_OutlierDetection } from '../gen/outrigger/config/v1/cluster_pb.js';
 import type { HashPolicy } from '../gen/outrigger/config/v1/route_pb.js';
 import { checkNonNegative, type Report } from './report.js';
 
@@ -10,9 +10,7 @@ export function checkClusterBalancing(c: Cluster, report: Report): void {
   if (c.hashBalanceFactor !== 0 && c.hashBalanceFactor < 100) {
     report('spec.hashBalanceFactor', `must be at least 100 (percent of the mean load), or 0 for unbounded; got ${c.hashBalanceFactor}`);
   }
-  if (c.healthyPanicThreshold !== undefined && c.healthyPanicThreshold > 100) {
-    report('spec.healthyPanicThreshold', `a percentage: 0..100, got ${c.healthyPanicThreshold}`);
-  }
+  checkPercent(c.healthyPanicThreshold, 'spec.healthyPanicThreshold', report);
   const r = c.ringHash;
   if (r) {
     if (r.maximumRingSize > MAX_RING_SIZE) report('spec.ringHash.maximumRingSize', `at most ${MAX_RING_SIZE}, got ${r.maximumRingSize}`);
@@ -24,6 +22,18 @@ export function checkClusterBalancing(c: Cluster, report: Report): void {
   checkNonNegative(c.peakEwma?.decay, 'spec.peakEwma.decay', report);
   checkNonNegative(c.peakEwma?.defaultRtt, 'spec.peakEwma.defaultRtt', report);
   if (c.healthCheck) checkHealthCheck(c.healthCheck, report);
+  if (c.outlierDetection) checkOutlierDetection(c.outlierDetection, report);
+}
+
+function checkPercent(v: number | undefined, path: string, report: Report): void {
+  if (v !== undefined && v > 100) report(path, `a percentage: 0..100, got ${v}`);
+}
+
+function checkOutlierDetection(o: Cluster_OutlierDetection, report: Report): void {
+  const p = 'spec.outlierDetection';
+  for (const f of ['interval', 'baseEjectionTime', 'maxEjectionTime'] as const) checkNonNegative(o[f], `${p}.${f}`, report);
+  checkPercent(o.maxEjectionPercent, `${p}.maxEjectionPercent`, report);
+  checkPercent(o.failurePercentage?.threshold, `${p}.failurePercentage.threshold`, report);
 }
 
 const HEX = /^(?:[0-9a-fA-F]{2})*$/;

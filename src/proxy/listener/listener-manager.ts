@@ -4,6 +4,7 @@ import { buildProxyState, endpointKeys, type ProxyState, type StateDeps } from '
 import { DescriptorSources } from '../transcode/descriptor-sources.js';
 import { ProxyListener } from './proxy-listener.js';
 import { HealthCheckers } from '../upstream/health/health-checkers.js';
+import { OutlierDetectors } from '../upstream/outlier/outlier-detectors.js';
 import { systemRandom } from '../../core/random.js';
 
 /**
@@ -20,6 +21,8 @@ export class ListenerManager {
   readonly descriptors: DescriptorSources;
   /** Active health checkers, one per cluster with a `healthCheck`, following config versions. */
   readonly health: HealthCheckers;
+  /** Passive outlier detectors, one per cluster with an `outlierDetection`, following config versions. */
+  readonly outliers: OutlierDetectors;
 
   constructor(
     private readonly ctx: ProxyContext,
@@ -31,6 +34,10 @@ export class ListenerManager {
     this.health = new HealthCheckers(ctx.clock, deps.random ?? systemRandom(), (cluster, _ep, passed) =>
       ctx.metrics.healthChecks.inc({ cluster, result: passed ? 'pass' : 'fail' }),
     );
+    this.outliers = new OutlierDetectors(ctx.clock, (cluster, endpoint, reason) => {
+      ctx.metrics.ejections.inc({ cluster, reason });
+      ctx.logger.warn({ cluster, endpoint, reason }, 'endpoint ejected');
+    });
   }
 
   /**
@@ -54,6 +61,7 @@ export class ListenerManager {
     }
     this.state = next;
     this.health.sync(next.snapshot.clusters, next.clusters);
+    this.outliers.sync(next.snapshot.clusters, next.clusters);
     this.ctx.logger.info({ version: next.version, source: key }, 'descriptors applied');
   }
 
@@ -100,6 +108,7 @@ export class ListenerManager {
     }
     this.state = next;
     this.health.sync(next.snapshot.clusters, next.clusters);
+    this.outliers.sync(next.snapshot.clusters, next.clusters);
     this.descriptors.commit();
     // Pools of original destinations (ORIGINAL_DST clusters) stay while such a cluster does.
     const keep = this.ctx.originalDst.retain(endpointKeys(next), next.hasOriginalDst);
@@ -139,6 +148,7 @@ export class ListenerManager {
     this.ctx.lifecycle.draining = true;
     this.descriptors.close();
     this.health.close();
+    this.outliers.close();
     const all = [...this.listeners.values()];
     for (const l of all) l.drain();
     await Promise.race([Promise.all(all.map((l) => l.waitIdle())), this.sleep(this.drainTimeoutMs)]);

@@ -59,6 +59,17 @@ describe('config validation: upstream resilience fields', () => {
     ]);
   });
 
+  it('checks outlierDetection percentages and durations', () => {
+    const bad = editBase((find) =>
+      Object.assign(find('Cluster', 'books'), { outlierDetection: { baseEjectionTime: '-1s', maxEjectionPercent: 101, failurePercentage: { threshold: 200 } } }),
+    );
+    expect(errorsOf(bad)).to.deep.equal([
+      'Cluster/books: spec.outlierDetection.baseEjectionTime: must not be negative',
+      'Cluster/books: spec.outlierDetection.maxEjectionPercent: a percentage: 0..100, got 101',
+      'Cluster/books: spec.outlierDetection.failurePercentage.threshold: a percentage: 0..100, got 200',
+    ]);
+  });
+
   it('reports hash policies without a name or a specifier', () => {
     const docs = editBase((find) => {
       (routesOf(find('RouteConfiguration', 'main'))[2]!.route as Obj).hashPolicy = [{ header: { name: '' } }, { terminal: true }, { cookie: { name: '' } }];

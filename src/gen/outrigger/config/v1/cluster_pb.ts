@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file outrigger/config/v1/cluster.proto.
  */
 export const file_outrigger_config_v1_cluster: GenFile = /*@__PURE__*/
-  fileDesc("CiFvdXRyaWdnZXIvY29uZmlnL3YxL2NsdXN0ZXIucHJvdG8SE291dHJpZ2dlci5jb25maWcudjEixxAKB0NsdXN0ZXISDAoEbmFtZRgBIAEoCRI4CgR0eXBlGAIgASgOMioub3V0cmlnZ2VyLmNvbmZpZy52MS5DbHVzdGVyLkRpc2NvdmVyeVR5cGUSMAoJZW5kcG9pbnRzGAMgAygLMh0ub3V0cmlnZ2VyLmNvbmZpZy52MS5FbmRwb2ludBI4CglsYl9wb2xpY3kYBCABKA4yJS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuTGJQb2xpY3kSMgoPY29ubmVjdF90aW1lb3V0GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEj8KCHByb3RvY29sGAYgASgOMi0ub3V0cmlnZ2VyLmNvbmZpZy52MS5DbHVzdGVyLlVwc3RyZWFtUHJvdG9jb2wSHAoUbWF4X2lkbGVfY29ubmVjdGlvbnMYByABKA0SLwoMaWRsZV90aW1lb3V0GAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEj4KDG9yaWdpbmFsX2RzdBgJIAEoCzIoLm91dHJpZ2dlci5jb25maWcudjEuQ2x1c3Rlci5PcmlnaW5hbERzdBI4CglyaW5nX2hhc2gYCiABKAsyJS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuUmluZ0hhc2gSGwoTaGFzaF9iYWxhbmNlX2ZhY3RvchgLIAEoDRI4CglwZWFrX2V3bWEYDCABKAsyJS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuUGVha0V3bWESJAoXaGVhbHRoeV9wYW5pY190aHJlc2hvbGQYDSABKA1IAIgBARI+CgxoZWFsdGhfY2hlY2sYDiABKAsyKC5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuSGVhbHRoQ2hlY2saPwoLT3JpZ2luYWxEc3QSHAoPdXNlX2hvc3RfaGVhZGVyGAEgASgISACIAQFCEgoQX3VzZV9ob3N0X2hlYWRlchrSBQoLSGVhbHRoQ2hlY2sSKwoIaW50ZXJ2YWwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKgoHdGltZW91dBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIbChN1bmhlYWx0aHlfdGhyZXNob2xkGAMgASgNEhkKEWhlYWx0aHlfdGhyZXNob2xkGAQgASgNEjIKD2ludGVydmFsX2ppdHRlchgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI2ChNub190cmFmZmljX2ludGVydmFsGAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEj0KBGh0dHAYByABKAsyLS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuSGVhbHRoQ2hlY2suSHR0cEgAEjsKA3RjcBgIIAEoCzIsLm91dHJpZ2dlci5jb25maWcudjEuQ2x1c3Rlci5IZWFsdGhDaGVjay5UY3BIABI9CgRncnBjGAkgASgLMi0ub3V0cmlnZ2VyLmNvbmZpZy52MS5DbHVzdGVyLkhlYWx0aENoZWNrLkdycGNIABqDAQoESHR0cBIMCgRwYXRoGAEgASgJEgwKBGhvc3QYAiABKAkSDgoGbWV0aG9kGAMgASgJEk8KEWV4cGVjdGVkX3N0YXR1c2VzGAQgAygLMjQub3V0cmlnZ2VyLmNvbmZpZy52MS5DbHVzdGVyLkhlYWx0aENoZWNrLlN0YXR1c1JhbmdlGikKC1N0YXR1c1JhbmdlEg0KBXN0YXJ0GAEgASgNEgsKA2VuZBgCIAEoDRojCgNUY3ASDAoEc2VuZBgBIAEoCRIOCgZleHBlY3QYAiABKAkaKgoER3JwYxIPCgdzZXJ2aWNlGAEgASgJEhEKCWF1dGhvcml0eRgCIAEoCUIJCgdjaGVja2VyGkAKCFJpbmdIYXNoEhkKEW1pbmltdW1fcmluZ19zaXplGAEgASgEEhkKEW1heGltdW1fcmluZ19zaXplGAIgASgEGmQKCFBlYWtFd21hEigKBWRlY2F5GAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi4KC2RlZmF1bHRfcnR0GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIoMBCg1EaXNjb3ZlcnlUeXBlEh4KGkRJU0NPVkVSWV9UWVBFX1VOU1BFQ0lGSUVEEAASGQoVRElTQ09WRVJZX1RZUEVfU1RBVElDEAESFgoSRElTQ09WRVJZX1RZUEVfRURTEAISHwobRElTQ09WRVJZX1RZUEVfT1JJR0lOQUxfRFNUEAMiuwEKCExiUG9saWN5EhkKFUxCX1BPTElDWV9VTlNQRUNJRklFRBAAEhkKFUxCX1BPTElDWV9ST1VORF9ST0JJThABEhsKF0xCX1BPTElDWV9MRUFTVF9SRVFVRVNUEAISFAoQTEJfUE9MSUNZX1JBTkRPTRADEhcKE0xCX1BPTElDWV9QRUFLX0VXTUEQBBIXChNMQl9QT0xJQ1lfUklOR19IQVNIEAUSFAoQTEJfUE9MSUNZX01BR0xFVhAGIm8KEFVwc3RyZWFtUHJvdG9jb2wSIQodVVBTVFJFQU1fUFJPVE9DT0xfVU5TUEVDSUZJRUQQABIbChdVUFNUUkVBTV9QUk9UT0NPTF9IVFRQMRABEhsKF1VQU1RSRUFNX1BST1RPQ09MX0hUVFAyEAJCGgoYX2hlYWx0aHlfcGFuaWNfdGhyZXNob2xkIoABCghFbmRwb2ludBIzCgdhZGRyZXNzGAEgASgLMiIub3V0cmlnZ2VyLmNvbmZpZy52MS5Tb2NrZXRBZGRyZXNzEg4KBndlaWdodBgCIAEoDRIvCghsb2NhbGl0eRgDIAEoCzIdLm91dHJpZ2dlci5jb25maWcudjEuTG9jYWxpdHkiVwoVQ2x1c3RlckxvYWRBc3NpZ25tZW50EgwKBG5hbWUYASABKAkSMAoJZW5kcG9pbnRzGAIgAygLMh0ub3V0cmlnZ2VyLmNvbmZpZy52MS5FbmRwb2ludGIGcHJvdG8z", [file_google_protobuf_duration, file_outrigger_config_v1_common]);
+  fileDesc("CiFvdXRyaWdnZXIvY29uZmlnL3YxL2NsdXN0ZXIucHJvdG8SE291dHJpZ2dlci5jb25maWcudjEi3xcKB0NsdXN0ZXISDAoEbmFtZRgBIAEoCRI4CgR0eXBlGAIgASgOMioub3V0cmlnZ2VyLmNvbmZpZy52MS5DbHVzdGVyLkRpc2NvdmVyeVR5cGUSMAoJZW5kcG9pbnRzGAMgAygLMh0ub3V0cmlnZ2VyLmNvbmZpZy52MS5FbmRwb2ludBI4CglsYl9wb2xpY3kYBCABKA4yJS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuTGJQb2xpY3kSMgoPY29ubmVjdF90aW1lb3V0GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEj8KCHByb3RvY29sGAYgASgOMi0ub3V0cmlnZ2VyLmNvbmZpZy52MS5DbHVzdGVyLlVwc3RyZWFtUHJvdG9jb2wSHAoUbWF4X2lkbGVfY29ubmVjdGlvbnMYByABKA0SLwoMaWRsZV90aW1lb3V0GAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEj4KDG9yaWdpbmFsX2RzdBgJIAEoCzIoLm91dHJpZ2dlci5jb25maWcudjEuQ2x1c3Rlci5PcmlnaW5hbERzdBI4CglyaW5nX2hhc2gYCiABKAsyJS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuUmluZ0hhc2gSGwoTaGFzaF9iYWxhbmNlX2ZhY3RvchgLIAEoDRI4CglwZWFrX2V3bWEYDCABKAsyJS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuUGVha0V3bWESJAoXaGVhbHRoeV9wYW5pY190aHJlc2hvbGQYDSABKA1IAIgBARI+CgxoZWFsdGhfY2hlY2sYDiABKAsyKC5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuSGVhbHRoQ2hlY2sSSAoRb3V0bGllcl9kZXRlY3Rpb24YDyABKAsyLS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuT3V0bGllckRldGVjdGlvbho/CgtPcmlnaW5hbERzdBIcCg91c2VfaG9zdF9oZWFkZXIYASABKAhIAIgBAUISChBfdXNlX2hvc3RfaGVhZGVyGtIFCgtIZWFsdGhDaGVjaxIrCghpbnRlcnZhbBgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIqCgd0aW1lb3V0GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhsKE3VuaGVhbHRoeV90aHJlc2hvbGQYAyABKA0SGQoRaGVhbHRoeV90aHJlc2hvbGQYBCABKA0SMgoPaW50ZXJ2YWxfaml0dGVyGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjYKE25vX3RyYWZmaWNfaW50ZXJ2YWwYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SPQoEaHR0cBgHIAEoCzItLm91dHJpZ2dlci5jb25maWcudjEuQ2x1c3Rlci5IZWFsdGhDaGVjay5IdHRwSAASOwoDdGNwGAggASgLMiwub3V0cmlnZ2VyLmNvbmZpZy52MS5DbHVzdGVyLkhlYWx0aENoZWNrLlRjcEgAEj0KBGdycGMYCSABKAsyLS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuSGVhbHRoQ2hlY2suR3JwY0gAGoMBCgRIdHRwEgwKBHBhdGgYASABKAkSDAoEaG9zdBgCIAEoCRIOCgZtZXRob2QYAyABKAkSTwoRZXhwZWN0ZWRfc3RhdHVzZXMYBCADKAsyNC5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuSGVhbHRoQ2hlY2suU3RhdHVzUmFuZ2UaKQoLU3RhdHVzUmFuZ2USDQoFc3RhcnQYASABKA0SCwoDZW5kGAIgASgNGiMKA1RjcBIMCgRzZW5kGAEgASgJEg4KBmV4cGVjdBgCIAEoCRoqCgRHcnBjEg8KB3NlcnZpY2UYASABKAkSEQoJYXV0aG9yaXR5GAIgASgJQgkKB2NoZWNrZXIaywYKEE91dGxpZXJEZXRlY3Rpb24SHAoPY29uc2VjdXRpdmVfNXh4GAEgASgNSACIAQESIwobY29uc2VjdXRpdmVfZ2F0ZXdheV9mYWlsdXJlGAIgASgNEigKIGNvbnNlY3V0aXZlX2xvY2FsX29yaWdpbl9mYWlsdXJlGAMgASgNEk8KDHN1Y2Nlc3NfcmF0ZRgEIAEoCzI5Lm91dHJpZ2dlci5jb25maWcudjEuQ2x1c3Rlci5PdXRsaWVyRGV0ZWN0aW9uLlN1Y2Nlc3NSYXRlElsKEmZhaWx1cmVfcGVyY2VudGFnZRgFIAEoCzI/Lm91dHJpZ2dlci5jb25maWcudjEuQ2x1c3Rlci5PdXRsaWVyRGV0ZWN0aW9uLkZhaWx1cmVQZXJjZW50YWdlEisKCGludGVydmFsGAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjUKEmJhc2VfZWplY3Rpb25fdGltZRgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI0ChFtYXhfZWplY3Rpb25fdGltZRgIIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIhChRtYXhfZWplY3Rpb25fcGVyY2VudBgJIAEoDUgBiAEBGpcBCgtTdWNjZXNzUmF0ZRIaCg1taW5pbXVtX2hvc3RzGAEgASgNSACIAQESGwoOcmVxdWVzdF92b2x1bWUYAiABKA1IAYgBARIZCgxzdGRldl9mYWN0b3IYAyABKA1IAogBAUIQCg5fbWluaW11bV9ob3N0c0IRCg9fcmVxdWVzdF92b2x1bWVCDwoNX3N0ZGV2X2ZhY3RvchqXAQoRRmFpbHVyZVBlcmNlbnRhZ2USFgoJdGhyZXNob2xkGAEgASgNSACIAQESGgoNbWluaW11bV9ob3N0cxgCIAEoDUgBiAEBEhsKDnJlcXVlc3Rfdm9sdW1lGAMgASgNSAKIAQFCDAoKX3RocmVzaG9sZEIQCg5fbWluaW11bV9ob3N0c0IRCg9fcmVxdWVzdF92b2x1bWVCEgoQX2NvbnNlY3V0aXZlXzV4eEIXChVfbWF4X2VqZWN0aW9uX3BlcmNlbnQaQAoIUmluZ0hhc2gSGQoRbWluaW11bV9yaW5nX3NpemUYASABKAQSGQoRbWF4aW11bV9yaW5nX3NpemUYAiABKAQaZAoIUGVha0V3bWESKAoFZGVjYXkYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLgoLZGVmYXVsdF9ydHQYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24igwEKDURpc2NvdmVyeVR5cGUSHgoaRElTQ09WRVJZX1RZUEVfVU5TUEVDSUZJRUQQABIZChVESVNDT1ZFUllfVFlQRV9TVEFUSUMQARIWChJESVNDT1ZFUllfVFlQRV9FRFMQAhIfChtESVNDT1ZFUllfVFlQRV9PUklHSU5BTF9EU1QQAyK7AQoITGJQb2xpY3kSGQoVTEJfUE9MSUNZX1VOU1BFQ0lGSUVEEAASGQoVTEJfUE9MSUNZX1JPVU5EX1JPQklOEAESGwoXTEJfUE9MSUNZX0xFQVNUX1JFUVVFU1QQAhIUChBMQl9QT0xJQ1lfUkFORE9NEAMSFwoTTEJfUE9MSUNZX1BFQUtfRVdNQRAEEhcKE0xCX1BPTElDWV9SSU5HX0hBU0gQBRIUChBMQl9QT0xJQ1lfTUFHTEVWEAYibwoQVXBzdHJlYW1Qcm90b2NvbBIhCh1VUFNUUkVBTV9QUk9UT0NPTF9VTlNQRUNJRklFRBAAEhsKF1VQU1RSRUFNX1BST1RPQ09MX0hUVFAxEAESGwoXVVBTVFJFQU1fUFJPVE9DT0xfSFRUUDIQAkIaChhfaGVhbHRoeV9wYW5pY190aHJlc2hvbGQigAEKCEVuZHBvaW50EjMKB2FkZHJlc3MYASABKAsyIi5vdXRyaWdnZXIuY29uZmlnLnYxLlNvY2tldEFkZHJlc3MSDgoGd2VpZ2h0GAIgASgNEi8KCGxvY2FsaXR5GAMgASgLMh0ub3V0cmlnZ2VyLmNvbmZpZy52MS5Mb2NhbGl0eSJXChVDbHVzdGVyTG9hZEFzc2lnbm1lbnQSDAoEbmFtZRgBIAEoCRIwCgllbmRwb2ludHMYAiADKAsyHS5vdXRyaWdnZXIuY29uZmlnLnYxLkVuZHBvaW50YgZwcm90bzM", [file_google_protobuf_duration, file_outrigger_config_v1_common]);
 
 /**
  * A set of interchangeable upstream endpoints and how to talk to them.
@@ -121,6 +121,14 @@ export type Cluster = Message<"outrigger.config.v1.Cluster"> & {
    * @generated from field: outrigger.config.v1.Cluster.HealthCheck health_check = 14;
    */
   healthCheck?: Cluster_HealthCheck | undefined;
+
+  /**
+   * Passive outlier detection: endpoints that fail real requests are ejected
+   * for a while (docs/resilience.md). Off unless set.
+   *
+   * @generated from field: outrigger.config.v1.Cluster.OutlierDetection outlier_detection = 15;
+   */
+  outlierDetection?: Cluster_OutlierDetection | undefined;
 };
 
 /**
@@ -359,6 +367,153 @@ export const Cluster_HealthCheck_GrpcSchema: GenMessage<Cluster_HealthCheck_Grpc
   messageDesc(file_outrigger_config_v1_cluster, 0, 1, 3);
 
 /**
+ * @generated from message outrigger.config.v1.Cluster.OutlierDetection
+ */
+export type Cluster_OutlierDetection = Message<"outrigger.config.v1.Cluster.OutlierDetection"> & {
+  /**
+   * Consecutive 5xx answers (local upstream failures and gRPC UNKNOWN,
+   * INTERNAL, UNAVAILABLE, DEADLINE_EXCEEDED, DATA_LOSS included) that
+   * eject. Default 5; 0 disables.
+   *
+   * @generated from field: optional uint32 consecutive_5xx = 1;
+   */
+  consecutive5xx?: number | undefined;
+
+  /**
+   * Consecutive gateway failures (502, 503, 504, connect failures, resets,
+   * upstream timeouts; gRPC UNAVAILABLE) that eject. 0 (default) disables.
+   *
+   * @generated from field: uint32 consecutive_gateway_failure = 2;
+   */
+  consecutiveGatewayFailure: number;
+
+  /**
+   * Consecutive failures originating here (connect failure, reset,
+   * timeout) that eject. 0 (default) disables.
+   *
+   * @generated from field: uint32 consecutive_local_origin_failure = 3;
+   */
+  consecutiveLocalOriginFailure: number;
+
+  /**
+   * Statistical ejection on success rate, evaluated every interval.
+   *
+   * @generated from field: outrigger.config.v1.Cluster.OutlierDetection.SuccessRate success_rate = 4;
+   */
+  successRate?: Cluster_OutlierDetection_SuccessRate | undefined;
+
+  /**
+   * Ejection on failure percentage, evaluated every interval.
+   *
+   * @generated from field: outrigger.config.v1.Cluster.OutlierDetection.FailurePercentage failure_percentage = 5;
+   */
+  failurePercentage?: Cluster_OutlierDetection_FailurePercentage | undefined;
+
+  /**
+   * How often success rate and failure percentage are evaluated. Default 10s.
+   *
+   * @generated from field: google.protobuf.Duration interval = 6;
+   */
+  interval?: Duration | undefined;
+
+  /**
+   * An ejection lasts this times the number of times the endpoint was
+   * ejected. Default 30s.
+   *
+   * @generated from field: google.protobuf.Duration base_ejection_time = 7;
+   */
+  baseEjectionTime?: Duration | undefined;
+
+  /**
+   * Upper bound of one ejection. Default 300s (never below base_ejection_time).
+   *
+   * @generated from field: google.protobuf.Duration max_ejection_time = 8;
+   */
+  maxEjectionTime?: Duration | undefined;
+
+  /**
+   * No new ejection while this percentage of the endpoints is ejected.
+   * Default 10 (so at least one endpoint can be ejected).
+   *
+   * @generated from field: optional uint32 max_ejection_percent = 9;
+   */
+  maxEjectionPercent?: number | undefined;
+};
+
+/**
+ * Describes the message outrigger.config.v1.Cluster.OutlierDetection.
+ * Use `create(Cluster_OutlierDetectionSchema)` to create a new message.
+ */
+export const Cluster_OutlierDetectionSchema: GenMessage<Cluster_OutlierDetection> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_cluster, 0, 2);
+
+/**
+ * @generated from message outrigger.config.v1.Cluster.OutlierDetection.SuccessRate
+ */
+export type Cluster_OutlierDetection_SuccessRate = Message<"outrigger.config.v1.Cluster.OutlierDetection.SuccessRate"> & {
+  /**
+   * Endpoints with enough requests needed for the evaluation. Default 5.
+   *
+   * @generated from field: optional uint32 minimum_hosts = 1;
+   */
+  minimumHosts?: number | undefined;
+
+  /**
+   * Requests in the interval an endpoint needs to be evaluated. Default 100.
+   *
+   * @generated from field: optional uint32 request_volume = 2;
+   */
+  requestVolume?: number | undefined;
+
+  /**
+   * Ejected below mean - stdev_factor/1000 × stdev. Default 1900.
+   *
+   * @generated from field: optional uint32 stdev_factor = 3;
+   */
+  stdevFactor?: number | undefined;
+};
+
+/**
+ * Describes the message outrigger.config.v1.Cluster.OutlierDetection.SuccessRate.
+ * Use `create(Cluster_OutlierDetection_SuccessRateSchema)` to create a new message.
+ */
+export const Cluster_OutlierDetection_SuccessRateSchema: GenMessage<Cluster_OutlierDetection_SuccessRate> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_cluster, 0, 2, 0);
+
+/**
+ * @generated from message outrigger.config.v1.Cluster.OutlierDetection.FailurePercentage
+ */
+export type Cluster_OutlierDetection_FailurePercentage = Message<"outrigger.config.v1.Cluster.OutlierDetection.FailurePercentage"> & {
+  /**
+   * Ejected at or above this failure percentage. Default 85.
+   *
+   * @generated from field: optional uint32 threshold = 1;
+   */
+  threshold?: number | undefined;
+
+  /**
+   * Default 5.
+   *
+   * @generated from field: optional uint32 minimum_hosts = 2;
+   */
+  minimumHosts?: number | undefined;
+
+  /**
+   * Default 50.
+   *
+   * @generated from field: optional uint32 request_volume = 3;
+   */
+  requestVolume?: number | undefined;
+};
+
+/**
+ * Describes the message outrigger.config.v1.Cluster.OutlierDetection.FailurePercentage.
+ * Use `create(Cluster_OutlierDetection_FailurePercentageSchema)` to create a new message.
+ */
+export const Cluster_OutlierDetection_FailurePercentageSchema: GenMessage<Cluster_OutlierDetection_FailurePercentage> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_cluster, 0, 2, 1);
+
+/**
  * @generated from message outrigger.config.v1.Cluster.RingHash
  */
 export type Cluster_RingHash = Message<"outrigger.config.v1.Cluster.RingHash"> & {
@@ -382,7 +537,7 @@ export type Cluster_RingHash = Message<"outrigger.config.v1.Cluster.RingHash"> &
  * Use `create(Cluster_RingHashSchema)` to create a new message.
  */
 export const Cluster_RingHashSchema: GenMessage<Cluster_RingHash> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_cluster, 0, 2);
+  messageDesc(file_outrigger_config_v1_cluster, 0, 3);
 
 /**
  * @generated from message outrigger.config.v1.Cluster.PeakEwma
@@ -409,7 +564,7 @@ export type Cluster_PeakEwma = Message<"outrigger.config.v1.Cluster.PeakEwma"> &
  * Use `create(Cluster_PeakEwmaSchema)` to create a new message.
  */
 export const Cluster_PeakEwmaSchema: GenMessage<Cluster_PeakEwma> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_cluster, 0, 3);
+  messageDesc(file_outrigger_config_v1_cluster, 0, 4);
 
 /**
  * @generated from enum outrigger.config.v1.Cluster.DiscoveryType
