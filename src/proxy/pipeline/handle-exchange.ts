@@ -95,6 +95,12 @@ function afterFilters(
   ex.cluster = action.cluster;
   const cluster = view.state.clusters.get(action.cluster);
   if (!cluster) return localReply(ds, 'no_cluster', action.cluster);
+  // Circuit breakers (issue 12): over a cluster limit the request is refused (UO), not queued.
+  const overflow = cluster.overflow(tr !== undefined || cluster.usesH2(ds.kind === 'h2'));
+  if (overflow) {
+    ctx.metrics.overflows.inc({ cluster: cluster.name, limit: overflow });
+    return localReply(ds, 'upstream_overflow', `${cluster.name}: ${overflow}`);
+  }
   const picked = cluster.pick({
     originalDst: ds.conn.originalDst,
     authority: ds.authority,

@@ -21,6 +21,19 @@ import { DEFAULT_EWMA_DECAY_MS, DEFAULT_EWMA_RTT_MS, EndpointStatsTable, type At
 
 export type UpstreamProtocol = 'downstream' | 'h1' | 'h2';
 
+/** `Cluster.circuitBreakers` with Envoy's defaults. */
+export interface CircuitBreakerLimits {
+  readonly maxConnections: number;
+  readonly maxPendingRequests: number;
+  readonly maxRequests: number;
+  readonly maxRetries: number;
+}
+
+export const DEFAULT_CIRCUIT_BREAKERS: CircuitBreakerLimits = { maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024, maxRetries: 3 };
+
+/** The circuit-breaker limit a request would break. */
+export type OverflowLimit = 'max_requests' | 'max_connections';
+
 export const DEFAULT_CONNECT_TIMEOUT_MS = 1000;
 export const DEFAULT_MAX_IDLE_CONNECTIONS = 64;
 export const DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS = 60_000;
@@ -59,6 +72,7 @@ export class ClusterRuntime {
     policy: LbPolicy = roundRobin,
     readonly lb: LbSettings = defaultLbSettings({}),
     ewma: { decayMs: number; defaultRttMs: number } = { decayMs: DEFAULT_EWMA_DECAY_MS, defaultRttMs: DEFAULT_EWMA_RTT_MS },
+    readonly limits: CircuitBreakerLimits = DEFAULT_CIRCUIT_BREAKERS,
   ) {
     this.policy = policy;
     this.stats = new EndpointStatsTable(lb.clock, ewma.decayMs, ewma.defaultRttMs);
@@ -83,6 +97,7 @@ export class ClusterRuntime {
         decayMs: durationMs(c.peakEwma?.decay, DEFAULT_EWMA_DECAY_MS) || DEFAULT_EWMA_DECAY_MS,
         defaultRttMs: durationMs(c.peakEwma?.defaultRtt, DEFAULT_EWMA_RTT_MS),
       },
+      limitsOf(c),
     );
   }
 
@@ -143,6 +158,18 @@ export class ClusterRuntime {
     return this.picker.pick(info);
   }
 
+  /**
+   * The circuit-breaker limit one more request would break, if any:
+   * `maxRequests` in flight to the cluster, and on HTTP/1.1 upstreams (one
+   * connection per request in flight) `maxConnections`.
+   */
+  overflow(upstreamH2: boolean): OverflowLimit | undefined {
+    const active = this.stats.activeTotal;
+    if (active >= this.limits.maxRequests) return 'max_requests';
+    if (!upstreamH2 && active >= this.limits.maxConnections) return 'max_connections';
+    return undefined;
+  }
+
   /** Whether requests that arrived over `downstream` go upstream as HTTP/2. */
   usesH2(downstreamIsH2: boolean): boolean {
     return this.protocol === 'h2' || (this.protocol === 'downstream' && downstreamIsH2);
@@ -161,6 +188,18 @@ export function defaultLbSettings(deps: PolicyDeps, c?: Cluster): LbSettings {
     hashBalanceFactor: c?.hashBalanceFactor ?? 0,
     minimumRingSize: Number(c?.ringHash?.minimumRingSize ?? 0n) || DEFAULT_MIN_RING_SIZE,
     maximumRingSize: Number(c?.ringHash?.maximumRingSize ?? 0n) || MAX_RING_SIZE,
+  };
+}
+
+function limitsOf(c: Cluster): CircuitBreakerLimits {
+  const b = c.circuitBreakers;
+  const d = DEFAULT_CIRCUIT_BREAKERS;
+  if (!b) return d;
+  return {
+    maxConnections: b.maxConnections ?? d.maxConnections,
+    maxPendingRequests: b.maxPendingRequests ?? d.maxPendingRequests,
+    maxRequests: b.maxRequests ?? d.maxRequests,
+    maxRetries: b.maxRetries ?? d.maxRetries,
   };
 }
 

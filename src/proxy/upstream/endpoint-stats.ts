@@ -80,6 +80,8 @@ export class EndpointStatsTable {
   private readonly byKey = new Map<string, EndpointStats>();
   private readonly listeners: AttemptListener[] = [];
   private started = false;
+  /** Attempts in flight over all endpoints (circuit breakers). */
+  activeTotal = 0;
 
   constructor(
     private readonly clock: Clock,
@@ -115,6 +117,7 @@ export class EndpointStatsTable {
     const clock = this.clock;
     const started = clock.monotonicMs();
     s.active++;
+    this.activeTotal++;
     this.started = true;
     let ended = false;
     return {
@@ -123,6 +126,7 @@ export class EndpointStatsTable {
         ended = true;
         const now = clock.monotonicMs();
         s.active--;
+        this.activeTotal--;
         s.total++;
         if (isFailure(outcome)) s.failures++;
         const rtt = now - started;
