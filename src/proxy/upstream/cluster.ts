@@ -1,5 +1,5 @@
 import type { Cluster, ClusterLoadAssignment, Endpoint } from '../../gen/outrigger/config/v1/cluster_pb.js';
-import { Cluster_DiscoveryType, Cluster_UpstreamProtocol } from '../../gen/outrigger/config/v1/cluster_pb.js';
+import { Cluster_DiscoveryType, Cluster_UpstreamProtocol, Endpoint_HealthStatus } from '../../gen/outrigger/config/v1/cluster_pb.js';
 import { durationMs } from '../../core/duration.js';
 import { endpointKey, type EndpointAddress } from './endpoint.js';
 import { policyOf, type PolicyDeps } from './lb/policies.js';
@@ -7,6 +7,7 @@ import {
   DEFAULT_HEALTHY_PANIC_THRESHOLD,
   DEFAULT_MIN_RING_SIZE,
   MAX_RING_SIZE,
+  type EndpointHealth,
   type HealthView,
   type LbPolicy,
   type LbSettings,
@@ -73,10 +74,13 @@ export class ClusterRuntime {
     readonly lb: LbSettings = defaultLbSettings({}),
     ewma: { decayMs: number; defaultRttMs: number } = { decayMs: DEFAULT_EWMA_DECAY_MS, defaultRttMs: DEFAULT_EWMA_RTT_MS },
     readonly limits: CircuitBreakerLimits = DEFAULT_CIRCUIT_BREAKERS,
+    /** Endpoint health as discovery reported it (`Endpoint.healthStatus`); only non-healthy ones listed. */
+    private readonly discovered: HealthView = new Map(),
   ) {
     this.policy = policy;
     this.stats = new EndpointStatsTable(lb.clock, ewma.decayMs, ewma.defaultRttMs);
-    this.picker = policy.build(endpoints, undefined, this);
+    if (discovered.size > 0) this.healthView = discovered;
+    this.picker = policy.build(endpoints, this.healthView, this);
   }
 
   static build(c: Cluster, cla: ClusterLoadAssignment | undefined, deps: PolicyDeps = {}): ClusterRuntime {
@@ -98,6 +102,7 @@ export class ClusterRuntime {
         defaultRttMs: durationMs(c.peakEwma?.defaultRtt, DEFAULT_EWMA_RTT_MS),
       },
       limitsOf(c),
+      discoveredHealth(source),
     );
   }
 
@@ -124,10 +129,12 @@ export class ClusterRuntime {
   }
 
   /** Admin label of one endpoint's health (docs/resilience.md). */
-  healthLabelOf(key: string): 'healthy' | 'failed_active_hc' | 'outlier_ejected' | 'draining' {
+  healthLabelOf(key: string): 'healthy' | 'failed_active_hc' | 'outlier_ejected' | 'failed_eds_health' | 'draining' {
+    const d = this.discovered.get(key);
+    if (d === 'draining') return 'draining';
     if (this.failedActive.has(key)) return 'failed_active_hc';
     if (this.ejected.has(key)) return 'outlier_ejected';
-    return this.healthView?.get(key) === 'draining' ? 'draining' : 'healthy';
+    return d === 'unhealthy' ? 'failed_eds_health' : 'healthy';
   }
 
   /** Whether any request has used this cluster (health checks slow down to noTrafficInterval until then). */
@@ -136,9 +143,11 @@ export class ClusterRuntime {
   }
 
   private combineHealth(): void {
-    const view = new Map<string, 'unhealthy'>();
+    const view = new Map<string, EndpointHealth>();
     for (const k of this.failedActive) view.set(k, 'unhealthy');
     for (const k of this.ejected) view.set(k, 'unhealthy');
+    // Discovery's verdict stands whatever the checks say; DRAINING wins over everything.
+    for (const [k, h] of this.discovered) if (h === 'draining' || !view.has(k)) view.set(k, h);
     this.setHealth(view);
   }
 
@@ -189,6 +198,15 @@ export function defaultLbSettings(deps: PolicyDeps, c?: Cluster): LbSettings {
     minimumRingSize: Number(c?.ringHash?.minimumRingSize ?? 0n) || DEFAULT_MIN_RING_SIZE,
     maximumRingSize: Number(c?.ringHash?.maximumRingSize ?? 0n) || MAX_RING_SIZE,
   };
+}
+
+function discoveredHealth(source: readonly Endpoint[]): HealthView {
+  const view = new Map<string, EndpointHealth>();
+  for (const e of source) {
+    const h = e.healthStatus === Endpoint_HealthStatus.UNHEALTHY ? 'unhealthy' : e.healthStatus === Endpoint_HealthStatus.DRAINING ? 'draining' : undefined;
+    if (h !== undefined) view.set(endpointKey(e.address?.host ?? '', e.address?.port ?? 0), h);
+  }
+  return view;
 }
 
 function limitsOf(c: Cluster): CircuitBreakerLimits {
