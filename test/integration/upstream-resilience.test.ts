@@ -78,4 +78,29 @@ describe('upstream resilience through the sidecar', () => {
       await Promise.all([good.close(), bad.close()]);
     }
   });
+
+  it('a killed endpoint (connect failures, UF) is ejected as a gateway failure and gets no further attempts', async () => {
+    const live = await backend('live');
+    const dead = await backend('dead');
+    const deadPort = dead.port;
+    await dead.close(); // connection refused from now on
+    const sc = await startTestSidecar([
+      listener('main'),
+      routes('main', [prefixRoute('/', 'c')]),
+      cluster('c', [live.port, deadPort], 'UPSTREAM_PROTOCOL_HTTP1', {
+        outlierDetection: { consecutive5xx: 0, consecutiveGatewayFailure: 1, maxEjectionPercent: 50 },
+      }),
+    ]);
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 8; i++) statuses.push((await fetch(`http://127.0.0.1:${sc.port()}/x`)).status);
+      // Round robin reaches the dead endpoint once (the second request); from then on it is ejected.
+      expect(statuses).to.deep.equal([200, 503, 200, 200, 200, 200, 200, 200]);
+      expect(sc.access.filter((l) => l.flags === 'UF')).to.have.length(1);
+      expect(await sc.metrics()).to.include('outrigger_upstream_ejections_total{cluster="c",reason="consecutive_gateway_failure"} 1');
+    } finally {
+      await sc.close();
+      await live.close();
+    }
+  });
 });
