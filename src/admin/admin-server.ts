@@ -94,17 +94,30 @@ export class AdminServer {
     const st = this.deps.listeners.current();
     const out: Record<string, unknown> = {};
     for (const [name, c] of st?.clusters ?? []) {
+      const outlier = this.deps.listeners.outliers.get(name);
+      const now = this.deps.proxy.clock.monotonicMs();
       out[name] = {
         protocol: c.protocol,
         connectTimeoutMs: c.connectTimeoutMs,
+        lbPolicy: c.policyName,
+        activeRequests: c.stats.activeTotal,
+        circuitBreakers: c.limits,
         // ORIGINAL_DST: no endpoints; the destinations with pooled upstream connections (shared by all such clusters).
         ...(c.originalDst ? { type: 'original_dst', useHostHeader: c.useHostHeader, destinations: this.deps.proxy.originalDst.destinations() } : {}),
         endpoints: c.endpoints.map((e) => {
           const h2 = this.deps.proxy.h2.describe(e.key);
           const h1 = this.deps.proxy.h1.describe(e.key);
+          const s = c.stats.get(e.key);
           return {
             address: e.key,
             weight: e.weight,
+            // Upstream resilience (docs/resilience.md): health, load and what outlier detection saw.
+            health: c.healthLabelOf(e.key),
+            activeRequests: s?.active ?? 0,
+            totalRequests: s?.total ?? 0,
+            successRate: s && s.total > 0 ? (s.total - s.failures) / s.total : null,
+            ewmaLatencyMs: s?.sampled ? Math.round(s.estimate(now) * 1000) / 1000 : null,
+            ejections: outlier?.ejectionsOf(e.key) ?? 0,
             // An endpoint with no connection yet is "idle"; a failed connect shows as "failed".
             state: h2?.state ?? (h1 ? 'ready' : 'idle'),
             ...(h2?.lastError ? { lastError: h2.lastError } : {}),

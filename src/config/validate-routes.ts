@@ -1,10 +1,10 @@
-import type { Duration } from '@bufbuild/protobuf/wkt';
 import type { RouteConfiguration, RouteMatch, Transcode } from '../gen/outrigger/config/v1/route_pb.js';
 import { checkDomain } from './net-names.js';
 import { checkPathTemplate } from './template-syntax.js';
+import { checkNonNegative, type Report } from './report.js';
+import { checkHashPolicies } from './validate-resilience.js';
 
-/** Reports one problem at a path of the document being checked. */
-export type Report = (path: string, message: string) => void;
+export { checkNonNegative, type Report };
 
 /**
  * Semantic checks of one RouteConfiguration: every reference resolves, every
@@ -52,6 +52,7 @@ export function checkRouteConfiguration(
           }
           checkNonNegative(a.timeout, `${ap}.timeout`, report);
           if (a.transcode) checkTranscode(a.transcode, `${ap}.transcode`, report);
+          checkHashPolicies(a.hashPolicy, ap, report);
           break;
         }
         case 'directResponse': {
@@ -153,10 +154,6 @@ function regexError(source: string): string | undefined {
   } catch (err) {
     return `invalid regex: ${(err as Error).message}`;
   }
-}
-
-export function checkNonNegative(d: Duration | undefined, path: string, report: Report): void {
-  if (d && (d.seconds < 0n || d.nanos < 0)) report(path, 'must not be negative');
 }
 
 function nameOf(name: string): string {

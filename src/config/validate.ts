@@ -6,6 +6,7 @@ import { sourceLabel } from './documents.js';
 import type { DecodedResource } from './decode.js';
 import { checkHost, checkPort, isWildcardHost } from './net-names.js';
 import { checkNonNegative, checkRouteConfiguration, type Report } from './validate-routes.js';
+import { checkClusterBalancing } from './validate-resilience.js';
 
 export interface ValidateOptions {
   /** Accept Listener port 0 (the kernel picks a free port). Tests bind that way; production configs must not. */
@@ -157,6 +158,7 @@ function checkCluster(c: Cluster, exists: Exists, report: Report): void {
   checkEndpoints(c.endpoints, report);
   checkNonNegative(c.connectTimeout, 'spec.connectTimeout', report);
   checkNonNegative(c.idleTimeout, 'spec.idleTimeout', report);
+  checkClusterBalancing(c, report);
 }
 
 function checkLoadAssignment(

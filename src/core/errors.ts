@@ -49,7 +49,8 @@ export type LocalErrorCode =
   | 'response_too_large'
   | 'origin_not_allowed'
   | 'ping_timeout'
-  | 'filter_error';
+  | 'filter_error'
+  | 'upstream_overflow';
 
 export interface LocalErrorSpec {
   readonly httpStatus: number;
@@ -57,6 +58,8 @@ export interface LocalErrorSpec {
   /** Short Envoy-style response flag for access logs. */
   readonly flag: string;
   readonly message: string;
+  /** Extra response headers of this reply. */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 export const LOCAL_ERRORS: Readonly<Record<LocalErrorCode, LocalErrorSpec>> = {
@@ -145,6 +148,14 @@ export const LOCAL_ERRORS: Readonly<Record<LocalErrorCode, LocalErrorSpec>> = {
   ping_timeout: { httpStatus: 408, grpcStatus: GrpcStatus.CANCELLED, flag: 'PT', message: 'client did not answer ping' },
   // A filter failed (threw or rejected): the request is refused, never let through unchecked.
   filter_error: { httpStatus: 500, grpcStatus: GrpcStatus.INTERNAL, flag: 'FE', message: 'filter failed' },
+  // A cluster's circuit breaker is open (Cluster.circuitBreakers): refused rather than queued.
+  upstream_overflow: {
+    httpStatus: 503,
+    grpcStatus: GrpcStatus.UNAVAILABLE,
+    flag: 'UO',
+    message: 'upstream overflow',
+    headers: { 'x-outrigger-overloaded': 'true' },
+  },
 };
 
 /** The access-log flag of a local error code (for dialects that write their own error bodies). */

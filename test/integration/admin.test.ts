@@ -190,6 +190,17 @@ describe('admin API', function () {
     const dead = c.clusters.dead!.endpoints[0]!;
     expect(dead.state).to.equal('failed');
     expect(dead.lastError).to.match(/ECONNREFUSED/);
+    // Upstream resilience fields (docs/resilience.md).
+    const h1ep = c.clusters.h1c!.endpoints[0]! as unknown as Record<string, unknown>;
+    expect(h1ep).to.include({ health: 'healthy', activeRequests: 0, ejections: 0 });
+    expect(h1ep.totalRequests).to.be.above(0);
+    expect(h1ep.ewmaLatencyMs).to.be.a('number');
+    expect(dead as unknown as Record<string, unknown>).to.include({ successRate: 0 });
+    expect(c.clusters.idle!.endpoints[0] as unknown as Record<string, unknown>).to.include({ successRate: null, ewmaLatencyMs: null });
+    expect(c.clusters.h1c as unknown as Record<string, unknown>).to.deep.include({
+      lbPolicy: 'round_robin',
+      circuitBreakers: { maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024, maxRetries: 3 },
+    });
   });
 
   it('/routes describes the route tables, /listeners the bound addresses', async () => {

@@ -26,11 +26,12 @@ export function localReply(ds: Downstream, code: LocalErrorCode, detail?: string
       'grpc-status': spec.grpcStatus,
       'grpc-message': encodeGrpcMessage(message),
       'x-outrigger-local-reply': spec.flag,
+      ...spec.headers,
     });
     return;
   }
   const body = `${message}\n`;
-  sendReply(ds, spec.httpStatus, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-outrigger-local-reply': spec.flag }, body);
+  sendReply(ds, spec.httpStatus, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-outrigger-local-reply': spec.flag, ...spec.headers }, body);
 }
 
 /** A complete answer of our own (direct responses, filter replies such as a CORS preflight). */

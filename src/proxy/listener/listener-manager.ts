@@ -3,6 +3,9 @@ import type { ProxyContext } from '../context.js';
 import { buildProxyState, endpointKeys, type ProxyState, type StateDeps } from '../state/proxy-state.js';
 import { DescriptorSources } from '../transcode/descriptor-sources.js';
 import { ProxyListener } from './proxy-listener.js';
+import { HealthCheckers } from '../upstream/health/health-checkers.js';
+import { OutlierDetectors } from '../upstream/outlier/outlier-detectors.js';
+import { systemRandom } from '../../core/random.js';
 
 /**
  * Owns the listeners of the data path and applies config snapshots to them:
@@ -16,6 +19,10 @@ export class ListenerManager {
   private draining = false;
   /** Descriptor files and reflection answers that change without a config change (swap via `refresh`). */
   readonly descriptors: DescriptorSources;
+  /** Active health checkers, one per cluster with a `healthCheck`, following config versions. */
+  readonly health: HealthCheckers;
+  /** Passive outlier detectors, one per cluster with an `outlierDetection`, following config versions. */
+  readonly outliers: OutlierDetectors;
 
   constructor(
     private readonly ctx: ProxyContext,
@@ -24,6 +31,13 @@ export class ListenerManager {
     private readonly deps: Omit<StateDeps, 'originalDst'> = {},
   ) {
     this.descriptors = new DescriptorSources(ctx, (key) => this.refresh(key));
+    this.health = new HealthCheckers(ctx.clock, deps.random ?? systemRandom(), (cluster, _ep, passed) =>
+      ctx.metrics.healthChecks.inc({ cluster, result: passed ? 'pass' : 'fail' }),
+    );
+    this.outliers = new OutlierDetectors(ctx.clock, (cluster, endpoint, reason) => {
+      ctx.metrics.ejections.inc({ cluster, reason });
+      ctx.logger.warn({ cluster, endpoint, reason }, 'endpoint ejected');
+    });
   }
 
   /**
@@ -46,11 +60,13 @@ export class ListenerManager {
       if (settings) l.update({ settings, state: next });
     }
     this.state = next;
+    this.health.sync(next.snapshot.clusters, next.clusters);
+    this.outliers.sync(next.snapshot.clusters, next.clusters);
     this.ctx.logger.info({ version: next.version, source: key }, 'descriptors applied');
   }
 
   private stateDeps(): StateDeps {
-    return { ...this.deps, originalDst: this.ctx.originalDst };
+    return { clock: this.ctx.clock, ...this.deps, originalDst: this.ctx.originalDst };
   }
 
   current(): ProxyState | undefined {
@@ -91,6 +107,8 @@ export class ListenerManager {
       } else if (!opened.includes(l)) l.update({ settings, state: next });
     }
     this.state = next;
+    this.health.sync(next.snapshot.clusters, next.clusters);
+    this.outliers.sync(next.snapshot.clusters, next.clusters);
     this.descriptors.commit();
     // Pools of original destinations (ORIGINAL_DST clusters) stay while such a cluster does.
     const keep = this.ctx.originalDst.retain(endpointKeys(next), next.hasOriginalDst);
@@ -129,6 +147,8 @@ export class ListenerManager {
     this.draining = true;
     this.ctx.lifecycle.draining = true;
     this.descriptors.close();
+    this.health.close();
+    this.outliers.close();
     const all = [...this.listeners.values()];
     for (const l of all) l.drain();
     await Promise.race([Promise.all(all.map((l) => l.waitIdle())), this.sleep(this.drainTimeoutMs)]);

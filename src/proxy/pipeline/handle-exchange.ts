@@ -12,6 +12,7 @@ import { classifyTranscoded, serveTranscoded, type ServedDialect } from '../tran
 import type { Transcoder } from '../transcode/transcoder.js';
 import { bridgeMethodOf, bridgeWebSocket } from '../transcode/websocket/bridge.js';
 import { rewritePath } from './rewrite.js';
+import { requestHash } from '../router/index.js';
 
 type ClusterAction = Extract<RouteActionCompiled, { kind: 'cluster' }>;
 
@@ -95,16 +96,29 @@ function afterFilters(
   ex.cluster = action.cluster;
   const cluster = view.state.clusters.get(action.cluster);
   if (!cluster) return localReply(ds, 'no_cluster', action.cluster);
+  // Circuit breakers (issue 12): over a cluster limit the request is refused (UO), not queued.
+  const overflow = cluster.overflow(tr !== undefined || cluster.usesH2(ds.kind === 'h2'));
+  if (overflow) {
+    ctx.metrics.overflows.inc({ cluster: cluster.name, limit: overflow });
+    return localReply(ds, 'upstream_overflow', `${cluster.name}: ${overflow}`);
+  }
   const picked = cluster.pick({
     originalDst: ds.conn.originalDst,
     authority: ds.authority,
     scheme: ds.conn.scheme,
     headers: ds.headers,
     clientAddress: ds.conn.clientAddress,
+    hash: action.hashPolicy !== undefined ? requestHash(action.hashPolicy, { headers: ds.headers, target: ds.target, clientAddress: ds.conn.clientAddress }) : undefined,
   });
   // A WebSocket refusal names the ORIGINAL_DST reason only (kept from before the pipeline existed).
   if (!picked.ep) return localReply(ds, picked.code, ds.kind === 'ws' && !cluster.originalDst ? undefined : picked.detail);
   ex.upstream = picked.ep.key;
+  // Upstream resilience (issue 12): the endpoint's active-request count and
+  // latency sample (least-request / peak-EWMA pickers, outlier detection)
+  // span the exchange from the pick to the client side closing. One attempt
+  // per request until retries exist.
+  const attempt = cluster.beginAttempt(picked.ep.key);
+  ds.onClose(() => attempt.end({ status: ex.status, flag: ex.flags, grpcStatus: ex.grpc_status }));
   const authority = action.hostRewrite || ds.authority;
   const settings = view.settings;
   if (tr) {

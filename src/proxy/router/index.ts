@@ -1,4 +1,5 @@
 /** The router of the data path: RouteConfiguration → RouteTable, request → route. */
+export { requestHash, type HashPart } from './hash-policy.js';
 export { RouteTable } from './route-table.js';
 export { validateRouteTemplate } from './route-template.js';
 export {

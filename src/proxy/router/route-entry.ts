@@ -3,6 +3,7 @@ import { durationMs } from '../../core/duration.js';
 import { compileAnchoredRegex, compileConstraints, type RouteConstraints } from './route-constraints.js';
 import { parseRouteTemplate, type ParsedTemplate } from './route-template.js';
 import { EMPTY_PARAMS, RouteCompileError, type CompiledRoute, type RouteActionCompiled, type RouteMatchResult } from './types.js';
+import { compileHashPolicy } from './hash-policy.js';
 
 /** How a route's path is matched, after gRPC-only routes were turned into path/prefix specs. */
 export type PathSpec =
@@ -83,6 +84,7 @@ function compileAction(r: Route, spec: PathSpec, onError: (rel: string, message:
       ...(v.prefixRewrite !== '' ? { prefixRewrite: v.prefixRewrite } : {}),
       ...(v.hostRewrite !== '' ? { hostRewrite: v.hostRewrite } : {}),
       ...(v.transcode ? { transcode: v.transcode } : {}),
+      ...(v.hashPolicy.length > 0 ? { hashPolicy: compileHashPolicy(v.hashPolicy, onError) } : {}),
     });
   }
   if (a.case === 'directResponse') {

@@ -1,4 +1,5 @@
 import type { Transcode } from '../../gen/outrigger/config/v1/route_pb.js';
+import type { HashPart } from './hash-policy.js';
 
 /**
  * The router's public types. A RouteTable is compiled once per config version
@@ -28,6 +29,8 @@ export type RouteActionCompiled =
       hostRewrite?: string;
       /** The route's transcoding config; its compiled Transcoder is ProxyState.transcoders.get(this). */
       transcode?: Transcode;
+      /** `hashPolicy[]` (only when the route has one): the request's hash for consistent-hash clusters. */
+      hashPolicy?: readonly HashPart[];
     }
   | { kind: 'direct'; status: number; body: string };
 

@@ -1,12 +1,39 @@
 import type { Cluster, ClusterLoadAssignment, Endpoint } from '../../gen/outrigger/config/v1/cluster_pb.js';
-import { Cluster_DiscoveryType, Cluster_UpstreamProtocol } from '../../gen/outrigger/config/v1/cluster_pb.js';
+import { Cluster_DiscoveryType, Cluster_UpstreamProtocol, Endpoint_HealthStatus } from '../../gen/outrigger/config/v1/cluster_pb.js';
 import { durationMs } from '../../core/duration.js';
 import { endpointKey, type EndpointAddress } from './endpoint.js';
 import { policyOf, type PolicyDeps } from './lb/policies.js';
-import type { HealthView, LbPolicy, PickInfo, Picked, Picker } from './lb/picker.js';
+import {
+  DEFAULT_HEALTHY_PANIC_THRESHOLD,
+  DEFAULT_MIN_RING_SIZE,
+  MAX_RING_SIZE,
+  type EndpointHealth,
+  type HealthView,
+  type LbPolicy,
+  type LbSettings,
+  type PickInfo,
+  type Picked,
+  type Picker,
+} from './lb/picker.js';
 import { roundRobin } from './lb/round-robin.js';
+import { systemClock } from '../../core/clock.js';
+import { systemRandom } from '../../core/random.js';
+import { DEFAULT_EWMA_DECAY_MS, DEFAULT_EWMA_RTT_MS, EndpointStatsTable, type Attempt } from './endpoint-stats.js';
 
 export type UpstreamProtocol = 'downstream' | 'h1' | 'h2';
+
+/** `Cluster.circuitBreakers` with Envoy's defaults. */
+export interface CircuitBreakerLimits {
+  readonly maxConnections: number;
+  readonly maxPendingRequests: number;
+  readonly maxRequests: number;
+  readonly maxRetries: number;
+}
+
+export const DEFAULT_CIRCUIT_BREAKERS: CircuitBreakerLimits = { maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024, maxRetries: 3 };
+
+/** The circuit-breaker limit a request would break. */
+export type OverflowLimit = 'max_requests' | 'max_connections';
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 1000;
 export const DEFAULT_MAX_IDLE_CONNECTIONS = 64;
@@ -22,6 +49,11 @@ export const DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS = 60_000;
 export class ClusterRuntime {
   private picker: Picker;
   private readonly policy: LbPolicy;
+  private healthView: HealthView | undefined = undefined;
+  private failedActive: ReadonlySet<string> = NO_KEYS;
+  private ejected: ReadonlySet<string> = NO_KEYS;
+  /** Active requests, latency and totals per endpoint key; outlives pickers. */
+  readonly stats: EndpointStatsTable;
 
   constructor(
     readonly name: string,
@@ -39,9 +71,16 @@ export class ClusterRuntime {
      */
     readonly useHostHeader = true,
     policy: LbPolicy = roundRobin,
+    readonly lb: LbSettings = defaultLbSettings({}),
+    ewma: { decayMs: number; defaultRttMs: number } = { decayMs: DEFAULT_EWMA_DECAY_MS, defaultRttMs: DEFAULT_EWMA_RTT_MS },
+    readonly limits: CircuitBreakerLimits = DEFAULT_CIRCUIT_BREAKERS,
+    /** Endpoint health as discovery reported it (`Endpoint.healthStatus`); only non-healthy ones listed. */
+    private readonly discovered: HealthView = new Map(),
   ) {
     this.policy = policy;
-    this.picker = policy.build(endpoints, undefined, this);
+    this.stats = new EndpointStatsTable(lb.clock, ewma.decayMs, ewma.defaultRttMs);
+    if (discovered.size > 0) this.healthView = discovered;
+    this.picker = policy.build(endpoints, this.healthView, this);
   }
 
   static build(c: Cluster, cla: ClusterLoadAssignment | undefined, deps: PolicyDeps = {}): ClusterRuntime {
@@ -57,6 +96,13 @@ export class ClusterRuntime {
       c.type === Cluster_DiscoveryType.ORIGINAL_DST,
       c.originalDst?.useHostHeader ?? true,
       policyOf(c, deps),
+      defaultLbSettings(deps, c),
+      {
+        decayMs: durationMs(c.peakEwma?.decay, DEFAULT_EWMA_DECAY_MS) || DEFAULT_EWMA_DECAY_MS,
+        defaultRttMs: durationMs(c.peakEwma?.defaultRtt, DEFAULT_EWMA_RTT_MS),
+      },
+      limitsOf(c),
+      discoveredHealth(source),
     );
   }
 
@@ -66,7 +112,54 @@ export class ClusterRuntime {
 
   /** Rebuilds the picker for new endpoint health (health checks, outlier ejection). */
   setHealth(health: HealthView): void {
+    this.healthView = health;
     this.picker = this.policy.build(this.endpoints, health, this);
+  }
+
+  /** Active health checks' verdict: these endpoints fail them (health/cluster-health-checker.ts). */
+  setFailedActiveHealth(keys: ReadonlySet<string>): void {
+    this.failedActive = keys;
+    this.combineHealth();
+  }
+
+  /** Outlier detection's verdict: these endpoints are ejected for now. */
+  setEjected(keys: ReadonlySet<string>): void {
+    this.ejected = keys;
+    this.combineHealth();
+  }
+
+  /** Admin label of one endpoint's health (docs/resilience.md). */
+  healthLabelOf(key: string): 'healthy' | 'failed_active_hc' | 'outlier_ejected' | 'failed_eds_health' | 'draining' {
+    const d = this.discovered.get(key);
+    if (d === 'draining') return 'draining';
+    if (this.failedActive.has(key)) return 'failed_active_hc';
+    if (this.ejected.has(key)) return 'outlier_ejected';
+    return d === 'unhealthy' ? 'failed_eds_health' : 'healthy';
+  }
+
+  /** Whether any request has used this cluster (health checks slow down to noTrafficInterval until then). */
+  get hadTraffic(): boolean {
+    return this.stats.hadTraffic;
+  }
+
+  private combineHealth(): void {
+    const view = new Map<string, EndpointHealth>();
+    for (const k of this.failedActive) view.set(k, 'unhealthy');
+    for (const k of this.ejected) view.set(k, 'unhealthy');
+    // Discovery's verdict stands whatever the checks say; DRAINING wins over everything.
+    for (const [k, h] of this.discovered) if (h === 'draining' || !view.has(k)) view.set(k, h);
+    this.setHealth(view);
+  }
+
+  /** The health the current picker was built from (undefined: all healthy). */
+  get health(): HealthView | undefined {
+    return this.healthView;
+  }
+
+  /** Counts one attempt on `endpointKey` as active until its `end` (which records latency and outcome). */
+  beginAttempt(endpointKey: string): Attempt {
+    // ORIGINAL_DST destinations are unbounded and not balanced: no counters to grow.
+    return this.originalDst ? NO_ATTEMPT : this.stats.begin(endpointKey);
   }
 
   /** The endpoint for one request or connection, or the local error saying why there is none. */
@@ -74,10 +167,58 @@ export class ClusterRuntime {
     return this.picker.pick(info);
   }
 
+  /**
+   * The circuit-breaker limit one more request would break, if any:
+   * `maxRequests` in flight to the cluster, and on HTTP/1.1 upstreams (one
+   * connection per request in flight) `maxConnections`.
+   */
+  overflow(upstreamH2: boolean): OverflowLimit | undefined {
+    const active = this.stats.activeTotal;
+    if (active >= this.limits.maxRequests) return 'max_requests';
+    if (!upstreamH2 && active >= this.limits.maxConnections) return 'max_connections';
+    return undefined;
+  }
+
   /** Whether requests that arrived over `downstream` go upstream as HTTP/2. */
   usesH2(downstreamIsH2: boolean): boolean {
     return this.protocol === 'h2' || (this.protocol === 'downstream' && downstreamIsH2);
   }
+}
+
+const NO_KEYS: ReadonlySet<string> = new Set();
+const NO_ATTEMPT: Attempt = { end: () => undefined };
+
+/** The balancing settings of a cluster (defaults where `c` is silent or absent). */
+export function defaultLbSettings(deps: PolicyDeps, c?: Cluster): LbSettings {
+  return {
+    clock: deps.clock ?? systemClock(),
+    random: deps.random ?? systemRandom(),
+    healthyPanicThreshold: c?.healthyPanicThreshold ?? DEFAULT_HEALTHY_PANIC_THRESHOLD,
+    hashBalanceFactor: c?.hashBalanceFactor ?? 0,
+    minimumRingSize: Number(c?.ringHash?.minimumRingSize ?? 0n) || DEFAULT_MIN_RING_SIZE,
+    maximumRingSize: Number(c?.ringHash?.maximumRingSize ?? 0n) || MAX_RING_SIZE,
+  };
+}
+
+function discoveredHealth(source: readonly Endpoint[]): HealthView {
+  const view = new Map<string, EndpointHealth>();
+  for (const e of source) {
+    const h = e.healthStatus === Endpoint_HealthStatus.UNHEALTHY ? 'unhealthy' : e.healthStatus === Endpoint_HealthStatus.DRAINING ? 'draining' : undefined;
+    if (h !== undefined) view.set(endpointKey(e.address?.host ?? '', e.address?.port ?? 0), h);
+  }
+  return view;
+}
+
+function limitsOf(c: Cluster): CircuitBreakerLimits {
+  const b = c.circuitBreakers;
+  const d = DEFAULT_CIRCUIT_BREAKERS;
+  if (!b) return d;
+  return {
+    maxConnections: b.maxConnections ?? d.maxConnections,
+    maxPendingRequests: b.maxPendingRequests ?? d.maxPendingRequests,
+    maxRequests: b.maxRequests ?? d.maxRequests,
+    maxRetries: b.maxRetries ?? d.maxRetries,
+  };
 }
 
 function toAddress(e: Endpoint): EndpointAddress {

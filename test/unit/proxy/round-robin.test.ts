@@ -1,10 +1,11 @@
 import { create } from '@bufbuild/protobuf';
 import { expect } from 'chai';
 import { ClusterSchema, Cluster_DiscoveryType, Cluster_LbPolicy } from '../../../src/gen/outrigger/config/v1/cluster_pb.js';
-import { ClusterRuntime } from '../../../src/proxy/upstream/cluster.js';
+import { ClusterRuntime, defaultLbSettings } from '../../../src/proxy/upstream/cluster.js';
 import { endpointKey, type EndpointAddress } from '../../../src/proxy/upstream/endpoint.js';
 import { originalDstPolicy, type OriginalDestinationResolver, type OriginalDstCluster } from '../../../src/proxy/upstream/lb/original-dst-policy.js';
-import { healthyOf, type EndpointHealth, type PickInfo, type Picked, type Picker } from '../../../src/proxy/upstream/lb/picker.js';
+import { healthyOf, type EndpointHealth, type PickInfo, type Picked, type Picker, type PickerCluster } from '../../../src/proxy/upstream/lb/picker.js';
+import { EndpointStatsTable } from '../../../src/proxy/upstream/endpoint-stats.js';
 import { policyOf } from '../../../src/proxy/upstream/lb/policies.js';
 import { roundRobin } from '../../../src/proxy/upstream/lb/round-robin.js';
 
@@ -18,7 +19,15 @@ function eps(...weights: number[]): EndpointAddress[] {
 const letter = (p: Picked): string => (p.ep ? String.fromCharCode(96 + Number(p.ep.host.split('.')[3])) : `!${p.code}`);
 const picks = (picker: { pick(info: PickInfo): Picked }, n: number): string => Array.from({ length: n }, () => letter(picker.pick({}))).join('');
 const health = (entries: [EndpointAddress, EndpointHealth][]): Map<string, EndpointHealth> => new Map(entries.map(([e, h]) => [e.key, h]));
-const CLUSTER = { name: 'c' };
+/**
+ * A cluster with panic mode off (healthyPanicThreshold 0), so "only healthy endpoints" is what these
+ * tests see; panic mode itself is tested below and in test/unit/upstream/lb-policies.test.ts.
+ */
+const clusterOf = (name: string, healthyPanicThreshold = 0): PickerCluster => {
+  const lb = { ...defaultLbSettings({}), healthyPanicThreshold };
+  return { name, lb, stats: new EndpointStatsTable(lb.clock) };
+};
+const CLUSTER = clusterOf('c');
 
 describe('LB: smooth weighted round robin', () => {
   it('weights 5, 1, 1 pick a a b a c a a, and repeat that pattern', () => {
@@ -99,12 +108,18 @@ describe('LB: endpoint health', () => {
     const p = roundRobin.build(e, health([[e[0]!, 'unhealthy'], [e[1]!, 'draining']]), CLUSTER);
     expect(p.pick({})).to.deep.equal({ code: 'no_healthy_upstream', detail: 'c' });
     expect(p.pick({})).to.deep.equal({ code: 'no_healthy_upstream', detail: 'c' });
-    expect(roundRobin.build([], undefined, { name: 'empty' }).pick({})).to.deep.equal({ code: 'no_healthy_upstream', detail: 'empty' });
+    expect(roundRobin.build([], undefined, clusterOf('empty')).pick({})).to.deep.equal({ code: 'no_healthy_upstream', detail: 'empty' });
+  });
+
+  it('panic mode (the default threshold, 50 %): with nothing healthy every non-draining endpoint is picked again', () => {
+    const e = eps(1, 1, 1);
+    const p = roundRobin.build(e, health([[e[0]!, 'unhealthy'], [e[1]!, 'unhealthy'], [e[2]!, 'draining']]), clusterOf('c', 50));
+    expect(picks(p, 4)).to.equal('abab');
   });
 
   it('ClusterRuntime.setHealth swaps in a new picker built from the new health', () => {
     const e = eps(1, 1, 1);
-    const cr = new ClusterRuntime('web', e, 'h1', 1000, 64, 60_000);
+    const cr = new ClusterRuntime('web', e, 'h1', 1000, 64, 60_000, false, true, roundRobin, { ...defaultLbSettings({}), healthyPanicThreshold: 0 });
     expect(cr.policyName).to.equal('round_robin');
     expect(picks(cr, 3)).to.equal('abc');
     cr.setHealth(health([[e[1]!, 'unhealthy']]));
@@ -170,7 +185,7 @@ describe('LB: policy resolution', () => {
 
   it('originalDstPolicy builds a picker that hands the cluster it was built for to the resolver', () => {
     const r = recordingResolver();
-    const cluster: OriginalDstCluster = { name: 'od', useHostHeader: false, idleTimeoutMs: 5 };
+    const cluster: OriginalDstCluster = { ...clusterOf('od'), useHostHeader: false, idleTimeoutMs: 5 };
     const p: Picker = originalDstPolicy(r).build([], undefined, cluster);
     p.pick({ authority: 'h' });
     expect(r.asked).to.deep.equal([{ cluster, info: { authority: 'h' } }]);

@@ -1,6 +1,9 @@
 import type { IncomingHttpHeaders } from 'node:http2';
+import type { Clock } from '../../../core/clock.js';
 import type { LocalErrorCode } from '../../../core/errors.js';
+import type { Random } from '../../../core/random.js';
 import type { EndpointAddress } from '../endpoint.js';
+import type { EndpointStatsTable } from '../endpoint-stats.js';
 import type { Destination } from '../original-dst-addon.js';
 
 /** What a request or connection offers for choosing its endpoint. */
@@ -15,6 +18,12 @@ export interface PickInfo {
   readonly headers?: IncomingHttpHeaders | undefined;
   /** The downstream peer's address (source-IP hashing). */
   readonly clientAddress?: string | undefined;
+  /**
+   * The request's consistent-hash key from its route's `hashPolicy[]`
+   * (computed once per request, only when the route has one; a 32-bit
+   * unsigned integer). Hash policies without it pick a random point.
+   */
+  readonly hash?: number | undefined;
 }
 
 export type Picked =
@@ -40,7 +49,27 @@ export type HealthView = ReadonlyMap<string, EndpointHealth>;
 /** The cluster facts a policy may need beyond its endpoints. */
 export interface PickerCluster {
   readonly name: string;
+  /** The cluster's balancing settings and injected randomness and time. */
+  readonly lb: LbSettings;
+  /** Live per-endpoint counters (active requests, latency), which outlive pickers. */
+  readonly stats: EndpointStatsTable;
 }
+
+/** A cluster's balancing settings, resolved from its config with defaults. */
+export interface LbSettings {
+  readonly random: Random;
+  readonly clock: Clock;
+  /** Percent (0..100): fewer healthy endpoints than this and every endpoint is a candidate. 0: never. */
+  readonly healthyPanicThreshold: number;
+  /** Bounded-load factor in percent (≥ 100); 0: unbounded. */
+  readonly hashBalanceFactor: number;
+  readonly minimumRingSize: number;
+  readonly maximumRingSize: number;
+}
+
+export const DEFAULT_HEALTHY_PANIC_THRESHOLD = 50;
+export const DEFAULT_MIN_RING_SIZE = 1024;
+export const MAX_RING_SIZE = 8_388_608;
 
 /** A load-balancing policy: one file each under lb/, registered in lb/policies.ts. */
 export interface LbPolicy {
@@ -52,6 +81,19 @@ export interface LbPolicy {
 export function healthyOf(endpoints: readonly EndpointAddress[], health: HealthView | undefined): readonly EndpointAddress[] {
   if (health === undefined || health.size === 0) return endpoints;
   return endpoints.filter((e) => (health.get(e.key) ?? 'healthy') === 'healthy');
+}
+
+/**
+ * The endpoints a picker balances over: the healthy ones, or, when fewer than
+ * `healthyPanicThreshold` percent of them are healthy, all of them (Envoy's
+ * panic mode: spreading over everything beats piling onto the survivors).
+ * Draining endpoints are left out even in panic.
+ */
+export function candidatesOf(endpoints: readonly EndpointAddress[], health: HealthView | undefined, lb: LbSettings): readonly EndpointAddress[] {
+  const healthy = healthyOf(endpoints, health);
+  if (healthy.length === endpoints.length || endpoints.length === 0) return healthy;
+  if (healthy.length * 100 >= lb.healthyPanicThreshold * endpoints.length || lb.healthyPanicThreshold === 0) return healthy;
+  return endpoints.filter((e) => health?.get(e.key) !== 'draining');
 }
 
 /** The picker of a cluster with nothing to pick from. */

@@ -1,12 +1,23 @@
 import { Cluster_DiscoveryType, Cluster_LbPolicy, type Cluster } from '../../../gen/outrigger/config/v1/cluster_pb.js';
 import { originalDstPolicy, type OriginalDestinationResolver } from './original-dst-policy.js';
 import type { LbPolicy } from './picker.js';
+import { leastRequest } from './least-request.js';
+import { maglev } from './maglev.js';
+import { peakEwma } from './peak-ewma.js';
+import { randomPolicy } from './random.js';
+import { ringHash } from './ring-hash.js';
 import { roundRobin } from './round-robin.js';
+import type { Clock } from '../../../core/clock.js';
+import type { Random } from '../../../core/random.js';
 
 /** What policies need from outside the cluster (the composition root provides it). */
 export interface PolicyDeps {
   /** ORIGINAL_DST clusters' shared destination state; without it they refuse every pick. */
   readonly originalDst?: OriginalDestinationResolver | undefined;
+  /** Time for latency estimates and health state; default the system clock. */
+  readonly clock?: Clock | undefined;
+  /** Randomness of the random-draw policies; default Math.random. */
+  readonly random?: Random | undefined;
 }
 
 /**
@@ -19,6 +30,16 @@ export function policyOf(c: Cluster, deps: PolicyDeps): LbPolicy {
     return originalDstPolicy(deps.originalDst ?? NO_ORIGINAL_DST);
   }
   switch (c.lbPolicy) {
+    case Cluster_LbPolicy.LEAST_REQUEST:
+      return leastRequest;
+    case Cluster_LbPolicy.RANDOM:
+      return randomPolicy;
+    case Cluster_LbPolicy.PEAK_EWMA:
+      return peakEwma;
+    case Cluster_LbPolicy.RING_HASH:
+      return ringHash;
+    case Cluster_LbPolicy.MAGLEV:
+      return maglev;
     case Cluster_LbPolicy.UNSPECIFIED:
     case Cluster_LbPolicy.ROUND_ROBIN:
     default:

@@ -1,5 +1,5 @@
 import type { EndpointAddress } from '../endpoint.js';
-import { emptyPicker, healthyOf, type HealthView, type LbPolicy, type Picked, type Picker, type PickerCluster } from './picker.js';
+import { candidatesOf, emptyPicker, type HealthView, type LbPolicy, type Picked, type Picker, type PickerCluster } from './picker.js';
 
 /**
  * `LB_POLICY_ROUND_ROBIN` (the default): endpoints in turn, in proportion to
@@ -12,7 +12,7 @@ import { emptyPicker, healthyOf, type HealthView, type LbPolicy, type Picked, ty
 export const roundRobin: LbPolicy = {
   name: 'round_robin',
   build(endpoints: readonly EndpointAddress[], health: HealthView | undefined, cluster: PickerCluster): Picker {
-    const eps = healthyOf(endpoints, health);
+    const eps = candidatesOf(endpoints, health, cluster.lb);
     if (eps.length === 0) return emptyPicker(cluster);
     const w0 = eps[0]!.weight;
     return eps.every((e) => e.weight === w0) ? new RotationPicker(eps) : new SmoothWeightedPicker(eps);

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file outrigger/config/v1/cluster.proto.
  */
 export const file_outrigger_config_v1_cluster: GenFile = /*@__PURE__*/
-  fileDesc("CiFvdXRyaWdnZXIvY29uZmlnL3YxL2NsdXN0ZXIucHJvdG8SE291dHJpZ2dlci5jb25maWcudjEiuwYKB0NsdXN0ZXISDAoEbmFtZRgBIAEoCRI4CgR0eXBlGAIgASgOMioub3V0cmlnZ2VyLmNvbmZpZy52MS5DbHVzdGVyLkRpc2NvdmVyeVR5cGUSMAoJZW5kcG9pbnRzGAMgAygLMh0ub3V0cmlnZ2VyLmNvbmZpZy52MS5FbmRwb2ludBI4CglsYl9wb2xpY3kYBCABKA4yJS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuTGJQb2xpY3kSMgoPY29ubmVjdF90aW1lb3V0GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEj8KCHByb3RvY29sGAYgASgOMi0ub3V0cmlnZ2VyLmNvbmZpZy52MS5DbHVzdGVyLlVwc3RyZWFtUHJvdG9jb2wSHAoUbWF4X2lkbGVfY29ubmVjdGlvbnMYByABKA0SLwoMaWRsZV90aW1lb3V0GAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEj4KDG9yaWdpbmFsX2RzdBgJIAEoCzIoLm91dHJpZ2dlci5jb25maWcudjEuQ2x1c3Rlci5PcmlnaW5hbERzdBo/CgtPcmlnaW5hbERzdBIcCg91c2VfaG9zdF9oZWFkZXIYASABKAhIAIgBAUISChBfdXNlX2hvc3RfaGVhZGVyIoMBCg1EaXNjb3ZlcnlUeXBlEh4KGkRJU0NPVkVSWV9UWVBFX1VOU1BFQ0lGSUVEEAASGQoVRElTQ09WRVJZX1RZUEVfU1RBVElDEAESFgoSRElTQ09WRVJZX1RZUEVfRURTEAISHwobRElTQ09WRVJZX1RZUEVfT1JJR0lOQUxfRFNUEAMiQAoITGJQb2xpY3kSGQoVTEJfUE9MSUNZX1VOU1BFQ0lGSUVEEAASGQoVTEJfUE9MSUNZX1JPVU5EX1JPQklOEAEibwoQVXBzdHJlYW1Qcm90b2NvbBIhCh1VUFNUUkVBTV9QUk9UT0NPTF9VTlNQRUNJRklFRBAAEhsKF1VQU1RSRUFNX1BST1RPQ09MX0hUVFAxEAESGwoXVVBTVFJFQU1fUFJPVE9DT0xfSFRUUDIQAiKAAQoIRW5kcG9pbnQSMwoHYWRkcmVzcxgBIAEoCzIiLm91dHJpZ2dlci5jb25maWcudjEuU29ja2V0QWRkcmVzcxIOCgZ3ZWlnaHQYAiABKA0SLwoIbG9jYWxpdHkYAyABKAsyHS5vdXRyaWdnZXIuY29uZmlnLnYxLkxvY2FsaXR5IlcKFUNsdXN0ZXJMb2FkQXNzaWdubWVudBIMCgRuYW1lGAEgASgJEjAKCWVuZHBvaW50cxgCIAMoCzIdLm91dHJpZ2dlci5jb25maWcudjEuRW5kcG9pbnRiBnByb3RvMw", [file_google_protobuf_duration, file_outrigger_config_v1_common]);
+  fileDesc("CiFvdXRyaWdnZXIvY29uZmlnL3YxL2NsdXN0ZXIucHJvdG8SE291dHJpZ2dlci5jb25maWcudjEi/xkKB0NsdXN0ZXISDAoEbmFtZRgBIAEoCRI4CgR0eXBlGAIgASgOMioub3V0cmlnZ2VyLmNvbmZpZy52MS5DbHVzdGVyLkRpc2NvdmVyeVR5cGUSMAoJZW5kcG9pbnRzGAMgAygLMh0ub3V0cmlnZ2VyLmNvbmZpZy52MS5FbmRwb2ludBI4CglsYl9wb2xpY3kYBCABKA4yJS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuTGJQb2xpY3kSMgoPY29ubmVjdF90aW1lb3V0GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEj8KCHByb3RvY29sGAYgASgOMi0ub3V0cmlnZ2VyLmNvbmZpZy52MS5DbHVzdGVyLlVwc3RyZWFtUHJvdG9jb2wSHAoUbWF4X2lkbGVfY29ubmVjdGlvbnMYByABKA0SLwoMaWRsZV90aW1lb3V0GAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEj4KDG9yaWdpbmFsX2RzdBgJIAEoCzIoLm91dHJpZ2dlci5jb25maWcudjEuQ2x1c3Rlci5PcmlnaW5hbERzdBI4CglyaW5nX2hhc2gYCiABKAsyJS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuUmluZ0hhc2gSGwoTaGFzaF9iYWxhbmNlX2ZhY3RvchgLIAEoDRI4CglwZWFrX2V3bWEYDCABKAsyJS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuUGVha0V3bWESJAoXaGVhbHRoeV9wYW5pY190aHJlc2hvbGQYDSABKA1IAIgBARI+CgxoZWFsdGhfY2hlY2sYDiABKAsyKC5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuSGVhbHRoQ2hlY2sSSAoRb3V0bGllcl9kZXRlY3Rpb24YDyABKAsyLS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuT3V0bGllckRldGVjdGlvbhJGChBjaXJjdWl0X2JyZWFrZXJzGBAgASgLMiwub3V0cmlnZ2VyLmNvbmZpZy52MS5DbHVzdGVyLkNpcmN1aXRCcmVha2Vycxo/CgtPcmlnaW5hbERzdBIcCg91c2VfaG9zdF9oZWFkZXIYASABKAhIAIgBAUISChBfdXNlX2hvc3RfaGVhZGVyGtIFCgtIZWFsdGhDaGVjaxIrCghpbnRlcnZhbBgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIqCgd0aW1lb3V0GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhsKE3VuaGVhbHRoeV90aHJlc2hvbGQYAyABKA0SGQoRaGVhbHRoeV90aHJlc2hvbGQYBCABKA0SMgoPaW50ZXJ2YWxfaml0dGVyGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjYKE25vX3RyYWZmaWNfaW50ZXJ2YWwYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SPQoEaHR0cBgHIAEoCzItLm91dHJpZ2dlci5jb25maWcudjEuQ2x1c3Rlci5IZWFsdGhDaGVjay5IdHRwSAASOwoDdGNwGAggASgLMiwub3V0cmlnZ2VyLmNvbmZpZy52MS5DbHVzdGVyLkhlYWx0aENoZWNrLlRjcEgAEj0KBGdycGMYCSABKAsyLS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuSGVhbHRoQ2hlY2suR3JwY0gAGoMBCgRIdHRwEgwKBHBhdGgYASABKAkSDAoEaG9zdBgCIAEoCRIOCgZtZXRob2QYAyABKAkSTwoRZXhwZWN0ZWRfc3RhdHVzZXMYBCADKAsyNC5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuSGVhbHRoQ2hlY2suU3RhdHVzUmFuZ2UaKQoLU3RhdHVzUmFuZ2USDQoFc3RhcnQYASABKA0SCwoDZW5kGAIgASgNGiMKA1RjcBIMCgRzZW5kGAEgASgJEg4KBmV4cGVjdBgCIAEoCRoqCgRHcnBjEg8KB3NlcnZpY2UYASABKAkSEQoJYXV0aG9yaXR5GAIgASgJQgkKB2NoZWNrZXIaywYKEE91dGxpZXJEZXRlY3Rpb24SHAoPY29uc2VjdXRpdmVfNXh4GAEgASgNSACIAQESIwobY29uc2VjdXRpdmVfZ2F0ZXdheV9mYWlsdXJlGAIgASgNEigKIGNvbnNlY3V0aXZlX2xvY2FsX29yaWdpbl9mYWlsdXJlGAMgASgNEk8KDHN1Y2Nlc3NfcmF0ZRgEIAEoCzI5Lm91dHJpZ2dlci5jb25maWcudjEuQ2x1c3Rlci5PdXRsaWVyRGV0ZWN0aW9uLlN1Y2Nlc3NSYXRlElsKEmZhaWx1cmVfcGVyY2VudGFnZRgFIAEoCzI/Lm91dHJpZ2dlci5jb25maWcudjEuQ2x1c3Rlci5PdXRsaWVyRGV0ZWN0aW9uLkZhaWx1cmVQZXJjZW50YWdlEisKCGludGVydmFsGAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjUKEmJhc2VfZWplY3Rpb25fdGltZRgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI0ChFtYXhfZWplY3Rpb25fdGltZRgIIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIhChRtYXhfZWplY3Rpb25fcGVyY2VudBgJIAEoDUgBiAEBGpcBCgtTdWNjZXNzUmF0ZRIaCg1taW5pbXVtX2hvc3RzGAEgASgNSACIAQESGwoOcmVxdWVzdF92b2x1bWUYAiABKA1IAYgBARIZCgxzdGRldl9mYWN0b3IYAyABKA1IAogBAUIQCg5fbWluaW11bV9ob3N0c0IRCg9fcmVxdWVzdF92b2x1bWVCDwoNX3N0ZGV2X2ZhY3RvchqXAQoRRmFpbHVyZVBlcmNlbnRhZ2USFgoJdGhyZXNob2xkGAEgASgNSACIAQESGgoNbWluaW11bV9ob3N0cxgCIAEoDUgBiAEBEhsKDnJlcXVlc3Rfdm9sdW1lGAMgASgNSAKIAQFCDAoKX3RocmVzaG9sZEIQCg5fbWluaW11bV9ob3N0c0IRCg9fcmVxdWVzdF92b2x1bWVCEgoQX2NvbnNlY3V0aXZlXzV4eEIXChVfbWF4X2VqZWN0aW9uX3BlcmNlbnQa1QEKD0NpcmN1aXRCcmVha2VycxIcCg9tYXhfY29ubmVjdGlvbnMYASABKA1IAIgBARIhChRtYXhfcGVuZGluZ19yZXF1ZXN0cxgCIAEoDUgBiAEBEhkKDG1heF9yZXF1ZXN0cxgDIAEoDUgCiAEBEhgKC21heF9yZXRyaWVzGAQgASgNSAOIAQFCEgoQX21heF9jb25uZWN0aW9uc0IXChVfbWF4X3BlbmRpbmdfcmVxdWVzdHNCDwoNX21heF9yZXF1ZXN0c0IOCgxfbWF4X3JldHJpZXMaQAoIUmluZ0hhc2gSGQoRbWluaW11bV9yaW5nX3NpemUYASABKAQSGQoRbWF4aW11bV9yaW5nX3NpemUYAiABKAQaZAoIUGVha0V3bWESKAoFZGVjYXkYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLgoLZGVmYXVsdF9ydHQYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24igwEKDURpc2NvdmVyeVR5cGUSHgoaRElTQ09WRVJZX1RZUEVfVU5TUEVDSUZJRUQQABIZChVESVNDT1ZFUllfVFlQRV9TVEFUSUMQARIWChJESVNDT1ZFUllfVFlQRV9FRFMQAhIfChtESVNDT1ZFUllfVFlQRV9PUklHSU5BTF9EU1QQAyK7AQoITGJQb2xpY3kSGQoVTEJfUE9MSUNZX1VOU1BFQ0lGSUVEEAASGQoVTEJfUE9MSUNZX1JPVU5EX1JPQklOEAESGwoXTEJfUE9MSUNZX0xFQVNUX1JFUVVFU1QQAhIUChBMQl9QT0xJQ1lfUkFORE9NEAMSFwoTTEJfUE9MSUNZX1BFQUtfRVdNQRAEEhcKE0xCX1BPTElDWV9SSU5HX0hBU0gQBRIUChBMQl9QT0xJQ1lfTUFHTEVWEAYibwoQVXBzdHJlYW1Qcm90b2NvbBIhCh1VUFNUUkVBTV9QUk9UT0NPTF9VTlNQRUNJRklFRBAAEhsKF1VQU1RSRUFNX1BST1RPQ09MX0hUVFAxEAESGwoXVVBTVFJFQU1fUFJPVE9DT0xfSFRUUDIQAkIaChhfaGVhbHRoeV9wYW5pY190aHJlc2hvbGQixwIKCEVuZHBvaW50EjMKB2FkZHJlc3MYASABKAsyIi5vdXRyaWdnZXIuY29uZmlnLnYxLlNvY2tldEFkZHJlc3MSDgoGd2VpZ2h0GAIgASgNEi8KCGxvY2FsaXR5GAMgASgLMh0ub3V0cmlnZ2VyLmNvbmZpZy52MS5Mb2NhbGl0eRJBCg1oZWFsdGhfc3RhdHVzGAQgASgOMioub3V0cmlnZ2VyLmNvbmZpZy52MS5FbmRwb2ludC5IZWFsdGhTdGF0dXMigQEKDEhlYWx0aFN0YXR1cxIdChlIRUFMVEhfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGQoVSEVBTFRIX1NUQVRVU19IRUFMVEhZEAESGwoXSEVBTFRIX1NUQVRVU19VTkhFQUxUSFkQAhIaChZIRUFMVEhfU1RBVFVTX0RSQUlOSU5HEAMiVwoVQ2x1c3RlckxvYWRBc3NpZ25tZW50EgwKBG5hbWUYASABKAkSMAoJZW5kcG9pbnRzGAIgAygLMh0ub3V0cmlnZ2VyLmNvbmZpZy52MS5FbmRwb2ludGIGcHJvdG8z", [file_google_protobuf_duration, file_outrigger_config_v1_common]);
 
 /**
  * A set of interchangeable upstream endpoints and how to talk to them.
@@ -81,6 +81,63 @@ export type Cluster = Message<"outrigger.config.v1.Cluster"> & {
    * @generated from field: outrigger.config.v1.Cluster.OriginalDst original_dst = 9;
    */
   originalDst?: Cluster_OriginalDst | undefined;
+
+  /**
+   * LB_POLICY_RING_HASH: the ring's size bounds.
+   *
+   * @generated from field: outrigger.config.v1.Cluster.RingHash ring_hash = 10;
+   */
+  ringHash?: Cluster_RingHash | undefined;
+
+  /**
+   * LB_POLICY_RING_HASH and LB_POLICY_MAGLEV: consistent hashing with bounded
+   * loads. An endpoint takes a request only while its active requests stay
+   * under this percentage of the mean (weighted); otherwise the next one on
+   * the ring / table does. 0 (unset): unbounded. Otherwise at least 100.
+   *
+   * @generated from field: uint32 hash_balance_factor = 11;
+   */
+  hashBalanceFactor: number;
+
+  /**
+   * LB_POLICY_PEAK_EWMA: how the latency estimate decays.
+   *
+   * @generated from field: outrigger.config.v1.Cluster.PeakEwma peak_ewma = 12;
+   */
+  peakEwma?: Cluster_PeakEwma | undefined;
+
+  /**
+   * Percent of healthy endpoints under which the cluster balances over all of
+   * its endpoints (panic) rather than overload the few healthy ones. Default
+   * 50; 0 disables panic (only healthy endpoints, none: no_healthy_upstream).
+   *
+   * @generated from field: optional uint32 healthy_panic_threshold = 13;
+   */
+  healthyPanicThreshold?: number | undefined;
+
+  /**
+   * Active health checking of the endpoints (docs/resilience.md).
+   *
+   * @generated from field: outrigger.config.v1.Cluster.HealthCheck health_check = 14;
+   */
+  healthCheck?: Cluster_HealthCheck | undefined;
+
+  /**
+   * Passive outlier detection: endpoints that fail real requests are ejected
+   * for a while (docs/resilience.md). Off unless set.
+   *
+   * @generated from field: outrigger.config.v1.Cluster.OutlierDetection outlier_detection = 15;
+   */
+  outlierDetection?: Cluster_OutlierDetection | undefined;
+
+  /**
+   * Limits on what this cluster may have in flight; over a limit a request
+   * is refused at once (flag UO) rather than queued onto a struggling
+   * upstream (docs/resilience.md).
+   *
+   * @generated from field: outrigger.config.v1.Cluster.CircuitBreakers circuit_breakers = 16;
+   */
+  circuitBreakers?: Cluster_CircuitBreakers | undefined;
 };
 
 /**
@@ -118,6 +175,448 @@ export type Cluster_OriginalDst = Message<"outrigger.config.v1.Cluster.OriginalD
  */
 export const Cluster_OriginalDstSchema: GenMessage<Cluster_OriginalDst> = /*@__PURE__*/
   messageDesc(file_outrigger_config_v1_cluster, 0, 0);
+
+/**
+ * Probes each endpoint on its own connection; results take endpoints out of
+ * and back into rotation.
+ *
+ * @generated from message outrigger.config.v1.Cluster.HealthCheck
+ */
+export type Cluster_HealthCheck = Message<"outrigger.config.v1.Cluster.HealthCheck"> & {
+  /**
+   * Between checks of one endpoint. Default 5s.
+   *
+   * @generated from field: google.protobuf.Duration interval = 1;
+   */
+  interval?: Duration | undefined;
+
+  /**
+   * A check that has not passed by then fails. Default 1s.
+   *
+   * @generated from field: google.protobuf.Duration timeout = 2;
+   */
+  timeout?: Duration | undefined;
+
+  /**
+   * Consecutive failures that take a healthy endpoint out. Default 3.
+   *
+   * @generated from field: uint32 unhealthy_threshold = 3;
+   */
+  unhealthyThreshold: number;
+
+  /**
+   * Consecutive passes that bring an unhealthy endpoint back. Default 2.
+   *
+   * @generated from field: uint32 healthy_threshold = 4;
+   */
+  healthyThreshold: number;
+
+  /**
+   * Up to this much random time is added to each interval. Default 0.
+   *
+   * @generated from field: google.protobuf.Duration interval_jitter = 5;
+   */
+  intervalJitter?: Duration | undefined;
+
+  /**
+   * The interval while the cluster has never had a request. Default 60s.
+   *
+   * @generated from field: google.protobuf.Duration no_traffic_interval = 6;
+   */
+  noTrafficInterval?: Duration | undefined;
+
+  /**
+   * @generated from oneof outrigger.config.v1.Cluster.HealthCheck.checker
+   */
+  checker: {
+    /**
+     * @generated from field: outrigger.config.v1.Cluster.HealthCheck.Http http = 7;
+     */
+    value: Cluster_HealthCheck_Http;
+    case: "http";
+  } | {
+    /**
+     * @generated from field: outrigger.config.v1.Cluster.HealthCheck.Tcp tcp = 8;
+     */
+    value: Cluster_HealthCheck_Tcp;
+    case: "tcp";
+  } | {
+    /**
+     * @generated from field: outrigger.config.v1.Cluster.HealthCheck.Grpc grpc = 9;
+     */
+    value: Cluster_HealthCheck_Grpc;
+    case: "grpc";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message outrigger.config.v1.Cluster.HealthCheck.
+ * Use `create(Cluster_HealthCheckSchema)` to create a new message.
+ */
+export const Cluster_HealthCheckSchema: GenMessage<Cluster_HealthCheck> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_cluster, 0, 1);
+
+/**
+ * An HTTP/1.1 request; passes on an expected status.
+ *
+ * @generated from message outrigger.config.v1.Cluster.HealthCheck.Http
+ */
+export type Cluster_HealthCheck_Http = Message<"outrigger.config.v1.Cluster.HealthCheck.Http"> & {
+  /**
+   * Default "/".
+   *
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * Host header. Default: the endpoint's host:port.
+   *
+   * @generated from field: string host = 2;
+   */
+  host: string;
+
+  /**
+   * Default GET.
+   *
+   * @generated from field: string method = 3;
+   */
+  method: string;
+
+  /**
+   * Passing statuses, each [start, end). Default [200, 400).
+   *
+   * @generated from field: repeated outrigger.config.v1.Cluster.HealthCheck.StatusRange expected_statuses = 4;
+   */
+  expectedStatuses: Cluster_HealthCheck_StatusRange[];
+};
+
+/**
+ * Describes the message outrigger.config.v1.Cluster.HealthCheck.Http.
+ * Use `create(Cluster_HealthCheck_HttpSchema)` to create a new message.
+ */
+export const Cluster_HealthCheck_HttpSchema: GenMessage<Cluster_HealthCheck_Http> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_cluster, 0, 1, 0);
+
+/**
+ * @generated from message outrigger.config.v1.Cluster.HealthCheck.StatusRange
+ */
+export type Cluster_HealthCheck_StatusRange = Message<"outrigger.config.v1.Cluster.HealthCheck.StatusRange"> & {
+  /**
+   * @generated from field: uint32 start = 1;
+   */
+  start: number;
+
+  /**
+   * @generated from field: uint32 end = 2;
+   */
+  end: number;
+};
+
+/**
+ * Describes the message outrigger.config.v1.Cluster.HealthCheck.StatusRange.
+ * Use `create(Cluster_HealthCheck_StatusRangeSchema)` to create a new message.
+ */
+export const Cluster_HealthCheck_StatusRangeSchema: GenMessage<Cluster_HealthCheck_StatusRange> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_cluster, 0, 1, 1);
+
+/**
+ * A TCP connect; with `send`, those bytes are written, and with
+ * `expect`, the check passes once those bytes were received.
+ *
+ * @generated from message outrigger.config.v1.Cluster.HealthCheck.Tcp
+ */
+export type Cluster_HealthCheck_Tcp = Message<"outrigger.config.v1.Cluster.HealthCheck.Tcp"> & {
+  /**
+   * Hex, e.g. "50494e470a".
+   *
+   * @generated from field: string send = 1;
+   */
+  send: string;
+
+  /**
+   * @generated from field: string expect = 2;
+   */
+  expect: string;
+};
+
+/**
+ * Describes the message outrigger.config.v1.Cluster.HealthCheck.Tcp.
+ * Use `create(Cluster_HealthCheck_TcpSchema)` to create a new message.
+ */
+export const Cluster_HealthCheck_TcpSchema: GenMessage<Cluster_HealthCheck_Tcp> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_cluster, 0, 1, 2);
+
+/**
+ * grpc.health.v1.Health/Check over HTTP/2; passes on SERVING only.
+ *
+ * @generated from message outrigger.config.v1.Cluster.HealthCheck.Grpc
+ */
+export type Cluster_HealthCheck_Grpc = Message<"outrigger.config.v1.Cluster.HealthCheck.Grpc"> & {
+  /**
+   * The service asked about; empty: the server as a whole.
+   *
+   * @generated from field: string service = 1;
+   */
+  service: string;
+
+  /**
+   * :authority. Default: the endpoint's host:port.
+   *
+   * @generated from field: string authority = 2;
+   */
+  authority: string;
+};
+
+/**
+ * Describes the message outrigger.config.v1.Cluster.HealthCheck.Grpc.
+ * Use `create(Cluster_HealthCheck_GrpcSchema)` to create a new message.
+ */
+export const Cluster_HealthCheck_GrpcSchema: GenMessage<Cluster_HealthCheck_Grpc> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_cluster, 0, 1, 3);
+
+/**
+ * @generated from message outrigger.config.v1.Cluster.OutlierDetection
+ */
+export type Cluster_OutlierDetection = Message<"outrigger.config.v1.Cluster.OutlierDetection"> & {
+  /**
+   * Consecutive 5xx answers (local upstream failures and gRPC UNKNOWN,
+   * INTERNAL, UNAVAILABLE, DEADLINE_EXCEEDED, DATA_LOSS included) that
+   * eject. Default 5; 0 disables.
+   *
+   * @generated from field: optional uint32 consecutive_5xx = 1;
+   */
+  consecutive5xx?: number | undefined;
+
+  /**
+   * Consecutive gateway failures (502, 503, 504, connect failures, resets,
+   * upstream timeouts; gRPC UNAVAILABLE) that eject. 0 (default) disables.
+   *
+   * @generated from field: uint32 consecutive_gateway_failure = 2;
+   */
+  consecutiveGatewayFailure: number;
+
+  /**
+   * Consecutive failures originating here (connect failure, reset,
+   * timeout) that eject. 0 (default) disables.
+   *
+   * @generated from field: uint32 consecutive_local_origin_failure = 3;
+   */
+  consecutiveLocalOriginFailure: number;
+
+  /**
+   * Statistical ejection on success rate, evaluated every interval.
+   *
+   * @generated from field: outrigger.config.v1.Cluster.OutlierDetection.SuccessRate success_rate = 4;
+   */
+  successRate?: Cluster_OutlierDetection_SuccessRate | undefined;
+
+  /**
+   * Ejection on failure percentage, evaluated every interval.
+   *
+   * @generated from field: outrigger.config.v1.Cluster.OutlierDetection.FailurePercentage failure_percentage = 5;
+   */
+  failurePercentage?: Cluster_OutlierDetection_FailurePercentage | undefined;
+
+  /**
+   * How often success rate and failure percentage are evaluated. Default 10s.
+   *
+   * @generated from field: google.protobuf.Duration interval = 6;
+   */
+  interval?: Duration | undefined;
+
+  /**
+   * An ejection lasts this times the number of times the endpoint was
+   * ejected. Default 30s.
+   *
+   * @generated from field: google.protobuf.Duration base_ejection_time = 7;
+   */
+  baseEjectionTime?: Duration | undefined;
+
+  /**
+   * Upper bound of one ejection. Default 300s (never below base_ejection_time).
+   *
+   * @generated from field: google.protobuf.Duration max_ejection_time = 8;
+   */
+  maxEjectionTime?: Duration | undefined;
+
+  /**
+   * No new ejection while this percentage of the endpoints is ejected.
+   * Default 10 (so at least one endpoint can be ejected).
+   *
+   * @generated from field: optional uint32 max_ejection_percent = 9;
+   */
+  maxEjectionPercent?: number | undefined;
+};
+
+/**
+ * Describes the message outrigger.config.v1.Cluster.OutlierDetection.
+ * Use `create(Cluster_OutlierDetectionSchema)` to create a new message.
+ */
+export const Cluster_OutlierDetectionSchema: GenMessage<Cluster_OutlierDetection> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_cluster, 0, 2);
+
+/**
+ * @generated from message outrigger.config.v1.Cluster.OutlierDetection.SuccessRate
+ */
+export type Cluster_OutlierDetection_SuccessRate = Message<"outrigger.config.v1.Cluster.OutlierDetection.SuccessRate"> & {
+  /**
+   * Endpoints with enough requests needed for the evaluation. Default 5.
+   *
+   * @generated from field: optional uint32 minimum_hosts = 1;
+   */
+  minimumHosts?: number | undefined;
+
+  /**
+   * Requests in the interval an endpoint needs to be evaluated. Default 100.
+   *
+   * @generated from field: optional uint32 request_volume = 2;
+   */
+  requestVolume?: number | undefined;
+
+  /**
+   * Ejected below mean - stdev_factor/1000 × stdev. Default 1900.
+   *
+   * @generated from field: optional uint32 stdev_factor = 3;
+   */
+  stdevFactor?: number | undefined;
+};
+
+/**
+ * Describes the message outrigger.config.v1.Cluster.OutlierDetection.SuccessRate.
+ * Use `create(Cluster_OutlierDetection_SuccessRateSchema)` to create a new message.
+ */
+export const Cluster_OutlierDetection_SuccessRateSchema: GenMessage<Cluster_OutlierDetection_SuccessRate> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_cluster, 0, 2, 0);
+
+/**
+ * @generated from message outrigger.config.v1.Cluster.OutlierDetection.FailurePercentage
+ */
+export type Cluster_OutlierDetection_FailurePercentage = Message<"outrigger.config.v1.Cluster.OutlierDetection.FailurePercentage"> & {
+  /**
+   * Ejected at or above this failure percentage. Default 85.
+   *
+   * @generated from field: optional uint32 threshold = 1;
+   */
+  threshold?: number | undefined;
+
+  /**
+   * Default 5.
+   *
+   * @generated from field: optional uint32 minimum_hosts = 2;
+   */
+  minimumHosts?: number | undefined;
+
+  /**
+   * Default 50.
+   *
+   * @generated from field: optional uint32 request_volume = 3;
+   */
+  requestVolume?: number | undefined;
+};
+
+/**
+ * Describes the message outrigger.config.v1.Cluster.OutlierDetection.FailurePercentage.
+ * Use `create(Cluster_OutlierDetection_FailurePercentageSchema)` to create a new message.
+ */
+export const Cluster_OutlierDetection_FailurePercentageSchema: GenMessage<Cluster_OutlierDetection_FailurePercentage> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_cluster, 0, 2, 1);
+
+/**
+ * @generated from message outrigger.config.v1.Cluster.CircuitBreakers
+ */
+export type Cluster_CircuitBreakers = Message<"outrigger.config.v1.Cluster.CircuitBreakers"> & {
+  /**
+   * Upstream connections. Default 1024. Enforced on HTTP/1.1 upstreams,
+   * where each request in flight holds one connection; HTTP/2 upstreams
+   * use one multiplexed session per endpoint.
+   *
+   * @generated from field: optional uint32 max_connections = 1;
+   */
+  maxConnections?: number | undefined;
+
+  /**
+   * Requests waiting for a connection. Default 1024. Not yet enforced (the
+   * connection pools do not queue).
+   *
+   * @generated from field: optional uint32 max_pending_requests = 2;
+   */
+  maxPendingRequests?: number | undefined;
+
+  /**
+   * Requests in flight to the cluster. Default 1024.
+   *
+   * @generated from field: optional uint32 max_requests = 3;
+   */
+  maxRequests?: number | undefined;
+
+  /**
+   * Retries in flight. Default 3. For retry policies (not yet built).
+   *
+   * @generated from field: optional uint32 max_retries = 4;
+   */
+  maxRetries?: number | undefined;
+};
+
+/**
+ * Describes the message outrigger.config.v1.Cluster.CircuitBreakers.
+ * Use `create(Cluster_CircuitBreakersSchema)` to create a new message.
+ */
+export const Cluster_CircuitBreakersSchema: GenMessage<Cluster_CircuitBreakers> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_cluster, 0, 3);
+
+/**
+ * @generated from message outrigger.config.v1.Cluster.RingHash
+ */
+export type Cluster_RingHash = Message<"outrigger.config.v1.Cluster.RingHash"> & {
+  /**
+   * Fewest points on the ring. Default 1024.
+   *
+   * @generated from field: uint64 minimum_ring_size = 1;
+   */
+  minimumRingSize: bigint;
+
+  /**
+   * Most points on the ring. Default 8388608 (8M), the bound.
+   *
+   * @generated from field: uint64 maximum_ring_size = 2;
+   */
+  maximumRingSize: bigint;
+};
+
+/**
+ * Describes the message outrigger.config.v1.Cluster.RingHash.
+ * Use `create(Cluster_RingHashSchema)` to create a new message.
+ */
+export const Cluster_RingHashSchema: GenMessage<Cluster_RingHash> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_cluster, 0, 4);
+
+/**
+ * @generated from message outrigger.config.v1.Cluster.PeakEwma
+ */
+export type Cluster_PeakEwma = Message<"outrigger.config.v1.Cluster.PeakEwma"> & {
+  /**
+   * Time constant of the moving average: a sample this old weighs 1/e.
+   * Default 10s (Linkerd's).
+   *
+   * @generated from field: google.protobuf.Duration decay = 1;
+   */
+  decay?: Duration | undefined;
+
+  /**
+   * Estimate of an endpoint with no sample yet. Default 30ms.
+   *
+   * @generated from field: google.protobuf.Duration default_rtt = 2;
+   */
+  defaultRtt?: Duration | undefined;
+};
+
+/**
+ * Describes the message outrigger.config.v1.Cluster.PeakEwma.
+ * Use `create(Cluster_PeakEwmaSchema)` to create a new message.
+ */
+export const Cluster_PeakEwmaSchema: GenMessage<Cluster_PeakEwma> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_cluster, 0, 5);
 
 /**
  * @generated from enum outrigger.config.v1.Cluster.DiscoveryType
@@ -166,9 +665,48 @@ export enum Cluster_LbPolicy {
   UNSPECIFIED = 0,
 
   /**
+   * Smooth weighted round robin (the default).
+   *
    * @generated from enum value: LB_POLICY_ROUND_ROBIN = 1;
    */
   ROUND_ROBIN = 1,
+
+  /**
+   * Power of two choices on active requests per unit of weight ("least
+   * connections" in the seed's vocabulary: the same policy).
+   *
+   * @generated from enum value: LB_POLICY_LEAST_REQUEST = 2;
+   */
+  LEAST_REQUEST = 2,
+
+  /**
+   * Weighted random.
+   *
+   * @generated from enum value: LB_POLICY_RANDOM = 3;
+   */
+  RANDOM = 3,
+
+  /**
+   * Linkerd's latency-aware balancer: power of two choices on the peak-EWMA
+   * round-trip time times (active requests + 1).
+   *
+   * @generated from enum value: LB_POLICY_PEAK_EWMA = 4;
+   */
+  PEAK_EWMA = 4,
+
+  /**
+   * Ketama-style consistent-hash ring over the route's hash policy.
+   *
+   * @generated from enum value: LB_POLICY_RING_HASH = 5;
+   */
+  RING_HASH = 5,
+
+  /**
+   * Maglev consistent hashing (lookup table of 65537 entries).
+   *
+   * @generated from enum value: LB_POLICY_MAGLEV = 6;
+   */
+  MAGLEV = 6,
 }
 
 /**
@@ -225,6 +763,15 @@ export type Endpoint = Message<"outrigger.config.v1.Endpoint"> & {
    * @generated from field: outrigger.config.v1.Locality locality = 3;
    */
   locality?: Locality | undefined;
+
+  /**
+   * Health as discovery reports it (EDS); respected alongside health checks.
+   * UNHEALTHY endpoints are out of rotation; DRAINING ones get no new
+   * requests, not even in panic.
+   *
+   * @generated from field: outrigger.config.v1.Endpoint.HealthStatus health_status = 4;
+   */
+  healthStatus: Endpoint_HealthStatus;
 };
 
 /**
@@ -233,6 +780,37 @@ export type Endpoint = Message<"outrigger.config.v1.Endpoint"> & {
  */
 export const EndpointSchema: GenMessage<Endpoint> = /*@__PURE__*/
   messageDesc(file_outrigger_config_v1_cluster, 1);
+
+/**
+ * @generated from enum outrigger.config.v1.Endpoint.HealthStatus
+ */
+export enum Endpoint_HealthStatus {
+  /**
+   * @generated from enum value: HEALTH_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: HEALTH_STATUS_HEALTHY = 1;
+   */
+  HEALTHY = 1,
+
+  /**
+   * @generated from enum value: HEALTH_STATUS_UNHEALTHY = 2;
+   */
+  UNHEALTHY = 2,
+
+  /**
+   * @generated from enum value: HEALTH_STATUS_DRAINING = 3;
+   */
+  DRAINING = 3,
+}
+
+/**
+ * Describes the enum outrigger.config.v1.Endpoint.HealthStatus.
+ */
+export const Endpoint_HealthStatusSchema: GenEnum<Endpoint_HealthStatus> = /*@__PURE__*/
+  enumDesc(file_outrigger_config_v1_cluster, 1, 0);
 
 /**
  * The endpoints of an EDS cluster; its name is the cluster's name.

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file outrigger/config/v1/route.proto.
  */
 export const file_outrigger_config_v1_route: GenFile = /*@__PURE__*/
-  fileDesc("Ch9vdXRyaWdnZXIvY29uZmlnL3YxL3JvdXRlLnByb3RvEhNvdXRyaWdnZXIuY29uZmlnLnYxIlsKElJvdXRlQ29uZmlndXJhdGlvbhIMCgRuYW1lGAEgASgJEjcKDXZpcnR1YWxfaG9zdHMYAiADKAsyIC5vdXRyaWdnZXIuY29uZmlnLnYxLlZpcnR1YWxIb3N0IlgKC1ZpcnR1YWxIb3N0EgwKBG5hbWUYASABKAkSDwoHZG9tYWlucxgCIAMoCRIqCgZyb3V0ZXMYAyADKAsyGi5vdXRyaWdnZXIuY29uZmlnLnYxLlJvdXRlIsIBCgVSb3V0ZRIMCgRuYW1lGAEgASgJEi4KBW1hdGNoGAIgASgLMh8ub3V0cmlnZ2VyLmNvbmZpZy52MS5Sb3V0ZU1hdGNoEjEKBXJvdXRlGAMgASgLMiAub3V0cmlnZ2VyLmNvbmZpZy52MS5Sb3V0ZUFjdGlvbkgAEj4KD2RpcmVjdF9yZXNwb25zZRgEIAEoCzIjLm91dHJpZ2dlci5jb25maWcudjEuRGlyZWN0UmVzcG9uc2VIAEIICgZhY3Rpb24i2QEKClJvdXRlTWF0Y2gSEAoGcHJlZml4GAEgASgJSAASDgoEcGF0aBgCIAEoCUgAEhIKCHRlbXBsYXRlGAMgASgJSAASDwoFcmVnZXgYBCABKAlIABIPCgdtZXRob2RzGAUgAygJEjMKB2hlYWRlcnMYBiADKAsyIi5vdXRyaWdnZXIuY29uZmlnLnYxLkhlYWRlck1hdGNoZXISLAoEZ3JwYxgHIAEoCzIeLm91dHJpZ2dlci5jb25maWcudjEuR3JwY01hdGNoQhAKDnBhdGhfc3BlY2lmaWVyIn0KDUhlYWRlck1hdGNoZXISDAoEbmFtZRgBIAEoCRIPCgVleGFjdBgCIAEoCUgAEhAKBnByZWZpeBgDIAEoCUgAEg8KBXJlZ2V4GAQgASgJSAASEQoHcHJlc2VudBgFIAEoCEgAEg4KBmludmVydBgGIAEoCEIHCgVtYXRjaCIsCglHcnBjTWF0Y2gSDwoHc2VydmljZRgBIAEoCRIOCgZtZXRob2QYAiABKAkiqwEKC1JvdXRlQWN0aW9uEg8KB2NsdXN0ZXIYASABKAkSKgoHdGltZW91dBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIWCg5wcmVmaXhfcmV3cml0ZRgDIAEoCRIUCgxob3N0X3Jld3JpdGUYBCABKAkSMQoJdHJhbnNjb2RlGAUgASgLMh4ub3V0cmlnZ2VyLmNvbmZpZy52MS5UcmFuc2NvZGUigwUKCVRyYW5zY29kZRIZCg9kZXNjcmlwdG9yX2ZpbGUYASABKAlIABIYCg5kZXNjcmlwdG9yX2JpbhgCIAEoDEgAEj4KCnJlZmxlY3Rpb24YDiABKAsyKC5vdXRyaWdnZXIuY29uZmlnLnYxLlRyYW5zY29kZVJlZmxlY3Rpb25IABIQCghzZXJ2aWNlcxgDIAMoCRI5CgVwcmludBgEIAEoCzIqLm91dHJpZ2dlci5jb25maWcudjEuVHJhbnNjb2RlUHJpbnRPcHRpb25zEjgKBXJlbGF4GAUgASgLMikub3V0cmlnZ2VyLmNvbmZpZy52MS5UcmFuc2NvZGVSZWxheGF0aW9ucxIeChZtYXhfcmVxdWVzdF9ib2R5X2J5dGVzGAYgASgEEh8KF21heF9yZXNwb25zZV9ib2R5X2J5dGVzGAcgASgEEkAKFWRlZmF1bHRfc3RyZWFtX2Zvcm1hdBgIIAEoDjIhLm91dHJpZ2dlci5jb25maWcudjEuU3RyZWFtRm9ybWF0EjwKDXBhdGhfdW5lc2NhcGUYCSABKA4yJS5vdXRyaWdnZXIuY29uZmlnLnYxLlBhdGhVbmVzY2FwZU1vZGUSFwoPZm9yd2FyZF9oZWFkZXJzGAogAygJEhcKD2FsbG93ZWRfb3JpZ2lucxgLIAMoCRI6Cgl3ZWJzb2NrZXQYDCABKAsyJy5vdXRyaWdnZXIuY29uZmlnLnYxLlRyYW5zY29kZVdlYlNvY2tldBI2CgdvcGVuYXBpGA0gASgLMiUub3V0cmlnZ2VyLmNvbmZpZy52MS5UcmFuc2NvZGVPcGVuQXBpQhMKEWRlc2NyaXB0b3Jfc291cmNlIjIKEFRyYW5zY29kZU9wZW5BcGkSDAoEcGF0aBgBIAEoCRIQCghkaXNhYmxlZBgCIAEoCCJcChNUcmFuc2NvZGVSZWZsZWN0aW9uEjMKEHJlZnJlc2hfaW50ZXJ2YWwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEAoIc2VydmljZXMYAiADKAkidwoSVHJhbnNjb2RlV2ViU29ja2V0EjAKDXBpbmdfaW50ZXJ2YWwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFAoMdG9rZW5fY29va2llGAIgASgJEhkKEW1heF9tZXNzYWdlX2J5dGVzGAMgASgEImoKFVRyYW5zY29kZVByaW50T3B0aW9ucxIVCg1lbWl0X2RlZmF1bHRzGAEgASgIEhMKC3Byb3RvX25hbWVzGAIgASgIEhUKDWVudW1zX2FzX2ludHMYAyABKAgSDgoGaW5kZW50GAQgASgNIoYBChRUcmFuc2NvZGVSZWxheGF0aW9ucxInCh9pZ25vcmVfdW5rbm93bl9xdWVyeV9wYXJhbWV0ZXJzGAEgASgIEiIKGmlnbm9yZV91bmtub3duX2pzb25fZmllbGRzGAIgASgIEiEKGWFsbG93X3BhdGhfYm9keV9jb25mbGljdHMYAyABKAgiLgoORGlyZWN0UmVzcG9uc2USDgoGc3RhdHVzGAEgASgNEgwKBGJvZHkYAiABKAkqfAoMU3RyZWFtRm9ybWF0Eh0KGVNUUkVBTV9GT1JNQVRfVU5TUEVDSUZJRUQQABIcChhTVFJFQU1fRk9STUFUX0pTT05fQVJSQVkQARIYChRTVFJFQU1fRk9STUFUX05ESlNPThACEhUKEVNUUkVBTV9GT1JNQVRfU1NFEAMqpwEKEFBhdGhVbmVzY2FwZU1vZGUSIgoeUEFUSF9VTkVTQ0FQRV9NT0RFX1VOU1BFQ0lGSUVEEAASKgomUEFUSF9VTkVTQ0FQRV9NT0RFX0FMTF9FWENFUFRfUkVTRVJWRUQQARInCiNQQVRIX1VORVNDQVBFX01PREVfQUxMX0VYQ0VQVF9TTEFTSBACEhoKFlBBVEhfVU5FU0NBUEVfTU9ERV9BTEwQA2IGcHJvdG8z", [file_google_protobuf_duration]);
+  fileDesc("Ch9vdXRyaWdnZXIvY29uZmlnL3YxL3JvdXRlLnByb3RvEhNvdXRyaWdnZXIuY29uZmlnLnYxIlsKElJvdXRlQ29uZmlndXJhdGlvbhIMCgRuYW1lGAEgASgJEjcKDXZpcnR1YWxfaG9zdHMYAiADKAsyIC5vdXRyaWdnZXIuY29uZmlnLnYxLlZpcnR1YWxIb3N0IlgKC1ZpcnR1YWxIb3N0EgwKBG5hbWUYASABKAkSDwoHZG9tYWlucxgCIAMoCRIqCgZyb3V0ZXMYAyADKAsyGi5vdXRyaWdnZXIuY29uZmlnLnYxLlJvdXRlIsIBCgVSb3V0ZRIMCgRuYW1lGAEgASgJEi4KBW1hdGNoGAIgASgLMh8ub3V0cmlnZ2VyLmNvbmZpZy52MS5Sb3V0ZU1hdGNoEjEKBXJvdXRlGAMgASgLMiAub3V0cmlnZ2VyLmNvbmZpZy52MS5Sb3V0ZUFjdGlvbkgAEj4KD2RpcmVjdF9yZXNwb25zZRgEIAEoCzIjLm91dHJpZ2dlci5jb25maWcudjEuRGlyZWN0UmVzcG9uc2VIAEIICgZhY3Rpb24i2QEKClJvdXRlTWF0Y2gSEAoGcHJlZml4GAEgASgJSAASDgoEcGF0aBgCIAEoCUgAEhIKCHRlbXBsYXRlGAMgASgJSAASDwoFcmVnZXgYBCABKAlIABIPCgdtZXRob2RzGAUgAygJEjMKB2hlYWRlcnMYBiADKAsyIi5vdXRyaWdnZXIuY29uZmlnLnYxLkhlYWRlck1hdGNoZXISLAoEZ3JwYxgHIAEoCzIeLm91dHJpZ2dlci5jb25maWcudjEuR3JwY01hdGNoQhAKDnBhdGhfc3BlY2lmaWVyIn0KDUhlYWRlck1hdGNoZXISDAoEbmFtZRgBIAEoCRIPCgVleGFjdBgCIAEoCUgAEhAKBnByZWZpeBgDIAEoCUgAEg8KBXJlZ2V4GAQgASgJSAASEQoHcHJlc2VudBgFIAEoCEgAEg4KBmludmVydBgGIAEoCEIHCgVtYXRjaCIsCglHcnBjTWF0Y2gSDwoHc2VydmljZRgBIAEoCRIOCgZtZXRob2QYAiABKAki4QEKC1JvdXRlQWN0aW9uEg8KB2NsdXN0ZXIYASABKAkSKgoHdGltZW91dBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIWCg5wcmVmaXhfcmV3cml0ZRgDIAEoCRIUCgxob3N0X3Jld3JpdGUYBCABKAkSMQoJdHJhbnNjb2RlGAUgASgLMh4ub3V0cmlnZ2VyLmNvbmZpZy52MS5UcmFuc2NvZGUSNAoLaGFzaF9wb2xpY3kYBiADKAsyHy5vdXRyaWdnZXIuY29uZmlnLnYxLkhhc2hQb2xpY3kiwgMKCkhhc2hQb2xpY3kSOAoGaGVhZGVyGAEgASgLMiYub3V0cmlnZ2VyLmNvbmZpZy52MS5IYXNoUG9saWN5LkhlYWRlckgAEjgKBmNvb2tpZRgCIAEoCzImLm91dHJpZ2dlci5jb25maWcudjEuSGFzaFBvbGljeS5Db29raWVIABI9Cglzb3VyY2VfaXAYAyABKAsyKC5vdXRyaWdnZXIuY29uZmlnLnYxLkhhc2hQb2xpY3kuU291cmNlSXBIABJJCg9xdWVyeV9wYXJhbWV0ZXIYBCABKAsyLi5vdXRyaWdnZXIuY29uZmlnLnYxLkhhc2hQb2xpY3kuUXVlcnlQYXJhbWV0ZXJIABIQCgh0ZXJtaW5hbBgFIAEoCBoWCgZIZWFkZXISDAoEbmFtZRgBIAEoCRpMCgZDb29raWUSDAoEbmFtZRgBIAEoCRImCgN0dGwYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDAoEcGF0aBgDIAEoCRoKCghTb3VyY2VJcBoeCg5RdWVyeVBhcmFtZXRlchIMCgRuYW1lGAEgASgJQhIKEHBvbGljeV9zcGVjaWZpZXIigwUKCVRyYW5zY29kZRIZCg9kZXNjcmlwdG9yX2ZpbGUYASABKAlIABIYCg5kZXNjcmlwdG9yX2JpbhgCIAEoDEgAEj4KCnJlZmxlY3Rpb24YDiABKAsyKC5vdXRyaWdnZXIuY29uZmlnLnYxLlRyYW5zY29kZVJlZmxlY3Rpb25IABIQCghzZXJ2aWNlcxgDIAMoCRI5CgVwcmludBgEIAEoCzIqLm91dHJpZ2dlci5jb25maWcudjEuVHJhbnNjb2RlUHJpbnRPcHRpb25zEjgKBXJlbGF4GAUgASgLMikub3V0cmlnZ2VyLmNvbmZpZy52MS5UcmFuc2NvZGVSZWxheGF0aW9ucxIeChZtYXhfcmVxdWVzdF9ib2R5X2J5dGVzGAYgASgEEh8KF21heF9yZXNwb25zZV9ib2R5X2J5dGVzGAcgASgEEkAKFWRlZmF1bHRfc3RyZWFtX2Zvcm1hdBgIIAEoDjIhLm91dHJpZ2dlci5jb25maWcudjEuU3RyZWFtRm9ybWF0EjwKDXBhdGhfdW5lc2NhcGUYCSABKA4yJS5vdXRyaWdnZXIuY29uZmlnLnYxLlBhdGhVbmVzY2FwZU1vZGUSFwoPZm9yd2FyZF9oZWFkZXJzGAogAygJEhcKD2FsbG93ZWRfb3JpZ2lucxgLIAMoCRI6Cgl3ZWJzb2NrZXQYDCABKAsyJy5vdXRyaWdnZXIuY29uZmlnLnYxLlRyYW5zY29kZVdlYlNvY2tldBI2CgdvcGVuYXBpGA0gASgLMiUub3V0cmlnZ2VyLmNvbmZpZy52MS5UcmFuc2NvZGVPcGVuQXBpQhMKEWRlc2NyaXB0b3Jfc291cmNlIjIKEFRyYW5zY29kZU9wZW5BcGkSDAoEcGF0aBgBIAEoCRIQCghkaXNhYmxlZBgCIAEoCCJcChNUcmFuc2NvZGVSZWZsZWN0aW9uEjMKEHJlZnJlc2hfaW50ZXJ2YWwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEAoIc2VydmljZXMYAiADKAkidwoSVHJhbnNjb2RlV2ViU29ja2V0EjAKDXBpbmdfaW50ZXJ2YWwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFAoMdG9rZW5fY29va2llGAIgASgJEhkKEW1heF9tZXNzYWdlX2J5dGVzGAMgASgEImoKFVRyYW5zY29kZVByaW50T3B0aW9ucxIVCg1lbWl0X2RlZmF1bHRzGAEgASgIEhMKC3Byb3RvX25hbWVzGAIgASgIEhUKDWVudW1zX2FzX2ludHMYAyABKAgSDgoGaW5kZW50GAQgASgNIoYBChRUcmFuc2NvZGVSZWxheGF0aW9ucxInCh9pZ25vcmVfdW5rbm93bl9xdWVyeV9wYXJhbWV0ZXJzGAEgASgIEiIKGmlnbm9yZV91bmtub3duX2pzb25fZmllbGRzGAIgASgIEiEKGWFsbG93X3BhdGhfYm9keV9jb25mbGljdHMYAyABKAgiLgoORGlyZWN0UmVzcG9uc2USDgoGc3RhdHVzGAEgASgNEgwKBGJvZHkYAiABKAkqfAoMU3RyZWFtRm9ybWF0Eh0KGVNUUkVBTV9GT1JNQVRfVU5TUEVDSUZJRUQQABIcChhTVFJFQU1fRk9STUFUX0pTT05fQVJSQVkQARIYChRTVFJFQU1fRk9STUFUX05ESlNPThACEhUKEVNUUkVBTV9GT1JNQVRfU1NFEAMqpwEKEFBhdGhVbmVzY2FwZU1vZGUSIgoeUEFUSF9VTkVTQ0FQRV9NT0RFX1VOU1BFQ0lGSUVEEAASKgomUEFUSF9VTkVTQ0FQRV9NT0RFX0FMTF9FWENFUFRfUkVTRVJWRUQQARInCiNQQVRIX1VORVNDQVBFX01PREVfQUxMX0VYQ0VQVF9TTEFTSBACEhoKFlBBVEhfVU5FU0NBUEVfTU9ERV9BTEwQA2IGcHJvdG8z", [file_google_protobuf_duration]);
 
 /**
  * A routing table: virtual hosts chosen by :authority, then the first matching
@@ -292,6 +292,16 @@ export type RouteAction = Message<"outrigger.config.v1.RouteAction"> & {
    * @generated from field: outrigger.config.v1.Transcode transcode = 5;
    */
   transcode?: Transcode | undefined;
+
+  /**
+   * Where the request hash of LB_POLICY_RING_HASH / LB_POLICY_MAGLEV clusters
+   * comes from. Policies are tried in order and their hashes combined; a
+   * `terminal` policy that yields a hash stops the list. No hash: a random
+   * point on the ring.
+   *
+   * @generated from field: repeated outrigger.config.v1.HashPolicy hash_policy = 6;
+   */
+  hashPolicy: HashPolicy[];
 };
 
 /**
@@ -300,6 +310,140 @@ export type RouteAction = Message<"outrigger.config.v1.RouteAction"> & {
  */
 export const RouteActionSchema: GenMessage<RouteAction> = /*@__PURE__*/
   messageDesc(file_outrigger_config_v1_route, 6);
+
+/**
+ * One source of a request's consistent-hash key.
+ *
+ * @generated from message outrigger.config.v1.HashPolicy
+ */
+export type HashPolicy = Message<"outrigger.config.v1.HashPolicy"> & {
+  /**
+   * @generated from oneof outrigger.config.v1.HashPolicy.policy_specifier
+   */
+  policySpecifier: {
+    /**
+     * @generated from field: outrigger.config.v1.HashPolicy.Header header = 1;
+     */
+    value: HashPolicy_Header;
+    case: "header";
+  } | {
+    /**
+     * @generated from field: outrigger.config.v1.HashPolicy.Cookie cookie = 2;
+     */
+    value: HashPolicy_Cookie;
+    case: "cookie";
+  } | {
+    /**
+     * @generated from field: outrigger.config.v1.HashPolicy.SourceIp source_ip = 3;
+     */
+    value: HashPolicy_SourceIp;
+    case: "sourceIp";
+  } | {
+    /**
+     * @generated from field: outrigger.config.v1.HashPolicy.QueryParameter query_parameter = 4;
+     */
+    value: HashPolicy_QueryParameter;
+    case: "queryParameter";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * When this policy yields a hash, later policies are skipped.
+   *
+   * @generated from field: bool terminal = 5;
+   */
+  terminal: boolean;
+};
+
+/**
+ * Describes the message outrigger.config.v1.HashPolicy.
+ * Use `create(HashPolicySchema)` to create a new message.
+ */
+export const HashPolicySchema: GenMessage<HashPolicy> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_route, 7);
+
+/**
+ * @generated from message outrigger.config.v1.HashPolicy.Header
+ */
+export type HashPolicy_Header = Message<"outrigger.config.v1.HashPolicy.Header"> & {
+  /**
+   * Header name (any case).
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message outrigger.config.v1.HashPolicy.Header.
+ * Use `create(HashPolicy_HeaderSchema)` to create a new message.
+ */
+export const HashPolicy_HeaderSchema: GenMessage<HashPolicy_Header> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_route, 7, 0);
+
+/**
+ * @generated from message outrigger.config.v1.HashPolicy.Cookie
+ */
+export type HashPolicy_Cookie = Message<"outrigger.config.v1.HashPolicy.Cookie"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * When set, a request without the cookie gets one (Set-Cookie with this
+   * Max-Age) so the client sticks to its endpoint. Not yet implemented: the
+   * cookie is hashed when present.
+   *
+   * @generated from field: google.protobuf.Duration ttl = 2;
+   */
+  ttl?: Duration | undefined;
+
+  /**
+   * Path attribute of a generated cookie.
+   *
+   * @generated from field: string path = 3;
+   */
+  path: string;
+};
+
+/**
+ * Describes the message outrigger.config.v1.HashPolicy.Cookie.
+ * Use `create(HashPolicy_CookieSchema)` to create a new message.
+ */
+export const HashPolicy_CookieSchema: GenMessage<HashPolicy_Cookie> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_route, 7, 1);
+
+/**
+ * The downstream peer address.
+ *
+ * @generated from message outrigger.config.v1.HashPolicy.SourceIp
+ */
+export type HashPolicy_SourceIp = Message<"outrigger.config.v1.HashPolicy.SourceIp"> & {
+};
+
+/**
+ * Describes the message outrigger.config.v1.HashPolicy.SourceIp.
+ * Use `create(HashPolicy_SourceIpSchema)` to create a new message.
+ */
+export const HashPolicy_SourceIpSchema: GenMessage<HashPolicy_SourceIp> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_route, 7, 2);
+
+/**
+ * @generated from message outrigger.config.v1.HashPolicy.QueryParameter
+ */
+export type HashPolicy_QueryParameter = Message<"outrigger.config.v1.HashPolicy.QueryParameter"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message outrigger.config.v1.HashPolicy.QueryParameter.
+ * Use `create(HashPolicy_QueryParameterSchema)` to create a new message.
+ */
+export const HashPolicy_QueryParameterSchema: GenMessage<HashPolicy_QueryParameter> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_route, 7, 3);
 
 /**
  * REST/JSON → gRPC transcoding for one route (docs/transcoding.md).
@@ -427,7 +571,7 @@ export type Transcode = Message<"outrigger.config.v1.Transcode"> & {
  * Use `create(TranscodeSchema)` to create a new message.
  */
 export const TranscodeSchema: GenMessage<Transcode> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 7);
+  messageDesc(file_outrigger_config_v1_route, 8);
 
 /**
  * @generated from message outrigger.config.v1.TranscodeOpenApi
@@ -453,7 +597,7 @@ export type TranscodeOpenApi = Message<"outrigger.config.v1.TranscodeOpenApi"> &
  * Use `create(TranscodeOpenApiSchema)` to create a new message.
  */
 export const TranscodeOpenApiSchema: GenMessage<TranscodeOpenApi> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 8);
+  messageDesc(file_outrigger_config_v1_route, 9);
 
 /**
  * @generated from message outrigger.config.v1.TranscodeReflection
@@ -480,7 +624,7 @@ export type TranscodeReflection = Message<"outrigger.config.v1.TranscodeReflecti
  * Use `create(TranscodeReflectionSchema)` to create a new message.
  */
 export const TranscodeReflectionSchema: GenMessage<TranscodeReflection> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 9);
+  messageDesc(file_outrigger_config_v1_route, 10);
 
 /**
  * @generated from message outrigger.config.v1.TranscodeWebSocket
@@ -516,7 +660,7 @@ export type TranscodeWebSocket = Message<"outrigger.config.v1.TranscodeWebSocket
  * Use `create(TranscodeWebSocketSchema)` to create a new message.
  */
 export const TranscodeWebSocketSchema: GenMessage<TranscodeWebSocket> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 10);
+  messageDesc(file_outrigger_config_v1_route, 11);
 
 /**
  * @generated from message outrigger.config.v1.TranscodePrintOptions
@@ -556,7 +700,7 @@ export type TranscodePrintOptions = Message<"outrigger.config.v1.TranscodePrintO
  * Use `create(TranscodePrintOptionsSchema)` to create a new message.
  */
 export const TranscodePrintOptionsSchema: GenMessage<TranscodePrintOptions> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 11);
+  messageDesc(file_outrigger_config_v1_route, 12);
 
 /**
  * Each rule of the default strict mode can be relaxed.
@@ -592,7 +736,7 @@ export type TranscodeRelaxations = Message<"outrigger.config.v1.TranscodeRelaxat
  * Use `create(TranscodeRelaxationsSchema)` to create a new message.
  */
 export const TranscodeRelaxationsSchema: GenMessage<TranscodeRelaxations> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 12);
+  messageDesc(file_outrigger_config_v1_route, 13);
 
 /**
  * @generated from message outrigger.config.v1.DirectResponse
@@ -614,7 +758,7 @@ export type DirectResponse = Message<"outrigger.config.v1.DirectResponse"> & {
  * Use `create(DirectResponseSchema)` to create a new message.
  */
 export const DirectResponseSchema: GenMessage<DirectResponse> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 13);
+  messageDesc(file_outrigger_config_v1_route, 14);
 
 /**
  * @generated from enum outrigger.config.v1.StreamFormat

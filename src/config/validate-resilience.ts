@@ -1,0 +1,85 @@
+import type { Cluster, Cluster_HealthCheck, Cluster_OutlierDetection } from '../gen/outrigger/config/v1/cluster_pb.js';
+import type { HashPolicy } from '../gen/outrigger/config/v1/route_pb.js';
+import { checkNonNegative, type Report } from './report.js';
+
+/** The ring-size bound (Envoy's). */
+const MAX_RING_SIZE = 8_388_608n;
+
+/** Balancing settings of a Cluster (docs/config.md, docs/resilience.md). */
+export function checkClusterBalancing(c: Cluster, report: Report): void {
+  if (c.hashBalanceFactor !== 0 && c.hashBalanceFactor < 100) {
+    report('spec.hashBalanceFactor', `must be at least 100 (percent of the mean load), or 0 for unbounded; got ${c.hashBalanceFactor}`);
+  }
+  checkPercent(c.healthyPanicThreshold, 'spec.healthyPanicThreshold', report);
+  const r = c.ringHash;
+  if (r) {
+    if (r.maximumRingSize > MAX_RING_SIZE) report('spec.ringHash.maximumRingSize', `at most ${MAX_RING_SIZE}, got ${r.maximumRingSize}`);
+    if (r.minimumRingSize > MAX_RING_SIZE) report('spec.ringHash.minimumRingSize', `at most ${MAX_RING_SIZE}, got ${r.minimumRingSize}`);
+    if (r.maximumRingSize !== 0n && r.minimumRingSize > r.maximumRingSize) {
+      report('spec.ringHash.minimumRingSize', `must not exceed maximumRingSize (${r.maximumRingSize})`);
+    }
+  }
+  checkNonNegative(c.peakEwma?.decay, 'spec.peakEwma.decay', report);
+  checkNonNegative(c.peakEwma?.defaultRtt, 'spec.peakEwma.defaultRtt', report);
+  if (c.healthCheck) checkHealthCheck(c.healthCheck, report);
+  if (c.outlierDetection) checkOutlierDetection(c.outlierDetection, report);
+}
+
+function checkPercent(v: number | undefined, path: string, report: Report): void {
+  if (v !== undefined && v > 100) report(path, `a percentage: 0..100, got ${v}`);
+}
+
+function checkOutlierDetection(o: Cluster_OutlierDetection, report: Report): void {
+  const p = 'spec.outlierDetection';
+  for (const f of ['interval', 'baseEjectionTime', 'maxEjectionTime'] as const) checkNonNegative(o[f], `${p}.${f}`, report);
+  checkPercent(o.maxEjectionPercent, `${p}.maxEjectionPercent`, report);
+  checkPercent(o.failurePercentage?.threshold, `${p}.failurePercentage.threshold`, report);
+}
+
+const HEX = /^(?:[0-9a-fA-F]{2})*$/;
+
+function checkHealthCheck(hc: Cluster_HealthCheck, report: Report): void {
+  const p = 'spec.healthCheck';
+  for (const f of ['interval', 'timeout', 'intervalJitter', 'noTrafficInterval'] as const) checkNonNegative(hc[f], `${p}.${f}`, report);
+  const c = hc.checker;
+  switch (c.case) {
+    case 'http':
+      if (c.value.path !== '' && !c.value.path.startsWith('/')) report(`${p}.http.path`, `must start with "/", got "${c.value.path}"`);
+      c.value.expectedStatuses.forEach((r, i) => {
+        if (r.start < 100 || r.end > 600 || r.start >= r.end) {
+          report(`${p}.http.expectedStatuses[${i}]`, `a [start, end) range within 100..600 with start < end, got [${r.start}, ${r.end})`);
+        }
+      });
+      break;
+    case 'tcp':
+      if (!HEX.test(c.value.send)) report(`${p}.tcp.send`, 'hex bytes, e.g. "50494e47"');
+      if (!HEX.test(c.value.expect)) report(`${p}.tcp.expect`, 'hex bytes, e.g. "504f4e47"');
+      break;
+    case 'grpc':
+      break;
+    default:
+      report(p, 'set one of http, tcp, grpc');
+  }
+}
+
+/** A route's `hashPolicy[]`; `at` is the route action's path. */
+export function checkHashPolicies(list: readonly HashPolicy[], at: string, report: Report): void {
+  list.forEach((p, i) => {
+    const pp = `${at}.hashPolicy[${i}]`;
+    const s = p.policySpecifier;
+    switch (s.case) {
+      case 'header':
+      case 'queryParameter':
+        if (s.value.name === '') report(`${pp}.${s.case}.name`, 'required');
+        break;
+      case 'cookie':
+        if (s.value.name === '') report(`${pp}.cookie.name`, 'required');
+        checkNonNegative(s.value.ttl, `${pp}.cookie.ttl`, report);
+        break;
+      case 'sourceIp':
+        break;
+      default:
+        report(pp, 'set one of header, cookie, sourceIp, queryParameter');
+    }
+  });
+}

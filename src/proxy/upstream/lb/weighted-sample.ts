@@ -1,0 +1,42 @@
+import type { Random } from '../../../core/random.js';
+import type { EndpointAddress } from '../endpoint.js';
+
+/**
+ * Draws endpoint indices in proportion to their weights: one random number
+ * and a binary search over cumulative weights; equal weights draw directly.
+ */
+export class WeightedSample {
+  private readonly cumulative: Float64Array | undefined;
+  private readonly total: number;
+
+  constructor(
+    eps: readonly EndpointAddress[],
+    private readonly random: Random,
+  ) {
+    const w0 = eps[0]?.weight ?? 1;
+    if (eps.every((e) => e.weight === w0)) {
+      this.cumulative = undefined;
+      this.total = eps.length;
+      return;
+    }
+    const c = new Float64Array(eps.length);
+    let sum = 0;
+    eps.forEach((e, i) => (c[i] = sum += e.weight));
+    this.cumulative = c;
+    this.total = sum;
+  }
+
+  next(): number {
+    const c = this.cumulative;
+    if (c === undefined) return this.random.int(this.total);
+    const x = this.random.next() * this.total;
+    let lo = 0;
+    let hi = c.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (c[mid]! > x) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  }
+}

@@ -1,0 +1,83 @@
+import { expect } from 'chai';
+import { editBase, errorsOf, snapshotOf, type Obj } from './helpers.js';
+
+const routesOf = (spec: Obj): Obj[] => (spec.virtualHosts as Obj[])[0]!.routes as Obj[];
+
+describe('config validation: upstream resilience fields', () => {
+  it('accepts every balancing field in range', () => {
+    const docs = editBase((find) => {
+      Object.assign(find('Cluster', 'books'), {
+        lbPolicy: 'LB_POLICY_RING_HASH',
+        hashBalanceFactor: 125,
+        healthyPanicThreshold: 0,
+        ringHash: { minimumRingSize: '2048', maximumRingSize: '65536' },
+        peakEwma: { decay: '5s', defaultRtt: '0.01s' },
+      });
+      (routesOf(find('RouteConfiguration', 'main'))[0]!.route as Obj).hashPolicy = [
+        { header: { name: 'x-user' }, terminal: true },
+        { cookie: { name: 'sid', ttl: '3600s', path: '/' } },
+        { sourceIp: {} },
+        { queryParameter: { name: 'id' } },
+      ];
+    });
+    expect(errorsOf(docs)).to.deep.equal([]);
+    expect(snapshotOf(docs).clusters.get('books')!.hashBalanceFactor).to.equal(125);
+  });
+
+  it('reports out-of-range balancing fields with their paths', () => {
+    const docs = editBase((find) => {
+      Object.assign(find('Cluster', 'books'), {
+        hashBalanceFactor: 99,
+        healthyPanicThreshold: 101,
+        ringHash: { minimumRingSize: '4096', maximumRingSize: '1024' },
+        peakEwma: { decay: '-1s' },
+      });
+    });
+    expect(errorsOf(docs)).to.deep.equal([
+      'Cluster/books: spec.hashBalanceFactor: must be at least 100 (percent of the mean load), or 0 for unbounded; got 99',
+      'Cluster/books: spec.healthyPanicThreshold: a percentage: 0..100, got 101',
+      'Cluster/books: spec.ringHash.minimumRingSize: must not exceed maximumRingSize (1024)',
+      'Cluster/books: spec.peakEwma.decay: must not be negative',
+    ]);
+    const big = editBase((find) => Object.assign(find('Cluster', 'books'), { ringHash: { maximumRingSize: '8388609' } }));
+    expect(errorsOf(big)).to.deep.equal(['Cluster/books: spec.ringHash.maximumRingSize: at most 8388608, got 8388609']);
+  });
+
+  it('checks healthCheck: one checker, ranges, hex payloads, durations', () => {
+    const ok = editBase((find) => Object.assign(find('Cluster', 'books'), { healthCheck: { interval: '2s', grpc: { service: 'x' } } }));
+    expect(errorsOf(ok)).to.deep.equal([]);
+    const bad = (hc: Obj): string[] => errorsOf(editBase((find) => Object.assign(find('Cluster', 'books'), { healthCheck: hc })));
+    expect(bad({ interval: '1s' })).to.deep.equal(['Cluster/books: spec.healthCheck: set one of http, tcp, grpc']);
+    expect(bad({ timeout: '-1s', http: { path: 'healthz', expectedStatuses: [{ start: 200, end: 200 }] } })).to.deep.equal([
+      'Cluster/books: spec.healthCheck.timeout: must not be negative',
+      'Cluster/books: spec.healthCheck.http.path: must start with "/", got "healthz"',
+      'Cluster/books: spec.healthCheck.http.expectedStatuses[0]: a [start, end) range within 100..600 with start < end, got [200, 200)',
+    ]);
+    expect(bad({ tcp: { send: 'xyz', expect: 'abc' } })).to.deep.equal([
+      'Cluster/books: spec.healthCheck.tcp.send: hex bytes, e.g. "50494e47"',
+      'Cluster/books: spec.healthCheck.tcp.expect: hex bytes, e.g. "504f4e47"',
+    ]);
+  });
+
+  it('checks outlierDetection percentages and durations', () => {
+    const bad = editBase((find) =>
+      Object.assign(find('Cluster', 'books'), { outlierDetection: { baseEjectionTime: '-1s', maxEjectionPercent: 101, failurePercentage: { threshold: 200 } } }),
+    );
+    expect(errorsOf(bad)).to.deep.equal([
+      'Cluster/books: spec.outlierDetection.baseEjectionTime: must not be negative',
+      'Cluster/books: spec.outlierDetection.maxEjectionPercent: a percentage: 0..100, got 101',
+      'Cluster/books: spec.outlierDetection.failurePercentage.threshold: a percentage: 0..100, got 200',
+    ]);
+  });
+
+  it('reports hash policies without a name or a specifier', () => {
+    const docs = editBase((find) => {
+      (routesOf(find('RouteConfiguration', 'main'))[2]!.route as Obj).hashPolicy = [{ header: { name: '' } }, { terminal: true }, { cookie: { name: '' } }];
+    });
+    expect(errorsOf(docs)).to.deep.equal([
+      'RouteConfiguration/main: spec.virtualHosts[0].routes[2].route.hashPolicy[0].header.name: required',
+      'RouteConfiguration/main: spec.virtualHosts[0].routes[2].route.hashPolicy[1]: set one of header, cookie, sourceIp, queryParameter',
+      'RouteConfiguration/main: spec.virtualHosts[0].routes[2].route.hashPolicy[2].cookie.name: required',
+    ]);
+  });
+});
