@@ -9,6 +9,8 @@ import { collector, startTestSidecar, type TestSidecar } from '../../support/sid
 import { BOOKSTORE_DESCRIPTOR, baseUrl, grpcCluster, hosts, requestJson, transcodeHost } from '../../support/transcode-harness.js';
 import { signingKey, startJwksServer, type JwksServer, type SigningKey } from '../../support/filter-harness.js';
 import type http from 'node:http';
+import WebSocket from 'ws';
+import { request } from 'undici';
 
 const ISS = 'https://issuer.test';
 const AUD = 'bookstore';
@@ -38,7 +40,7 @@ describe('filters: jwtAuthn', function () {
     jwks = await startJwksServer([rs.publicJwk, es.publicJwk]);
     store = await startBookstore();
     echo = await startH1Echo('echo');
-    const vh = transcodeHost('store', ['*'], 'store', { descriptorBin: BOOKSTORE_DESCRIPTOR });
+    const vh = transcodeHost('store', ['*'], 'store', { descriptorBin: BOOKSTORE_DESCRIPTOR, websocket: {} });
     const h1Host = { name: 'h1', domains: ['h1.test'], routes: [{ name: 'h1', match: { prefix: '/' }, route: { cluster: 'echo' } }] };
     const openHost = {
       name: 'open',
@@ -154,6 +156,32 @@ describe('filters: jwtAuthn', function () {
         expect(e.details).to.not.include(t);
       });
     }
+    it('in the caller\'s dialect: Connect unary and streaming, gRPC-Web, a refused WebSocket bridge upgrade', async () => {
+      const SVC = '/outrigger.examples.bookstore.v1.BookstoreService';
+      const t = await rs.sign(claims({ exp: now() - 3600 }));
+      const cu = await requestJson(`${baseUrl(sc)}${SVC}/ListShelves`, { method: 'POST', headers: { ...bearer(t), 'content-type': 'application/json' }, body: '{}' });
+      expect(cu.status).to.equal(401);
+      expect(cu.json).to.deep.equal({ code: 'unauthenticated', message: 'unauthenticated: Jwt verification fails: expired' });
+      expect(cu.headers['www-authenticate']).to.equal('Bearer error="invalid_token"');
+      const cs = await request(`${baseUrl(sc)}${SVC}/ListShelves`, { method: 'POST', headers: { ...bearer(t), 'content-type': 'application/connect+json' }, body: Buffer.from([0, 0, 0, 0, 2, 0x7b, 0x7d]) });
+      const frame = Buffer.from(await cs.body.arrayBuffer());
+      expect(cs.statusCode).to.equal(200);
+      expect(frame[0]).to.equal(0x02);
+      expect(JSON.parse(frame.subarray(5).toString()).error.code).to.equal('unauthenticated');
+      const gw = await request(`${baseUrl(sc)}${SVC}/ListShelves`, { method: 'POST', headers: { ...bearer(t), 'content-type': 'application/grpc-web+proto' }, body: Buffer.alloc(5) });
+      expect(gw.statusCode).to.equal(200);
+      expect(gw.headers['grpc-status']).to.equal('16');
+      expect(gw.headers['content-type']).to.equal('application/grpc-web+proto');
+      expect((await gw.body.arrayBuffer()).byteLength).to.equal(0);
+      const ws = new WebSocket(`${baseUrl(sc, 'ws')}${SVC}/ListShelves`, ['grpc-ws+json'], { headers: bearer(t) });
+      const refused = await new Promise<http.IncomingMessage>((res, rej) => {
+        ws.once('unexpected-response', (_req, r) => res(r));
+        ws.once('open', () => rej(new Error('upgraded')));
+      });
+      expect(refused.statusCode).to.equal(401);
+      expect(refused.headers['www-authenticate']).to.equal('Bearer error="invalid_token"');
+      refused.destroy();
+    });
     it('a missing token: 401 with a bare Bearer challenge', async () => {
       const r = await h1({});
       expect(r.status).to.equal(401);
