@@ -125,7 +125,8 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     originalDst: new OriginalDestinations({ clock, logger, h1, h2, addon: opts.originalDstAddon ?? originalDstAddon() }),
     lifecycle,
   };
-  const filters = opts.filters ?? builtinFilters({ clock, registry, auditLog: opts.auditLog });
+  const builtin = opts.filters ? undefined : builtinFilters({ clock, registry, auditLog: opts.auditLog });
+  const filters = opts.filters ?? builtin!;
   const listeners = new ListenerManager(ctx, opts.drainTimeoutMs, { filters: filters.registry, filterConfig: filters.config });
   const store = new ConfigStore();
   if (!opts.configPath && !opts.controlPlane) throw new Error('a config path or a control plane is required');
@@ -232,6 +233,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       await status?.close();
       accessLog.flush();
       opts.auditLog?.flush();
+      builtin?.close();
       logger.info('drained; exiting');
       resolveClosed();
     })();

@@ -6,6 +6,8 @@ import type { CompiledRoute } from '../router/types.js';
 import { AuditLog } from './audit/audit-log.js';
 import { FilterRegistry, type FilterConfigSource, type FilterEntry, type FilterOverride } from './filter-chain.js';
 import { jwtAuthnFactory } from './jwt-authn/jwt-authn-filter.js';
+import { apiKeysFactory } from './api-keys/api-keys-filter.js';
+import { localRateLimitFactory } from './rate-limit/local-rate-limit-filter.js';
 import type { JwksFetcher } from './jwt-authn/remote-jwks.js';
 
 export interface BuiltinFilterDeps {
@@ -21,10 +23,16 @@ export interface BuiltinFilterDeps {
  * the config source reading listeners' `httpFilters` and the overrides of
  * virtual hosts and routes (docs/filters.md).
  */
-export function builtinFilters(deps: BuiltinFilterDeps): { registry: FilterRegistry; config: FilterConfigSource } {
+export function builtinFilters(deps: BuiltinFilterDeps): { registry: FilterRegistry; config: FilterConfigSource; close(): void } {
   const audit = new AuditLog(deps.auditLog, deps.registry);
-  const registry = new FilterRegistry([jwtAuthnFactory({ clock: deps.clock, audit, ...(deps.jwksFetcher ? { fetcher: deps.jwksFetcher } : {}) })]);
-  return { registry, config: CONFIG_FILTER_SOURCE };
+  const apiKeys = apiKeysFactory({ audit });
+  const registry = new FilterRegistry([
+    jwtAuthnFactory({ clock: deps.clock, audit, ...(deps.jwksFetcher ? { fetcher: deps.jwksFetcher } : {}) }),
+    apiKeys,
+    localRateLimitFactory({ clock: deps.clock, audit }),
+  ]);
+  // close(): stops watching key files (sidecar shutdown).
+  return { registry, config: CONFIG_FILTER_SOURCE, close: () => apiKeys.close() };
 }
 
 /**

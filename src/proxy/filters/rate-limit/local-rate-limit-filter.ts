@@ -1,0 +1,92 @@
+import { LRUCache } from 'lru-cache';
+import type { Clock } from '../../../core/clock.js';
+import { durationMs } from '../../../core/duration.js';
+import type { LocalRateLimit, RateLimit } from '../../../gen/outrigger/filters/local_rate_limit/v1/local_rate_limit_pb.js';
+import type { AuditLog } from '../audit/audit-log.js';
+import type { FilterFactory, HttpFilter } from '../filter.js';
+import { fixedWindow, slidingWindow, tokenBucket, type Algorithm } from './algorithms.js';
+import { compileKey, type KeyOf } from './limit-key.js';
+import { rateLimited } from './rate-limited.js';
+
+const DEFAULT_MAX_KEYS = 10_000;
+
+export interface LocalRateLimitDeps {
+  readonly clock: Clock;
+  readonly audit: AuditLog;
+}
+
+interface CompiledLimit {
+  readonly name: string;
+  readonly kind: string;
+  readonly keyOf: KeyOf;
+  readonly algo: Algorithm<object>;
+  /** Per key value, least recently used forgotten first: memory stays bounded whatever clients send. */
+  readonly states: LRUCache<string, object>;
+}
+
+/**
+ * Per-sidecar limits with no I/O: each request takes one unit from every
+ * limit that applies to it; the first limit without quota refuses it (429).
+ * Counters live in the compiled filter, so a new config version starts them
+ * afresh (docs/filters.md).
+ */
+export function localRateLimitFactory(deps: LocalRateLimitDeps): FilterFactory<LocalRateLimit> {
+  return {
+    name: 'localRateLimit',
+    compile(config, name) {
+      const max = config.maxKeys || DEFAULT_MAX_KEYS;
+      const limits = config.limits.map((l, i) => compileLimit(l, `limits[${i}]`, max));
+      if (limits.length === 0) throw new Error('limits: at least one limit is required');
+      return localRateLimitFilter(name, limits, deps);
+    },
+  };
+}
+
+function compileLimit(l: RateLimit, at: string, maxKeys: number): CompiledLimit {
+  const { keyOf, kind } = compileKey(l.key, `${at}.key`);
+  return { name: l.name || at, kind, keyOf, algo: compileAlgorithm(l, at) as Algorithm<object>, states: new LRUCache({ max: maxKeys }) };
+}
+
+export function compileAlgorithm(l: RateLimit, at: string): Algorithm<unknown> {
+  const a = l.algorithm;
+  const positive = (v: number, path: string): number => {
+    if (!(v > 0)) throw new Error(`${at}.${path}: must be greater than 0`);
+    return v;
+  };
+  switch (a.case) {
+    case 'tokenBucket':
+      return tokenBucket(
+        positive(a.value.maxTokens, 'tokenBucket.maxTokens'),
+        a.value.tokensPerFill || 1,
+        positive(durationMs(a.value.fillInterval, 0), 'tokenBucket.fillInterval'),
+      ) as Algorithm<unknown>;
+    case 'fixedWindow':
+      return fixedWindow(positive(a.value.requests, 'fixedWindow.requests'), positive(durationMs(a.value.window, 0), 'fixedWindow.window')) as Algorithm<unknown>;
+    case 'slidingWindow':
+      return slidingWindow(positive(a.value.requests, 'slidingWindow.requests'), positive(durationMs(a.value.window, 0), 'slidingWindow.window')) as Algorithm<unknown>;
+    default:
+      throw new Error(`${at}: set one of tokenBucket, fixedWindow, slidingWindow`);
+  }
+}
+
+function localRateLimitFilter(name: string, limits: readonly CompiledLimit[], deps: LocalRateLimitDeps): HttpFilter {
+  const { clock, audit } = deps;
+  return {
+    name,
+    onRequestHeaders(ds) {
+      const now = clock.monotonicMs();
+      for (const l of limits) {
+        const key = l.keyOf(ds);
+        if (key === undefined) continue;
+        let s = l.states.get(key);
+        if (s === undefined) l.states.set(key, (s = l.algo.init(now)));
+        const d = l.algo.take(s, now);
+        if (!d.allowed) {
+          audit.record(ds, name, { outcome: 'rate_limited', descriptor: `${l.name} (${l.kind})` });
+          return rateLimited(d.limit, d.remaining, d.resetMs);
+        }
+      }
+      return undefined;
+    },
+  };
+}
