@@ -2,6 +2,7 @@ import type { Duration } from '@bufbuild/protobuf/wkt';
 import type { RouteConfiguration, RouteMatch, Transcode } from '../gen/outrigger/config/v1/route_pb.js';
 import { checkDomain } from './net-names.js';
 import { checkPathTemplate } from './template-syntax.js';
+import { checkFilterOverrides } from './validate-filters.js';
 
 /** Reports one problem at a path of the document being checked. */
 export type Report = (path: string, message: string) => void;
@@ -36,8 +37,10 @@ export function checkRouteConfiguration(
       }
     });
 
+    checkFilterOverrides(vh.filters, `${vp}.filters`, report);
     vh.routes.forEach((route, r) => {
       const rp = `${vp}.routes[${r}]`;
+      checkFilterOverrides(route.filters, `${rp}.filters`, report);
       if (!route.match) report(`${rp}.match`, 'required (use prefix "/" to match every path)');
       else checkMatch(route.match, `${rp}.match`, report);
       const action = route.action;

@@ -1,0 +1,80 @@
+import { expect } from 'chai';
+import { editBase, errorsOf, type Obj } from './helpers.js';
+
+const HEX = 'a'.repeat(64);
+const withFilters = (httpFilters: unknown[]) => editBase((find) => (find('Listener', 'main').httpFilters = httpFilters));
+const jwt = (extra: Obj) => ({ jwtAuthn: { providers: [{ name: 'p', localJwks: { inline: '{"keys":[]}' } }], ...extra } });
+
+describe('config validation: filters', () => {
+  it('accepts a chain of each filter', () => {
+    expect(
+      errorsOf(
+        withFilters([
+          jwt({ requires: { providerName: 'p' } }),
+          { apiKeys: { keys: [{ name: 'k', sha256: HEX }] } },
+          { localRateLimit: { limits: [{ key: { remoteAddress: {} }, tokenBucket: { maxTokens: 10, fillInterval: '1s' } }] } },
+        ]),
+      ),
+    ).to.deep.equal([]);
+  });
+
+  it('rejects unknown fields and two configs in one entry (decode, with paths)', () => {
+    expect(errorsOf(withFilters([{ jwtAuthn: { providerz: [] } }]))[0]).to.match(/spec\.httpFilters\[0\]\.jwtAuthn\.providerz: unknown field/);
+    expect(errorsOf(withFilters([{ apiKeys: {}, jwtAuthn: {} }]))[0]).to.match(/spec\.httpFilters\[0\]/);
+  });
+
+  it('reports every problem with its field path', () => {
+    expect(
+      errorsOf(
+        withFilters([
+          {},
+          jwt({ requires: { anyOf: ['p', 'nope'] } }),
+          { jwtAuthn: { providers: [{ name: 'r', remoteJwks: { uri: 'ftp://x' } }, { name: 'r', localJwks: { inline: '{' } }] } },
+          { apiKeys: { keys: [{ name: 'k', sha256: 'plaintext-key' }] } },
+          { name: 'rl', localRateLimit: { limits: [{ key: {}, fixedWindow: { requests: 0, window: '1s' } }] } },
+          { name: 'rl', localRateLimit: { limits: [] } },
+        ]),
+      ),
+    ).to.deep.equal([
+      'Listener/main: spec.httpFilters[0]: set one filter config (jwtAuthn, apiKeys, localRateLimit, …)',
+      'Listener/main: spec.httpFilters[1].jwtAuthn.requires.anyOf[1]: unknown provider "nope"; providers: p',
+      'Listener/main: spec.httpFilters[2]: filter name "jwtAuthn" is already used by spec.httpFilters[1]; give one of them a name',
+      'Listener/main: spec.httpFilters[2].jwtAuthn.providers[0].remoteJwks.uri: must be an http:// or https:// URL',
+      'Listener/main: spec.httpFilters[2].jwtAuthn.providers[1].name: duplicate provider "r"',
+      'Listener/main: spec.httpFilters[2].jwtAuthn.providers[1].localJwks.inline: not JSON: ' + jsonError('{'),
+      'Listener/main: spec.httpFilters[3].apiKeys.keys[0].sha256: must be 64 hex digits (the SHA-256 of the key, not the key)',
+      'Listener/main: spec.httpFilters[4].localRateLimit.limits[0].key: set one of remoteAddress, header, principal, route, constant',
+      'Listener/main: spec.httpFilters[4].localRateLimit.limits[0].fixedWindow.requests: must be greater than 0',
+      'Listener/main: spec.httpFilters[5].name: filter name "rl" is already used by spec.httpFilters[4]; give one of them a name',
+      'Listener/main: spec.httpFilters[5].localRateLimit.limits: at least one limit is required',
+    ]);
+  });
+
+  it('requires exactly one kind of requirement', () => {
+    expect(errorsOf(withFilters([jwt({ requires: { providerName: 'p', allOf: ['p'] } })]))).to.deep.equal([
+      'Listener/main: spec.httpFilters[0].jwtAuthn.requires: set exactly one of providerName, anyOf, allOf',
+    ]);
+  });
+
+  it('checks virtual host and route overrides', () => {
+    const docs = editBase((find) => {
+      const vh = (find('RouteConfiguration', 'main').virtualHosts as Obj[])[0]!;
+      vh.filters = { jwtAuthn: { disabled: false } };
+      (vh.routes as Obj[])[0]!.filters = { limits: { localRateLimit: { limits: [{ key: { header: {} }, slidingWindow: { requests: 1, window: '0s' } }] } } };
+    });
+    expect(errorsOf(docs)).to.deep.equal([
+      'RouteConfiguration/main: spec.virtualHosts[0].filters.jwtAuthn.disabled: only disabled: true means something; remove the override instead',
+      'RouteConfiguration/main: spec.virtualHosts[0].routes[0].filters.limits.localRateLimit.limits[0].key.header.name: required',
+      'RouteConfiguration/main: spec.virtualHosts[0].routes[0].filters.limits.localRateLimit.limits[0].slidingWindow.window: must be greater than 0',
+    ]);
+  });
+});
+
+function jsonError(text: string): string {
+  try {
+    JSON.parse(text);
+    return '';
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
