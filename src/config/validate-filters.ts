@@ -3,6 +3,9 @@ import type { FilterOverride, HttpFilter } from '../gen/outrigger/config/v1/filt
 import type { ApiKeys } from '../gen/outrigger/filters/api_keys/v1/api_keys_pb.js';
 import type { JwtAuthn } from '../gen/outrigger/filters/jwt_authn/v1/jwt_authn_pb.js';
 import type { LocalRateLimit, RateLimit } from '../gen/outrigger/filters/local_rate_limit/v1/local_rate_limit_pb.js';
+import type { Permission, Principal, Rbac } from '../gen/outrigger/filters/rbac/v1/rbac_pb.js';
+import { compileCondition } from './cel-condition.js';
+import { parseCidr } from './net-names.js';
 /** Reports one problem at a path (validate-routes.ts' Report; not imported, as that module imports this one). */
 type Report = (path: string, message: string) => void;
 
@@ -17,7 +20,7 @@ export function checkHttpFilters(filters: readonly HttpFilter[], at: string, rep
   const names = new Map<string, number>();
   filters.forEach((f, i) => {
     const p = `${at}[${i}]`;
-    if (f.config.case === undefined) return report(p, 'set one filter config (jwtAuthn, apiKeys, localRateLimit, …)');
+    if (f.config.case === undefined) return report(p, 'set one filter config (jwtAuthn, apiKeys, rbac, localRateLimit, …)');
     const name = f.name || f.config.case;
     const first = names.get(name);
     if (first !== undefined) report(f.name ? `${p}.name` : p, `filter name "${name}" is already used by ${at}[${first}]; give one of them a name`);
@@ -48,6 +51,8 @@ function checkFilterConfig(c: AnyConfig, at: string, report: Report): void {
       return checkApiKeys(c.value, at, report);
     case 'localRateLimit':
       return checkLocalRateLimit(c.value, at, report);
+    case 'rbac':
+      return checkRbac(c.value, at, report);
   }
 }
 
@@ -153,4 +158,88 @@ function positive(d: Duration | undefined): boolean {
 
 function checkPositive(d: Duration | undefined, at: string, report: Report): void {
   if (d !== undefined && !positive(d)) report(at, 'must be greater than 0');
+}
+
+function checkRbac(r: Rbac, at: string, report: Report): void {
+  for (const [name, p] of Object.entries(r.policies)) {
+    const pp = `${at}.policies.${name}`;
+    if (p.permissions.length === 0) report(`${pp}.permissions`, 'at least one is required (use {any: true})');
+    if (p.principals.length === 0) report(`${pp}.principals`, 'at least one is required (use {any: true})');
+    p.permissions.forEach((x, i) => checkPermission(x, `${pp}.permissions[${i}]`, report));
+    p.principals.forEach((x, i) => checkPrincipal(x, `${pp}.principals[${i}]`, report));
+    if (p.condition !== '') {
+      const c = compileCondition(p.condition);
+      if (!c.ok) report(`${pp}.condition`, c.error);
+    }
+  }
+}
+
+export const PERMISSION_FIELDS = ['any', 'path', 'methods', 'grpc', 'header', 'and', 'or', 'not'];
+export const PRINCIPAL_FIELDS = ['any', 'jwtClaim', 'apiKey', 'remoteIp', 'authenticated', 'and', 'or', 'not'];
+
+/**
+ * The one set field of a rule whose fields are exclusive without a proto
+ * oneof (lists cannot be in one), or a message saying what is wrong.
+ */
+export function exclusiveField(msg: object, fields: readonly string[]): { field: string } | string {
+  const set = fields.filter((f) => {
+    const v = (msg as Record<string, unknown>)[f];
+    return Array.isArray(v) ? v.length > 0 : v !== undefined && v !== false && v !== '';
+  });
+  if (set.length === 1) return { field: set[0]! };
+  return `set exactly one of ${fields.join(', ')}${set.length > 1 ? ` (got ${set.join(', ')})` : ''}`;
+}
+
+function oneOf(msg: object, fields: readonly string[], at: string, report: Report): string | undefined {
+  const r = exclusiveField(msg, fields);
+  if (typeof r !== 'string') return r.field;
+  report(at, r);
+  return undefined;
+}
+
+function checkPermission(p: Permission, at: string, report: Report): void {
+  switch (oneOf(p, PERMISSION_FIELDS, at, report)) {
+    case 'path':
+      if (p.path!.match.case === undefined) report(`${at}.path`, 'set exact, prefix or template');
+      else if (p.path!.match.case === 'template' && !p.path!.match.value.startsWith('/')) report(`${at}.path.template`, 'must start with "/"');
+      break;
+    case 'grpc':
+      if (p.grpc!.service === '') report(`${at}.grpc.service`, 'required');
+      break;
+    case 'header':
+      if (p.header!.name === '') report(`${at}.header.name`, 'required');
+      break;
+    case 'and':
+      p.and.forEach((x, i) => checkPermission(x, `${at}.and[${i}]`, report));
+      break;
+    case 'or':
+      p.or.forEach((x, i) => checkPermission(x, `${at}.or[${i}]`, report));
+      break;
+    case 'not':
+      checkPermission(p.not!, `${at}.not`, report);
+      break;
+  }
+}
+
+function checkPrincipal(p: Principal, at: string, report: Report): void {
+  switch (oneOf(p, PRINCIPAL_FIELDS, at, report)) {
+    case 'jwtClaim':
+      if (p.jwtClaim!.name === '') report(`${at}.jwtClaim.name`, 'required');
+      if (p.jwtClaim!.value === '' && p.jwtClaim!.values.length === 0) report(`${at}.jwtClaim`, 'set value or values');
+      break;
+    case 'remoteIp': {
+      const c = parseCidr(p.remoteIp!.cidr);
+      if (typeof c === 'string') report(`${at}.remoteIp.cidr`, c);
+      break;
+    }
+    case 'and':
+      p.and.forEach((x, i) => checkPrincipal(x, `${at}.and[${i}]`, report));
+      break;
+    case 'or':
+      p.or.forEach((x, i) => checkPrincipal(x, `${at}.or[${i}]`, report));
+      break;
+    case 'not':
+      checkPrincipal(p.not!, `${at}.not`, report);
+      break;
+  }
 }

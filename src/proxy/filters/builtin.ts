@@ -8,6 +8,7 @@ import { FilterRegistry, type FilterConfigSource, type FilterEntry, type FilterO
 import { jwtAuthnFactory } from './jwt-authn/jwt-authn-filter.js';
 import { apiKeysFactory } from './api-keys/api-keys-filter.js';
 import { localRateLimitFactory } from './rate-limit/local-rate-limit-filter.js';
+import { rbacFactory } from './rbac/rbac-filter.js';
 import type { JwksFetcher } from './jwt-authn/remote-jwks.js';
 
 export interface BuiltinFilterDeps {
@@ -30,6 +31,7 @@ export function builtinFilters(deps: BuiltinFilterDeps): { registry: FilterRegis
     jwtAuthnFactory({ clock: deps.clock, audit, ...(deps.jwksFetcher ? { fetcher: deps.jwksFetcher } : {}) }),
     apiKeys,
     localRateLimitFactory({ clock: deps.clock, audit }),
+    rbacFactory({ audit }),
   ]);
   // close(): stops watching key files (sidecar shutdown).
   return { registry, config: CONFIG_FILTER_SOURCE, close: () => apiKeys.close() };

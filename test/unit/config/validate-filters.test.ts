@@ -36,7 +36,7 @@ describe('config validation: filters', () => {
         ]),
       ),
     ).to.deep.equal([
-      'Listener/main: spec.httpFilters[0]: set one filter config (jwtAuthn, apiKeys, localRateLimit, …)',
+      'Listener/main: spec.httpFilters[0]: set one filter config (jwtAuthn, apiKeys, rbac, localRateLimit, …)',
       'Listener/main: spec.httpFilters[1].jwtAuthn.requires.anyOf[1]: unknown provider "nope"; providers: p',
       'Listener/main: spec.httpFilters[2]: filter name "jwtAuthn" is already used by spec.httpFilters[1]; give one of them a name',
       'Listener/main: spec.httpFilters[2].jwtAuthn.providers[0].remoteJwks.uri: must be an http:// or https:// URL',
@@ -47,6 +47,37 @@ describe('config validation: filters', () => {
       'Listener/main: spec.httpFilters[4].localRateLimit.limits[0].fixedWindow.requests: must be greater than 0',
       'Listener/main: spec.httpFilters[5].name: filter name "rl" is already used by spec.httpFilters[4]; give one of them a name',
       'Listener/main: spec.httpFilters[5].localRateLimit.limits: at least one limit is required',
+    ]);
+  });
+
+  it('rbac: bad CIDR, CEL that does not compile, is not boolean or names an unknown variable, rules with two fields', () => {
+    const policy = (extra: Obj) => ({ permissions: [{ any: true }], principals: [{ any: true }], ...extra });
+    expect(
+      errorsOf(
+        withFilters([
+          {
+            rbac: {
+              action: 'RBAC_ACTION_DENY',
+              policies: {
+                a: policy({ principals: [{ remoteIp: { cidr: '10.0.0.0/33' } }, { or: [{ remoteIp: { cidr: 'nope' } }] }] }),
+                b: policy({ condition: "request.headers['x' ==" }),
+                c: policy({ condition: 'request.path' }),
+                d: policy({ condition: "requests.path == '/'" }),
+                e: policy({ permissions: [{ any: true, methods: ['GET'] }], principals: [] }),
+                f: policy({ condition: "request.path.startsWith('/v1') && jwt.claims.exists(k, k == 'admin')" }),
+              },
+            },
+          },
+        ]),
+      ).map((e) => e.replace(/does not compile: .*/, 'does not compile: …')),
+    ).to.deep.equal([
+      'Listener/main: spec.httpFilters[0].rbac.policies.a.principals[0].remoteIp.cidr: "10.0.0.0/33" is not a CIDR (e.g. 10.0.0.0/8, fd00::/8)',
+      'Listener/main: spec.httpFilters[0].rbac.policies.a.principals[1].or[0].remoteIp.cidr: "nope" is not a CIDR (e.g. 10.0.0.0/8, fd00::/8)',
+      'Listener/main: spec.httpFilters[0].rbac.policies.b.condition: does not compile: …',
+      'Listener/main: spec.httpFilters[0].rbac.policies.c.condition: must be a boolean expression, not the field path',
+      'Listener/main: spec.httpFilters[0].rbac.policies.d.condition: unknown variable "requests"; known: request, source, jwt',
+      'Listener/main: spec.httpFilters[0].rbac.policies.e.principals: at least one is required (use {any: true})',
+      'Listener/main: spec.httpFilters[0].rbac.policies.e.permissions[0]: set exactly one of any, path, methods, grpc, header, and, or, not (got any, methods)',
     ]);
   });
 

@@ -10,13 +10,15 @@ import type { JwtAuthn } from "../../filters/jwt_authn/v1/jwt_authn_pb.js";
 import { file_outrigger_filters_jwt_authn_v1_jwt_authn } from "../../filters/jwt_authn/v1/jwt_authn_pb.js";
 import type { LocalRateLimit } from "../../filters/local_rate_limit/v1/local_rate_limit_pb.js";
 import { file_outrigger_filters_local_rate_limit_v1_local_rate_limit } from "../../filters/local_rate_limit/v1/local_rate_limit_pb.js";
+import type { Rbac } from "../../filters/rbac/v1/rbac_pb.js";
+import { file_outrigger_filters_rbac_v1_rbac } from "../../filters/rbac/v1/rbac_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file outrigger/config/v1/filters.proto.
  */
 export const file_outrigger_config_v1_filters: GenFile = /*@__PURE__*/
-  fileDesc("CiFvdXRyaWdnZXIvY29uZmlnL3YxL2ZpbHRlcnMucHJvdG8SE291dHJpZ2dlci5jb25maWcudjEi8gEKCkh0dHBGaWx0ZXISDAoEbmFtZRgBIAEoCRI9Cglqd3RfYXV0aG4YAiABKAsyKC5vdXRyaWdnZXIuZmlsdGVycy5qd3RfYXV0aG4udjEuSnd0QXV0aG5IABI6CghhcGlfa2V5cxgDIAEoCzImLm91dHJpZ2dlci5maWx0ZXJzLmFwaV9rZXlzLnYxLkFwaUtleXNIABJRChBsb2NhbF9yYXRlX2xpbWl0GAQgASgLMjUub3V0cmlnZ2VyLmZpbHRlcnMubG9jYWxfcmF0ZV9saW1pdC52MS5Mb2NhbFJhdGVMaW1pdEgAQggKBmNvbmZpZyL+AQoORmlsdGVyT3ZlcnJpZGUSEgoIZGlzYWJsZWQYASABKAhIABI9Cglqd3RfYXV0aG4YAiABKAsyKC5vdXRyaWdnZXIuZmlsdGVycy5qd3RfYXV0aG4udjEuSnd0QXV0aG5IABI6CghhcGlfa2V5cxgDIAEoCzImLm91dHJpZ2dlci5maWx0ZXJzLmFwaV9rZXlzLnYxLkFwaUtleXNIABJRChBsb2NhbF9yYXRlX2xpbWl0GAQgASgLMjUub3V0cmlnZ2VyLmZpbHRlcnMubG9jYWxfcmF0ZV9saW1pdC52MS5Mb2NhbFJhdGVMaW1pdEgAQgoKCG92ZXJyaWRlYgZwcm90bzM", [file_outrigger_filters_api_keys_v1_api_keys, file_outrigger_filters_jwt_authn_v1_jwt_authn, file_outrigger_filters_local_rate_limit_v1_local_rate_limit]);
+  fileDesc("CiFvdXRyaWdnZXIvY29uZmlnL3YxL2ZpbHRlcnMucHJvdG8SE291dHJpZ2dlci5jb25maWcudjEiowIKCkh0dHBGaWx0ZXISDAoEbmFtZRgBIAEoCRI9Cglqd3RfYXV0aG4YAiABKAsyKC5vdXRyaWdnZXIuZmlsdGVycy5qd3RfYXV0aG4udjEuSnd0QXV0aG5IABI6CghhcGlfa2V5cxgDIAEoCzImLm91dHJpZ2dlci5maWx0ZXJzLmFwaV9rZXlzLnYxLkFwaUtleXNIABJRChBsb2NhbF9yYXRlX2xpbWl0GAQgASgLMjUub3V0cmlnZ2VyLmZpbHRlcnMubG9jYWxfcmF0ZV9saW1pdC52MS5Mb2NhbFJhdGVMaW1pdEgAEi8KBHJiYWMYBSABKAsyHy5vdXRyaWdnZXIuZmlsdGVycy5yYmFjLnYxLlJiYWNIAEIICgZjb25maWcirwIKDkZpbHRlck92ZXJyaWRlEhIKCGRpc2FibGVkGAEgASgISAASPQoJand0X2F1dGhuGAIgASgLMigub3V0cmlnZ2VyLmZpbHRlcnMuand0X2F1dGhuLnYxLkp3dEF1dGhuSAASOgoIYXBpX2tleXMYAyABKAsyJi5vdXRyaWdnZXIuZmlsdGVycy5hcGlfa2V5cy52MS5BcGlLZXlzSAASUQoQbG9jYWxfcmF0ZV9saW1pdBgEIAEoCzI1Lm91dHJpZ2dlci5maWx0ZXJzLmxvY2FsX3JhdGVfbGltaXQudjEuTG9jYWxSYXRlTGltaXRIABIvCgRyYmFjGAUgASgLMh8ub3V0cmlnZ2VyLmZpbHRlcnMucmJhYy52MS5SYmFjSABCCgoIb3ZlcnJpZGViBnByb3RvMw", [file_outrigger_filters_api_keys_v1_api_keys, file_outrigger_filters_jwt_authn_v1_jwt_authn, file_outrigger_filters_local_rate_limit_v1_local_rate_limit, file_outrigger_filters_rbac_v1_rbac]);
 
 /**
  * One entry of a listener's filter chain (docs/filters.md): exactly one
@@ -54,6 +56,12 @@ export type HttpFilter = Message<"outrigger.config.v1.HttpFilter"> & {
      */
     value: LocalRateLimit;
     case: "localRateLimit";
+  } | {
+    /**
+     * @generated from field: outrigger.filters.rbac.v1.Rbac rbac = 5;
+     */
+    value: Rbac;
+    case: "rbac";
   } | { case: undefined; value?: undefined };
 };
 
@@ -99,6 +107,12 @@ export type FilterOverride = Message<"outrigger.config.v1.FilterOverride"> & {
      */
     value: LocalRateLimit;
     case: "localRateLimit";
+  } | {
+    /**
+     * @generated from field: outrigger.filters.rbac.v1.Rbac rbac = 5;
+     */
+    value: Rbac;
+    case: "rbac";
   } | { case: undefined; value?: undefined };
 };
 
