@@ -125,7 +125,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     originalDst: new OriginalDestinations({ clock, logger, h1, h2, addon: opts.originalDstAddon ?? originalDstAddon() }),
     lifecycle,
   };
-  const builtin = opts.filters ? undefined : builtinFilters({ clock, registry, auditLog: opts.auditLog });
+  const builtin = opts.filters ? undefined : builtinFilters({ clock, registry, auditLog: opts.auditLog, logger });
   const filters = opts.filters ?? builtin!;
   const listeners = new ListenerManager(ctx, opts.drainTimeoutMs, { filters: filters.registry, filterConfig: filters.config });
   const store = new ConfigStore();

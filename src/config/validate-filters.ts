@@ -1,6 +1,7 @@
 import type { Duration } from '@bufbuild/protobuf/wkt';
 import type { FilterOverride, HttpFilter } from '../gen/outrigger/config/v1/filters_pb.js';
 import type { ApiKeys } from '../gen/outrigger/filters/api_keys/v1/api_keys_pb.js';
+import type { GlobalRateLimit } from '../gen/outrigger/filters/global_rate_limit/v1/global_rate_limit_pb.js';
 import type { JwtAuthn } from '../gen/outrigger/filters/jwt_authn/v1/jwt_authn_pb.js';
 import type { LocalRateLimit, RateLimit } from '../gen/outrigger/filters/local_rate_limit/v1/local_rate_limit_pb.js';
 import type { Permission, Principal, Rbac } from '../gen/outrigger/filters/rbac/v1/rbac_pb.js';
@@ -20,7 +21,7 @@ export function checkHttpFilters(filters: readonly HttpFilter[], at: string, rep
   const names = new Map<string, number>();
   filters.forEach((f, i) => {
     const p = `${at}[${i}]`;
-    if (f.config.case === undefined) return report(p, 'set one filter config (jwtAuthn, apiKeys, rbac, localRateLimit, …)');
+    if (f.config.case === undefined) return report(p, 'set one filter config (jwtAuthn, apiKeys, rbac, localRateLimit, globalRateLimit)');
     const name = f.name || f.config.case;
     const first = names.get(name);
     if (first !== undefined) report(f.name ? `${p}.name` : p, `filter name "${name}" is already used by ${at}[${first}]; give one of them a name`);
@@ -53,6 +54,8 @@ function checkFilterConfig(c: AnyConfig, at: string, report: Report): void {
       return checkLocalRateLimit(c.value, at, report);
     case 'rbac':
       return checkRbac(c.value, at, report);
+    case 'globalRateLimit':
+      return checkGlobalRateLimit(c.value, at, report);
   }
 }
 
@@ -120,6 +123,13 @@ function checkApiKeys(a: ApiKeys, at: string, report: Report): void {
     if (!/^[0-9a-fA-F]{64}$/.test(k.sha256)) report(`${kp}.sha256`, 'must be 64 hex digits (the SHA-256 of the key, not the key)');
   });
   if (a.header !== '' && !/^[!#$%&'*+.^_`|~0-9a-zA-Z-]+$/.test(a.header)) report(`${at}.header`, 'not a valid header name');
+}
+
+function checkGlobalRateLimit(g: GlobalRateLimit, at: string, report: Report): void {
+  if (!g.redis) report(`${at}.redis`, 'required: a global limit needs redis.url (the external rate-limit service is not supported yet)');
+  else if (!/^rediss?:\/\/[^/]/.test(g.redis.url)) report(`${at}.redis.url`, 'must be a redis:// or rediss:// URL');
+  checkPositive(g.decisionTimeout, `${at}.decisionTimeout`, report);
+  checkLimits(g.limits, `${at}.limits`, report);
 }
 
 function checkLocalRateLimit(l: LocalRateLimit, at: string, report: Report): void {

@@ -52,7 +52,8 @@ export type LocalErrorCode =
   | 'filter_error'
   | 'unauthenticated'
   | 'access_denied'
-  | 'rate_limited';
+  | 'rate_limited'
+  | 'rate_limit_service_error';
 
 export interface LocalErrorSpec {
   readonly httpStatus: number;
@@ -154,6 +155,13 @@ export const LOCAL_ERRORS: Readonly<Record<LocalErrorCode, LocalErrorSpec>> = {
   access_denied: { httpStatus: 403, grpcStatus: GrpcStatus.PERMISSION_DENIED, flag: 'UZ', message: 'access denied' },
   // localRateLimit / globalRateLimit: over a limit.
   rate_limited: { httpStatus: 429, grpcStatus: GrpcStatus.RESOURCE_EXHAUSTED, flag: 'RLX', message: 'rate limited' },
+  // globalRateLimit with FAILURE_MODE_DENY: Redis did not decide in time.
+  rate_limit_service_error: {
+    httpStatus: 500,
+    grpcStatus: GrpcStatus.UNAVAILABLE,
+    flag: 'RLSE',
+    message: 'rate limit service unavailable',
+  },
 };
 
 /** The access-log flag of a local error code (for dialects that write their own error bodies). */

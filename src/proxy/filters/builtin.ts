@@ -9,6 +9,7 @@ import { jwtAuthnFactory } from './jwt-authn/jwt-authn-filter.js';
 import { apiKeysFactory } from './api-keys/api-keys-filter.js';
 import { localRateLimitFactory } from './rate-limit/local-rate-limit-filter.js';
 import { rbacFactory } from './rbac/rbac-filter.js';
+import { globalRateLimitFactory } from './global-rate-limit/global-rate-limit-filter.js';
 import type { JwksFetcher } from './jwt-authn/remote-jwks.js';
 
 export interface BuiltinFilterDeps {
@@ -17,6 +18,8 @@ export interface BuiltinFilterDeps {
   /** Where security events are written (`--audit-log`); undefined: counted only. */
   readonly auditLog?: Logger | undefined;
   readonly jwksFetcher?: JwksFetcher;
+  /** Operational log (Redis connection trouble at debug level). */
+  readonly logger?: Logger | undefined;
 }
 
 /**
@@ -27,14 +30,20 @@ export interface BuiltinFilterDeps {
 export function builtinFilters(deps: BuiltinFilterDeps): { registry: FilterRegistry; config: FilterConfigSource; close(): void } {
   const audit = new AuditLog(deps.auditLog, deps.registry);
   const apiKeys = apiKeysFactory({ audit });
+  const global = globalRateLimitFactory({ clock: deps.clock, audit, logger: deps.logger });
   const registry = new FilterRegistry([
     jwtAuthnFactory({ clock: deps.clock, audit, ...(deps.jwksFetcher ? { fetcher: deps.jwksFetcher } : {}) }),
     apiKeys,
     localRateLimitFactory({ clock: deps.clock, audit }),
     rbacFactory({ audit }),
+    global,
   ]);
-  // close(): stops watching key files (sidecar shutdown).
-  return { registry, config: CONFIG_FILTER_SOURCE, close: () => apiKeys.close() };
+  // close(): stops watching key files and disconnects from Redis (sidecar shutdown).
+  const close = (): void => {
+    apiKeys.close();
+    global.close();
+  };
+  return { registry, config: CONFIG_FILTER_SOURCE, close };
 }
 
 /**

@@ -36,7 +36,7 @@ describe('config validation: filters', () => {
         ]),
       ),
     ).to.deep.equal([
-      'Listener/main: spec.httpFilters[0]: set one filter config (jwtAuthn, apiKeys, rbac, localRateLimit, …)',
+      'Listener/main: spec.httpFilters[0]: set one filter config (jwtAuthn, apiKeys, rbac, localRateLimit, globalRateLimit)',
       'Listener/main: spec.httpFilters[1].jwtAuthn.requires.anyOf[1]: unknown provider "nope"; providers: p',
       'Listener/main: spec.httpFilters[2]: filter name "jwtAuthn" is already used by spec.httpFilters[1]; give one of them a name',
       'Listener/main: spec.httpFilters[2].jwtAuthn.providers[0].remoteJwks.uri: must be an http:// or https:// URL',
@@ -78,6 +78,14 @@ describe('config validation: filters', () => {
       'Listener/main: spec.httpFilters[0].rbac.policies.d.condition: unknown variable "requests"; known: request, source, jwt',
       'Listener/main: spec.httpFilters[0].rbac.policies.e.principals: at least one is required (use {any: true})',
       'Listener/main: spec.httpFilters[0].rbac.policies.e.permissions[0]: set exactly one of any, path, methods, grpc, header, and, or, not (got any, methods)',
+    ]);
+  });
+
+  it('globalRateLimit: a Redis URL is required', () => {
+    const limits = [{ key: { route: {} }, fixedWindow: { requests: 1, window: '1s' } }];
+    expect(errorsOf(withFilters([{ globalRateLimit: { limits } }, { name: 'g2', globalRateLimit: { limits, redis: { url: 'http://x' } } }]))).to.deep.equal([
+      'Listener/main: spec.httpFilters[0].globalRateLimit.redis: required: a global limit needs redis.url (the external rate-limit service is not supported yet)',
+      'Listener/main: spec.httpFilters[1].globalRateLimit.redis.url: must be a redis:// or rediss:// URL',
     ]);
   });
 

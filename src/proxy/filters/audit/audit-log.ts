@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Downstream } from '../../downstream/downstream.js';
 
 /** What a security filter decided, as the audit log and the metrics see it. */
-export type AuditOutcome = 'unauthenticated' | 'denied' | 'rate_limited' | 'shadow_denied' | 'logged';
+export type AuditOutcome = 'unauthenticated' | 'denied' | 'rate_limited' | 'logged' | 'service_error';
 
 export interface AuditEvent {
   readonly outcome: AuditOutcome;

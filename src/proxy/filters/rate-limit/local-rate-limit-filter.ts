@@ -47,7 +47,12 @@ function compileLimit(l: RateLimit, at: string, maxKeys: number): CompiledLimit 
   return { name: l.name || at, kind, keyOf, algo: compileAlgorithm(l, at) as Algorithm<object>, states: new LRUCache({ max: maxKeys }) };
 }
 
-export function compileAlgorithm(l: RateLimit, at: string): Algorithm<unknown> {
+/** A limit's algorithm and its numbers (validated), shared by the local and the global filter. */
+export type AlgorithmParams =
+  | { readonly kind: 'tb'; readonly limit: number; readonly perFill: number; readonly intervalMs: number }
+  | { readonly kind: 'fw' | 'sw'; readonly limit: number; readonly windowMs: number };
+
+export function algorithmParams(l: RateLimit, at: string): AlgorithmParams {
   const a = l.algorithm;
   const positive = (v: number, path: string): number => {
     if (!(v > 0)) throw new Error(`${at}.${path}: must be greater than 0`);
@@ -55,18 +60,28 @@ export function compileAlgorithm(l: RateLimit, at: string): Algorithm<unknown> {
   };
   switch (a.case) {
     case 'tokenBucket':
-      return tokenBucket(
-        positive(a.value.maxTokens, 'tokenBucket.maxTokens'),
-        a.value.tokensPerFill || 1,
-        positive(durationMs(a.value.fillInterval, 0), 'tokenBucket.fillInterval'),
-      ) as Algorithm<unknown>;
+      return {
+        kind: 'tb',
+        limit: positive(a.value.maxTokens, 'tokenBucket.maxTokens'),
+        perFill: a.value.tokensPerFill || 1,
+        intervalMs: positive(durationMs(a.value.fillInterval, 0), 'tokenBucket.fillInterval'),
+      };
     case 'fixedWindow':
-      return fixedWindow(positive(a.value.requests, 'fixedWindow.requests'), positive(durationMs(a.value.window, 0), 'fixedWindow.window')) as Algorithm<unknown>;
     case 'slidingWindow':
-      return slidingWindow(positive(a.value.requests, 'slidingWindow.requests'), positive(durationMs(a.value.window, 0), 'slidingWindow.window')) as Algorithm<unknown>;
+      return {
+        kind: a.case === 'fixedWindow' ? 'fw' : 'sw',
+        limit: positive(a.value.requests, `${a.case}.requests`),
+        windowMs: positive(durationMs(a.value.window, 0), `${a.case}.window`),
+      };
     default:
       throw new Error(`${at}: set one of tokenBucket, fixedWindow, slidingWindow`);
   }
+}
+
+function compileAlgorithm(l: RateLimit, at: string): Algorithm<unknown> {
+  const p = algorithmParams(l, at);
+  if (p.kind === 'tb') return tokenBucket(p.limit, p.perFill, p.intervalMs) as Algorithm<unknown>;
+  return (p.kind === 'fw' ? fixedWindow(p.limit, p.windowMs) : slidingWindow(p.limit, p.windowMs)) as Algorithm<unknown>;
 }
 
 function localRateLimitFilter(name: string, limits: readonly CompiledLimit[], deps: LocalRateLimitDeps): HttpFilter {

@@ -6,6 +6,8 @@ import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { ApiKeys } from "../../filters/api_keys/v1/api_keys_pb.js";
 import { file_outrigger_filters_api_keys_v1_api_keys } from "../../filters/api_keys/v1/api_keys_pb.js";
+import type { GlobalRateLimit } from "../../filters/global_rate_limit/v1/global_rate_limit_pb.js";
+import { file_outrigger_filters_global_rate_limit_v1_global_rate_limit } from "../../filters/global_rate_limit/v1/global_rate_limit_pb.js";
 import type { JwtAuthn } from "../../filters/jwt_authn/v1/jwt_authn_pb.js";
 import { file_outrigger_filters_jwt_authn_v1_jwt_authn } from "../../filters/jwt_authn/v1/jwt_authn_pb.js";
 import type { LocalRateLimit } from "../../filters/local_rate_limit/v1/local_rate_limit_pb.js";
@@ -18,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file outrigger/config/v1/filters.proto.
  */
 export const file_outrigger_config_v1_filters: GenFile = /*@__PURE__*/
-  fileDesc("CiFvdXRyaWdnZXIvY29uZmlnL3YxL2ZpbHRlcnMucHJvdG8SE291dHJpZ2dlci5jb25maWcudjEiowIKCkh0dHBGaWx0ZXISDAoEbmFtZRgBIAEoCRI9Cglqd3RfYXV0aG4YAiABKAsyKC5vdXRyaWdnZXIuZmlsdGVycy5qd3RfYXV0aG4udjEuSnd0QXV0aG5IABI6CghhcGlfa2V5cxgDIAEoCzImLm91dHJpZ2dlci5maWx0ZXJzLmFwaV9rZXlzLnYxLkFwaUtleXNIABJRChBsb2NhbF9yYXRlX2xpbWl0GAQgASgLMjUub3V0cmlnZ2VyLmZpbHRlcnMubG9jYWxfcmF0ZV9saW1pdC52MS5Mb2NhbFJhdGVMaW1pdEgAEi8KBHJiYWMYBSABKAsyHy5vdXRyaWdnZXIuZmlsdGVycy5yYmFjLnYxLlJiYWNIAEIICgZjb25maWcirwIKDkZpbHRlck92ZXJyaWRlEhIKCGRpc2FibGVkGAEgASgISAASPQoJand0X2F1dGhuGAIgASgLMigub3V0cmlnZ2VyLmZpbHRlcnMuand0X2F1dGhuLnYxLkp3dEF1dGhuSAASOgoIYXBpX2tleXMYAyABKAsyJi5vdXRyaWdnZXIuZmlsdGVycy5hcGlfa2V5cy52MS5BcGlLZXlzSAASUQoQbG9jYWxfcmF0ZV9saW1pdBgEIAEoCzI1Lm91dHJpZ2dlci5maWx0ZXJzLmxvY2FsX3JhdGVfbGltaXQudjEuTG9jYWxSYXRlTGltaXRIABIvCgRyYmFjGAUgASgLMh8ub3V0cmlnZ2VyLmZpbHRlcnMucmJhYy52MS5SYmFjSABCCgoIb3ZlcnJpZGViBnByb3RvMw", [file_outrigger_filters_api_keys_v1_api_keys, file_outrigger_filters_jwt_authn_v1_jwt_authn, file_outrigger_filters_local_rate_limit_v1_local_rate_limit, file_outrigger_filters_rbac_v1_rbac]);
+  fileDesc("CiFvdXRyaWdnZXIvY29uZmlnL3YxL2ZpbHRlcnMucHJvdG8SE291dHJpZ2dlci5jb25maWcudjEi+QIKCkh0dHBGaWx0ZXISDAoEbmFtZRgBIAEoCRI9Cglqd3RfYXV0aG4YAiABKAsyKC5vdXRyaWdnZXIuZmlsdGVycy5qd3RfYXV0aG4udjEuSnd0QXV0aG5IABI6CghhcGlfa2V5cxgDIAEoCzImLm91dHJpZ2dlci5maWx0ZXJzLmFwaV9rZXlzLnYxLkFwaUtleXNIABJRChBsb2NhbF9yYXRlX2xpbWl0GAQgASgLMjUub3V0cmlnZ2VyLmZpbHRlcnMubG9jYWxfcmF0ZV9saW1pdC52MS5Mb2NhbFJhdGVMaW1pdEgAEi8KBHJiYWMYBSABKAsyHy5vdXRyaWdnZXIuZmlsdGVycy5yYmFjLnYxLlJiYWNIABJUChFnbG9iYWxfcmF0ZV9saW1pdBgGIAEoCzI3Lm91dHJpZ2dlci5maWx0ZXJzLmdsb2JhbF9yYXRlX2xpbWl0LnYxLkdsb2JhbFJhdGVMaW1pdEgAQggKBmNvbmZpZyKFAwoORmlsdGVyT3ZlcnJpZGUSEgoIZGlzYWJsZWQYASABKAhIABI9Cglqd3RfYXV0aG4YAiABKAsyKC5vdXRyaWdnZXIuZmlsdGVycy5qd3RfYXV0aG4udjEuSnd0QXV0aG5IABI6CghhcGlfa2V5cxgDIAEoCzImLm91dHJpZ2dlci5maWx0ZXJzLmFwaV9rZXlzLnYxLkFwaUtleXNIABJRChBsb2NhbF9yYXRlX2xpbWl0GAQgASgLMjUub3V0cmlnZ2VyLmZpbHRlcnMubG9jYWxfcmF0ZV9saW1pdC52MS5Mb2NhbFJhdGVMaW1pdEgAEi8KBHJiYWMYBSABKAsyHy5vdXRyaWdnZXIuZmlsdGVycy5yYmFjLnYxLlJiYWNIABJUChFnbG9iYWxfcmF0ZV9saW1pdBgGIAEoCzI3Lm91dHJpZ2dlci5maWx0ZXJzLmdsb2JhbF9yYXRlX2xpbWl0LnYxLkdsb2JhbFJhdGVMaW1pdEgAQgoKCG92ZXJyaWRlYgZwcm90bzM", [file_outrigger_filters_api_keys_v1_api_keys, file_outrigger_filters_global_rate_limit_v1_global_rate_limit, file_outrigger_filters_jwt_authn_v1_jwt_authn, file_outrigger_filters_local_rate_limit_v1_local_rate_limit, file_outrigger_filters_rbac_v1_rbac]);
 
 /**
  * One entry of a listener's filter chain (docs/filters.md): exactly one
@@ -62,6 +64,12 @@ export type HttpFilter = Message<"outrigger.config.v1.HttpFilter"> & {
      */
     value: Rbac;
     case: "rbac";
+  } | {
+    /**
+     * @generated from field: outrigger.filters.global_rate_limit.v1.GlobalRateLimit global_rate_limit = 6;
+     */
+    value: GlobalRateLimit;
+    case: "globalRateLimit";
   } | { case: undefined; value?: undefined };
 };
 
@@ -113,6 +121,12 @@ export type FilterOverride = Message<"outrigger.config.v1.FilterOverride"> & {
      */
     value: Rbac;
     case: "rbac";
+  } | {
+    /**
+     * @generated from field: outrigger.filters.global_rate_limit.v1.GlobalRateLimit global_rate_limit = 6;
+     */
+    value: GlobalRateLimit;
+    case: "globalRateLimit";
   } | { case: undefined; value?: undefined };
 };
 
