@@ -20,6 +20,7 @@ import type { ProxyContext } from '../src/proxy/context.js';
 import { OriginalDestinations } from '../src/proxy/upstream/original-dst.js';
 import { originalDstAddon, type AddonStatus } from '../src/proxy/upstream/original-dst-addon.js';
 import type { FilterConfigSource, FilterRegistry } from '../src/proxy/filters/filter-chain.js';
+import { builtinFilters } from '../src/proxy/filters/builtin.js';
 
 export interface ControlPlaneOptions {
   /** HOST:PORT (h2c, or TLS when `tls` is given) or https://HOST:PORT */
@@ -63,8 +64,10 @@ export interface SidecarOptions {
   appProbes?: Record<string, AppProbeSpec>;
   /** The SO_ORIGINAL_DST addon; default: loaded from native/original-dst (tests pass a missing one). */
   originalDstAddon?: AddonStatus;
-  /** HTTP filter factories and where their entries come from (src/proxy/filters); default: none. */
+  /** HTTP filter factories and where their entries come from (src/proxy/filters); default: the built-in filters and the config's httpFilters. */
   filters?: { registry: FilterRegistry; config: FilterConfigSource };
+  /** Security events of the filters (`--audit-log`); default: counted in metrics only. */
+  auditLog?: Logger;
 }
 
 export interface Sidecar {
@@ -122,7 +125,9 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     originalDst: new OriginalDestinations({ clock, logger, h1, h2, addon: opts.originalDstAddon ?? originalDstAddon() }),
     lifecycle,
   };
-  const listeners = new ListenerManager(ctx, opts.drainTimeoutMs, { filters: opts.filters?.registry, filterConfig: opts.filters?.config });
+  const builtin = opts.filters ? undefined : builtinFilters({ clock, registry, auditLog: opts.auditLog, logger });
+  const filters = opts.filters ?? builtin!;
+  const listeners = new ListenerManager(ctx, opts.drainTimeoutMs, { filters: filters.registry, filterConfig: filters.config });
   const store = new ConfigStore();
   if (!opts.configPath && !opts.controlPlane) throw new Error('a config path or a control plane is required');
 
@@ -227,6 +232,8 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       await admin.close();
       await status?.close();
       accessLog.flush();
+      opts.auditLog?.flush();
+      builtin?.close();
       logger.info('drained; exiting');
       resolveClosed();
     })();

@@ -3,10 +3,12 @@ import { parseDurationFlag } from '../core/duration.js';
 import { startSidecar } from '../../sidecar/main.js';
 import { readNodeLabels } from '../control/client/node-labels.js';
 import { parseFlags, UsageError } from './flags.js';
+import { createAuditLogger } from '../observability/logger.js';
 import type { Command } from './command.js';
 
 const USAGE = `usage: outrigger sidecar [--config FILE|DIR] [--control-plane HOST:PORT --node-id ID [--node-cluster C]
        [--node-labels-file FILE] [--control-plane-ca FILE]] [--admin-port 15000] [--drain-timeout 5s] [--state-dir DIR]
+       [--audit-log stdout|stderr|FILE]
 
 Runs the data plane with the listeners, routes and clusters of the config
 (resource documents, see docs/config.md). The config is watched and hot
@@ -28,6 +30,8 @@ flags:
   --status-port N       status port on all addresses (:: dual stack, else 0.0.0.0): /ready and the app probes
                         the injector rewrote (read from OUTRIGGER_APP_PROBES);
                         off unless given (the injector sets 15021)
+  --audit-log T         security events of the filters (docs/filters.md#audit-log) as JSON lines
+                        on stdout, stderr or appended to a file; off unless given (still counted in metrics)
   --allow-ephemeral-ports  accept listener port 0 (tests)`;
 
 export const sidecarCommand: Command = {
@@ -46,6 +50,7 @@ export const sidecarCommand: Command = {
         'node-labels-file': { type: 'string' },
         'control-plane-ca': { type: 'string' },
         'status-port': { type: 'string' },
+        'audit-log': { type: 'string' },
         'allow-ephemeral-ports': { type: 'boolean', default: false },
       },
       USAGE,
@@ -80,6 +85,7 @@ export const sidecarCommand: Command = {
         allowEphemeralPorts: values['allow-ephemeral-ports'],
         statusPort: values['status-port'] === undefined ? undefined : Number(values['status-port']),
         appProbes: process.env.OUTRIGGER_APP_PROBES ? JSON.parse(process.env.OUTRIGGER_APP_PROBES) : undefined,
+        auditLog: values['audit-log'] ? createAuditLogger(values['audit-log']) : undefined,
       });
     } catch (err) {
       process.stderr.write(`outrigger sidecar: ${(err as Error).message}\n`);

@@ -45,3 +45,13 @@ export function checkDomain(domain: string): string | undefined {
   if (!isHostname(host)) return `invalid domain "${domain}": expected "*", "*.suffix" or a host name`;
   return undefined;
 }
+
+/** A CIDR ("10.0.0.0/8", "fd00::/8") or a bare address, parsed; a string says what is wrong. */
+export function parseCidr(cidr: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } | string {
+  const [addr, bits] = cidr.split('/') as [string, string | undefined];
+  const fam = isIP(addr);
+  const max = fam === 4 ? 32 : 128;
+  const n = bits === undefined ? max : /^\d+$/.test(bits) ? Number(bits) : NaN;
+  if (fam === 0 || !(n >= 0 && n <= max)) return `"${cidr}" is not a CIDR (e.g. 10.0.0.0/8, fd00::/8)`;
+  return { address: addr, prefix: n, family: fam === 4 ? 'ipv4' : 'ipv6' };
+}

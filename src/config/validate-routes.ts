@@ -3,6 +3,7 @@ import { checkDomain } from './net-names.js';
 import { checkPathTemplate } from './template-syntax.js';
 import { checkNonNegative, type Report } from './report.js';
 import { checkHashPolicies } from './validate-resilience.js';
+import { checkFilterOverrides } from './validate-filters.js';
 
 export { checkNonNegative, type Report };
 
@@ -36,8 +37,10 @@ export function checkRouteConfiguration(
       }
     });
 
+    checkFilterOverrides(vh.filters, `${vp}.filters`, report);
     vh.routes.forEach((route, r) => {
       const rp = `${vp}.routes[${r}]`;
+      checkFilterOverrides(route.filters, `${rp}.filters`, report);
       if (!route.match) report(`${rp}.match`, 'required (use prefix "/" to match every path)');
       else checkMatch(route.match, `${rp}.match`, report);
       const action = route.action;

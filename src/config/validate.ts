@@ -7,6 +7,7 @@ import type { DecodedResource } from './decode.js';
 import { checkHost, checkPort, isWildcardHost } from './net-names.js';
 import { checkNonNegative, checkRouteConfiguration, type Report } from './validate-routes.js';
 import { checkClusterBalancing } from './validate-resilience.js';
+import { checkHttpFilters } from './validate-filters.js';
 
 export interface ValidateOptions {
   /** Accept Listener port 0 (the kernel picks a free port). Tests bind that way; production configs must not. */
@@ -104,6 +105,7 @@ function checkListener(l: Listener, opts: ValidateOptions, exists: Exists, repor
   }
   checkNonNegative(l.detectTimeout, 'spec.detectTimeout', report);
   checkNonNegative(l.idleTimeout, 'spec.idleTimeout', report);
+  checkHttpFilters(l.httpFilters, 'spec.httpFilters', report);
 }
 
 /**

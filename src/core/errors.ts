@@ -50,7 +50,11 @@ export type LocalErrorCode =
   | 'origin_not_allowed'
   | 'ping_timeout'
   | 'filter_error'
-  | 'upstream_overflow';
+  | 'upstream_overflow'
+  | 'unauthenticated'
+  | 'access_denied'
+  | 'rate_limited'
+  | 'rate_limit_service_error';
 
 export interface LocalErrorSpec {
   readonly httpStatus: number;
@@ -156,6 +160,19 @@ export const LOCAL_ERRORS: Readonly<Record<LocalErrorCode, LocalErrorSpec>> = {
     message: 'upstream overflow',
     headers: { 'x-outrigger-overloaded': 'true' },
   },
+  // jwtAuthn / apiKeys: no valid credential (docs/filters.md).
+  unauthenticated: { httpStatus: 401, grpcStatus: GrpcStatus.UNAUTHENTICATED, flag: 'UA', message: 'unauthenticated' },
+  // rbac: a policy refused the request (the policy is named in the audit log only).
+  access_denied: { httpStatus: 403, grpcStatus: GrpcStatus.PERMISSION_DENIED, flag: 'UZ', message: 'access denied' },
+  // localRateLimit / globalRateLimit: over a limit.
+  rate_limited: { httpStatus: 429, grpcStatus: GrpcStatus.RESOURCE_EXHAUSTED, flag: 'RLX', message: 'rate limited' },
+  // globalRateLimit with FAILURE_MODE_DENY: Redis did not decide in time.
+  rate_limit_service_error: {
+    httpStatus: 500,
+    grpcStatus: GrpcStatus.UNAVAILABLE,
+    flag: 'RLSE',
+    message: 'rate limit service unavailable',
+  },
 };
 
 /** The access-log flag of a local error code (for dialects that write their own error bodies). */
@@ -192,3 +209,15 @@ export function httpStatusFromGrpc(code: number): number {
 const GRPC_TO_HTTP: readonly number[] = [
   200, 499, 500, 400, 504, 404, 409, 403, 429, 400, 409, 400, 501, 500, 503, 500, 401,
 ];
+
+/** Connect's snake_case code names, index = gRPC code (connectrpc protocol.md). */
+const CONNECT_CODES = [
+  'ok', 'canceled', 'unknown', 'invalid_argument', 'deadline_exceeded', 'not_found', 'already_exists', 'permission_denied',
+  'resource_exhausted', 'failed_precondition', 'aborted', 'out_of_range', 'unimplemented', 'internal', 'unavailable',
+  'data_loss', 'unauthenticated',
+] as const;
+
+/** The Connect protocol's name of a gRPC status code. */
+export function connectCode(code: number): string {
+  return CONNECT_CODES[code] ?? 'unknown';
+}

@@ -27,6 +27,19 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   );
 }
 
+/**
+ * The audit log (`--audit-log`): security events of the filters as JSON lines
+ * on their own destination — `stdout`, `stderr` or a file path (appended to,
+ * created with its directory). Buffered like the access log.
+ */
+export function createAuditLogger(target: string): Logger {
+  const dest =
+    target === 'stdout' || target === 'stderr'
+      ? pino.destination({ fd: target === 'stdout' ? 1 : 2, sync: false, minLength: 4096 })
+      : pino.destination({ dest: target, mkdir: true, append: true, sync: false, minLength: 4096 });
+  return pino({ base: undefined, timestamp: pino.stdTimeFunctions.isoTime, formatters: { level: () => ({ log: 'audit' }) } }, dest);
+}
+
 /** A logger that drops everything, for tests that do not read logs. */
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });

@@ -1,10 +1,9 @@
 import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import http from 'node:http';
 import { request } from 'undici';
 import { startBookstore, type BookstoreServer } from '../../examples/bookstore/server.js';
@@ -12,29 +11,9 @@ import { bookstoreClient } from '../support/bookstore-client.js';
 import { cluster, listener, routes, toYaml } from '../support/config-docs.js';
 import { FakeClock } from '../support/fake-clock.js';
 import { deferred, waitFor } from '../support/wait.js';
+import { spawnSidecar } from '../support/sidecar-process.js';
 
 const SVC = 'outrigger.examples.bookstore.v1.BookstoreService';
-
-/** Starts the real CLI as a child process and resolves with the ports from its ready line. */
-async function spawnSidecar(configPath: string): Promise<{ proc: ChildProcess; port: number; admin: number; exit: Promise<number | null> }> {
-  const proc = spawn(process.execPath, ['bin/outrigger.js', 'sidecar', '--config', configPath, '--admin-port', '0', '--allow-ephemeral-ports', '--drain-timeout', '5s'], {
-    env: { ...process.env, OUTRIGGER_FROM_SOURCE: '1', OUTRIGGER_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const exit = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-  const lines = createInterface({ input: proc.stdout! });
-  const ready = await new Promise<{ adminPort: number; listeners: Record<string, { port: number }> }>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('sidecar did not start')), 20000);
-    lines.on('line', (l) => {
-      if (l.includes('"sidecar ready"')) {
-        clearTimeout(t);
-        resolve(JSON.parse(l));
-      }
-    });
-    proc.once('exit', () => reject(new Error('sidecar exited early')));
-  });
-  return { proc, port: ready.listeners.main!.port, admin: ready.adminPort, exit };
-}
 
 describe('graceful shutdown on SIGTERM (real process)', function () {
   this.timeout(40000);

@@ -21,7 +21,8 @@ export interface TestSidecar {
   close(): Promise<void>;
 }
 
-function collector(lines: Record<string, unknown>[]): pino.Logger {
+/** A pino logger whose JSON lines land in `lines` (logs under test). */
+export function collector(lines: Record<string, unknown>[]): pino.Logger {
   const stream = new Writable({
     write(chunk: Buffer, _enc, cb) {
       for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);

@@ -31,6 +31,19 @@ export interface ExchangeFilters {
 /** Why an exchange ended early: the client went away, its gRPC deadline, the route timeout. */
 export type AbortReason = Extract<LocalErrorCode, 'downstream_reset' | 'deadline_exceeded' | 'upstream_timeout'>;
 
+/**
+ * What the authentication filters established about the caller, read by the
+ * filters after them (rbac, rate-limit keys) and the audit log.
+ */
+export interface AuthFacts {
+  /** `iss/sub` of a verified JWT, or the name of the matching API key. */
+  principal: string | undefined;
+  /** The payload of the first verified JWT. */
+  claims: Readonly<Record<string, unknown>> | undefined;
+  /** The name of the matching API key. */
+  apiKey: string | undefined;
+}
+
 /** Per-connection facts, captured once per connection by the listener. */
 export interface ConnectionInfo {
   readonly clientAddress: string;
@@ -56,6 +69,8 @@ export abstract class Downstream {
   readonly scope = new AbortScope<AbortReason>();
   /** The filter chain of the matched route, set by the pipeline (undefined: none). */
   chain: ExchangeFilters | undefined = undefined;
+  /** Set by authentication filters (undefined: nobody authenticated the caller). */
+  auth: AuthFacts | undefined = undefined;
   /** Set once our side ended the response (normally or with a local reply). */
   responseEnded = false;
   protected closedFlag = false;

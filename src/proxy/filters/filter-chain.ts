@@ -4,9 +4,10 @@ import type { FilterFactory, FilterVerdict, HttpFilter } from './filter.js';
 import type { Listener } from '../../gen/outrigger/config/v1/listener_pb.js';
 import type { CompiledRoute } from '../router/types.js';
 
-/** One entry of a listener's filter list: a registered filter's name and its config. */
+/** One entry of a listener's filter list: its name, a registered filter type (default: the name) and its config. */
 export interface FilterEntry {
   readonly name: string;
+  readonly type?: string;
   readonly config: unknown;
 }
 
@@ -14,7 +15,7 @@ export interface FilterEntry {
  * A route's override of one listener filter: another config, or `disabled`
  * (the route skips the filter), as Envoy's typed_per_filter_config does.
  */
-export type FilterOverride = { readonly config: unknown } | { readonly disabled: true };
+export type FilterOverride = { readonly config: unknown; readonly type?: string } | { readonly disabled: true };
 
 /**
  * The compiled filters of one route on one listener, in order. Request phases
@@ -172,11 +173,13 @@ export class FilterRegistry {
     if (entries.length === 0 && routeFilters.length === 0) return FilterChain.EMPTY;
     const out: HttpFilter[] = [];
     for (const e of entries) {
-      const factory = this.factories.get(e.name);
-      if (!factory) throw new Error(`unknown filter "${e.name}"`);
+      const type = e.type ?? e.name;
+      const factory = this.factories.get(type);
+      if (!factory) throw new Error(`unknown filter "${type}"`);
       const o = overrides?.get(e.name);
       if (o && 'disabled' in o) continue;
-      out.push(factory.compile(o ? o.config : e.config));
+      if (o?.type !== undefined && o.type !== type) throw new Error(`the override of "${e.name}" is a ${o.type} config; the filter is ${type}`);
+      out.push(factory.compile(o ? o.config : e.config, e.name));
     }
     out.push(...routeFilters);
     return out.length === 0 ? FilterChain.EMPTY : new FilterChain(out);

@@ -1,6 +1,7 @@
 import type { OutgoingHttpHeaders } from 'node:http2';
 import type { LocalErrorCode } from '../../core/errors.js';
 import type { Downstream } from '../downstream/downstream.js';
+import type { LocalReplyExtras } from '../downstream/local-reply.js';
 
 /**
  * What a filter's request phase decides: go on (undefined), or stop the
@@ -10,7 +11,7 @@ import type { Downstream } from '../downstream/downstream.js';
  */
 export type FilterVerdict =
   | undefined
-  | { readonly code: LocalErrorCode; readonly detail?: string }
+  | { readonly code: LocalErrorCode; readonly detail?: string; readonly extras?: LocalReplyExtras }
   | {
       readonly status: number;
       readonly headers: OutgoingHttpHeaders;
@@ -52,7 +53,8 @@ export interface HttpFilter {
  * use, which rejects the version like any other compile error.
  */
 export interface FilterFactory<C = unknown> {
-  /** The key of the filter's entry in a listener's filter list and a route's overrides. */
+  /** The filter's type: the config field naming it in a listener's filter list (`jwtAuthn`). */
   readonly name: string;
-  compile(config: C): HttpFilter;
+  /** `name`: the entry's name (defaults to the type), for logs, metrics and overrides. */
+  compile(config: C, name: string): HttpFilter;
 }

@@ -172,7 +172,7 @@ function onTimeoutDuringFilters(ds: Downstream, reason: AbortReason): void {
 
 function filterReply(ds: Downstream, v: NonNullable<FilterVerdict>): void {
   ds.scope.dispose();
-  if ('code' in v) return localReply(ds, v.code, v.detail);
+  if ('code' in v) return localReply(ds, v.code, v.detail, v.extras);
   if (v.flag !== undefined) ds.ex.flags = v.flag;
   // The request body is not wanted: let it flow away rather than stall the connection.
   if (ds.kind !== 'ws') ds.body.resume();

@@ -1,4 +1,5 @@
 import type { Route } from '../../gen/outrigger/config/v1/route_pb.js';
+import type { FilterOverride } from '../../gen/outrigger/config/v1/filters_pb.js';
 import { durationMs } from '../../core/duration.js';
 import { compileAnchoredRegex, compileConstraints, type RouteConstraints } from './route-constraints.js';
 import { parseRouteTemplate, type ParsedTemplate } from './route-template.js';
@@ -22,7 +23,7 @@ export interface RouteEntry {
   readonly result: RouteMatchResult;
 }
 
-export function compileRoute(r: Route, vhost: string, index: number, at: string): RouteEntry {
+export function compileRoute(r: Route, vhost: string, index: number, at: string, vhostFilters: Record<string, FilterOverride> = {}): RouteEntry {
   const onError = (rel: string, message: string): never => {
     throw new RouteCompileError(rel === '' ? at : `${at}.${rel}`, message);
   };
@@ -36,6 +37,7 @@ export function compileRoute(r: Route, vhost: string, index: number, at: string)
     matchKind: spec.kind,
     index,
     ...(spec.kind === 'prefix' && !spec.impliedByGrpc ? { prefix: spec.prefix } : {}),
+    ...filterOverridesOf(vhostFilters, r.filters),
   });
   return { route, spec, constraints, result: Object.freeze({ route, params: EMPTY_PARAMS }) };
 }
@@ -136,4 +138,10 @@ export function compareTemplates(a: ParsedTemplate, b: ParsedTemplate): number {
     if (d !== 0) return d;
   }
   return (b.verb !== undefined ? 1 : 0) - (a.verb !== undefined ? 1 : 0);
+}
+
+/** The virtual host's filter overrides, then the route's (same name: the route's wins). */
+function filterOverridesOf(vhost: Record<string, FilterOverride>, route: Record<string, FilterOverride>): { filterOverrides?: ReadonlyMap<string, FilterOverride> } {
+  const m = new Map<string, FilterOverride>([...Object.entries(vhost), ...Object.entries(route)]);
+  return m.size === 0 ? {} : { filterOverrides: m };
 }

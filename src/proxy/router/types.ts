@@ -1,3 +1,4 @@
+import type { FilterOverride } from '../../gen/outrigger/config/v1/filters_pb.js';
 import type { Transcode } from '../../gen/outrigger/config/v1/route_pb.js';
 import type { HashPart } from './hash-policy.js';
 
@@ -49,6 +50,8 @@ export interface CompiledRoute {
    * replaces (src/proxy/pipeline/rewrite.ts reads it).
    */
   readonly prefix?: string;
+  /** Overrides of listener filters by entry name: the virtual host's, then the route's (docs/filters.md). */
+  readonly filterOverrides?: ReadonlyMap<string, FilterOverride>;
 }
 
 export interface RouteMatchResult {

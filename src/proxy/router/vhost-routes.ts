@@ -77,7 +77,7 @@ export class VirtualHostRoutes {
   }
 
   static compile(vh: VirtualHost, name: string, at: string): VirtualHostRoutes {
-    const entries = vh.routes.map((r, i) => compileRoute(r, name, i, `${at}.routes[${i}]`));
+    const entries = vh.routes.map((r, i) => compileRoute(r, name, i, `${at}.routes[${i}]`, vh.filters));
     return new VirtualHostRoutes(name, vh.domains, entries);
   }
 

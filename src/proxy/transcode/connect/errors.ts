@@ -1,16 +1,8 @@
 import { fromBinary, toJson, type JsonValue, type Registry } from '@bufbuild/protobuf';
 import { StatusSchema } from '../../../gen/google/rpc/status_pb.js';
+import { connectCode } from '../../../core/errors.js';
 
-/** Connect's snake_case code names, index = gRPC code (connectrpc protocol.md). */
-const CODES = [
-  'ok', 'canceled', 'unknown', 'invalid_argument', 'deadline_exceeded', 'not_found', 'already_exists', 'permission_denied',
-  'resource_exhausted', 'failed_precondition', 'aborted', 'out_of_range', 'unimplemented', 'internal', 'unavailable',
-  'data_loss', 'unauthenticated',
-] as const;
-
-export function connectCode(code: number): string {
-  return CODES[code] ?? 'unknown';
-}
+export { connectCode };
 
 const unpadded = (b: Uint8Array): string => Buffer.from(b).toString('base64').replace(/=+$/, '');
 

@@ -8,13 +8,15 @@ import type { Duration } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration } from "@bufbuild/protobuf/wkt";
 import type { SocketAddress } from "./common_pb.js";
 import { file_outrigger_config_v1_common } from "./common_pb.js";
+import type { HttpFilter } from "./filters_pb.js";
+import { file_outrigger_config_v1_filters } from "./filters_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file outrigger/config/v1/listener.proto.
  */
 export const file_outrigger_config_v1_listener: GenFile = /*@__PURE__*/
-  fileDesc("CiJvdXRyaWdnZXIvY29uZmlnL3YxL2xpc3RlbmVyLnByb3RvEhNvdXRyaWdnZXIuY29uZmlnLnYxIp0DCghMaXN0ZW5lchIMCgRuYW1lGAEgASgJEjMKB2FkZHJlc3MYAiABKAsyIi5vdXRyaWdnZXIuY29uZmlnLnYxLlNvY2tldEFkZHJlc3MSFAoMcm91dGVfY29uZmlnGAMgASgJEhcKD2RlZmF1bHRfY2x1c3RlchgEIAEoCRIOCgZvcGFxdWUYBSABKAgSMQoOZGV0ZWN0X3RpbWVvdXQYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLAoDdGxzGAcgASgLMh8ub3V0cmlnZ2VyLmNvbmZpZy52MS5UbHNDb250ZXh0EhQKDHRydXN0ZWRfaG9wcxgIIAEoDRIzCgZsaW1pdHMYCSABKAsyIy5vdXRyaWdnZXIuY29uZmlnLnYxLkxpc3RlbmVyTGltaXRzEjIKCmFjY2Vzc19sb2cYCiABKAsyHi5vdXRyaWdnZXIuY29uZmlnLnYxLkFjY2Vzc0xvZxIvCgxpZGxlX3RpbWVvdXQYCyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iMQoKVGxzQ29udGV4dBIRCgljZXJ0X2ZpbGUYASABKAkSEAoIa2V5X2ZpbGUYAiABKAkigwEKDkxpc3RlbmVyTGltaXRzEhcKD21heF9jb25uZWN0aW9ucxgBIAEoDRIeChZtYXhfY29uY3VycmVudF9zdHJlYW1zGAIgASgNEhgKEG1heF9oZWFkZXJfYnl0ZXMYAyABKA0SHgoWbWF4X3JlcXVlc3RfYm9keV9ieXRlcxgEIAEoBCJNCglBY2Nlc3NMb2cSEAoIZGlzYWJsZWQYASABKAgSGQoRc2Vuc2l0aXZlX2hlYWRlcnMYAiADKAkSEwoLbG9nX2hlYWRlcnMYAyADKAliBnByb3RvMw", [file_google_protobuf_duration, file_outrigger_config_v1_common]);
+  fileDesc("CiJvdXRyaWdnZXIvY29uZmlnL3YxL2xpc3RlbmVyLnByb3RvEhNvdXRyaWdnZXIuY29uZmlnLnYxItQDCghMaXN0ZW5lchIMCgRuYW1lGAEgASgJEjMKB2FkZHJlc3MYAiABKAsyIi5vdXRyaWdnZXIuY29uZmlnLnYxLlNvY2tldEFkZHJlc3MSFAoMcm91dGVfY29uZmlnGAMgASgJEhcKD2RlZmF1bHRfY2x1c3RlchgEIAEoCRIOCgZvcGFxdWUYBSABKAgSMQoOZGV0ZWN0X3RpbWVvdXQYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLAoDdGxzGAcgASgLMh8ub3V0cmlnZ2VyLmNvbmZpZy52MS5UbHNDb250ZXh0EhQKDHRydXN0ZWRfaG9wcxgIIAEoDRIzCgZsaW1pdHMYCSABKAsyIy5vdXRyaWdnZXIuY29uZmlnLnYxLkxpc3RlbmVyTGltaXRzEjIKCmFjY2Vzc19sb2cYCiABKAsyHi5vdXRyaWdnZXIuY29uZmlnLnYxLkFjY2Vzc0xvZxIvCgxpZGxlX3RpbWVvdXQYCyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SNQoMaHR0cF9maWx0ZXJzGAwgAygLMh8ub3V0cmlnZ2VyLmNvbmZpZy52MS5IdHRwRmlsdGVyIjEKClRsc0NvbnRleHQSEQoJY2VydF9maWxlGAEgASgJEhAKCGtleV9maWxlGAIgASgJIoMBCg5MaXN0ZW5lckxpbWl0cxIXCg9tYXhfY29ubmVjdGlvbnMYASABKA0SHgoWbWF4X2NvbmN1cnJlbnRfc3RyZWFtcxgCIAEoDRIYChBtYXhfaGVhZGVyX2J5dGVzGAMgASgNEh4KFm1heF9yZXF1ZXN0X2JvZHlfYnl0ZXMYBCABKAQiTQoJQWNjZXNzTG9nEhAKCGRpc2FibGVkGAEgASgIEhkKEXNlbnNpdGl2ZV9oZWFkZXJzGAIgAygJEhMKC2xvZ19oZWFkZXJzGAMgAygJYgZwcm90bzM", [file_google_protobuf_duration, file_outrigger_config_v1_common, file_outrigger_config_v1_filters]);
 
 /**
  * A port the sidecar accepts connections on. The protocol of each connection is
@@ -98,6 +100,14 @@ export type Listener = Message<"outrigger.config.v1.Listener"> & {
    * @generated from field: google.protobuf.Duration idle_timeout = 11;
    */
   idleTimeout?: Duration | undefined;
+
+  /**
+   * The HTTP filter chain, in order: request phases run first to last,
+   * response phases last to first (docs/filters.md).
+   *
+   * @generated from field: repeated outrigger.config.v1.HttpFilter http_filters = 12;
+   */
+  httpFilters: HttpFilter[];
 };
 
 /**
