@@ -26,11 +26,17 @@ export function localReply(ds: Downstream, code: LocalErrorCode, detail?: string
       'grpc-status': spec.grpcStatus,
       'grpc-message': encodeGrpcMessage(message),
       'x-outrigger-local-reply': spec.flag,
+      ...requestIdHeader(ex.request_id),
     });
     return;
   }
   const body = `${message}\n`;
-  sendReply(ds, spec.httpStatus, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-outrigger-local-reply': spec.flag }, body);
+  sendReply(ds, spec.httpStatus, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-outrigger-local-reply': spec.flag, ...requestIdHeader(ex.request_id) }, body);
+}
+
+/** Local replies return the exchange's request id so a client can quote it (absent before the pipeline decided one). */
+function requestIdHeader(id: string | undefined): OutgoingHttpHeaders {
+  return id === undefined ? {} : { 'x-request-id': id };
 }
 
 /** A complete answer of our own (direct responses, filter replies such as a CORS preflight). */
