@@ -3,6 +3,8 @@ import { parseDurationFlag } from '../core/duration.js';
 import { startSidecar } from '../../sidecar/main.js';
 import { readNodeLabels } from '../control/client/node-labels.js';
 import { parseFlags, UsageError } from './flags.js';
+import { METRICS_COMPAT, type MetricsCompat } from '../observability/exchange-telemetry.js';
+import { workloadIdentity } from '../observability/workload.js';
 import type { Command } from './command.js';
 
 const USAGE = `usage: outrigger sidecar [--config FILE|DIR] [--control-plane HOST:PORT --node-id ID [--node-cluster C]
@@ -28,6 +30,8 @@ flags:
   --status-port N       status port on all addresses (:: dual stack, else 0.0.0.0): /ready and the app probes
                         the injector rewrote (read from OUTRIGGER_APP_PROBES);
                         off unless given (the injector sets 15021)
+  --metrics-compat M     request metrics: istio (Istio's standard names), outrigger (ours), both (default);
+                        docs/observability.md
   --allow-ephemeral-ports  accept listener port 0 (tests)`;
 
 export const sidecarCommand: Command = {
@@ -46,6 +50,7 @@ export const sidecarCommand: Command = {
         'node-labels-file': { type: 'string' },
         'control-plane-ca': { type: 'string' },
         'status-port': { type: 'string' },
+        'metrics-compat': { type: 'string', default: 'both' },
         'allow-ephemeral-ports': { type: 'boolean', default: false },
       },
       USAGE,
@@ -60,6 +65,8 @@ export const sidecarCommand: Command = {
     if (values['control-plane'] && !values['node-id']) {
       throw new UsageError('--node-id is required with --control-plane', USAGE);
     }
+    const compat = values['metrics-compat'] as MetricsCompat;
+    if (!METRICS_COMPAT.includes(compat)) throw new UsageError(`--metrics-compat must be one of ${METRICS_COMPAT.join(', ')}`, USAGE);
     let sidecar;
     try {
       const nodeLabels = values['node-labels-file'] ? await readNodeLabels(values['node-labels-file']) : undefined;
@@ -80,6 +87,8 @@ export const sidecarCommand: Command = {
         allowEphemeralPorts: values['allow-ephemeral-ports'],
         statusPort: values['status-port'] === undefined ? undefined : Number(values['status-port']),
         appProbes: process.env.OUTRIGGER_APP_PROBES ? JSON.parse(process.env.OUTRIGGER_APP_PROBES) : undefined,
+        // Istio's source_*/destination_* labels: the pod the injector described (POD_NAME, POD_NAMESPACE, its labels).
+        telemetry: { compat, workload: workloadIdentity(process.env, nodeLabels) },
       });
     } catch (err) {
       process.stderr.write(`outrigger sidecar: ${(err as Error).message}\n`);
