@@ -98,7 +98,9 @@ export class LiveStats {
     this.add('route', s.route || 'none', index, ok, lat);
     this.add('cluster', s.cluster || 'none', index, ok, lat);
     this.add('upstream', s.upstream ?? 'none', index, ok, lat);
-    this.add('path', s.path, index, ok, lat);
+    // The exchange's path is the request target: group by path, not by query string.
+    const q = s.path.indexOf('?');
+    this.add('path', q < 0 ? s.path : s.path.slice(0, q), index, ok, lat);
   }
 
   /** The window's rows for one dimension, busiest first. */

@@ -34,8 +34,10 @@ describe('live window', () => {
   it('keeps at most maxKeys per dimension, folding the rest into "other"', () => {
     const live = new LiveStats(new FakeClock(), { maxKeys: 2 });
     for (const r of ['a', 'b', 'c', 'd', 'a']) live.record(sample(r, 200, 1));
+    live.record({ ...sample('a', 200, 1), path: '/a?x=1' });
+    expect(live.snapshot('path')[0]).to.include({ key: '/a', requests: 3 });
     expect(live.snapshot('route').map((x) => [x.key, x.requests])).to.deep.equal([
-      ['a', 2],
+      ['a', 3],
       [OTHER_KEY, 2],
       ['b', 1],
     ]);
