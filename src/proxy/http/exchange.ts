@@ -79,15 +79,9 @@ export class Exchange {
     // Observability: Istio metrics, live window, tap (exchange-telemetry.ts); --metrics-compat istio drops our histogram.
     const t = ctx.telemetry;
     if (t !== undefined) reportExchange(t, l.name, this);
-    if (t === undefined || t.outriggerRequestMetric) ctx.metrics.observeRequest(
-      l.name,
-      this.route,
-      this.cluster,
-      this.status,
-      this.grpc_status ?? '',
-      this.protocol,
-      this.duration_ms / 1000,
-    );
+    if (t === undefined || t.outriggerRequestMetric) {
+      ctx.metrics.observeRequest(l.name, this.route, this.cluster, this.status, this.grpc_status ?? '', this.protocol, this.duration_ms / 1000);
+    }
     if (this.flags !== undefined) ctx.metrics.localReplies.inc({ listener: l.name, flag: this.flags });
     if (l.accessLog) ctx.accessLog.info(this.toLogObject(), 'access');
   }
