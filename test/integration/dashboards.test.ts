@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
@@ -41,6 +42,13 @@ describe('shipped dashboards and alerts', function () {
     expect(missing).to.deep.equal([]);
     // The golden signals are Istio's names, so the dashboard also works for Istio users.
     for (const n of ['istio_requests_total', 'istio_request_duration_milliseconds_bucket']) expect([...used]).to.include(n);
+  });
+
+  it('pass promtool check rules (Debian package prometheus; skipped where promtool is not installed)', function () {
+    const r = spawnSync('promtool', ['check', 'rules', join(CHART, 'alerts', 'slo.rules.yaml')], { encoding: 'utf8' });
+    if ((r.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') this.skip();
+    expect(r.status, r.stdout + r.stderr).to.equal(0);
+    expect(r.stdout).to.match(/SUCCESS: \d+ rules found/);
   });
 
   it('give every alert a runbook_url to a section of docs/runbooks.md', () => {
