@@ -2,13 +2,19 @@ import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { collectDefaultMetrics, Registry } from 'prom-client';
 import { parse } from 'yaml';
+import { ControlMetrics } from '../../src/control/server/control-metrics.js';
 import { listener, routes } from '../support/config-docs.js';
 import { startTestSidecar } from '../support/sidecar-harness.js';
 
 const CHART = 'charts/outrigger';
 
 /** Every PromQL expression of the shipped dashboards and rules, with where it comes from. */
+function exportedNames(text: string): Set<string> {
+  return new Set([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].flatMap((m) => (m[2] === 'histogram' ? [`${m[1]}_bucket`, `${m[1]}_count`, `${m[1]}_sum`] : [m[1]!])));
+}
+
 function expressions(): { where: string; expr: string }[] {
   const out: { where: string; expr: string }[] = [];
   for (const f of readdirSync(join(CHART, 'dashboards'))) {
@@ -27,10 +33,15 @@ describe('shipped dashboards and alerts', function () {
     let exported: Set<string>;
     try {
       const text = await sc.metrics();
-      exported = new Set([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].flatMap((m) => (m[2] === 'histogram' ? [`${m[1]}_bucket`, `${m[1]}_count`, `${m[1]}_sum`] : [m[1]!])));
+      exported = exportedNames(text);
     } finally {
       await sc.close();
     }
+    // The control-plane dashboard reads the control plane's registry (as control-server.ts builds it).
+    const control = new Registry();
+    new ControlMetrics(control);
+    collectDefaultMetrics({ register: control, prefix: 'outrigger_control_' });
+    for (const n of exportedNames(await control.metrics())) exported.add(n);
     const missing: string[] = [];
     const used = new Set<string>();
     for (const { where, expr } of expressions()) {

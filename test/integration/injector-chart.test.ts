@@ -98,8 +98,8 @@ describe('Helm chart charts/outrigger (real helm binary)', function () {
 
     it('renders only objects that validate against the Kubernetes schemas', async () => {
       expect(objs.map((o) => o.kind).sort()).to.deep.equal([
-        // Three ConfigMaps: the mesh config and the two Grafana dashboards.
-        'ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'ConfigMap', 'ConfigMap', 'Deployment', 'MutatingWebhookConfiguration', 'PersistentVolumeClaim',
+        // Four ConfigMaps: the mesh config and the three Grafana dashboards.
+        'ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'ConfigMap', 'ConfigMap', 'ConfigMap', 'Deployment', 'MutatingWebhookConfiguration', 'PersistentVolumeClaim',
         'Role', 'RoleBinding', 'Secret', 'Secret', 'Service', 'Service', 'ServiceAccount',
       ]);
       for (const o of objs) await validate(o);
@@ -238,7 +238,7 @@ describe('Helm chart charts/outrigger (real helm binary)', function () {
     expect(find(off, 'PrometheusRule')).to.equal(undefined);
     const on = template('outrigger', 'outrigger-system', { alerts: { enabled: true, labels: { release: 'prom' } }, dashboards: { labels: { team: 'mesh' } } });
     const dashboards = on.filter((o) => o.kind === 'ConfigMap' && o.metadata.labels?.grafana_dashboard === '1');
-    expect(dashboards.map((d) => Object.keys(d.data)[0]).sort()).to.deep.equal(['golden-signals.json', 'sidecar-health.json']);
+    expect(dashboards.map((d) => Object.keys(d.data)[0]).sort()).to.deep.equal(['control-plane.json', 'golden-signals.json', 'sidecar-health.json']);
     for (const d of dashboards) {
       expect(d.metadata.labels?.team).to.equal('mesh');
       expect(JSON.parse(Object.values(d.data)[0] as string).uid).to.match(/^outrigger-/);
