@@ -13,6 +13,7 @@ import { AdminServer } from '../src/admin/admin-server.js';
 import { StatusServer, type AppProbeSpec } from '../src/admin/status-server.js';
 import { createLogger, type Logger } from '../src/observability/logger.js';
 import { ProxyMetrics } from '../src/observability/proxy-metrics.js';
+import { buildTelemetry, type TelemetryOptions } from '../src/observability/telemetry-setup.js';
 import { ListenerManager } from '../src/proxy/listener/listener-manager.js';
 import { H1Pool } from '../src/proxy/upstream/h1-pool.js';
 import { H2Pool } from '../src/proxy/upstream/h2-pool.js';
@@ -68,6 +69,8 @@ export interface SidecarOptions {
   filters?: { registry: FilterRegistry; config: FilterConfigSource };
   /** Security events of the filters (`--audit-log`); default: counted in metrics only. */
   auditLog?: Logger;
+  /** Istio-compatible metrics, the live window and the tap (docs/observability.md); default: both metric sets, unknown workload. */
+  telemetry?: Omit<TelemetryOptions, 'clock' | 'registry'>;
 }
 
 export interface Sidecar {
@@ -99,6 +102,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const registry = opts.registry ?? new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'outrigger_' }); // → outrigger_process_*, outrigger_nodejs_*
   const metrics = new ProxyMetrics(registry);
+  const telemetry = buildTelemetry({ ...opts.telemetry, clock, registry });
   const configVersion = new Gauge({
     name: 'outrigger_config_info',
     help: 'The active config version (value 1)',
@@ -119,6 +123,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     logger,
     accessLog,
     metrics,
+    telemetry,
     h2,
     h1,
     // The SO_ORIGINAL_DST addon is loaded once here; without it ORIGINAL_DST clusters degrade (docs/injector.md).
@@ -207,6 +212,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     store,
     listeners,
     proxy: ctx,
+    telemetry,
     logger,
     onQuit: () => void shutdown(),
   });

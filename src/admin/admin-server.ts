@@ -5,6 +5,8 @@ import { dumpRedacted } from '../config/dump.js';
 import type { ListenerManager } from '../proxy/listener/listener-manager.js';
 import type { ProxyContext } from '../proxy/context.js';
 import type { Logger } from '../observability/logger.js';
+import type { ExchangeTelemetry } from '../observability/exchange-telemetry.js';
+import { serveLiveStats, serveTap } from './live-routes.js';
 
 export interface AdminDeps {
   registry: Registry;
@@ -12,6 +14,8 @@ export interface AdminDeps {
   listeners: ListenerManager;
   proxy: ProxyContext;
   logger: Logger;
+  /** The live window and tap behind /stats/live and /tap (live-routes.ts). */
+  telemetry?: ExchangeTelemetry;
   /** Called by POST /quitquitquit: the sidecar drains and exits. */
   onQuit(): void;
 }
@@ -80,6 +84,10 @@ export class AdminServer {
         for (const [name, a] of d.listeners.addresses()) out[name] = a;
         return sendJson(res, { version: d.listeners.current()?.version, listeners: out });
       }
+      case '/stats/live':
+        return serveLiveStats(d.telemetry, url, res, (st, body) => send(res, st, 'text/plain', body));
+      case '/tap':
+        return serveTap(d.telemetry, req, url, res, (st, body) => send(res, st, 'text/plain', body));
       case '/quitquitquit':
         if (req.method !== 'POST') return send(res, 405, 'text/plain', 'use POST\n', { allow: 'POST' });
         send(res, 200, 'text/plain', 'draining\n');

@@ -20,6 +20,9 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   injector: async () => (await import('./injector-command.js')).injectorCommand,
   inject: async () => (await import('./inject-command.js')).injectCommand,
   redirect: async () => (await import('./redirect-command.js')).redirectCommand,
+  stat: async () => (await import('./stat-command.js')).statCommand,
+  tap: async () => (await import('./tap-command.js')).tapCommand,
+  top: async () => (await import('./top-command.js')).topCommand,
   'wait-ready': async () => (await import('./wait-ready-command.js')).waitReadyCommand,
 };
 

@@ -4,6 +4,8 @@ import { startSidecar } from '../../sidecar/main.js';
 import { readNodeLabels } from '../control/client/node-labels.js';
 import { parseFlags, UsageError } from './flags.js';
 import { createAuditLogger } from '../observability/logger.js';
+import { METRICS_COMPAT, type MetricsCompat } from '../observability/exchange-telemetry.js';
+import { workloadIdentity } from '../observability/workload.js';
 import type { Command } from './command.js';
 
 const USAGE = `usage: outrigger sidecar [--config FILE|DIR] [--control-plane HOST:PORT --node-id ID [--node-cluster C]
@@ -32,6 +34,8 @@ flags:
                         off unless given (the injector sets 15021)
   --audit-log T         security events of the filters (docs/filters.md#audit-log) as JSON lines
                         on stdout, stderr or appended to a file; off unless given (still counted in metrics)
+  --metrics-compat M     request metrics: istio (Istio's standard names), outrigger (ours), both (default);
+                        docs/observability.md
   --allow-ephemeral-ports  accept listener port 0 (tests)`;
 
 export const sidecarCommand: Command = {
@@ -51,6 +55,7 @@ export const sidecarCommand: Command = {
         'control-plane-ca': { type: 'string' },
         'status-port': { type: 'string' },
         'audit-log': { type: 'string' },
+        'metrics-compat': { type: 'string', default: 'both' },
         'allow-ephemeral-ports': { type: 'boolean', default: false },
       },
       USAGE,
@@ -65,6 +70,8 @@ export const sidecarCommand: Command = {
     if (values['control-plane'] && !values['node-id']) {
       throw new UsageError('--node-id is required with --control-plane', USAGE);
     }
+    const compat = values['metrics-compat'] as MetricsCompat;
+    if (!METRICS_COMPAT.includes(compat)) throw new UsageError(`--metrics-compat must be one of ${METRICS_COMPAT.join(', ')}`, USAGE);
     let sidecar;
     try {
       const nodeLabels = values['node-labels-file'] ? await readNodeLabels(values['node-labels-file']) : undefined;
@@ -86,6 +93,8 @@ export const sidecarCommand: Command = {
         statusPort: values['status-port'] === undefined ? undefined : Number(values['status-port']),
         appProbes: process.env.OUTRIGGER_APP_PROBES ? JSON.parse(process.env.OUTRIGGER_APP_PROBES) : undefined,
         auditLog: values['audit-log'] ? createAuditLogger(values['audit-log']) : undefined,
+        // Istio's source_*/destination_* labels: the pod the injector described (POD_NAME, POD_NAMESPACE, its labels).
+        telemetry: { compat, workload: workloadIdentity(process.env, nodeLabels) },
       });
     } catch (err) {
       process.stderr.write(`outrigger sidecar: ${(err as Error).message}\n`);

@@ -1,6 +1,7 @@
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../observability/logger.js';
 import type { ProxyMetrics } from '../observability/proxy-metrics.js';
+import type { ExchangeTelemetry } from '../observability/exchange-telemetry.js';
 import type { H1Pool } from './upstream/h1-pool.js';
 import type { H2Pool } from './upstream/h2-pool.js';
 import type { OriginalDestinations } from './upstream/original-dst.js';
@@ -15,6 +16,8 @@ export interface ProxyContext {
   /** Where access-log lines go (one JSON line per request). */
   readonly accessLog: Logger;
   readonly metrics: ProxyMetrics;
+  /** Istio metrics, the live window and the tap (observability); absent in tests that build a bare context. */
+  readonly telemetry?: ExchangeTelemetry;
   readonly h2: H2Pool;
   readonly h1: H1Pool;
   /** ORIGINAL_DST clusters: SO_ORIGINAL_DST lookups, destination choice, loop check, their pools' bound. */

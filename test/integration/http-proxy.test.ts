@@ -109,6 +109,22 @@ describe('HTTP proxying (h1 and h2, both directions)', function () {
     expect(e.headers['x-forwarded-proto']).to.equal('https');
   });
 
+  it('a local reply returns the exchange request id, the same one the access log records', async () => {
+    const untrusted = await request(`http://127.0.0.1:${sc.port()}/nowhere`, { headers: { 'x-request-id': 'client-id' } });
+    await untrusted.body.text();
+    expect(untrusted.statusCode).to.equal(404);
+    const rid = untrusted.headers['x-request-id'] as string;
+    expect(rid).to.match(/^[0-9a-f-]{36}$/);
+    await waitFor(() => sc.access.some((l) => l.request_id === rid && l.path === '/nowhere'), 'the access line with the id');
+    const trusted = await request(`http://127.0.0.1:${sc.port('trusted')}/empty/x`, { headers: { 'x-request-id': 'client-id-2' } });
+    await trusted.body.text();
+    expect(trusted.statusCode).to.equal(503);
+    expect(trusted.headers['x-request-id']).to.equal('client-id-2');
+    const g = await h2Request(sc.port(), { ':path': '/nowhere.Svc/M', 'content-type': 'application/grpc' });
+    expect(g.headers['grpc-status']).to.equal('12');
+    expect(g.headers['x-request-id']).to.match(/^[0-9a-f-]{36}$/);
+  });
+
   it('h1 client → h2 upstream, with a request body', async () => {
     const res = await request(`http://127.0.0.1:${sc.port()}/h2/post`, { method: 'POST', body: Buffer.alloc(100_000, 1) });
     expect(res.statusCode).to.equal(200);

@@ -98,7 +98,8 @@ describe('Helm chart charts/outrigger (real helm binary)', function () {
 
     it('renders only objects that validate against the Kubernetes schemas', async () => {
       expect(objs.map((o) => o.kind).sort()).to.deep.equal([
-        'ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'Deployment', 'MutatingWebhookConfiguration', 'PersistentVolumeClaim',
+        // Four ConfigMaps: the mesh config and the three Grafana dashboards.
+        'ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'ConfigMap', 'ConfigMap', 'ConfigMap', 'Deployment', 'MutatingWebhookConfiguration', 'PersistentVolumeClaim',
         'Role', 'RoleBinding', 'Secret', 'Secret', 'Service', 'Service', 'ServiceAccount',
       ]);
       for (const o of objs) await validate(o);
@@ -229,6 +230,23 @@ describe('Helm chart charts/outrigger (real helm binary)', function () {
       });
       expect(mesh.includeInboundPorts).to.deep.equal([8080, 9090]);
     });
+  });
+
+  it('dashboards as grafana_dashboard ConfigMaps; with alerts.enabled, the SLO rules as a PrometheusRule', () => {
+    const off = template('outrigger', 'outrigger-system', { dashboards: { enabled: false } });
+    expect(off.filter((o) => o.metadata.labels?.grafana_dashboard)).to.deep.equal([]);
+    expect(find(off, 'PrometheusRule')).to.equal(undefined);
+    const on = template('outrigger', 'outrigger-system', { alerts: { enabled: true, labels: { release: 'prom' } }, dashboards: { labels: { team: 'mesh' } } });
+    const dashboards = on.filter((o) => o.kind === 'ConfigMap' && o.metadata.labels?.grafana_dashboard === '1');
+    expect(dashboards.map((d) => Object.keys(d.data)[0]).sort()).to.deep.equal(['control-plane.json', 'golden-signals.json', 'sidecar-health.json']);
+    for (const d of dashboards) {
+      expect(d.metadata.labels?.team).to.equal('mesh');
+      expect(JSON.parse(Object.values(d.data)[0] as string).uid).to.match(/^outrigger-/);
+    }
+    const rule = find(on, 'PrometheusRule', 'outrigger-slo')!;
+    expect(rule.apiVersion).to.equal('monitoring.coreos.com/v1');
+    expect(rule.metadata.labels?.release).to.equal('prom');
+    expect(rule.spec.groups.map((g: { name: string }) => g.name)).to.deep.equal(['outrigger-slo-recording', 'outrigger-slo-alerts', 'outrigger-sidecar']);
   });
 
   it('N control-plane replicas on Redis without the HPA: replicas as given, rolling updates, a PDB, no PVC', async () => {

@@ -24,7 +24,10 @@ export function proxyTcp(ctx: ProxyContext, view: ListenerView, socket: Socket, 
   let detail: string | undefined;
   let upstream: string | undefined;
   socket.on('error', noop);
+  // Observability: Istio's TCP metrics (opened now, bytes and close when the log line is written).
+  const istio = ctx.telemetry?.istio?.tcpOpen(settings.name, cluster?.name ?? '');
   const log = (): void => {
+    istio?.close(bytesIn, bytesOut, flags);
     if (!settings.accessLog) return;
     ctx.accessLog.info(
       {

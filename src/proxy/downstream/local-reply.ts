@@ -41,7 +41,8 @@ export function localReply(ds: Downstream, code: LocalErrorCode, detail?: string
   // Headers of the code itself (`x-outrigger-overloaded` for UO), then the caller's.
   const extra = spec.headers !== undefined || extras?.headers !== undefined ? { ...spec.headers, ...extras?.headers } : undefined;
   const details = extras?.details ?? [];
-  const flagHeader = { 'x-outrigger-local-reply': spec.flag };
+  // Every local reply returns the exchange's request id, so a client can quote it.
+  const flagHeader: OutgoingHttpHeaders = { 'x-outrigger-local-reply': spec.flag, ...requestIdHeader(ex.request_id) };
   const dialect = ds.grpc ? 'grpc' : ex.protocol;
   switch (dialect) {
     case 'grpc':
@@ -79,6 +80,11 @@ export function localReply(ds: Downstream, code: LocalErrorCode, detail?: string
   }
   const body = `${message}\n`;
   sendReply(ds, spec.httpStatus, { ...extra, 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), ...flagHeader }, body);
+}
+
+/** The request id header (absent before the pipeline decided one). */
+function requestIdHeader(id: string | undefined): OutgoingHttpHeaders {
+  return id === undefined ? {} : { 'x-request-id': id };
 }
 
 /** A complete answer of our own (direct responses, filter replies such as a CORS preflight). */

@@ -20,7 +20,8 @@ import { forwardWebSocket } from './websocket.js';
  * the exchange's scope (client gone, deadline).
  */
 export function forward(ctx: ProxyContext, ds: Downstream, t: UpstreamTarget): void {
-  const fwd = { clientAddress: ds.conn.clientAddress, scheme: ds.conn.scheme, trustedHops: t.settings.trustedHops };
+  // request_id is decided by handleExchange before any terminal runs (observability: one id per exchange).
+  const fwd = { clientAddress: ds.conn.clientAddress, scheme: ds.conn.scheme, trustedHops: t.settings.trustedHops, requestId: ds.ex.request_id! };
   switch (ds.kind) {
     case 'h2': {
       const out: OutgoingHttpHeaders = { ':method': ds.method, ':path': t.path, ':authority': t.authority, ':scheme': 'http' };

@@ -1,12 +1,14 @@
 import type { Clock } from '../../core/clock.js';
 import type { Logger } from '../../observability/logger.js';
 import type { ProxyMetrics } from '../../observability/proxy-metrics.js';
+import { reportExchange, type ExchangeTelemetry } from '../../observability/exchange-telemetry.js';
 
 /** Where an exchange's record goes (ProxyContext provides these). */
 export interface ExchangeSinks {
   readonly clock: Clock;
   readonly metrics: ProxyMetrics;
   readonly accessLog: Logger;
+  readonly telemetry?: ExchangeTelemetry;
 }
 
 /** The listener settings that shape the record (ListenerSettings provides these). */
@@ -74,15 +76,12 @@ export class Exchange {
     const l = this.listener;
     this.duration_ms = Math.round((ctx.clock.monotonicMs() - this.startMs) * 1000) / 1000;
     ctx.metrics.activeFor(l.name).dec();
-    ctx.metrics.observeRequest(
-      l.name,
-      this.route,
-      this.cluster,
-      this.status,
-      this.grpc_status ?? '',
-      this.protocol,
-      this.duration_ms / 1000,
-    );
+    // Observability: Istio metrics, live window, tap (exchange-telemetry.ts); --metrics-compat istio drops our histogram.
+    const t = ctx.telemetry;
+    if (t !== undefined) reportExchange(t, l.name, this);
+    if (t === undefined || t.outriggerRequestMetric) {
+      ctx.metrics.observeRequest(l.name, this.route, this.cluster, this.status, this.grpc_status ?? '', this.protocol, this.duration_ms / 1000);
+    }
     if (this.flags !== undefined) ctx.metrics.localReplies.inc({ listener: l.name, flag: this.flags });
     if (l.accessLog) ctx.accessLog.info(this.toLogObject(), 'access');
   }

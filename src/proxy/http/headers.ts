@@ -1,5 +1,3 @@
-import { randomUUID } from 'node:crypto';
-
 /**
  * Hop-by-hop headers (RFC 9110 §7.6.1) plus the HTTP/1-only framing headers
  * that must not cross a proxy. `te` is handled separately: HTTP/2 allows only
@@ -25,6 +23,8 @@ export interface ForwardingInfo {
   /** "http" or "https": how the client reached us. */
   scheme: string;
   trustedHops: number;
+  /** The exchange's request id, decided at the start of the pipeline (request-id.ts). */
+  requestId: string;
 }
 
 type InHeaders = Record<string, string | string[] | undefined>;
@@ -34,7 +34,8 @@ type OutHeaders = Record<string, string | string[]>;
  * Copies end-to-end request headers into `out` (which already holds any
  * pseudo-headers), dropping hop-by-hop ones, names listed in `Connection`,
  * HTTP/2 pseudo-headers and our internal `x-outrigger-*` headers, then sets
- * x-forwarded-for / x-forwarded-proto / x-request-id. Returns the request id.
+ * x-forwarded-for / x-forwarded-proto / x-request-id (the id passed in).
+ * Returns the request id.
  */
 export function copyRequestHeaders(inH: InHeaders, out: OutHeaders, fwd: ForwardingInfo): string {
   const connection = inH['connection'];
@@ -54,12 +55,8 @@ export function copyRequestHeaders(inH: InHeaders, out: OutHeaders, fwd: Forward
   const xff = inH['x-forwarded-for'];
   out['x-forwarded-for'] = trusted && xff ? `${xff}, ${fwd.clientAddress}` : fwd.clientAddress;
   if (!trusted || !inH['x-forwarded-proto']) out['x-forwarded-proto'] = fwd.scheme;
-  let rid = inH['x-request-id'];
-  if (!trusted || typeof rid !== 'string' || rid.length === 0) {
-    rid = randomUUID();
-    out['x-request-id'] = rid;
-  }
-  return rid as string;
+  out['x-request-id'] = fwd.requestId;
+  return fwd.requestId;
 }
 
 function connectionTokens(v: string): Set<string> {

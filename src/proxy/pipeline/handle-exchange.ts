@@ -13,6 +13,7 @@ import type { Transcoder } from '../transcode/transcoder.js';
 import { bridgeMethodOf, bridgeWebSocket } from '../transcode/websocket/bridge.js';
 import { rewritePath } from './rewrite.js';
 import { requestHash } from '../router/index.js';
+import { decideRequestId } from '../http/request-id.js';
 
 type ClusterAction = Extract<RouteActionCompiled, { kind: 'cluster' }>;
 
@@ -46,6 +47,8 @@ type ClusterAction = Extract<RouteActionCompiled, { kind: 'cluster' }>;
 export function handleExchange(ctx: ProxyContext, view: ListenerView, ds: Downstream): void {
   const settings = view.settings;
   const ex = ds.ex;
+  // Correlation: the one request id of this exchange, before anything can answer (local replies carry it).
+  ex.request_id = decideRequestId(ds.headers, settings.trustedHops);
   const target = ds.target;
   const q = target.indexOf('?');
   const path = q < 0 ? target : target.slice(0, q);

@@ -1,9 +1,9 @@
 import { flagOf } from '../../core/errors.js';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import { create, fromBinary, toBinary, type Message } from '@bufbuild/protobuf';
-import { randomUUID } from 'node:crypto';
 import { parseGrpcTimeout } from '../../core/duration.js';
 import { StatusSchema, type Status } from '../../gen/google/rpc/status_pb.js';
+import { decideRequestId } from '../http/request-id.js';
 import type { Downstream } from '../downstream/downstream.js';
 import type { RpcTarget } from './rpc.js';
 import { GrpcCall, type CallEnd } from './grpc-call.js';
@@ -138,9 +138,8 @@ interface Output {
 function startCall(t: TranscodeTarget, b: Binding, out: Output): GrpcCall | undefined {
   const md: OutgoingHttpHeaders = { ':path': `/${b.method.parent.typeName}/${b.method.name}`, ':authority': t.authority };
   requestMetadata(t.ds.headers, { clientAddress: t.clientAddress, trustedHops: t.trustedHops, forward: t.tr.settings.forward }, md);
-  const rid = t.ds.headers['x-request-id'];
-  t.ex.request_id = typeof rid === 'string' && rid !== '' && t.trustedHops > 0 ? rid : randomUUID();
-  md['x-request-id'] = t.ex.request_id;
+  // Decided once by handleExchange (request-id.ts); the fallback serves callers outside the pipeline.
+  md['x-request-id'] = t.ex.request_id ??= decideRequestId(t.ds.headers, t.trustedHops);
   const timeoutMs = callTimeoutMs(t.ds.headers, t.routeTimeoutMs, parseGrpcTimeout);
   if (timeoutMs > 0) md['grpc-timeout'] = timeoutHeader(timeoutMs);
   let call: GrpcCall | undefined = undefined;

@@ -1,11 +1,11 @@
 import { flagOf } from '../../core/errors.js';
 import type { DescMethod } from '@bufbuild/protobuf';
-import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import type { ProxyContext } from '../context.js';
 import type { AbortScope } from '../../core/abort-scope.js';
 import type { AbortReason } from '../downstream/downstream.js';
 import type { Exchange } from '../http/exchange.js';
+import { decideRequestId } from '../http/request-id.js';
 import type { ClusterRuntime } from '../upstream/cluster.js';
 import type { EndpointAddress } from '../upstream/endpoint.js';
 import { GrpcCall, type CallHandlers } from './grpc-call.js';
@@ -85,9 +85,8 @@ export function startRpc(
 ): GrpcCall {
   md[':path'] = `/${method.parent.typeName}/${method.name}`;
   md[':authority'] = t.authority;
-  const rid = reqHeaders['x-request-id'];
-  t.ex.request_id = typeof rid === 'string' && rid !== '' && t.trustedHops > 0 ? rid : randomUUID();
-  md['x-request-id'] = t.ex.request_id;
+  // Decided once by handleExchange (request-id.ts); the fallback serves callers outside the pipeline.
+  md['x-request-id'] = t.ex.request_id ??= decideRequestId(reqHeaders, t.trustedHops);
   const xff = reqHeaders['x-forwarded-for'];
   md['x-forwarded-for'] = t.trustedHops > 0 && typeof xff === 'string' && xff ? `${xff}, ${t.clientAddress}` : t.clientAddress;
   const host = reqHeaders[':authority'] ?? reqHeaders['host'];

@@ -1,0 +1,61 @@
+import { performance } from 'node:perf_hooks';
+import { Gauge, type Registry } from 'prom-client';
+import type { Clock } from '../core/clock.js';
+import type { ExchangeTelemetry, MetricsCompat } from './exchange-telemetry.js';
+import { IstioMetrics } from './istio-metrics.js';
+import { LiveStats, type LiveOptions } from './live-stats.js';
+import { TapHub } from './tap.js';
+import { UNKNOWN_WORKLOAD, type WorkloadIdentity } from './workload.js';
+
+/** The injected outbound listener (injector/inbound-config.ts OUTBOUND.listener): its traffic is reported as `source`. */
+export const DEFAULT_OUTBOUND_LISTENERS: ReadonlySet<string> = new Set(['outbound']);
+
+export interface TelemetryOptions {
+  readonly clock: Clock;
+  readonly registry: Registry;
+  readonly compat?: MetricsCompat;
+  readonly workload?: WorkloadIdentity;
+  readonly outboundListeners?: ReadonlySet<string>;
+  readonly seriesBudget?: number;
+  readonly live?: LiveOptions;
+}
+
+/**
+ * Builds the exchange telemetry of one sidecar and the process metrics that
+ * prom-client's default collectors lack: those give CPU, memory, heap (and
+ * per space), event-loop lag with percentiles, GC pause histograms, open
+ * handles and file descriptors; event-loop utilization is added here.
+ */
+export function buildTelemetry(o: TelemetryOptions, prefix = 'outrigger_'): ExchangeTelemetry {
+  const compat = o.compat ?? 'both';
+  registerEventLoopUtilization(o.registry, prefix);
+  return {
+    clock: o.clock,
+    outriggerRequestMetric: compat !== 'istio',
+    istio:
+      compat === 'outrigger'
+        ? undefined
+        : new IstioMetrics(o.registry, {
+            self: o.workload ?? UNKNOWN_WORKLOAD,
+            outboundListeners: o.outboundListeners ?? DEFAULT_OUTBOUND_LISTENERS,
+            seriesBudget: o.seriesBudget,
+          }),
+    live: new LiveStats(o.clock, o.live),
+    tap: new TapHub(),
+  };
+}
+
+/** The share of time the event loop was busy since the previous scrape (0–1). */
+function registerEventLoopUtilization(registry: Registry, prefix: string): void {
+  let last = performance.eventLoopUtilization();
+  new Gauge({
+    name: `${prefix}nodejs_eventloop_utilization`,
+    help: 'Event-loop utilization between two scrapes (0-1)',
+    registers: [registry],
+    collect() {
+      const now = performance.eventLoopUtilization();
+      this.set(performance.eventLoopUtilization(now, last).utilization);
+      last = now;
+    },
+  });
+}
