@@ -15,6 +15,7 @@ export class ProxyMetrics {
   readonly localReplies: Counter<'listener' | 'flag'>;
   readonly protocolErrors: Counter<'listener' | 'kind'>;
   readonly refusedStreams: Counter<'listener'>;
+  readonly earlyResets: Counter<'listener' | 'stage'>;
   readonly activeStreams: Gauge<'listener'>;
   private readonly durationChildren = new Map<string, { observe(v: number): void }>();
   private readonly activeChildren = new Map<string, { inc(): void; dec(): void }>();
@@ -84,6 +85,14 @@ export class ProxyMetrics {
       name: 'outrigger_downstream_streams_refused_total',
       help: 'HTTP/2 streams refused with RST_STREAM(REFUSED_STREAM) because the connection was at limits.maxConcurrentStreams',
       labelNames: ['listener'],
+      registers,
+    });
+    this.earlyResets = new Counter({
+      name: 'outrigger_downstream_streams_reset_early_total',
+      help:
+        'HTTP/2 streams the client reset before their response began (rapid reset, CVE-2023-44487). stage: before_dispatch (already reset on delivery, not served), ' +
+        'before_response (reset while being served), before_upstream (reset before its upstream stream would have opened: none was; also counted as before_response)',
+      labelNames: ['listener', 'stage'],
       registers,
     });
   }

@@ -292,9 +292,11 @@ export class ProxyListener {
     const ref = this.ref;
     const limiter = new StreamLimiter(session, maxStreams, ctx.clock, {
       onRefused: () => ctx.metrics.refusedStreams.inc({ listener: ref.view.settings.name }),
-      onFlood: () => {
-        ctx.metrics.protocolErrors.inc({ listener: ref.view.settings.name, kind: 'h2_refused_flood' });
-        ctx.logger.info({ listener: ref.view.settings.name }, 'downstream h2 client kept opening streams over the limit: GOAWAY');
+      onReset: (stage) => ctx.metrics.earlyResets.inc({ listener: ref.view.settings.name, stage }),
+      onFlood: (kind) => {
+        ctx.metrics.protocolErrors.inc({ listener: ref.view.settings.name, kind: kind === 'refused' ? 'h2_refused_flood' : 'h2_rapid_reset' });
+        const why = kind === 'refused' ? 'kept opening streams over the limit' : 'kept resetting streams before their response (rapid reset)';
+        ctx.logger.info({ listener: ref.view.settings.name }, `downstream h2 client ${why}: GOAWAY`);
       },
     });
     const info: H2ConnectionInfo = infoOf(session.socket as unknown as Socket);
@@ -306,7 +308,7 @@ export class ProxyListener {
     });
     session.on('frameError', () => ctx.metrics.protocolErrors.inc({ listener: ref.view.settings.name, kind: 'h2_frame' }));
     session.on('stream', (stream, headers, flags) => {
-      if (limiter.admit(stream)) onH2Stream(ctx, ref, info, stream, headers, flags);
+      limiter.admit(stream, () => onH2Stream(ctx, ref, info, stream, headers, flags));
     });
     session.setTimeout(ref.view.settings.idleTimeoutMs, () => session.close());
     if (this.draining) session.close();
