@@ -12,7 +12,7 @@ import { onWebSocketUpgrade } from '../codec/websocket.js';
 import { proxyTcp } from '../codec/tcp.js';
 import { detectProtocol, MAX_DETECT_BYTES } from './detect.js';
 import { settingsHandshake } from './settings-handshake.js';
-import { StreamLimiter } from './stream-limit.js';
+import { goawayAndDestroy, StreamLimiter } from './stream-limit.js';
 import { ORIGINAL_DST, type Destination } from '../upstream/original-dst.js';
 
 type Outcome = 'h2c' | 'http1' | 'tls' | 'opaque' | 'timeout' | 'closed' | 'declared_opaque';
@@ -86,12 +86,22 @@ export class ProxyListener {
   }
 
   private rebuildServers(s: ListenerSettings): void {
-    const key = `${s.maxHeaderBytes}|${s.maxConcurrentStreams}|${s.idleTimeoutMs}|${s.config.tls?.certFile}|${s.config.tls?.keyFile}`;
+    const key = `${s.maxHeaderBytes}|${s.maxConcurrentStreams}|${s.idleTimeoutMs}|${s.requestHeadersTimeoutMs}|${s.config.tls?.certFile}|${s.config.tls?.keyFile}`;
     if (key === this.bakedKey) return;
     this.bakedKey = key;
     const ctx = this.ctx;
     const ref = this.ref;
-    const h1 = http.createServer({ maxHeaderSize: s.maxHeaderBytes, keepAliveTimeout: 5000, requestTimeout: 0 });
+    // requestTimeout 0 (bodies may stream for as long as they like) would make
+    // Node 20 default headersTimeout to 0 as well, so a client trickling
+    // header bytes held its connection for ever: headersTimeout is explicit,
+    // checked often enough for short configured values.
+    const h1 = http.createServer({
+      maxHeaderSize: s.maxHeaderBytes,
+      keepAliveTimeout: 5000,
+      requestTimeout: 0,
+      headersTimeout: s.requestHeadersTimeoutMs,
+      connectionsCheckingInterval: Math.max(25, Math.min(1000, Math.floor(s.requestHeadersTimeoutMs / 4))),
+    });
     h1.timeout = s.idleTimeoutMs;
     h1.on('request', (req, res) => onH1Request(ctx, ref, infoOf(req.socket), req, res));
     h1.on('upgrade', (req, socket: Socket, head: Buffer) => this.onUpgrade(req, socket, head));
@@ -209,7 +219,14 @@ export class ProxyListener {
     const onEnd = (): void => {
       if (!decided) decide(buf.length ? 'opaque' : 'closed');
     };
-    const timer = this.ctx.clock.setTimer(s.detectTimeoutMs, () => {
+    // A silent client can only be waited for or dropped. Where opaque
+    // forwarding is possible (a default cluster), silence may be a
+    // server-speaks-first protocol, so it goes there after the short
+    // detection timeout; without one it can only be a client that connected
+    // ahead of its first request (pools, browsers), so it gets as long as a
+    // request's headers would.
+    const waitMs = s.defaultCluster ? s.detectTimeoutMs : Math.max(s.detectTimeoutMs, s.requestHeadersTimeoutMs);
+    const timer = this.ctx.clock.setTimer(waitMs, () => {
       if (!decided) decide(buf.length ? 'opaque' : 'timeout');
     });
     socket.on('data', onData);
@@ -311,7 +328,28 @@ export class ProxyListener {
       limiter.admit(stream, () => onH2Stream(ctx, ref, info, stream, headers, flags));
     });
     session.setTimeout(ref.view.settings.idleTimeoutMs, () => session.close());
+    this.firstHeadersDeadline(session);
     if (this.draining) session.close();
+  }
+
+  /**
+   * nghttp2 delivers a stream only once its headers are complete, so a stream
+   * has no "headers in progress" time to bound; what a slow client can stall
+   * is the first request of a connection (a HEADERS frame whose CONTINUATION
+   * frames never finish, or nothing at all). A connection that has not
+   * completed one request's headers within requestHeadersTimeout gets
+   * GOAWAY(NO_ERROR, last stream 0: nothing processed, safe to retry) and is
+   * closed.
+   */
+  private firstHeadersDeadline(session: ServerHttp2Session): void {
+    const s = this.ref.view.settings;
+    const timer = this.ctx.clock.setTimer(s.requestHeadersTimeoutMs, () => {
+      if (session.destroyed) return;
+      this.ctx.metrics.protocolErrors.inc({ listener: s.name, kind: 'h2_headers_timeout' });
+      goawayAndDestroy(session, http2.constants.NGHTTP2_NO_ERROR);
+    });
+    session.once('stream', () => timer.cancel());
+    session.once('close', () => timer.cancel());
   }
 
   private onUpgrade(req: http.IncomingMessage, socket: Socket, head: Buffer): void {
@@ -334,6 +372,14 @@ export class ProxyListener {
   private onH1ClientError(err: NodeJS.ErrnoException, socket: Socket): void {
     const s = this.ref.view.settings;
     const code = err.code ?? 'UNKNOWN';
+    if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      // limits.requestHeadersTimeout: the request's headers did not arrive in time.
+      this.ctx.metrics.protocolErrors.inc({ listener: s.name, kind: 'h1_headers_timeout' });
+      if (!socket.writable) return void socket.destroy();
+      const body = 'request headers timeout\n';
+      socket.end(`HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
+      return;
+    }
     this.ctx.metrics.protocolErrors.inc({ listener: s.name, kind: code === 'HPE_HEADER_OVERFLOW' ? 'h1_headers_too_large' : 'h1_malformed' });
     this.ctx.logger.info({ listener: s.name, err: code, reason: err.message }, 'malformed HTTP/1.1 request');
     if (!socket.writable || (err as { bytesParsed?: number }).bytesParsed === undefined) return void socket.destroy();

@@ -184,13 +184,20 @@ export class StreamLimiter {
     if ((over || overResets) && !this.flooded) {
       this.flooded = true;
       this.events.onFlood(kind);
-      // destroy(null, code): a GOAWAY with `code` and no 'error' event (an
-      // undefined first argument would reset the code to NO_ERROR). nghttp2
-      // writes the GOAWAY before the socket goes.
-      const destroy = this.session.destroy as (this: ServerHttp2Session, e: Error | null, code: number) => void;
-      destroy.call(this.session, null, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      goawayAndDestroy(this.session, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
     }
   }
+}
+
+/**
+ * Ends a session with GOAWAY(`code`): destroy(null, code) sends it with no
+ * 'error' event (an undefined first argument would reset the code to
+ * NO_ERROR); nghttp2 writes the GOAWAY before the socket goes, and nothing
+ * more is read.
+ */
+export function goawayAndDestroy(session: ServerHttp2Session, code: number): void {
+  const destroy = session.destroy as (this: ServerHttp2Session, e: Error | null, code: number) => void;
+  destroy.call(session, null, code);
 }
 
 /** Records an event at `now` in `times` and returns how many are within REFUSAL_WINDOW_MS. */
