@@ -16,6 +16,9 @@ export class ProxyMetrics {
   readonly protocolErrors: Counter<'listener' | 'kind'>;
   readonly refusedStreams: Counter<'listener'>;
   readonly earlyResets: Counter<'listener' | 'stage'>;
+  readonly overloaded: Gauge;
+  readonly overloadTransitions: Counter<'state'>;
+  readonly heapUsedFraction: Gauge;
   readonly activeStreams: Gauge<'listener'>;
   private readonly durationChildren = new Map<string, { observe(v: number): void }>();
   private readonly activeChildren = new Map<string, { inc(): void; dec(): void }>();
@@ -93,6 +96,22 @@ export class ProxyMetrics {
         'HTTP/2 streams the client reset before their response began (rapid reset, CVE-2023-44487). stage: before_dispatch (already reset on delivery, not served), ' +
         'before_response (reset while being served), before_upstream (reset before its upstream stream would have opened: none was; also counted as before_response)',
       labelNames: ['listener', 'stage'],
+      registers,
+    });
+    this.overloaded = new Gauge({
+      name: 'outrigger_overload_active',
+      help: '1 while the heap is over --max-heap-fraction: new connections and requests are refused (LO)',
+      registers,
+    });
+    this.overloadTransitions = new Counter({
+      name: 'outrigger_overload_transitions_total',
+      help: 'Overload state changes, by the state entered (overloaded, normal)',
+      labelNames: ['state'],
+      registers,
+    });
+    this.heapUsedFraction = new Gauge({
+      name: 'outrigger_heap_used_fraction',
+      help: 'V8 heap in use over the heap limit, as the overload manager last sampled it',
       registers,
     });
   }

@@ -178,6 +178,11 @@ export class ProxyListener {
       socket.destroy();
       return;
     }
+    if (this.ctx.overload?.overloaded) {
+      m.rejectedConnections.inc({ listener: s.name, reason: 'overload' });
+      socket.destroy();
+      return;
+    }
     if (this.sockets.size >= s.maxConnections) {
       m.rejectedConnections.inc({ listener: s.name, reason: 'max_connections' });
       socket.destroy();

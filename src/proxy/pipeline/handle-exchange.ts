@@ -43,6 +43,8 @@ type ClusterAction = Extract<RouteActionCompiled, { kind: 'cluster' }>;
  *    the client side closes.
  */
 export function handleExchange(ctx: ProxyContext, view: ListenerView, ds: Downstream): void {
+  // Heap over --max-heap-fraction: new requests get LO (503 / RESOURCE_EXHAUSTED), work in flight goes on.
+  if (ctx.overload?.overloaded) return localReply(ds, 'overload');
   const settings = view.settings;
   const ex = ds.ex;
   const target = ds.target;
