@@ -13,7 +13,7 @@ import { HEADER_MATCH_SAMPLES, routeConfig } from '../unit/router/fixtures.js';
 /**
  * Fuzz targets shared by the quick property run in `npm test`
  * (test/unit/fuzz/properties.test.ts: seeded, a few hundred runs each) and
- * `npm run fuzz` (scripts/fuzz.ts: a million inputs or more per target).
+ * `npm run fuzz` (test/fuzz/run.ts: a million inputs or more per target).
  * Each property throws on a crash or a difference from its reference.
  * `inputsPerRun` is how many inputs one run checks (the router checks a
  * batch of requests against each generated table).
