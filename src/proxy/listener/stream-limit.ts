@@ -138,8 +138,10 @@ export class StreamLimiter {
   /**
    * Counts the streams of this read already reset, at the next stream of the
    * same read: a read of thousands of HEADERS + RST_STREAM pairs spends the
-   * budget (and ends the connection) part-way through, before nghttp2's own
-   * reset limit answers GOAWAY(INTERNAL_ERROR).
+   * budget (and ends the connection) part-way through instead of at the end
+   * of the read. nghttp2 still parses the rest of that read, so with over
+   * 1,000 pairs in it its own reset limit may queue GOAWAY(INTERNAL_ERROR)
+   * ahead of ours; no stream of the read is served either way.
    */
   private sweep(): void {
     for (const s of this.unserved) {
