@@ -1,3 +1,4 @@
+import { HeapOverload, type HeapOverloadOptions } from '../src/proxy/overload/heap-overload.js';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { systemClock, type Clock } from '../src/core/clock.js';
 import { systemRandom, type Random } from '../src/core/random.js';
@@ -65,6 +66,8 @@ export interface SidecarOptions {
   appProbes?: Record<string, AppProbeSpec>;
   /** The SO_ORIGINAL_DST addon; default: loaded from native/original-dst (tests pass a missing one). */
   originalDstAddon?: AddonStatus;
+  /** Heap-based load shedding (--max-heap-fraction); the heap reader is injected by tests. */
+  overload?: Omit<HeapOverloadOptions, 'clock' | 'logger' | 'events'>;
   /** HTTP filter factories and where their entries come from (src/proxy/filters); default: the built-in filters and the config's httpFilters. */
   filters?: { registry: FilterRegistry; config: FilterConfigSource };
   /** Security events of the filters (`--audit-log`); default: counted in metrics only. */
@@ -116,6 +119,18 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     registers: [registry],
   });
   const lifecycle = { draining: false };
+  const overload = new HeapOverload({
+    ...opts.overload,
+    clock,
+    logger,
+    events: {
+      onTransition: (on) => {
+        metrics.overloaded.set(on ? 1 : 0);
+        metrics.overloadTransitions.inc({ state: on ? 'overloaded' : 'normal' });
+      },
+      onSample: (fraction) => metrics.heapUsedFraction.set(fraction),
+    },
+  });
   const h2 = new H2Pool({ clock, logger });
   const h1 = new H1Pool();
   const ctx: ProxyContext = {
@@ -129,7 +144,9 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     // The SO_ORIGINAL_DST addon is loaded once here; without it ORIGINAL_DST clusters degrade (docs/injector.md).
     originalDst: new OriginalDestinations({ clock, logger, h1, h2, addon: opts.originalDstAddon ?? originalDstAddon() }),
     lifecycle,
+    overload,
   };
+  overload.start();
   const builtin = opts.filters ? undefined : builtinFilters({ clock, registry, auditLog: opts.auditLog, logger });
   const filters = opts.filters ?? builtin!;
   const listeners = new ListenerManager(ctx, opts.drainTimeoutMs, { filters: filters.registry, filterConfig: filters.config });
@@ -174,6 +191,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     const first = await source.start();
     if (!first.ok) {
       source.close();
+      overload.stop();
       listeners.close();
       throw new Error(`invalid config:\n${first.errors.map(formatConfigError).join('\n')}`);
     }
@@ -234,6 +252,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       logger.info({ drainTimeoutMs: opts.drainTimeoutMs }, 'draining');
       source?.close();
       xds?.close();
+      overload.stop();
       await listeners.drain();
       await admin.close();
       await status?.close();

@@ -59,7 +59,7 @@ export class AdminServer {
     switch (url.pathname) {
       case '/ready':
         return this.ready()
-          ? send(res, 200, 'text/plain', 'ready\n')
+          ? send(res, 200, 'text/plain', d.proxy.overload?.overloaded ? 'ready (overloaded: refusing new connections and requests)\n' : 'ready\n')
           : send(res, 503, 'text/plain', d.listeners.isDraining ? 'draining\n' : 'no config yet\n');
       case '/healthz':
         return send(res, 200, 'text/plain', 'ok\n');

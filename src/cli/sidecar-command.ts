@@ -10,7 +10,7 @@ import type { Command } from './command.js';
 
 const USAGE = `usage: outrigger sidecar [--config FILE|DIR] [--control-plane HOST:PORT --node-id ID [--node-cluster C]
        [--node-labels-file FILE] [--control-plane-ca FILE]] [--admin-port 15000] [--drain-timeout 5s] [--state-dir DIR]
-       [--audit-log stdout|stderr|FILE]
+       [--audit-log stdout|stderr|FILE] [--max-heap-fraction 0.9]
 
 Runs the data plane with the listeners, routes and clusters of the config
 (resource documents, see docs/config.md). The config is watched and hot
@@ -29,6 +29,8 @@ flags:
   --admin-port N        admin API on 127.0.0.1 (default 15000; 0 picks a free port)
   --drain-timeout D     how long in-flight requests may take on shutdown (default 5s)
   --state-dir DIR       where the last good config is persisted
+  --max-heap-fraction F above this fraction of the V8 heap limit, refuse new connections and requests
+                        (503 / RESOURCE_EXHAUSTED, flag LO) until the heap is 0.05 below it (default 0.9)
   --status-port N       status port on all addresses (:: dual stack, else 0.0.0.0): /ready and the app probes
                         the injector rewrote (read from OUTRIGGER_APP_PROBES);
                         off unless given (the injector sets 15021)
@@ -47,6 +49,7 @@ export const sidecarCommand: Command = {
         config: { type: 'string', short: 'c' },
         'admin-port': { type: 'string', default: '15000' },
         'drain-timeout': { type: 'string', default: '5s' },
+        'max-heap-fraction': { type: 'string', default: '0.9' },
         'state-dir': { type: 'string' },
         'control-plane': { type: 'string' },
         'node-id': { type: 'string' },
@@ -72,6 +75,10 @@ export const sidecarCommand: Command = {
     }
     const compat = values['metrics-compat'] as MetricsCompat;
     if (!METRICS_COMPAT.includes(compat)) throw new UsageError(`--metrics-compat must be one of ${METRICS_COMPAT.join(', ')}`, USAGE);
+    const maxHeapFraction = Number(values['max-heap-fraction']);
+    if (!(maxHeapFraction > 0.05 && maxHeapFraction <= 1)) {
+      throw new UsageError(`--max-heap-fraction: a number in (0.05, 1], got "${values['max-heap-fraction']}"`, USAGE);
+    }
     let sidecar;
     try {
       const nodeLabels = values['node-labels-file'] ? await readNodeLabels(values['node-labels-file']) : undefined;
@@ -79,6 +86,7 @@ export const sidecarCommand: Command = {
         configPath: values.config,
         adminPort: Number(values['admin-port']),
         drainTimeoutMs: parseDurationFlag(values['drain-timeout']!),
+        overload: { maxHeapFraction },
         stateDir: values['state-dir'],
         controlPlane: values['control-plane']
           ? {

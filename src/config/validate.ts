@@ -106,6 +106,7 @@ function checkListener(l: Listener, opts: ValidateOptions, exists: Exists, repor
   checkNonNegative(l.detectTimeout, 'spec.detectTimeout', report);
   checkNonNegative(l.idleTimeout, 'spec.idleTimeout', report);
   checkHttpFilters(l.httpFilters, 'spec.httpFilters', report);
+  checkNonNegative(l.limits?.requestHeadersTimeout, 'spec.limits.requestHeadersTimeout', report);
 }
 
 /**

@@ -15,6 +15,10 @@ export class ProxyMetrics {
   readonly localReplies: Counter<'listener' | 'flag'>;
   readonly protocolErrors: Counter<'listener' | 'kind'>;
   readonly refusedStreams: Counter<'listener'>;
+  readonly earlyResets: Counter<'listener' | 'stage'>;
+  readonly overloaded: Gauge;
+  readonly overloadTransitions: Counter<'state'>;
+  readonly heapUsedFraction: Gauge;
   readonly activeStreams: Gauge<'listener'>;
   /** Upstream resilience (docs/resilience.md): labelled by cluster, never by endpoint (unbounded under EDS). */
   readonly healthChecks: Counter<'cluster' | 'result'>;
@@ -106,6 +110,30 @@ export class ProxyMetrics {
       name: 'outrigger_downstream_streams_refused_total',
       help: 'HTTP/2 streams refused with RST_STREAM(REFUSED_STREAM) because the connection was at limits.maxConcurrentStreams',
       labelNames: ['listener'],
+      registers,
+    });
+    this.earlyResets = new Counter({
+      name: 'outrigger_downstream_streams_reset_early_total',
+      help:
+        'HTTP/2 streams the client reset before their response began (rapid reset, CVE-2023-44487). stage: before_dispatch (already reset on delivery, not served), ' +
+        'before_response (reset while being served), before_upstream (reset before its upstream stream would have opened: none was; also counted as before_response)',
+      labelNames: ['listener', 'stage'],
+      registers,
+    });
+    this.overloaded = new Gauge({
+      name: 'outrigger_overload_active',
+      help: '1 while the heap is over --max-heap-fraction: new connections and requests are refused (LO)',
+      registers,
+    });
+    this.overloadTransitions = new Counter({
+      name: 'outrigger_overload_transitions_total',
+      help: 'Overload state changes, by the state entered (overloaded, normal)',
+      labelNames: ['state'],
+      registers,
+    });
+    this.heapUsedFraction = new Gauge({
+      name: 'outrigger_heap_used_fraction',
+      help: 'V8 heap in use over the heap limit, as the overload manager last sampled it',
       registers,
     });
   }

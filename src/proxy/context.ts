@@ -5,6 +5,7 @@ import type { ExchangeTelemetry } from '../observability/exchange-telemetry.js';
 import type { H1Pool } from './upstream/h1-pool.js';
 import type { H2Pool } from './upstream/h2-pool.js';
 import type { OriginalDestinations } from './upstream/original-dst.js';
+import type { OverloadState } from './overload/heap-overload.js';
 
 /**
  * Long-lived collaborators of the data path, built once by the composition
@@ -24,4 +25,6 @@ export interface ProxyContext {
   readonly originalDst: OriginalDestinations;
   /** Set once SIGTERM arrives: h1 responses get `Connection: close`. */
   readonly lifecycle: { draining: boolean };
+  /** Heap-based load shedding (src/proxy/overload): while overloaded, new connections and requests are refused. */
+  readonly overload?: OverloadState;
 }

@@ -37,7 +37,7 @@ describe('WebSocket pass-through and opaque TCP', function () {
     tcp = await startTcpEcho();
     sc = await startTestSidecar([
       listener('main', { defaultCluster: 'tcp' }),
-      listener('plain', { routeConfig: 'main', detectTimeout: '0.1s' }),
+      listener('plain', { routeConfig: 'main', detectTimeout: '0.1s', limits: { requestHeadersTimeout: '0.5s' } }),
       listener('opaque', { routeConfig: '', defaultCluster: 'tcp', opaque: true }),
       routes('main', [prefixRoute('/ws', 'ws'), prefixRoute('/', 'ws')]),
       cluster('ws', [ws.port], 'UPSTREAM_PROTOCOL_HTTP1'),
@@ -99,12 +99,13 @@ describe('WebSocket pass-through and opaque TCP', function () {
     s.destroy();
   });
 
-  it('a silent peer on a listener without a default cluster is closed after the timeout and counted', async () => {
+  it('a silent peer on a listener without a default cluster is closed after requestHeadersTimeout (not the detection timeout) and counted', async () => {
     const s = net.connect(sc.port('plain'), '127.0.0.1');
     s.on('error', () => {});
     const t0 = Date.now();
     await new Promise((r) => s.once('close', r));
-    expect(Date.now() - t0).to.be.within(50, 2000);
+    // Without a default cluster a silent client may be one that connected ahead of its request (issue 19 point 3).
+    expect(Date.now() - t0).to.be.within(450, 3000);
     expect(await sc.metrics()).to.match(/outrigger_downstream_protocol_errors_total\{listener="plain",kind="silent_peer"\} [1-9]/);
   });
 });

@@ -44,6 +44,13 @@ export function headersFrame(id: number, path = '/', end = false): Buffer {
   return h2Frame(FRAME.HEADERS, FLAG.END_HEADERS | (end ? FLAG.END_STREAM : 0), id, requestBlock(path));
 }
 
+/** RST_STREAM of stream `id` with error `code`. */
+export function rstFrame(id: number, code: number): Buffer {
+  const p = Buffer.alloc(4);
+  p.writeUInt32BE(code);
+  return h2Frame(FRAME.RST_STREAM, 0, id, p);
+}
+
 /** An empty DATA frame ending stream `id`. */
 export function endStreamFrame(id: number): Buffer {
   return h2Frame(FRAME.DATA, FLAG.END_STREAM, id, Buffer.alloc(0));

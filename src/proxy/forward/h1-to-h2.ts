@@ -59,7 +59,8 @@ export function forwardH1ToH2(ctx: ProxyContext, ds: H1Downstream, t: UpstreamTa
     trailers = copyResponseHeaders(tr, {});
   });
   up.once('end', () => {
-    if (up.rstCode !== undefined && up.rstCode !== 0) return; // a reset, handled on 'close'
+    // A reset, or a session cut off before any response (its streams end with rstCode 0): handled on 'close'.
+    if (!responded || (up.rstCode !== undefined && up.rstCode !== 0)) return;
     ended = true;
     if (responded && !res.writableEnded) ds.end(undefined, trailers);
   });

@@ -32,6 +32,8 @@ export function forwardH2ToH2(ctx: ProxyContext, ds: H2Downstream, t: UpstreamTa
   const { cluster, ep } = t;
   const ex = ds.ex;
   const stream = ds.stream;
+  // Reset by the client while the pipeline ran (rapid reset): no upstream stream for it.
+  if (stream.closed || stream.destroyed || stream.rstCode) return void ctx.metrics.earlyResets.inc({ listener: t.settings.name, stage: 'before_upstream' });
   const grpc = ds.grpc;
   const endAtHeaders = ds.endAtHeaders;
   const chain = ds.chain;

@@ -12,7 +12,7 @@ import { onWebSocketUpgrade } from '../codec/websocket.js';
 import { proxyTcp } from '../codec/tcp.js';
 import { detectProtocol, MAX_DETECT_BYTES } from './detect.js';
 import { settingsHandshake } from './settings-handshake.js';
-import { StreamLimiter } from './stream-limit.js';
+import { goawayAndDestroy, StreamLimiter } from './stream-limit.js';
 import { ORIGINAL_DST, type Destination } from '../upstream/original-dst.js';
 
 type Outcome = 'h2c' | 'http1' | 'tls' | 'opaque' | 'timeout' | 'closed' | 'declared_opaque';
@@ -86,17 +86,24 @@ export class ProxyListener {
   }
 
   private rebuildServers(s: ListenerSettings): void {
-    const key = `${s.maxHeaderBytes}|${s.maxConcurrentStreams}|${s.idleTimeoutMs}|${s.config.tls?.certFile}|${s.config.tls?.keyFile}`;
+    const key = `${s.maxHeaderBytes}|${s.maxConcurrentStreams}|${s.idleTimeoutMs}|${s.requestHeadersTimeoutMs}|${s.config.tls?.certFile}|${s.config.tls?.keyFile}`;
     if (key === this.bakedKey) return;
     this.bakedKey = key;
     const ctx = this.ctx;
     const ref = this.ref;
-    // Idle keep-alive connections last the listener's idleTimeout (300 s by
-    // default, as documented), not Node's 5 s: with 5 s, a client reusing a
-    // pooled connection the moment the server drops it gets ECONNRESET — seen
-    // under load with undici, whose 4 s client-side timer then loses the race.
-    // Envoy keeps downstream connections for 1 h, nginx for 75 s.
-    const h1 = http.createServer({ maxHeaderSize: s.maxHeaderBytes, keepAliveTimeout: s.idleTimeoutMs, requestTimeout: 0 });
+    // requestTimeout 0 (bodies may stream for as long as they like) would make
+    // Node 20 default headersTimeout to 0 as well, so a client trickling
+    // header bytes held its connection for ever: headersTimeout is explicit,
+    // checked often enough for short configured values. Idle keep-alive
+    // connections last the listener's idleTimeout (300 s by default, as
+    // documented), not Node's 5 s (Envoy keeps them 1 h, nginx 75 s).
+    const h1 = http.createServer({
+      maxHeaderSize: s.maxHeaderBytes,
+      keepAliveTimeout: s.idleTimeoutMs,
+      requestTimeout: 0,
+      headersTimeout: s.requestHeadersTimeoutMs,
+      connectionsCheckingInterval: Math.max(25, Math.min(1000, Math.floor(s.requestHeadersTimeoutMs / 4))),
+    });
     h1.timeout = s.idleTimeoutMs;
     h1.on('request', (req, res) => onH1Request(ctx, ref, infoOf(req.socket), req, res));
     h1.on('upgrade', (req, socket: Socket, head: Buffer) => this.onUpgrade(req, socket, head));
@@ -173,6 +180,11 @@ export class ProxyListener {
       socket.destroy();
       return;
     }
+    if (this.ctx.overload?.overloaded) {
+      m.rejectedConnections.inc({ listener: s.name, reason: 'overload' });
+      socket.destroy();
+      return;
+    }
     if (this.sockets.size >= s.maxConnections) {
       m.rejectedConnections.inc({ listener: s.name, reason: 'max_connections' });
       socket.destroy();
@@ -214,12 +226,20 @@ export class ProxyListener {
     const onEnd = (): void => {
       if (!decided) decide(buf.length ? 'opaque' : 'closed');
     };
+    // A silent client can only be waited for or dropped. Where opaque
+    // forwarding is possible (a default cluster), silence may be a
+    // server-speaks-first protocol, so it goes there after the short
+    // detection timeout; without one it can only be a client that connected
+    // ahead of its first request (pools, browsers), so it gets as long as a
+    // request's headers would.
+    const waitMs = s.defaultCluster ? s.detectTimeoutMs : Math.max(s.detectTimeoutMs, s.requestHeadersTimeoutMs);
+    //
     // The timeout is decided one event-loop turn late (setImmediate runs after
     // the poll phase): when the loop was blocked past the timeout, libuv runs
     // due timers before it reads sockets, and bytes that arrived in time would
     // lose to the timer — an HTTP client on a busy sidecar was then spliced as
     // opaque TCP or, without a default cluster, reset (ECONNRESET under load).
-    const timer = this.ctx.clock.setTimer(s.detectTimeoutMs, () => {
+    const timer = this.ctx.clock.setTimer(waitMs, () => {
       if (!decided) setImmediate(() => !decided && decide(buf.length ? 'opaque' : 'timeout'));
     });
     socket.on('data', onData);
@@ -302,9 +322,11 @@ export class ProxyListener {
     const ref = this.ref;
     const limiter = new StreamLimiter(session, maxStreams, ctx.clock, {
       onRefused: () => ctx.metrics.refusedStreams.inc({ listener: ref.view.settings.name }),
-      onFlood: () => {
-        ctx.metrics.protocolErrors.inc({ listener: ref.view.settings.name, kind: 'h2_refused_flood' });
-        ctx.logger.info({ listener: ref.view.settings.name }, 'downstream h2 client kept opening streams over the limit: GOAWAY');
+      onReset: (stage) => ctx.metrics.earlyResets.inc({ listener: ref.view.settings.name, stage }),
+      onFlood: (kind) => {
+        ctx.metrics.protocolErrors.inc({ listener: ref.view.settings.name, kind: kind === 'refused' ? 'h2_refused_flood' : 'h2_rapid_reset' });
+        const why = kind === 'refused' ? 'kept opening streams over the limit' : 'kept resetting streams before their response (rapid reset)';
+        ctx.logger.info({ listener: ref.view.settings.name }, `downstream h2 client ${why}: GOAWAY`);
       },
     });
     const info: H2ConnectionInfo = infoOf(session.socket as unknown as Socket);
@@ -316,10 +338,34 @@ export class ProxyListener {
     });
     session.on('frameError', () => ctx.metrics.protocolErrors.inc({ listener: ref.view.settings.name, kind: 'h2_frame' }));
     session.on('stream', (stream, headers, flags) => {
-      if (limiter.admit(stream)) onH2Stream(ctx, ref, info, stream, headers, flags);
+      limiter.admit(stream, () => onH2Stream(ctx, ref, info, stream, headers, flags));
     });
     session.setTimeout(ref.view.settings.idleTimeoutMs, () => session.close());
+    // Opt-in for HTTP/2 (an explicit limits.requestHeadersTimeout): by default a
+    // client that connects ahead of its first call (gRPC channels, browsers)
+    // keeps its connection for the idle timeout, as with Envoy and Linkerd.
+    if (this.ref.view.settings.requestHeadersTimeoutExplicit) this.firstHeadersDeadline(session);
     if (this.draining) session.close();
+  }
+
+  /**
+   * nghttp2 delivers a stream only once its headers are complete, so a stream
+   * has no "headers in progress" time to bound; what a slow client can stall
+   * is the first request of a connection (a HEADERS frame whose CONTINUATION
+   * frames never finish, or nothing at all). A connection that has not
+   * completed one request's headers within requestHeadersTimeout gets
+   * GOAWAY(NO_ERROR, last stream 0: nothing processed, safe to retry) and is
+   * closed.
+   */
+  private firstHeadersDeadline(session: ServerHttp2Session): void {
+    const s = this.ref.view.settings;
+    const timer = this.ctx.clock.setTimer(s.requestHeadersTimeoutMs, () => {
+      if (session.destroyed) return;
+      this.ctx.metrics.protocolErrors.inc({ listener: s.name, kind: 'h2_headers_timeout' });
+      goawayAndDestroy(session, http2.constants.NGHTTP2_NO_ERROR);
+    });
+    session.once('stream', () => timer.cancel());
+    session.once('close', () => timer.cancel());
   }
 
   private onUpgrade(req: http.IncomingMessage, socket: Socket, head: Buffer): void {
@@ -342,6 +388,14 @@ export class ProxyListener {
   private onH1ClientError(err: NodeJS.ErrnoException, socket: Socket): void {
     const s = this.ref.view.settings;
     const code = err.code ?? 'UNKNOWN';
+    if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      // limits.requestHeadersTimeout: the request's headers did not arrive in time.
+      this.ctx.metrics.protocolErrors.inc({ listener: s.name, kind: 'h1_headers_timeout' });
+      if (!socket.writable) return void socket.destroy();
+      const body = 'request headers timeout\n';
+      socket.end(`HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
+      return;
+    }
     this.ctx.metrics.protocolErrors.inc({ listener: s.name, kind: code === 'HPE_HEADER_OVERFLOW' ? 'h1_headers_too_large' : 'h1_malformed' });
     this.ctx.logger.info({ listener: s.name, err: code, reason: err.message }, 'malformed HTTP/1.1 request');
     if (!socket.writable || (err as { bytesParsed?: number }).bytesParsed === undefined) return void socket.destroy();

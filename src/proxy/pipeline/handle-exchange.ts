@@ -45,6 +45,8 @@ type ClusterAction = Extract<RouteActionCompiled, { kind: 'cluster' }>;
  *    the client side closes.
  */
 export function handleExchange(ctx: ProxyContext, view: ListenerView, ds: Downstream): void {
+  // Heap over --max-heap-fraction: new requests get LO (503 / RESOURCE_EXHAUSTED), work in flight goes on.
+  if (ctx.overload?.overloaded) return localReply(ds, 'overload');
   const settings = view.settings;
   const ex = ds.ex;
   // Correlation: the one request id of this exchange, before anything can answer (local replies carry it).

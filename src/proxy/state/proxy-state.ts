@@ -20,6 +20,7 @@ export const DEFAULT_IDLE_TIMEOUT_MS = 300_000;
 export const DEFAULT_MAX_CONNECTIONS = 10_000;
 export const DEFAULT_MAX_CONCURRENT_STREAMS = 1000;
 export const DEFAULT_MAX_HEADER_BYTES = 65_536;
+export const DEFAULT_REQUEST_HEADERS_TIMEOUT_MS = 10_000;
 
 /** Header values that never reach a log line, whatever the config says. */
 const ALWAYS_SENSITIVE = ['authorization', 'proxy-authorization', 'cookie', 'set-cookie'];
@@ -37,6 +38,10 @@ export interface ListenerSettings {
   readonly maxConnections: number;
   readonly maxConcurrentStreams: number;
   readonly maxHeaderBytes: number;
+  /** limits.requestHeadersTimeout (docs/sidecar.md: what it bounds for HTTP/1.1, HTTP/2 and silent clients). */
+  readonly requestHeadersTimeoutMs: number;
+  /** `limits.requestHeadersTimeout` was set: HTTP/2 connections then also get a first-HEADERS deadline. */
+  readonly requestHeadersTimeoutExplicit: boolean;
   /** 0 = unlimited. */
   readonly maxRequestBodyBytes: number;
   readonly accessLog: boolean;
@@ -115,6 +120,8 @@ export function buildProxyState(snapshot: ConfigSnapshot, sources?: DescriptorSo
       maxConnections: limits?.maxConnections || DEFAULT_MAX_CONNECTIONS,
       maxConcurrentStreams: limits?.maxConcurrentStreams || DEFAULT_MAX_CONCURRENT_STREAMS,
       maxHeaderBytes: limits?.maxHeaderBytes || DEFAULT_MAX_HEADER_BYTES,
+      requestHeadersTimeoutMs: durationMs(limits?.requestHeadersTimeout, 0) || DEFAULT_REQUEST_HEADERS_TIMEOUT_MS,
+      requestHeadersTimeoutExplicit: limits?.requestHeadersTimeout !== undefined,
       maxRequestBodyBytes: Number(limits?.maxRequestBodyBytes ?? 0n),
       accessLog: !l.accessLog?.disabled,
       logHeaders: (l.accessLog?.logHeaders ?? []).map((h) => h.toLowerCase()),

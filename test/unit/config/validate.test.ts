@@ -87,6 +87,10 @@ describe('config validation', () => {
       expect(errorsOf(editBase((find) => (find('Listener', 'main').idleTimeout = '-1s')))).to.deep.equal([
         'Listener/main: spec.idleTimeout: must not be negative',
       ]);
+      expect(errorsOf(editBase((find) => (find('Listener', 'main').limits = { requestHeadersTimeout: '-0.5s' })))).to.deep.equal([
+        'Listener/main: spec.limits.requestHeadersTimeout: must not be negative',
+      ]);
+      expect(errorsOf(editBase((find) => (find('Listener', 'main').limits = { requestHeadersTimeout: '10ms' })))).to.have.length(1); // durations are seconds
     });
   });
 

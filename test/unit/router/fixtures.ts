@@ -29,3 +29,14 @@ export function winner(t: RouteTable, request: RouteRequest | string): string | 
 export function match(t: RouteTable, request: RouteRequest | string): RouteMatchResult | undefined {
   return t.match(typeof request === 'string' ? req(request) : request);
 }
+
+/** Header matchers the property tests pick from (exact, prefix, regex, presence, inverted, a comma in the value). */
+export const HEADER_MATCH_SAMPLES: readonly { [k: string]: string | boolean }[] = [
+  { name: 'x-h', exact: '1' },
+  { name: 'x-h', prefix: '1' },
+  { name: 'x-h', regex: '[12]' },
+  { name: 'x-h', present: true },
+  { name: 'x-h', present: false },
+  { name: 'x-h', exact: '1', invert: true },
+  { name: 'x-h', exact: '1,2' },
+];

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file outrigger/config/v1/listener.proto.
  */
 export const file_outrigger_config_v1_listener: GenFile = /*@__PURE__*/
-  fileDesc("CiJvdXRyaWdnZXIvY29uZmlnL3YxL2xpc3RlbmVyLnByb3RvEhNvdXRyaWdnZXIuY29uZmlnLnYxItQDCghMaXN0ZW5lchIMCgRuYW1lGAEgASgJEjMKB2FkZHJlc3MYAiABKAsyIi5vdXRyaWdnZXIuY29uZmlnLnYxLlNvY2tldEFkZHJlc3MSFAoMcm91dGVfY29uZmlnGAMgASgJEhcKD2RlZmF1bHRfY2x1c3RlchgEIAEoCRIOCgZvcGFxdWUYBSABKAgSMQoOZGV0ZWN0X3RpbWVvdXQYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLAoDdGxzGAcgASgLMh8ub3V0cmlnZ2VyLmNvbmZpZy52MS5UbHNDb250ZXh0EhQKDHRydXN0ZWRfaG9wcxgIIAEoDRIzCgZsaW1pdHMYCSABKAsyIy5vdXRyaWdnZXIuY29uZmlnLnYxLkxpc3RlbmVyTGltaXRzEjIKCmFjY2Vzc19sb2cYCiABKAsyHi5vdXRyaWdnZXIuY29uZmlnLnYxLkFjY2Vzc0xvZxIvCgxpZGxlX3RpbWVvdXQYCyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SNQoMaHR0cF9maWx0ZXJzGAwgAygLMh8ub3V0cmlnZ2VyLmNvbmZpZy52MS5IdHRwRmlsdGVyIjEKClRsc0NvbnRleHQSEQoJY2VydF9maWxlGAEgASgJEhAKCGtleV9maWxlGAIgASgJIoMBCg5MaXN0ZW5lckxpbWl0cxIXCg9tYXhfY29ubmVjdGlvbnMYASABKA0SHgoWbWF4X2NvbmN1cnJlbnRfc3RyZWFtcxgCIAEoDRIYChBtYXhfaGVhZGVyX2J5dGVzGAMgASgNEh4KFm1heF9yZXF1ZXN0X2JvZHlfYnl0ZXMYBCABKAQiTQoJQWNjZXNzTG9nEhAKCGRpc2FibGVkGAEgASgIEhkKEXNlbnNpdGl2ZV9oZWFkZXJzGAIgAygJEhMKC2xvZ19oZWFkZXJzGAMgAygJYgZwcm90bzM", [file_google_protobuf_duration, file_outrigger_config_v1_common, file_outrigger_config_v1_filters]);
+  fileDesc("CiJvdXRyaWdnZXIvY29uZmlnL3YxL2xpc3RlbmVyLnByb3RvEhNvdXRyaWdnZXIuY29uZmlnLnYxItQDCghMaXN0ZW5lchIMCgRuYW1lGAEgASgJEjMKB2FkZHJlc3MYAiABKAsyIi5vdXRyaWdnZXIuY29uZmlnLnYxLlNvY2tldEFkZHJlc3MSFAoMcm91dGVfY29uZmlnGAMgASgJEhcKD2RlZmF1bHRfY2x1c3RlchgEIAEoCRIOCgZvcGFxdWUYBSABKAgSMQoOZGV0ZWN0X3RpbWVvdXQYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLAoDdGxzGAcgASgLMh8ub3V0cmlnZ2VyLmNvbmZpZy52MS5UbHNDb250ZXh0EhQKDHRydXN0ZWRfaG9wcxgIIAEoDRIzCgZsaW1pdHMYCSABKAsyIy5vdXRyaWdnZXIuY29uZmlnLnYxLkxpc3RlbmVyTGltaXRzEjIKCmFjY2Vzc19sb2cYCiABKAsyHi5vdXRyaWdnZXIuY29uZmlnLnYxLkFjY2Vzc0xvZxIvCgxpZGxlX3RpbWVvdXQYCyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SNQoMaHR0cF9maWx0ZXJzGAwgAygLMh8ub3V0cmlnZ2VyLmNvbmZpZy52MS5IdHRwRmlsdGVyIjEKClRsc0NvbnRleHQSEQoJY2VydF9maWxlGAEgASgJEhAKCGtleV9maWxlGAIgASgJIr8BCg5MaXN0ZW5lckxpbWl0cxIXCg9tYXhfY29ubmVjdGlvbnMYASABKA0SHgoWbWF4X2NvbmN1cnJlbnRfc3RyZWFtcxgCIAEoDRIYChBtYXhfaGVhZGVyX2J5dGVzGAMgASgNEh4KFm1heF9yZXF1ZXN0X2JvZHlfYnl0ZXMYBCABKAQSOgoXcmVxdWVzdF9oZWFkZXJzX3RpbWVvdXQYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iTQoJQWNjZXNzTG9nEhAKCGRpc2FibGVkGAEgASgIEhkKEXNlbnNpdGl2ZV9oZWFkZXJzGAIgAygJEhMKC2xvZ19oZWFkZXJzGAMgAygJYgZwcm90bzM", [file_google_protobuf_duration, file_outrigger_config_v1_common, file_outrigger_config_v1_filters]);
 
 /**
  * A port the sidecar accepts connections on. The protocol of each connection is
@@ -172,6 +172,18 @@ export type ListenerLimits = Message<"outrigger.config.v1.ListenerLimits"> & {
    * @generated from field: uint64 max_request_body_bytes = 4;
    */
   maxRequestBodyBytes: bigint;
+
+  /**
+   * How long a client may take to send a request's headers. Default 10s.
+   * HTTP/1.1: from the first byte of a request to the end of its headers;
+   * past it, 408 and the connection closes. HTTP/2: from the start of the
+   * connection (after its settings handshake) to the first complete request
+   * headers, while no stream has been served; past it, GOAWAY. A connection
+   * with no default_cluster also waits this long for its first bytes.
+   *
+   * @generated from field: google.protobuf.Duration request_headers_timeout = 5;
+   */
+  requestHeadersTimeout?: Duration | undefined;
 };
 
 /**

