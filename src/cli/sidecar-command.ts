@@ -36,7 +36,7 @@ flags:
                         off unless given (the injector sets 15021)
   --audit-log T         security events of the filters (docs/filters.md#audit-log) as JSON lines
                         on stdout, stderr or appended to a file; off unless given (still counted in metrics)
-  --metrics-compat M     request metrics: istio (Istio's standard names), outrigger (ours), both (default);
+  --metrics-compat M     request metrics: istio (Istio's standard names), outrigger (ours; default), both;
                         docs/observability.md
   --allow-ephemeral-ports  accept listener port 0 (tests)`;
 
@@ -58,7 +58,7 @@ export const sidecarCommand: Command = {
         'control-plane-ca': { type: 'string' },
         'status-port': { type: 'string' },
         'audit-log': { type: 'string' },
-        'metrics-compat': { type: 'string', default: 'both' },
+        'metrics-compat': { type: 'string', default: 'outrigger' },
         'allow-ephemeral-ports': { type: 'boolean', default: false },
       },
       USAGE,

@@ -29,7 +29,8 @@ function expressions(): { where: string; expr: string }[] {
 
 describe('shipped dashboards and alerts', function () {
   it('query only metric names a live sidecar exports', async () => {
-    const sc = await startTestSidecar([listener('main'), routes('main', [])]);
+    // Istio's names are opt-in (docs/observability.md); the golden-signals dashboard uses them.
+    const sc = await startTestSidecar([listener('main'), routes('main', [])], { telemetry: { compat: 'both' } });
     let exported: Set<string>;
     try {
       const text = await sc.metrics();

@@ -61,7 +61,7 @@ describe('Istio standard metrics from a live sidecar', function () {
       cluster('h1c', [h1.port], 'UPSTREAM_PROTOCOL_HTTP1'),
       cluster('tcp', [tcp.port]),
     ];
-    sc = await startTestSidecar(docs, { telemetry: { workload: self } });
+    sc = await startTestSidecar(docs, { telemetry: { workload: self, compat: 'both' } });
     client = bookstoreClient(`127.0.0.1:${sc.port()}`);
   });
   after(async () => {
