@@ -103,6 +103,14 @@ describe('filters: globalRateLimit (real Redis)', function () {
         { auditLog: collector(audit) },
       );
       client = bookstoreClient(`127.0.0.1:${sc.port()}`);
+      // Decisions before the filter's first Redis connection follow failureMode (allow): wait until a
+      // warm-up key is really limited, so the tests below start with Redis deciding (Node 24 starts faster).
+      let n = 0;
+      await waitFor(async () => {
+        const key = `warm-up-${n++}`;
+        await h1('open.test', key);
+        return (await h1('open.test', key)).status === 429;
+      }, 'the global limit to be decided by Redis');
     });
     after(async () => {
       client?.raw.close();
