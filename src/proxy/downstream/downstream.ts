@@ -160,6 +160,15 @@ export abstract class Downstream {
     if (this.filterFailure) return;
     this.filterFailure = true;
     this.ex.flags = LOCAL_ERRORS.filter_error.flag;
+    this.cutOff();
+  }
+
+  /**
+   * Ends a response whose head is already out without letting it look
+   * complete: gRPC callers get RST_STREAM CANCEL, others INTERNAL_ERROR
+   * (HTTP/1.1 and WebSocket: the connection is destroyed).
+   */
+  cutOff(): void {
     this.destroy(this.grpc ? 0x8 /* CANCEL */ : 0x2 /* INTERNAL_ERROR */);
   }
 

@@ -36,7 +36,7 @@ export function localReply(ds: Downstream, code: LocalErrorCode, detail?: string
   const ex = ds.ex;
   ex.flags = spec.flag;
   if (ds.closed) return;
-  if (ds.headersSent) return ds.destroy(ds.grpc ? 0x8 /* CANCEL */ : 0x2 /* INTERNAL_ERROR */);
+  if (ds.headersSent) return ds.cutOff();
   const message = detail ? `${spec.message}: ${detail}` : spec.message;
   // Headers of the code itself (`x-outrigger-overloaded` for UO), then the caller's.
   const extra = spec.headers !== undefined || extras?.headers !== undefined ? { ...spec.headers, ...extras?.headers } : undefined;
