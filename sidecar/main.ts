@@ -32,6 +32,8 @@ export interface ControlPlaneOptions {
   nodeId: string;
   nodeCluster?: string;
   nodeLabels?: Record<string, string>;
+  /** The admin address advertised to the control plane (node metadata "admin"); default: see advertisedAdmin. */
+  adminAdvertise?: string;
   /** How long to wait at boot for the control plane before serving the persisted config (default 5s). */
   initialFetchTimeoutMs?: number;
   initialBackoffMs?: number;
@@ -197,6 +199,23 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     }
   }
 
+  let resolveClosed!: () => void;
+  const closed = new Promise<void>((r) => (resolveClosed = r));
+  let shuttingDown: Promise<void> | undefined;
+  // The admin API is up before the control plane is asked (as Envoy's): its port is then known
+  // and advertised in the node metadata, and /ready, /config_dump show the initial fetch.
+  const admin = new AdminServer({
+    registry,
+    store,
+    listeners,
+    proxy: ctx,
+    telemetry,
+    logger,
+    onQuit: () => void shutdown(),
+  });
+  const adminHost = opts.adminHost ?? '127.0.0.1';
+  const adminPort = await admin.listen(opts.adminPort, adminHost);
+
   let xds: XdsClient | undefined;
   if (opts.controlPlane) {
     const cp = opts.controlPlane;
@@ -204,7 +223,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     xds = new XdsClient({
       address: cp.address,
       tls: cp.tls,
-      node: { id: cp.nodeId, cluster: cp.nodeCluster, labels: cp.nodeLabels },
+      node: { id: cp.nodeId, cluster: cp.nodeCluster, labels: cp.nodeLabels, admin: cp.adminAdvertise ?? advertisedAdmin(adminHost, adminPort) },
       clock,
       random: opts.random ?? systemRandom(),
       logger,
@@ -219,22 +238,14 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     store.subscribe(() => client.refreshSubscriptions()); // a reloaded bootstrap may name other routes or EDS clusters
     const down = new Promise<void>((r) => client.onFirstFailure(r));
     client.start();
-    await awaitFirstSet({ pipeline, source: client, ready: client.ready, down, clock, timeoutMs: cp.initialFetchTimeoutMs ?? 5000, lastGood, logger });
+    try {
+      await awaitFirstSet({ pipeline, source: client, ready: client.ready, down, clock, timeoutMs: cp.initialFetchTimeoutMs ?? 5000, lastGood, logger });
+    } catch (err) {
+      await admin.close();
+      throw err;
+    }
   }
 
-  let resolveClosed!: () => void;
-  const closed = new Promise<void>((r) => (resolveClosed = r));
-  let shuttingDown: Promise<void> | undefined;
-  const admin = new AdminServer({
-    registry,
-    store,
-    listeners,
-    proxy: ctx,
-    telemetry,
-    logger,
-    onQuit: () => void shutdown(),
-  });
-  const adminPort = await admin.listen(opts.adminPort, opts.adminHost ?? '127.0.0.1');
   // Status port for the kubelet (injected pods only): same readiness rule as the admin /ready.
   let status: StatusServer | undefined;
   let statusPort: number | undefined;
@@ -275,4 +286,14 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     shutdown,
     closed,
   };
+}
+
+/**
+ * The admin address the control plane lists for this sidecar: the bound
+ * host, or for a wildcard bind the pod IP the injector gives ($POD_IP).
+ */
+export function advertisedAdmin(host: string, port: number, env: NodeJS.ProcessEnv = process.env): string {
+  const wildcard = host === '0.0.0.0' || host === '::' || host === '';
+  const h = wildcard ? (env['POD_IP'] ?? host) : host;
+  return h.includes(':') ? `[${h}]:${port}` : `${h}:${port}`;
 }

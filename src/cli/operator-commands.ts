@@ -172,6 +172,7 @@ export const statusCommand = operatorCommand(
         version: s.sidecarVersion,
         stream: s.stream,
         controlPlane: s.controlPlane,
+        admin: s.adminAddress || undefined,
         connectedSince: s.connectedSince ? new Date(timestampMs(s.connectedSince)).toISOString() : undefined,
         types: s.types.map((t) => ({
           type: SHORT[t.typeUrl] ?? t.typeUrl,

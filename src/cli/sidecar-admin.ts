@@ -1,15 +1,47 @@
 import http from 'node:http';
 import type { LiveRow } from '../observability/live-stats.js';
 import type { TapEvent } from '../observability/tap.js';
+import { operatorClient, resolveTarget, type TargetFlags } from '../control/client/operator-client.js';
 
 /** The local sidecar's admin port, which `stat`, `tap` and `top` use without --sidecar. */
 export const DEFAULT_SIDECAR = '127.0.0.1:15000';
 
-/** The shared `--sidecar HOST:PORT` flag (repeatable) of the live-view commands. */
-export const SIDECAR_FLAG = { sidecar: { type: 'string', multiple: true } } as const;
+/**
+ * The shared flags of the live-view commands: `--sidecar HOST:PORT`
+ * (repeatable), and `--control-plane` with the operator commands' token and
+ * TLS flags for the whole mesh.
+ */
+export const SIDECAR_FLAG = {
+  sidecar: { type: 'string', multiple: true },
+  'control-plane': { type: 'string' },
+  'token-file': { type: 'string' },
+  'tls-ca': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+} as const;
 
-export function sidecarsOf(values: { sidecar?: string[] }): string[] {
-  return values.sidecar?.length ? values.sidecar : [DEFAULT_SIDECAR];
+export const SIDECAR_USAGE = `  --sidecar HOST:PORT  a sidecar's admin address (repeatable; default 127.0.0.1:15000)
+  --control-plane H:P  every sidecar connected to the control plane (of every replica), at the admin
+                       address each advertises (outrigger status lists them); with --token-file,
+                       --tls-ca, --tls-cert, --tls-key as for the operator commands`;
+
+type SidecarFlags = { sidecar?: string[] } & TargetFlags;
+
+/**
+ * The admin addresses to ask: the --sidecar flags, plus with --control-plane
+ * every sidecar the control plane's Status lists (deduplicated: a sidecar
+ * may hold a stream on two replicas while it moves). Sidecars that advertise
+ * no admin address are named on stderr and skipped.
+ */
+export async function sidecarsOf(values: SidecarFlags, io?: Pick<LiveIo, 'err'>): Promise<string[]> {
+  const explicit = values.sidecar ?? [];
+  if (values['control-plane'] === undefined) return explicit.length ? explicit : [DEFAULT_SIDECAR];
+  const reply = await operatorClient(resolveTarget(values)).status({});
+  const silent = [...new Set(reply.sidecars.filter((s) => !s.adminAddress).map((s) => s.nodeId))];
+  if (silent.length) io?.err(`outrigger: no admin address advertised by ${silent.join(', ')} (skipped)\n`);
+  const all = [...new Set([...explicit, ...reply.sidecars.map((s) => s.adminAddress).filter((a) => a !== '')])];
+  if (all.length === 0) throw new Error(`${values['control-plane']}: no connected sidecar advertises an admin address`);
+  return all;
 }
 
 export interface LiveReply {

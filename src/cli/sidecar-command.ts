@@ -9,7 +9,7 @@ import { workloadIdentity } from '../observability/workload.js';
 import type { Command } from './command.js';
 
 const USAGE = `usage: outrigger sidecar [--config FILE|DIR] [--control-plane HOST:PORT --node-id ID [--node-cluster C]
-       [--node-labels-file FILE] [--control-plane-ca FILE]] [--admin-port 15000] [--drain-timeout 5s] [--state-dir DIR]
+       [--node-labels-file FILE] [--control-plane-ca FILE]] [--admin-port 15000] [--admin-host 127.0.0.1] [--drain-timeout 5s] [--state-dir DIR]
        [--audit-log stdout|stderr|FILE] [--max-heap-fraction 0.9]
 
 Runs the data plane with the listeners, routes and clusters of the config
@@ -26,7 +26,10 @@ flags:
   --node-id ID          this sidecar's node id (required with --control-plane)
   --node-cluster C      the service this sidecar belongs to (for selectors)
   --node-labels-file F  labels for selectors: key="value" lines (downward API) or a YAML map
-  --admin-port N        admin API on 127.0.0.1 (default 15000; 0 picks a free port)
+  --admin-port N        admin API port (default 15000; 0 picks a free port)
+  --admin-host H        admin API bind address (default 127.0.0.1). The bound address is advertised to
+                        the control plane for \`outrigger stat/tap/top --control-plane\`; a wildcard bind
+                        (0.0.0.0, ::) advertises $POD_IP
   --drain-timeout D     how long in-flight requests may take on shutdown (default 5s)
   --state-dir DIR       where the last good config is persisted
   --max-heap-fraction F above this fraction of the V8 heap limit, refuse new connections and requests
@@ -48,6 +51,7 @@ export const sidecarCommand: Command = {
       {
         config: { type: 'string', short: 'c' },
         'admin-port': { type: 'string', default: '15000' },
+        'admin-host': { type: 'string', default: '127.0.0.1' },
         'drain-timeout': { type: 'string', default: '5s' },
         'max-heap-fraction': { type: 'string', default: '0.9' },
         'state-dir': { type: 'string' },
@@ -85,6 +89,7 @@ export const sidecarCommand: Command = {
       sidecar = await startSidecar({
         configPath: values.config,
         adminPort: Number(values['admin-port']),
+        adminHost: values['admin-host'],
         drainTimeoutMs: parseDurationFlag(values['drain-timeout']!),
         overload: { maxHeapFraction },
         stateDir: values['state-dir'],

@@ -1,9 +1,9 @@
 import { LIVE_DIMENSIONS } from '../observability/live-stats.js';
 import { parseFlags, UsageError } from './flags.js';
 import type { Command } from './command.js';
-import { fetchLive, mergeRows, ms, percent, processIo, SIDECAR_FLAG, sidecarsOf, table, type LiveIo } from './sidecar-admin.js';
+import { fetchLive, mergeRows, ms, percent, processIo, SIDECAR_FLAG, SIDECAR_USAGE, sidecarsOf, table, type LiveIo } from './sidecar-admin.js';
 
-const USAGE = `usage: outrigger stat [--sidecar HOST:PORT ...] [--by route|cluster|upstream] [-w] [--json]
+const USAGE = `usage: outrigger stat [--sidecar HOST:PORT ... | --control-plane HOST:PORT] [--by route|cluster|upstream] [-w] [--json]
 
 Success rate, requests per second and latency p50/p95/p99 over the
 sidecar's rolling window (the last 60 s, from its admin /stats/live, not
@@ -12,7 +12,7 @@ first. Several --sidecar flags merge their rows (counts add up; a
 percentile shows the highest of the sidecars').
 
 flags:
-  --sidecar HOST:PORT  a sidecar's admin address (repeatable; default ${'127.0.0.1:15000'})
+${SIDECAR_USAGE}
   --by D               route (default), cluster or upstream
   -w, --watch          refresh every 2 s until interrupted
   --json               the merged rows as JSON`;
@@ -28,7 +28,13 @@ export async function runStat(args: string[], io: LiveIo): Promise<number> {
   if (!values) return 0;
   const by = values.by!;
   if (!(BY as string[]).includes(by)) throw new UsageError(`--by must be one of ${BY.join(', ')}`, USAGE);
-  const sidecars = sidecarsOf(values);
+  let sidecars: string[];
+  try {
+    sidecars = await sidecarsOf(values, io);
+  } catch (err) {
+    io.err(`outrigger stat: ${(err as Error).message}\n`);
+    return 1;
+  }
   for (;;) {
     let replies;
     try {

@@ -1,9 +1,9 @@
 import type { TapEvent } from '../observability/tap.js';
 import { parseFlags, UsageError } from './flags.js';
 import type { Command } from './command.js';
-import { openTap, processIo, SIDECAR_FLAG, sidecarsOf, type LiveIo, type TapStream } from './sidecar-admin.js';
+import { openTap, processIo, SIDECAR_FLAG, SIDECAR_USAGE, sidecarsOf, type LiveIo, type TapStream } from './sidecar-admin.js';
 
-const USAGE = `usage: outrigger tap [--sidecar HOST:PORT ...] [--route R] [--path-prefix P] [--max N] [--json]
+const USAGE = `usage: outrigger tap [--sidecar HOST:PORT ... | --control-plane HOST:PORT] [--route R] [--path-prefix P] [--max N] [--json]
 
 A live stream of finished requests from the sidecar's admin /tap (server-sent
 events): method, path, status, grpc status, latency, upstream, response
@@ -11,7 +11,7 @@ flags, request id, and the access log's headers (redacted as there). Runs
 until interrupted, or until N requests were shown.
 
 flags:
-  --sidecar HOST:PORT  a sidecar's admin address (repeatable; default 127.0.0.1:15000)
+${SIDECAR_USAGE}
   --route R            only requests of route R
   --path-prefix P      only paths starting with P
   --max N              stop after N requests (across all sidecars)
@@ -38,7 +38,13 @@ export async function runTap(args: string[], io: LiveIo, onOpen?: () => void): P
   if (values['path-prefix'] !== undefined) q.set('path_prefix', values['path-prefix']);
   // Each sidecar stops at N itself; the total across them is enforced here.
   if (max > 0) q.set('max', String(max));
-  const sidecars = sidecarsOf(values);
+  let sidecars: string[];
+  try {
+    sidecars = await sidecarsOf(values, io);
+  } catch (err) {
+    io.err(`outrigger tap: ${(err as Error).message}\n`);
+    return 1;
+  }
   let shown = 0;
   let open = 0;
   const streams: TapStream[] = [];

@@ -1,16 +1,16 @@
 import { parseFlags, UsageError } from './flags.js';
 import type { Command } from './command.js';
-import { fetchLive, mergeRows, ms, percent, processIo, SIDECAR_FLAG, sidecarsOf, table, type LiveIo } from './sidecar-admin.js';
+import { fetchLive, mergeRows, ms, percent, processIo, SIDECAR_FLAG, SIDECAR_USAGE, sidecarsOf, table, type LiveIo } from './sidecar-admin.js';
 import { stopped } from './stat-command.js';
 
-const USAGE = `usage: outrigger top [--sidecar HOST:PORT ...] [--max N] [-w] [--json]
+const USAGE = `usage: outrigger top [--sidecar HOST:PORT ... | --control-plane HOST:PORT] [--max N] [-w] [--json]
 
 The busiest request paths over the sidecar's rolling window (the last 60 s,
 from its admin /stats/live?by=path), with their success rate and latency.
 Paths past the sidecar's key bound are counted under "other".
 
 flags:
-  --sidecar HOST:PORT  a sidecar's admin address (repeatable; default 127.0.0.1:15000)
+${SIDECAR_USAGE}
   --max N              rows to show (default 20)
   -w, --watch          refresh every 2 s until interrupted
   --json               the rows as JSON`;
@@ -24,7 +24,13 @@ export async function runTop(args: string[], io: LiveIo): Promise<number> {
   if (!values) return 0;
   const max = Number(values.max);
   if (!Number.isInteger(max) || max < 1) throw new UsageError('--max must be a positive integer', USAGE);
-  const sidecars = sidecarsOf(values);
+  let sidecars: string[];
+  try {
+    sidecars = await sidecarsOf(values, io);
+  } catch (err) {
+    io.err(`outrigger top: ${(err as Error).message}\n`);
+    return 1;
+  }
   for (;;) {
     let rows;
     try {

@@ -12,7 +12,7 @@ import { FileStateStore } from '../../src/control/store/file-store.js';
 import type { StateStore } from '../../src/control/store/state-store.js';
 import type { GeneratedResources } from '../../src/control/server/generated-resources.js';
 import { operatorClient } from '../../src/control/client/operator-client.js';
-import { startSidecar, type Sidecar, type ControlPlaneOptions } from '../../sidecar/main.js';
+import { startSidecar, type Sidecar, type ControlPlaneOptions, type SidecarOptions } from '../../sidecar/main.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const TOKEN = 'test-token-0123456789';
@@ -68,7 +68,7 @@ export interface TestCpSidecar {
 /** An in-process sidecar subscribed to a control plane. */
 export async function startCpSidecar(
   cp: Partial<ControlPlaneOptions> & { address: string; nodeId: string },
-  extra: { stateDir?: string; configPath?: string; clock?: Clock } = {},
+  extra: { stateDir?: string; configPath?: string; clock?: Clock; telemetry?: SidecarOptions['telemetry'] } = {},
 ): Promise<TestCpSidecar> {
   const stateDir = extra.stateDir ?? (await tempDir('outrigger-state-'));
   const logs: Record<string, unknown>[] = [];
@@ -82,6 +82,7 @@ export async function startCpSidecar(
     logger: collector(logs),
     accessLog: collector([]),
     clock: extra.clock,
+    telemetry: extra.telemetry,
   });
   return {
     sidecar,

@@ -1,4 +1,4 @@
-import { create } from '@bufbuild/protobuf';
+import { create, type JsonObject } from '@bufbuild/protobuf';
 import { timestampMs } from '@bufbuild/protobuf/wkt';
 import { createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
@@ -27,7 +27,8 @@ export interface XdsClientOptions {
   readonly address: string;
   /** TLS toward the control plane (PEM contents): `ca` verifies its certificate. */
   readonly tls?: ControlTls;
-  readonly node: { id: string; cluster?: string; labels?: Record<string, string> };
+  /** `admin`: the sidecar's admin API (HOST:PORT) advertised in the node metadata (the control plane's Status lists it for `outrigger stat --control-plane`). */
+  readonly node: { id: string; cluster?: string; labels?: Record<string, string>; admin?: string };
   readonly clock: Clock;
   readonly random: Random;
   readonly logger: Logger;
@@ -139,7 +140,7 @@ export class XdsClient implements ConfigSource {
     const nodeMsg = {
       id: node.id,
       cluster: node.cluster ?? '',
-      metadata: { labels: node.labels ?? {} },
+      metadata: (node.admin ? { labels: node.labels ?? {}, admin: node.admin } : { labels: node.labels ?? {} }) as JsonObject,
       userAgentName: USER_AGENT,
       userAgentVersionType: { case: 'userAgentVersion' as const, value: PROTOCOL_VERSION },
       clientFeatures: [],

@@ -1,4 +1,4 @@
-import { create, fromJsonString, toJsonString } from '@bufbuild/protobuf';
+import { create, fromJsonString, toJsonString, type JsonObject } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import type { Clock, Timer } from '../../core/clock.js';
 import { SidecarStatusSchema, StatusResponseSchema, type SidecarStatus, type StatusResponse } from '../../gen/outrigger/control/v1/operator_pb.js';
@@ -34,7 +34,14 @@ export function sidecarStatusOf(s: HostedStream, controlPlane: string): SidecarS
     stream: s.kind,
     types: s.status(),
     controlPlane,
+    adminAddress: adminAddressOf(s.node!.metadata),
   });
+}
+
+/** The node metadata's "admin" (HOST:PORT), when the sidecar advertises one. */
+function adminAddressOf(metadata: JsonObject | undefined): string {
+  const v = metadata?.['admin'];
+  return typeof v === 'string' ? v : '';
 }
 
 export interface StatusBoardOptions {
