@@ -32,10 +32,10 @@ export function forwardH2ToH1(ctx: ProxyContext, ds: H2Downstream, t: UpstreamTa
       ds.respond(ex.status, out as OutgoingHttpHeaders, true);
       res.on('data', (c: Buffer) => {
         ex.bytes_out += c.length;
-        if (respData) c = chain.responseData(ds, c);
-        if (!stream.write(c)) res.pause();
+        if (!(respData ? ds.write(c) : stream.write(c))) res.pause();
       });
-      stream.on('drain', () => res.resume());
+      if (respData) ds.onDrain(() => res.resume());
+      else stream.on('drain', () => res.resume());
       res.once('end', () => {
         done = true;
         ds.end(undefined, trailersOf(res) ?? {});

@@ -115,7 +115,8 @@ export function forwardH2ToH2(ctx: ProxyContext, ds: H2Downstream, t: UpstreamTa
     downEnded = true;
     if (!up.closed && !up.writableEnded) up.end();
   });
-  stream.on('drain', () => up.resume());
+  if (respData) ds.onDrain(() => up.resume());
+  else stream.on('drain', () => up.resume());
 
   /** Upstream → downstream, for one attempt. */
   const attach = (u: ClientHttp2Stream, conn: H2Connection): void => {
@@ -139,8 +140,7 @@ export function forwardH2ToH2(ctx: ProxyContext, ds: H2Downstream, t: UpstreamTa
     u.on('data', (chunk: Buffer) => {
       if (timedOut) return;
       ex.bytes_out += chunk.length;
-      if (respData) chunk = chain.responseData(ds, chunk);
-      if (!stream.write(chunk)) u.pause();
+      if (!(respData ? ds.write(chunk) : stream.write(chunk))) u.pause();
     });
     u.once('trailers', (tr: IncomingHttpHeaders) => {
       trailers = tr as OutgoingHttpHeaders;
