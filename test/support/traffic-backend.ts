@@ -76,6 +76,7 @@ export class RecordingBackend {
         return void res.end('r'.repeat(4096));
       case '/stream': {
         res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.flushHeaders();
         let n = 0;
         const next = (): void => {
           n++;
