@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
-import { Transform, type Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { AbortScope } from '../../core/abort-scope.js';
 import { LOCAL_ERRORS, type LocalErrorCode } from '../../core/errors.js';
 import type { Exchange } from '../http/exchange.js';
@@ -110,10 +110,25 @@ export abstract class Downstream {
    */
   get body(): Readable {
     const chain = this.chain;
-    if (chain === undefined || !chain.hasRequestData) return this.rawBody;
-    return (this.filteredBody ??= this.rawBody.pipe(
+    if (chain === undefined || !chain.hasRequestData) return this.requestBody;
+    return (this.filteredBody ??= this.requestBody.pipe(
       new Transform({ transform: (c: Buffer, _enc, cb) => cb(null, chain.requestData(this, c)) }),
     ));
+  }
+
+  private replacedBody: Readable | undefined;
+
+  /** The request body forwarders relay: the protocol's, or what a filter replaced it with (`replaceRequestBody`). */
+  get requestBody(): Readable {
+    return this.replacedBody ?? this.rawBody;
+  }
+
+  /**
+   * A request-header filter that read the whole body (request decompression)
+   * hands on what the upstream should get instead; it set the headers to match.
+   */
+  replaceRequestBody(b: Buffer): void {
+    this.replacedBody = Readable.from([b], { objectMode: false });
   }
 
   /** The client is gone or the exchange is over. */

@@ -55,7 +55,8 @@ export function forwardH2ToH1(ctx: ProxyContext, ds: H2Downstream, t: UpstreamTa
   const maxBody = t.settings.maxRequestBodyBytes;
   if (ds.endAtHeaders) req.end();
   else {
-    stream.on('data', (c: Buffer) => {
+    const body = ds.requestBody;
+    body.on('data', (c: Buffer) => {
       ex.bytes_in += c.length;
       if (maxBody > 0 && ex.bytes_in > maxBody) {
         req.destroy();
@@ -63,10 +64,10 @@ export function forwardH2ToH1(ctx: ProxyContext, ds: H2Downstream, t: UpstreamTa
         return;
       }
       if (reqData) c = chain.requestData(ds, c);
-      if (!req.write(c)) stream.pause();
+      if (!req.write(c)) body.pause();
     });
-    req.on('drain', () => stream.resume());
-    stream.once('end', () => req.end());
+    req.on('drain', () => body.resume());
+    body.once('end', () => req.end());
   }
   ds.scope.onAbort((reason) => {
     if (reason === 'downstream_reset') {

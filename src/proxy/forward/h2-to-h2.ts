@@ -95,8 +95,9 @@ export function forwardH2ToH2(ctx: ProxyContext, ds: H2Downstream, t: UpstreamTa
     } else if (!stream.closed) stream.close(CANCEL);
   };
 
-  // Downstream → upstream.
-  stream.on('data', (chunk: Buffer) => {
+  // Downstream → upstream (the request body: the stream's, or a filter's decoded copy).
+  const body = ds.requestBody;
+  body.on('data', (chunk: Buffer) => {
     ex.bytes_in += chunk.length;
     if (maxBody > 0 && ex.bytes_in > maxBody) {
       resetStream(up, CANCEL);
@@ -109,9 +110,9 @@ export function forwardH2ToH2(ctx: ProxyContext, ds: H2Downstream, t: UpstreamTa
       if (replayBytes <= REPLAY_MAX_BYTES) replay.push(chunk);
       else replay = undefined;
     }
-    if (!up.write(chunk)) stream.pause();
+    if (!up.write(chunk)) body.pause();
   });
-  stream.once('end', () => {
+  body.once('end', () => {
     downEnded = true;
     if (!up.closed && !up.writableEnded) up.end();
   });
@@ -120,7 +121,7 @@ export function forwardH2ToH2(ctx: ProxyContext, ds: H2Downstream, t: UpstreamTa
 
   /** Upstream → downstream, for one attempt. */
   const attach = (u: ClientHttp2Stream, conn: H2Connection): void => {
-    u.on('drain', () => stream.resume());
+    u.on('drain', () => body.resume());
     u.once('response', (h: IncomingHttpHeaders, f: number) => {
       if (timedOut || stream.closed) return;
       responded = true;

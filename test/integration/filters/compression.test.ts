@@ -202,6 +202,42 @@ describe('filters: compression', function () {
     }
   });
 
+  it('request decompression: gzip and br uploads reach the upstream decoded (HTTP/1.1 and HTTP/2)', async () => {
+    const text = 'hello upload '.repeat(500);
+    const r = await request(`${base}/upload/a`, { method: 'POST', headers: { host: 'app.test', 'content-encoding': 'gzip', 'content-type': 'text/plain' }, body: zlib.gzipSync(text) });
+    await r.body.dump();
+    expect(r.statusCode).to.equal(200);
+    let seen = rec.seen.at(-1)!;
+    expect(seen.body.toString()).to.equal(text);
+    expect(seen.headers['content-encoding']).to.equal(undefined);
+    expect(seen.headers['content-length']).to.equal(String(text.length));
+    const h2 = await h2Request(sc.port(), { ':method': 'PUT', ':path': '/upload/b', ':authority': 'app.test', 'content-encoding': 'br' }, zlib.brotliCompressSync(text));
+    expect(h2.status).to.equal(200);
+    seen = rec.seen.at(-1)!;
+    expect(seen.url).to.equal('/upload/b');
+    expect(seen.body.toString()).to.equal(text);
+    const other = await request(`${base}/elsewhere`, { method: 'POST', headers: { host: 'app.test', 'content-encoding': 'gzip' }, body: zlib.gzipSync(text) });
+    await other.body.dump();
+    expect(rec.seen.at(-1)!.headers['content-encoding'], 'only where the route asks').to.equal('gzip');
+  });
+
+  it('a zip bomb is refused with 413 before the upstream sees a byte; a body that does not decode is 400', async () => {
+    const bomb = zlib.gzipSync(Buffer.alloc(16 * 1024 * 1024));
+    expect(bomb.length).to.be.lessThan(65536);
+    const n = rec.seen.length;
+    const r = await request(`${base}/upload/bomb`, { method: 'POST', headers: { host: 'app.test', 'content-encoding': 'gzip' }, body: bomb });
+    const text = await r.body.text();
+    expect(r.statusCode).to.equal(413);
+    expect(r.headers['x-outrigger-local-reply']).to.equal('RL');
+    expect(text).to.match(/decoded body is over 65536 bytes/);
+    const h2 = await h2Request(sc.port(), { ':method': 'POST', ':path': '/upload/bomb', ':authority': 'app.test', 'content-encoding': 'br' }, zlib.brotliCompressSync(Buffer.alloc(16 * 1024 * 1024)));
+    expect(h2.status).to.equal(413);
+    const bad = await request(`${base}/upload/bad`, { method: 'POST', headers: { host: 'app.test', 'content-encoding': 'gzip' }, body: 'not gzip at all' });
+    await bad.body.dump();
+    expect(bad.statusCode).to.equal(400);
+    expect(rec.seen.length).to.equal(n);
+  });
+
   it('metrics: compressed responses and bytes in/out by coding', async () => {
     const m = await sc.metrics();
     expect(m).to.match(/outrigger_compression_responses_total\{coding="gzip"\} [1-9]/);

@@ -6,7 +6,7 @@ import { Counter } from 'prom-client';
 import { Compression_Encoding, type Compression } from '../../../gen/outrigger/filters/compression/v1/compression_pb.js';
 import type { Downstream } from '../../downstream/downstream.js';
 import { addVary } from '../../http/vary.js';
-import type { FilterFactory, HttpFilter } from '../filter.js';
+import type { FilterFactory, FilterVerdict, HttpFilter } from '../filter.js';
 import { negotiate, type Coding } from './negotiate.js';
 
 /** zstd is in node:zlib from Node 22.15 / 23.8; on Node 20 it is dropped from the offered codings (docs/filters.md). */
@@ -114,8 +114,11 @@ export function compressionFactory(deps: CompressionDeps): FilterFactory<Compres
         t.on('data', (d: Buffer) => outC.inc(d.length));
         return t;
       };
+      const rd = c.requestDecompression;
+      const maxDecoded = rd?.enabled ? Number(rd.maxBytes || DEFAULT_MAX_DECOMPRESSED_BYTES) : 0;
       return {
         name,
+        ...(maxDecoded > 0 ? { onRequestHeaders: (ds: Downstream) => decompressRequest(ds, maxDecoded) } : {}),
         encodesResponseBody: true,
         onResponseHeaders(ds: Downstream, status: number, headers: OutgoingHttpHeaders): void {
           if (ds.grpc || ds.kind === 'ws' || status < 200 || status === 204 || status === 206 || status === 304) return;
@@ -154,4 +157,73 @@ function offeredCodings(encodings: readonly Compression_Encoding[]): Coding[] {
     list.push(c);
   }
   return list;
+}
+
+export const DEFAULT_MAX_DECOMPRESSED_BYTES = 10 * 1024 * 1024;
+
+type Decoder = (buf: Buffer, opts: zlib.ZlibOptions & zlib.BrotliOptions, cb: (err: Error | null, out: Buffer) => void) => void;
+const DECODERS: Readonly<Record<string, Decoder>> = {
+  gzip: zlib.gunzip,
+  'x-gzip': zlib.gunzip,
+  deflate: zlib.inflate,
+  br: zlib.brotliDecompress,
+  ...(ZSTD_AVAILABLE ? { zstd: (z as unknown as { zstdDecompress: Decoder }).zstdDecompress } : {}),
+};
+
+/**
+ * Request decompression: a body with a Content-Encoding we know is read
+ * whole (at most `max` bytes as sent) and decoded with node:zlib's output cap
+ * (`maxOutputLength`), so a zip bomb stops at `max` decoded bytes and is
+ * refused with 413 before anything reaches the upstream. Buffered, not
+ * streamed: the refusal must come before the upstream sees a byte, and an
+ * upload that is refused half-way would already have reached it. The upstream
+ * gets the decoded body with a matching Content-Length and no Content-Encoding.
+ */
+function decompressRequest(ds: Downstream, max: number): FilterVerdict | Promise<FilterVerdict> {
+  if (ds.grpc || ds.kind === 'ws') return undefined;
+  const ce = ds.headers['content-encoding'];
+  if (typeof ce !== 'string') return undefined;
+  const decode = DECODERS[ce.trim().toLowerCase()];
+  if (decode === undefined) return undefined;
+  return new Promise<FilterVerdict>((resolve) => {
+    const src = ds.rawBody;
+    const chunks: Buffer[] = [];
+    let n = 0;
+    let done = false;
+    const finish = (v: FilterVerdict): void => {
+      if (done) return;
+      done = true;
+      src.off('data', onData);
+      resolve(v);
+    };
+    const onData = (c: Buffer): void => {
+      n += c.length;
+      ds.ex.bytes_in += c.length;
+      if (n > max) {
+        ds.noKeepAlive();
+        return finish({ code: 'request_too_large', detail: `the encoded body is over ${max} bytes` });
+      }
+      chunks.push(c);
+    };
+    src.on('data', onData);
+    src.once('error', () => finish({ code: 'downstream_reset' }));
+    src.once('end', () => {
+      if (done) return;
+      decode(Buffer.concat(chunks), { maxOutputLength: max }, (err, out) => {
+        if (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' || err instanceof RangeError) {
+            return finish({ code: 'request_too_large', detail: `the decoded body is over ${max} bytes` });
+          }
+          return finish({ code: 'bad_request', detail: `the ${ce} body does not decode: ${err.message}` });
+        }
+        delete ds.headers['content-encoding'];
+        delete ds.headers['transfer-encoding'];
+        ds.headers['content-length'] = String(out.length);
+        // Counted again as the forwarder relays the decoded copy: undo the raw count.
+        ds.ex.bytes_in -= n;
+        ds.replaceRequestBody(out);
+        finish(undefined);
+      });
+    });
+  });
 }
