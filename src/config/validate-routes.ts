@@ -53,6 +53,15 @@ export function checkRouteConfiguration(
           if (a.prefixRewrite !== '' && route.match?.pathSpecifier.case !== 'prefix') {
             report(`${ap}.prefixRewrite`, 'only allowed on a route with a prefix match');
           }
+          if (a.regexRewrite !== undefined) {
+            if (a.prefixRewrite !== '') report(`${ap}.regexRewrite`, 'set prefixRewrite or regexRewrite, not both');
+            try {
+              new RegExp(a.regexRewrite.pattern);
+            } catch (err) {
+              report(`${ap}.regexRewrite.pattern`, (err as Error).message);
+            }
+            if (a.regexRewrite.pattern === '') report(`${ap}.regexRewrite.pattern`, 'required');
+          }
           checkNonNegative(a.timeout, `${ap}.timeout`, report);
           if (a.transcode) checkTranscode(a.transcode, `${ap}.transcode`, report);
           checkHashPolicies(a.hashPolicy, ap, report);

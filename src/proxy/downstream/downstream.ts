@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
-import { Transform, type Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { AbortScope } from '../../core/abort-scope.js';
 import { LOCAL_ERRORS, type LocalErrorCode } from '../../core/errors.js';
 import type { Exchange } from '../http/exchange.js';
@@ -71,6 +71,8 @@ export abstract class Downstream {
   chain: ExchangeFilters | undefined = undefined;
   /** Set by authentication filters (undefined: nobody authenticated the caller). */
   auth: AuthFacts | undefined = undefined;
+  /** The matched route's cluster (set by the pipeline; `ex.cluster` is set only once an endpoint is picked). */
+  routeCluster = '';
   /** Set once our side ended the response (normally or with a local reply). */
   responseEnded = false;
   protected closedFlag = false;
@@ -95,6 +97,12 @@ export abstract class Downstream {
   private filteredBody: Readable | undefined;
   /** Set when a filter threw in a response or data phase: the response was cut off (flag FE). */
   private filterFailure = false;
+  /** The response body's encoder (compression), installed by a response-header filter; see `encodeResponse`. */
+  private encoder: Transform | undefined;
+  /** Drain listeners of writers (kept only on chains that may install an encoder, which must hear of its drains too). */
+  private drainFns: (() => void)[] | undefined;
+  /** True while the response-header filters run for a head that ends the response (no body can follow). */
+  headOnly = false;
 
   /**
    * The request body for consumers that read it as a stream (the transcoder's
@@ -102,10 +110,25 @@ export abstract class Downstream {
    */
   get body(): Readable {
     const chain = this.chain;
-    if (chain === undefined || !chain.hasRequestData) return this.rawBody;
-    return (this.filteredBody ??= this.rawBody.pipe(
+    if (chain === undefined || !chain.hasRequestData) return this.requestBody;
+    return (this.filteredBody ??= this.requestBody.pipe(
       new Transform({ transform: (c: Buffer, _enc, cb) => cb(null, chain.requestData(this, c)) }),
     ));
+  }
+
+  private replacedBody: Readable | undefined;
+
+  /** The request body forwarders relay: the protocol's, or what a filter replaced it with (`replaceRequestBody`). */
+  get requestBody(): Readable {
+    return this.replacedBody ?? this.rawBody;
+  }
+
+  /**
+   * A request-header filter that read the whole body (request decompression)
+   * hands on what the upstream should get instead; it set the headers to match.
+   */
+  replaceRequestBody(b: Buffer): void {
+    this.replacedBody = Readable.from([b], { objectMode: false });
   }
 
   /** The client is gone or the exchange is over. */
@@ -125,6 +148,7 @@ export abstract class Downstream {
 
   /** A response that is its head alone (HTTP/2: HEADERS with END_STREAM, e.g. gRPC trailers-only). */
   respondEnd(status: number, headers: OutgoingHttpHeaders): void {
+    this.headOnly = true;
     if (this.chain !== undefined && this.chain.hasResponseHeaders) this.chain.responseHeaders(this, status, headers);
     if (this.filterFailure) return;
     this.responseEnded = true;
@@ -136,7 +160,37 @@ export abstract class Downstream {
     const chain = this.chain;
     if (chain !== undefined && chain.hasResponseData) chunk = chain.responseData(this, toBuffer(chunk));
     if (this.filterFailure) return true;
+    if (this.encoder !== undefined) return this.encoder.write(chunk);
     return this.writeData(chunk);
+  }
+
+  /**
+   * Sends the response body through `t` (a streaming encoder such as a zlib
+   * compressor): called by a response-header filter, before any body byte.
+   * What `t` emits is written as it comes (never buffered whole), with
+   * backpressure both ways: a full client pauses `t`, a full `t` makes
+   * `write()` return false and its drain reaches `onDrain` listeners. `end()`
+   * waits for `t` to flush before ending the response (and sending trailers).
+   */
+  encodeResponse(t: Transform): void {
+    this.encoder = t;
+    t.on('data', (c: Buffer) => {
+      if (!this.writeData(c)) t.pause();
+    });
+    this.onSinkDrain(() => t.resume());
+    for (const fn of this.drainFns ?? []) t.on('drain', fn);
+    t.on('error', () => this.filterFailed());
+  }
+
+  /**
+   * Calls `fn` whenever a writer blocked by `write() === false` may write
+   * again: the client side drained (or the response encoder, when one is
+   * installed).
+   */
+  onDrain(fn: () => void): void {
+    this.onSinkDrain(fn);
+    if (this.encoder !== undefined) this.encoder.on('drain', fn);
+    else if (this.chain !== undefined && this.chain.hasResponseData) (this.drainFns ??= []).push(fn);
   }
 
   /** Ends the response (through the data filters); `trailers` only when `respond(…, true)` announced them. */
@@ -146,6 +200,15 @@ export abstract class Downstream {
     if (trailers !== undefined && chain !== undefined && chain.hasTrailers) chain.trailers(this, trailers);
     if (this.filterFailure) return;
     this.responseEnded = true;
+    const enc = this.encoder;
+    if (enc !== undefined) {
+      enc.once('end', () => {
+        if (!this.filterFailure) this.endData(undefined, trailers);
+      });
+      if (chunk !== undefined) enc.end(chunk);
+      else enc.end();
+      return;
+    }
     this.endData(chunk, trailers);
   }
 
@@ -177,7 +240,8 @@ export abstract class Downstream {
 
   protected abstract writeData(chunk: string | Buffer): boolean;
   protected abstract endData(chunk: string | Buffer | undefined, trailers: OutgoingHttpHeaders | undefined): void;
-  abstract onDrain(fn: () => void): void;
+  /** `fn` on each drain of the client side's writable (the protocol object's own 'drain'). */
+  protected abstract onSinkDrain(fn: () => void): void;
   /**
    * Cuts the response off (after its head was sent: the client must not take
    * it as complete). `h2Code`: the RST_STREAM code on HTTP/2 (default CANCEL).

@@ -38,7 +38,7 @@ export class H1Downstream extends Downstream {
     return this.res.write(chunk);
   }
 
-  onDrain(fn: () => void): void {
+  protected onSinkDrain(fn: () => void): void {
     this.res.on('drain', fn);
   }
 

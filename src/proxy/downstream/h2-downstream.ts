@@ -59,7 +59,7 @@ export class H2Downstream extends Downstream {
     return this.stream.write(chunk);
   }
 
-  onDrain(fn: () => void): void {
+  protected onSinkDrain(fn: () => void): void {
     this.stream.on('drain', fn);
   }
 

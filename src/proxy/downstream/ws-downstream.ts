@@ -58,7 +58,7 @@ export class WsDownstream extends Downstream {
     return this.socket.write(chunk);
   }
 
-  onDrain(fn: () => void): void {
+  protected onSinkDrain(fn: () => void): void {
     this.socket.on('drain', fn);
   }
 

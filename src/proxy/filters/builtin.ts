@@ -11,6 +11,10 @@ import { localRateLimitFactory } from './rate-limit/local-rate-limit-filter.js';
 import { rbacFactory } from './rbac/rbac-filter.js';
 import { globalRateLimitFactory } from './global-rate-limit/global-rate-limit-filter.js';
 import type { JwksFetcher } from './jwt-authn/remote-jwks.js';
+import { corsFactory } from './cors/cors-filter.js';
+import { headerMutationFactory } from './header-mutation/header-mutation-filter.js';
+import { securityHeadersFactory } from './security-headers/security-headers-filter.js';
+import { compressionFactory } from './compression/compression-filter.js';
 
 export interface BuiltinFilterDeps {
   readonly clock: Clock;
@@ -37,6 +41,10 @@ export function builtinFilters(deps: BuiltinFilterDeps): { registry: FilterRegis
     localRateLimitFactory({ clock: deps.clock, audit }),
     rbacFactory({ audit }),
     global,
+    corsFactory(),
+    headerMutationFactory(),
+    compressionFactory({ registry: deps.registry }),
+    securityHeadersFactory(),
   ]);
   // close(): stops watching key files and disconnects from Redis (sidecar shutdown).
   const close = (): void => {

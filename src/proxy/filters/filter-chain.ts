@@ -49,7 +49,7 @@ export class FilterChain implements ExchangeFilters {
     this.hasRequestHeaders = this.reqHeaders.length > 0;
     this.hasRequestData = this.reqData.length > 0;
     this.hasResponseHeaders = this.respHeaders.length > 0;
-    this.hasResponseData = this.respData.length > 0;
+    this.hasResponseData = this.respData.length > 0 || filters.some((f) => f.encodesResponseBody === true);
     this.hasTrailers = this.respTrailers.length > 0;
   }
 

@@ -40,6 +40,12 @@ export type FilterVerdict =
  */
 export interface HttpFilter {
   readonly name: string;
+  /**
+   * The filter may install a response body encoder (`ds.encodeResponse`, e.g.
+   * compression) from `onResponseHeaders`: writers then send body bytes
+   * through `Downstream.write` even when no filter has `onResponseData`.
+   */
+  readonly encodesResponseBody?: boolean;
   onRequestHeaders?(ds: Downstream): FilterVerdict | Promise<FilterVerdict>;
   onRequestData?(ds: Downstream, chunk: Buffer): Buffer;
   onResponseHeaders?(ds: Downstream, status: number, headers: OutgoingHttpHeaders): void;

@@ -3,7 +3,8 @@ import type { H1Downstream } from '../downstream/h1-downstream.js';
 
 /** Streams the HTTP/1.1 request body into `up`, with backpressure and the listener's body limit. */
 export function pumpBody(ds: H1Downstream, maxBody: number, up: Writable, tooLarge: () => void): void {
-  const req = ds.req;
+  // The client's body, or a filter's decoded copy of it.
+  const req = ds.requestBody;
   const ex = ds.ex;
   const chain = ds.chain;
   const reqData = chain !== undefined && chain.hasRequestData;

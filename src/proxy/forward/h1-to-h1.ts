@@ -26,10 +26,11 @@ export function forwardH1ToH1(ctx: ProxyContext, ds: H1Downstream, t: UpstreamTa
       ds.respond(ex.status, out, false, upRes.statusMessage);
       upRes.on('data', (c: Buffer) => {
         ex.bytes_out += c.length;
-        if (respData) c = chain.responseData(ds, c);
-        if (!res.write(c)) upRes.pause();
+        // Through the chain's data filters and response encoder (Downstream.write) only when it has them.
+        if (!(respData ? ds.write(c) : res.write(c))) upRes.pause();
       });
-      res.on('drain', () => upRes.resume());
+      if (respData) ds.onDrain(() => upRes.resume());
+      else res.on('drain', () => upRes.resume());
       upRes.once('end', () => {
         done = true;
         ds.end(undefined, trailersOf(upRes));

@@ -50,10 +50,10 @@ export function forwardH1ToH2(ctx: ProxyContext, ds: H1Downstream, t: UpstreamTa
   });
   up.on('data', (c: Buffer) => {
     ex.bytes_out += c.length;
-    if (respData) c = chain.responseData(ds, c);
-    if (!res.write(c)) up.pause();
+    if (!(respData ? ds.write(c) : res.write(c))) up.pause();
   });
-  res.on('drain', () => up.resume());
+  if (respData) ds.onDrain(() => up.resume());
+  else res.on('drain', () => up.resume());
   let trailers: Record<string, string | string[]> | undefined;
   up.once('trailers', (tr: IncomingHttpHeaders) => {
     trailers = copyResponseHeaders(tr, {});

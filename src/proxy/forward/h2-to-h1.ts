@@ -32,10 +32,10 @@ export function forwardH2ToH1(ctx: ProxyContext, ds: H2Downstream, t: UpstreamTa
       ds.respond(ex.status, out as OutgoingHttpHeaders, true);
       res.on('data', (c: Buffer) => {
         ex.bytes_out += c.length;
-        if (respData) c = chain.responseData(ds, c);
-        if (!stream.write(c)) res.pause();
+        if (!(respData ? ds.write(c) : stream.write(c))) res.pause();
       });
-      stream.on('drain', () => res.resume());
+      if (respData) ds.onDrain(() => res.resume());
+      else stream.on('drain', () => res.resume());
       res.once('end', () => {
         done = true;
         ds.end(undefined, trailersOf(res) ?? {});
@@ -55,7 +55,8 @@ export function forwardH2ToH1(ctx: ProxyContext, ds: H2Downstream, t: UpstreamTa
   const maxBody = t.settings.maxRequestBodyBytes;
   if (ds.endAtHeaders) req.end();
   else {
-    stream.on('data', (c: Buffer) => {
+    const body = ds.requestBody;
+    body.on('data', (c: Buffer) => {
       ex.bytes_in += c.length;
       if (maxBody > 0 && ex.bytes_in > maxBody) {
         req.destroy();
@@ -63,10 +64,10 @@ export function forwardH2ToH1(ctx: ProxyContext, ds: H2Downstream, t: UpstreamTa
         return;
       }
       if (reqData) c = chain.requestData(ds, c);
-      if (!req.write(c)) stream.pause();
+      if (!req.write(c)) body.pause();
     });
-    req.on('drain', () => stream.resume());
-    stream.once('end', () => req.end());
+    req.on('drain', () => body.resume());
+    body.once('end', () => req.end());
   }
   ds.scope.onAbort((reason) => {
     if (reason === 'downstream_reset') {

@@ -95,8 +95,9 @@ export function forwardH2ToH2(ctx: ProxyContext, ds: H2Downstream, t: UpstreamTa
     } else if (!stream.closed) stream.close(CANCEL);
   };
 
-  // Downstream → upstream.
-  stream.on('data', (chunk: Buffer) => {
+  // Downstream → upstream (the request body: the stream's, or a filter's decoded copy).
+  const body = ds.requestBody;
+  body.on('data', (chunk: Buffer) => {
     ex.bytes_in += chunk.length;
     if (maxBody > 0 && ex.bytes_in > maxBody) {
       resetStream(up, CANCEL);
@@ -109,17 +110,18 @@ export function forwardH2ToH2(ctx: ProxyContext, ds: H2Downstream, t: UpstreamTa
       if (replayBytes <= REPLAY_MAX_BYTES) replay.push(chunk);
       else replay = undefined;
     }
-    if (!up.write(chunk)) stream.pause();
+    if (!up.write(chunk)) body.pause();
   });
-  stream.once('end', () => {
+  body.once('end', () => {
     downEnded = true;
     if (!up.closed && !up.writableEnded) up.end();
   });
-  stream.on('drain', () => up.resume());
+  if (respData) ds.onDrain(() => up.resume());
+  else stream.on('drain', () => up.resume());
 
   /** Upstream → downstream, for one attempt. */
   const attach = (u: ClientHttp2Stream, conn: H2Connection): void => {
-    u.on('drain', () => stream.resume());
+    u.on('drain', () => body.resume());
     u.once('response', (h: IncomingHttpHeaders, f: number) => {
       if (timedOut || stream.closed) return;
       responded = true;
@@ -139,8 +141,7 @@ export function forwardH2ToH2(ctx: ProxyContext, ds: H2Downstream, t: UpstreamTa
     u.on('data', (chunk: Buffer) => {
       if (timedOut) return;
       ex.bytes_out += chunk.length;
-      if (respData) chunk = chain.responseData(ds, chunk);
-      if (!stream.write(chunk)) u.pause();
+      if (!(respData ? ds.write(chunk) : stream.write(chunk))) u.pause();
     });
     u.once('trailers', (tr: IncomingHttpHeaders) => {
       trailers = tr as OutgoingHttpHeaders;

@@ -55,6 +55,12 @@ export class Exchange {
     ctx.metrics.activeFor(listener.name).inc();
   }
 
+  /** When the exchange started, wall clock (derived on demand, so exchanges that never ask pay nothing). */
+  startWallMs(): number {
+    const c = this.ctx.clock;
+    return c.nowMs() - (c.monotonicMs() - this.startMs);
+  }
+
   /** Copies the configured request headers into the log line, redacting sensitive ones. */
   captureHeaders(h: InHeaders): void {
     const names = this.listener.logHeaders;

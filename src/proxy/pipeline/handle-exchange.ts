@@ -56,6 +56,8 @@ export function handleExchange(ctx: ProxyContext, view: ListenerView, ds: Downst
   const path = q < 0 ? target : target.slice(0, q);
   const match = settings.routes?.match({ host: ds.authority, method: ds.method, path, headers: ds.headers, isGrpc: ds.grpc });
   if (!match) {
+    // The listener's response filters (security headers, CORS, header changes) apply to this answer too.
+    if (settings.chain.hasResponseHeaders) ds.chain = settings.chain;
     const doc = ds.kind !== 'ws' && !ds.grpc && (ds.method === 'GET' || ds.method === 'HEAD') ? settings.openapi?.get(path) : undefined;
     if (!doc) return localReply(ds, 'no_route');
     return sendReply(ds, 200, { 'content-type': 'application/json', 'content-length': doc.body.length, 'cache-control': 'no-cache', etag: doc.etag }, doc.body);
@@ -68,6 +70,8 @@ export function handleExchange(ctx: ProxyContext, view: ListenerView, ds: Downst
   let tr: Transcoder | undefined;
   let dialect: ServedDialect | undefined;
   if (action.kind === 'cluster') {
+    // Known from the route: request filters (header templates' %CLUSTER%) may read it before the pick.
+    ds.routeCluster = action.cluster;
     armDeadline(ctx, ds, action);
     tr = action.transcode && !ds.grpc ? view.state.transcoders.get(action.transcode) : undefined;
     if (tr) {

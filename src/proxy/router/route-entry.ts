@@ -79,11 +79,21 @@ function compileAction(r: Route, spec: PathSpec, onError: (rel: string, message:
     if (v.prefixRewrite !== '' && (spec.kind !== 'prefix' || spec.impliedByGrpc)) {
       onError('route.prefixRewrite', 'prefixRewrite needs a match.prefix route');
     }
+    let regexRewrite: { re: RegExp; replacement: string } | undefined;
+    if (v.regexRewrite !== undefined) {
+      if (v.prefixRewrite !== '') onError('route.regexRewrite', 'set prefixRewrite or regexRewrite, not both');
+      try {
+        regexRewrite = { re: new RegExp(v.regexRewrite.pattern, 'g'), replacement: jsReplacement(v.regexRewrite.substitution) };
+      } catch (err) {
+        onError('route.regexRewrite.pattern', (err as Error).message);
+      }
+    }
     return Object.freeze({
       kind: 'cluster',
       cluster: v.cluster,
       timeoutMs,
       ...(v.prefixRewrite !== '' ? { prefixRewrite: v.prefixRewrite } : {}),
+      ...(regexRewrite ? { regexRewrite } : {}),
       ...(v.hostRewrite !== '' ? { hostRewrite: v.hostRewrite } : {}),
       ...(v.transcode ? { transcode: v.transcode } : {}),
       ...(v.hashPolicy.length > 0 ? { hashPolicy: compileHashPolicy(v.hashPolicy, onError) } : {}),
@@ -95,6 +105,14 @@ function compileAction(r: Route, spec: PathSpec, onError: (rel: string, message:
     return Object.freeze({ kind: 'direct', status, body });
   }
   return onError('', 'a route needs an action: route or directResponse');
+}
+
+/**
+ * Envoy writes capture groups in a substitution as `\1`; JavaScript's
+ * replace() as `$1`. Both are accepted: `\N` becomes `$N` (`\\` is a backslash).
+ */
+export function jsReplacement(sub: string): string {
+  return sub.replace(/\\(\\|\d{1,2})/g, (_m, g: string) => (g === '\\' ? '\\' : `$${g}`));
 }
 
 const CATEGORY: Readonly<Record<PathSpec['kind'], number>> = { path: 0, template: 1, prefix: 2, regex: 3 };

@@ -27,6 +27,8 @@ export type RouteActionCompiled =
       cluster: string;
       timeoutMs: number;
       prefixRewrite?: string;
+      /** `regexRewrite` of the path (query kept): the compiled pattern (global) and its JS replacement string. */
+      regexRewrite?: { readonly re: RegExp; readonly replacement: string };
       hostRewrite?: string;
       /** The route's transcoding config; its compiled Transcoder is ProxyState.transcoders.get(this). */
       transcode?: Transcode;

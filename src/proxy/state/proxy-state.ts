@@ -9,9 +9,10 @@ import type { DescriptorSources } from '../transcode/descriptor-sources.js';
 import type { DescriptorPool } from '../transcode/descriptors.js';
 import { Transcoder } from '../transcode/transcoder.js';
 import { ListenerOpenApi } from '../transcode/listener-openapi.js';
-import { FilterChain, FilterRegistry, NO_FILTER_CONFIG, type FilterConfigSource, type FilterEntry } from '../filters/filter-chain.js';
+import { FilterChain, FilterRegistry, NO_FILTER_CONFIG, type FilterConfigSource, type FilterEntry, type FilterOverride } from '../filters/filter-chain.js';
 import type { HttpFilter } from '../filters/filter.js';
 import { transcodeCorsFilter } from '../filters/transcode-cors/transcode-cors-filter.js';
+import { CORS_FILTER_TYPE } from '../filters/cors/cors-filter.js';
 import type { CompiledRoute } from '../router/types.js';
 import type { PolicyDeps } from '../upstream/lb/policies.js';
 
@@ -154,8 +155,8 @@ function compileChains(
   for (const r of routes?.routes() ?? []) {
     const implied: HttpFilter[] = [];
     const tr = r.action.kind === 'cluster' && r.action.transcode ? transcoders.get(r.action.transcode) : undefined;
-    if (tr) implied.push(transcodeCorsFilter(tr));
     const overrides = source.overridesOf(r);
+    if (tr) implied.push(transcodeCorsFilter(tr, !hasCorsFilter(entries, overrides)));
     if (implied.length === 0 && overrides === undefined) continue;
     try {
       out.set(r, registry.compile(entries, overrides, implied));
@@ -164,6 +165,11 @@ function compileChains(
     }
   }
   return out;
+}
+
+/** Does a route's chain have a `cors` filter (listed and not disabled by the route)? Then it owns CORS. */
+function hasCorsFilter(entries: readonly FilterEntry[], overrides: ReadonlyMap<string, FilterOverride> | undefined): boolean {
+  return entries.some((e) => (e.type ?? e.name) === CORS_FILTER_TYPE && !(overrides?.get(e.name) && 'disabled' in overrides.get(e.name)!));
 }
 
 /**

@@ -31,7 +31,7 @@ class RecordingDownstream extends Downstream {
   protected writeData(): boolean {
     return true;
   }
-  onDrain(): void {}
+  protected onSinkDrain(): void {}
   protected endData(): void {}
   destroy(): void {}
   onClose(): void {}

@@ -6,21 +6,33 @@ import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { ApiKeys } from "../../filters/api_keys/v1/api_keys_pb.js";
 import { file_outrigger_filters_api_keys_v1_api_keys } from "../../filters/api_keys/v1/api_keys_pb.js";
+import type { Cache } from "../../filters/cache/v1/cache_pb.js";
+import { file_outrigger_filters_cache_v1_cache } from "../../filters/cache/v1/cache_pb.js";
+import type { Compression } from "../../filters/compression/v1/compression_pb.js";
+import { file_outrigger_filters_compression_v1_compression } from "../../filters/compression/v1/compression_pb.js";
+import type { Cors } from "../../filters/cors/v1/cors_pb.js";
+import { file_outrigger_filters_cors_v1_cors } from "../../filters/cors/v1/cors_pb.js";
 import type { GlobalRateLimit } from "../../filters/global_rate_limit/v1/global_rate_limit_pb.js";
 import { file_outrigger_filters_global_rate_limit_v1_global_rate_limit } from "../../filters/global_rate_limit/v1/global_rate_limit_pb.js";
+import type { HeaderMutation } from "../../filters/header_mutation/v1/header_mutation_pb.js";
+import { file_outrigger_filters_header_mutation_v1_header_mutation } from "../../filters/header_mutation/v1/header_mutation_pb.js";
 import type { JwtAuthn } from "../../filters/jwt_authn/v1/jwt_authn_pb.js";
 import { file_outrigger_filters_jwt_authn_v1_jwt_authn } from "../../filters/jwt_authn/v1/jwt_authn_pb.js";
 import type { LocalRateLimit } from "../../filters/local_rate_limit/v1/local_rate_limit_pb.js";
 import { file_outrigger_filters_local_rate_limit_v1_local_rate_limit } from "../../filters/local_rate_limit/v1/local_rate_limit_pb.js";
+import type { Plugin } from "../../filters/plugin/v1/plugin_pb.js";
+import { file_outrigger_filters_plugin_v1_plugin } from "../../filters/plugin/v1/plugin_pb.js";
 import type { Rbac } from "../../filters/rbac/v1/rbac_pb.js";
 import { file_outrigger_filters_rbac_v1_rbac } from "../../filters/rbac/v1/rbac_pb.js";
+import type { SecurityHeaders } from "../../filters/security_headers/v1/security_headers_pb.js";
+import { file_outrigger_filters_security_headers_v1_security_headers } from "../../filters/security_headers/v1/security_headers_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file outrigger/config/v1/filters.proto.
  */
 export const file_outrigger_config_v1_filters: GenFile = /*@__PURE__*/
-  fileDesc("CiFvdXRyaWdnZXIvY29uZmlnL3YxL2ZpbHRlcnMucHJvdG8SE291dHJpZ2dlci5jb25maWcudjEi+QIKCkh0dHBGaWx0ZXISDAoEbmFtZRgBIAEoCRI9Cglqd3RfYXV0aG4YAiABKAsyKC5vdXRyaWdnZXIuZmlsdGVycy5qd3RfYXV0aG4udjEuSnd0QXV0aG5IABI6CghhcGlfa2V5cxgDIAEoCzImLm91dHJpZ2dlci5maWx0ZXJzLmFwaV9rZXlzLnYxLkFwaUtleXNIABJRChBsb2NhbF9yYXRlX2xpbWl0GAQgASgLMjUub3V0cmlnZ2VyLmZpbHRlcnMubG9jYWxfcmF0ZV9saW1pdC52MS5Mb2NhbFJhdGVMaW1pdEgAEi8KBHJiYWMYBSABKAsyHy5vdXRyaWdnZXIuZmlsdGVycy5yYmFjLnYxLlJiYWNIABJUChFnbG9iYWxfcmF0ZV9saW1pdBgGIAEoCzI3Lm91dHJpZ2dlci5maWx0ZXJzLmdsb2JhbF9yYXRlX2xpbWl0LnYxLkdsb2JhbFJhdGVMaW1pdEgAQggKBmNvbmZpZyKFAwoORmlsdGVyT3ZlcnJpZGUSEgoIZGlzYWJsZWQYASABKAhIABI9Cglqd3RfYXV0aG4YAiABKAsyKC5vdXRyaWdnZXIuZmlsdGVycy5qd3RfYXV0aG4udjEuSnd0QXV0aG5IABI6CghhcGlfa2V5cxgDIAEoCzImLm91dHJpZ2dlci5maWx0ZXJzLmFwaV9rZXlzLnYxLkFwaUtleXNIABJRChBsb2NhbF9yYXRlX2xpbWl0GAQgASgLMjUub3V0cmlnZ2VyLmZpbHRlcnMubG9jYWxfcmF0ZV9saW1pdC52MS5Mb2NhbFJhdGVMaW1pdEgAEi8KBHJiYWMYBSABKAsyHy5vdXRyaWdnZXIuZmlsdGVycy5yYmFjLnYxLlJiYWNIABJUChFnbG9iYWxfcmF0ZV9saW1pdBgGIAEoCzI3Lm91dHJpZ2dlci5maWx0ZXJzLmdsb2JhbF9yYXRlX2xpbWl0LnYxLkdsb2JhbFJhdGVMaW1pdEgAQgoKCG92ZXJyaWRlYgZwcm90bzM", [file_outrigger_filters_api_keys_v1_api_keys, file_outrigger_filters_global_rate_limit_v1_global_rate_limit, file_outrigger_filters_jwt_authn_v1_jwt_authn, file_outrigger_filters_local_rate_limit_v1_local_rate_limit, file_outrigger_filters_rbac_v1_rbac]);
+  fileDesc("CiFvdXRyaWdnZXIvY29uZmlnL3YxL2ZpbHRlcnMucHJvdG8SE291dHJpZ2dlci5jb25maWcudjEigAYKCkh0dHBGaWx0ZXISDAoEbmFtZRgBIAEoCRI9Cglqd3RfYXV0aG4YAiABKAsyKC5vdXRyaWdnZXIuZmlsdGVycy5qd3RfYXV0aG4udjEuSnd0QXV0aG5IABI6CghhcGlfa2V5cxgDIAEoCzImLm91dHJpZ2dlci5maWx0ZXJzLmFwaV9rZXlzLnYxLkFwaUtleXNIABJRChBsb2NhbF9yYXRlX2xpbWl0GAQgASgLMjUub3V0cmlnZ2VyLmZpbHRlcnMubG9jYWxfcmF0ZV9saW1pdC52MS5Mb2NhbFJhdGVMaW1pdEgAEi8KBHJiYWMYBSABKAsyHy5vdXRyaWdnZXIuZmlsdGVycy5yYmFjLnYxLlJiYWNIABJUChFnbG9iYWxfcmF0ZV9saW1pdBgGIAEoCzI3Lm91dHJpZ2dlci5maWx0ZXJzLmdsb2JhbF9yYXRlX2xpbWl0LnYxLkdsb2JhbFJhdGVMaW1pdEgAEi8KBGNvcnMYCiABKAsyHy5vdXRyaWdnZXIuZmlsdGVycy5jb3JzLnYxLkNvcnNIABJPCg9oZWFkZXJfbXV0YXRpb24YCyABKAsyNC5vdXRyaWdnZXIuZmlsdGVycy5oZWFkZXJfbXV0YXRpb24udjEuSGVhZGVyTXV0YXRpb25IABJECgtjb21wcmVzc2lvbhgMIAEoCzItLm91dHJpZ2dlci5maWx0ZXJzLmNvbXByZXNzaW9uLnYxLkNvbXByZXNzaW9uSAASUgoQc2VjdXJpdHlfaGVhZGVycxgNIAEoCzI2Lm91dHJpZ2dlci5maWx0ZXJzLnNlY3VyaXR5X2hlYWRlcnMudjEuU2VjdXJpdHlIZWFkZXJzSAASMgoFY2FjaGUYDiABKAsyIS5vdXRyaWdnZXIuZmlsdGVycy5jYWNoZS52MS5DYWNoZUgAEjUKBnBsdWdpbhgPIAEoCzIjLm91dHJpZ2dlci5maWx0ZXJzLnBsdWdpbi52MS5QbHVnaW5IAEIICgZjb25maWcijAYKDkZpbHRlck92ZXJyaWRlEhIKCGRpc2FibGVkGAEgASgISAASPQoJand0X2F1dGhuGAIgASgLMigub3V0cmlnZ2VyLmZpbHRlcnMuand0X2F1dGhuLnYxLkp3dEF1dGhuSAASOgoIYXBpX2tleXMYAyABKAsyJi5vdXRyaWdnZXIuZmlsdGVycy5hcGlfa2V5cy52MS5BcGlLZXlzSAASUQoQbG9jYWxfcmF0ZV9saW1pdBgEIAEoCzI1Lm91dHJpZ2dlci5maWx0ZXJzLmxvY2FsX3JhdGVfbGltaXQudjEuTG9jYWxSYXRlTGltaXRIABIvCgRyYmFjGAUgASgLMh8ub3V0cmlnZ2VyLmZpbHRlcnMucmJhYy52MS5SYmFjSAASVAoRZ2xvYmFsX3JhdGVfbGltaXQYBiABKAsyNy5vdXRyaWdnZXIuZmlsdGVycy5nbG9iYWxfcmF0ZV9saW1pdC52MS5HbG9iYWxSYXRlTGltaXRIABIvCgRjb3JzGAogASgLMh8ub3V0cmlnZ2VyLmZpbHRlcnMuY29ycy52MS5Db3JzSAASTwoPaGVhZGVyX211dGF0aW9uGAsgASgLMjQub3V0cmlnZ2VyLmZpbHRlcnMuaGVhZGVyX211dGF0aW9uLnYxLkhlYWRlck11dGF0aW9uSAASRAoLY29tcHJlc3Npb24YDCABKAsyLS5vdXRyaWdnZXIuZmlsdGVycy5jb21wcmVzc2lvbi52MS5Db21wcmVzc2lvbkgAElIKEHNlY3VyaXR5X2hlYWRlcnMYDSABKAsyNi5vdXRyaWdnZXIuZmlsdGVycy5zZWN1cml0eV9oZWFkZXJzLnYxLlNlY3VyaXR5SGVhZGVyc0gAEjIKBWNhY2hlGA4gASgLMiEub3V0cmlnZ2VyLmZpbHRlcnMuY2FjaGUudjEuQ2FjaGVIABI1CgZwbHVnaW4YDyABKAsyIy5vdXRyaWdnZXIuZmlsdGVycy5wbHVnaW4udjEuUGx1Z2luSABCCgoIb3ZlcnJpZGViBnByb3RvMw", [file_outrigger_filters_api_keys_v1_api_keys, file_outrigger_filters_cache_v1_cache, file_outrigger_filters_compression_v1_compression, file_outrigger_filters_cors_v1_cors, file_outrigger_filters_global_rate_limit_v1_global_rate_limit, file_outrigger_filters_header_mutation_v1_header_mutation, file_outrigger_filters_jwt_authn_v1_jwt_authn, file_outrigger_filters_local_rate_limit_v1_local_rate_limit, file_outrigger_filters_plugin_v1_plugin, file_outrigger_filters_rbac_v1_rbac, file_outrigger_filters_security_headers_v1_security_headers]);
 
 /**
  * One entry of a listener's filter chain (docs/filters.md): exactly one
@@ -70,6 +82,42 @@ export type HttpFilter = Message<"outrigger.config.v1.HttpFilter"> & {
      */
     value: GlobalRateLimit;
     case: "globalRateLimit";
+  } | {
+    /**
+     * @generated from field: outrigger.filters.cors.v1.Cors cors = 10;
+     */
+    value: Cors;
+    case: "cors";
+  } | {
+    /**
+     * @generated from field: outrigger.filters.header_mutation.v1.HeaderMutation header_mutation = 11;
+     */
+    value: HeaderMutation;
+    case: "headerMutation";
+  } | {
+    /**
+     * @generated from field: outrigger.filters.compression.v1.Compression compression = 12;
+     */
+    value: Compression;
+    case: "compression";
+  } | {
+    /**
+     * @generated from field: outrigger.filters.security_headers.v1.SecurityHeaders security_headers = 13;
+     */
+    value: SecurityHeaders;
+    case: "securityHeaders";
+  } | {
+    /**
+     * @generated from field: outrigger.filters.cache.v1.Cache cache = 14;
+     */
+    value: Cache;
+    case: "cache";
+  } | {
+    /**
+     * @generated from field: outrigger.filters.plugin.v1.Plugin plugin = 15;
+     */
+    value: Plugin;
+    case: "plugin";
   } | { case: undefined; value?: undefined };
 };
 
@@ -127,6 +175,42 @@ export type FilterOverride = Message<"outrigger.config.v1.FilterOverride"> & {
      */
     value: GlobalRateLimit;
     case: "globalRateLimit";
+  } | {
+    /**
+     * @generated from field: outrigger.filters.cors.v1.Cors cors = 10;
+     */
+    value: Cors;
+    case: "cors";
+  } | {
+    /**
+     * @generated from field: outrigger.filters.header_mutation.v1.HeaderMutation header_mutation = 11;
+     */
+    value: HeaderMutation;
+    case: "headerMutation";
+  } | {
+    /**
+     * @generated from field: outrigger.filters.compression.v1.Compression compression = 12;
+     */
+    value: Compression;
+    case: "compression";
+  } | {
+    /**
+     * @generated from field: outrigger.filters.security_headers.v1.SecurityHeaders security_headers = 13;
+     */
+    value: SecurityHeaders;
+    case: "securityHeaders";
+  } | {
+    /**
+     * @generated from field: outrigger.filters.cache.v1.Cache cache = 14;
+     */
+    value: Cache;
+    case: "cache";
+  } | {
+    /**
+     * @generated from field: outrigger.filters.plugin.v1.Plugin plugin = 15;
+     */
+    value: Plugin;
+    case: "plugin";
   } | { case: undefined; value?: undefined };
 };
 

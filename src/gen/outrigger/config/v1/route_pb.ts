@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file outrigger/config/v1/route.proto.
  */
 export const file_outrigger_config_v1_route: GenFile = /*@__PURE__*/
-  fileDesc("Ch9vdXRyaWdnZXIvY29uZmlnL3YxL3JvdXRlLnByb3RvEhNvdXRyaWdnZXIuY29uZmlnLnYxIlsKElJvdXRlQ29uZmlndXJhdGlvbhIMCgRuYW1lGAEgASgJEjcKDXZpcnR1YWxfaG9zdHMYAiADKAsyIC5vdXRyaWdnZXIuY29uZmlnLnYxLlZpcnR1YWxIb3N0Iu0BCgtWaXJ0dWFsSG9zdBIMCgRuYW1lGAEgASgJEg8KB2RvbWFpbnMYAiADKAkSKgoGcm91dGVzGAMgAygLMhoub3V0cmlnZ2VyLmNvbmZpZy52MS5Sb3V0ZRI+CgdmaWx0ZXJzGAQgAygLMi0ub3V0cmlnZ2VyLmNvbmZpZy52MS5WaXJ0dWFsSG9zdC5GaWx0ZXJzRW50cnkaUwoMRmlsdGVyc0VudHJ5EgsKA2tleRgBIAEoCRIyCgV2YWx1ZRgCIAEoCzIjLm91dHJpZ2dlci5jb25maWcudjEuRmlsdGVyT3ZlcnJpZGU6AjgBItECCgVSb3V0ZRIMCgRuYW1lGAEgASgJEi4KBW1hdGNoGAIgASgLMh8ub3V0cmlnZ2VyLmNvbmZpZy52MS5Sb3V0ZU1hdGNoEjEKBXJvdXRlGAMgASgLMiAub3V0cmlnZ2VyLmNvbmZpZy52MS5Sb3V0ZUFjdGlvbkgAEj4KD2RpcmVjdF9yZXNwb25zZRgEIAEoCzIjLm91dHJpZ2dlci5jb25maWcudjEuRGlyZWN0UmVzcG9uc2VIABI4CgdmaWx0ZXJzGAUgAygLMicub3V0cmlnZ2VyLmNvbmZpZy52MS5Sb3V0ZS5GaWx0ZXJzRW50cnkaUwoMRmlsdGVyc0VudHJ5EgsKA2tleRgBIAEoCRIyCgV2YWx1ZRgCIAEoCzIjLm91dHJpZ2dlci5jb25maWcudjEuRmlsdGVyT3ZlcnJpZGU6AjgBQggKBmFjdGlvbiLZAQoKUm91dGVNYXRjaBIQCgZwcmVmaXgYASABKAlIABIOCgRwYXRoGAIgASgJSAASEgoIdGVtcGxhdGUYAyABKAlIABIPCgVyZWdleBgEIAEoCUgAEg8KB21ldGhvZHMYBSADKAkSMwoHaGVhZGVycxgGIAMoCzIiLm91dHJpZ2dlci5jb25maWcudjEuSGVhZGVyTWF0Y2hlchIsCgRncnBjGAcgASgLMh4ub3V0cmlnZ2VyLmNvbmZpZy52MS5HcnBjTWF0Y2hCEAoOcGF0aF9zcGVjaWZpZXIifQoNSGVhZGVyTWF0Y2hlchIMCgRuYW1lGAEgASgJEg8KBWV4YWN0GAIgASgJSAASEAoGcHJlZml4GAMgASgJSAASDwoFcmVnZXgYBCABKAlIABIRCgdwcmVzZW50GAUgASgISAASDgoGaW52ZXJ0GAYgASgIQgcKBW1hdGNoIiwKCUdycGNNYXRjaBIPCgdzZXJ2aWNlGAEgASgJEg4KBm1ldGhvZBgCIAEoCSLhAQoLUm91dGVBY3Rpb24SDwoHY2x1c3RlchgBIAEoCRIqCgd0aW1lb3V0GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhYKDnByZWZpeF9yZXdyaXRlGAMgASgJEhQKDGhvc3RfcmV3cml0ZRgEIAEoCRIxCgl0cmFuc2NvZGUYBSABKAsyHi5vdXRyaWdnZXIuY29uZmlnLnYxLlRyYW5zY29kZRI0CgtoYXNoX3BvbGljeRgGIAMoCzIfLm91dHJpZ2dlci5jb25maWcudjEuSGFzaFBvbGljeSLCAwoKSGFzaFBvbGljeRI4CgZoZWFkZXIYASABKAsyJi5vdXRyaWdnZXIuY29uZmlnLnYxLkhhc2hQb2xpY3kuSGVhZGVySAASOAoGY29va2llGAIgASgLMiYub3V0cmlnZ2VyLmNvbmZpZy52MS5IYXNoUG9saWN5LkNvb2tpZUgAEj0KCXNvdXJjZV9pcBgDIAEoCzIoLm91dHJpZ2dlci5jb25maWcudjEuSGFzaFBvbGljeS5Tb3VyY2VJcEgAEkkKD3F1ZXJ5X3BhcmFtZXRlchgEIAEoCzIuLm91dHJpZ2dlci5jb25maWcudjEuSGFzaFBvbGljeS5RdWVyeVBhcmFtZXRlckgAEhAKCHRlcm1pbmFsGAUgASgIGhYKBkhlYWRlchIMCgRuYW1lGAEgASgJGkwKBkNvb2tpZRIMCgRuYW1lGAEgASgJEiYKA3R0bBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIMCgRwYXRoGAMgASgJGgoKCFNvdXJjZUlwGh4KDlF1ZXJ5UGFyYW1ldGVyEgwKBG5hbWUYASABKAlCEgoQcG9saWN5X3NwZWNpZmllciKDBQoJVHJhbnNjb2RlEhkKD2Rlc2NyaXB0b3JfZmlsZRgBIAEoCUgAEhgKDmRlc2NyaXB0b3JfYmluGAIgASgMSAASPgoKcmVmbGVjdGlvbhgOIAEoCzIoLm91dHJpZ2dlci5jb25maWcudjEuVHJhbnNjb2RlUmVmbGVjdGlvbkgAEhAKCHNlcnZpY2VzGAMgAygJEjkKBXByaW50GAQgASgLMioub3V0cmlnZ2VyLmNvbmZpZy52MS5UcmFuc2NvZGVQcmludE9wdGlvbnMSOAoFcmVsYXgYBSABKAsyKS5vdXRyaWdnZXIuY29uZmlnLnYxLlRyYW5zY29kZVJlbGF4YXRpb25zEh4KFm1heF9yZXF1ZXN0X2JvZHlfYnl0ZXMYBiABKAQSHwoXbWF4X3Jlc3BvbnNlX2JvZHlfYnl0ZXMYByABKAQSQAoVZGVmYXVsdF9zdHJlYW1fZm9ybWF0GAggASgOMiEub3V0cmlnZ2VyLmNvbmZpZy52MS5TdHJlYW1Gb3JtYXQSPAoNcGF0aF91bmVzY2FwZRgJIAEoDjIlLm91dHJpZ2dlci5jb25maWcudjEuUGF0aFVuZXNjYXBlTW9kZRIXCg9mb3J3YXJkX2hlYWRlcnMYCiADKAkSFwoPYWxsb3dlZF9vcmlnaW5zGAsgAygJEjoKCXdlYnNvY2tldBgMIAEoCzInLm91dHJpZ2dlci5jb25maWcudjEuVHJhbnNjb2RlV2ViU29ja2V0EjYKB29wZW5hcGkYDSABKAsyJS5vdXRyaWdnZXIuY29uZmlnLnYxLlRyYW5zY29kZU9wZW5BcGlCEwoRZGVzY3JpcHRvcl9zb3VyY2UiMgoQVHJhbnNjb2RlT3BlbkFwaRIMCgRwYXRoGAEgASgJEhAKCGRpc2FibGVkGAIgASgIIlwKE1RyYW5zY29kZVJlZmxlY3Rpb24SMwoQcmVmcmVzaF9pbnRlcnZhbBgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIQCghzZXJ2aWNlcxgCIAMoCSJ3ChJUcmFuc2NvZGVXZWJTb2NrZXQSMAoNcGluZ19pbnRlcnZhbBgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIUCgx0b2tlbl9jb29raWUYAiABKAkSGQoRbWF4X21lc3NhZ2VfYnl0ZXMYAyABKAQiagoVVHJhbnNjb2RlUHJpbnRPcHRpb25zEhUKDWVtaXRfZGVmYXVsdHMYASABKAgSEwoLcHJvdG9fbmFtZXMYAiABKAgSFQoNZW51bXNfYXNfaW50cxgDIAEoCBIOCgZpbmRlbnQYBCABKA0ihgEKFFRyYW5zY29kZVJlbGF4YXRpb25zEicKH2lnbm9yZV91bmtub3duX3F1ZXJ5X3BhcmFtZXRlcnMYASABKAgSIgoaaWdub3JlX3Vua25vd25fanNvbl9maWVsZHMYAiABKAgSIQoZYWxsb3dfcGF0aF9ib2R5X2NvbmZsaWN0cxgDIAEoCCIuCg5EaXJlY3RSZXNwb25zZRIOCgZzdGF0dXMYASABKA0SDAoEYm9keRgCIAEoCSp8CgxTdHJlYW1Gb3JtYXQSHQoZU1RSRUFNX0ZPUk1BVF9VTlNQRUNJRklFRBAAEhwKGFNUUkVBTV9GT1JNQVRfSlNPTl9BUlJBWRABEhgKFFNUUkVBTV9GT1JNQVRfTkRKU09OEAISFQoRU1RSRUFNX0ZPUk1BVF9TU0UQAyqnAQoQUGF0aFVuZXNjYXBlTW9kZRIiCh5QQVRIX1VORVNDQVBFX01PREVfVU5TUEVDSUZJRUQQABIqCiZQQVRIX1VORVNDQVBFX01PREVfQUxMX0VYQ0VQVF9SRVNFUlZFRBABEicKI1BBVEhfVU5FU0NBUEVfTU9ERV9BTExfRVhDRVBUX1NMQVNIEAISGgoWUEFUSF9VTkVTQ0FQRV9NT0RFX0FMTBADYgZwcm90bzM", [file_google_protobuf_duration, file_outrigger_config_v1_filters]);
+  fileDesc("Ch9vdXRyaWdnZXIvY29uZmlnL3YxL3JvdXRlLnByb3RvEhNvdXRyaWdnZXIuY29uZmlnLnYxIlsKElJvdXRlQ29uZmlndXJhdGlvbhIMCgRuYW1lGAEgASgJEjcKDXZpcnR1YWxfaG9zdHMYAiADKAsyIC5vdXRyaWdnZXIuY29uZmlnLnYxLlZpcnR1YWxIb3N0Iu0BCgtWaXJ0dWFsSG9zdBIMCgRuYW1lGAEgASgJEg8KB2RvbWFpbnMYAiADKAkSKgoGcm91dGVzGAMgAygLMhoub3V0cmlnZ2VyLmNvbmZpZy52MS5Sb3V0ZRI+CgdmaWx0ZXJzGAQgAygLMi0ub3V0cmlnZ2VyLmNvbmZpZy52MS5WaXJ0dWFsSG9zdC5GaWx0ZXJzRW50cnkaUwoMRmlsdGVyc0VudHJ5EgsKA2tleRgBIAEoCRIyCgV2YWx1ZRgCIAEoCzIjLm91dHJpZ2dlci5jb25maWcudjEuRmlsdGVyT3ZlcnJpZGU6AjgBItECCgVSb3V0ZRIMCgRuYW1lGAEgASgJEi4KBW1hdGNoGAIgASgLMh8ub3V0cmlnZ2VyLmNvbmZpZy52MS5Sb3V0ZU1hdGNoEjEKBXJvdXRlGAMgASgLMiAub3V0cmlnZ2VyLmNvbmZpZy52MS5Sb3V0ZUFjdGlvbkgAEj4KD2RpcmVjdF9yZXNwb25zZRgEIAEoCzIjLm91dHJpZ2dlci5jb25maWcudjEuRGlyZWN0UmVzcG9uc2VIABI4CgdmaWx0ZXJzGAUgAygLMicub3V0cmlnZ2VyLmNvbmZpZy52MS5Sb3V0ZS5GaWx0ZXJzRW50cnkaUwoMRmlsdGVyc0VudHJ5EgsKA2tleRgBIAEoCRIyCgV2YWx1ZRgCIAEoCzIjLm91dHJpZ2dlci5jb25maWcudjEuRmlsdGVyT3ZlcnJpZGU6AjgBQggKBmFjdGlvbiLZAQoKUm91dGVNYXRjaBIQCgZwcmVmaXgYASABKAlIABIOCgRwYXRoGAIgASgJSAASEgoIdGVtcGxhdGUYAyABKAlIABIPCgVyZWdleBgEIAEoCUgAEg8KB21ldGhvZHMYBSADKAkSMwoHaGVhZGVycxgGIAMoCzIiLm91dHJpZ2dlci5jb25maWcudjEuSGVhZGVyTWF0Y2hlchIsCgRncnBjGAcgASgLMh4ub3V0cmlnZ2VyLmNvbmZpZy52MS5HcnBjTWF0Y2hCEAoOcGF0aF9zcGVjaWZpZXIifQoNSGVhZGVyTWF0Y2hlchIMCgRuYW1lGAEgASgJEg8KBWV4YWN0GAIgASgJSAASEAoGcHJlZml4GAMgASgJSAASDwoFcmVnZXgYBCABKAlIABIRCgdwcmVzZW50GAUgASgISAASDgoGaW52ZXJ0GAYgASgIQgcKBW1hdGNoIiwKCUdycGNNYXRjaBIPCgdzZXJ2aWNlGAEgASgJEg4KBm1ldGhvZBgCIAEoCSKbAgoLUm91dGVBY3Rpb24SDwoHY2x1c3RlchgBIAEoCRIqCgd0aW1lb3V0GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhYKDnByZWZpeF9yZXdyaXRlGAMgASgJEhQKDGhvc3RfcmV3cml0ZRgEIAEoCRIxCgl0cmFuc2NvZGUYBSABKAsyHi5vdXRyaWdnZXIuY29uZmlnLnYxLlRyYW5zY29kZRI0CgtoYXNoX3BvbGljeRgGIAMoCzIfLm91dHJpZ2dlci5jb25maWcudjEuSGFzaFBvbGljeRI4Cg1yZWdleF9yZXdyaXRlGBQgASgLMiEub3V0cmlnZ2VyLmNvbmZpZy52MS5SZWdleFJld3JpdGUiNQoMUmVnZXhSZXdyaXRlEg8KB3BhdHRlcm4YASABKAkSFAoMc3Vic3RpdHV0aW9uGAIgASgJIsIDCgpIYXNoUG9saWN5EjgKBmhlYWRlchgBIAEoCzImLm91dHJpZ2dlci5jb25maWcudjEuSGFzaFBvbGljeS5IZWFkZXJIABI4CgZjb29raWUYAiABKAsyJi5vdXRyaWdnZXIuY29uZmlnLnYxLkhhc2hQb2xpY3kuQ29va2llSAASPQoJc291cmNlX2lwGAMgASgLMigub3V0cmlnZ2VyLmNvbmZpZy52MS5IYXNoUG9saWN5LlNvdXJjZUlwSAASSQoPcXVlcnlfcGFyYW1ldGVyGAQgASgLMi4ub3V0cmlnZ2VyLmNvbmZpZy52MS5IYXNoUG9saWN5LlF1ZXJ5UGFyYW1ldGVySAASEAoIdGVybWluYWwYBSABKAgaFgoGSGVhZGVyEgwKBG5hbWUYASABKAkaTAoGQ29va2llEgwKBG5hbWUYASABKAkSJgoDdHRsGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEgwKBHBhdGgYAyABKAkaCgoIU291cmNlSXAaHgoOUXVlcnlQYXJhbWV0ZXISDAoEbmFtZRgBIAEoCUISChBwb2xpY3lfc3BlY2lmaWVyIoMFCglUcmFuc2NvZGUSGQoPZGVzY3JpcHRvcl9maWxlGAEgASgJSAASGAoOZGVzY3JpcHRvcl9iaW4YAiABKAxIABI+CgpyZWZsZWN0aW9uGA4gASgLMigub3V0cmlnZ2VyLmNvbmZpZy52MS5UcmFuc2NvZGVSZWZsZWN0aW9uSAASEAoIc2VydmljZXMYAyADKAkSOQoFcHJpbnQYBCABKAsyKi5vdXRyaWdnZXIuY29uZmlnLnYxLlRyYW5zY29kZVByaW50T3B0aW9ucxI4CgVyZWxheBgFIAEoCzIpLm91dHJpZ2dlci5jb25maWcudjEuVHJhbnNjb2RlUmVsYXhhdGlvbnMSHgoWbWF4X3JlcXVlc3RfYm9keV9ieXRlcxgGIAEoBBIfChdtYXhfcmVzcG9uc2VfYm9keV9ieXRlcxgHIAEoBBJAChVkZWZhdWx0X3N0cmVhbV9mb3JtYXQYCCABKA4yIS5vdXRyaWdnZXIuY29uZmlnLnYxLlN0cmVhbUZvcm1hdBI8Cg1wYXRoX3VuZXNjYXBlGAkgASgOMiUub3V0cmlnZ2VyLmNvbmZpZy52MS5QYXRoVW5lc2NhcGVNb2RlEhcKD2ZvcndhcmRfaGVhZGVycxgKIAMoCRIXCg9hbGxvd2VkX29yaWdpbnMYCyADKAkSOgoJd2Vic29ja2V0GAwgASgLMicub3V0cmlnZ2VyLmNvbmZpZy52MS5UcmFuc2NvZGVXZWJTb2NrZXQSNgoHb3BlbmFwaRgNIAEoCzIlLm91dHJpZ2dlci5jb25maWcudjEuVHJhbnNjb2RlT3BlbkFwaUITChFkZXNjcmlwdG9yX3NvdXJjZSIyChBUcmFuc2NvZGVPcGVuQXBpEgwKBHBhdGgYASABKAkSEAoIZGlzYWJsZWQYAiABKAgiXAoTVHJhbnNjb2RlUmVmbGVjdGlvbhIzChByZWZyZXNoX2ludGVydmFsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhAKCHNlcnZpY2VzGAIgAygJIncKElRyYW5zY29kZVdlYlNvY2tldBIwCg1waW5nX2ludGVydmFsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhQKDHRva2VuX2Nvb2tpZRgCIAEoCRIZChFtYXhfbWVzc2FnZV9ieXRlcxgDIAEoBCJqChVUcmFuc2NvZGVQcmludE9wdGlvbnMSFQoNZW1pdF9kZWZhdWx0cxgBIAEoCBITCgtwcm90b19uYW1lcxgCIAEoCBIVCg1lbnVtc19hc19pbnRzGAMgASgIEg4KBmluZGVudBgEIAEoDSKGAQoUVHJhbnNjb2RlUmVsYXhhdGlvbnMSJwofaWdub3JlX3Vua25vd25fcXVlcnlfcGFyYW1ldGVycxgBIAEoCBIiChppZ25vcmVfdW5rbm93bl9qc29uX2ZpZWxkcxgCIAEoCBIhChlhbGxvd19wYXRoX2JvZHlfY29uZmxpY3RzGAMgASgIIi4KDkRpcmVjdFJlc3BvbnNlEg4KBnN0YXR1cxgBIAEoDRIMCgRib2R5GAIgASgJKnwKDFN0cmVhbUZvcm1hdBIdChlTVFJFQU1fRk9STUFUX1VOU1BFQ0lGSUVEEAASHAoYU1RSRUFNX0ZPUk1BVF9KU09OX0FSUkFZEAESGAoUU1RSRUFNX0ZPUk1BVF9OREpTT04QAhIVChFTVFJFQU1fRk9STUFUX1NTRRADKqcBChBQYXRoVW5lc2NhcGVNb2RlEiIKHlBBVEhfVU5FU0NBUEVfTU9ERV9VTlNQRUNJRklFRBAAEioKJlBBVEhfVU5FU0NBUEVfTU9ERV9BTExfRVhDRVBUX1JFU0VSVkVEEAESJwojUEFUSF9VTkVTQ0FQRV9NT0RFX0FMTF9FWENFUFRfU0xBU0gQAhIaChZQQVRIX1VORVNDQVBFX01PREVfQUxMEANiBnByb3RvMw", [file_google_protobuf_duration, file_outrigger_config_v1_filters]);
 
 /**
  * A routing table: virtual hosts chosen by :authority, then the first matching
@@ -319,6 +319,14 @@ export type RouteAction = Message<"outrigger.config.v1.RouteAction"> & {
    * @generated from field: repeated outrigger.config.v1.HashPolicy hash_policy = 6;
    */
   hashPolicy: HashPolicy[];
+
+  /**
+   * Rewrites the request path (without its query) by a regular expression
+   * (docs/filters.md#headermutation). Not with `prefix_rewrite`.
+   *
+   * @generated from field: outrigger.config.v1.RegexRewrite regex_rewrite = 20;
+   */
+  regexRewrite?: RegexRewrite | undefined;
 };
 
 /**
@@ -327,6 +335,32 @@ export type RouteAction = Message<"outrigger.config.v1.RouteAction"> & {
  */
 export const RouteActionSchema: GenMessage<RouteAction> = /*@__PURE__*/
   messageDesc(file_outrigger_config_v1_route, 6);
+
+/**
+ * Path rewrite by an ECMAScript regular expression: every match of `pattern`
+ * in the path is replaced by `substitution`, where `\1` or `$1` is a
+ * numbered capture group and `$<name>` a named one.
+ *
+ * @generated from message outrigger.config.v1.RegexRewrite
+ */
+export type RegexRewrite = Message<"outrigger.config.v1.RegexRewrite"> & {
+  /**
+   * @generated from field: string pattern = 1;
+   */
+  pattern: string;
+
+  /**
+   * @generated from field: string substitution = 2;
+   */
+  substitution: string;
+};
+
+/**
+ * Describes the message outrigger.config.v1.RegexRewrite.
+ * Use `create(RegexRewriteSchema)` to create a new message.
+ */
+export const RegexRewriteSchema: GenMessage<RegexRewrite> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_route, 7);
 
 /**
  * One source of a request's consistent-hash key.
@@ -376,7 +410,7 @@ export type HashPolicy = Message<"outrigger.config.v1.HashPolicy"> & {
  * Use `create(HashPolicySchema)` to create a new message.
  */
 export const HashPolicySchema: GenMessage<HashPolicy> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 7);
+  messageDesc(file_outrigger_config_v1_route, 8);
 
 /**
  * @generated from message outrigger.config.v1.HashPolicy.Header
@@ -395,7 +429,7 @@ export type HashPolicy_Header = Message<"outrigger.config.v1.HashPolicy.Header">
  * Use `create(HashPolicy_HeaderSchema)` to create a new message.
  */
 export const HashPolicy_HeaderSchema: GenMessage<HashPolicy_Header> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 7, 0);
+  messageDesc(file_outrigger_config_v1_route, 8, 0);
 
 /**
  * @generated from message outrigger.config.v1.HashPolicy.Cookie
@@ -428,7 +462,7 @@ export type HashPolicy_Cookie = Message<"outrigger.config.v1.HashPolicy.Cookie">
  * Use `create(HashPolicy_CookieSchema)` to create a new message.
  */
 export const HashPolicy_CookieSchema: GenMessage<HashPolicy_Cookie> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 7, 1);
+  messageDesc(file_outrigger_config_v1_route, 8, 1);
 
 /**
  * The downstream peer address.
@@ -443,7 +477,7 @@ export type HashPolicy_SourceIp = Message<"outrigger.config.v1.HashPolicy.Source
  * Use `create(HashPolicy_SourceIpSchema)` to create a new message.
  */
 export const HashPolicy_SourceIpSchema: GenMessage<HashPolicy_SourceIp> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 7, 2);
+  messageDesc(file_outrigger_config_v1_route, 8, 2);
 
 /**
  * @generated from message outrigger.config.v1.HashPolicy.QueryParameter
@@ -460,7 +494,7 @@ export type HashPolicy_QueryParameter = Message<"outrigger.config.v1.HashPolicy.
  * Use `create(HashPolicy_QueryParameterSchema)` to create a new message.
  */
 export const HashPolicy_QueryParameterSchema: GenMessage<HashPolicy_QueryParameter> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 7, 3);
+  messageDesc(file_outrigger_config_v1_route, 8, 3);
 
 /**
  * REST/JSON → gRPC transcoding for one route (docs/transcoding.md).
@@ -588,7 +622,7 @@ export type Transcode = Message<"outrigger.config.v1.Transcode"> & {
  * Use `create(TranscodeSchema)` to create a new message.
  */
 export const TranscodeSchema: GenMessage<Transcode> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 8);
+  messageDesc(file_outrigger_config_v1_route, 9);
 
 /**
  * @generated from message outrigger.config.v1.TranscodeOpenApi
@@ -614,7 +648,7 @@ export type TranscodeOpenApi = Message<"outrigger.config.v1.TranscodeOpenApi"> &
  * Use `create(TranscodeOpenApiSchema)` to create a new message.
  */
 export const TranscodeOpenApiSchema: GenMessage<TranscodeOpenApi> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 9);
+  messageDesc(file_outrigger_config_v1_route, 10);
 
 /**
  * @generated from message outrigger.config.v1.TranscodeReflection
@@ -641,7 +675,7 @@ export type TranscodeReflection = Message<"outrigger.config.v1.TranscodeReflecti
  * Use `create(TranscodeReflectionSchema)` to create a new message.
  */
 export const TranscodeReflectionSchema: GenMessage<TranscodeReflection> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 10);
+  messageDesc(file_outrigger_config_v1_route, 11);
 
 /**
  * @generated from message outrigger.config.v1.TranscodeWebSocket
@@ -677,7 +711,7 @@ export type TranscodeWebSocket = Message<"outrigger.config.v1.TranscodeWebSocket
  * Use `create(TranscodeWebSocketSchema)` to create a new message.
  */
 export const TranscodeWebSocketSchema: GenMessage<TranscodeWebSocket> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 11);
+  messageDesc(file_outrigger_config_v1_route, 12);
 
 /**
  * @generated from message outrigger.config.v1.TranscodePrintOptions
@@ -717,7 +751,7 @@ export type TranscodePrintOptions = Message<"outrigger.config.v1.TranscodePrintO
  * Use `create(TranscodePrintOptionsSchema)` to create a new message.
  */
 export const TranscodePrintOptionsSchema: GenMessage<TranscodePrintOptions> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 12);
+  messageDesc(file_outrigger_config_v1_route, 13);
 
 /**
  * Each rule of the default strict mode can be relaxed.
@@ -753,7 +787,7 @@ export type TranscodeRelaxations = Message<"outrigger.config.v1.TranscodeRelaxat
  * Use `create(TranscodeRelaxationsSchema)` to create a new message.
  */
 export const TranscodeRelaxationsSchema: GenMessage<TranscodeRelaxations> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 13);
+  messageDesc(file_outrigger_config_v1_route, 14);
 
 /**
  * @generated from message outrigger.config.v1.DirectResponse
@@ -775,7 +809,7 @@ export type DirectResponse = Message<"outrigger.config.v1.DirectResponse"> & {
  * Use `create(DirectResponseSchema)` to create a new message.
  */
 export const DirectResponseSchema: GenMessage<DirectResponse> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 14);
+  messageDesc(file_outrigger_config_v1_route, 15);
 
 /**
  * @generated from enum outrigger.config.v1.StreamFormat
