@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { decodeDocument } from '../../../src/config/decode.js';
 import { formatConfigError } from '../../../src/config/snapshot.js';
 import { Cluster_DiscoveryType } from '../../../src/gen/outrigger/config/v1/cluster_pb.js';
+import { RouteActionSchema } from '../../../src/gen/outrigger/config/v1/route_pb.js';
 import { doc, type Obj } from './helpers.js';
 
 function decodeErrors(value: unknown): string[] {
@@ -84,7 +85,8 @@ describe('config decode', () => {
     );
     expect(errors).to.deep.equal([
       'RouteConfiguration/main: spec.virtualHosts[0].domains[1]: expected string, got number',
-      'RouteConfiguration/main: spec.virtualHosts[0].routes[1].route.timout: unknown field; known fields: cluster, timeout, prefixRewrite, hostRewrite, transcode, hashPolicy',
+      // The known fields are RouteAction's, in declaration order (the list grows with the proto).
+      `RouteConfiguration/main: spec.virtualHosts[0].routes[1].route.timout: unknown field; known fields: ${RouteActionSchema.fields.map((f) => f.jsonName).join(', ')}`,
       'RouteConfiguration/main: spec.virtualHosts[0].routes[2].match.prefix: expected string, got number',
       'RouteConfiguration/main: spec.virtualHosts[0].routes[2].route.timeout: expected duration string like "1.5s", got number',
       'RouteConfiguration/main: spec.extra: unknown field; known fields: name, virtualHosts',
