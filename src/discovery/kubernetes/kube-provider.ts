@@ -118,9 +118,10 @@ export class KubernetesProvider implements DiscoveryProvider<KubernetesTarget> {
     };
   }
 
-  /** Whether every informer has listed once (the first sets are complete). */
-  get synced(): boolean {
-    return [...this.namespaces.values()].every((w) => w.slices.synced && w.services.synced && w.pods.synced);
+  /** Whether the informers serving `namespace` have each listed once (before that a set would be incomplete). */
+  synced(namespace: string): boolean {
+    const w = this.namespaces.get('') ?? this.namespaces.get(namespace);
+    return w !== undefined && w.slices.synced && w.services.synced && w.pods.synced;
   }
 
   private inform<T extends KubernetesObject>(path: string, list: () => Promise<{ items: T[]; metadata?: { resourceVersion?: string } }>): Informed<T> {
@@ -225,7 +226,7 @@ class KubeWatch implements ServiceWatch {
   }
 
   recompute(): void {
-    if (!this.open) return;
+    if (!this.open || !this.provider.synced(this.t.namespace)) return;
     const c = this.provider.cache(this.t.namespace);
     if (!c) return;
     const endpoints = serviceEndpoints(this.t, c.services, c.slices, c.pod);
