@@ -24,6 +24,8 @@ export interface ConsulProviderOptions {
   readonly waitMs?: number;
   /** Retry backoff cap after a failure (default 5 s). */
   readonly maxBackoffMs?: number;
+  /** How long past wait + wait/16 an answer may take before the agent counts as hung (default 10 s). */
+  readonly timeoutSlackMs?: number;
 }
 
 /** One entry of /v1/health/service/:service (the fields read). */
@@ -109,8 +111,8 @@ class ConsulWatch implements ServiceWatch {
     while (!this.closed) {
       const waitMs = this.p.opts.waitMs ?? 55_000;
       // Consul adds up to wait/16 of jitter to a blocking query; past that (plus slack) the agent is stuck.
-      const timeout = AbortSignal.timeout((this.index > 0 ? waitMs + waitMs / 16 : 0) + 10_000);
       try {
+        const timeout = AbortSignal.timeout(Math.ceil((this.index > 0 ? waitMs + waitMs / 16 : 0) + (this.p.opts.timeoutSlackMs ?? 10_000)));
         const headers: Record<string, string> = { accept: 'application/json' };
         if (this.p.opts.connection.token) headers['x-consul-token'] = this.p.opts.connection.token;
         const res = await fetch(this.url(), { headers, signal: AbortSignal.any([this.abort.signal, timeout]) });

@@ -18,6 +18,9 @@ export interface DiscoveryConnections {
   /** --nats-servers, comma-separated (else NATS_URL). */
   readonly natsServers?: string;
   readonly env?: NodeJS.ProcessEnv;
+  /** Consul blocking-query wait and hung-agent slack (defaults 55 s and 10 s; tests shorten them). */
+  readonly consulWaitMs?: number;
+  readonly consulTimeoutSlackMs?: number;
 }
 
 export interface ProviderDeps {
@@ -74,6 +77,8 @@ export class Providers {
   getConsul(): ConsulProvider {
     return (this.consul ??= new ConsulProvider({
       connection: consulConnection(this.d.connections.consulAddr, this.d.connections.env),
+      waitMs: this.d.connections.consulWaitMs,
+      timeoutSlackMs: this.d.connections.consulTimeoutSlackMs,
       clock: this.d.clock,
       logger: this.d.logger,
       events: this.d.events,
