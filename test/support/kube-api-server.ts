@@ -11,6 +11,8 @@ const RESOURCES = {
   services: { prefix: '/api/v1', kind: 'Service', listKind: 'ServiceList', apiVersion: 'v1' },
   pods: { prefix: '/api/v1', kind: 'Pod', listKind: 'PodList', apiVersion: 'v1' },
   endpointslices: { prefix: '/apis/discovery.k8s.io/v1', kind: 'EndpointSlice', listKind: 'EndpointSliceList', apiVersion: 'discovery.k8s.io/v1' },
+  /** Cluster-scoped: stored with namespace "". */
+  namespaces: { prefix: '/api/v1', kind: 'Namespace', listKind: 'NamespaceList', apiVersion: 'v1' },
 } as const;
 export type KubeResource = keyof typeof RESOURCES;
 
@@ -131,7 +133,7 @@ export async function startKubeApiServer(dir: string, namespace = 'default'): Pr
     requests.push(`${req.method} ${u.pathname}${u.search}`);
     if (req.headers.authorization !== `Bearer ${TOKEN}`) return send(res, 401, status(401, 'Unauthorized', 'Unauthorized'));
     if (req.method !== 'GET') return send(res, 405, status(405, 'MethodNotAllowed', 'read-only test server'));
-    const m = /^(\/api\/v1|\/apis\/discovery\.k8s\.io\/v1)(?:\/namespaces\/([^/]+))?\/(services|pods|endpointslices)$/.exec(u.pathname);
+    const m = /^(\/api\/v1|\/apis\/discovery\.k8s\.io\/v1)(?:\/namespaces\/([^/]+))?\/(services|pods|endpointslices|namespaces)$/.exec(u.pathname);
     if (!m || RESOURCES[m[3] as KubeResource].prefix !== m[1]) return send(res, 404, status(404, 'NotFound', 'the server could not find the requested resource'));
     const resource = m[3] as KubeResource;
     const ns = m[2];

@@ -1,4 +1,4 @@
-import { CoreV1Api, DiscoveryV1Api, makeInformer, type KubeConfig, type KubernetesObject, type V1EndpointSlice, type V1Pod, type V1Service } from '@kubernetes/client-node';
+import { CoreV1Api, DiscoveryV1Api, makeInformer, type KubeConfig, type KubernetesObject, type V1EndpointSlice, type V1Namespace, type V1Pod, type V1Service } from '@kubernetes/client-node';
 import type { Clock, Timer } from '../../core/clock.js';
 import type { Logger } from '../../observability/logger.js';
 import { EndpointSetTracker, type DiscoveredEndpoint, type EndpointSet } from '../endpoint-set.js';
@@ -58,6 +58,7 @@ export class KubernetesProvider implements DiscoveryProvider<KubernetesTarget> {
   private readonly watches = new Set<KubeWatch>();
   private readonly health: ProviderHealth;
   private readonly listeners = new Set<(namespace: string, service: string | undefined) => void>();
+  private readonly extra: Informed<KubernetesObject>[] = [];
   readonly defaultNamespace: string;
   private closed = false;
 
@@ -101,6 +102,18 @@ export class KubernetesProvider implements DiscoveryProvider<KubernetesTarget> {
     return w;
   }
 
+  /**
+   * The namespaces matching a label selector ("k=v,…"), kept current by an
+   * informer like the others; `onChange` runs after each change (and after
+   * the first list).
+   */
+  namespacesMatching(labelSelector: string, onChange: () => void): { names(): string[]; synced(): boolean } {
+    const core = this.opts.kubeConfig.makeApiClient(CoreV1Api);
+    const entry = this.inform<V1Namespace>('/api/v1/namespaces', () => core.listNamespace({ labelSelector }), labelSelector, onChange);
+    this.extra.push(entry as unknown as Informed<KubernetesObject>);
+    return { names: () => entry.informer.list().map((n) => n.metadata?.name ?? ''), synced: () => entry.synced };
+  }
+
   /** Calls `fn(namespace, service)` after every change (service undefined: a Pod changed, any service of the namespace may be affected). */
   onChange(fn: (namespace: string, service: string | undefined) => void): () => void {
     this.listeners.add(fn);
@@ -124,18 +137,29 @@ export class KubernetesProvider implements DiscoveryProvider<KubernetesTarget> {
     return w !== undefined && w.slices.synced && w.services.synced && w.pods.synced;
   }
 
-  private inform<T extends KubernetesObject>(path: string, list: () => Promise<{ items: T[]; metadata?: { resourceVersion?: string } }>): Informed<T> {
+  private inform<T extends KubernetesObject>(
+    path: string,
+    list: () => Promise<{ items: T[]; metadata?: { resourceVersion?: string } }>,
+    labelSelector?: string,
+    onChange?: () => void,
+  ): Informed<T> {
     const backoff = new Backoff(200, this.opts.maxBackoffMs ?? MAX_BACKOFF_MS, this.opts.random);
     const entry: Informed<T> = { informer: undefined as unknown as Informer<T>, synced: false, listed: false, timer: undefined };
-    const informer = makeInformer<T>(this.opts.kubeConfig, path, async () => {
-      const l = await list();
-      entry.listed = true;
-      return l as never;
-    });
+    const informer = makeInformer<T>(
+      this.opts.kubeConfig,
+      path,
+      async () => {
+        const l = await list();
+        entry.listed = true;
+        return l as never;
+      },
+      labelSelector,
+    );
     entry.informer = informer;
     const changed = (obj: T) => {
       this.health.ok();
       backoff.reset();
+      if (onChange) return onChange();
       const ns = obj.metadata?.namespace ?? '';
       const svc = path.endsWith('/endpointslices')
         ? obj.metadata?.labels?.[SERVICE_NAME_LABEL]
@@ -153,14 +177,14 @@ export class KubernetesProvider implements DiscoveryProvider<KubernetesTarget> {
       entry.timer?.cancel();
       entry.timer = this.opts.clock.setTimer(backoff.next(), () => {
         entry.timer = undefined;
-        if (!this.closed) this.startInformer(entry);
+        if (!this.closed) this.startInformer(entry, onChange);
       });
     });
-    this.startInformer(entry);
+    this.startInformer(entry, onChange);
     return entry;
   }
 
-  private startInformer<T extends KubernetesObject>(entry: Informed<T>): void {
+  private startInformer<T extends KubernetesObject>(entry: Informed<T>, onChange?: () => void): void {
     entry.informer.start().then(
       () => {
         // start() also resolves when the list failed (the error callback ran): only a list answered syncs.
@@ -168,7 +192,8 @@ export class KubernetesProvider implements DiscoveryProvider<KubernetesTarget> {
         if (!entry.synced) {
           entry.synced = true;
           this.health.ok();
-          this.changed('', undefined, true);
+          if (onChange) onChange();
+          else this.changed('', undefined, true);
         }
       },
       (err: unknown) => this.health.fail(err),
@@ -188,6 +213,10 @@ export class KubernetesProvider implements DiscoveryProvider<KubernetesTarget> {
   async close(): Promise<void> {
     this.closed = true;
     for (const w of [...this.watches]) w.close();
+    for (const i of this.extra) {
+      i.timer?.cancel();
+      await i.informer.stop();
+    }
     for (const w of this.namespaces.values()) {
       for (const i of [w.slices, w.services, w.pods]) {
         i.timer?.cancel();
