@@ -176,10 +176,10 @@ describe('config validation', () => {
       ).to.deep.equal([]);
       expect(
         rc((spec) =>
-          vhs(spec).push({ name: 'api', domains: ['api.example.com:8080', 'a.*.com', '*', 'bad_host'], routes: [] }),
+          vhs(spec).push({ name: 'api', domains: ['*.example.com:8080', 'a.*.com', '*', 'bad_host'], routes: [] }),
         ),
       ).to.deep.equal([
-        'RouteConfiguration/main: spec.virtualHosts[1].domains[0]: ports are not allowed in domains ("api.example.com:8080"); the port of :authority is ignored',
+        'RouteConfiguration/main: spec.virtualHosts[1].domains[0]: invalid domain "*.example.com:8080": a port goes after a host name or IP ("host:80", "[::1]:80"), never with "*"',
         'RouteConfiguration/main: spec.virtualHosts[1].domains[1]: invalid domain "a.*.com": "*" is only allowed alone or as a leading "*."',
         'RouteConfiguration/main: spec.virtualHosts[1].domains[2]: domain "*" is already listed by virtual host 0 ("default")',
         'RouteConfiguration/main: spec.virtualHosts[1].domains[3]: invalid domain "bad_host": expected "*", "*.suffix" or a host name',
