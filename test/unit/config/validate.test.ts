@@ -202,7 +202,7 @@ describe('config validation', () => {
         'Cluster/web: spec.endpoints: must be empty for a DISCOVERY_TYPE_EDS cluster (its endpoints come from ClusterLoadAssignment "web")',
       ]);
       expect(errorsOf(editBase((find) => delete find('Cluster', 'books').type))).to.deep.equal([
-        'Cluster/books: spec.type: required: DISCOVERY_TYPE_STATIC, DISCOVERY_TYPE_EDS or DISCOVERY_TYPE_ORIGINAL_DST',
+        'Cluster/books: spec.type: required: DISCOVERY_TYPE_STATIC, DISCOVERY_TYPE_EDS, DISCOVERY_TYPE_ORIGINAL_DST, DISCOVERY_TYPE_DNS, DISCOVERY_TYPE_KUBERNETES, DISCOVERY_TYPE_CONSUL or DISCOVERY_TYPE_NATS',
       ]);
     });
 
@@ -272,7 +272,7 @@ describe('config validation', () => {
   it('does not report references to a document that failed to decode', () => {
     const docs = editBase((find) => (find('Cluster', 'books').type = 'STATIC'));
     expect(errorsOf(docs)).to.deep.equal([
-      'Cluster/books: spec.type: unknown value "STATIC" for DiscoveryType; allowed: DISCOVERY_TYPE_UNSPECIFIED, DISCOVERY_TYPE_STATIC, DISCOVERY_TYPE_EDS, DISCOVERY_TYPE_ORIGINAL_DST',
+      'Cluster/books: spec.type: unknown value "STATIC" for DiscoveryType; allowed: DISCOVERY_TYPE_UNSPECIFIED, DISCOVERY_TYPE_STATIC, DISCOVERY_TYPE_EDS, DISCOVERY_TYPE_ORIGINAL_DST, DISCOVERY_TYPE_DNS, DISCOVERY_TYPE_KUBERNETES, DISCOVERY_TYPE_CONSUL, DISCOVERY_TYPE_NATS',
     ]);
   });
 
