@@ -23,6 +23,9 @@ import { OriginalDestinations } from '../src/proxy/upstream/original-dst.js';
 import { originalDstAddon, type AddonStatus } from '../src/proxy/upstream/original-dst-addon.js';
 import type { FilterConfigSource, FilterRegistry } from '../src/proxy/filters/filter-chain.js';
 import { builtinFilters } from '../src/proxy/filters/builtin.js';
+import { ClusterDiscovery } from '../src/discovery/runner/cluster-discovery.js';
+import { DiscoveryMetrics } from '../src/discovery/runner/discovery-metrics.js';
+import type { DiscoveryConnections } from '../src/discovery/runner/providers.js';
 
 export interface ControlPlaneOptions {
   /** HOST:PORT (h2c, or TLS when `tls` is given) or https://HOST:PORT */
@@ -76,6 +79,8 @@ export interface SidecarOptions {
   auditLog?: Logger;
   /** Istio-compatible metrics, the live window and the tap (docs/observability.md); default: both metric sets, unknown workload. */
   telemetry?: Omit<TelemetryOptions, 'clock' | 'registry'>;
+  /** Connection settings of the discovery providers (docs/discovery.md); the environment fills in the rest. */
+  discovery?: DiscoveryConnections;
 }
 
 export interface Sidecar {
@@ -86,6 +91,8 @@ export interface Sidecar {
   /** The one published config (written only by the config pipeline). */
   readonly store: PublishedConfig;
   readonly listeners: ListenerManager;
+  /** Discovered clusters' watches and their providers' status. */
+  readonly discovery: ClusterDiscovery;
   /** Bound address of each listener by name. */
   addresses(): Map<string, { host: string; port: number }>;
   /** Graceful: /ready turns 503, listeners drain up to the drain timeout, then everything closes. */
@@ -156,10 +163,32 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   if (!opts.configPath && !opts.controlPlane) throw new Error('a config path or a control plane is required');
 
   const validateOptions = { allowEphemeralPorts: opts.allowEphemeralPorts ?? false };
+  // Discovered clusters (DNS, Kubernetes, Consul, NATS): their endpoint sets join every merged
+  // config as ClusterLoadAssignments (derive); a new set re-derives (refresh, coalesced).
+  let refreshQueued = false;
+  const discovery = new ClusterDiscovery({
+    clock,
+    logger,
+    random: ((r) => () => r.next())(opts.random ?? systemRandom()),
+    metrics: new DiscoveryMetrics(registry),
+    connections: opts.discovery ?? {},
+    onChange: () => {
+      if (refreshQueued) return;
+      refreshQueued = true;
+      setImmediate(() => {
+        refreshQueued = false;
+        void pipeline.refresh().then((v) => {
+          if (v?.ok) discovery.applied();
+          else if (v) logger.error({ verdict: v }, 'discovered endpoints refused');
+        });
+      });
+    },
+  });
   // Sources → pipeline (merge, validate, apply to the data path, then publish to the store).
   const pipeline = new ConfigPipeline({
     store,
     validateOptions,
+    derive: (merged) => discovery.derive(merged),
     apply: async (snap) => {
       try {
         await listeners.apply(snap);
@@ -170,6 +199,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     },
   });
   // Everything below reacts to what was published, never to a source directly.
+  store.subscribe((snap) => discovery.sync(snap.clusters));
   store.subscribe((snap) => {
     configVersion.reset();
     configVersion.set({ version: snap.version }, 1);
@@ -263,6 +293,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       logger.info({ drainTimeoutMs: opts.drainTimeoutMs }, 'draining');
       source?.close();
       xds?.close();
+      await discovery.close();
       overload.stop();
       await listeners.drain();
       await admin.close();
@@ -282,6 +313,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     registry,
     store,
     listeners,
+    discovery,
     addresses: () => listeners.addresses(),
     shutdown,
     closed,

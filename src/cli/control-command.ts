@@ -5,10 +5,13 @@ import { createLogger } from '../observability/logger.js';
 import { startControlServer } from '../control/server/control-server.js';
 import { openStore } from '../control/store/open-store.js';
 import { parseFlags, UsageError } from './flags.js';
+import { Registry } from 'prom-client';
 import type { Command } from './command.js';
+import type { MeshScope } from '../discovery/mesh/kube-mesh.js';
 
 const USAGE = `usage: outrigger control --store file:DIR|redis://HOST:PORT [--port 15010] [--metrics-port 15014]
        [--token-file FILE] [--tls-cert F --tls-key F [--client-ca F]] [--no-auth] [--replica-id ID] [--status-ttl 15s]
+       [--discover kubernetes [--kubeconfig F] [--namespaces a,b | --namespace-selector k=v] [--outbound-policy P]]
 
 Runs the control plane: stores resource documents (validated exactly as the
 sidecar validates them), serves the operator API (apply/get/delete/validate/
@@ -29,6 +32,13 @@ flags:
   --replica-id ID       this replica's name in status (default HOSTNAME-PID-RANDOM)
   --status-ttl D        with redis: how long a killed replica's sidecars stay in status
                         (its entry is rewritten every TTL/3 and removed on shutdown; default 15s)
+  --discover kubernetes generate the mesh's config from Kubernetes Services and EndpointSlices
+                        (docs/discovery.md#the-mesh): a Cluster outbound|PORT||SVC.NS.svc.cluster.local
+                        per Service port with its endpoints, and the injected sidecars' RouteConfiguration outbound
+  --kubeconfig F        the API server (else KUBECONFIG, ~/.kube/config, in-cluster service account)
+  --namespaces a,b      only these namespaces (default: all)
+  --namespace-selector k=v[,k=v]  only namespaces with these labels
+  --outbound-policy P   ALLOW_ANY (default: unknown hosts pass through) or REGISTRY_ONLY, as the injector's
   --allow-ephemeral-ports  accept listener port 0 (tests)`;
 
 export const controlCommand: Command = {
@@ -51,6 +61,11 @@ export const controlCommand: Command = {
         'replica-id': { type: 'string' },
         'status-ttl': { type: 'string', default: '15s' },
         'allow-ephemeral-ports': { type: 'boolean', default: false },
+        discover: { type: 'string' },
+        kubeconfig: { type: 'string' },
+        namespaces: { type: 'string' },
+        'namespace-selector': { type: 'string' },
+        'outbound-policy': { type: 'string', default: 'ALLOW_ANY' },
       },
       USAGE,
     )?.values;
@@ -80,11 +95,18 @@ export const controlCommand: Command = {
       process.stderr.write(`outrigger control: ${(err as Error).message}\n`);
       return 2;
     }
+    const discover = parseDiscover(values);
     const logger = createLogger();
     let server;
+    let mesh: Awaited<ReturnType<typeof startMesh>> | undefined;
     try {
+      const registry = new Registry();
+      mesh = discover ? await startMesh(discover, logger, registry) : undefined;
       const store = await openStore(values.store);
       server = await startControlServer({
+        registry,
+        generated: mesh?.mesh,
+        discoveryStatus: mesh ? () => [{ ...mesh!.provider.status(), services: mesh!.mesh.services }] : undefined,
         store,
         clock: systemClock(),
         logger,
@@ -106,15 +128,78 @@ export const controlCommand: Command = {
         statusTtlMs,
       });
     } catch (err) {
+      await mesh?.close();
       process.stderr.write(`outrigger control: ${(err as Error).message}\n`);
       return 1;
     }
     process.stdout.write(JSON.stringify({ msg: 'control plane ready', port: server.port, metricsPort: server.metricsPort, replica: server.plane.identifier }) + '\n');
     await new Promise<void>((resolve) => {
-      const stop = (): void => void server.close().then(resolve);
+      const stop = (): void => void server.close().then(() => mesh?.close()).then(resolve);
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
     });
     return 0;
   },
 };
+
+interface Discover {
+  kubeconfig?: string;
+  scope: MeshScope;
+  outboundPolicy: 'ALLOW_ANY' | 'REGISTRY_ONLY';
+}
+
+/** `--discover` and its flags, checked (a bad selector or list is a usage error naming the flag). */
+function parseDiscover(values: Record<string, unknown>): Discover | undefined {
+  const discover = values.discover as string | undefined;
+  const namespaces = values.namespaces as string | undefined;
+  const selector = values['namespace-selector'] as string | undefined;
+  if (!discover) {
+    if (namespaces || selector || values.kubeconfig) throw new UsageError('--kubeconfig, --namespaces and --namespace-selector need --discover kubernetes', USAGE);
+    return undefined;
+  }
+  if (discover !== 'kubernetes') throw new UsageError(`--discover: only "kubernetes" is supported, got "${discover}"`, USAGE);
+  if (namespaces && selector) throw new UsageError('--namespaces and --namespace-selector exclude each other', USAGE);
+  const policy = values['outbound-policy'] as string;
+  if (policy !== 'ALLOW_ANY' && policy !== 'REGISTRY_ONLY') throw new UsageError(`--outbound-policy: ALLOW_ANY or REGISTRY_ONLY, got "${policy}"`, USAGE);
+  let scope: MeshScope = { kind: 'all' };
+  if (namespaces) {
+    const names = namespaces.split(',').map((n) => n.trim());
+    const bad = names.find((n) => !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(n));
+    if (bad !== undefined) throw new UsageError(`--namespaces: "${bad}" is not a namespace name`, USAGE);
+    scope = { kind: 'namespaces', names };
+  } else if (selector !== undefined) {
+    const bad = checkSelector(selector);
+    if (bad) throw new UsageError(`--namespace-selector: ${bad}`, USAGE);
+    scope = { kind: 'selector', selector };
+  }
+  return { kubeconfig: values.kubeconfig as string | undefined, scope, outboundPolicy: policy };
+}
+
+/** Equality label selectors only ("k=v,k2=v2"), keys and values per Kubernetes' label syntax. */
+export function checkSelector(s: string): string | undefined {
+  if (s.trim() === '') return 'empty selector';
+  for (const term of s.split(',')) {
+    const m = /^([a-z0-9A-Z]([-a-zA-Z0-9_./]*[a-zA-Z0-9])?)=([a-zA-Z0-9]([-a-zA-Z0-9_.]*[a-zA-Z0-9])?)?$/.exec(term.trim());
+    if (!m) return `"${term}" is not a k=v term (only equality selectors: k=v[,k=v])`;
+  }
+  return undefined;
+}
+
+async function startMesh(d: Discover, logger: ReturnType<typeof createLogger>, registry: Registry) {
+  const { loadKubeConfig } = await import('../discovery/kubernetes/kube-connection.js');
+  const { KubernetesProvider } = await import('../discovery/kubernetes/kube-provider.js');
+  const { KubeMesh } = await import('../discovery/mesh/kube-mesh.js');
+  const { DiscoveryMetrics } = await import('../discovery/runner/discovery-metrics.js');
+  const clock = systemClock();
+  const metrics = new DiscoveryMetrics(registry);
+  const provider = new KubernetesProvider({ kubeConfig: loadKubeConfig(d.kubeconfig), clock, logger, events: metrics });
+  const mesh = new KubeMesh({ provider, scope: d.scope, outboundPolicy: d.outboundPolicy, clock, logger, onGenerated: (at) => metrics.pushSeconds.observe({ provider: 'kubernetes' }, Math.max(0, clock.nowMs() - at) / 1000) });
+  return {
+    provider,
+    mesh,
+    async close() {
+      mesh.close();
+      await provider.close();
+    },
+  };
+}

@@ -24,6 +24,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   tap: async () => (await import('./tap-command.js')).tapCommand,
   top: async () => (await import('./top-command.js')).topCommand,
   'wait-ready': async () => (await import('./wait-ready-command.js')).waitReadyCommand,
+  announce: async () => (await import('./announce-command.js')).announceCommand,
 };
 
 function usage(): string {

@@ -206,6 +206,14 @@ export const statusCommand = operatorCommand(
       }
     }
     process.stdout.write(table(rows));
+    if (res.providers.length > 0) {
+      // The asked replica's discovery providers (`outrigger control --discover`).
+      const prov = [['PROVIDER', 'CONNECTED', 'LAST EVENT', 'SERVICES', 'ERRORS', 'LAST ERROR']];
+      for (const p of res.providers) {
+        prov.push([p.provider, String(p.connected), p.lastEvent ? new Date(timestampMs(p.lastEvent)).toISOString() : '-', String(p.services), String(p.errors), p.lastError]);
+      }
+      process.stdout.write('\n' + table(prov));
+    }
     return 0;
   },
 );

@@ -11,6 +11,7 @@ import type { Command } from './command.js';
 const USAGE = `usage: outrigger sidecar [--config FILE|DIR] [--control-plane HOST:PORT --node-id ID [--node-cluster C]
        [--node-labels-file FILE] [--control-plane-ca FILE]] [--admin-port 15000] [--admin-host 127.0.0.1] [--drain-timeout 5s] [--state-dir DIR]
        [--audit-log stdout|stderr|FILE] [--max-heap-fraction 0.9]
+       [--kubeconfig F] [--consul-addr H:P] [--nats-servers URL,…]
 
 Runs the data plane with the listeners, routes and clusters of the config
 (resource documents, see docs/config.md). The config is watched and hot
@@ -41,6 +42,10 @@ flags:
                         on stdout, stderr or appended to a file; off unless given (still counted in metrics)
   --metrics-compat M     request metrics: istio (Istio's standard names), outrigger (ours; default), both;
                         docs/observability.md
+  --kubeconfig F         DISCOVERY_TYPE_KUBERNETES clusters: the API server (else KUBECONFIG, ~/.kube/config,
+                        in-cluster service account); docs/discovery.md
+  --consul-addr H:P     DISCOVERY_TYPE_CONSUL clusters: the Consul agent (else CONSUL_HTTP_ADDR; token: CONSUL_HTTP_TOKEN)
+  --nats-servers URLS   DISCOVERY_TYPE_NATS clusters: comma-separated NATS servers (else NATS_URL)
   --allow-ephemeral-ports  accept listener port 0 (tests)`;
 
 export const sidecarCommand: Command = {
@@ -62,6 +67,9 @@ export const sidecarCommand: Command = {
         'control-plane-ca': { type: 'string' },
         'status-port': { type: 'string' },
         'audit-log': { type: 'string' },
+        kubeconfig: { type: 'string' },
+        'consul-addr': { type: 'string' },
+        'nats-servers': { type: 'string' },
         'metrics-compat': { type: 'string', default: 'outrigger' },
         'allow-ephemeral-ports': { type: 'boolean', default: false },
       },
@@ -93,6 +101,7 @@ export const sidecarCommand: Command = {
         drainTimeoutMs: parseDurationFlag(values['drain-timeout']!),
         overload: { maxHeapFraction },
         stateDir: values['state-dir'],
+        discovery: { kubeconfig: values.kubeconfig, consulAddr: values['consul-addr'], natsServers: values['nats-servers'] },
         controlPlane: values['control-plane']
           ? {
               address: values['control-plane'],

@@ -13,6 +13,13 @@ export interface ConfigPipelineOptions {
   /** Installs a snapshot in the data path (compiles its state, binds new listeners); may refuse it. */
   readonly apply: (snapshot: ConfigSnapshot) => Promise<ApplyResult>;
   readonly validateOptions?: ValidateOptions;
+  /**
+   * Documents derived from the merged set before it is validated: the
+   * sidecar's discovery adds the ClusterLoadAssignments of the clusters it
+   * discovers (their endpoints are not any source's; they follow whichever
+   * clusters the merged set has). Default: none.
+   */
+  readonly derive?: (merged: readonly ResourceDocument[]) => readonly ResourceDocument[];
 }
 
 /**
@@ -68,6 +75,18 @@ export class ConfigPipeline {
     });
   }
 
+  /**
+   * Installs the current merge again with what `derive` gives now (e.g. a
+   * discovered endpoint set changed). Undefined when no source has a set yet.
+   */
+  refresh(): Promise<Verdict | undefined> {
+    return this.serially(async () => {
+      const first = this.sources.find((s) => this.sets.has(s));
+      if (!first) return undefined;
+      return this.install(first, this.documentsOf(first));
+    });
+  }
+
   private async offer(source: ConfigSource, update: SourceUpdate): Promise<Verdict> {
     // A source's own refusal (a file that does not parse) changes nothing; the source has logged it.
     if (!update.ok) return { ok: false, stage: 'source', errors: update.errors };
@@ -78,6 +97,7 @@ export class ConfigPipeline {
     const { store } = this.opts;
     const byKey = new Map<string, ResourceDocument>();
     for (const s of this.sources) for (const d of s === source ? documents : this.documentsOf(s)) byKey.set(keyOf(d), d);
+    if (this.opts.derive) for (const d of this.opts.derive([...byKey.values()])) byKey.set(keyOf(d), d);
     const built = buildSnapshot(
       [...byKey.values()].map((value, index) => ({ value, source: { index } })),
       this.opts.validateOptions,

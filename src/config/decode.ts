@@ -44,6 +44,11 @@ const TOP_LEVEL_KEYS = ['apiVersion', 'kind', 'metadata', 'spec'];
 const METADATA_KEYS = ['name', 'labels', 'annotations'];
 /** DNS-1123 subdomain, like Kubernetes object names, so documents can become CRs. */
 const NAME_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+/**
+ * Cluster and ClusterLoadAssignment names may also carry "|": the control
+ * plane's generated mesh clusters follow Istio's `outbound|PORT||HOST`.
+ */
+const CLUSTER_NAME_RE = /^[a-z0-9]([-a-z0-9.|]*[a-z0-9])?$/;
 const MAX_NAME_LENGTH = 253;
 
 /** Checks the envelope and the spec of one document and decodes it; reports every problem found. */
@@ -72,7 +77,7 @@ export function decodeDocument(raw: RawDocument): DecodeResult {
     const got = doc.kind === undefined ? 'missing' : JSON.stringify(doc.kind);
     issues.push({ path: 'kind', message: `must be one of ${KINDS.join(', ')}, got ${got}` });
   }
-  const { labels, annotations } = checkMetadata(doc.metadata, issues);
+  const { labels, annotations } = checkMetadata(doc.metadata, issues, kind === 'Cluster' || kind === 'ClusterLoadAssignment');
 
   let message: KindMessages[Kind] | undefined;
   if (kind) {
@@ -114,6 +119,7 @@ export function decodeDocument(raw: RawDocument): DecodeResult {
 function checkMetadata(
   meta: unknown,
   issues: PathIssue[],
+  clusterName = false,
 ): { labels: Record<string, string>; annotations: Record<string, string> } {
   const labels: Record<string, string> = {};
   const annotations: Record<string, string> = {};
@@ -133,10 +139,10 @@ function checkMetadata(
     issues.push({ path: 'metadata.name', message: `expected string, got ${jsonType(name)}` });
   } else if (name.length > MAX_NAME_LENGTH) {
     issues.push({ path: 'metadata.name', message: `must be at most ${MAX_NAME_LENGTH} characters` });
-  } else if (!NAME_RE.test(name)) {
+  } else if (!(clusterName ? CLUSTER_NAME_RE : NAME_RE).test(name)) {
     issues.push({
       path: 'metadata.name',
-      message: `invalid name "${name}": use lowercase letters, digits, "-" and ".", starting and ending with a letter or digit`,
+      message: `invalid name "${name}": use lowercase letters, digits, "-" and "."${clusterName ? ' (and "|")' : ''}, starting and ending with a letter or digit`,
     });
   }
   checkStringMap(meta.labels, 'metadata.labels', labels, issues);

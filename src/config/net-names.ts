@@ -39,7 +39,16 @@ export function checkDomain(domain: string): string | undefined {
   if (domain === '*') return undefined;
   if (domain === '') return 'must not be empty';
   if (domain.startsWith('[') && domain.endsWith(']') && isIP(domain.slice(1, -1)) === 6) return undefined;
-  if (domain.includes(':')) return `ports are not allowed in domains ("${domain}"); the port of :authority is ignored`;
+  // "host:port" / "[v6]:port": matches only that port (a domain without a port matches any).
+  const withPort = /^(\[[0-9a-fA-F:.]+\]|[^:\[\]*]+):(\d{1,5})$/.exec(domain);
+  if (withPort) {
+    const port = Number(withPort[2]);
+    if (port < 1 || port > 65535) return `invalid port in domain "${domain}" (1..65535)`;
+    const host = withPort[1]!;
+    if (host.startsWith('[')) return isIP(host.slice(1, -1)) === 6 ? undefined : `invalid IPv6 literal in domain "${domain}"`;
+    return isHostname(host) || isIP(host) === 4 ? undefined : `invalid domain "${domain}": expected HOST:PORT with a host name or IP`;
+  }
+  if (domain.includes(':')) return `invalid domain "${domain}": a port goes after a host name or IP ("host:80", "[::1]:80"), never with "*"`;
   const host = domain.startsWith('*.') ? domain.slice(2) : domain;
   if (host.includes('*')) return `invalid domain "${domain}": "*" is only allowed alone or as a leading "*."`;
   if (!isHostname(host)) return `invalid domain "${domain}": expected "*", "*.suffix" or a host name`;

@@ -152,11 +152,26 @@ function checkCluster(c: Cluster, exists: Exists, report: Report): void {
         report('spec.lbPolicy', 'must be unset for a DISCOVERY_TYPE_ORIGINAL_DST cluster (there is one destination per connection, nothing to balance)');
       }
       break;
+    case Cluster_DiscoveryType.DNS:
+    case Cluster_DiscoveryType.KUBERNETES:
+    case Cluster_DiscoveryType.CONSUL:
+    case Cluster_DiscoveryType.NATS:
+      if (c.endpoints.length > 0) {
+        report('spec.endpoints', `must be empty for a ${Cluster_DiscoveryType[c.type] ? `DISCOVERY_TYPE_${Cluster_DiscoveryType[c.type]}` : 'discovered'} cluster (discovery finds its endpoints)`);
+      }
+      checkDiscovery(c, report);
+      break;
     default:
-      report('spec.type', 'required: DISCOVERY_TYPE_STATIC, DISCOVERY_TYPE_EDS or DISCOVERY_TYPE_ORIGINAL_DST');
+      report(
+        'spec.type',
+        'required: DISCOVERY_TYPE_STATIC, DISCOVERY_TYPE_EDS, DISCOVERY_TYPE_ORIGINAL_DST, DISCOVERY_TYPE_DNS, DISCOVERY_TYPE_KUBERNETES, DISCOVERY_TYPE_CONSUL or DISCOVERY_TYPE_NATS',
+      );
   }
   if (c.originalDst && c.type !== Cluster_DiscoveryType.ORIGINAL_DST) {
     report('spec.originalDst', 'only for a DISCOVERY_TYPE_ORIGINAL_DST cluster (the others have their endpoints)');
+  }
+  for (const [field, type] of DISCOVERY_FIELDS) {
+    if (c[field] && c.type !== type) report(`spec.${field}`, `only for a DISCOVERY_TYPE_${Cluster_DiscoveryType[type]} cluster`);
   }
   checkEndpoints(c.endpoints, report);
   checkNonNegative(c.connectTimeout, 'spec.connectTimeout', report);
@@ -171,11 +186,85 @@ function checkLoadAssignment(
   report: Report,
 ): void {
   const c = clusterOf(cla.name);
-  if (c?.type !== Cluster_DiscoveryType.EDS && !unresolvedKeys.has(`Cluster/${cla.name}`)) {
+  const takes = c !== undefined && (c.type === Cluster_DiscoveryType.EDS || DISCOVERY_FIELDS.some(([, t]) => t === c.type));
+  if (!takes && !unresolvedKeys.has(`Cluster/${cla.name}`)) {
     const why = c ? ` (cluster "${cla.name}" has type ${Cluster_DiscoveryType[c.type] ?? c.type}, not EDS)` : '';
     report('', `no EDS cluster "${cla.name}"${why}`);
   }
   checkEndpoints(cla.endpoints, report);
+}
+
+const DISCOVERY_FIELDS = [
+  ['dns', Cluster_DiscoveryType.DNS],
+  ['kubernetes', Cluster_DiscoveryType.KUBERNETES],
+  ['consul', Cluster_DiscoveryType.CONSUL],
+  ['nats', Cluster_DiscoveryType.NATS],
+] as const;
+
+/** A NATS subject token / Consul service name we accept: no dots, spaces or wildcards. */
+const SERVICE_TOKEN_RE = /^[A-Za-z0-9_-]{1,128}$/;
+/** A DNS name as resolved (SRV names have "_" labels: _http._tcp.api.example.com), or an IP. */
+const DNS_NAME_RE = /^(?=.{1,253}$)([A-Za-z0-9_]([-A-Za-z0-9_]{0,61}[A-Za-z0-9_])?)(\.[A-Za-z0-9_]([-A-Za-z0-9_]{0,61}[A-Za-z0-9_])?)*\.?$|^[0-9a-fA-F:.]+$/;
+/** A DNS-1123 label (Kubernetes namespace and Service names). */
+const DNS_LABEL_RE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+/** The sub-message of a discovered cluster (docs/discovery.md). */
+function checkDiscovery(c: Cluster, report: Report): void {
+  switch (c.type) {
+    case Cluster_DiscoveryType.DNS: {
+      const d = c.dns;
+      if (!d) return report('spec.dns', 'required for a DISCOVERY_TYPE_DNS cluster');
+      if (d.name === '') report('spec.dns.name', 'required');
+      else if (!DNS_NAME_RE.test(d.name)) report('spec.dns.name', `not a DNS name: ${JSON.stringify(d.name)}`);
+      if (d.srv && d.port !== 0) report('spec.dns.port', 'must be unset with srv: the SRV records give the ports');
+      if (!d.srv && d.port === 0) report('spec.dns.port', 'required (or srv: true)');
+      if (d.port > 65535) report('spec.dns.port', `${d.port} is out of range (1..65535)`);
+      checkNonNegative(d.refreshRate, 'spec.dns.refreshRate', report);
+      d.resolvers.forEach((r, i) => {
+        if (!parseHostPort(r)) report(`spec.dns.resolvers[${i}]`, `expected "host:port" (IPv6 as "[::1]:53"), got ${JSON.stringify(r)}`);
+      });
+      return;
+    }
+    case Cluster_DiscoveryType.KUBERNETES: {
+      const k = c.kubernetes;
+      if (!k) return report('spec.kubernetes', 'required for a DISCOVERY_TYPE_KUBERNETES cluster');
+      if (k.service === '') report('spec.kubernetes.service', 'required');
+      else if (!DNS_LABEL_RE.test(k.service)) report('spec.kubernetes.service', `not a Service name (DNS-1123 label): ${JSON.stringify(k.service)}`);
+      if (k.namespace !== '' && !DNS_LABEL_RE.test(k.namespace)) report('spec.kubernetes.namespace', `not a namespace name (DNS-1123 label): ${JSON.stringify(k.namespace)}`);
+      const p = k.port?.kind;
+      if (p?.case === 'numberValue' && (!Number.isInteger(p.value) || p.value < 1 || p.value > 65535)) {
+        report('spec.kubernetes.port', `a port number 1..65535 or a port name, got ${p.value}`);
+      } else if (p?.case === 'stringValue' && !/^[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$/.test(p.value)) {
+        report('spec.kubernetes.port', `not a port name (IANA_SVC_NAME): ${JSON.stringify(p.value)}`);
+      } else if (p && p.case !== 'numberValue' && p.case !== 'stringValue' && p.case !== undefined) {
+        report('spec.kubernetes.port', 'a port number or a port name');
+      }
+      return;
+    }
+    case Cluster_DiscoveryType.CONSUL: {
+      const k = c.consul;
+      if (!k) return report('spec.consul', 'required for a DISCOVERY_TYPE_CONSUL cluster');
+      if (k.service === '') report('spec.consul.service', 'required');
+      else if (!/^[A-Za-z0-9._-]{1,128}$/.test(k.service)) report('spec.consul.service', `not a Consul service name: ${JSON.stringify(k.service)}`);
+      return;
+    }
+    case Cluster_DiscoveryType.NATS: {
+      const n = c.nats;
+      if (!n) return report('spec.nats', 'required for a DISCOVERY_TYPE_NATS cluster');
+      if (n.service === '') report('spec.nats.service', 'required');
+      else if (!SERVICE_TOKEN_RE.test(n.service)) report('spec.nats.service', `letters, digits, "_" and "-" only (one NATS subject token): ${JSON.stringify(n.service)}`);
+      return;
+    }
+  }
+}
+
+/** "host:port" or "[v6]:port" → parts, or undefined. */
+export function parseHostPort(s: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\[\]]+)):(\d{1,5})$/.exec(s);
+  if (!m) return undefined;
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535) return undefined;
+  return { host: (m[1] ?? m[2])!, port };
 }
 
 function checkEndpoints(endpoints: readonly Endpoint[], report: Report): void {

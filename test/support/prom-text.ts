@@ -24,3 +24,9 @@ export function samplesOf(text: string, name: string): Sample[] {
   }
   return out;
 }
+
+/** The value of the one sample of `name` whose labels include `labels` (undefined: none). */
+export function metricValue(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  const s = samplesOf(text, name).find((x) => Object.entries(labels).every(([k, v]) => x.labels[k] === v));
+  return s?.value;
+}

@@ -18,7 +18,7 @@ import { peerKey, peerOf, type AuthOptions } from './auth.js';
 import { ControlPlane } from './control-plane.js';
 import { discoveryService } from './discovery-service.js';
 import { rawAdsKind, serveRawAds } from './ads-h2.js';
-import { operatorService } from './operator-service.js';
+import { operatorService, type ProviderStatusView } from './operator-service.js';
 import { StatusBoard, sidecarStatusOf } from './status-board.js';
 
 export interface ControlServerOptions {
@@ -45,6 +45,8 @@ export interface ControlServerOptions {
   readonly statusTtlMs?: number;
   /** Resources served beside the stored ones without being stored (discovery providers; see generated-resources.ts). */
   readonly generated?: GeneratedResources;
+  /** The discovery providers behind `generated`, for `outrigger status`. */
+  readonly discoveryStatus?: () => readonly ProviderStatusView[];
 }
 
 /** A replica id unique per process: hostname (the pod name in Kubernetes), pid and a random suffix. */
@@ -100,7 +102,7 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
   const connectHandler = connectNodeAdapter({
     routes(router) {
       router.service(AggregatedDiscoveryService, discoveryService(plane));
-      router.service(OperatorService, operatorService(plane, opts.auth, status));
+      router.service(OperatorService, operatorService(plane, opts.auth, status, opts.discoveryStatus));
       // Health needs no credentials (probes).
       router.service(Health, {
         check: () => ({ status: HealthCheckResponse_ServingStatus.SERVING }),

@@ -37,7 +37,22 @@ function checkKind(kind: string): void {
 }
 
 /** The operator API; every call authenticates first (see auth.ts), so an unauthenticated call changes nothing. */
-export function operatorService(cp: ControlPlane, auth: AuthOptions, board: StatusBoard): ServiceImpl<typeof OperatorService> {
+/** A discovery provider's state as `outrigger status` shows it (src/discovery/provider.ts ProviderStatus). */
+export interface ProviderStatusView {
+  readonly kind: string;
+  readonly connected: boolean;
+  readonly lastEventMs: number | undefined;
+  readonly services: number;
+  readonly errors: number;
+  readonly lastError?: string;
+}
+
+export function operatorService(
+  cp: ControlPlane,
+  auth: AuthOptions,
+  board: StatusBoard,
+  discoveryStatus?: () => readonly ProviderStatusView[],
+): ServiceImpl<typeof OperatorService> {
   const who = (ctx: HandlerContext): string => authenticate(ctx, auth);
   return {
     async apply(req, ctx) {
@@ -122,7 +137,20 @@ export function operatorService(cp: ControlPlane, auth: AuthOptions, board: Stat
     async status(_req, ctx) {
       who(ctx);
       // Every live replica's sidecars (redis); this replica's alone with a file store.
-      return board.status();
+      const out = await board.status();
+      if (!discoveryStatus) return out;
+      return {
+        ...out,
+        providers: discoveryStatus().map((p) => ({
+          $typeName: 'outrigger.control.v1.DiscoveryProviderStatus' as const,
+          provider: p.kind,
+          connected: p.connected,
+          lastEvent: p.lastEventMs === undefined ? undefined : timestampFromMs(p.lastEventMs),
+          services: p.services,
+          errors: BigInt(p.errors),
+          lastError: p.lastError ?? '',
+        })),
+      };
     },
   };
 }

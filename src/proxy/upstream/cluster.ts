@@ -84,7 +84,7 @@ export class ClusterRuntime {
   }
 
   static build(c: Cluster, cla: ClusterLoadAssignment | undefined, deps: PolicyDeps = {}): ClusterRuntime {
-    const source: readonly Endpoint[] = c.type === Cluster_DiscoveryType.EDS ? (cla?.endpoints ?? []) : c.endpoints;
+    const source: readonly Endpoint[] = takesLoadAssignment(c.type) ? (cla?.endpoints ?? []) : c.endpoints;
     const endpoints = source.map(toAddress);
     return new ClusterRuntime(
       c.name,
@@ -186,6 +186,11 @@ export class ClusterRuntime {
 }
 
 const NO_KEYS: ReadonlySet<string> = new Set();
+
+/** EDS and the discovered types take their endpoints from the ClusterLoadAssignment of their name. */
+export function takesLoadAssignment(t: Cluster_DiscoveryType): boolean {
+  return t === Cluster_DiscoveryType.EDS || t >= Cluster_DiscoveryType.DNS;
+}
 const NO_ATTEMPT: Attempt = { end: () => undefined };
 
 /** The balancing settings of a cluster (defaults where `c` is silent or absent). */

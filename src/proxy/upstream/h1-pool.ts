@@ -18,13 +18,13 @@ export class H1Pool {
     return a;
   }
 
+  /**
+   * Forgets the agents of endpoints not in `keep` (after a config swap)
+   * gracefully, like `evict`: a request in flight to an endpoint discovery
+   * just removed still gets its answer.
+   */
   retain(keep: ReadonlySet<string>): void {
-    for (const [key, a] of this.agents) {
-      if (!keep.has(key)) {
-        this.agents.delete(key);
-        a.destroy();
-      }
-    }
+    for (const key of [...this.agents.keys()]) if (!keep.has(key)) this.evict(key);
   }
 
   /**

@@ -138,7 +138,7 @@ describe('config decode', () => {
   });
 
   it('rejects unknown enum names and numbers with the allowed names', () => {
-    const allowed = 'allowed: DISCOVERY_TYPE_UNSPECIFIED, DISCOVERY_TYPE_STATIC, DISCOVERY_TYPE_EDS, DISCOVERY_TYPE_ORIGINAL_DST';
+    const allowed = 'allowed: DISCOVERY_TYPE_UNSPECIFIED, DISCOVERY_TYPE_STATIC, DISCOVERY_TYPE_EDS, DISCOVERY_TYPE_ORIGINAL_DST, DISCOVERY_TYPE_DNS, DISCOVERY_TYPE_KUBERNETES, DISCOVERY_TYPE_CONSUL, DISCOVERY_TYPE_NATS';
     expect(decodeErrors(doc('Cluster', 'c', { type: 'STATIC' }))).to.deep.equal([
       `Cluster/c: spec.type: unknown value "STATIC" for DiscoveryType; ${allowed}`,
     ]);

@@ -176,10 +176,10 @@ describe('config validation', () => {
       ).to.deep.equal([]);
       expect(
         rc((spec) =>
-          vhs(spec).push({ name: 'api', domains: ['api.example.com:8080', 'a.*.com', '*', 'bad_host'], routes: [] }),
+          vhs(spec).push({ name: 'api', domains: ['*.example.com:8080', 'a.*.com', '*', 'bad_host'], routes: [] }),
         ),
       ).to.deep.equal([
-        'RouteConfiguration/main: spec.virtualHosts[1].domains[0]: ports are not allowed in domains ("api.example.com:8080"); the port of :authority is ignored',
+        'RouteConfiguration/main: spec.virtualHosts[1].domains[0]: invalid domain "*.example.com:8080": a port goes after a host name or IP ("host:80", "[::1]:80"), never with "*"',
         'RouteConfiguration/main: spec.virtualHosts[1].domains[1]: invalid domain "a.*.com": "*" is only allowed alone or as a leading "*."',
         'RouteConfiguration/main: spec.virtualHosts[1].domains[2]: domain "*" is already listed by virtual host 0 ("default")',
         'RouteConfiguration/main: spec.virtualHosts[1].domains[3]: invalid domain "bad_host": expected "*", "*.suffix" or a host name',
@@ -202,7 +202,7 @@ describe('config validation', () => {
         'Cluster/web: spec.endpoints: must be empty for a DISCOVERY_TYPE_EDS cluster (its endpoints come from ClusterLoadAssignment "web")',
       ]);
       expect(errorsOf(editBase((find) => delete find('Cluster', 'books').type))).to.deep.equal([
-        'Cluster/books: spec.type: required: DISCOVERY_TYPE_STATIC, DISCOVERY_TYPE_EDS or DISCOVERY_TYPE_ORIGINAL_DST',
+        'Cluster/books: spec.type: required: DISCOVERY_TYPE_STATIC, DISCOVERY_TYPE_EDS, DISCOVERY_TYPE_ORIGINAL_DST, DISCOVERY_TYPE_DNS, DISCOVERY_TYPE_KUBERNETES, DISCOVERY_TYPE_CONSUL or DISCOVERY_TYPE_NATS',
       ]);
     });
 
@@ -272,7 +272,7 @@ describe('config validation', () => {
   it('does not report references to a document that failed to decode', () => {
     const docs = editBase((find) => (find('Cluster', 'books').type = 'STATIC'));
     expect(errorsOf(docs)).to.deep.equal([
-      'Cluster/books: spec.type: unknown value "STATIC" for DiscoveryType; allowed: DISCOVERY_TYPE_UNSPECIFIED, DISCOVERY_TYPE_STATIC, DISCOVERY_TYPE_EDS, DISCOVERY_TYPE_ORIGINAL_DST',
+      'Cluster/books: spec.type: unknown value "STATIC" for DiscoveryType; allowed: DISCOVERY_TYPE_UNSPECIFIED, DISCOVERY_TYPE_STATIC, DISCOVERY_TYPE_EDS, DISCOVERY_TYPE_ORIGINAL_DST, DISCOVERY_TYPE_DNS, DISCOVERY_TYPE_KUBERNETES, DISCOVERY_TYPE_CONSUL, DISCOVERY_TYPE_NATS',
     ]);
   });
 

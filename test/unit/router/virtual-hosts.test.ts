@@ -55,8 +55,11 @@ describe('router: virtual host selection', () => {
     expect(only.match(req('/', { host: '' }))).to.equal(undefined);
   });
 
-  it('normalises configured domains the same way (case, port)', () => {
+  it('normalises configured domains the same way (case); a configured port must match (discovery issue)', () => {
     const t2 = hosts([['a', ['Api.Example.com:8080']]]);
-    expect(vhostOf(t2, 'api.example.com')).to.equal('a');
+    expect(vhostOf(t2, 'api.example.com:8080')).to.equal('a');
+    expect(vhostOf(t2, 'API.example.com:8080')).to.equal('a');
+    expect(vhostOf(t2, 'api.example.com')).to.equal(undefined);
+    expect(vhostOf(t2, 'api.example.com:9090')).to.equal(undefined);
   });
 });

@@ -4,8 +4,8 @@
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Duration } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_duration } from "@bufbuild/protobuf/wkt";
+import type { Duration, Value } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_struct } from "@bufbuild/protobuf/wkt";
 import type { Locality, SocketAddress } from "./common_pb.js";
 import { file_outrigger_config_v1_common } from "./common_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file outrigger/config/v1/cluster.proto.
  */
 export const file_outrigger_config_v1_cluster: GenFile = /*@__PURE__*/
-  fileDesc("CiFvdXRyaWdnZXIvY29uZmlnL3YxL2NsdXN0ZXIucHJvdG8SE291dHJpZ2dlci5jb25maWcudjEi/xkKB0NsdXN0ZXISDAoEbmFtZRgBIAEoCRI4CgR0eXBlGAIgASgOMioub3V0cmlnZ2VyLmNvbmZpZy52MS5DbHVzdGVyLkRpc2NvdmVyeVR5cGUSMAoJZW5kcG9pbnRzGAMgAygLMh0ub3V0cmlnZ2VyLmNvbmZpZy52MS5FbmRwb2ludBI4CglsYl9wb2xpY3kYBCABKA4yJS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuTGJQb2xpY3kSMgoPY29ubmVjdF90aW1lb3V0GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEj8KCHByb3RvY29sGAYgASgOMi0ub3V0cmlnZ2VyLmNvbmZpZy52MS5DbHVzdGVyLlVwc3RyZWFtUHJvdG9jb2wSHAoUbWF4X2lkbGVfY29ubmVjdGlvbnMYByABKA0SLwoMaWRsZV90aW1lb3V0GAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEj4KDG9yaWdpbmFsX2RzdBgJIAEoCzIoLm91dHJpZ2dlci5jb25maWcudjEuQ2x1c3Rlci5PcmlnaW5hbERzdBI4CglyaW5nX2hhc2gYCiABKAsyJS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuUmluZ0hhc2gSGwoTaGFzaF9iYWxhbmNlX2ZhY3RvchgLIAEoDRI4CglwZWFrX2V3bWEYDCABKAsyJS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuUGVha0V3bWESJAoXaGVhbHRoeV9wYW5pY190aHJlc2hvbGQYDSABKA1IAIgBARI+CgxoZWFsdGhfY2hlY2sYDiABKAsyKC5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuSGVhbHRoQ2hlY2sSSAoRb3V0bGllcl9kZXRlY3Rpb24YDyABKAsyLS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuT3V0bGllckRldGVjdGlvbhJGChBjaXJjdWl0X2JyZWFrZXJzGBAgASgLMiwub3V0cmlnZ2VyLmNvbmZpZy52MS5DbHVzdGVyLkNpcmN1aXRCcmVha2Vycxo/CgtPcmlnaW5hbERzdBIcCg91c2VfaG9zdF9oZWFkZXIYASABKAhIAIgBAUISChBfdXNlX2hvc3RfaGVhZGVyGtIFCgtIZWFsdGhDaGVjaxIrCghpbnRlcnZhbBgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIqCgd0aW1lb3V0GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhsKE3VuaGVhbHRoeV90aHJlc2hvbGQYAyABKA0SGQoRaGVhbHRoeV90aHJlc2hvbGQYBCABKA0SMgoPaW50ZXJ2YWxfaml0dGVyGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjYKE25vX3RyYWZmaWNfaW50ZXJ2YWwYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SPQoEaHR0cBgHIAEoCzItLm91dHJpZ2dlci5jb25maWcudjEuQ2x1c3Rlci5IZWFsdGhDaGVjay5IdHRwSAASOwoDdGNwGAggASgLMiwub3V0cmlnZ2VyLmNvbmZpZy52MS5DbHVzdGVyLkhlYWx0aENoZWNrLlRjcEgAEj0KBGdycGMYCSABKAsyLS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuSGVhbHRoQ2hlY2suR3JwY0gAGoMBCgRIdHRwEgwKBHBhdGgYASABKAkSDAoEaG9zdBgCIAEoCRIOCgZtZXRob2QYAyABKAkSTwoRZXhwZWN0ZWRfc3RhdHVzZXMYBCADKAsyNC5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuSGVhbHRoQ2hlY2suU3RhdHVzUmFuZ2UaKQoLU3RhdHVzUmFuZ2USDQoFc3RhcnQYASABKA0SCwoDZW5kGAIgASgNGiMKA1RjcBIMCgRzZW5kGAEgASgJEg4KBmV4cGVjdBgCIAEoCRoqCgRHcnBjEg8KB3NlcnZpY2UYASABKAkSEQoJYXV0aG9yaXR5GAIgASgJQgkKB2NoZWNrZXIaywYKEE91dGxpZXJEZXRlY3Rpb24SHAoPY29uc2VjdXRpdmVfNXh4GAEgASgNSACIAQESIwobY29uc2VjdXRpdmVfZ2F0ZXdheV9mYWlsdXJlGAIgASgNEigKIGNvbnNlY3V0aXZlX2xvY2FsX29yaWdpbl9mYWlsdXJlGAMgASgNEk8KDHN1Y2Nlc3NfcmF0ZRgEIAEoCzI5Lm91dHJpZ2dlci5jb25maWcudjEuQ2x1c3Rlci5PdXRsaWVyRGV0ZWN0aW9uLlN1Y2Nlc3NSYXRlElsKEmZhaWx1cmVfcGVyY2VudGFnZRgFIAEoCzI/Lm91dHJpZ2dlci5jb25maWcudjEuQ2x1c3Rlci5PdXRsaWVyRGV0ZWN0aW9uLkZhaWx1cmVQZXJjZW50YWdlEisKCGludGVydmFsGAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjUKEmJhc2VfZWplY3Rpb25fdGltZRgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI0ChFtYXhfZWplY3Rpb25fdGltZRgIIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIhChRtYXhfZWplY3Rpb25fcGVyY2VudBgJIAEoDUgBiAEBGpcBCgtTdWNjZXNzUmF0ZRIaCg1taW5pbXVtX2hvc3RzGAEgASgNSACIAQESGwoOcmVxdWVzdF92b2x1bWUYAiABKA1IAYgBARIZCgxzdGRldl9mYWN0b3IYAyABKA1IAogBAUIQCg5fbWluaW11bV9ob3N0c0IRCg9fcmVxdWVzdF92b2x1bWVCDwoNX3N0ZGV2X2ZhY3RvchqXAQoRRmFpbHVyZVBlcmNlbnRhZ2USFgoJdGhyZXNob2xkGAEgASgNSACIAQESGgoNbWluaW11bV9ob3N0cxgCIAEoDUgBiAEBEhsKDnJlcXVlc3Rfdm9sdW1lGAMgASgNSAKIAQFCDAoKX3RocmVzaG9sZEIQCg5fbWluaW11bV9ob3N0c0IRCg9fcmVxdWVzdF92b2x1bWVCEgoQX2NvbnNlY3V0aXZlXzV4eEIXChVfbWF4X2VqZWN0aW9uX3BlcmNlbnQa1QEKD0NpcmN1aXRCcmVha2VycxIcCg9tYXhfY29ubmVjdGlvbnMYASABKA1IAIgBARIhChRtYXhfcGVuZGluZ19yZXF1ZXN0cxgCIAEoDUgBiAEBEhkKDG1heF9yZXF1ZXN0cxgDIAEoDUgCiAEBEhgKC21heF9yZXRyaWVzGAQgASgNSAOIAQFCEgoQX21heF9jb25uZWN0aW9uc0IXChVfbWF4X3BlbmRpbmdfcmVxdWVzdHNCDwoNX21heF9yZXF1ZXN0c0IOCgxfbWF4X3JldHJpZXMaQAoIUmluZ0hhc2gSGQoRbWluaW11bV9yaW5nX3NpemUYASABKAQSGQoRbWF4aW11bV9yaW5nX3NpemUYAiABKAQaZAoIUGVha0V3bWESKAoFZGVjYXkYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLgoLZGVmYXVsdF9ydHQYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24igwEKDURpc2NvdmVyeVR5cGUSHgoaRElTQ09WRVJZX1RZUEVfVU5TUEVDSUZJRUQQABIZChVESVNDT1ZFUllfVFlQRV9TVEFUSUMQARIWChJESVNDT1ZFUllfVFlQRV9FRFMQAhIfChtESVNDT1ZFUllfVFlQRV9PUklHSU5BTF9EU1QQAyK7AQoITGJQb2xpY3kSGQoVTEJfUE9MSUNZX1VOU1BFQ0lGSUVEEAASGQoVTEJfUE9MSUNZX1JPVU5EX1JPQklOEAESGwoXTEJfUE9MSUNZX0xFQVNUX1JFUVVFU1QQAhIUChBMQl9QT0xJQ1lfUkFORE9NEAMSFwoTTEJfUE9MSUNZX1BFQUtfRVdNQRAEEhcKE0xCX1BPTElDWV9SSU5HX0hBU0gQBRIUChBMQl9QT0xJQ1lfTUFHTEVWEAYibwoQVXBzdHJlYW1Qcm90b2NvbBIhCh1VUFNUUkVBTV9QUk9UT0NPTF9VTlNQRUNJRklFRBAAEhsKF1VQU1RSRUFNX1BST1RPQ09MX0hUVFAxEAESGwoXVVBTVFJFQU1fUFJPVE9DT0xfSFRUUDIQAkIaChhfaGVhbHRoeV9wYW5pY190aHJlc2hvbGQixwIKCEVuZHBvaW50EjMKB2FkZHJlc3MYASABKAsyIi5vdXRyaWdnZXIuY29uZmlnLnYxLlNvY2tldEFkZHJlc3MSDgoGd2VpZ2h0GAIgASgNEi8KCGxvY2FsaXR5GAMgASgLMh0ub3V0cmlnZ2VyLmNvbmZpZy52MS5Mb2NhbGl0eRJBCg1oZWFsdGhfc3RhdHVzGAQgASgOMioub3V0cmlnZ2VyLmNvbmZpZy52MS5FbmRwb2ludC5IZWFsdGhTdGF0dXMigQEKDEhlYWx0aFN0YXR1cxIdChlIRUFMVEhfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGQoVSEVBTFRIX1NUQVRVU19IRUFMVEhZEAESGwoXSEVBTFRIX1NUQVRVU19VTkhFQUxUSFkQAhIaChZIRUFMVEhfU1RBVFVTX0RSQUlOSU5HEAMiVwoVQ2x1c3RlckxvYWRBc3NpZ25tZW50EgwKBG5hbWUYASABKAkSMAoJZW5kcG9pbnRzGAIgAygLMh0ub3V0cmlnZ2VyLmNvbmZpZy52MS5FbmRwb2ludGIGcHJvdG8z", [file_google_protobuf_duration, file_outrigger_config_v1_common]);
+  fileDesc("CiFvdXRyaWdnZXIvY29uZmlnL3YxL2NsdXN0ZXIucHJvdG8SE291dHJpZ2dlci5jb25maWcudjEioCEKB0NsdXN0ZXISDAoEbmFtZRgBIAEoCRI4CgR0eXBlGAIgASgOMioub3V0cmlnZ2VyLmNvbmZpZy52MS5DbHVzdGVyLkRpc2NvdmVyeVR5cGUSMAoJZW5kcG9pbnRzGAMgAygLMh0ub3V0cmlnZ2VyLmNvbmZpZy52MS5FbmRwb2ludBI4CglsYl9wb2xpY3kYBCABKA4yJS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuTGJQb2xpY3kSMgoPY29ubmVjdF90aW1lb3V0GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEj8KCHByb3RvY29sGAYgASgOMi0ub3V0cmlnZ2VyLmNvbmZpZy52MS5DbHVzdGVyLlVwc3RyZWFtUHJvdG9jb2wSHAoUbWF4X2lkbGVfY29ubmVjdGlvbnMYByABKA0SLwoMaWRsZV90aW1lb3V0GAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEj4KDG9yaWdpbmFsX2RzdBgJIAEoCzIoLm91dHJpZ2dlci5jb25maWcudjEuQ2x1c3Rlci5PcmlnaW5hbERzdBI4CglyaW5nX2hhc2gYCiABKAsyJS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuUmluZ0hhc2gSGwoTaGFzaF9iYWxhbmNlX2ZhY3RvchgLIAEoDRI4CglwZWFrX2V3bWEYDCABKAsyJS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuUGVha0V3bWESJAoXaGVhbHRoeV9wYW5pY190aHJlc2hvbGQYDSABKA1IAIgBARI+CgxoZWFsdGhfY2hlY2sYDiABKAsyKC5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuSGVhbHRoQ2hlY2sSSAoRb3V0bGllcl9kZXRlY3Rpb24YDyABKAsyLS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuT3V0bGllckRldGVjdGlvbhJGChBjaXJjdWl0X2JyZWFrZXJzGBAgASgLMiwub3V0cmlnZ2VyLmNvbmZpZy52MS5DbHVzdGVyLkNpcmN1aXRCcmVha2VycxItCgNkbnMYHiABKAsyIC5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuRG5zEjsKCmt1YmVybmV0ZXMYHyABKAsyJy5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuS3ViZXJuZXRlcxIzCgZjb25zdWwYICABKAsyIy5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuQ29uc3VsEi8KBG5hdHMYISABKAsyIS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuTmF0cxqHAwoDRG5zEgwKBG5hbWUYASABKAkSDAoEcG9ydBgCIAEoDRIvCgxyZWZyZXNoX3JhdGUYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SHAoPcmVzcGVjdF9kbnNfdHRsGAQgASgISACIAQESRAoNbG9va3VwX2ZhbWlseRgFIAEoDjItLm91dHJpZ2dlci5jb25maWcudjEuQ2x1c3Rlci5EbnMuTG9va3VwRmFtaWx5EgsKA3NydhgGIAEoCBIRCglyZXNvbHZlcnMYByADKAkimgEKDExvb2t1cEZhbWlseRIdChlMT09LVVBfRkFNSUxZX1VOU1BFQ0lGSUVEEAASHgoaTE9PS1VQX0ZBTUlMWV9WNF9QUkVGRVJSRUQQARIZChVMT09LVVBfRkFNSUxZX1Y0X09OTFkQAhIZChVMT09LVVBfRkFNSUxZX1Y2X09OTFkQAxIVChFMT09LVVBfRkFNSUxZX0FMTBAEQhIKEF9yZXNwZWN0X2Ruc190dGwaVgoKS3ViZXJuZXRlcxIRCgluYW1lc3BhY2UYASABKAkSDwoHc2VydmljZRgCIAEoCRIkCgRwb3J0GAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlGmcKBkNvbnN1bBIPCgdzZXJ2aWNlGAEgASgJEgwKBHRhZ3MYAiADKAkSEgoKZGF0YWNlbnRlchgDIAEoCRIZCgxvbmx5X3Bhc3NpbmcYBCABKAhIAIgBAUIPCg1fb25seV9wYXNzaW5nGhcKBE5hdHMSDwoHc2VydmljZRgBIAEoCRo/CgtPcmlnaW5hbERzdBIcCg91c2VfaG9zdF9oZWFkZXIYASABKAhIAIgBAUISChBfdXNlX2hvc3RfaGVhZGVyGtIFCgtIZWFsdGhDaGVjaxIrCghpbnRlcnZhbBgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIqCgd0aW1lb3V0GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhsKE3VuaGVhbHRoeV90aHJlc2hvbGQYAyABKA0SGQoRaGVhbHRoeV90aHJlc2hvbGQYBCABKA0SMgoPaW50ZXJ2YWxfaml0dGVyGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjYKE25vX3RyYWZmaWNfaW50ZXJ2YWwYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SPQoEaHR0cBgHIAEoCzItLm91dHJpZ2dlci5jb25maWcudjEuQ2x1c3Rlci5IZWFsdGhDaGVjay5IdHRwSAASOwoDdGNwGAggASgLMiwub3V0cmlnZ2VyLmNvbmZpZy52MS5DbHVzdGVyLkhlYWx0aENoZWNrLlRjcEgAEj0KBGdycGMYCSABKAsyLS5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuSGVhbHRoQ2hlY2suR3JwY0gAGoMBCgRIdHRwEgwKBHBhdGgYASABKAkSDAoEaG9zdBgCIAEoCRIOCgZtZXRob2QYAyABKAkSTwoRZXhwZWN0ZWRfc3RhdHVzZXMYBCADKAsyNC5vdXRyaWdnZXIuY29uZmlnLnYxLkNsdXN0ZXIuSGVhbHRoQ2hlY2suU3RhdHVzUmFuZ2UaKQoLU3RhdHVzUmFuZ2USDQoFc3RhcnQYASABKA0SCwoDZW5kGAIgASgNGiMKA1RjcBIMCgRzZW5kGAEgASgJEg4KBmV4cGVjdBgCIAEoCRoqCgRHcnBjEg8KB3NlcnZpY2UYASABKAkSEQoJYXV0aG9yaXR5GAIgASgJQgkKB2NoZWNrZXIaywYKEE91dGxpZXJEZXRlY3Rpb24SHAoPY29uc2VjdXRpdmVfNXh4GAEgASgNSACIAQESIwobY29uc2VjdXRpdmVfZ2F0ZXdheV9mYWlsdXJlGAIgASgNEigKIGNvbnNlY3V0aXZlX2xvY2FsX29yaWdpbl9mYWlsdXJlGAMgASgNEk8KDHN1Y2Nlc3NfcmF0ZRgEIAEoCzI5Lm91dHJpZ2dlci5jb25maWcudjEuQ2x1c3Rlci5PdXRsaWVyRGV0ZWN0aW9uLlN1Y2Nlc3NSYXRlElsKEmZhaWx1cmVfcGVyY2VudGFnZRgFIAEoCzI/Lm91dHJpZ2dlci5jb25maWcudjEuQ2x1c3Rlci5PdXRsaWVyRGV0ZWN0aW9uLkZhaWx1cmVQZXJjZW50YWdlEisKCGludGVydmFsGAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjUKEmJhc2VfZWplY3Rpb25fdGltZRgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI0ChFtYXhfZWplY3Rpb25fdGltZRgIIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIhChRtYXhfZWplY3Rpb25fcGVyY2VudBgJIAEoDUgBiAEBGpcBCgtTdWNjZXNzUmF0ZRIaCg1taW5pbXVtX2hvc3RzGAEgASgNSACIAQESGwoOcmVxdWVzdF92b2x1bWUYAiABKA1IAYgBARIZCgxzdGRldl9mYWN0b3IYAyABKA1IAogBAUIQCg5fbWluaW11bV9ob3N0c0IRCg9fcmVxdWVzdF92b2x1bWVCDwoNX3N0ZGV2X2ZhY3RvchqXAQoRRmFpbHVyZVBlcmNlbnRhZ2USFgoJdGhyZXNob2xkGAEgASgNSACIAQESGgoNbWluaW11bV9ob3N0cxgCIAEoDUgBiAEBEhsKDnJlcXVlc3Rfdm9sdW1lGAMgASgNSAKIAQFCDAoKX3RocmVzaG9sZEIQCg5fbWluaW11bV9ob3N0c0IRCg9fcmVxdWVzdF92b2x1bWVCEgoQX2NvbnNlY3V0aXZlXzV4eEIXChVfbWF4X2VqZWN0aW9uX3BlcmNlbnQa1QEKD0NpcmN1aXRCcmVha2VycxIcCg9tYXhfY29ubmVjdGlvbnMYASABKA1IAIgBARIhChRtYXhfcGVuZGluZ19yZXF1ZXN0cxgCIAEoDUgBiAEBEhkKDG1heF9yZXF1ZXN0cxgDIAEoDUgCiAEBEhgKC21heF9yZXRyaWVzGAQgASgNSAOIAQFCEgoQX21heF9jb25uZWN0aW9uc0IXChVfbWF4X3BlbmRpbmdfcmVxdWVzdHNCDwoNX21heF9yZXF1ZXN0c0IOCgxfbWF4X3JldHJpZXMaQAoIUmluZ0hhc2gSGQoRbWluaW11bV9yaW5nX3NpemUYASABKAQSGQoRbWF4aW11bV9yaW5nX3NpemUYAiABKAQaZAoIUGVha0V3bWESKAoFZGVjYXkYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLgoLZGVmYXVsdF9ydHQYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24i7gEKDURpc2NvdmVyeVR5cGUSHgoaRElTQ09WRVJZX1RZUEVfVU5TUEVDSUZJRUQQABIZChVESVNDT1ZFUllfVFlQRV9TVEFUSUMQARIWChJESVNDT1ZFUllfVFlQRV9FRFMQAhIfChtESVNDT1ZFUllfVFlQRV9PUklHSU5BTF9EU1QQAxIWChJESVNDT1ZFUllfVFlQRV9ETlMQBBIdChlESVNDT1ZFUllfVFlQRV9LVUJFUk5FVEVTEAUSGQoVRElTQ09WRVJZX1RZUEVfQ09OU1VMEAYSFwoTRElTQ09WRVJZX1RZUEVfTkFUUxAHIrsBCghMYlBvbGljeRIZChVMQl9QT0xJQ1lfVU5TUEVDSUZJRUQQABIZChVMQl9QT0xJQ1lfUk9VTkRfUk9CSU4QARIbChdMQl9QT0xJQ1lfTEVBU1RfUkVRVUVTVBACEhQKEExCX1BPTElDWV9SQU5ET00QAxIXChNMQl9QT0xJQ1lfUEVBS19FV01BEAQSFwoTTEJfUE9MSUNZX1JJTkdfSEFTSBAFEhQKEExCX1BPTElDWV9NQUdMRVYQBiJvChBVcHN0cmVhbVByb3RvY29sEiEKHVVQU1RSRUFNX1BST1RPQ09MX1VOU1BFQ0lGSUVEEAASGwoXVVBTVFJFQU1fUFJPVE9DT0xfSFRUUDEQARIbChdVUFNUUkVBTV9QUk9UT0NPTF9IVFRQMhACQhoKGF9oZWFsdGh5X3BhbmljX3RocmVzaG9sZCLHAwoIRW5kcG9pbnQSMwoHYWRkcmVzcxgBIAEoCzIiLm91dHJpZ2dlci5jb25maWcudjEuU29ja2V0QWRkcmVzcxIOCgZ3ZWlnaHQYAiABKA0SLwoIbG9jYWxpdHkYAyABKAsyHS5vdXRyaWdnZXIuY29uZmlnLnYxLkxvY2FsaXR5EkEKDWhlYWx0aF9zdGF0dXMYBCABKA4yKi5vdXRyaWdnZXIuY29uZmlnLnYxLkVuZHBvaW50LkhlYWx0aFN0YXR1cxI9CghtZXRhZGF0YRgIIAMoCzIrLm91dHJpZ2dlci5jb25maWcudjEuRW5kcG9pbnQuTWV0YWRhdGFFbnRyeRIOCgZzb3VyY2UYCSABKAkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIoEBCgxIZWFsdGhTdGF0dXMSHQoZSEVBTFRIX1NUQVRVU19VTlNQRUNJRklFRBAAEhkKFUhFQUxUSF9TVEFUVVNfSEVBTFRIWRABEhsKF0hFQUxUSF9TVEFUVVNfVU5IRUFMVEhZEAISGgoWSEVBTFRIX1NUQVRVU19EUkFJTklORxADIlcKFUNsdXN0ZXJMb2FkQXNzaWdubWVudBIMCgRuYW1lGAEgASgJEjAKCWVuZHBvaW50cxgCIAMoCzIdLm91dHJpZ2dlci5jb25maWcudjEuRW5kcG9pbnRiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_struct, file_outrigger_config_v1_common]);
 
 /**
  * A set of interchangeable upstream endpoints and how to talk to them.
@@ -138,6 +138,35 @@ export type Cluster = Message<"outrigger.config.v1.Cluster"> & {
    * @generated from field: outrigger.config.v1.Cluster.CircuitBreakers circuit_breakers = 16;
    */
   circuitBreakers?: Cluster_CircuitBreakers | undefined;
+
+  /**
+   * Discovery (docs/discovery.md): each sub-message only on its own type.
+   * DISCOVERY_TYPE_DNS: every address of a DNS name is an endpoint.
+   *
+   * @generated from field: outrigger.config.v1.Cluster.Dns dns = 30;
+   */
+  dns?: Cluster_Dns | undefined;
+
+  /**
+   * DISCOVERY_TYPE_KUBERNETES: the ready endpoints of a Service's EndpointSlices.
+   *
+   * @generated from field: outrigger.config.v1.Cluster.Kubernetes kubernetes = 31;
+   */
+  kubernetes?: Cluster_Kubernetes | undefined;
+
+  /**
+   * DISCOVERY_TYPE_CONSUL: the instances of a Consul service (health API).
+   *
+   * @generated from field: outrigger.config.v1.Cluster.Consul consul = 32;
+   */
+  consul?: Cluster_Consul | undefined;
+
+  /**
+   * DISCOVERY_TYPE_NATS: the members announcing a service over NATS.
+   *
+   * @generated from field: outrigger.config.v1.Cluster.Nats nats = 33;
+   */
+  nats?: Cluster_Nats | undefined;
 };
 
 /**
@@ -146,6 +175,210 @@ export type Cluster = Message<"outrigger.config.v1.Cluster"> & {
  */
 export const ClusterSchema: GenMessage<Cluster> = /*@__PURE__*/
   messageDesc(file_outrigger_config_v1_cluster, 0);
+
+/**
+ * Envoy's STRICT_DNS: every address the name resolves to is an endpoint.
+ *
+ * @generated from message outrigger.config.v1.Cluster.Dns
+ */
+export type Cluster_Dns = Message<"outrigger.config.v1.Cluster.Dns"> & {
+  /**
+   * The name resolved (required).
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * The endpoints' port (required unless srv, refused with srv).
+   *
+   * @generated from field: uint32 port = 2;
+   */
+  port: number;
+
+  /**
+   * Between resolutions. Default 5s. With respect_dns_ttl the records'
+   * smallest TTL is the interval instead (at least 1s).
+   *
+   * @generated from field: google.protobuf.Duration refresh_rate = 3;
+   */
+  refreshRate?: Duration | undefined;
+
+  /**
+   * Re-resolve when the records' TTL runs out (default true).
+   *
+   * @generated from field: optional bool respect_dns_ttl = 4;
+   */
+  respectDnsTtl?: boolean | undefined;
+
+  /**
+   * @generated from field: outrigger.config.v1.Cluster.Dns.LookupFamily lookup_family = 5;
+   */
+  lookupFamily: Cluster_Dns_LookupFamily;
+
+  /**
+   * Resolve SRV records: their targets, ports and weights.
+   *
+   * @generated from field: bool srv = 6;
+   */
+  srv: boolean;
+
+  /**
+   * DNS servers "host:port" (default: the system's resolvers).
+   *
+   * @generated from field: repeated string resolvers = 7;
+   */
+  resolvers: string[];
+};
+
+/**
+ * Describes the message outrigger.config.v1.Cluster.Dns.
+ * Use `create(Cluster_DnsSchema)` to create a new message.
+ */
+export const Cluster_DnsSchema: GenMessage<Cluster_Dns> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_cluster, 0, 0);
+
+/**
+ * @generated from enum outrigger.config.v1.Cluster.Dns.LookupFamily
+ */
+export enum Cluster_Dns_LookupFamily {
+  /**
+   * Same as V4_PREFERRED.
+   *
+   * @generated from enum value: LOOKUP_FAMILY_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A records; AAAA only when the name has no A record.
+   *
+   * @generated from enum value: LOOKUP_FAMILY_V4_PREFERRED = 1;
+   */
+  V4_PREFERRED = 1,
+
+  /**
+   * @generated from enum value: LOOKUP_FAMILY_V4_ONLY = 2;
+   */
+  V4_ONLY = 2,
+
+  /**
+   * @generated from enum value: LOOKUP_FAMILY_V6_ONLY = 3;
+   */
+  V6_ONLY = 3,
+
+  /**
+   * A and AAAA records.
+   *
+   * @generated from enum value: LOOKUP_FAMILY_ALL = 4;
+   */
+  ALL = 4,
+}
+
+/**
+ * Describes the enum outrigger.config.v1.Cluster.Dns.LookupFamily.
+ */
+export const Cluster_Dns_LookupFamilySchema: GenEnum<Cluster_Dns_LookupFamily> = /*@__PURE__*/
+  enumDesc(file_outrigger_config_v1_cluster, 0, 0, 0);
+
+/**
+ * A Kubernetes Service's endpoints, from its EndpointSlices (discovery.k8s.io/v1).
+ *
+ * @generated from message outrigger.config.v1.Cluster.Kubernetes
+ */
+export type Cluster_Kubernetes = Message<"outrigger.config.v1.Cluster.Kubernetes"> & {
+  /**
+   * Default: the namespace of the kubeconfig's context (in a pod: its own).
+   *
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+
+  /**
+   * The Service's name (required).
+   *
+   * @generated from field: string service = 2;
+   */
+  service: string;
+
+  /**
+   * The Service port: its number, or its name as a string (the endpoints
+   * get the matching EndpointSlice port). Optional when the Service has one port.
+   *
+   * @generated from field: google.protobuf.Value port = 3;
+   */
+  port?: Value | undefined;
+};
+
+/**
+ * Describes the message outrigger.config.v1.Cluster.Kubernetes.
+ * Use `create(Cluster_KubernetesSchema)` to create a new message.
+ */
+export const Cluster_KubernetesSchema: GenMessage<Cluster_Kubernetes> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_cluster, 0, 1);
+
+/**
+ * A Consul service's instances from the health API (blocking queries).
+ *
+ * @generated from message outrigger.config.v1.Cluster.Consul
+ */
+export type Cluster_Consul = Message<"outrigger.config.v1.Cluster.Consul"> & {
+  /**
+   * Required.
+   *
+   * @generated from field: string service = 1;
+   */
+  service: string;
+
+  /**
+   * Only instances carrying every one of these tags.
+   *
+   * @generated from field: repeated string tags = 2;
+   */
+  tags: string[];
+
+  /**
+   * Default: the agent's.
+   *
+   * @generated from field: string datacenter = 3;
+   */
+  datacenter: string;
+
+  /**
+   * Only instances whose checks all pass (default true); otherwise warning
+   * instances count as healthy and critical ones as unhealthy.
+   *
+   * @generated from field: optional bool only_passing = 4;
+   */
+  onlyPassing?: boolean | undefined;
+};
+
+/**
+ * Describes the message outrigger.config.v1.Cluster.Consul.
+ * Use `create(Cluster_ConsulSchema)` to create a new message.
+ */
+export const Cluster_ConsulSchema: GenMessage<Cluster_Consul> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_cluster, 0, 2);
+
+/**
+ * Members announced over NATS by `outrigger announce` (docs/discovery.md).
+ *
+ * @generated from message outrigger.config.v1.Cluster.Nats
+ */
+export type Cluster_Nats = Message<"outrigger.config.v1.Cluster.Nats"> & {
+  /**
+   * Required.
+   *
+   * @generated from field: string service = 1;
+   */
+  service: string;
+};
+
+/**
+ * Describes the message outrigger.config.v1.Cluster.Nats.
+ * Use `create(Cluster_NatsSchema)` to create a new message.
+ */
+export const Cluster_NatsSchema: GenMessage<Cluster_Nats> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_cluster, 0, 3);
 
 /**
  * How a DISCOVERY_TYPE_ORIGINAL_DST cluster finds a destination.
@@ -174,7 +407,7 @@ export type Cluster_OriginalDst = Message<"outrigger.config.v1.Cluster.OriginalD
  * Use `create(Cluster_OriginalDstSchema)` to create a new message.
  */
 export const Cluster_OriginalDstSchema: GenMessage<Cluster_OriginalDst> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_cluster, 0, 0);
+  messageDesc(file_outrigger_config_v1_cluster, 0, 4);
 
 /**
  * Probes each endpoint on its own connection; results take endpoints out of
@@ -254,7 +487,7 @@ export type Cluster_HealthCheck = Message<"outrigger.config.v1.Cluster.HealthChe
  * Use `create(Cluster_HealthCheckSchema)` to create a new message.
  */
 export const Cluster_HealthCheckSchema: GenMessage<Cluster_HealthCheck> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_cluster, 0, 1);
+  messageDesc(file_outrigger_config_v1_cluster, 0, 5);
 
 /**
  * An HTTP/1.1 request; passes on an expected status.
@@ -296,7 +529,7 @@ export type Cluster_HealthCheck_Http = Message<"outrigger.config.v1.Cluster.Heal
  * Use `create(Cluster_HealthCheck_HttpSchema)` to create a new message.
  */
 export const Cluster_HealthCheck_HttpSchema: GenMessage<Cluster_HealthCheck_Http> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_cluster, 0, 1, 0);
+  messageDesc(file_outrigger_config_v1_cluster, 0, 5, 0);
 
 /**
  * @generated from message outrigger.config.v1.Cluster.HealthCheck.StatusRange
@@ -318,7 +551,7 @@ export type Cluster_HealthCheck_StatusRange = Message<"outrigger.config.v1.Clust
  * Use `create(Cluster_HealthCheck_StatusRangeSchema)` to create a new message.
  */
 export const Cluster_HealthCheck_StatusRangeSchema: GenMessage<Cluster_HealthCheck_StatusRange> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_cluster, 0, 1, 1);
+  messageDesc(file_outrigger_config_v1_cluster, 0, 5, 1);
 
 /**
  * A TCP connect; with `send`, those bytes are written, and with
@@ -345,7 +578,7 @@ export type Cluster_HealthCheck_Tcp = Message<"outrigger.config.v1.Cluster.Healt
  * Use `create(Cluster_HealthCheck_TcpSchema)` to create a new message.
  */
 export const Cluster_HealthCheck_TcpSchema: GenMessage<Cluster_HealthCheck_Tcp> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_cluster, 0, 1, 2);
+  messageDesc(file_outrigger_config_v1_cluster, 0, 5, 2);
 
 /**
  * grpc.health.v1.Health/Check over HTTP/2; passes on SERVING only.
@@ -373,7 +606,7 @@ export type Cluster_HealthCheck_Grpc = Message<"outrigger.config.v1.Cluster.Heal
  * Use `create(Cluster_HealthCheck_GrpcSchema)` to create a new message.
  */
 export const Cluster_HealthCheck_GrpcSchema: GenMessage<Cluster_HealthCheck_Grpc> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_cluster, 0, 1, 3);
+  messageDesc(file_outrigger_config_v1_cluster, 0, 5, 3);
 
 /**
  * @generated from message outrigger.config.v1.Cluster.OutlierDetection
@@ -454,7 +687,7 @@ export type Cluster_OutlierDetection = Message<"outrigger.config.v1.Cluster.Outl
  * Use `create(Cluster_OutlierDetectionSchema)` to create a new message.
  */
 export const Cluster_OutlierDetectionSchema: GenMessage<Cluster_OutlierDetection> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_cluster, 0, 2);
+  messageDesc(file_outrigger_config_v1_cluster, 0, 6);
 
 /**
  * @generated from message outrigger.config.v1.Cluster.OutlierDetection.SuccessRate
@@ -487,7 +720,7 @@ export type Cluster_OutlierDetection_SuccessRate = Message<"outrigger.config.v1.
  * Use `create(Cluster_OutlierDetection_SuccessRateSchema)` to create a new message.
  */
 export const Cluster_OutlierDetection_SuccessRateSchema: GenMessage<Cluster_OutlierDetection_SuccessRate> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_cluster, 0, 2, 0);
+  messageDesc(file_outrigger_config_v1_cluster, 0, 6, 0);
 
 /**
  * @generated from message outrigger.config.v1.Cluster.OutlierDetection.FailurePercentage
@@ -520,7 +753,7 @@ export type Cluster_OutlierDetection_FailurePercentage = Message<"outrigger.conf
  * Use `create(Cluster_OutlierDetection_FailurePercentageSchema)` to create a new message.
  */
 export const Cluster_OutlierDetection_FailurePercentageSchema: GenMessage<Cluster_OutlierDetection_FailurePercentage> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_cluster, 0, 2, 1);
+  messageDesc(file_outrigger_config_v1_cluster, 0, 6, 1);
 
 /**
  * @generated from message outrigger.config.v1.Cluster.CircuitBreakers
@@ -563,7 +796,7 @@ export type Cluster_CircuitBreakers = Message<"outrigger.config.v1.Cluster.Circu
  * Use `create(Cluster_CircuitBreakersSchema)` to create a new message.
  */
 export const Cluster_CircuitBreakersSchema: GenMessage<Cluster_CircuitBreakers> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_cluster, 0, 3);
+  messageDesc(file_outrigger_config_v1_cluster, 0, 7);
 
 /**
  * @generated from message outrigger.config.v1.Cluster.RingHash
@@ -589,7 +822,7 @@ export type Cluster_RingHash = Message<"outrigger.config.v1.Cluster.RingHash"> &
  * Use `create(Cluster_RingHashSchema)` to create a new message.
  */
 export const Cluster_RingHashSchema: GenMessage<Cluster_RingHash> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_cluster, 0, 4);
+  messageDesc(file_outrigger_config_v1_cluster, 0, 8);
 
 /**
  * @generated from message outrigger.config.v1.Cluster.PeakEwma
@@ -616,7 +849,7 @@ export type Cluster_PeakEwma = Message<"outrigger.config.v1.Cluster.PeakEwma"> &
  * Use `create(Cluster_PeakEwmaSchema)` to create a new message.
  */
 export const Cluster_PeakEwmaSchema: GenMessage<Cluster_PeakEwma> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_cluster, 0, 5);
+  messageDesc(file_outrigger_config_v1_cluster, 0, 9);
 
 /**
  * @generated from enum outrigger.config.v1.Cluster.DiscoveryType
@@ -647,6 +880,29 @@ export enum Cluster_DiscoveryType {
    * @generated from enum value: DISCOVERY_TYPE_ORIGINAL_DST = 3;
    */
   ORIGINAL_DST = 3,
+
+  /**
+   * Endpoints from discovery (docs/discovery.md): the sidecar runs the
+   * provider and its endpoint sets become this cluster's ClusterLoadAssignment.
+   *
+   * @generated from enum value: DISCOVERY_TYPE_DNS = 4;
+   */
+  DNS = 4,
+
+  /**
+   * @generated from enum value: DISCOVERY_TYPE_KUBERNETES = 5;
+   */
+  KUBERNETES = 5,
+
+  /**
+   * @generated from enum value: DISCOVERY_TYPE_CONSUL = 6;
+   */
+  CONSUL = 6,
+
+  /**
+   * @generated from enum value: DISCOVERY_TYPE_NATS = 7;
+   */
+  NATS = 7,
 }
 
 /**
@@ -772,6 +1028,22 @@ export type Endpoint = Message<"outrigger.config.v1.Endpoint"> & {
    * @generated from field: outrigger.config.v1.Endpoint.HealthStatus health_status = 4;
    */
   healthStatus: Endpoint_HealthStatus;
+
+  /**
+   * Labels discovery found (pod labels, Consul tags and meta, announced
+   * labels); route endpoint selectors match them.
+   *
+   * @generated from field: map<string, string> metadata = 8;
+   */
+  metadata: { [key: string]: string };
+
+  /**
+   * Where the endpoint came from, e.g. "dns:api.example.com",
+   * "kubernetes:shop/cart", "consul:cart", "nats:cart", "static".
+   *
+   * @generated from field: string source = 9;
+   */
+  source: string;
 };
 
 /**

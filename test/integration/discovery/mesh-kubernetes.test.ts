@@ -1,0 +1,107 @@
+import { expect } from 'chai';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { stringify } from 'yaml';
+import { outboundDocuments } from '../../../injector/inbound-config.js';
+import { endpointSlice, pod, service, startKubeApiServer, type KubeApiServer } from '../../support/kube-api-server.js';
+import { startNamedBackend, type NamedBackend } from '../../support/discovery-traffic.js';
+import { outrigger, spawnControlPlane, startCpSidecar, type TestCpSidecar } from '../../support/control-harness.js';
+import { waitFor } from '../../support/wait.js';
+
+/** Who answers a request for `host` on the outbound listener: the backend's name, or `status N` / `error …`. */
+async function via(port: number, host: string): Promise<string> {
+  try {
+    const res = await request(`http://127.0.0.1:${port}/x`, { headers: { host } });
+    const text = await res.body.text();
+    return res.statusCode === 200 ? (JSON.parse(text) as { backend: string }).backend : `status ${res.statusCode}`;
+  } catch (err) {
+    return `error ${(err as Error).message}`;
+  }
+}
+
+describe('The mesh: outrigger control --discover kubernetes generates clusters, endpoints and the outbound routes', function () {
+  this.timeout(60_000);
+  let dir: string;
+  let api: KubeApiServer;
+  let a: NamedBackend;
+  let b: NamedBackend;
+  let cp: { child: ChildProcess; port: number; stdout: () => string } | undefined;
+  let sc: TestCpSidecar | undefined;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'mesh-'));
+    api = await startKubeApiServer(dir, 'shop');
+    a = await startNamedBackend('a', '127.0.0.2');
+    b = await startNamedBackend('b', '127.0.0.3', a.port);
+  });
+
+  afterEach(async () => {
+    await sc?.close();
+    sc = undefined;
+    if (cp && cp.child.exitCode === null) {
+      const exited = new Promise((r) => cp!.child.once('exit', r));
+      cp.child.kill('SIGTERM');
+      await exited;
+    }
+    cp = undefined;
+    await Promise.all([a.close(), b.close(), api.close()]);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('injected sidecars reach Services by name:port; EndpointSlice changes move live traffic; other namespaces are out of scope', async () => {
+    api.put('namespaces', { metadata: { name: 'shop', namespace: '', labels: { mesh: 'on' } } });
+    api.put('services', service('shop', 'cart', [{ name: 'http-web', port: 8080, targetPort: a.port }, { name: 'grpc-api', port: 9090, targetPort: 9090 }], '10.96.0.42'));
+    api.put('pods', pod('shop', 'cart-a', '127.0.0.2', { app: 'cart', version: 'v1' }));
+    api.put('endpointslices', endpointSlice('shop', 'cart-1', 'cart', [{ name: 'http-web', port: a.port }, { name: 'grpc-api', port: 9090 }], [{ ip: '127.0.0.2', pod: 'cart-a' }]));
+    api.put('services', service('other', 'cart', [{ name: 'http', port: 8080 }], '10.96.0.43'));
+    cp = await spawnControlPlane(['--store', `file:${join(dir, 'store')}`, '--no-auth', '--discover', 'kubernetes', '--kubeconfig', api.kubeconfig, '--namespaces', 'shop']);
+
+    // The injector's bootstrap: the outbound listener names RouteConfiguration "outbound", which the control plane now generates.
+    const bootstrap = join(dir, 'bootstrap.yaml');
+    await writeFile(bootstrap, outboundDocuments('ALLOW_ANY', 0, '127.0.0.1').map((d) => stringify(d)).join('---\n'));
+    sc = await startCpSidecar({ address: `127.0.0.1:${cp.port}`, nodeId: 'shop-web-1' }, { configPath: bootstrap });
+    const port = sc.port('outbound');
+
+    for (const host of ['cart:8080', 'cart.shop:8080', 'cart.shop.svc:8080', 'cart.shop.svc.cluster.local:8080', '10.96.0.42:8080']) {
+      await waitFor(async () => (await via(port, host)) === 'a', `${host} routed to the Service's endpoint`, 15_000);
+    }
+    const snap = sc.sidecar.store.current()!;
+    const cluster = snap.clusters.get('outbound|8080||cart.shop.svc.cluster.local')!;
+    expect(cluster.protocol).to.equal(1); // http- → HTTP/1.1
+    expect(snap.clusters.get('outbound|9090||cart.shop.svc.cluster.local')!.protocol).to.equal(2); // grpc- → HTTP/2
+    expect(snap.clusters.has('outbound|8080||cart.other.svc.cluster.local')).to.equal(false);
+    const doc = snap.documents.find((d) => d.kind === 'ClusterLoadAssignment' && d.metadata.name === 'outbound|8080||cart.shop.svc.cluster.local')!;
+    // Over xDS the resource is the message alone (the generated label stays on the control plane's side).
+    expect(doc.spec.endpoints).to.deep.equal([
+      { address: { host: '127.0.0.2', port: a.port }, healthStatus: 'HEALTH_STATUS_HEALTHY', metadata: { app: 'cart', version: 'v1' }, source: 'kubernetes:shop/cart:8080' },
+    ]);
+
+    // An endpoint added and the old one removed: traffic follows within a second.
+    api.put('endpointslices', endpointSlice('shop', 'cart-1', 'cart', [{ name: 'http-web', port: a.port }], [{ ip: '127.0.0.3' }]));
+    const at = Date.now();
+    await waitFor(async () => (await via(port, 'cart.shop:8080')) === 'b', 'the new endpoint', 5000);
+    expect(Date.now() - at).to.be.below(1500);
+    // Unknown hosts still pass through (ALLOW_ANY's catch-all is kept in the generated route config).
+    expect(snap.routeConfigs.get('outbound')!.virtualHosts.at(-1)!.domains).to.deep.equal(['*']);
+
+    const st = await outrigger(['status', '--control-plane', `127.0.0.1:${cp.port}`]);
+    expect(st.code, st.stderr).to.equal(0);
+    expect(st.stdout).to.match(/PROVIDER\s+CONNECTED/).and.match(/kubernetes\s+true\s+\S+\s+1\s+0/);
+  });
+
+  it('refuses bad discovery flags: an unknown selector syntax, both scopes, an unknown provider', async () => {
+    const bad = [
+      ['--discover', 'kubernetes', '--namespace-selector', 'env in (prod)'],
+      ['--discover', 'kubernetes', '--namespaces', 'a', '--namespace-selector', 'k=v'],
+      ['--discover', 'eureka'],
+    ];
+    for (const args of bad) {
+      const r = await outrigger(['control', '--store', `file:${dir}`, '--no-auth', ...args]);
+      expect(r.code, args.join(' ')).to.equal(2);
+      expect(r.stderr).to.match(/--namespace-selector|exclude each other|--discover/);
+    }
+  });
+});
