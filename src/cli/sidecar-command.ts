@@ -40,7 +40,7 @@ flags:
                         off unless given (the injector sets 15021)
   --audit-log T         security events of the filters (docs/filters.md#audit-log) as JSON lines
                         on stdout, stderr or appended to a file; off unless given (still counted in metrics)
-  --metrics-compat M     request metrics: istio (Istio's standard names), outrigger (ours; default), both;
+  --metrics-compat M     request metrics: istio (Istio's standard names), outrigger (ours), both (default);
                         docs/observability.md
   --kubeconfig F         DISCOVERY_TYPE_KUBERNETES clusters: the API server (else KUBECONFIG, ~/.kube/config,
                         in-cluster service account); docs/discovery.md
@@ -70,7 +70,7 @@ export const sidecarCommand: Command = {
         kubeconfig: { type: 'string' },
         'consul-addr': { type: 'string' },
         'nats-servers': { type: 'string' },
-        'metrics-compat': { type: 'string', default: 'outrigger' },
+        'metrics-compat': { type: 'string', default: 'both' },
         'allow-ephemeral-ports': { type: 'boolean', default: false },
       },
       USAGE,

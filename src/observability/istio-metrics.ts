@@ -1,4 +1,5 @@
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Counter, type Registry } from 'prom-client';
+import { SeriesCounter, SeriesHistogram, type CounterSeries, type HistogramSeries } from './series-metrics.js';
 import { UNKNOWN, type WorkloadIdentity } from './workload.js';
 
 /** Istio's label names, in Istio's order (docs/observability.md lists each one's source). */
@@ -26,7 +27,6 @@ export const ISTIO_LABELS = [
 type IstioLabel = (typeof ISTIO_LABELS)[number];
 /** Istio's TCP metrics carry the same labels minus the HTTP ones. */
 const TCP_LABELS = ISTIO_LABELS.filter((l) => l !== 'response_code' && l !== 'grpc_response_status');
-type TcpLabel = Exclude<IstioLabel, 'response_code' | 'grpc_response_status'>;
 
 /**
  * Envoy's default histogram buckets, which Istio's standard metrics use for
@@ -60,17 +60,17 @@ export interface IstioOptions {
 }
 
 interface RequestChildren {
-  readonly count: { inc(): void };
-  readonly duration: { observe(v: number): void };
-  readonly reqBytes: { observe(v: number): void };
-  readonly resBytes: { observe(v: number): void };
+  readonly count: CounterSeries;
+  readonly duration: HistogramSeries;
+  readonly reqBytes: HistogramSeries;
+  readonly resBytes: HistogramSeries;
 }
 
 interface TcpChildren {
-  readonly opened: { inc(): void };
-  readonly closed: { inc(): void };
-  readonly sent: { inc(v: number): void };
-  readonly received: { inc(v: number): void };
+  readonly opened: CounterSeries;
+  readonly closed: CounterSeries;
+  readonly sent: CounterSeries;
+  readonly received: CounterSeries;
 }
 
 /** One open TCP connection's report, closed once. */
@@ -83,18 +83,19 @@ export interface TcpReport {
  * destination service comes from the authority) are bounded by a series
  * budget: past it, a new label set folds its service labels to `unknown`
  * (one extra series) and `outrigger_metrics_series_folded_total` counts it.
- * Children are cached per label tuple like ProxyMetrics' (prom-client hashes
- * the label object on every observe).
+ * Series are resolved once per label tuple (series-metrics.ts): an observe
+ * then touches a few numbers, where prom-client's children re-hash the 19
+ * labels of each of the four metrics on every request.
  */
 export class IstioMetrics {
-  readonly requests: Counter<IstioLabel>;
-  readonly duration: Histogram<IstioLabel>;
-  readonly requestBytes: Histogram<IstioLabel>;
-  readonly responseBytes: Histogram<IstioLabel>;
-  readonly tcpSent: Counter<TcpLabel>;
-  readonly tcpReceived: Counter<TcpLabel>;
-  readonly tcpOpened: Counter<TcpLabel>;
-  readonly tcpClosed: Counter<TcpLabel>;
+  readonly requests: SeriesCounter;
+  readonly duration: SeriesHistogram;
+  readonly requestBytes: SeriesHistogram;
+  readonly responseBytes: SeriesHistogram;
+  readonly tcpSent: SeriesCounter;
+  readonly tcpReceived: SeriesCounter;
+  readonly tcpOpened: SeriesCounter;
+  readonly tcpClosed: SeriesCounter;
   readonly folded: Counter<'metric'>;
   private readonly budget: number;
   private readonly requestChildren = new Map<string, RequestChildren>();
@@ -105,17 +106,17 @@ export class IstioMetrics {
     private readonly opts: IstioOptions,
   ) {
     const registers = [registry];
-    const labelNames = ISTIO_LABELS as unknown as IstioLabel[];
-    const tcpLabelNames = TCP_LABELS as TcpLabel[];
+    const labelNames = ISTIO_LABELS;
+    const tcpLabelNames = TCP_LABELS;
     this.budget = opts.seriesBudget ?? DEFAULT_SERIES_BUDGET;
-    this.requests = new Counter({ name: 'istio_requests_total', help: 'Requests handled (Istio standard metric)', labelNames, registers });
-    this.duration = new Histogram({ name: 'istio_request_duration_milliseconds', help: 'Request duration in ms (Istio standard metric)', labelNames, buckets: ISTIO_BUCKETS, registers });
-    this.requestBytes = new Histogram({ name: 'istio_request_bytes', help: 'Request body sizes (Istio standard metric)', labelNames, buckets: ISTIO_BUCKETS, registers });
-    this.responseBytes = new Histogram({ name: 'istio_response_bytes', help: 'Response body sizes (Istio standard metric)', labelNames, buckets: ISTIO_BUCKETS, registers });
-    this.tcpSent = new Counter({ name: 'istio_tcp_sent_bytes_total', help: 'Bytes sent to the downstream on TCP connections (Istio standard metric; added at close)', labelNames: tcpLabelNames, registers });
-    this.tcpReceived = new Counter({ name: 'istio_tcp_received_bytes_total', help: 'Bytes received from the downstream on TCP connections (Istio standard metric; added at close)', labelNames: tcpLabelNames, registers });
-    this.tcpOpened = new Counter({ name: 'istio_tcp_connections_opened_total', help: 'TCP connections opened (Istio standard metric)', labelNames: tcpLabelNames, registers });
-    this.tcpClosed = new Counter({ name: 'istio_tcp_connections_closed_total', help: 'TCP connections closed (Istio standard metric)', labelNames: tcpLabelNames, registers });
+    this.requests = new SeriesCounter('istio_requests_total', 'Requests handled (Istio standard metric)', labelNames, registry);
+    this.duration = new SeriesHistogram('istio_request_duration_milliseconds', 'Request duration in ms (Istio standard metric)', labelNames, ISTIO_BUCKETS, registry);
+    this.requestBytes = new SeriesHistogram('istio_request_bytes', 'Request body sizes (Istio standard metric)', labelNames, ISTIO_BUCKETS, registry);
+    this.responseBytes = new SeriesHistogram('istio_response_bytes', 'Response body sizes (Istio standard metric)', labelNames, ISTIO_BUCKETS, registry);
+    this.tcpSent = new SeriesCounter('istio_tcp_sent_bytes_total', 'Bytes sent to the downstream on TCP connections (Istio standard metric; added at close)', tcpLabelNames, registry);
+    this.tcpReceived = new SeriesCounter('istio_tcp_received_bytes_total', 'Bytes received from the downstream on TCP connections (Istio standard metric; added at close)', tcpLabelNames, registry);
+    this.tcpOpened = new SeriesCounter('istio_tcp_connections_opened_total', 'TCP connections opened (Istio standard metric)', tcpLabelNames, registry);
+    this.tcpClosed = new SeriesCounter('istio_tcp_connections_closed_total', 'TCP connections closed (Istio standard metric)', tcpLabelNames, registry);
     this.folded = new Counter({
       name: 'outrigger_metrics_series_folded_total',
       help: 'Observations past the series budget whose service labels were folded to "unknown"',
@@ -169,13 +170,13 @@ export class IstioMetrics {
     }
     const l = this.labels(r.listener, service, grpc ? 'grpc' : 'http', r.flags);
     l.push(String(r.status), r.grpcStatus ?? '');
-    // prom-client takes positional values in labelNames order: put the HTTP labels where Istio has them.
+    // Values in labelNames order: put the HTTP labels where Istio has them.
     const values = [...l.slice(0, 15), l[17]!, l[18]!, l[15]!, l[16]!];
     c = {
-      count: this.requests.labels(...values),
-      duration: this.duration.labels(...values),
-      reqBytes: this.requestBytes.labels(...values),
-      resBytes: this.responseBytes.labels(...values),
+      count: this.requests.series(values),
+      duration: this.duration.series(values),
+      reqBytes: this.requestBytes.series(values),
+      resBytes: this.responseBytes.series(values),
     };
     this.requestChildren.set(key, c);
     return c;
@@ -193,7 +194,7 @@ export class IstioMetrics {
       service = UNKNOWN;
     }
     const v = this.labels(listener, service, 'tcp', flags);
-    c = { opened: this.tcpOpened.labels(...v), closed: this.tcpClosed.labels(...v), sent: this.tcpSent.labels(...v), received: this.tcpReceived.labels(...v) };
+    c = { opened: this.tcpOpened.series(v), closed: this.tcpClosed.series(v), sent: this.tcpSent.series(v), received: this.tcpReceived.series(v) };
     this.tcpChildren.set(key, c);
     return c;
   }
