@@ -1,6 +1,7 @@
 import { HeapOverload, type HeapOverloadOptions } from '../src/proxy/overload/heap-overload.js';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { systemClock, type Clock } from '../src/core/clock.js';
+import { systemClock, type Clock, type Timer } from '../src/core/clock.js';
+import { WorkloadCerts } from '../src/control/client/workload-certs.js';
 import { systemRandom, type Random } from '../src/core/random.js';
 import { XdsClient } from '../src/control/client/xds-client.js';
 import type { ControlTls } from '../src/control/client/transport.js';
@@ -37,6 +38,12 @@ export interface ControlPlaneOptions {
   initialBackoffMs?: number;
   maxBackoffMs?: number;
   warmingTimeoutMs?: number;
+  /**
+   * Workload identity (docs/security.md): request an X.509-SVID from the
+   * control plane with the token in this file (projected service-account
+   * token or bootstrap token), rotate it, and use it for mesh mTLS.
+   */
+  identity?: { tokenFile: string; requestedTtlMs?: number };
 }
 
 export interface SidecarOptions {
@@ -84,6 +91,8 @@ export interface Sidecar {
   /** The one published config (written only by the config pipeline). */
   readonly store: PublishedConfig;
   readonly listeners: ListenerManager;
+  /** The workload certificate manager (with controlPlane.identity). */
+  readonly identity: WorkloadCerts | undefined;
   /** Bound address of each listener by name. */
   addresses(): Map<string, { host: string; port: number }>;
   /** Graceful: /ready turns 503, listeners drain up to the drain timeout, then everything closes. */
@@ -131,8 +140,24 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       onSample: (fraction) => metrics.heapUsedFraction.set(fraction),
     },
   });
-  const h2 = new H2Pool({ clock, logger });
-  const h1 = new H1Pool();
+  const idOpts = opts.controlPlane?.identity;
+  const certs = idOpts
+    ? new WorkloadCerts({
+        address: opts.controlPlane!.address,
+        tls: opts.controlPlane!.tls,
+        nodeId: opts.controlPlane!.nodeId,
+        tokenFile: idOpts.tokenFile,
+        requestedTtlMs: idOpts.requestedTtlMs,
+        clock,
+        random: opts.random ?? systemRandom(),
+        logger,
+        registry,
+        initialBackoffMs: opts.controlPlane!.initialBackoffMs,
+        maxBackoffMs: opts.controlPlane!.maxBackoffMs,
+      })
+    : undefined;
+  const h2 = new H2Pool({ clock, logger, identity: certs });
+  const h1 = new H1Pool(certs);
   const ctx: ProxyContext = {
     clock,
     logger,
@@ -145,6 +170,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     originalDst: new OriginalDestinations({ clock, logger, h1, h2, addon: opts.originalDstAddon ?? originalDstAddon() }),
     lifecycle,
     overload,
+    identity: certs,
   };
   overload.start();
   const builtin = opts.filters ? undefined : builtinFilters({ clock, registry, auditLog: opts.auditLog, logger });
@@ -218,8 +244,19 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     const client = xds;
     store.subscribe(() => client.refreshSubscriptions()); // a reloaded bootstrap may name other routes or EDS clusters
     const down = new Promise<void>((r) => client.onFirstFailure(r));
+    certs?.start();
     client.start();
     await awaitFirstSet({ pipeline, source: client, ready: client.ready, down, clock, timeoutMs: cp.initialFetchTimeoutMs ?? 5000, lastGood, logger });
+    if (certs) {
+      // Mesh listeners refuse mTLS until a certificate is held: wait for the first one as long as for the config.
+      let timer: Timer | undefined;
+      const gotIt = await Promise.race([
+        certs.first.then(() => true),
+        new Promise<boolean>((r) => (timer = clock.setTimer(cp.initialFetchTimeoutMs ?? 5000, () => r(false)))),
+      ]);
+      timer?.cancel();
+      if (!gotIt) logger.error('no workload certificate yet: mesh mTLS is refused until one arrives (retrying)');
+    }
   }
 
   let resolveClosed!: () => void;
@@ -252,6 +289,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       logger.info({ drainTimeoutMs: opts.drainTimeoutMs }, 'draining');
       source?.close();
       xds?.close();
+      certs?.close();
       overload.stop();
       await listeners.drain();
       await admin.close();
@@ -271,6 +309,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     registry,
     store,
     listeners,
+    identity: certs,
     addresses: () => listeners.addresses(),
     shutdown,
     closed,

@@ -3,6 +3,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
+import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import { createContextValues } from '@connectrpc/connect';
 import { Registry, collectDefaultMetrics } from 'prom-client';
@@ -20,6 +21,18 @@ import { discoveryService } from './discovery-service.js';
 import { rawAdsKind, serveRawAds } from './ads-h2.js';
 import { operatorService } from './operator-service.js';
 import { StatusBoard, sidecarStatusOf } from './status-board.js';
+import { IdentityService } from '../../gen/outrigger/control/v1/identity_pb.js';
+import type { CertificateAuthority } from './ca/certificate-authority.js';
+import { identityService } from './ca/identity-service.js';
+import type { WorkloadAuthenticator } from './ca/workload-auth.js';
+
+/** The control plane as the mesh's CA (docs/security.md). */
+export interface IdentityOptions {
+  readonly ca: CertificateAuthority;
+  /** Who a workload's bearer token names (bootstrap token file, TokenReview). */
+  readonly auth: WorkloadAuthenticator;
+  readonly certTtlMs: number;
+}
 
 export interface ControlServerOptions {
   readonly store: StateStore;
@@ -45,6 +58,8 @@ export interface ControlServerOptions {
   readonly statusTtlMs?: number;
   /** Resources served beside the stored ones without being stored (discovery providers; see generated-resources.ts). */
   readonly generated?: GeneratedResources;
+  /** Serve the IdentityService (certificate issuance); absent: not served. */
+  readonly identity?: IdentityOptions;
 }
 
 /** A replica id unique per process: hostname (the pod name in Kubernetes), pid and a random suffix. */
@@ -74,6 +89,8 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
   // process_* and nodejs_* under the control plane's prefix (outrigger_control_process_resident_memory_bytes, …).
   collectDefaultMetrics({ register: registry, prefix: 'outrigger_control_' });
   const identifier = opts.identifier ?? defaultReplicaId();
+  /** The last certificate issued to each node id by this replica (status). */
+  const certificates = new Map<string, { spiffeId: string; notAfterMs: number }>();
   let board: StatusBoard | undefined;
   const plane = await ControlPlane.start({
     store: opts.store,
@@ -90,7 +107,16 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
   });
   board = new StatusBoard({
     identifier,
-    local: () => plane.statusOf().map((s) => sidecarStatusOf(s, identifier)),
+    local: () =>
+      plane.statusOf().map((s) => {
+        const st = sidecarStatusOf(s, identifier);
+        const cert = certificates.get(st.nodeId);
+        if (cert) {
+          st.spiffeId = cert.spiffeId;
+          st.certificateExpiry = timestampFromMs(cert.notAfterMs);
+        }
+        return st;
+      }),
     store: opts.store.replicaStatus,
     clock: opts.clock,
     logger: opts.logger,
@@ -101,6 +127,12 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
     routes(router) {
       router.service(AggregatedDiscoveryService, discoveryService(plane));
       router.service(OperatorService, operatorService(plane, opts.auth, status));
+      if (opts.identity) {
+        router.service(
+          IdentityService,
+          identityService({ ...opts.identity, logger: opts.logger, registry, onIssued: (node, id, notAfterMs) => certificates.set(node, { spiffeId: id, notAfterMs }) }),
+        );
+      }
       // Health needs no credentials (probes).
       router.service(Health, {
         check: () => ({ status: HealthCheckResponse_ServingStatus.SERVING }),

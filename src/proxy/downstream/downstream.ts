@@ -51,6 +51,8 @@ export interface ConnectionInfo {
   readonly scheme: string;
   /** Where the connection was going before iptables redirected it (ORIGINAL_DST clusters). */
   readonly originalDst?: Destination | undefined;
+  /** The SPIFFE ID of a peer sidecar, verified by mesh mTLS on this connection (docs/security.md); undefined otherwise. */
+  readonly peerPrincipal?: string | undefined;
 }
 
 /**
