@@ -89,7 +89,9 @@ export abstract class Downstream {
     readonly headers: IncomingHttpHeaders,
     /** `application/grpc*` over HTTP/2: local replies are gRPC trailers-only answers. */
     readonly grpc: boolean,
-  ) {}
+  ) {
+    if (conn.peerPrincipal !== undefined) ex.source_principal = conn.peerPrincipal;
+  }
 
   /** The request body as the protocol delivers it (forwarders read it and run data filters themselves). */
   abstract readonly rawBody: Readable;
