@@ -238,6 +238,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       initialBackoffMs: cp.initialBackoffMs,
       maxBackoffMs: cp.maxBackoffMs,
       warmingTimeoutMs: cp.warmingTimeoutMs,
+      tokenFile: cp.identity?.tokenFile,
       bootstrap: () => (bootstrap ? pipeline.documentsOf(bootstrap) : []),
     });
     pipeline.add(xds); // added last: the control plane's resources win a name clash with --config's

@@ -21,7 +21,7 @@ async function tokenReviewApi(): Promise<TokenReviewApi> {
 const USAGE = `usage: outrigger control --store file:DIR|redis://HOST:PORT [--port 15010] [--metrics-port 15014]
        [--token-file FILE] [--tls-cert F --tls-key F [--client-ca F]] [--no-auth] [--replica-id ID] [--status-ttl 15s]
        [--trust-domain cluster.local] [--ca-cert F --ca-key F [--ca-bundle F]] [--cert-ttl 24h]
-       [--workload-token-file F] [--token-review]
+       [--workload-token-file F] [--token-review] [--allow-unauthenticated-sidecars]
 
 Runs the control plane: stores resource documents (validated exactly as the
 sidecar validates them), serves the operator API (apply/get/delete/validate/
@@ -54,7 +54,10 @@ workload identity (the control plane is the mesh's CA; docs/security.md):
   --workload-token-file F   bootstrap tokens outside Kubernetes: "TOKEN NAMESPACE/SERVICEACCOUNT" lines,
                         re-read on change
   --token-review        check Kubernetes service-account tokens (audience outrigger) with a TokenReview
-                        (in-cluster credentials, or $KUBECONFIG)`;
+                        (in-cluster credentials, or $KUBECONFIG)
+  --allow-unauthenticated-sidecars  serve config streams without a workload credential (local
+                        development; logged loudly). Default: a stream must present the sidecar's token
+                        and its node id (POD.NAMESPACE) must be in the token's namespace; --no-auth implies it`;
 
 export const controlCommand: Command = {
   summary: 'run the control plane',
@@ -83,6 +86,7 @@ export const controlCommand: Command = {
         'cert-ttl': { type: 'string', default: '24h' },
         'workload-token-file': { type: 'string' },
         'token-review': { type: 'boolean', default: false },
+        'allow-unauthenticated-sidecars': { type: 'boolean', default: false },
       },
       USAGE,
     )?.values;
@@ -159,7 +163,8 @@ export const controlCommand: Command = {
         store,
         clock,
         logger,
-        identity: { ca, auth: anyOf(authenticators), certTtlMs },
+        // --no-auth (local development) leaves the config streams open too.
+        identity: { ca, auth: anyOf(authenticators), certTtlMs, authenticateSidecars: !values['allow-unauthenticated-sidecars'] && !values['no-auth'] },
         port: Number(values.port),
         host: values.host,
         metricsPort: Number(values['metrics-port']),

@@ -32,7 +32,7 @@ export interface MeshControlPlane extends ControlServer {
  */
 export async function startMeshControlPlane(
   workloads: Workloads,
-  opts: { certTtlMs?: number; trustDomain?: string; dir?: string; port?: number; auth?: WorkloadAuthenticator; clock?: Clock } = {},
+  opts: { certTtlMs?: number; trustDomain?: string; dir?: string; port?: number; auth?: WorkloadAuthenticator; clock?: Clock; authenticateSidecars?: boolean } = {},
 ): Promise<MeshControlPlane> {
   const dir = opts.dir ?? (await tempDir('outrigger-mesh-'));
   const logs: Record<string, unknown>[] = [];
@@ -53,7 +53,7 @@ export async function startMeshControlPlane(
     auth: { token: TOKEN, mtls: false },
     validate: { allowEphemeralPorts: true },
     debounceMs: 20,
-    identity: { ca, auth: opts.auth ? anyOf([file, opts.auth]) : file, certTtlMs: opts.certTtlMs ?? 24 * 3600_000 },
+    identity: { ca, auth: opts.auth ? anyOf([file, opts.auth]) : file, certTtlMs: opts.certTtlMs ?? 24 * 3600_000, authenticateSidecars: opts.authenticateSidecars ?? true },
   });
   let n = 0;
   return Object.assign(server, {

@@ -24,6 +24,7 @@ import { StatusBoard, sidecarStatusOf } from './status-board.js';
 import { IdentityService } from '../../gen/outrigger/control/v1/identity_pb.js';
 import type { CertificateAuthority } from './ca/certificate-authority.js';
 import { identityService } from './ca/identity-service.js';
+import { SidecarAuth } from './ca/sidecar-auth.js';
 import type { WorkloadAuthenticator } from './ca/workload-auth.js';
 
 /** The control plane as the mesh's CA (docs/security.md). */
@@ -32,6 +33,12 @@ export interface IdentityOptions {
   /** Who a workload's bearer token names (bootstrap token file, TokenReview). */
   readonly auth: WorkloadAuthenticator;
   readonly certTtlMs: number;
+  /**
+   * Config streams must present a workload credential whose namespace is
+   * the node id's (issue 17 point 6). False keeps streams open to anyone
+   * (--allow-unauthenticated-sidecars; loudly logged).
+   */
+  readonly authenticateSidecars?: boolean;
 }
 
 export interface ControlServerOptions {
@@ -123,9 +130,12 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
     ttlMs: opts.statusTtlMs,
   });
   const status = board;
+  const sidecarAuth = opts.identity
+    ? new SidecarAuth({ auth: opts.identity.auth, allowUnauthenticated: !opts.identity.authenticateSidecars, logger: opts.logger, registry })
+    : undefined;
   const connectHandler = connectNodeAdapter({
     routes(router) {
-      router.service(AggregatedDiscoveryService, discoveryService(plane));
+      router.service(AggregatedDiscoveryService, discoveryService(plane, sidecarAuth));
       router.service(OperatorService, operatorService(plane, opts.auth, status));
       if (opts.identity) {
         router.service(
@@ -146,7 +156,7 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
   // gRPC sidecar streams skip connect (see ads-h2.ts); everything else is connect's.
   const handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): void => {
     const ads = req instanceof http2.Http2ServerRequest ? rawAdsKind(req) : undefined;
-    if (ads) serveRawAds(plane, req as http2.Http2ServerRequest, ads);
+    if (ads) serveRawAds(plane, req as http2.Http2ServerRequest, ads, sidecarAuth);
     else connectHandler(req, res);
   };
   const server = opts.tls
