@@ -186,7 +186,7 @@ describe('identity: mesh mTLS between two sidecars with certificates from the co
     expect(web.access.find((a) => a.path === '/wrong/x')?.flags).to.equal('UF');
   });
 
-  it('refuses TLS clients without a certificate, with another CA, expired, or of another trust domain', async () => {
+  it('refuses TLS clients without a certificate, with another CA, expired, not yet valid, or of another trust domain', async () => {
     const port = api.port('strict');
     const stored = JSON.parse(await readFile(join(cp.dir, 'ca.json'), 'utf8')) as CaMaterial;
     const clock = systemClock();
@@ -200,6 +200,9 @@ describe('identity: mesh mTLS between two sidecars with certificates from the co
     const past = { nowMs: () => Date.now() - 2 * 24 * 3600_000, monotonicMs: () => 0, setTimer: clock.setTimer };
     const expired = await leafFrom(await CertificateAuthority.load(stored, 'cluster.local', past), WEB_ID, 3600_000);
     expect(await tlsProbe(port, { ca: bundle, cert: expired.cert, key: expired.key }), 'expired').to.equal('refused');
+    const future = { nowMs: () => Date.now() + 2 * 24 * 3600_000, monotonicMs: () => 0, setTimer: clock.setTimer };
+    const early = await leafFrom(await CertificateAuthority.load(stored, 'cluster.local', future), WEB_ID, 3600_000);
+    expect(await tlsProbe(port, { ca: bundle, cert: early.cert, key: early.key }), 'not yet valid').to.equal('refused');
     const otherTd = await leafFrom(await CertificateAuthority.load(stored, 'evil.local', clock), 'spiffe://evil.local/ns/shop/sa/web');
     const before = counter(await api.metrics(), 'outrigger_downstream_connections_rejected_total', { listener: 'strict', reason: 'mtls_peer_identity' });
     expect(await tlsProbe(port, { ca: bundle, cert: otherTd.cert, key: otherTd.key }), 'another trust domain').to.equal('refused');
