@@ -14,12 +14,19 @@ import type { OutboundTrafficPolicy } from './mesh-config.js';
  * anything from the control plane; the control plane can replace any of them
  * by name.
  */
-export function inboundDocuments(ports: [number, number][], bindHost: string): Record<string, unknown>[] {
+/** The inbound listeners' mesh mTLS mode (docs/security.md); undefined: none. */
+export type InboundMtls = 'PERMISSIVE' | 'STRICT' | undefined;
+
+function peerAuth(mtls: InboundMtls): Record<string, unknown> {
+  return mtls ? { peerAuthentication: `PEER_AUTHENTICATION_${mtls}` } : {};
+}
+
+export function inboundDocuments(ports: [number, number][], bindHost: string, mtls?: InboundMtls): Record<string, unknown>[] {
   const docs: Record<string, unknown>[] = [];
   const doc = generated(docs, 'inbound');
   for (const [app, listener] of ports) {
     const name = `inbound-${app}`;
-    doc('Listener', name, { address: { host: bindHost, port: listener }, routeConfig: name, defaultCluster: name });
+    doc('Listener', name, { address: { host: bindHost, port: listener }, routeConfig: name, defaultCluster: name, ...peerAuth(mtls) });
     doc('RouteConfiguration', name, {
       virtualHosts: [{ name: 'app', domains: ['*'], routes: [{ name: 'to-app', match: { prefix: '/' }, route: { cluster: name } }] }],
     });
@@ -47,10 +54,10 @@ export const INBOUND = { listener: 'inbound', routeConfig: 'inbound', passthroug
  * send it out of the pod again; a connection that was not redirected (someone
  * dialling 15006 itself) has no destination and is refused (flag OD).
  */
-export function inboundCatchAllDocuments(inboundPort: number, bindHost: string): Record<string, unknown>[] {
+export function inboundCatchAllDocuments(inboundPort: number, bindHost: string, mtls?: InboundMtls): Record<string, unknown>[] {
   const docs: Record<string, unknown>[] = [];
   const doc = generated(docs, 'inbound');
-  doc('Listener', INBOUND.listener, { address: { host: bindHost, port: inboundPort }, routeConfig: INBOUND.routeConfig, defaultCluster: INBOUND.passthrough });
+  doc('Listener', INBOUND.listener, { address: { host: bindHost, port: inboundPort }, routeConfig: INBOUND.routeConfig, defaultCluster: INBOUND.passthrough, ...peerAuth(mtls) });
   doc('RouteConfiguration', INBOUND.routeConfig, {
     virtualHosts: [{ name: 'any-port', domains: ['*'], routes: [{ name: 'to-original-destination', match: { prefix: '/' }, route: { cluster: INBOUND.passthrough } }] }],
   });
@@ -118,6 +125,8 @@ export interface BootstrapOptions {
   bindHost: string;
   outboundPort: number;
   outboundPolicy: OutboundPolicy;
+  /** Mesh mTLS on the inbound listeners (`redirect --mtls-mode`). */
+  mtls?: InboundMtls;
 }
 
 /** The file `outrigger redirect --inbound-config` writes: inbound listeners (per port, then the catch-all), then the outbound ones. */
@@ -129,8 +138,8 @@ export function inboundConfigYaml(o: BootstrapOptions): string {
     ' and its\n' +
     `# outbound listener (outbound traffic policy ${o.outboundPolicy}).\n`;
   const docs = [
-    ...inboundDocuments(o.inboundPorts, o.bindHost),
-    ...(catchAll ? inboundCatchAllDocuments(o.inboundPort!, o.bindHost) : []),
+    ...inboundDocuments(o.inboundPorts, o.bindHost, o.mtls),
+    ...(catchAll ? inboundCatchAllDocuments(o.inboundPort!, o.bindHost, o.mtls) : []),
     ...outboundDocuments(o.outboundPolicy, o.outboundPort, o.bindHost),
   ];
   return header + docs.map((d) => stringify(d)).join('---\n');

@@ -73,7 +73,7 @@ export function inject(pod: Pod, mesh: MeshConfig, k8sVersion: string | undefine
   const status: InjectionStatus = {
     initContainers: values.native ? [INIT_CONTAINER, PROXY_CONTAINER] : [INIT_CONTAINER],
     containers: values.native ? [] : [PROXY_CONTAINER],
-    volumes: [PODINFO_VOLUME, STATE_VOLUME],
+    volumes: volumes(values).map((v) => v.name),
     native: values.native,
   };
   const newAnnotations: Record<string, string> = { ...annotations, [ANNOTATIONS.status]: JSON.stringify(status) };
@@ -93,12 +93,12 @@ export function inject(pod: Pod, mesh: MeshConfig, k8sVersion: string | undefine
   if (out.spec.initContainers == null) patch.push({ op: 'add', path: '/spec/initContainers', value: newInits });
   else newInits.forEach((c, i) => patch.push({ op: 'add', path: `/spec/initContainers/${i}`, value: c }));
   if (!values.native) patch.push({ op: 'add', path: '/spec/containers/0', value: proxy });
-  if (out.spec.volumes == null) patch.push({ op: 'add', path: '/spec/volumes', value: volumes() });
-  else for (const v of volumes()) patch.push({ op: 'add', path: '/spec/volumes/-', value: v });
+  if (out.spec.volumes == null) patch.push({ op: 'add', path: '/spec/volumes', value: volumes(values) });
+  else for (const v of volumes(values)) patch.push({ op: 'add', path: '/spec/volumes/-', value: v });
 
   out.spec.initContainers = [...newInits, ...(out.spec.initContainers ?? [])];
   if (!values.native) out.spec.containers = [proxy, ...appContainers];
-  out.spec.volumes = [...(out.spec.volumes ?? []), ...volumes()];
+  out.spec.volumes = [...(out.spec.volumes ?? []), ...volumes(values)];
   return { patch, warnings, pod: out };
 }
 
@@ -217,6 +217,8 @@ function injectionValues(
       ? cidrs(a, ANNOTATIONS.includeOutboundIpRanges, warnings, true)
       : mesh.includeOutboundIpRanges,
     appProbes,
+    workloadIdentity: mesh.workloadIdentity,
+    mtlsMode: mesh.mtlsMode,
   };
 }
 

@@ -45,7 +45,16 @@ export interface MeshConfig {
   includeOutboundIpRanges: string[];
   /** Namespaces the webhook never injects even when called for them. */
   ignoredNamespaces: string[];
+  /**
+   * Workload identity (docs/security.md): mount a projected service-account
+   * token (audience `outrigger`) and have the sidecar get its certificate with it.
+   */
+  workloadIdentity: boolean;
+  /** The inbound listeners' peerAuthentication (with workloadIdentity): PERMISSIVE, STRICT or DISABLE. */
+  mtlsMode: MtlsMode;
 }
+
+export type MtlsMode = 'PERMISSIVE' | 'STRICT' | 'DISABLE';
 
 export function defaultMeshConfig(): MeshConfig {
   return {
@@ -66,6 +75,8 @@ export function defaultMeshConfig(): MeshConfig {
     excludeOutboundIpRanges: [],
     includeOutboundIpRanges: ['*'],
     ignoredNamespaces: ['kube-system', 'kube-public', 'kube-node-lease'],
+    workloadIdentity: true,
+    mtlsMode: 'PERMISSIVE',
   };
 }
 
@@ -113,8 +124,11 @@ function checkField(key: keyof MeshConfig, v: unknown): string | undefined {
       return ['auto', 'enabled', 'disabled'].includes(v as string) ? undefined : 'expected auto, enabled or disabled';
     case 'outboundTrafficPolicy':
       return ['ALLOW_ANY', 'REGISTRY_ONLY'].includes(v as string) ? undefined : 'expected ALLOW_ANY or REGISTRY_ONLY';
+    case 'mtlsMode':
+      return ['PERMISSIVE', 'STRICT', 'DISABLE'].includes(v as string) ? undefined : 'expected PERMISSIVE, STRICT or DISABLE';
     case 'holdApplicationUntilProxyStarts':
     case 'rewriteAppProbes':
+    case 'workloadIdentity':
       return typeof v === 'boolean' ? undefined : 'expected a boolean';
     case 'proxyUid':
       return Number.isInteger(v) && (v as number) > 0 ? undefined : 'expected a positive integer';

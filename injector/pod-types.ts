@@ -75,6 +75,8 @@ export const PROXY_CONTAINER = 'outrigger-proxy';
 export const INIT_CONTAINER = 'outrigger-init';
 export const PODINFO_VOLUME = 'outrigger-podinfo';
 export const STATE_VOLUME = 'outrigger-state';
+/** The projected service-account token (audience outrigger) the sidecar presents for its certificate. */
+export const TOKEN_VOLUME = 'outrigger-token';
 
 /** Ports of the sidecar inside the pod. */
 export const PORTS = {

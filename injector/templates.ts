@@ -1,7 +1,7 @@
 import type { AppProbe } from './app-probes.js';
 import type { MeshConfig } from './mesh-config.js';
 import type { RedirectOptions } from './redirect-rules.js';
-import { ENV, INIT_CONTAINER, PODINFO_VOLUME, PORTS, PROXY_CONTAINER, STATE_VOLUME, type Container } from './pod-types.js';
+import { ENV, INIT_CONTAINER, PODINFO_VOLUME, PORTS, PROXY_CONTAINER, STATE_VOLUME, TOKEN_VOLUME, type Container } from './pod-types.js';
 
 /**
  * Everything the templates need, decided by inject() from mesh config +
@@ -19,7 +19,13 @@ export interface InjectionValues extends Omit<RedirectOptions, 'outboundPort' | 
   holdApplication: boolean;
   outboundPolicy: string;
   appProbes: Record<string, AppProbe>;
+  /** Mount the projected token and pass --sa-token-file (docs/security.md). */
+  workloadIdentity: boolean;
+  mtlsMode: MeshConfig['mtlsMode'];
 }
+
+export const TOKEN_DIR = '/var/run/secrets/outrigger/tokens';
+export const TOKEN_FILE = `${TOKEN_DIR}/outrigger-token`;
 
 export const PODINFO_DIR = '/etc/outrigger/podinfo';
 export const STATE_DIR = '/var/lib/outrigger';
@@ -62,6 +68,8 @@ export function proxyContainer(v: InjectionValues): Container {
       '--status-port', String(PORTS.status),
       // Inbound and outbound listeners written by outrigger-init (see inbound-config.ts).
       '--config', INBOUND_CONFIG,
+      // Workload identity: the certificate for mesh mTLS, asked for with the projected token.
+      ...(v.workloadIdentity ? ['--sa-token-file', TOKEN_FILE] : []),
     ],
     env: env as unknown as Container['env'],
     ports: [{ name: 'outrigger-status', containerPort: PORTS.status, protocol: 'TCP' }],
@@ -79,6 +87,7 @@ export function proxyContainer(v: InjectionValues): Container {
     volumeMounts: [
       { name: PODINFO_VOLUME, mountPath: PODINFO_DIR, readOnly: true },
       { name: STATE_VOLUME, mountPath: STATE_DIR },
+      ...(v.workloadIdentity ? [{ name: TOKEN_VOLUME, mountPath: TOKEN_DIR, readOnly: true }] : []),
     ],
   };
   if (v.native) {
@@ -104,6 +113,7 @@ export function initContainer(v: InjectionValues): Container {
   if (v.excludeInboundPorts.length) args.push('--exclude-inbound-ports', v.excludeInboundPorts.join(','));
   // The proxy's bootstrap: inbound listeners, and the outbound listener whose catch-all follows the policy.
   args.push('--inbound-config', INBOUND_CONFIG, '--outbound-policy', v.outboundPolicy);
+  if (v.workloadIdentity && v.mtlsMode !== 'DISABLE') args.push('--mtls-mode', v.mtlsMode);
   if (v.excludeOutboundPorts.length) args.push('--exclude-outbound-ports', v.excludeOutboundPorts.join(','));
   if (v.excludeOutboundIpRanges.length) args.push('--exclude-outbound-ip-ranges', v.excludeOutboundIpRanges.join(','));
   args.push('--include-outbound-ip-ranges', v.includeOutboundIpRanges.join(','));
@@ -128,7 +138,15 @@ export function initContainer(v: InjectionValues): Container {
   };
 }
 
-export function volumes(): { name: string; [k: string]: unknown }[] {
+export function volumes(v: Pick<InjectionValues, 'workloadIdentity'>): { name: string; [k: string]: unknown }[] {
+  const token = v.workloadIdentity
+    ? [
+        {
+          name: TOKEN_VOLUME,
+          projected: { sources: [{ serviceAccountToken: { audience: 'outrigger', expirationSeconds: 3600, path: 'outrigger-token' } }] },
+        },
+      ]
+    : [];
   return [
     {
       name: PODINFO_VOLUME,
@@ -140,6 +158,7 @@ export function volumes(): { name: string; [k: string]: unknown }[] {
       },
     },
     { name: STATE_VOLUME, emptyDir: {} },
+    ...token,
   ];
 }
 

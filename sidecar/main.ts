@@ -1,6 +1,7 @@
 import { HeapOverload, type HeapOverloadOptions } from '../src/proxy/overload/heap-overload.js';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { systemClock, type Clock } from '../src/core/clock.js';
+import { systemClock, type Clock, type Timer } from '../src/core/clock.js';
+import { WorkloadCerts } from '../src/control/client/workload-certs.js';
 import { systemRandom, type Random } from '../src/core/random.js';
 import { XdsClient } from '../src/control/client/xds-client.js';
 import type { ControlTls } from '../src/control/client/transport.js';
@@ -42,6 +43,12 @@ export interface ControlPlaneOptions {
   initialBackoffMs?: number;
   maxBackoffMs?: number;
   warmingTimeoutMs?: number;
+  /**
+   * Workload identity (docs/security.md): request an X.509-SVID from the
+   * control plane with the token in this file (projected service-account
+   * token or bootstrap token), rotate it, and use it for mesh mTLS.
+   */
+  identity?: { tokenFile: string; requestedTtlMs?: number };
 }
 
 export interface SidecarOptions {
@@ -93,6 +100,8 @@ export interface Sidecar {
   readonly listeners: ListenerManager;
   /** Discovered clusters' watches and their providers' status. */
   readonly discovery: ClusterDiscovery;
+  /** The workload certificate manager (with controlPlane.identity). */
+  readonly identity: WorkloadCerts | undefined;
   /** Bound address of each listener by name. */
   addresses(): Map<string, { host: string; port: number }>;
   /** Graceful: /ready turns 503, listeners drain up to the drain timeout, then everything closes. */
@@ -140,8 +149,24 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       onSample: (fraction) => metrics.heapUsedFraction.set(fraction),
     },
   });
-  const h2 = new H2Pool({ clock, logger });
-  const h1 = new H1Pool();
+  const idOpts = opts.controlPlane?.identity;
+  const certs = idOpts
+    ? new WorkloadCerts({
+        address: opts.controlPlane!.address,
+        tls: opts.controlPlane!.tls,
+        nodeId: opts.controlPlane!.nodeId,
+        tokenFile: idOpts.tokenFile,
+        requestedTtlMs: idOpts.requestedTtlMs,
+        clock,
+        random: opts.random ?? systemRandom(),
+        logger,
+        registry,
+        initialBackoffMs: opts.controlPlane!.initialBackoffMs,
+        maxBackoffMs: opts.controlPlane!.maxBackoffMs,
+      })
+    : undefined;
+  const h2 = new H2Pool({ clock, logger, identity: certs });
+  const h1 = new H1Pool(certs);
   const ctx: ProxyContext = {
     clock,
     logger,
@@ -154,6 +179,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     originalDst: new OriginalDestinations({ clock, logger, h1, h2, addon: opts.originalDstAddon ?? originalDstAddon() }),
     lifecycle,
     overload,
+    identity: certs,
   };
   overload.start();
   const builtin = opts.filters ? undefined : builtinFilters({ clock, registry, auditLog: opts.auditLog, logger });
@@ -261,18 +287,30 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       initialBackoffMs: cp.initialBackoffMs,
       maxBackoffMs: cp.maxBackoffMs,
       warmingTimeoutMs: cp.warmingTimeoutMs,
+      tokenFile: cp.identity?.tokenFile,
       bootstrap: () => (bootstrap ? pipeline.documentsOf(bootstrap) : []),
     });
     pipeline.add(xds); // added last: the control plane's resources win a name clash with --config's
     const client = xds;
     store.subscribe(() => client.refreshSubscriptions()); // a reloaded bootstrap may name other routes or EDS clusters
     const down = new Promise<void>((r) => client.onFirstFailure(r));
+    certs?.start();
     client.start();
     try {
       await awaitFirstSet({ pipeline, source: client, ready: client.ready, down, clock, timeoutMs: cp.initialFetchTimeoutMs ?? 5000, lastGood, logger });
     } catch (err) {
       await admin.close();
       throw err;
+    }
+    if (certs) {
+      // Mesh listeners refuse mTLS until a certificate is held: wait for the first one as long as for the config.
+      let timer: Timer | undefined;
+      const gotIt = await Promise.race([
+        certs.first.then(() => true),
+        new Promise<boolean>((r) => (timer = clock.setTimer(cp.initialFetchTimeoutMs ?? 5000, () => r(false)))),
+      ]);
+      timer?.cancel();
+      if (!gotIt) logger.error('no workload certificate yet: mesh mTLS is refused until one arrives (retrying)');
     }
   }
 
@@ -294,6 +332,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       source?.close();
       xds?.close();
       await discovery.close();
+      certs?.close();
       overload.stop();
       await listeners.drain();
       await admin.close();
@@ -314,6 +353,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     store,
     listeners,
     discovery,
+    identity: certs,
     addresses: () => listeners.addresses(),
     shutdown,
     closed,

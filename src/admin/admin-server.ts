@@ -7,6 +7,26 @@ import type { ProxyContext } from '../proxy/context.js';
 import type { Logger } from '../observability/logger.js';
 import type { ExchangeTelemetry } from '../observability/exchange-telemetry.js';
 import { serveLiveStats, serveTap } from './live-routes.js';
+import { X509Certificate } from 'node:crypto';
+import type { Svid } from '../core/svid.js';
+
+/** The public facts of an SVID and its bundle, for /certs. */
+function describeSvid(svid: Svid, nowMs: number): Record<string, unknown> {
+  const cert = (pem: string) => {
+    const c = new X509Certificate(pem);
+    return { subject: c.subject || undefined, issuer: c.issuer, serial: c.serialNumber, notBefore: new Date(c.validFrom).toISOString(), notAfter: new Date(c.validTo).toISOString(), sha256: c.fingerprint256, uriSans: c.subjectAltName };
+  };
+  return {
+    spiffeId: svid.spiffeId,
+    trustDomain: svid.trustDomain,
+    serial: svid.serial,
+    notBefore: new Date(svid.notBeforeMs).toISOString(),
+    notAfter: new Date(svid.notAfterMs).toISOString(),
+    expiresInSeconds: Math.round((svid.notAfterMs - nowMs) / 1000),
+    chain: svid.certChainPem.split(/(?=-----BEGIN CERTIFICATE-----)/).filter((p) => p.includes('BEGIN')).map(cert),
+    bundle: svid.bundlePem.map(cert),
+  };
+}
 
 export interface AdminDeps {
   registry: Registry;
@@ -88,6 +108,13 @@ export class AdminServer {
         return serveLiveStats(d.telemetry, url, res, (st, body) => send(res, st, 'text/plain', body));
       case '/tap':
         return serveTap(d.telemetry, req, url, res, (st, body) => send(res, st, 'text/plain', body));
+      case '/certs': {
+        // The workload certificate (docs/security.md): what `outrigger identity` shows. No key material.
+        if (!d.proxy.identity) return send(res, 404, 'text/plain', 'no workload identity: the sidecar runs without --bootstrap-token-file / --sa-token-file\n');
+        const svid = d.proxy.identity.current();
+        if (!svid) return send(res, 503, 'text/plain', 'no workload certificate yet\n');
+        return sendJson(res, describeSvid(svid, d.proxy.clock.nowMs()));
+      }
       case '/quitquitquit':
         if (req.method !== 'POST') return send(res, 405, 'text/plain', 'use POST\n', { allow: 'POST' });
         send(res, 200, 'text/plain', 'draining\n');

@@ -8,9 +8,22 @@ import { parseFlags, UsageError } from './flags.js';
 import { Registry } from 'prom-client';
 import type { Command } from './command.js';
 import type { MeshScope } from '../discovery/mesh/kube-mesh.js';
+import { trustDomainError } from '../core/spiffe.js';
+import { openCa } from '../control/server/ca/open-ca.js';
+import { anyOf, TokenReviewAuthenticator, WorkloadTokenFile, type TokenReviewApi, type WorkloadAuthenticator } from '../control/server/ca/workload-auth.js';
+
+/** The TokenReview API through @kubernetes/client-node (loaded only with --token-review). */
+async function tokenReviewApi(): Promise<TokenReviewApi> {
+  const k8s = await import('@kubernetes/client-node');
+  const kc = new k8s.KubeConfig();
+  kc.loadFromDefault();
+  return kc.makeApiClient(k8s.AuthenticationV1Api) as unknown as TokenReviewApi;
+}
 
 const USAGE = `usage: outrigger control --store file:DIR|redis://HOST:PORT [--port 15010] [--metrics-port 15014]
        [--token-file FILE] [--tls-cert F --tls-key F [--client-ca F]] [--no-auth] [--replica-id ID] [--status-ttl 15s]
+       [--trust-domain cluster.local] [--ca-cert F --ca-key F [--ca-bundle F]] [--cert-ttl 24h]
+       [--workload-token-file F] [--token-review] [--allow-unauthenticated-sidecars]
        [--discover kubernetes [--kubeconfig F] [--namespaces a,b | --namespace-selector k=v] [--outbound-policy P]]
 
 Runs the control plane: stores resource documents (validated exactly as the
@@ -39,7 +52,22 @@ flags:
   --namespaces a,b      only these namespaces (default: all)
   --namespace-selector k=v[,k=v]  only namespaces with these labels
   --outbound-policy P   ALLOW_ANY (default: unknown hosts pass through) or REGISTRY_ONLY, as the injector's
-  --allow-ephemeral-ports  accept listener port 0 (tests)`;
+  --allow-ephemeral-ports  accept listener port 0 (tests)
+
+workload identity (the control plane is the mesh's CA; docs/security.md):
+  --trust-domain TD     SPIFFE trust domain of issued certificates (default cluster.local)
+  --ca-cert F, --ca-key F   sign with this root or intermediate (PEM; the chain may follow the
+                        certificate); default: a self-signed root generated once and kept in the store
+  --ca-bundle F         the roots sidecars trust (PEM; two during a root rotation); default: the
+                        last certificate of --ca-cert
+  --cert-ttl D          lifetime of workload certificates (default 24h; at least 2s)
+  --workload-token-file F   bootstrap tokens outside Kubernetes: "TOKEN NAMESPACE/SERVICEACCOUNT" lines,
+                        re-read on change
+  --token-review        check Kubernetes service-account tokens (audience outrigger) with a TokenReview
+                        (in-cluster credentials, or $KUBECONFIG)
+  --allow-unauthenticated-sidecars  serve config streams without a workload credential (local
+                        development; logged loudly). Default: a stream must present the sidecar's token
+                        and its node id (POD.NAMESPACE) must be in the token's namespace; --no-auth implies it`;
 
 export const controlCommand: Command = {
   summary: 'run the control plane',
@@ -66,6 +94,14 @@ export const controlCommand: Command = {
         namespaces: { type: 'string' },
         'namespace-selector': { type: 'string' },
         'outbound-policy': { type: 'string', default: 'ALLOW_ANY' },
+        'trust-domain': { type: 'string', default: 'cluster.local' },
+        'ca-cert': { type: 'string' },
+        'ca-key': { type: 'string' },
+        'ca-bundle': { type: 'string' },
+        'cert-ttl': { type: 'string', default: '24h' },
+        'workload-token-file': { type: 'string' },
+        'token-review': { type: 'boolean', default: false },
+        'allow-unauthenticated-sidecars': { type: 'boolean', default: false },
       },
       USAGE,
     )?.values;
@@ -95,6 +131,23 @@ export const controlCommand: Command = {
       process.stderr.write(`outrigger control: ${(err as Error).message}\n`);
       return 2;
     }
+    const tdError = trustDomainError(values['trust-domain']!);
+    if (tdError) {
+      process.stderr.write(`outrigger control: --trust-domain: ${tdError}\n`);
+      return 2;
+    }
+    if (!!values['ca-cert'] !== !!values['ca-key'] || (values['ca-bundle'] && !values['ca-cert'])) {
+      process.stderr.write('outrigger control: --ca-cert and --ca-key go together, and --ca-bundle needs them\n');
+      return 2;
+    }
+    let certTtlMs: number;
+    try {
+      certTtlMs = parseDurationFlag(values['cert-ttl']!);
+      if (certTtlMs < 2000) throw new Error(`--cert-ttl ${values['cert-ttl']} is too short (at least 2s)`);
+    } catch (err) {
+      process.stderr.write(`outrigger control: ${(err as Error).message}\n`);
+      return 2;
+    }
     const discover = parseDiscover(values);
     const logger = createLogger();
     let server;
@@ -103,13 +156,37 @@ export const controlCommand: Command = {
       const registry = new Registry();
       mesh = discover ? await startMesh(discover, logger, registry) : undefined;
       const store = await openStore(values.store);
+      const clock = systemClock();
+      const ca = await openCa({
+        trustDomain: values['trust-domain']!,
+        material: values['ca-cert']
+          ? {
+              certPem: readFileSync(values['ca-cert'], 'utf8'),
+              keyPem: readFileSync(values['ca-key']!, 'utf8'),
+              bundlePem: values['ca-bundle'] ? readFileSync(values['ca-bundle'], 'utf8') : undefined,
+            }
+          : undefined,
+        store: store.ca,
+        clock,
+        logger,
+      });
+      const authenticators: WorkloadAuthenticator[] = [];
+      if (values['workload-token-file']) {
+        const file = new WorkloadTokenFile(values['workload-token-file']);
+        await file.load();
+        authenticators.push(file);
+      }
+      if (values['token-review']) authenticators.push(new TokenReviewAuthenticator(await tokenReviewApi()));
+      if (authenticators.length === 0) logger.warn('no --workload-token-file or --token-review: no sidecar can get a workload certificate');
       server = await startControlServer({
         registry,
         generated: mesh?.mesh,
         discoveryStatus: mesh ? () => [{ ...mesh!.provider.status(), services: mesh!.mesh.services }] : undefined,
         store,
-        clock: systemClock(),
+        clock,
         logger,
+        // --no-auth (local development) leaves the config streams open too.
+        identity: { ca, auth: anyOf(authenticators), certTtlMs, authenticateSidecars: !values['allow-unauthenticated-sidecars'] && !values['no-auth'] },
         port: Number(values.port),
         host: values.host,
         metricsPort: Number(values['metrics-port']),

@@ -23,6 +23,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   stat: async () => (await import('./stat-command.js')).statCommand,
   tap: async () => (await import('./tap-command.js')).tapCommand,
   top: async () => (await import('./top-command.js')).topCommand,
+  identity: async () => (await import('./identity-command.js')).identityCommand,
   'wait-ready': async () => (await import('./wait-ready-command.js')).waitReadyCommand,
   announce: async () => (await import('./announce-command.js')).announceCommand,
 };

@@ -173,6 +173,8 @@ export const statusCommand = operatorCommand(
         stream: s.stream,
         controlPlane: s.controlPlane,
         admin: s.adminAddress || undefined,
+        spiffeId: s.spiffeId || undefined,
+        certificateExpiry: s.certificateExpiry ? new Date(timestampMs(s.certificateExpiry)).toISOString() : undefined,
         connectedSince: s.connectedSince ? new Date(timestampMs(s.connectedSince)).toISOString() : undefined,
         types: s.types.map((t) => ({
           type: SHORT[t.typeUrl] ?? t.typeUrl,
@@ -189,12 +191,15 @@ export const statusCommand = operatorCommand(
     }
     // Which replica holds each stream matters only when there are several.
     const replicas = res.controlPlanes.length > 1;
-    const rows = [['NODE', ...(replicas ? ['CONTROL PLANE'] : []), 'TYPE', 'SENT', 'ACKED', 'STATE', 'LAST ACK', 'PUSH LATENCY', 'ERROR']];
+    // Certificate expiry once the control plane issued any (docs/security.md).
+    const certs = res.sidecars.some((s) => s.certificateExpiry);
+    const rows = [['NODE', ...(replicas ? ['CONTROL PLANE'] : []), ...(certs ? ['CERT EXPIRY'] : []), 'TYPE', 'SENT', 'ACKED', 'STATE', 'LAST ACK', 'PUSH LATENCY', 'ERROR']];
     for (const s of res.sidecars) {
       for (const t of s.types) {
         rows.push([
           s.nodeId,
           ...(replicas ? [s.controlPlane] : []),
+          ...(certs ? [s.certificateExpiry ? new Date(timestampMs(s.certificateExpiry)).toISOString() : '-'] : []),
           SHORT[t.typeUrl] ?? t.typeUrl,
           t.versionSent || '-',
           t.versionAcked || '-',

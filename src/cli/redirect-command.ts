@@ -20,7 +20,8 @@ const USAGE = `usage: outrigger redirect [--proxy-uid 1337] [--outbound-port 150
                          [--exclude-inbound-ports P,...]
                          [--exclude-outbound-ports P,...] [--exclude-outbound-ip-ranges CIDR,...]
                          [--include-outbound-ip-ranges '*'|CIDR,...] [--ipv6 auto|on|off]
-                         [--inbound-config FILE] [--outbound-policy ALLOW_ANY|REGISTRY_ONLY] [--dry-run]
+                         [--inbound-config FILE] [--outbound-policy ALLOW_ANY|REGISTRY_ONLY]
+                         [--mtls-mode PERMISSIVE|STRICT|DISABLE] [--dry-run]
 
 Installs the pod's traffic capture with iptables and ip6tables (nat table,
 REDIRECT). Inbound: each --inbound-ports app port goes to its own sidecar
@@ -34,7 +35,8 @@ sidecar's bootstrap config: the inbound listeners of the mapped ports, the
 inbound catch-all listener (when anything is sent to it) and the outbound
 listener, which in ALLOW_ANY (the default --outbound-policy) passes unknown
 destinations through to where the app was going and in REGISTRY_ONLY refuses
-them. --dry-run prints the rules (iptables-restore format) instead of
+them. --mtls-mode sets the inbound listeners' peerAuthentication (mesh mTLS,
+docs/security.md; default DISABLE). --dry-run prints the rules (iptables-restore format) instead of
 applying anything. See docs/injector.md.`;
 
 export const redirectCommand: Command = {
@@ -55,6 +57,7 @@ export const redirectCommand: Command = {
         'include-outbound-ip-ranges': { type: 'string', default: '*' },
         ipv6: { type: 'string', default: 'auto' },
         'inbound-config': { type: 'string' },
+        'mtls-mode': { type: 'string', default: 'DISABLE' },
         'outbound-policy': { type: 'string', default: 'ALLOW_ANY' },
         'dry-run': { type: 'boolean', default: false },
       },
@@ -78,6 +81,7 @@ export const redirectCommand: Command = {
       };
       if (!['auto', 'on', 'off'].includes(values.ipv6!)) throw new Error('--ipv6 must be auto, on or off');
       if (!['ALLOW_ANY', 'REGISTRY_ONLY'].includes(values['outbound-policy']!)) throw new Error('--outbound-policy must be ALLOW_ANY or REGISTRY_ONLY');
+      if (!['PERMISSIVE', 'STRICT', 'DISABLE'].includes(values['mtls-mode']!)) throw new Error('--mtls-mode must be PERMISSIVE, STRICT or DISABLE');
     } catch (err) {
       throw new UsageError((err as Error).message, USAGE);
     }
@@ -97,7 +101,14 @@ export const redirectCommand: Command = {
         const inboundPort = catchAll === 'all' || catchAll.length > 0 ? opts.inboundPort : undefined;
         writeFileSync(
           `${file}.tmp`,
-          inboundConfigYaml({ inboundPorts: opts.inboundPorts, inboundPort, bindHost: host, outboundPort: opts.outboundPort, outboundPolicy }),
+          inboundConfigYaml({
+            inboundPorts: opts.inboundPorts,
+            inboundPort,
+            bindHost: host,
+            outboundPort: opts.outboundPort,
+            outboundPolicy,
+            mtls: values['mtls-mode'] === 'DISABLE' ? undefined : (values['mtls-mode'] as 'PERMISSIVE' | 'STRICT'),
+          }),
         );
         chmodSync(`${file}.tmp`, 0o644); // written as root, read by the proxy's UID
         renameSync(`${file}.tmp`, file);

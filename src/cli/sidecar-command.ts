@@ -10,7 +10,7 @@ import type { Command } from './command.js';
 
 const USAGE = `usage: outrigger sidecar [--config FILE|DIR] [--control-plane HOST:PORT --node-id ID [--node-cluster C]
        [--node-labels-file FILE] [--control-plane-ca FILE]] [--admin-port 15000] [--admin-host 127.0.0.1] [--drain-timeout 5s] [--state-dir DIR]
-       [--audit-log stdout|stderr|FILE] [--max-heap-fraction 0.9]
+       [--audit-log stdout|stderr|FILE] [--max-heap-fraction 0.9] [--bootstrap-token-file F | --sa-token-file F]
        [--kubeconfig F] [--consul-addr H:P] [--nats-servers URL,…]
 
 Runs the data plane with the listeners, routes and clusters of the config
@@ -27,6 +27,11 @@ flags:
   --node-id ID          this sidecar's node id (required with --control-plane)
   --node-cluster C      the service this sidecar belongs to (for selectors)
   --node-labels-file F  labels for selectors: key="value" lines (downward API) or a YAML map
+  --bootstrap-token-file F  workload identity outside Kubernetes: get a workload certificate (mesh mTLS)
+                        from the control plane with this token (docs/security.md)
+  --sa-token-file F     workload identity in Kubernetes: the projected service-account token
+                        (audience outrigger) presented for the workload certificate
+  --cert-ttl D          lifetime asked for the workload certificate (default: the control plane's)
   --admin-port N        admin API port (default 15000; 0 picks a free port)
   --admin-host H        admin API bind address (default 127.0.0.1). The bound address is advertised to
                         the control plane for \`outrigger stat/tap/top --control-plane\`; a wildcard bind
@@ -72,6 +77,9 @@ export const sidecarCommand: Command = {
         'nats-servers': { type: 'string' },
         'metrics-compat': { type: 'string', default: 'both' },
         'allow-ephemeral-ports': { type: 'boolean', default: false },
+        'bootstrap-token-file': { type: 'string' },
+        'sa-token-file': { type: 'string' },
+        'cert-ttl': { type: 'string' },
       },
       USAGE,
     )?.values;
@@ -85,6 +93,10 @@ export const sidecarCommand: Command = {
     if (values['control-plane'] && !values['node-id']) {
       throw new UsageError('--node-id is required with --control-plane', USAGE);
     }
+    const tokenFile = values['bootstrap-token-file'] ?? values['sa-token-file'];
+    if (values['bootstrap-token-file'] && values['sa-token-file']) throw new UsageError('give --bootstrap-token-file or --sa-token-file, not both', USAGE);
+    if (tokenFile && !values['control-plane']) throw new UsageError('workload identity (--bootstrap-token-file, --sa-token-file) needs --control-plane', USAGE);
+    if (values['cert-ttl'] && !tokenFile) throw new UsageError('--cert-ttl needs --bootstrap-token-file or --sa-token-file', USAGE);
     const compat = values['metrics-compat'] as MetricsCompat;
     if (!METRICS_COMPAT.includes(compat)) throw new UsageError(`--metrics-compat must be one of ${METRICS_COMPAT.join(', ')}`, USAGE);
     const maxHeapFraction = Number(values['max-heap-fraction']);
@@ -109,6 +121,7 @@ export const sidecarCommand: Command = {
               nodeId: values['node-id']!,
               nodeCluster: values['node-cluster'],
               nodeLabels,
+              identity: tokenFile ? { tokenFile, requestedTtlMs: values['cert-ttl'] ? parseDurationFlag(values['cert-ttl']) : undefined } : undefined,
             }
           : undefined,
         allowEphemeralPorts: values['allow-ephemeral-ports'],

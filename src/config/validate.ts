@@ -1,3 +1,4 @@
+import { checkClusterTls, checkListenerIdentity } from './validate-identity.js';
 import { Cluster_DiscoveryType, Cluster_LbPolicy, type Cluster, type ClusterLoadAssignment, type Endpoint } from '../gen/outrigger/config/v1/cluster_pb.js';
 import type { Listener } from '../gen/outrigger/config/v1/listener_pb.js';
 import type { Kind } from './kinds.js';
@@ -107,6 +108,7 @@ function checkListener(l: Listener, opts: ValidateOptions, exists: Exists, repor
   checkNonNegative(l.idleTimeout, 'spec.idleTimeout', report);
   checkHttpFilters(l.httpFilters, 'spec.httpFilters', report);
   checkNonNegative(l.limits?.requestHeadersTimeout, 'spec.limits.requestHeadersTimeout', report);
+  checkListenerIdentity(l, report);
 }
 
 /**
@@ -133,6 +135,7 @@ function hostPort(host: string, port: number): string {
 }
 
 function checkCluster(c: Cluster, exists: Exists, report: Report): void {
+  checkClusterTls(c, report);
   switch (c.type) {
     case Cluster_DiscoveryType.STATIC:
       if (c.endpoints.length === 0) report('spec.endpoints', 'a DISCOVERY_TYPE_STATIC cluster needs at least one endpoint');

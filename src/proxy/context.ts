@@ -6,6 +6,7 @@ import type { H1Pool } from './upstream/h1-pool.js';
 import type { H2Pool } from './upstream/h2-pool.js';
 import type { OriginalDestinations } from './upstream/original-dst.js';
 import type { OverloadState } from './overload/heap-overload.js';
+import type { SvidSource } from '../core/svid.js';
 
 /**
  * Long-lived collaborators of the data path, built once by the composition
@@ -27,4 +28,6 @@ export interface ProxyContext {
   readonly lifecycle: { draining: boolean };
   /** Heap-based load shedding (src/proxy/overload): while overloaded, new connections and requests are refused. */
   readonly overload?: OverloadState;
+  /** This sidecar's workload certificate (mesh mTLS, docs/security.md); absent without a control plane issuing one. */
+  readonly identity?: SvidSource;
 }

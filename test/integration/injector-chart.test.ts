@@ -177,11 +177,16 @@ describe('Helm chart charts/outrigger (real helm binary)', function () {
       expect(dep.spec.template.spec.volumes.find((v: { name: string }) => v.name === 'webhook-tls').secret.secretName).to.equal('outrigger-webhook-tls');
     });
 
-    it('RBAC: read-only watch of EndpointSlices, Services, Pods, Namespaces; only its own Secrets and ConfigMap', () => {
+    it('RBAC: read-only watch of EndpointSlices, Services, Pods, Namespaces, TokenReviews (workload identity); only its own Secrets and ConfigMap', () => {
       const cr = find(objs, 'ClusterRole')!;
-      const verbs = new Set(cr.rules.flatMap((r: { verbs: string[] }) => r.verbs));
+      const read = cr.rules.filter((r: { resources: string[] }) => !r.resources.includes('tokenreviews'));
+      const verbs = new Set(read.flatMap((r: { verbs: string[] }) => r.verbs));
       expect([...verbs].sort()).to.deep.equal(['get', 'list', 'watch']);
-      expect(cr.rules.flatMap((r: { resources: string[] }) => r.resources).sort()).to.deep.equal(['endpointslices', 'namespaces', 'pods', 'services']);
+      expect(read.flatMap((r: { resources: string[] }) => r.resources).sort()).to.deep.equal(['endpointslices', 'namespaces', 'pods', 'services']);
+      // The one write: TokenReviews, to check sidecars' service-account tokens.
+      expect(cr.rules.find((r: { resources: string[] }) => r.resources.includes('tokenreviews'))).to.deep.equal({ apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] });
+      const args = find(objs, 'Deployment')!.spec.template.spec.containers[0].args as string[];
+      expect(args.join(' ')).to.include('--trust-domain cluster.local --cert-ttl 24h --token-review');
       const role = find(objs, 'Role')!;
       for (const r of role.rules) expect(r.resourceNames, 'scoped by name').to.be.an('array').that.is.not.empty;
     });

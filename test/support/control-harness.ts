@@ -116,7 +116,9 @@ export function outrigger(args: string[], env: Record<string, string> = {}): Pro
 
 /** Starts `outrigger control` as a child process and waits for its ready line (stdout() is its log, JSON lines). */
 export async function spawnControlPlane(args: string[]): Promise<{ child: ChildProcess; port: number; stdout: () => string; stderr: () => string }> {
-  const child = spawn(process.execPath, [join(ROOT, 'bin/outrigger.js'), 'control', '--host', '127.0.0.1', '--metrics-port', '0', '--allow-ephemeral-ports', '--debounce', '0.02s', ...args], {
+  // Config streams are open unless the test gives workload tokens (identity tests check the authentication).
+  const open = args.includes('--workload-token-file') ? [] : ['--allow-unauthenticated-sidecars'];
+  const child = spawn(process.execPath, [join(ROOT, 'bin/outrigger.js'), 'control', '--host', '127.0.0.1', '--metrics-port', '0', '--allow-ephemeral-ports', '--debounce', '0.02s', ...open, ...args], {
     cwd: ROOT,
     env: { ...process.env, OUTRIGGER_FROM_SOURCE: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],

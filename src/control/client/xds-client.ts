@@ -19,6 +19,7 @@ import type { Logger } from '../../observability/logger.js';
 import { AsyncQueue } from '../async-queue.js';
 import { PROTOCOL_VERSION, USER_AGENT, fromWire, kindOfTypeUrl, typeUrlOf } from '../protocol.js';
 import { backoffDelayMs } from './backoff.js';
+import { readFile } from 'node:fs/promises';
 import { controlTransport, type ControlTls } from './transport.js';
 import { ClientMetrics } from './client-metrics.js';
 
@@ -45,6 +46,12 @@ export interface XdsClientOptions {
   readonly maxBackoffMs?: number;
   /** How long an inconsistent set may wait for the rest of a push before it is NACKed (xDS: 15 s). */
   readonly warmingTimeoutMs?: number;
+  /**
+   * The workload credential (projected service-account or bootstrap token),
+   * read at every connect and sent as `authorization: Bearer` (a control
+   * plane that authenticates sidecars refuses streams without it).
+   */
+  readonly tokenFile?: string;
 }
 
 /** A response received and checked, waiting to be applied together with the rest of its push. */
@@ -163,7 +170,8 @@ export class XdsClient implements ConfigSource {
     }
     let gotResponse = false;
     try {
-      for await (const res of client.streamAggregatedResources(requests, { signal: abort.signal })) {
+      const headers = this.opts.tokenFile ? { authorization: `Bearer ${(await readFile(this.opts.tokenFile, 'utf8')).trim()}` } : undefined;
+      for await (const res of client.streamAggregatedResources(requests, { signal: abort.signal, headers })) {
         if (!gotResponse) {
           gotResponse = true;
           this.attempt = 0;

@@ -14,6 +14,8 @@ import type { ControlPlane } from './control-plane.js';
 import { DeltaStream } from './delta-stream.js';
 import { SotwStream } from './sotw-stream.js';
 import type { ResponseSink } from './response-sink.js';
+import type { SidecarAuth } from './ca/sidecar-auth.js';
+import type { WorkloadCaller } from './ca/workload-auth.js';
 
 /**
  * The two ADS streams served straight on node:http2 (gRPC framing by hand)
@@ -115,20 +117,66 @@ class GrpcResponder<M extends DescMessage> implements ResponseSink<MessageShape<
   }
 }
 
-/** Serves one SotW or delta stream on its HTTP/2 stream until either side ends it. */
-export function serveRawAds(cp: ControlPlane, req: Http2ServerRequest, kind: 'sotw' | 'delta'): void {
+/**
+ * Serves one SotW or delta stream on its HTTP/2 stream until either side ends
+ * it. With `auth` the stream's credential is checked first (its DATA is held
+ * meanwhile) and the node id of its first request must match it.
+ */
+export function serveRawAds(cp: ControlPlane, req: Http2ServerRequest, kind: 'sotw' | 'delta', auth?: SidecarAuth): void {
   const h2 = req.stream;
   const encoding = req.headers['grpc-encoding'];
-  // Authenticating sidecar streams belongs to the identity/mTLS issue: the
-  // peer (req.socket, its certificate) is available here before register.
+  if (!auth) return start(cp, h2, kind, encoding, undefined, undefined, []);
+  const held: Buffer[] = [];
+  const hold = (c: Buffer): void => void held.push(c);
+  h2.on('data', hold);
+  h2.on('error', () => {});
+  auth.authenticate(req.headers.authorization).then(
+    (caller) => {
+      h2.removeListener('data', hold);
+      if (h2.destroyed) return;
+      start(cp, h2, kind, encoding, auth, caller, held);
+    },
+    (err: Error) => {
+      h2.removeListener('data', hold);
+      if (h2.destroyed) return;
+      // Trailers-only refusal: nothing of the config is sent.
+      const ce = ConnectError.from(err);
+      h2.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(ce.code), 'grpc-message': encodeURIComponent(ce.rawMessage) }, { endStream: true });
+    },
+  );
+}
+
+function start(
+  cp: ControlPlane,
+  h2: ServerHttp2Stream,
+  kind: 'sotw' | 'delta',
+  encoding: string | string[] | undefined,
+  auth: SidecarAuth | undefined,
+  caller: WorkloadCaller | undefined,
+  held: Buffer[],
+): void {
+  let checked = auth === undefined;
+  const check = (nodeId: string | undefined): void => {
+    if (checked) return;
+    auth!.checkNode(caller, nodeId);
+    checked = true;
+  };
   if (kind === 'sotw') {
     const out = new GrpcResponder(h2, DiscoveryResponseSchema);
     const stream = new SotwStream(cp, cp.nextId(), out);
-    run(cp, h2, stream, out, encoding, (b) => stream.handle(fromBinary(DiscoveryRequestSchema, b)));
+    run(cp, h2, stream, out, encoding, held, (b) => {
+      const r = fromBinary(DiscoveryRequestSchema, b);
+      check(r.node?.id);
+      stream.handle(r);
+    });
   } else {
     const out = new GrpcResponder(h2, DeltaDiscoveryResponseSchema);
     const stream = new DeltaStream(cp, cp.nextId(), out);
-    run(cp, h2, stream, out, encoding, (b) => stream.handle(fromBinary(DeltaDiscoveryRequestSchema, b)));
+    run(cp, h2, stream, out, encoding, held, (b) => {
+      const r = fromBinary(DeltaDiscoveryRequestSchema, b);
+      check(r.node?.id);
+      stream.handle(r);
+    });
   }
 }
 
@@ -138,6 +186,7 @@ function run(
   stream: SotwStream | DeltaStream,
   out: ResponseSink<unknown>,
   encoding: string | string[] | undefined,
+  held: Buffer[],
   handle: (bytes: Uint8Array) => void,
 ): void {
   cp.register(stream);
@@ -159,6 +208,8 @@ function run(
       finish(ce);
     }
   };
+  for (const c of held) onData(c);
+  if (done) return;
   h2.on('data', onData);
   // The sidecar half-closed: the stream ends with OK (or INTERNAL when a message was cut off).
   h2.once('end', () => finish(reader.partial ? new ConnectError('request stream ended inside a message', Code.Internal) : undefined));

@@ -3,6 +3,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
+import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import { createContextValues } from '@connectrpc/connect';
 import { Registry, collectDefaultMetrics } from 'prom-client';
@@ -20,6 +21,25 @@ import { discoveryService } from './discovery-service.js';
 import { rawAdsKind, serveRawAds } from './ads-h2.js';
 import { operatorService, type ProviderStatusView } from './operator-service.js';
 import { StatusBoard, sidecarStatusOf } from './status-board.js';
+import { IdentityService } from '../../gen/outrigger/control/v1/identity_pb.js';
+import type { CertificateAuthority } from './ca/certificate-authority.js';
+import { identityService } from './ca/identity-service.js';
+import { SidecarAuth } from './ca/sidecar-auth.js';
+import type { WorkloadAuthenticator } from './ca/workload-auth.js';
+
+/** The control plane as the mesh's CA (docs/security.md). */
+export interface IdentityOptions {
+  readonly ca: CertificateAuthority;
+  /** Who a workload's bearer token names (bootstrap token file, TokenReview). */
+  readonly auth: WorkloadAuthenticator;
+  readonly certTtlMs: number;
+  /**
+   * Config streams must present a workload credential whose namespace is
+   * the node id's (issue 17 point 6). False keeps streams open to anyone
+   * (--allow-unauthenticated-sidecars; loudly logged).
+   */
+  readonly authenticateSidecars?: boolean;
+}
 
 export interface ControlServerOptions {
   readonly store: StateStore;
@@ -47,6 +67,8 @@ export interface ControlServerOptions {
   readonly generated?: GeneratedResources;
   /** The discovery providers behind `generated`, for `outrigger status`. */
   readonly discoveryStatus?: () => readonly ProviderStatusView[];
+  /** Serve the IdentityService (certificate issuance); absent: not served. */
+  readonly identity?: IdentityOptions;
 }
 
 /** A replica id unique per process: hostname (the pod name in Kubernetes), pid and a random suffix. */
@@ -76,6 +98,8 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
   // process_* and nodejs_* under the control plane's prefix (outrigger_control_process_resident_memory_bytes, …).
   collectDefaultMetrics({ register: registry, prefix: 'outrigger_control_' });
   const identifier = opts.identifier ?? defaultReplicaId();
+  /** The last certificate issued to each node id by this replica (status). */
+  const certificates = new Map<string, { spiffeId: string; notAfterMs: number }>();
   let board: StatusBoard | undefined;
   const plane = await ControlPlane.start({
     store: opts.store,
@@ -92,17 +116,35 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
   });
   board = new StatusBoard({
     identifier,
-    local: () => plane.statusOf().map((s) => sidecarStatusOf(s, identifier)),
+    local: () =>
+      plane.statusOf().map((s) => {
+        const st = sidecarStatusOf(s, identifier);
+        const cert = certificates.get(st.nodeId);
+        if (cert) {
+          st.spiffeId = cert.spiffeId;
+          st.certificateExpiry = timestampFromMs(cert.notAfterMs);
+        }
+        return st;
+      }),
     store: opts.store.replicaStatus,
     clock: opts.clock,
     logger: opts.logger,
     ttlMs: opts.statusTtlMs,
   });
   const status = board;
+  const sidecarAuth = opts.identity
+    ? new SidecarAuth({ auth: opts.identity.auth, allowUnauthenticated: !opts.identity.authenticateSidecars, logger: opts.logger, registry })
+    : undefined;
   const connectHandler = connectNodeAdapter({
     routes(router) {
-      router.service(AggregatedDiscoveryService, discoveryService(plane));
+      router.service(AggregatedDiscoveryService, discoveryService(plane, sidecarAuth));
       router.service(OperatorService, operatorService(plane, opts.auth, status, opts.discoveryStatus));
+      if (opts.identity) {
+        router.service(
+          IdentityService,
+          identityService({ ...opts.identity, logger: opts.logger, registry, onIssued: (node, id, notAfterMs) => certificates.set(node, { spiffeId: id, notAfterMs }) }),
+        );
+      }
       // Health needs no credentials (probes).
       router.service(Health, {
         check: () => ({ status: HealthCheckResponse_ServingStatus.SERVING }),
@@ -116,7 +158,7 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
   // gRPC sidecar streams skip connect (see ads-h2.ts); everything else is connect's.
   const handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): void => {
     const ads = req instanceof http2.Http2ServerRequest ? rawAdsKind(req) : undefined;
-    if (ads) serveRawAds(plane, req as http2.Http2ServerRequest, ads);
+    if (ads) serveRawAds(plane, req as http2.Http2ServerRequest, ads, sidecarAuth);
     else connectHandler(req, res);
   };
   const server = opts.tls

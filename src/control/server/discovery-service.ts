@@ -5,6 +5,8 @@ import type { ControlPlane } from './control-plane.js';
 import { DeltaStream } from './delta-stream.js';
 import { SotwStream } from './sotw-stream.js';
 import type { DiscoveryStream, StreamTypeStatus } from './stream-host.js';
+import type { SidecarAuth } from './ca/sidecar-auth.js';
+import type { WorkloadCaller } from './ca/workload-auth.js';
 
 /**
  * The responses of a stream as connect iterates them, then `done` once (end,
@@ -53,10 +55,33 @@ function responses<T>(out: AsyncQueue<T>, done: () => void): AsyncIterable<T> {
  * pushes. Authenticating sidecars belongs to the identity/mTLS issue: the
  * hook is here (ctx is available to check a peer identity before register).
  */
-export function discoveryService(cp: ControlPlane): ServiceImpl<typeof AggregatedDiscoveryService> {
+export function discoveryService(cp: ControlPlane, auth?: SidecarAuth): ServiceImpl<typeof AggregatedDiscoveryService> {
+  if (!auth) {
+    return {
+      streamAggregatedResources: (requests) => serve(cp, requests, (out) => new SotwStream(cp, cp.nextId(), out)),
+      deltaAggregatedResources: (requests) => serve(cp, requests, (out) => new DeltaStream(cp, cp.nextId(), out)),
+    };
+  }
+  // The same credential and node checks as the raw gRPC path (ads-h2.ts).
+  const guarded = <Req extends { node?: { id: string } }>(requests: AsyncIterable<Req>, caller: WorkloadCaller | undefined): AsyncIterable<Req> => ({
+    async *[Symbol.asyncIterator]() {
+      let first = true;
+      for await (const r of requests) {
+        if (first) auth.checkNode(caller, r.node?.id);
+        first = false;
+        yield r;
+      }
+    },
+  });
   return {
-    streamAggregatedResources: (requests) => serve(cp, requests, (out) => new SotwStream(cp, cp.nextId(), out)),
-    deltaAggregatedResources: (requests) => serve(cp, requests, (out) => new DeltaStream(cp, cp.nextId(), out)),
+    async *streamAggregatedResources(requests, ctx) {
+      const caller = await auth.authenticate(ctx.requestHeader.get('authorization') ?? undefined);
+      yield* serve(cp, guarded(requests, caller), (out) => new SotwStream(cp, cp.nextId(), out));
+    },
+    async *deltaAggregatedResources(requests, ctx) {
+      const caller = await auth.authenticate(ctx.requestHeader.get('authorization') ?? undefined);
+      yield* serve(cp, guarded(requests, caller), (out) => new DeltaStream(cp, cp.nextId(), out));
+    },
   };
 }
 

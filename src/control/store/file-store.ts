@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { StateStore } from './state-store.js';
+import type { CaStore, StateStore } from './state-store.js';
 import { EMPTY_STATE, type StoreState } from './store-state.js';
 
 const FILE = 'state.json';
+/** The self-generated CA (key included: mode 0600), beside the state. */
+const CA_FILE = 'ca.json';
 
 /**
  * Writes `data` to `dir/name` so that a crash at any moment leaves either the
@@ -36,7 +38,7 @@ export async function writeFileAtomic(dir: string, name: string, data: string): 
 }
 
 /** `file:DIR`: the whole state in DIR/state.json, replaced atomically on every commit. One writer per directory. */
-export class FileStateStore implements StateStore {
+export class FileStateStore implements StateStore, CaStore {
   private revision = -1;
 
   private constructor(private readonly dir: string) {}
@@ -46,7 +48,7 @@ export class FileStateStore implements StateStore {
     // Temp files of writes a crash (kill -9) interrupted: never renamed, so
     // never part of the state. One writer per directory, so none is live.
     for (const f of await readdir(dir)) {
-      if (f.startsWith(`.${FILE}.`) && f.endsWith('.tmp')) await unlink(join(dir, f)).catch(() => {});
+      if ((f.startsWith(`.${FILE}.`) || f.startsWith(`.${CA_FILE}.`)) && f.endsWith('.tmp')) await unlink(join(dir, f)).catch(() => {});
     }
     return new FileStateStore(dir);
   }
@@ -77,6 +79,39 @@ export class FileStateStore implements StateStore {
     await writeFileAtomic(this.dir, FILE, JSON.stringify(next));
     this.revision = next.revision;
     return true;
+  }
+
+  get ca(): CaStore {
+    return this;
+  }
+
+  async loadCa(): Promise<string | undefined> {
+    try {
+      return await readFile(join(this.dir, CA_FILE), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  /** Temp file (fsynced) hard-linked to ca.json: link() fails if it exists, so the first writer wins atomically. */
+  async initCa(candidate: string): Promise<string> {
+    const tmp = join(this.dir, `.${CA_FILE}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+    const fh = await open(tmp, 'w', 0o600);
+    try {
+      await fh.writeFile(candidate);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    try {
+      await link(tmp, join(this.dir, CA_FILE));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    } finally {
+      await unlink(tmp).catch(() => {});
+    }
+    return (await this.loadCa())!;
   }
 
   onExternalChange(): void {

@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import type { ChangeReason, ReplicaStatusStore, StateStore } from './state-store.js';
+import type { CaStore, ChangeReason, ReplicaStatusStore, StateStore } from './state-store.js';
 import { EMPTY_STATE, type StoreState } from './store-state.js';
 
 const STATE_KEY = 'outrigger:control:state';
@@ -8,8 +8,10 @@ const CHANNEL = 'outrigger:control:changes';
 /** The set of replica ids that published a status entry, and the prefix of each entry's key (`…status:<id>`, with a TTL). */
 const REPLICAS_KEY = 'outrigger:control:replicas';
 const STATUS_PREFIX = 'outrigger:control:status:';
+/** The self-generated CA (certificate and key), written once with SET NX. */
+const CA_KEY = 'outrigger:control:ca';
 /** The keys and channel, for tools and tests that look at redis directly. */
-export const REDIS_KEYS = { state: STATE_KEY, revision: REVISION_KEY, channel: CHANNEL, replicas: REPLICAS_KEY, statusPrefix: STATUS_PREFIX } as const;
+export const REDIS_KEYS = { state: STATE_KEY, revision: REVISION_KEY, channel: CHANNEL, replicas: REPLICAS_KEY, statusPrefix: STATUS_PREFIX, ca: CA_KEY } as const;
 
 /**
  * Compare-and-set of the revision and the state, and the publish, as one
@@ -56,7 +58,7 @@ return out`;
  * keeps a status entry with a TTL (ReplicaStatusStore) so Status on any
  * replica lists the sidecars of all of them.
  */
-export class RedisStateStore implements StateStore, ReplicaStatusStore {
+export class RedisStateStore implements StateStore, ReplicaStatusStore, CaStore {
   private readonly callbacks: ((reason: ChangeReason) => void)[] = [];
   private closed = false;
 
@@ -115,6 +117,22 @@ export class RedisStateStore implements StateStore, ReplicaStatusStore {
 
   get replicaStatus(): ReplicaStatusStore {
     return this;
+  }
+
+  get ca(): CaStore {
+    return this;
+  }
+
+  async loadCa(): Promise<string | undefined> {
+    return (await this.client.get(CA_KEY)) ?? undefined;
+  }
+
+  /** SET NX: the first replica's CA wins; every replica then reads that one. */
+  async initCa(candidate: string): Promise<string> {
+    await this.client.set(CA_KEY, candidate, 'NX');
+    const stored = await this.client.get(CA_KEY);
+    if (stored === null) throw new Error('redis: the CA key vanished right after it was written');
+    return stored;
   }
 
   async putReplicaStatus(replica: string, text: string, ttlMs: number): Promise<void> {

@@ -21,6 +21,19 @@ export interface ReplicaStatusStore {
   removeReplicaStatus(replica: string): Promise<void>;
 }
 
+/**
+ * Where the control plane's self-generated CA (a JSON text: certificate and
+ * key PEM) is kept, so every replica sharing the store signs with the same
+ * root. Written once, first writer wins; never part of the config state
+ * (not in history, never served).
+ */
+export interface CaStore {
+  /** The stored CA, or undefined when none was stored yet. */
+  loadCa(): Promise<string | undefined>;
+  /** Stores `candidate` unless a CA is already stored; resolves to the stored one (ours or the first writer's). */
+  initCa(candidate: string): Promise<string>;
+}
+
 export interface StateStore {
   /** Reads the latest state (EMPTY_STATE when nothing was ever stored). */
   load(): Promise<StoreState>;
@@ -37,4 +50,6 @@ export interface StateStore {
   readonly description: string;
   /** Shared replica status, for stores several replicas share (redis); absent for a single-replica store. */
   readonly replicaStatus?: ReplicaStatusStore;
+  /** The self-generated CA's home (both stores have one). */
+  readonly ca?: CaStore;
 }

@@ -51,6 +51,8 @@ export interface ConnectionInfo {
   readonly scheme: string;
   /** Where the connection was going before iptables redirected it (ORIGINAL_DST clusters). */
   readonly originalDst?: Destination | undefined;
+  /** The SPIFFE ID of a peer sidecar, verified by mesh mTLS on this connection (docs/security.md); undefined otherwise. */
+  readonly peerPrincipal?: string | undefined;
 }
 
 /**
@@ -89,7 +91,9 @@ export abstract class Downstream {
     readonly headers: IncomingHttpHeaders,
     /** `application/grpc*` over HTTP/2: local replies are gRPC trailers-only answers. */
     readonly grpc: boolean,
-  ) {}
+  ) {
+    if (conn.peerPrincipal !== undefined) ex.source_principal = conn.peerPrincipal;
+  }
 
   /** The request body as the protocol delivers it (forwarders read it and run data filters themselves). */
   abstract readonly rawBody: Readable;

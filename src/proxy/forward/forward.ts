@@ -19,9 +19,21 @@ import { forwardWebSocket } from './websocket.js';
  * forwarders relay at stream level with backpressure both ways and honour
  * the exchange's scope (client gone, deadline).
  */
+/** Envoy's x-forwarded-client-cert for a verified mesh peer: `By=<our SPIFFE ID>;URI=<the peer's>`. */
+function xfccOf(ctx: ProxyContext, peer: string): string {
+  const me = ctx.identity?.current()?.spiffeId;
+  return me !== undefined ? `By=${me};URI=${peer}` : `URI=${peer}`;
+}
+
 export function forward(ctx: ProxyContext, ds: Downstream, t: UpstreamTarget): void {
   // request_id is decided by handleExchange before any terminal runs (observability: one id per exchange).
-  const fwd = { clientAddress: ds.conn.clientAddress, scheme: ds.conn.scheme, trustedHops: t.settings.trustedHops, requestId: ds.ex.request_id! };
+  const fwd = {
+    clientAddress: ds.conn.clientAddress,
+    scheme: ds.conn.scheme,
+    trustedHops: t.settings.trustedHops,
+    requestId: ds.ex.request_id!,
+    clientCert: ds.conn.peerPrincipal !== undefined && t.settings.config.forwardClientCert ? xfccOf(ctx, ds.conn.peerPrincipal) : undefined,
+  };
   switch (ds.kind) {
     case 'h2': {
       const out: OutgoingHttpHeaders = { ':method': ds.method, ':path': t.path, ':authority': t.authority, ':scheme': 'http' };

@@ -24,7 +24,7 @@ export function forwardH1ToH2(ctx: ProxyContext, ds: H1Downstream, t: UpstreamTa
   const res = ds.res;
   const chain = ds.chain;
   const respData = chain !== undefined && chain.hasResponseData;
-  const conn = ctx.h2.get(ep, cluster.connectTimeoutMs, cluster.idleTimeoutMs);
+  const conn = ctx.h2.get(ep, cluster.connectTimeoutMs, cluster.idleTimeoutMs, cluster.upstreamTls);
   const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
   let up: ClientHttp2Stream;
   try {

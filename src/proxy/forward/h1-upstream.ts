@@ -23,7 +23,7 @@ export function h1UpstreamRequest(
   headers: Record<string, string | string[]>,
   cb: H1UpstreamCallbacks,
 ): ClientRequest {
-  const agent = ctx.h1.agent(ep, cluster.maxIdleConnections, cluster.idleTimeoutMs);
+  const agent = ctx.h1.agent(ep, cluster.maxIdleConnections, cluster.idleTimeoutMs, cluster.upstreamTls);
   const req = http.request({ agent, host: ep.host, port: ep.port, method, path, headers, setHost: false });
   let connected = false;
   let failed = false;
@@ -35,7 +35,9 @@ export function h1UpstreamRequest(
     const timer = ctx.clock.setTimer(cluster.connectTimeoutMs, () => {
       if (!connected) req.destroy(new Error(`connect timeout after ${cluster.connectTimeoutMs}ms`));
     });
-    socket.once('connect', () => {
+    // TLS upstreams (cluster `tls`) are connected once the handshake is done (and the peer verified).
+    const tls = cluster.upstreamTls !== undefined;
+    socket.once(tls ? 'secureConnect' : 'connect', () => {
       connected = true;
       timer.cancel();
     });
@@ -45,6 +47,7 @@ export function h1UpstreamRequest(
   req.on('error', (err) => {
     if (failed) return;
     failed = true;
+    if (!connected && cluster.upstreamTls) ctx.logger.warn({ upstream: ep.key, cluster: cluster.name, err: err.message }, 'upstream TLS connection failed');
     cb.onError(err, connected);
   });
   return req;

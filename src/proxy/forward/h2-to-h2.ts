@@ -39,7 +39,7 @@ export function forwardH2ToH2(ctx: ProxyContext, ds: H2Downstream, t: UpstreamTa
   const chain = ds.chain;
   const reqData = chain !== undefined && chain.hasRequestData;
   const respData = chain !== undefined && chain.hasResponseData;
-  let upConn = ctx.h2.get(ep, cluster.connectTimeoutMs, cluster.idleTimeoutMs);
+  let upConn = ctx.h2.get(ep, cluster.connectTimeoutMs, cluster.idleTimeoutMs, cluster.upstreamTls);
   let up!: ClientHttp2Stream;
   let responded = false;
   let upEnded = false;
@@ -61,7 +61,7 @@ export function forwardH2ToH2(ctx: ProxyContext, ds: H2Downstream, t: UpstreamTa
     } catch (err) {
       // The session went away between the pool lookup and now (GOAWAY): one more try on a new one.
       if (attempts++ === 0) {
-        upConn = ctx.h2.get(ep, cluster.connectTimeoutMs, cluster.idleTimeoutMs);
+        upConn = ctx.h2.get(ep, cluster.connectTimeoutMs, cluster.idleTimeoutMs, cluster.upstreamTls);
         return open();
       }
       localReply(ds, 'upstream_connect_failure', (err as Error).message);
@@ -161,7 +161,7 @@ export function forwardH2ToH2(ctx: ProxyContext, ds: H2Downstream, t: UpstreamTa
         if (stream.closed) return;
         if (replay !== undefined && attempts < MAX_REFUSED_RETRIES && isRefused(u, upErrorCode)) {
           attempts++;
-          upConn = ctx.h2.get(ep, cluster.connectTimeoutMs, cluster.idleTimeoutMs);
+          upConn = ctx.h2.get(ep, cluster.connectTimeoutMs, cluster.idleTimeoutMs, cluster.upstreamTls);
           open();
           return;
         }

@@ -42,6 +42,8 @@ export class Exchange {
   request_id: string | undefined = undefined;
   flags: string | undefined = undefined;
   headers: Record<string, string> | undefined = undefined;
+  /** The mesh mTLS peer's SPIFFE ID (docs/security.md), when the connection had one. */
+  source_principal: string | undefined = undefined;
   private readonly startMs: number;
   private done = false;
 
@@ -110,6 +112,7 @@ export class Exchange {
       request_id: this.request_id,
       flags: this.flags,
       headers: this.headers,
+      source_principal: this.source_principal,
     };
   }
 }

@@ -25,6 +25,12 @@ export interface ForwardingInfo {
   trustedHops: number;
   /** The exchange's request id, decided at the start of the pipeline (request-id.ts). */
   requestId: string;
+  /**
+   * x-forwarded-client-cert for the upstream (a listener's forwardClientCert
+   * with a verified mesh peer). A client's own header never passes (Envoy's
+   * SANITIZE): only this value, when set.
+   */
+  clientCert?: string | undefined;
 }
 
 type InHeaders = Record<string, string | string[] | undefined>;
@@ -47,7 +53,7 @@ export function copyRequestHeaders(inH: InHeaders, out: OutHeaders, fwd: Forward
       if (k === 'te' && typeof v === 'string' && v.toLowerCase().includes('trailers')) out['te'] = 'trailers';
       continue;
     }
-    if (k.startsWith(INTERNAL_PREFIX)) continue;
+    if (k.startsWith(INTERNAL_PREFIX) || k === 'x-forwarded-client-cert') continue;
     if (listed !== undefined && listed.has(k)) continue;
     out[k] = v;
   }
@@ -56,6 +62,7 @@ export function copyRequestHeaders(inH: InHeaders, out: OutHeaders, fwd: Forward
   out['x-forwarded-for'] = trusted && xff ? `${xff}, ${fwd.clientAddress}` : fwd.clientAddress;
   if (!trusted || !inH['x-forwarded-proto']) out['x-forwarded-proto'] = fwd.scheme;
   out['x-request-id'] = fwd.requestId;
+  if (fwd.clientCert !== undefined) out['x-forwarded-client-cert'] = fwd.clientCert;
   return fwd.requestId;
 }
 

@@ -14,6 +14,12 @@ import { detectProtocol, MAX_DETECT_BYTES } from './detect.js';
 import { settingsHandshake } from './settings-handshake.js';
 import { goawayAndDestroy, StreamLimiter } from './stream-limit.js';
 import { ORIGINAL_DST, type Destination } from '../upstream/original-dst.js';
+import { PeerAuthentication } from '../../gen/outrigger/config/v1/listener_pb.js';
+import { checkPeerSvid } from '../../core/spiffe.js';
+import type { Svid } from '../../core/svid.js';
+
+/** The verified SPIFFE ID of a mesh mTLS peer, set on its TLS socket. */
+export const PEER_PRINCIPAL = Symbol('outrigger.peerPrincipal');
 
 type Outcome = 'h2c' | 'http1' | 'tls' | 'opaque' | 'timeout' | 'closed' | 'declared_opaque';
 
@@ -46,6 +52,8 @@ export class ProxyListener {
   private readonly h1Servers = new Map<http.Server, { open: number }>();
   private draining = false;
   private bakedKey = '';
+  /** Mesh mTLS termination (peerAuthentication), made at the first mesh connection; its context follows the SVID. */
+  private meshTls: { server: tls.Server; svid: Svid } | undefined;
 
   constructor(
     private readonly ctx: ProxyContext,
@@ -132,6 +140,58 @@ export class ProxyListener {
     this.h2 = h2;
     const t = s.config.tls;
     this.tlsServer = t?.certFile && t.keyFile ? this.tlsServerFor(readFileSync(t.certFile), readFileSync(t.keyFile), h1, h2) : undefined;
+    // Rebuilt on the next mesh connection around the new h1/h2 servers.
+    this.meshTls = undefined;
+  }
+
+  /**
+   * The mesh mTLS server for a new connection: one tls.Server per listener,
+   * whose context is swapped (setSecureContext) when the workload
+   * certificate rotated: a pointer compare per connection, nothing per
+   * request. Handshakes in progress and open connections keep the context
+   * they started with. undefined while the sidecar has no certificate.
+   */
+  private meshServer(): tls.Server | undefined {
+    const svid = this.ctx.identity?.current();
+    if (!svid) return undefined;
+    const m = this.meshTls;
+    if (m && m.svid === svid) return m.server;
+    const ctxOpts = { cert: svid.certChainPem, key: svid.keyPem, ca: [...svid.bundlePem] };
+    if (m) {
+      m.server.setSecureContext(ctxOpts);
+      this.meshTls = { server: m.server, svid };
+      return m.server;
+    }
+    const server = tls.createServer({ ...ctxOpts, requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['h2', 'http/1.1'], handshakeTimeout: 10_000 });
+    const h1 = this.h1;
+    const h2 = this.h2;
+    server.on('secureConnection', (tlsSocket: tls.TLSSocket) => {
+      tlsSocket.on('error', noop);
+      const name = this.name;
+      // The chain verified against the bundle (rejectUnauthorized); the SVID rules are ours: one SPIFFE ID of our trust domain.
+      const td = this.meshTls?.svid.trustDomain ?? svid.trustDomain;
+      const v = checkPeerSvid(tlsSocket.getPeerCertificate().subjectaltname, td);
+      if (!v.ok) {
+        this.ctx.metrics.rejectedConnections.inc({ listener: name, reason: 'mtls_peer_identity' });
+        this.ctx.logger.info({ listener: name, reason: v.reason }, 'mesh mTLS peer refused');
+        tlsSocket.destroy();
+        return;
+      }
+      (tlsSocket as PeerCarrier)[PEER_PRINCIPAL] = v.id;
+      const raw = (tlsSocket as { _parent?: OriginalDstCarrier })._parent;
+      if (raw?.[ORIGINAL_DST]) (tlsSocket as OriginalDstCarrier)[ORIGINAL_DST] = raw[ORIGINAL_DST];
+      const h2alpn = tlsSocket.alpnProtocol === 'h2';
+      this.ctx.metrics.connections.inc({ listener: name, protocol: h2alpn ? 'mtls_h2' : 'mtls_http1' });
+      if (h2alpn) this.startH2(tlsSocket, EMPTY, h2);
+      else h1.emit('connection', tlsSocket);
+    });
+    server.on('tlsClientError', (err: Error, tlsSocket: tls.TLSSocket) => {
+      this.ctx.metrics.rejectedConnections.inc({ listener: this.name, reason: 'mtls_handshake' });
+      this.ctx.logger.info({ listener: this.name, err: err.message }, 'mesh mTLS handshake failed');
+      tlsSocket.destroy();
+    });
+    this.meshTls = { server, svid };
+    return server;
   }
 
   /** Inner HTTP/1 servers alive: the current one and superseded ones with open connections (diagnostics, tests). */
@@ -248,6 +308,27 @@ export class ProxyListener {
 
   private dispatch(outcome: Outcome, socket: Socket, buf: Buffer, view: ListenerView): void {
     const s = view.settings;
+    const peerAuth = s.config.peerAuthentication;
+    if (peerAuth === PeerAuthentication.PERMISSIVE || peerAuth === PeerAuthentication.STRICT) {
+      if (outcome === 'tls') {
+        const server = this.meshServer();
+        if (!server) {
+          this.ctx.metrics.rejectedConnections.inc({ listener: s.name, reason: 'mtls_no_certificate' });
+          socket.destroy();
+          return;
+        }
+        socket.pause();
+        socket.unshift(buf);
+        server.emit('connection', socket);
+        return;
+      }
+      if (peerAuth === PeerAuthentication.STRICT && outcome !== 'closed') {
+        // STRICT: only mesh mTLS; plaintext (or silence) is refused and counted.
+        this.ctx.metrics.rejectedConnections.inc({ listener: s.name, reason: 'plaintext_in_strict' });
+        socket.destroy();
+        return;
+      }
+    }
     switch (outcome) {
       case 'h2c':
         this.ctx.metrics.connections.inc({ listener: s.name, protocol: outcome });
@@ -444,12 +525,14 @@ export class ProxyListener {
 const EMPTY = Buffer.alloc(0);
 
 type OriginalDstCarrier = { [ORIGINAL_DST]?: Destination };
+type PeerCarrier = { [PEER_PRINCIPAL]?: string };
 
 function infoOf(socket: Socket): H1ConnectionInfo {
   return {
     clientAddress: socket.remoteAddress ?? '',
     scheme: (socket as { encrypted?: boolean }).encrypted ? 'https' : 'http',
     originalDst: (socket as OriginalDstCarrier)[ORIGINAL_DST],
+    peerPrincipal: (socket as PeerCarrier)[PEER_PRINCIPAL],
   };
 }
 

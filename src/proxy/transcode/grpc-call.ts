@@ -64,7 +64,7 @@ export class GrpcCall {
     scope?: AbortScope<AbortReason>,
   ) {
     if (scope === undefined) scope = this.ownScope = new AbortScope();
-    const conn = ctx.h2.get(ep, cluster.connectTimeoutMs, cluster.idleTimeoutMs);
+    const conn = ctx.h2.get(ep, cluster.connectTimeoutMs, cluster.idleTimeoutMs, cluster.upstreamTls);
     let stream: ClientHttp2Stream;
     try {
       stream = conn.session.request(

@@ -16,6 +16,7 @@ import {
   type Picker,
 } from './lb/picker.js';
 import { roundRobin } from './lb/round-robin.js';
+import { upstreamTlsOf, type UpstreamTlsPolicy } from './upstream-tls.js';
 import { systemClock } from '../../core/clock.js';
 import { systemRandom } from '../../core/random.js';
 import { DEFAULT_EWMA_DECAY_MS, DEFAULT_EWMA_RTT_MS, EndpointStatsTable, type Attempt } from './endpoint-stats.js';
@@ -54,6 +55,8 @@ export class ClusterRuntime {
   private ejected: ReadonlySet<string> = NO_KEYS;
   /** Active requests, latency and totals per endpoint key; outlives pickers. */
   readonly stats: EndpointStatsTable;
+  /** `tls`: how upstream connections are secured (undefined: plaintext). Set by build(). */
+  upstreamTls: UpstreamTlsPolicy | undefined = undefined;
 
   constructor(
     readonly name: string,
@@ -86,7 +89,7 @@ export class ClusterRuntime {
   static build(c: Cluster, cla: ClusterLoadAssignment | undefined, deps: PolicyDeps = {}): ClusterRuntime {
     const source: readonly Endpoint[] = takesLoadAssignment(c.type) ? (cla?.endpoints ?? []) : c.endpoints;
     const endpoints = source.map(toAddress);
-    return new ClusterRuntime(
+    const rt = new ClusterRuntime(
       c.name,
       endpoints,
       protocolOf(c.protocol),
@@ -104,6 +107,8 @@ export class ClusterRuntime {
       limitsOf(c),
       discoveredHealth(source),
     );
+    rt.upstreamTls = upstreamTlsOf(c.tls, c.name);
+    return rt;
   }
 
   get policyName(): string {

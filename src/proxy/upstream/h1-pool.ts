@@ -1,5 +1,23 @@
 import http from 'node:http';
 import type { EndpointAddress } from './endpoint.js';
+import type { SvidSource } from '../../core/svid.js';
+import { connectTls, type UpstreamTlsPolicy } from './upstream-tls.js';
+
+/** An agent whose sockets are TLS (ALPN http/1.1), made by the cluster's policy at each new connection. */
+class TlsAgent extends http.Agent {
+  constructor(
+    opts: http.AgentOptions,
+    private readonly ep: EndpointAddress,
+    private readonly policy: UpstreamTlsPolicy,
+    private readonly identity: SvidSource | undefined,
+  ) {
+    super(opts);
+  }
+
+  override createConnection(): ReturnType<http.Agent['createConnection']> {
+    return connectTls(this.policy, this.ep, this.identity, ['http/1.1']);
+  }
+}
 
 /**
  * Keep-alive HTTP/1.1 agents, one per upstream endpoint, shared across config
@@ -8,12 +26,20 @@ import type { EndpointAddress } from './endpoint.js';
  */
 export class H1Pool {
   private readonly agents = new Map<string, http.Agent>();
+  /** The endpoint key of each TLS agent's pool key (`KEY#POLICY`), for retain(). */
+  private readonly endpointOf = new Map<string, string>();
 
-  agent(ep: EndpointAddress, maxIdle: number, idleTimeoutMs: number): http.Agent {
-    let a = this.agents.get(ep.key);
+  /** `identity`: the workload certificate for clusters with `tls: {mode: TLS_MODE_MESH}`. */
+  constructor(private readonly identity?: SvidSource) {}
+
+  agent(ep: EndpointAddress, maxIdle: number, idleTimeoutMs: number, tls?: UpstreamTlsPolicy): http.Agent {
+    const key = tls === undefined ? ep.key : `${ep.key}#${tls.poolKey}`;
+    let a = this.agents.get(key);
     if (!a) {
-      a = new http.Agent({ keepAlive: true, maxFreeSockets: maxIdle, scheduling: 'lifo', timeout: idleTimeoutMs });
-      this.agents.set(ep.key, a);
+      const opts = { keepAlive: true, maxFreeSockets: maxIdle, scheduling: 'lifo' as const, timeout: idleTimeoutMs };
+      a = tls === undefined ? new http.Agent(opts) : new TlsAgent(opts, ep, tls, this.identity);
+      this.agents.set(key, a);
+      if (tls !== undefined) this.endpointOf.set(key, ep.key);
     }
     return a;
   }
@@ -24,7 +50,11 @@ export class H1Pool {
    * just removed still gets its answer.
    */
   retain(keep: ReadonlySet<string>): void {
-    for (const key of [...this.agents.keys()]) if (!keep.has(key)) this.evict(key);
+    for (const key of [...this.agents.keys()]) {
+      if (keep.has(this.endpointOf.get(key) ?? key)) continue;
+      this.endpointOf.delete(key);
+      this.evict(key);
+    }
   }
 
   /**

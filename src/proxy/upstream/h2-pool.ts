@@ -3,6 +3,8 @@ import net from 'node:net';
 import type { Clock } from '../../core/clock.js';
 import type { Logger } from '../../observability/logger.js';
 import type { EndpointAddress } from './endpoint.js';
+import type { SvidSource } from '../../core/svid.js';
+import { connectTls, type UpstreamTlsPolicy } from './upstream-tls.js';
 
 /**
  * States of one upstream HTTP/2 session:
@@ -32,6 +34,8 @@ export interface H2PoolOptions {
   logger: Logger;
   /** Per-stream receive window towards upstreams; big messages stream faster with a larger one. */
   initialWindowSize?: number;
+  /** The workload certificate for clusters with `tls: {mode: TLS_MODE_MESH}`. */
+  identity?: SvidSource;
 }
 
 /** Larger windows than HTTP/2's 64 KiB default, so a 16 MiB message is not throttled by round trips. */
@@ -55,19 +59,25 @@ export class H2Pool {
 
   constructor(private readonly opts: H2PoolOptions) {}
 
-  /** The live session for `ep`, connecting one when there is none. */
-  get(ep: EndpointAddress, connectTimeoutMs: number, idleTimeoutMs: number): H2Connection {
-    const existing = this.conns.get(ep.key);
+  /**
+   * The live session for `ep`, connecting one when there is none. With
+   * `tls` the session is TLS (its own pool entry: a plaintext and a TLS
+   * session to one endpoint never mix).
+   */
+  get(ep: EndpointAddress, connectTimeoutMs: number, idleTimeoutMs: number, tls?: UpstreamTlsPolicy): H2Connection {
+    const key = tls === undefined ? ep.key : `${ep.key}#${tls.poolKey}`;
+    const existing = this.conns.get(key);
     if (existing && existing.usable) return existing;
-    const conn = this.connect(ep, connectTimeoutMs, idleTimeoutMs);
-    this.conns.set(ep.key, conn);
+    const conn = this.connect(ep, key, connectTimeoutMs, idleTimeoutMs, tls);
+    this.conns.set(key, conn);
     return conn;
   }
 
-  private connect(ep: EndpointAddress, connectTimeoutMs: number, idleTimeoutMs: number): H2Connection {
+  private connect(ep: EndpointAddress, poolKey: string, connectTimeoutMs: number, idleTimeoutMs: number, tls: UpstreamTlsPolicy | undefined): H2Connection {
     const window = this.opts.initialWindowSize ?? DEFAULT_WINDOW;
-    const session = http2.connect(`http://${ep.key}`, {
-      createConnection: () => net.connect({ host: ep.host, port: ep.port, noDelay: true }),
+    const identity = this.opts.identity;
+    const session = http2.connect(`${tls ? 'https' : 'http'}://${ep.key}`, {
+      createConnection: () => (tls ? connectTls(tls, ep, identity, ['h2']) : net.connect({ host: ep.host, port: ep.port, noDelay: true })),
       settings: { initialWindowSize: window, enablePush: false },
       maxSessionMemory: 64,
     });
@@ -80,7 +90,7 @@ export class H2Pool {
       }
     });
     const drop = (): void => {
-      if (this.conns.get(ep.key) === conn) this.conns.delete(ep.key);
+      if (this.conns.get(poolKey) === conn) this.conns.delete(poolKey);
     };
     session.once('connect', () => {
       timer.cancel();
@@ -118,7 +128,7 @@ export class H2Pool {
   retain(keep: ReadonlySet<string>): void {
     for (const key of this.failures.keys()) if (!keep.has(key)) this.failures.delete(key);
     for (const [key, conn] of this.conns) {
-      if (!keep.has(key)) {
+      if (!keep.has(conn.endpoint.key)) {
         this.conns.delete(key);
         conn.session.close();
       }

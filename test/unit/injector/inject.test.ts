@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { inject, type InjectionStatus } from '../../../injector/inject.js';
+import { inboundConfigYaml } from '../../../injector/inbound-config.js';
 import { defaultMeshConfig, parseMeshConfig, supportsNativeSidecars } from '../../../injector/mesh-config.js';
 import { ANNOTATIONS, ENV, type Container, type Pod } from '../../../injector/pod-types.js';
 import { CASES, applyTo, checkGolden, loadCase, strayFixtures, validatePod } from '../../support/injector-golden.js';
@@ -54,7 +55,7 @@ describe('injector: inject() behaviour', () => {
     expect(proxy.startupProbe).to.include.keys('httpGet');
     expect(proxy.lifecycle).to.equal(undefined);
     const status = JSON.parse(r.pod.metadata!.annotations![ANNOTATIONS.status]!) as InjectionStatus;
-    expect(status).to.deep.equal({ initContainers: ['outrigger-init', 'outrigger-proxy'], containers: [], volumes: ['outrigger-podinfo', 'outrigger-state'], native: true });
+    expect(status).to.deep.equal({ initContainers: ['outrigger-init', 'outrigger-proxy'], containers: [], volumes: ['outrigger-podinfo', 'outrigger-state', 'outrigger-token'], native: true });
   });
 
   it('native mode: auto by version, forced by mesh config, overridden by annotation', () => {
@@ -281,7 +282,7 @@ describe('injector: inject() behaviour', () => {
       const out = applyTo(pod, r.patch);
       expect(out).to.deep.equal(r.pod);
       expect(out.spec!.initContainers!.map((c) => c.name)[0]).to.equal('outrigger-init');
-      expect(out.spec!.volumes!.map((v) => v.name)).to.deep.equal(['outrigger-podinfo', 'outrigger-state']);
+      expect(out.spec!.volumes!.map((v) => v.name)).to.deep.equal(['outrigger-podinfo', 'outrigger-state', 'outrigger-token']);
       validatePod(out);
     }
   });
@@ -322,5 +323,34 @@ describe('injector: mesh config', () => {
     expect(() => parseMeshConfig('proxyImag: x\nnativeSidecars: sometimes\nexcludeInboundPorts: [0]\n')).to.throw(
       /proxyImag: unknown field[\s\S]*nativeSidecars: expected auto[\s\S]*excludeInboundPorts: expected a list of ports/,
     );
+  });
+});
+
+describe('injector: workload identity (docs/security.md)', () => {
+  const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'shop' }, spec: { serviceAccountName: 'web', containers: [{ name: 'app', image: 'app', ports: [{ containerPort: 8080 }] }] } };
+
+  it('mounts the projected token (audience outrigger), passes --sa-token-file and the mesh mTLS mode', () => {
+    const mesh = { ...defaultMeshConfig(), mtlsMode: 'STRICT' as const };
+    const out = inject(pod as never, mesh, '1.28');
+    const spec = out.pod.spec!;
+    const vol = spec.volumes!.find((v) => v.name === 'outrigger-token') as unknown as { projected: { sources: { serviceAccountToken: { audience: string } }[] } };
+    expect(vol.projected.sources[0]!.serviceAccountToken.audience).to.equal('outrigger');
+    const proxy = spec.containers.find((c) => c.name === 'outrigger-proxy')!;
+    expect(proxy.args).to.include.members(['--sa-token-file', '/var/run/secrets/outrigger/tokens/outrigger-token']);
+    const init = spec.initContainers!.find((c) => c.name === 'outrigger-init')!;
+    expect(init.args!.join(' ')).to.include('--mtls-mode STRICT');
+  });
+
+  it('workloadIdentity: false leaves the token and the mode out', () => {
+    const out = inject(pod as never, { ...defaultMeshConfig(), workloadIdentity: false }, '1.28');
+    expect(out.pod.spec!.volumes!.map((v) => v.name)).not.to.include('outrigger-token');
+    expect(JSON.stringify(out.pod.spec)).not.to.include('--sa-token-file');
+    expect(JSON.stringify(out.pod.spec)).not.to.include('--mtls-mode');
+  });
+
+  it('the bootstrap config gives inbound listeners the mode', () => {
+    const yaml = inboundConfigYaml({ inboundPorts: [[8080, 15100]], inboundPort: 15006, bindHost: '::', outboundPort: 15001, outboundPolicy: 'ALLOW_ANY', mtls: 'PERMISSIVE' });
+    expect(yaml.match(/peerAuthentication: PEER_AUTHENTICATION_PERMISSIVE/g)).to.have.length(2);
+    expect(inboundConfigYaml({ inboundPorts: [[8080, 15100]], inboundPort: 15006, bindHost: '::', outboundPort: 15001, outboundPolicy: 'ALLOW_ANY' })).not.to.include('peerAuthentication');
   });
 });

@@ -53,6 +53,7 @@ export class AuditLog {
       trace_id: traceId(one(h['traceparent'])),
       source: ds.conn.clientAddress,
       principal: ds.auth?.principal,
+      peer_principal: ds.conn.peerPrincipal,
       route: ds.ex.route,
       method: ds.method,
       path: q < 0 ? ds.target : ds.target.slice(0, q),

@@ -3,6 +3,7 @@ import type { HeaderMatch, PathMatch, Permission, Principal } from '../../../gen
 import type { Downstream } from '../../downstream/downstream.js';
 import { claimAt } from '../jwt-authn/jwt-authn-filter.js';
 import { parseCidr } from '../../../config/net-names.js';
+import { principalMatcher } from '../../../core/spiffe.js';
 import { PERMISSION_FIELDS, PRINCIPAL_FIELDS, exclusiveField } from '../../../config/validate-filters.js';
 
 /** A compiled permission or principal: does the request match? */
@@ -78,7 +79,12 @@ export function compilePrincipal(p: Principal, at: string): Matcher {
     }
     case 'authenticated': {
       const name = p.authenticated!.principalName;
-      return (ds) => ds.auth?.principal !== undefined && (name === '' || ds.auth.principal === name);
+      // Patterns: exact, or a prefix ending in "*" (`spiffe://td/ns/shop/*`). A SPIFFE pattern is matched
+      // against the mesh mTLS peer only, never a JWT or API-key principal (those are not SPIFFE IDs).
+      const match = principalMatcher(name);
+      if (name.startsWith('spiffe://')) return (ds) => ds.conn.peerPrincipal !== undefined && match(ds.conn.peerPrincipal);
+      if (name === '') return (ds) => ds.auth?.principal !== undefined || ds.conn.peerPrincipal !== undefined;
+      return (ds) => ds.auth?.principal !== undefined && match(ds.auth.principal);
     }
     case 'and': {
       const ms = p.and.map((x, i) => compilePrincipal(x, `${at}.and[${i}]`));

@@ -87,7 +87,7 @@ function attributesOf(ds: Downstream, path: string): ConditionAttributes {
   for (const [k, v] of Object.entries(ds.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(',') : v;
   return {
     request: { headers, path, method: ds.method, host: ds.authority },
-    source: { address: ds.conn.clientAddress, principal: ds.auth?.principal ?? '' },
+    source: { address: ds.conn.clientAddress, principal: ds.conn.peerPrincipal ?? ds.auth?.principal ?? '' },
     jwt: { claims: ds.auth?.claims ?? {} },
   };
 }

@@ -2,8 +2,8 @@
 // @generated from file outrigger/config/v1/listener.proto (package outrigger.config.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration } from "@bufbuild/protobuf/wkt";
 import type { SocketAddress } from "./common_pb.js";
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file outrigger/config/v1/listener.proto.
  */
 export const file_outrigger_config_v1_listener: GenFile = /*@__PURE__*/
-  fileDesc("CiJvdXRyaWdnZXIvY29uZmlnL3YxL2xpc3RlbmVyLnByb3RvEhNvdXRyaWdnZXIuY29uZmlnLnYxItQDCghMaXN0ZW5lchIMCgRuYW1lGAEgASgJEjMKB2FkZHJlc3MYAiABKAsyIi5vdXRyaWdnZXIuY29uZmlnLnYxLlNvY2tldEFkZHJlc3MSFAoMcm91dGVfY29uZmlnGAMgASgJEhcKD2RlZmF1bHRfY2x1c3RlchgEIAEoCRIOCgZvcGFxdWUYBSABKAgSMQoOZGV0ZWN0X3RpbWVvdXQYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLAoDdGxzGAcgASgLMh8ub3V0cmlnZ2VyLmNvbmZpZy52MS5UbHNDb250ZXh0EhQKDHRydXN0ZWRfaG9wcxgIIAEoDRIzCgZsaW1pdHMYCSABKAsyIy5vdXRyaWdnZXIuY29uZmlnLnYxLkxpc3RlbmVyTGltaXRzEjIKCmFjY2Vzc19sb2cYCiABKAsyHi5vdXRyaWdnZXIuY29uZmlnLnYxLkFjY2Vzc0xvZxIvCgxpZGxlX3RpbWVvdXQYCyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SNQoMaHR0cF9maWx0ZXJzGAwgAygLMh8ub3V0cmlnZ2VyLmNvbmZpZy52MS5IdHRwRmlsdGVyIjEKClRsc0NvbnRleHQSEQoJY2VydF9maWxlGAEgASgJEhAKCGtleV9maWxlGAIgASgJIr8BCg5MaXN0ZW5lckxpbWl0cxIXCg9tYXhfY29ubmVjdGlvbnMYASABKA0SHgoWbWF4X2NvbmN1cnJlbnRfc3RyZWFtcxgCIAEoDRIYChBtYXhfaGVhZGVyX2J5dGVzGAMgASgNEh4KFm1heF9yZXF1ZXN0X2JvZHlfYnl0ZXMYBCABKAQSOgoXcmVxdWVzdF9oZWFkZXJzX3RpbWVvdXQYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iTQoJQWNjZXNzTG9nEhAKCGRpc2FibGVkGAEgASgIEhkKEXNlbnNpdGl2ZV9oZWFkZXJzGAIgAygJEhMKC2xvZ19oZWFkZXJzGAMgAygJYgZwcm90bzM", [file_google_protobuf_duration, file_outrigger_config_v1_common, file_outrigger_config_v1_filters]);
+  fileDesc("CiJvdXRyaWdnZXIvY29uZmlnL3YxL2xpc3RlbmVyLnByb3RvEhNvdXRyaWdnZXIuY29uZmlnLnYxIrcECghMaXN0ZW5lchIMCgRuYW1lGAEgASgJEjMKB2FkZHJlc3MYAiABKAsyIi5vdXRyaWdnZXIuY29uZmlnLnYxLlNvY2tldEFkZHJlc3MSFAoMcm91dGVfY29uZmlnGAMgASgJEhcKD2RlZmF1bHRfY2x1c3RlchgEIAEoCRIOCgZvcGFxdWUYBSABKAgSMQoOZGV0ZWN0X3RpbWVvdXQYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLAoDdGxzGAcgASgLMh8ub3V0cmlnZ2VyLmNvbmZpZy52MS5UbHNDb250ZXh0EhQKDHRydXN0ZWRfaG9wcxgIIAEoDRIzCgZsaW1pdHMYCSABKAsyIy5vdXRyaWdnZXIuY29uZmlnLnYxLkxpc3RlbmVyTGltaXRzEjIKCmFjY2Vzc19sb2cYCiABKAsyHi5vdXRyaWdnZXIuY29uZmlnLnYxLkFjY2Vzc0xvZxIvCgxpZGxlX3RpbWVvdXQYCyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SNQoMaHR0cF9maWx0ZXJzGAwgAygLMh8ub3V0cmlnZ2VyLmNvbmZpZy52MS5IdHRwRmlsdGVyEkQKE3BlZXJfYXV0aGVudGljYXRpb24YECABKA4yJy5vdXRyaWdnZXIuY29uZmlnLnYxLlBlZXJBdXRoZW50aWNhdGlvbhIbChNmb3J3YXJkX2NsaWVudF9jZXJ0GBEgASgIIjEKClRsc0NvbnRleHQSEQoJY2VydF9maWxlGAEgASgJEhAKCGtleV9maWxlGAIgASgJIr8BCg5MaXN0ZW5lckxpbWl0cxIXCg9tYXhfY29ubmVjdGlvbnMYASABKA0SHgoWbWF4X2NvbmN1cnJlbnRfc3RyZWFtcxgCIAEoDRIYChBtYXhfaGVhZGVyX2J5dGVzGAMgASgNEh4KFm1heF9yZXF1ZXN0X2JvZHlfYnl0ZXMYBCABKAQSOgoXcmVxdWVzdF9oZWFkZXJzX3RpbWVvdXQYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iTQoJQWNjZXNzTG9nEhAKCGRpc2FibGVkGAEgASgIEhkKEXNlbnNpdGl2ZV9oZWFkZXJzGAIgAygJEhMKC2xvZ19oZWFkZXJzGAMgAygJKp4BChJQZWVyQXV0aGVudGljYXRpb24SIwofUEVFUl9BVVRIRU5USUNBVElPTl9VTlNQRUNJRklFRBAAEiIKHlBFRVJfQVVUSEVOVElDQVRJT05fUEVSTUlTU0lWRRABEh4KGlBFRVJfQVVUSEVOVElDQVRJT05fU1RSSUNUEAISHwobUEVFUl9BVVRIRU5USUNBVElPTl9ESVNBQkxFEANiBnByb3RvMw", [file_google_protobuf_duration, file_outrigger_config_v1_common, file_outrigger_config_v1_filters]);
 
 /**
  * A port the sidecar accepts connections on. The protocol of each connection is
@@ -108,6 +108,25 @@ export type Listener = Message<"outrigger.config.v1.Listener"> & {
    * @generated from field: repeated outrigger.config.v1.HttpFilter http_filters = 12;
    */
   httpFilters: HttpFilter[];
+
+  /**
+   * Mutual TLS between sidecars (docs/security.md): whether connections
+   * from other sidecars, TLS with their workload certificate, are terminated
+   * here. Unset: no mesh TLS on this listener (TLS is `tls`'s, or opaque);
+   * the injector sets PERMISSIVE (or the mesh config's mode) on the inbound listener.
+   *
+   * @generated from field: outrigger.config.v1.PeerAuthentication peer_authentication = 16;
+   */
+  peerAuthentication: PeerAuthentication;
+
+  /**
+   * Add the verified peer's identity to requests as x-forwarded-client-cert
+   * (Envoy's format: By=<our SPIFFE ID>;URI=<peer SPIFFE ID>), replacing
+   * any such header the client sent. Default off: the header is removed.
+   *
+   * @generated from field: bool forward_client_cert = 17;
+   */
+  forwardClientCert: boolean;
 };
 
 /**
@@ -227,4 +246,43 @@ export type AccessLog = Message<"outrigger.config.v1.AccessLog"> & {
  */
 export const AccessLogSchema: GenMessage<AccessLog> = /*@__PURE__*/
   messageDesc(file_outrigger_config_v1_listener, 3);
+
+/**
+ * @generated from enum outrigger.config.v1.PeerAuthentication
+ */
+export enum PeerAuthentication {
+  /**
+   * No mesh TLS termination.
+   *
+   * @generated from enum value: PEER_AUTHENTICATION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * mTLS and plaintext on the same port, told apart by the first bytes.
+   *
+   * @generated from enum value: PEER_AUTHENTICATION_PERMISSIVE = 1;
+   */
+  PERMISSIVE = 1,
+
+  /**
+   * mTLS only: plaintext connections are refused (and counted).
+   *
+   * @generated from enum value: PEER_AUTHENTICATION_STRICT = 2;
+   */
+  STRICT = 2,
+
+  /**
+   * Explicitly off (as unset).
+   *
+   * @generated from enum value: PEER_AUTHENTICATION_DISABLE = 3;
+   */
+  DISABLE = 3,
+}
+
+/**
+ * Describes the enum outrigger.config.v1.PeerAuthentication.
+ */
+export const PeerAuthenticationSchema: GenEnum<PeerAuthentication> = /*@__PURE__*/
+  enumDesc(file_outrigger_config_v1_listener, 0);
 

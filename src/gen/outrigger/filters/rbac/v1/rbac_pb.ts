@@ -376,7 +376,11 @@ export const RemoteIpSchema: GenMessage<RemoteIp> = /*@__PURE__*/
  */
 export type Authenticated = Message<"outrigger.filters.rbac.v1.Authenticated"> & {
   /**
-   * The request's principal (`iss/sub` of a JWT, or an API key's name); empty: any authenticated caller.
+   * The request's principal: `iss/sub` of a JWT, an API key's name, or —
+   * for a value starting with "spiffe://" — the SPIFFE ID of the mesh mTLS
+   * peer (docs/security.md). Exact, or a prefix ending in "*"
+   * ("spiffe://cluster.local/ns/shop/*"). Empty: any authenticated caller
+   * (JWT, API key or mTLS peer).
    *
    * @generated from field: string principal_name = 1;
    */
