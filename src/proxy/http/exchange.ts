@@ -41,6 +41,8 @@ export class Exchange {
   cluster = '';
   request_id: string | undefined = undefined;
   flags: string | undefined = undefined;
+  /** Upstream attempts made, when more than one (retries, hedges, refused-stream replays). */
+  attempts: number | undefined = undefined;
   headers: Record<string, string> | undefined = undefined;
   private readonly startMs: number;
   private done = false;
@@ -103,6 +105,7 @@ export class Exchange {
       cluster: this.cluster,
       request_id: this.request_id,
       flags: this.flags,
+      attempts: this.attempts,
       headers: this.headers,
     };
   }
