@@ -279,7 +279,7 @@ class Relay implements RunnerHost, CallEvents {
   private onAbort(reason: AbortReason): void {
     const ds = this.ds;
     const ex = ds.ex;
-    this.runner.abort();
+    this.runner.abort(reason === 'downstream_reset' ? undefined : LOCAL_ERRORS[reason].flag);
     if (reason === 'downstream_reset') {
       // The client went away (or we reset it): cancel upstream.
       if (!this.responded && ex.flags === undefined) ex.flags = flagOf('downstream_reset');

@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import { AbortScope } from '../../core/abort-scope.js';
 import { formatGrpcTimeout } from '../../core/duration.js';
-import { GrpcStatus } from '../../core/errors.js';
+import { flagOf, GrpcStatus } from '../../core/errors.js';
 import type { AbortReason } from '../downstream/downstream.js';
 import type { ProxyContext } from '../context.js';
 import type { ClusterRuntime } from '../upstream/cluster.js';
@@ -181,7 +181,7 @@ export class GrpcCall implements RunnerHost, CallEvents {
   onFail(_call: UpstreamCall, f: CallFailure): void {
     if (this.ended) return;
     if (this.trailers) return this.finishFromMeta(this.trailers);
-    this.finish(GrpcStatus.UNAVAILABLE, `upstream reset (code ${f.rstCode ?? 0})`, { flag: 'UR' });
+    this.finish(GrpcStatus.UNAVAILABLE, `upstream reset (code ${f.rstCode ?? 0})`, { flag: flagOf('upstream_reset') });
   }
 
   onWritable(): void {
@@ -193,9 +193,9 @@ export class GrpcCall implements RunnerHost, CallEvents {
   /** The deadline passed: reset upstream, report DEADLINE_EXCEEDED. */
   private expire(): void {
     if (this.ended) return;
-    this.runner.abort();
+    this.runner.abort(flagOf('upstream_timeout'));
     this.call?.cancel();
-    this.finish(GrpcStatus.DEADLINE_EXCEEDED, 'deadline exceeded', { flag: 'UT' });
+    this.finish(GrpcStatus.DEADLINE_EXCEEDED, 'deadline exceeded', { flag: flagOf('upstream_timeout') });
   }
 
   /** Sends one message; false means wait for onDrain. */

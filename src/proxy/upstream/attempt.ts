@@ -1,3 +1,4 @@
+import { flagOf } from '../../core/errors.js';
 import type { ClusterRuntime } from './cluster.js';
 import type { EndpointAddress } from './endpoint.js';
 import type { Attempt as StatsAttempt, AttemptOutcome } from './endpoint-stats.js';
@@ -105,22 +106,24 @@ export function startAttempt(
   return new UpstreamAttempt(cluster, endpoint, index, kind, metrics);
 }
 
+const FLAG_UF = flagOf('upstream_connect_failure');
+const FLAG_UR = flagOf('upstream_reset');
+const FLAG_UT = flagOf('upstream_timeout');
+const FLAG_DE = flagOf('deadline_exceeded');
+const FLAG_DC = flagOf('downstream_reset');
+
 /** gRPC statuses counted as the server's failure (as outlier detection's 5xx class). */
 const GRPC_SERVER_ERRORS = new Set(['2', '4', '13', '14', '15']);
 
 /** The outcome label of an attempt's end (docs/resilience.md#metrics). */
 export function resultOf(o: AttemptOutcome): AttemptResult {
   if (o.abandoned === true) return 'cancelled';
-  switch (o.flag) {
-    case 'UF':
-      return 'connect_failure';
-    case 'UR':
-      return 'reset';
-    case 'UT':
-    case 'DE':
-      return 'timeout';
-    case 'DC':
-      return 'cancelled';
+  const f = o.flag;
+  if (f !== undefined) {
+    if (f === FLAG_UF) return 'connect_failure';
+    if (f === FLAG_UR) return 'reset';
+    if (f === FLAG_UT || f === FLAG_DE) return 'timeout';
+    if (f === FLAG_DC) return 'cancelled';
   }
   const g = o.grpcStatus;
   if (g !== undefined && g !== '0') return GRPC_SERVER_ERRORS.has(g) ? 'server_error' : 'client_error';

@@ -84,7 +84,7 @@ describe('config decode', () => {
     );
     expect(errors).to.deep.equal([
       'RouteConfiguration/main: spec.virtualHosts[0].domains[1]: expected string, got number',
-      'RouteConfiguration/main: spec.virtualHosts[0].routes[1].route.timout: unknown field; known fields: cluster, timeout, prefixRewrite, hostRewrite, transcode, hashPolicy',
+      'RouteConfiguration/main: spec.virtualHosts[0].routes[1].route.timout: unknown field; known fields: cluster, timeout, prefixRewrite, hostRewrite, transcode, hashPolicy, retryPolicy, hedgePolicy, idempotent, perRequestBufferLimitBytes',
       'RouteConfiguration/main: spec.virtualHosts[0].routes[2].match.prefix: expected string, got number',
       'RouteConfiguration/main: spec.virtualHosts[0].routes[2].route.timeout: expected duration string like "1.5s", got number',
       'RouteConfiguration/main: spec.extra: unknown field; known fields: name, virtualHosts',

@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http2';
 import type { Timer } from '../../../core/clock.js';
+import { flagOf } from '../../../core/errors.js';
 import { startAttempt, type AttemptKind, type UpstreamAttempt, type UpstreamMetrics } from '../attempt.js';
 import type { CallEvents, CallFailure, UpstreamCall, UpstreamHead } from '../calls/upstream-call.js';
 import type { ClusterRuntime } from '../cluster.js';
@@ -43,9 +44,9 @@ export const MAX_REFUSED_REPLAYS = 4;
 /** Picks tried for an endpoint no earlier attempt used (Istio's host_selection_retry_max_attempts). */
 const HOST_SELECTION_ATTEMPTS = 5;
 
-const CONNECT_FAILED: AttemptOutcome = { status: 0, flag: 'UF', grpcStatus: undefined };
-const RESET: AttemptOutcome = { status: 0, flag: 'UR', grpcStatus: undefined };
-const TIMED_OUT: AttemptOutcome = { status: 0, flag: 'UT', grpcStatus: undefined };
+const CONNECT_FAILED: AttemptOutcome = { status: 0, flag: flagOf('upstream_connect_failure'), grpcStatus: undefined };
+const RESET: AttemptOutcome = { status: 0, flag: flagOf('upstream_reset'), grpcStatus: undefined };
+const TIMED_OUT: AttemptOutcome = { status: 0, flag: flagOf('upstream_timeout'), grpcStatus: undefined };
 const ABANDONED: AttemptOutcome = { status: 0, flag: undefined, grpcStatus: undefined, abandoned: true };
 
 /**
@@ -162,12 +163,17 @@ export class AttemptRunner implements CallEvents {
     for (const call of this.live) call.end();
   }
 
-  /** The exchange is over (client gone, deadline): every attempt in flight is dropped, nothing more starts. */
-  abort(): void {
+  /**
+   * The exchange is over (client gone, deadline): every attempt in flight is
+   * dropped, nothing more starts. `timeoutFlag`: a deadline ended it (UT, DE),
+   * which the attempts' outcomes carry (outlier detection counts UT).
+   */
+  abort(timeoutFlag?: string): void {
     if (this.over) return;
     this.over = true;
     this.clearTimer();
-    for (const call of this.live.splice(0)) this.drop(call, ABANDONED);
+    const o: AttemptOutcome = timeoutFlag === undefined ? ABANDONED : { status: 0, flag: timeoutFlag, grpcStatus: undefined };
+    for (const call of this.live.splice(0)) this.drop(call, o);
   }
 
   /** The attempt whose head was chosen, if any. */
