@@ -168,7 +168,7 @@ describe('hedging through the sidecar (issue 12 point 6)', function () {
     expect(gets.sort()).to.deep.equal([0, grpc.status.DEADLINE_EXCEEDED]);
     // The same through the transcoder: SEARCH /v1/search is the Search method.
     for (let i = 0; i < 2; i++) {
-      const r = await requestJson(`http://127.0.0.1:${sc.port()}/v1/search?name=n${i}`, { method: 'SEARCH' });
+      const r = await requestJson(`http://127.0.0.1:${sc.port()}/v1/search?name=n${i}`, { method: 'SEARCH' as 'GET' });
       expect(r.status).to.equal(200);
       expect(r.json).to.include({ name: `n${i}` });
     }

@@ -191,10 +191,11 @@ export class AttemptRunner implements CallEvents {
   onHead(call: UpstreamCall, head: UpstreamHead): void {
     this.clearTryTimer(call);
     if (this.over || this.committed !== undefined) return this.drop(call, ABANDONED);
-    const gs = grpcStatusOf(head.headers);
     const plan = this.plan;
+    if (plan === undefined) return this.commit(call, head, undefined);
+    const gs = grpcStatusOf(head.headers);
     let mark: RunnerMark = undefined;
-    if (plan?.hedge !== undefined) {
+    if (plan.hedge !== undefined) {
       if (nonFatalAnswer(plan.hedge, head.status, gs)) {
         if (this.live.length > 1) {
           // Others may still answer: drop this one and send the next hedge at once (A6).
@@ -214,7 +215,7 @@ export class AttemptRunner implements CallEvents {
           mark = markOf(next);
         } else mark = EXHAUSTED;
       }
-    } else if (plan?.retry !== undefined && retriableAnswer(plan.retry, head.status, gs)) {
+    } else if (plan.retry !== undefined && retriableAnswer(plan.retry, head.status, gs)) {
       const d = this.scheduleRetry(plan.retry);
       if (d === SCHEDULED) {
         this.remove(call);
@@ -417,10 +418,11 @@ export class AttemptRunner implements CallEvents {
     this.committed = call;
     this.buffer = undefined;
     this.clearTimer();
-    const wasBlocked = BLOCKED.delete(call);
+    // (Guarded so that the single-attempt path touches neither the WeakSet nor a new array.)
+    const wasBlocked = this.blocked > 0 && BLOCKED.delete(call);
     if (wasBlocked) this.blocked--;
     const pausedByOthers = this.blocked > 0;
-    for (const other of this.live.splice(0)) this.drop(other, ABANDONED);
+    if (this.live.length > 0) for (const other of this.live.splice(0)) this.drop(other, ABANDONED);
     this.blocked = 0;
     call.events = this.host.commit(call, head, mark);
     // The answer's own 'drain' now reaches the host; if only dropped attempts held the body back, resume it here.
@@ -438,7 +440,7 @@ export class AttemptRunner implements CallEvents {
   private drop(call: UpstreamCall, outcome: AttemptOutcome, result?: 'refused'): void {
     this.clearTryTimer(call);
     if (!call.closed) call.cancel();
-    if (BLOCKED.delete(call)) this.blocked--;
+    if (this.blocked > 0 && BLOCKED.delete(call)) this.blocked--;
     call.attempt.end(outcome, result);
   }
 
