@@ -8,6 +8,8 @@ import { startTestSidecar, type TestSidecar } from '../support/sidecar-harness.j
 import { waitFor } from '../support/wait.js';
 import { startH2Echo } from '../support/backends.js';
 import { resetStream } from '../../src/proxy/http/h2-reset.js';
+import { startEchoBackend } from '../support/echo-backend.js';
+import { ECHO_DESCRIPTOR, requestJson } from '../support/transcode-harness.js';
 
 /** An HTTP/1.1 backend whose answer `answer(n)` decides (n: its own request count, from 1); it records what it saw. */
 async function h1Backend(name: string, answer: (n: number, req: http.IncomingMessage, res: http.ServerResponse) => void = okAnswer(name)) {
@@ -52,6 +54,8 @@ async function deadPort(): Promise<number> {
 /** A grpc-js server with one unary method /t.Svc/Call (raw bytes both ways) answering `answer`. */
 async function grpcBackend(answer: (md: grpc.Metadata) => { code?: grpc.status; reply?: string }) {
   const seen: grpc.Metadata[] = [];
+  /** ms left before each call's deadline when it arrived (Infinity: none). */
+  const left: number[] = [];
   const server = new grpc.Server();
   const id = (b: Buffer): Buffer => b;
   server.addService(
@@ -59,6 +63,8 @@ async function grpcBackend(answer: (md: grpc.Metadata) => { code?: grpc.status; 
     {
       call: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
         seen.push(call.metadata);
+        const d = call.getDeadline();
+        left.push((d instanceof Date ? d.getTime() : Number(d)) - Date.now());
         const a = answer(call.metadata);
         if (a.code !== undefined && a.code !== grpc.status.OK) return cb({ code: a.code, details: `failed with ${a.code}` });
         cb(null, Buffer.from(a.reply ?? 'ok'));
@@ -68,16 +74,17 @@ async function grpcBackend(answer: (md: grpc.Metadata) => { code?: grpc.status; 
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
-  return { port, seen, close: () => new Promise<void>((r) => server.tryShutdown(() => r())) };
+  return { port, seen, left, close: () => new Promise<void>((r) => server.tryShutdown(() => r())) };
 }
 
-function grpcCall(port: number, md: Record<string, string> = {}): Promise<{ code: number; reply?: string; details?: string }> {
+function grpcCall(port: number, md: Record<string, string> = {}, deadlineMs?: number): Promise<{ code: number; reply?: string; details?: string }> {
   const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
   const meta = new grpc.Metadata();
   for (const [k, v] of Object.entries(md)) meta.set(k, v);
   const id = (b: Buffer): Buffer => b;
   return new Promise((resolve) => {
-    client.makeUnaryRequest('/t.Svc/Call', id, id, Buffer.from('hi'), meta, (err, reply) => {
+    const options: grpc.CallOptions = deadlineMs === undefined ? {} : { deadline: Date.now() + deadlineMs };
+    client.makeUnaryRequest('/t.Svc/Call', id, id, Buffer.from('hi'), meta, options, (err, reply) => {
       client.close();
       if (err) resolve({ code: err.code, details: err.details });
       else resolve({ code: 0, reply: reply!.toString() });
@@ -181,8 +188,10 @@ describe('retries through the sidecar (issue 12 point 5)', function () {
       routes('main', [{ name: 'g', match: { prefix: '/t.Svc/' }, route: { cluster: 'g', retryPolicy: { retryOn: ['unavailable'], numRetries: 1 } } }]),
       cluster('g', [down.port, up.port], 'UPSTREAM_PROTOCOL_HTTP2'),
     ]);
-    for (let i = 0; i < 4; i++) expect(await grpcCall(sc.port(), { 'x-user': `u${i}` })).to.deep.equal({ code: 0, reply: 'served' });
+    for (let i = 0; i < 4; i++) expect(await grpcCall(sc.port(), { 'x-user': `u${i}` }, 5000)).to.deep.equal({ code: 0, reply: 'served' });
     expect(down.seen.length).to.be.greaterThan(0);
+    // The client's deadline bounds every attempt: a retry carries (as grpc-timeout) what is left of it.
+    for (const ms of [...up.left, ...down.left]) expect(ms).to.be.within(1, 5000);
     const retries = up.seen.filter((m) => m.get('grpc-previous-rpc-attempts')[0] === '1');
     expect(retries).to.have.length(down.seen.length);
     for (const m of retries) expect(m.get('x-outrigger-attempt-count')).to.deep.equal(['2']);
@@ -336,5 +345,49 @@ describe('retries through the sidecar (issue 12 point 5)', function () {
     expect(await metric(sc, 'outrigger_upstream_retries_total{cluster="c",kind="retry"}')).to.equal(2);
     // Nothing is left holding a retry slot.
     expect(sc.sidecar.listeners.current()!.clusters.get('c')!.activeRetries).to.equal(0);
+  });
+
+  it('transcoded REST and Connect calls retry through the same runner (a dead endpoint beside a live gRPC backend)', async () => {
+    const echo = await startEchoBackend();
+    closers.push(() => echo.close());
+    const sc = await sidecar([
+      listener('main'),
+      routes('main', [
+        { name: 'rest', match: { prefix: '/' }, route: { cluster: 'echo', transcode: { descriptorBin: ECHO_DESCRIPTOR }, retryPolicy: { retryOn: ['connect-failure'] } } },
+      ]),
+      cluster('echo', [await deadPort(), echo.port], 'UPSTREAM_PROTOCOL_HTTP2'),
+    ]);
+    for (let i = 0; i < 4; i++) {
+      const r = await requestJson(`http://127.0.0.1:${sc.port()}/v1/samples`, { method: 'POST', body: JSON.stringify({ name: `s${i}` }), headers: { 'content-type': 'application/json' } });
+      expect(r.status).to.equal(200);
+      expect(r.json).to.include({ name: `s${i}` });
+    }
+    const c = await requestJson(`http://127.0.0.1:${sc.port()}/outrigger.examples.transcoding.v1.EchoService/Create`, {
+      method: 'POST',
+      body: JSON.stringify({ name: 'connect' }),
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(c.status).to.equal(200);
+    expect(c.json).to.include({ name: 'connect' });
+    await waitFor(() => sc.access.length === 5, 'access log');
+    expect(sc.access.filter((l) => l.attempts === 2).length).to.be.at.least(2);
+    for (const l of sc.access) expect(l).to.include({ status: 200 }).and.not.have.property('flags');
+  });
+
+  it('an invalid retry policy is refused with its field path and the last good config keeps serving', async () => {
+    const good = await h1Backend('good');
+    closers.push(good.close);
+    const docs = (numRetries: number) => [
+      listener('main'),
+      routes('main', [prefixRoute('/', 'c', { retryPolicy: { retryOn: ['5xx'], numRetries } })]),
+      cluster('c', [good.port], 'UPSTREAM_PROTOCOL_HTTP1'),
+    ];
+    const sc = await sidecar(docs(2));
+    const version = sc.sidecar.listeners.current()!.version;
+    await sc.writeConfig(docs(11));
+    await waitFor(() => sc.logs.some((l) => JSON.stringify(l).includes('route.retryPolicy.numRetries: at most 10, got 11')), 'the rejection logged with its path');
+    expect(sc.sidecar.listeners.current()!.version).to.equal(version);
+    expect(await get(sc)).to.include({ status: 200, body: 'good' });
+    expect(await sc.metrics()).to.include('outrigger_config_reloads_total{result="rejected"} 1');
   });
 });
