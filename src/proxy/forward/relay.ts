@@ -96,7 +96,7 @@ class Relay implements RunnerHost, CallEvents {
     this.hasBody = hasBody;
     const chain = ds.chain;
     this.respData = chain !== undefined && chain.hasResponseData;
-    this.runner = new AttemptRunner(ctx, t.cluster, t.ep, t.pickInfo, t.plan, ds.grpc, hasBody, upH2 ? REPLAY_MAX_BYTES : 0, this);
+    this.runner = new AttemptRunner({ metrics: ctx.metrics, exchange: ds.ex }, t.cluster, t.ep, t.pickInfo, t.plan, ds.grpc, hasBody, upH2 ? REPLAY_MAX_BYTES : 0, this);
   }
 
   start(): void {
@@ -175,6 +175,8 @@ class Relay implements RunnerHost, CallEvents {
     const ex = ds.ex;
     this.call = call;
     this.responded = true;
+    // The answer's endpoint (a hedge that won may have started before the last one).
+    ex.upstream = call.attempt.endpoint.key;
     this.noteAttempts();
     const status = head.status;
     this.status = status;

@@ -16,7 +16,7 @@ export function forwardWebSocket(ctx: ProxyContext, ds: WsDownstream, t: Upstrea
   const socket = ds.socket;
   const head = ds.head;
   // One attempt, from the upgrade request until the spliced sockets close (the seam: upstream/attempt.ts).
-  const attempt = startAttempt(ctx.metrics, t.cluster, t.ep, 0, 'first', headers);
+  const attempt = startAttempt(ctx.metrics, t.cluster, t.ep, 0, 'first', headers, ex);
   ds.onClose(() => attempt.end({ status: ex.status, flag: ex.flags, grpcStatus: undefined }));
   const up = http.request({
     host: t.ep.host,

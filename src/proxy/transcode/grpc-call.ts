@@ -3,6 +3,7 @@ import { AbortScope } from '../../core/abort-scope.js';
 import { formatGrpcTimeout } from '../../core/duration.js';
 import { flagOf, GrpcStatus } from '../../core/errors.js';
 import type { AbortReason } from '../downstream/downstream.js';
+import type { Exchange } from '../http/exchange.js';
 import type { ProxyContext } from '../context.js';
 import type { ClusterRuntime } from '../upstream/cluster.js';
 import type { EndpointAddress } from '../upstream/endpoint.js';
@@ -36,6 +37,8 @@ export interface CallEnd {
   readonly retries?: RunnerMark;
   /** Upstream attempts made (retries, hedges, refused-stream replays included). */
   readonly attempts: number;
+  /** The endpoint of the answer's attempt (or of the last one). */
+  readonly endpoint: string | undefined;
 }
 
 export interface CallHandlers {
@@ -49,6 +52,8 @@ export interface CallHandlers {
 export interface CallRetries {
   readonly pickInfo: PickInfo | undefined;
   readonly plan: RunnerPlan | undefined;
+  /** The exchange the call serves (the attempt seam gets it). */
+  readonly exchange?: Exchange | undefined;
 }
 
 /**
@@ -73,6 +78,7 @@ export class GrpcCall implements RunnerHost, CallEvents {
   private call: UpstreamCall | undefined;
   private drainFns: (() => void)[] | undefined;
   private mark: RunnerMark = undefined;
+  private lastEndpoint: string | undefined;
   /** The scope this call made for itself (no exchange): disposed when the call ends. */
   private ownScope: AbortScope<AbortReason> | undefined;
 
@@ -94,7 +100,7 @@ export class GrpcCall implements RunnerHost, CallEvents {
     if (scope === undefined) scope = this.ownScope = new AbortScope();
     this.scope = scope;
     this.base = { ...headers, ':method': 'POST', ':scheme': 'http', 'content-type': 'application/grpc', te: 'trailers' };
-    this.runner = new AttemptRunner(ctx, cluster, ep, retries?.pickInfo, retries?.plan, true, true, REPLAY_MAX_BYTES, this);
+    this.runner = new AttemptRunner({ metrics: ctx.metrics, exchange: retries?.exchange }, cluster, ep, retries?.pickInfo, retries?.plan, true, true, REPLAY_MAX_BYTES, this);
     this.runner.start();
     // Last, so an exchange that is already over ends a call that is fully set up.
     scope.deadline(ctx.clock, timeoutMs, 'deadline_exceeded');
@@ -113,6 +119,7 @@ export class GrpcCall implements RunnerHost, CallEvents {
   }
 
   open(attempt: UpstreamAttempt, headers: Record<string, unknown>, endStream: boolean, events: CallEvents): UpstreamCall {
+    this.lastEndpoint = attempt.endpoint.key;
     return new H2Call(this.ctx.h2, this.cluster, attempt, headers as OutgoingHttpHeaders, endStream, events);
   }
 
@@ -278,6 +285,7 @@ export class GrpcCall implements RunnerHost, CallEvents {
       local: o.local ?? false,
       retries: this.mark,
       attempts: this.runner.attempts,
+      endpoint: call?.attempt.endpoint.key ?? this.lastEndpoint,
     });
   }
 

@@ -115,13 +115,14 @@ export function startRpc(
 
 /** The retry or hedge plan of one call of `method` (hedging when it is safe to repeat). */
 export function retriesOf(t: RpcTarget, method: DescMethod, httpMethod: string): CallRetries | undefined {
-  if (t.retries === undefined) return undefined;
-  return { pickInfo: t.pickInfo, plan: planFor(t.retries, () => safeToRepeat(httpMethod, false, method)) };
+  if (t.retries === undefined) return { pickInfo: undefined, plan: undefined, exchange: t.ex };
+  return { pickInfo: t.pickInfo, plan: planFor(t.retries, () => safeToRepeat(httpMethod, false, method)), exchange: t.ex };
 }
 
 /** The access-log side of a call's attempts: URX / UO when retrying stopped short, and the attempt count. */
 export function noteRetries(ex: Exchange, e: CallEnd): void {
   if (e.attempts > 1) ex.attempts = e.attempts;
+  if (e.endpoint !== undefined) ex.upstream = e.endpoint;
   const m = e.retries;
   if (m === undefined) return;
   if (m.kind === 'overflow') ex.flags = flagOf('upstream_overflow');

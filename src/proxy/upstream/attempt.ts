@@ -1,4 +1,5 @@
 import { flagOf } from '../../core/errors.js';
+import type { Exchange } from '../http/exchange.js';
 import type { ClusterRuntime } from './cluster.js';
 import type { EndpointAddress } from './endpoint.js';
 import type { Attempt as StatsAttempt, AttemptOutcome } from './endpoint-stats.js';
@@ -102,6 +103,8 @@ export function startAttempt(
   index: number,
   kind: AttemptKind,
   _headers: Record<string, unknown>,
+  /** The exchange the attempt serves (absent for calls of our own, e.g. reflection): its record, request id, trace parent. */
+  _exchange: Exchange | undefined,
 ): UpstreamAttempt {
   return new UpstreamAttempt(cluster, endpoint, index, kind, metrics);
 }

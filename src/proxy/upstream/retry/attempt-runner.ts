@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http2';
+import type { Exchange } from '../../http/exchange.js';
 import type { Timer } from '../../../core/clock.js';
 import { flagOf } from '../../../core/errors.js';
 import { startAttempt, type AttemptKind, type UpstreamAttempt, type UpstreamMetrics } from '../attempt.js';
@@ -37,6 +38,8 @@ export interface RunnerHost {
 
 export interface RunnerDeps {
   readonly metrics: UpstreamMetrics;
+  /** The exchange the attempts serve (undefined: a call of our own), handed to startAttempt. */
+  readonly exchange?: Exchange | undefined;
 }
 
 /** Refused streams were never processed, so replaying costs a round trip only; the bound stops a backend that refuses everything. */
@@ -368,7 +371,7 @@ export class AttemptRunner implements CallEvents {
   private launch(ep: EndpointAddress, kind: AttemptKind, retrySlot: boolean): void {
     const index = this.started++;
     const headers = this.host.headersFor(index);
-    const attempt = startAttempt(this.deps.metrics, this.cluster, ep, index, kind, headers);
+    const attempt = startAttempt(this.deps.metrics, this.cluster, ep, index, kind, headers, this.deps.exchange);
     if (retrySlot) attempt.holdsRetrySlot();
     if (kind !== 'first') this.deps.metrics.upstreamRetry(this.cluster.name, kind);
     if (index > 0 || this.plan !== undefined) (this.tried ??= new Set()).add(ep.key);
