@@ -289,6 +289,7 @@ class Relay implements RunnerHost, CallEvents {
       return;
     }
     this.timedOut = true;
+    this.noteAttempts();
     const call = this.call;
     if (call !== undefined && !call.closed) call.cancel(CANCEL);
     this.endAttempt(LOCAL_ERRORS[reason].flag);
