@@ -1,7 +1,15 @@
 import type { Cluster, Cluster_HealthCheck, Cluster_OutlierDetection } from '../gen/outrigger/config/v1/cluster_pb.js';
 import type { HashPolicy, RouteAction } from '../gen/outrigger/config/v1/route_pb.js';
 import { durationMs } from '../core/duration.js';
-import { RETRY_ON, parseGrpcStatus, parseRetryOn } from '../core/retry-vocabulary.js';
+import {
+  DEFAULT_BASE_INTERVAL_MS,
+  MAX_BUFFER_LIMIT_BYTES,
+  MAX_HEDGE_ATTEMPTS,
+  MAX_NUM_RETRIES,
+  RETRY_ON,
+  parseGrpcStatus,
+  parseRetryOn,
+} from '../core/retry-vocabulary.js';
 import { checkNonNegative, type Report } from './report.js';
 
 /** The ring-size bound (Envoy's). */
@@ -86,11 +94,6 @@ export function checkHashPolicies(list: readonly HashPolicy[], at: string, repor
   });
 }
 
-/** Bounds of a route's retry and hedge fields (docs/config.md#retries-and-hedging). */
-const MAX_NUM_RETRIES = 10;
-const MAX_BUFFER_LIMIT_BYTES = 16 * 1024 * 1024;
-const MAX_HEDGE_ATTEMPTS = 5;
-
 /** A route action's `retryPolicy`, `hedgePolicy` and `perRequestBufferLimitBytes`; `at` is the route action's path. */
 export function checkRetries(a: RouteAction, at: string, report: Report): void {
   const r = a.retryPolicy;
@@ -107,7 +110,7 @@ export function checkRetries(a: RouteAction, at: string, report: Report): void {
     if (b) {
       checkNonNegative(b.baseInterval, `${rp}.retryBackOff.baseInterval`, report);
       checkNonNegative(b.maxInterval, `${rp}.retryBackOff.maxInterval`, report);
-      const base = b.baseInterval ? durationMs(b.baseInterval, 0) : 25;
+      const base = b.baseInterval ? durationMs(b.baseInterval, 0) : DEFAULT_BASE_INTERVAL_MS;
       const max = b.maxInterval ? durationMs(b.maxInterval, 0) : undefined;
       if (max !== undefined && max > 0 && max < base) report(`${rp}.retryBackOff.maxInterval`, `must not be below baseInterval (${base}ms), got ${max}ms`);
     }

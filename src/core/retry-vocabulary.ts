@@ -5,6 +5,12 @@
  * (which turns them into bits), so the two can never disagree.
  */
 
+/** Bounds and defaults of the retry and hedge fields (docs/config.md#retries-and-hedging). */
+export const MAX_NUM_RETRIES = 10;
+export const MAX_HEDGE_ATTEMPTS = 5;
+export const MAX_BUFFER_LIMIT_BYTES = 16 * 1024 * 1024;
+export const DEFAULT_BASE_INTERVAL_MS = 25;
+
 /** Envoy's `retry_on` words we implement, each with its bit. */
 export const RETRY_ON = {
   '5xx': 1 << 0,

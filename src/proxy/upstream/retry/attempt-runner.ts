@@ -179,11 +179,6 @@ export class AttemptRunner implements CallEvents {
     for (const call of this.live.splice(0)) this.drop(call, o);
   }
 
-  /** The attempt whose head was chosen, if any. */
-  get answer(): UpstreamCall | undefined {
-    return this.committed;
-  }
-
   /** Attempts started so far. */
   get attempts(): number {
     return this.started;

@@ -4,7 +4,16 @@ import type { RouteAction } from '../../../gen/outrigger/config/v1/route_pb.js';
 import { RetryHostPredicate } from '../../../gen/outrigger/config/v1/route_pb.js';
 import { durationMs } from '../../../core/duration.js';
 import { grpcStatusFromHttp } from '../../../core/errors.js';
-import { DEFAULT_RETRY_ON, RETRY_ON, parseGrpcStatus, parseRetryOn } from '../../../core/retry-vocabulary.js';
+import {
+  DEFAULT_BASE_INTERVAL_MS,
+  DEFAULT_RETRY_ON,
+  MAX_BUFFER_LIMIT_BYTES,
+  MAX_HEDGE_ATTEMPTS,
+  MAX_NUM_RETRIES,
+  RETRY_ON,
+  parseGrpcStatus,
+  parseRetryOn,
+} from '../../../core/retry-vocabulary.js';
 
 /** `route.retryPolicy`, compiled once per config version. */
 export interface RetryPlan {
@@ -74,13 +83,9 @@ export function planFor(r: RouteRetries | undefined, safeToRepeat: () => boolean
 }
 
 export const DEFAULT_NUM_RETRIES = 1;
-export const MAX_NUM_RETRIES = 10;
-export const DEFAULT_BASE_INTERVAL_MS = 25;
 export const DEFAULT_BUFFER_LIMIT_BYTES = 64 * 1024;
-export const MAX_BUFFER_LIMIT_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_BUDGET_PERCENT = 20;
 export const DEFAULT_MIN_RETRY_CONCURRENCY = 3;
-export const MAX_HEDGE_ATTEMPTS = 5;
 
 /** Compiles a route action's retry and hedge policies; undefined when it has neither (validated before). */
 export function compileRouteRetries(a: RouteAction): RouteRetries | undefined {
