@@ -184,7 +184,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   overload.start();
   const builtin = opts.filters ? undefined : builtinFilters({ clock, registry, auditLog: opts.auditLog, logger });
   const filters = opts.filters ?? builtin!;
-  const listeners = new ListenerManager(ctx, opts.drainTimeoutMs, { filters: filters.registry, filterConfig: filters.config });
+  const listeners = new ListenerManager(ctx, opts.drainTimeoutMs, { filters: filters.registry, filterConfig: filters.config, ...(opts.random ? { random: opts.random } : {}) });
   const store = new ConfigStore();
   if (!opts.configPath && !opts.controlPlane) throw new Error('a config path or a control plane is required');
 

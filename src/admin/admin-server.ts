@@ -137,6 +137,10 @@ export class AdminServer {
         lbPolicy: c.policyName,
         activeRequests: c.stats.activeTotal,
         circuitBreakers: c.limits,
+        // Retries and hedges in flight, attempts waiting for a connection, and the limits reached now (docs/resilience.md).
+        pendingRequests: c.pendingTotal,
+        activeRetries: c.activeRetries,
+        openCircuitBreakers: Object.entries(c.openBreakers()).filter(([, open]) => open).map(([limit]) => limit),
         // ORIGINAL_DST: no endpoints; the destinations with pooled upstream connections (shared by all such clusters).
         ...(c.originalDst ? { type: 'original_dst', useHostHeader: c.useHostHeader, destinations: this.deps.proxy.originalDst.destinations() } : {}),
         endpoints: c.endpoints.map((e) => {

@@ -1,5 +1,15 @@
 import type { Cluster, Cluster_HealthCheck, Cluster_OutlierDetection } from '../gen/outrigger/config/v1/cluster_pb.js';
-import type { HashPolicy } from '../gen/outrigger/config/v1/route_pb.js';
+import type { HashPolicy, RouteAction } from '../gen/outrigger/config/v1/route_pb.js';
+import { durationMs } from '../core/duration.js';
+import {
+  DEFAULT_BASE_INTERVAL_MS,
+  MAX_BUFFER_LIMIT_BYTES,
+  MAX_HEDGE_ATTEMPTS,
+  MAX_NUM_RETRIES,
+  RETRY_ON,
+  parseGrpcStatus,
+  parseRetryOn,
+} from '../core/retry-vocabulary.js';
 import { checkNonNegative, type Report } from './report.js';
 
 /** The ring-size bound (Envoy's). */
@@ -82,4 +92,48 @@ export function checkHashPolicies(list: readonly HashPolicy[], at: string, repor
         report(pp, 'set one of header, cookie, sourceIp, queryParameter');
     }
   });
+}
+
+/** A route action's `retryPolicy`, `hedgePolicy` and `perRequestBufferLimitBytes`; `at` is the route action's path. */
+export function checkRetries(a: RouteAction, at: string, report: Report): void {
+  const r = a.retryPolicy;
+  if (r) {
+    const rp = `${at}.retryPolicy`;
+    r.retryOn.forEach((entry, i) => {
+      const { bits, unknown } = parseRetryOn(entry);
+      for (const w of unknown) report(`${rp}.retryOn[${i}]`, `unknown retryOn condition "${w}"; known: ${Object.keys(RETRY_ON).join(', ')}`);
+      if (bits === 0 && unknown.length === 0) report(`${rp}.retryOn[${i}]`, 'empty condition');
+    });
+    if (r.numRetries !== undefined && r.numRetries > MAX_NUM_RETRIES) report(`${rp}.numRetries`, `at most ${MAX_NUM_RETRIES}, got ${r.numRetries}`);
+    checkNonNegative(r.perTryTimeout, `${rp}.perTryTimeout`, report);
+    const b = r.retryBackOff;
+    if (b) {
+      checkNonNegative(b.baseInterval, `${rp}.retryBackOff.baseInterval`, report);
+      checkNonNegative(b.maxInterval, `${rp}.retryBackOff.maxInterval`, report);
+      const base = b.baseInterval ? durationMs(b.baseInterval, 0) : DEFAULT_BASE_INTERVAL_MS;
+      const max = b.maxInterval ? durationMs(b.maxInterval, 0) : undefined;
+      if (max !== undefined && max > 0 && max < base) report(`${rp}.retryBackOff.maxInterval`, `must not be below baseInterval (${base}ms), got ${max}ms`);
+    }
+    r.retriableStatusCodes.forEach((c, i) => {
+      if (c < 100 || c > 599) report(`${rp}.retriableStatusCodes[${i}]`, `an HTTP status 100..599, got ${c}`);
+    });
+    const bud = r.retryBudget;
+    if (bud) {
+      const p = bud.budgetPercent;
+      if (p !== undefined && !(p >= 0 && p <= 100)) report(`${rp}.retryBudget.budgetPercent`, `a percentage: 0..100, got ${p}`);
+    }
+  }
+  const h = a.hedgePolicy;
+  if (h) {
+    const hp = `${at}.hedgePolicy`;
+    if (h.maxAttempts < 2 || h.maxAttempts > MAX_HEDGE_ATTEMPTS) {
+      report(`${hp}.maxAttempts`, `2..${MAX_HEDGE_ATTEMPTS} attempts (the first included), got ${h.maxAttempts}`);
+    }
+    checkNonNegative(h.hedgingDelay, `${hp}.hedgingDelay`, report);
+    h.nonFatalStatusCodes.forEach((c, i) => {
+      if (parseGrpcStatus(c) === undefined) report(`${hp}.nonFatalStatusCodes[${i}]`, `a gRPC status name (e.g. "UNAVAILABLE") or number 0..16, got "${c}"`);
+    });
+  }
+  const lim = a.perRequestBufferLimitBytes;
+  if (lim !== undefined && lim > MAX_BUFFER_LIMIT_BYTES) report(`${at}.perRequestBufferLimitBytes`, `at most ${MAX_BUFFER_LIMIT_BYTES}, got ${lim}`);
 }

@@ -2,7 +2,7 @@ import type { RouteConfiguration, RouteMatch, Transcode } from '../gen/outrigger
 import { checkDomain } from './net-names.js';
 import { checkPathTemplate } from './template-syntax.js';
 import { checkNonNegative, type Report } from './report.js';
-import { checkHashPolicies } from './validate-resilience.js';
+import { checkHashPolicies, checkRetries } from './validate-resilience.js';
 import { checkFilterOverrides } from './validate-filters.js';
 
 export { checkNonNegative, type Report };
@@ -65,6 +65,7 @@ export function checkRouteConfiguration(
           checkNonNegative(a.timeout, `${ap}.timeout`, report);
           if (a.transcode) checkTranscode(a.transcode, `${ap}.transcode`, report);
           checkHashPolicies(a.hashPolicy, ap, report);
+          checkRetries(a, ap, report);
           break;
         }
         case 'directResponse': {

@@ -88,6 +88,11 @@ export class AbortScope<R extends string = string> {
     });
   }
 
+  /** Milliseconds left before the armed deadline (Infinity when none): a retry's grpc-timeout. */
+  remainingMs(clock: Clock): number {
+    return this.deadlineAtMs === Infinity ? Infinity : this.deadlineAtMs - clock.monotonicMs();
+  }
+
   /** The exchange is over: no deadline, no listener will run. */
   dispose(): void {
     if (this.state !== 0) return;

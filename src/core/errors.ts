@@ -54,7 +54,8 @@ export type LocalErrorCode =
   | 'unauthenticated'
   | 'access_denied'
   | 'rate_limited'
-  | 'rate_limit_service_error';
+  | 'rate_limit_service_error'
+  | 'retries_exhausted';
 
 export interface LocalErrorSpec {
   readonly httpStatus: number;
@@ -173,6 +174,9 @@ export const LOCAL_ERRORS: Readonly<Record<LocalErrorCode, LocalErrorSpec>> = {
     flag: 'RLSE',
     message: 'rate limit service unavailable',
   },
+  // A route's retry policy wanted another attempt but numRetries were used up (or, hedging, maxAttempts):
+  // the last upstream answer is returned; this row gives its access-log flag (docs/resilience.md).
+  retries_exhausted: { httpStatus: 503, grpcStatus: GrpcStatus.UNAVAILABLE, flag: 'URX', message: 'retries exhausted' },
 };
 
 /** The access-log flag of a local error code (for dialects that write their own error bodies). */

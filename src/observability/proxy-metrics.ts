@@ -1,5 +1,11 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
+/** A cluster as the open-breaker gauge reads it (ClusterRuntime). */
+export interface BreakerState {
+  readonly name: string;
+  openBreakers(): Readonly<Record<string, boolean>>;
+}
+
 /**
  * The data path's metrics. Label sets are bounded: listener, route and cluster
  * names come from config, codes from small tables. Histogram children are
@@ -24,6 +30,13 @@ export class ProxyMetrics {
   readonly healthChecks: Counter<'cluster' | 'result'>;
   readonly ejections: Counter<'cluster' | 'reason'>;
   readonly overflows: Counter<'cluster' | 'limit'>;
+  readonly upstreamRequests: Counter<'cluster' | 'outcome'>;
+  readonly retries: Counter<'cluster' | 'kind'>;
+  readonly breakerOpen: Gauge<'cluster' | 'limit'>;
+  /** What the open-breaker gauge reads at scrape time (set by whoever holds the live clusters). */
+  private breakerSource: () => Iterable<BreakerState> = () => [];
+  /** Per-attempt counter children by cluster and outcome, cached (one inc per upstream attempt). */
+  private readonly attemptChildren = new Map<string, Map<string, { inc(): void }>>();
   private readonly durationChildren = new Map<string, { observe(v: number): void }>();
   private readonly activeChildren = new Map<string, { inc(): void; dec(): void }>();
 
@@ -96,9 +109,36 @@ export class ProxyMetrics {
     });
     this.overflows = new Counter({
       name: 'outrigger_upstream_overflow_total',
-      help: 'Requests refused by a circuit breaker (flag UO), by cluster and limit',
+      help:
+        'Requests refused by a circuit breaker (flag UO), by cluster and limit: max_requests, max_connections, max_pending_requests; ' +
+        'retries and hedges refused: max_retries, retry_budget',
       labelNames: ['cluster', 'limit'],
       registers,
+    });
+    this.upstreamRequests = new Counter({
+      name: 'outrigger_upstream_requests_total',
+      help:
+        'Upstream attempts (first tries, retries, hedges, refused-stream replays) by cluster and outcome: success, client_error, server_error, ' +
+        'connect_failure, reset, timeout, cancelled, refused. Not by endpoint (see docs/resilience.md#metrics)',
+      labelNames: ['cluster', 'outcome'],
+      registers,
+    });
+    this.retries = new Counter({
+      name: 'outrigger_upstream_retries_total',
+      help: 'Further attempts sent by cluster and kind: retry (retryPolicy), hedge (hedgePolicy), replay (a refused HTTP/2 stream sent again)',
+      labelNames: ['cluster', 'kind'],
+      registers,
+    });
+    const source = (): Iterable<BreakerState> => this.breakerSource();
+    this.breakerOpen = new Gauge({
+      name: 'outrigger_upstream_circuit_breaker_open',
+      help: '1 while a circuit breaker of the cluster is at its limit (max_requests, max_pending_requests, max_retries, max_connections), else 0',
+      labelNames: ['cluster', 'limit'],
+      registers,
+      collect() {
+        this.reset();
+        for (const c of source()) for (const [limit, open] of Object.entries(c.openBreakers())) this.set({ cluster: c.name, limit }, open ? 1 : 0);
+      },
     });
     this.protocolErrors = new Counter({
       name: 'outrigger_downstream_protocol_errors_total',
@@ -136,6 +176,31 @@ export class ProxyMetrics {
       help: 'V8 heap in use over the heap limit, as the overload manager last sampled it',
       registers,
     });
+  }
+
+  /** Where the open-breaker gauge finds the clusters of the config in force. */
+  setBreakerSource(fn: () => Iterable<BreakerState>): void {
+    this.breakerSource = fn;
+  }
+
+  /** One upstream attempt ended (upstream/attempt.ts). */
+  upstreamAttempt(cluster: string, outcome: string): void {
+    // Nested maps: no key string built per attempt.
+    let byOutcome = this.attemptChildren.get(cluster);
+    if (byOutcome === undefined) this.attemptChildren.set(cluster, (byOutcome = new Map()));
+    let c = byOutcome.get(outcome);
+    if (c === undefined) byOutcome.set(outcome, (c = this.upstreamRequests.labels(cluster, outcome)));
+    c.inc();
+  }
+
+  /** A retry, hedge or replay was sent. */
+  upstreamRetry(cluster: string, kind: string): void {
+    this.retries.inc({ cluster, kind });
+  }
+
+  /** A circuit breaker or retry budget refused a request or a retry (flag UO). */
+  upstreamOverflow(cluster: string, limit: string): void {
+    this.overflows.inc({ cluster, limit });
   }
 
   observeRequest(

@@ -200,6 +200,9 @@ describe('admin API', function () {
     expect(c.clusters.h1c as unknown as Record<string, unknown>).to.deep.include({
       lbPolicy: 'round_robin',
       circuitBreakers: { maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024, maxRetries: 3 },
+      pendingRequests: 0,
+      activeRetries: 0,
+      openCircuitBreakers: [],
     });
   });
 

@@ -1,10 +1,13 @@
 import type { ListenerSettings } from '../state/proxy-state.js';
 import type { ClusterRuntime } from '../upstream/cluster.js';
 import type { EndpointAddress } from '../upstream/endpoint.js';
+import type { PickInfo } from '../upstream/lb/picker.js';
+import type { RunnerPlan } from '../upstream/retry/attempt-runner.js';
 
 /** Where the pipeline sends one exchange: the picked endpoint and the request line after the route's rewrites. */
 export interface UpstreamTarget {
   readonly cluster: ClusterRuntime;
+  /** The endpoint of the first attempt. */
   readonly ep: EndpointAddress;
   /** `:path` / request target after prefixRewrite (query kept). */
   readonly path: string;
@@ -12,4 +15,8 @@ export interface UpstreamTarget {
   readonly authority: string;
   /** The listener's settings (body limit, trusted hops). */
   readonly settings: ListenerSettings;
+  /** What the first pick saw: further attempts (retries, hedges) pick with it. */
+  readonly pickInfo?: PickInfo | undefined;
+  /** The route's retry or hedge plan for this request; undefined: one attempt (refused streams replayed). */
+  readonly plan?: RunnerPlan | undefined;
 }

@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { ProxyContext } from '../context.js';
 import type { WsDownstream } from '../downstream/ws-downstream.js';
 import { localReply } from '../downstream/local-reply.js';
+import { startAttempt } from '../upstream/attempt.js';
 import type { UpstreamTarget } from './upstream-target.js';
 
 /**
@@ -14,6 +15,9 @@ export function forwardWebSocket(ctx: ProxyContext, ds: WsDownstream, t: Upstrea
   const ex = ds.ex;
   const socket = ds.socket;
   const head = ds.head;
+  // One attempt, from the upgrade request until the spliced sockets close (the seam: upstream/attempt.ts).
+  const attempt = startAttempt(ctx.metrics, t.cluster, t.ep, 0, 'first', headers, ex);
+  ds.onClose(() => attempt.end({ status: ex.status, flag: ex.flags, grpcStatus: undefined }));
   const up = http.request({
     host: t.ep.host,
     port: t.ep.port,

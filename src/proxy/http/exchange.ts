@@ -41,6 +41,8 @@ export class Exchange {
   cluster = '';
   request_id: string | undefined = undefined;
   flags: string | undefined = undefined;
+  /** Upstream attempts made, when more than one (retries, hedges, refused-stream replays). */
+  attempts: number | undefined = undefined;
   headers: Record<string, string> | undefined = undefined;
   /** The mesh mTLS peer's SPIFFE ID (docs/security.md), when the connection had one. */
   source_principal: string | undefined = undefined;
@@ -111,6 +113,7 @@ export class Exchange {
       cluster: this.cluster,
       request_id: this.request_id,
       flags: this.flags,
+      attempts: this.attempts,
       headers: this.headers,
       source_principal: this.source_principal,
     };

@@ -38,6 +38,8 @@ export class ListenerManager {
       ctx.metrics.ejections.inc({ cluster, reason });
       ctx.logger.warn({ cluster, endpoint, reason }, 'endpoint ejected');
     });
+    // outrigger_upstream_circuit_breaker_open reads the clusters in force at scrape time: nothing per request.
+    ctx.metrics.setBreakerSource(() => this.state?.clusters.values() ?? []);
   }
 
   /**

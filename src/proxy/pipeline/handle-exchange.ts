@@ -14,6 +14,9 @@ import { bridgeMethodOf, bridgeWebSocket } from '../transcode/websocket/bridge.j
 import { rewritePath } from './rewrite.js';
 import { requestHash } from '../router/index.js';
 import { decideRequestId } from '../http/request-id.js';
+import type { PickInfo } from '../upstream/lb/picker.js';
+import { planFor, safeToRepeat } from '../upstream/retry/retry-policy.js';
+import type { DescMethod } from '@bufbuild/protobuf';
 
 type ClusterAction = Extract<RouteActionCompiled, { kind: 'cluster' }>;
 
@@ -108,30 +111,30 @@ function afterFilters(
   // Circuit breakers (issue 12): over a cluster limit the request is refused (UO), not queued.
   const overflow = cluster.overflow(tr !== undefined || cluster.usesH2(ds.kind === 'h2'));
   if (overflow) {
-    ctx.metrics.overflows.inc({ cluster: cluster.name, limit: overflow });
+    ctx.metrics.upstreamOverflow(cluster.name, overflow);
     return localReply(ds, 'upstream_overflow', `${cluster.name}: ${overflow}`);
   }
-  const picked = cluster.pick({
+  const pickInfo: PickInfo = {
     originalDst: ds.conn.originalDst,
     authority: ds.authority,
     scheme: ds.conn.scheme,
     headers: ds.headers,
     clientAddress: ds.conn.clientAddress,
     hash: action.hashPolicy !== undefined ? requestHash(action.hashPolicy, { headers: ds.headers, target: ds.target, clientAddress: ds.conn.clientAddress }) : undefined,
-  });
+  };
+  const picked = cluster.pick(pickInfo);
   // A WebSocket refusal names the ORIGINAL_DST reason only (kept from before the pipeline existed).
   if (!picked.ep) return localReply(ds, picked.code, ds.kind === 'ws' && !cluster.originalDst ? undefined : picked.detail);
   ex.upstream = picked.ep.key;
-  // Upstream resilience (issue 12): the endpoint's active-request count and
-  // latency sample (least-request / peak-EWMA pickers, outlier detection)
-  // span the exchange from the pick to the client side closing. One attempt
-  // per request until retries exist.
-  const attempt = cluster.beginAttempt(picked.ep.key);
-  ds.onClose(() => attempt.end({ status: ex.status, flag: ex.flags, grpcStatus: ex.grpc_status }));
+  // Upstream resilience (issue 12): the terminal makes the attempts (upstream/attempt.ts is where
+  // each starts and ends); a route's retry or hedge plan lets it make more than one.
   const authority = action.hostRewrite || ds.authority;
   const settings = view.settings;
   if (tr) {
-    const t = { ctx, tr, ex, cluster, ep: picked.ep, routeTimeoutMs: action.timeoutMs, authority, clientAddress: ds.conn.clientAddress, trustedHops: settings.trustedHops, scope: ds.scope };
+    const t = {
+      ctx, tr, ex, cluster, ep: picked.ep, routeTimeoutMs: action.timeoutMs, authority, clientAddress: ds.conn.clientAddress,
+      trustedHops: settings.trustedHops, scope: ds.scope, pickInfo, retries: action.retries,
+    };
     if (ds.kind === 'ws') {
       const rpc = bridgeMethodOf(tr, ds.target);
       if (rpc) {
@@ -140,7 +143,15 @@ function afterFilters(
       }
     } else return serveTranscoded({ ...t, ds }, dialect!);
   }
-  forward(ctx, ds, { cluster, ep: picked.ep, path: rewritePath(ds.target, match, action), authority, settings });
+  const retries = action.retries;
+  const plan = retries === undefined || ds.kind === 'ws' ? undefined : planFor(retries, () => safeToRepeat(ds.method, ds.grpc, grpcMethodOf(view, action, ds)));
+  forward(ctx, ds, { cluster, ep: picked.ep, path: rewritePath(ds.target, match, action), authority, settings, pickInfo, plan });
+}
+
+/** The descriptor of a gRPC request's method, when its route has descriptors (a transcoding route): hedging reads its idempotency. */
+function grpcMethodOf(view: ListenerView, action: ClusterAction, ds: Downstream): DescMethod | undefined {
+  if (!ds.grpc || !action.transcode) return undefined;
+  return view.state.transcoders.get(action.transcode)?.methods.get(ds.target);
 }
 
 /**

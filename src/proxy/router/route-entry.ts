@@ -5,6 +5,7 @@ import { compileAnchoredRegex, compileConstraints, type RouteConstraints } from 
 import { parseRouteTemplate, type ParsedTemplate } from './route-template.js';
 import { EMPTY_PARAMS, RouteCompileError, type CompiledRoute, type RouteActionCompiled, type RouteMatchResult } from './types.js';
 import { compileHashPolicy } from './hash-policy.js';
+import { compileRouteRetries } from '../upstream/retry/retry-policy.js';
 
 /** How a route's path is matched, after gRPC-only routes were turned into path/prefix specs. */
 export type PathSpec =
@@ -97,6 +98,7 @@ function compileAction(r: Route, spec: PathSpec, onError: (rel: string, message:
       ...(v.hostRewrite !== '' ? { hostRewrite: v.hostRewrite } : {}),
       ...(v.transcode ? { transcode: v.transcode } : {}),
       ...(v.hashPolicy.length > 0 ? { hashPolicy: compileHashPolicy(v.hashPolicy, onError) } : {}),
+      ...(v.retryPolicy || v.hedgePolicy ? { retries: compileRouteRetries(v)! } : {}),
     });
   }
   if (a.case === 'directResponse') {

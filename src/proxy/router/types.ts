@@ -1,3 +1,4 @@
+import type { RouteRetries } from '../upstream/retry/retry-policy.js';
 import type { FilterOverride } from '../../gen/outrigger/config/v1/filters_pb.js';
 import type { Transcode } from '../../gen/outrigger/config/v1/route_pb.js';
 import type { HashPart } from './hash-policy.js';
@@ -34,6 +35,8 @@ export type RouteActionCompiled =
       transcode?: Transcode;
       /** `hashPolicy[]` (only when the route has one): the request's hash for consistent-hash clusters. */
       hashPolicy?: readonly HashPart[];
+      /** `retryPolicy` / `hedgePolicy` (only when the route has one): further attempts (upstream/retry/). */
+      retries?: RouteRetries;
     }
   | { kind: 'direct'; status: number; body: string };
 

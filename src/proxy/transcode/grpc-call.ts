@@ -1,15 +1,22 @@
-import http2, { type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import { AbortScope } from '../../core/abort-scope.js';
-import { GrpcStatus } from '../../core/errors.js';
+import { formatGrpcTimeout } from '../../core/duration.js';
+import { flagOf, GrpcStatus } from '../../core/errors.js';
 import type { AbortReason } from '../downstream/downstream.js';
+import type { Exchange } from '../http/exchange.js';
 import type { ProxyContext } from '../context.js';
 import type { ClusterRuntime } from '../upstream/cluster.js';
 import type { EndpointAddress } from '../upstream/endpoint.js';
-import { resetStream } from '../http/h2-reset.js';
+import type { UpstreamAttempt } from '../upstream/attempt.js';
+import { H2Call } from '../upstream/calls/h2-call.js';
+import type { CallEvents, CallFailure, UpstreamCall, UpstreamHead } from '../upstream/calls/upstream-call.js';
+import type { PickInfo } from '../upstream/lb/picker.js';
+import { AttemptRunner, type RunnerHost, type RunnerMark } from '../upstream/retry/attempt-runner.js';
+import type { RunnerPlan } from '../upstream/retry/retry-policy.js';
 import { encodeFrame, FrameReader } from '../../core/grpc-framing.js';
 
-const END_STREAM = http2.constants.NGHTTP2_FLAG_END_STREAM;
-const CANCEL = http2.constants.NGHTTP2_CANCEL;
+/** Request bytes kept (no retry plan) to replay a stream the upstream refused. */
+const REPLAY_MAX_BYTES = 64 * 1024;
 
 /**
  * How a call ended. `protocolError` marks an upstream answer that is not valid
@@ -26,6 +33,12 @@ export interface CallEnd {
   readonly protocolError: boolean;
   /** The call never reached the backend (connect failure, local cancel before send). */
   readonly local: boolean;
+  /** Retries were wanted and used up (exhausted, flag URX) or refused by a limit (overflow, flag UO). */
+  readonly retries?: RunnerMark;
+  /** Upstream attempts made (retries, hedges, refused-stream replays included). */
+  readonly attempts: number;
+  /** The endpoint of the answer's attempt (or of the last one). */
+  readonly endpoint: string | undefined;
 }
 
 export interface CallHandlers {
@@ -35,23 +48,43 @@ export interface CallHandlers {
   onEnd(end: CallEnd): void;
 }
 
+/** Further attempts of a call: how the first pick was made, and the route's plan. */
+export interface CallRetries {
+  readonly pickInfo: PickInfo | undefined;
+  readonly plan: RunnerPlan | undefined;
+  /** The exchange the call serves (the attempt seam gets it). */
+  readonly exchange?: Exchange | undefined;
+}
+
 /**
- * One gRPC call over the shared upstream HTTP/2 session: 5-byte framing
+ * One gRPC call over the shared upstream HTTP/2 sessions: 5-byte framing
  * in both directions, deadline as grpc-timeout plus a local timer that resets
  * the stream with CANCEL, and the status taken from trailers (or the headers
- * of a trailers-only answer). States: open → (half-closed) → ended; onEnd
- * fires exactly once.
+ * of a trailers-only answer). Its attempts go through the AttemptRunner, so
+ * a route's retry or hedge policy applies to transcoded calls as to
+ * pass-through ones (until the response headers arrive; the request
+ * messages sent so far are replayed). States: open → (half-closed) → ended;
+ * onEnd fires exactly once.
  */
-export class GrpcCall {
+export class GrpcCall implements RunnerHost, CallEvents {
   private readonly frames = new FrameReader();
+  private readonly runner: AttemptRunner;
+  private readonly base: OutgoingHttpHeaders;
+  private readonly scope: AbortScope<AbortReason>;
   private ended = false;
   private headers: IncomingHttpHeaders = {};
   private trailers: IncomingHttpHeaders | undefined;
-  private responded = false;
+  /** The attempt whose head was chosen. */
+  private call: UpstreamCall | undefined;
+  private drainFns: (() => void)[] | undefined;
+  private mark: RunnerMark = undefined;
+  private lastEndpoint: string | undefined;
+  /** The scope this call made for itself (no exchange): disposed when the call ends. */
+  private ownScope: AbortScope<AbortReason> | undefined;
 
   constructor(
-    ctx: ProxyContext,
-    cluster: ClusterRuntime,
+    private readonly ctx: ProxyContext,
+    private readonly cluster: ClusterRuntime,
     ep: EndpointAddress,
     headers: OutgoingHttpHeaders,
     timeoutMs: number,
@@ -62,105 +95,144 @@ export class GrpcCall {
      * a deadline: DEADLINE_EXCEEDED). Calls of our own (reflection) get one.
      */
     scope?: AbortScope<AbortReason>,
+    retries?: CallRetries,
   ) {
     if (scope === undefined) scope = this.ownScope = new AbortScope();
-    const conn = ctx.h2.get(ep, cluster.connectTimeoutMs, cluster.idleTimeoutMs, cluster.upstreamTls);
-    let stream: ClientHttp2Stream;
-    try {
-      stream = conn.session.request(
-        { ...headers, ':method': 'POST', ':scheme': 'http', 'content-type': 'application/grpc', te: 'trailers' },
-        { endStream: false },
-      );
-    } catch (err) {
-      this.stream = undefined;
-      queueMicrotask(() => this.finish(GrpcStatus.UNAVAILABLE, `upstream connect error: ${(err as Error).message}`, { local: true }));
-      return;
-    }
-    this.stream = stream;
-    stream.on('error', () => {});
-    stream.once('response', (rh: IncomingHttpHeaders, flags: number) => {
-      this.responded = true;
-      this.headers = rh;
-      const status = Number(rh[':status']);
-      if (status !== 200) {
-        this.finishFromMeta(rh, `upstream answered HTTP ${status}`);
-        resetStream(stream, CANCEL);
-        return;
-      }
-      if ((flags & END_STREAM) !== 0) return this.finishFromMeta(rh); // trailers-only
-      h.onHeaders(rh);
-    });
-    stream.on('data', (c: Buffer) => this.onData(c));
-    stream.once('trailers', (t: IncomingHttpHeaders) => (this.trailers = t));
-    stream.once('close', () => {
-      if (this.ended) return;
-      if (this.trailers) return this.finishFromMeta(this.trailers);
-      if (!this.responded) {
-        const never = conn.state === 'failed' || conn.state === 'connecting';
-        return this.finish(GrpcStatus.UNAVAILABLE, never ? `upstream connect error: ${conn.lastError ?? 'closed'}` : 'upstream reset', {
-          local: never,
-        });
-      }
-      // A clean end without trailers is a broken gRPC server, not a network failure.
-      if (!stream.rstCode) return this.finish(GrpcStatus.INTERNAL, 'upstream ended the call without grpc-status', { protocolError: true });
-      this.finish(GrpcStatus.UNAVAILABLE, `upstream reset (code ${stream.rstCode})`, {});
-    });
+    this.scope = scope;
+    this.base = { ...headers, ':method': 'POST', ':scheme': 'http', 'content-type': 'application/grpc', te: 'trailers' };
+    this.runner = new AttemptRunner({ metrics: ctx.metrics, exchange: retries?.exchange }, cluster, ep, retries?.pickInfo, retries?.plan, true, true, REPLAY_MAX_BYTES, this);
+    this.runner.start();
     // Last, so an exchange that is already over ends a call that is fully set up.
     scope.deadline(ctx.clock, timeoutMs, 'deadline_exceeded');
     scope.onAbort((reason) => (reason === 'downstream_reset' ? this.cancel('client went away') : this.expire()));
   }
 
+  // ---- the runner's host ----
+
+  headersFor(index: number): Record<string, unknown> {
+    if (index === 0) return this.base;
+    // gRFC A6: attempts after the first say how many came before, and carry the deadline left.
+    const h: Record<string, unknown> = { ...this.base, 'x-outrigger-attempt-count': String(index + 1), 'grpc-previous-rpc-attempts': String(index) };
+    const left = this.scope.remainingMs(this.ctx.clock);
+    if (h['grpc-timeout'] !== undefined && left !== Infinity) h['grpc-timeout'] = formatGrpcTimeout(Math.max(1, left));
+    return h;
+  }
+
+  open(attempt: UpstreamAttempt, headers: Record<string, unknown>, endStream: boolean, events: CallEvents): UpstreamCall {
+    this.lastEndpoint = attempt.endpoint.key;
+    return new H2Call(this.ctx.h2, this.cluster, attempt, headers as OutgoingHttpHeaders, endStream, events);
+  }
+
+  commit(call: UpstreamCall, head: UpstreamHead, mark: RunnerMark): CallEvents {
+    this.call = call;
+    this.mark = mark;
+    this.headers = head.headers;
+    if (head.status !== 200) {
+      this.finishFromMeta(head.headers, `upstream answered HTTP ${head.status}`);
+      call.cancel();
+      return this;
+    }
+    if (head.endStream) {
+      this.finishFromMeta(head.headers); // trailers-only
+      return this;
+    }
+    this.h.onHeaders(head.headers);
+    return this;
+  }
+
+  fail(f: CallFailure, mark: RunnerMark): void {
+    this.mark = mark;
+    if (mark?.kind === 'overflow') return this.finish(GrpcStatus.UNAVAILABLE, `upstream overflow: ${this.cluster.name}: ${mark.limit}`, {});
+    switch (f.kind) {
+      case 'connect_failure':
+        return this.finish(GrpcStatus.UNAVAILABLE, `upstream connect error: ${f.detail ?? 'closed'}`, { local: true });
+      case 'timeout':
+        return this.finish(GrpcStatus.DEADLINE_EXCEEDED, `upstream request timeout: ${f.detail ?? ''}`, {});
+      default:
+        return this.finish(GrpcStatus.UNAVAILABLE, 'upstream reset', {});
+    }
+  }
+
+  drained(): void {
+    if (this.drainFns) for (const fn of this.drainFns) fn();
+  }
+
+  // ---- the chosen attempt's events ----
+
+  onHead(): void {}
+
+  onData(_call: UpstreamCall, c: Buffer): void {
+    this.frames.each(c, (f) => {
+      if (this.ended) return false;
+      if (f.flags !== 0) {
+        this.call?.cancel();
+        this.finish(GrpcStatus.INTERNAL, 'upstream sent a compressed message without being asked to', { protocolError: true });
+        return false;
+      }
+      if (!this.h.onMessage(f.data)) this.call?.pause();
+      return true;
+    });
+  }
+
+  onTrailers(_call: UpstreamCall, t: IncomingHttpHeaders): void {
+    this.trailers = t;
+  }
+
+  onEnd(): void {
+    if (this.ended) return;
+    if (this.trailers) return this.finishFromMeta(this.trailers);
+    // A clean end without trailers is a broken gRPC server, not a network failure.
+    this.finish(GrpcStatus.INTERNAL, 'upstream ended the call without grpc-status', { protocolError: true });
+  }
+
+  onFail(_call: UpstreamCall, f: CallFailure): void {
+    if (this.ended) return;
+    if (this.trailers) return this.finishFromMeta(this.trailers);
+    this.finish(GrpcStatus.UNAVAILABLE, `upstream reset (code ${f.rstCode ?? 0})`, { flag: flagOf('upstream_reset') });
+  }
+
+  onWritable(): void {
+    this.drained();
+  }
+
+  // ---- the dialect's side ----
+
   /** The deadline passed: reset upstream, report DEADLINE_EXCEEDED. */
   private expire(): void {
     if (this.ended) return;
-    if (this.stream && !this.stream.destroyed) resetStream(this.stream, CANCEL);
-    this.finish(GrpcStatus.DEADLINE_EXCEEDED, 'deadline exceeded', {});
+    this.runner.abort(flagOf('upstream_timeout'));
+    this.call?.cancel();
+    this.finish(GrpcStatus.DEADLINE_EXCEEDED, 'deadline exceeded', { flag: flagOf('upstream_timeout') });
   }
-
-  private readonly stream: ClientHttp2Stream | undefined;
-  /** The scope this call made for itself (no exchange): disposed when the call ends. */
-  private ownScope: AbortScope<AbortReason> | undefined;
 
   /** Sends one message; false means wait for onDrain. */
   send(msg: Uint8Array): boolean {
-    if (!this.stream || this.ended) return true;
-    return this.stream.write(encodeFrame(0, msg));
+    if (this.ended) return true;
+    return this.runner.write(encodeFrame(0, msg));
   }
 
   onDrain(fn: () => void): void {
-    this.stream?.on('drain', fn);
+    (this.drainFns ??= []).push(fn);
   }
 
   halfClose(): void {
-    if (this.stream && !this.ended) this.stream.end();
+    if (!this.ended) this.runner.end();
   }
 
   pause(): void {
-    this.stream?.pause();
+    this.call?.pause();
   }
 
   resume(): void {
-    this.stream?.resume();
+    this.call?.resume();
   }
 
   /** The client went away or the request was rejected midway: reset upstream, report CANCELLED. */
   cancel(message = 'cancelled'): void {
     if (this.ended) return;
-    if (this.stream && !this.stream.destroyed) resetStream(this.stream, CANCEL);
-    this.finish(GrpcStatus.CANCELLED, message, {});
-  }
-
-  private onData(c: Buffer): void {
-    this.frames.each(c, (f) => {
-      if (this.ended) return false;
-      if (f.flags !== 0) {
-        if (this.stream) resetStream(this.stream, CANCEL);
-        this.finish(GrpcStatus.INTERNAL, 'upstream sent a compressed message without being asked to', { protocolError: true });
-        return false;
-      }
-      if (!this.h.onMessage(f.data)) this.stream?.pause();
-      return true;
-    });
+    this.runner.abort();
+    this.call?.cancel();
+    this.finish(GrpcStatus.CANCELLED, message, { abandoned: true });
   }
 
   private finishFromMeta(meta: IncomingHttpHeaders, httpProblem?: string): void {
@@ -184,11 +256,25 @@ export class GrpcCall {
   private finish(
     code: number,
     message: string,
-    o: { details?: Uint8Array | undefined; trailers?: IncomingHttpHeaders; protocolError?: boolean; local?: boolean },
+    o: {
+      details?: Uint8Array | undefined;
+      trailers?: IncomingHttpHeaders;
+      protocolError?: boolean;
+      local?: boolean;
+      /** The chosen attempt's failure flag (UR, UT). */
+      flag?: string;
+      /** We dropped the chosen attempt (client gone, request rejected): not the endpoint's doing. */
+      abandoned?: boolean;
+    },
   ): void {
     if (this.ended) return;
     this.ended = true;
     this.ownScope?.dispose();
+    const call = this.call;
+    if (call !== undefined && !call.attempt.done) {
+      const status = Number(this.headers[':status'] ?? 0);
+      call.attempt.end({ status, flag: o.flag, grpcStatus: o.protocolError ? undefined : String(code), abandoned: o.abandoned });
+    }
     this.h.onEnd({
       code,
       message,
@@ -197,6 +283,14 @@ export class GrpcCall {
       trailers: o.trailers ?? {},
       protocolError: o.protocolError ?? false,
       local: o.local ?? false,
+      retries: this.mark,
+      attempts: this.runner.attempts,
+      endpoint: call?.attempt.endpoint.key ?? this.lastEndpoint,
     });
+  }
+
+  /** Upstream attempts made so far (retries, hedges, replays included). */
+  get attempts(): number {
+    return this.runner.attempts;
   }
 }

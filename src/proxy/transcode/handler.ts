@@ -5,7 +5,7 @@ import { parseGrpcTimeout } from '../../core/duration.js';
 import { StatusSchema, type Status } from '../../gen/google/rpc/status_pb.js';
 import { decideRequestId } from '../http/request-id.js';
 import type { Downstream } from '../downstream/downstream.js';
-import type { RpcTarget } from './rpc.js';
+import { noteRetries, retriesOf, type RpcTarget } from './rpc.js';
 import { GrpcCall, type CallEnd } from './grpc-call.js';
 import type { Binding } from './http-rule.js';
 import type { Violation } from './json-shape.js';
@@ -149,9 +149,10 @@ function startCall(t: TranscodeTarget, b: Binding, out: Output): GrpcCall | unde
     onEnd: (e) => {
       if (e.local) t.ex.flags = flagOf('upstream_connect_failure');
       else if (e.code === 4) t.ex.flags = flagOf('upstream_timeout');
+      noteRetries(t.ex, e);
       out.onEnd(e);
     },
-  }, t.scope);
+  }, t.scope, retriesOf(t, b.method, t.ds.method));
   return call;
 }
 

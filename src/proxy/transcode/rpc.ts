@@ -8,7 +8,9 @@ import type { Exchange } from '../http/exchange.js';
 import { decideRequestId } from '../http/request-id.js';
 import type { ClusterRuntime } from '../upstream/cluster.js';
 import type { EndpointAddress } from '../upstream/endpoint.js';
-import { GrpcCall, type CallHandlers } from './grpc-call.js';
+import { GrpcCall, type CallEnd, type CallHandlers, type CallRetries } from './grpc-call.js';
+import type { PickInfo } from '../upstream/lb/picker.js';
+import { planFor, safeToRepeat, type RouteRetries } from '../upstream/retry/retry-policy.js';
 import { timeoutHeader } from './metadata.js';
 import type { Transcoder } from './transcoder.js';
 
@@ -25,6 +27,10 @@ export interface RpcTarget {
   readonly trustedHops: number;
   /** The exchange's cancellation (client gone, deadlines): every upstream call honours it. */
   readonly scope: AbortScope<AbortReason>;
+  /** What the first pick saw (retries and hedges pick with it). */
+  readonly pickInfo?: PickInfo | undefined;
+  /** The route's retry and hedge policies (the method's idempotency chooses between them). */
+  readonly retries?: RouteRetries | undefined;
 }
 
 /**
@@ -82,6 +88,8 @@ export function startRpc(
   reqHeaders: IncomingHttpHeaders,
   timeoutMs: number,
   h: CallHandlers,
+  /** The client's HTTP method (a GET, e.g. Connect's, may be hedged). */
+  httpMethod = 'POST',
 ): GrpcCall {
   md[':path'] = `/${method.parent.typeName}/${method.name}`;
   md[':authority'] = t.authority;
@@ -98,8 +106,25 @@ export function startRpc(
     onEnd: (e) => {
       if (e.local) t.ex.flags = flagOf('upstream_connect_failure');
       else if (e.code === 4 && t.ex.flags === undefined) t.ex.flags = flagOf('upstream_timeout');
+      noteRetries(t.ex, e);
       t.ex.grpc_status = String(e.code);
       h.onEnd(e);
     },
-  }, t.scope);
+  }, t.scope, retriesOf(t, method, httpMethod));
+}
+
+/** The retry or hedge plan of one call of `method` (hedging when it is safe to repeat). */
+export function retriesOf(t: RpcTarget, method: DescMethod, httpMethod: string): CallRetries | undefined {
+  if (t.retries === undefined) return { pickInfo: undefined, plan: undefined, exchange: t.ex };
+  return { pickInfo: t.pickInfo, plan: planFor(t.retries, () => safeToRepeat(httpMethod, false, method)), exchange: t.ex };
+}
+
+/** The access-log side of a call's attempts: URX / UO when retrying stopped short, and the attempt count. */
+export function noteRetries(ex: Exchange, e: CallEnd): void {
+  if (e.attempts > 1) ex.attempts = e.attempts;
+  if (e.endpoint !== undefined) ex.upstream = e.endpoint;
+  const m = e.retries;
+  if (m === undefined) return;
+  if (m.kind === 'overflow') ex.flags = flagOf('upstream_overflow');
+  else ex.flags = ex.flags === undefined ? flagOf('retries_exhausted') : `${ex.flags},${flagOf('retries_exhausted')}`;
 }

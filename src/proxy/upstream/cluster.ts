@@ -20,6 +20,8 @@ import { upstreamTlsOf, type UpstreamTlsPolicy } from './upstream-tls.js';
 import { systemClock } from '../../core/clock.js';
 import { systemRandom } from '../../core/random.js';
 import { DEFAULT_EWMA_DECAY_MS, DEFAULT_EWMA_RTT_MS, EndpointStatsTable, type Attempt } from './endpoint-stats.js';
+import { retryAllowance, type RetryLimit } from './retry/retry-budget.js';
+import type { RetryBudgetPlan } from './retry/retry-policy.js';
 
 export type UpstreamProtocol = 'downstream' | 'h1' | 'h2';
 
@@ -34,7 +36,7 @@ export interface CircuitBreakerLimits {
 export const DEFAULT_CIRCUIT_BREAKERS: CircuitBreakerLimits = { maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024, maxRetries: 3 };
 
 /** The circuit-breaker limit a request would break. */
-export type OverflowLimit = 'max_requests' | 'max_connections';
+export type OverflowLimit = 'max_requests' | 'max_connections' | 'max_pending_requests';
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 1000;
 export const DEFAULT_MAX_IDLE_CONNECTIONS = 64;
@@ -57,6 +59,10 @@ export class ClusterRuntime {
   readonly stats: EndpointStatsTable;
   /** `tls`: how upstream connections are secured (undefined: plaintext). Set by build(). */
   upstreamTls: UpstreamTlsPolicy | undefined = undefined;
+  /** Attempts waiting for their upstream connection to be established (circuitBreakers.maxPendingRequests; upstream/attempt.ts). */
+  pendingTotal = 0;
+  /** Retries and hedged attempts in flight: from the decision to send one until it ends (circuitBreakers.maxRetries, retry budgets). */
+  activeRetries = 0;
 
   constructor(
     readonly name: string,
@@ -181,7 +187,41 @@ export class ClusterRuntime {
     const active = this.stats.activeTotal;
     if (active >= this.limits.maxRequests) return 'max_requests';
     if (!upstreamH2 && active >= this.limits.maxConnections) return 'max_connections';
+    if (this.pendingTotal >= this.limits.maxPendingRequests) return 'max_pending_requests';
     return undefined;
+  }
+
+  /**
+   * Takes a slot for one more retry or hedged attempt, or names the limit
+   * that refuses it: the route's retry budget when it has one, otherwise
+   * `circuitBreakers.maxRetries`. A slot taken is given back by `releaseRetry`.
+   */
+  acquireRetry(budget: RetryBudgetPlan | undefined): RetryLimit | undefined {
+    if (this.activeRetries >= retryAllowance(this.stats.activeTotal, budget, this.limits.maxRetries)) {
+      return budget === undefined ? 'max_retries' : 'retry_budget';
+    }
+    this.activeRetries++;
+    return undefined;
+  }
+
+  releaseRetry(): void {
+    this.activeRetries--;
+  }
+
+  /**
+   * Which circuit breakers are at their limit now (Envoy's `*_open` gauges),
+   * read at scrape time: max_connections on clusters that may speak
+   * HTTP/1.1 upstream (each request in flight holds a connection).
+   */
+  openBreakers(): Record<'max_requests' | 'max_pending_requests' | 'max_retries' | 'max_connections', boolean> {
+    const active = this.stats.activeTotal;
+    const l = this.limits;
+    return {
+      max_requests: active >= l.maxRequests,
+      max_pending_requests: this.pendingTotal >= l.maxPendingRequests,
+      max_retries: this.activeRetries >= l.maxRetries,
+      max_connections: this.protocol !== 'h2' && active >= l.maxConnections,
+    };
   }
 
   /** Whether requests that arrived over `downstream` go upstream as HTTP/2. */

@@ -8,6 +8,12 @@ export interface AttemptOutcome {
   readonly flag: string | undefined;
   /** grpc-status of the answer, when there was one. */
   readonly grpcStatus: string | undefined;
+  /**
+   * We dropped the attempt before it could answer (a hedge that lost, a
+   * refused stream, the client going away before the response): not the
+   * endpoint's doing, so neither a failure nor a latency sample.
+   */
+  readonly abandoned?: boolean;
 }
 
 /** One attempt in flight on one endpoint; `end` exactly once (later calls are ignored). */
@@ -69,6 +75,7 @@ export class EndpointStats {
 
 /** Whether an attempt failed from the balancer's point of view (5xx or a local upstream failure). */
 export function isFailure(o: AttemptOutcome): boolean {
+  if (o.abandoned === true) return false;
   return o.status >= 500 || o.status === 0 || (o.flag !== undefined && o.flag.startsWith('U'));
 }
 
@@ -127,10 +134,12 @@ export class EndpointStatsTable {
         const now = clock.monotonicMs();
         s.active--;
         this.activeTotal--;
-        s.total++;
-        if (isFailure(outcome)) s.failures++;
         const rtt = now - started;
-        s.observeRtt(rtt, now);
+        if (outcome.abandoned !== true) {
+          s.total++;
+          if (isFailure(outcome)) s.failures++;
+          s.observeRtt(rtt, now);
+        }
         for (const l of this.listeners) l(key, outcome, rtt);
       },
     };

@@ -18,6 +18,7 @@ export type H2State = 'connecting' | 'ready' | 'draining' | 'failed' | 'closed';
 export class H2Connection {
   state: H2State = 'connecting';
   lastError: string | undefined;
+  private waiting: (() => void)[] | undefined;
 
   constructor(
     readonly endpoint: EndpointAddress,
@@ -26,6 +27,25 @@ export class H2Connection {
 
   get usable(): boolean {
     return (this.state === 'connecting' || this.state === 'ready') && !this.session.closed && !this.session.destroyed;
+  }
+
+  /**
+   * Calls `fn` once the session is no longer connecting (connected, failed or
+   * closed): attempts waiting for it stop counting as pending
+   * (circuitBreakers.maxPendingRequests). One list per session rather than a
+   * session listener per attempt, so a burst of requests on a connecting
+   * session adds no listeners.
+   */
+  whenSettled(fn: () => void): void {
+    if (this.state !== 'connecting') return fn();
+    (this.waiting ??= []).push(fn);
+  }
+
+  /** The pool's: the session left the connecting state. */
+  settle(): void {
+    const w = this.waiting;
+    this.waiting = undefined;
+    if (w) for (const fn of w) fn();
   }
 }
 
@@ -87,6 +107,7 @@ export class H2Pool {
         conn.state = 'failed';
         conn.lastError = `connect timeout after ${connectTimeoutMs}ms`;
         session.destroy(new Error(conn.lastError));
+        conn.settle();
       }
     });
     const drop = (): void => {
@@ -97,6 +118,7 @@ export class H2Pool {
       conn.state = 'ready';
       this.failures.delete(ep.key);
       session.setLocalWindowSize(SESSION_WINDOW);
+      conn.settle();
     });
     session.on('goaway', () => {
       // Streams already open finish; new requests must go to a new session.
@@ -109,11 +131,13 @@ export class H2Pool {
       if (conn.state === 'failed') this.failures.set(ep.key, err.message);
       this.opts.logger.warn({ upstream: ep.key, err: err.message }, 'upstream h2 session error');
       drop();
+      conn.settle();
     });
     session.once('close', () => {
       timer.cancel();
       if (conn.state !== 'failed') conn.state = 'closed';
       drop();
+      conn.settle();
     });
     session.setTimeout(idleTimeoutMs, () => {
       // Idle: no frames for idleTimeoutMs. Close gracefully; streams cannot be open.

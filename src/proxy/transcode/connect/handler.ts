@@ -116,7 +116,7 @@ export function handleConnectUnary(t: TranscodeTarget, method: DescMethod): void
         ds.respond(200, h, false);
         ds.end(body);
       },
-    });
+    }, ds.method);
     call.send(req);
     call.halfClose();
   };

@@ -17,10 +17,12 @@ const LOCAL_ORIGIN_FLAGS = new Set(['UF', 'UR', 'UT']);
 /** gRPC statuses counted as server errors: UNKNOWN, DEADLINE_EXCEEDED, INTERNAL, UNAVAILABLE, DATA_LOSS. */
 const GRPC_5XX = new Set(['2', '4', '13', '14', '15']);
 const GRPC_GATEWAY = new Set(['14']);
+const IGNORED: OutcomeClass = { ignored: true, is5xx: false, gateway: false, localOrigin: false };
 
 export function classify(o: AttemptOutcome): OutcomeClass {
+  if (o.abandoned === true) return IGNORED;
   // Local replies that are not about the endpoint (client gone, filter, deadline of the caller).
-  if (o.flag !== undefined && !LOCAL_ORIGIN_FLAGS.has(o.flag)) return { ignored: true, is5xx: false, gateway: false, localOrigin: false };
+  if (o.flag !== undefined && !LOCAL_ORIGIN_FLAGS.has(o.flag)) return IGNORED;
   const localOrigin = o.flag !== undefined;
   const gateway = localOrigin || o.status === 502 || o.status === 503 || o.status === 504 || (o.grpcStatus !== undefined && GRPC_GATEWAY.has(o.grpcStatus));
   const is5xx = gateway || o.status >= 500 || (o.grpcStatus !== undefined && GRPC_5XX.has(o.grpcStatus));

@@ -777,8 +777,9 @@ export type Cluster_CircuitBreakers = Message<"outrigger.config.v1.Cluster.Circu
   maxConnections?: number | undefined;
 
   /**
-   * Requests waiting for a connection. Default 1024. Not yet enforced (the
-   * connection pools do not queue).
+   * Requests waiting for their upstream connection to be established (an
+   * HTTP/2 session still connecting, a new HTTP/1.1 socket connecting).
+   * Default 1024.
    *
    * @generated from field: optional uint32 max_pending_requests = 2;
    */
@@ -792,7 +793,8 @@ export type Cluster_CircuitBreakers = Message<"outrigger.config.v1.Cluster.Circu
   maxRequests?: number | undefined;
 
   /**
-   * Retries in flight. Default 3. For retry policies (not yet built).
+   * Retries and hedged attempts in flight to the cluster. Default 3.
+   * A route's retryPolicy.retryBudget replaces it for that route's retries.
    *
    * @generated from field: optional uint32 max_retries = 4;
    */

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file outrigger/config/v1/route.proto.
  */
 export const file_outrigger_config_v1_route: GenFile = /*@__PURE__*/
-  fileDesc("Ch9vdXRyaWdnZXIvY29uZmlnL3YxL3JvdXRlLnByb3RvEhNvdXRyaWdnZXIuY29uZmlnLnYxIlsKElJvdXRlQ29uZmlndXJhdGlvbhIMCgRuYW1lGAEgASgJEjcKDXZpcnR1YWxfaG9zdHMYAiADKAsyIC5vdXRyaWdnZXIuY29uZmlnLnYxLlZpcnR1YWxIb3N0Iu0BCgtWaXJ0dWFsSG9zdBIMCgRuYW1lGAEgASgJEg8KB2RvbWFpbnMYAiADKAkSKgoGcm91dGVzGAMgAygLMhoub3V0cmlnZ2VyLmNvbmZpZy52MS5Sb3V0ZRI+CgdmaWx0ZXJzGAQgAygLMi0ub3V0cmlnZ2VyLmNvbmZpZy52MS5WaXJ0dWFsSG9zdC5GaWx0ZXJzRW50cnkaUwoMRmlsdGVyc0VudHJ5EgsKA2tleRgBIAEoCRIyCgV2YWx1ZRgCIAEoCzIjLm91dHJpZ2dlci5jb25maWcudjEuRmlsdGVyT3ZlcnJpZGU6AjgBItECCgVSb3V0ZRIMCgRuYW1lGAEgASgJEi4KBW1hdGNoGAIgASgLMh8ub3V0cmlnZ2VyLmNvbmZpZy52MS5Sb3V0ZU1hdGNoEjEKBXJvdXRlGAMgASgLMiAub3V0cmlnZ2VyLmNvbmZpZy52MS5Sb3V0ZUFjdGlvbkgAEj4KD2RpcmVjdF9yZXNwb25zZRgEIAEoCzIjLm91dHJpZ2dlci5jb25maWcudjEuRGlyZWN0UmVzcG9uc2VIABI4CgdmaWx0ZXJzGAUgAygLMicub3V0cmlnZ2VyLmNvbmZpZy52MS5Sb3V0ZS5GaWx0ZXJzRW50cnkaUwoMRmlsdGVyc0VudHJ5EgsKA2tleRgBIAEoCRIyCgV2YWx1ZRgCIAEoCzIjLm91dHJpZ2dlci5jb25maWcudjEuRmlsdGVyT3ZlcnJpZGU6AjgBQggKBmFjdGlvbiLZAQoKUm91dGVNYXRjaBIQCgZwcmVmaXgYASABKAlIABIOCgRwYXRoGAIgASgJSAASEgoIdGVtcGxhdGUYAyABKAlIABIPCgVyZWdleBgEIAEoCUgAEg8KB21ldGhvZHMYBSADKAkSMwoHaGVhZGVycxgGIAMoCzIiLm91dHJpZ2dlci5jb25maWcudjEuSGVhZGVyTWF0Y2hlchIsCgRncnBjGAcgASgLMh4ub3V0cmlnZ2VyLmNvbmZpZy52MS5HcnBjTWF0Y2hCEAoOcGF0aF9zcGVjaWZpZXIifQoNSGVhZGVyTWF0Y2hlchIMCgRuYW1lGAEgASgJEg8KBWV4YWN0GAIgASgJSAASEAoGcHJlZml4GAMgASgJSAASDwoFcmVnZXgYBCABKAlIABIRCgdwcmVzZW50GAUgASgISAASDgoGaW52ZXJ0GAYgASgIQgcKBW1hdGNoIiwKCUdycGNNYXRjaBIPCgdzZXJ2aWNlGAEgASgJEg4KBm1ldGhvZBgCIAEoCSKbAgoLUm91dGVBY3Rpb24SDwoHY2x1c3RlchgBIAEoCRIqCgd0aW1lb3V0GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhYKDnByZWZpeF9yZXdyaXRlGAMgASgJEhQKDGhvc3RfcmV3cml0ZRgEIAEoCRIxCgl0cmFuc2NvZGUYBSABKAsyHi5vdXRyaWdnZXIuY29uZmlnLnYxLlRyYW5zY29kZRI0CgtoYXNoX3BvbGljeRgGIAMoCzIfLm91dHJpZ2dlci5jb25maWcudjEuSGFzaFBvbGljeRI4Cg1yZWdleF9yZXdyaXRlGBQgASgLMiEub3V0cmlnZ2VyLmNvbmZpZy52MS5SZWdleFJld3JpdGUiNQoMUmVnZXhSZXdyaXRlEg8KB3BhdHRlcm4YASABKAkSFAoMc3Vic3RpdHV0aW9uGAIgASgJIsIDCgpIYXNoUG9saWN5EjgKBmhlYWRlchgBIAEoCzImLm91dHJpZ2dlci5jb25maWcudjEuSGFzaFBvbGljeS5IZWFkZXJIABI4CgZjb29raWUYAiABKAsyJi5vdXRyaWdnZXIuY29uZmlnLnYxLkhhc2hQb2xpY3kuQ29va2llSAASPQoJc291cmNlX2lwGAMgASgLMigub3V0cmlnZ2VyLmNvbmZpZy52MS5IYXNoUG9saWN5LlNvdXJjZUlwSAASSQoPcXVlcnlfcGFyYW1ldGVyGAQgASgLMi4ub3V0cmlnZ2VyLmNvbmZpZy52MS5IYXNoUG9saWN5LlF1ZXJ5UGFyYW1ldGVySAASEAoIdGVybWluYWwYBSABKAgaFgoGSGVhZGVyEgwKBG5hbWUYASABKAkaTAoGQ29va2llEgwKBG5hbWUYASABKAkSJgoDdHRsGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEgwKBHBhdGgYAyABKAkaCgoIU291cmNlSXAaHgoOUXVlcnlQYXJhbWV0ZXISDAoEbmFtZRgBIAEoCUISChBwb2xpY3lfc3BlY2lmaWVyIoMFCglUcmFuc2NvZGUSGQoPZGVzY3JpcHRvcl9maWxlGAEgASgJSAASGAoOZGVzY3JpcHRvcl9iaW4YAiABKAxIABI+CgpyZWZsZWN0aW9uGA4gASgLMigub3V0cmlnZ2VyLmNvbmZpZy52MS5UcmFuc2NvZGVSZWZsZWN0aW9uSAASEAoIc2VydmljZXMYAyADKAkSOQoFcHJpbnQYBCABKAsyKi5vdXRyaWdnZXIuY29uZmlnLnYxLlRyYW5zY29kZVByaW50T3B0aW9ucxI4CgVyZWxheBgFIAEoCzIpLm91dHJpZ2dlci5jb25maWcudjEuVHJhbnNjb2RlUmVsYXhhdGlvbnMSHgoWbWF4X3JlcXVlc3RfYm9keV9ieXRlcxgGIAEoBBIfChdtYXhfcmVzcG9uc2VfYm9keV9ieXRlcxgHIAEoBBJAChVkZWZhdWx0X3N0cmVhbV9mb3JtYXQYCCABKA4yIS5vdXRyaWdnZXIuY29uZmlnLnYxLlN0cmVhbUZvcm1hdBI8Cg1wYXRoX3VuZXNjYXBlGAkgASgOMiUub3V0cmlnZ2VyLmNvbmZpZy52MS5QYXRoVW5lc2NhcGVNb2RlEhcKD2ZvcndhcmRfaGVhZGVycxgKIAMoCRIXCg9hbGxvd2VkX29yaWdpbnMYCyADKAkSOgoJd2Vic29ja2V0GAwgASgLMicub3V0cmlnZ2VyLmNvbmZpZy52MS5UcmFuc2NvZGVXZWJTb2NrZXQSNgoHb3BlbmFwaRgNIAEoCzIlLm91dHJpZ2dlci5jb25maWcudjEuVHJhbnNjb2RlT3BlbkFwaUITChFkZXNjcmlwdG9yX3NvdXJjZSIyChBUcmFuc2NvZGVPcGVuQXBpEgwKBHBhdGgYASABKAkSEAoIZGlzYWJsZWQYAiABKAgiXAoTVHJhbnNjb2RlUmVmbGVjdGlvbhIzChByZWZyZXNoX2ludGVydmFsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhAKCHNlcnZpY2VzGAIgAygJIncKElRyYW5zY29kZVdlYlNvY2tldBIwCg1waW5nX2ludGVydmFsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhQKDHRva2VuX2Nvb2tpZRgCIAEoCRIZChFtYXhfbWVzc2FnZV9ieXRlcxgDIAEoBCJqChVUcmFuc2NvZGVQcmludE9wdGlvbnMSFQoNZW1pdF9kZWZhdWx0cxgBIAEoCBITCgtwcm90b19uYW1lcxgCIAEoCBIVCg1lbnVtc19hc19pbnRzGAMgASgIEg4KBmluZGVudBgEIAEoDSKGAQoUVHJhbnNjb2RlUmVsYXhhdGlvbnMSJwofaWdub3JlX3Vua25vd25fcXVlcnlfcGFyYW1ldGVycxgBIAEoCBIiChppZ25vcmVfdW5rbm93bl9qc29uX2ZpZWxkcxgCIAEoCBIhChlhbGxvd19wYXRoX2JvZHlfY29uZmxpY3RzGAMgASgIIi4KDkRpcmVjdFJlc3BvbnNlEg4KBnN0YXR1cxgBIAEoDRIMCgRib2R5GAIgASgJKnwKDFN0cmVhbUZvcm1hdBIdChlTVFJFQU1fRk9STUFUX1VOU1BFQ0lGSUVEEAASHAoYU1RSRUFNX0ZPUk1BVF9KU09OX0FSUkFZEAESGAoUU1RSRUFNX0ZPUk1BVF9OREpTT04QAhIVChFTVFJFQU1fRk9STUFUX1NTRRADKqcBChBQYXRoVW5lc2NhcGVNb2RlEiIKHlBBVEhfVU5FU0NBUEVfTU9ERV9VTlNQRUNJRklFRBAAEioKJlBBVEhfVU5FU0NBUEVfTU9ERV9BTExfRVhDRVBUX1JFU0VSVkVEEAESJwojUEFUSF9VTkVTQ0FQRV9NT0RFX0FMTF9FWENFUFRfU0xBU0gQAhIaChZQQVRIX1VORVNDQVBFX01PREVfQUxMEANiBnByb3RvMw", [file_google_protobuf_duration, file_outrigger_config_v1_filters]);
+  fileDesc("Ch9vdXRyaWdnZXIvY29uZmlnL3YxL3JvdXRlLnByb3RvEhNvdXRyaWdnZXIuY29uZmlnLnYxIlsKElJvdXRlQ29uZmlndXJhdGlvbhIMCgRuYW1lGAEgASgJEjcKDXZpcnR1YWxfaG9zdHMYAiADKAsyIC5vdXRyaWdnZXIuY29uZmlnLnYxLlZpcnR1YWxIb3N0Iu0BCgtWaXJ0dWFsSG9zdBIMCgRuYW1lGAEgASgJEg8KB2RvbWFpbnMYAiADKAkSKgoGcm91dGVzGAMgAygLMhoub3V0cmlnZ2VyLmNvbmZpZy52MS5Sb3V0ZRI+CgdmaWx0ZXJzGAQgAygLMi0ub3V0cmlnZ2VyLmNvbmZpZy52MS5WaXJ0dWFsSG9zdC5GaWx0ZXJzRW50cnkaUwoMRmlsdGVyc0VudHJ5EgsKA2tleRgBIAEoCRIyCgV2YWx1ZRgCIAEoCzIjLm91dHJpZ2dlci5jb25maWcudjEuRmlsdGVyT3ZlcnJpZGU6AjgBItECCgVSb3V0ZRIMCgRuYW1lGAEgASgJEi4KBW1hdGNoGAIgASgLMh8ub3V0cmlnZ2VyLmNvbmZpZy52MS5Sb3V0ZU1hdGNoEjEKBXJvdXRlGAMgASgLMiAub3V0cmlnZ2VyLmNvbmZpZy52MS5Sb3V0ZUFjdGlvbkgAEj4KD2RpcmVjdF9yZXNwb25zZRgEIAEoCzIjLm91dHJpZ2dlci5jb25maWcudjEuRGlyZWN0UmVzcG9uc2VIABI4CgdmaWx0ZXJzGAUgAygLMicub3V0cmlnZ2VyLmNvbmZpZy52MS5Sb3V0ZS5GaWx0ZXJzRW50cnkaUwoMRmlsdGVyc0VudHJ5EgsKA2tleRgBIAEoCRIyCgV2YWx1ZRgCIAEoCzIjLm91dHJpZ2dlci5jb25maWcudjEuRmlsdGVyT3ZlcnJpZGU6AjgBQggKBmFjdGlvbiLZAQoKUm91dGVNYXRjaBIQCgZwcmVmaXgYASABKAlIABIOCgRwYXRoGAIgASgJSAASEgoIdGVtcGxhdGUYAyABKAlIABIPCgVyZWdleBgEIAEoCUgAEg8KB21ldGhvZHMYBSADKAkSMwoHaGVhZGVycxgGIAMoCzIiLm91dHJpZ2dlci5jb25maWcudjEuSGVhZGVyTWF0Y2hlchIsCgRncnBjGAcgASgLMh4ub3V0cmlnZ2VyLmNvbmZpZy52MS5HcnBjTWF0Y2hCEAoOcGF0aF9zcGVjaWZpZXIifQoNSGVhZGVyTWF0Y2hlchIMCgRuYW1lGAEgASgJEg8KBWV4YWN0GAIgASgJSAASEAoGcHJlZml4GAMgASgJSAASDwoFcmVnZXgYBCABKAlIABIRCgdwcmVzZW50GAUgASgISAASDgoGaW52ZXJ0GAYgASgIQgcKBW1hdGNoIiwKCUdycGNNYXRjaBIPCgdzZXJ2aWNlGAEgASgJEg4KBm1ldGhvZBgCIAEoCSLvAwoLUm91dGVBY3Rpb24SDwoHY2x1c3RlchgBIAEoCRIqCgd0aW1lb3V0GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhYKDnByZWZpeF9yZXdyaXRlGAMgASgJEhQKDGhvc3RfcmV3cml0ZRgEIAEoCRIxCgl0cmFuc2NvZGUYBSABKAsyHi5vdXRyaWdnZXIuY29uZmlnLnYxLlRyYW5zY29kZRI0CgtoYXNoX3BvbGljeRgGIAMoCzIfLm91dHJpZ2dlci5jb25maWcudjEuSGFzaFBvbGljeRI4Cg1yZWdleF9yZXdyaXRlGBQgASgLMiEub3V0cmlnZ2VyLmNvbmZpZy52MS5SZWdleFJld3JpdGUSNgoMcmV0cnlfcG9saWN5GAcgASgLMiAub3V0cmlnZ2VyLmNvbmZpZy52MS5SZXRyeVBvbGljeRI2CgxoZWRnZV9wb2xpY3kYCCABKAsyIC5vdXRyaWdnZXIuY29uZmlnLnYxLkhlZGdlUG9saWN5EhIKCmlkZW1wb3RlbnQYCSABKAgSKwoecGVyX3JlcXVlc3RfYnVmZmVyX2xpbWl0X2J5dGVzGAogASgNSACIAQFCIQofX3Blcl9yZXF1ZXN0X2J1ZmZlcl9saW1pdF9ieXRlcyLXAgoLUmV0cnlQb2xpY3kSEAoIcmV0cnlfb24YASADKAkSGAoLbnVtX3JldHJpZXMYAiABKA1IAIgBARIyCg9wZXJfdHJ5X3RpbWVvdXQYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SOQoOcmV0cnlfYmFja19vZmYYBCABKAsyIS5vdXRyaWdnZXIuY29uZmlnLnYxLlJldHJ5QmFja09mZhIeChZyZXRyaWFibGVfc3RhdHVzX2NvZGVzGAUgAygNEkUKFHJldHJ5X2hvc3RfcHJlZGljYXRlGAYgASgOMicub3V0cmlnZ2VyLmNvbmZpZy52MS5SZXRyeUhvc3RQcmVkaWNhdGUSNgoMcmV0cnlfYnVkZ2V0GAcgASgLMiAub3V0cmlnZ2VyLmNvbmZpZy52MS5SZXRyeUJ1ZGdldEIOCgxfbnVtX3JldHJpZXMicQoMUmV0cnlCYWNrT2ZmEjAKDWJhc2VfaW50ZXJ2YWwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLwoMbWF4X2ludGVydmFsGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uInsKC1JldHJ5QnVkZ2V0EhsKDmJ1ZGdldF9wZXJjZW50GAEgASgBSACIAQESIgoVbWluX3JldHJ5X2NvbmN1cnJlbmN5GAIgASgNSAGIAQFCEQoPX2J1ZGdldF9wZXJjZW50QhgKFl9taW5fcmV0cnlfY29uY3VycmVuY3kidQoLSGVkZ2VQb2xpY3kSFAoMbWF4X2F0dGVtcHRzGAEgASgNEjAKDWhlZGdpbmdfZGVsYXkYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SHgoWbm9uX2ZhdGFsX3N0YXR1c19jb2RlcxgDIAMoCSI1CgxSZWdleFJld3JpdGUSDwoHcGF0dGVybhgBIAEoCRIUCgxzdWJzdGl0dXRpb24YAiABKAkiwgMKCkhhc2hQb2xpY3kSOAoGaGVhZGVyGAEgASgLMiYub3V0cmlnZ2VyLmNvbmZpZy52MS5IYXNoUG9saWN5LkhlYWRlckgAEjgKBmNvb2tpZRgCIAEoCzImLm91dHJpZ2dlci5jb25maWcudjEuSGFzaFBvbGljeS5Db29raWVIABI9Cglzb3VyY2VfaXAYAyABKAsyKC5vdXRyaWdnZXIuY29uZmlnLnYxLkhhc2hQb2xpY3kuU291cmNlSXBIABJJCg9xdWVyeV9wYXJhbWV0ZXIYBCABKAsyLi5vdXRyaWdnZXIuY29uZmlnLnYxLkhhc2hQb2xpY3kuUXVlcnlQYXJhbWV0ZXJIABIQCgh0ZXJtaW5hbBgFIAEoCBoWCgZIZWFkZXISDAoEbmFtZRgBIAEoCRpMCgZDb29raWUSDAoEbmFtZRgBIAEoCRImCgN0dGwYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDAoEcGF0aBgDIAEoCRoKCghTb3VyY2VJcBoeCg5RdWVyeVBhcmFtZXRlchIMCgRuYW1lGAEgASgJQhIKEHBvbGljeV9zcGVjaWZpZXIigwUKCVRyYW5zY29kZRIZCg9kZXNjcmlwdG9yX2ZpbGUYASABKAlIABIYCg5kZXNjcmlwdG9yX2JpbhgCIAEoDEgAEj4KCnJlZmxlY3Rpb24YDiABKAsyKC5vdXRyaWdnZXIuY29uZmlnLnYxLlRyYW5zY29kZVJlZmxlY3Rpb25IABIQCghzZXJ2aWNlcxgDIAMoCRI5CgVwcmludBgEIAEoCzIqLm91dHJpZ2dlci5jb25maWcudjEuVHJhbnNjb2RlUHJpbnRPcHRpb25zEjgKBXJlbGF4GAUgASgLMikub3V0cmlnZ2VyLmNvbmZpZy52MS5UcmFuc2NvZGVSZWxheGF0aW9ucxIeChZtYXhfcmVxdWVzdF9ib2R5X2J5dGVzGAYgASgEEh8KF21heF9yZXNwb25zZV9ib2R5X2J5dGVzGAcgASgEEkAKFWRlZmF1bHRfc3RyZWFtX2Zvcm1hdBgIIAEoDjIhLm91dHJpZ2dlci5jb25maWcudjEuU3RyZWFtRm9ybWF0EjwKDXBhdGhfdW5lc2NhcGUYCSABKA4yJS5vdXRyaWdnZXIuY29uZmlnLnYxLlBhdGhVbmVzY2FwZU1vZGUSFwoPZm9yd2FyZF9oZWFkZXJzGAogAygJEhcKD2FsbG93ZWRfb3JpZ2lucxgLIAMoCRI6Cgl3ZWJzb2NrZXQYDCABKAsyJy5vdXRyaWdnZXIuY29uZmlnLnYxLlRyYW5zY29kZVdlYlNvY2tldBI2CgdvcGVuYXBpGA0gASgLMiUub3V0cmlnZ2VyLmNvbmZpZy52MS5UcmFuc2NvZGVPcGVuQXBpQhMKEWRlc2NyaXB0b3Jfc291cmNlIjIKEFRyYW5zY29kZU9wZW5BcGkSDAoEcGF0aBgBIAEoCRIQCghkaXNhYmxlZBgCIAEoCCJcChNUcmFuc2NvZGVSZWZsZWN0aW9uEjMKEHJlZnJlc2hfaW50ZXJ2YWwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEAoIc2VydmljZXMYAiADKAkidwoSVHJhbnNjb2RlV2ViU29ja2V0EjAKDXBpbmdfaW50ZXJ2YWwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFAoMdG9rZW5fY29va2llGAIgASgJEhkKEW1heF9tZXNzYWdlX2J5dGVzGAMgASgEImoKFVRyYW5zY29kZVByaW50T3B0aW9ucxIVCg1lbWl0X2RlZmF1bHRzGAEgASgIEhMKC3Byb3RvX25hbWVzGAIgASgIEhUKDWVudW1zX2FzX2ludHMYAyABKAgSDgoGaW5kZW50GAQgASgNIoYBChRUcmFuc2NvZGVSZWxheGF0aW9ucxInCh9pZ25vcmVfdW5rbm93bl9xdWVyeV9wYXJhbWV0ZXJzGAEgASgIEiIKGmlnbm9yZV91bmtub3duX2pzb25fZmllbGRzGAIgASgIEiEKGWFsbG93X3BhdGhfYm9keV9jb25mbGljdHMYAyABKAgiLgoORGlyZWN0UmVzcG9uc2USDgoGc3RhdHVzGAEgASgNEgwKBGJvZHkYAiABKAkqgQEKElJldHJ5SG9zdFByZWRpY2F0ZRIkCiBSRVRSWV9IT1NUX1BSRURJQ0FURV9VTlNQRUNJRklFRBAAEicKI1JFVFJZX0hPU1RfUFJFRElDQVRFX1BSRVZJT1VTX0hPU1RTEAESHAoYUkVUUllfSE9TVF9QUkVESUNBVEVfQU5ZEAIqfAoMU3RyZWFtRm9ybWF0Eh0KGVNUUkVBTV9GT1JNQVRfVU5TUEVDSUZJRUQQABIcChhTVFJFQU1fRk9STUFUX0pTT05fQVJSQVkQARIYChRTVFJFQU1fRk9STUFUX05ESlNPThACEhUKEVNUUkVBTV9GT1JNQVRfU1NFEAMqpwEKEFBhdGhVbmVzY2FwZU1vZGUSIgoeUEFUSF9VTkVTQ0FQRV9NT0RFX1VOU1BFQ0lGSUVEEAASKgomUEFUSF9VTkVTQ0FQRV9NT0RFX0FMTF9FWENFUFRfUkVTRVJWRUQQARInCiNQQVRIX1VORVNDQVBFX01PREVfQUxMX0VYQ0VQVF9TTEFTSBACEhoKFlBBVEhfVU5FU0NBUEVfTU9ERV9BTEwQA2IGcHJvdG8z", [file_google_protobuf_duration, file_outrigger_config_v1_filters]);
 
 /**
  * A routing table: virtual hosts chosen by :authority, then the first matching
@@ -327,6 +327,40 @@ export type RouteAction = Message<"outrigger.config.v1.RouteAction"> & {
    * @generated from field: outrigger.config.v1.RegexRewrite regex_rewrite = 20;
    */
   regexRewrite?: RegexRewrite | undefined;
+
+  /**
+   * Retries of failed attempts (docs/resilience.md#retries). Absent: no
+   * retries (refused HTTP/2 streams are still replayed transparently).
+   *
+   * @generated from field: outrigger.config.v1.RetryPolicy retry_policy = 7;
+   */
+  retryPolicy?: RetryPolicy | undefined;
+
+  /**
+   * Hedged attempts for calls that are safe to repeat
+   * (docs/resilience.md#hedging): methods whose descriptor says
+   * NO_SIDE_EFFECTS or IDEMPOTENT, GET and HEAD, or any request of a route
+   * marked `idempotent`. Such calls hedge instead of retrying.
+   *
+   * @generated from field: outrigger.config.v1.HedgePolicy hedge_policy = 8;
+   */
+  hedgePolicy?: HedgePolicy | undefined;
+
+  /**
+   * Every request of this route is safe to repeat (hedging).
+   *
+   * @generated from field: bool idempotent = 9;
+   */
+  idempotent: boolean;
+
+  /**
+   * Request body bytes kept for retries and hedges. A request whose body
+   * outgrows it is not retried any more. Default 65536 (64 KiB); at most
+   * 16777216; 0: only requests without a body are retried.
+   *
+   * @generated from field: optional uint32 per_request_buffer_limit_bytes = 10;
+   */
+  perRequestBufferLimitBytes?: number | undefined;
 };
 
 /**
@@ -335,6 +369,175 @@ export type RouteAction = Message<"outrigger.config.v1.RouteAction"> & {
  */
 export const RouteActionSchema: GenMessage<RouteAction> = /*@__PURE__*/
   messageDesc(file_outrigger_config_v1_route, 6);
+
+/**
+ * Envoy's route retry policy with gRFC A6's gRPC semantics. An attempt is
+ * retried when it fails before its response head is relayed, for a reason
+ * listed in retry_on; the route timeout and the client's grpc-timeout bound
+ * all attempts together.
+ *
+ * @generated from message outrigger.config.v1.RetryPolicy
+ */
+export type RetryPolicy = Message<"outrigger.config.v1.RetryPolicy"> & {
+  /**
+   * Conditions, Envoy's words (each entry may also hold several, comma
+   * separated): "5xx", "gateway-error", "reset", "connect-failure",
+   * "refused-stream", "retriable-4xx", "retriable-status-codes", and from
+   * grpc-status: "cancelled", "deadline-exceeded", "internal",
+   * "resource-exhausted", "unavailable". Empty: Istio's default set
+   * connect-failure, refused-stream, unavailable, cancelled,
+   * retriable-status-codes.
+   *
+   * @generated from field: repeated string retry_on = 1;
+   */
+  retryOn: string[];
+
+  /**
+   * Retries after the first attempt. Default 1; at most 10.
+   *
+   * @generated from field: optional uint32 num_retries = 2;
+   */
+  numRetries?: number | undefined;
+
+  /**
+   * Bound of one attempt until its response head. Default none (only the
+   * route timeout).
+   *
+   * @generated from field: google.protobuf.Duration per_try_timeout = 3;
+   */
+  perTryTimeout?: Duration | undefined;
+
+  /**
+   * Full-jitter exponential backoff between attempts.
+   *
+   * @generated from field: outrigger.config.v1.RetryBackOff retry_back_off = 4;
+   */
+  retryBackOff?: RetryBackOff | undefined;
+
+  /**
+   * HTTP statuses retried with "retriable-status-codes".
+   *
+   * @generated from field: repeated uint32 retriable_status_codes = 5;
+   */
+  retriableStatusCodes: number[];
+
+  /**
+   * Which endpoint a retry goes to. Default: another one than the attempts
+   * before it, when there is one.
+   *
+   * @generated from field: outrigger.config.v1.RetryHostPredicate retry_host_predicate = 6;
+   */
+  retryHostPredicate: RetryHostPredicate;
+
+  /**
+   * Retries in flight to the cluster allowed as a share of its requests in
+   * flight. Absent: the cluster's circuitBreakers.maxRetries applies.
+   *
+   * @generated from field: outrigger.config.v1.RetryBudget retry_budget = 7;
+   */
+  retryBudget?: RetryBudget | undefined;
+};
+
+/**
+ * Describes the message outrigger.config.v1.RetryPolicy.
+ * Use `create(RetryPolicySchema)` to create a new message.
+ */
+export const RetryPolicySchema: GenMessage<RetryPolicy> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_route, 7);
+
+/**
+ * @generated from message outrigger.config.v1.RetryBackOff
+ */
+export type RetryBackOff = Message<"outrigger.config.v1.RetryBackOff"> & {
+  /**
+   * Default 25ms.
+   *
+   * @generated from field: google.protobuf.Duration base_interval = 1;
+   */
+  baseInterval?: Duration | undefined;
+
+  /**
+   * Default 10 × base_interval; not below base_interval.
+   *
+   * @generated from field: google.protobuf.Duration max_interval = 2;
+   */
+  maxInterval?: Duration | undefined;
+};
+
+/**
+ * Describes the message outrigger.config.v1.RetryBackOff.
+ * Use `create(RetryBackOffSchema)` to create a new message.
+ */
+export const RetryBackOffSchema: GenMessage<RetryBackOff> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_route, 8);
+
+/**
+ * Envoy's retry budget: retries in flight ≤ max(min_retry_concurrency,
+ * budget_percent % of the cluster's requests in flight).
+ *
+ * @generated from message outrigger.config.v1.RetryBudget
+ */
+export type RetryBudget = Message<"outrigger.config.v1.RetryBudget"> & {
+  /**
+   * Default 20; 0..100.
+   *
+   * @generated from field: optional double budget_percent = 1;
+   */
+  budgetPercent?: number | undefined;
+
+  /**
+   * Default 3.
+   *
+   * @generated from field: optional uint32 min_retry_concurrency = 2;
+   */
+  minRetryConcurrency?: number | undefined;
+};
+
+/**
+ * Describes the message outrigger.config.v1.RetryBudget.
+ * Use `create(RetryBudgetSchema)` to create a new message.
+ */
+export const RetryBudgetSchema: GenMessage<RetryBudget> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_route, 9);
+
+/**
+ * gRFC A6 hedging: the first attempt, then another every hedging_delay (to
+ * other endpoints) until one gives a final answer, which wins; the others
+ * are cancelled.
+ *
+ * @generated from message outrigger.config.v1.HedgePolicy
+ */
+export type HedgePolicy = Message<"outrigger.config.v1.HedgePolicy"> & {
+  /**
+   * Attempts in all, the first included: 2..5.
+   *
+   * @generated from field: uint32 max_attempts = 1;
+   */
+  maxAttempts: number;
+
+  /**
+   * Between hedged attempts. Default 0s: all at once.
+   *
+   * @generated from field: google.protobuf.Duration hedging_delay = 2;
+   */
+  hedgingDelay?: Duration | undefined;
+
+  /**
+   * gRPC status names (e.g. "UNAVAILABLE") or numbers of answers that are not
+   * final: the attempt is dropped and the next one sent at once. HTTP answers
+   * count by the gRPC status their HTTP status maps to (503 → UNAVAILABLE).
+   *
+   * @generated from field: repeated string non_fatal_status_codes = 3;
+   */
+  nonFatalStatusCodes: string[];
+};
+
+/**
+ * Describes the message outrigger.config.v1.HedgePolicy.
+ * Use `create(HedgePolicySchema)` to create a new message.
+ */
+export const HedgePolicySchema: GenMessage<HedgePolicy> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_route, 10);
 
 /**
  * Path rewrite by an ECMAScript regular expression: every match of `pattern`
@@ -360,7 +563,7 @@ export type RegexRewrite = Message<"outrigger.config.v1.RegexRewrite"> & {
  * Use `create(RegexRewriteSchema)` to create a new message.
  */
 export const RegexRewriteSchema: GenMessage<RegexRewrite> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 7);
+  messageDesc(file_outrigger_config_v1_route, 11);
 
 /**
  * One source of a request's consistent-hash key.
@@ -410,7 +613,7 @@ export type HashPolicy = Message<"outrigger.config.v1.HashPolicy"> & {
  * Use `create(HashPolicySchema)` to create a new message.
  */
 export const HashPolicySchema: GenMessage<HashPolicy> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 8);
+  messageDesc(file_outrigger_config_v1_route, 12);
 
 /**
  * @generated from message outrigger.config.v1.HashPolicy.Header
@@ -429,7 +632,7 @@ export type HashPolicy_Header = Message<"outrigger.config.v1.HashPolicy.Header">
  * Use `create(HashPolicy_HeaderSchema)` to create a new message.
  */
 export const HashPolicy_HeaderSchema: GenMessage<HashPolicy_Header> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 8, 0);
+  messageDesc(file_outrigger_config_v1_route, 12, 0);
 
 /**
  * @generated from message outrigger.config.v1.HashPolicy.Cookie
@@ -462,7 +665,7 @@ export type HashPolicy_Cookie = Message<"outrigger.config.v1.HashPolicy.Cookie">
  * Use `create(HashPolicy_CookieSchema)` to create a new message.
  */
 export const HashPolicy_CookieSchema: GenMessage<HashPolicy_Cookie> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 8, 1);
+  messageDesc(file_outrigger_config_v1_route, 12, 1);
 
 /**
  * The downstream peer address.
@@ -477,7 +680,7 @@ export type HashPolicy_SourceIp = Message<"outrigger.config.v1.HashPolicy.Source
  * Use `create(HashPolicy_SourceIpSchema)` to create a new message.
  */
 export const HashPolicy_SourceIpSchema: GenMessage<HashPolicy_SourceIp> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 8, 2);
+  messageDesc(file_outrigger_config_v1_route, 12, 2);
 
 /**
  * @generated from message outrigger.config.v1.HashPolicy.QueryParameter
@@ -494,7 +697,7 @@ export type HashPolicy_QueryParameter = Message<"outrigger.config.v1.HashPolicy.
  * Use `create(HashPolicy_QueryParameterSchema)` to create a new message.
  */
 export const HashPolicy_QueryParameterSchema: GenMessage<HashPolicy_QueryParameter> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 8, 3);
+  messageDesc(file_outrigger_config_v1_route, 12, 3);
 
 /**
  * REST/JSON → gRPC transcoding for one route (docs/transcoding.md).
@@ -622,7 +825,7 @@ export type Transcode = Message<"outrigger.config.v1.Transcode"> & {
  * Use `create(TranscodeSchema)` to create a new message.
  */
 export const TranscodeSchema: GenMessage<Transcode> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 9);
+  messageDesc(file_outrigger_config_v1_route, 13);
 
 /**
  * @generated from message outrigger.config.v1.TranscodeOpenApi
@@ -648,7 +851,7 @@ export type TranscodeOpenApi = Message<"outrigger.config.v1.TranscodeOpenApi"> &
  * Use `create(TranscodeOpenApiSchema)` to create a new message.
  */
 export const TranscodeOpenApiSchema: GenMessage<TranscodeOpenApi> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 10);
+  messageDesc(file_outrigger_config_v1_route, 14);
 
 /**
  * @generated from message outrigger.config.v1.TranscodeReflection
@@ -675,7 +878,7 @@ export type TranscodeReflection = Message<"outrigger.config.v1.TranscodeReflecti
  * Use `create(TranscodeReflectionSchema)` to create a new message.
  */
 export const TranscodeReflectionSchema: GenMessage<TranscodeReflection> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 11);
+  messageDesc(file_outrigger_config_v1_route, 15);
 
 /**
  * @generated from message outrigger.config.v1.TranscodeWebSocket
@@ -711,7 +914,7 @@ export type TranscodeWebSocket = Message<"outrigger.config.v1.TranscodeWebSocket
  * Use `create(TranscodeWebSocketSchema)` to create a new message.
  */
 export const TranscodeWebSocketSchema: GenMessage<TranscodeWebSocket> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 12);
+  messageDesc(file_outrigger_config_v1_route, 16);
 
 /**
  * @generated from message outrigger.config.v1.TranscodePrintOptions
@@ -751,7 +954,7 @@ export type TranscodePrintOptions = Message<"outrigger.config.v1.TranscodePrintO
  * Use `create(TranscodePrintOptionsSchema)` to create a new message.
  */
 export const TranscodePrintOptionsSchema: GenMessage<TranscodePrintOptions> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 13);
+  messageDesc(file_outrigger_config_v1_route, 17);
 
 /**
  * Each rule of the default strict mode can be relaxed.
@@ -787,7 +990,7 @@ export type TranscodeRelaxations = Message<"outrigger.config.v1.TranscodeRelaxat
  * Use `create(TranscodeRelaxationsSchema)` to create a new message.
  */
 export const TranscodeRelaxationsSchema: GenMessage<TranscodeRelaxations> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 14);
+  messageDesc(file_outrigger_config_v1_route, 18);
 
 /**
  * @generated from message outrigger.config.v1.DirectResponse
@@ -809,7 +1012,39 @@ export type DirectResponse = Message<"outrigger.config.v1.DirectResponse"> & {
  * Use `create(DirectResponseSchema)` to create a new message.
  */
 export const DirectResponseSchema: GenMessage<DirectResponse> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 15);
+  messageDesc(file_outrigger_config_v1_route, 19);
+
+/**
+ * @generated from enum outrigger.config.v1.RetryHostPredicate
+ */
+export enum RetryHostPredicate {
+  /**
+   * Same as RETRY_HOST_PREDICATE_PREVIOUS_HOSTS.
+   *
+   * @generated from enum value: RETRY_HOST_PREDICATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A retry avoids the endpoints earlier attempts of the request went to.
+   *
+   * @generated from enum value: RETRY_HOST_PREDICATE_PREVIOUS_HOSTS = 1;
+   */
+  PREVIOUS_HOSTS = 1,
+
+  /**
+   * A retry goes wherever the balancer picks (possibly the same endpoint).
+   *
+   * @generated from enum value: RETRY_HOST_PREDICATE_ANY = 2;
+   */
+  ANY = 2,
+}
+
+/**
+ * Describes the enum outrigger.config.v1.RetryHostPredicate.
+ */
+export const RetryHostPredicateSchema: GenEnum<RetryHostPredicate> = /*@__PURE__*/
+  enumDesc(file_outrigger_config_v1_route, 0);
 
 /**
  * @generated from enum outrigger.config.v1.StreamFormat
@@ -842,7 +1077,7 @@ export enum StreamFormat {
  * Describes the enum outrigger.config.v1.StreamFormat.
  */
 export const StreamFormatSchema: GenEnum<StreamFormat> = /*@__PURE__*/
-  enumDesc(file_outrigger_config_v1_route, 0);
+  enumDesc(file_outrigger_config_v1_route, 1);
 
 /**
  * @generated from enum outrigger.config.v1.PathUnescapeMode
@@ -881,5 +1116,5 @@ export enum PathUnescapeMode {
  * Describes the enum outrigger.config.v1.PathUnescapeMode.
  */
 export const PathUnescapeModeSchema: GenEnum<PathUnescapeMode> = /*@__PURE__*/
-  enumDesc(file_outrigger_config_v1_route, 1);
+  enumDesc(file_outrigger_config_v1_route, 2);
 

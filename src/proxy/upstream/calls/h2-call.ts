@@ -1,0 +1,124 @@
+import http2, { type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
+import type { Timer } from '../../../core/clock.js';
+import { isRefused, resetStream } from '../../http/h2-reset.js';
+import type { UpstreamAttempt } from '../attempt.js';
+import type { ClusterRuntime } from '../cluster.js';
+import type { H2Connection, H2Pool } from '../h2-pool.js';
+import type { CallEvents, UpstreamCall } from './upstream-call.js';
+
+const END_STREAM = http2.constants.NGHTTP2_FLAG_END_STREAM;
+const CANCEL = http2.constants.NGHTTP2_CANCEL;
+
+/**
+ * One attempt as a stream of the endpoint's shared HTTP/2 session.
+ *
+ * States: open → responded → ended | failed; open → failed (refused,
+ * connect failure, reset); any → cancelled. A stream refused without being
+ * processed (RST_STREAM REFUSED_STREAM, or above a GOAWAY's last stream id)
+ * fails as `refused`, which the runner may replay (RFC 9113 §8.7).
+ */
+export class H2Call implements UpstreamCall {
+  events: CallEvents;
+  tryTimer: Timer | undefined = undefined;
+  private stream: ClientHttp2Stream | undefined;
+  private conn: H2Connection;
+  private responded = false;
+  private over = false;
+  private errorCode: string | undefined;
+
+  constructor(
+    pool: H2Pool,
+    cluster: ClusterRuntime,
+    readonly attempt: UpstreamAttempt,
+    headers: OutgoingHttpHeaders,
+    endStream: boolean,
+    events: CallEvents,
+  ) {
+    this.events = events;
+    const ep = attempt.endpoint;
+    let conn = pool.get(ep, cluster.connectTimeoutMs, cluster.idleTimeoutMs, cluster.upstreamTls);
+    let stream: ClientHttp2Stream;
+    try {
+      stream = conn.session.request(headers, { endStream });
+    } catch {
+      // The session went away between the pool lookup and now (GOAWAY): once more on a new one.
+      conn = pool.get(ep, cluster.connectTimeoutMs, cluster.idleTimeoutMs, cluster.upstreamTls);
+      try {
+        stream = conn.session.request(headers, { endStream });
+      } catch (err) {
+        this.conn = conn;
+        this.over = true;
+        const detail = (err as Error).message;
+        queueMicrotask(() => this.events.onFail(this, { kind: 'connect_failure', detail }, false));
+        return;
+      }
+    }
+    this.conn = conn;
+    this.stream = stream;
+    if (conn.state === 'connecting') {
+      attempt.waitingForConnection();
+      conn.whenSettled(() => attempt.connected());
+    }
+    stream.on('error', (err: NodeJS.ErrnoException) => (this.errorCode = err.code));
+    stream.once('response', (h: IncomingHttpHeaders, flags: number) => {
+      if (this.over) return;
+      this.responded = true;
+      this.events.onHead(this, { status: (h[':status'] as unknown as number) ?? 200, headers: h, endStream: (flags & END_STREAM) !== 0 });
+    });
+    stream.on('data', (c: Buffer) => {
+      if (!this.over) this.events.onData(this, c);
+    });
+    stream.once('trailers', (t: IncomingHttpHeaders) => {
+      if (!this.over) this.events.onTrailers(this, t);
+    });
+    stream.once('end', () => {
+      // Node also ends the readable side of a reset stream (rstCode set), and of
+      // a stream cut off before any response: not clean ends ('close' decides).
+      if (this.over || !this.responded || (stream.rstCode !== undefined && stream.rstCode !== 0)) return;
+      this.over = true;
+      this.events.onEnd(this);
+    });
+    stream.once('close', () => this.onClose(stream));
+    stream.on('drain', () => {
+      if (!this.over) this.events.onWritable(this);
+    });
+  }
+
+  private onClose(stream: ClientHttp2Stream): void {
+    if (this.over) return;
+    this.over = true;
+    if (this.responded) return this.events.onFail(this, { kind: 'reset', detail: `rst ${stream.rstCode}`, rstCode: stream.rstCode }, true);
+    if (isRefused(stream, this.errorCode)) return this.events.onFail(this, { kind: 'refused', detail: 'refused stream' }, false);
+    const c = this.conn;
+    const never = c.state === 'failed' || c.state === 'connecting';
+    this.events.onFail(this, never ? { kind: 'connect_failure', detail: c.lastError } : { kind: 'reset', detail: `rst ${stream.rstCode}`, rstCode: stream.rstCode }, false);
+  }
+
+  get closed(): boolean {
+    return this.over;
+  }
+
+  write(chunk: Buffer): boolean {
+    const s = this.stream;
+    if (s === undefined || this.over || s.writableEnded) return true;
+    return s.write(chunk);
+  }
+
+  end(): void {
+    const s = this.stream;
+    if (s !== undefined && !s.closed && !s.writableEnded) s.end();
+  }
+
+  pause(): void {
+    this.stream?.pause();
+  }
+
+  resume(): void {
+    this.stream?.resume();
+  }
+
+  cancel(h2Code = CANCEL): void {
+    this.over = true;
+    if (this.stream !== undefined) resetStream(this.stream, h2Code);
+  }
+}
