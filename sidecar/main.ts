@@ -166,7 +166,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       })
     : undefined;
   const h2 = new H2Pool({ clock, logger, identity: certs });
-  const h1 = new H1Pool(certs);
+  const h1 = new H1Pool(certs, logger);
   const ctx: ProxyContext = {
     clock,
     logger,

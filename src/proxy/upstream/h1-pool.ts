@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { EndpointAddress } from './endpoint.js';
 import type { SvidSource } from '../../core/svid.js';
 import { connectTls, type UpstreamTlsPolicy } from './upstream-tls.js';
+import type { Logger } from '../../observability/logger.js';
 
 /** An agent whose sockets are TLS (ALPN http/1.1), made by the cluster's policy at each new connection. */
 class TlsAgent extends http.Agent {
@@ -10,12 +11,21 @@ class TlsAgent extends http.Agent {
     private readonly ep: EndpointAddress,
     private readonly policy: UpstreamTlsPolicy,
     private readonly identity: SvidSource | undefined,
+    private readonly logger: Logger | undefined,
   ) {
     super(opts);
   }
 
   override createConnection(): ReturnType<http.Agent['createConnection']> {
-    return connectTls(this.policy, this.ep, this.identity, ['http/1.1']);
+    const s = connectTls(this.policy, this.ep, this.identity, ['http/1.1']);
+    const logger = this.logger;
+    if (logger) {
+      // One line per failed handshake (a refused peer identity says why); the request fails as a connect failure.
+      const failed = (err: Error): void => logger.warn({ upstream: this.ep.key, err: err.message }, 'upstream TLS connection failed');
+      s.once('error', failed);
+      s.once('secureConnect', () => s.off('error', failed));
+    }
+    return s;
   }
 }
 
@@ -29,15 +39,18 @@ export class H1Pool {
   /** The endpoint key of each TLS agent's pool key (`KEY#POLICY`), for retain(). */
   private readonly endpointOf = new Map<string, string>();
 
-  /** `identity`: the workload certificate for clusters with `tls: {mode: TLS_MODE_MESH}`. */
-  constructor(private readonly identity?: SvidSource) {}
+  /** `identity`: the workload certificate for clusters with `tls: {mode: TLS_MODE_MESH}`; `logger`: failed TLS handshakes. */
+  constructor(
+    private readonly identity?: SvidSource,
+    private readonly logger?: Logger,
+  ) {}
 
   agent(ep: EndpointAddress, maxIdle: number, idleTimeoutMs: number, tls?: UpstreamTlsPolicy): http.Agent {
     const key = tls === undefined ? ep.key : `${ep.key}#${tls.poolKey}`;
     let a = this.agents.get(key);
     if (!a) {
       const opts = { keepAlive: true, maxFreeSockets: maxIdle, scheduling: 'lifo' as const, timeout: idleTimeoutMs };
-      a = tls === undefined ? new http.Agent(opts) : new TlsAgent(opts, ep, tls, this.identity);
+      a = tls === undefined ? new http.Agent(opts) : new TlsAgent(opts, ep, tls, this.identity, this.logger);
       this.agents.set(key, a);
       if (tls !== undefined) this.endpointOf.set(key, ep.key);
     }
