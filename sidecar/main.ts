@@ -2,6 +2,7 @@ import { HeapOverload, type HeapOverloadOptions } from '../src/proxy/overload/he
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { systemClock, type Clock } from '../src/core/clock.js';
 import { systemRandom, type Random } from '../src/core/random.js';
+import { localityFromLabels, type LocalityName } from '../src/core/locality.js';
 import { XdsClient } from '../src/control/client/xds-client.js';
 import type { ControlTls } from '../src/control/client/transport.js';
 import { writeFileAtomic } from '../src/control/store/file-store.js';
@@ -43,7 +44,14 @@ export interface SidecarOptions {
   /** Static (bootstrap) resources; combined with the control plane's when both are given. */
   configPath?: string;
   controlPlane?: ControlPlaneOptions;
+  /** Randomness of the balancers, health-check jitter and xDS backoff; default Math.random. */
   random?: Random;
+  /**
+   * Where this sidecar runs (`--locality`): zone-aware routing keeps requests
+   * there, and the control plane is told (Node.locality). Default: from the
+   * topology labels of `controlPlane.nodeLabels`, else unknown.
+   */
+  locality?: LocalityName;
   adminPort: number;
   adminHost?: string;
   drainTimeoutMs: number;
@@ -149,7 +157,10 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   overload.start();
   const builtin = opts.filters ? undefined : builtinFilters({ clock, registry, auditLog: opts.auditLog, logger });
   const filters = opts.filters ?? builtin!;
-  const listeners = new ListenerManager(ctx, opts.drainTimeoutMs, { filters: filters.registry, filterConfig: filters.config });
+  // Where this sidecar runs: --locality, else the topology labels of --node-labels-file (zone-aware routing, Node.locality).
+  const locality = opts.locality ?? (opts.controlPlane?.nodeLabels ? localityFromLabels(opts.controlPlane.nodeLabels) : undefined);
+  if (locality) logger.info({ locality: locality.key }, 'locality');
+  const listeners = new ListenerManager(ctx, opts.drainTimeoutMs, { filters: filters.registry, filterConfig: filters.config, locality, random: opts.random });
   const store = new ConfigStore();
   if (!opts.configPath && !opts.controlPlane) throw new Error('a config path or a control plane is required');
 
@@ -204,7 +215,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     xds = new XdsClient({
       address: cp.address,
       tls: cp.tls,
-      node: { id: cp.nodeId, cluster: cp.nodeCluster, labels: cp.nodeLabels },
+      node: { id: cp.nodeId, cluster: cp.nodeCluster, labels: cp.nodeLabels, locality },
       clock,
       random: opts.random ?? systemRandom(),
       logger,

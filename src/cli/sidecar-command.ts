@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parseDurationFlag } from '../core/duration.js';
 import { startSidecar } from '../../sidecar/main.js';
 import { readNodeLabels } from '../control/client/node-labels.js';
+import { parseLocality } from '../core/locality.js';
 import { parseFlags, UsageError } from './flags.js';
 import { createAuditLogger } from '../observability/logger.js';
 import { METRICS_COMPAT, type MetricsCompat } from '../observability/exchange-telemetry.js';
@@ -10,7 +11,7 @@ import type { Command } from './command.js';
 
 const USAGE = `usage: outrigger sidecar [--config FILE|DIR] [--control-plane HOST:PORT --node-id ID [--node-cluster C]
        [--node-labels-file FILE] [--control-plane-ca FILE]] [--admin-port 15000] [--drain-timeout 5s] [--state-dir DIR]
-       [--audit-log stdout|stderr|FILE] [--max-heap-fraction 0.9]
+       [--audit-log stdout|stderr|FILE] [--max-heap-fraction 0.9] [--locality REGION[/ZONE[/SUBZONE]]]
 
 Runs the data plane with the listeners, routes and clusters of the config
 (resource documents, see docs/config.md). The config is watched and hot
@@ -26,6 +27,10 @@ flags:
   --node-id ID          this sidecar's node id (required with --control-plane)
   --node-cluster C      the service this sidecar belongs to (for selectors)
   --node-labels-file F  labels for selectors: key="value" lines (downward API) or a YAML map
+  --locality R/Z/S      where this sidecar runs (region[/zone[/subZone]]): zone-aware routing keeps
+                        requests in this locality (docs/resilience.md); sent to the control plane as
+                        Node.locality. Default: the node labels' topology.kubernetes.io/region, /zone
+                        and topology.istio.io/subzone (or istio-locality), else unknown
   --admin-port N        admin API on 127.0.0.1 (default 15000; 0 picks a free port)
   --drain-timeout D     how long in-flight requests may take on shutdown (default 5s)
   --state-dir DIR       where the last good config is persisted
@@ -55,6 +60,7 @@ export const sidecarCommand: Command = {
         'node-id': { type: 'string' },
         'node-cluster': { type: 'string' },
         'node-labels-file': { type: 'string' },
+        locality: { type: 'string' },
         'control-plane-ca': { type: 'string' },
         'status-port': { type: 'string' },
         'audit-log': { type: 'string' },
@@ -79,6 +85,14 @@ export const sidecarCommand: Command = {
     if (!(maxHeapFraction > 0.05 && maxHeapFraction <= 1)) {
       throw new UsageError(`--max-heap-fraction: a number in (0.05, 1], got "${values['max-heap-fraction']}"`, USAGE);
     }
+    let locality;
+    if (values.locality !== undefined) {
+      try {
+        locality = parseLocality(values.locality);
+      } catch (err) {
+        throw new UsageError(`--locality: ${(err as Error).message}`, USAGE);
+      }
+    }
     let sidecar;
     try {
       const nodeLabels = values['node-labels-file'] ? await readNodeLabels(values['node-labels-file']) : undefined;
@@ -88,6 +102,7 @@ export const sidecarCommand: Command = {
         drainTimeoutMs: parseDurationFlag(values['drain-timeout']!),
         overload: { maxHeapFraction },
         stateDir: values['state-dir'],
+        locality,
         controlPlane: values['control-plane']
           ? {
               address: values['control-plane'],

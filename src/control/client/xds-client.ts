@@ -21,13 +21,15 @@ import { PROTOCOL_VERSION, USER_AGENT, fromWire, kindOfTypeUrl, typeUrlOf } from
 import { backoffDelayMs } from './backoff.js';
 import { controlTransport, type ControlTls } from './transport.js';
 import { ClientMetrics } from './client-metrics.js';
+import type { LocalityName } from '../../core/locality.js';
 
 export interface XdsClientOptions {
   /** HOST:PORT of the control plane (h2c), or https://HOST:PORT (TLS). */
   readonly address: string;
   /** TLS toward the control plane (PEM contents): `ca` verifies its certificate. */
   readonly tls?: ControlTls;
-  readonly node: { id: string; cluster?: string; labels?: Record<string, string> };
+  /** Who this sidecar is: id, service, labels for selectors, and where it runs (Node.locality). */
+  readonly node: { id: string; cluster?: string; labels?: Record<string, string>; locality?: LocalityName | undefined };
   readonly clock: Clock;
   readonly random: Random;
   readonly logger: Logger;
@@ -140,6 +142,7 @@ export class XdsClient implements ConfigSource {
       id: node.id,
       cluster: node.cluster ?? '',
       metadata: { labels: node.labels ?? {} },
+      ...(node.locality ? { locality: { region: node.locality.region, zone: node.locality.zone, subZone: node.locality.subZone } } : {}),
       userAgentName: USER_AGENT,
       userAgentVersionType: { case: 'userAgentVersion' as const, value: PROTOCOL_VERSION },
       clientFeatures: [],
@@ -297,6 +300,8 @@ export class XdsClient implements ConfigSource {
     }
     for (const [kind, v] of this.acked) this.metrics.versionInfo.set({ kind, version: v }, 1);
     this.opts.logger.info({ versions: Object.fromEntries(this.acked) }, 'control-plane config applied');
+    // ACKed: xDS has no place for warnings in an ACK; the control plane already told the operator at apply.
+    if (verdict.ok && verdict.warnings) this.opts.logger.warn({ warnings: verdict.warnings.map(formatConfigError) }, 'config warnings');
     this.firstApplied();
   }
 

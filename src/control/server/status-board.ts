@@ -34,6 +34,7 @@ export function sidecarStatusOf(s: HostedStream, controlPlane: string): SidecarS
     stream: s.kind,
     types: s.status(),
     controlPlane,
+    locality: s.node!.locality ? `${s.node!.locality.region}/${s.node!.locality.zone}/${s.node!.locality.subZone}` : '',
   });
 }
 
