@@ -138,6 +138,13 @@ export class ClusterRuntime {
     this.combineHealth();
   }
 
+  /** Both verdicts of the active health checks at once (one picker rebuild). */
+  setActiveHealth(failing: ReadonlySet<string>, degraded: ReadonlySet<string>): void {
+    this.failedActive = failing;
+    this.degradedActive = degraded;
+    this.combineHealth();
+  }
+
   /** Outlier detection's verdict: these endpoints are ejected for now. */
   setEjected(keys: ReadonlySet<string>): void {
     this.ejected = keys;
