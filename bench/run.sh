@@ -48,4 +48,7 @@ if ((${#need[@]})); then
   if command -v systemctl >/dev/null 2>&1; then "${SUDO[@]}" systemctl stop nginx >/dev/null 2>&1 || true; fi
 fi
 
-exec node --import tsx bench/run.ts "$@"
+node --import tsx bench/run.ts "$@"
+# The load-balancing comparison (bench/lb.ts, docs/benchmarks.md#load-balancing), bounded to 60 s; BENCH_LB=0 skips it.
+case " $* " in *" --help "*|*" -h "*) exit 0 ;; esac
+if [ "${BENCH_LB:-1}" != "0" ]; then exec node --import tsx bench/lb.ts; fi

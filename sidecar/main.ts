@@ -3,6 +3,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { systemClock, type Clock, type Timer } from '../src/core/clock.js';
 import { WorkloadCerts } from '../src/control/client/workload-certs.js';
 import { systemRandom, type Random } from '../src/core/random.js';
+import { localityFromLabels, type LocalityName } from '../src/core/locality.js';
 import { XdsClient } from '../src/control/client/xds-client.js';
 import type { ControlTls } from '../src/control/client/transport.js';
 import { writeFileAtomic } from '../src/control/store/file-store.js';
@@ -55,7 +56,14 @@ export interface SidecarOptions {
   /** Static (bootstrap) resources; combined with the control plane's when both are given. */
   configPath?: string;
   controlPlane?: ControlPlaneOptions;
+  /** Randomness of the balancers, health-check jitter and xDS backoff; default Math.random. */
   random?: Random;
+  /**
+   * Where this sidecar runs (`--locality`): zone-aware routing keeps requests
+   * there, and the control plane is told (Node.locality). Default: from the
+   * topology labels of `controlPlane.nodeLabels`, else unknown.
+   */
+  locality?: LocalityName;
   adminPort: number;
   adminHost?: string;
   drainTimeoutMs: number;
@@ -184,7 +192,10 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   overload.start();
   const builtin = opts.filters ? undefined : builtinFilters({ clock, registry, auditLog: opts.auditLog, logger });
   const filters = opts.filters ?? builtin!;
-  const listeners = new ListenerManager(ctx, opts.drainTimeoutMs, { filters: filters.registry, filterConfig: filters.config, ...(opts.random ? { random: opts.random } : {}) });
+  // Where this sidecar runs: --locality, else the topology labels of --node-labels-file (zone-aware routing, Node.locality).
+  const locality = opts.locality ?? (opts.controlPlane?.nodeLabels ? localityFromLabels(opts.controlPlane.nodeLabels) : undefined);
+  if (locality) logger.info({ locality: locality.key }, 'locality');
+  const listeners = new ListenerManager(ctx, opts.drainTimeoutMs, { filters: filters.registry, filterConfig: filters.config, locality, ...(opts.random ? { random: opts.random } : {}) });
   const store = new ConfigStore();
   if (!opts.configPath && !opts.controlPlane) throw new Error('a config path or a control plane is required');
 
@@ -279,7 +290,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     xds = new XdsClient({
       address: cp.address,
       tls: cp.tls,
-      node: { id: cp.nodeId, cluster: cp.nodeCluster, labels: cp.nodeLabels, admin: cp.adminAdvertise ?? advertisedAdmin(adminHost, adminPort) },
+      node: { id: cp.nodeId, cluster: cp.nodeCluster, labels: cp.nodeLabels, locality, admin: cp.adminAdvertise ?? advertisedAdmin(adminHost, adminPort) },
       clock,
       random: opts.random ?? systemRandom(),
       logger,

@@ -141,6 +141,9 @@ export class AdminServer {
         pendingRequests: c.pendingTotal,
         activeRetries: c.activeRetries,
         openCircuitBreakers: Object.entries(c.openBreakers()).filter(([, open]) => open).map(([limit]) => limit),
+        // Priority loads and the zone-aware routing decision, when the cluster has priorities, degraded
+        // endpoints or zone routing; null: one plain picker over the endpoints.
+        localityRouting: c.describeRouting() ?? null,
         // ORIGINAL_DST: no endpoints; the destinations with pooled upstream connections (shared by all such clusters).
         ...(c.originalDst ? { type: 'original_dst', useHostHeader: c.useHostHeader, destinations: this.deps.proxy.originalDst.destinations() } : {}),
         endpoints: c.endpoints.map((e) => {
@@ -150,6 +153,9 @@ export class AdminServer {
           return {
             address: e.key,
             weight: e.weight,
+            // Locality-aware routing (docs/resilience.md#locality-and-priority): where it runs, its failover level.
+            locality: e.locality ? { region: e.locality.region, zone: e.locality.zone, subZone: e.locality.subZone } : null,
+            priority: e.priority ?? 0,
             // Upstream resilience (docs/resilience.md): health, load and what outlier detection saw.
             health: c.healthLabelOf(e.key),
             activeRequests: s?.active ?? 0,

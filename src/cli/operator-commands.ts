@@ -1,3 +1,4 @@
+import { formatConfigError } from '../config/snapshot.js';
 import type { ParseArgsConfig } from 'node:util';
 import { stringify } from 'yaml';
 import { readDocuments } from '../config/loader.js';
@@ -80,6 +81,7 @@ export const applyCommand = operatorCommand(
       process.stdout.write(`${d.kind}/${d.metadata?.name} ${v['dry-run'] ? 'valid' : 'applied'} (version ${r.version})\n`);
     }
     for (const u of res.unchanged) process.stdout.write(`${u} unchanged\n`);
+    process.stderr.write(res.warnings.map((w) => `warning: ${formatConfigError(w)}\n`).join(''));
     return 0;
   },
 );
@@ -175,6 +177,7 @@ export const statusCommand = operatorCommand(
         admin: s.adminAddress || undefined,
         spiffeId: s.spiffeId || undefined,
         certificateExpiry: s.certificateExpiry ? new Date(timestampMs(s.certificateExpiry)).toISOString() : undefined,
+        ...(s.locality ? { locality: s.locality } : {}),
         connectedSince: s.connectedSince ? new Date(timestampMs(s.connectedSince)).toISOString() : undefined,
         types: s.types.map((t) => ({
           type: SHORT[t.typeUrl] ?? t.typeUrl,

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parseDurationFlag } from '../core/duration.js';
 import { startSidecar } from '../../sidecar/main.js';
 import { readNodeLabels } from '../control/client/node-labels.js';
+import { parseLocality } from '../core/locality.js';
 import { parseFlags, UsageError } from './flags.js';
 import { createAuditLogger } from '../observability/logger.js';
 import { METRICS_COMPAT, type MetricsCompat } from '../observability/exchange-telemetry.js';
@@ -11,6 +12,7 @@ import type { Command } from './command.js';
 const USAGE = `usage: outrigger sidecar [--config FILE|DIR] [--control-plane HOST:PORT --node-id ID [--node-cluster C]
        [--node-labels-file FILE] [--control-plane-ca FILE]] [--admin-port 15000] [--admin-host 127.0.0.1] [--drain-timeout 5s] [--state-dir DIR]
        [--audit-log stdout|stderr|FILE] [--max-heap-fraction 0.9] [--bootstrap-token-file F | --sa-token-file F]
+       [--locality REGION[/ZONE[/SUBZONE]]]
        [--kubeconfig F] [--consul-addr H:P] [--nats-servers URL,…]
 
 Runs the data plane with the listeners, routes and clusters of the config
@@ -27,6 +29,10 @@ flags:
   --node-id ID          this sidecar's node id (required with --control-plane)
   --node-cluster C      the service this sidecar belongs to (for selectors)
   --node-labels-file F  labels for selectors: key="value" lines (downward API) or a YAML map
+  --locality R/Z/S      where this sidecar runs (region[/zone[/subZone]]): zone-aware routing keeps
+                        requests in this locality (docs/resilience.md); sent to the control plane as
+                        Node.locality. Default: the node labels' topology.kubernetes.io/region, /zone
+                        and topology.istio.io/subzone (or istio-locality), else unknown
   --bootstrap-token-file F  workload identity outside Kubernetes: get a workload certificate (mesh mTLS)
                         from the control plane with this token (docs/security.md)
   --sa-token-file F     workload identity in Kubernetes: the projected service-account token
@@ -69,6 +75,7 @@ export const sidecarCommand: Command = {
         'node-id': { type: 'string' },
         'node-cluster': { type: 'string' },
         'node-labels-file': { type: 'string' },
+        locality: { type: 'string' },
         'control-plane-ca': { type: 'string' },
         'status-port': { type: 'string' },
         'audit-log': { type: 'string' },
@@ -103,6 +110,14 @@ export const sidecarCommand: Command = {
     if (!(maxHeapFraction > 0.05 && maxHeapFraction <= 1)) {
       throw new UsageError(`--max-heap-fraction: a number in (0.05, 1], got "${values['max-heap-fraction']}"`, USAGE);
     }
+    let locality;
+    if (values.locality !== undefined) {
+      try {
+        locality = parseLocality(values.locality);
+      } catch (err) {
+        throw new UsageError(`--locality: ${(err as Error).message}`, USAGE);
+      }
+    }
     let sidecar;
     try {
       const nodeLabels = values['node-labels-file'] ? await readNodeLabels(values['node-labels-file']) : undefined;
@@ -114,6 +129,7 @@ export const sidecarCommand: Command = {
         overload: { maxHeapFraction },
         stateDir: values['state-dir'],
         discovery: { kubeconfig: values.kubeconfig, consulAddr: values['consul-addr'], natsServers: values['nats-servers'] },
+        locality,
         controlPlane: values['control-plane']
           ? {
               address: values['control-plane'],

@@ -13,7 +13,9 @@ Checks resource documents (YAML or JSON; a directory means every *.yaml,
 *.yml and *.json file in it) exactly as the sidecar would before applying
 them: syntax, field names and types, references between resources and value
 ranges. Prints every error, one per line, and exits 1; prints a summary and
-exits 0 when the config is valid. See docs/config.md.
+exits 0 when the config is valid, with any warnings (problems that do not
+stop the config, e.g. a ring-hash cluster reached by a route without a
+hashPolicy) on stderr. See docs/config.md.
 
 flags:
   -f, --file FILE|DIR        the config to check
@@ -55,6 +57,8 @@ export const validateCommand: Command = {
       process.stderr.write(result.errors.map((e) => formatConfigError(e) + '\n').join(''));
       return 1;
     }
+    // Warnings do not make the config invalid (exit 0), but each is shown with its field path.
+    process.stderr.write((result.value.warnings ?? []).map((w) => `warning: ${formatConfigError(w)}\n`).join(''));
     process.stdout.write(summary(result.value) + '\n');
     return 0;
   },
@@ -66,7 +70,8 @@ export function summary(snap: ConfigSnapshot): string {
   for (const d of snap.documents) counts.set(d.kind, (counts.get(d.kind) ?? 0) + 1);
   const parts = SUMMARY_ORDER.filter((k) => counts.has(k)).map((k) => `${counts.get(k)} ${k}`);
   const n = snap.documents.length;
-  return `valid: ${n} document${n === 1 ? '' : 's'} (${parts.join(', ')}), version ${snap.version}`;
+  const w = snap.warnings?.length ?? 0;
+  return `valid: ${n} document${n === 1 ? '' : 's'} (${parts.join(', ')}), version ${snap.version}${w > 0 ? `, ${w} warning${w === 1 ? '' : 's'}` : ''}`;
 }
 
 async function validateOnServer(file: string, flags: TargetFlags): Promise<number> {
@@ -80,6 +85,7 @@ async function validateOnServer(file: string, flags: TargetFlags): Promise<numbe
       process.stderr.write(res.errors.map((e) => formatConfigError(e) + '\n').join(''));
       return 1;
     }
+    process.stderr.write(res.warnings.map((w) => `warning: ${formatConfigError(w)}\n`).join(''));
     process.stdout.write(`valid on the server: ${documents.length} document${documents.length === 1 ? '' : 's'}\n`);
     return 0;
   } catch (err) {

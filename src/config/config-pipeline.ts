@@ -104,9 +104,10 @@ export class ConfigPipeline {
     );
     if (!built.ok) return { ok: false, stage: 'invalid', errors: built.errors };
     const snap = built.value;
+    const warnings = snap.warnings !== undefined ? { warnings: snap.warnings } : {};
     if (store.current()?.version === snap.version) {
       this.sets.set(source, documents);
-      return { ok: true, version: snap.version };
+      return { ok: true, version: snap.version, ...warnings };
     }
     // Step 1, apply: the data path takes the snapshot first (compiles its
     // state, binds new or moved listeners) and may refuse it (a bind
@@ -124,7 +125,7 @@ export class ConfigPipeline {
     // client's subscriptions and the metrics (its subscribers).
     this.sets.set(source, documents);
     store.swap(snap);
-    return { ok: true, version: snap.version };
+    return { ok: true, version: snap.version, ...warnings };
   }
 
   private serially<T>(fn: () => Promise<T>): Promise<T> {

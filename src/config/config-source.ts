@@ -16,10 +16,12 @@ export type SourceUpdate = { readonly ok: true; readonly documents: readonly Res
  * - `refused`: the data path could not take it (e.g. a port in use); `error`
  *   is what the data path threw, so the source can name the resource;
  * - `source`: the update was itself a refusal.
- * In every case but `published` the previous config keeps serving.
+ * In every case but `published` the previous config keeps serving. A
+ * published set may come with `warnings` (validation problems that do not
+ * stop a config), which the source logs.
  */
 export type Verdict =
-  | { readonly ok: true; readonly version: string }
+  | { readonly ok: true; readonly version: string; readonly warnings?: readonly ConfigError[] }
   | { readonly ok: false; readonly stage: 'invalid' | 'source'; readonly errors: readonly ConfigError[] }
   | { readonly ok: false; readonly stage: 'refused'; readonly error: Error };
 

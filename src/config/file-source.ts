@@ -130,6 +130,7 @@ export class FileConfigSource implements ConfigSource {
       if (result.ok) {
         this.version = snap.version;
         logger.info({ path, version: snap.version, documents: snap.documents.length }, 'config applied');
+        if (verdict.ok && verdict.warnings) logger.warn({ path, version: snap.version, warnings: verdict.warnings.map(formatConfigError) }, 'config warnings');
         this.opts.onApplied?.(snap.version);
       }
     } else if (!result.ok) {

@@ -90,9 +90,11 @@ export function buildSnapshot(docs: readonly RawDocument[], opts: ValidateOption
       if (d.kind && d.name) unresolved.push({ kind: d.kind, name: d.name });
     }
   }
-  errors.push(...validateResources(decoded, opts, unresolved));
+  const warnings: ConfigError[] = [];
+  errors.push(...validateResources(decoded, opts, unresolved, warnings));
   if (errors.length > 0) return { ok: false, errors };
-  return { ok: true, value: snapshotOf(decoded) };
+  const snap = snapshotOf(decoded);
+  return { ok: true, value: warnings.length > 0 ? { ...snap, warnings } : snap };
 }
 
 /** Builds the snapshot of resources already known to be valid and unique. */

@@ -43,6 +43,13 @@ export interface ConfigSnapshot {
   readonly loadAssignments: ReadonlyMap<string, ClusterLoadAssignment>;
   /** Normalised documents, sorted by kind order then name (what /config_dump shows). */
   readonly documents: readonly ResourceDocument[];
+  /**
+   * Problems that do not stop this config (validation warnings, e.g. a
+   * ring-hash cluster reached by a route without a hash policy): shown by
+   * `outrigger validate`, logged by the sidecar when it applies the config,
+   * returned by the control plane's validate and apply. Absent: none.
+   */
+  readonly warnings?: readonly ConfigError[];
 }
 
 /** One problem found while loading or validating config. */

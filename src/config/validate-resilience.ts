@@ -1,5 +1,5 @@
-import type { Cluster, Cluster_HealthCheck, Cluster_OutlierDetection } from '../gen/outrigger/config/v1/cluster_pb.js';
-import type { HashPolicy, RouteAction } from '../gen/outrigger/config/v1/route_pb.js';
+import { Cluster_DiscoveryType, Cluster_LbPolicy, type Cluster, type Cluster_HealthCheck, type Cluster_OutlierDetection, type Endpoint } from '../gen/outrigger/config/v1/cluster_pb.js';
+import type { HashPolicy, RouteAction, RouteConfiguration } from '../gen/outrigger/config/v1/route_pb.js';
 import { durationMs } from '../core/duration.js';
 import {
   DEFAULT_BASE_INTERVAL_MS,
@@ -33,6 +33,51 @@ export function checkClusterBalancing(c: Cluster, report: Report): void {
   checkNonNegative(c.peakEwma?.defaultRtt, 'spec.peakEwma.defaultRtt', report);
   if (c.healthCheck) checkHealthCheck(c.healthCheck, report);
   if (c.outlierDetection) checkOutlierDetection(c.outlierDetection, report);
+  const f = c.overprovisioningFactor;
+  if (f !== undefined && (f === 0 || f > MAX_OVERPROVISIONING)) {
+    report('spec.overprovisioningFactor', `a percentage in 1..${MAX_OVERPROVISIONING} (140 = Envoy's 1.4), got ${f}`);
+  }
+}
+
+/** Bounds of the priority machinery: levels are an array indexed by priority. */
+export const MAX_PRIORITY = 127;
+const MAX_OVERPROVISIONING = 1000;
+
+/** `Endpoint.priority` of a cluster's or a load assignment's endpoints. */
+export function checkEndpointPriority(e: Endpoint, at: string, report: Report): void {
+  if (e.priority > MAX_PRIORITY) report(`${at}.priority`, `at most ${MAX_PRIORITY}, got ${e.priority}`);
+}
+
+/** `zoneAwareRouting.localCluster` names a cluster of the same config that has endpoints. */
+export function checkZoneAwareRouting(c: Cluster, clusterOf: (name: string) => Cluster | undefined, isUnresolved: (name: string) => boolean, report: Report): void {
+  const local = c.zoneAwareRouting?.localCluster ?? '';
+  if (local === '' || isUnresolved(local)) return;
+  const lc = clusterOf(local);
+  if (!lc) report('spec.zoneAwareRouting.localCluster', `unknown cluster "${local}"`);
+  else if (lc.type === Cluster_DiscoveryType.ORIGINAL_DST) {
+    report('spec.zoneAwareRouting.localCluster', `cluster "${local}" is DISCOVERY_TYPE_ORIGINAL_DST: it has no endpoints to say where the callers run`);
+  }
+}
+
+/**
+ * Warnings (the config is still accepted): a route that sends to a ring-hash
+ * or Maglev cluster without a `hashPolicy` gives every request a random hash,
+ * so the consistent hashing buys nothing.
+ */
+export function warnHashWithoutPolicy(rc: RouteConfiguration, clusterOf: (name: string) => Cluster | undefined, warn: Report): void {
+  rc.virtualHosts.forEach((vh, v) =>
+    vh.routes.forEach((route, r) => {
+      if (route.action.case !== 'route') return;
+      const a = route.action.value;
+      const c = clusterOf(a.cluster);
+      if (!c || a.hashPolicy.length > 0 || c.type === Cluster_DiscoveryType.ORIGINAL_DST) return;
+      if (c.lbPolicy !== Cluster_LbPolicy.RING_HASH && c.lbPolicy !== Cluster_LbPolicy.MAGLEV) return;
+      warn(
+        `spec.virtualHosts[${v}].routes[${r}].route.hashPolicy`,
+        `cluster "${a.cluster}" balances with ${c.lbPolicy === Cluster_LbPolicy.RING_HASH ? 'LB_POLICY_RING_HASH' : 'LB_POLICY_MAGLEV'} but this route has no hashPolicy: each request gets a random hash (no stickiness)`,
+      );
+    }),
+  );
 }
 
 function checkPercent(v: number | undefined, path: string, report: Report): void {

@@ -7,7 +7,7 @@ import { sourceLabel } from './documents.js';
 import type { DecodedResource } from './decode.js';
 import { checkHost, checkPort, isWildcardHost } from './net-names.js';
 import { checkNonNegative, checkRouteConfiguration, type Report } from './validate-routes.js';
-import { checkClusterBalancing } from './validate-resilience.js';
+import { checkClusterBalancing, checkEndpointPriority, checkZoneAwareRouting, warnHashWithoutPolicy } from './validate-resilience.js';
 import { checkHttpFilters } from './validate-filters.js';
 
 export interface ValidateOptions {
@@ -34,6 +34,8 @@ export function validateResources(
   resources: readonly DecodedResource[],
   opts: ValidateOptions = {},
   unresolved: readonly ResourceRef[] = [],
+  /** Where warnings go: problems that do not stop the config (e.g. a hash policy missing). */
+  warnings: ConfigError[] = [],
 ): ConfigError[] {
   const errors: ConfigError[] = [];
   const byKey = new Map<string, DecodedResource>();
@@ -59,6 +61,7 @@ export function validateResources(
   const boundBy = new Map<number, { host: string; listener: string }[]>();
   for (const r of unique) {
     const report: Report = (path, message) => errors.push({ document: `${r.kind}/${r.name}`, path, message });
+    const warn: Report = (path, message) => warnings.push({ document: `${r.kind}/${r.name}`, path, message });
     switch (r.kind) {
       case 'Listener':
         checkListener(r.message, opts, exists, report);
@@ -66,9 +69,11 @@ export function validateResources(
         break;
       case 'RouteConfiguration':
         checkRouteConfiguration(r.message, (name) => exists('Cluster', name), report);
+        warnHashWithoutPolicy(r.message, clusterOf, warn);
         break;
       case 'Cluster':
         checkCluster(r.message, exists, report);
+        checkZoneAwareRouting(r.message, clusterOf, (name) => unresolvedKeys.has(`Cluster/${name}`), report);
         break;
       case 'ClusterLoadAssignment':
         checkLoadAssignment(r.message, clusterOf, unresolvedKeys, report);
@@ -278,5 +283,6 @@ function checkEndpoints(endpoints: readonly Endpoint[], report: Report): void {
     if (badHost) report(`${p}.address.host`, badHost);
     const badPort = checkPort(e.address.port, false);
     if (badPort) report(`${p}.address.port`, badPort);
+    checkEndpointPriority(e, p, report);
   });
 }

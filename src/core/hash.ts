@@ -13,6 +13,11 @@ export function hash32(s: string, seed = 0x811c9dc5): number {
   return fmix32(h);
 }
 
+/** A draw in [0, 1) derived from a 32-bit hash and a salt: independent-looking draws from one request hash. */
+export function hashDraw(hash: number, salt: number): number {
+  return fmix32((hash ^ Math.imul(salt, 0x9e3779b1)) >>> 0) / 4294967296;
+}
+
 function fmix32(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);

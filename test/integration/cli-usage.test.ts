@@ -15,4 +15,13 @@ describe('outrigger CLI usage errors', function () {
       expect(r.stderr).to.not.include('    at ');
     });
   }
+
+  it('sidecar with a malformed --locality exits 2 naming the flag', () => {
+    const r = spawnSync(process.execPath, ['bin/outrigger.js', 'sidecar', '--config', 'x.yaml', '--locality', 'a/b/c/d'], {
+      env: { ...process.env, OUTRIGGER_FROM_SOURCE: '1' },
+      encoding: 'utf8',
+    });
+    expect(r.status).to.equal(2);
+    expect(r.stderr).to.include('--locality: expected region[/zone[/subZone]], got "a/b/c/d"');
+  });
 });

@@ -22,14 +22,15 @@ import { backoffDelayMs } from './backoff.js';
 import { readFile } from 'node:fs/promises';
 import { controlTransport, type ControlTls } from './transport.js';
 import { ClientMetrics } from './client-metrics.js';
+import type { LocalityName } from '../../core/locality.js';
 
 export interface XdsClientOptions {
   /** HOST:PORT of the control plane (h2c), or https://HOST:PORT (TLS). */
   readonly address: string;
   /** TLS toward the control plane (PEM contents): `ca` verifies its certificate. */
   readonly tls?: ControlTls;
-  /** `admin`: the sidecar's admin API (HOST:PORT) advertised in the node metadata (the control plane's Status lists it for `outrigger stat --control-plane`). */
-  readonly node: { id: string; cluster?: string; labels?: Record<string, string>; admin?: string };
+  /** Who this sidecar is: id, service, labels for selectors, where it runs (Node.locality), and `admin`: its admin API (HOST:PORT) advertised in the node metadata (the control plane's Status lists it for `outrigger stat --control-plane`). */
+  readonly node: { id: string; cluster?: string; labels?: Record<string, string>; locality?: LocalityName | undefined; admin?: string };
   readonly clock: Clock;
   readonly random: Random;
   readonly logger: Logger;
@@ -148,6 +149,7 @@ export class XdsClient implements ConfigSource {
       id: node.id,
       cluster: node.cluster ?? '',
       metadata: (node.admin ? { labels: node.labels ?? {}, admin: node.admin } : { labels: node.labels ?? {} }) as JsonObject,
+      ...(node.locality ? { locality: { region: node.locality.region, zone: node.locality.zone, subZone: node.locality.subZone } } : {}),
       userAgentName: USER_AGENT,
       userAgentVersionType: { case: 'userAgentVersion' as const, value: PROTOCOL_VERSION },
       clientFeatures: [],
@@ -306,6 +308,8 @@ export class XdsClient implements ConfigSource {
     }
     for (const [kind, v] of this.acked) this.metrics.versionInfo.set({ kind, version: v }, 1);
     this.opts.logger.info({ versions: Object.fromEntries(this.acked) }, 'control-plane config applied');
+    // ACKed: xDS has no place for warnings in an ACK; the control plane already told the operator at apply.
+    if (verdict.ok && verdict.warnings) this.opts.logger.warn({ warnings: verdict.warnings.map(formatConfigError) }, 'config warnings');
     this.firstApplied();
   }
 

@@ -306,7 +306,7 @@ export class ControlPlane implements StreamHost {
     if (stream.identity && this.streams.has(stream)) this.cache.retain(stream.identity);
     this.metrics.connected.inc({ stream: stream.kind });
     const ua = stream.node?.userAgentVersionType.case === 'userAgentVersion' ? stream.node.userAgentVersionType.value : '';
-    this.logger.info({ stream: stream.id, node: stream.node?.id, cluster: stream.node?.cluster, version: ua, kind: stream.kind }, 'stream opened');
+    this.logger.info({ stream: stream.id, node: stream.node?.id, cluster: stream.node?.cluster, version: ua, kind: stream.kind, ...(stream.node?.locality ? { locality: stream.node.locality } : {}) }, 'stream opened');
     this.opts.onStatusChange?.();
   }
 

@@ -59,7 +59,7 @@ export function operatorService(
       const caller = who(ctx);
       const out = req.dryRun ? cp.dryRun(req.documents) : await cp.apply(req.documents, req.expectedVersions, caller);
       if (!out.ok) fail(out);
-      return { revision: BigInt(out.state.revision), resources: out.changed.map(stored), unchanged: out.unchanged };
+      return { revision: BigInt(out.state.revision), resources: out.changed.map(stored), unchanged: out.unchanged, warnings: documentErrors(out.warnings) };
     },
     async delete(req, ctx) {
       const caller = who(ctx);
@@ -108,7 +108,7 @@ export function operatorService(
     async validate(req, ctx) {
       who(ctx);
       const out = cp.dryRun(req.documents);
-      if (out.ok) return { valid: true, errors: [], version: String(out.state.revision) };
+      if (out.ok) return { valid: true, errors: [], version: String(out.state.revision), warnings: documentErrors(out.warnings) };
       return { valid: false, errors: out.errors.map((e) => ({ document: e.document, path: e.path, message: e.message })) };
     },
     async history(req, ctx) {
@@ -153,4 +153,9 @@ export function operatorService(
       };
     },
   };
+}
+
+/** Validation warnings as the operator API reports them. */
+function documentErrors(list: readonly { document: string; path: string; message: string }[] | undefined): { document: string; path: string; message: string }[] {
+  return (list ?? []).map((e) => ({ document: e.document, path: e.path, message: e.message }));
 }

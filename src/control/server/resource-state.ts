@@ -9,7 +9,8 @@ import type { Action, Selector, StoredEntry, StoreState } from '../store/store-s
 import { splitSelector } from './selector.js';
 
 export type Failure = { ok: false; code: 'invalid' | 'conflict' | 'not_found'; errors: ConfigError[] };
-export type Change = { ok: true; state: StoreState; changed: StoredEntry[]; unchanged: string[]; removed: string[] };
+/** `warnings`: validation warnings of the resulting set (the change is still made). */
+export type Change = { ok: true; state: StoreState; changed: StoredEntry[]; unchanged: string[]; removed: string[]; warnings?: readonly ConfigError[] };
 
 export const keyOf = (kind: string, name: string): string => `${kind}/${name}`;
 
@@ -23,8 +24,13 @@ export function plainDocs(entries: readonly StoredEntry[]): RawDocument[] {
 
 /** Validates the whole set exactly as a sidecar would (buildSnapshot): one definition of "valid". */
 export function validateSet(entries: readonly StoredEntry[], opts: ValidateOptions): ConfigError[] {
+  return checkSet(entries, opts).errors;
+}
+
+/** Errors, or (valid) the warnings of the set. */
+function checkSet(entries: readonly StoredEntry[], opts: ValidateOptions): { errors: ConfigError[]; warnings: readonly ConfigError[] } {
   const r = buildSnapshot(plainDocs(entries), opts);
-  return r.ok ? [] : r.errors;
+  return r.ok ? { errors: [], warnings: r.value.warnings ?? [] } : { errors: r.errors, warnings: [] };
 }
 
 export interface ApplyInput {
@@ -88,9 +94,10 @@ export function applyDocuments(state: StoreState, input: ApplyInput, opts: Valid
     merged.set(key, entry);
     changed.push(entry);
   }
-  const setErrors = validateSet(sorted([...merged.values()]), opts);
-  if (setErrors.length > 0) return { ok: false, code: 'invalid', errors: setErrors };
-  if (changed.length === 0) return { ok: true, state, changed, unchanged, removed: [] };
+  const checked = checkSet(sorted([...merged.values()]), opts);
+  if (checked.errors.length > 0) return { ok: false, code: 'invalid', errors: checked.errors };
+  const warnings = checked.warnings.length > 0 ? { warnings: checked.warnings } : {};
+  if (changed.length === 0) return { ok: true, state, changed, unchanged, removed: [], ...warnings };
   const history = changed.map((e) => ({
     revision,
     kind: e.doc.kind,
@@ -106,6 +113,7 @@ export function applyDocuments(state: StoreState, input: ApplyInput, opts: Valid
     changed,
     unchanged,
     removed: [],
+    ...warnings,
   };
 }
 

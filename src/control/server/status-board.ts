@@ -35,6 +35,7 @@ export function sidecarStatusOf(s: HostedStream, controlPlane: string): SidecarS
     types: s.status(),
     controlPlane,
     adminAddress: adminAddressOf(s.node!.metadata),
+    locality: s.node!.locality ? `${s.node!.locality.region}/${s.node!.locality.zone}/${s.node!.locality.subZone}` : '',
   });
 }
 

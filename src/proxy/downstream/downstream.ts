@@ -11,6 +11,14 @@ function toBuffer(chunk: string | Buffer): Buffer {
   return typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
 }
 
+function addHeaders(headers: OutgoingHttpHeaders, added: readonly [string, string][]): void {
+  for (const [name, value] of added) {
+    const cur = headers[name];
+    if (cur === undefined) headers[name] = value;
+    else headers[name] = [...(Array.isArray(cur) ? cur : [String(cur)]), value];
+  }
+}
+
 /**
  * The phases of an exchange's filter chain that run while the response is
  * written (filters/filter-chain.ts implements it). Declared here, on the
@@ -107,6 +115,16 @@ export abstract class Downstream {
   private drainFns: (() => void)[] | undefined;
   /** True while the response-header filters run for a head that ends the response (no body can follow). */
   headOnly = false;
+  /** Headers the proxy adds to the response whoever writes it (a generated hash-policy cookie). */
+  private added: [string, string][] | undefined = undefined;
+
+  /**
+   * Adds a header to the response head, before the response filters see it
+   * (values of a header the response already has are appended: Set-Cookie).
+   */
+  addResponseHeader(name: string, value: string): void {
+    (this.added ??= []).push([name, value]);
+  }
 
   /**
    * The request body for consumers that read it as a stream (the transcoder's
@@ -145,6 +163,7 @@ export abstract class Downstream {
    * `headers` may be modified (response filters, framing headers).
    */
   respond(status: number, headers: OutgoingHttpHeaders, trailers = false, statusMessage?: string): void {
+    if (this.added !== undefined) addHeaders(headers, this.added);
     if (this.chain !== undefined && this.chain.hasResponseHeaders) this.chain.responseHeaders(this, status, headers);
     if (this.filterFailure) return;
     this.writeHead(status, headers, trailers, statusMessage);
@@ -153,6 +172,7 @@ export abstract class Downstream {
   /** A response that is its head alone (HTTP/2: HEADERS with END_STREAM, e.g. gRPC trailers-only). */
   respondEnd(status: number, headers: OutgoingHttpHeaders): void {
     this.headOnly = true;
+    if (this.added !== undefined) addHeaders(headers, this.added);
     if (this.chain !== undefined && this.chain.hasResponseHeaders) this.chain.responseHeaders(this, status, headers);
     if (this.filterFailure) return;
     this.responseEnded = true;

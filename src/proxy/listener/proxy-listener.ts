@@ -527,13 +527,21 @@ const EMPTY = Buffer.alloc(0);
 type OriginalDstCarrier = { [ORIGINAL_DST]?: Destination };
 type PeerCarrier = { [PEER_PRINCIPAL]?: string };
 
+const CONNECTION_INFO = Symbol('outrigger.connectionInfo');
+
+/**
+ * The connection's facts, made once per socket: every request of a
+ * keep-alive connection shares one object (per-connection state such as a
+ * hash policy's generated cookie value is keyed by it).
+ */
 function infoOf(socket: Socket): H1ConnectionInfo {
-  return {
+  const carrier = socket as { [CONNECTION_INFO]?: H1ConnectionInfo };
+  return (carrier[CONNECTION_INFO] ??= {
     clientAddress: socket.remoteAddress ?? '',
     scheme: (socket as { encrypted?: boolean }).encrypted ? 'https' : 'http',
     originalDst: (socket as OriginalDstCarrier)[ORIGINAL_DST],
     peerPrincipal: (socket as PeerCarrier)[PEER_PRINCIPAL],
-  };
+  });
 }
 
 function noop(): void {}

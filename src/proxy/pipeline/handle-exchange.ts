@@ -120,7 +120,17 @@ function afterFilters(
     scheme: ds.conn.scheme,
     headers: ds.headers,
     clientAddress: ds.conn.clientAddress,
-    hash: action.hashPolicy !== undefined ? requestHash(action.hashPolicy, { headers: ds.headers, target: ds.target, clientAddress: ds.conn.clientAddress }) : undefined,
+    hash:
+      action.hashPolicy !== undefined
+        ? requestHash(action.hashPolicy, {
+            headers: ds.headers,
+            target: ds.target,
+            clientAddress: ds.conn.clientAddress,
+            // A cookie policy with a ttl sets its generated cookie on the response (once per connection's value).
+            connection: ds.conn,
+            setCookie: (v) => ds.addResponseHeader('set-cookie', v),
+          })
+        : undefined,
   };
   const picked = cluster.pick(pickInfo);
   // A WebSocket refusal names the ORIGINAL_DST reason only (kept from before the pipeline existed).

@@ -15,6 +15,7 @@ import { transcodeCorsFilter } from '../filters/transcode-cors/transcode-cors-fi
 import { CORS_FILTER_TYPE } from '../filters/cors/cors-filter.js';
 import type { CompiledRoute } from '../router/types.js';
 import type { PolicyDeps } from '../upstream/lb/policies.js';
+import { Cluster_DiscoveryType, type Endpoint } from '../../gen/outrigger/config/v1/cluster_pb.js';
 
 export const DEFAULT_DETECT_TIMEOUT_MS = 100;
 export const DEFAULT_IDLE_TIMEOUT_MS = 300_000;
@@ -91,7 +92,14 @@ export function buildProxyState(snapshot: ConfigSnapshot, sources?: DescriptorSo
   const routeTables = new Map<string, RouteTable>();
   for (const [name, rc] of snapshot.routeConfigs) routeTables.set(name, RouteTable.compile(rc));
   const clusters = new Map<string, ClusterRuntime>();
-  for (const [name, c] of snapshot.clusters) clusters.set(name, ClusterRuntime.build(c, snapshot.loadAssignments.get(name), deps));
+  // zoneAwareRouting.localCluster reads another cluster's endpoints (static or EDS) of the same snapshot.
+  const endpointsOf = (name: string): readonly Endpoint[] | undefined => {
+    const c = snapshot.clusters.get(name);
+    if (!c) return undefined;
+    return c.type === Cluster_DiscoveryType.EDS ? (snapshot.loadAssignments.get(name)?.endpoints ?? []) : c.endpoints;
+  };
+  const clusterDeps = { ...deps, endpointsOf };
+  for (const [name, c] of snapshot.clusters) clusters.set(name, ClusterRuntime.build(c, snapshot.loadAssignments.get(name), clusterDeps));
   const registry = deps.filters ?? EMPTY_REGISTRY;
   const transcoders = buildTranscoders(snapshot, sources);
   const listeners = new Map<string, ListenerSettings>();

@@ -5,7 +5,10 @@ import { endpointKey, type EndpointAddress } from './endpoint.js';
 import { policyOf, type PolicyDeps } from './lb/policies.js';
 import {
   DEFAULT_HEALTHY_PANIC_THRESHOLD,
+  DEFAULT_MIN_CLUSTER_SIZE,
   DEFAULT_MIN_RING_SIZE,
+  DEFAULT_OVERPROVISIONING_FACTOR,
+  type LocalityLbSettings,
   MAX_RING_SIZE,
   type EndpointHealth,
   type HealthView,
@@ -17,6 +20,8 @@ import {
 } from './lb/picker.js';
 import { roundRobin } from './lb/round-robin.js';
 import { upstreamTlsOf, type UpstreamTlsPolicy } from './upstream-tls.js';
+import { buildPicker } from './lb/locality-picker.js';
+import { localityName, type LocalityName } from '../../core/locality.js';
 import { systemClock } from '../../core/clock.js';
 import { systemRandom } from '../../core/random.js';
 import { DEFAULT_EWMA_DECAY_MS, DEFAULT_EWMA_RTT_MS, EndpointStatsTable, type Attempt } from './endpoint-stats.js';
@@ -55,6 +60,7 @@ export class ClusterRuntime {
   private healthView: HealthView | undefined = undefined;
   private failedActive: ReadonlySet<string> = NO_KEYS;
   private ejected: ReadonlySet<string> = NO_KEYS;
+  private degradedActive: ReadonlySet<string> = NO_KEYS;
   /** Active requests, latency and totals per endpoint key; outlives pickers. */
   readonly stats: EndpointStatsTable;
   /** `tls`: how upstream connections are secured (undefined: plaintext). Set by build(). */
@@ -89,7 +95,7 @@ export class ClusterRuntime {
     this.policy = policy;
     this.stats = new EndpointStatsTable(lb.clock, ewma.decayMs, ewma.defaultRttMs);
     if (discovered.size > 0) this.healthView = discovered;
-    this.picker = policy.build(endpoints, this.healthView, this);
+    this.picker = buildPicker(policy, endpoints, this.healthView, this);
   }
 
   static build(c: Cluster, cla: ClusterLoadAssignment | undefined, deps: PolicyDeps = {}): ClusterRuntime {
@@ -124,12 +130,29 @@ export class ClusterRuntime {
   /** Rebuilds the picker for new endpoint health (health checks, outlier ejection). */
   setHealth(health: HealthView): void {
     this.healthView = health;
-    this.picker = this.policy.build(this.endpoints, health, this);
+    this.picker = buildPicker(this.policy, this.endpoints, health, this);
   }
 
   /** Active health checks' verdict: these endpoints fail them (health/cluster-health-checker.ts). */
   setFailedActiveHealth(keys: ReadonlySet<string>): void {
     this.failedActive = keys;
+    this.combineHealth();
+  }
+
+  /**
+   * Active health checks that pass with the `x-envoy-degraded` header (or
+   * `x-outrigger-degraded`): these endpoints are degraded.
+   */
+  setDegradedActive(keys: ReadonlySet<string>): void {
+    if (keys.size === 0 && this.degradedActive.size === 0) return;
+    this.degradedActive = keys;
+    this.combineHealth();
+  }
+
+  /** Both verdicts of the active health checks at once (one picker rebuild). */
+  setActiveHealth(failing: ReadonlySet<string>, degraded: ReadonlySet<string>): void {
+    this.failedActive = failing;
+    this.degradedActive = degraded;
     this.combineHealth();
   }
 
@@ -140,12 +163,18 @@ export class ClusterRuntime {
   }
 
   /** Admin label of one endpoint's health (docs/resilience.md). */
-  healthLabelOf(key: string): 'healthy' | 'failed_active_hc' | 'outlier_ejected' | 'failed_eds_health' | 'draining' {
+  healthLabelOf(key: string): 'healthy' | 'failed_active_hc' | 'outlier_ejected' | 'failed_eds_health' | 'draining' | 'degraded' {
     const d = this.discovered.get(key);
     if (d === 'draining') return 'draining';
     if (this.failedActive.has(key)) return 'failed_active_hc';
     if (this.ejected.has(key)) return 'outlier_ejected';
-    return d === 'unhealthy' ? 'failed_eds_health' : 'healthy';
+    if (d === 'unhealthy') return 'failed_eds_health';
+    return d === 'degraded' || this.degradedActive.has(key) ? 'degraded' : 'healthy';
+  }
+
+  /** The current picker's priority loads and zone routing (undefined: one plain picker over the endpoints). */
+  describeRouting(): unknown {
+    return this.picker.describe?.();
   }
 
   /** Whether any request has used this cluster (health checks slow down to noTrafficInterval until then). */
@@ -159,6 +188,7 @@ export class ClusterRuntime {
     for (const k of this.ejected) view.set(k, 'unhealthy');
     // Discovery's verdict stands whatever the checks say; DRAINING wins over everything.
     for (const [k, h] of this.discovered) if (h === 'draining' || !view.has(k)) view.set(k, h);
+    for (const k of this.degradedActive) if (!view.has(k)) view.set(k, 'degraded');
     this.setHealth(view);
   }
 
@@ -247,13 +277,55 @@ export function defaultLbSettings(deps: PolicyDeps, c?: Cluster): LbSettings {
     hashBalanceFactor: c?.hashBalanceFactor ?? 0,
     minimumRingSize: Number(c?.ringHash?.minimumRingSize ?? 0n) || DEFAULT_MIN_RING_SIZE,
     maximumRingSize: Number(c?.ringHash?.maximumRingSize ?? 0n) || MAX_RING_SIZE,
+    locality: localitySettings(deps, c),
   };
+}
+
+/** Priorities and zone-aware routing: `zoneAwareRouting`, `overprovisioningFactor`, the sidecar's locality. */
+function localitySettings(deps: PolicyDeps, c: Cluster | undefined): LocalityLbSettings {
+  const z = c?.zoneAwareRouting;
+  let callers: Map<string, number> | undefined;
+  let callersInPanic = false;
+  if (z?.localCluster) {
+    // The callers: the local cluster's endpoints (discovery's health only: nobody health-checks the callers).
+    callers = new Map();
+    const eps = deps.endpointsOf?.(z.localCluster) ?? [];
+    let healthy = 0;
+    for (const e of eps) {
+      if (e.healthStatus === Endpoint_HealthStatus.UNHEALTHY || e.healthStatus === Endpoint_HealthStatus.DRAINING) continue;
+      healthy++;
+      const k = localityOf(e).key;
+      callers.set(k, (callers.get(k) ?? 0) + 1);
+    }
+    const threshold = c?.healthyPanicThreshold ?? DEFAULT_HEALTHY_PANIC_THRESHOLD;
+    callersInPanic = eps.length > 0 && (100 * healthy) / eps.length < threshold;
+  }
+  return {
+    own: deps.locality,
+    zoneAware: z?.enabled ?? true,
+    minClusterSize: z?.minClusterSize ?? DEFAULT_MIN_CLUSTER_SIZE,
+    callers,
+    callersInPanic,
+    overprovisioningFactor: c?.overprovisioningFactor || DEFAULT_OVERPROVISIONING_FACTOR,
+  };
+}
+
+function localityOf(e: Endpoint): LocalityName {
+  const l = e.locality;
+  return localityName(l?.region ?? '', l?.zone ?? '', l?.subZone ?? '');
 }
 
 function discoveredHealth(source: readonly Endpoint[]): HealthView {
   const view = new Map<string, EndpointHealth>();
   for (const e of source) {
-    const h = e.healthStatus === Endpoint_HealthStatus.UNHEALTHY ? 'unhealthy' : e.healthStatus === Endpoint_HealthStatus.DRAINING ? 'draining' : undefined;
+    const h: EndpointHealth | undefined =
+      e.healthStatus === Endpoint_HealthStatus.UNHEALTHY
+        ? 'unhealthy'
+        : e.healthStatus === Endpoint_HealthStatus.DRAINING
+          ? 'draining'
+          : e.healthStatus === Endpoint_HealthStatus.DEGRADED
+            ? 'degraded'
+            : undefined;
     if (h !== undefined) view.set(endpointKey(e.address?.host ?? '', e.address?.port ?? 0), h);
   }
   return view;
@@ -274,7 +346,14 @@ function limitsOf(c: Cluster): CircuitBreakerLimits {
 function toAddress(e: Endpoint): EndpointAddress {
   const host = e.address?.host ?? '';
   const port = e.address?.port ?? 0;
-  return { host, port, weight: e.weight || 1, key: endpointKey(host, port) };
+  return {
+    host,
+    port,
+    weight: e.weight || 1,
+    key: endpointKey(host, port),
+    ...(e.priority > 0 ? { priority: e.priority } : {}),
+    ...(e.locality ? { locality: localityOf(e) } : {}),
+  };
 }
 
 function protocolOf(p: Cluster_UpstreamProtocol): UpstreamProtocol {

@@ -1,3 +1,5 @@
+import type { LocalityName } from '../../core/locality.js';
+
 /** One upstream address. `key` identifies its connection pools across config versions. */
 export interface EndpointAddress {
   readonly host: string;
@@ -5,6 +7,10 @@ export interface EndpointAddress {
   readonly weight: number;
   /** `host:port` (IPv6 hosts bracketed), stable across snapshots. */
   readonly key: string;
+  /** Failover level (`Endpoint.priority`); absent: 0, the highest. */
+  readonly priority?: number | undefined;
+  /** Where it runs (`Endpoint.locality`); absent: not said. */
+  readonly locality?: LocalityName | undefined;
 }
 
 export function endpointKey(host: string, port: number): string {

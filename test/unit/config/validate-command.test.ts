@@ -90,4 +90,18 @@ describe('outrigger validate (child process)', () => {
     const unknown = await outrigger('--nope');
     expect(unknown.code).to.equal(2);
   });
+
+  it('prints warnings with their field paths on stderr and still exits 0', async () => {
+    const docs = baseDocs();
+    Object.assign(docs[2]!.spec as Obj, { lbPolicy: 'LB_POLICY_RING_HASH' });
+    const file = join(dir, 'warn.yaml');
+    await writeFile(file, docs.map((d) => stringify(d)).join('---\n'));
+    const r = await outrigger('-f', file);
+    expect(r.code).to.equal(0);
+    expect(r.stderr.trimEnd().split('\n')).to.deep.equal([0, 1].map(
+      (i) =>
+        `warning: RouteConfiguration/main: spec.virtualHosts[0].routes[${i}].route.hashPolicy: cluster "books" balances with LB_POLICY_RING_HASH but this route has no hashPolicy: each request gets a random hash (no stickiness)`,
+    ));
+    expect(r.stdout).to.match(/^valid: 5 documents .*, version [0-9a-f]{16}, 2 warnings\n$/);
+  });
 });

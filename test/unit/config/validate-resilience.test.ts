@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { editBase, errorsOf, snapshotOf, type Obj } from './helpers.js';
+import { formatConfigError } from '../../../src/config/snapshot.js';
+import { baseDocs, editBase, errorsOf, snapshotOf, type Obj } from './helpers.js';
 
 const routesOf = (spec: Obj): Obj[] => (spec.virtualHosts as Obj[])[0]!.routes as Obj[];
 
@@ -79,5 +80,51 @@ describe('config validation: upstream resilience fields', () => {
       'RouteConfiguration/main: spec.virtualHosts[0].routes[2].route.hashPolicy[1]: set one of header, cookie, sourceIp, queryParameter',
       'RouteConfiguration/main: spec.virtualHosts[0].routes[2].route.hashPolicy[2].cookie.name: required',
     ]);
+  });
+
+  it('accepts locality and priority fields; reports them out of range with their paths', () => {
+    const ok = editBase((find, docs) => {
+      Object.assign(find('Cluster', 'books'), {
+        endpoints: [
+          { address: { host: '127.0.0.1', port: 9090 }, locality: { region: 'eu', zone: 'eu-1a' }, priority: 0 },
+          { address: { host: '127.0.0.1', port: 9091 }, locality: { region: 'eu', zone: 'eu-1b' }, priority: 1, healthStatus: 'HEALTH_STATUS_DEGRADED' },
+        ],
+        zoneAwareRouting: { enabled: true, minClusterSize: 2, localCluster: 'web' },
+        overprovisioningFactor: 200,
+      });
+      void docs;
+    });
+    expect(errorsOf(ok)).to.deep.equal([]);
+    const c = snapshotOf(ok).clusters.get('books')!;
+    expect(c.endpoints[1]!.priority).to.equal(1);
+    expect(c.zoneAwareRouting?.minClusterSize).to.equal(2);
+    const bad = editBase((find) => {
+      Object.assign(find('Cluster', 'books'), {
+        endpoints: [{ address: { host: '127.0.0.1', port: 9090 }, priority: 128 }],
+        zoneAwareRouting: { localCluster: 'nope' },
+        overprovisioningFactor: 0,
+      });
+      Object.assign(find('ClusterLoadAssignment', 'web'), { endpoints: [{ address: { host: '10.0.0.1', port: 80 }, priority: 1000 }] });
+    });
+    expect(errorsOf(bad)).to.deep.equal([
+      'Cluster/books: spec.endpoints[0].priority: at most 127, got 128',
+      "Cluster/books: spec.overprovisioningFactor: a percentage in 1..1000 (140 = Envoy's 1.4), got 0",
+      'Cluster/books: spec.zoneAwareRouting.localCluster: unknown cluster "nope"',
+      'ClusterLoadAssignment/web: spec.endpoints[0].priority: at most 127, got 1000',
+    ]);
+  });
+
+  it('a route to a ring-hash or Maglev cluster without a hashPolicy is a warning, not an error', () => {
+    const docs = editBase((find) => {
+      Object.assign(find('Cluster', 'books'), { lbPolicy: 'LB_POLICY_MAGLEV' });
+      (routesOf(find('RouteConfiguration', 'main'))[0]!.route as Obj).hashPolicy = [{ header: { name: 'x-user' } }];
+    });
+    expect(errorsOf(docs)).to.deep.equal([]);
+    const warnings = (snapshotOf(docs).warnings ?? []).map(formatConfigError);
+    expect(warnings).to.deep.equal([
+      'RouteConfiguration/main: spec.virtualHosts[0].routes[1].route.hashPolicy: cluster "books" balances with LB_POLICY_MAGLEV but this route has no hashPolicy: each request gets a random hash (no stickiness)',
+    ]);
+    // No hash policy needed elsewhere: round robin, or every route with one.
+    expect(snapshotOf(baseDocs()).warnings).to.equal(undefined);
   });
 });

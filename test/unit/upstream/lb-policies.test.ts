@@ -10,6 +10,7 @@ import { randomPolicy } from '../../../src/proxy/upstream/lb/random.js';
 import { ringHash } from '../../../src/proxy/upstream/lb/ring-hash.js';
 import { roundRobin } from '../../../src/proxy/upstream/lb/round-robin.js';
 import { FakeClock } from '../../support/fake-clock.js';
+import { WeightedSample } from '../../../src/proxy/upstream/lb/weighted-sample.js';
 
 const ep = (n: number, weight = 1): EndpointAddress => ({ host: `10.0.0.${n}`, port: 8080, weight, key: endpointKey(`10.0.0.${n}`, 8080) });
 
@@ -82,7 +83,8 @@ describe('load-balancing policies', () => {
     for (const e of eps) c.stats.of(e.key).observeRtt(2, 0);
     slow.observeRtt(200, 0);
     expect(slow.estimate(0)).to.equal(200);
-    expect(shares(peakEwma, eps, 9000, c).get(eps[0]!.key)! / 9000).to.be.within(0.09, 0.13);
+    // The two candidates are distinct (tower's p2c): the slow one always loses its comparison.
+    expect(shares(peakEwma, eps, 9000, c).get(eps[0]!.key) ?? 0).to.equal(0);
     // After 5 decay periods idle, 200 ms has decayed to ~1.3 ms: once the others report their
     // 2 ms again, the once-slow endpoint is the cheapest and is tried again.
     c.clock.advance(50_000);
@@ -180,5 +182,21 @@ describe('load-balancing policies', () => {
       const none = randomPolicy.build(eps, new Map(eps.map((e) => [e.key, 'unhealthy'])), clusterOf({ healthyPanicThreshold: 0 }));
       expect(none.pick({})).to.deep.equal({ code: 'no_healthy_upstream', detail: 'c' });
     });
+  });
+
+  it('the second of two distinct choices is drawn by the weights of the others (one random number)', () => {
+    const eps = [ep(1, 1), ep(2, 2), ep(3, 3), ep(4, 4)];
+    const sample = new WeightedSample(eps, seededRandom(5));
+    for (const a of [0, 1, 2, 3]) {
+      const counts = [0, 0, 0, 0];
+      for (let i = 0; i < 40_000; i++) counts[sample.nextExcept(a)]!++;
+      expect(counts[a]).to.equal(0);
+      const rest = 10 - eps[a]!.weight;
+      counts.forEach((n, i) => {
+        if (i !== a) expect(n / 40_000, `a=${a} i=${i}`).to.be.closeTo(eps[i]!.weight / rest, 0.01);
+      });
+    }
+    const equal = new WeightedSample([ep(1), ep(2), ep(3)], seededRandom(6));
+    for (let i = 0; i < 1000; i++) expect(equal.nextExcept(1)).to.not.equal(1);
   });
 });

@@ -3,6 +3,7 @@ import type { Random } from '../../../core/random.js';
 import type { ClusterRuntime } from '../cluster.js';
 import type { EndpointAddress } from '../endpoint.js';
 import type { HealthCheckSettings } from './health-check-settings.js';
+import type { ProbeResult } from './probes.js';
 
 /** Active health state of one endpoint. */
 export type ActiveHealth = 'pending' | 'healthy' | 'unhealthy';
@@ -12,6 +13,8 @@ interface EndpointCheck {
   status: ActiveHealth;
   passes: number;
   failures: number;
+  /** The last passing check said the endpoint is degraded. */
+  degraded: boolean;
   timer: Timer | undefined;
   /** The probe in flight, cancelled on stop or removal. */
   cancel: (() => void) | undefined;
@@ -61,7 +64,7 @@ export class ClusterHealthChecker {
     }
     for (const ep of runtime.endpoints) {
       if (this.checks.has(ep.key)) continue;
-      const c: EndpointCheck = { ep, status: 'pending', passes: 0, failures: 0, timer: undefined, cancel: undefined, removed: false };
+      const c: EndpointCheck = { ep, status: 'pending', passes: 0, failures: 0, degraded: false, timer: undefined, cancel: undefined, removed: false };
       this.checks.set(ep.key, c);
       this.schedule(c, 0);
     }
@@ -111,9 +114,12 @@ export class ClusterHealthChecker {
     });
   }
 
-  private record(c: EndpointCheck, passed: boolean): void {
+  private record(c: EndpointCheck, result: ProbeResult): void {
     this.checksDone++;
     const before = c.status;
+    const wasDegraded = c.degraded;
+    const passed = result !== false;
+    if (passed) c.degraded = result === 'degraded';
     if (passed) {
       c.failures = 0;
       c.passes++;
@@ -125,6 +131,7 @@ export class ClusterHealthChecker {
     }
     this.onCheck(this.cluster, c.ep.key, passed, c.status);
     if ((before === 'unhealthy') !== (c.status === 'unhealthy')) this.publish();
+    else if (wasDegraded !== c.degraded) this.publishDegraded();
   }
 
   private nextDelay(): number {
@@ -136,6 +143,17 @@ export class ClusterHealthChecker {
   private publish(): void {
     const failing = new Set<string>();
     for (const [key, c] of this.checks) if (c.status === 'unhealthy') failing.add(key);
-    this.runtime?.setFailedActiveHealth(failing);
+    this.runtime?.setActiveHealth(failing, this.degradedKeys());
+  }
+
+  /** Endpoints whose last passing check carried the degraded header (Envoy: degraded, used after the healthy ones). */
+  private publishDegraded(): void {
+    this.runtime?.setDegradedActive(this.degradedKeys());
+  }
+
+  private degradedKeys(): Set<string> {
+    const degraded = new Set<string>();
+    for (const [key, c] of this.checks) if (c.degraded && c.status !== 'unhealthy') degraded.add(key);
+    return degraded;
   }
 }

@@ -9,9 +9,16 @@ import {
 } from '../../../gen/grpc/health/v1/health_pb.js';
 import type { EndpointAddress } from '../endpoint.js';
 
+/**
+ * A check's verdict: failed, passed, or passed but `degraded` (an HTTP check
+ * answered with the `x-envoy-degraded` or `x-outrigger-degraded` header, as
+ * Envoy's health checker reads it). `'degraded'` is truthy: a pass.
+ */
+export type ProbeResult = boolean | 'degraded';
+
 /** One health check in progress: its verdict, and a way to give up on it (a timeout: it fails). */
 export interface ProbeRun {
-  readonly done: Promise<boolean>;
+  readonly done: Promise<ProbeResult>;
   cancel(): void;
 }
 
@@ -19,9 +26,9 @@ export interface ProbeRun {
 export type Probe = (ep: EndpointAddress) => ProbeRun;
 
 /** A probe's settle-once plumbing: `finish` resolves and runs the cleanup exactly once. */
-function settleOnce(cleanup: () => void): { done: Promise<boolean>; finish: (ok: boolean) => void } {
-  let resolve!: (ok: boolean) => void;
-  const done = new Promise<boolean>((r) => (resolve = r));
+function settleOnce(cleanup: () => void): { done: Promise<ProbeResult>; finish: (ok: ProbeResult) => void } {
+  let resolve!: (ok: ProbeResult) => void;
+  const done = new Promise<ProbeResult>((r) => (resolve = r));
   let settled = false;
   return {
     done,
@@ -57,7 +64,9 @@ export function httpProbe(o: HttpProbeOptions): Probe {
     req.on('response', (res) => {
       const code = res.statusCode ?? 0;
       res.resume();
-      s.finish(o.expected.some(([a, b]) => code >= a && code < b));
+      const passed = o.expected.some(([a, b]) => code >= a && code < b);
+      const degraded = passed && (res.headers['x-envoy-degraded'] !== undefined || res.headers['x-outrigger-degraded'] !== undefined);
+      s.finish(degraded ? 'degraded' : passed);
     });
     req.on('error', () => s.finish(false));
     req.end();

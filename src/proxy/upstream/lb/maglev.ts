@@ -16,6 +16,7 @@ export const MAGLEV_TABLE_SIZE = 65537;
  */
 export const maglev: LbPolicy = {
   name: 'maglev',
+  consistentHash: true,
   build(endpoints: readonly EndpointAddress[], health: HealthView | undefined, cluster: PickerCluster): Picker {
     const eps = candidatesOf(endpoints, health, cluster.lb);
     if (eps.length === 0) return emptyPicker(cluster);

@@ -5,6 +5,7 @@ import type { Random } from '../../../core/random.js';
 import type { EndpointAddress } from '../endpoint.js';
 import type { EndpointStatsTable } from '../endpoint-stats.js';
 import type { Destination } from '../original-dst-addon.js';
+import type { LocalityName } from '../../../core/locality.js';
 
 /** What a request or connection offers for choosing its endpoint. */
 export interface PickInfo {
@@ -39,9 +40,15 @@ export type Picked =
  */
 export interface Picker {
   pick(info: PickInfo): Picked;
+  /** What the picker decided when built (priority loads, zone routing), for /clusters. */
+  describe?(): unknown;
 }
 
-export type EndpointHealth = 'healthy' | 'unhealthy' | 'draining';
+/**
+ * `degraded`: serving, but used only when the healthy endpoints cannot take
+ * the load (Envoy's DEGRADED; lb/locality-picker.ts).
+ */
+export type EndpointHealth = 'healthy' | 'unhealthy' | 'draining' | 'degraded';
 
 /** Health by endpoint key; an endpoint not listed is healthy. */
 export type HealthView = ReadonlyMap<string, EndpointHealth>;
@@ -65,7 +72,31 @@ export interface LbSettings {
   readonly hashBalanceFactor: number;
   readonly minimumRingSize: number;
   readonly maximumRingSize: number;
+  /** Priorities and zone-aware routing (lb/locality-picker.ts); absent: the defaults, and no own locality. */
+  readonly locality?: LocalityLbSettings | undefined;
 }
+
+/** A cluster's priority and zone-aware routing settings, resolved with defaults. */
+export interface LocalityLbSettings {
+  /** This sidecar's locality (--locality); undefined: unknown, so no zone-aware routing. */
+  readonly own: LocalityName | undefined;
+  /** `zoneAwareRouting.enabled` (default true). */
+  readonly zoneAware: boolean;
+  /** `zoneAwareRouting.minClusterSize` (default 6). */
+  readonly minClusterSize: number;
+  /**
+   * Callers per locality key: the endpoints of `zoneAwareRouting.localCluster`.
+   * Undefined: callers spread like this cluster's priority-0 endpoints.
+   */
+  readonly callers: ReadonlyMap<string, number> | undefined;
+  /** Whether the local cluster is in panic (too few of its endpoints healthy): no zone-aware routing then, as Envoy. */
+  readonly callersInPanic: boolean;
+  /** Percent (140: Envoy's 1.4). */
+  readonly overprovisioningFactor: number;
+}
+
+export const DEFAULT_OVERPROVISIONING_FACTOR = 140;
+export const DEFAULT_MIN_CLUSTER_SIZE = 6;
 
 export const DEFAULT_HEALTHY_PANIC_THRESHOLD = 50;
 export const DEFAULT_MIN_RING_SIZE = 1024;
@@ -74,6 +105,12 @@ export const MAX_RING_SIZE = 8_388_608;
 /** A load-balancing policy: one file each under lb/, registered in lb/policies.ts. */
 export interface LbPolicy {
   readonly name: string;
+  /**
+   * Consistent-hash policies (ring hash, Maglev): the priority and locality a
+   * request goes to are then drawn from its hash too, so a key keeps its
+   * endpoint while the health that decided them stays the same.
+   */
+  readonly consistentHash?: boolean;
   build(endpoints: readonly EndpointAddress[], health: HealthView | undefined, cluster: PickerCluster): Picker;
 }
 

@@ -1,4 +1,5 @@
-import { Cluster_DiscoveryType, Cluster_LbPolicy, type Cluster } from '../../../gen/outrigger/config/v1/cluster_pb.js';
+import { Cluster_DiscoveryType, Cluster_LbPolicy, type Cluster, type Endpoint } from '../../../gen/outrigger/config/v1/cluster_pb.js';
+import type { LocalityName } from '../../../core/locality.js';
 import { originalDstPolicy, type OriginalDestinationResolver } from './original-dst-policy.js';
 import type { LbPolicy } from './picker.js';
 import { leastRequest } from './least-request.js';
@@ -18,6 +19,10 @@ export interface PolicyDeps {
   readonly clock?: Clock | undefined;
   /** Randomness of the random-draw policies; default Math.random. */
   readonly random?: Random | undefined;
+  /** This sidecar's locality (--locality): zone-aware routing keeps requests there. Undefined: unknown. */
+  readonly locality?: LocalityName | undefined;
+  /** The endpoints of another cluster of the same config (`zoneAwareRouting.localCluster`). */
+  readonly endpointsOf?: ((cluster: string) => readonly Endpoint[] | undefined) | undefined;
 }
 
 /**

@@ -16,6 +16,7 @@ import { candidatesOf, emptyPicker, type HealthView, type LbPolicy, type Picker,
  */
 export const ringHash: LbPolicy = {
   name: 'ring_hash',
+  consistentHash: true,
   build(endpoints: readonly EndpointAddress[], health: HealthView | undefined, cluster: PickerCluster): Picker {
     const eps = candidatesOf(endpoints, health, cluster.lb);
     if (eps.length === 0) return emptyPicker(cluster);

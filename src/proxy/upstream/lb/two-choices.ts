@@ -11,8 +11,13 @@ export type LoadOf = (stats: EndpointStats, ep: EndpointAddress, now: number) =>
  * with the lower load (ties: the first drawn). Two random choices give
  * exponentially better balance than one, without the herd a global minimum
  * causes when every balancer sees the same "least loaded" endpoint.
+ *
+ * `distinct`: the two are always different endpoints (tower's p2c, which
+ * Linkerd's balancer is: `sample_floyd2`), so the costliest endpoint never
+ * wins; otherwise they are drawn independently (Envoy's least request), and
+ * an endpoint drawn twice is taken whatever its load (1/N² of the picks).
  */
-export function twoChoicesPolicy(name: string, loadOf: LoadOf): LbPolicy {
+export function twoChoicesPolicy(name: string, loadOf: LoadOf, distinct = false): LbPolicy {
   return {
     name,
     build(endpoints: readonly EndpointAddress[], health: HealthView | undefined, cluster: PickerCluster): Picker {
@@ -26,7 +31,7 @@ export function twoChoicesPolicy(name: string, loadOf: LoadOf): LbPolicy {
       return {
         pick: () => {
           const a = sample.next();
-          const b = sample.next();
+          const b = distinct ? sample.nextExcept(a) : sample.next();
           if (a === b) return picks[a]!;
           const now = clock.monotonicMs();
           return picks[loadOf(stats[b]!, eps[b]!, now) < loadOf(stats[a]!, eps[a]!, now) ? b : a]!;

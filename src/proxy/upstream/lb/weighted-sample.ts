@@ -29,7 +29,24 @@ export class WeightedSample {
   next(): number {
     const c = this.cumulative;
     if (c === undefined) return this.random.int(this.total);
-    const x = this.random.next() * this.total;
+    return this.search(c, this.random.next() * this.total);
+  }
+
+  /**
+   * An index other than `a` (there must be two or more), drawn in proportion
+   * to the weights of the others, with one random number: the draw covers
+   * the total without `a`'s share and steps over it.
+   */
+  nextExcept(a: number): number {
+    const c = this.cumulative;
+    if (c === undefined) return (a + 1 + this.random.int(this.total - 1)) % this.total;
+    const start = a === 0 ? 0 : c[a - 1]!;
+    let x = this.random.next() * (this.total - (c[a]! - start));
+    if (x >= start) x += c[a]! - start;
+    return this.search(c, x);
+  }
+
+  private search(c: Float64Array, x: number): number {
     let lo = 0;
     let hi = c.length - 1;
     while (lo < hi) {

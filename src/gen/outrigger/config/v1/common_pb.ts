@@ -37,7 +37,8 @@ export const SocketAddressSchema: GenMessage<SocketAddress> = /*@__PURE__*/
   messageDesc(file_outrigger_config_v1_common, 0);
 
 /**
- * Where an endpoint runs; used by locality-aware balancing in later releases.
+ * Where an endpoint or a sidecar runs: zone-aware routing keeps requests in
+ * the caller's locality (docs/resilience.md#locality-and-priority).
  *
  * @generated from message outrigger.config.v1.Locality
  */

@@ -1,0 +1,301 @@
+/**
+ * Load-balancing benchmark (issue 12, docs/benchmarks.md#load-balancing):
+ * three endpoints, one of which adds 50 ms to 20 % of its responses
+ * (bench/backends/lb.ts, seeded), behind one sidecar with a listener per
+ * policy — round robin, least request, peak EWMA — plus round robin over the
+ * two healthy endpoints and the healthy endpoint direct as references. Each
+ * target gets a warm-up and one measured wrk window; the sidecar's CPU per
+ * request comes from /proc. Then a microbenchmark of the pickers alone
+ * (µs per pick, and per pick + the attempt accounting a request does), in
+ * this process. Bounded: about 50 s, never more than BENCH_LB_BUDGET (60 s).
+ *
+ * `npm run bench:lb` runs it alone; `npm run bench` runs it after the main
+ * benchmark (BENCH_LB=0 skips it). Environment: BENCH_LB_SECONDS (6),
+ * BENCH_LB_WARMUP (1), BENCH_LB_CONNECTIONS (16), BENCH_LB_PICKS_ONLY=1,
+ * BENCH_SERVER_CPU (0), BENCH_LOAD_CPU (1), BENCH_ACCESS_LOG=0.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus as osCpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { fromJson } from '@bufbuild/protobuf';
+import { stringify } from 'yaml';
+import { runWrk, type LoadResult } from './lib/load.js';
+import { cpuDelta, drainOutput, freePort, installCleanupHandlers, spawnManaged, stopAll, treeCpu, waitForLine, waitForPort, type Managed } from './lib/proc.js';
+import { existsSync } from 'node:fs';
+import type * as LocalityModule from '../src/core/locality.js';
+import type * as RandomModule from '../src/core/random.js';
+import type * as ClockModule from '../src/core/clock.js';
+import type * as ClusterPbModule from '../src/gen/outrigger/config/v1/cluster_pb.js';
+import type * as ClusterModule from '../src/proxy/upstream/cluster.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+/**
+ * The compiled build (dist/, `npm run build`) when there is one: the sources
+ * through tsx are compiled with esbuild's keepNames, which wraps every closure
+ * creation in a defineProperty call (≈ 0.4 µs each here) — figures the
+ * shipped sidecar never pays. BENCH_SIDECAR_DIST=0 forces the sources.
+ */
+const FROM_DIST = existsSync(join(ROOT, 'dist/src/cli/main.js')) && process.env.BENCH_SIDECAR_DIST !== '0';
+const lib = async <T>(rel: string): Promise<T> => (await import(join(ROOT, FROM_DIST ? `dist/${rel}.js` : `${rel}.ts`))) as T;
+const { parseLocality } = await lib<typeof LocalityModule>('src/core/locality');
+const { seededRandom } = await lib<typeof RandomModule>('src/core/random');
+const { systemClock } = await lib<typeof ClockModule>('src/core/clock');
+const { ClusterSchema } = await lib<typeof ClusterPbModule>('src/gen/outrigger/config/v1/cluster_pb');
+const { ClusterRuntime } = await lib<typeof ClusterModule>('src/proxy/upstream/cluster');
+type ClusterRuntime = ClusterModule.ClusterRuntime;
+const env = (name: string, dflt: number): number => {
+  const v = Number(process.env[name] ?? '');
+  return process.env[name] !== undefined && process.env[name] !== '' && Number.isFinite(v) && v >= 0 ? v : dflt;
+};
+const cfg = {
+  seconds: Math.max(1, Math.round(env('BENCH_LB_SECONDS', 6))),
+  warmup: Math.round(env('BENCH_LB_WARMUP', 1)),
+  connections: Math.max(1, Math.round(env('BENCH_LB_CONNECTIONS', 16))),
+  budgetS: env('BENCH_LB_BUDGET', 60),
+  picksOnly: process.env.BENCH_LB_PICKS_ONLY === '1',
+  accessLog: process.env.BENCH_ACCESS_LOG !== '0',
+  serverCpu: process.env.BENCH_SERVER_CPU ?? '0',
+  loadCpu: process.env.BENCH_LOAD_CPU ?? '1',
+};
+const pinning = availableParallelism() >= 2;
+const SERVER_CPUS = pinning ? cfg.serverCpu : undefined;
+const LOAD_CPUS = pinning ? cfg.loadCpu : undefined;
+const started = performance.now();
+const elapsedS = (): number => (performance.now() - started) / 1000;
+const log = (msg: string): void => void process.stderr.write(`bench:lb: ${msg}\n`);
+
+// ---- the picker microbenchmark ------------------------------------------------
+
+const POLICIES = ['LB_POLICY_ROUND_ROBIN', 'LB_POLICY_LEAST_REQUEST', 'LB_POLICY_RANDOM', 'LB_POLICY_PEAK_EWMA', 'LB_POLICY_RING_HASH', 'LB_POLICY_MAGLEV'] as const;
+
+interface PickCost {
+  policy: string;
+  /** µs per pick over 3 endpoints. */
+  plain: number;
+  /** µs per pick + beginAttempt + end (what a request pays). */
+  withAttempt: number;
+  /** µs per pick, 9 endpoints in 3 zones, zone-aware routing spilling (the layered picker). */
+  zoned: number;
+}
+
+function runtimeOf(policy: string, zoned: boolean): ClusterRuntime {
+  const n = zoned ? 9 : 3;
+  const c = fromJson(ClusterSchema, {
+    name: 'bench',
+    type: 'DISCOVERY_TYPE_STATIC',
+    lbPolicy: policy,
+    endpoints: Array.from({ length: n }, (_, i) => ({
+      address: { host: `10.0.0.${i + 1}`, port: 8080 },
+      ...(zoned ? { locality: { region: 'r', zone: `z${Math.floor(i / 3)}` } } : {}),
+    })),
+  } as never);
+  const rt = ClusterRuntime.build(c, undefined, { clock: systemClock(), random: seededRandom(1), ...(zoned ? { locality: parseLocality('r/z0') } : {}) });
+  // Zoned: one local endpoint failed, so every pick goes through the residual decision.
+  if (zoned) rt.setFailedActiveHealth(new Set(['10.0.0.1:8080']));
+  return rt;
+}
+
+/**
+ * CPU µs per iteration of `fn` (this process's user + system time, so time
+ * other processes take from a shared machine does not count), after a
+ * warm-up; the best of 3 runs.
+ */
+function timeIt(iterations: number, fn: (i: number) => void): number {
+  for (let i = 0; i < iterations / 4; i++) fn(i);
+  let best = Infinity;
+  for (let run = 0; run < 3; run++) {
+    const c0 = process.cpuUsage();
+    for (let i = 0; i < iterations; i++) fn(i);
+    const c = process.cpuUsage(c0);
+    best = Math.min(best, (c.user + c.system) / iterations);
+  }
+  return best;
+}
+
+function pickCosts(): PickCost[] {
+  const N = 200_000;
+  const hashes = Uint32Array.from({ length: 4096 }, (_, i) => Math.imul(i + 1, 0x9e3779b1) >>> 0);
+  const outcome = { status: 200, flag: undefined, grpcStatus: undefined };
+  return POLICIES.map((policy) => {
+    const plain = runtimeOf(policy, false);
+    const zoned = runtimeOf(policy, true);
+    const info = (i: number): { hash: number } => ({ hash: hashes[i & 4095]! });
+    return {
+      policy,
+      plain: timeIt(N, (i) => void plain.pick(info(i))),
+      withAttempt: timeIt(N, (i) => {
+        const p = plain.pick(info(i));
+        plain.beginAttempt(p.ep!.key).end(outcome);
+      }),
+      zoned: timeIt(N, (i) => void zoned.pick(info(i))),
+    };
+  });
+}
+
+// ---- the latency benchmark ----------------------------------------------------
+
+interface Target {
+  name: string;
+  port: number;
+  note: string;
+}
+
+interface Result {
+  target: Target;
+  load: LoadResult;
+  proxyCpuUsPerReq: number | null;
+  /** Share of requests each endpoint answered (from the sidecar's /clusters). */
+  shares: number[] | null;
+}
+
+function sidecarConfig(listen: Record<string, number>, ports: number[]): string {
+  const eps = (ps: number[]): object[] => ps.map((port) => ({ address: { host: '127.0.0.1', port } }));
+  const docs: object[] = [];
+  const add = (name: string, lbPolicy: string, endpoints: number[]): void => {
+    docs.push(
+      { apiVersion: 'outrigger.io/v1', kind: 'Listener', metadata: { name }, spec: { address: { host: '127.0.0.1', port: listen[name] }, routeConfig: name, ...(cfg.accessLog ? {} : { accessLog: { disabled: true } }) } },
+      {
+        apiVersion: 'outrigger.io/v1',
+        kind: 'RouteConfiguration',
+        metadata: { name },
+        spec: { virtualHosts: [{ name: 'all', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: name } }] }] },
+      },
+      { apiVersion: 'outrigger.io/v1', kind: 'Cluster', metadata: { name }, spec: { type: 'DISCOVERY_TYPE_STATIC', protocol: 'UPSTREAM_PROTOCOL_HTTP1', lbPolicy, endpoints: eps(endpoints) } },
+    );
+  };
+  add('rr', 'LB_POLICY_ROUND_ROBIN', ports);
+  add('lr', 'LB_POLICY_LEAST_REQUEST', ports);
+  add('ewma', 'LB_POLICY_PEAK_EWMA', ports);
+  add('healthy', 'LB_POLICY_ROUND_ROBIN', ports.slice(0, 2));
+  return docs.map((d) => stringify(d)).join('---\n');
+}
+
+async function measure(t: Target, proxy: Managed | undefined, adminPort: number, ports: number[]): Promise<Result> {
+  if (cfg.warmup > 0) await runWrk({ url: `http://127.0.0.1:${t.port}/`, seconds: cfg.warmup, connections: cfg.connections, cpus: LOAD_CPUS });
+  const sharesBefore = proxy ? await rawCounts(adminPort, t.name, ports) : null;
+  const before = proxy ? treeCpu(proxy.pid) : undefined;
+  const load = await runWrk({ url: `http://127.0.0.1:${t.port}/`, seconds: cfg.seconds, connections: cfg.connections, cpus: LOAD_CPUS });
+  const cpuS = proxy && before ? cpuDelta(before, treeCpu(proxy.pid)) : null;
+  // Endpoint shares from the sidecar's own counters (read outside the CPU window).
+  const sharesAfter = proxy ? await rawCounts(adminPort, t.name, ports) : null;
+  let shares: number[] | null = null;
+  if (sharesBefore && sharesAfter) {
+    const d = sharesAfter.map((c, i) => c - sharesBefore[i]!);
+    const total = d.reduce((a, b) => a + b, 0);
+    shares = total > 0 ? d.map((c) => c / total) : null;
+  }
+  return { target: t, load, proxyCpuUsPerReq: cpuS !== null && load.succeeded > 0 ? (cpuS / load.succeeded) * 1e6 : null, shares };
+}
+
+async function rawCounts(adminPort: number, cluster: string, ports: number[]): Promise<number[] | null> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${adminPort}/clusters?format=json`);
+    const body = (await res.json()) as { clusters: Record<string, { endpoints: { address: string; totalRequests: number }[] }> };
+    const eps = body.clusters[cluster]?.endpoints ?? [];
+    return ports.map((p) => eps.find((e) => e.address === `127.0.0.1:${p}`)?.totalRequests ?? 0);
+  } catch {
+    return null;
+  }
+}
+
+const fmt = (v: number | null | undefined, digits = 1): string => (v === null || v === undefined ? '-' : v.toFixed(digits));
+
+async function latencyBench(): Promise<Result[]> {
+  const tmp = mkdtempSync(join(tmpdir(), 'outrigger-bench-lb-'));
+  try {
+    const backend = spawnManaged('lb-backends', process.execPath, ['--import', 'tsx', join(ROOT, 'bench/backends/lb.ts')], { cpus: SERVER_CPUS, cwd: ROOT });
+    const m = await waitForLine(backend, /LISTENING ([\d,]+)/, 30_000);
+    drainOutput(backend);
+    const ports = m[1]!.split(',').map(Number);
+    const listen: Record<string, number> = { rr: await freePort(), lr: await freePort(), ewma: await freePort(), healthy: await freePort() };
+    const conf = join(tmp, 'lb.yaml');
+    writeFileSync(conf, sidecarConfig(listen, ports));
+    const adminPort = await freePort();
+    const sidecar = spawnManaged('sidecar', process.execPath, [join(ROOT, 'bin/outrigger.js'), 'sidecar', '--config', conf, '--admin-port', String(adminPort)], {
+      cpus: SERVER_CPUS,
+      cwd: ROOT,
+      env: FROM_DIST ? { ...process.env, OUTRIGGER_FROM_SOURCE: '' } : { ...process.env, OUTRIGGER_FROM_SOURCE: '1' },
+      logFile: join(tmp, 'sidecar.log'),
+    });
+    for (const p of Object.values(listen)) {
+      if (!(await waitForPort(p, 30_000, () => sidecar.exitCode() === undefined))) throw new Error(`sidecar listener :${p} never opened (see ${tmp}/sidecar.log)`);
+    }
+    log(`backends :${ports.join(', :')} (the last one sick), sidecar pid ${sidecar.pid}, ${cfg.connections} connections, ${cfg.warmup}+${cfg.seconds} s per target`);
+    const targets: Target[] = [
+      { name: 'rr', port: listen.rr!, note: 'LB_POLICY_ROUND_ROBIN' },
+      { name: 'lr', port: listen.lr!, note: 'LB_POLICY_LEAST_REQUEST' },
+      { name: 'ewma', port: listen.ewma!, note: 'LB_POLICY_PEAK_EWMA' },
+      { name: 'healthy', port: listen.healthy!, note: 'round robin over the 2 healthy endpoints (reference)' },
+      { name: 'direct', port: ports[0]!, note: 'a healthy endpoint, no proxy (reference)' },
+    ];
+    const out: Result[] = [];
+    for (const t of targets) {
+      const need = cfg.warmup + cfg.seconds + 2;
+      if (elapsedS() + need > cfg.budgetS - 4) {
+        log(`skipping ${t.name}: the ${cfg.budgetS} s budget is nearly spent`);
+        continue;
+      }
+      const r = await measure(t, t.name === 'direct' ? undefined : sidecar, adminPort, ports);
+      out.push(r);
+      log(
+        `  ${t.name.padEnd(8)} ${fmt(r.load.rps, 0).padStart(6)} req/s  p50 ${fmt(r.load.p50Ms, 2)} ms  p99 ${fmt(r.load.p99Ms, 2)} ms  proxy ${fmt(r.proxyCpuUsPerReq, 0)} µs/req` +
+          `${r.shares ? `  shares ${r.shares.map((s) => (s * 100).toFixed(1)).join('/')} %` : ''}${r.load.failed ? `  failed ${r.load.failed}` : ''}`,
+      );
+    }
+    return out;
+  } finally {
+    await stopAll();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+// ---- report -----------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  installCleanupHandlers();
+  log(
+    `${osCpus().length} CPUs (${osCpus()[0]?.model ?? '?'}), ${pinning ? `servers on CPU ${cfg.serverCpu}, wrk on CPU ${cfg.loadCpu}` : 'no pinning'}; Node ${process.version}; ` +
+      `${FROM_DIST ? 'sidecar and pickers from dist/' : 'sidecar and pickers from the sources (tsx)'}; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`,
+  );
+  const costs = pickCosts();
+  const lines: string[] = ['## Load balancing', ''];
+  let results: Result[] = [];
+  if (!cfg.picksOnly) results = await latencyBench();
+  if (results.length > 0) {
+    lines.push(
+      `3 HTTP/1.1 endpoints, the third adds 50 ms to 20 % of its responses (seeded); wrk -t1 -c${cfg.connections}, ${cfg.seconds} s after ${cfg.warmup} s warm-up; access log ${cfg.accessLog ? 'on' : 'off'}.`,
+      '',
+      '| target | req/s | p50 ms | p99 ms | proxy CPU µs/req | share per endpoint (sick last) |',
+      '|---|---:|---:|---:|---:|---|',
+    );
+    for (const r of results) {
+      lines.push(
+        `| ${r.target.name} (${r.target.note}) | ${fmt(r.load.rps, 0)} | ${fmt(r.load.p50Ms, 2)} | ${fmt(r.load.p99Ms, 2)} | ${r.target.name === 'direct' ? '-' : fmt(r.proxyCpuUsPerReq, 0)} | ${r.shares ? r.shares.map((s) => `${(s * 100).toFixed(1)} %`).join(' / ') : '-'} |`,
+      );
+    }
+    const p99 = (n: string): number | null => results.find((r) => r.target.name === n)?.load.p99Ms ?? null;
+    const ewma = p99('ewma');
+    const healthy = p99('healthy');
+    if (ewma !== null && healthy !== null) {
+      lines.push('', `Peak EWMA p99 / healthy-endpoints p99 = ${(ewma / healthy).toFixed(2)} (goal ≤ 2); round robin p99 / healthy = ${fmt((p99('rr') ?? NaN) / healthy, 2)}.`);
+    }
+    lines.push('');
+  }
+  lines.push(
+    `Picking cost (CPU time of this process, best of 3 × 200k picks, ${FROM_DIST ? 'compiled build (dist/)' : 'sources through tsx (run `npm run build` for production figures)'}; goal ≤ 2 µs per request):`,
+    '',
+    '| policy | µs/pick (3 endpoints) | µs/pick + attempt accounting | µs/pick, 3 zones spilling |',
+    '|---|---:|---:|---:|',
+    ...costs.map((c) => `| ${c.policy} | ${c.plain.toFixed(3)} | ${c.withAttempt.toFixed(3)} | ${c.zoned.toFixed(3)} |`),
+    '',
+    `(total ${elapsedS().toFixed(0)} s; load average at the end ${loadavg().map((l) => l.toFixed(1)).join(' ')})`,
+  );
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+main().catch(async (err: unknown) => {
+  log(`failed: ${(err as Error).stack ?? String(err)}`);
+  await stopAll();
+  process.exit(1);
+});
