@@ -193,7 +193,14 @@ describe('an injected pod in network namespaces: traffic capture, proxy, control
       chmodSync(d, 0o777);
     }
     writeFileSync(join(podinfo, 'labels'), labels);
-    const remap = (a: string): string => a.replace('/var/lib/outrigger', stateDir).replace('/etc/outrigger/podinfo', podinfo);
+    // The projected service-account token volume (audience outrigger): the control plane runs
+    // --no-auth here, so any token is taken; the volume's path is remapped like the others.
+    const tokens = `${stateDir}-tokens`;
+    mkdirSync(tokens);
+    writeFileSync(join(tokens, 'outrigger-token'), 'netns-test-token\n');
+    chmodSync(join(tokens, 'outrigger-token'), 0o644);
+    const remap = (a: string): string =>
+      a.replace('/var/lib/outrigger', stateDir).replace('/etc/outrigger/podinfo', podinfo).replace('/var/run/secrets/outrigger/tokens', tokens);
     const name = pod.metadata!.name!;
     const fieldValues: Record<string, string> = {
       'metadata.name': name, 'metadata.namespace': 'shop', 'status.podIP': POD_IP, 'spec.serviceAccountName': 'default', 'spec.nodeName': 'node-1',

@@ -4,7 +4,10 @@ import { Code, ConnectError, createClient } from '@connectrpc/connect';
 import { createConnectTransport, createGrpcTransport } from '@connectrpc/connect-node';
 import { AggregatedDiscoveryService, DiscoveryRequestSchema, type DiscoveryRequest } from '../../../src/gen/outrigger/control/v1/discovery_pb.js';
 import { startMeshControlPlane, type MeshControlPlane } from '../../support/mesh-harness.js';
-import { client as operator } from '../../support/control-harness.js';
+import { client as operator, spawnControlPlane } from '../../support/control-harness.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { cluster } from '../../support/config-docs.js';
 import { samplesOf } from '../../support/prom-text.js';
 import { typeUrlOf } from '../../../src/control/protocol.js';
@@ -58,5 +61,17 @@ describe('identity: authenticated config streams', function () {
     const audit = cp.logs.filter((l) => l.audit === true && l.op === 'stream');
     expect(audit).to.have.length(5);
     expect(JSON.stringify(audit)).not.to.include('tok-');
+  });
+
+  it('--no-auth with no token authenticator serves an injected sidecar that presents its projected token (nothing could check it)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'outrigger-noauth-'));
+    const dev = await spawnControlPlane(['--store', `file:${join(dir, 'store')}`, '--port', '0', '--no-auth']);
+    try {
+      expect(await firstAnswer(`127.0.0.1:${dev.port}`, 'web-0.shop', 'projected-token')).to.equal('response');
+      expect(await firstAnswer(`127.0.0.1:${dev.port}`, 'web-0.shop', undefined)).to.equal('response');
+    } finally {
+      dev.child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -17,6 +17,8 @@ export type AuthVerdict = { ok: true; caller: WorkloadCaller } | { ok: false; re
 /** Something that can tell who a bearer token belongs to. */
 export interface WorkloadAuthenticator {
   authenticate(token: string): Promise<AuthVerdict>;
+  /** false: nothing can verify a token (no token file, no TokenReview); see SidecarAuth. */
+  readonly configured?: boolean;
 }
 
 export function tokenHash(token: string): string {
@@ -106,6 +108,7 @@ export class TokenReviewAuthenticator implements WorkloadAuthenticator {
 /** Tries each authenticator in order; the first that knows the token decides. */
 export function anyOf(auths: readonly WorkloadAuthenticator[]): WorkloadAuthenticator {
   return {
+    configured: auths.length > 0,
     async authenticate(token) {
       const reasons: string[] = [];
       for (const a of auths) {
