@@ -1,4 +1,5 @@
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { SeriesHistogram, type HistogramSeries } from './series-metrics.js';
 
 /** A cluster as the open-breaker gauge reads it (ClusterRuntime). */
 export interface BreakerState {
@@ -13,7 +14,8 @@ export interface BreakerState {
  * object on every observe, which is measurable on the hot path.
  */
 export class ProxyMetrics {
-  readonly requestDuration: Histogram<'listener' | 'route' | 'cluster' | 'code' | 'grpc_status' | 'protocol'>;
+  /** Our own series store (series-metrics.ts): prom-client's Histogram re-hashed six labels on every observe. */
+  readonly requestDuration: SeriesHistogram;
   readonly activeConnections: Gauge<'listener'>;
   readonly connections: Counter<'listener' | 'protocol'>;
   readonly detections: Counter<'listener' | 'outcome'>;
@@ -37,7 +39,7 @@ export class ProxyMetrics {
   private breakerSource: () => Iterable<BreakerState> = () => [];
   /** Per-attempt counter children by cluster and outcome, cached (one inc per upstream attempt). */
   private readonly attemptChildren = new Map<string, Map<string, { inc(): void }>>();
-  private readonly durationChildren = new Map<string, { observe(v: number): void }>();
+  private readonly durationChildren = new Map<string, HistogramSeries>();
   private readonly activeChildren = new Map<string, { inc(): void; dec(): void }>();
 
   /** The in-flight gauge of one listener, cached (see observeRequest). */
@@ -52,13 +54,13 @@ export class ProxyMetrics {
 
   constructor(registry: Registry) {
     const registers = [registry];
-    this.requestDuration = new Histogram({
-      name: 'outrigger_request_duration_seconds',
-      help: 'Downstream request duration; its _count is the request count',
-      labelNames: ['listener', 'route', 'cluster', 'code', 'grpc_status', 'protocol'],
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-      registers,
-    });
+    this.requestDuration = new SeriesHistogram(
+      'outrigger_request_duration_seconds',
+      'Downstream request duration; its _count is the request count',
+      ['listener', 'route', 'cluster', 'code', 'grpc_status', 'protocol'],
+      [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registry,
+    );
     this.activeConnections = new Gauge({
       name: 'outrigger_downstream_connections_active',
       help: 'Open downstream connections',
@@ -215,7 +217,7 @@ export class ProxyMetrics {
     const key = `${listener}\u0000${route}\u0000${cluster}\u0000${code}\u0000${grpcStatus}\u0000${protocol}`;
     let child = this.durationChildren.get(key);
     if (!child) {
-      child = this.requestDuration.labels(listener, route, cluster, String(code), grpcStatus, protocol);
+      child = this.requestDuration.series([listener, route, cluster, String(code), grpcStatus, protocol]);
       this.durationChildren.set(key, child);
     }
     child.observe(seconds);
