@@ -34,6 +34,7 @@ class Slot {
   hello = false;
   startedMs = 0;
   attempt = 0;
+  restarts = 0;
   restartTimer: Timer | undefined;
   constructor(readonly index: number) {}
 }
@@ -178,10 +179,13 @@ export class WorkerFleet {
         q.timer.cancel();
         return q.resolve(m.body);
       }
-      case 'tapEvent':
-        this.tapHub.publish(m.event.route, m.event.path, () => m.event);
+      case 'tapEvent': {
+        // Events name the worker that served the request (its pid), as its access-log lines do.
+        const event = { ...m.event, worker: w.process.pid };
+        this.tapHub.publish(event.route, event.path, () => event);
         if (this.tapHub.subscribers === 0) this.setTapping(false);
         return;
+      }
     }
   }
 
@@ -226,6 +230,7 @@ export class WorkerFleet {
     if (lived >= (r.stableMs ?? 30_000)) s.attempt = 0;
     const delay = Math.min(r.maxMs ?? 10_000, (r.initialMs ?? 100) * 2 ** s.attempt++);
     this.restarts.inc();
+    s.restarts++;
     this.opts.logger.error({ worker: s.index, pid: w.process.pid, code, signal, restartInMs: delay }, 'worker exited; restarting it');
     s.restartTimer = this.opts.clock.setTimer(delay, () => {
       s.restartTimer = undefined;
@@ -277,6 +282,16 @@ export class WorkerFleet {
         const behind = this.slots.filter((s) => !s.worker || s.version !== v).length;
         return behind === 0 ? { ok: true, why: '' } : { ok: false, why: `${behind} of ${this.slots.length} workers not running version ${v}` };
       },
+      workers: () => ({
+        version: this.current?.version,
+        workers: this.slots.map((s) => ({
+          worker: s.index,
+          pid: s.worker?.process.pid ?? null,
+          state: !s.worker ? 'restarting' : s.version === undefined ? 'starting' : 'running',
+          version: s.version ?? null,
+          restarts: s.restarts,
+        })),
+      }),
       metrics: async () => {
         const answers = await this.queryAll<MetricsJson>({ what: 'metrics' });
         return aggregateMetrics([...answers.map((a) => a.body), await this.opts.registry.getMetricsAsJSON()]);

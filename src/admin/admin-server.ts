@@ -90,6 +90,8 @@ export class AdminServer {
           ? send(res, 200, 'text/plain', d.proxy.overload?.overloaded ? 'ready (overloaded: refusing new connections and requests)\n' : 'ready\n')
           : send(res, 503, 'text/plain', `${r.why}\n`);
       }
+      case '/workers':
+        return d.workers ? sendJson(res, d.workers.workers()) : send(res, 404, 'text/plain', 'one process: the sidecar runs with --concurrency 1\n');
       case '/healthz':
         return send(res, 200, 'text/plain', 'ok\n');
       case '/metrics':

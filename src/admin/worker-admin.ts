@@ -19,6 +19,8 @@ export interface TapSource {
 export interface WorkerAdmin {
   /** Every worker runs and has applied the published version, and none drains. */
   ready(): { ok: boolean; why: string };
+  /** `/workers`: each worker's slot, pid, applied version and restarts. */
+  workers(): unknown;
   /** The Prometheus text of the workers' registries aggregated with the primary's. */
   metrics(): Promise<string>;
   clusters(): Promise<unknown>;
