@@ -47,10 +47,10 @@ async function tapWorkers(admin: number): Promise<TapSeen> {
   return { byId, close: () => ac.abort() };
 }
 
-async function get(port: number, path: string, id: string, on?: Client): Promise<number> {
+async function get(port: number, path: string, id: string, on?: Client, headers: Record<string, string> = {}): Promise<number> {
   const c = on ?? new Client(`http://127.0.0.1:${port}`);
   try {
-    const r = await c.request({ path, method: 'GET', headers: { 'x-request-id': id } });
+    const r = await c.request({ path, method: 'GET', headers: { 'x-request-id': id, ...headers } });
     await r.body.text();
     return r.statusCode;
   } finally {
@@ -85,7 +85,12 @@ describe('sidecar --concurrency 2 (a real multi-worker process)', function () {
   const workersOf = async (): Promise<{ worker: number; pid: number | null; state: string; restarts: number }[]> =>
     (JSON.parse((await adminGet(admin, '/workers')).text) as { workers: { worker: number; pid: number | null; state: string; restarts: number }[] }).workers;
   const docs = (extra: unknown[] = []): Doc[] => [
-    listener('main', { address: { host: '127.0.0.1', port }, trustedHops: 1 }),
+    listener('main', {
+      address: { host: '127.0.0.1', port },
+      trustedHops: 1,
+      // Applies only to requests with x-limit: 5 per hour for the sidecar, shared out 3 + 2 by the workers.
+      httpFilters: [{ localRateLimit: { limits: [{ name: 'per-limit', key: { header: { name: 'x-limit' } }, fixedWindow: { requests: 5, window: '3600s' } }] } }],
+    }),
     routes('main', [...extra, prefixRoute('/', 'web')]),
     cluster('web', [backend.port]),
   ];
@@ -144,6 +149,23 @@ describe('sidecar --concurrency 2 (a real multi-worker process)', function () {
     expect(clusters.workers).to.equal(2);
     expect(clusters.clusters.web.endpoints[0]!.totalRequests).to.equal(all);
     expect(clusters.clusters.web.endpoints[0]!.workers).to.have.length(2);
+  });
+
+  it('shares a local rate limit out between the workers: the sidecar admits exactly the configured number', async () => {
+    const refusedBy = new Set<number>();
+    let admitted = 0;
+    for (let i = 0; i < 400 && refusedBy.size < 2; i++) {
+      const status = await get(port, '/limited', `limit-${i}`, undefined, { 'x-limit': 'k' });
+      expect(status).to.be.oneOf([200, 429]);
+      if (status === 200) admitted++;
+      else {
+        await waitFor(() => tap.byId.has(`limit-${i}`), 'the tap event');
+        refusedBy.add(tap.byId.get(`limit-${i}`)!);
+      }
+    }
+    expect(refusedBy.size, 'workers that refused').to.equal(2);
+    expect(admitted).to.equal(5);
+    expect(await get(port, '/limited', 'limit-other')).to.equal(200); // no x-limit: the limit does not apply
   });
 
   it('hands a reloaded config to both workers: a route added answers on either', async () => {
