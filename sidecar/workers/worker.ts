@@ -33,7 +33,8 @@ export type WorkerOptions = Pick<SidecarOptions, 'drainTimeoutMs' | 'overload' |
  * queries, and drains when told. Resolves when the worker has drained.
  */
 export async function runWorker(opts: WorkerOptions): Promise<void> {
-  const send = (m: FromWorker): void => void process.send!(m);
+  // The callback keeps a send on a closed channel (the primary gone) from becoming an 'error' event; 'disconnect' drains.
+  const send = (m: FromWorker): void => void process.send!(m, undefined, undefined, () => {});
   const index = Number(process.env[WORKER_INDEX_ENV] ?? 0);
   const count = Number(process.env[WORKER_COUNT_ENV] ?? 1);
   const clock = systemClock();

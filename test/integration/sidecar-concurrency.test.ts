@@ -272,6 +272,13 @@ describe('sidecar --concurrency 2 with a control plane', function () {
       await waitFor(async () => (await adminGet(admin, '/ready')).status === 200, 'both workers on the pushed version', 20_000);
       for (let i = 0; i < 20; i++) expect(await get(port, '/added', `cp-added-${i}`)).to.equal(201);
       expect(await streams()).to.equal(1);
+      // POST /quitquitquit drains every worker as SIGTERM does; the stream closes with the primary.
+      const exit = new Promise<number | null>((r) => sc!.child.once('exit', (code) => r(code)));
+      const quit = await request(`http://127.0.0.1:${admin}/quitquitquit`, { method: 'POST' });
+      expect(quit.statusCode).to.equal(200);
+      await quit.body.text();
+      expect(await exit).to.equal(0);
+      await waitFor(async () => (await streams()) === 0, 'the xDS stream closed');
     } finally {
       await sc?.stop();
       await backend.close();
