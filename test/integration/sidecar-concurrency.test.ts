@@ -5,7 +5,7 @@ import { Client, request } from 'undici';
 import type { JsonObject } from '../../src/config/snapshot.js';
 import { startH1Echo, type Started } from '../support/backends.js';
 import { cluster, listener, prefixRoute, routes, toYaml, type Doc } from '../support/config-docs.js';
-import { client, removeDir, spawnSidecar, startTestControlPlane, tempDir } from '../support/control-harness.js';
+import { client, removeDir, spawnControlPlane, spawnSidecar, startTestControlPlane, tempDir, writeToken } from '../support/control-harness.js';
 import { freePort } from '../support/redis-server.js';
 import { waitFor } from '../support/wait.js';
 
@@ -284,6 +284,53 @@ describe('sidecar --concurrency 2 with a control plane', function () {
       await backend.close();
       await cp.close();
       await removeDir(cp.dir);
+    }
+  });
+});
+
+describe('sidecar --concurrency 2 with a workload certificate', function () {
+  this.timeout(120_000);
+
+  it('relays the primary\'s SVID to both workers: a STRICT mesh listener completes mTLS on either', async () => {
+    const dir = await tempDir('outrigger-workers-id-');
+    const stops: (() => Promise<void>)[] = [];
+    try {
+      const tokens = join(dir, 'workloads');
+      await writeFile(tokens, '# token namespace/serviceaccount\nboot-api shop/api\nboot-web shop/web\n');
+      const cp = await spawnControlPlane(['--store', `file:${join(dir, 'store')}`, '--port', '0', '--token-file', await writeToken(dir), '--workload-token-file', tokens, '--trust-domain', 'example.org', '--cert-ttl', '1h']);
+      stops.push(async () => {
+        cp.child.kill('SIGTERM');
+        await new Promise((r) => cp.child.once('exit', r));
+      });
+      const [apiPort, webPort] = [await freePort(), await freePort()];
+      // api: two workers behind a STRICT listener (mTLS with the mesh certificate required).
+      const apiCfg = join(dir, 'api.yaml');
+      await writeFile(apiCfg, toYaml([listener('main', { address: { host: '127.0.0.1', port: apiPort }, peerAuthentication: 'PEER_AUTHENTICATION_STRICT', trustedHops: 1 }), routes('main', [{ name: 'api', match: { prefix: '/' }, directResponse: { status: 200, body: 'api' } }])]));
+      await writeFile(join(dir, 'boot-api'), 'boot-api\n');
+      const api = await spawnSidecar(['--config', apiCfg, '--control-plane', `127.0.0.1:${cp.port}`, '--node-id', 'api-0.shop', '--bootstrap-token-file', join(dir, 'boot-api'), '--concurrency', '2']);
+      stops.push(() => api.stop());
+      const apiAdmin = (JSON.parse(api.stdout().split('\n').find((l) => l.includes('"sidecar ready"'))!) as { adminPort: number }).adminPort;
+      expect((await adminGet(apiAdmin, '/certs')).status).to.equal(200);
+      // web: one process calling api over mesh mTLS.
+      const webCfg = join(dir, 'web.yaml');
+      await writeFile(webCfg, toYaml([listener('out', { address: { host: '127.0.0.1', port: webPort }, routeConfig: 'out' }), routes('out', [prefixRoute('/', 'api')]), cluster('api', [apiPort], 'UPSTREAM_PROTOCOL_HTTP1', { tls: { mode: 'TLS_MODE_MESH', subjectAltNames: ['spiffe://example.org/ns/shop/sa/api'] } })]));
+      await writeFile(join(dir, 'boot-web'), 'boot-web\n');
+      const web = await spawnSidecar(['--config', webCfg, '--control-plane', `127.0.0.1:${cp.port}`, '--node-id', 'web-0.shop', '--bootstrap-token-file', join(dir, 'boot-web')]);
+      stops.push(() => web.stop());
+      const tap = await tapWorkers(apiAdmin);
+      stops.push(async () => tap.close());
+      // Concurrent requests make web open several upstream connections, which the kernel spreads over api's workers.
+      const pids = new Set<number>();
+      for (let round = 0; round < 20 && pids.size < 2; round++) {
+        const statuses = await Promise.all(Array.from({ length: 20 }, (_, i) => get(webPort, '/', `mtls-${round}-${i}`)));
+        expect(statuses.every((st) => st === 200), `statuses ${statuses.join(',')}`).to.equal(true);
+        await waitFor(() => tap.byId.size >= (round + 1) * 20, 'the tap events at api');
+        for (const pid of tap.byId.values()) pids.add(pid);
+      }
+      expect(pids.size, 'api workers that completed mTLS').to.equal(2);
+    } finally {
+      for (const s of stops.reverse()) await s();
+      await removeDir(dir);
     }
   });
 });
