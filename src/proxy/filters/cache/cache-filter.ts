@@ -133,6 +133,8 @@ interface Pending {
   chunks: Buffer[];
   bytes: number;
   trailers: Record<string, string> | undefined;
+  /** When the response head arrived (RFC 9111's response_time). */
+  receivedAtMs: number;
   settled: boolean;
 }
 
@@ -229,7 +231,7 @@ function cacheFilter(name: string, c: Cache, store: Store, m: CacheMetrics, deps
     miss.inc();
     const st: Pending = {
       mode: 'lead', key, grpc, stale, ownConditional: false, methodTtlMs,
-      status: 0, headers: undefined, decision: undefined, chunks: [], bytes: 0, trailers: undefined, settled: false,
+      status: 0, headers: undefined, decision: undefined, chunks: [], bytes: 0, trailers: undefined, receivedAtMs: 0, settled: false,
     };
     if (stale !== undefined && !grpc && !hasConditionals(ds.headers)) {
       const etag = stale.headers['etag'];
@@ -249,11 +251,10 @@ function cacheFilter(name: string, c: Cache, store: Store, m: CacheMetrics, deps
     const d = st.decision;
     if (d === undefined || !d.store || st.headers === undefined || !ds.responseEnded || st.bytes > maxBody) return settle(st, undefined);
     if (st.grpc && st.trailers?.['grpc-status'] !== '0') return settle(st, undefined);
-    const now = clock.nowMs();
     const body = st.chunks.length === 1 ? st.chunks[0]! : Buffer.concat(st.chunks, st.bytes);
     const r: CachedResponse = {
       kind: 'response', status: st.status, headers: st.headers, body, trailers: st.trailers,
-      storedAtMs: now, initialAgeMs: initialAgeMs(st.headers), freshMs: d.freshMs, swrMs: d.swrMs, sieMs: d.sieMs,
+      storedAtMs: st.receivedAtMs, initialAgeMs: initialAgeMs(st.headers), freshMs: d.freshMs, swrMs: d.swrMs, sieMs: d.sieMs,
     };
     if (!st.grpc && r.headers['content-length'] === undefined) r.headers['content-length'] = String(body.length);
     await put(ds, st.key, r, d.vary);
@@ -263,10 +264,13 @@ function cacheFilter(name: string, c: Cache, store: Store, m: CacheMetrics, deps
 
   const put = async (ds: Downstream, key: string, r: CachedResponse, vary: readonly string[]): Promise<void> => {
     const ttl = retentionMs(r);
+    if (vary.length === 0) await storage.set(key, r, ttl);
+    else {
+      await storage.set(key, { kind: 'vary', names: vary }, ttl);
+      await storage.set(varyKey(key, vary, ds.headers), r, ttl);
+    }
+    // Counted once written (a Redis write is a round trip after the client has its answer).
     storedBytes.inc(r.body.length);
-    if (vary.length === 0) return storage.set(key, r, ttl);
-    await storage.set(key, { kind: 'vary', names: vary }, ttl);
-    await storage.set(varyKey(key, vary, ds.headers), r, ttl);
   };
 
   /** Replaces the head being written with a stored response (after the origin's 304, or its failure). */
@@ -302,6 +306,11 @@ function cacheFilter(name: string, c: Cache, store: Store, m: CacheMetrics, deps
     onResponseHeaders(ds: Downstream, status: number, headers: OutgoingHttpHeaders): void {
       const st = states.get(ds);
       if (st === undefined || st.mode === 'hit' || st.headers !== undefined) return;
+      if (st.ownConditional) {
+        // Ours, not the client's: a stored answer substituted below must not be judged against them.
+        delete ds.headers['if-none-match'];
+        delete ds.headers['if-modified-since'];
+      }
       const now = clock.nowMs();
       const stale = st.stale;
       if (stale !== undefined) {
@@ -333,6 +342,7 @@ function cacheFilter(name: string, c: Cache, store: Store, m: CacheMetrics, deps
       }
       if (!d.store) return settle(st, undefined);
       st.status = status;
+      st.receivedAtMs = now;
       st.headers = storedHeaders(headers);
       st.decision = d;
     },
@@ -360,7 +370,7 @@ function cacheFilter(name: string, c: Cache, store: Store, m: CacheMetrics, deps
 function hitState(key: string, grpc: boolean): Pending {
   return {
     mode: 'hit', key, grpc, stale: undefined, ownConditional: false, methodTtlMs: undefined,
-    status: 0, headers: undefined, decision: undefined, chunks: [], bytes: 0, trailers: undefined, settled: true,
+    status: 0, headers: undefined, decision: undefined, chunks: [], bytes: 0, trailers: undefined, receivedAtMs: 0, settled: true,
   };
 }
 
