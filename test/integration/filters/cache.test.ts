@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import http from 'node:http';
 import { once } from 'node:events';
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +14,7 @@ import { serviceDefinitionFor } from '../../../examples/bookstore/grpc-service.j
 import { bookstoreClient, type BookstoreClient } from '../../support/bookstore-client.js';
 import { cluster, listener } from '../../support/config-docs.js';
 import { FakeClock } from '../../support/fake-clock.js';
-import { RedisServer } from '../../support/redis-server.js';
+import { RedisServer, freePort } from '../../support/redis-server.js';
 import { startTestSidecar, type TestSidecar } from '../../support/sidecar-harness.js';
 import { BOOKSTORE_DESCRIPTOR, BOOKSTORE_SVC, baseUrl, grpcCluster, hosts, transcodeHost } from '../../support/transcode-harness.js';
 import { waitFor } from '../../support/wait.js';
@@ -386,4 +387,59 @@ describe('filters: cache', function () {
       });
     });
   }
+
+  describe('cacheAuthorized, and a Redis that is down', () => {
+    let origin: Origin;
+    let sc: TestSidecar;
+    let base: string;
+    let deadPort: number;
+
+    before(async () => {
+      origin = await new Origin().start();
+      deadPort = await freePort();
+      const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+      sc = await startTestSidecar([
+        listener('main', {
+          httpFilters: [
+            { apiKeys: { keys: [{ name: 'alice', sha256: sha('alice-secret') }, { name: 'bob', sha256: sha('bob-secret') }] } },
+            { cache: { memory: {}, cacheAuthorized: true } },
+          ],
+        }),
+        listener('down', { httpFilters: [{ cache: { redis: { url: `redis://127.0.0.1:${deadPort}` } } }] }),
+        hosts('main', [{ name: 'app', domains: ['*'], routes: [{ name: 'app', match: { prefix: '/' }, route: { cluster: 'origin' } }] }]),
+        cluster('origin', [origin.port], 'UPSTREAM_PROTOCOL_HTTP1'),
+      ]);
+      base = baseUrl(sc);
+    });
+    after(async () => {
+      await sc?.close();
+      await origin?.close();
+    });
+
+    const get = async (url: string, headers: Record<string, string>) => {
+      const r = await request(url, { headers });
+      return { status: r.statusCode, cache: r.headers['x-outrigger-cache'], text: await r.body.text() };
+    };
+
+    it('authorized requests are keyed on the principal: each caller has its own entry', async () => {
+      const a1 = await get(`${base}/auth`, { 'x-api-key': 'alice-secret', authorization: 'Basic x' });
+      const b1 = await get(`${base}/auth`, { 'x-api-key': 'bob-secret', authorization: 'Basic x' });
+      const a2 = await get(`${base}/auth`, { 'x-api-key': 'alice-secret', authorization: 'Basic y' });
+      const b2 = await get(`${base}/auth`, { 'x-api-key': 'bob-secret' });
+      expect([a1.text, b1.text, a2.text, b2.text]).to.deep.equal(['auth 1', 'auth 2', 'auth 1', 'auth 2']);
+      expect([a1.cache, b1.cache, a2.cache, b2.cache]).to.deep.equal(['miss', 'miss', 'hit', 'hit']);
+      expect(origin.count('/auth')).to.equal(2);
+    });
+
+    it('Redis unreachable: every request is a miss served by the origin, with one log line', async () => {
+      const down = baseUrl(sc, 'http', 'down');
+      for (let i = 0; i < 3; i++) {
+        const r = await get(`${down}/fresh`, { host: 'app.test' });
+        expect([r.status, r.cache]).to.deep.equal([200, 'miss']);
+      }
+      expect(origin.count('/fresh')).to.equal(3);
+      await waitFor(() => sc.logs.some((l) => l['msg'] === 'cache redis unreachable: requests are misses until it is back'), 'the log line');
+      expect(sc.logs.filter((l) => l['msg'] === 'cache redis unreachable: requests are misses until it is back')).to.have.length(1);
+    });
+  });
 });
