@@ -178,7 +178,11 @@ describe('filters: cache', function () {
             hosts('main', [
               { name: 'app', domains: ['app.test'], routes: [{ name: 'app', match: { prefix: '/' }, route: { cluster: 'origin' } }] },
               { name: 'grpc', domains: ['grpc.test'], routes: [{ name: 'grpc', match: { prefix: '/' }, route: { cluster: 'shelves' } }] },
-              transcodeHost('store', ['store.test'], 'shelves', { descriptorBin: BOOKSTORE_DESCRIPTOR }),
+              // The route's transcoding descriptors tell the idempotency here: the override has no descriptorBin.
+              {
+                ...(transcodeHost('store', ['store.test'], 'shelves', { descriptorBin: BOOKSTORE_DESCRIPTOR }) as object),
+                filters: { cache: { cache: { ...cache, descriptorBin: undefined } } },
+              },
             ]),
             cluster('origin', [origin.port], 'UPSTREAM_PROTOCOL_HTTP1'),
             grpcCluster('shelves', shelves.port),
@@ -376,6 +380,31 @@ describe('filters: cache', function () {
         expect(shelves.calls['getShelf']).to.equal(before + 2);
         // Other keys survive a purge of that prefix.
         expect((await get('/fresh')).headers['x-outrigger-cache']).to.be.oneOf(['hit', 'miss']);
+      });
+
+      it('Connect GET is cached; gRPC on a transcoding route reads the idempotency from the route descriptors', async () => {
+        const before = shelves.calls['getShelf']!;
+        const url = `${base}${BOOKSTORE_SVC}/GetShelf?connect=v1&encoding=json&message=${encodeURIComponent('{"shelf":"21"}')}`;
+        const c1 = await stored(async () => {
+          const r = await request(url, { headers: { host: 'store.test' } });
+          return { cache: r.headers['x-outrigger-cache'], json: await r.body.json() };
+        });
+        const r2 = await request(url, { headers: { host: 'store.test' } });
+        expect([c1.cache, r2.headers['x-outrigger-cache']]).to.deep.equal(['miss', 'hit']);
+        expect(await r2.body.json()).to.deep.equal(c1.json);
+        expect(shelves.calls['getShelf']).to.equal(before + 1);
+        const store = bookstoreClient(`127.0.0.1:${sc.port()}`, { 'grpc.default_authority': 'store.test' });
+        try {
+          const a = await stored(() => store.unary('getShelf', { shelf: 22n }));
+          const b = await store.unary('getShelf', { shelf: 22n });
+          expect([a.metadata.get('x-outrigger-cache'), b.metadata.get('x-outrigger-cache'), b.response.theme]).to.deep.equal([['miss'], ['hit'], a.response.theme]);
+          await store.unary('createShelf', { shelf: { theme: 'y' } });
+          const y = await store.unary('createShelf', { shelf: { theme: 'y' } });
+          expect(y.metadata.get('x-outrigger-cache')).to.deep.equal([]);
+        } finally {
+          store.close();
+        }
+        expect(shelves.calls['getShelf']).to.equal(before + 2);
       });
 
       it('metrics: hits, misses, stale serves, stored bytes', async () => {
