@@ -209,14 +209,14 @@ describe('filters: cache', function () {
       const stored = async <T>(f: () => Promise<T>): Promise<T> => {
         const b0 = await storedBytes();
         const r = await f();
-        await waitFor(async () => (await storedBytes()) > b0, 'the entry stored');
+        await waitFor(async () => (await storedBytes()) > b0, 'the entry stored', 15_000);
         return r;
       };
       /** A GET whose answer is stored: resolves once the entry is written (Redis: a round trip after the client has its answer). */
       const getStored = async (path: string, headers: Record<string, string> = {}) => {
         const b0 = await storedBytes();
         const r = await get(path, headers);
-        await waitFor(async () => (await storedBytes()) > b0, `${path} stored`);
+        await waitFor(async () => (await storedBytes()) > b0, `${path} stored`, 15_000);
         return r;
       };
 

@@ -226,6 +226,7 @@ function cacheFilter(name: string, c: Cache, store: Store, m: CacheMetrics, deps
         states.set(ds, hitState(key, grpc));
         return answer(ds, got, 'hit');
       }
+      miss.inc();
       return undefined; // not cacheable after all: this request goes upstream itself
     }
     miss.inc();
