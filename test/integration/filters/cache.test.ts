@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
-import { create } from '@bufbuild/protobuf';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { request } from 'undici';
-import { BookstoreService, ShelfSchema, type GetShelfRequest, type CreateShelfRequest } from '../../../src/gen/outrigger/examples/bookstore/v1/bookstore_pb.js';
+import { BookstoreService, GetShelfRequestSchema, ShelfSchema, type GetShelfRequest, type CreateShelfRequest } from '../../../src/gen/outrigger/examples/bookstore/v1/bookstore_pb.js';
 import { serviceDefinitionFor } from '../../../examples/bookstore/grpc-service.js';
 import { bookstoreClient, type BookstoreClient } from '../../support/bookstore-client.js';
 import { cluster, listener } from '../../support/config-docs.js';
@@ -18,6 +18,8 @@ import { RedisServer, freePort } from '../../support/redis-server.js';
 import { startTestSidecar, type TestSidecar } from '../../support/sidecar-harness.js';
 import { BOOKSTORE_DESCRIPTOR, BOOKSTORE_SVC, baseUrl, grpcCluster, hosts, transcodeHost } from '../../support/transcode-harness.js';
 import { waitFor } from '../../support/wait.js';
+import { h2Request } from '../../support/traffic-backend.js';
+import { encodeFrame, FrameReader } from '../../../src/core/grpc-framing.js';
 import { metricValue } from '../../support/prom-text.js';
 
 /**
@@ -357,6 +359,20 @@ describe('filters: cache', function () {
         expect([x.response.theme, y.response.theme]).to.deep.equal(['x 1', 'x 2']);
         expect(x.metadata.get('x-outrigger-cache')).to.deep.equal([]);
         expect(shelves.calls['createShelf']).to.equal(2);
+      });
+
+      it('a gRPC request message over maxBodyBytes is not cached and still reaches the backend whole', async () => {
+        const before = shelves.calls['getShelf']!;
+        // GetShelfRequest{shelf: 3} plus a 2000-byte unknown field 99 (parsers skip it).
+        const msg = Buffer.concat([Buffer.from(toBinary(GetShelfRequestSchema, create(GetShelfRequestSchema, { shelf: 3n }))), Buffer.from([0x9a, 0x06, 0xd0, 0x0f]), Buffer.alloc(2000, 7)]);
+        for (let i = 0; i < 2; i++) {
+          const r = await h2Request(sc.port(), { ':method': 'POST', ':path': `${BOOKSTORE_SVC}/GetShelf`, ':authority': 'grpc.test', 'content-type': 'application/grpc', te: 'trailers' }, encodeFrame(0, msg));
+          expect([r.status, r.headers['x-outrigger-cache']]).to.deep.equal([200, undefined]);
+          const frames: Buffer[] = [];
+          new FrameReader().each(r.body, (f) => (frames.push(Buffer.from(f.data)), true));
+          expect(fromBinary(ShelfSchema, frames[0]!).id).to.equal(3n);
+        }
+        expect(shelves.calls['getShelf']).to.equal(before + 2);
       });
 
       it('a REST-transcoded GET is cached (defaultTtl), then purged through the admin API', async () => {
