@@ -24,6 +24,12 @@ export interface ShadowRequest {
 }
 
 const CANCEL = http2.constants.NGHTTP2_CANCEL;
+/**
+ * Body bytes a copy may queue past its upstream's own buffer (written while
+ * it asked to wait) before it is abandoned: the caller's body is never paused
+ * for a mirror, so a slower mirror must not grow memory without bound.
+ */
+export const MIRROR_MAX_QUEUED_BYTES = 256 * 1024;
 const ABANDONED: AttemptOutcome = { status: 0, flag: undefined, grpcStatus: undefined, abandoned: true };
 
 /**
@@ -32,8 +38,8 @@ const ABANDONED: AttemptOutcome = { status: 0, flag: undefined, grpcStatus: unde
  * outlier-detected like any attempt to its cluster) fed the same body chunks
  * the relay sends to the real upstream. Nothing it does reaches the caller:
  * its answer is read and dropped, its failures only counted; it never
- * pushes back on the caller's body — a copy whose upstream does not keep up
- * (write() returns false) is abandoned rather than buffered — and it lives
+ * pushes back on the caller's body — a copy whose upstream falls more than
+ * MIRROR_MAX_QUEUED_BYTES behind is abandoned rather than buffered — and it lives
  * on its own timer, not the caller's deadline, so a slow mirror neither
  * slows nor outlives the caller's timeout concerns.
  */
@@ -44,6 +50,8 @@ export class Shadow implements RunnerHost, CallEvents {
   private status = 0;
   private done = false;
   private bodyEnded: boolean;
+  /** Bytes written since the copy's upstream last asked to wait (undefined: it has not). */
+  private queued: number | undefined = undefined;
 
   constructor(
     private readonly ctx: ProxyContext,
@@ -60,7 +68,8 @@ export class Shadow implements RunnerHost, CallEvents {
   /** A chunk of the request body, as sent to the real upstream. */
   write(chunk: Buffer): void {
     if (this.done) return;
-    if (!this.runner.write(chunk)) this.finish('abandoned');
+    if (this.queued !== undefined && (this.queued += chunk.length) > MIRROR_MAX_QUEUED_BYTES) return this.finish('abandoned');
+    if (!this.runner.write(chunk)) this.queued ??= 0;
   }
 
   end(): void {
@@ -96,14 +105,18 @@ export class Shadow implements RunnerHost, CallEvents {
     this.finish(f.kind === 'timeout' ? 'timed_out' : 'failed');
   }
 
-  drained(): void {}
+  drained(): void {
+    this.queued = undefined;
+  }
 
   // ---- the answer's events: read and dropped ----
 
   onHead(): void {}
   onData(): void {}
   onTrailers(): void {}
-  onWritable(): void {}
+  onWritable(): void {
+    this.queued = undefined;
+  }
 
   onEnd(call: UpstreamCall): void {
     if (!call.attempt.done) call.attempt.end({ status: this.status, flag: undefined, grpcStatus: undefined });
