@@ -197,7 +197,9 @@ function buildTranscoders(snapshot: ConfigSnapshot, sources: DescriptorSources |
         if (r.action.case !== 'route' || !r.action.value.transcode) return;
         const t = r.action.value.transcode;
         try {
-          out.set(t, Transcoder.compile(t, pools, { sources, cluster: r.action.value.cluster }));
+          // Reflection reads the descriptors from the route's cluster (a weighted split's first: they serve the same services).
+          const cluster = r.action.value.cluster || (r.action.value.weightedClusters[0]?.cluster ?? '');
+          out.set(t, Transcoder.compile(t, pools, { sources, cluster }));
         } catch (err) {
           throw new RouteCompileError(`RouteConfiguration/${rcName}: virtualHosts[${v}].routes[${i}].route.transcode`, (err as Error).message);
         }
