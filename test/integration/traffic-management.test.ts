@@ -5,7 +5,8 @@ import { once } from 'node:events';
 import { request } from 'undici';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
 import { createConnectTransport, createGrpcTransport } from '@connectrpc/connect-node';
-import { startH1Echo, type Started } from '../support/backends.js';
+import { startH1Echo, startH2Echo, type Started } from '../support/backends.js';
+import { h2Request } from '../support/traffic-backend.js';
 import { cluster, listener, routes, type Doc } from '../support/config-docs.js';
 import { startTestSidecar, type TestSidecar } from '../support/sidecar-harness.js';
 import { RecordingBackend } from '../support/traffic-backend.js';
@@ -129,6 +130,9 @@ describe('Traffic management on routes: subsets, weighted splits, mirroring, fau
       for (let i = 0; i < 12; i++) seen.add((await get(port, '/v1/x')).backend);
       expect([...seen].sort()).to.deep.equal(['a', 'b']);
       for (let i = 0; i < 6; i++) expect((await get(port, '/v2/x')).backend).to.equal('c');
+      // HTTP/2 clients take the same route to the same subset.
+      const h2 = await h2Request(port, { ':method': 'GET', ':path': '/v2/h2' });
+      expect((JSON.parse(h2.body.toString()) as { backend: string }).backend).to.equal('c');
       const all = new Set<string | undefined>();
       for (let i = 0; i < 12; i++) all.add((await get(port, '/all/x')).backend);
       expect([...all].sort()).to.deep.equal(['a', 'b', 'c']);
@@ -263,16 +267,23 @@ describe('Traffic management on routes: subsets, weighted splits, mirroring, fau
 
 describe('Traffic management on routes: gRPC, Connect and REST transcoding', function () {
   let store: BookstoreServer;
+  let shadow: Started<unknown>;
   let sc: TestSidecar;
   let dead: number;
 
   before(async () => {
     store = await startBookstore();
+    shadow = await startH2Echo('shadow');
     dead = await deadPort();
     const transcode = { descriptorBin: BOOKSTORE_DESCRIPTOR };
     sc = await startTestSidecar([
       listener('faults', { routeConfig: 'faults' }),
       listener('subsets', { routeConfig: 'subsets' }),
+      listener('mirrored', { routeConfig: 'mirrored' }),
+      routes('mirrored', [
+        { name: 'grpc', match: { prefix: '/' }, route: { cluster: 'store', endpointSelector: { matchLabels: { version: 'v2' } }, mirror: { cluster: 'shadow' } } },
+      ]),
+      cluster('shadow', [shadow.port], 'UPSTREAM_PROTOCOL_HTTP2'),
       {
         apiVersion: 'outrigger.io/v1',
         kind: 'RouteConfiguration',
@@ -315,6 +326,7 @@ describe('Traffic management on routes: gRPC, Connect and REST transcoding', fun
   after(async () => {
     await sc?.close();
     await store?.close();
+    await shadow?.close();
   });
 
   const base = (l: string): string => `http://127.0.0.1:${sc.port(l)}`;
@@ -329,6 +341,19 @@ describe('Traffic management on routes: gRPC, Connect and REST transcoding', fun
     );
     expect(err?.code).to.equal(Code.ResourceExhausted);
     expect(err?.rawMessage).to.equal('fault filter abort');
+  });
+
+  it('gRPC and HTTP/2: a mirrored call gets the real answer; the copy goes to the shadow cluster and its answer is dropped', async () => {
+    const client = createClient(BookstoreService, createGrpcTransport({ baseUrl: base('mirrored') }));
+    for (let i = 0; i < 3; i++) expect((await client.getShelf({ shelf: 1n })).theme).to.equal('Fiction');
+    await waitFor(async () => /outrigger_mirror_requests_total\{cluster="shadow",result="answered"\} 3/.test(await sc.metrics()), 'three copies answered');
+    // A plain HTTP/2 request with a body: the copy is answered too, the caller sees the real upstream.
+    const r = await h2Request(sc.port('mirrored'), { ':method': 'POST', ':path': '/outrigger.examples.bookstore.v1.BookstoreService/GetShelf', 'content-type': 'application/grpc', te: 'trailers' }, Buffer.from([0, 0, 0, 0, 2, 8, 1]));
+    expect(r.status).to.equal(200);
+    // One gRPC message: the shelf (the real upstream's answer, not the shadow's JSON).
+    expect(r.body[0]).to.equal(0);
+    expect(r.body.subarray(5).toString()).to.include('Fiction');
+    await waitFor(async () => /outrigger_mirror_requests_total\{cluster="shadow",result="answered"\} 4/.test(await sc.metrics()), 'the fourth copy');
   });
 
   it('REST transcoding: subset reached; an abort is a google.rpc.Status JSON with the mapped HTTP status', async () => {
