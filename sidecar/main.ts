@@ -1,10 +1,10 @@
 import { HeapOverload, type HeapOverloadOptions } from '../src/proxy/overload/heap-overload.js';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { systemClock, type Clock, type Timer } from '../src/core/clock.js';
-import { WorkloadCerts } from '../src/control/client/workload-certs.js';
+import type { WorkloadCerts } from '../src/control/client/workload-certs.js';
 import { systemRandom, type Random } from '../src/core/random.js';
 import { localityFromLabels, type LocalityName } from '../src/core/locality.js';
-import { XdsClient } from '../src/control/client/xds-client.js';
+import type { XdsClient } from '../src/control/client/xds-client.js';
 import type { ControlTls } from '../src/control/client/transport.js';
 import { writeFileAtomic } from '../src/control/store/file-store.js';
 import { ConfigStore, type PublishedConfig } from '../src/config/store.js';
@@ -158,8 +158,9 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     },
   });
   const idOpts = opts.controlPlane?.identity;
+  // The control-plane clients (connect-node, @peculiar/x509) are imported only by sidecars that use them.
   const certs = idOpts
-    ? new WorkloadCerts({
+    ? new (await import('../src/control/client/workload-certs.js')).WorkloadCerts({
         address: opts.controlPlane!.address,
         tls: opts.controlPlane!.tls,
         nodeId: opts.controlPlane!.nodeId,
@@ -288,6 +289,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   if (opts.controlPlane) {
     const cp = opts.controlPlane;
     const bootstrap = source;
+    const { XdsClient } = await import('../src/control/client/xds-client.js');
     xds = new XdsClient({
       address: cp.address,
       tls: cp.tls,

@@ -149,7 +149,7 @@ function startCall(t: TranscodeTarget, b: Binding, out: Output): GrpcCall | unde
     onEnd: (e) => {
       if (e.local) t.ex.flags = flagOf('upstream_connect_failure');
       else if (e.code === 4) t.ex.flags = flagOf('upstream_timeout');
-      noteRetries(t.ex, e);
+      noteRetries(t.ex, e, t.ds);
       out.onEnd(e);
     },
   }, t.scope, retriesOf(t, b.method, t.ds.method));
