@@ -205,14 +205,14 @@ function cacheFilter(name: string, c: Cache, store: Store, m: CacheMetrics, deps
       const fresh = age < r.freshMs && (rr.maxAgeMs === undefined || age <= rr.maxAgeMs) && age + rr.minFreshMs < r.freshMs;
       if (fresh) {
         hit.inc();
-        states.set(ds, hitState(key, grpc));
+        states.set(ds, HIT);
         return answer(ds, r, 'hit');
       }
       const over = age - r.freshMs;
       if (over <= rr.maxStaleMs || (over < r.swrMs && coalescer.inFlight(key))) {
         // The client accepts it (max-stale), or another request is already refreshing it (stale-while-revalidate).
         staleServed.inc();
-        states.set(ds, hitState(key, grpc));
+        states.set(ds, HIT);
         return answer(ds, r, 'stale');
       }
       stale = r;
@@ -223,7 +223,7 @@ function cacheFilter(name: string, c: Cache, store: Store, m: CacheMetrics, deps
       const got = await leader;
       if (got !== undefined && ds.scope.open) {
         hit.inc();
-        states.set(ds, hitState(key, grpc));
+        states.set(ds, HIT);
         return answer(ds, got, 'hit');
       }
       miss.inc();
@@ -368,12 +368,11 @@ function cacheFilter(name: string, c: Cache, store: Store, m: CacheMetrics, deps
   };
 }
 
-function hitState(key: string, grpc: boolean): Pending {
-  return {
-    mode: 'hit', key, grpc, stale: undefined, ownConditional: false, methodTtlMs: undefined,
-    status: 0, headers: undefined, decision: undefined, chunks: [], bytes: 0, trailers: undefined, receivedAtMs: 0, settled: true,
-  };
-}
+/** The state of every exchange answered from the cache (one shared object: a hit allocates no state). */
+const HIT: Pending = Object.freeze({
+  mode: 'hit', key: '', grpc: false, stale: undefined, ownConditional: false, methodTtlMs: undefined,
+  status: 0, headers: undefined, decision: undefined, chunks: [], bytes: 0, trailers: undefined, receivedAtMs: 0, settled: true,
+}) as Pending;
 
 /**
  * Reads a unary gRPC request's body (its one message) to key on it, then
