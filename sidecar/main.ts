@@ -279,6 +279,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     proxy: ctx,
     telemetry,
     logger,
+    purgeCache: builtin ? (p: string) => builtin.purgeCache(p) : undefined,
     onQuit: () => void shutdown(),
   });
   const adminHost = opts.adminHost ?? '127.0.0.1';

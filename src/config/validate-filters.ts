@@ -7,7 +7,7 @@ import type { LocalRateLimit, RateLimit } from '../gen/outrigger/filters/local_r
 import type { Permission, Principal, Rbac } from '../gen/outrigger/filters/rbac/v1/rbac_pb.js';
 import { compileCondition } from './cel-condition.js';
 import { parseCidr } from './net-names.js';
-import { checkCompression, checkCors, checkHeaderMutation, checkSecurityHeaders } from './validate-traffic-filters.js';
+import { checkCache, checkCompression, checkCors, checkHeaderMutation, checkSecurityHeaders } from './validate-traffic-filters.js';
 /** Reports one problem at a path (validate-routes.ts' Report; not imported, as that module imports this one). */
 type Report = (path: string, message: string) => void;
 
@@ -66,6 +66,7 @@ function checkFilterConfig(c: AnyConfig, at: string, report: Report): void {
     case 'securityHeaders':
       return checkSecurityHeaders(c.value, at, report);
     case 'cache':
+      return checkCache(c.value, at, report);
     case 'plugin':
       // The config shape is published (proto fields 14, 15); the filters are not built yet (docs/filters.md).
       return report(at, 'not supported yet by this sidecar');

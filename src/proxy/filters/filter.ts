@@ -16,6 +16,8 @@ export type FilterVerdict =
       readonly status: number;
       readonly headers: OutgoingHttpHeaders;
       readonly body?: string | Buffer;
+      /** HTTP/2 trailers after the body (a cached gRPC response's grpc-status). */
+      readonly trailers?: OutgoingHttpHeaders;
       /** Access-log flag for the answer (the error table's flags, or one of the filter's own). */
       readonly flag?: string;
     };

@@ -83,6 +83,8 @@ export function handleExchange(ctx: ProxyContext, view: ListenerView, ds: Downst
     ds.routeCluster = split === undefined ? action.cluster : split.cluster;
     armDeadline(ctx, ds, action);
     tr = action.transcode && !ds.grpc ? view.state.transcoders.get(action.transcode) : undefined;
+    // A gRPC call's descriptor, for filters that read it (the cache: idempotency level).
+    if (ds.grpc && action.transcode) ds.rpc = grpcMethodOf(view, action, ds);
     if (tr) {
       if (ds.kind !== 'ws') dialect = classifyTranscoded(tr, ds);
       else if (bridgeMethodOf(tr, target)) ex.protocol = 'websocket-bridge';
@@ -181,7 +183,7 @@ function toUpstream(
     } else return serveTranscoded({ ...t, ds }, dialect!);
   }
   const retries = action.retries;
-  const plan = retries === undefined || ds.kind === 'ws' ? undefined : planFor(retries, () => safeToRepeat(ds.method, ds.grpc, grpcMethodOf(view, action, ds)));
+  const plan = retries === undefined || ds.kind === 'ws' ? undefined : planFor(retries, () => safeToRepeat(ds.method, ds.grpc, ds.rpc));
   const path = rewritePath(ds.target, match, action);
   const mirror = action.mirror !== undefined && ds.kind !== 'ws' ? mirrorOf(ctx, view.state, action.mirror, ds, action.timeoutMs) : undefined;
   forward(ctx, ds, { cluster, ep: picked.ep, path, authority, settings, pickInfo, plan, mirror });
@@ -235,6 +237,13 @@ function filterReply(ds: Downstream, v: NonNullable<FilterVerdict>): void {
   if (v.flag !== undefined) ds.ex.flags = v.flag;
   // The request body is not wanted: let it flow away rather than stall the connection.
   if (ds.kind !== 'ws') ds.body.resume();
+  if (v.trailers !== undefined) {
+    // A complete gRPC answer (a cached one): head, message, trailers.
+    ds.ex.status = v.status;
+    if (ds.closed) return;
+    ds.respond(v.status, v.headers, true);
+    return ds.end(v.body, v.trailers);
+  }
   sendReply(ds, v.status, v.headers, v.body);
 }
 
