@@ -52,7 +52,7 @@ export const validateCommand: Command = {
       throw new UsageError(`-f FILE|DIR is required`, USAGE);
     }
     if (values.server) return validateOnServer(values.file, values);
-    const result = await loadConfig(values.file, { allowEphemeralPorts: values['allow-ephemeral-ports'] });
+    const result = await loadConfig(values.file, { allowEphemeralPorts: values['allow-ephemeral-ports'], anchorPluginPaths: true });
     if (!result.ok) {
       process.stderr.write(result.errors.map((e) => formatConfigError(e) + '\n').join(''));
       return 1;

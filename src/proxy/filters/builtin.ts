@@ -15,6 +15,8 @@ import { corsFactory } from './cors/cors-filter.js';
 import { headerMutationFactory } from './header-mutation/header-mutation-filter.js';
 import { securityHeadersFactory } from './security-headers/security-headers-filter.js';
 import { compressionFactory } from './compression/compression-filter.js';
+import { pluginFactory } from './plugin/plugin-filter.js';
+import type { ModuleLoader } from '../../core/module-loader.js';
 
 export interface BuiltinFilterDeps {
   readonly clock: Clock;
@@ -24,6 +26,8 @@ export interface BuiltinFilterDeps {
   readonly jwksFetcher?: JwksFetcher;
   /** Operational log (Redis connection trouble at debug level). */
   readonly logger?: Logger | undefined;
+  /** Where plugin modules are imported (docs/plugins.md); without it `plugin` filters are unknown. */
+  readonly modules?: ModuleLoader | undefined;
 }
 
 /**
@@ -46,6 +50,7 @@ export function builtinFilters(deps: BuiltinFilterDeps): { registry: FilterRegis
     compressionFactory({ registry: deps.registry }),
     securityHeadersFactory(),
   ]);
+  if (deps.modules) registry.register(pluginFactory({ modules: deps.modules, registry: deps.registry, logger: deps.logger }));
   // close(): stops watching key files and disconnects from Redis (sidecar shutdown).
   const close = (): void => {
     apiKeys.close();

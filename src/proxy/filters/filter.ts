@@ -1,4 +1,5 @@
 import type { OutgoingHttpHeaders } from 'node:http2';
+import type { DescMethod } from '@bufbuild/protobuf';
 import type { LocalErrorCode } from '../../core/errors.js';
 import type { Downstream } from '../downstream/downstream.js';
 import type { LocalReplyExtras } from '../downstream/local-reply.js';
@@ -62,5 +63,15 @@ export interface FilterFactory<C = unknown> {
   /** The filter's type: the config field naming it in a listener's filter list (`jwtAuthn`). */
   readonly name: string;
   /** `name`: the entry's name (defaults to the type), for logs, metrics and overrides. */
-  compile(config: C, name: string): HttpFilter;
+  compile(config: C, name: string, ctx?: FilterCompileContext): HttpFilter;
+}
+
+/** What a factory may know of the route a chain is compiled for. */
+export interface FilterCompileContext {
+  /**
+   * gRPC methods by path (`/pkg.Service/Method`) whose descriptors the route
+   * has (a transcoding route's descriptor set, file or server reflection):
+   * what plugins' message hooks decode with. Undefined: none known.
+   */
+  readonly grpcMethods?: ReadonlyMap<string, DescMethod> | undefined;
 }

@@ -206,6 +206,13 @@ function filterReply(ds: Downstream, v: NonNullable<FilterVerdict>): void {
   if (v.flag !== undefined) ds.ex.flags = v.flag;
   // The request body is not wanted: let it flow away rather than stall the connection.
   if (ds.kind !== 'ws') ds.body.resume();
+  if (ds.grpc && v.body === undefined && v.headers['grpc-status'] !== undefined) {
+    // A gRPC status of the filter's own (a plugin's reply): trailers-only, like the error table's replies.
+    ds.ex.status = v.status;
+    ds.ex.grpc_status = String(v.headers['grpc-status']);
+    if (!ds.closed) ds.respondEnd(v.status, v.headers);
+    return;
+  }
   sendReply(ds, v.status, v.headers, v.body);
 }
 
