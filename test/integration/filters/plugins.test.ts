@@ -149,6 +149,8 @@ describe('filters: plugins', function () {
     const dir = sc.dir;
     await writeFile(join(dir, 'gate.mjs'), GATE_PLUGIN);
     expect(await reload(docs([redact, { name: 'gate', plugin: { module: './gate.mjs' } }]))).to.equal('applied');
+    await grpc.unary('getShelf', { shelf: 1n });
+    await waitFor(() => sc.access.some((l) => l['upstream'] !== undefined), 'a proxied call logged with its upstream');
     const before = sc.access.length;
     const err = await callFailure(grpc.unary('getShelf', { shelf: 13n }));
     expect(err.code).to.equal(grpcJs.status.PERMISSION_DENIED);
