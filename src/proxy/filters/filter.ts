@@ -1,5 +1,5 @@
 import type { OutgoingHttpHeaders } from 'node:http2';
-import type { DescMethod } from '@bufbuild/protobuf';
+import type { DescMethod, Message } from '@bufbuild/protobuf';
 import type { LocalErrorCode } from '../../core/errors.js';
 import type { Downstream } from '../downstream/downstream.js';
 import type { LocalReplyExtras } from '../downstream/local-reply.js';
@@ -52,7 +52,19 @@ export interface HttpFilter {
   onResponseHeaders?(ds: Downstream, status: number, headers: OutgoingHttpHeaders): void;
   onResponseData?(ds: Downstream, chunk: Buffer): Buffer;
   onResponseTrailers?(ds: Downstream, trailers: OutgoingHttpHeaders): void;
+  /**
+   * Decoded gRPC messages where the proxy holds them anyway (the REST
+   * transcoder): a request message before it is encoded for the upstream, a
+   * response message before it is printed. Return nothing (keep it, changed
+   * or not), another message of the type, or a reply with a gRPC status.
+   * Native gRPC is bytes to the proxy: filters decode it themselves there.
+   */
+  onDecodedRequest?(ds: Downstream, method: DescMethod, msg: Message): DecodedVerdict;
+  onDecodedResponse?(ds: Downstream, method: DescMethod, msg: Message): DecodedVerdict;
 }
+
+/** What a decoded-message phase decides. */
+export type DecodedVerdict = void | undefined | Message | { readonly reply: { readonly code: number; readonly message?: string | undefined } };
 
 /**
  * Builds a filter from its config entry. `compile` runs once per config

@@ -145,6 +145,12 @@ describe('filters: plugins', function () {
     expect((await grpc.unary('getShelf', { shelf: 1n })).response.theme).to.equal('Fiction');
   });
 
+  it('REST transcoding runs the same hooks on the messages it decodes', async () => {
+    const r = await request(`${base}/v1/shelves/1/books/2`, { headers: { host: 'store.test' } });
+    expect(r.statusCode).to.equal(200);
+    expect(await r.body.json()).to.deep.equal({ id: '2', author: '[redacted]', title: 'Frankenstein' });
+  });
+
   it('a request hook replies locally (the upstream never called) and rewrites a request message', async () => {
     const dir = sc.dir;
     await writeFile(join(dir, 'gate.mjs'), GATE_PLUGIN);
@@ -161,6 +167,12 @@ describe('filters: plugins', function () {
     expect(String(line['grpc_status'])).to.equal('7');
     // Rewritten: the upstream answers the shelf the plugin asked for.
     expect((await grpc.unary('getShelf', { shelf: 99n })).response.theme).to.equal('Fiction');
+    // The same over REST: the reply in the REST dialect (403 + google.rpc.Status JSON), the rewrite.
+    const denied = await request(`${base}/v1/shelves/13`, { headers: { host: 'store.test' } });
+    expect(denied.statusCode).to.equal(403);
+    expect(await denied.body.json()).to.deep.include({ code: 7, message: 'shelf 13 is off limits' });
+    const rewritten = await request(`${base}/v1/shelves/99`, { headers: { host: 'store.test' } });
+    expect(await rewritten.body.json()).to.deep.equal({ id: '1', theme: 'Fiction' });
   });
 
   it('a header-phase plugin on HTTP/1.1: changes request headers, stamps responses, stops with a reply', async () => {

@@ -88,6 +88,8 @@ class PluginHttpFilter implements HttpFilter {
   readonly onResponseHeaders?: HttpFilter['onResponseHeaders'];
   readonly onResponseData?: HttpFilter['onResponseData'];
   readonly onResponseTrailers?: HttpFilter['onResponseTrailers'];
+  readonly onDecodedRequest?: HttpFilter['onDecodedRequest'];
+  readonly onDecodedResponse?: HttpFilter['onDecodedResponse'];
   readonly encodesResponseBody?: boolean;
   /** Exchanges with message hooks in progress (WeakMaps: nothing to clean up, nothing per exchange without hooks). */
   private readonly responses = new WeakMap<Downstream, ResponseState | null>();
@@ -109,6 +111,18 @@ class PluginHttpFilter implements HttpFilter {
     }
     if (pf.onResponseData || respHook) this.onResponseData = (ds, chunk) => this.responseData(ds, chunk, respHook);
     if (pf.onResponseTrailers || respHook) this.onResponseTrailers = (ds, trailers) => this.responseTrailers(ds, trailers);
+    // The REST transcoder holds decoded messages itself: the hooks run there on every route (it knows the method).
+    if (typeof pf.onRequestMessage === 'function') {
+      this.onDecodedRequest = (ds, method, msg) => this.guard(ds, 'onRequestMessage', () => pf.onRequestMessage!(msg, { ds, method, index: 0 }));
+    }
+    if (typeof pf.onResponseMessage === 'function') {
+      const index = new WeakMap<Downstream, number>();
+      this.onDecodedResponse = (ds, method, msg) => {
+        const i = index.get(ds) ?? 0;
+        index.set(ds, i + 1);
+        return this.guard(ds, 'onResponseMessage', () => pf.onResponseMessage!(msg, { ds, method, index: i }));
+      };
+    }
   }
 
   /** Runs a phase that has no answer of its own to give: a throw is counted, logged, and passed to the chain (cut-off, FE). */
