@@ -53,6 +53,9 @@ export default {
 const THROWING_PLUGIN = `
 export function compile() {
   return {
+    onRequestMessage(msg, ctx) {
+      if (ctx.method.name === 'GetShelf' && msg.shelf === 3n) throw new Error('cannot ask for shelf 3');
+    },
     onResponseMessage(msg, ctx) {
       if (ctx.method.name === 'GetShelf' && msg.id === 2n) throw new Error('cannot handle shelf 2');
     },
@@ -205,6 +208,17 @@ describe('filters: plugins', function () {
     expect(err.code).to.equal(grpcJs.status.INTERNAL);
     expect((await grpc.unary('getShelf', { shelf: 1n })).response.theme, 'the next call succeeds').to.equal('Fiction');
     expect(metricValue(await sc.metrics(), 'outrigger_plugin_errors_total', { plugin: 'thrower', phase: 'onResponseMessage' })).to.equal(1);
+
+    // A request hook that throws: INTERNAL as a trailers-only answer, before any upstream contact.
+    const before = sc.access.length;
+    const reqErr = await callFailure(grpc.unary('getShelf', { shelf: 3n }));
+    expect(reqErr.code).to.equal(grpcJs.status.INTERNAL);
+    expect(reqErr.details).to.equal('filter failed: plugin thrower failed in onRequestMessage');
+    await waitFor(() => sc.access.length > before, 'the access-log line');
+    expect(sc.access[sc.access.length - 1]!['flags']).to.equal('FE');
+    expect(sc.access[sc.access.length - 1]!['upstream']).to.equal(undefined);
+    expect(metricValue(await sc.metrics(), 'outrigger_plugin_errors_total', { plugin: 'thrower', phase: 'onRequestMessage' })).to.equal(1);
+    expect((await grpc.unary('getShelf', { shelf: 1n })).response.theme).to.equal('Fiction');
   });
 
   it('a config the plugin refuses, and a module that cannot be imported, are rejected with field paths; the last good config serves', async () => {
