@@ -3,6 +3,8 @@ import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpcJs from '@grpc/grpc-js';
+import { create } from '@bufbuild/protobuf';
+import { BookSchema, CreateBookRequestSchema } from '../../../src/gen/outrigger/examples/bookstore/v1/bookstore_pb.js';
 import { request } from 'undici';
 import { startBookstore, type BookstoreServer } from '../../../examples/bookstore/server.js';
 import { bookstoreClient, callFailure, type BookstoreClient } from '../../support/bookstore-client.js';
@@ -20,6 +22,8 @@ const GATE_PLUGIN = `
 export function compile() {
   return {
     onRequestMessage(msg, ctx) {
+      // Client streaming: each message as it passes, changed in place.
+      if (ctx.method.name === 'BulkCreateBooks') { msg.book.title = msg.book.title.toUpperCase() + ' #' + ctx.index; return; }
       if (ctx.method.name !== 'GetShelf') return;
       if (msg.shelf === 13n) return { reply: { code: 7, message: 'shelf 13 is off limits' } };
       if (msg.shelf === 99n) msg.shelf = 1n;
@@ -170,6 +174,13 @@ describe('filters: plugins', function () {
     expect(String(line['grpc_status'])).to.equal('7');
     // Rewritten: the upstream answers the shelf the plugin asked for.
     expect((await grpc.unary('getShelf', { shelf: 99n })).response.theme).to.equal('Fiction');
+    // Client streaming: every message of the stream through the hook (split across DATA frames or not).
+    const { call, result } = grpc.clientStream('bulkCreateBooks');
+    for (const title of ['dune', 'emma']) call.write(create(CreateBookRequestSchema, { shelf: 2n, book: create(BookSchema, { author: 'x', title }) }));
+    call.end();
+    expect((await result).response.created).to.equal(2n);
+    const titles = (await grpc.unary('listBooks', { shelf: 2n })).response.books.map((b) => b.title);
+    expect(titles).to.include.members(['DUNE #0', 'EMMA #1']);
     // The same over REST: the reply in the REST dialect (403 + google.rpc.Status JSON), the rewrite.
     const denied = await request(`${base}/v1/shelves/13`, { headers: { host: 'store.test' } });
     expect(denied.statusCode).to.equal(403);
