@@ -242,11 +242,26 @@ function streamOut(t: TranscodeTarget, b: Binding): Output {
   let rawStarted = false;
   t.ds.onDrain(() => current?.resume());
   let current: GrpcCall | undefined;
+  /** A filter's status that ended the stream (decoded-message phases). */
+  let stop: Status | undefined;
   return {
     onHeaders: (h) => responseMetadata(h, 'grpc-metadata-', respHeaders),
     onMessage(bytes, call) {
       current = call;
-      const msg = fromBinary(b.method.output, bytes);
+      if (stop !== undefined) return true;
+      let msg = fromBinary(b.method.output, bytes);
+      const chain = t.ds.chain;
+      if (chain !== undefined && chain.hasDecodedHooks) {
+        // A filter's reply (or failure) ends the stream with its status; the upstream call is cancelled.
+        const o = chain.decodedResponse(t.ds, b.method, msg);
+        if (!('message' in o)) {
+          stop = 'reply' in o ? status(o.reply.code, o.reply.message ?? '') : status(13, 'filter failed');
+          if ('failed' in o) t.ex.flags = flagOf('filter_error');
+          call.cancel('ended by a filter');
+          return true;
+        }
+        msg = o.message;
+      }
       const printed = printResponse(t.tr, b, msg);
       if (httpBody) {
         // HttpBody streams are one body: the chunks concatenated, typed by the first.
@@ -265,8 +280,8 @@ function streamOut(t: TranscodeTarget, b: Binding): Output {
       if (httpBody && rawStarted) return e.code === 0 ? t.ds.end() : t.ds.destroy();
       const trailers: OutgoingHttpHeaders = {};
       responseMetadata(e.trailers, 'grpc-trailer-', trailers);
-      if (e.code === 0) return w.finishOk(trailers);
-      const err = errorOf(t, e);
+      if (e.code === 0 && stop === undefined) return w.finishOk(trailers);
+      const err = stop !== undefined ? { http: httpStatusOf(stop.code, false), st: stop, headers: {} } : errorOf(t, e);
       if (w.idle) return writeError(t.ds, t.ex, t.tr, err.http, err.st, err.headers);
       w.finishError(err.st, statusJson(err.st, t.tr.pool.json), trailers);
     },

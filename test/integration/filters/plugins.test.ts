@@ -21,6 +21,10 @@ const EXAMPLE = resolve(fileURLToPath(new URL('../../../examples/plugins/redact-
 const GATE_PLUGIN = `
 export function compile() {
   return {
+    // A watch ends (with the plugin's status) at its second message.
+    onResponseMessage(msg, ctx) {
+      if (ctx.method.name === 'WatchShelf' && ctx.index === 1) return { reply: { code: 10, message: 'watch ended by plugin' } };
+    },
     onRequestMessage(msg, ctx) {
       // Client streaming: each message as it passes, changed in place.
       if (ctx.method.name === 'BulkCreateBooks') { msg.book.title = msg.book.title.toUpperCase() + ' #' + ctx.index; return; }
@@ -181,6 +185,26 @@ describe('filters: plugins', function () {
     expect((await result).response.created).to.equal(2n);
     const titles = (await grpc.unary('listBooks', { shelf: 2n })).response.books.map((b) => b.title);
     expect(titles).to.include.members(['DUNE #0', 'EMMA #1']);
+    // REST server streaming: the first message redacted by the example, the second ends the stream with the gate's status.
+    const watch = await request(`${base}/v1/shelves/1:watch`, { headers: { host: 'store.test', accept: 'application/x-ndjson' } });
+    expect(watch.statusCode).to.equal(200);
+    const lines: string[] = [];
+    let buf = '';
+    let created = false;
+    for await (const chunk of watch.body) {
+      buf += String(chunk);
+      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+        lines.push(buf.slice(0, i));
+        buf = buf.slice(i + 1);
+      }
+      if (lines.length >= 1 && !created) {
+        created = true;
+        await grpc.unary('createBook', { shelf: 1n, book: { author: 'Ann Radcliffe', title: 'Udolpho' } });
+      }
+    }
+    expect(lines).to.have.length(2);
+    expect(JSON.parse(lines[0]!).books.map((b: { author: string }) => b.author)).to.deep.equal(['[redacted]', '[redacted]']);
+    expect(JSON.parse(lines[1]!)).to.deep.include({ error: { code: 10, message: 'watch ended by plugin' } });
     // The same over REST: the reply in the REST dialect (403 + google.rpc.Status JSON), the rewrite.
     const denied = await request(`${base}/v1/shelves/13`, { headers: { host: 'store.test' } });
     expect(denied.statusCode).to.equal(403);
