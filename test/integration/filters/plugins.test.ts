@@ -43,6 +43,7 @@ export default {
     return typeof config.stamp === 'string' ? [] : [{ path: 'stamp', message: 'a string is required' }];
   },
   compile(config, name) {
+    if (config.explode) throw new Error('cannot compile this');
     return {
       onRequestHeaders(ds) {
         if (ds.headers['x-boom'] !== undefined) throw new Error('boom');
@@ -269,6 +270,10 @@ describe('filters: plugins', function () {
     // A virtual host's override of the listener's plugin entry.
     expect(await reload(docs([redact], { redact: { plugin: { module: './broken.mjs' } } }))).to.equal('rejected');
     expect(lastRejection().join('\n')).to.match(/spec\.virtualHosts\[1\]\.filters\.redact\.plugin\.module: cannot import .*broken\.mjs/);
+
+    // compile() throwing refuses the version too, naming the listener.
+    expect(await reload(docs([{ name: 'hdr', plugin: { module: './headers.mjs', config: { stamp: 'v1', explode: true } } }]))).to.equal('rejected');
+    expect(lastRejection().join('\n')).to.match(/Listener\/main: filters: .*headers\.mjs: compile threw: cannot compile this/);
 
     // An empty module name is a load-time (validation) error.
     expect(await reload(docs([{ plugin: { module: '' } }]))).to.equal('rejected');
