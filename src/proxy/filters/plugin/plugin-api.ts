@@ -26,10 +26,11 @@ export type PluginConfigProblem = string | { readonly path: string; readonly mes
 
 /**
  * A built-in filter's phases (HttpFilter, minus `name`: the sidecar names
- * the filter after its config entry) plus typed hooks on the decoded
+ * the filter after its config entry, and minus the decoded-message phases,
+ * which the sidecar builds from the hooks) plus typed hooks on the decoded
  * messages of gRPC calls whose method descriptor the route knows.
  */
-export interface PluginFilter extends Omit<HttpFilter, 'name'>, MessageHooks {}
+export interface PluginFilter extends Omit<HttpFilter, 'name' | 'onDecodedRequest' | 'onDecodedResponse'>, MessageHooks {}
 
 export interface MessageHooks {
   /**
