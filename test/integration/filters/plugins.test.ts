@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpcJs from '@grpc/grpc-js';
@@ -14,6 +14,8 @@ import { startTestSidecar, type TestSidecar } from '../../support/sidecar-harnes
 import { BOOKSTORE_DESCRIPTOR, grpcCluster, hosts, transcodeHost } from '../../support/transcode-harness.js';
 import { RecordingBackend } from '../../support/traffic-backend.js';
 import { waitFor } from '../../support/wait.js';
+import { outrigger } from '../../support/control-harness.js';
+import { readFile } from 'node:fs/promises';
 
 const EXAMPLE = resolve(fileURLToPath(new URL('../../../examples/plugins/redact-field/', import.meta.url)));
 
@@ -281,6 +283,25 @@ describe('filters: plugins', function () {
 
     // Still the last good config: the header plugin stamps, the request succeeds.
     expect((await h1()).headers['x-plugin-stamp']).to.equal('v1');
+  });
+
+  it('outrigger validate imports the example sidecar.yaml\'s plugins and reports their config problems with field paths', async () => {
+    const ok = await outrigger(['validate', '-f', join(EXAMPLE, 'sidecar.yaml')]);
+    expect(ok.code, ok.stderr).to.equal(0);
+    expect(ok.stdout).to.match(/^valid: 3 documents/);
+    // A copy beside the plugins (their paths are relative to the file), with configs the plugins refuse.
+    const bad = join(EXAMPLE, '.bad-sidecar.test.yaml');
+    const text = (await readFile(join(EXAMPLE, 'sidecar.yaml'), 'utf8')).replace('config: {field: author, replacement: "[redacted]"}', 'config: {feild: author}').replace('degradedAfterMs: 250', 'degradedAfterMs: -1');
+    await writeFile(bad, text);
+    try {
+      const r = await outrigger(['validate', '-f', bad]);
+      expect(r.code).to.equal(1);
+      expect(r.stderr).to.include('Listener/plugins: spec.httpFilters[0].plugin.config.field: required: the name of a string field');
+      expect(r.stderr).to.include('Listener/plugins: spec.httpFilters[0].plugin.config.feild: unknown field');
+      expect(r.stderr).to.include('Cluster/bookstore: spec.healthCheck.custom.config.degradedAfterMs: a positive integer of milliseconds');
+    } finally {
+      await rm(bad, { force: true });
+    }
   });
 
   it('hot reload: a changed module file is re-imported with the next config; an unchanged one is reused', async () => {
