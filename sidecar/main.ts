@@ -25,6 +25,7 @@ import { OriginalDestinations } from '../src/proxy/upstream/original-dst.js';
 import { originalDstAddon, type AddonStatus } from '../src/proxy/upstream/original-dst-addon.js';
 import type { FilterConfigSource, FilterRegistry } from '../src/proxy/filters/filter-chain.js';
 import { builtinFilters } from '../src/proxy/filters/builtin.js';
+import { ModuleLoader } from '../src/core/module-loader.js';
 import { ClusterDiscovery } from '../src/discovery/runner/cluster-discovery.js';
 import { DiscoveryMetrics } from '../src/discovery/runner/discovery-metrics.js';
 import type { DiscoveryConnections } from '../src/discovery/runner/providers.js';
@@ -68,6 +69,12 @@ export interface SidecarOptions {
   adminHost?: string;
   drainTimeoutMs: number;
   stateDir?: string;
+  /**
+   * Where relative plugin module paths in config that came from the control
+   * plane are resolved (those of a config file are relative to that file).
+   * Default: the working directory.
+   */
+  pluginDir?: string;
   /** Accept listeners on port 0 (tests). */
   allowEphemeralPorts?: boolean;
   logger?: Logger;
@@ -191,12 +198,14 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     identity: certs,
   };
   overload.start();
-  const builtin = opts.filters ? undefined : builtinFilters({ clock, registry, auditLog: opts.auditLog, logger });
+  // Plugin modules (filters, custom health checks), imported per config version: docs/plugins.md.
+  const modules = new ModuleLoader(opts.pluginDir ?? process.cwd());
+  const builtin = opts.filters ? undefined : builtinFilters({ clock, registry, auditLog: opts.auditLog, logger, modules });
   const filters = opts.filters ?? builtin!;
   // Where this sidecar runs: --locality, else the topology labels of --node-labels-file (zone-aware routing, Node.locality).
   const locality = opts.locality ?? (opts.controlPlane?.nodeLabels ? localityFromLabels(opts.controlPlane.nodeLabels) : undefined);
   if (locality) logger.info({ locality: locality.key }, 'locality');
-  const listeners = new ListenerManager(ctx, opts.drainTimeoutMs, { filters: filters.registry, filterConfig: filters.config, locality, ...(opts.random ? { random: opts.random } : {}) });
+  const listeners = new ListenerManager(ctx, opts.drainTimeoutMs, { filters: filters.registry, filterConfig: filters.config, locality, modules, ...(opts.random ? { random: opts.random } : {}) });
   const store = new ConfigStore();
   if (!opts.configPath && !opts.controlPlane) throw new Error('a config path or a control plane is required');
 

@@ -1,10 +1,10 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
+import type { DescMethod, Message } from '@bufbuild/protobuf';
 import { Readable, Transform } from 'node:stream';
 import { AbortScope } from '../../core/abort-scope.js';
 import { LOCAL_ERRORS, type LocalErrorCode } from '../../core/errors.js';
 import type { Exchange } from '../http/exchange.js';
 import type { Destination } from '../upstream/original-dst-addon.js';
-import type { DescMethod } from '@bufbuild/protobuf';
 
 export type DownstreamKind = 'h1' | 'h2' | 'ws';
 
@@ -35,7 +35,17 @@ export interface ExchangeFilters {
   responseHeaders(ds: Downstream, status: number, headers: OutgoingHttpHeaders): void;
   responseData(ds: Downstream, chunk: Buffer): Buffer;
   trailers(ds: Downstream, trailers: OutgoingHttpHeaders): void;
+  /** Some filter has a decoded-message phase (the REST transcoder then calls the two below). */
+  readonly hasDecodedHooks: boolean;
+  /** A decoded request / response message through the filters: the message to use, a gRPC status to answer with, or a filter that threw. */
+  decodedRequest(ds: Downstream, method: DescMethod, msg: Message): DecodedOutcome;
+  decodedResponse(ds: Downstream, method: DescMethod, msg: Message): DecodedOutcome;
 }
+
+export type DecodedOutcome =
+  | { readonly message: Message }
+  | { readonly reply: { readonly code: number; readonly message?: string | undefined } }
+  | { readonly failed: string };
 
 /** Why an exchange ended early: the client went away, its gRPC deadline, the route timeout. */
 export type AbortReason = Extract<LocalErrorCode, 'downstream_reset' | 'deadline_exceeded' | 'upstream_timeout'>;

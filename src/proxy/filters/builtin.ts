@@ -16,6 +16,8 @@ import { headerMutationFactory } from './header-mutation/header-mutation-filter.
 import { securityHeadersFactory } from './security-headers/security-headers-filter.js';
 import { compressionFactory } from './compression/compression-filter.js';
 import { cacheFactory } from './cache/cache-filter.js';
+import { pluginFactory } from './plugin/plugin-filter.js';
+import type { ModuleLoader } from '../../core/module-loader.js';
 
 export interface BuiltinFilterDeps {
   readonly clock: Clock;
@@ -25,6 +27,8 @@ export interface BuiltinFilterDeps {
   readonly jwksFetcher?: JwksFetcher;
   /** Operational log (Redis connection trouble at debug level). */
   readonly logger?: Logger | undefined;
+  /** Where plugin modules are imported (docs/plugins.md); without it `plugin` filters are unknown. */
+  readonly modules?: ModuleLoader | undefined;
 }
 
 /**
@@ -55,6 +59,7 @@ export function builtinFilters(deps: BuiltinFilterDeps): {
     securityHeadersFactory(),
     cache,
   ]);
+  if (deps.modules) registry.register(pluginFactory({ modules: deps.modules, registry: deps.registry, logger: deps.logger }));
   // close(): stops watching key files and disconnects from Redis (sidecar shutdown).
   const close = (): void => {
     apiKeys.close();

@@ -244,6 +244,13 @@ function filterReply(ds: Downstream, v: NonNullable<FilterVerdict>): void {
     ds.respond(v.status, v.headers, true);
     return ds.end(v.body, v.trailers);
   }
+  if (ds.grpc && v.body === undefined && v.headers['grpc-status'] !== undefined) {
+    // A gRPC status of the filter's own (a plugin's reply): trailers-only, like the error table's replies.
+    ds.ex.status = v.status;
+    ds.ex.grpc_status = String(v.headers['grpc-status']);
+    if (!ds.closed) ds.respondEnd(v.status, v.headers);
+    return;
+  }
   sendReply(ds, v.status, v.headers, v.body);
 }
 

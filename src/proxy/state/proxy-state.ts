@@ -170,7 +170,7 @@ function compileChains(
     if (tr) implied.push(transcodeCorsFilter(tr, !hasCorsFilter(entries, overrides)));
     if (implied.length === 0 && overrides === undefined) continue;
     try {
-      out.set(r, registry.compile(entries, overrides, implied));
+      out.set(r, registry.compile(entries, overrides, implied, tr ? { grpcMethods: tr.methods } : undefined));
     } catch (err) {
       throw new RouteCompileError(`RouteConfiguration/${r.virtualHost}/${r.name}: filters`, (err as Error).message);
     }

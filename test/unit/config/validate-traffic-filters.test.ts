@@ -63,6 +63,13 @@ describe('config validation: traffic filters (cors, compression, securityHeaders
     ]);
   });
 
+  it('plugin: a module is required; its config is left to the module (checked when the config is applied)', () => {
+    expect(errorsOf(withFilters([{ plugin: { module: '', config: { anything: 1 } } }]))).to.deep.equal([
+      `${AT}.plugin.module: required: a path relative to the config file, or a package name`,
+    ]);
+    expect(errorsOf(withFilters([{ plugin: { module: './x.mjs', config: { anything: 1 } } }]))).to.deep.equal([]);
+  });
+
   it('compression and securityHeaders: bounds and shapes', () => {
     expect(errorsOf(withFilters([{ compression: { gzipLevel: 12, brotliQuality: 12, encodings: ['ENCODING_UNSPECIFIED'], contentTypes: ['json'] } }]))).to.deep.equal([
       `${AT}.compression.encodings[0]: ENCODING_GZIP, ENCODING_BR or ENCODING_ZSTD`,
