@@ -16,6 +16,7 @@ import { OriginalDestinations } from '../src/proxy/upstream/original-dst.js';
 import { originalDstAddon } from '../src/proxy/upstream/original-dst-addon.js';
 import { builtinFilters } from '../src/proxy/filters/builtin.js';
 import type { FilterConfigSource, FilterRegistry } from '../src/proxy/filters/filter-chain.js';
+import { ModuleLoader } from '../src/core/module-loader.js';
 import type { HeapOverloadOptions } from '../src/proxy/overload/heap-overload.js';
 import type { TelemetryOptions } from '../src/observability/telemetry-setup.js';
 import type { AddonStatus } from '../src/proxy/upstream/original-dst-addon.js';
@@ -42,6 +43,8 @@ export interface DataPathSettings {
   readonly telemetry?: Omit<TelemetryOptions, 'clock' | 'registry'> | undefined;
   readonly originalDstAddon?: AddonStatus | undefined;
   readonly random?: Random | undefined;
+  /** Where relative plugin module paths of control-plane config are resolved (SidecarOptions.pluginDir). */
+  readonly pluginDir?: string | undefined;
 }
 
 /** What serves traffic: the listeners and everything they read per request. */
@@ -52,6 +55,8 @@ export interface DataPath {
   readonly overload: HeapOverload;
   /** Stops the filters' background work (key-file watches, Redis). */
   closeFilters(): void;
+  /** Deletes the cache filters' entries under a key prefix (admin POST /cache/purge); undefined with injected filters. */
+  readonly purgeCache: ((prefix: string) => Promise<number>) | undefined;
 }
 
 /**
@@ -94,8 +99,10 @@ export function buildDataPath(o: DataPathOptions): DataPath {
     overload,
     identity: o.identity,
   };
-  const builtin = opts.filters ? undefined : builtinFilters({ clock, registry, auditLog: opts.auditLog, logger });
+  // Plugin modules (filters, custom health checks), imported per config version: docs/plugins.md.
+  const modules = new ModuleLoader(opts.pluginDir ?? process.cwd());
+  const builtin = opts.filters ? undefined : builtinFilters({ clock, registry, auditLog: opts.auditLog, logger, modules });
   const filters = opts.filters ?? builtin!;
-  const listeners = new ListenerManager(ctx, opts.drainTimeoutMs, { filters: filters.registry, filterConfig: o.filterConfig ? o.filterConfig(filters.config) : filters.config, locality: o.locality, ...(opts.random ? { random: opts.random } : {}) });
-  return { ctx, listeners, telemetry, overload, closeFilters: () => builtin?.close() };
+  const listeners = new ListenerManager(ctx, opts.drainTimeoutMs, { filters: filters.registry, filterConfig: o.filterConfig ? o.filterConfig(filters.config) : filters.config, locality: o.locality, modules, ...(opts.random ? { random: opts.random } : {}) });
+  return { ctx, listeners, telemetry, overload, closeFilters: () => builtin?.close(), purgeCache: builtin ? (p) => builtin.purgeCache(p) : undefined };
 }

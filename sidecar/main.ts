@@ -1,10 +1,10 @@
 import type { HeapOverloadOptions } from '../src/proxy/overload/heap-overload.js';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { systemClock, type Clock, type Timer } from '../src/core/clock.js';
-import { WorkloadCerts } from '../src/control/client/workload-certs.js';
+import type { WorkloadCerts } from '../src/control/client/workload-certs.js';
 import { systemRandom, type Random } from '../src/core/random.js';
 import { localityFromLabels, type LocalityName } from '../src/core/locality.js';
-import { XdsClient } from '../src/control/client/xds-client.js';
+import type { XdsClient } from '../src/control/client/xds-client.js';
 import type { ControlTls } from '../src/control/client/transport.js';
 import { writeFileAtomic } from '../src/control/store/file-store.js';
 import { ConfigStore, type PublishedConfig } from '../src/config/store.js';
@@ -64,6 +64,12 @@ export interface SidecarOptions {
   adminHost?: string;
   drainTimeoutMs: number;
   stateDir?: string;
+  /**
+   * Where relative plugin module paths in config that came from the control
+   * plane are resolved (those of a config file are relative to that file).
+   * Default: the working directory.
+   */
+  pluginDir?: string;
   /** Accept listeners on port 0 (tests). */
   allowEphemeralPorts?: boolean;
   logger?: Logger;
@@ -145,8 +151,9 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     registers: [registry],
   });
   const idOpts = opts.controlPlane?.identity;
+  // The control-plane clients (connect-node, @peculiar/x509) are imported only by sidecars that use them.
   const certs = idOpts
-    ? new WorkloadCerts({
+    ? new (await import('../src/control/client/workload-certs.js')).WorkloadCerts({
         address: opts.controlPlane!.address,
         tls: opts.controlPlane!.tls,
         nodeId: opts.controlPlane!.nodeId,
@@ -252,6 +259,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     telemetry,
     logger,
     workers: workers?.admin,
+    purgeCache: dataPath.purgeCache,
     onQuit: () => void shutdown(),
   });
   const adminHost = opts.adminHost ?? '127.0.0.1';
@@ -261,6 +269,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   if (opts.controlPlane) {
     const cp = opts.controlPlane;
     const bootstrap = source;
+    const { XdsClient } = await import('../src/control/client/xds-client.js');
     xds = new XdsClient({
       address: cp.address,
       tls: cp.tls,

@@ -296,6 +296,8 @@ export class WorkerFleet {
         const answers = await this.queryAll<MetricsJson>({ what: 'metrics' });
         return aggregateMetrics([...answers.map((a) => a.body), await this.opts.registry.getMetricsAsJSON()]);
       },
+      // Each worker has its own in-memory cache: a purge goes to all, the count is their sum.
+      purgeCache: async (prefix: string) => (await this.queryAll<number>({ what: 'purge', prefix })).reduce((n, a) => n + (typeof a.body === 'number' ? a.body : 0), 0),
       clusters: async () => mergeClusters(await this.queryAll({ what: 'clusters' })),
       // Every worker compiled the same version: one worker's view is the sidecar's.
       routes: async () => (await this.queryAll({ what: 'routes' }))[0]?.body ?? {},

@@ -21,7 +21,11 @@ export interface SvidData {
   readonly notAfterMs: number;
 }
 
-export type AdminQuery = { readonly what: 'metrics' | 'clusters' | 'routes' | 'listeners' } | { readonly what: 'live'; readonly by: LiveDimension };
+export type AdminQuery =
+  | { readonly what: 'metrics' | 'clusters' | 'routes' | 'listeners' }
+  | { readonly what: 'live'; readonly by: LiveDimension }
+  /** Answered with the number of entries deleted (0 without cache filters). */
+  | { readonly what: 'purge'; readonly prefix: string };
 
 export type ToWorker =
   /** A validated snapshot's documents; the worker answers `applied` or `refused` with the same seq. */

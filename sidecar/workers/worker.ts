@@ -23,7 +23,7 @@ class RelayedSvid implements SvidSource {
   }
 }
 
-export type WorkerOptions = Pick<SidecarOptions, 'drainTimeoutMs' | 'overload' | 'auditLog' | 'telemetry' | 'random' | 'locality' | 'allowEphemeralPorts'>;
+export type WorkerOptions = Pick<SidecarOptions, 'drainTimeoutMs' | 'overload' | 'auditLog' | 'telemetry' | 'random' | 'locality' | 'allowEphemeralPorts' | 'pluginDir'>;
 
 /**
  * One worker of `--concurrency N` (a node:cluster child): the data path
@@ -98,6 +98,8 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
         return describeListeners(dp.listeners);
       case 'live':
         return dp.telemetry.live?.counts(q.by) ?? [];
+      case 'purge':
+        return dp.purgeCache ? dp.purgeCache(q.prefix) : 0;
     }
   };
 

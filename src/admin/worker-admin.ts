@@ -24,6 +24,8 @@ export interface WorkerAdmin {
   /** The Prometheus text of the workers' registries aggregated with the primary's. */
   metrics(): Promise<string>;
   clusters(): Promise<unknown>;
+  /** POST /cache/purge in every worker; the entries deleted, summed. */
+  purgeCache(prefix: string): Promise<number>;
   routes(): Promise<unknown>;
   listeners(): Promise<unknown>;
   readonly live: LiveSource | undefined;

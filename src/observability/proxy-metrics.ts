@@ -34,6 +34,8 @@ export class ProxyMetrics {
   readonly overflows: Counter<'cluster' | 'limit'>;
   readonly upstreamRequests: Counter<'cluster' | 'outcome'>;
   readonly retries: Counter<'cluster' | 'kind'>;
+  /** Mirrored copies by mirror cluster and how they ended (docs/routing.md#mirroring). */
+  readonly mirrors: Counter<'cluster' | 'result'>;
   readonly breakerOpen: Gauge<'cluster' | 'limit'>;
   /** What the open-breaker gauge reads at scrape time (set by whoever holds the live clusters). */
   private breakerSource: () => Iterable<BreakerState> = () => [];
@@ -89,6 +91,12 @@ export class ProxyMetrics {
       name: 'outrigger_downstream_connections_rejected_total',
       help: 'Connections refused by a listener limit or because it is draining',
       labelNames: ['listener', 'reason'],
+      registers,
+    });
+    this.mirrors = new Counter({
+      name: 'outrigger_mirror_requests_total',
+      help: 'Mirrored request copies by mirror cluster and result (answered, failed, timed_out, skipped, abandoned)',
+      labelNames: ['cluster', 'result'],
       registers,
     });
     this.localReplies = new Counter({
