@@ -77,6 +77,7 @@ if (argv.includes('--help') || argv.includes('-h')) {
       '     (protocols also: rest = REST GET /v1/shelves/1 → gRPC, rest-post = JSON POST → gRPC; sidecar only)\n' +
       '     BENCH_FOREIGN_MAX BENCH_MAX_REPEATS BENCH_ACCESS_LOG=0 BENCH_GRPC_BACKEND=auto|bookstore|standin\n' +
       '     BENCH_SERVER_CPU BENCH_LOAD_CPU BENCH_SIDECAR_DIST=1 BENCH_KEEP_TMP=1\n' +
+      '     BENCH_CONCURRENCY=N (sidecar workers; give BENCH_SERVER_CPU=0,1 to let them use both CPUs)\n' +
       'See docs/benchmarks.md.\n',
   );
   process.exit(0);
@@ -103,6 +104,8 @@ const cfg = {
   serverCpu: process.env.BENCH_SERVER_CPU ?? '0',
   loadCpu: process.env.BENCH_LOAD_CPU ?? '1',
   sidecarFromDist: process.env.BENCH_SIDECAR_DIST === '1',
+  /** `outrigger sidecar --concurrency` (undefined: the sidecar's default, the CPUs it is pinned to). */
+  concurrency: process.env.BENCH_CONCURRENCY,
   keepTmp: process.env.BENCH_KEEP_TMP === '1',
 };
 const pinning = availableParallelism() >= 2;
@@ -286,6 +289,7 @@ async function startSidecar(target: 'outrigger' | 'outrigger-base' = 'outrigger'
   // Optional flags, passed only when this build of the sidecar has them.
   if (help.stdout.includes('--state-dir')) args.push('--state-dir', join(dir, 'state'));
   if (help.stdout.includes('--drain-timeout')) args.push('--drain-timeout', '1s');
+  if (cfg.concurrency !== undefined && help.stdout.includes('--concurrency')) args.push('--concurrency', cfg.concurrency);
   const proc = spawnManaged(target, process.execPath, args, {
     cpus: SERVER_CPUS,
     env,
@@ -365,7 +369,8 @@ async function measure(proto: Protocol, target: Target, round: number, attempt: 
   const backend = backends.get(proto)!.proc;
   const proxy = target === 'direct' ? undefined : targetState.get(key(target, proto))!.proc;
   const roots = serverRoots();
-  const serverCpu = Number(cfg.serverCpu);
+  // With BENCH_SERVER_CPU=0,1 (workers on both CPUs) the foreign load is read on the first.
+  const serverCpu = Number(cfg.serverCpu.split(',')[0]);
   const loadCpu = Number(cfg.loadCpu);
 
   const all0 = roots.map((r) => treeCpu(r));

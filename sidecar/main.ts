@@ -1,4 +1,4 @@
-import { HeapOverload, type HeapOverloadOptions } from '../src/proxy/overload/heap-overload.js';
+import type { HeapOverloadOptions } from '../src/proxy/overload/heap-overload.js';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { systemClock, type Clock, type Timer } from '../src/core/clock.js';
 import type { WorkloadCerts } from '../src/control/client/workload-certs.js';
@@ -15,20 +15,15 @@ import { formatConfigError } from '../src/config/snapshot.js';
 import { AdminServer } from '../src/admin/admin-server.js';
 import { StatusServer, type AppProbeSpec } from '../src/admin/status-server.js';
 import { createLogger, type Logger } from '../src/observability/logger.js';
-import { ProxyMetrics } from '../src/observability/proxy-metrics.js';
-import { buildTelemetry, type TelemetryOptions } from '../src/observability/telemetry-setup.js';
-import { ListenerManager } from '../src/proxy/listener/listener-manager.js';
-import { H1Pool } from '../src/proxy/upstream/h1-pool.js';
-import { H2Pool } from '../src/proxy/upstream/h2-pool.js';
-import type { ProxyContext } from '../src/proxy/context.js';
-import { OriginalDestinations } from '../src/proxy/upstream/original-dst.js';
-import { originalDstAddon, type AddonStatus } from '../src/proxy/upstream/original-dst-addon.js';
+import type { TelemetryOptions } from '../src/observability/telemetry-setup.js';
+import type { ListenerManager } from '../src/proxy/listener/listener-manager.js';
+import type { AddonStatus } from '../src/proxy/upstream/original-dst-addon.js';
 import type { FilterConfigSource, FilterRegistry } from '../src/proxy/filters/filter-chain.js';
-import { builtinFilters } from '../src/proxy/filters/builtin.js';
-import { ModuleLoader } from '../src/core/module-loader.js';
 import { ClusterDiscovery } from '../src/discovery/runner/cluster-discovery.js';
 import { DiscoveryMetrics } from '../src/discovery/runner/discovery-metrics.js';
 import type { DiscoveryConnections } from '../src/discovery/runner/providers.js';
+import { buildDataPath } from './data-path.js';
+import type { WorkerFleet } from './workers/fleet.js';
 
 export interface ControlPlaneOptions {
   /** HOST:PORT (h2c, or TLS when `tls` is given) or https://HOST:PORT */
@@ -99,6 +94,12 @@ export interface SidecarOptions {
   filters?: { registry: FilterRegistry; config: FilterConfigSource };
   /** Security events of the filters (`--audit-log`); default: counted in metrics only. */
   auditLog?: Logger;
+  /**
+   * `--concurrency N` > 1 (sidecar/workers/): this process is the primary and
+   * the workers serve; snapshots are applied by handing them to every worker,
+   * and the admin API reads the workers. Undefined: this process serves.
+   */
+  workers?: WorkerFleet;
   /** Istio-compatible metrics, the live window and the tap (docs/observability.md); default: both metric sets, unknown workload. */
   telemetry?: Omit<TelemetryOptions, 'clock' | 'registry'>;
   /** Connection settings of the discovery providers (docs/discovery.md); the environment fills in the rest. */
@@ -137,8 +138,6 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const accessLog = opts.accessLog ?? createLogger({ async: true });
   const registry = opts.registry ?? new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'outrigger_' }); // → outrigger_process_*, outrigger_nodejs_*
-  const metrics = new ProxyMetrics(registry);
-  const telemetry = buildTelemetry({ ...opts.telemetry, clock, registry });
   const configVersion = new Gauge({
     name: 'outrigger_config_info',
     help: 'The active config version (value 1)',
@@ -150,19 +149,6 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     help: 'Config loads by result: applied or rejected',
     labelNames: ['result'],
     registers: [registry],
-  });
-  const lifecycle = { draining: false };
-  const overload = new HeapOverload({
-    ...opts.overload,
-    clock,
-    logger,
-    events: {
-      onTransition: (on) => {
-        metrics.overloaded.set(on ? 1 : 0);
-        metrics.overloadTransitions.inc({ state: on ? 'overloaded' : 'normal' });
-      },
-      onSample: (fraction) => metrics.heapUsedFraction.set(fraction),
-    },
   });
   const idOpts = opts.controlPlane?.identity;
   // The control-plane clients (connect-node, @peculiar/x509) are imported only by sidecars that use them.
@@ -181,31 +167,15 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
         maxBackoffMs: opts.controlPlane!.maxBackoffMs,
       })
     : undefined;
-  const h2 = new H2Pool({ clock, logger, identity: certs });
-  const h1 = new H1Pool(certs, logger);
-  const ctx: ProxyContext = {
-    clock,
-    logger,
-    accessLog,
-    metrics,
-    telemetry,
-    h2,
-    h1,
-    // The SO_ORIGINAL_DST addon is loaded once here; without it ORIGINAL_DST clusters degrade (docs/injector.md).
-    originalDst: new OriginalDestinations({ clock, logger, h1, h2, addon: opts.originalDstAddon ?? originalDstAddon() }),
-    lifecycle,
-    overload,
-    identity: certs,
-  };
-  overload.start();
-  // Plugin modules (filters, custom health checks), imported per config version: docs/plugins.md.
-  const modules = new ModuleLoader(opts.pluginDir ?? process.cwd());
-  const builtin = opts.filters ? undefined : builtinFilters({ clock, registry, auditLog: opts.auditLog, logger, modules });
-  const filters = opts.filters ?? builtin!;
   // Where this sidecar runs: --locality, else the topology labels of --node-labels-file (zone-aware routing, Node.locality).
   const locality = opts.locality ?? (opts.controlPlane?.nodeLabels ? localityFromLabels(opts.controlPlane.nodeLabels) : undefined);
   if (locality) logger.info({ locality: locality.key }, 'locality');
-  const listeners = new ListenerManager(ctx, opts.drainTimeoutMs, { filters: filters.registry, filterConfig: filters.config, locality, modules, ...(opts.random ? { random: opts.random } : {}) });
+  // With --concurrency N > 1 this data path stays idle (no listener is bound here): the workers serve.
+  const dataPath = buildDataPath({ clock, logger, accessLog, registry, identity: certs, locality, sidecar: opts });
+  const { ctx, listeners, telemetry, overload } = dataPath;
+  overload.start();
+  const workers = opts.workers;
+  if (certs && workers) certs.onChange((svid) => workers.setSvid(svid));
   const store = new ConfigStore();
   if (!opts.configPath && !opts.controlPlane) throw new Error('a config path or a control plane is required');
 
@@ -238,7 +208,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     derive: (merged) => discovery.derive(merged),
     apply: async (snap) => {
       try {
-        await listeners.apply(snap);
+        await (workers ? workers.apply(snap) : listeners.apply(snap));
         return { ok: true };
       } catch (err) {
         return { ok: false, error: err as Error };
@@ -288,7 +258,8 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     proxy: ctx,
     telemetry,
     logger,
-    purgeCache: builtin ? (p: string) => builtin.purgeCache(p) : undefined,
+    workers: workers?.admin,
+    purgeCache: dataPath.purgeCache,
     onQuit: () => void shutdown(),
   });
   const adminHost = opts.adminHost ?? '127.0.0.1';
@@ -342,7 +313,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   let statusPort: number | undefined;
   if (opts.statusPort !== undefined) {
     status = new StatusServer({
-      ready: () => !listeners.isDraining && listeners.current() !== undefined,
+      ready: () => (workers ? workers.admin.ready().ok : !listeners.isDraining && listeners.current() !== undefined),
       appProbes: opts.appProbes ?? {},
       logger,
     });
@@ -357,12 +328,12 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       await discovery.close();
       certs?.close();
       overload.stop();
-      await listeners.drain();
+      await (workers ? workers.drain() : listeners.drain());
       await admin.close();
       await status?.close();
       accessLog.flush();
       opts.auditLog?.flush();
-      builtin?.close();
+      dataPath.closeFilters();
       logger.info('drained; exiting');
       resolveClosed();
     })();
@@ -377,7 +348,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     listeners,
     discovery,
     identity: certs,
-    addresses: () => listeners.addresses(),
+    addresses: () => (workers ? workers.addresses() : listeners.addresses()),
     shutdown,
     closed,
   };

@@ -7,6 +7,8 @@ import type { ProxyContext } from '../proxy/context.js';
 import type { Logger } from '../observability/logger.js';
 import type { ExchangeTelemetry } from '../observability/exchange-telemetry.js';
 import { serveLiveStats, serveTap } from './live-routes.js';
+import { describeClusters, describeListeners, describeRoutes } from './data-path-views.js';
+import type { WorkerAdmin } from './worker-admin.js';
 import { X509Certificate } from 'node:crypto';
 import type { Svid } from '../core/svid.js';
 
@@ -36,6 +38,8 @@ export interface AdminDeps {
   logger: Logger;
   /** The live window and tap behind /stats/live and /tap (live-routes.ts). */
   telemetry?: ExchangeTelemetry;
+  /** With `--concurrency N` > 1: what the workers answer (this process serves no traffic). */
+  workers?: WorkerAdmin | undefined;
   /** POST /cache/purge: deletes the cache filters' entries under a key prefix (undefined: no cache filters built in). */
   purgeCache?: ((prefix: string) => Promise<number>) | undefined;
   /** Called by POST /quitquitquit: the sidecar drains and exits. */
@@ -72,8 +76,10 @@ export class AdminServer {
     return new Promise((r) => this.server.close(() => r()));
   }
 
-  private ready(): boolean {
-    return !this.deps.listeners.isDraining && this.deps.listeners.current() !== undefined;
+  private ready(): { ok: boolean; why: string } {
+    const l = this.deps.listeners;
+    if (this.deps.workers) return this.deps.workers.ready();
+    return { ok: !l.isDraining && l.current() !== undefined, why: l.isDraining ? 'draining' : 'no config yet' };
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -81,13 +87,18 @@ export class AdminServer {
     const d = this.deps;
     switch (url.pathname) {
       case '/ready':
-        return this.ready()
+      {
+        const r = this.ready();
+        return r.ok
           ? send(res, 200, 'text/plain', d.proxy.overload?.overloaded ? 'ready (overloaded: refusing new connections and requests)\n' : 'ready\n')
-          : send(res, 503, 'text/plain', d.listeners.isDraining ? 'draining\n' : 'no config yet\n');
+          : send(res, 503, 'text/plain', `${r.why}\n`);
+      }
+      case '/workers':
+        return d.workers ? sendJson(res, d.workers.workers()) : send(res, 404, 'text/plain', 'one process: the sidecar runs with --concurrency 1\n');
       case '/healthz':
         return send(res, 200, 'text/plain', 'ok\n');
       case '/metrics':
-        return send(res, 200, d.registry.contentType, await d.registry.metrics());
+        return send(res, 200, d.registry.contentType, d.workers ? await d.workers.metrics() : await d.registry.metrics());
       case '/config_dump': {
         const snap = d.store.current();
         if (!snap) return send(res, 503, 'text/plain', 'no config yet\n');
@@ -95,22 +106,15 @@ export class AdminServer {
         return send(res, 200, yaml ? 'application/yaml' : 'application/json', dumpRedacted(snap, yaml ? 'yaml' : 'json'));
       }
       case '/clusters':
-        return sendJson(res, this.clusters());
-      case '/routes': {
-        const st = d.listeners.current();
-        const out: Record<string, unknown> = {};
-        for (const [name, t] of st?.routeTables ?? []) out[name] = t.describe();
-        return sendJson(res, { version: st?.version, routeConfigs: out });
-      }
-      case '/listeners': {
-        const out: Record<string, unknown> = {};
-        for (const [name, a] of d.listeners.addresses()) out[name] = a;
-        return sendJson(res, { version: d.listeners.current()?.version, listeners: out });
-      }
+        return sendJson(res, d.workers ? await d.workers.clusters() : describeClusters(d.listeners, d.proxy));
+      case '/routes':
+        return sendJson(res, d.workers ? await d.workers.routes() : describeRoutes(d.listeners));
+      case '/listeners':
+        return sendJson(res, d.workers ? await d.workers.listeners() : describeListeners(d.listeners));
       case '/stats/live':
-        return serveLiveStats(d.telemetry, url, res, (st, body) => send(res, st, 'text/plain', body));
+        return serveLiveStats(d.workers ? d.workers.live : d.telemetry?.live, url, res, (st, body) => send(res, st, 'text/plain', body));
       case '/tap':
-        return serveTap(d.telemetry, req, url, res, (st, body) => send(res, st, 'text/plain', body));
+        return serveTap(d.workers ? d.workers.tap : d.telemetry?.tap, req, url, res, (st, body) => send(res, st, 'text/plain', body));
       case '/certs': {
         // The workload certificate (docs/security.md): what `outrigger identity` shows. No key material.
         if (!d.proxy.identity) return send(res, 404, 'text/plain', 'no workload identity: the sidecar runs without --bootstrap-token-file / --sa-token-file\n');
@@ -121,9 +125,10 @@ export class AdminServer {
       case '/cache/purge': {
         // docs/sidecar.md: `prefix` is relative to each filter's keyPrefix ("" purges everything).
         if (req.method !== 'POST') return send(res, 405, 'text/plain', 'use POST\n', { allow: 'POST' });
-        if (!d.purgeCache) return send(res, 404, 'text/plain', 'no cache filters in this sidecar\n');
+        const purge = d.workers ? (p: string) => d.workers!.purgeCache(p) : d.purgeCache;
+        if (!purge) return send(res, 404, 'text/plain', 'no cache filters in this sidecar\n');
         const prefix = url.searchParams.get('prefix') ?? '';
-        const purged = await d.purgeCache(prefix);
+        const purged = await purge(prefix);
         d.logger.info({ prefix, purged }, 'cache purged');
         return sendJson(res, { prefix, purged });
       }
@@ -135,55 +140,6 @@ export class AdminServer {
       default:
         return send(res, 404, 'text/plain', 'not found\n');
     }
-  }
-
-  private clusters(): unknown {
-    const st = this.deps.listeners.current();
-    const out: Record<string, unknown> = {};
-    for (const [name, c] of st?.clusters ?? []) {
-      const outlier = this.deps.listeners.outliers.get(name);
-      const now = this.deps.proxy.clock.monotonicMs();
-      out[name] = {
-        protocol: c.protocol,
-        connectTimeoutMs: c.connectTimeoutMs,
-        lbPolicy: c.policyName,
-        activeRequests: c.stats.activeTotal,
-        circuitBreakers: c.limits,
-        // Retries and hedges in flight, attempts waiting for a connection, and the limits reached now (docs/resilience.md).
-        pendingRequests: c.pendingTotal,
-        activeRetries: c.activeRetries,
-        openCircuitBreakers: Object.entries(c.openBreakers()).filter(([, open]) => open).map(([limit]) => limit),
-        // Priority loads and the zone-aware routing decision, when the cluster has priorities, degraded
-        // endpoints or zone routing; null: one plain picker over the endpoints.
-        localityRouting: c.describeRouting() ?? null,
-        // ORIGINAL_DST: no endpoints; the destinations with pooled upstream connections (shared by all such clusters).
-        ...(c.originalDst ? { type: 'original_dst', useHostHeader: c.useHostHeader, destinations: this.deps.proxy.originalDst.destinations() } : {}),
-        endpoints: c.endpoints.map((e) => {
-          const h2 = this.deps.proxy.h2.describe(e.key);
-          const h1 = this.deps.proxy.h1.describe(e.key);
-          const s = c.stats.get(e.key);
-          return {
-            address: e.key,
-            weight: e.weight,
-            // Locality-aware routing (docs/resilience.md#locality-and-priority): where it runs, its failover level.
-            locality: e.locality ? { region: e.locality.region, zone: e.locality.zone, subZone: e.locality.subZone } : null,
-            priority: e.priority ?? 0,
-            // Upstream resilience (docs/resilience.md): health, load and what outlier detection saw.
-            health: c.healthLabelOf(e.key),
-            activeRequests: s?.active ?? 0,
-            totalRequests: s?.total ?? 0,
-            successRate: s && s.total > 0 ? (s.total - s.failures) / s.total : null,
-            ewmaLatencyMs: s?.sampled ? Math.round(s.estimate(now) * 1000) / 1000 : null,
-            ejections: outlier?.ejectionsOf(e.key) ?? 0,
-            // An endpoint with no connection yet is "idle"; a failed connect shows as "failed".
-            state: h2?.state ?? (h1 ? 'ready' : 'idle'),
-            ...(h2?.lastError ? { lastError: h2.lastError } : {}),
-            ...(h1 ? { h1: h1 } : {}),
-          };
-        }),
-      };
-    }
-    return { version: st?.version, clusters: out };
   }
 }
 

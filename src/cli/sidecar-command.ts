@@ -1,11 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseDurationFlag } from '../core/duration.js';
-import { startSidecar } from '../../sidecar/main.js';
+import cluster from 'node:cluster';
+import { availableParallelism } from 'node:os';
+import { Registry } from 'prom-client';
+import { startSidecar, type SidecarOptions } from '../../sidecar/main.js';
+import { systemClock } from '../core/clock.js';
 import { readNodeLabels } from '../control/client/node-labels.js';
 import { parseLocality } from '../core/locality.js';
 import { parseFlags, UsageError } from './flags.js';
-import { createAuditLogger } from '../observability/logger.js';
+import { createAuditLogger, createLogger } from '../observability/logger.js';
 import { METRICS_COMPAT, type MetricsCompat } from '../observability/exchange-telemetry.js';
 import { workloadIdentity } from '../observability/workload.js';
 import type { Command } from './command.js';
@@ -15,7 +19,7 @@ const USAGE = `usage: outrigger sidecar [--config FILE|DIR] [--control-plane HOS
        [--plugin-dir DIR]
        [--audit-log stdout|stderr|FILE] [--max-heap-fraction 0.9] [--bootstrap-token-file F | --sa-token-file F]
        [--locality REGION[/ZONE[/SUBZONE]]]
-       [--kubeconfig F] [--consul-addr H:P] [--nats-servers URL,…]
+       [--kubeconfig F] [--consul-addr H:P] [--nats-servers URL,…] [--concurrency N]
 
 Runs the data plane with the listeners, routes and clusters of the config
 (resource documents, see docs/config.md). The config is watched and hot
@@ -44,6 +48,9 @@ flags:
   --admin-host H        admin API bind address (default 127.0.0.1). The bound address is advertised to
                         the control plane for \`outrigger stat/tap/top --control-plane\`; a wildcard bind
                         (0.0.0.0, ::) advertises $POD_IP
+  --concurrency N       worker processes sharing the listening sockets (default: $OUTRIGGER_CONCURRENCY, else
+                        the CPUs this process may use); 1 runs everything in this one process. The primary
+                        holds the config, the control-plane stream and the admin API (docs/sidecar.md#concurrency)
   --drain-timeout D     how long in-flight requests may take on shutdown (default 5s)
   --state-dir DIR       where the last good config is persisted
   --plugin-dir DIR      where ./ plugin module paths of control-plane config are resolved (default: the working
@@ -73,6 +80,7 @@ export const sidecarCommand: Command = {
         'admin-port': { type: 'string', default: '15000' },
         'admin-host': { type: 'string', default: '127.0.0.1' },
         'drain-timeout': { type: 'string', default: '5s' },
+        concurrency: { type: 'string' },
         'max-heap-fraction': { type: 'string', default: '0.9' },
         'state-dir': { type: 'string' },
         'plugin-dir': { type: 'string' },
@@ -115,6 +123,7 @@ export const sidecarCommand: Command = {
     if (!(maxHeapFraction > 0.05 && maxHeapFraction <= 1)) {
       throw new UsageError(`--max-heap-fraction: a number in (0.05, 1], got "${values['max-heap-fraction']}"`, USAGE);
     }
+    const concurrency = parseConcurrency(values.concurrency, process.env.OUTRIGGER_CONCURRENCY);
     let locality;
     if (values.locality !== undefined) {
       try {
@@ -126,7 +135,7 @@ export const sidecarCommand: Command = {
     let sidecar;
     try {
       const nodeLabels = values['node-labels-file'] ? await readNodeLabels(values['node-labels-file']) : undefined;
-      sidecar = await startSidecar({
+      const options: SidecarOptions = {
         configPath: values.config,
         adminPort: Number(values['admin-port']),
         adminHost: values['admin-host'],
@@ -152,14 +161,27 @@ export const sidecarCommand: Command = {
         auditLog: values['audit-log'] ? createAuditLogger(values['audit-log']) : undefined,
         // Istio's source_*/destination_* labels: the pod the injector described (POD_NAME, POD_NAMESPACE, its labels).
         telemetry: { compat, workload: workloadIdentity(process.env, nodeLabels) },
-      });
+      };
+      if (concurrency > 1 && cluster.isWorker) {
+        // A worker of `--concurrency N`: the data path only, its config from the primary.
+        await (await import('../../sidecar/workers/worker.js')).runWorker(options);
+        process.exit(0);
+      }
+      if (concurrency > 1) {
+        const { WorkerFleet } = await import('../../sidecar/workers/fleet.js');
+        const registry = new Registry();
+        const fleet = new WorkerFleet({ count: concurrency, clock: systemClock(), logger: createLogger(), registry, drainTimeoutMs: options.drainTimeoutMs, liveWindowMs: options.telemetry?.live?.windowMs });
+        fleet.start();
+        Object.assign(options, { registry, workers: fleet });
+      }
+      sidecar = await startSidecar(options);
     } catch (err) {
       process.stderr.write(`outrigger sidecar: ${(err as Error).message}\n`);
       return 1;
     }
     const listeners = Object.fromEntries(sidecar.addresses());
     // One machine-readable line so scripts and tests can find the ports.
-    process.stdout.write(JSON.stringify({ msg: 'sidecar ready', adminPort: sidecar.adminPort, statusPort: sidecar.statusPort, listeners }) + '\n');
+    process.stdout.write(JSON.stringify({ msg: 'sidecar ready', adminPort: sidecar.adminPort, statusPort: sidecar.statusPort, listeners, concurrency }) + '\n');
     const onSignal = (): void => void sidecar.shutdown();
     process.once('SIGTERM', onSignal);
     process.once('SIGINT', onSignal);
@@ -167,3 +189,18 @@ export const sidecarCommand: Command = {
     return 0;
   },
 };
+
+/**
+ * `--concurrency`, else `OUTRIGGER_CONCURRENCY`, else the CPUs this process
+ * may use (os.availableParallelism: the affinity mask, as Envoy's default;
+ * a container's CPU quota is not seen: set the flag in a pod).
+ */
+export function parseConcurrency(flag: string | undefined, env: string | undefined): number {
+  const text = flag ?? (env === undefined || env === '' ? undefined : env);
+  if (text === undefined) return availableParallelism();
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 1024) {
+    throw new UsageError(`${flag !== undefined ? '--concurrency' : 'OUTRIGGER_CONCURRENCY'}: a whole number from 1 to 1024, got "${text}"`, USAGE);
+  }
+  return n;
+}

@@ -47,6 +47,50 @@ const LATENCY_BOUNDS: readonly number[] = (() => {
 
 export const OTHER_KEY = 'other';
 
+/** One key's counts over the window (see LiveStats.counts). */
+export interface LiveCounts {
+  readonly key: string;
+  readonly requests: number;
+  readonly success: number;
+  /** Requests per latency bucket. */
+  readonly hist: readonly number[];
+}
+
+/** Adds up the counts of several windows (the workers' of one sidecar) key by key. */
+export function sumLiveCounts(parts: readonly (readonly LiveCounts[])[]): LiveCounts[] {
+  const by = new Map<string, { key: string; requests: number; success: number; hist: number[] }>();
+  for (const part of parts) {
+    for (const c of part) {
+      const t = by.get(c.key);
+      if (!t) {
+        by.set(c.key, { key: c.key, requests: c.requests, success: c.success, hist: [...c.hist] });
+        continue;
+      }
+      t.requests += c.requests;
+      t.success += c.success;
+      for (let i = 0; i < t.hist.length; i++) t.hist[i]! += c.hist[i] ?? 0;
+    }
+  }
+  return [...by.values()];
+}
+
+/** Rows from window counts, busiest first. */
+export function liveRows(counts: readonly LiveCounts[], windowMs: number): LiveRow[] {
+  const seconds = windowMs / 1000;
+  const rows: LiveRow[] = counts.map(({ key, requests, success, hist }) => ({
+    key,
+    requests,
+    success,
+    success_rate: success / requests,
+    rps: Math.round((requests / seconds) * 1000) / 1000,
+    p50_ms: quantile(hist, requests, 0.5),
+    p95_ms: quantile(hist, requests, 0.95),
+    p99_ms: quantile(hist, requests, 0.99),
+  }));
+  rows.sort((a, b) => b.requests - a.requests || (a.key < b.key ? -1 : 1));
+  return rows;
+}
+
 class Slot {
   index = -1;
   requests = 0;
@@ -105,34 +149,31 @@ export class LiveStats {
 
   /** The window's rows for one dimension, busiest first. */
   snapshot(by: LiveDimension): LiveRow[] {
+    return liveRows(this.counts(by), this.windowMs);
+  }
+
+  /**
+   * The window's raw counts for one dimension (latency as histogram bucket
+   * counts): what `--concurrency N` workers send the primary, which adds
+   * them up key by key and turns the sum into rows (exact percentiles).
+   */
+  counts(by: LiveDimension): LiveCounts[] {
     const now = Math.floor(this.clock.monotonicMs() / this.bucketMs);
     const n = this.slotCount();
-    const rows: LiveRow[] = [];
-    const seconds = this.windowMs / 1000;
+    const out: LiveCounts[] = [];
     for (const [key, ring] of this.rings.get(by)!) {
       let requests = 0;
       let success = 0;
-      const hist = new Uint32Array(LATENCY_BOUNDS.length);
+      const hist = new Array<number>(LATENCY_BOUNDS.length).fill(0);
       for (const s of ring.slots) {
         if (s.index < 0 || s.index <= now - n) continue;
         requests += s.requests;
         success += s.success;
         for (let i = 0; i < hist.length; i++) hist[i]! += s.latency[i]!;
       }
-      if (requests === 0) continue;
-      rows.push({
-        key,
-        requests,
-        success,
-        success_rate: success / requests,
-        rps: Math.round((requests / seconds) * 1000) / 1000,
-        p50_ms: quantile(hist, requests, 0.5),
-        p95_ms: quantile(hist, requests, 0.95),
-        p99_ms: quantile(hist, requests, 0.99),
-      });
+      if (requests > 0) out.push({ key, requests, success, hist });
     }
-    rows.sort((a, b) => b.requests - a.requests || (a.key < b.key ? -1 : 1));
-    return rows;
+    return out;
   }
 
   private slotCount(): number {
@@ -178,7 +219,7 @@ function latencyBucket(ms: number): number {
 }
 
 /** The upper bound of the bucket holding the q-th request (the last finite bound for the overflow bucket). */
-function quantile(hist: Uint32Array, total: number, q: number): number {
+function quantile(hist: ArrayLike<number>, total: number, q: number): number {
   const rank = Math.max(1, Math.ceil(q * total));
   let seen = 0;
   for (let i = 0; i < hist.length; i++) {

@@ -141,7 +141,8 @@ export async function spawnControlPlane(args: string[]): Promise<{ child: ChildP
 export async function spawnSidecar(args: string[]): Promise<{ child: ChildProcess; listeners: Record<string, { port: number }>; stdout: () => string; stop(): Promise<void> }> {
   const child = spawn(process.execPath, [join(ROOT, 'bin/outrigger.js'), 'sidecar', '--admin-port', '0', '--allow-ephemeral-ports', ...args], {
     cwd: ROOT,
-    env: { ...process.env, OUTRIGGER_FROM_SOURCE: '1' },
+    // One process unless a test asks for workers (--concurrency): the tests' timings and ports assume it.
+    env: { ...process.env, OUTRIGGER_FROM_SOURCE: '1', OUTRIGGER_CONCURRENCY: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -7,7 +7,7 @@ export async function spawnSidecar(
   extraArgs: readonly string[] = [],
 ): Promise<{ proc: ChildProcess; port: number; admin: number; exit: Promise<number | null> }> {
   const proc = spawn(process.execPath, ['bin/outrigger.js', 'sidecar', '--config', configPath, '--admin-port', '0', '--allow-ephemeral-ports', '--drain-timeout', '5s', ...extraArgs], {
-    env: { ...process.env, OUTRIGGER_FROM_SOURCE: '1', OUTRIGGER_LOG_LEVEL: 'warn' },
+    env: { ...process.env, OUTRIGGER_FROM_SOURCE: '1', OUTRIGGER_LOG_LEVEL: 'warn', OUTRIGGER_CONCURRENCY: '1' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const exit = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
