@@ -1,6 +1,6 @@
 import type { OutgoingHttpHeaders } from 'node:http2';
 import type { AbortReason, Downstream, ExchangeFilters } from '../downstream/downstream.js';
-import type { FilterFactory, FilterVerdict, HttpFilter } from './filter.js';
+import type { FilterCompileEnv, FilterFactory, FilterVerdict, HttpFilter } from './filter.js';
 import type { Listener } from '../../gen/outrigger/config/v1/listener_pb.js';
 import type { CompiledRoute } from '../router/types.js';
 
@@ -169,7 +169,12 @@ export class FilterRegistry {
    * the route's own filters (those its action implies, such as the
    * transcoder's CORS rules). Unknown names and bad configs throw.
    */
-  compile(entries: readonly FilterEntry[], overrides: ReadonlyMap<string, FilterOverride> | undefined, routeFilters: readonly HttpFilter[] = []): FilterChain {
+  compile(
+    entries: readonly FilterEntry[],
+    overrides: ReadonlyMap<string, FilterOverride> | undefined,
+    routeFilters: readonly HttpFilter[] = [],
+    env?: FilterCompileEnv,
+  ): FilterChain {
     if (entries.length === 0 && routeFilters.length === 0) return FilterChain.EMPTY;
     const out: HttpFilter[] = [];
     for (const e of entries) {
@@ -179,7 +184,7 @@ export class FilterRegistry {
       const o = overrides?.get(e.name);
       if (o && 'disabled' in o) continue;
       if (o?.type !== undefined && o.type !== type) throw new Error(`the override of "${e.name}" is a ${o.type} config; the filter is ${type}`);
-      out.push(factory.compile(o ? o.config : e.config, e.name));
+      out.push(factory.compile(o ? o.config : e.config, e.name, env));
     }
     out.push(...routeFilters);
     return out.length === 0 ? FilterChain.EMPTY : new FilterChain(out);

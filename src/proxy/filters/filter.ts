@@ -53,6 +53,26 @@ export interface HttpFilter {
   onResponseTrailers?(ds: Downstream, trailers: OutgoingHttpHeaders): void;
 }
 
+/** How a unary gRPC call to a cluster ended (`response`: the answer's message bytes when `code` is 0). */
+export interface UnaryAnswer {
+  readonly code: number;
+  readonly message: string;
+  readonly response?: Buffer | undefined;
+}
+
+/**
+ * What a config version offers the filters compiled with it, beyond their own
+ * config: calls to its clusters through the sidecar's upstream pools (so a
+ * filter's service, like any upstream, gets the cluster's endpoints, health,
+ * TLS and connection reuse).
+ */
+export interface FilterCompileEnv {
+  /** Whether the version has a cluster of that name. */
+  hasCluster(name: string): boolean;
+  /** One unary call (`path`: /package.Service/Method); never rejects: failures are gRPC codes (UNAVAILABLE: no endpoint, connect error). */
+  grpcUnary(cluster: string, path: string, request: Uint8Array, timeoutMs: number): Promise<UnaryAnswer>;
+}
+
 /**
  * Builds a filter from its config entry. `compile` runs once per config
  * version and throws (with a message naming the field) on config it cannot
@@ -62,5 +82,5 @@ export interface FilterFactory<C = unknown> {
   /** The filter's type: the config field naming it in a listener's filter list (`jwtAuthn`). */
   readonly name: string;
   /** `name`: the entry's name (defaults to the type), for logs, metrics and overrides. */
-  compile(config: C, name: string): HttpFilter;
+  compile(config: C, name: string, env?: FilterCompileEnv): HttpFilter;
 }

@@ -10,7 +10,9 @@ import type { DescriptorPool } from '../transcode/descriptors.js';
 import { Transcoder } from '../transcode/transcoder.js';
 import { ListenerOpenApi } from '../transcode/listener-openapi.js';
 import { FilterChain, FilterRegistry, NO_FILTER_CONFIG, type FilterConfigSource, type FilterEntry, type FilterOverride } from '../filters/filter-chain.js';
-import type { HttpFilter } from '../filters/filter.js';
+import type { FilterCompileEnv, HttpFilter } from '../filters/filter.js';
+import type { ProxyContext } from '../context.js';
+import { unaryCaller } from '../transcode/grpc-unary.js';
 import { transcodeCorsFilter } from '../filters/transcode-cors/transcode-cors-filter.js';
 import { CORS_FILTER_TYPE } from '../filters/cors/cors-filter.js';
 import type { CompiledRoute } from '../router/types.js';
@@ -67,6 +69,8 @@ export interface StateDeps extends PolicyDeps {
   readonly filters?: FilterRegistry | undefined;
   /** Where listeners' filter entries and routes' overrides come from; default: none. */
   readonly filterConfig?: FilterConfigSource | undefined;
+  /** The data path's collaborators: filters calling a cluster (a rate-limit service) use its pools. */
+  readonly proxy?: ProxyContext | undefined;
 }
 
 /**
@@ -102,6 +106,7 @@ export function buildProxyState(snapshot: ConfigSnapshot, sources?: DescriptorSo
   for (const [name, c] of snapshot.clusters) clusters.set(name, ClusterRuntime.build(c, snapshot.loadAssignments.get(name), clusterDeps));
   const registry = deps.filters ?? EMPTY_REGISTRY;
   const transcoders = buildTranscoders(snapshot, sources);
+  const env = deps.proxy ? unaryCaller(deps.proxy, clusters) : undefined;
   const listeners = new Map<string, ListenerSettings>();
   for (const [name, l] of snapshot.listeners) {
     const limits = l.limits;
@@ -110,11 +115,11 @@ export function buildProxyState(snapshot: ConfigSnapshot, sources?: DescriptorSo
     const entries = filterConfig.entriesOf(l);
     let chain: FilterChain;
     try {
-      chain = registry.compile(entries, undefined);
+      chain = registry.compile(entries, undefined, [], env);
     } catch (err) {
       throw new RouteCompileError(`Listener/${name}: filters`, (err as Error).message);
     }
-    const chains = compileChains(registry, filterConfig, entries, routes, transcoders);
+    const chains = compileChains(registry, filterConfig, entries, routes, transcoders, env);
     const sensitive = new Set(ALWAYS_SENSITIVE);
     for (const h of l.accessLog?.sensitiveHeaders ?? []) sensitive.add(h.toLowerCase());
     listeners.set(name, {
@@ -158,6 +163,7 @@ function compileChains(
   entries: readonly FilterEntry[],
   routes: RouteTable | undefined,
   transcoders: ReadonlyMap<Transcode, Transcoder>,
+  env: FilterCompileEnv | undefined,
 ): Map<CompiledRoute, FilterChain> {
   const out = new Map<CompiledRoute, FilterChain>();
   for (const r of routes?.routes() ?? []) {
@@ -167,7 +173,7 @@ function compileChains(
     if (tr) implied.push(transcodeCorsFilter(tr, !hasCorsFilter(entries, overrides)));
     if (implied.length === 0 && overrides === undefined) continue;
     try {
-      out.set(r, registry.compile(entries, overrides, implied));
+      out.set(r, registry.compile(entries, overrides, implied, env));
     } catch (err) {
       throw new RouteCompileError(`RouteConfiguration/${r.virtualHost}/${r.name}: filters`, (err as Error).message);
     }
