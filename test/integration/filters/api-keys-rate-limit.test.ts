@@ -99,6 +99,16 @@ describe('filters: apiKeys and localRateLimit', function () {
       expect(audit.map((l) => l['reason'])).to.include.members(['unknown_key', 'missing']);
       expect(JSON.stringify(audit)).to.not.include('guess');
     });
+    it("audit lines carry the exchange's decided request id (the access log's and the reply's), not the client's header", async () => {
+      audit.length = 0;
+      // The listener trusts no hop in front of it: a client's x-request-id is replaced by one of ours.
+      const r = await h1({ 'x-api-key': 'guess', 'x-request-id': 'client-chosen' });
+      expect(r.status).to.equal(401);
+      const id = r.headers['x-request-id'];
+      expect(id).to.be.a('string').and.not.equal('client-chosen');
+      expect(audit.at(-1)).to.include({ outcome: 'unauthenticated', request_id: id });
+      await waitFor(() => sc.access.some((l) => l['request_id'] === id), 'the access-log line of the refused request');
+    });
     it('re-reads the key file when it changes', async () => {
       expect((await h1({ 'x-api-key': 'carol-secret' })).status).to.equal(401);
       const tmp = `${keyFile}.tmp`;
