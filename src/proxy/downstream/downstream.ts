@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
+import type { DescMethod } from '@bufbuild/protobuf';
 import { Readable, Transform } from 'node:stream';
 import { AbortScope } from '../../core/abort-scope.js';
 import { LOCAL_ERRORS, type LocalErrorCode } from '../../core/errors.js';
@@ -147,11 +148,20 @@ export abstract class Downstream {
 
   /**
    * A request-header filter that read the whole body (request decompression)
-   * hands on what the upstream should get instead; it set the headers to match.
+   * hands on what the upstream should get instead (it set the headers to
+   * match); one that read the start of it (rbac's first message) hands on a
+   * stream of what it read followed by the rest.
    */
-  replaceRequestBody(b: Buffer): void {
-    this.replacedBody = Readable.from([b], { objectMode: false });
+  replaceRequestBody(b: Buffer | Readable): void {
+    this.replacedBody = Buffer.isBuffer(b) ? Readable.from([b], { objectMode: false }) : b;
   }
+
+  /**
+   * gRPC requests on a route whose descriptors are known (a transcoding
+   * route's): its methods by gRPC path, for filters that decode request
+   * messages (rbac's `request.message`). Set by the pipeline.
+   */
+  grpcMethods: ReadonlyMap<string, DescMethod> | undefined = undefined;
 
   /** The client is gone or the exchange is over. */
   get closed(): boolean {

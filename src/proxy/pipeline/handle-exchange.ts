@@ -77,6 +77,8 @@ export function handleExchange(ctx: ProxyContext, view: ListenerView, ds: Downst
     ds.routeCluster = action.cluster;
     armDeadline(ctx, ds, action);
     tr = action.transcode && !ds.grpc ? view.state.transcoders.get(action.transcode) : undefined;
+    // gRPC on a transcoding route: its descriptors let filters decode request messages.
+    if (ds.grpc && action.transcode) ds.grpcMethods = view.state.transcoders.get(action.transcode)?.methods;
     if (tr) {
       if (ds.kind !== 'ws') dialect = classifyTranscoded(tr, ds);
       else if (bridgeMethodOf(tr, target)) ex.protocol = 'websocket-bridge';

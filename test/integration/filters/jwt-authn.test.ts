@@ -191,8 +191,9 @@ describe('filters: jwtAuthn', function () {
     it('audits failures with the reason, never the token', async () => {
       audit.length = 0;
       const t = await rs.sign(claims({ exp: now() - 3600 }));
-      await h1({ ...bearer(t), 'x-request-id': 'req-1' });
-      const line = audit.find((l) => l['request_id'] === 'req-1');
+      const r = await h1({ ...bearer(t), 'x-request-id': 'req-1' });
+      // The exchange's own id (the reply's): the listener trusts no hop, so not the client's header.
+      const line = audit.find((l) => l['request_id'] === r.headers['x-request-id']);
       expect(line).to.include({ filter: 'jwtAuthn', outcome: 'unauthenticated', reason: 'expired', route: 'h1', provider: 'remote' });
       expect(line!['source']).to.equal('127.0.0.1');
       expect(JSON.stringify(audit)).to.not.include(t);
