@@ -12,7 +12,7 @@ import { ListenerOpenApi } from '../transcode/listener-openapi.js';
 import { FilterChain, FilterRegistry, NO_FILTER_CONFIG, type FilterConfigSource, type FilterEntry, type FilterOverride } from '../filters/filter-chain.js';
 import type { FilterCompileEnv, HttpFilter } from '../filters/filter.js';
 import type { ProxyContext } from '../context.js';
-import { unaryCaller } from '../transcode/grpc-unary.js';
+import { unaryCaller } from './filter-env.js';
 import { transcodeCorsFilter } from '../filters/transcode-cors/transcode-cors-filter.js';
 import { CORS_FILTER_TYPE } from '../filters/cors/cors-filter.js';
 import type { CompiledRoute } from '../router/types.js';

@@ -48,7 +48,7 @@ export function descriptorKey(l: CompiledLimit): string {
 /**
  * The `service` backend: one ShouldRateLimit call per request with one
  * descriptor per applied limit, to the cluster through the sidecar's own
- * upstream pools (FilterCompileEnv.grpcUnary → GrpcCall), so the service's
+ * upstream pools (FilterCompileEnv.grpcUnary, state/filter-env.ts → GrpcCall), so the service's
  * cluster gets endpoint picks, health checks, mesh TLS and pooled HTTP/2
  * connections like any upstream, and no second gRPC stack runs in the sidecar.
  */

@@ -2,7 +2,7 @@ import { GrpcStatus } from '../../core/errors.js';
 import type { FilterCompileEnv, UnaryAnswer } from '../filters/filter.js';
 import type { ProxyContext } from '../context.js';
 import type { ClusterRuntime } from '../upstream/cluster.js';
-import { GrpcCall } from './grpc-call.js';
+import { GrpcCall } from '../transcode/grpc-call.js';
 
 /**
  * Unary gRPC calls of the proxy's own (a filter's rate-limit service) to the
