@@ -24,8 +24,9 @@ export class RedisClient {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       connectionName: 'outrigger-ratelimit',
-      // Before the first connection, retry quickly: decisions are waiting for it.
-      retryStrategy: (times) => (this.readyOnce ? Math.min(times * 50, 2000) : 50),
+      // Before the first connection, retry sooner (decisions are waiting for it), but never more than twice a second
+      // once that wait is over; afterwards ioredis's default backoff.
+      retryStrategy: (times) => (this.readyOnce ? Math.min(times * 50, 2000) : Math.min(times * 20, 500)),
     });
     this.redis.on('error', (err: Error) => logger?.debug({ err: err.message }, 'rate-limit redis'));
     this.redis.once('ready', () => {
