@@ -1,5 +1,5 @@
 import { GrpcStatus } from '../../core/errors.js';
-import type { FilterCompileEnv, UnaryAnswer } from '../filters/filter.js';
+import type { FilterClusterCalls, UnaryAnswer } from '../filters/filter.js';
 import type { ProxyContext } from '../context.js';
 import type { ClusterRuntime } from '../upstream/cluster.js';
 import { GrpcCall } from '../transcode/grpc-call.js';
@@ -9,7 +9,7 @@ import { GrpcCall } from '../transcode/grpc-call.js';
  * clusters of one config version, over the same HTTP/2 pools, endpoint picks
  * and health as proxied traffic: GrpcCall, with a scope of its own.
  */
-export function unaryCaller(ctx: ProxyContext, clusters: ReadonlyMap<string, ClusterRuntime>): FilterCompileEnv {
+export function unaryCaller(ctx: ProxyContext, clusters: ReadonlyMap<string, ClusterRuntime>): FilterClusterCalls {
   return {
     hasCluster: (name) => clusters.has(name),
     grpcUnary(name, path, request, timeoutMs) {

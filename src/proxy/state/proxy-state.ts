@@ -10,7 +10,7 @@ import type { DescriptorPool } from '../transcode/descriptors.js';
 import { Transcoder } from '../transcode/transcoder.js';
 import { ListenerOpenApi } from '../transcode/listener-openapi.js';
 import { FilterChain, FilterRegistry, NO_FILTER_CONFIG, type FilterConfigSource, type FilterEntry, type FilterOverride } from '../filters/filter-chain.js';
-import type { FilterCompileEnv, HttpFilter } from '../filters/filter.js';
+import type { FilterClusterCalls, HttpFilter } from '../filters/filter.js';
 import type { ProxyContext } from '../context.js';
 import { unaryCaller } from './filter-env.js';
 import { transcodeCorsFilter } from '../filters/transcode-cors/transcode-cors-filter.js';
@@ -18,6 +18,7 @@ import { CORS_FILTER_TYPE } from '../filters/cors/cors-filter.js';
 import type { CompiledRoute } from '../router/types.js';
 import type { PolicyDeps } from '../upstream/lb/policies.js';
 import { Cluster_DiscoveryType, type Endpoint } from '../../gen/outrigger/config/v1/cluster_pb.js';
+import { systemRandom, type Random } from '../../core/random.js';
 
 export const DEFAULT_DETECT_TIMEOUT_MS = 100;
 export const DEFAULT_IDLE_TIMEOUT_MS = 300_000;
@@ -89,6 +90,8 @@ export interface ProxyState {
   readonly transcoders: ReadonlyMap<Transcode, Transcoder>;
   /** Whether any cluster is DISCOVERY_TYPE_ORIGINAL_DST: listeners then look up each connection's original destination. */
   readonly hasOriginalDst: boolean;
+  /** The injected randomness of per-request choices: weighted splits, mirror and fault percentages (docs/routing.md). */
+  readonly random: Random;
 }
 
 /** `sources`: live descriptor sources (watched files, reflection); without it files are read directly. */
@@ -106,7 +109,7 @@ export function buildProxyState(snapshot: ConfigSnapshot, sources?: DescriptorSo
   for (const [name, c] of snapshot.clusters) clusters.set(name, ClusterRuntime.build(c, snapshot.loadAssignments.get(name), clusterDeps));
   const registry = deps.filters ?? EMPTY_REGISTRY;
   const transcoders = buildTranscoders(snapshot, sources);
-  const env = deps.proxy ? unaryCaller(deps.proxy, clusters) : undefined;
+  const calls = deps.proxy ? unaryCaller(deps.proxy, clusters) : undefined;
   const listeners = new Map<string, ListenerSettings>();
   for (const [name, l] of snapshot.listeners) {
     const limits = l.limits;
@@ -115,11 +118,11 @@ export function buildProxyState(snapshot: ConfigSnapshot, sources?: DescriptorSo
     const entries = filterConfig.entriesOf(l);
     let chain: FilterChain;
     try {
-      chain = registry.compile(entries, undefined, [], env);
+      chain = registry.compile(entries, undefined, [], { clusters: calls });
     } catch (err) {
       throw new RouteCompileError(`Listener/${name}: filters`, (err as Error).message);
     }
-    const chains = compileChains(registry, filterConfig, entries, routes, transcoders, env);
+    const chains = compileChains(registry, filterConfig, entries, routes, transcoders, calls);
     const sensitive = new Set(ALWAYS_SENSITIVE);
     for (const h of l.accessLog?.sensitiveHeaders ?? []) sensitive.add(h.toLowerCase());
     listeners.set(name, {
@@ -146,7 +149,7 @@ export function buildProxyState(snapshot: ConfigSnapshot, sources?: DescriptorSo
     });
   }
   const hasOriginalDst = [...clusters.values()].some((c) => c.originalDst);
-  return { version: snapshot.version, snapshot, listeners, clusters, routeTables, transcoders, hasOriginalDst };
+  return { version: snapshot.version, snapshot, listeners, clusters, routeTables, transcoders, hasOriginalDst, random: deps.random ?? systemRandom() };
 }
 
 const EMPTY_REGISTRY = new FilterRegistry();
@@ -163,7 +166,7 @@ function compileChains(
   entries: readonly FilterEntry[],
   routes: RouteTable | undefined,
   transcoders: ReadonlyMap<Transcode, Transcoder>,
-  env: FilterCompileEnv | undefined,
+  clusters: FilterClusterCalls | undefined,
 ): Map<CompiledRoute, FilterChain> {
   const out = new Map<CompiledRoute, FilterChain>();
   for (const r of routes?.routes() ?? []) {
@@ -173,7 +176,7 @@ function compileChains(
     if (tr) implied.push(transcodeCorsFilter(tr, !hasCorsFilter(entries, overrides)));
     if (implied.length === 0 && overrides === undefined) continue;
     try {
-      out.set(r, registry.compile(entries, overrides, implied, env));
+      out.set(r, registry.compile(entries, overrides, implied, { grpcMethods: tr?.methods, clusters }));
     } catch (err) {
       throw new RouteCompileError(`RouteConfiguration/${r.virtualHost}/${r.name}: filters`, (err as Error).message);
     }
@@ -200,7 +203,9 @@ function buildTranscoders(snapshot: ConfigSnapshot, sources: DescriptorSources |
         if (r.action.case !== 'route' || !r.action.value.transcode) return;
         const t = r.action.value.transcode;
         try {
-          out.set(t, Transcoder.compile(t, pools, { sources, cluster: r.action.value.cluster }));
+          // Reflection reads the descriptors from the route's cluster (a weighted split's first: they serve the same services).
+          const cluster = r.action.value.cluster || (r.action.value.weightedClusters[0]?.cluster ?? '');
+          out.set(t, Transcoder.compile(t, pools, { sources, cluster }));
         } catch (err) {
           throw new RouteCompileError(`RouteConfiguration/${rcName}: virtualHosts[${v}].routes[${i}].route.transcode`, (err as Error).message);
         }

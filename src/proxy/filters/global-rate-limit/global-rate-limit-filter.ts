@@ -3,7 +3,7 @@ import { durationMs } from '../../../core/duration.js';
 import { FailureMode, type GlobalRateLimit } from '../../../gen/outrigger/filters/global_rate_limit/v1/global_rate_limit_pb.js';
 import type { Logger } from 'pino';
 import type { AuditLog } from '../audit/audit-log.js';
-import type { FilterCompileEnv, FilterFactory, FilterVerdict, HttpFilter } from '../filter.js';
+import type { FilterFactory, FilterVerdict, HttpFilter } from '../filter.js';
 import { compileKey } from '../rate-limit/limit-key.js';
 import { algorithmParams, type AlgorithmParams } from '../rate-limit/local-rate-limit-filter.js';
 import { rateLimited } from '../rate-limit/rate-limited.js';
@@ -37,7 +37,7 @@ export function globalRateLimitFactory(deps: GlobalRateLimitDeps): FilterFactory
   };
   return {
     name: 'globalRateLimit',
-    compile(config, name, env) {
+    compile(config, name, ctx) {
       if (config.limits.length === 0) throw new Error('limits: at least one limit is required');
       const domain = config.domain || name;
       // With a service, its own timeout (if set) bounds the decision, as Envoy's rate limit filter's `timeout`.
@@ -48,7 +48,7 @@ export function globalRateLimitFactory(deps: GlobalRateLimitDeps): FilterFactory
       });
       let backend: LimitBackend;
       if (config.service) {
-        backend = compileServiceBackend(config.service, domain, timeoutMs, env);
+        backend = compileServiceBackend(config.service, domain, timeoutMs, ctx?.clusters);
       } else {
         const url = config.redis?.url ?? '';
         if (!/^rediss?:\/\//.test(url)) throw new Error('redis.url: a redis:// or rediss:// URL (or a service) is required');

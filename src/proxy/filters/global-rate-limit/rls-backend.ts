@@ -11,7 +11,7 @@ import {
 } from '../../../gen/envoy/service/ratelimit/v3/rls_pb.js';
 import type { HeaderValue } from '../../../gen/envoy/config/core/v3/base_pb.js';
 import type { RateLimitServiceBackend } from '../../../gen/outrigger/filters/global_rate_limit/v1/global_rate_limit_pb.js';
-import type { FilterCompileEnv } from '../filter.js';
+import type { FilterClusterCalls } from '../filter.js';
 import { rateLimited } from '../rate-limit/rate-limited.js';
 import { BackendUnavailable, type BackendAnswer, type CompiledLimit, type LimitBackend } from './limit-backend.js';
 
@@ -48,11 +48,11 @@ export function descriptorKey(l: CompiledLimit): string {
 /**
  * The `service` backend: one ShouldRateLimit call per request with one
  * descriptor per applied limit, to the cluster through the sidecar's own
- * upstream pools (FilterCompileEnv.grpcUnary, state/filter-env.ts → GrpcCall), so the service's
+ * upstream pools (FilterCompileContext.clusters.grpcUnary, state/filter-env.ts → GrpcCall), so the service's
  * cluster gets endpoint picks, health checks, mesh TLS and pooled HTTP/2
  * connections like any upstream, and no second gRPC stack runs in the sidecar.
  */
-export function compileServiceBackend(s: RateLimitServiceBackend, domain: string, timeoutMs: number, env: FilterCompileEnv | undefined): LimitBackend {
+export function compileServiceBackend(s: RateLimitServiceBackend, domain: string, timeoutMs: number, env: FilterClusterCalls | undefined): LimitBackend {
   if (s.cluster === '') throw new Error('service.cluster: required');
   if (!env) throw new Error('service: this sidecar cannot call clusters from filters');
   if (!env.hasCluster(s.cluster)) throw new Error(`service.cluster: no cluster "${s.cluster}"`);

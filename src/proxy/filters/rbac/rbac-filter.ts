@@ -93,7 +93,7 @@ function rbacFilter(name: string, action: RbacAction, policies: readonly Compile
     onRequestHeaders(ds) {
       const q = ds.target.indexOf('?');
       const path = q < 0 ? ds.target : ds.target.slice(0, q);
-      const method = maxMessage > 0 && ds.grpc ? ds.grpcMethods?.get(path) : undefined;
+      const method = maxMessage > 0 && ds.grpc ? ds.rpc : undefined;
       if (method === undefined) return decide(ds, path, undefined);
       return readFirstMessage(ds.requestBody, maxMessage, (b) => ds.replaceRequestBody(b)).then((m): FilterVerdict => {
         if (m.kind === 'too_large') {
