@@ -6,10 +6,8 @@
 import { create } from '@bufbuild/protobuf';
 import zlib from 'node:zlib';
 import { Registry } from 'prom-client';
-import { PassThrough } from 'node:stream';
 import type { OutgoingHttpHeaders } from 'node:http2';
-import { Downstream } from '../src/proxy/downstream/downstream.js';
-import type { Exchange } from '../src/proxy/http/exchange.js';
+import { BenchDownstream } from './lib/bench-downstream.js';
 import { corsFactory } from '../src/proxy/filters/cors/cors-filter.js';
 import { headerMutationFactory } from '../src/proxy/filters/header-mutation/header-mutation-filter.js';
 import { securityHeadersFactory } from '../src/proxy/filters/security-headers/security-headers-filter.js';
@@ -19,25 +17,6 @@ import { HeaderMutationSchema } from '../src/gen/outrigger/filters/header_mutati
 import { SecurityHeadersSchema } from '../src/gen/outrigger/filters/security_headers/v1/security_headers_pb.js';
 import { CompressionSchema } from '../src/gen/outrigger/filters/compression/v1/compression_pb.js';
 import type { HttpFilter } from '../src/proxy/filters/filter.js';
-
-class BenchDownstream extends Downstream {
-  readonly rawBody = new PassThrough();
-  constructor(headers: Record<string, string>) {
-    super('h1', { route: 'r', cluster: 'c', request_id: 'id', protocol: 'http1', startWallMs: () => 0 } as unknown as Exchange, { clientAddress: '10.0.0.1', scheme: 'https' }, 'GET', '/x', 'app', headers, false);
-  }
-  get headersSent(): boolean {
-    return false;
-  }
-  protected writeHead(): void {}
-  protected writeHeadEnd(): void {}
-  protected writeData(): boolean {
-    return true;
-  }
-  protected onSinkDrain(): void {}
-  protected endData(): void {}
-  destroy(): void {}
-  onClose(): void {}
-}
 
 const N = 300_000;
 function measure(name: string, f: HttpFilter, reqHeaders: Record<string, string>): void {

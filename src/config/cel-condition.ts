@@ -4,7 +4,14 @@ type Expr = ReturnType<typeof parse>['expr'];
 
 /** The attribute vocabulary of rbac conditions (Envoy's names, plus `jwt.claims`). */
 export interface ConditionAttributes {
-  readonly request: { readonly headers: Readonly<Record<string, string>>; readonly path: string; readonly method: string; readonly host: string };
+  readonly request: {
+    readonly headers: Readonly<Record<string, string>>;
+    readonly path: string;
+    readonly method: string;
+    readonly host: string;
+    /** gRPC with known descriptors: the first request message (proto3 JSON form, proto field names); absent otherwise. */
+    readonly message?: unknown;
+  };
   readonly source: { readonly address: string; readonly principal: string };
   readonly jwt: { readonly claims: Readonly<Record<string, unknown>> };
 }
@@ -35,7 +42,7 @@ const BOOLEAN_FUNCTIONS = new Set([
  * type at run time evaluates to an Error, which the caller treats as a
  * non-match (fail closed).
  */
-export function compileCondition(source: string): { ok: true; condition: Condition } | { ok: false; error: string } {
+export function compileCondition(source: string): { ok: true; condition: Condition; readsMessage: boolean } | { ok: false; error: string } {
   let parsed;
   try {
     parsed = parse(source);
@@ -54,12 +61,70 @@ export function compileCondition(source: string): { ok: true; condition: Conditi
   }
   return {
     ok: true,
+    readsMessage: readsRequestMessage(parsed.expr),
     condition: (attrs) => {
       const r = run(attrs as never);
       if (isCelError(r)) return new Error(String((r as { message?: string }).message ?? r));
       return typeof r === 'boolean' ? r : new Error('condition is not boolean');
     },
   };
+}
+
+/**
+ * Whether an expression reads `request.message` (or `request['message']`):
+ * only then does the rbac filter wait for the first request message, so
+ * conditions that do not read it cost nothing more.
+ */
+function readsRequestMessage(e: Expr): boolean {
+  let found = false;
+  const visit = (x: Expr | undefined): void => {
+    if (x === undefined || found) return;
+    const k = x.exprKind;
+    switch (k.case) {
+      case 'selectExpr':
+        // request.<field>: only .message reads it; a bare `request` anywhere else (`'message' in request`,
+        // request.exists(…), request[<expression>]) might reach it, so counts as reading it.
+        if (isIdent(k.value.operand, 'request')) found = k.value.field === 'message';
+        else visit(k.value.operand);
+        return;
+      case 'callExpr': {
+        const [a, b] = k.value.args;
+        const cst = b?.exprKind.case === 'constExpr' ? b.exprKind.value.constantKind : undefined;
+        if (k.value.function === '_[_]' && isIdent(a, 'request') && cst?.case === 'stringValue') {
+          found = cst.value === 'message';
+          return;
+        }
+        visit(k.value.target);
+        for (const y of k.value.args) visit(y);
+        return;
+      }
+      case 'identExpr':
+        if (k.value.name === 'request') found = true;
+        return;
+      case 'listExpr':
+        for (const y of k.value.elements) visit(y);
+        return;
+      case 'structExpr':
+        for (const en of k.value.entries) {
+          if (en.keyKind.case === 'mapKey') visit(en.keyKind.value);
+          visit(en.value);
+        }
+        return;
+      case 'comprehensionExpr': {
+        const c = k.value;
+        for (const y of [c.iterRange, c.accuInit, c.loopCondition, c.loopStep, c.result]) visit(y);
+        return;
+      }
+      default:
+        return;
+    }
+  };
+  visit(e);
+  return found;
+}
+
+function isIdent(e: Expr | undefined, name: string): boolean {
+  return e?.exprKind.case === 'identExpr' && e.exprKind.value.name === name;
 }
 
 function notBoolean(e: Expr): string | undefined {

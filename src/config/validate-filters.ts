@@ -141,10 +141,15 @@ function checkApiKeys(a: ApiKeys, at: string, report: Report): void {
 }
 
 function checkGlobalRateLimit(g: GlobalRateLimit, at: string, report: Report): void {
-  if (!g.redis) report(`${at}.redis`, 'required: a global limit needs redis.url (the external rate-limit service is not supported yet)');
-  else if (!/^rediss?:\/\/[^/]/.test(g.redis.url)) report(`${at}.redis.url`, 'must be a redis:// or rediss:// URL');
+  if (g.redis && g.service) report(at, 'set redis or service, not both');
+  else if (!g.redis && !g.service) report(`${at}.redis`, 'required: a global limit needs redis.url or a rate-limit service');
+  else if (g.redis && !/^rediss?:\/\/[^/]/.test(g.redis.url)) report(`${at}.redis.url`, 'must be a redis:// or rediss:// URL');
+  if (g.service) {
+    if (g.service.cluster === '') report(`${at}.service.cluster`, 'required: the cluster serving envoy.service.ratelimit.v3.RateLimitService');
+    checkPositive(g.service.timeout, `${at}.service.timeout`, report);
+  }
   checkPositive(g.decisionTimeout, `${at}.decisionTimeout`, report);
-  checkLimits(g.limits, `${at}.limits`, report);
+  checkLimits(g.limits, `${at}.limits`, report, g.service !== undefined && !g.redis);
 }
 
 function checkLocalRateLimit(l: LocalRateLimit, at: string, report: Report): void {
@@ -152,7 +157,7 @@ function checkLocalRateLimit(l: LocalRateLimit, at: string, report: Report): voi
 }
 
 /** `limits[]` of a rate-limit filter (shared by the local and the global one). */
-export function checkLimits(limits: readonly RateLimit[], at: string, report: Report): void {
+export function checkLimits(limits: readonly RateLimit[], at: string, report: Report, serviceDecides = false): void {
   if (limits.length === 0) report(at, 'at least one limit is required');
   limits.forEach((l, i) => {
     const lp = `${at}[${i}]`;
@@ -160,6 +165,11 @@ export function checkLimits(limits: readonly RateLimit[], at: string, report: Re
     if (k?.case === undefined) report(`${lp}.key`, 'set one of remoteAddress, header, principal, route, constant');
     else if (k.case === 'header' && k.value.name === '') report(`${lp}.key.header.name`, 'required');
     const a = l.algorithm;
+    if (serviceDecides) {
+      // The rate-limit service holds the limits (its own config, per descriptor); ours only name the descriptors.
+      if (a.case !== undefined) report(`${lp}.${a.case}`, 'the rate-limit service decides the limits: a limit of a service backend has no algorithm');
+      return;
+    }
     const need = (ok: boolean, p: string) => ok || report(`${lp}.${a.case}.${p}`, 'must be greater than 0');
     switch (a.case) {
       case 'tokenBucket':

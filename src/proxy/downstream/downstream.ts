@@ -164,7 +164,9 @@ export abstract class Downstream {
 
   /**
    * A request-header filter that read the whole body (request decompression)
-   * hands on what the upstream should get instead; it set the headers to match.
+   * hands on what the upstream should get instead (it set the headers to
+   * match); one that read the start of it (rbac's first message) hands on a
+   * stream of what it read followed by the rest.
    */
   replaceRequestBody(b: Buffer | Readable): void {
     this.replacedBody = Buffer.isBuffer(b) ? Readable.from([b], { objectMode: false }) : b;
@@ -193,6 +195,7 @@ export abstract class Downstream {
     this.writeHead(sub.status, headers, sub.trailers !== undefined, undefined);
     this.endData(body, sub.trailers);
   }
+
 
   /** The client is gone or the exchange is over. */
   get closed(): boolean {

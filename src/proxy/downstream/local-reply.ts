@@ -4,6 +4,7 @@ import type { Any } from '@bufbuild/protobuf/wkt';
 import { LOCAL_ERRORS, connectCode, type LocalErrorCode } from '../../core/errors.js';
 import { StatusSchema } from '../../gen/google/rpc/status_pb.js';
 import type { Downstream } from './downstream.js';
+import { WsDownstream } from './ws-downstream.js';
 import { encodeGrpcMessage } from '../http/headers.js';
 import { encodeFrame } from '../../core/grpc-framing.js';
 
@@ -28,8 +29,10 @@ export interface LocalReplyExtras {
  * - Connect: the HTTP status with the Connect error JSON (unary), or HTTP 200
  *   with an end-of-stream message holding the error (streaming);
  * - REST transcoding: the HTTP status with a google.rpc.Status JSON body;
- * - everyone else (HTTP pass-through, a refused WebSocket upgrade) the HTTP
- *   status with a one-line text body.
+ * - the WebSocket bridge: the upgrade accepted, the bridge's status frame,
+ *   then a close with 4000 + the gRPC code (WsDownstream.closeWithStatus);
+ * - everyone else (HTTP pass-through, a refused pass-through WebSocket
+ *   upgrade) the HTTP status with a one-line text body.
  * Once the response head is out, the only honest answer left is to cut the
  * response off, so the client cannot take it as complete.
  */
@@ -74,6 +77,13 @@ export function localReply(ds: Downstream, code: LocalErrorCode, detail?: string
         return sendReply(ds, 200, { ...extra, 'content-type': ct, 'content-length': frame.length, ...flagHeader }, frame);
       }
       return sendReply(ds, spec.httpStatus, { ...extra, 'content-type': 'application/json', 'content-length': Buffer.byteLength(err), ...flagHeader }, err);
+    }
+    case 'websocket-bridge': {
+      if (!(ds instanceof WsDownstream)) break;
+      ex.grpc_status = String(spec.grpcStatus);
+      // The bridge's final status frame, details as in the REST error (no type registry needed).
+      const frame = JSON.stringify({ code: spec.grpcStatus, message, details: statusJson(spec.grpcStatus, message, details)['details'] ?? [] });
+      return ds.closeWithStatus(spec.grpcStatus, message, { ...extra, ...flagHeader }, frame);
     }
     case 'rest': {
       ds.body.resume();

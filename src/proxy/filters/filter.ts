@@ -65,6 +65,25 @@ export interface HttpFilter {
   onDecodedResponse?(ds: Downstream, method: DescMethod, msg: Message): DecodedVerdict;
 }
 
+/** How a unary gRPC call to a cluster ended (`response`: the answer's message bytes when `code` is 0). */
+export interface UnaryAnswer {
+  readonly code: number;
+  readonly message: string;
+  readonly response?: Buffer | undefined;
+}
+
+/**
+ * What a config version offers the filters compiled with it, beyond their own
+ * config: calls to its clusters through the sidecar's upstream pools (so a
+ * filter's service, like any upstream, gets the cluster's endpoints, health,
+ * TLS and connection reuse).
+ */
+export interface FilterClusterCalls {
+  /** Whether the version has a cluster of that name. */
+  hasCluster(name: string): boolean;
+  /** One unary call (`path`: /package.Service/Method); never rejects: failures are gRPC codes (UNAVAILABLE: no endpoint, connect error). */
+  grpcUnary(cluster: string, path: string, request: Uint8Array, timeoutMs: number): Promise<UnaryAnswer>;
+}
 /** What a decoded-message phase decides. */
 export type DecodedVerdict = void | undefined | Message | { readonly reply: { readonly code: number; readonly message?: string | undefined } };
 
@@ -88,4 +107,6 @@ export interface FilterCompileContext {
    * what plugins' message hooks decode with. Undefined: none known.
    */
   readonly grpcMethods?: ReadonlyMap<string, DescMethod> | undefined;
+  /** Calls to the config version's clusters (a rate-limit service); undefined where the sidecar offers none (tests, benchmarks). */
+  readonly clusters?: FilterClusterCalls | undefined;
 }

@@ -76,7 +76,7 @@ export class ListenerManager {
   }
 
   private stateDeps(): StateDeps {
-    return { clock: this.ctx.clock, ...this.deps, originalDst: this.ctx.originalDst };
+    return { clock: this.ctx.clock, ...this.deps, originalDst: this.ctx.originalDst, proxy: this.ctx };
   }
 
   current(): ProxyState | undefined {

@@ -10,7 +10,9 @@ import type { DescriptorPool } from '../transcode/descriptors.js';
 import { Transcoder } from '../transcode/transcoder.js';
 import { ListenerOpenApi } from '../transcode/listener-openapi.js';
 import { FilterChain, FilterRegistry, NO_FILTER_CONFIG, type FilterConfigSource, type FilterEntry, type FilterOverride } from '../filters/filter-chain.js';
-import type { HttpFilter } from '../filters/filter.js';
+import type { FilterClusterCalls, HttpFilter } from '../filters/filter.js';
+import type { ProxyContext } from '../context.js';
+import { unaryCaller } from './filter-env.js';
 import { transcodeCorsFilter } from '../filters/transcode-cors/transcode-cors-filter.js';
 import { CORS_FILTER_TYPE } from '../filters/cors/cors-filter.js';
 import type { CompiledRoute } from '../router/types.js';
@@ -68,6 +70,8 @@ export interface StateDeps extends PolicyDeps {
   readonly filters?: FilterRegistry | undefined;
   /** Where listeners' filter entries and routes' overrides come from; default: none. */
   readonly filterConfig?: FilterConfigSource | undefined;
+  /** The data path's collaborators: filters calling a cluster (a rate-limit service) use its pools. */
+  readonly proxy?: ProxyContext | undefined;
 }
 
 /**
@@ -105,6 +109,7 @@ export function buildProxyState(snapshot: ConfigSnapshot, sources?: DescriptorSo
   for (const [name, c] of snapshot.clusters) clusters.set(name, ClusterRuntime.build(c, snapshot.loadAssignments.get(name), clusterDeps));
   const registry = deps.filters ?? EMPTY_REGISTRY;
   const transcoders = buildTranscoders(snapshot, sources);
+  const calls = deps.proxy ? unaryCaller(deps.proxy, clusters) : undefined;
   const listeners = new Map<string, ListenerSettings>();
   for (const [name, l] of snapshot.listeners) {
     const limits = l.limits;
@@ -113,11 +118,11 @@ export function buildProxyState(snapshot: ConfigSnapshot, sources?: DescriptorSo
     const entries = filterConfig.entriesOf(l);
     let chain: FilterChain;
     try {
-      chain = registry.compile(entries, undefined);
+      chain = registry.compile(entries, undefined, [], { clusters: calls });
     } catch (err) {
       throw new RouteCompileError(`Listener/${name}: filters`, (err as Error).message);
     }
-    const chains = compileChains(registry, filterConfig, entries, routes, transcoders);
+    const chains = compileChains(registry, filterConfig, entries, routes, transcoders, calls);
     const sensitive = new Set(ALWAYS_SENSITIVE);
     for (const h of l.accessLog?.sensitiveHeaders ?? []) sensitive.add(h.toLowerCase());
     listeners.set(name, {
@@ -161,6 +166,7 @@ function compileChains(
   entries: readonly FilterEntry[],
   routes: RouteTable | undefined,
   transcoders: ReadonlyMap<Transcode, Transcoder>,
+  clusters: FilterClusterCalls | undefined,
 ): Map<CompiledRoute, FilterChain> {
   const out = new Map<CompiledRoute, FilterChain>();
   for (const r of routes?.routes() ?? []) {
@@ -170,7 +176,7 @@ function compileChains(
     if (tr) implied.push(transcodeCorsFilter(tr, !hasCorsFilter(entries, overrides)));
     if (implied.length === 0 && overrides === undefined) continue;
     try {
-      out.set(r, registry.compile(entries, overrides, implied, tr ? { grpcMethods: tr.methods } : undefined));
+      out.set(r, registry.compile(entries, overrides, implied, { grpcMethods: tr?.methods, clusters }));
     } catch (err) {
       throw new RouteCompileError(`RouteConfiguration/${r.virtualHost}/${r.name}: filters`, (err as Error).message);
     }

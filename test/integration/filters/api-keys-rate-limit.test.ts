@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type http from 'node:http';
 import * as grpc from '@grpc/grpc-js';
+import WebSocket from 'ws';
 import { fromBinary } from '@bufbuild/protobuf';
 import { startBookstore, type BookstoreServer } from '../../../examples/bookstore/server.js';
 import { bookstoreClient, callFailure, metadataOf, type BookstoreClient } from '../../support/bookstore-client.js';
@@ -58,7 +59,7 @@ describe('filters: apiKeys and localRateLimit', function () {
           { name: 'perClient', localRateLimit: { limits: [{ name: 'per-client', key: { header: { name: 'x-client' } }, fixedWindow: { requests: 2, window: '3600s' } }] } },
         ],
       }),
-      hosts('main', [h1Host, transcodeHost('store', ['*'], 'store', { descriptorBin: BOOKSTORE_DESCRIPTOR })]),
+      hosts('main', [h1Host, transcodeHost('store', ['*'], 'store', { descriptorBin: BOOKSTORE_DESCRIPTOR, websocket: {} })]),
       grpcCluster('store', store.port),
       cluster('echo', [echo.port], 'UPSTREAM_PROTOCOL_HTTP1'),
     ], { auditLog: collector(audit) });
@@ -98,6 +99,16 @@ describe('filters: apiKeys and localRateLimit', function () {
       expect((await callFailure(grpcCall({ 'x-api-key': 'guess' }))).code).to.equal(grpc.status.UNAUTHENTICATED);
       expect(audit.map((l) => l['reason'])).to.include.members(['unknown_key', 'missing']);
       expect(JSON.stringify(audit)).to.not.include('guess');
+    });
+    it("audit lines carry the exchange's decided request id (the access log's and the reply's), not the client's header", async () => {
+      audit.length = 0;
+      // The listener trusts no hop in front of it: a client's x-request-id is replaced by one of ours.
+      const r = await h1({ 'x-api-key': 'guess', 'x-request-id': 'client-chosen' });
+      expect(r.status).to.equal(401);
+      const id = r.headers['x-request-id'];
+      expect(id).to.be.a('string').and.not.equal('client-chosen');
+      expect(audit.at(-1)).to.include({ outcome: 'unauthenticated', request_id: id });
+      await waitFor(() => sc.access.some((l) => l['request_id'] === id), 'the access-log line of the refused request');
     });
     it('re-reads the key file when it changes', async () => {
       expect((await h1({ 'x-api-key': 'carol-secret' })).status).to.equal(401);
@@ -149,6 +160,24 @@ describe('filters: apiKeys and localRateLimit', function () {
       const line = audit.filter((l) => l['outcome'] === 'rate_limited').at(-1)!;
       expect(line).to.include({ filter: 'perClient', descriptor: 'per-client (header:x-client)', principal: 'alice' });
       expect(await sc.metrics()).to.match(/outrigger_filter_decisions_total\{filter="perClient",outcome="rate_limited"\} [1-9]/);
+    });
+    it('WebSocket bridge: the refused upgrade is accepted, then closed with 4008 and the RetryInfo in the status frame', async () => {
+      const h = { 'x-api-key': 'alice-secret', 'x-client': 'ws-client' };
+      await rest(h);
+      await rest(h);
+      const ws = new WebSocket(`${baseUrl(sc, 'ws')}/outrigger.examples.bookstore.v1.BookstoreService/ListShelves`, ['grpc-ws+json'], { headers: h });
+      const upgrade = new Promise<http.IncomingMessage>((res) => ws.once('upgrade', res));
+      const frames: string[] = [];
+      ws.on('message', (d) => frames.push(String(d)));
+      const [code, reason] = await new Promise<[number, string]>((res) => ws.once('close', (c, r) => res([c, r.toString()])));
+      expect(code).to.equal(4000 + grpc.status.RESOURCE_EXHAUSTED);
+      expect(reason).to.equal('rate limited');
+      const st = JSON.parse(frames[0]!) as { code: number; details: { '@type': string }[] };
+      expect(st.code).to.equal(8);
+      expect(st.details[0]!['@type']).to.equal('type.googleapis.com/google.rpc.RetryInfo');
+      const head = await upgrade;
+      expect(head.headers['retry-after']).to.match(/^\d+$/);
+      expect(head.headers['x-outrigger-local-reply']).to.equal('RLX');
     });
     it('a route override replaces the listener limit: one request per principal', async () => {
       expect((await h1({ 'x-api-key': 'alice-secret' }, '/per-principal')).status).to.equal(200);

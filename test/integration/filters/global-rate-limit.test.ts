@@ -9,7 +9,7 @@ import { startBookstore, type BookstoreServer } from '../../../examples/bookstor
 import { bookstoreClient, callFailure, type BookstoreClient } from '../../support/bookstore-client.js';
 import { startH1Echo, type Started } from '../../support/backends.js';
 import { cluster, listener, routes, toYaml, type Doc } from '../../support/config-docs.js';
-import { RedisServer } from '../../support/redis-server.js';
+import { freePort, RedisServer } from '../../support/redis-server.js';
 import { collector, startTestSidecar, type TestSidecar } from '../../support/sidecar-harness.js';
 import { spawnSidecar } from '../../support/sidecar-process.js';
 import { BOOKSTORE_DESCRIPTOR, baseUrl, grpcCluster, hosts, requestJson, transcodeHost } from '../../support/transcode-harness.js';
@@ -75,6 +75,31 @@ describe('filters: globalRateLimit (real Redis)', function () {
       a.proc.kill('SIGTERM');
       b.proc.kill('SIGTERM');
       await Promise.all([a.exit, b.exit]);
+    }
+  });
+
+  it('a Redis that starts after the sidecar: the first decisions wait for its first connection instead of failureMode', async () => {
+    const port = await freePort();
+    const lateDir = await mkdtemp(join(tmpdir(), 'outrigger-grl-late-'));
+    // FAILURE_MODE_DENY: a decision made before the first connection would be a 500, not Redis's answer.
+    const limits = [{ name: 'late', key: { header: { name: 'x-client' } }, fixedWindow: { requests: 1, window: '3600s' } }];
+    const sc = await startTestSidecar([
+      listener('main', { httpFilters: [{ globalRateLimit: { redis: { url: `redis://127.0.0.1:${port}` }, limits, failureMode: 'FAILURE_MODE_DENY', decisionTimeout: '5s' } }] }),
+      routes('main', [{ match: { prefix: '/' }, route: { cluster: 'echo' } }]),
+      cluster('echo', [echo.port], 'UPSTREAM_PROTOCOL_HTTP1'),
+    ]);
+    let late: RedisServer | undefined;
+    try {
+      const first = requestJson(`${baseUrl(sc)}/x`, { headers: { 'x-client': 'early' } });
+      late = await RedisServer.start(lateDir, port);
+      expect((await first).status, 'decided by Redis once it came up').to.equal(200);
+      const second = await requestJson(`${baseUrl(sc)}/x`, { headers: { 'x-client': 'early' } });
+      expect(second.status).to.equal(429);
+      expect(second.headers['ratelimit-limit']).to.equal('1');
+    } finally {
+      await sc.close();
+      await late?.stop();
+      await rm(lateDir, { recursive: true, force: true });
     }
   });
 

@@ -156,7 +156,7 @@ describe('filters: jwtAuthn', function () {
         expect(e.details).to.not.include(t);
       });
     }
-    it('in the caller\'s dialect: Connect unary and streaming, gRPC-Web, a refused WebSocket bridge upgrade', async () => {
+    it('in the caller\'s dialect: Connect unary and streaming, gRPC-Web, a WebSocket bridge closed with 4000 + the status', async () => {
       const SVC = '/outrigger.examples.bookstore.v1.BookstoreService';
       const t = await rs.sign(claims({ exp: now() - 3600 }));
       const cu = await requestJson(`${baseUrl(sc)}${SVC}/ListShelves`, { method: 'POST', headers: { ...bearer(t), 'content-type': 'application/json' }, body: '{}' });
@@ -173,14 +173,23 @@ describe('filters: jwtAuthn', function () {
       expect(gw.headers['grpc-status']).to.equal('16');
       expect(gw.headers['content-type']).to.equal('application/grpc-web+proto');
       expect((await gw.body.arrayBuffer()).byteLength).to.equal(0);
+      // The bridge: the upgrade is accepted, then the status frame and a close with 4000 + the gRPC code.
       const ws = new WebSocket(`${baseUrl(sc, 'ws')}${SVC}/ListShelves`, ['grpc-ws+json'], { headers: bearer(t) });
-      const refused = await new Promise<http.IncomingMessage>((res, rej) => {
-        ws.once('unexpected-response', (_req, r) => res(r));
-        ws.once('open', () => rej(new Error('upgraded')));
+      const upgrade = new Promise<http.IncomingMessage>((res) => ws.once('upgrade', res));
+      const frames: string[] = [];
+      ws.on('message', (d) => frames.push(String(d)));
+      const [code, reason] = await new Promise<[number, string]>((res, rej) => {
+        ws.once('unexpected-response', () => rej(new Error('the upgrade was refused')));
+        ws.once('close', (c, r) => res([c, r.toString()]));
       });
-      expect(refused.statusCode).to.equal(401);
-      expect(refused.headers['www-authenticate']).to.equal('Bearer error="invalid_token"');
-      refused.destroy();
+      expect(code).to.equal(4000 + grpc.status.UNAUTHENTICATED);
+      expect(reason).to.equal('unauthenticated: Jwt verification fails: expired');
+      expect(JSON.parse(frames[0]!)).to.deep.equal({ code: 16, message: reason, details: [] });
+      const head = await upgrade;
+      expect(head.headers['www-authenticate']).to.equal('Bearer error="invalid_token"');
+      expect(head.headers['x-outrigger-local-reply']).to.equal('UA');
+      expect(head.headers['sec-websocket-protocol']).to.equal('grpc-ws+json');
+      expect(JSON.stringify(frames) + reason).to.not.include(t);
     });
     it('a missing token: 401 with a bare Bearer challenge', async () => {
       const r = await h1({});
@@ -191,8 +200,9 @@ describe('filters: jwtAuthn', function () {
     it('audits failures with the reason, never the token', async () => {
       audit.length = 0;
       const t = await rs.sign(claims({ exp: now() - 3600 }));
-      await h1({ ...bearer(t), 'x-request-id': 'req-1' });
-      const line = audit.find((l) => l['request_id'] === 'req-1');
+      const r = await h1({ ...bearer(t), 'x-request-id': 'req-1' });
+      // The exchange's own id (the reply's): the listener trusts no hop, so not the client's header.
+      const line = audit.find((l) => l['request_id'] === r.headers['x-request-id']);
       expect(line).to.include({ filter: 'jwtAuthn', outcome: 'unauthenticated', reason: 'expired', route: 'h1', provider: 'remote' });
       expect(line!['source']).to.equal('127.0.0.1');
       expect(JSON.stringify(audit)).to.not.include(t);

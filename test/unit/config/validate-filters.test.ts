@@ -81,11 +81,27 @@ describe('config validation: filters', () => {
     ]);
   });
 
-  it('globalRateLimit: a Redis URL is required', () => {
+  it('globalRateLimit: a Redis URL or a rate-limit service is required, not both', () => {
     const limits = [{ key: { route: {} }, fixedWindow: { requests: 1, window: '1s' } }];
-    expect(errorsOf(withFilters([{ globalRateLimit: { limits } }, { name: 'g2', globalRateLimit: { limits, redis: { url: 'http://x' } } }]))).to.deep.equal([
-      'Listener/main: spec.httpFilters[0].globalRateLimit.redis: required: a global limit needs redis.url (the external rate-limit service is not supported yet)',
+    const keys = [{ key: { route: {} } }];
+    expect(
+      errorsOf(
+        withFilters([
+          { globalRateLimit: { limits } },
+          { name: 'g2', globalRateLimit: { limits, redis: { url: 'http://x' } } },
+          { name: 'g3', globalRateLimit: { limits: keys, redis: { url: 'redis://r:6379' }, service: { cluster: 'rls' } } },
+          { name: 'g4', globalRateLimit: { limits, service: { cluster: '', timeout: '0s' } } },
+          { name: 'g5', globalRateLimit: { limits: keys, service: { cluster: 'rls' } } },
+        ]),
+      ),
+    ).to.deep.equal([
+      'Listener/main: spec.httpFilters[0].globalRateLimit.redis: required: a global limit needs redis.url or a rate-limit service',
       'Listener/main: spec.httpFilters[1].globalRateLimit.redis.url: must be a redis:// or rediss:// URL',
+      'Listener/main: spec.httpFilters[2].globalRateLimit: set redis or service, not both',
+      'Listener/main: spec.httpFilters[2].globalRateLimit.limits[0]: set one of tokenBucket, fixedWindow, slidingWindow',
+      'Listener/main: spec.httpFilters[3].globalRateLimit.service.cluster: required: the cluster serving envoy.service.ratelimit.v3.RateLimitService',
+      'Listener/main: spec.httpFilters[3].globalRateLimit.service.timeout: must be greater than 0',
+      'Listener/main: spec.httpFilters[3].globalRateLimit.limits[0].fixedWindow: the rate-limit service decides the limits: a limit of a service backend has no algorithm',
     ]);
   });
 

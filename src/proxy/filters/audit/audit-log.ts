@@ -49,7 +49,8 @@ export class AuditLog {
     this.logger.info({
       filter,
       ...ev,
-      request_id: one(h['x-request-id']),
+      // The exchange's decided id (the access log's and the local reply's), never a client's untrusted header.
+      request_id: ds.ex.request_id,
       trace_id: traceId(one(h['traceparent'])),
       source: ds.conn.clientAddress,
       principal: ds.auth?.principal,

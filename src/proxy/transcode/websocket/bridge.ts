@@ -4,6 +4,7 @@ import type { OutgoingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { GrpcStatus, flagOf } from '../../../core/errors.js';
+import { closeCodeOf, closeReasonOf } from '../../downstream/ws-downstream.js';
 import { codecFor, type Codec } from '../connect/codec.js';
 import type { CallEnd, GrpcCall } from '../grpc-call.js';
 import { callMetadata, deadlineMs, passMetadata, startRpc, type RpcTarget } from '../rpc.js';
@@ -24,17 +25,6 @@ export function bridgeMethodOf(tr: Transcoder, target: string): DescMethod | und
   return tr.methods.get(q < 0 ? target : target.slice(0, q));
 }
 
-/** WebSocket close code for a final gRPC status: 1000 for OK, 4000 + code otherwise. */
-export function closeCodeOf(code: number): number {
-  return code === 0 ? 1000 : 4000 + code;
-}
-
-/** A close reason must fit in 123 bytes of UTF-8. */
-function reasonOf(message: string): string {
-  let r = message;
-  while (Buffer.byteLength(r) > 123) r = r.slice(0, -1);
-  return r;
-}
 
 interface Offer {
   readonly codec: 'json' | 'proto';
@@ -119,7 +109,7 @@ function run(t: RpcTarget, method: DescMethod, ws: WebSocket, codec: Codec, md: 
     const text = JSON.stringify(frame);
     ex.bytes_out += text.length;
     ws.send(text);
-    ws.close(closeCodeOf(code), reasonOf(message));
+    ws.close(closeCodeOf(code), closeReasonOf(message));
   };
   const reject = (message: string): void => {
     if (finished) return;

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file outrigger/filters/global_rate_limit/v1/global_rate_limit.proto.
  */
 export const file_outrigger_filters_global_rate_limit_v1_global_rate_limit: GenFile = /*@__PURE__*/
-  fileDesc("Cj5vdXRyaWdnZXIvZmlsdGVycy9nbG9iYWxfcmF0ZV9saW1pdC92MS9nbG9iYWxfcmF0ZV9saW1pdC5wcm90bxImb3V0cmlnZ2VyLmZpbHRlcnMuZ2xvYmFsX3JhdGVfbGltaXQudjEiqAIKD0dsb2JhbFJhdGVMaW1pdBJACgZsaW1pdHMYASADKAsyMC5vdXRyaWdnZXIuZmlsdGVycy5sb2NhbF9yYXRlX2xpbWl0LnYxLlJhdGVMaW1pdBJDCgVyZWRpcxgCIAEoCzI0Lm91dHJpZ2dlci5maWx0ZXJzLmdsb2JhbF9yYXRlX2xpbWl0LnYxLlJlZGlzQmFja2VuZBJJCgxmYWlsdXJlX21vZGUYAyABKA4yMy5vdXRyaWdnZXIuZmlsdGVycy5nbG9iYWxfcmF0ZV9saW1pdC52MS5GYWlsdXJlTW9kZRIzChBkZWNpc2lvbl90aW1lb3V0GAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg4KBmRvbWFpbhgFIAEoCSIbCgxSZWRpc0JhY2tlbmQSCwoDdXJsGAEgASgJKloKC0ZhaWx1cmVNb2RlEhwKGEZBSUxVUkVfTU9ERV9VTlNQRUNJRklFRBAAEhYKEkZBSUxVUkVfTU9ERV9BTExPVxABEhUKEUZBSUxVUkVfTU9ERV9ERU5ZEAJiBnByb3RvMw", [file_google_protobuf_duration, file_outrigger_filters_local_rate_limit_v1_local_rate_limit]);
+  fileDesc("Cj5vdXRyaWdnZXIvZmlsdGVycy9nbG9iYWxfcmF0ZV9saW1pdC92MS9nbG9iYWxfcmF0ZV9saW1pdC5wcm90bxImb3V0cmlnZ2VyLmZpbHRlcnMuZ2xvYmFsX3JhdGVfbGltaXQudjEi+gIKD0dsb2JhbFJhdGVMaW1pdBJACgZsaW1pdHMYASADKAsyMC5vdXRyaWdnZXIuZmlsdGVycy5sb2NhbF9yYXRlX2xpbWl0LnYxLlJhdGVMaW1pdBJDCgVyZWRpcxgCIAEoCzI0Lm91dHJpZ2dlci5maWx0ZXJzLmdsb2JhbF9yYXRlX2xpbWl0LnYxLlJlZGlzQmFja2VuZBJJCgxmYWlsdXJlX21vZGUYAyABKA4yMy5vdXRyaWdnZXIuZmlsdGVycy5nbG9iYWxfcmF0ZV9saW1pdC52MS5GYWlsdXJlTW9kZRIzChBkZWNpc2lvbl90aW1lb3V0GAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg4KBmRvbWFpbhgFIAEoCRJQCgdzZXJ2aWNlGAYgASgLMj8ub3V0cmlnZ2VyLmZpbHRlcnMuZ2xvYmFsX3JhdGVfbGltaXQudjEuUmF0ZUxpbWl0U2VydmljZUJhY2tlbmQiZgoXUmF0ZUxpbWl0U2VydmljZUJhY2tlbmQSDwoHY2x1c3RlchgBIAEoCRIOCgZkb21haW4YAiABKAkSKgoHdGltZW91dBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiIbCgxSZWRpc0JhY2tlbmQSCwoDdXJsGAEgASgJKloKC0ZhaWx1cmVNb2RlEhwKGEZBSUxVUkVfTU9ERV9VTlNQRUNJRklFRBAAEhYKEkZBSUxVUkVfTU9ERV9BTExPVxABEhUKEUZBSUxVUkVfTU9ERV9ERU5ZEAJiBnByb3RvMw", [file_google_protobuf_duration, file_outrigger_filters_local_rate_limit_v1_local_rate_limit]);
 
 /**
  * Rate limits shared by every sidecar using the same Redis
@@ -50,11 +50,20 @@ export type GlobalRateLimit = Message<"outrigger.filters.global_rate_limit.v1.Gl
 
   /**
    * Prefixes the Redis keys, so that several meshes (or filters) can share one Redis.
-   * Default: the filter entry's name.
+   * Default: the filter entry's name. With `service`: the RateLimitRequest's domain.
    *
    * @generated from field: string domain = 5;
    */
   domain: string;
+
+  /**
+   * Instead of `redis`: an external rate-limit service speaking Envoy's
+   * envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit; the limits'
+   * keys become descriptors and the service decides (limits then have no algorithm).
+   *
+   * @generated from field: outrigger.filters.global_rate_limit.v1.RateLimitServiceBackend service = 6;
+   */
+  service?: RateLimitServiceBackend | undefined;
 };
 
 /**
@@ -63,6 +72,39 @@ export type GlobalRateLimit = Message<"outrigger.filters.global_rate_limit.v1.Gl
  */
 export const GlobalRateLimitSchema: GenMessage<GlobalRateLimit> = /*@__PURE__*/
   messageDesc(file_outrigger_filters_global_rate_limit_v1_global_rate_limit, 0);
+
+/**
+ * @generated from message outrigger.filters.global_rate_limit.v1.RateLimitServiceBackend
+ */
+export type RateLimitServiceBackend = Message<"outrigger.filters.global_rate_limit.v1.RateLimitServiceBackend"> & {
+  /**
+   * The cluster serving the rate-limit service (gRPC: UPSTREAM_PROTOCOL_HTTP2 or GRPC).
+   *
+   * @generated from field: string cluster = 1;
+   */
+  cluster: string;
+
+  /**
+   * The RateLimitRequest's domain; default: the filter's `domain`, else the entry's name.
+   *
+   * @generated from field: string domain = 2;
+   */
+  domain: string;
+
+  /**
+   * Default: the filter's decision timeout.
+   *
+   * @generated from field: google.protobuf.Duration timeout = 3;
+   */
+  timeout?: Duration | undefined;
+};
+
+/**
+ * Describes the message outrigger.filters.global_rate_limit.v1.RateLimitServiceBackend.
+ * Use `create(RateLimitServiceBackendSchema)` to create a new message.
+ */
+export const RateLimitServiceBackendSchema: GenMessage<RateLimitServiceBackend> = /*@__PURE__*/
+  messageDesc(file_outrigger_filters_global_rate_limit_v1_global_rate_limit, 1);
 
 /**
  * @generated from message outrigger.filters.global_rate_limit.v1.RedisBackend
@@ -81,7 +123,7 @@ export type RedisBackend = Message<"outrigger.filters.global_rate_limit.v1.Redis
  * Use `create(RedisBackendSchema)` to create a new message.
  */
 export const RedisBackendSchema: GenMessage<RedisBackend> = /*@__PURE__*/
-  messageDesc(file_outrigger_filters_global_rate_limit_v1_global_rate_limit, 1);
+  messageDesc(file_outrigger_filters_global_rate_limit_v1_global_rate_limit, 2);
 
 /**
  * @generated from enum outrigger.filters.global_rate_limit.v1.FailureMode
