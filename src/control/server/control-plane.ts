@@ -8,6 +8,8 @@ import type { StateStore } from '../store/state-store.js';
 import type { StoreState } from '../store/store-state.js';
 import { ControlMetrics } from './control-metrics.js';
 import { NodeViewCache, type NodeView } from './node-view.js';
+import type { GeneratedNames } from './cluster-overrides.js';
+import { GENERATED_LABEL } from '../../discovery/endpoint-set.js';
 import { NO_GENERATED, type GeneratedResources, type GeneratedSet } from './generated-resources.js';
 import {
   applyDocuments,
@@ -71,6 +73,7 @@ export class ControlPlane implements StreamHost {
   /** The generated resources as of their last change (not part of `state`: never stored, never audited). */
   private generated: GeneratedSet = NO_GENERATED;
   private unsubscribeGenerated: (() => void) | undefined;
+  private namesOf: { epoch: number; names: GeneratedNames } | undefined;
   private readonly cache: NodeViewCache;
   private readonly streams = new Set<HostedStream>();
   private chain: Promise<unknown> = Promise.resolve();
@@ -126,6 +129,16 @@ export class ControlPlane implements StreamHost {
     this.generated = { epoch: this.generated.epoch + 1, resources: source.current(), changedAtMs: this.clock.nowMs() };
   }
 
+  /** Who generated each generated resource now (applies may not write them; overrides name them). */
+  private get generatedNames(): GeneratedNames {
+    const set = this.generated;
+    if (this.namesOf?.epoch !== set.epoch) {
+      const names = new Map(set.resources.map((r) => [`${r.kind}/${r.metadata.name}`, r.metadata.labels?.[GENERATED_LABEL] ?? 'discovery']));
+      this.namesOf = { epoch: set.epoch, names: { generatorOf: (kind, name) => names.get(`${kind}/${name}`) } };
+    }
+    return this.namesOf.names;
+  }
+
   get current(): StoreState {
     return this.state;
   }
@@ -141,7 +154,7 @@ export class ControlPlane implements StreamHost {
   // ---- operator mutations ----
 
   apply(documents: readonly unknown[], expected: Record<string, string>, who: string): Promise<Outcome> {
-    return this.mutate('apply', who, (s) => applyDocuments(s, { documents, expectedVersions: expected, who, nowMs: this.clock.nowMs() }, this.validateOptions));
+    return this.mutate('apply', who, (s) => applyDocuments(s, { documents, expectedVersions: expected, who, nowMs: this.clock.nowMs(), generated: this.generatedNames }, this.validateOptions));
   }
 
   delete(kind: string, name: string, expected: string, who: string): Promise<Outcome> {
@@ -153,7 +166,7 @@ export class ControlPlane implements StreamHost {
   }
 
   dryRun(documents: readonly unknown[]): Outcome {
-    return applyDocuments(this.state, { documents, who: 'dry-run', nowMs: this.clock.nowMs() }, this.validateOptions);
+    return applyDocuments(this.state, { documents, who: 'dry-run', nowMs: this.clock.nowMs(), generated: this.generatedNames }, this.validateOptions);
   }
 
   private mutate(op: string, who: string, fn: (s: StoreState) => Outcome): Promise<Outcome> {

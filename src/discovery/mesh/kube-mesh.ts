@@ -3,11 +3,10 @@ import type { JsonObject, ResourceDocument } from '../../config/snapshot.js';
 import type { GeneratedResource, GeneratedResources } from '../../control/server/generated-resources.js';
 import type { Clock } from '../../core/clock.js';
 import type { Logger } from '../../observability/logger.js';
-import { toLoadAssignment, type EndpointSet } from '../endpoint-set.js';
+import { GENERATED_LABEL, toLoadAssignment, type EndpointSet } from '../endpoint-set.js';
 import { serviceEndpoints, type KubernetesProvider } from '../kubernetes/kube-provider.js';
 
-/** Label on every generated resource (value: the provider). */
-export const GENERATED_LABEL = 'outrigger.io/generated';
+export { GENERATED_LABEL };
 /** The injected sidecar's outbound route configuration and pass-through cluster (injector/inbound-config.ts names them). */
 export const OUTBOUND_ROUTE_CONFIG = 'outbound';
 export const PASSTHROUGH_CLUSTER = 'passthrough';
