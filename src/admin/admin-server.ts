@@ -7,6 +7,7 @@ import type { ProxyContext } from '../proxy/context.js';
 import type { Logger } from '../observability/logger.js';
 import type { ExchangeTelemetry } from '../observability/exchange-telemetry.js';
 import { serveLiveStats, serveTap } from './live-routes.js';
+import { clustersText, endpointOrigins } from './endpoint-origins.js';
 import { X509Certificate } from 'node:crypto';
 import type { Svid } from '../core/svid.js';
 
@@ -91,8 +92,10 @@ export class AdminServer {
         const yaml = url.searchParams.get('format') === 'yaml';
         return send(res, 200, yaml ? 'application/yaml' : 'application/json', dumpRedacted(snap, yaml ? 'yaml' : 'json'));
       }
-      case '/clusters':
-        return sendJson(res, this.clusters());
+      case '/clusters': {
+        const view = this.clusters();
+        return url.searchParams.get('format') === 'text' ? send(res, 200, 'text/plain', clustersText(view)) : sendJson(res, view);
+      }
       case '/routes': {
         const st = d.listeners.current();
         const out: Record<string, unknown> = {};
@@ -125,10 +128,12 @@ export class AdminServer {
     }
   }
 
-  private clusters(): unknown {
+  private clusters(): { version?: string; clusters: Record<string, Record<string, unknown>> } {
     const st = this.deps.listeners.current();
-    const out: Record<string, unknown> = {};
+    const snap = this.deps.store.current();
+    const out: Record<string, Record<string, unknown>> = {};
     for (const [name, c] of st?.clusters ?? []) {
+      const origins = endpointOrigins(snap, name);
       const outlier = this.deps.listeners.outliers.get(name);
       const now = this.deps.proxy.clock.monotonicMs();
       out[name] = {
@@ -150,8 +155,12 @@ export class AdminServer {
           const h2 = this.deps.proxy.h2.describe(e.key);
           const h1 = this.deps.proxy.h1.describe(e.key);
           const s = c.stats.get(e.key);
+          const origin = origins.get(e.key);
           return {
             address: e.key,
+            // Where discovery found it (docs/discovery.md#status) and the labels it found on it.
+            source: origin?.source ?? 'static',
+            metadata: origin?.metadata ?? {},
             weight: e.weight,
             // Locality-aware routing (docs/resilience.md#locality-and-priority): where it runs, its failover level.
             locality: e.locality ? { region: e.locality.region, zone: e.locality.zone, subZone: e.locality.subZone } : null,
