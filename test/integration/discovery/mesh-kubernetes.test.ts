@@ -93,6 +93,13 @@ describe('The mesh: outrigger control --discover kubernetes generates clusters, 
     const st = await outrigger(['status', '--control-plane', `127.0.0.1:${cp.port}`]);
     expect(st.code, st.stderr).to.equal(0);
     expect(st.stdout).to.match(/PROVIDER\s+CONNECTED/).and.match(/kubernetes\s+true\s+\S+\s+1\s+0/);
+    const js = await outrigger(['status', '-o', 'json', '--control-plane', `127.0.0.1:${cp.port}`]);
+    expect(js.code, js.stderr).to.equal(0);
+    const parsed = JSON.parse(js.stdout) as { sidecars: { nodeId: string }[]; providers: { provider: string; connected: boolean; lastEvent?: string; services: number; errors: number; lastError?: string }[] };
+    expect(parsed.sidecars.map((x) => x.nodeId)).to.deep.equal(['shop-web-1']);
+    expect(parsed.providers).to.have.length(1);
+    expect(parsed.providers[0]).to.include({ provider: 'kubernetes', connected: true, services: 1, errors: 0 });
+    expect(Date.parse(parsed.providers[0]!.lastEvent!)).to.be.within(at - 60_000, Date.now());
   });
 
   it("a sidecar started with the injector's args reaches a Service by name:port; an EndpointSlice change moves traffic within 1 s with no failed request; /clusters shows each endpoint's source and labels", async () => {
