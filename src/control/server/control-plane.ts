@@ -36,6 +36,8 @@ export interface ControlPlaneOptions {
   readonly onStatusChange?: () => void;
   /** Resources served beside the stored ones but never stored (discovery providers); default none. */
   readonly generated?: GeneratedResources;
+  /** Told, per push that carried a generated change, the seconds from its source change to the last sidecar's ACK (discovery's push metric). */
+  readonly onGeneratedConverged?: (seconds: number) => void;
 }
 
 export type Outcome = Change | Failure;
@@ -48,6 +50,8 @@ interface Convergence {
   complete: boolean;
   /** Streams that got a response in this push. */
   pushed: number;
+  /** The source time of the generated change this push carries (undefined: it carries none). */
+  readonly generatedAtMs: number | undefined;
 }
 
 /**
@@ -82,6 +86,8 @@ export class ControlPlane implements StreamHost {
   private convergence: Convergence | undefined;
   /** Bumped by every push; a push still running in batches stops when a newer one starts. */
   private pushGeneration = 0;
+  /** The generated epoch the last push carried (a push with a newer one measures discovery's push time). */
+  private pushedEpoch = 0;
   /** Responses sent on any stream (pushAll compares it around a refresh). */
   private responsesSent = 0;
   private readonly watchers = new Set<(state: StoreState, prev: StoreState) => void>();
@@ -126,7 +132,7 @@ export class ControlPlane implements StreamHost {
 
   /** A new generated set: a new epoch for the views (the stored state, its revision and history are untouched). */
   private takeGenerated(source: GeneratedResources): void {
-    this.generated = { epoch: this.generated.epoch + 1, resources: source.current(), changedAtMs: this.clock.nowMs() };
+    this.generated = { epoch: this.generated.epoch + 1, resources: source.current(), changedAtMs: source.changedAtMs?.() ?? this.clock.nowMs() };
   }
 
   /** Who generated each generated resource now (applies may not write them; overrides name them). */
@@ -274,7 +280,9 @@ export class ControlPlane implements StreamHost {
   pushAll(): void {
     const generation = ++this.pushGeneration;
     const t0 = this.clock.monotonicMs();
-    const conv: Convergence = { changedAtMs: Math.max(this.state.changedAtMs, this.generated.changedAtMs), waiting: new Set(), complete: false, pushed: 0 };
+    const generatedAtMs = this.generated.epoch !== this.pushedEpoch ? this.generated.changedAtMs : undefined;
+    this.pushedEpoch = this.generated.epoch;
+    const conv: Convergence = { changedAtMs: Math.max(this.state.changedAtMs, this.generated.changedAtMs), waiting: new Set(), complete: false, pushed: 0, generatedAtMs };
     this.convergence = conv;
     const streams = [...this.streams];
     let next = 0;
@@ -299,7 +307,7 @@ export class ControlPlane implements StreamHost {
       conv.complete = true;
       if (conv.waiting.size === 0 && this.convergence === conv) {
         // Every stream pushed to has ACKed already (before the last batch ran).
-        if (conv.pushed > 0) this.metrics.convergence.observe(Math.max(0, this.clock.nowMs() - conv.changedAtMs) / 1000);
+        if (conv.pushed > 0) this.converged(conv, this.clock.nowMs());
         this.convergence = undefined;
       }
       this.metrics.pushDuration.observe((this.clock.monotonicMs() - t0) / 1000);
@@ -356,10 +364,16 @@ export class ControlPlane implements StreamHost {
     }
     const c = this.convergence;
     if (c && stream.synced && c.waiting.delete(stream) && c.waiting.size === 0 && c.complete) {
-      this.metrics.convergence.observe(Math.max(0, now - c.changedAtMs) / 1000);
+      this.converged(c, now);
       this.convergence = undefined;
     }
     this.opts.onStatusChange?.();
+  }
+
+  /** Every stream a push sent something has ACKed it. */
+  private converged(c: Convergence, now: number): void {
+    this.metrics.convergence.observe(Math.max(0, now - c.changedAtMs) / 1000);
+    if (c.generatedAtMs !== undefined) this.opts.onGeneratedConverged?.(Math.max(0, now - c.generatedAtMs) / 1000);
   }
 
   nack(stream: HostedStream, kind: Kind, t: StreamTypeStatus, message: string): void {

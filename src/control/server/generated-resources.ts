@@ -35,6 +35,8 @@ export interface GeneratedResources {
   current(): readonly GeneratedResource[];
   /** Calls `fn` after each change of the set; returns the unsubscribe. */
   subscribe(fn: () => void): () => void;
+  /** Wall-clock ms of the source change the current set reflects (the provider's event); default: when the control plane took it. */
+  changedAtMs?(): number;
 }
 
 /** The generated set as the views are computed from it: `epoch` moves with every change. */

@@ -22,8 +22,6 @@ export interface KubeMeshOptions {
   readonly clusterDomain?: string;
   readonly clock: Clock;
   readonly logger: Logger;
-  /** Told the wall-clock time of each source change that produced a new set (push latency). */
-  readonly onGenerated?: (changedAtMs: number) => void;
 }
 
 type Protocol = 'UPSTREAM_PROTOCOL_HTTP2' | 'UPSTREAM_PROTOCOL_HTTP1' | 'UPSTREAM_PROTOCOL_UNSPECIFIED';
@@ -71,6 +69,7 @@ export class KubeMesh implements GeneratedResources {
   private selected: { names(): string[]; synced(): boolean } | undefined;
   private readonly unsubscribe: () => void;
   private versions = new Map<string, number>();
+  private lastChangeMs = 0;
 
   constructor(private readonly opts: KubeMeshOptions) {
     const p = opts.provider;
@@ -87,6 +86,11 @@ export class KubeMesh implements GeneratedResources {
 
   current(): readonly GeneratedResource[] {
     return this.resources;
+  }
+
+  /** When the informers saw the first change of the burst the current set reflects (discovery's push time starts here). */
+  changedAtMs(): number {
+    return this.lastChangeMs;
   }
 
   subscribe(fn: () => void): () => void {
@@ -144,7 +148,7 @@ export class KubeMesh implements GeneratedResources {
     const next = this.assemble();
     if (sameDocs(next, this.resources)) return;
     this.resources = next;
-    this.opts.onGenerated?.(changedAtMs);
+    this.lastChangeMs = changedAtMs;
     for (const fn of this.subscribers) fn();
   }
 

@@ -56,6 +56,7 @@ describe('The mesh from Kubernetes: an EndpointSlice change goes out as EDS only
   let mesh: KubeMesh;
   let cp: Awaited<ReturnType<typeof startTestControlPlane>>;
   let session: http2.ClientHttp2Session;
+  let converged: number[];
 
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'mesh-eds-'));
@@ -67,7 +68,8 @@ describe('The mesh from Kubernetes: an EndpointSlice change goes out as EDS only
     const logs: Record<string, unknown>[] = [];
     provider = new KubernetesProvider({ kubeConfig: loadKubeConfig(api.kubeconfig), clock: systemClock(), logger: collector(logs) });
     mesh = new KubeMesh({ provider, scope: { kind: 'namespaces', names: ['shop'] }, clock: systemClock(), logger: collector(logs) });
-    cp = await startTestControlPlane({ debounceMs: 10, generated: mesh });
+    converged = [];
+    cp = await startTestControlPlane({ debounceMs: 10, generated: mesh, onGeneratedConverged: (s) => converged.push(s) });
     await waitFor(() => mesh.services === 2, 'both Services generated', 10_000);
     session = http2.connect(`http://${cp.address}`);
   });
@@ -103,7 +105,11 @@ describe('The mesh from Kubernetes: an EndpointSlice change goes out as EDS only
     expect(moved.resources.map((r) => r.name)).to.deep.equal([CART]); // not users'
     expect(moved.removedResources).to.deep.equal([]);
     expect(ports(moved.resources.map((r) => r.resource!))).to.deep.equal({ [CART]: [3002, 3002] });
+    const before = converged.length;
     s.ack(moved);
+    // Discovery's push time: from the informer's event to this (the only) sidecar's ACK.
+    await waitFor(() => converged.length === before + 1, 'the push measured at its ACK', 2000);
+    expect(converged.at(-1)).to.be.within(0, 1);
     // A push sends its types in order (clusters, endpoints, …, routes): when the next response is the
     // one of a second change, no Cluster or RouteConfiguration response came with the first.
     api.put('endpointslices', endpointSlice('shop', 'users-1', 'users', [{ name: 'http', port: 4002 }], [{ ip: '10.0.0.2' }]));

@@ -13,6 +13,7 @@ import { endpointSlice, pod, service, startKubeApiServer, type KubeApiServer } f
 import { startNamedBackend, type NamedBackend } from '../../support/discovery-traffic.js';
 import { outrigger, spawnControlPlane, spawnSidecar, startCpSidecar, type TestCpSidecar } from '../../support/control-harness.js';
 import { waitFor } from '../../support/wait.js';
+import { metricValue } from '../../support/prom-text.js';
 
 /** Who answers a request for `host` on the outbound listener: the backend's name, or `status N` / `error …`. */
 async function via(port: number, host: string): Promise<string> {
@@ -100,6 +101,14 @@ describe('The mesh: outrigger control --discover kubernetes generates clusters, 
     expect(parsed.providers).to.have.length(1);
     expect(parsed.providers[0]).to.include({ provider: 'kubernetes', connected: true, services: 1, errors: 0 });
     expect(Date.parse(parsed.providers[0]!.lastEvent!)).to.be.within(at - 60_000, Date.now());
+
+    // Discovery's metrics on the control plane: events by provider and kind, and the push time to the ACK.
+    const metricsPort = (JSON.parse(cp.stdout().split('\n').find((l) => l.includes('"control plane ready"'))!) as { metricsPort: number }).metricsPort;
+    const metrics = await (await request(`http://127.0.0.1:${metricsPort}/metrics`)).body.text();
+    expect(metricValue(metrics, 'outrigger_discovery_events_total', { provider: 'kubernetes', event: 'sync' })).to.be.above(0);
+    expect(metricValue(metrics, 'outrigger_discovery_events_total', { provider: 'kubernetes', event: 'update' })).to.be.above(0);
+    expect(metricValue(metrics, 'outrigger_discovery_push_seconds_count', { provider: 'kubernetes' })).to.be.above(0);
+    expect(metricValue(metrics, 'outrigger_discovery_errors_total', { provider: 'kubernetes' }) ?? 0).to.equal(0);
   });
 
   it("a sidecar started with the injector's args reaches a Service by name:port; an EndpointSlice change moves traffic within 1 s with no failed request; /clusters shows each endpoint's source and labels", async () => {
