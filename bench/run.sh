@@ -51,4 +51,6 @@ fi
 node --import tsx bench/run.ts "$@"
 # The load-balancing comparison (bench/lb.ts, docs/benchmarks.md#load-balancing), bounded to 60 s; BENCH_LB=0 skips it.
 case " $* " in *" --help "*|*" -h "*) exit 0 ;; esac
-if [ "${BENCH_LB:-1}" != "0" ]; then exec node --import tsx bench/lb.ts; fi
+if [ "${BENCH_LB:-1}" != "0" ]; then node --import tsx bench/lb.ts; fi
+# Discovery at scale (bench/discovery.ts, docs/discovery.md#scale): 1,000 Services x 10 endpoints, 100 sidecars; BENCH_DISCOVERY=0 skips it.
+if [ "${BENCH_DISCOVERY:-1}" != "0" ]; then exec node --import tsx bench/discovery.ts; fi
