@@ -135,6 +135,16 @@ describe('control plane: generated resources', function () {
         // Validated as what it becomes: a bad LB setting is an error at its path.
         expect(await rejected([override('t', GEN, { lbPolicy: 'LB_POLICY_NOPE' })])).to.contain('Cluster/t');
 
+        // Visible through get/list (read-only, version "generated"); a get dump re-applied unchanged is no write.
+        const got = await api.get({ kind: 'Cluster', name: GEN });
+        expect(got.resource!.version).to.equal('generated');
+        expect((got.resource!.document as unknown as ResourceDocument).metadata.labels).to.deep.equal({ 'outrigger.io/generated': 'kubernetes' });
+        const listed = await api.list({});
+        expect(listed.resources.map((r) => `${(r.document as unknown as ResourceDocument).kind}/${r.version}`)).to.deep.equal(['Cluster/generated', 'ClusterLoadAssignment/generated']);
+        const again = await api.apply({ documents: listed.resources.map((r) => r.document as unknown as JsonObject) });
+        expect(again.unchanged).to.deep.equal([`Cluster/${GEN}`, `ClusterLoadAssignment/${GEN}`]);
+        expect(again.resources).to.deep.equal([]);
+
         const res = await api.apply({ documents: [override('later', 'outbound|80||nope.shop.svc.cluster.local', { lbPolicy: 'LB_POLICY_RANDOM' })] });
         expect(res.warnings.map((w) => `${w.document}: ${w.path}: ${w.message}`)).to.deep.equal([
           'Cluster/later: metadata.annotations["outrigger.io/overrides"]: "outbound|80||nope.shop.svc.cluster.local" is not a generated Cluster (now): the override is kept and applies when it is generated',

@@ -22,6 +22,8 @@ export const DISCOVERY_OWNED_FIELDS: readonly string[] = ['type', 'endpoints', '
 export interface GeneratedNames {
   /** The generator ("kubernetes", …) of a generated resource of this kind and name, or undefined. */
   generatorOf(kind: string, name: string): string | undefined;
+  /** The generated document itself (a `get` dump re-applied unchanged is not a write). */
+  documentOf?(kind: string, name: string): ResourceDocument | undefined;
 }
 
 /** The generated cluster an override names, or undefined when `doc` is not an override. */

@@ -1,7 +1,7 @@
 import type { Registry } from 'prom-client';
 import type { Clock, Timer } from '../../core/clock.js';
 import type { Kind } from '../../config/kinds.js';
-import { formatConfigError, type ConfigError } from '../../config/snapshot.js';
+import { formatConfigError, type ConfigError, type ResourceDocument } from '../../config/snapshot.js';
 import type { ValidateOptions } from '../../config/validate.js';
 import type { Logger } from '../../observability/logger.js';
 import type { StateStore } from '../store/state-store.js';
@@ -139,10 +139,24 @@ export class ControlPlane implements StreamHost {
   private get generatedNames(): GeneratedNames {
     const set = this.generated;
     if (this.namesOf?.epoch !== set.epoch) {
-      const names = new Map(set.resources.map((r) => [`${r.kind}/${r.metadata.name}`, r.metadata.labels?.[GENERATED_LABEL] ?? 'discovery']));
-      this.namesOf = { epoch: set.epoch, names: { generatorOf: (kind, name) => names.get(`${kind}/${name}`) } };
+      const docs = new Map(set.resources.map((r) => [`${r.kind}/${r.metadata.name}`, r]));
+      this.namesOf = {
+        epoch: set.epoch,
+        names: {
+          generatorOf: (kind, name) => {
+            const d = docs.get(`${kind}/${name}`);
+            return d ? (d.metadata.labels?.[GENERATED_LABEL] ?? 'discovery') : undefined;
+          },
+          documentOf: (kind, name) => docs.get(`${kind}/${name}`),
+        },
+      };
     }
     return this.namesOf.names;
+  }
+
+  /** The generated resources served now (read-only: `outrigger get` shows them). */
+  get generatedResources(): readonly ResourceDocument[] {
+    return this.generated.resources;
   }
 
   get current(): StoreState {

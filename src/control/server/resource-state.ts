@@ -88,6 +88,12 @@ export function applyDocuments(state: StoreState, input: ApplyInput, opts: Valid
   for (const [key, v] of incoming) {
     const norm = normalise(v.decoded);
     const generator = input.generated?.generatorOf(norm.kind, norm.metadata.name);
+    const same = input.generated?.documentOf?.(norm.kind, norm.metadata.name);
+    if (generator !== undefined && same && canonicalJson(same as unknown as JsonValue) === canonicalJson(norm as unknown as JsonValue)) {
+      // `outrigger get -o yaml` output re-applied whole: its generated documents, unchanged, are no write.
+      unchanged.push(key);
+      continue;
+    }
     if (generator !== undefined) {
       errors.push({
         document: key,

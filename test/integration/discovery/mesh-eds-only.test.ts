@@ -10,7 +10,7 @@ import { KubernetesProvider } from '../../../src/discovery/kubernetes/kube-provi
 import { KubeMesh } from '../../../src/discovery/mesh/kube-mesh.js';
 import { ClusterLoadAssignmentSchema } from '../../../src/gen/outrigger/config/v1/cluster_pb.js';
 import type { DeltaDiscoveryResponse, DiscoveryResponse } from '../../../src/gen/outrigger/control/v1/discovery_pb.js';
-import { collector, startTestControlPlane } from '../../support/control-harness.js';
+import { client, collector, startTestControlPlane } from '../../support/control-harness.js';
 import { endpointSlice, service, startKubeApiServer, type KubeApiServer } from '../../support/kube-api-server.js';
 import { waitFor } from '../../support/wait.js';
 import { RawDelta, RawSotw } from '../../support/xds-raw.js';
@@ -117,6 +117,14 @@ describe('The mesh from Kubernetes: an EndpointSlice change goes out as EDS only
     expect(kindOf(marker.typeUrl)).to.equal('ClusterLoadAssignment');
     expect(ports(marker.resources.map((r) => r.resource!))).to.deep.equal({ [USERS]: [4002] });
     s.close();
+
+    // `outrigger get` shows the generated set; the dump re-applied as it is writes nothing.
+    const operator = client(cp.address);
+    const listed = await operator.list({});
+    expect(listed.resources.every((r) => r.version === 'generated')).to.equal(true);
+    expect(listed.resources).to.have.length(6); // 2 clusters + passthrough, 2 assignments, the route config
+    const again = await operator.apply({ documents: listed.resources.map((r) => r.document!) });
+    expect(again.unchanged).to.have.length(6);
   });
 
   it('SotW: the EDS version moves, the Cluster and RouteConfiguration versions do not (nothing of theirs is sent)', async () => {
