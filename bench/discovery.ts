@@ -13,7 +13,7 @@
  * Bounded: every wait has a deadline and the run gives up after --deadline s.
  *
  *   node --import tsx bench/discovery.ts [--services 1000] [--endpoints 10] [--sidecars 100] [--changes 20]
- *     [--xds sotw|delta] [--debounce 0.1s] [--deadline 300]
+ *     [--xds sotw|delta] [--debounce 0.1s] [--deadline 300] [--cp-node-arg=--cpu-prof …] (node flags for the control plane)
  *
  * --xds sotw (default) is what the sidecar's client speaks: an EDS response
  * carries every subscribed assignment; delta sends only the changed one.
@@ -39,6 +39,7 @@ const { values } = parseArgs({
     xds: { type: 'string', default: 'sotw' },
     debounce: { type: 'string', default: '0.1s' },
     deadline: { type: 'string', default: '300' },
+    'cp-node-arg': { type: 'string', multiple: true, default: [] },
   },
 });
 const S = Number(values.services);
@@ -144,6 +145,7 @@ async function main(): Promise<void> {
   const child = spawn(
     process.execPath,
     [
+      ...values['cp-node-arg']!,
       join(ROOT, 'bin/outrigger.js'), 'control', '--store', `file:${join(dir, 'store')}`, '--no-auth', '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0',
       '--debounce', values.debounce!, '--discover', 'kubernetes', '--kubeconfig', api.kubeconfig, '--namespaces', NS,
     ],
