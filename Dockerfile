@@ -15,13 +15,13 @@ COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY native native
 RUN OUTRIGGER_REQUIRE_NATIVE=1 node native/original-dst/build.mjs
-COPY tsconfig.json tsconfig.build.json ./
+COPY tsconfig.json tsconfig.build.json tsconfig.plugin-types.json ./
 COPY bin bin
 COPY src src
 COPY sidecar sidecar
 COPY injector injector
 COPY examples examples
-RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev --ignore-scripts
+RUN npx tsc -p tsconfig.build.json && npx tsc -p tsconfig.plugin-types.json && npm prune --omit=dev --ignore-scripts
 
 FROM node:20-bookworm-slim
 # iptables (nft backend, Debian's default) and ip6tables for `outrigger redirect`.
@@ -36,6 +36,8 @@ COPY --from=build /app/bin bin
 COPY --from=build /app/native/original-dst/build/Release/original_dst.node native/original-dst/build/Release/original_dst.node
 # `outrigger demo` finds its config above dist/ (src/core/find-up.ts).
 COPY --from=build /app/examples/demo examples/demo
+# The plugin example's sidecar.yaml loads its modules from source (docs/plugins.md; tsx is a runtime dependency).
+COPY --from=build /app/examples/plugins examples/plugins
 RUN ln -s /app/bin/outrigger.js /usr/local/bin/outrigger
 ENV NODE_ENV=production
 # The proxy's UID: the injector runs the sidecar as 1337 (excluded from

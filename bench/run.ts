@@ -33,6 +33,7 @@ import {
   type Managed,
 } from './lib/proc.js';
 import { writeSidecarConfig, type Protocol } from './lib/sidecar.js';
+import { compareLines, entriesOf, readBaseline, writeBaseline } from './lib/baseline.js';
 import { CONNECT_GET_SHELF, grpcCheck, h2cCheck, http1Check, REST_GET_SHELF, restCheck, wrkPostScript, type Check } from './lib/verify.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -68,7 +69,9 @@ function envList<T extends string>(name: string, all: readonly T[]): T[] {
 const argv = process.argv.slice(2);
 if (argv.includes('--help') || argv.includes('-h')) {
   process.stdout.write(
-    'usage: npm run bench [-- --quick]\n' +
+    'usage: npm run bench [-- --quick] [--compare] [--accept]\n' +
+      '  --compare  print the ratios to bench/baseline.json (the last accepted figures)\n' +
+      '  --accept   write this run\'s figures to bench/baseline.json\n' +
       'env: BENCH_QUICK=1 BENCH_ROUNDS BENCH_SECONDS BENCH_WARMUP BENCH_PROTOCOLS=grpc,h2c,http1\n' +
       '     BENCH_TARGETS=direct,nginx,outrigger[,outrigger-base with BENCH_BASELINE_DIR=<checkout>] BENCH_H2_CLIENTS BENCH_H2_STREAMS BENCH_H1_CONNECTIONS\n' +
       '     (protocols also: rest = REST GET /v1/shelves/1 → gRPC, rest-post = JSON POST → gRPC; sidecar only)\n' +
@@ -649,6 +652,18 @@ async function main(): Promise<number> {
   if (baseline.length) out.push('', `### This checkout against the baseline (${cfg.baselineDir}), same rounds`, '', ...baseline);
   const transcodeCost = transcodingCost(summary);
   if (transcodeCost.length) out.push('', '### Transcoding cost (issue 3 target: ≤ 2× the gRPC pass-through CPU per request)', '', ...transcodeCost);
+  const baselineFile = join(ROOT, 'bench', 'baseline.json');
+  const entries = entriesOf(summary);
+  if (argv.includes('--compare')) {
+    const b = readBaseline(baselineFile);
+    out.push('', '### Against bench/baseline.json', '');
+    if (!b) out.push('- no bench/baseline.json yet: accept a run with `npm run bench -- --accept`');
+    else out.push(`Accepted ${b.acceptedAt} at ${b.gitCommit.slice(0, 12)} (access log ${b.accessLog ? 'on' : 'off'}).`, '', ...compareLines(b, entries));
+  }
+  if (argv.includes('--accept')) {
+    writeBaseline(baselineFile, { acceptedAt: started.toISOString(), gitCommit: toolVersion('git', ['-C', ROOT, 'rev-parse', 'HEAD']) ?? '', accessLog: cfg.accessLog, protocols: entries });
+    notes.push(`accepted as bench/baseline.json (commit it)`);
+  }
   if (notes.length) out.push('', ...notes.map((n) => `- ${n}`));
   const report = out.join('\n');
   process.stdout.write(report + '\n');

@@ -33,6 +33,8 @@ interface Sample {
   readonly eldP99Ms: number;
   readonly eldMaxMs: number;
   readonly swaps: number;
+  /** Access-log lines of sidecar answers ≥ 500 since the last sample (at most 20): why a request failed. */
+  readonly errors: string[];
 }
 type FromChild = { kind: 'ready'; port: number } | Sample;
 
@@ -54,7 +56,12 @@ async function sidecarRole(swapSeconds: number): Promise<void> {
     cluster('wsc', [ws.port], 'UPSTREAM_PROTOCOL_HTTP1'),
   ];
   const sc = await startTestSidecar(docs(0));
-  const trim = setInterval(() => void sc.access.splice(0), 1000);
+  const errors: string[] = [];
+  const trim = setInterval(() => {
+    for (const l of sc.access.splice(0)) {
+      if (Number(l.status) >= 500 && errors.length < 20) errors.push(JSON.stringify(l));
+    }
+  }, 1000);
   trim.unref();
   let swaps = 0;
   const swap = setInterval(() => void sc.writeConfig(docs(++swaps)), swapSeconds * 1000);
@@ -64,7 +71,7 @@ async function sidecarRole(swapSeconds: number): Promise<void> {
   process.on('message', (m: string) => {
     if (m === 'sample') {
       (globalThis as { gc?: () => void }).gc?.();
-      process.send!({ kind: 'sample', rss: process.memoryUsage().rss, eldP99Ms: eld.percentile(99) / 1e6, eldMaxMs: eld.max / 1e6, swaps } satisfies FromChild);
+      process.send!({ kind: 'sample', rss: process.memoryUsage().rss, eldP99Ms: eld.percentile(99) / 1e6, eldMaxMs: eld.max / 1e6, swaps, errors: errors.splice(0) } satisfies FromChild);
       eld.reset();
     } else if (m === 'exit') process.exit(0);
   });
@@ -149,6 +156,7 @@ async function main(): Promise<void> {
 
   const t0 = Date.now();
   const rows: string[] = [];
+  const sidecarErrors: string[] = [];
   let warm: number | undefined;
   let last: Sample | undefined;
   const mb = (n: number): string => (n / 2 ** 20).toFixed(1);
@@ -157,6 +165,7 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, Math.min(Number(values['sample-seconds']) * 1000, Math.max(0, end - Date.now()))));
       const s = await sample(child);
       last = s;
+      sidecarErrors.push(...s.errors);
       const min = (Date.now() - t0) / 60_000;
       if (warm === undefined && min >= 1) warm = s.rss;
       const total = counts.grpc + counts.h2 + counts.h1 + counts.ws;
@@ -174,6 +183,7 @@ async function main(): Promise<void> {
   console.log(`\nsoak ${minutes} min: gRPC ${counts.grpc}, h2 ${counts.h2}, HTTP/1.1 ${counts.h1}, WebSocket ${counts.ws}`);
   if (warm !== undefined && last) console.log(`RSS after warm-up ${mb(warm)} MiB, at the end ${mb(last.rss)} MiB (${((100 * (last.rss - warm)) / warm).toFixed(1)} %)`);
   console.log(failures.size ? `failures:\n${[...failures].map(([k, n]) => `  ${n} × ${k}`).join('\n')}` : 'no failed requests');
+  if (sidecarErrors.length) console.log(`the sidecar's answers ≥ 500 (access log):\n${sidecarErrors.map((l) => `  ${l}`).join('\n')}`);
   process.exit(failures.size ? 1 : 0);
 }
 

@@ -1,10 +1,10 @@
 import { HeapOverload, type HeapOverloadOptions } from '../src/proxy/overload/heap-overload.js';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { systemClock, type Clock, type Timer } from '../src/core/clock.js';
-import { WorkloadCerts } from '../src/control/client/workload-certs.js';
+import type { WorkloadCerts } from '../src/control/client/workload-certs.js';
 import { systemRandom, type Random } from '../src/core/random.js';
 import { localityFromLabels, type LocalityName } from '../src/core/locality.js';
-import { XdsClient } from '../src/control/client/xds-client.js';
+import type { XdsClient } from '../src/control/client/xds-client.js';
 import type { ControlTls } from '../src/control/client/transport.js';
 import { writeFileAtomic } from '../src/control/store/file-store.js';
 import { ConfigStore, type PublishedConfig } from '../src/config/store.js';
@@ -25,6 +25,7 @@ import { OriginalDestinations } from '../src/proxy/upstream/original-dst.js';
 import { originalDstAddon, type AddonStatus } from '../src/proxy/upstream/original-dst-addon.js';
 import type { FilterConfigSource, FilterRegistry } from '../src/proxy/filters/filter-chain.js';
 import { builtinFilters } from '../src/proxy/filters/builtin.js';
+import { ModuleLoader } from '../src/core/module-loader.js';
 import { ClusterDiscovery } from '../src/discovery/runner/cluster-discovery.js';
 import { DiscoveryMetrics } from '../src/discovery/runner/discovery-metrics.js';
 import type { DiscoveryConnections } from '../src/discovery/runner/providers.js';
@@ -68,6 +69,12 @@ export interface SidecarOptions {
   adminHost?: string;
   drainTimeoutMs: number;
   stateDir?: string;
+  /**
+   * Where relative plugin module paths in config that came from the control
+   * plane are resolved (those of a config file are relative to that file).
+   * Default: the working directory.
+   */
+  pluginDir?: string;
   /** Accept listeners on port 0 (tests). */
   allowEphemeralPorts?: boolean;
   logger?: Logger;
@@ -158,8 +165,9 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     },
   });
   const idOpts = opts.controlPlane?.identity;
+  // The control-plane clients (connect-node, @peculiar/x509) are imported only by sidecars that use them.
   const certs = idOpts
-    ? new WorkloadCerts({
+    ? new (await import('../src/control/client/workload-certs.js')).WorkloadCerts({
         address: opts.controlPlane!.address,
         tls: opts.controlPlane!.tls,
         nodeId: opts.controlPlane!.nodeId,
@@ -190,12 +198,14 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     identity: certs,
   };
   overload.start();
-  const builtin = opts.filters ? undefined : builtinFilters({ clock, registry, auditLog: opts.auditLog, logger });
+  // Plugin modules (filters, custom health checks), imported per config version: docs/plugins.md.
+  const modules = new ModuleLoader(opts.pluginDir ?? process.cwd());
+  const builtin = opts.filters ? undefined : builtinFilters({ clock, registry, auditLog: opts.auditLog, logger, modules });
   const filters = opts.filters ?? builtin!;
   // Where this sidecar runs: --locality, else the topology labels of --node-labels-file (zone-aware routing, Node.locality).
   const locality = opts.locality ?? (opts.controlPlane?.nodeLabels ? localityFromLabels(opts.controlPlane.nodeLabels) : undefined);
   if (locality) logger.info({ locality: locality.key }, 'locality');
-  const listeners = new ListenerManager(ctx, opts.drainTimeoutMs, { filters: filters.registry, filterConfig: filters.config, locality, ...(opts.random ? { random: opts.random } : {}) });
+  const listeners = new ListenerManager(ctx, opts.drainTimeoutMs, { filters: filters.registry, filterConfig: filters.config, locality, modules, ...(opts.random ? { random: opts.random } : {}) });
   const store = new ConfigStore();
   if (!opts.configPath && !opts.controlPlane) throw new Error('a config path or a control plane is required');
 
@@ -278,6 +288,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     proxy: ctx,
     telemetry,
     logger,
+    purgeCache: builtin ? (p: string) => builtin.purgeCache(p) : undefined,
     onQuit: () => void shutdown(),
   });
   const adminHost = opts.adminHost ?? '127.0.0.1';
@@ -287,6 +298,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   if (opts.controlPlane) {
     const cp = opts.controlPlane;
     const bootstrap = source;
+    const { XdsClient } = await import('../src/control/client/xds-client.js');
     xds = new XdsClient({
       address: cp.address,
       tls: cp.tls,

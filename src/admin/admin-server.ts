@@ -37,13 +37,16 @@ export interface AdminDeps {
   logger: Logger;
   /** The live window and tap behind /stats/live and /tap (live-routes.ts). */
   telemetry?: ExchangeTelemetry;
+  /** POST /cache/purge: deletes the cache filters' entries under a key prefix (undefined: no cache filters built in). */
+  purgeCache?: ((prefix: string) => Promise<number>) | undefined;
   /** Called by POST /quitquitquit: the sidecar drains and exits. */
   onQuit(): void;
 }
 
 /**
  * The admin API, on loopback only: readiness, metrics and read-only views of
- * the running config. Nothing here changes config.
+ * the running config. Nothing here changes config (POST /cache/purge drops
+ * cached responses, POST /quitquitquit drains).
  */
 export class AdminServer {
   private readonly server: http.Server;
@@ -117,6 +120,15 @@ export class AdminServer {
         const svid = d.proxy.identity.current();
         if (!svid) return send(res, 503, 'text/plain', 'no workload certificate yet\n');
         return sendJson(res, describeSvid(svid, d.proxy.clock.nowMs()));
+      }
+      case '/cache/purge': {
+        // docs/sidecar.md: `prefix` is relative to each filter's keyPrefix ("" purges everything).
+        if (req.method !== 'POST') return send(res, 405, 'text/plain', 'use POST\n', { allow: 'POST' });
+        if (!d.purgeCache) return send(res, 404, 'text/plain', 'no cache filters in this sidecar\n');
+        const prefix = url.searchParams.get('prefix') ?? '';
+        const purged = await d.purgeCache(prefix);
+        d.logger.info({ prefix, purged }, 'cache purged');
+        return sendJson(res, { prefix, purged });
       }
       case '/quitquitquit':
         if (req.method !== 'POST') return send(res, 405, 'text/plain', 'use POST\n', { allow: 'POST' });

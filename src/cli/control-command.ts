@@ -40,7 +40,8 @@ flags:
   --tls-cert F, --tls-key F   serve TLS
   --client-ca F         accept operator client certificates signed by this CA (mTLS)
   --no-auth             accept unauthenticated operator calls (local development only)
-  --debounce D          quiet period before a push (default 0.1s)
+  --debounce D          a change within D of the last push waits for D of quiet (a burst); an
+                        idle change is pushed at once (default 0.1s)
   --max-delay D         longest a push waits for changes to settle (default 10s)
   --replica-id ID       this replica's name in status (default HOSTNAME-PID-RANDOM)
   --status-ttl D        with redis: how long a killed replica's sidecars stay in status

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { parseDurationFlag } from '../core/duration.js';
 import { startSidecar } from '../../sidecar/main.js';
 import { readNodeLabels } from '../control/client/node-labels.js';
@@ -11,6 +12,7 @@ import type { Command } from './command.js';
 
 const USAGE = `usage: outrigger sidecar [--config FILE|DIR] [--control-plane HOST:PORT --node-id ID [--node-cluster C]
        [--node-labels-file FILE] [--control-plane-ca FILE]] [--admin-port 15000] [--admin-host 127.0.0.1] [--drain-timeout 5s] [--state-dir DIR]
+       [--plugin-dir DIR]
        [--audit-log stdout|stderr|FILE] [--max-heap-fraction 0.9] [--bootstrap-token-file F | --sa-token-file F]
        [--locality REGION[/ZONE[/SUBZONE]]]
        [--kubeconfig F] [--consul-addr H:P] [--nats-servers URL,…]
@@ -44,6 +46,8 @@ flags:
                         (0.0.0.0, ::) advertises $POD_IP
   --drain-timeout D     how long in-flight requests may take on shutdown (default 5s)
   --state-dir DIR       where the last good config is persisted
+  --plugin-dir DIR      where ./ plugin module paths of control-plane config are resolved (default: the working
+                        directory; those of a --config file are relative to that file; docs/plugins.md)
   --max-heap-fraction F above this fraction of the V8 heap limit, refuse new connections and requests
                         (503 / RESOURCE_EXHAUSTED, flag LO) until the heap is 0.05 below it (default 0.9)
   --status-port N       status port on all addresses (:: dual stack, else 0.0.0.0): /ready and the app probes
@@ -71,6 +75,7 @@ export const sidecarCommand: Command = {
         'drain-timeout': { type: 'string', default: '5s' },
         'max-heap-fraction': { type: 'string', default: '0.9' },
         'state-dir': { type: 'string' },
+        'plugin-dir': { type: 'string' },
         'control-plane': { type: 'string' },
         'node-id': { type: 'string' },
         'node-cluster': { type: 'string' },
@@ -128,6 +133,7 @@ export const sidecarCommand: Command = {
         drainTimeoutMs: parseDurationFlag(values['drain-timeout']!),
         overload: { maxHeapFraction },
         stateDir: values['state-dir'],
+        ...(values['plugin-dir'] !== undefined ? { pluginDir: resolve(values['plugin-dir']) } : {}),
         discovery: { kubeconfig: values.kubeconfig, consulAddr: values['consul-addr'], natsServers: values['nats-servers'] },
         locality,
         controlPlane: values['control-plane']

@@ -5,6 +5,8 @@ import type { Command } from './command.js';
 import { operatorClient, resolveTarget, type TargetFlags } from '../control/client/operator-client.js';
 import { readDocumentValues } from './operator-commands.js';
 import { reportError } from './control-flags.js';
+import { ModuleLoader } from '../core/module-loader.js';
+import { PluginConfigError, preparePlugins } from '../proxy/filters/plugin/prepare-plugins.js';
 
 const USAGE = `usage: outrigger validate -f FILE|DIR [--allow-ephemeral-ports] [--server [--control-plane H:P] [--token-file F]
        [--tls-ca F] [--tls-cert F --tls-key F]]
@@ -15,7 +17,9 @@ them: syntax, field names and types, references between resources and value
 ranges. Prints every error, one per line, and exits 1; prints a summary and
 exits 0 when the config is valid, with any warnings (problems that do not
 stop the config, e.g. a ring-hash cluster reached by a route without a
-hashPolicy) on stderr. See docs/config.md.
+hashPolicy) on stderr. Plugin modules the config names are imported and
+their configs checked by the modules' validate (docs/plugins.md). See
+docs/config.md.
 
 flags:
   -f, --file FILE|DIR        the config to check
@@ -52,9 +56,17 @@ export const validateCommand: Command = {
       throw new UsageError(`-f FILE|DIR is required`, USAGE);
     }
     if (values.server) return validateOnServer(values.file, values);
-    const result = await loadConfig(values.file, { allowEphemeralPorts: values['allow-ephemeral-ports'] });
+    const result = await loadConfig(values.file, { allowEphemeralPorts: values['allow-ephemeral-ports'], anchorPluginPaths: true });
     if (!result.ok) {
       process.stderr.write(result.errors.map((e) => formatConfigError(e) + '\n').join(''));
+      return 1;
+    }
+    // Plugins: imported (running their top-level code, as the sidecar would) and their configs validated.
+    try {
+      await preparePlugins(result.value, new ModuleLoader(process.cwd()));
+    } catch (err) {
+      if (!(err instanceof PluginConfigError)) throw err;
+      process.stderr.write(err.problems.map((p) => p + '\n').join(''));
       return 1;
     }
     // Warnings do not make the config invalid (exit 0), but each is shown with its field path.

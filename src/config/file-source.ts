@@ -121,7 +121,7 @@ export class FileConfigSource implements ConfigSource {
   private async loadOnce(): Promise<Result<ConfigSnapshot>> {
     const { logger, path } = this.opts;
     const isFirst = this.version === undefined;
-    let result = await loadConfig(path, this.opts.validateOptions);
+    let result = await loadConfig(path, { ...this.opts.validateOptions, anchorPluginPaths: true });
     if (this.closed && !isFirst) return result;
     if (result.ok && result.value.version !== this.version) {
       const snap = result.value;

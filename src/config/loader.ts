@@ -8,10 +8,14 @@ import type { Cluster, ClusterLoadAssignment } from '../gen/outrigger/config/v1/
 import { API_VERSION, KINDS, KIND_SCHEMAS } from './kinds.js';
 import type { ConfigError, ConfigSnapshot, JsonObject, JsonValue, ResourceDocument, Result } from './snapshot.js';
 import { parseDocuments, type RawDocument } from './documents.js';
+import { anchorPluginPaths } from './plugin-paths.js';
 import { decodeDocument, type DecodedResource, type KindMessages } from './decode.js';
 import { validateResources, type ResourceRef, type ValidateOptions } from './validate.js';
 
-export type LoadOptions = ValidateOptions;
+export interface LoadOptions extends ValidateOptions {
+  /** Make `./` plugin module paths absolute, relative to their file (the sidecar's --config: config/plugin-paths.ts). */
+  readonly anchorPluginPaths?: boolean;
+}
 
 type KindMessage = KindMessages[keyof KindMessages];
 
@@ -32,6 +36,7 @@ export async function loadConfig(path: string, opts: LoadOptions = {}): Promise<
     // file is being rewritten or the path is wrong.
     return { ok: false, errors: [{ document: path, path: '', message: 'no resource documents found' }] };
   }
+  if (opts.anchorPluginPaths) anchorPluginPaths(read.value);
   return buildSnapshot(read.value, opts);
 }
 

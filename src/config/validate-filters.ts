@@ -7,7 +7,7 @@ import type { LocalRateLimit, RateLimit } from '../gen/outrigger/filters/local_r
 import type { Permission, Principal, Rbac } from '../gen/outrigger/filters/rbac/v1/rbac_pb.js';
 import { compileCondition } from './cel-condition.js';
 import { parseCidr } from './net-names.js';
-import { checkCompression, checkCors, checkHeaderMutation, checkSecurityHeaders } from './validate-traffic-filters.js';
+import { checkCache, checkCompression, checkCors, checkHeaderMutation, checkSecurityHeaders } from './validate-traffic-filters.js';
 /** Reports one problem at a path (validate-routes.ts' Report; not imported, as that module imports this one). */
 type Report = (path: string, message: string) => void;
 
@@ -22,7 +22,7 @@ export function checkHttpFilters(filters: readonly HttpFilter[], at: string, rep
   const names = new Map<string, number>();
   filters.forEach((f, i) => {
     const p = `${at}[${i}]`;
-    if (f.config.case === undefined) return report(p, 'set one filter config (jwtAuthn, apiKeys, rbac, localRateLimit, globalRateLimit, cors, headerMutation, compression, securityHeaders)');
+    if (f.config.case === undefined) return report(p, 'set one filter config (jwtAuthn, apiKeys, rbac, localRateLimit, globalRateLimit, cors, headerMutation, compression, securityHeaders, plugin)');
     const name = f.name || f.config.case;
     const first = names.get(name);
     if (first !== undefined) report(f.name ? `${p}.name` : p, `filter name "${name}" is already used by ${at}[${first}]; give one of them a name`);
@@ -66,9 +66,11 @@ function checkFilterConfig(c: AnyConfig, at: string, report: Report): void {
     case 'securityHeaders':
       return checkSecurityHeaders(c.value, at, report);
     case 'cache':
+      return checkCache(c.value, at, report);
     case 'plugin':
-      // The config shape is published (proto fields 14, 15); the filters are not built yet (docs/filters.md).
-      return report(at, 'not supported yet by this sidecar');
+      // The module is imported, and its config checked by the module's validate, when the data path applies the config (docs/plugins.md).
+      if (c.value.module === '') report(`${at}.module`, 'required: a path relative to the config file, or a package name');
+      return;
   }
 }
 

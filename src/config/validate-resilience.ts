@@ -112,8 +112,12 @@ function checkHealthCheck(hc: Cluster_HealthCheck, report: Report): void {
       break;
     case 'grpc':
       break;
+    case 'custom':
+      // The module is loaded, and its config checked, when the data path applies the config (docs/plugins.md).
+      if (c.value.module === '') report(`${p}.custom.module`, 'required: a path relative to the config file, or a package name');
+      break;
     default:
-      report(p, 'set one of http, tcp, grpc');
+      report(p, 'set one of http, tcp, grpc, custom');
   }
 }
 

@@ -4,6 +4,7 @@ import { checkPathTemplate } from './template-syntax.js';
 import { checkNonNegative, type Report } from './report.js';
 import { checkHashPolicies, checkRetries } from './validate-resilience.js';
 import { checkFilterOverrides } from './validate-filters.js';
+import { checkTraffic } from './validate-traffic.js';
 
 export { checkNonNegative, type Report };
 
@@ -48,8 +49,9 @@ export function checkRouteConfiguration(
         case 'route': {
           const a = action.value;
           const ap = `${rp}.route`;
-          if (a.cluster === '') report(`${ap}.cluster`, 'required');
-          else if (!clusterExists(a.cluster)) report(`${ap}.cluster`, `unknown cluster "${a.cluster}"`);
+          if (a.cluster === '') {
+            if (a.weightedClusters.length === 0) report(`${ap}.cluster`, 'required (or weightedClusters)');
+          } else if (!clusterExists(a.cluster)) report(`${ap}.cluster`, `unknown cluster "${a.cluster}"`);
           if (a.prefixRewrite !== '' && route.match?.pathSpecifier.case !== 'prefix') {
             report(`${ap}.prefixRewrite`, 'only allowed on a route with a prefix match');
           }
@@ -66,6 +68,7 @@ export function checkRouteConfiguration(
           if (a.transcode) checkTranscode(a.transcode, `${ap}.transcode`, report);
           checkHashPolicies(a.hashPolicy, ap, report);
           checkRetries(a, ap, report);
+          checkTraffic(a, ap, clusterExists, report);
           break;
         }
         case 'directResponse': {

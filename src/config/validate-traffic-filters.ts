@@ -2,13 +2,16 @@ import type { Cors } from '../gen/outrigger/filters/cors/v1/cors_pb.js';
 import type { HeaderMutation, HeaderOps } from '../gen/outrigger/filters/header_mutation/v1/header_mutation_pb.js';
 import { Compression_Encoding, type Compression } from '../gen/outrigger/filters/compression/v1/compression_pb.js';
 import type { SecurityHeaders } from '../gen/outrigger/filters/security_headers/v1/security_headers_pb.js';
+import type { Cache } from '../gen/outrigger/filters/cache/v1/cache_pb.js';
 import { parseHeaderTemplate } from '../core/header-template.js';
+import { fromBinary, createFileRegistry } from '@bufbuild/protobuf';
+import { FileDescriptorSetSchema } from '@bufbuild/protobuf/wkt';
 
 type Report = (path: string, message: string) => void;
 
 /**
  * Load-time checks of the traffic filters (cors, headerMutation, compression,
- * securityHeaders; docs/filters.md), with field paths. Kept apart from
+ * securityHeaders, cache; docs/filters.md), with field paths. Kept apart from
  * validate-filters.ts (the security filters) so each file stays about one family.
  */
 
@@ -112,5 +115,46 @@ export function checkSecurityHeaders(s: SecurityHeaders, at: string, report: Rep
   }
   if (s.strictTransportSecurity !== undefined && s.strictTransportSecurity !== '' && !/max-age=\d+/i.test(s.strictTransportSecurity)) {
     report(`${at}.strictTransportSecurity`, 'needs max-age=<seconds> (RFC 6797)');
+  }
+}
+
+/** A `grpcMethods[].method`: `/package.Service/Method` or `/package.Service/*`. */
+const GRPC_METHOD = /^\/[A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*\/(?:[A-Za-z_]\w*|\*)$/;
+
+export function checkCache(c: Cache, at: string, report: Report): void {
+  const negative = (d: { seconds: bigint; nanos: number } | undefined): boolean => d !== undefined && (d.seconds < 0n || d.nanos < 0);
+  if (c.storage.case === 'redis') {
+    const url = c.storage.value.url;
+    let ok = /^rediss?:\/\//.test(url);
+    if (ok) {
+      try {
+        new URL(url);
+      } catch {
+        ok = false;
+      }
+    }
+    if (!ok) report(`${at}.redis.url`, 'a redis://host:port or rediss://host:port URL is required');
+  }
+  const maxBytes = c.storage.case === 'memory' ? c.storage.value.maxBytes : 0n;
+  if (c.maxBodyBytes !== undefined) {
+    if (c.maxBodyBytes === 0n) report(`${at}.maxBodyBytes`, 'must be at least 1 (omit it for the 1 MiB default)');
+    else if (maxBytes > 0n && c.maxBodyBytes > maxBytes) report(`${at}.maxBodyBytes`, `is larger than memory.maxBytes (${maxBytes}): no such response could be stored`);
+  }
+  if (negative(c.defaultTtl)) report(`${at}.defaultTtl`, 'must not be negative');
+  if (/[\s\0*?[\]]/.test(c.keyPrefix)) report(`${at}.keyPrefix`, 'must not contain whitespace or glob characters (* ? [ ])');
+  const seen = new Set<string>();
+  c.grpcMethods.forEach((m, i) => {
+    const p = `${at}.grpcMethods[${i}]`;
+    if (!GRPC_METHOD.test(m.method)) report(`${p}.method`, `"${m.method}" is not /package.Service/Method or /package.Service/*`);
+    else if (seen.has(m.method)) report(`${p}.method`, `"${m.method}" is listed twice`);
+    seen.add(m.method);
+    if (negative(m.ttl)) report(`${p}.ttl`, 'must not be negative');
+  });
+  if (c.descriptorBin.length > 0) {
+    try {
+      createFileRegistry(fromBinary(FileDescriptorSetSchema, c.descriptorBin));
+    } catch (err) {
+      report(`${at}.descriptorBin`, `not a usable FileDescriptorSet: ${(err as Error).message}`);
+    }
   }
 }

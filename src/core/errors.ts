@@ -55,7 +55,9 @@ export type LocalErrorCode =
   | 'access_denied'
   | 'rate_limited'
   | 'rate_limit_service_error'
-  | 'retries_exhausted';
+  | 'retries_exhausted'
+  | 'fault_abort'
+  | 'fault_delay';
 
 export interface LocalErrorSpec {
   readonly httpStatus: number;
@@ -177,6 +179,11 @@ export const LOCAL_ERRORS: Readonly<Record<LocalErrorCode, LocalErrorSpec>> = {
   // A route's retry policy wanted another attempt but numRetries were used up (or, hedging, maxAttempts):
   // the last upstream answer is returned; this row gives its access-log flag (docs/resilience.md).
   retries_exhausted: { httpStatus: 503, grpcStatus: GrpcStatus.UNAVAILABLE, flag: 'URX', message: 'retries exhausted' },
+  // A route's fault.abort answered (docs/routing.md#fault-injection); the route gives the status, these are fallbacks.
+  fault_abort: { httpStatus: 503, grpcStatus: GrpcStatus.UNAVAILABLE, flag: 'FI', message: 'fault filter abort' },
+  // A route's fault.delay held the request: never a reply of its own, only the flag, which accumulates
+  // with whatever flag the rest of the exchange earns (DI,DC; DI,UT).
+  fault_delay: { httpStatus: 200, grpcStatus: GrpcStatus.OK, flag: 'DI', message: 'fault filter delay' },
 };
 
 /** The access-log flag of a local error code (for dialects that write their own error bodies). */

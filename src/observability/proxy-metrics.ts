@@ -1,4 +1,5 @@
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { SeriesHistogram, type HistogramSeries } from './series-metrics.js';
 
 /** A cluster as the open-breaker gauge reads it (ClusterRuntime). */
 export interface BreakerState {
@@ -13,7 +14,8 @@ export interface BreakerState {
  * object on every observe, which is measurable on the hot path.
  */
 export class ProxyMetrics {
-  readonly requestDuration: Histogram<'listener' | 'route' | 'cluster' | 'code' | 'grpc_status' | 'protocol'>;
+  /** Our own series store (series-metrics.ts): prom-client's Histogram re-hashed six labels on every observe. */
+  readonly requestDuration: SeriesHistogram;
   readonly activeConnections: Gauge<'listener'>;
   readonly connections: Counter<'listener' | 'protocol'>;
   readonly detections: Counter<'listener' | 'outcome'>;
@@ -32,12 +34,14 @@ export class ProxyMetrics {
   readonly overflows: Counter<'cluster' | 'limit'>;
   readonly upstreamRequests: Counter<'cluster' | 'outcome'>;
   readonly retries: Counter<'cluster' | 'kind'>;
+  /** Mirrored copies by mirror cluster and how they ended (docs/routing.md#mirroring). */
+  readonly mirrors: Counter<'cluster' | 'result'>;
   readonly breakerOpen: Gauge<'cluster' | 'limit'>;
   /** What the open-breaker gauge reads at scrape time (set by whoever holds the live clusters). */
   private breakerSource: () => Iterable<BreakerState> = () => [];
   /** Per-attempt counter children by cluster and outcome, cached (one inc per upstream attempt). */
   private readonly attemptChildren = new Map<string, Map<string, { inc(): void }>>();
-  private readonly durationChildren = new Map<string, { observe(v: number): void }>();
+  private readonly durationChildren = new Map<string, HistogramSeries>();
   private readonly activeChildren = new Map<string, { inc(): void; dec(): void }>();
 
   /** The in-flight gauge of one listener, cached (see observeRequest). */
@@ -52,13 +56,13 @@ export class ProxyMetrics {
 
   constructor(registry: Registry) {
     const registers = [registry];
-    this.requestDuration = new Histogram({
-      name: 'outrigger_request_duration_seconds',
-      help: 'Downstream request duration; its _count is the request count',
-      labelNames: ['listener', 'route', 'cluster', 'code', 'grpc_status', 'protocol'],
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-      registers,
-    });
+    this.requestDuration = new SeriesHistogram(
+      'outrigger_request_duration_seconds',
+      'Downstream request duration; its _count is the request count',
+      ['listener', 'route', 'cluster', 'code', 'grpc_status', 'protocol'],
+      [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registry,
+    );
     this.activeConnections = new Gauge({
       name: 'outrigger_downstream_connections_active',
       help: 'Open downstream connections',
@@ -87,6 +91,12 @@ export class ProxyMetrics {
       name: 'outrigger_downstream_connections_rejected_total',
       help: 'Connections refused by a listener limit or because it is draining',
       labelNames: ['listener', 'reason'],
+      registers,
+    });
+    this.mirrors = new Counter({
+      name: 'outrigger_mirror_requests_total',
+      help: 'Mirrored request copies by mirror cluster and result (answered, failed, timed_out, skipped, abandoned)',
+      labelNames: ['cluster', 'result'],
       registers,
     });
     this.localReplies = new Counter({
@@ -215,7 +225,7 @@ export class ProxyMetrics {
     const key = `${listener}\u0000${route}\u0000${cluster}\u0000${code}\u0000${grpcStatus}\u0000${protocol}`;
     let child = this.durationChildren.get(key);
     if (!child) {
-      child = this.requestDuration.labels(listener, route, cluster, String(code), grpcStatus, protocol);
+      child = this.requestDuration.series([listener, route, cluster, String(code), grpcStatus, protocol]);
       this.durationChildren.set(key, child);
     }
     child.observe(seconds);

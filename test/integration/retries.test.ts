@@ -380,6 +380,30 @@ describe('retries through the sidecar (issue 12 point 5)', function () {
     for (const l of sc.access) expect(l).to.include({ status: 200 }).and.not.have.property('flags');
   });
 
+  it('a transcoded call whose retry a limit refuses says so too: x-outrigger-overloaded on the REST and Connect errors, flag UO', async () => {
+    const sc = await sidecar([
+      listener('main'),
+      routes('main', [
+        { name: 'rest', match: { prefix: '/' }, route: { cluster: 'echo', transcode: { descriptorBin: ECHO_DESCRIPTOR }, retryPolicy: { retryOn: ['connect-failure'] } } },
+      ]),
+      // maxRetries 0: the connect failure's retry is refused at once.
+      cluster('echo', [await deadPort()], 'UPSTREAM_PROTOCOL_HTTP2', { circuitBreakers: { maxRetries: 0 } }),
+    ]);
+    const rest = await requestJson(`http://127.0.0.1:${sc.port()}/v1/samples`, { method: 'POST', body: JSON.stringify({ name: 's' }), headers: { 'content-type': 'application/json' } });
+    expect(rest.status).to.equal(503);
+    expect(rest.headers['x-outrigger-overloaded']).to.equal('true');
+    const connect = await fetch(`http://127.0.0.1:${sc.port()}/outrigger.examples.transcoding.v1.EchoService/Create`, {
+      method: 'POST',
+      body: JSON.stringify({ name: 'connect' }),
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(connect.status).to.equal(503);
+    expect(connect.headers.get('x-outrigger-overloaded')).to.equal('true');
+    expect(await connect.json()).to.include({ code: 'unavailable' });
+    await waitFor(() => sc.access.length === 2, 'access log');
+    for (const l of sc.access) expect(l).to.include({ status: 503, flags: 'UO' });
+  });
+
   it('an invalid retry policy is refused with its field path and the last good config keeps serving', async () => {
     const good = await h1Backend('good');
     closers.push(good.close);

@@ -60,7 +60,12 @@ describe('architecture', () => {
   });
 
   it('can follow every dynamic import (its target is a string literal)', () => {
-    expect(unresolvable, 'dynamic imports with a computed target').to.deep.equal([]);
+    // The one exception: the plugin loader imports the user's modules (docs/plugins.md), which are not part of this graph.
+    const USER_CODE_LOADERS = ['src/core/module-loader.ts'];
+    expect(
+      unresolvable.filter((f) => !USER_CODE_LOADERS.includes(f)),
+      'dynamic imports with a computed target',
+    ).to.deep.equal([]);
   });
 
   it('has no import cycles', () => {

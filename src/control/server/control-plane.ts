@@ -27,7 +27,7 @@ export interface ControlPlaneOptions {
   readonly logger: Logger;
   readonly registry: Registry;
   readonly validate?: ValidateOptions;
-  /** Quiet period before a push (default 100 ms). */
+  /** Quiet period that ends a burst of changes (default 100 ms); a change that finds the plane idle is pushed at once. */
   readonly debounceMs?: number;
   /** A push happens at most this long after the first change of a burst (default 10 s). */
   readonly maxDelayMs?: number;
@@ -83,6 +83,10 @@ export class ControlPlane implements StreamHost {
   private chain: Promise<unknown> = Promise.resolve();
   private debounce: Timer | undefined;
   private burstStartMs: number | undefined;
+  /** When the last push started (monotonic): a change within debounceMs of it joins a burst. */
+  private lastPushAtMs: number | undefined;
+  /** The pending push is an idle change's (0 ms): later changes of the same turn ride along. */
+  private leadingPush = false;
   private convergence: Convergence | undefined;
   /** Bumped by every push; a push still running in batches stops when a newer one starts. */
   private pushGeneration = 0;
@@ -271,19 +275,38 @@ export class ControlPlane implements StreamHost {
 
   // ---- push ----
 
-  /** Debounce: push after `debounceMs` of quiet, but no later than `maxDelayMs` after the first change. */
+  /**
+   * Adaptive debounce: a change that finds the plane idle (no push in the
+   * last `debounceMs`, none pending) is pushed at once (on a 0 ms timer, so
+   * the changes of one turn of the event loop go out together); a change
+   * within `debounceMs` of a push, or while one is pending, starts or extends
+   * a burst, pushed after `debounceMs` of quiet but no later than
+   * `maxDelayMs` after the burst's first change. A lone apply then reaches
+   * sidecars without waiting out the quiet period, and a storm (a rollout's
+   * EndpointSlice churn) still costs one push per quiet period.
+   */
   private schedulePush(): void {
     const now = this.clock.monotonicMs();
-    this.burstStartMs ??= now;
     const quiet = this.opts.debounceMs ?? 100;
+    if (this.leadingPush) return; // joins the push already due this turn
+    if (this.debounce === undefined && (this.lastPushAtMs === undefined || now - this.lastPushAtMs >= quiet)) {
+      this.leadingPush = true;
+      this.debounce = this.clock.setTimer(0, () => this.pushNow());
+      return;
+    }
+    this.burstStartMs ??= now;
     const max = this.opts.maxDelayMs ?? 10_000;
     const delay = Math.max(0, Math.min(quiet, this.burstStartMs + max - now));
     this.debounce?.cancel();
-    this.debounce = this.clock.setTimer(delay, () => {
-      this.debounce = undefined;
-      this.burstStartMs = undefined;
-      this.pushAll();
-    });
+    this.debounce = this.clock.setTimer(delay, () => this.pushNow());
+  }
+
+  private pushNow(): void {
+    this.debounce = undefined;
+    this.leadingPush = false;
+    this.burstStartMs = undefined;
+    this.lastPushAtMs = this.clock.monotonicMs();
+    this.pushAll();
   }
 
   /**

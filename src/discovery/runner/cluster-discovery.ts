@@ -83,7 +83,7 @@ export class ClusterDiscovery {
       case 'dns':
         return this.providers.getDns().watch(t.target, emit);
       case 'kubernetes':
-        return this.providers.getKubernetes()?.watch(t.target, emit);
+        return this.providers.getKubernetes().watch(t.target, emit);
       case 'consul':
         return this.providers.getConsul().watch(t.target, emit);
       case 'nats':

@@ -3,11 +3,11 @@ import type { Logger } from '../../observability/logger.js';
 import { ConsulProvider } from '../consul/consul-provider.js';
 import { consulConnection } from '../consul/consul-connection.js';
 import { DnsProvider } from '../dns/dns-provider.js';
-import { loadKubeConfig } from '../kubernetes/kube-connection.js';
-import { KubernetesProvider } from '../kubernetes/kube-provider.js';
+import type { KubernetesTarget } from '../kubernetes/kube-provider.js';
 import { natsServers } from '../nats/announce-protocol.js';
-import { NatsProvider } from '../nats/nats-provider.js';
-import type { ProviderEvents, ProviderKind, ProviderStatus } from '../provider.js';
+import type { NatsTarget } from '../nats/nats-provider.js';
+import type { DiscoveryProvider, ProviderEvents, ProviderKind, ProviderStatus } from '../provider.js';
+import { LazyProvider } from './lazy-provider.js';
 
 /** Connection settings from flags; the environment fills in the rest by each ecosystem's conventions. */
 export interface DiscoveryConnections {
@@ -40,9 +40,10 @@ export interface ProviderDeps {
  */
 export class Providers {
   private dns: DnsProvider | undefined;
-  private kube: KubernetesProvider | undefined;
+  // Kubernetes and NATS load their client libraries on first use (lazy-provider.ts).
+  private kube: LazyProvider<KubernetesTarget> | undefined;
   private consul: ConsulProvider | undefined;
-  private nats: NatsProvider | undefined;
+  private nats: LazyProvider<NatsTarget> | undefined;
   private readonly failures = new Map<ProviderKind, string>();
 
   constructor(private readonly d: ProviderDeps) {}
@@ -51,27 +52,27 @@ export class Providers {
     return (this.dns ??= new DnsProvider({ clock: this.d.clock, logger: this.d.logger, events: this.d.events, random: this.d.random }));
   }
 
-  getKubernetes(): KubernetesProvider | undefined {
-    if (this.kube) return this.kube;
-    try {
-      const env = this.d.connections.env ?? process.env;
-      const saved = process.env.KUBECONFIG;
-      // loadFromDefault reads process.env; an injected env (tests) stands in for it while loading.
-      if (this.d.connections.env && env.KUBECONFIG !== undefined) process.env.KUBECONFIG = env.KUBECONFIG;
-      try {
-        this.kube = new KubernetesProvider({ kubeConfig: loadKubeConfig(this.d.connections.kubeconfig), clock: this.d.clock, logger: this.d.logger, events: this.d.events, random: this.d.random });
-      } finally {
-        if (this.d.connections.env) {
-          if (saved === undefined) delete process.env.KUBECONFIG;
-          else process.env.KUBECONFIG = saved;
+  getKubernetes(): DiscoveryProvider<KubernetesTarget> {
+    return (this.kube ??= new LazyProvider<KubernetesTarget>(
+      'kubernetes',
+      async () => {
+        const [{ loadKubeConfig }, { KubernetesProvider }] = await Promise.all([import('../kubernetes/kube-connection.js'), import('../kubernetes/kube-provider.js')]);
+        const env = this.d.connections.env ?? process.env;
+        const saved = process.env.KUBECONFIG;
+        // loadFromDefault reads process.env; an injected env (tests) stands in for it while loading.
+        if (this.d.connections.env && env.KUBECONFIG !== undefined) process.env.KUBECONFIG = env.KUBECONFIG;
+        try {
+          return new KubernetesProvider({ kubeConfig: loadKubeConfig(this.d.connections.kubeconfig), clock: this.d.clock, logger: this.d.logger, events: this.d.events, random: this.d.random });
+        } finally {
+          if (this.d.connections.env) {
+            if (saved === undefined) delete process.env.KUBECONFIG;
+            else process.env.KUBECONFIG = saved;
+          }
         }
-      }
-      this.failures.delete('kubernetes');
-      return this.kube;
-    } catch (err) {
-      this.fail('kubernetes', err);
-      return undefined;
-    }
+      },
+      () => this.failures.delete('kubernetes'),
+      (err) => this.fail('kubernetes', err),
+    ));
   }
 
   getConsul(): ConsulProvider {
@@ -86,8 +87,16 @@ export class Providers {
     }));
   }
 
-  getNats(): NatsProvider {
-    return (this.nats ??= new NatsProvider({ servers: natsServers(this.d.connections.natsServers, this.d.connections.env), clock: this.d.clock, logger: this.d.logger, events: this.d.events }));
+  getNats(): DiscoveryProvider<NatsTarget> {
+    return (this.nats ??= new LazyProvider<NatsTarget>(
+      'nats',
+      async () => {
+        const { NatsProvider } = await import('../nats/nats-provider.js');
+        return new NatsProvider({ servers: natsServers(this.d.connections.natsServers, this.d.connections.env), clock: this.d.clock, logger: this.d.logger, events: this.d.events });
+      },
+      () => this.failures.delete('nats'),
+      (err) => this.fail('nats', err),
+    ));
   }
 
   private fail(kind: ProviderKind, err: unknown): void {
@@ -99,7 +108,7 @@ export class Providers {
 
   status(): ProviderStatus[] {
     const out: ProviderStatus[] = [];
-    for (const p of [this.dns, this.kube, this.consul, this.nats]) if (p) out.push(p.status());
+    for (const p of [this.dns, this.kube?.loaded ? this.kube : undefined, this.consul, this.nats?.loaded ? this.nats : undefined]) if (p) out.push(p.status());
     for (const [kind, why] of this.failures) if (!out.some((s) => s.kind === kind)) out.push({ kind, connected: false, lastEventMs: undefined, services: 0, errors: 1, lastError: why });
     return out;
   }

@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
+import type { DescMethod, Message } from '@bufbuild/protobuf';
 import { Readable, Transform } from 'node:stream';
 import { AbortScope } from '../../core/abort-scope.js';
 import { LOCAL_ERRORS, type LocalErrorCode } from '../../core/errors.js';
@@ -34,7 +35,17 @@ export interface ExchangeFilters {
   responseHeaders(ds: Downstream, status: number, headers: OutgoingHttpHeaders): void;
   responseData(ds: Downstream, chunk: Buffer): Buffer;
   trailers(ds: Downstream, trailers: OutgoingHttpHeaders): void;
+  /** Some filter has a decoded-message phase (the REST transcoder then calls the two below). */
+  readonly hasDecodedHooks: boolean;
+  /** A decoded request / response message through the filters: the message to use, a gRPC status to answer with, or a filter that threw. */
+  decodedRequest(ds: Downstream, method: DescMethod, msg: Message): DecodedOutcome;
+  decodedResponse(ds: Downstream, method: DescMethod, msg: Message): DecodedOutcome;
 }
+
+export type DecodedOutcome =
+  | { readonly message: Message }
+  | { readonly reply: { readonly code: number; readonly message?: string | undefined } }
+  | { readonly failed: string };
 
 /** Why an exchange ended early: the client went away, its gRPC deadline, the route timeout. */
 export type AbortReason = Extract<LocalErrorCode, 'downstream_reset' | 'deadline_exceeded' | 'upstream_timeout'>;
@@ -83,6 +94,12 @@ export abstract class Downstream {
   auth: AuthFacts | undefined = undefined;
   /** The matched route's cluster (set by the pipeline; `ex.cluster` is set only once an endpoint is picked). */
   routeCluster = '';
+  /**
+   * A gRPC request's method descriptor, when its route has descriptors (a
+   * transcoding route): set by the pipeline before the filters run (the
+   * cache reads its idempotency level).
+   */
+  rpc: DescMethod | undefined = undefined;
   /** Set once our side ended the response (normally or with a local reply). */
   responseEnded = false;
   protected closedFlag = false;
@@ -149,8 +166,32 @@ export abstract class Downstream {
    * A request-header filter that read the whole body (request decompression)
    * hands on what the upstream should get instead; it set the headers to match.
    */
-  replaceRequestBody(b: Buffer): void {
-    this.replacedBody = Readable.from([b], { objectMode: false });
+  replaceRequestBody(b: Buffer | Readable): void {
+    this.replacedBody = Buffer.isBuffer(b) ? Readable.from([b], { objectMode: false }) : b;
+  }
+
+  /** A response of a filter's own that replaces the one being written (`substituteResponse`). */
+  private substitute: { readonly status: number; readonly body: Buffer | undefined; readonly trailers: OutgoingHttpHeaders | undefined } | undefined;
+
+  /**
+   * Called by a response-header filter that answers instead of the writer
+   * (the cache: a stored response after the upstream's 304, or a stale one
+   * after its 5xx): it has rewritten `headers` in place; the head goes out
+   * with `status`, then `body` (and `trailers`, gRPC), and whatever the
+   * writer sends after its head is dropped.
+   */
+  substituteResponse(status: number, body: Buffer | undefined, trailers?: OutgoingHttpHeaders): void {
+    this.substitute = { status, body, trailers };
+  }
+
+  private writeSubstitute(headers: OutgoingHttpHeaders): void {
+    const sub = this.substitute!;
+    this.ex.status = sub.status;
+    this.responseEnded = true;
+    const body = this.method === 'HEAD' ? undefined : sub.body;
+    if (body === undefined && sub.trailers === undefined) return this.writeHeadEnd(sub.status, headers);
+    this.writeHead(sub.status, headers, sub.trailers !== undefined, undefined);
+    this.endData(body, sub.trailers);
   }
 
   /** The client is gone or the exchange is over. */
@@ -166,6 +207,7 @@ export abstract class Downstream {
     if (this.added !== undefined) addHeaders(headers, this.added);
     if (this.chain !== undefined && this.chain.hasResponseHeaders) this.chain.responseHeaders(this, status, headers);
     if (this.filterFailure) return;
+    if (this.substitute !== undefined) return this.writeSubstitute(headers);
     this.writeHead(status, headers, trailers, statusMessage);
   }
 
@@ -175,6 +217,7 @@ export abstract class Downstream {
     if (this.added !== undefined) addHeaders(headers, this.added);
     if (this.chain !== undefined && this.chain.hasResponseHeaders) this.chain.responseHeaders(this, status, headers);
     if (this.filterFailure) return;
+    if (this.substitute !== undefined) return this.writeSubstitute(headers);
     this.responseEnded = true;
     this.writeHeadEnd(status, headers);
   }
@@ -182,6 +225,7 @@ export abstract class Downstream {
   /** Writes response body bytes, through the chain's response-data filters. */
   write(chunk: string | Buffer): boolean {
     const chain = this.chain;
+    if (this.substitute !== undefined) return true;
     if (chain !== undefined && chain.hasResponseData) chunk = chain.responseData(this, toBuffer(chunk));
     if (this.filterFailure) return true;
     if (this.encoder !== undefined) return this.encoder.write(chunk);
@@ -219,6 +263,7 @@ export abstract class Downstream {
 
   /** Ends the response (through the data filters); `trailers` only when `respond(…, true)` announced them. */
   end(chunk?: string | Buffer, trailers?: OutgoingHttpHeaders): void {
+    if (this.substitute !== undefined) return;
     const chain = this.chain;
     if (chunk !== undefined && chain !== undefined && chain.hasResponseData) chunk = chain.responseData(this, toBuffer(chunk));
     if (trailers !== undefined && chain !== undefined && chain.hasTrailers) chain.trailers(this, trailers);

@@ -13,6 +13,8 @@ export interface LocalReplyExtras {
   readonly headers?: OutgoingHttpHeaders;
   /** google.rpc.Status details (e.g. RetryInfo): `grpc-status-details-bin`, or the JSON error's `details`. */
   readonly details?: readonly Any[];
+  /** Statuses that replace the code's own (a route's fault.abort): HTTP for HTTP dialects, gRPC for gRPC ones. */
+  readonly status?: { readonly http: number; readonly grpc: number };
 }
 
 /**
@@ -32,7 +34,8 @@ export interface LocalReplyExtras {
  * response off, so the client cannot take it as complete.
  */
 export function localReply(ds: Downstream, code: LocalErrorCode, detail?: string, extras?: LocalReplyExtras): void {
-  const spec = LOCAL_ERRORS[code];
+  const st = extras?.status;
+  const spec = st === undefined ? LOCAL_ERRORS[code] : { ...LOCAL_ERRORS[code], httpStatus: st.http, grpcStatus: st.grpc };
   const ex = ds.ex;
   ex.flags = spec.flag;
   if (ds.closed) return;

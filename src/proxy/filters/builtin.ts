@@ -15,6 +15,9 @@ import { corsFactory } from './cors/cors-filter.js';
 import { headerMutationFactory } from './header-mutation/header-mutation-filter.js';
 import { securityHeadersFactory } from './security-headers/security-headers-filter.js';
 import { compressionFactory } from './compression/compression-filter.js';
+import { cacheFactory } from './cache/cache-filter.js';
+import { pluginFactory } from './plugin/plugin-filter.js';
+import type { ModuleLoader } from '../../core/module-loader.js';
 
 export interface BuiltinFilterDeps {
   readonly clock: Clock;
@@ -24,6 +27,8 @@ export interface BuiltinFilterDeps {
   readonly jwksFetcher?: JwksFetcher;
   /** Operational log (Redis connection trouble at debug level). */
   readonly logger?: Logger | undefined;
+  /** Where plugin modules are imported (docs/plugins.md); without it `plugin` filters are unknown. */
+  readonly modules?: ModuleLoader | undefined;
 }
 
 /**
@@ -31,10 +36,17 @@ export interface BuiltinFilterDeps {
  * the config source reading listeners' `httpFilters` and the overrides of
  * virtual hosts and routes (docs/filters.md).
  */
-export function builtinFilters(deps: BuiltinFilterDeps): { registry: FilterRegistry; config: FilterConfigSource; close(): void } {
+export function builtinFilters(deps: BuiltinFilterDeps): {
+  registry: FilterRegistry;
+  config: FilterConfigSource;
+  /** Deletes cache entries under a key prefix in every cache filter's storage (admin POST /cache/purge). */
+  purgeCache(prefix: string): Promise<number>;
+  close(): void;
+} {
   const audit = new AuditLog(deps.auditLog, deps.registry);
   const apiKeys = apiKeysFactory({ audit });
   const global = globalRateLimitFactory({ clock: deps.clock, audit, logger: deps.logger });
+  const cache = cacheFactory({ clock: deps.clock, registry: deps.registry, logger: deps.logger });
   const registry = new FilterRegistry([
     jwtAuthnFactory({ clock: deps.clock, audit, ...(deps.jwksFetcher ? { fetcher: deps.jwksFetcher } : {}) }),
     apiKeys,
@@ -45,13 +57,16 @@ export function builtinFilters(deps: BuiltinFilterDeps): { registry: FilterRegis
     headerMutationFactory(),
     compressionFactory({ registry: deps.registry }),
     securityHeadersFactory(),
+    cache,
   ]);
+  if (deps.modules) registry.register(pluginFactory({ modules: deps.modules, registry: deps.registry, logger: deps.logger }));
   // close(): stops watching key files and disconnects from Redis (sidecar shutdown).
   const close = (): void => {
     apiKeys.close();
     global.close();
+    cache.close();
   };
-  return { registry, config: CONFIG_FILTER_SOURCE, close };
+  return { registry, config: CONFIG_FILTER_SOURCE, purgeCache: (p) => cache.purge(p), close };
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { OutgoingHttpHeaders } from 'node:http2';
-import type { AbortReason, Downstream, ExchangeFilters } from '../downstream/downstream.js';
-import type { FilterFactory, FilterVerdict, HttpFilter } from './filter.js';
+import type { DescMethod, Message } from '@bufbuild/protobuf';
+import type { AbortReason, DecodedOutcome, Downstream, ExchangeFilters } from '../downstream/downstream.js';
+import type { DecodedVerdict, FilterCompileContext, FilterFactory, FilterVerdict, HttpFilter } from './filter.js';
 import type { Listener } from '../../gen/outrigger/config/v1/listener_pb.js';
 import type { CompiledRoute } from '../router/types.js';
 
@@ -34,7 +35,10 @@ export class FilterChain implements ExchangeFilters {
   readonly hasResponseHeaders: boolean;
   readonly hasResponseData: boolean;
   readonly hasTrailers: boolean;
+  readonly hasDecodedHooks: boolean;
   private readonly reqHeaders: HttpFilter[];
+  private readonly decReq: HttpFilter[];
+  private readonly decResp: HttpFilter[];
   private readonly reqData: HttpFilter[];
   private readonly respHeaders: HttpFilter[];
   private readonly respData: HttpFilter[];
@@ -46,6 +50,9 @@ export class FilterChain implements ExchangeFilters {
     this.respHeaders = filters.filter((f) => f.onResponseHeaders).reverse();
     this.respData = filters.filter((f) => f.onResponseData).reverse();
     this.respTrailers = filters.filter((f) => f.onResponseTrailers).reverse();
+    this.decReq = filters.filter((f) => f.onDecodedRequest);
+    this.decResp = filters.filter((f) => f.onDecodedResponse).reverse();
+    this.hasDecodedHooks = this.decReq.length > 0 || this.decResp.length > 0;
     this.hasRequestHeaders = this.reqHeaders.length > 0;
     this.hasRequestData = this.reqData.length > 0;
     this.hasResponseHeaders = this.respHeaders.length > 0;
@@ -127,6 +134,14 @@ export class FilterChain implements ExchangeFilters {
     return chunk;
   }
 
+  decodedRequest(ds: Downstream, method: DescMethod, msg: Message): DecodedOutcome {
+    return runDecoded(this.decReq, (f, m) => f.onDecodedRequest!(ds, method, m), msg);
+  }
+
+  decodedResponse(ds: Downstream, method: DescMethod, msg: Message): DecodedOutcome {
+    return runDecoded(this.decResp, (f, m) => f.onDecodedResponse!(ds, method, m), msg);
+  }
+
   trailers(ds: Downstream, trailers: OutgoingHttpHeaders): void {
     try {
       for (const f of this.respTrailers) f.onResponseTrailers!(ds, trailers);
@@ -169,7 +184,12 @@ export class FilterRegistry {
    * the route's own filters (those its action implies, such as the
    * transcoder's CORS rules). Unknown names and bad configs throw.
    */
-  compile(entries: readonly FilterEntry[], overrides: ReadonlyMap<string, FilterOverride> | undefined, routeFilters: readonly HttpFilter[] = []): FilterChain {
+  compile(
+    entries: readonly FilterEntry[],
+    overrides: ReadonlyMap<string, FilterOverride> | undefined,
+    routeFilters: readonly HttpFilter[] = [],
+    ctx?: FilterCompileContext,
+  ): FilterChain {
     if (entries.length === 0 && routeFilters.length === 0) return FilterChain.EMPTY;
     const out: HttpFilter[] = [];
     for (const e of entries) {
@@ -179,7 +199,7 @@ export class FilterRegistry {
       const o = overrides?.get(e.name);
       if (o && 'disabled' in o) continue;
       if (o?.type !== undefined && o.type !== type) throw new Error(`the override of "${e.name}" is a ${o.type} config; the filter is ${type}`);
-      out.push(factory.compile(o ? o.config : e.config, e.name));
+      out.push(factory.compile(o ? o.config : e.config, e.name, ctx));
     }
     out.push(...routeFilters);
     return out.length === 0 ? FilterChain.EMPTY : new FilterChain(out);
@@ -189,6 +209,22 @@ export class FilterRegistry {
 /** A filter that throws fails closed: the request is refused, never let through unchecked. */
 function filterFailed(f: HttpFilter, err: unknown): FilterVerdict {
   return { code: 'filter_error', detail: `${f.name}: ${err instanceof Error ? err.message : String(err)}` };
+}
+
+/** Each filter in turn on the message the one before left; the first reply stops; a throw is the filter's failure. */
+function runDecoded(fs: readonly HttpFilter[], call: (f: HttpFilter, m: Message) => DecodedVerdict, msg: Message): DecodedOutcome {
+  for (const f of fs) {
+    let r: DecodedVerdict;
+    try {
+      r = call(f, msg);
+    } catch (err) {
+      return { failed: `${f.name}: ${err instanceof Error ? err.message : String(err)}` };
+    }
+    if (r === undefined || r === null) continue;
+    if ('reply' in r && !('$typeName' in r)) return { reply: r.reply };
+    msg = r as Message;
+  }
+  return { message: msg };
 }
 
 function isPromise<T>(v: T | Promise<T>): v is Promise<T> {

@@ -1,4 +1,5 @@
 import type { OutgoingHttpHeaders } from 'node:http2';
+import type { DescMethod, Message } from '@bufbuild/protobuf';
 import type { LocalErrorCode } from '../../core/errors.js';
 import type { Downstream } from '../downstream/downstream.js';
 import type { LocalReplyExtras } from '../downstream/local-reply.js';
@@ -16,6 +17,8 @@ export type FilterVerdict =
       readonly status: number;
       readonly headers: OutgoingHttpHeaders;
       readonly body?: string | Buffer;
+      /** HTTP/2 trailers after the body (a cached gRPC response's grpc-status). */
+      readonly trailers?: OutgoingHttpHeaders;
       /** Access-log flag for the answer (the error table's flags, or one of the filter's own). */
       readonly flag?: string;
     };
@@ -51,7 +54,19 @@ export interface HttpFilter {
   onResponseHeaders?(ds: Downstream, status: number, headers: OutgoingHttpHeaders): void;
   onResponseData?(ds: Downstream, chunk: Buffer): Buffer;
   onResponseTrailers?(ds: Downstream, trailers: OutgoingHttpHeaders): void;
+  /**
+   * Decoded gRPC messages where the proxy holds them anyway (the REST
+   * transcoder): a request message before it is encoded for the upstream, a
+   * response message before it is printed. Return nothing (keep it, changed
+   * or not), another message of the type, or a reply with a gRPC status.
+   * Native gRPC is bytes to the proxy: filters decode it themselves there.
+   */
+  onDecodedRequest?(ds: Downstream, method: DescMethod, msg: Message): DecodedVerdict;
+  onDecodedResponse?(ds: Downstream, method: DescMethod, msg: Message): DecodedVerdict;
 }
+
+/** What a decoded-message phase decides. */
+export type DecodedVerdict = void | undefined | Message | { readonly reply: { readonly code: number; readonly message?: string | undefined } };
 
 /**
  * Builds a filter from its config entry. `compile` runs once per config
@@ -62,5 +77,15 @@ export interface FilterFactory<C = unknown> {
   /** The filter's type: the config field naming it in a listener's filter list (`jwtAuthn`). */
   readonly name: string;
   /** `name`: the entry's name (defaults to the type), for logs, metrics and overrides. */
-  compile(config: C, name: string): HttpFilter;
+  compile(config: C, name: string, ctx?: FilterCompileContext): HttpFilter;
+}
+
+/** What a factory may know of the route a chain is compiled for. */
+export interface FilterCompileContext {
+  /**
+   * gRPC methods by path (`/pkg.Service/Method`) whose descriptors the route
+   * has (a transcoding route's descriptor set, file or server reflection):
+   * what plugins' message hooks decode with. Undefined: none known.
+   */
+  readonly grpcMethods?: ReadonlyMap<string, DescMethod> | undefined;
 }

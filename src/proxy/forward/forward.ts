@@ -6,6 +6,7 @@ import type { H2Downstream } from '../downstream/h2-downstream.js';
 import type { WsDownstream } from '../downstream/ws-downstream.js';
 import { copyRequestHeaders } from '../http/headers.js';
 import { relay } from './relay.js';
+import type { ShadowRequest } from './shadow.js';
 import type { UpstreamTarget } from './upstream-target.js';
 import { forwardWebSocket } from './websocket.js';
 
@@ -40,15 +41,38 @@ export function forward(ctx: ProxyContext, ds: Downstream, t: UpstreamTarget): v
     return forwardWebSocket(ctx, ds as WsDownstream, t, out);
   }
   const upH2 = t.cluster.usesH2(ds.kind === 'h2');
+  const out = upstreamHeaders(ds, t.path, t.authority, upH2, fwd);
+  const m = t.mirror;
+  let shadow: ShadowRequest | undefined;
+  if (m !== undefined) {
+    // The copy's headers are built like the real request's (x-forwarded-for under the same trustedHops), for its cluster's protocol.
+    const mH2 = m.cluster.usesH2(ds.kind === 'h2');
+    shadow = { target: m, method: ds.method, path: t.path, headers: upstreamHeaders(ds, t.path, shadowAuthority(t.authority), mH2, fwd), upstreamH2: mH2, grpc: ds.grpc };
+  }
+  relay(ctx, ds as H1Downstream | H2Downstream, t, out, upH2, shadow);
+}
+
+/** The request headers towards an upstream of either protocol (the exchange's request id is noted from them). */
+function upstreamHeaders(ds: Downstream, path: string, authority: string, upH2: boolean, fwd: Parameters<typeof copyRequestHeaders>[2]): Record<string, unknown> {
   if (upH2) {
-    const out: OutgoingHttpHeaders = { ':method': ds.method, ':path': t.path, ':authority': t.authority, ':scheme': 'http' };
+    const out: OutgoingHttpHeaders = { ':method': ds.method, ':path': path, ':authority': authority, ':scheme': 'http' };
     ds.ex.request_id = copyRequestHeaders(ds.headers, out as Record<string, string>, fwd);
-    return relay(ctx, ds as H1Downstream | H2Downstream, t, out, true);
+    return out;
   }
   const out: Record<string, string | string[]> = {};
   ds.ex.request_id = copyRequestHeaders(ds.headers, out, fwd);
   // An HTTP/2 client's `te: trailers` means nothing to an HTTP/1.1 upstream.
   if (ds.kind === 'h2') delete out['te'];
-  out['host'] = t.authority;
-  relay(ctx, ds as H1Downstream | H2Downstream, t, out, false);
+  out['host'] = authority;
+  return out;
+}
+
+/** Envoy's mirror authority: `-shadow` after the host, before any port (`api:8080` → `api-shadow:8080`). */
+export function shadowAuthority(authority: string): string {
+  const colon = authority.lastIndexOf(':');
+  // A port follows the last colon unless it is inside an IPv6 literal ("[::1]").
+  if (colon > 0 && authority.indexOf(']', colon) < 0 && /^\d+$/.test(authority.slice(colon + 1))) {
+    return `${authority.slice(0, colon)}-shadow${authority.slice(colon)}`;
+  }
+  return `${authority}-shadow`;
 }

@@ -16,6 +16,7 @@ import type { CallEvents, CallFailure, UpstreamCall, UpstreamHead } from '../ups
 import type { AttemptOutcome } from '../upstream/endpoint-stats.js';
 import { AttemptRunner, type RunnerHost, type RunnerMark } from '../upstream/retry/attempt-runner.js';
 import type { UpstreamTarget } from './upstream-target.js';
+import { Shadow, type ShadowRequest } from './shadow.js';
 
 const CANCEL = http2.constants.NGHTTP2_CANCEL;
 const INTERNAL_ERROR = http2.constants.NGHTTP2_INTERNAL_ERROR;
@@ -47,13 +48,13 @@ const REPLAY_MAX_BYTES = 64 * 1024;
  *   every attempt (RST_STREAM CANCEL / socket destroyed) before answering
  *   DEADLINE_EXCEEDED or 504, or ending a started gRPC response with it.
  */
-export function relay(ctx: ProxyContext, ds: H1Downstream | H2Downstream, t: UpstreamTarget, headers: Record<string, unknown>, upstreamH2: boolean): void {
+export function relay(ctx: ProxyContext, ds: H1Downstream | H2Downstream, t: UpstreamTarget, headers: Record<string, unknown>, upstreamH2: boolean, shadow?: ShadowRequest): void {
   if (ds.kind === 'h2') {
     const s = (ds as H2Downstream).stream;
     // Reset by the client while the pipeline ran (rapid reset): no upstream stream for it.
     if (s.closed || s.destroyed || s.rstCode) return void ctx.metrics.earlyResets.inc({ listener: t.settings.name, stage: 'before_upstream' });
   }
-  new Relay(ctx, ds, t, headers, upstreamH2).start();
+  new Relay(ctx, ds, t, headers, upstreamH2).start(shadow);
 }
 
 class Relay implements RunnerHost, CallEvents {
@@ -73,6 +74,8 @@ class Relay implements RunnerHost, CallEvents {
   private timedOut = false;
   private trailers: OutgoingHttpHeaders | undefined;
   private status = 0;
+  /** The route's mirrored copy of this request, fed the same body (forward/shadow.ts). */
+  private shadow: Shadow | undefined = undefined;
 
   constructor(
     private readonly ctx: ProxyContext,
@@ -99,9 +102,10 @@ class Relay implements RunnerHost, CallEvents {
     this.runner = new AttemptRunner({ metrics: ctx.metrics, exchange: ds.ex }, t.cluster, t.ep, t.pickInfo, t.plan, ds.grpc, hasBody, upH2 ? REPLAY_MAX_BYTES : 0, this);
   }
 
-  start(): void {
+  start(shadowReq: ShadowRequest | undefined): void {
     const ds = this.ds;
     this.runner.start();
+    if (shadowReq !== undefined) this.shadow = new Shadow(this.ctx, shadowReq, this.hasBody);
     this.pumpBody();
     ds.scope.onAbort((reason) => this.onAbort(reason));
     // Whatever else happens, the answer's attempt ends with the exchange.
@@ -121,13 +125,18 @@ class Relay implements RunnerHost, CallEvents {
     // gRPC to an HTTP/2 upstream streams without a body limit (messages are bounded by the peers); everything else has the listener's.
     const maxBody = ds.grpc && this.upH2 ? 0 : this.t.settings.maxRequestBodyBytes;
     const runner = this.runner;
+    const shadow = this.shadow;
     body.on('data', (chunk: Buffer) => {
       ex.bytes_in += chunk.length;
       if (maxBody > 0 && ex.bytes_in > maxBody) return this.tooLarge();
       if (reqData) chunk = chain.requestData(ds, chunk);
+      if (shadow !== undefined) shadow.write(chunk);
       if (!runner.write(chunk)) body.pause();
     });
-    body.once('end', () => runner.end());
+    body.once('end', () => {
+      shadow?.end();
+      runner.end();
+    });
   }
 
   private tooLarge(): void {
@@ -138,6 +147,7 @@ class Relay implements RunnerHost, CallEvents {
       ds.noKeepAlive();
     }
     this.runner.abort();
+    this.shadow?.requestGone();
     this.dropAnswer();
     this.finished = true;
     localReply(ds, 'request_too_large');
@@ -283,6 +293,8 @@ class Relay implements RunnerHost, CallEvents {
     const ds = this.ds;
     const ex = ds.ex;
     this.runner.abort(reason === 'downstream_reset' ? undefined : LOCAL_ERRORS[reason].flag);
+    // A copy still waiting for body the client will never send is dropped; one whose request is whole goes on.
+    this.shadow?.requestGone();
     if (reason === 'downstream_reset') {
       // The client went away (or we reset it): cancel upstream.
       if (!this.responded && ex.flags === undefined) ex.flags = flagOf('downstream_reset');

@@ -19,4 +19,15 @@ export interface UpstreamTarget {
   readonly pickInfo?: PickInfo | undefined;
   /** The route's retry or hedge plan for this request; undefined: one attempt (refused streams replayed). */
   readonly plan?: RunnerPlan | undefined;
+  /** The route's mirror for this request (drawn and picked), if it gets one. */
+  readonly mirror?: MirrorTarget | undefined;
+}
+
+/** Where a mirrored copy goes (docs/routing.md#mirroring). */
+export interface MirrorTarget {
+  readonly cluster: ClusterRuntime;
+  readonly ep: EndpointAddress;
+  readonly pickInfo: PickInfo;
+  /** The copy's own bound (the route timeout, or a default): never the caller's deadline. */
+  readonly timeoutMs: number;
 }

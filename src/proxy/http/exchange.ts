@@ -41,6 +41,12 @@ export class Exchange {
   cluster = '';
   request_id: string | undefined = undefined;
   flags: string | undefined = undefined;
+  /**
+   * Flags of what the route injected (DI: fault delay), kept apart from
+   * `flags` (which the exchange's writers overwrite) and put before them
+   * when the record is written: `DI,DC`, `DI,UT`.
+   */
+  injectedFlags: string | undefined = undefined;
   /** Upstream attempts made, when more than one (retries, hedges, refused-stream replays). */
   attempts: number | undefined = undefined;
   headers: Record<string, string> | undefined = undefined;
@@ -85,6 +91,9 @@ export class Exchange {
     const ctx = this.ctx;
     const l = this.listener;
     this.duration_ms = Math.round((ctx.clock.monotonicMs() - this.startMs) * 1000) / 1000;
+    // The local reply's own flag counts local replies; the record shows every flag.
+    const localFlag = this.flags;
+    if (this.injectedFlags !== undefined) this.flags = localFlag === undefined ? this.injectedFlags : `${this.injectedFlags},${localFlag}`;
     ctx.metrics.activeFor(l.name).dec();
     // Observability: Istio metrics, live window, tap (exchange-telemetry.ts); --metrics-compat istio drops our histogram.
     const t = ctx.telemetry;
@@ -92,7 +101,7 @@ export class Exchange {
     if (t === undefined || t.outriggerRequestMetric) {
       ctx.metrics.observeRequest(l.name, this.route, this.cluster, this.status, this.grpc_status ?? '', this.protocol, this.duration_ms / 1000);
     }
-    if (this.flags !== undefined) ctx.metrics.localReplies.inc({ listener: l.name, flag: this.flags });
+    if (localFlag !== undefined) ctx.metrics.localReplies.inc({ listener: l.name, flag: localFlag });
     if (l.accessLog) ctx.accessLog.info(this.toLogObject(), 'access');
   }
 

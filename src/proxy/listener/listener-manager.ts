@@ -6,6 +6,8 @@ import { ProxyListener } from './proxy-listener.js';
 import { HealthCheckers } from '../upstream/health/health-checkers.js';
 import { OutlierDetectors } from '../upstream/outlier/outlier-detectors.js';
 import { systemRandom } from '../../core/random.js';
+import type { ModuleLoader } from '../../core/module-loader.js';
+import { preparePlugins } from '../filters/plugin/prepare-plugins.js';
 
 /**
  * Owns the listeners of the data path and applies config snapshots to them:
@@ -28,11 +30,17 @@ export class ListenerManager {
     private readonly ctx: ProxyContext,
     private readonly drainTimeoutMs: number,
     /** Registries config versions are compiled with (filters); ORIGINAL_DST resolution comes from ctx. */
-    private readonly deps: Omit<StateDeps, 'originalDst'> = {},
+    private readonly deps: Omit<StateDeps, 'originalDst'> & {
+      /** Where plugin modules (filters, custom health checks) are imported; without it a config naming one does not compile. */
+      readonly modules?: ModuleLoader | undefined;
+    } = {},
   ) {
     this.descriptors = new DescriptorSources(ctx, (key) => this.refresh(key));
-    this.health = new HealthCheckers(ctx.clock, deps.random ?? systemRandom(), (cluster, _ep, passed) =>
-      ctx.metrics.healthChecks.inc({ cluster, result: passed ? 'pass' : 'fail' }),
+    this.health = new HealthCheckers(
+      ctx.clock,
+      deps.random ?? systemRandom(),
+      (cluster, _ep, passed) => ctx.metrics.healthChecks.inc({ cluster, result: passed ? 'pass' : 'fail' }),
+      deps.modules,
     );
     this.outliers = new OutlierDetectors(ctx.clock, (cluster, endpoint, reason) => {
       ctx.metrics.ejections.inc({ cluster, reason });
@@ -77,6 +85,8 @@ export class ListenerManager {
 
   /** Applies a snapshot. Rejects (leaving the old state serving) when a new port cannot be bound. */
   async apply(snapshot: ConfigSnapshot): Promise<void> {
+    // Plugin modules are imported (changed files again) and their configs validated before anything compiles.
+    if (this.deps.modules) await preparePlugins(snapshot, this.deps.modules);
     await this.descriptors.prepare(snapshot);
     const next = buildProxyState(snapshot, this.descriptors, this.stateDeps());
     const opened: ProxyListener[] = [];

@@ -7,7 +7,10 @@ import type { FilterVerdict } from '../filters/filter.js';
 import { forward } from '../forward/forward.js';
 import type { ListenerView } from '../state/listener-view.js';
 import { localReply, sendReply } from '../downstream/local-reply.js';
-import type { RouteActionCompiled, RouteMatchResult } from '../router/types.js';
+import type { RouteActionCompiled, RouteMatchResult, WeightedTarget } from '../router/types.js';
+import { chooseWeighted } from '../router/traffic.js';
+import { injectFault } from './fault.js';
+import { mirrorOf } from './mirror.js';
 import { classifyTranscoded, serveTranscoded, type ServedDialect } from '../transcode/dispatch.js';
 import type { Transcoder } from '../transcode/transcoder.js';
 import { bridgeMethodOf, bridgeWebSocket } from '../transcode/websocket/bridge.js';
@@ -72,11 +75,16 @@ export function handleExchange(ctx: ProxyContext, view: ListenerView, ds: Downst
   // the exchange before filters run, which may key on the dialect.
   let tr: Transcoder | undefined;
   let dialect: ServedDialect | undefined;
+  let split: WeightedTarget | undefined;
   if (action.kind === 'cluster') {
+    // A weighted split is drawn here, once per request, so filters see the cluster it goes to.
+    if (action.weighted !== undefined) split = chooseWeighted(action.weighted, view.state.random.next());
     // Known from the route: request filters (header templates' %CLUSTER%) may read it before the pick.
-    ds.routeCluster = action.cluster;
+    ds.routeCluster = split === undefined ? action.cluster : split.cluster;
     armDeadline(ctx, ds, action);
     tr = action.transcode && !ds.grpc ? view.state.transcoders.get(action.transcode) : undefined;
+    // A gRPC call's descriptor, for filters that read it (the cache: idempotency level).
+    if (ds.grpc && action.transcode) ds.rpc = grpcMethodOf(view, action, ds);
     if (tr) {
       if (ds.kind !== 'ws') dialect = classifyTranscoded(tr, ds);
       else if (bridgeMethodOf(tr, target)) ex.protocol = 'websocket-bridge';
@@ -85,10 +93,10 @@ export function handleExchange(ctx: ProxyContext, view: ListenerView, ds: Downst
   const chain = settings.chains.get(route) ?? settings.chain;
   if (!chain.hasRequestHeaders) {
     if (!chain.isEmpty) ds.chain = chain;
-    return afterFilters(ctx, view, ds, match, tr, dialect, undefined);
+    return afterFilters(ctx, view, ds, match, tr, dialect, split, undefined);
   }
   ds.chain = chain;
-  chain.runRequestHeaders(ds, (v) => afterFilters(ctx, view, ds, match, tr, dialect, v), 0, onTimeoutDuringFilters);
+  chain.runRequestHeaders(ds, (v) => afterFilters(ctx, view, ds, match, tr, dialect, split, v), 0, onTimeoutDuringFilters);
 }
 
 function afterFilters(
@@ -98,16 +106,36 @@ function afterFilters(
   match: RouteMatchResult,
   tr: Transcoder | undefined,
   dialect: ServedDialect | undefined,
+  split: WeightedTarget | undefined,
   verdict: FilterVerdict,
 ): void {
   if (verdict !== undefined) return filterReply(ds, verdict);
   if (!ds.scope.open) return; // the client left (or a deadline passed) while async filters ran
-  const ex = ds.ex;
   const action = match.route.action;
   if (action.kind === 'direct') return sendReply(ds, action.status, { 'content-type': 'text/plain; charset=utf-8' }, action.body);
-  ex.cluster = action.cluster;
-  const cluster = view.state.clusters.get(action.cluster);
-  if (!cluster) return localReply(ds, 'no_cluster', action.cluster);
+  // Fault injection (docs/routing.md#fault-injection): after the filters, as Envoy's fault filter sits last before the router.
+  if (action.fault !== undefined) {
+    return injectFault(ctx.clock, view.state.random, ds, action.fault, () => toUpstream(ctx, view, ds, match, action, tr, dialect, split), onTimeoutDuringFilters);
+  }
+  toUpstream(ctx, view, ds, match, action, tr, dialect, split);
+}
+
+/** Step 4 and 5 for a cluster route: circuit breakers, pick (within the route's subset), then the terminal. */
+function toUpstream(
+  ctx: ProxyContext,
+  view: ListenerView,
+  ds: Downstream,
+  match: RouteMatchResult,
+  action: ClusterAction,
+  tr: Transcoder | undefined,
+  dialect: ServedDialect | undefined,
+  split: WeightedTarget | undefined,
+): void {
+  const ex = ds.ex;
+  const clusterName = split === undefined ? action.cluster : split.cluster;
+  ex.cluster = clusterName;
+  const cluster = view.state.clusters.get(clusterName);
+  if (!cluster) return localReply(ds, 'no_cluster', clusterName);
   // Circuit breakers (issue 12): over a cluster limit the request is refused (UO), not queued.
   const overflow = cluster.overflow(tr !== undefined || cluster.usesH2(ds.kind === 'h2'));
   if (overflow) {
@@ -131,6 +159,7 @@ function afterFilters(
             setCookie: (v) => ds.addResponseHeader('set-cookie', v),
           })
         : undefined,
+    subset: split === undefined ? action.subset : split.subset,
   };
   const picked = cluster.pick(pickInfo);
   // A WebSocket refusal names the ORIGINAL_DST reason only (kept from before the pipeline existed).
@@ -154,8 +183,10 @@ function afterFilters(
     } else return serveTranscoded({ ...t, ds }, dialect!);
   }
   const retries = action.retries;
-  const plan = retries === undefined || ds.kind === 'ws' ? undefined : planFor(retries, () => safeToRepeat(ds.method, ds.grpc, grpcMethodOf(view, action, ds)));
-  forward(ctx, ds, { cluster, ep: picked.ep, path: rewritePath(ds.target, match, action), authority, settings, pickInfo, plan });
+  const plan = retries === undefined || ds.kind === 'ws' ? undefined : planFor(retries, () => safeToRepeat(ds.method, ds.grpc, ds.rpc));
+  const path = rewritePath(ds.target, match, action);
+  const mirror = action.mirror !== undefined && ds.kind !== 'ws' ? mirrorOf(ctx, view.state, action.mirror, ds, action.timeoutMs) : undefined;
+  forward(ctx, ds, { cluster, ep: picked.ep, path, authority, settings, pickInfo, plan, mirror });
 }
 
 /** The descriptor of a gRPC request's method, when its route has descriptors (a transcoding route): hedging reads its idempotency. */
@@ -206,6 +237,20 @@ function filterReply(ds: Downstream, v: NonNullable<FilterVerdict>): void {
   if (v.flag !== undefined) ds.ex.flags = v.flag;
   // The request body is not wanted: let it flow away rather than stall the connection.
   if (ds.kind !== 'ws') ds.body.resume();
+  if (v.trailers !== undefined) {
+    // A complete gRPC answer (a cached one): head, message, trailers.
+    ds.ex.status = v.status;
+    if (ds.closed) return;
+    ds.respond(v.status, v.headers, true);
+    return ds.end(v.body, v.trailers);
+  }
+  if (ds.grpc && v.body === undefined && v.headers['grpc-status'] !== undefined) {
+    // A gRPC status of the filter's own (a plugin's reply): trailers-only, like the error table's replies.
+    ds.ex.status = v.status;
+    ds.ex.grpc_status = String(v.headers['grpc-status']);
+    if (!ds.closed) ds.respondEnd(v.status, v.headers);
+    return;
+  }
   sendReply(ds, v.status, v.headers, v.body);
 }
 

@@ -6,6 +6,7 @@ import { parseRouteTemplate, type ParsedTemplate } from './route-template.js';
 import { EMPTY_PARAMS, RouteCompileError, type CompiledRoute, type RouteActionCompiled, type RouteMatchResult } from './types.js';
 import { compileHashPolicy } from './hash-policy.js';
 import { compileRouteRetries } from '../upstream/retry/retry-policy.js';
+import { compileTraffic } from './traffic.js';
 
 /** How a route's path is matched, after gRPC-only routes were turned into path/prefix specs. */
 export type PathSpec =
@@ -74,7 +75,8 @@ function compileAction(r: Route, spec: PathSpec, onError: (rel: string, message:
   const a = r.action;
   if (a.case === 'route') {
     const v = a.value;
-    if (v.cluster === '') onError('route.cluster', 'cluster is required');
+    if (v.cluster === '' && v.weightedClusters.length === 0) onError('route.cluster', 'cluster or weightedClusters is required');
+    if (v.cluster !== '' && v.weightedClusters.length > 0) onError('route.weightedClusters', 'set cluster or weightedClusters, not both');
     const timeoutMs = durationMs(v.timeout, 0);
     if (!(timeoutMs >= 0)) onError('route.timeout', 'timeout must not be negative');
     if (v.prefixRewrite !== '' && (spec.kind !== 'prefix' || spec.impliedByGrpc)) {
@@ -99,6 +101,7 @@ function compileAction(r: Route, spec: PathSpec, onError: (rel: string, message:
       ...(v.transcode ? { transcode: v.transcode } : {}),
       ...(v.hashPolicy.length > 0 ? { hashPolicy: compileHashPolicy(v.hashPolicy, onError) } : {}),
       ...(v.retryPolicy || v.hedgePolicy ? { retries: compileRouteRetries(v)! } : {}),
+      ...compileTraffic(v, (rel, msg) => onError(`route.${rel}`, msg)),
     });
   }
   if (a.case === 'directResponse') {

@@ -2,6 +2,7 @@ import type { RouteRetries } from '../upstream/retry/retry-policy.js';
 import type { FilterOverride } from '../../gen/outrigger/config/v1/filters_pb.js';
 import type { Transcode } from '../../gen/outrigger/config/v1/route_pb.js';
 import type { HashPart } from './hash-policy.js';
+import type { EndpointSubset } from '../upstream/lb/subset.js';
 
 /**
  * The router's public types. A RouteTable is compiled once per config version
@@ -37,8 +38,43 @@ export type RouteActionCompiled =
       hashPolicy?: readonly HashPart[];
       /** `retryPolicy` / `hedgePolicy` (only when the route has one): further attempts (upstream/retry/). */
       retries?: RouteRetries;
+      /** `endpointSelector` (only when set): the cluster's endpoints this route may use. */
+      subset?: EndpointSubset;
+      /** `weightedClusters` (only when set; `cluster` is then ''): the split chosen per request. */
+      weighted?: WeightedSplit;
+      /** `mirror` (only when set). */
+      mirror?: MirrorPlan;
+      /** `fault` (only when set). */
+      fault?: FaultPlan;
     }
   | { kind: 'direct'; status: number; body: string };
+
+/** One target of a weighted split, compiled. */
+export interface WeightedTarget {
+  readonly cluster: string;
+  readonly subset: EndpointSubset | undefined;
+  readonly weight: number;
+  /** Sum of the weights up to and including this one: the target of a draw below it. */
+  readonly upTo: number;
+}
+
+export interface WeightedSplit {
+  readonly targets: readonly WeightedTarget[];
+  readonly total: number;
+}
+
+export interface MirrorPlan {
+  readonly cluster: string;
+  /** Share mirrored, 0..1. */
+  readonly fraction: number;
+}
+
+export interface FaultPlan {
+  /** `delay` (absent: none). */
+  readonly delay?: { readonly ms: number; readonly fraction: number };
+  /** `abort`: the status given (one of the two), 0..1 of requests. */
+  readonly abort?: { readonly httpStatus: number | undefined; readonly grpcStatus: number | undefined; readonly fraction: number };
+}
 
 export type MatchKind = 'path' | 'template' | 'prefix' | 'regex';
 

@@ -16,6 +16,7 @@ import { CORS_FILTER_TYPE } from '../filters/cors/cors-filter.js';
 import type { CompiledRoute } from '../router/types.js';
 import type { PolicyDeps } from '../upstream/lb/policies.js';
 import { Cluster_DiscoveryType, type Endpoint } from '../../gen/outrigger/config/v1/cluster_pb.js';
+import { systemRandom, type Random } from '../../core/random.js';
 
 export const DEFAULT_DETECT_TIMEOUT_MS = 100;
 export const DEFAULT_IDLE_TIMEOUT_MS = 300_000;
@@ -85,6 +86,8 @@ export interface ProxyState {
   readonly transcoders: ReadonlyMap<Transcode, Transcoder>;
   /** Whether any cluster is DISCOVERY_TYPE_ORIGINAL_DST: listeners then look up each connection's original destination. */
   readonly hasOriginalDst: boolean;
+  /** The injected randomness of per-request choices: weighted splits, mirror and fault percentages (docs/routing.md). */
+  readonly random: Random;
 }
 
 /** `sources`: live descriptor sources (watched files, reflection); without it files are read directly. */
@@ -141,7 +144,7 @@ export function buildProxyState(snapshot: ConfigSnapshot, sources?: DescriptorSo
     });
   }
   const hasOriginalDst = [...clusters.values()].some((c) => c.originalDst);
-  return { version: snapshot.version, snapshot, listeners, clusters, routeTables, transcoders, hasOriginalDst };
+  return { version: snapshot.version, snapshot, listeners, clusters, routeTables, transcoders, hasOriginalDst, random: deps.random ?? systemRandom() };
 }
 
 const EMPTY_REGISTRY = new FilterRegistry();
@@ -167,7 +170,7 @@ function compileChains(
     if (tr) implied.push(transcodeCorsFilter(tr, !hasCorsFilter(entries, overrides)));
     if (implied.length === 0 && overrides === undefined) continue;
     try {
-      out.set(r, registry.compile(entries, overrides, implied));
+      out.set(r, registry.compile(entries, overrides, implied, tr ? { grpcMethods: tr.methods } : undefined));
     } catch (err) {
       throw new RouteCompileError(`RouteConfiguration/${r.virtualHost}/${r.name}: filters`, (err as Error).message);
     }
@@ -194,7 +197,9 @@ function buildTranscoders(snapshot: ConfigSnapshot, sources: DescriptorSources |
         if (r.action.case !== 'route' || !r.action.value.transcode) return;
         const t = r.action.value.transcode;
         try {
-          out.set(t, Transcoder.compile(t, pools, { sources, cluster: r.action.value.cluster }));
+          // Reflection reads the descriptors from the route's cluster (a weighted split's first: they serve the same services).
+          const cluster = r.action.value.cluster || (r.action.value.weightedClusters[0]?.cluster ?? '');
+          out.set(t, Transcoder.compile(t, pools, { sources, cluster }));
         } catch (err) {
           throw new RouteCompileError(`RouteConfiguration/${rcName}: virtualHosts[${v}].routes[${i}].route.transcode`, (err as Error).message);
         }

@@ -65,7 +65,8 @@ export class DescriptorSources {
             const key = fileKey(src.value);
             if (!wanted.has(key)) wanted.set(key, async () => this.watchFile(key, src.value));
           } else if (src.case === 'reflection') {
-            const clusterName = r.action.value.cluster;
+            // A weighted split's clusters serve the same services: reflection asks the first.
+            const clusterName = r.action.value.cluster || (r.action.value.weightedClusters[0]?.cluster ?? '');
             const c = snapshot.clusters.get(clusterName);
             if (!c) continue;
             const key = reflectionKey(clusterName, src.value.services);

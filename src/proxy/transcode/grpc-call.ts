@@ -14,6 +14,28 @@ import type { PickInfo } from '../upstream/lb/picker.js';
 import { AttemptRunner, type RunnerHost, type RunnerMark } from '../upstream/retry/attempt-runner.js';
 import type { RunnerPlan } from '../upstream/retry/retry-policy.js';
 import { encodeFrame, FrameReader } from '../../core/grpc-framing.js';
+import { gunzipSync, inflateSync } from 'node:zlib';
+
+/** The message encodings we ask backends for (besides identity), and decode. */
+const ACCEPTED_ENCODINGS = 'gzip, deflate';
+/** A compressed message decodes to at most this much (a zip bomb from a backend stops here). */
+const MAX_DECODED_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+/**
+ * A compressed gRPC message (flag 1) in the response's `grpc-encoding`:
+ * gzip, or deflate (zlib format, as gRPC's "deflate" is). A string: why it
+ * cannot be read (the call fails INTERNAL, a protocol error of the backend).
+ */
+function decodeMessage(encoding: string | string[] | undefined, data: Buffer): Buffer | string {
+  const enc = typeof encoding === 'string' ? encoding.trim().toLowerCase() : '';
+  try {
+    if (enc === 'gzip') return gunzipSync(data, { maxOutputLength: MAX_DECODED_MESSAGE_BYTES });
+    if (enc === 'deflate') return inflateSync(data, { maxOutputLength: MAX_DECODED_MESSAGE_BYTES });
+  } catch (err) {
+    return `upstream sent a ${enc} message that does not decode: ${(err as Error).message}`;
+  }
+  return enc === '' || enc === 'identity' ? 'upstream sent a compressed message without a grpc-encoding' : `upstream sent a message in ${enc}, which we did not ask for`;
+}
 
 /** Request bytes kept (no retry plan) to replay a stream the upstream refused. */
 const REPLAY_MAX_BYTES = 64 * 1024;
@@ -99,7 +121,8 @@ export class GrpcCall implements RunnerHost, CallEvents {
   ) {
     if (scope === undefined) scope = this.ownScope = new AbortScope();
     this.scope = scope;
-    this.base = { ...headers, ':method': 'POST', ':scheme': 'http', 'content-type': 'application/grpc', te: 'trailers' };
+    // gzip and deflate are what node:zlib decodes for us (messageDecoder): a backend compressing its answers is read, not refused.
+    this.base = { ...headers, ':method': 'POST', ':scheme': 'http', 'content-type': 'application/grpc', te: 'trailers', 'grpc-accept-encoding': ACCEPTED_ENCODINGS };
     this.runner = new AttemptRunner({ metrics: ctx.metrics, exchange: retries?.exchange }, cluster, ep, retries?.pickInfo, retries?.plan, true, true, REPLAY_MAX_BYTES, this);
     this.runner.start();
     // Last, so an exchange that is already over ends a call that is fully set up.
@@ -164,12 +187,17 @@ export class GrpcCall implements RunnerHost, CallEvents {
   onData(_call: UpstreamCall, c: Buffer): void {
     this.frames.each(c, (f) => {
       if (this.ended) return false;
+      let data = f.data;
       if (f.flags !== 0) {
-        this.call?.cancel();
-        this.finish(GrpcStatus.INTERNAL, 'upstream sent a compressed message without being asked to', { protocolError: true });
-        return false;
+        const decoded = decodeMessage(this.headers?.['grpc-encoding'], data);
+        if (typeof decoded === 'string') {
+          this.call?.cancel();
+          this.finish(GrpcStatus.INTERNAL, decoded, { protocolError: true });
+          return false;
+        }
+        data = decoded;
       }
-      if (!this.h.onMessage(f.data)) this.call?.pause();
+      if (!this.h.onMessage(data)) this.call?.pause();
       return true;
     });
   }

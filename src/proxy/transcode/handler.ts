@@ -4,7 +4,7 @@ import { create, fromBinary, toBinary, type Message } from '@bufbuild/protobuf';
 import { parseGrpcTimeout } from '../../core/duration.js';
 import { StatusSchema, type Status } from '../../gen/google/rpc/status_pb.js';
 import { decideRequestId } from '../http/request-id.js';
-import type { Downstream } from '../downstream/downstream.js';
+import type { DecodedOutcome, Downstream } from '../downstream/downstream.js';
 import { noteRetries, retriesOf, type RpcTarget } from './rpc.js';
 import { GrpcCall, type CallEnd } from './grpc-call.js';
 import type { Binding } from './http-rule.js';
@@ -54,14 +54,29 @@ export function handleTranscode(t: TranscodeTarget): void {
       if ('violation' in body) return reject(t, [body.violation]);
       const msg = buildMessage(t, b, m.segments, q.params, body.json);
       if ('violations' in msg) return reject(t, msg.violations);
+      // Filters with decoded-message phases (plugins' onRequestMessage) see it before the upstream does.
+      const req = ds.chain !== undefined && ds.chain.hasDecodedHooks ? decodedThroughFilters(t, ds.chain.decodedRequest(ds, b.method, msg)) : msg;
+      if (req === undefined) return;
       const call = startCall(t, b, kind === 'unary' ? unaryOut(t, b) : streamOut(t, b));
       if (!call) return;
-      call.send(toBinary(b.method.input, msg));
+      call.send(toBinary(b.method.input, req));
       call.halfClose();
     });
   } else {
     streamIn(t, b, m.segments, q.params);
   }
+}
+
+/** The message a filter left, or undefined once its reply (or its failure: 500 / INTERNAL) was written. */
+function decodedThroughFilters(t: TranscodeTarget, o: DecodedOutcome): Message | undefined {
+  if ('message' in o) return o.message;
+  if ('reply' in o) {
+    writeError(t.ds, t.ex, t.tr, httpStatusOf(o.reply.code, false), status(o.reply.code, o.reply.message ?? ''));
+    return undefined;
+  }
+  t.ex.flags = flagOf('filter_error');
+  writeError(t.ds, t.ex, t.tr, 500, status(13, 'filter failed'));
+  return undefined;
 }
 
 function reject(t: TranscodeTarget, v: readonly Violation[]): void {
@@ -149,7 +164,7 @@ function startCall(t: TranscodeTarget, b: Binding, out: Output): GrpcCall | unde
     onEnd: (e) => {
       if (e.local) t.ex.flags = flagOf('upstream_connect_failure');
       else if (e.code === 4) t.ex.flags = flagOf('upstream_timeout');
-      noteRetries(t.ex, e);
+      noteRetries(t.ex, e, t.ds);
       out.onEnd(e);
     },
   }, t.scope, retriesOf(t, b.method, t.ds.method));
@@ -195,7 +210,11 @@ function unaryOut(t: TranscodeTarget, b: Binding): Output {
       }
       let printed;
       try {
-        printed = printResponse(t.tr, b, fromBinary(b.method.output, reply));
+        let msg: Message | undefined = fromBinary(b.method.output, reply);
+        const chain = t.ds.chain;
+        if (chain !== undefined && chain.hasDecodedHooks) msg = decodedThroughFilters(t, chain.decodedResponse(t.ds, b.method, msg));
+        if (msg === undefined) return;
+        printed = printResponse(t.tr, b, msg);
       } catch (err) {
         return writeError(t.ds, t.ex, t.tr, 502, status(13, `cannot decode upstream response: ${(err as Error).message}`));
       }
@@ -223,11 +242,26 @@ function streamOut(t: TranscodeTarget, b: Binding): Output {
   let rawStarted = false;
   t.ds.onDrain(() => current?.resume());
   let current: GrpcCall | undefined;
+  /** A filter's status that ended the stream (decoded-message phases). */
+  let stop: Status | undefined;
   return {
     onHeaders: (h) => responseMetadata(h, 'grpc-metadata-', respHeaders),
     onMessage(bytes, call) {
       current = call;
-      const msg = fromBinary(b.method.output, bytes);
+      if (stop !== undefined) return true;
+      let msg = fromBinary(b.method.output, bytes);
+      const chain = t.ds.chain;
+      if (chain !== undefined && chain.hasDecodedHooks) {
+        // A filter's reply (or failure) ends the stream with its status; the upstream call is cancelled.
+        const o = chain.decodedResponse(t.ds, b.method, msg);
+        if (!('message' in o)) {
+          stop = 'reply' in o ? status(o.reply.code, o.reply.message ?? '') : status(13, 'filter failed');
+          if ('failed' in o) t.ex.flags = flagOf('filter_error');
+          call.cancel('ended by a filter');
+          return true;
+        }
+        msg = o.message;
+      }
       const printed = printResponse(t.tr, b, msg);
       if (httpBody) {
         // HttpBody streams are one body: the chunks concatenated, typed by the first.
@@ -246,8 +280,8 @@ function streamOut(t: TranscodeTarget, b: Binding): Output {
       if (httpBody && rawStarted) return e.code === 0 ? t.ds.end() : t.ds.destroy();
       const trailers: OutgoingHttpHeaders = {};
       responseMetadata(e.trailers, 'grpc-trailer-', trailers);
-      if (e.code === 0) return w.finishOk(trailers);
-      const err = errorOf(t, e);
+      if (e.code === 0 && stop === undefined) return w.finishOk(trailers);
+      const err = stop !== undefined ? { http: httpStatusOf(stop.code, false), st: stop, headers: {} } : errorOf(t, e);
       if (w.idle) return writeError(t.ds, t.ex, t.tr, err.http, err.st, err.headers);
       w.finishError(err.st, statusJson(err.st, t.tr.pool.json), trailers);
     },

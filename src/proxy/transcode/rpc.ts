@@ -3,7 +3,7 @@ import type { DescMethod } from '@bufbuild/protobuf';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import type { ProxyContext } from '../context.js';
 import type { AbortScope } from '../../core/abort-scope.js';
-import type { AbortReason } from '../downstream/downstream.js';
+import type { AbortReason, Downstream } from '../downstream/downstream.js';
 import type { Exchange } from '../http/exchange.js';
 import { decideRequestId } from '../http/request-id.js';
 import type { ClusterRuntime } from '../upstream/cluster.js';
@@ -16,6 +16,8 @@ import type { Transcoder } from './transcoder.js';
 
 /** What a dialect handler (gRPC-Web, Connect, WebSocket) needs to call the backend. */
 export interface RpcTarget {
+  /** The client's side when it is an HTTP exchange (REST, Connect, gRPC-Web); the WebSocket bridge has none. */
+  readonly ds?: Downstream;
   readonly ctx: ProxyContext;
   readonly tr: Transcoder;
   readonly ex: Exchange;
@@ -106,7 +108,7 @@ export function startRpc(
     onEnd: (e) => {
       if (e.local) t.ex.flags = flagOf('upstream_connect_failure');
       else if (e.code === 4 && t.ex.flags === undefined) t.ex.flags = flagOf('upstream_timeout');
-      noteRetries(t.ex, e);
+      noteRetries(t.ex, e, t.ds);
       t.ex.grpc_status = String(e.code);
       h.onEnd(e);
     },
@@ -119,12 +121,19 @@ export function retriesOf(t: RpcTarget, method: DescMethod, httpMethod: string):
   return { pickInfo: t.pickInfo, plan: planFor(t.retries, () => safeToRepeat(httpMethod, false, method)), exchange: t.ex };
 }
 
-/** The access-log side of a call's attempts: URX / UO when retrying stopped short, and the attempt count. */
-export function noteRetries(ex: Exchange, e: CallEnd): void {
+/**
+ * The access-log side of a call's attempts: URX / UO when retrying stopped
+ * short, and the attempt count. UO also tells the client, in whatever dialect
+ * answers, that the mesh shed the retry (`x-outrigger-overloaded`, as relayed
+ * and local answers carry it).
+ */
+export function noteRetries(ex: Exchange, e: CallEnd, ds: Downstream | undefined): void {
   if (e.attempts > 1) ex.attempts = e.attempts;
   if (e.endpoint !== undefined) ex.upstream = e.endpoint;
   const m = e.retries;
   if (m === undefined) return;
-  if (m.kind === 'overflow') ex.flags = flagOf('upstream_overflow');
-  else ex.flags = ex.flags === undefined ? flagOf('retries_exhausted') : `${ex.flags},${flagOf('retries_exhausted')}`;
+  if (m.kind === 'overflow') {
+    ex.flags = flagOf('upstream_overflow');
+    ds?.addResponseHeader('x-outrigger-overloaded', 'true');
+  } else ex.flags = ex.flags === undefined ? flagOf('retries_exhausted') : `${ex.flags},${flagOf('retries_exhausted')}`;
 }

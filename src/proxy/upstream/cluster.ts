@@ -21,6 +21,7 @@ import {
 import { roundRobin } from './lb/round-robin.js';
 import { upstreamTlsOf, type UpstreamTlsPolicy } from './upstream-tls.js';
 import { buildPicker } from './lb/locality-picker.js';
+import { inSubset, type EndpointSubset } from './lb/subset.js';
 import { localityName, type LocalityName } from '../../core/locality.js';
 import { systemClock } from '../../core/clock.js';
 import { systemRandom } from '../../core/random.js';
@@ -69,6 +70,12 @@ export class ClusterRuntime {
   pendingTotal = 0;
   /** Retries and hedged attempts in flight: from the decision to send one until it ends (circuitBreakers.maxRetries, retry budgets). */
   activeRetries = 0;
+  /**
+   * Route subsets asked for so far, by selector key: their endpoints (filtered
+   * once: a new endpoint set is a new ClusterRuntime) and the policy's picker
+   * over them, rebuilt with the cluster's on every health change.
+   */
+  private subsets: Map<string, SubsetState> | undefined = undefined;
 
   constructor(
     readonly name: string,
@@ -131,6 +138,7 @@ export class ClusterRuntime {
   setHealth(health: HealthView): void {
     this.healthView = health;
     this.picker = buildPicker(this.policy, this.endpoints, health, this);
+    if (this.subsets !== undefined) for (const st of this.subsets.values()) st.picker = this.subsetPicker(st.subset, st.endpoints);
   }
 
   /** Active health checks' verdict: these endpoints fail them (health/cluster-health-checker.ts). */
@@ -205,7 +213,31 @@ export class ClusterRuntime {
 
   /** The endpoint for one request or connection, or the local error saying why there is none. */
   pick(info: PickInfo): Picked {
-    return this.picker.pick(info);
+    const s = info.subset;
+    return s === undefined ? this.picker.pick(info) : this.subsetOf(s).picker.pick(info);
+  }
+
+  /** The endpoints of a route subset (cached per selector for this endpoint set). */
+  subsetEndpoints(s: EndpointSubset): readonly EndpointAddress[] {
+    return this.subsetOf(s).endpoints;
+  }
+
+  private subsetOf(s: EndpointSubset): SubsetState {
+    const m = (this.subsets ??= new Map());
+    let st = m.get(s.key);
+    if (st === undefined) {
+      const endpoints = this.endpoints.filter((e) => inSubset(e, s));
+      st = { subset: s, endpoints, picker: this.subsetPicker(s, endpoints) };
+      m.set(s.key, st);
+    }
+    return st;
+  }
+
+  private subsetPicker(s: EndpointSubset, endpoints: readonly EndpointAddress[]): Picker {
+    if (endpoints.length > 0) return buildPicker(this.policy, endpoints, this.healthView, this);
+    // Envoy's subset load balancer with fallback NO_FALLBACK: nothing to send to.
+    const none: Picked = { code: 'no_healthy_upstream', detail: `cluster "${this.name}" has no endpoint in subset ${s.key}` };
+    return { pick: () => none };
   }
 
   /**
@@ -261,6 +293,12 @@ export class ClusterRuntime {
 }
 
 const NO_KEYS: ReadonlySet<string> = new Set();
+
+interface SubsetState {
+  readonly subset: EndpointSubset;
+  readonly endpoints: readonly EndpointAddress[];
+  picker: Picker;
+}
 
 /** EDS and the discovered types take their endpoints from the ClusterLoadAssignment of their name. */
 export function takesLoadAssignment(t: Cluster_DiscoveryType): boolean {
@@ -353,6 +391,7 @@ function toAddress(e: Endpoint): EndpointAddress {
     key: endpointKey(host, port),
     ...(e.priority > 0 ? { priority: e.priority } : {}),
     ...(e.locality ? { locality: localityOf(e) } : {}),
+    ...(Object.keys(e.metadata).length > 0 ? { labels: e.metadata } : {}),
   };
 }
 

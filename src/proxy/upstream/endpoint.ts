@@ -11,6 +11,8 @@ export interface EndpointAddress {
   readonly priority?: number | undefined;
   /** Where it runs (`Endpoint.locality`); absent: not said. */
   readonly locality?: LocalityName | undefined;
+  /** `Endpoint.metadata` (discovery's labels), when it has any: route subsets select on them (lb/subset.ts). */
+  readonly labels?: Readonly<Record<string, string>> | undefined;
 }
 
 export function endpointKey(host: string, port: number): string {

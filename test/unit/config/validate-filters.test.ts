@@ -36,7 +36,7 @@ describe('config validation: filters', () => {
         ]),
       ),
     ).to.deep.equal([
-      'Listener/main: spec.httpFilters[0]: set one filter config (jwtAuthn, apiKeys, rbac, localRateLimit, globalRateLimit, cors, headerMutation, compression, securityHeaders)',
+      'Listener/main: spec.httpFilters[0]: set one filter config (jwtAuthn, apiKeys, rbac, localRateLimit, globalRateLimit, cors, headerMutation, compression, securityHeaders, plugin)',
       'Listener/main: spec.httpFilters[1].jwtAuthn.requires.anyOf[1]: unknown provider "nope"; providers: p',
       'Listener/main: spec.httpFilters[2]: filter name "jwtAuthn" is already used by spec.httpFilters[1]; give one of them a name',
       'Listener/main: spec.httpFilters[2].jwtAuthn.providers[0].remoteJwks.uri: must be an http:// or https:// URL',

@@ -48,12 +48,16 @@ describe('config validation: upstream resilience fields', () => {
     const ok = editBase((find) => Object.assign(find('Cluster', 'books'), { healthCheck: { interval: '2s', grpc: { service: 'x' } } }));
     expect(errorsOf(ok)).to.deep.equal([]);
     const bad = (hc: Obj): string[] => errorsOf(editBase((find) => Object.assign(find('Cluster', 'books'), { healthCheck: hc })));
-    expect(bad({ interval: '1s' })).to.deep.equal(['Cluster/books: spec.healthCheck: set one of http, tcp, grpc']);
+    expect(bad({ interval: '1s' })).to.deep.equal(['Cluster/books: spec.healthCheck: set one of http, tcp, grpc, custom']);
     expect(bad({ timeout: '-1s', http: { path: 'healthz', expectedStatuses: [{ start: 200, end: 200 }] } })).to.deep.equal([
       'Cluster/books: spec.healthCheck.timeout: must not be negative',
       'Cluster/books: spec.healthCheck.http.path: must start with "/", got "healthz"',
       'Cluster/books: spec.healthCheck.http.expectedStatuses[0]: a [start, end) range within 100..600 with start < end, got [200, 200)',
     ]);
+    expect(bad({ custom: { module: '' } })).to.deep.equal([
+      'Cluster/books: spec.healthCheck.custom.module: required: a path relative to the config file, or a package name',
+    ]);
+    expect(bad({ custom: { module: './check.mjs', config: { any: 'thing' } } })).to.deep.equal([]);
     expect(bad({ tcp: { send: 'xyz', expect: 'abc' } })).to.deep.equal([
       'Cluster/books: spec.healthCheck.tcp.send: hex bytes, e.g. "50494e47"',
       'Cluster/books: spec.healthCheck.tcp.expect: hex bytes, e.g. "504f4e47"',

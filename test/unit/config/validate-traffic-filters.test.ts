@@ -30,8 +30,44 @@ describe('config validation: traffic filters (cors, compression, securityHeaders
     expect(errorsOf(withFilters([{ cors: {} }]))).to.deep.equal([`${AT}.cors.allowOrigins: list at least one origin (or allowOriginRegexes)`]);
   });
 
-  it('cache and plugin: the shapes exist, the filters are not built yet', () => {
-    expect(errorsOf(withFilters([{ cache: { memory: {} } }]))).to.deep.equal([`${AT}.cache: not supported yet by this sidecar`]);
+  it('cache: redis url, maxBodyBytes 0, gRPC method patterns, TTLs, key prefix, descriptors (field paths)', () => {
+    expect(errorsOf(withFilters([{ cache: { memory: {} } }]))).to.deep.equal([]);
+    expect(
+      errorsOf(
+        withFilters([
+          {
+            cache: {
+              redis: { url: 'http://x' },
+              maxBodyBytes: 0,
+              defaultTtl: '-1s',
+              keyPrefix: 'a b',
+              descriptorBin: Buffer.from('not a descriptor set').toString('base64'),
+              grpcMethods: [{ method: 'pkg.Svc/Get' }, { method: '/pkg.Svc/*', ttl: '-2s' }, { method: '/pkg.Svc/*' }, { method: '/pkg.Svc/Get/x' }],
+            },
+          },
+        ]),
+      ),
+    ).to.deep.equal([
+      `${AT}.cache.redis.url: a redis://host:port or rediss://host:port URL is required`,
+      `${AT}.cache.maxBodyBytes: must be at least 1 (omit it for the 1 MiB default)`,
+      `${AT}.cache.defaultTtl: must not be negative`,
+      `${AT}.cache.keyPrefix: must not contain whitespace or glob characters (* ? [ ])`,
+      `${AT}.cache.grpcMethods[0].method: "pkg.Svc/Get" is not /package.Service/Method or /package.Service/*`,
+      `${AT}.cache.grpcMethods[1].ttl: must not be negative`,
+      `${AT}.cache.grpcMethods[2].method: "/pkg.Svc/*" is listed twice`,
+      `${AT}.cache.grpcMethods[3].method: "/pkg.Svc/Get/x" is not /package.Service/Method or /package.Service/*`,
+      `${AT}.cache.descriptorBin: not a usable FileDescriptorSet: ${errorsOf(withFilters([{ cache: { descriptorBin: Buffer.from('not a descriptor set').toString('base64') } }]))[0]!.split('FileDescriptorSet: ')[1]}`,
+    ]);
+    expect(errorsOf(withFilters([{ cache: { memory: { maxBytes: 100 }, maxBodyBytes: 1000 } }]))).to.deep.equal([
+      `${AT}.cache.maxBodyBytes: is larger than memory.maxBytes (100): no such response could be stored`,
+    ]);
+  });
+
+  it('plugin: a module is required; its config is left to the module (checked when the config is applied)', () => {
+    expect(errorsOf(withFilters([{ plugin: { module: '', config: { anything: 1 } } }]))).to.deep.equal([
+      `${AT}.plugin.module: required: a path relative to the config file, or a package name`,
+    ]);
+    expect(errorsOf(withFilters([{ plugin: { module: './x.mjs', config: { anything: 1 } } }]))).to.deep.equal([]);
   });
 
   it('compression and securityHeaders: bounds and shapes', () => {

@@ -103,7 +103,7 @@ describe('config validation', () => {
         'RouteConfiguration/main: spec.virtualHosts[0].routes[2].route.cluster: unknown cluster "bookz"',
       ]);
       expect(rc((_s, routes) => (routes[0]!.route = {}))).to.deep.equal([
-        'RouteConfiguration/main: spec.virtualHosts[0].routes[0].route.cluster: required',
+        'RouteConfiguration/main: spec.virtualHosts[0].routes[0].route.cluster: required (or weightedClusters)',
       ]);
     });
 

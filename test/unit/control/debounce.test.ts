@@ -58,21 +58,39 @@ describe('control: push debounce on the injected clock', () => {
   let n = 0;
   const change = (cp: ControlPlane): Promise<unknown> => cp.apply([cluster('web', [1000 + ++n])], {}, 'test');
 
-  it('pushes once, after 100 ms of quiet', async () => {
+  it('a change that finds the plane idle is pushed at once; changes within the quiet period after it are coalesced into one push after 100 ms of quiet', async () => {
     const { cp, clock, stream } = await plane();
     await change(cp);
+    clock.advance(0);
+    expect(stream.refreshes, 'idle: pushed at once').to.equal(1);
+    clock.advance(40);
+    await change(cp); // 40 ms after the push: a burst begins
     clock.advance(60);
-    await change(cp);
+    await change(cp); // extends it
     clock.advance(99);
-    expect(stream.refreshes).to.equal(0);
+    expect(stream.refreshes).to.equal(1);
     clock.advance(1);
+    expect(stream.refreshes, 'the burst, once, after 100 ms of quiet').to.equal(2);
+    clock.advance(1000);
+    expect(stream.refreshes).to.equal(2);
+    // Idle again: the next change goes out at once.
+    await change(cp);
+    clock.advance(0);
+    expect(stream.refreshes).to.equal(3);
+    await cp.close();
+  });
+
+  it('changes in the same turn as an idle push go out together', async () => {
+    const { cp, clock, stream } = await plane();
+    await Promise.all([change(cp), change(cp), change(cp)]);
+    clock.advance(0);
     expect(stream.refreshes).to.equal(1);
     clock.advance(1000);
     expect(stream.refreshes).to.equal(1);
     await cp.close();
   });
 
-  it('pushes no later than the maximum delay after the first change of a burst', async () => {
+  it('a burst is pushed no later than the maximum delay after its first change', async () => {
     const { cp, clock, stream } = await plane();
     const pushedAt: number[] = [];
     const refresh = stream.refresh.bind(stream);
@@ -80,14 +98,15 @@ describe('control: push debounce on the injected clock', () => {
       pushedAt.push(clock.monotonicMs());
       refresh(v);
     };
-    // A change every 80 ms: never 100 ms of quiet.
+    // A change every 80 ms: never 100 ms of quiet. The first is pushed at once (idle); the burst
+    // starts with the second (80) and is pushed at 80 + 300.
     for (let i = 0; i < 6; i++) {
       await change(cp);
       clock.advance(80);
     }
-    expect(pushedAt).to.deep.equal([300]);
+    expect(pushedAt).to.deep.equal([0, 380]);
     clock.advance(100);
-    expect(pushedAt).to.deep.equal([300, 500]);
+    expect(pushedAt).to.deep.equal([0, 380, 500]);
     await cp.close();
   });
 

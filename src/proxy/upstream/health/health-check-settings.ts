@@ -1,6 +1,8 @@
 import type { Cluster_HealthCheck } from '../../../gen/outrigger/config/v1/cluster_pb.js';
 import { durationMs } from '../../../core/duration.js';
+import type { ModuleLoader } from '../../../core/module-loader.js';
 import { grpcProbe, httpProbe, tcpProbe, type Probe } from './probes.js';
+import { customProbe } from './custom-probe.js';
 
 export const DEFAULT_HC_INTERVAL_MS = 5000;
 export const DEFAULT_HC_TIMEOUT_MS = 1000;
@@ -16,12 +18,12 @@ export interface HealthCheckSettings {
   readonly healthyThreshold: number;
   readonly jitterMs: number;
   readonly noTrafficIntervalMs: number;
-  readonly kind: 'http' | 'tcp' | 'grpc';
+  readonly kind: 'http' | 'tcp' | 'grpc' | 'custom';
   readonly probe: Probe;
 }
 
-/** Undefined when the config names no checker (validation reports that). */
-export function healthCheckSettingsOf(hc: Cluster_HealthCheck): HealthCheckSettings | undefined {
+/** Undefined when the config names no checker (validation reports that). `modules`: where custom checks' modules were imported. */
+export function healthCheckSettingsOf(hc: Cluster_HealthCheck, modules?: ModuleLoader): HealthCheckSettings | undefined {
   const base = {
     intervalMs: durationMs(hc.interval, DEFAULT_HC_INTERVAL_MS) || DEFAULT_HC_INTERVAL_MS,
     timeoutMs: durationMs(hc.timeout, DEFAULT_HC_TIMEOUT_MS) || DEFAULT_HC_TIMEOUT_MS,
@@ -49,6 +51,8 @@ export function healthCheckSettingsOf(hc: Cluster_HealthCheck): HealthCheckSetti
       return { ...base, kind: 'tcp', probe: tcpProbe(Buffer.from(c.value.send, 'hex'), Buffer.from(c.value.expect, 'hex')) };
     case 'grpc':
       return { ...base, kind: 'grpc', probe: grpcProbe(c.value.service, c.value.authority) };
+    case 'custom':
+      return { ...base, kind: 'custom', probe: customProbe(c.value.module, c.value.config ?? {}, modules) };
     default:
       return undefined;
   }

@@ -26,7 +26,7 @@ export interface ProbeRun {
 export type Probe = (ep: EndpointAddress) => ProbeRun;
 
 /** A probe's settle-once plumbing: `finish` resolves and runs the cleanup exactly once. */
-function settleOnce(cleanup: () => void): { done: Promise<ProbeResult>; finish: (ok: ProbeResult) => void } {
+export function settleOnce(cleanup: () => void): { done: Promise<ProbeResult>; finish: (ok: ProbeResult) => void } {
   let resolve!: (ok: ProbeResult) => void;
   const done = new Promise<ProbeResult>((r) => (resolve = r));
   let settled = false;

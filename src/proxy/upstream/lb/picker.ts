@@ -6,6 +6,7 @@ import type { EndpointAddress } from '../endpoint.js';
 import type { EndpointStatsTable } from '../endpoint-stats.js';
 import type { Destination } from '../original-dst-addon.js';
 import type { LocalityName } from '../../../core/locality.js';
+import type { EndpointSubset } from './subset.js';
 
 /** What a request or connection offers for choosing its endpoint. */
 export interface PickInfo {
@@ -25,6 +26,12 @@ export interface PickInfo {
    * unsigned integer). Hash policies without it pick a random point.
    */
   readonly hash?: number | undefined;
+  /**
+   * The route's endpoint subset (`endpointSelector`): only endpoints whose
+   * labels match are candidates. Retries and hedges pick with the same info,
+   * so they stay in the subset.
+   */
+  readonly subset?: EndpointSubset | undefined;
 }
 
 export type Picked =

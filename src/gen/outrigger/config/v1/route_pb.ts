@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file outrigger/config/v1/route.proto.
  */
 export const file_outrigger_config_v1_route: GenFile = /*@__PURE__*/
-  fileDesc("Ch9vdXRyaWdnZXIvY29uZmlnL3YxL3JvdXRlLnByb3RvEhNvdXRyaWdnZXIuY29uZmlnLnYxIlsKElJvdXRlQ29uZmlndXJhdGlvbhIMCgRuYW1lGAEgASgJEjcKDXZpcnR1YWxfaG9zdHMYAiADKAsyIC5vdXRyaWdnZXIuY29uZmlnLnYxLlZpcnR1YWxIb3N0Iu0BCgtWaXJ0dWFsSG9zdBIMCgRuYW1lGAEgASgJEg8KB2RvbWFpbnMYAiADKAkSKgoGcm91dGVzGAMgAygLMhoub3V0cmlnZ2VyLmNvbmZpZy52MS5Sb3V0ZRI+CgdmaWx0ZXJzGAQgAygLMi0ub3V0cmlnZ2VyLmNvbmZpZy52MS5WaXJ0dWFsSG9zdC5GaWx0ZXJzRW50cnkaUwoMRmlsdGVyc0VudHJ5EgsKA2tleRgBIAEoCRIyCgV2YWx1ZRgCIAEoCzIjLm91dHJpZ2dlci5jb25maWcudjEuRmlsdGVyT3ZlcnJpZGU6AjgBItECCgVSb3V0ZRIMCgRuYW1lGAEgASgJEi4KBW1hdGNoGAIgASgLMh8ub3V0cmlnZ2VyLmNvbmZpZy52MS5Sb3V0ZU1hdGNoEjEKBXJvdXRlGAMgASgLMiAub3V0cmlnZ2VyLmNvbmZpZy52MS5Sb3V0ZUFjdGlvbkgAEj4KD2RpcmVjdF9yZXNwb25zZRgEIAEoCzIjLm91dHJpZ2dlci5jb25maWcudjEuRGlyZWN0UmVzcG9uc2VIABI4CgdmaWx0ZXJzGAUgAygLMicub3V0cmlnZ2VyLmNvbmZpZy52MS5Sb3V0ZS5GaWx0ZXJzRW50cnkaUwoMRmlsdGVyc0VudHJ5EgsKA2tleRgBIAEoCRIyCgV2YWx1ZRgCIAEoCzIjLm91dHJpZ2dlci5jb25maWcudjEuRmlsdGVyT3ZlcnJpZGU6AjgBQggKBmFjdGlvbiLZAQoKUm91dGVNYXRjaBIQCgZwcmVmaXgYASABKAlIABIOCgRwYXRoGAIgASgJSAASEgoIdGVtcGxhdGUYAyABKAlIABIPCgVyZWdleBgEIAEoCUgAEg8KB21ldGhvZHMYBSADKAkSMwoHaGVhZGVycxgGIAMoCzIiLm91dHJpZ2dlci5jb25maWcudjEuSGVhZGVyTWF0Y2hlchIsCgRncnBjGAcgASgLMh4ub3V0cmlnZ2VyLmNvbmZpZy52MS5HcnBjTWF0Y2hCEAoOcGF0aF9zcGVjaWZpZXIifQoNSGVhZGVyTWF0Y2hlchIMCgRuYW1lGAEgASgJEg8KBWV4YWN0GAIgASgJSAASEAoGcHJlZml4GAMgASgJSAASDwoFcmVnZXgYBCABKAlIABIRCgdwcmVzZW50GAUgASgISAASDgoGaW52ZXJ0GAYgASgIQgcKBW1hdGNoIiwKCUdycGNNYXRjaBIPCgdzZXJ2aWNlGAEgASgJEg4KBm1ldGhvZBgCIAEoCSLvAwoLUm91dGVBY3Rpb24SDwoHY2x1c3RlchgBIAEoCRIqCgd0aW1lb3V0GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhYKDnByZWZpeF9yZXdyaXRlGAMgASgJEhQKDGhvc3RfcmV3cml0ZRgEIAEoCRIxCgl0cmFuc2NvZGUYBSABKAsyHi5vdXRyaWdnZXIuY29uZmlnLnYxLlRyYW5zY29kZRI0CgtoYXNoX3BvbGljeRgGIAMoCzIfLm91dHJpZ2dlci5jb25maWcudjEuSGFzaFBvbGljeRI4Cg1yZWdleF9yZXdyaXRlGBQgASgLMiEub3V0cmlnZ2VyLmNvbmZpZy52MS5SZWdleFJld3JpdGUSNgoMcmV0cnlfcG9saWN5GAcgASgLMiAub3V0cmlnZ2VyLmNvbmZpZy52MS5SZXRyeVBvbGljeRI2CgxoZWRnZV9wb2xpY3kYCCABKAsyIC5vdXRyaWdnZXIuY29uZmlnLnYxLkhlZGdlUG9saWN5EhIKCmlkZW1wb3RlbnQYCSABKAgSKwoecGVyX3JlcXVlc3RfYnVmZmVyX2xpbWl0X2J5dGVzGAogASgNSACIAQFCIQofX3Blcl9yZXF1ZXN0X2J1ZmZlcl9saW1pdF9ieXRlcyLXAgoLUmV0cnlQb2xpY3kSEAoIcmV0cnlfb24YASADKAkSGAoLbnVtX3JldHJpZXMYAiABKA1IAIgBARIyCg9wZXJfdHJ5X3RpbWVvdXQYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SOQoOcmV0cnlfYmFja19vZmYYBCABKAsyIS5vdXRyaWdnZXIuY29uZmlnLnYxLlJldHJ5QmFja09mZhIeChZyZXRyaWFibGVfc3RhdHVzX2NvZGVzGAUgAygNEkUKFHJldHJ5X2hvc3RfcHJlZGljYXRlGAYgASgOMicub3V0cmlnZ2VyLmNvbmZpZy52MS5SZXRyeUhvc3RQcmVkaWNhdGUSNgoMcmV0cnlfYnVkZ2V0GAcgASgLMiAub3V0cmlnZ2VyLmNvbmZpZy52MS5SZXRyeUJ1ZGdldEIOCgxfbnVtX3JldHJpZXMicQoMUmV0cnlCYWNrT2ZmEjAKDWJhc2VfaW50ZXJ2YWwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLwoMbWF4X2ludGVydmFsGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uInsKC1JldHJ5QnVkZ2V0EhsKDmJ1ZGdldF9wZXJjZW50GAEgASgBSACIAQESIgoVbWluX3JldHJ5X2NvbmN1cnJlbmN5GAIgASgNSAGIAQFCEQoPX2J1ZGdldF9wZXJjZW50QhgKFl9taW5fcmV0cnlfY29uY3VycmVuY3kidQoLSGVkZ2VQb2xpY3kSFAoMbWF4X2F0dGVtcHRzGAEgASgNEjAKDWhlZGdpbmdfZGVsYXkYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SHgoWbm9uX2ZhdGFsX3N0YXR1c19jb2RlcxgDIAMoCSI1CgxSZWdleFJld3JpdGUSDwoHcGF0dGVybhgBIAEoCRIUCgxzdWJzdGl0dXRpb24YAiABKAkiwgMKCkhhc2hQb2xpY3kSOAoGaGVhZGVyGAEgASgLMiYub3V0cmlnZ2VyLmNvbmZpZy52MS5IYXNoUG9saWN5LkhlYWRlckgAEjgKBmNvb2tpZRgCIAEoCzImLm91dHJpZ2dlci5jb25maWcudjEuSGFzaFBvbGljeS5Db29raWVIABI9Cglzb3VyY2VfaXAYAyABKAsyKC5vdXRyaWdnZXIuY29uZmlnLnYxLkhhc2hQb2xpY3kuU291cmNlSXBIABJJCg9xdWVyeV9wYXJhbWV0ZXIYBCABKAsyLi5vdXRyaWdnZXIuY29uZmlnLnYxLkhhc2hQb2xpY3kuUXVlcnlQYXJhbWV0ZXJIABIQCgh0ZXJtaW5hbBgFIAEoCBoWCgZIZWFkZXISDAoEbmFtZRgBIAEoCRpMCgZDb29raWUSDAoEbmFtZRgBIAEoCRImCgN0dGwYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDAoEcGF0aBgDIAEoCRoKCghTb3VyY2VJcBoeCg5RdWVyeVBhcmFtZXRlchIMCgRuYW1lGAEgASgJQhIKEHBvbGljeV9zcGVjaWZpZXIigwUKCVRyYW5zY29kZRIZCg9kZXNjcmlwdG9yX2ZpbGUYASABKAlIABIYCg5kZXNjcmlwdG9yX2JpbhgCIAEoDEgAEj4KCnJlZmxlY3Rpb24YDiABKAsyKC5vdXRyaWdnZXIuY29uZmlnLnYxLlRyYW5zY29kZVJlZmxlY3Rpb25IABIQCghzZXJ2aWNlcxgDIAMoCRI5CgVwcmludBgEIAEoCzIqLm91dHJpZ2dlci5jb25maWcudjEuVHJhbnNjb2RlUHJpbnRPcHRpb25zEjgKBXJlbGF4GAUgASgLMikub3V0cmlnZ2VyLmNvbmZpZy52MS5UcmFuc2NvZGVSZWxheGF0aW9ucxIeChZtYXhfcmVxdWVzdF9ib2R5X2J5dGVzGAYgASgEEh8KF21heF9yZXNwb25zZV9ib2R5X2J5dGVzGAcgASgEEkAKFWRlZmF1bHRfc3RyZWFtX2Zvcm1hdBgIIAEoDjIhLm91dHJpZ2dlci5jb25maWcudjEuU3RyZWFtRm9ybWF0EjwKDXBhdGhfdW5lc2NhcGUYCSABKA4yJS5vdXRyaWdnZXIuY29uZmlnLnYxLlBhdGhVbmVzY2FwZU1vZGUSFwoPZm9yd2FyZF9oZWFkZXJzGAogAygJEhcKD2FsbG93ZWRfb3JpZ2lucxgLIAMoCRI6Cgl3ZWJzb2NrZXQYDCABKAsyJy5vdXRyaWdnZXIuY29uZmlnLnYxLlRyYW5zY29kZVdlYlNvY2tldBI2CgdvcGVuYXBpGA0gASgLMiUub3V0cmlnZ2VyLmNvbmZpZy52MS5UcmFuc2NvZGVPcGVuQXBpQhMKEWRlc2NyaXB0b3Jfc291cmNlIjIKEFRyYW5zY29kZU9wZW5BcGkSDAoEcGF0aBgBIAEoCRIQCghkaXNhYmxlZBgCIAEoCCJcChNUcmFuc2NvZGVSZWZsZWN0aW9uEjMKEHJlZnJlc2hfaW50ZXJ2YWwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEAoIc2VydmljZXMYAiADKAkidwoSVHJhbnNjb2RlV2ViU29ja2V0EjAKDXBpbmdfaW50ZXJ2YWwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFAoMdG9rZW5fY29va2llGAIgASgJEhkKEW1heF9tZXNzYWdlX2J5dGVzGAMgASgEImoKFVRyYW5zY29kZVByaW50T3B0aW9ucxIVCg1lbWl0X2RlZmF1bHRzGAEgASgIEhMKC3Byb3RvX25hbWVzGAIgASgIEhUKDWVudW1zX2FzX2ludHMYAyABKAgSDgoGaW5kZW50GAQgASgNIoYBChRUcmFuc2NvZGVSZWxheGF0aW9ucxInCh9pZ25vcmVfdW5rbm93bl9xdWVyeV9wYXJhbWV0ZXJzGAEgASgIEiIKGmlnbm9yZV91bmtub3duX2pzb25fZmllbGRzGAIgASgIEiEKGWFsbG93X3BhdGhfYm9keV9jb25mbGljdHMYAyABKAgiLgoORGlyZWN0UmVzcG9uc2USDgoGc3RhdHVzGAEgASgNEgwKBGJvZHkYAiABKAkqgQEKElJldHJ5SG9zdFByZWRpY2F0ZRIkCiBSRVRSWV9IT1NUX1BSRURJQ0FURV9VTlNQRUNJRklFRBAAEicKI1JFVFJZX0hPU1RfUFJFRElDQVRFX1BSRVZJT1VTX0hPU1RTEAESHAoYUkVUUllfSE9TVF9QUkVESUNBVEVfQU5ZEAIqfAoMU3RyZWFtRm9ybWF0Eh0KGVNUUkVBTV9GT1JNQVRfVU5TUEVDSUZJRUQQABIcChhTVFJFQU1fRk9STUFUX0pTT05fQVJSQVkQARIYChRTVFJFQU1fRk9STUFUX05ESlNPThACEhUKEVNUUkVBTV9GT1JNQVRfU1NFEAMqpwEKEFBhdGhVbmVzY2FwZU1vZGUSIgoeUEFUSF9VTkVTQ0FQRV9NT0RFX1VOU1BFQ0lGSUVEEAASKgomUEFUSF9VTkVTQ0FQRV9NT0RFX0FMTF9FWENFUFRfUkVTRVJWRUQQARInCiNQQVRIX1VORVNDQVBFX01PREVfQUxMX0VYQ0VQVF9TTEFTSBACEhoKFlBBVEhfVU5FU0NBUEVfTU9ERV9BTEwQA2IGcHJvdG8z", [file_google_protobuf_duration, file_outrigger_config_v1_filters]);
+  fileDesc("Ch9vdXRyaWdnZXIvY29uZmlnL3YxL3JvdXRlLnByb3RvEhNvdXRyaWdnZXIuY29uZmlnLnYxIlsKElJvdXRlQ29uZmlndXJhdGlvbhIMCgRuYW1lGAEgASgJEjcKDXZpcnR1YWxfaG9zdHMYAiADKAsyIC5vdXRyaWdnZXIuY29uZmlnLnYxLlZpcnR1YWxIb3N0Iu0BCgtWaXJ0dWFsSG9zdBIMCgRuYW1lGAEgASgJEg8KB2RvbWFpbnMYAiADKAkSKgoGcm91dGVzGAMgAygLMhoub3V0cmlnZ2VyLmNvbmZpZy52MS5Sb3V0ZRI+CgdmaWx0ZXJzGAQgAygLMi0ub3V0cmlnZ2VyLmNvbmZpZy52MS5WaXJ0dWFsSG9zdC5GaWx0ZXJzRW50cnkaUwoMRmlsdGVyc0VudHJ5EgsKA2tleRgBIAEoCRIyCgV2YWx1ZRgCIAEoCzIjLm91dHJpZ2dlci5jb25maWcudjEuRmlsdGVyT3ZlcnJpZGU6AjgBItECCgVSb3V0ZRIMCgRuYW1lGAEgASgJEi4KBW1hdGNoGAIgASgLMh8ub3V0cmlnZ2VyLmNvbmZpZy52MS5Sb3V0ZU1hdGNoEjEKBXJvdXRlGAMgASgLMiAub3V0cmlnZ2VyLmNvbmZpZy52MS5Sb3V0ZUFjdGlvbkgAEj4KD2RpcmVjdF9yZXNwb25zZRgEIAEoCzIjLm91dHJpZ2dlci5jb25maWcudjEuRGlyZWN0UmVzcG9uc2VIABI4CgdmaWx0ZXJzGAUgAygLMicub3V0cmlnZ2VyLmNvbmZpZy52MS5Sb3V0ZS5GaWx0ZXJzRW50cnkaUwoMRmlsdGVyc0VudHJ5EgsKA2tleRgBIAEoCRIyCgV2YWx1ZRgCIAEoCzIjLm91dHJpZ2dlci5jb25maWcudjEuRmlsdGVyT3ZlcnJpZGU6AjgBQggKBmFjdGlvbiLZAQoKUm91dGVNYXRjaBIQCgZwcmVmaXgYASABKAlIABIOCgRwYXRoGAIgASgJSAASEgoIdGVtcGxhdGUYAyABKAlIABIPCgVyZWdleBgEIAEoCUgAEg8KB21ldGhvZHMYBSADKAkSMwoHaGVhZGVycxgGIAMoCzIiLm91dHJpZ2dlci5jb25maWcudjEuSGVhZGVyTWF0Y2hlchIsCgRncnBjGAcgASgLMh4ub3V0cmlnZ2VyLmNvbmZpZy52MS5HcnBjTWF0Y2hCEAoOcGF0aF9zcGVjaWZpZXIifQoNSGVhZGVyTWF0Y2hlchIMCgRuYW1lGAEgASgJEg8KBWV4YWN0GAIgASgJSAASEAoGcHJlZml4GAMgASgJSAASDwoFcmVnZXgYBCABKAlIABIRCgdwcmVzZW50GAUgASgISAASDgoGaW52ZXJ0GAYgASgIQgcKBW1hdGNoIiwKCUdycGNNYXRjaBIPCgdzZXJ2aWNlGAEgASgJEg4KBm1ldGhvZBgCIAEoCSLaBQoLUm91dGVBY3Rpb24SDwoHY2x1c3RlchgBIAEoCRIqCgd0aW1lb3V0GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhYKDnByZWZpeF9yZXdyaXRlGAMgASgJEhQKDGhvc3RfcmV3cml0ZRgEIAEoCRIxCgl0cmFuc2NvZGUYBSABKAsyHi5vdXRyaWdnZXIuY29uZmlnLnYxLlRyYW5zY29kZRI0CgtoYXNoX3BvbGljeRgGIAMoCzIfLm91dHJpZ2dlci5jb25maWcudjEuSGFzaFBvbGljeRI4Cg1yZWdleF9yZXdyaXRlGBQgASgLMiEub3V0cmlnZ2VyLmNvbmZpZy52MS5SZWdleFJld3JpdGUSNgoMcmV0cnlfcG9saWN5GAcgASgLMiAub3V0cmlnZ2VyLmNvbmZpZy52MS5SZXRyeVBvbGljeRI2CgxoZWRnZV9wb2xpY3kYCCABKAsyIC5vdXRyaWdnZXIuY29uZmlnLnYxLkhlZGdlUG9saWN5EhIKCmlkZW1wb3RlbnQYCSABKAgSKwoecGVyX3JlcXVlc3RfYnVmZmVyX2xpbWl0X2J5dGVzGAogASgNSACIAQESQAoRZW5kcG9pbnRfc2VsZWN0b3IYHiABKAsyJS5vdXRyaWdnZXIuY29uZmlnLnYxLkVuZHBvaW50U2VsZWN0b3ISPwoRd2VpZ2h0ZWRfY2x1c3RlcnMYHyADKAsyJC5vdXRyaWdnZXIuY29uZmlnLnYxLldlaWdodGVkQ2x1c3RlchIyCgZtaXJyb3IYICABKAsyIi5vdXRyaWdnZXIuY29uZmlnLnYxLlJlcXVlc3RNaXJyb3ISMgoFZmF1bHQYISABKAsyIy5vdXRyaWdnZXIuY29uZmlnLnYxLkZhdWx0SW5qZWN0aW9uQiEKH19wZXJfcmVxdWVzdF9idWZmZXJfbGltaXRfYnl0ZXMilAEKEEVuZHBvaW50U2VsZWN0b3ISTAoMbWF0Y2hfbGFiZWxzGAEgAygLMjYub3V0cmlnZ2VyLmNvbmZpZy52MS5FbmRwb2ludFNlbGVjdG9yLk1hdGNoTGFiZWxzRW50cnkaMgoQTWF0Y2hMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBInQKD1dlaWdodGVkQ2x1c3RlchIPCgdjbHVzdGVyGAEgASgJEg4KBndlaWdodBgCIAEoDRJAChFlbmRwb2ludF9zZWxlY3RvchgDIAEoCzIlLm91dHJpZ2dlci5jb25maWcudjEuRW5kcG9pbnRTZWxlY3RvciJCCg1SZXF1ZXN0TWlycm9yEg8KB2NsdXN0ZXIYASABKAkSFAoHcGVyY2VudBgCIAEoAUgAiAEBQgoKCF9wZXJjZW50InAKDkZhdWx0SW5qZWN0aW9uEi4KBWRlbGF5GAEgASgLMh8ub3V0cmlnZ2VyLmNvbmZpZy52MS5GYXVsdERlbGF5Ei4KBWFib3J0GAIgASgLMh8ub3V0cmlnZ2VyLmNvbmZpZy52MS5GYXVsdEFib3J0Il4KCkZhdWx0RGVsYXkSLgoLZml4ZWRfZGVsYXkYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFAoHcGVyY2VudBgCIAEoAUgAiAEBQgoKCF9wZXJjZW50ImYKCkZhdWx0QWJvcnQSFQoLaHR0cF9zdGF0dXMYASABKA1IABIVCgtncnBjX3N0YXR1cxgCIAEoDUgAEhQKB3BlcmNlbnQYAyABKAFIAYgBAUIICgZzdGF0dXNCCgoIX3BlcmNlbnQi1wIKC1JldHJ5UG9saWN5EhAKCHJldHJ5X29uGAEgAygJEhgKC251bV9yZXRyaWVzGAIgASgNSACIAQESMgoPcGVyX3RyeV90aW1lb3V0GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjkKDnJldHJ5X2JhY2tfb2ZmGAQgASgLMiEub3V0cmlnZ2VyLmNvbmZpZy52MS5SZXRyeUJhY2tPZmYSHgoWcmV0cmlhYmxlX3N0YXR1c19jb2RlcxgFIAMoDRJFChRyZXRyeV9ob3N0X3ByZWRpY2F0ZRgGIAEoDjInLm91dHJpZ2dlci5jb25maWcudjEuUmV0cnlIb3N0UHJlZGljYXRlEjYKDHJldHJ5X2J1ZGdldBgHIAEoCzIgLm91dHJpZ2dlci5jb25maWcudjEuUmV0cnlCdWRnZXRCDgoMX251bV9yZXRyaWVzInEKDFJldHJ5QmFja09mZhIwCg1iYXNlX2ludGVydmFsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KDG1heF9pbnRlcnZhbBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJ7CgtSZXRyeUJ1ZGdldBIbCg5idWRnZXRfcGVyY2VudBgBIAEoAUgAiAEBEiIKFW1pbl9yZXRyeV9jb25jdXJyZW5jeRgCIAEoDUgBiAEBQhEKD19idWRnZXRfcGVyY2VudEIYChZfbWluX3JldHJ5X2NvbmN1cnJlbmN5InUKC0hlZGdlUG9saWN5EhQKDG1heF9hdHRlbXB0cxgBIAEoDRIwCg1oZWRnaW5nX2RlbGF5GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEh4KFm5vbl9mYXRhbF9zdGF0dXNfY29kZXMYAyADKAkiNQoMUmVnZXhSZXdyaXRlEg8KB3BhdHRlcm4YASABKAkSFAoMc3Vic3RpdHV0aW9uGAIgASgJIsIDCgpIYXNoUG9saWN5EjgKBmhlYWRlchgBIAEoCzImLm91dHJpZ2dlci5jb25maWcudjEuSGFzaFBvbGljeS5IZWFkZXJIABI4CgZjb29raWUYAiABKAsyJi5vdXRyaWdnZXIuY29uZmlnLnYxLkhhc2hQb2xpY3kuQ29va2llSAASPQoJc291cmNlX2lwGAMgASgLMigub3V0cmlnZ2VyLmNvbmZpZy52MS5IYXNoUG9saWN5LlNvdXJjZUlwSAASSQoPcXVlcnlfcGFyYW1ldGVyGAQgASgLMi4ub3V0cmlnZ2VyLmNvbmZpZy52MS5IYXNoUG9saWN5LlF1ZXJ5UGFyYW1ldGVySAASEAoIdGVybWluYWwYBSABKAgaFgoGSGVhZGVyEgwKBG5hbWUYASABKAkaTAoGQ29va2llEgwKBG5hbWUYASABKAkSJgoDdHRsGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEgwKBHBhdGgYAyABKAkaCgoIU291cmNlSXAaHgoOUXVlcnlQYXJhbWV0ZXISDAoEbmFtZRgBIAEoCUISChBwb2xpY3lfc3BlY2lmaWVyIoMFCglUcmFuc2NvZGUSGQoPZGVzY3JpcHRvcl9maWxlGAEgASgJSAASGAoOZGVzY3JpcHRvcl9iaW4YAiABKAxIABI+CgpyZWZsZWN0aW9uGA4gASgLMigub3V0cmlnZ2VyLmNvbmZpZy52MS5UcmFuc2NvZGVSZWZsZWN0aW9uSAASEAoIc2VydmljZXMYAyADKAkSOQoFcHJpbnQYBCABKAsyKi5vdXRyaWdnZXIuY29uZmlnLnYxLlRyYW5zY29kZVByaW50T3B0aW9ucxI4CgVyZWxheBgFIAEoCzIpLm91dHJpZ2dlci5jb25maWcudjEuVHJhbnNjb2RlUmVsYXhhdGlvbnMSHgoWbWF4X3JlcXVlc3RfYm9keV9ieXRlcxgGIAEoBBIfChdtYXhfcmVzcG9uc2VfYm9keV9ieXRlcxgHIAEoBBJAChVkZWZhdWx0X3N0cmVhbV9mb3JtYXQYCCABKA4yIS5vdXRyaWdnZXIuY29uZmlnLnYxLlN0cmVhbUZvcm1hdBI8Cg1wYXRoX3VuZXNjYXBlGAkgASgOMiUub3V0cmlnZ2VyLmNvbmZpZy52MS5QYXRoVW5lc2NhcGVNb2RlEhcKD2ZvcndhcmRfaGVhZGVycxgKIAMoCRIXCg9hbGxvd2VkX29yaWdpbnMYCyADKAkSOgoJd2Vic29ja2V0GAwgASgLMicub3V0cmlnZ2VyLmNvbmZpZy52MS5UcmFuc2NvZGVXZWJTb2NrZXQSNgoHb3BlbmFwaRgNIAEoCzIlLm91dHJpZ2dlci5jb25maWcudjEuVHJhbnNjb2RlT3BlbkFwaUITChFkZXNjcmlwdG9yX3NvdXJjZSIyChBUcmFuc2NvZGVPcGVuQXBpEgwKBHBhdGgYASABKAkSEAoIZGlzYWJsZWQYAiABKAgiXAoTVHJhbnNjb2RlUmVmbGVjdGlvbhIzChByZWZyZXNoX2ludGVydmFsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhAKCHNlcnZpY2VzGAIgAygJIncKElRyYW5zY29kZVdlYlNvY2tldBIwCg1waW5nX2ludGVydmFsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhQKDHRva2VuX2Nvb2tpZRgCIAEoCRIZChFtYXhfbWVzc2FnZV9ieXRlcxgDIAEoBCJqChVUcmFuc2NvZGVQcmludE9wdGlvbnMSFQoNZW1pdF9kZWZhdWx0cxgBIAEoCBITCgtwcm90b19uYW1lcxgCIAEoCBIVCg1lbnVtc19hc19pbnRzGAMgASgIEg4KBmluZGVudBgEIAEoDSKGAQoUVHJhbnNjb2RlUmVsYXhhdGlvbnMSJwofaWdub3JlX3Vua25vd25fcXVlcnlfcGFyYW1ldGVycxgBIAEoCBIiChppZ25vcmVfdW5rbm93bl9qc29uX2ZpZWxkcxgCIAEoCBIhChlhbGxvd19wYXRoX2JvZHlfY29uZmxpY3RzGAMgASgIIi4KDkRpcmVjdFJlc3BvbnNlEg4KBnN0YXR1cxgBIAEoDRIMCgRib2R5GAIgASgJKoEBChJSZXRyeUhvc3RQcmVkaWNhdGUSJAogUkVUUllfSE9TVF9QUkVESUNBVEVfVU5TUEVDSUZJRUQQABInCiNSRVRSWV9IT1NUX1BSRURJQ0FURV9QUkVWSU9VU19IT1NUUxABEhwKGFJFVFJZX0hPU1RfUFJFRElDQVRFX0FOWRACKnwKDFN0cmVhbUZvcm1hdBIdChlTVFJFQU1fRk9STUFUX1VOU1BFQ0lGSUVEEAASHAoYU1RSRUFNX0ZPUk1BVF9KU09OX0FSUkFZEAESGAoUU1RSRUFNX0ZPUk1BVF9OREpTT04QAhIVChFTVFJFQU1fRk9STUFUX1NTRRADKqcBChBQYXRoVW5lc2NhcGVNb2RlEiIKHlBBVEhfVU5FU0NBUEVfTU9ERV9VTlNQRUNJRklFRBAAEioKJlBBVEhfVU5FU0NBUEVfTU9ERV9BTExfRVhDRVBUX1JFU0VSVkVEEAESJwojUEFUSF9VTkVTQ0FQRV9NT0RFX0FMTF9FWENFUFRfU0xBU0gQAhIaChZQQVRIX1VORVNDQVBFX01PREVfQUxMEANiBnByb3RvMw", [file_google_protobuf_duration, file_outrigger_config_v1_filters]);
 
 /**
  * A routing table: virtual hosts chosen by :authority, then the first matching
@@ -361,6 +361,38 @@ export type RouteAction = Message<"outrigger.config.v1.RouteAction"> & {
    * @generated from field: optional uint32 per_request_buffer_limit_bytes = 10;
    */
   perRequestBufferLimitBytes?: number | undefined;
+
+  /**
+   * Only the cluster's endpoints whose metadata labels match are candidates
+   * (an Istio DestinationRule subset, docs/routing.md#subsets); balancing,
+   * health and outlier ejection apply within them. None match: 503 (UH).
+   *
+   * @generated from field: outrigger.config.v1.EndpointSelector endpoint_selector = 30;
+   */
+  endpointSelector?: EndpointSelector | undefined;
+
+  /**
+   * A split of the route's requests across clusters or subsets by weight
+   * (canaries, docs/routing.md#weighted-splits). Not with `cluster`.
+   *
+   * @generated from field: repeated outrigger.config.v1.WeightedCluster weighted_clusters = 31;
+   */
+  weightedClusters: WeightedCluster[];
+
+  /**
+   * A copy of each request (of `percent` of them) goes to another cluster;
+   * its answer is discarded (docs/routing.md#mirroring).
+   *
+   * @generated from field: outrigger.config.v1.RequestMirror mirror = 32;
+   */
+  mirror?: RequestMirror | undefined;
+
+  /**
+   * Delays and aborts injected for chaos tests (docs/routing.md#fault-injection).
+   *
+   * @generated from field: outrigger.config.v1.FaultInjection fault = 33;
+   */
+  fault?: FaultInjection | undefined;
 };
 
 /**
@@ -369,6 +401,167 @@ export type RouteAction = Message<"outrigger.config.v1.RouteAction"> & {
  */
 export const RouteActionSchema: GenMessage<RouteAction> = /*@__PURE__*/
   messageDesc(file_outrigger_config_v1_route, 6);
+
+/**
+ * @generated from message outrigger.config.v1.EndpointSelector
+ */
+export type EndpointSelector = Message<"outrigger.config.v1.EndpointSelector"> & {
+  /**
+   * Every label listed must be present on the endpoint with this value
+   * (Endpoint.metadata).
+   *
+   * @generated from field: map<string, string> match_labels = 1;
+   */
+  matchLabels: { [key: string]: string };
+};
+
+/**
+ * Describes the message outrigger.config.v1.EndpointSelector.
+ * Use `create(EndpointSelectorSchema)` to create a new message.
+ */
+export const EndpointSelectorSchema: GenMessage<EndpointSelector> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_route, 7);
+
+/**
+ * @generated from message outrigger.config.v1.WeightedCluster
+ */
+export type WeightedCluster = Message<"outrigger.config.v1.WeightedCluster"> & {
+  /**
+   * @generated from field: string cluster = 1;
+   */
+  cluster: string;
+
+  /**
+   * Relative weight, > 0.
+   *
+   * @generated from field: uint32 weight = 2;
+   */
+  weight: number;
+
+  /**
+   * A subset of `cluster`; absent: all of its endpoints.
+   *
+   * @generated from field: outrigger.config.v1.EndpointSelector endpoint_selector = 3;
+   */
+  endpointSelector?: EndpointSelector | undefined;
+};
+
+/**
+ * Describes the message outrigger.config.v1.WeightedCluster.
+ * Use `create(WeightedClusterSchema)` to create a new message.
+ */
+export const WeightedClusterSchema: GenMessage<WeightedCluster> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_route, 8);
+
+/**
+ * @generated from message outrigger.config.v1.RequestMirror
+ */
+export type RequestMirror = Message<"outrigger.config.v1.RequestMirror"> & {
+  /**
+   * @generated from field: string cluster = 1;
+   */
+  cluster: string;
+
+  /**
+   * Share of requests mirrored, 0..100 (fractions allowed). Absent: 100.
+   *
+   * @generated from field: optional double percent = 2;
+   */
+  percent?: number | undefined;
+};
+
+/**
+ * Describes the message outrigger.config.v1.RequestMirror.
+ * Use `create(RequestMirrorSchema)` to create a new message.
+ */
+export const RequestMirrorSchema: GenMessage<RequestMirror> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_route, 9);
+
+/**
+ * @generated from message outrigger.config.v1.FaultInjection
+ */
+export type FaultInjection = Message<"outrigger.config.v1.FaultInjection"> & {
+  /**
+   * @generated from field: outrigger.config.v1.FaultDelay delay = 1;
+   */
+  delay?: FaultDelay | undefined;
+
+  /**
+   * @generated from field: outrigger.config.v1.FaultAbort abort = 2;
+   */
+  abort?: FaultAbort | undefined;
+};
+
+/**
+ * Describes the message outrigger.config.v1.FaultInjection.
+ * Use `create(FaultInjectionSchema)` to create a new message.
+ */
+export const FaultInjectionSchema: GenMessage<FaultInjection> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_route, 10);
+
+/**
+ * @generated from message outrigger.config.v1.FaultDelay
+ */
+export type FaultDelay = Message<"outrigger.config.v1.FaultDelay"> & {
+  /**
+   * @generated from field: google.protobuf.Duration fixed_delay = 1;
+   */
+  fixedDelay?: Duration | undefined;
+
+  /**
+   * Share of requests delayed, 0..100. Absent: 100.
+   *
+   * @generated from field: optional double percent = 2;
+   */
+  percent?: number | undefined;
+};
+
+/**
+ * Describes the message outrigger.config.v1.FaultDelay.
+ * Use `create(FaultDelaySchema)` to create a new message.
+ */
+export const FaultDelaySchema: GenMessage<FaultDelay> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_route, 11);
+
+/**
+ * @generated from message outrigger.config.v1.FaultAbort
+ */
+export type FaultAbort = Message<"outrigger.config.v1.FaultAbort"> & {
+  /**
+   * @generated from oneof outrigger.config.v1.FaultAbort.status
+   */
+  status: {
+    /**
+     * Answered with this HTTP status (gRPC callers: its gRPC mapping).
+     *
+     * @generated from field: uint32 http_status = 1;
+     */
+    value: number;
+    case: "httpStatus";
+  } | {
+    /**
+     * Answered with this gRPC status (HTTP callers: its HTTP mapping).
+     *
+     * @generated from field: uint32 grpc_status = 2;
+     */
+    value: number;
+    case: "grpcStatus";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * Share of requests aborted, 0..100. Absent: 100.
+   *
+   * @generated from field: optional double percent = 3;
+   */
+  percent?: number | undefined;
+};
+
+/**
+ * Describes the message outrigger.config.v1.FaultAbort.
+ * Use `create(FaultAbortSchema)` to create a new message.
+ */
+export const FaultAbortSchema: GenMessage<FaultAbort> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_route, 12);
 
 /**
  * Envoy's route retry policy with gRFC A6's gRPC semantics. An attempt is
@@ -443,7 +636,7 @@ export type RetryPolicy = Message<"outrigger.config.v1.RetryPolicy"> & {
  * Use `create(RetryPolicySchema)` to create a new message.
  */
 export const RetryPolicySchema: GenMessage<RetryPolicy> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 7);
+  messageDesc(file_outrigger_config_v1_route, 13);
 
 /**
  * @generated from message outrigger.config.v1.RetryBackOff
@@ -469,7 +662,7 @@ export type RetryBackOff = Message<"outrigger.config.v1.RetryBackOff"> & {
  * Use `create(RetryBackOffSchema)` to create a new message.
  */
 export const RetryBackOffSchema: GenMessage<RetryBackOff> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 8);
+  messageDesc(file_outrigger_config_v1_route, 14);
 
 /**
  * Envoy's retry budget: retries in flight ≤ max(min_retry_concurrency,
@@ -498,7 +691,7 @@ export type RetryBudget = Message<"outrigger.config.v1.RetryBudget"> & {
  * Use `create(RetryBudgetSchema)` to create a new message.
  */
 export const RetryBudgetSchema: GenMessage<RetryBudget> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 9);
+  messageDesc(file_outrigger_config_v1_route, 15);
 
 /**
  * gRFC A6 hedging: the first attempt, then another every hedging_delay (to
@@ -537,7 +730,7 @@ export type HedgePolicy = Message<"outrigger.config.v1.HedgePolicy"> & {
  * Use `create(HedgePolicySchema)` to create a new message.
  */
 export const HedgePolicySchema: GenMessage<HedgePolicy> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 10);
+  messageDesc(file_outrigger_config_v1_route, 16);
 
 /**
  * Path rewrite by an ECMAScript regular expression: every match of `pattern`
@@ -563,7 +756,7 @@ export type RegexRewrite = Message<"outrigger.config.v1.RegexRewrite"> & {
  * Use `create(RegexRewriteSchema)` to create a new message.
  */
 export const RegexRewriteSchema: GenMessage<RegexRewrite> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 11);
+  messageDesc(file_outrigger_config_v1_route, 17);
 
 /**
  * One source of a request's consistent-hash key.
@@ -613,7 +806,7 @@ export type HashPolicy = Message<"outrigger.config.v1.HashPolicy"> & {
  * Use `create(HashPolicySchema)` to create a new message.
  */
 export const HashPolicySchema: GenMessage<HashPolicy> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 12);
+  messageDesc(file_outrigger_config_v1_route, 18);
 
 /**
  * @generated from message outrigger.config.v1.HashPolicy.Header
@@ -632,7 +825,7 @@ export type HashPolicy_Header = Message<"outrigger.config.v1.HashPolicy.Header">
  * Use `create(HashPolicy_HeaderSchema)` to create a new message.
  */
 export const HashPolicy_HeaderSchema: GenMessage<HashPolicy_Header> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 12, 0);
+  messageDesc(file_outrigger_config_v1_route, 18, 0);
 
 /**
  * @generated from message outrigger.config.v1.HashPolicy.Cookie
@@ -665,7 +858,7 @@ export type HashPolicy_Cookie = Message<"outrigger.config.v1.HashPolicy.Cookie">
  * Use `create(HashPolicy_CookieSchema)` to create a new message.
  */
 export const HashPolicy_CookieSchema: GenMessage<HashPolicy_Cookie> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 12, 1);
+  messageDesc(file_outrigger_config_v1_route, 18, 1);
 
 /**
  * The downstream peer address.
@@ -680,7 +873,7 @@ export type HashPolicy_SourceIp = Message<"outrigger.config.v1.HashPolicy.Source
  * Use `create(HashPolicy_SourceIpSchema)` to create a new message.
  */
 export const HashPolicy_SourceIpSchema: GenMessage<HashPolicy_SourceIp> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 12, 2);
+  messageDesc(file_outrigger_config_v1_route, 18, 2);
 
 /**
  * @generated from message outrigger.config.v1.HashPolicy.QueryParameter
@@ -697,7 +890,7 @@ export type HashPolicy_QueryParameter = Message<"outrigger.config.v1.HashPolicy.
  * Use `create(HashPolicy_QueryParameterSchema)` to create a new message.
  */
 export const HashPolicy_QueryParameterSchema: GenMessage<HashPolicy_QueryParameter> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 12, 3);
+  messageDesc(file_outrigger_config_v1_route, 18, 3);
 
 /**
  * REST/JSON → gRPC transcoding for one route (docs/transcoding.md).
@@ -825,7 +1018,7 @@ export type Transcode = Message<"outrigger.config.v1.Transcode"> & {
  * Use `create(TranscodeSchema)` to create a new message.
  */
 export const TranscodeSchema: GenMessage<Transcode> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 13);
+  messageDesc(file_outrigger_config_v1_route, 19);
 
 /**
  * @generated from message outrigger.config.v1.TranscodeOpenApi
@@ -851,7 +1044,7 @@ export type TranscodeOpenApi = Message<"outrigger.config.v1.TranscodeOpenApi"> &
  * Use `create(TranscodeOpenApiSchema)` to create a new message.
  */
 export const TranscodeOpenApiSchema: GenMessage<TranscodeOpenApi> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 14);
+  messageDesc(file_outrigger_config_v1_route, 20);
 
 /**
  * @generated from message outrigger.config.v1.TranscodeReflection
@@ -878,7 +1071,7 @@ export type TranscodeReflection = Message<"outrigger.config.v1.TranscodeReflecti
  * Use `create(TranscodeReflectionSchema)` to create a new message.
  */
 export const TranscodeReflectionSchema: GenMessage<TranscodeReflection> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 15);
+  messageDesc(file_outrigger_config_v1_route, 21);
 
 /**
  * @generated from message outrigger.config.v1.TranscodeWebSocket
@@ -914,7 +1107,7 @@ export type TranscodeWebSocket = Message<"outrigger.config.v1.TranscodeWebSocket
  * Use `create(TranscodeWebSocketSchema)` to create a new message.
  */
 export const TranscodeWebSocketSchema: GenMessage<TranscodeWebSocket> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 16);
+  messageDesc(file_outrigger_config_v1_route, 22);
 
 /**
  * @generated from message outrigger.config.v1.TranscodePrintOptions
@@ -954,7 +1147,7 @@ export type TranscodePrintOptions = Message<"outrigger.config.v1.TranscodePrintO
  * Use `create(TranscodePrintOptionsSchema)` to create a new message.
  */
 export const TranscodePrintOptionsSchema: GenMessage<TranscodePrintOptions> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 17);
+  messageDesc(file_outrigger_config_v1_route, 23);
 
 /**
  * Each rule of the default strict mode can be relaxed.
@@ -990,7 +1183,7 @@ export type TranscodeRelaxations = Message<"outrigger.config.v1.TranscodeRelaxat
  * Use `create(TranscodeRelaxationsSchema)` to create a new message.
  */
 export const TranscodeRelaxationsSchema: GenMessage<TranscodeRelaxations> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 18);
+  messageDesc(file_outrigger_config_v1_route, 24);
 
 /**
  * @generated from message outrigger.config.v1.DirectResponse
@@ -1012,7 +1205,7 @@ export type DirectResponse = Message<"outrigger.config.v1.DirectResponse"> & {
  * Use `create(DirectResponseSchema)` to create a new message.
  */
 export const DirectResponseSchema: GenMessage<DirectResponse> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_route, 19);
+  messageDesc(file_outrigger_config_v1_route, 25);
 
 /**
  * @generated from enum outrigger.config.v1.RetryHostPredicate

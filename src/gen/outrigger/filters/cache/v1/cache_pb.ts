@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file outrigger/filters/cache/v1/cache.proto.
  */
 export const file_outrigger_filters_cache_v1_cache: GenFile = /*@__PURE__*/
-  fileDesc("CiZvdXRyaWdnZXIvZmlsdGVycy9jYWNoZS92MS9jYWNoZS5wcm90bxIab3V0cmlnZ2VyLmZpbHRlcnMuY2FjaGUudjEiogMKBUNhY2hlEjsKBm1lbW9yeRgBIAEoCzIpLm91dHJpZ2dlci5maWx0ZXJzLmNhY2hlLnYxLk1lbW9yeVN0b3JhZ2VIABI5CgVyZWRpcxgCIAEoCzIoLm91dHJpZ2dlci5maWx0ZXJzLmNhY2hlLnYxLlJlZGlzU3RvcmFnZUgAEkIKDGdycGNfbWV0aG9kcxgDIAMoCzIsLm91dHJpZ2dlci5maWx0ZXJzLmNhY2hlLnYxLkNhY2hlLkdycGNNZXRob2QSLgoLZGVmYXVsdF90dGwYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFgoOZGVzY3JpcHRvcl9iaW4YBSABKAwSFgoObWF4X2JvZHlfYnl0ZXMYBiABKAQSGAoQY2FjaGVfYXV0aG9yaXplZBgHIAEoCBISCgprZXlfcHJlZml4GAggASgJGkQKCkdycGNNZXRob2QSDgoGbWV0aG9kGAEgASgJEiYKA3R0bBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIJCgdzdG9yYWdlIiIKDU1lbW9yeVN0b3JhZ2USEQoJbWF4X2J5dGVzGAEgASgEIhsKDFJlZGlzU3RvcmFnZRILCgN1cmwYASABKAliBnByb3RvMw", [file_google_protobuf_duration]);
+  fileDesc("CiZvdXRyaWdnZXIvZmlsdGVycy9jYWNoZS92MS9jYWNoZS5wcm90bxIab3V0cmlnZ2VyLmZpbHRlcnMuY2FjaGUudjEiugMKBUNhY2hlEjsKBm1lbW9yeRgBIAEoCzIpLm91dHJpZ2dlci5maWx0ZXJzLmNhY2hlLnYxLk1lbW9yeVN0b3JhZ2VIABI5CgVyZWRpcxgCIAEoCzIoLm91dHJpZ2dlci5maWx0ZXJzLmNhY2hlLnYxLlJlZGlzU3RvcmFnZUgAEkIKDGdycGNfbWV0aG9kcxgDIAMoCzIsLm91dHJpZ2dlci5maWx0ZXJzLmNhY2hlLnYxLkNhY2hlLkdycGNNZXRob2QSLgoLZGVmYXVsdF90dGwYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFgoOZGVzY3JpcHRvcl9iaW4YBSABKAwSGwoObWF4X2JvZHlfYnl0ZXMYBiABKARIAYgBARIYChBjYWNoZV9hdXRob3JpemVkGAcgASgIEhIKCmtleV9wcmVmaXgYCCABKAkaRAoKR3JwY01ldGhvZBIOCgZtZXRob2QYASABKAkSJgoDdHRsGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQgkKB3N0b3JhZ2VCEQoPX21heF9ib2R5X2J5dGVzIiIKDU1lbW9yeVN0b3JhZ2USEQoJbWF4X2J5dGVzGAEgASgEIhsKDFJlZGlzU3RvcmFnZRILCgN1cmwYASABKAliBnByb3RvMw", [file_google_protobuf_duration]);
 
 /**
  * A response cache for HTTP GET/HEAD, Connect GET, REST-transcoded GETs and
@@ -64,11 +64,11 @@ export type Cache = Message<"outrigger.filters.cache.v1.Cache"> & {
   descriptorBin: Uint8Array;
 
   /**
-   * Responses larger than this are not stored. Default 1 MiB.
+   * Responses larger than this are not stored. Default 1 MiB; 0 is refused.
    *
-   * @generated from field: uint64 max_body_bytes = 6;
+   * @generated from field: optional uint64 max_body_bytes = 6;
    */
-  maxBodyBytes: bigint;
+  maxBodyBytes?: bigint | undefined;
 
   /**
    * Requests with `authorization` are cached, keyed on the authenticated

@@ -20,7 +20,9 @@ export const file_outrigger_filters_plugin_v1_plugin: GenFile = /*@__PURE__*/
  */
 export type Plugin = Message<"outrigger.filters.plugin.v1.Plugin"> & {
   /**
-   * An ES module: a path relative to the config file, or a package name.
+   * An ES module: a path relative to the config file (`./redact.mjs`; for
+   * config from the control plane, relative to the sidecar's --plugin-dir),
+   * an absolute path, or a package name. `.ts` modules are compiled on load.
    *
    * @generated from field: string module = 1;
    */

@@ -1,0 +1,40 @@
+import { expect } from 'chai';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { exportOf, ModuleLoader } from '../../../src/core/module-loader.js';
+
+describe('ModuleLoader (plugin modules)', () => {
+  let dir: string;
+  before(async () => (dir = await mkdtemp(join(tmpdir(), 'outrigger-modules-'))));
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  it('resolves ./ paths against its base dir (--plugin-dir), keeps absolute paths, leaves package names to import()', () => {
+    const m = new ModuleLoader('/srv/plugins');
+    expect(m.fileOf('./a.mjs')).to.equal('/srv/plugins/a.mjs');
+    expect(m.fileOf('../b/c.ts')).to.equal('/srv/b/c.ts');
+    expect(m.fileOf('/abs/d.js')).to.equal('/abs/d.js');
+    expect(m.fileOf('some-package')).to.equal(undefined);
+  });
+
+  it('imports by content: unchanged files are reused, changed ones re-imported; .ts compiled; failures recorded, never thrown', async () => {
+    const m = new ModuleLoader(dir);
+    await writeFile(join(dir, 'p.mjs'), 'export const v = 1; export const id = Math.random();');
+    await writeFile(join(dir, 't.ts'), 'const n: number = 41; export default { answer: n + 1 };');
+    await m.prepare(['./p.mjs', './t.ts', './missing.mjs', 'no-such-package-outrigger']);
+    const p1 = m.get('./p.mjs');
+    expect(p1?.ok && p1.exports['v']).to.equal(1);
+    const t = m.get('./t.ts');
+    expect(t?.ok && exportOf(t.exports, 'answer')).to.equal(42);
+    const missing = m.get('./missing.mjs');
+    expect(missing?.ok === false && missing.error).to.match(/cannot read .*missing\.mjs: ENOENT/);
+    const pkg = m.get('no-such-package-outrigger');
+    expect(pkg?.ok === false && pkg.error).to.match(/cannot import no-such-package-outrigger/);
+    await m.prepare(['./p.mjs']);
+    expect(m.get('./p.mjs')).to.equal(p1, 'unchanged: the same module');
+    await writeFile(join(dir, 'p.mjs'), 'export const v = 2; export const id = Math.random();');
+    await m.prepare(['./p.mjs']);
+    const p2 = m.get('./p.mjs');
+    expect(p2?.ok && p2.exports['v']).to.equal(2);
+  });
+});
