@@ -9,6 +9,7 @@ import type { ExchangeTelemetry } from '../observability/exchange-telemetry.js';
 import { serveLiveStats, serveTap } from './live-routes.js';
 import { describeClusters, describeListeners, describeRoutes } from './data-path-views.js';
 import type { WorkerAdmin } from './worker-admin.js';
+import { clustersText, withEndpointOrigins } from './endpoint-origins.js';
 import { X509Certificate } from 'node:crypto';
 import type { Svid } from '../core/svid.js';
 
@@ -105,8 +106,10 @@ export class AdminServer {
         const yaml = url.searchParams.get('format') === 'yaml';
         return send(res, 200, yaml ? 'application/yaml' : 'application/json', dumpRedacted(snap, yaml ? 'yaml' : 'json'));
       }
-      case '/clusters':
-        return sendJson(res, d.workers ? await d.workers.clusters() : describeClusters(d.listeners, d.proxy));
+      case '/clusters': {
+        const view = withEndpointOrigins(d.workers ? await d.workers.clusters() : describeClusters(d.listeners, d.proxy), d.store.current());
+        return url.searchParams.get('format') === 'text' ? send(res, 200, 'text/plain', clustersText(view)) : sendJson(res, view);
+      }
       case '/routes':
         return sendJson(res, d.workers ? await d.workers.routes() : describeRoutes(d.listeners));
       case '/listeners':

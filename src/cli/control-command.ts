@@ -182,6 +182,7 @@ export const controlCommand: Command = {
       server = await startControlServer({
         registry,
         generated: mesh?.mesh,
+        onGeneratedConverged: mesh?.converged,
         discoveryStatus: mesh ? () => [{ ...mesh!.provider.status(), services: mesh!.mesh.services }] : undefined,
         store,
         clock,
@@ -271,10 +272,12 @@ async function startMesh(d: Discover, logger: ReturnType<typeof createLogger>, r
   const clock = systemClock();
   const metrics = new DiscoveryMetrics(registry);
   const provider = new KubernetesProvider({ kubeConfig: loadKubeConfig(d.kubeconfig), clock, logger, events: metrics });
-  const mesh = new KubeMesh({ provider, scope: d.scope, outboundPolicy: d.outboundPolicy, clock, logger, onGenerated: (at) => metrics.pushSeconds.observe({ provider: 'kubernetes' }, Math.max(0, clock.nowMs() - at) / 1000) });
+  const mesh = new KubeMesh({ provider, scope: d.scope, outboundPolicy: d.outboundPolicy, clock, logger });
   return {
     provider,
     mesh,
+    /** From an informer's event to the last sidecar's ACK of the push carrying it. */
+    converged: (seconds: number) => metrics.pushSeconds.observe({ provider: 'kubernetes' }, seconds),
     async close() {
       mesh.close();
       await provider.close();

@@ -189,7 +189,16 @@ export const statusCommand = operatorCommand(
           pushLatencyMs: t.pushLatencyMs,
         })),
       }));
-      process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+      // The asked replica's discovery providers (`outrigger control --discover`); empty without.
+      const providers = res.providers.map((p) => ({
+        provider: p.provider,
+        connected: p.connected,
+        lastEvent: p.lastEvent ? new Date(timestampMs(p.lastEvent)).toISOString() : undefined,
+        services: p.services,
+        errors: Number(p.errors),
+        lastError: p.lastError || undefined,
+      }));
+      process.stdout.write(JSON.stringify({ sidecars: out, providers }, null, 2) + '\n');
       return 0;
     }
     // Which replica holds each stream matters only when there are several.

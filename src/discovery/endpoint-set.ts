@@ -1,5 +1,8 @@
 import type { JsonObject, ResourceDocument } from '../config/snapshot.js';
 
+/** Label on every generated resource (value: its generator, e.g. "kubernetes"), so it reads as generated wherever shown. */
+export const GENERATED_LABEL = 'outrigger.io/generated';
+
 /** Discovery's health verdict on one endpoint (Endpoint.healthStatus). */
 export type DiscoveredHealth = 'HEALTHY' | 'UNHEALTHY' | 'DRAINING';
 

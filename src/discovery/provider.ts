@@ -40,8 +40,8 @@ export interface ProviderStatus {
 
 /** What providers report to whoever counts (metrics) besides their sets. */
 export interface ProviderEvents {
-  /** A source event that was read (a set emitted or not). */
-  onEvent?(kind: ProviderKind): void;
+  /** A source event that was read (a set emitted or not); `event`: what it was (add, update, delete, sync, answer, connect, heartbeat, goodbye, resolve). */
+  onEvent?(kind: ProviderKind, event: string): void;
   /** A failure (connect, resolve, watch, decode). */
   onError?(kind: ProviderKind): void;
 }
@@ -66,10 +66,11 @@ export class ProviderHealth {
     private readonly events: ProviderEvents = {},
   ) {}
 
-  ok(): void {
+  /** The source answered: `event` says with what (the events metric's label). */
+  ok(event: string): void {
     this.connected = true;
     this.lastEventMs = this.nowMs();
-    this.events.onEvent?.(this.kind);
+    this.events.onEvent?.(this.kind, event);
     if (this.failing) {
       this.failing = false;
       this.logger.info({ provider: this.kind, source: this.what }, 'discovery source recovered');

@@ -175,7 +175,7 @@ describe('control plane: TLS and mTLS (real process, real CLI)', function () {
       expect(sc.stdout()).to.not.contain('control plane not available');
       await waitFor(async () => {
         const res = await cli(['status', '-o', 'json', ...certFlags()]);
-        const nodes = JSON.parse(res.stdout) as { nodeId: string; types: { state: string }[] }[];
+        const nodes = (JSON.parse(res.stdout) as { sidecars: { nodeId: string; types: { state: string }[] }[] }).sidecars;
         return nodes.length === 1 && nodes[0]!.nodeId === 'tls-node-1' && nodes[0]!.types.length === 3 && nodes[0]!.types.every((t) => t.state === 'SYNCED');
       }, 'status: tls-node-1 SYNCED on CDS, LDS and RDS');
       // A change reaches it over the TLS stream.

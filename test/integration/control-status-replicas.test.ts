@@ -118,7 +118,7 @@ describe('control plane: Status across replicas sharing redis', function () {
     expect(lines.find((l) => /^node-b\s+cp-b\s+LDS\s/.test(l))).to.match(/^node-b\s+cp-b\s+LDS\s+(\w+)\s+(?!\1)\w+\s+ERROR\s.*(EADDRINUSE|address already in use)/i);
     const json = await outrigger(['status', '-o', 'json', '--control-plane', addr(cpA)], { OUTRIGGER_TOKEN: TOKEN });
     expect(json.code, json.stderr).to.equal(0);
-    const nodes = JSON.parse(json.stdout) as { nodeId: string; controlPlane: string }[];
+    const nodes = (JSON.parse(json.stdout) as { sidecars: { nodeId: string; controlPlane: string }[] }).sidecars;
     expect(nodes.map((n) => `${n.nodeId}@${n.controlPlane}`)).to.deep.equal(['node-a@cp-a', 'node-b@cp-b']);
   });
 

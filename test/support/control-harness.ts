@@ -33,7 +33,7 @@ export async function tempDir(prefix = 'outrigger-cp-'): Promise<string> {
 
 /** An in-process control plane on 127.0.0.1 (port 0) with a file store. */
 export async function startTestControlPlane(
-  opts: { dir?: string; store?: StateStore; port?: number; debounceMs?: number; identifier?: string; statusTtlMs?: number; generated?: GeneratedResources } = {},
+  opts: { dir?: string; store?: StateStore; port?: number; debounceMs?: number; identifier?: string; statusTtlMs?: number; generated?: GeneratedResources; onGeneratedConverged?: (seconds: number) => void } = {},
 ): Promise<ControlServer & { logs: Record<string, unknown>[]; dir: string; address: string }> {
   const dir = opts.dir ?? (await tempDir());
   const logs: Record<string, unknown>[] = [];
@@ -49,6 +49,7 @@ export async function startTestControlPlane(
     identifier: opts.identifier,
     statusTtlMs: opts.statusTtlMs,
     generated: opts.generated,
+    onGeneratedConverged: opts.onGeneratedConverged,
   });
   return Object.assign(server, { logs, dir, address: `127.0.0.1:${server.port}` });
 }

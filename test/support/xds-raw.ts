@@ -26,6 +26,8 @@ abstract class RawAds<Req extends DescMessage, Res extends DescMessage> {
   readonly ended: Promise<{ status: string; message: string }>;
   readonly stream: http2.ClientHttp2Stream;
   private pending: Buffer | undefined;
+  private held: Buffer[] = [];
+  private heldBytes = 0;
 
   protected constructor(
     session: http2.ClientHttp2Session,
@@ -69,8 +71,18 @@ abstract class RawAds<Req extends DescMessage, Res extends DescMessage> {
   }
 
   private read(chunk: Buffer): void {
-    const buf = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
+    // A large message (a SotW EDS response of a thousand assignments) arrives in many DATA frames:
+    // gather them until the whole message is there instead of re-copying what came so far per frame.
+    if (this.pending || this.held.length > 0) {
+      this.held.push(chunk);
+      this.heldBytes += chunk.length;
+      const head = this.pending ?? this.held[0]!;
+      if (head.length >= 5 && this.heldBytes + (this.pending?.length ?? 0) < 5 + head.readUInt32BE(1)) return;
+    }
+    const buf = this.pending || this.held.length > 0 ? Buffer.concat(this.pending ? [this.pending, ...this.held] : this.held) : chunk;
     this.pending = undefined;
+    this.held = [];
+    this.heldBytes = 0;
     let off = 0;
     while (buf.length - off >= 5) {
       const len = buf.readUInt32BE(off + 1);

@@ -1,13 +1,15 @@
 import type { Registry } from 'prom-client';
 import type { Clock, Timer } from '../../core/clock.js';
 import type { Kind } from '../../config/kinds.js';
-import { formatConfigError, type ConfigError } from '../../config/snapshot.js';
+import { formatConfigError, type ConfigError, type ResourceDocument } from '../../config/snapshot.js';
 import type { ValidateOptions } from '../../config/validate.js';
 import type { Logger } from '../../observability/logger.js';
 import type { StateStore } from '../store/state-store.js';
 import type { StoreState } from '../store/store-state.js';
 import { ControlMetrics } from './control-metrics.js';
 import { NodeViewCache, type NodeView } from './node-view.js';
+import type { GeneratedNames } from './cluster-overrides.js';
+import { GENERATED_LABEL } from '../../discovery/endpoint-set.js';
 import { NO_GENERATED, type GeneratedResources, type GeneratedSet } from './generated-resources.js';
 import {
   applyDocuments,
@@ -34,6 +36,8 @@ export interface ControlPlaneOptions {
   readonly onStatusChange?: () => void;
   /** Resources served beside the stored ones but never stored (discovery providers); default none. */
   readonly generated?: GeneratedResources;
+  /** Told, per push that carried a generated change, the seconds from its source change to the last sidecar's ACK (discovery's push metric). */
+  readonly onGeneratedConverged?: (seconds: number) => void;
 }
 
 export type Outcome = Change | Failure;
@@ -46,6 +50,8 @@ interface Convergence {
   complete: boolean;
   /** Streams that got a response in this push. */
   pushed: number;
+  /** The source time of the generated change this push carries (undefined: it carries none). */
+  readonly generatedAtMs: number | undefined;
 }
 
 /**
@@ -71,6 +77,7 @@ export class ControlPlane implements StreamHost {
   /** The generated resources as of their last change (not part of `state`: never stored, never audited). */
   private generated: GeneratedSet = NO_GENERATED;
   private unsubscribeGenerated: (() => void) | undefined;
+  private namesOf: { epoch: number; names: GeneratedNames } | undefined;
   private readonly cache: NodeViewCache;
   private readonly streams = new Set<HostedStream>();
   private chain: Promise<unknown> = Promise.resolve();
@@ -83,6 +90,8 @@ export class ControlPlane implements StreamHost {
   private convergence: Convergence | undefined;
   /** Bumped by every push; a push still running in batches stops when a newer one starts. */
   private pushGeneration = 0;
+  /** The generated epoch the last push carried (a push with a newer one measures discovery's push time). */
+  private pushedEpoch = 0;
   /** Responses sent on any stream (pushAll compares it around a refresh). */
   private responsesSent = 0;
   private readonly watchers = new Set<(state: StoreState, prev: StoreState) => void>();
@@ -127,7 +136,31 @@ export class ControlPlane implements StreamHost {
 
   /** A new generated set: a new epoch for the views (the stored state, its revision and history are untouched). */
   private takeGenerated(source: GeneratedResources): void {
-    this.generated = { epoch: this.generated.epoch + 1, resources: source.current(), changedAtMs: this.clock.nowMs() };
+    this.generated = { epoch: this.generated.epoch + 1, resources: source.current(), changedAtMs: source.changedAtMs?.() ?? this.clock.nowMs() };
+  }
+
+  /** Who generated each generated resource now (applies may not write them; overrides name them). */
+  private get generatedNames(): GeneratedNames {
+    const set = this.generated;
+    if (this.namesOf?.epoch !== set.epoch) {
+      const docs = new Map(set.resources.map((r) => [`${r.kind}/${r.metadata.name}`, r]));
+      this.namesOf = {
+        epoch: set.epoch,
+        names: {
+          generatorOf: (kind, name) => {
+            const d = docs.get(`${kind}/${name}`);
+            return d ? (d.metadata.labels?.[GENERATED_LABEL] ?? 'discovery') : undefined;
+          },
+          documentOf: (kind, name) => docs.get(`${kind}/${name}`),
+        },
+      };
+    }
+    return this.namesOf.names;
+  }
+
+  /** The generated resources served now (read-only: `outrigger get` shows them). */
+  get generatedResources(): readonly ResourceDocument[] {
+    return this.generated.resources;
   }
 
   get current(): StoreState {
@@ -145,7 +178,7 @@ export class ControlPlane implements StreamHost {
   // ---- operator mutations ----
 
   apply(documents: readonly unknown[], expected: Record<string, string>, who: string): Promise<Outcome> {
-    return this.mutate('apply', who, (s) => applyDocuments(s, { documents, expectedVersions: expected, who, nowMs: this.clock.nowMs() }, this.validateOptions));
+    return this.mutate('apply', who, (s) => applyDocuments(s, { documents, expectedVersions: expected, who, nowMs: this.clock.nowMs(), generated: this.generatedNames }, this.validateOptions));
   }
 
   delete(kind: string, name: string, expected: string, who: string): Promise<Outcome> {
@@ -157,7 +190,7 @@ export class ControlPlane implements StreamHost {
   }
 
   dryRun(documents: readonly unknown[]): Outcome {
-    return applyDocuments(this.state, { documents, who: 'dry-run', nowMs: this.clock.nowMs() }, this.validateOptions);
+    return applyDocuments(this.state, { documents, who: 'dry-run', nowMs: this.clock.nowMs(), generated: this.generatedNames }, this.validateOptions);
   }
 
   private mutate(op: string, who: string, fn: (s: StoreState) => Outcome): Promise<Outcome> {
@@ -284,7 +317,9 @@ export class ControlPlane implements StreamHost {
   pushAll(): void {
     const generation = ++this.pushGeneration;
     const t0 = this.clock.monotonicMs();
-    const conv: Convergence = { changedAtMs: Math.max(this.state.changedAtMs, this.generated.changedAtMs), waiting: new Set(), complete: false, pushed: 0 };
+    const generatedAtMs = this.generated.epoch !== this.pushedEpoch ? this.generated.changedAtMs : undefined;
+    this.pushedEpoch = this.generated.epoch;
+    const conv: Convergence = { changedAtMs: Math.max(this.state.changedAtMs, this.generated.changedAtMs), waiting: new Set(), complete: false, pushed: 0, generatedAtMs };
     this.convergence = conv;
     const streams = [...this.streams];
     let next = 0;
@@ -309,7 +344,7 @@ export class ControlPlane implements StreamHost {
       conv.complete = true;
       if (conv.waiting.size === 0 && this.convergence === conv) {
         // Every stream pushed to has ACKed already (before the last batch ran).
-        if (conv.pushed > 0) this.metrics.convergence.observe(Math.max(0, this.clock.nowMs() - conv.changedAtMs) / 1000);
+        if (conv.pushed > 0) this.converged(conv, this.clock.nowMs());
         this.convergence = undefined;
       }
       this.metrics.pushDuration.observe((this.clock.monotonicMs() - t0) / 1000);
@@ -366,10 +401,16 @@ export class ControlPlane implements StreamHost {
     }
     const c = this.convergence;
     if (c && stream.synced && c.waiting.delete(stream) && c.waiting.size === 0 && c.complete) {
-      this.metrics.convergence.observe(Math.max(0, now - c.changedAtMs) / 1000);
+      this.converged(c, now);
       this.convergence = undefined;
     }
     this.opts.onStatusChange?.();
+  }
+
+  /** Every stream a push sent something has ACKed it. */
+  private converged(c: Convergence, now: number): void {
+    this.metrics.convergence.observe(Math.max(0, now - c.changedAtMs) / 1000);
+    if (c.generatedAtMs !== undefined) this.opts.onGeneratedConverged?.(Math.max(0, now - c.generatedAtMs) / 1000);
   }
 
   nack(stream: HostedStream, kind: Kind, t: StreamTypeStatus, message: string): void {

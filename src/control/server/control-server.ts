@@ -65,6 +65,8 @@ export interface ControlServerOptions {
   readonly statusTtlMs?: number;
   /** Resources served beside the stored ones without being stored (discovery providers; see generated-resources.ts). */
   readonly generated?: GeneratedResources;
+  /** Told, per push that carried a generated change, the seconds from its source change to the last sidecar's ACK. */
+  readonly onGeneratedConverged?: (seconds: number) => void;
   /** The discovery providers behind `generated`, for `outrigger status`. */
   readonly discoveryStatus?: () => readonly ProviderStatusView[];
   /** Serve the IdentityService (certificate issuance); absent: not served. */
@@ -111,6 +113,7 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
     maxDelayMs: opts.maxDelayMs,
     identifier,
     generated: opts.generated,
+    onGeneratedConverged: opts.onGeneratedConverged,
     // Only a shared store has anything to publish (a file store: no hook at all on the push path).
     onStatusChange: opts.store.replicaStatus ? () => board?.changed() : undefined,
   });

@@ -15,9 +15,14 @@ export type GeneratedResource = ResourceDocument & { readonly metadata: { readon
  * How they meet the stored resources, per node (as Istio lets explicit
  * config override what it discovers):
  * - a generated resource reaches the nodes its selector selects (all without one);
- * - an operator's resource of the same kind and name that reaches the node
- *   wins: the generated one is left out of that node's view (and is back
- *   once the operator's is deleted or stops selecting the node);
+ * - an apply may not write a resource of a generated one's kind and name
+ *   (cluster-overrides.ts: an operator changes a generated Cluster's
+ *   settings with an override naming it, and overrides that select the
+ *   node are merged into the generated Cluster of its view);
+ * - an operator's resource of the same kind and name stored before the
+ *   generated one appeared wins: the generated one is left out of that
+ *   node's view (and is back once the operator's is deleted or stops
+ *   selecting the node);
  * - a generated ClusterLoadAssignment reaches a node only when the node's
  *   view has a Cluster of its name (endpoints of clusters a node does not
  *   know would only make its view inconsistent).
@@ -30,6 +35,8 @@ export interface GeneratedResources {
   current(): readonly GeneratedResource[];
   /** Calls `fn` after each change of the set; returns the unsubscribe. */
   subscribe(fn: () => void): () => void;
+  /** Wall-clock ms of the source change the current set reflects (the provider's event); default: when the control plane took it. */
+  changedAtMs?(): number;
 }
 
 /** The generated set as the views are computed from it: `epoch` moves with every change. */

@@ -6,6 +6,7 @@ import { TYPE_ORDER, toWire, versionOfSet, type WireResource } from '../protocol
 import type { StoreState, StoredEntry } from '../store/store-state.js';
 import { plainDocs } from './resource-state.js';
 import { selects, type NodeIdentity } from './selector.js';
+import { applyOverrides, isOverride } from './cluster-overrides.js';
 import { NO_GENERATED, type GeneratedSet } from './generated-resources.js';
 
 /**
@@ -35,8 +36,11 @@ export function buildNodeView(
   opts: ValidateOptions,
   generated: GeneratedSet = NO_GENERATED,
 ): { view?: NodeView; errors: ConfigError[] } {
-  const entries = state.resources.filter((e) => selects(e.doc.metadata.selector, node));
-  const check = buildSnapshot(plainDocs([...entries, ...generatedFor(node, entries, generated)]), opts);
+  const selected = state.resources.filter((e) => selects(e.doc.metadata.selector, node));
+  // Overrides are served only through the generated clusters they name (cluster-overrides.ts).
+  const entries = selected.filter((e) => !isOverride(e));
+  const overrides = selected.filter(isOverride);
+  const check = buildSnapshot(plainDocs([...entries, ...generatedFor(node, entries, overrides, generated)]), opts);
   if (!check.ok) return { errors: check.errors };
   const byKind = new Map<Kind, Map<string, WireResource>>(TYPE_ORDER.map((k) => [k, new Map()]));
   for (const doc of check.value.documents) byKind.get(doc.kind)!.set(doc.metadata.name, toWire(doc));
@@ -47,13 +51,14 @@ export function buildNodeView(
 }
 
 /** The generated resources that join a node's view beside its `stored` (selected) ones; see generated-resources.ts. */
-function generatedFor(node: NodeIdentity, stored: readonly StoredEntry[], generated: GeneratedSet): StoredEntry[] {
+function generatedFor(node: NodeIdentity, stored: readonly StoredEntry[], overrides: readonly StoredEntry[], generated: GeneratedSet): StoredEntry[] {
   if (generated.resources.length === 0) return [];
   const key = (kind: string, name: string): string => `${kind}/${name}`;
   const operators = new Set(stored.map((e) => key(e.doc.kind, e.doc.metadata.name)));
   const joining = generated.resources.filter((r) => selects(r.metadata.selector, node) && !operators.has(key(r.kind, r.metadata.name)));
   const clusters = new Set([...stored.map((e) => e.doc), ...joining].filter((d) => d.kind === 'Cluster').map((d) => d.metadata.name));
-  return joining.filter((r) => r.kind !== 'ClusterLoadAssignment' || clusters.has(r.metadata.name)).map((doc) => ({ doc, version: '' }));
+  const served = joining.filter((r) => r.kind !== 'ClusterLoadAssignment' || clusters.has(r.metadata.name));
+  return applyOverrides(served, overrides).map((doc) => ({ doc, version: '' }));
 }
 
 /**

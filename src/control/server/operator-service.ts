@@ -2,7 +2,7 @@ import { create } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from '@connectrpc/connect';
 import { isKind } from '../../config/kinds.js';
-import type { ConfigError, JsonObject } from '../../config/snapshot.js';
+import type { ConfigError, JsonObject, ResourceDocument } from '../../config/snapshot.js';
 import { BadRequestSchema } from '../../gen/google/rpc/error_details_pb.js';
 import {
   OperatorService,
@@ -20,6 +20,12 @@ import { findEntry, keyOf } from './resource-state.js';
 
 function stored(e: StoredEntry): StoredResource {
   return create(StoredResourceSchema, { document: redact(e.doc as unknown as JsonObject), version: e.version });
+}
+
+/** A generated resource as `get` shows it: its document (labelled outrigger.io/generated), version "generated". */
+function generatedEntry(d: ResourceDocument): StoredResource {
+  const { selector: _s, ...metadata } = d.metadata as ResourceDocument['metadata'] & { selector?: unknown };
+  return create(StoredResourceSchema, { document: redact({ ...d, metadata } as unknown as JsonObject), version: 'generated' });
 }
 
 function fail(out: Exclude<Outcome, { ok: true }>): never {
@@ -72,14 +78,20 @@ export function operatorService(
       who(ctx);
       checkKind(req.kind);
       const e = findEntry(cp.current, req.kind, req.name);
-      if (!e) throw new ConnectError(`${req.kind}/${req.name} not found`, Code.NotFound);
-      return { resource: stored(e) };
+      if (e) return { resource: stored(e) };
+      // Generated resources are shown (read-only, version "generated"; docs/discovery.md).
+      const g = cp.generatedResources.find((d) => d.kind === req.kind && d.metadata.name === req.name);
+      if (!g) throw new ConnectError(`${req.kind}/${req.name} not found`, Code.NotFound);
+      return { resource: generatedEntry(g) };
     },
     async list(req, ctx) {
       who(ctx);
       if (req.kind !== '') checkKind(req.kind);
       const s = cp.current;
-      return { revision: BigInt(s.revision), resources: s.resources.filter((e) => req.kind === '' || e.doc.kind === req.kind).map(stored) };
+      const stored_ = s.resources.filter((e) => req.kind === '' || e.doc.kind === req.kind).map(stored);
+      const shadowed = new Set(s.resources.map((e) => keyOf(e.doc.kind, e.doc.metadata.name)));
+      const generated = cp.generatedResources.filter((d) => (req.kind === '' || d.kind === req.kind) && !shadowed.has(keyOf(d.kind, d.metadata.name))).map(generatedEntry);
+      return { revision: BigInt(s.revision), resources: [...stored_, ...generated] };
     },
     async *watch(req, ctx) {
       who(ctx);

@@ -124,7 +124,7 @@ class ConsulWatch implements ServiceWatch {
         // Consul's docs: reset when the index goes backwards; never block on an index of 0.
         this.index = !Number.isFinite(idx) || idx < this.index ? 0 : Math.max(1, idx);
         this.tracker.offer(toEndpoints(entries));
-        this.p.health.ok();
+        this.p.health.ok('answer');
         this.backoff.reset();
       } catch (err) {
         if (this.closed) return;

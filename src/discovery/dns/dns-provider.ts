@@ -100,8 +100,8 @@ class DnsWatch implements ServiceWatch {
       if (this.closed) return;
       if (endpoints.length === 0) throw new Error(`${this.t.name}: no usable records`);
       this.tracker.offer(endpoints);
-      this.health.ok();
-      this.shared.ok();
+      this.health.ok('resolve');
+      this.shared.ok('resolve');
       this.backoff.reset();
       next = this.t.respectTtl && ttlMs !== undefined ? Math.max(MIN_TTL_REFRESH_MS, ttlMs) : this.t.refreshMs;
     } catch (err) {

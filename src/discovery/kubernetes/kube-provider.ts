@@ -156,8 +156,8 @@ export class KubernetesProvider implements DiscoveryProvider<KubernetesTarget> {
       labelSelector,
     );
     entry.informer = informer;
-    const changed = (obj: T) => {
-      this.health.ok();
+    const changed = (event: 'add' | 'update' | 'delete') => (obj: T) => {
+      this.health.ok(event);
       backoff.reset();
       if (onChange) return onChange();
       const ns = obj.metadata?.namespace ?? '';
@@ -168,9 +168,9 @@ export class KubernetesProvider implements DiscoveryProvider<KubernetesTarget> {
           : undefined;
       this.changed(ns, svc);
     };
-    informer.on('add', changed);
-    informer.on('update', changed);
-    informer.on('delete', changed);
+    informer.on('add', changed('add'));
+    informer.on('update', changed('update'));
+    informer.on('delete', changed('delete'));
     informer.on('error', (err: unknown) => {
       if (this.closed) return;
       this.health.fail(describe(err, path));
@@ -191,7 +191,7 @@ export class KubernetesProvider implements DiscoveryProvider<KubernetesTarget> {
         if (this.closed || !entry.listed) return;
         if (!entry.synced) {
           entry.synced = true;
-          this.health.ok();
+          this.health.ok('sync');
           if (onChange) onChange();
           else this.changed('', undefined, true);
         }

@@ -3,11 +3,10 @@ import type { JsonObject, ResourceDocument } from '../../config/snapshot.js';
 import type { GeneratedResource, GeneratedResources } from '../../control/server/generated-resources.js';
 import type { Clock } from '../../core/clock.js';
 import type { Logger } from '../../observability/logger.js';
-import { toLoadAssignment, type EndpointSet } from '../endpoint-set.js';
+import { GENERATED_LABEL, toLoadAssignment, type EndpointSet } from '../endpoint-set.js';
 import { serviceEndpoints, type KubernetesProvider } from '../kubernetes/kube-provider.js';
 
-/** Label on every generated resource (value: the provider). */
-export const GENERATED_LABEL = 'outrigger.io/generated';
+export { GENERATED_LABEL };
 /** The injected sidecar's outbound route configuration and pass-through cluster (injector/inbound-config.ts names them). */
 export const OUTBOUND_ROUTE_CONFIG = 'outbound';
 export const PASSTHROUGH_CLUSTER = 'passthrough';
@@ -23,8 +22,6 @@ export interface KubeMeshOptions {
   readonly clusterDomain?: string;
   readonly clock: Clock;
   readonly logger: Logger;
-  /** Told the wall-clock time of each source change that produced a new set (push latency). */
-  readonly onGenerated?: (changedAtMs: number) => void;
 }
 
 type Protocol = 'UPSTREAM_PROTOCOL_HTTP2' | 'UPSTREAM_PROTOCOL_HTTP1' | 'UPSTREAM_PROTOCOL_UNSPECIFIED';
@@ -72,6 +69,7 @@ export class KubeMesh implements GeneratedResources {
   private selected: { names(): string[]; synced(): boolean } | undefined;
   private readonly unsubscribe: () => void;
   private versions = new Map<string, number>();
+  private lastChangeMs = 0;
 
   constructor(private readonly opts: KubeMeshOptions) {
     const p = opts.provider;
@@ -88,6 +86,11 @@ export class KubeMesh implements GeneratedResources {
 
   current(): readonly GeneratedResource[] {
     return this.resources;
+  }
+
+  /** When the informers saw the first change of the burst the current set reflects (discovery's push time starts here). */
+  changedAtMs(): number {
+    return this.lastChangeMs;
   }
 
   subscribe(fn: () => void): () => void {
@@ -145,7 +148,7 @@ export class KubeMesh implements GeneratedResources {
     const next = this.assemble();
     if (sameDocs(next, this.resources)) return;
     this.resources = next;
-    this.opts.onGenerated?.(changedAtMs);
+    this.lastChangeMs = changedAtMs;
     for (const fn of this.subscribers) fn();
   }
 

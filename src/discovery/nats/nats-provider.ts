@@ -59,7 +59,7 @@ export class NatsProvider implements DiscoveryProvider<NatsTarget> {
       }
       this.nc = nc;
       this.connected = true;
-      this.health.ok();
+      this.health.ok('connect');
       void this.follow(nc);
       return nc;
     } catch (err) {
@@ -76,7 +76,7 @@ export class NatsProvider implements DiscoveryProvider<NatsTarget> {
         for (const w of this.watches) w.suspend();
       } else if (s.type === Events.Reconnect) {
         this.connected = true;
-        this.health.ok();
+        this.health.ok('reconnect');
         for (const w of this.watches) w.resume();
       }
     }
@@ -151,7 +151,7 @@ class NatsWatch implements ServiceWatch {
       this.p.opts.logger.debug({ service: this.t.service, why: a }, 'nats discovery: ignored a message');
       return;
     }
-    this.p.health.ok();
+    this.p.health.ok(a.kind);
     if (a.kind === 'goodbye') this.members.delete(a.id);
     else this.members.set(a.id, { hb: a, expiresAtMs: this.p.opts.clock.monotonicMs() + a.ttl * 1000 });
     this.publish();

@@ -2,7 +2,7 @@ import type { Cluster } from '../../gen/outrigger/config/v1/cluster_pb.js';
 import type { ResourceDocument } from '../../config/snapshot.js';
 import type { Clock } from '../../core/clock.js';
 import type { Logger } from '../../observability/logger.js';
-import { toLoadAssignment, type EndpointSet } from '../endpoint-set.js';
+import { GENERATED_LABEL, toLoadAssignment, type EndpointSet } from '../endpoint-set.js';
 import type { ProviderStatus, ServiceWatch } from '../provider.js';
 import { targetOf, type ClusterTarget } from './cluster-targets.js';
 import type { DiscoveryMetrics } from './discovery-metrics.js';
@@ -26,7 +26,7 @@ interface Running {
 }
 
 /** Labels of the ClusterLoadAssignments discovery generates (so they read as generated wherever shown). */
-export const GENERATED_LABEL = 'outrigger.io/generated';
+export { GENERATED_LABEL };
 
 /**
  * Discovery in a standalone sidecar: for each DISCOVERY_TYPE_DNS /

@@ -3,14 +3,19 @@ import type { ProviderEvents, ProviderKind } from '../provider.js';
 
 /** Discovery's metrics (docs/discovery.md), on the injected registry. */
 export class DiscoveryMetrics implements ProviderEvents {
-  readonly events: Counter<'provider'>;
+  readonly events: Counter<'provider' | 'event'>;
   readonly errors: Counter<'provider'>;
   readonly sets: Counter<'provider'>;
   /** From a source change (when its set was emitted) to the config that carries it being applied (sidecar) or ACKed (control plane). */
   readonly pushSeconds: Histogram<'provider'>;
 
   constructor(registry: Registry) {
-    this.events = new Counter({ name: 'outrigger_discovery_events_total', help: 'Source events read by discovery providers', labelNames: ['provider'], registers: [registry] });
+    this.events = new Counter({
+      name: 'outrigger_discovery_events_total',
+      help: 'Source events read by discovery providers, by what they were (add, update, delete, sync, answer, resolve, connect, reconnect, heartbeat, goodbye)',
+      labelNames: ['provider', 'event'],
+      registers: [registry],
+    });
     this.errors = new Counter({
       name: 'outrigger_discovery_errors_total',
       help: 'Discovery failures (connect, resolve, watch, decode); the last good endpoints keep serving',
@@ -27,8 +32,8 @@ export class DiscoveryMetrics implements ProviderEvents {
     });
   }
 
-  onEvent(kind: ProviderKind): void {
-    this.events.inc({ provider: kind });
+  onEvent(kind: ProviderKind, event: string): void {
+    this.events.inc({ provider: kind, event });
   }
 
   onError(kind: ProviderKind): void {

@@ -52,7 +52,7 @@ describe('identity: CLI (control --workload-token-file, sidecar --bootstrap-toke
 
     const status = await outrigger(['status', '-o', 'json'], { OUTRIGGER_CONTROL_PLANE: `127.0.0.1:${cp.port}`, OUTRIGGER_TOKEN: TOKEN });
     expect(status.code, status.stderr).to.equal(0);
-    const rows = JSON.parse(status.stdout) as { nodeId: string; spiffeId?: string; certificateExpiry?: string }[];
+    const rows = (JSON.parse(status.stdout) as { sidecars: { nodeId: string; spiffeId?: string; certificateExpiry?: string }[] }).sidecars;
     const me = rows.find((r) => r.nodeId === 'web-0.shop');
     expect(me?.spiffeId).to.equal(c.spiffeId);
     expect(Date.parse(me!.certificateExpiry!)).to.be.greaterThan(Date.now() + 3000_000);
