@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
@@ -15,7 +15,7 @@ import type { Logger } from '../../observability/logger.js';
 import type { GeneratedResources } from './generated-resources.js';
 import type { ValidateOptions } from '../../config/validate.js';
 import type { StateStore } from '../store/state-store.js';
-import { peerKey, peerOf, type AuthOptions } from './auth.js';
+import { peerKey, peerOf, type AuthOptions, type MeshRoots } from './auth.js';
 import { ControlPlane } from './control-plane.js';
 import { discoveryService } from './discovery-service.js';
 import { rawAdsKind, serveRawAds } from './ads-h2.js';
@@ -69,6 +69,33 @@ export interface ControlServerOptions {
   readonly discoveryStatus?: () => readonly ProviderStatusView[];
   /** Serve the IdentityService (certificate issuance); absent: not served. */
   readonly identity?: IdentityOptions;
+}
+
+/**
+ * Client certificates the TLS server asks for: operators' (signed by
+ * --client-ca) and sidecars' SVIDs (chained to the mesh bundle). Asked, never
+ * required: the verdict is read per call (auth.ts), so probes and token
+ * holders still connect without one.
+ */
+function clientVerification(clientCa: string | undefined, ca: CertificateAuthority | undefined): { ca?: string[]; requestCert?: boolean; rejectUnauthorized?: boolean } {
+  const roots = [...(clientCa ? [clientCa] : []), ...(ca ? ca.bundle : [])];
+  return roots.length > 0 ? { ca: roots, requestCert: true, rejectUnauthorized: false } : {};
+}
+
+/** The mesh bundle's root fingerprints, as peerOf compares them with a verified chain's top. */
+function meshRootsOf(ca: CertificateAuthority): MeshRoots {
+  let bundle: readonly string[] | undefined;
+  let prints: ReadonlySet<string> = new Set();
+  return {
+    trustDomain: ca.trustDomain,
+    fingerprints() {
+      if (bundle !== ca.bundle) {
+        bundle = ca.bundle;
+        prints = new Set(bundle.map((pem) => new X509Certificate(pem).fingerprint256));
+      }
+      return prints;
+    },
+  };
 }
 
 /** A replica id unique per process: hostname (the pod name in Kubernetes), pid and a random suffix. */
@@ -132,8 +159,11 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
     ttlMs: opts.statusTtlMs,
   });
   const status = board;
+  // Over TLS, sidecars holding a workload certificate present it (mTLS to the control plane): the
+  // server then asks every client for a certificate and verifies it against --client-ca and the mesh bundle.
+  const meshRoots = opts.tls && opts.identity ? meshRootsOf(opts.identity.ca) : undefined;
   const sidecarAuth = opts.identity
-    ? new SidecarAuth({ auth: opts.identity.auth, allowUnauthenticated: !opts.identity.authenticateSidecars, logger: opts.logger, registry })
+    ? new SidecarAuth({ auth: opts.identity.auth, trustDomain: opts.identity.ca.trustDomain, allowUnauthenticated: !opts.identity.authenticateSidecars, logger: opts.logger, registry })
     : undefined;
   const connectHandler = connectNodeAdapter({
     routes(router) {
@@ -153,12 +183,12 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
         },
       });
     },
-    contextValues: (req) => createContextValues().set(peerKey, peerOf(req)),
+    contextValues: (req) => createContextValues().set(peerKey, peerOf(req, meshRoots)),
   });
   // gRPC sidecar streams skip connect (see ads-h2.ts); everything else is connect's.
   const handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): void => {
     const ads = req instanceof http2.Http2ServerRequest ? rawAdsKind(req) : undefined;
-    if (ads) serveRawAds(plane, req as http2.Http2ServerRequest, ads, sidecarAuth);
+    if (ads) serveRawAds(plane, req as http2.Http2ServerRequest, ads, sidecarAuth, sidecarAuth && meshRoots ? peerOf(req, meshRoots) : undefined);
     else connectHandler(req, res);
   };
   const server = opts.tls
@@ -167,7 +197,7 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
           cert: opts.tls.cert,
           key: opts.tls.key,
           allowHTTP1: true,
-          ...(opts.tls.clientCa ? { ca: opts.tls.clientCa, requestCert: true, rejectUnauthorized: false } : {}),
+          ...clientVerification(opts.tls.clientCa, opts.identity?.ca),
         },
         handler,
       )

@@ -6,7 +6,8 @@ import { spiffeIdOf } from '../../../core/spiffe.js';
 import { IdentityService } from '../../../gen/outrigger/control/v1/identity_pb.js';
 import type { Logger } from '../../../observability/logger.js';
 import { CsrError, type CertificateAuthority } from './certificate-authority.js';
-import type { WorkloadAuthenticator, WorkloadCaller } from './workload-auth.js';
+import { callerOfSvid, type WorkloadAuthenticator, type WorkloadCaller } from './workload-auth.js';
+import { peerKey } from '../auth.js';
 
 export const DEFAULT_CERT_TTL_MS = 24 * 3600_000;
 
@@ -47,11 +48,14 @@ export function identityService(opts: IdentityServiceOptions): ServiceImpl<typeo
   return {
     async createCertificate(req, ctx) {
       const token = bearerOf(ctx);
-      if (!token) {
-        audit('unauthenticated', { nodeId: req.nodeId, reason: 'no bearer token' }, 'certificate refused');
-        throw new ConnectError('a workload credential is required: authorization: Bearer <service-account or bootstrap token>', Code.Unauthenticated);
+      const peer = ctx.values.get(peerKey);
+      // A renewal may come with the current SVID over mTLS instead of a token (the token file may be gone).
+      if (!token && peer.workloadId === undefined) {
+        const reason = peer.workloadError ?? 'no bearer token';
+        audit('unauthenticated', { nodeId: req.nodeId, reason }, 'certificate refused');
+        throw new ConnectError(`a workload credential is required: authorization: Bearer <service-account or bootstrap token>, or a workload certificate over mTLS (${reason})`, Code.Unauthenticated);
       }
-      const verdict = await opts.auth.authenticate(token);
+      const verdict = token ? await opts.auth.authenticate(token) : callerOfSvid(peer.workloadId!, opts.ca.trustDomain);
       if (!verdict.ok) {
         audit('unauthenticated', { nodeId: req.nodeId, reason: verdict.reason }, 'certificate refused');
         throw new ConnectError(`workload credential refused: ${verdict.reason}`, Code.Unauthenticated);
