@@ -131,7 +131,8 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const registry = opts.registry ?? new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'outrigger_' }); // → outrigger_process_*, outrigger_nodejs_*
   const metrics = new ProxyMetrics(registry);
-  const telemetry = buildTelemetry({ ...opts.telemetry, clock, registry });
+  // Our principal for Istio's labels: read when a series is first made, after certs exists.
+  const telemetry = buildTelemetry({ ...opts.telemetry, clock, registry, selfPrincipal: () => certs?.current()?.spiffeId });
   const configVersion = new Gauge({
     name: 'outrigger_config_info',
     help: 'The active config version (value 1)',
