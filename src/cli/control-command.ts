@@ -186,7 +186,8 @@ export const controlCommand: Command = {
         clock,
         logger,
         // --no-auth (local development) leaves the config streams open too.
-        identity: { ca, auth: anyOf(authenticators), certTtlMs, authenticateSidecars: !values['allow-unauthenticated-sidecars'] && !values['no-auth'] },
+        // The self-generated root lives in the store: replicas follow, and `outrigger ca rotate` rotates it there.
+        identity: { ca, caStore: values['ca-cert'] ? undefined : store.ca, auth: anyOf(authenticators), certTtlMs, authenticateSidecars: !values['allow-unauthenticated-sidecars'] && !values['no-auth'] },
         port: Number(values.port),
         host: values.host,
         metricsPort: Number(values['metrics-port']),

@@ -67,7 +67,7 @@ export async function startMeshControlPlane(
     tls: opts.tls,
     validate: { allowEphemeralPorts: true },
     debounceMs: 20,
-    identity: { ca, auth: opts.auth ? anyOf([file, opts.auth]) : file, certTtlMs: opts.certTtlMs ?? 24 * 3600_000, authenticateSidecars: opts.authenticateSidecars ?? true },
+    identity: { ca, caStore: store.ca, auth: opts.auth ? anyOf([file, opts.auth]) : file, certTtlMs: opts.certTtlMs ?? 24 * 3600_000, authenticateSidecars: opts.authenticateSidecars ?? true },
   });
   let n = 0;
   return Object.assign(server, {

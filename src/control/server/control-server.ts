@@ -25,6 +25,11 @@ import { IdentityService } from '../../gen/outrigger/control/v1/identity_pb.js';
 import type { CertificateAuthority } from './ca/certificate-authority.js';
 import { identityService } from './ca/identity-service.js';
 import { SidecarAuth } from './ca/sidecar-auth.js';
+import { CaHolder } from './ca/ca-holder.js';
+import { caService } from './ca/ca-service.js';
+import { CaService } from '../../gen/outrigger/control/v1/ca_pb.js';
+import type { CaStore } from '../store/state-store.js';
+import tls from 'node:tls';
 import type { WorkloadAuthenticator } from './ca/workload-auth.js';
 
 /** The control plane as the mesh's CA (docs/security.md). */
@@ -39,6 +44,11 @@ export interface IdentityOptions {
    * (--allow-unauthenticated-sidecars; loudly logged).
    */
   readonly authenticateSidecars?: boolean;
+  /**
+   * Where `ca` is kept (the self-generated root): replicas re-read it and
+   * `outrigger ca rotate` rotates its root there. Absent: --ca-cert files.
+   */
+  readonly caStore?: CaStore;
 }
 
 export interface ControlServerOptions {
@@ -83,12 +93,13 @@ function clientVerification(clientCa: string | undefined, ca: CertificateAuthori
 }
 
 /** The mesh bundle's root fingerprints, as peerOf compares them with a verified chain's top. */
-function meshRootsOf(ca: CertificateAuthority): MeshRoots {
+function meshRootsOf(holder: CaHolder): MeshRoots {
   let bundle: readonly string[] | undefined;
   let prints: ReadonlySet<string> = new Set();
   return {
-    trustDomain: ca.trustDomain,
+    trustDomain: holder.current().trustDomain,
     fingerprints() {
+      const ca = holder.current();
       if (bundle !== ca.bundle) {
         bundle = ca.bundle;
         prints = new Set(bundle.map((pem) => new X509Certificate(pem).fingerprint256));
@@ -161,7 +172,8 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
   const status = board;
   // Over TLS, sidecars holding a workload certificate present it (mTLS to the control plane): the
   // server then asks every client for a certificate and verifies it against --client-ca and the mesh bundle.
-  const meshRoots = opts.tls && opts.identity ? meshRootsOf(opts.identity.ca) : undefined;
+  const caHolder = opts.identity ? new CaHolder(opts.identity.ca, opts.identity.caStore, opts.clock, opts.logger) : undefined;
+  const meshRoots = opts.tls && caHolder ? meshRootsOf(caHolder) : undefined;
   const sidecarAuth = opts.identity
     ? new SidecarAuth({ auth: opts.identity.auth, trustDomain: opts.identity.ca.trustDomain, allowUnauthenticated: !opts.identity.authenticateSidecars, logger: opts.logger, registry })
     : undefined;
@@ -172,8 +184,9 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
       if (opts.identity) {
         router.service(
           IdentityService,
-          identityService({ ...opts.identity, logger: opts.logger, registry, onIssued: (node, id, notAfterMs) => certificates.set(node, { spiffeId: id, notAfterMs }) }),
+          identityService({ ...opts.identity, caHolder, logger: opts.logger, registry, onIssued: (node, id, notAfterMs) => certificates.set(node, { spiffeId: id, notAfterMs }) }),
         );
+        router.service(CaService, caService({ holder: caHolder!, auth: opts.auth, certTtlMs: opts.identity.certTtlMs, logger: opts.logger }));
       }
       // Health needs no credentials (probes).
       router.service(Health, {
@@ -202,6 +215,13 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
         handler,
       )
     : http2.createServer(handler);
+  // A root rotation step: new TLS handshakes verify workload certificates against the new bundle.
+  if (opts.tls && caHolder && server instanceof tls.Server) {
+    const tlsOpts = opts.tls;
+    const secure = server;
+    caHolder.onChange((ca) => secure.setSecureContext({ cert: tlsOpts.cert, key: tlsOpts.key, ...clientVerification(tlsOpts.clientCa, ca) }));
+  }
+  caHolder?.start();
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on('session', (s: http2.ServerHttp2Session) => {
     sessions.add(s);
@@ -245,6 +265,7 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
     async close() {
       // Remove this replica's status entry while the store is still open.
       await status.close();
+      caHolder?.close();
       await plane.close();
       for (const s of sessions) s.destroy();
       await new Promise<void>((r) => server.close(() => r()));
