@@ -95,7 +95,9 @@ export class CertificateAuthority {
   /** The fingerprint (node:crypto fingerprint256) of the bundle root the signer chains to. */
   get signerRootFingerprint(): string | undefined {
     const top = new NodeX509(this.intermediates.at(-1) ?? this.signer.toString('pem'));
-    return this.bundle.map((r) => new NodeX509(r)).find((r) => r.fingerprint256 === top.fingerprint256 || top.checkIssued(r))?.fingerprint256;
+    const roots = this.bundle.map((r) => new NodeX509(r));
+    // By fingerprint, else by signature: rotated roots share their subject name, so a name match is not enough.
+    return (roots.find((r) => r.fingerprint256 === top.fingerprint256) ?? roots.find((r) => top.checkIssued(r) && top.verify(r.publicKey)))?.fingerprint256;
   }
 
   /** The signing certificate's expiry (ms). */
