@@ -24,7 +24,7 @@ const USAGE = `usage: outrigger control --store file:DIR|redis://HOST:PORT [--po
        [--token-file FILE] [--tls-cert F --tls-key F [--client-ca F]] [--no-auth] [--replica-id ID] [--status-ttl 15s]
        [--trust-domain cluster.local] [--ca-cert F --ca-key F [--ca-bundle F]] [--cert-ttl 24h]
        [--workload-token-file F] [--token-review] [--allow-unauthenticated-sidecars]
-       [--discover kubernetes [--kubeconfig F] [--namespaces a,b | --namespace-selector k=v] [--outbound-policy P]]
+       [--discover kubernetes [--kubeconfig F] [--namespaces a,b | --namespace-selector k=v] [--outbound-policy P] [--mesh-mtls]]
 
 Runs the control plane: stores resource documents (validated exactly as the
 sidecar validates them), serves the operator API (apply/get/delete/validate/
@@ -52,6 +52,8 @@ flags:
   --namespaces a,b      only these namespaces (default: all)
   --namespace-selector k=v[,k=v]  only namespaces with these labels
   --outbound-policy P   ALLOW_ANY (default: unknown hosts pass through) or REGISTRY_ONLY, as the injector's
+  --mesh-mtls           generated clusters originate mesh mTLS, expecting the SPIFFE IDs of the service accounts
+                        of the Service's endpoint pods, when every endpoint is an injected pod (else plaintext)
   --allow-ephemeral-ports  accept listener port 0 (tests)
 
 workload identity (the control plane is the mesh's CA; docs/security.md):
@@ -94,6 +96,7 @@ export const controlCommand: Command = {
         namespaces: { type: 'string' },
         'namespace-selector': { type: 'string' },
         'outbound-policy': { type: 'string', default: 'ALLOW_ANY' },
+        'mesh-mtls': { type: 'boolean', default: false },
         'trust-domain': { type: 'string', default: 'cluster.local' },
         'ca-cert': { type: 'string' },
         'ca-key': { type: 'string' },
@@ -224,6 +227,8 @@ interface Discover {
   kubeconfig?: string;
   scope: MeshScope;
   outboundPolicy: 'ALLOW_ANY' | 'REGISTRY_ONLY';
+  /** --mesh-mtls: the trust domain of the expected peers. */
+  meshTls?: { trustDomain: string };
 }
 
 /** `--discover` and its flags, checked (a bad selector or list is a usage error naming the flag). */
@@ -232,7 +237,7 @@ function parseDiscover(values: Record<string, unknown>): Discover | undefined {
   const namespaces = values.namespaces as string | undefined;
   const selector = values['namespace-selector'] as string | undefined;
   if (!discover) {
-    if (namespaces || selector || values.kubeconfig) throw new UsageError('--kubeconfig, --namespaces and --namespace-selector need --discover kubernetes', USAGE);
+    if (namespaces || selector || values.kubeconfig || values['mesh-mtls']) throw new UsageError('--kubeconfig, --namespaces, --namespace-selector and --mesh-mtls need --discover kubernetes', USAGE);
     return undefined;
   }
   if (discover !== 'kubernetes') throw new UsageError(`--discover: only "kubernetes" is supported, got "${discover}"`, USAGE);
@@ -250,7 +255,8 @@ function parseDiscover(values: Record<string, unknown>): Discover | undefined {
     if (bad) throw new UsageError(`--namespace-selector: ${bad}`, USAGE);
     scope = { kind: 'selector', selector };
   }
-  return { kubeconfig: values.kubeconfig as string | undefined, scope, outboundPolicy: policy };
+  const meshTls = values['mesh-mtls'] ? { trustDomain: values['trust-domain'] as string } : undefined;
+  return { kubeconfig: values.kubeconfig as string | undefined, scope, outboundPolicy: policy, meshTls };
 }
 
 /** Equality label selectors only ("k=v,k2=v2"), keys and values per Kubernetes' label syntax. */
@@ -271,7 +277,7 @@ async function startMesh(d: Discover, logger: ReturnType<typeof createLogger>, r
   const clock = systemClock();
   const metrics = new DiscoveryMetrics(registry);
   const provider = new KubernetesProvider({ kubeConfig: loadKubeConfig(d.kubeconfig), clock, logger, events: metrics });
-  const mesh = new KubeMesh({ provider, scope: d.scope, outboundPolicy: d.outboundPolicy, clock, logger, onGenerated: (at) => metrics.pushSeconds.observe({ provider: 'kubernetes' }, Math.max(0, clock.nowMs() - at) / 1000) });
+  const mesh = new KubeMesh({ provider, scope: d.scope, outboundPolicy: d.outboundPolicy, meshTls: d.meshTls, clock, logger, onGenerated: (at) => metrics.pushSeconds.observe({ provider: 'kubernetes' }, Math.max(0, clock.nowMs() - at) / 1000) });
   return {
     provider,
     mesh,

@@ -5,6 +5,7 @@ import type { Clock } from '../../core/clock.js';
 import type { Logger } from '../../observability/logger.js';
 import { toLoadAssignment, type EndpointSet } from '../endpoint-set.js';
 import { serviceEndpoints, type KubernetesProvider } from '../kubernetes/kube-provider.js';
+import { meshTlsOf, type MeshTlsOptions } from './mesh-identity.js';
 
 /** Label on every generated resource (value: the provider). */
 export const GENERATED_LABEL = 'outrigger.io/generated';
@@ -25,6 +26,8 @@ export interface KubeMeshOptions {
   readonly logger: Logger;
   /** Told the wall-clock time of each source change that produced a new set (push latency). */
   readonly onGenerated?: (changedAtMs: number) => void;
+  /** `--mesh-mtls`: clusters expect their endpoints' service accounts over mesh mTLS (mesh-identity.ts). */
+  readonly meshTls?: MeshTlsOptions;
 }
 
 type Protocol = 'UPSTREAM_PROTOCOL_HTTP2' | 'UPSTREAM_PROTOCOL_HTTP1' | 'UPSTREAM_PROTOCOL_UNSPECIFIED';
@@ -167,7 +170,7 @@ export class KubeMesh implements GeneratedResources {
         apiVersion: 'outrigger.io/v1',
         kind: 'Cluster',
         metadata: { name: cname, labels },
-        spec: { type: 'DISCOVERY_TYPE_EDS', ...(protocol !== 'UPSTREAM_PROTOCOL_UNSPECIFIED' ? { protocol } : {}) },
+        spec: { type: 'DISCOVERY_TYPE_EDS', ...(protocol !== 'UPSTREAM_PROTOCOL_UNSPECIFIED' ? { protocol } : {}), ...meshTlsOf(this.opts.meshTls, ns, name, c.slices, c.pod) },
       });
       const eps = serviceEndpoints({ namespace: ns, service: name, port: port.port }, c.services, c.slices, c.pod) ?? [];
       const key = `${cname}`;
