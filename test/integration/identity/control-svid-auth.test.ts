@@ -103,6 +103,22 @@ describe('identity: config streams authenticated by the SVID over mTLS', functio
     expect(samplesOf(m, 'outrigger_control_stream_auth_total').find((x) => x.labels.result === 'ok')?.value).to.be.greaterThan(0);
   });
 
+  it('after rotations the next control connection presents the current certificate (the first one has expired)', async () => {
+    await sidecar?.close();
+    // This harness instance's first token file is token-0 (the restarted control plane counts afresh).
+    sidecar = await startMeshSidecar(cp, 'web-2.shop', 'tok-web', [cluster('local', [1003])], { controlTls: { ca }, requestedTtlMs: 2000 });
+    const certs = sidecar.sidecar.identity!;
+    await certs.first;
+    const first = certs.current()!;
+    const rotated = () => sidecar!.logs.filter((l) => l.msg === 'workload certificate installed' && l.rotated === true).length;
+    await waitFor(() => rotated() >= 2 && Date.now() > first.notAfterMs, 'two rotations, the first certificate expired', 15_000);
+    await rm(join(cp.dir, 'token-0'));
+    await cp.stop();
+    cp = await start(port);
+    await waitFor(() => cp.logs.some((l) => l.msg === 'config stream authenticated' && l.nodeId === 'web-2.shop' && l.via === 'svid'), 'stream authenticated by the rotated SVID', 15_000);
+    expect(certs.current()!.serial).to.not.equal(first.serial);
+  });
+
   it("the SVID's namespace must be the node id's; a certificate of another CA authenticates nothing", async () => {
     const web = await svidFor(cp, 'spiffe://cluster.local/ns/shop/sa/web');
     expect(await firstAnswer(cp, ca, 'web-1.shop', web)).to.equal('response');
