@@ -36,7 +36,8 @@ describe('identity: root rotation (outrigger ca rotate) with zero failed request
   let app: Started<http.Server>;
   let api: TestSidecar;
   let web: TestSidecar;
-  const TTL = 3000;
+  // Short enough for three steps in seconds, long enough that a loaded machine renews in time.
+  const TTL = 5000;
 
   before(async () => {
     cp = await startMeshControlPlane({ 'tok-web': 'shop/web', 'tok-api': 'shop/api' }, { certTtlMs: TTL });
