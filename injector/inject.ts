@@ -219,6 +219,7 @@ function injectionValues(
     appProbes,
     workloadIdentity: mesh.workloadIdentity,
     mtlsMode: mesh.mtlsMode,
+    controlPlaneCa: mesh.controlPlaneCaBundle,
   };
 }
 

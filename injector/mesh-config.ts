@@ -52,6 +52,12 @@ export interface MeshConfig {
   workloadIdentity: boolean;
   /** The inbound listeners' peerAuthentication (with workloadIdentity): PERMISSIVE, STRICT or DISABLE. */
   mtlsMode: MtlsMode;
+  /**
+   * PEM of the CA that signed the control plane's TLS certificate. Non-empty:
+   * the control plane serves TLS, and injected sidecars verify it with this
+   * bundle (`--control-plane-ca`); empty: the control connection is h2c.
+   */
+  controlPlaneCaBundle: string;
 }
 
 export type MtlsMode = 'PERMISSIVE' | 'STRICT' | 'DISABLE';
@@ -77,6 +83,7 @@ export function defaultMeshConfig(): MeshConfig {
     ignoredNamespaces: ['kube-system', 'kube-public', 'kube-node-lease'],
     workloadIdentity: true,
     mtlsMode: 'PERMISSIVE',
+    controlPlaneCaBundle: '',
   };
 }
 
@@ -124,6 +131,9 @@ function checkField(key: keyof MeshConfig, v: unknown): string | undefined {
       return ['auto', 'enabled', 'disabled'].includes(v as string) ? undefined : 'expected auto, enabled or disabled';
     case 'outboundTrafficPolicy':
       return ['ALLOW_ANY', 'REGISTRY_ONLY'].includes(v as string) ? undefined : 'expected ALLOW_ANY or REGISTRY_ONLY';
+    case 'controlPlaneCaBundle':
+      if (typeof v !== 'string') return 'expected a string (PEM)';
+      return v === '' || /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.test(v) ? undefined : 'expected PEM certificates (-----BEGIN CERTIFICATE-----) or ""';
     case 'mtlsMode':
       return ['PERMISSIVE', 'STRICT', 'DISABLE'].includes(v as string) ? undefined : 'expected PERMISSIVE, STRICT or DISABLE';
     case 'holdApplicationUntilProxyStarts':

@@ -122,4 +122,6 @@ export const ENV = {
   inboundPorts: 'OUTRIGGER_INBOUND_PORTS',
   outboundPolicy: 'OUTRIGGER_OUTBOUND_POLICY',
   logLevel: 'OUTRIGGER_LOG_LEVEL',
+  /** The control plane's CA bundle (PEM), inlined as Linkerd inlines its trust anchors: read by `--control-plane-ca env:…`. */
+  controlPlaneCa: 'OUTRIGGER_CONTROL_PLANE_CA',
 } as const;

@@ -22,6 +22,8 @@ export interface InjectionValues extends Omit<RedirectOptions, 'outboundPort' | 
   /** Mount the projected token and pass --sa-token-file (docs/security.md). */
   workloadIdentity: boolean;
   mtlsMode: MeshConfig['mtlsMode'];
+  /** PEM of the control plane's CA; non-empty: TLS to the control plane, verified with it. */
+  controlPlaneCa: string;
 }
 
 export const TOKEN_DIR = '/var/run/secrets/outrigger/tokens';
@@ -54,6 +56,8 @@ export function proxyContainer(v: InjectionValues): Container {
     { name: ENV.outboundPolicy, value: v.outboundPolicy },
   ];
   if (Object.keys(v.appProbes).length > 0) env.push({ name: ENV.appProbes, value: JSON.stringify(v.appProbes) });
+  // Inline, as Linkerd passes its trust anchors: a ConfigMap would have to exist in every pod's namespace.
+  if (v.controlPlaneCa !== '') env.push({ name: ENV.controlPlaneCa, value: v.controlPlaneCa });
   const c: Container = {
     name: PROXY_CONTAINER,
     image: v.image,
@@ -70,6 +74,8 @@ export function proxyContainer(v: InjectionValues): Container {
       '--config', INBOUND_CONFIG,
       // Workload identity: the certificate for mesh mTLS, asked for with the projected token.
       ...(v.workloadIdentity ? ['--sa-token-file', TOKEN_FILE] : []),
+      // TLS to the control plane: its certificate verified with the mesh config's bundle; the SVID then authenticates the streams.
+      ...(v.controlPlaneCa !== '' ? ['--control-plane-ca', `env:${ENV.controlPlaneCa}`] : []),
     ],
     env: env as unknown as Container['env'],
     ports: [{ name: 'outrigger-status', containerPort: PORTS.status, protocol: 'TCP' }],

@@ -69,7 +69,8 @@ export function buildDataPath(o: DataPathOptions): DataPath {
   const { clock, logger, accessLog, registry } = o;
   const opts = o.sidecar;
   const metrics = new ProxyMetrics(registry);
-  const telemetry = buildTelemetry({ ...opts.telemetry, clock, registry });
+  // Our principal for Istio's labels: read when a series is first made (the SVID may arrive later).
+  const telemetry = buildTelemetry({ ...opts.telemetry, clock, registry, selfPrincipal: () => o.identity?.current()?.spiffeId });
   const lifecycle = { draining: false };
   const overload = new HeapOverload({
     ...opts.overload,

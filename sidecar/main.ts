@@ -282,6 +282,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       maxBackoffMs: cp.maxBackoffMs,
       warmingTimeoutMs: cp.warmingTimeoutMs,
       tokenFile: cp.identity?.tokenFile,
+      identity: certs,
       bootstrap: () => (bootstrap ? pipeline.documentsOf(bootstrap) : []),
     });
     pipeline.add(xds); // added last: the control plane's resources win a name clash with --config's

@@ -24,7 +24,7 @@ const USAGE = `usage: outrigger control --store file:DIR|redis://HOST:PORT [--po
        [--token-file FILE] [--tls-cert F --tls-key F [--client-ca F]] [--no-auth] [--replica-id ID] [--status-ttl 15s]
        [--trust-domain cluster.local] [--ca-cert F --ca-key F [--ca-bundle F]] [--cert-ttl 24h]
        [--workload-token-file F] [--token-review] [--allow-unauthenticated-sidecars]
-       [--discover kubernetes [--kubeconfig F] [--namespaces a,b | --namespace-selector k=v] [--outbound-policy P]]
+       [--discover kubernetes [--kubeconfig F] [--namespaces a,b | --namespace-selector k=v] [--outbound-policy P] [--mesh-mtls]]
 
 Runs the control plane: stores resource documents (validated exactly as the
 sidecar validates them), serves the operator API (apply/get/delete/validate/
@@ -53,6 +53,8 @@ flags:
   --namespaces a,b      only these namespaces (default: all)
   --namespace-selector k=v[,k=v]  only namespaces with these labels
   --outbound-policy P   ALLOW_ANY (default: unknown hosts pass through) or REGISTRY_ONLY, as the injector's
+  --mesh-mtls           generated clusters originate mesh mTLS, expecting the SPIFFE IDs of the service accounts
+                        of the Service's endpoint pods, when every endpoint is an injected pod (else plaintext)
   --allow-ephemeral-ports  accept listener port 0 (tests)
 
 workload identity (the control plane is the mesh's CA; docs/security.md):
@@ -95,6 +97,7 @@ export const controlCommand: Command = {
         namespaces: { type: 'string' },
         'namespace-selector': { type: 'string' },
         'outbound-policy': { type: 'string', default: 'ALLOW_ANY' },
+        'mesh-mtls': { type: 'boolean', default: false },
         'trust-domain': { type: 'string', default: 'cluster.local' },
         'ca-cert': { type: 'string' },
         'ca-key': { type: 'string' },
@@ -188,7 +191,8 @@ export const controlCommand: Command = {
         clock,
         logger,
         // --no-auth (local development) leaves the config streams open too.
-        identity: { ca, auth: anyOf(authenticators), certTtlMs, authenticateSidecars: !values['allow-unauthenticated-sidecars'] && !values['no-auth'] },
+        // The self-generated root lives in the store: replicas follow, and `outrigger ca rotate` rotates it there.
+        identity: { ca, caStore: values['ca-cert'] ? undefined : store.ca, auth: anyOf(authenticators), certTtlMs, authenticateSidecars: !values['allow-unauthenticated-sidecars'] && !values['no-auth'] },
         port: Number(values.port),
         host: values.host,
         metricsPort: Number(values['metrics-port']),
@@ -225,6 +229,8 @@ interface Discover {
   kubeconfig?: string;
   scope: MeshScope;
   outboundPolicy: 'ALLOW_ANY' | 'REGISTRY_ONLY';
+  /** --mesh-mtls: the trust domain of the expected peers. */
+  meshTls?: { trustDomain: string };
 }
 
 /** `--discover` and its flags, checked (a bad selector or list is a usage error naming the flag). */
@@ -233,7 +239,7 @@ function parseDiscover(values: Record<string, unknown>): Discover | undefined {
   const namespaces = values.namespaces as string | undefined;
   const selector = values['namespace-selector'] as string | undefined;
   if (!discover) {
-    if (namespaces || selector || values.kubeconfig) throw new UsageError('--kubeconfig, --namespaces and --namespace-selector need --discover kubernetes', USAGE);
+    if (namespaces || selector || values.kubeconfig || values['mesh-mtls']) throw new UsageError('--kubeconfig, --namespaces, --namespace-selector and --mesh-mtls need --discover kubernetes', USAGE);
     return undefined;
   }
   if (discover !== 'kubernetes') throw new UsageError(`--discover: only "kubernetes" is supported, got "${discover}"`, USAGE);
@@ -251,7 +257,8 @@ function parseDiscover(values: Record<string, unknown>): Discover | undefined {
     if (bad) throw new UsageError(`--namespace-selector: ${bad}`, USAGE);
     scope = { kind: 'selector', selector };
   }
-  return { kubeconfig: values.kubeconfig as string | undefined, scope, outboundPolicy: policy };
+  const meshTls = values['mesh-mtls'] ? { trustDomain: values['trust-domain'] as string } : undefined;
+  return { kubeconfig: values.kubeconfig as string | undefined, scope, outboundPolicy: policy, meshTls };
 }
 
 /** Equality label selectors only ("k=v,k2=v2"), keys and values per Kubernetes' label syntax. */
@@ -272,7 +279,7 @@ async function startMesh(d: Discover, logger: ReturnType<typeof createLogger>, r
   const clock = systemClock();
   const metrics = new DiscoveryMetrics(registry);
   const provider = new KubernetesProvider({ kubeConfig: loadKubeConfig(d.kubeconfig), clock, logger, events: metrics });
-  const mesh = new KubeMesh({ provider, scope: d.scope, outboundPolicy: d.outboundPolicy, clock, logger });
+  const mesh = new KubeMesh({ provider, scope: d.scope, outboundPolicy: d.outboundPolicy, meshTls: d.meshTls, clock, logger });
   return {
     provider,
     mesh,

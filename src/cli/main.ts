@@ -24,6 +24,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   tap: async () => (await import('./tap-command.js')).tapCommand,
   top: async () => (await import('./top-command.js')).topCommand,
   identity: async () => (await import('./identity-command.js')).identityCommand,
+  ca: async () => (await import('./ca-command.js')).caCommand,
   'wait-ready': async () => (await import('./wait-ready-command.js')).waitReadyCommand,
   announce: async () => (await import('./announce-command.js')).announceCommand,
 };

@@ -31,7 +31,8 @@ flags:
   --config FILE|DIR     resource documents (YAML or JSON); with --control-plane, bootstrap resources
   --control-plane H:P   subscribe to a control plane (docs/control-plane.md); h2c, or
                         https://H:P for TLS verified with the system CAs
-  --control-plane-ca F  TLS to the control plane, its certificate verified with this CA
+  --control-plane-ca F  TLS to the control plane, its certificate verified with this CA (a PEM file, or
+                        env:NAME for PEM in an environment variable, as the injector passes it)
   --node-id ID          this sidecar's node id (required with --control-plane)
   --node-cluster C      the service this sidecar belongs to (for selectors)
   --node-labels-file F  labels for selectors: key="value" lines (downward API) or a YAML map
@@ -132,6 +133,8 @@ export const sidecarCommand: Command = {
         throw new UsageError(`--locality: ${(err as Error).message}`, USAGE);
       }
     }
+    // An env: bundle that is missing is a usage error (exit 2), not a silent fallback to h2c.
+    const controlPlaneCa = values['control-plane-ca']?.startsWith('env:') ? readControlPlaneCa(values['control-plane-ca']) : undefined;
     let sidecar;
     try {
       const nodeLabels = values['node-labels-file'] ? await readNodeLabels(values['node-labels-file']) : undefined;
@@ -148,7 +151,7 @@ export const sidecarCommand: Command = {
         controlPlane: values['control-plane']
           ? {
               address: values['control-plane'],
-              tls: values['control-plane-ca'] ? { ca: readFileSync(values['control-plane-ca'], 'utf8') } : undefined,
+              tls: values['control-plane-ca'] ? { ca: controlPlaneCa ?? readControlPlaneCa(values['control-plane-ca']) } : undefined,
               nodeId: values['node-id']!,
               nodeCluster: values['node-cluster'],
               nodeLabels,
@@ -203,4 +206,13 @@ export function parseConcurrency(flag: string | undefined, env: string | undefin
     throw new UsageError(`${flag !== undefined ? '--concurrency' : 'OUTRIGGER_CONCURRENCY'}: a whole number from 1 to 1024, got "${text}"`, USAGE);
   }
   return n;
+}
+
+/** `--control-plane-ca`: a PEM file, or `env:NAME` (the injector inlines the bundle in the pod spec). */
+export function readControlPlaneCa(arg: string): string {
+  if (!arg.startsWith('env:')) return readFileSync(arg, 'utf8');
+  const name = arg.slice(4);
+  const pem = process.env[name];
+  if (!pem || !pem.includes('-----BEGIN CERTIFICATE-----')) throw new UsageError(`--control-plane-ca ${arg}: environment variable ${name} holds no PEM certificate`, USAGE);
+  return pem;
 }

@@ -15,4 +15,8 @@ export interface ExchangeRecord {
   readonly request_id: string | undefined;
   readonly flags: string | undefined;
   readonly headers: Record<string, string> | undefined;
+  /** The verified SPIFFE ID of the downstream mesh mTLS peer. */
+  readonly source_principal: string | undefined;
+  /** The verified SPIFFE ID of the mesh mTLS upstream that answered. */
+  readonly upstream_principal: string | undefined;
 }

@@ -35,6 +35,8 @@ export function reportExchange(t: ExchangeTelemetry, listener: string, ex: Excha
     durationMs: ex.duration_ms,
     bytesIn: ex.bytes_in,
     bytesOut: ex.bytes_out,
+    sourcePrincipal: ex.source_principal,
+    upstreamPrincipal: ex.upstream_principal,
   });
   t.live?.record(ex);
   const tap = t.tap;

@@ -50,6 +50,10 @@ export interface IstioRequest {
   readonly durationMs: number;
   readonly bytesIn: number;
   readonly bytesOut: number;
+  /** Inbound: the downstream's SPIFFE ID, verified by mesh mTLS (undefined: plaintext). */
+  readonly sourcePrincipal?: string | undefined;
+  /** Outbound: the upstream's SPIFFE ID, verified by mesh mTLS (undefined: plaintext). */
+  readonly upstreamPrincipal?: string | undefined;
 }
 
 export interface IstioOptions {
@@ -57,6 +61,8 @@ export interface IstioOptions {
   /** Listeners whose traffic this pod sends (reporter `source`); all others receive it (reporter `destination`). */
   readonly outboundListeners: ReadonlySet<string>;
   readonly seriesBudget?: number;
+  /** This sidecar's own SPIFFE ID (its workload certificate), the other principal of an mTLS exchange. */
+  readonly selfPrincipal?: () => string | undefined;
 }
 
 interface RequestChildren {
@@ -128,10 +134,12 @@ export class IstioMetrics {
   observeRequest(r: IstioRequest): void {
     const grpc = r.grpcStatus !== undefined || r.protocol === 'grpc';
     const service = serviceOf(r.authority, r.cluster);
-    const key = `${r.listener}\u0000${service}\u0000${grpc ? 1 : 0}\u0000${r.status}\u0000${r.grpcStatus ?? ''}\u0000${r.flags ?? ''}`;
+    // The peer's principal: the only one that varies (ours is fixed); set only on mesh mTLS exchanges.
+    const peer = r.sourcePrincipal ?? r.upstreamPrincipal;
+    const key = `${r.listener}\u0000${service}\u0000${grpc ? 1 : 0}\u0000${r.status}\u0000${r.grpcStatus ?? ''}\u0000${r.flags ?? ''}\u0000${peer ?? ''}`;
     let c = this.requestChildren.get(key);
     if (!c) {
-      c = this.requestChildrenFor(key, r, grpc, service);
+      c = this.requestChildrenFor(key, r, grpc, service, peer);
     }
     c.count.inc();
     c.duration.observe(r.durationMs);
@@ -157,18 +165,18 @@ export class IstioMetrics {
     };
   }
 
-  private requestChildrenFor(key: string, r: IstioRequest, grpc: boolean, service: string): RequestChildren {
+  private requestChildrenFor(key: string, r: IstioRequest, grpc: boolean, service: string, peer: string | undefined): RequestChildren {
     let c: RequestChildren | undefined;
     if (this.requestChildren.size >= this.budget) {
       // Over budget: fold the client-controlled labels; the folded series is shared.
       this.folded.inc({ metric: 'istio_requests_total' });
-      const foldedKey = `${r.listener}\u0000\u0001\u0000${grpc ? 1 : 0}\u0000${r.status}\u0000${r.grpcStatus ?? ''}\u0000${r.flags ?? ''}`;
+      const foldedKey = `${r.listener}\u0000\u0001\u0000${grpc ? 1 : 0}\u0000${r.status}\u0000${r.grpcStatus ?? ''}\u0000${r.flags ?? ''}\u0000${peer ?? ''}`;
       c = this.requestChildren.get(foldedKey);
       if (c) return c;
       key = foldedKey;
       service = UNKNOWN;
     }
-    const l = this.labels(r.listener, service, grpc ? 'grpc' : 'http', r.flags);
+    const l = this.labels(r.listener, service, grpc ? 'grpc' : 'http', r.flags, peer);
     l.push(String(r.status), r.grpcStatus ?? '');
     // Values in labelNames order: put the HTTP labels where Istio has them.
     const values = [...l.slice(0, 15), l[17]!, l[18]!, l[15]!, l[16]!];
@@ -200,11 +208,14 @@ export class IstioMetrics {
   }
 
   /** The label values shared by HTTP and TCP metrics, in TCP_LABELS order (17 values). */
-  private labels(listener: string, service: string, protocol: string, flags: string | undefined): string[] {
+  private labels(listener: string, service: string, protocol: string, flags: string | undefined, peerPrincipal?: string): string[] {
     const self = this.opts.self;
     const source = this.opts.outboundListeners.has(listener);
-    const peer = [UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN];
-    const me = [self.workload, self.namespace, UNKNOWN /* principal: no mTLS identity yet */, self.app, self.version];
+    // Principals exist only on mesh mTLS exchanges: the peer's verified SPIFFE ID and our own certificate's.
+    const mtls = peerPrincipal !== undefined;
+    const mine = mtls ? (this.opts.selfPrincipal?.() ?? UNKNOWN) : UNKNOWN;
+    const peer = [UNKNOWN, UNKNOWN, peerPrincipal ?? UNKNOWN, UNKNOWN, UNKNOWN];
+    const me = [self.workload, self.namespace, mine, self.app, self.version];
     const [src, dst] = source ? [me, peer] : [peer, me];
     const { name, namespace } = serviceParts(service, source ? UNKNOWN : self.namespace);
     return [
@@ -216,8 +227,8 @@ export class IstioMetrics {
       namespace,
       protocol,
       flags ?? '-',
-      // Istio reports `none` on a plaintext inbound connection and `unknown` from the client side.
-      source ? UNKNOWN : 'none',
+      // Istio: `mutual_tls` / `none` as the destination saw it; the client side knows it only when it made mTLS itself.
+      mtls ? 'mutual_tls' : source ? UNKNOWN : 'none',
     ];
   }
 }

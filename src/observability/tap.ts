@@ -1,7 +1,7 @@
 import type { ExchangeRecord } from './exchange-record.js';
 
 /** One tapped request, as `/tap` sends it (headers already redacted like the access log's). */
-export type TapEvent = Omit<ExchangeRecord, 'bytes_in' | 'bytes_out'> & { readonly ts: number; readonly listener: string };
+export type TapEvent = Omit<ExchangeRecord, 'bytes_in' | 'bytes_out' | 'source_principal' | 'upstream_principal'> & { readonly ts: number; readonly listener: string };
 
 export interface TapFilter {
   readonly route?: string;

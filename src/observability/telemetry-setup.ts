@@ -18,6 +18,8 @@ export interface TelemetryOptions {
   readonly outboundListeners?: ReadonlySet<string>;
   readonly seriesBudget?: number;
   readonly live?: LiveOptions;
+  /** The sidecar's own SPIFFE ID, once it holds a workload certificate (principal labels). */
+  readonly selfPrincipal?: () => string | undefined;
 }
 
 /**
@@ -41,6 +43,7 @@ export function buildTelemetry(o: TelemetryOptions, prefix = 'outrigger_'): Exch
             self: o.workload ?? UNKNOWN_WORKLOAD,
             outboundListeners: o.outboundListeners ?? DEFAULT_OUTBOUND_LISTENERS,
             seriesBudget: o.seriesBudget,
+            selfPrincipal: o.selfPrincipal,
           }),
     live: new LiveStats(o.clock, o.live),
     tap: new TapHub(),

@@ -13,6 +13,8 @@ import { makeControlPki, type ControlPki } from '../support/control-pki.js';
 import { outrigger, removeDir, spawnControlPlane, spawnSidecar, tempDir, writeToken, TOKEN, codeOf } from '../support/control-harness.js';
 import { waitFor } from '../support/wait.js';
 import { backendOf } from '../support/backend-of.js';
+import { inject } from '../../injector/inject.js';
+import { defaultMeshConfig } from '../../injector/mesh-config.js';
 
 type Spawned = Awaited<ReturnType<typeof spawnControlPlane>>;
 
@@ -185,5 +187,29 @@ describe('control plane: TLS and mTLS (real process, real CLI)', function () {
       await sc.stop();
       await removeDir(stateDir);
     }
+  });
+
+  it('an injected sidecar (the injector inlines the CA of the mesh config) connects over TLS with --control-plane-ca env:…', async () => {
+    const caPem = readFileSync(pki.caFile, 'utf8');
+    const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'shop' }, spec: { containers: [{ name: 'app', image: 'app' }] } };
+    const out = inject(pod as never, { ...defaultMeshConfig(), workloadIdentity: false, controlPlaneCaBundle: caPem }, '1.28');
+    const proxy = [...out.pod.spec!.containers, ...(out.pod.spec!.initContainers ?? [])].find((c) => c.name === 'outrigger-proxy')!;
+    const at = proxy.args!.indexOf('--control-plane-ca');
+    const caArg = proxy.args![at + 1]!;
+    const env = Object.fromEntries((proxy.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]));
+    expect(caArg).to.match(/^env:/);
+    const stateDir = await tempDir('outrigger-mtls-state-');
+    const sc = await spawnSidecar(['--control-plane', address, '--control-plane-ca', caArg, '--node-id', 'tls-node-2', '--state-dir', stateDir], { [caArg.slice(4)]: env[caArg.slice(4)]! });
+    try {
+      expect(await backendOf(sc.listeners.main!.port)).to.equal('b');
+      expect(sc.stdout()).to.not.contain('control plane not available');
+    } finally {
+      await sc.stop();
+      await removeDir(stateDir);
+    }
+    // A variable without a certificate is a usage error, not a silent h2c fallback.
+    const bad = await outrigger(['sidecar', '--control-plane', address, '--control-plane-ca', 'env:OUTRIGGER_NO_SUCH_VAR', '--node-id', 'x.y']);
+    expect(bad.code).to.equal(2);
+    expect(bad.stderr).to.include('OUTRIGGER_NO_SUCH_VAR holds no PEM certificate');
   });
 });

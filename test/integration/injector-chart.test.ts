@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { parseAllDocuments, stringify } from 'yaml';
 import { parseMeshConfig } from '../../injector/mesh-config.js';
+import { inject } from '../../injector/inject.js';
 import { startFakeKubeApi, type FakeKubeApi, type SecretObject } from '../support/fake-kube-api.js';
 import { helmBinary } from '../support/helm-binary.js';
 import { makeTestPki } from '../support/injector-pki.js';
@@ -459,6 +460,32 @@ describe('Helm chart charts/outrigger (real helm binary)', function () {
     });
   });
 
+  it('control.tls: the control plane serves TLS from the Secret, and the mesh config carries the CA injected sidecars verify it with', async () => {
+    const pki = makeTestPki();
+    const objs = template('outrigger', 'outrigger-system', { control: { tls: { secret: 'control-tls', caBundle: pki.caCert } } });
+    for (const o of objs) await validate(o);
+    const dep = find(objs, 'Deployment', 'outrigger-control')!;
+    const c = dep.spec.template.spec.containers.find((x: { name: string }) => x.name === 'control');
+    const args: string[] = c.args;
+    expect(args[args.indexOf('--tls-cert') + 1]).to.equal('/etc/outrigger/control-tls/tls.crt');
+    expect(args[args.indexOf('--tls-key') + 1]).to.equal('/etc/outrigger/control-tls/tls.key');
+    const mount = c.volumeMounts.find((m: { name: string }) => m.name === 'control-tls');
+    expect(mount.mountPath).to.equal('/etc/outrigger/control-tls');
+    expect(dep.spec.template.spec.volumes.find((v: { name: string }) => v.name === 'control-tls').secret.secretName).to.equal('control-tls');
+    const mesh = parseMeshConfig(find(objs, 'ConfigMap', 'outrigger-mesh')!.data['mesh.yaml']);
+    expect(new X509Certificate(mesh.controlPlaneCaBundle).fingerprint256).to.equal(new X509Certificate(pki.caCert).fingerprint256);
+    // What the injector then does with it: the bundle inline, --control-plane-ca env:…
+    const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'shop' }, spec: { containers: [{ name: 'app', image: 'app' }] } };
+    const proxy = inject(pod as never, mesh, '1.28').pod.spec!.containers.find((x) => x.name === 'outrigger-proxy')!;
+    expect(proxy.args).to.include('env:OUTRIGGER_CONTROL_PLANE_CA');
+    // Default: h2c, no TLS flags, no bundle.
+    const plain = template('outrigger', 'outrigger-system');
+    const plainControl = find(plain, 'Deployment', 'outrigger-control')!.spec.template.spec.containers.find((x: { name: string }) => x.name === 'control');
+    expect(plainControl.args).not.to.include('--tls-cert');
+    rmSync(pki.dir, { recursive: true, force: true });
+    expect(parseMeshConfig(find(plain, 'ConfigMap', 'outrigger-mesh')!.data['mesh.yaml']).controlPlaneCaBundle).to.equal('');
+  });
+
   it('refuses values the schema or the templates reject', () => {
     const fails = (values: unknown): string => {
       const r = run(['template', 'x', CHART, '-f', valuesFile(`bad-${Math.random().toString(16).slice(2)}`, values)]);
@@ -473,5 +500,8 @@ describe('Helm chart charts/outrigger (real helm binary)', function () {
     expect(fails({ control: { autoscaling: { enabled: true } } })).to.match(/autoscaling|redisUrl|enabled/);
     // The injector would refuse this mesh config at startup (and the proxy this level).
     expect(fails({ meshConfig: { logLevel: 'verbose' } })).to.match(/logLevel/);
+    // A TLS control plane that sidecars could not verify; a bundle that is not PEM.
+    expect(fails({ control: { tls: { secret: 'control-tls' } } })).to.match(/caBundle/);
+    expect(fails({ control: { tls: { secret: 'control-tls', caBundle: '/etc/ca.crt' } } })).to.match(/caBundle/);
   });
 });

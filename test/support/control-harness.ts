@@ -139,11 +139,11 @@ export async function spawnControlPlane(args: string[]): Promise<{ child: ChildP
 }
 
 /** Starts `outrigger sidecar ARGS` as a child process and waits for its ready line (listener ports by name). */
-export async function spawnSidecar(args: string[]): Promise<{ child: ChildProcess; listeners: Record<string, { port: number }>; stdout: () => string; stop(): Promise<void> }> {
+export async function spawnSidecar(args: string[], env: Record<string, string> = {}): Promise<{ child: ChildProcess; listeners: Record<string, { port: number }>; stdout: () => string; stop(): Promise<void> }> {
   const child = spawn(process.execPath, [join(ROOT, 'bin/outrigger.js'), 'sidecar', '--admin-port', '0', '--allow-ephemeral-ports', ...args], {
     cwd: ROOT,
-    // One process unless a test asks for workers (--concurrency): the tests' timings and ports assume it.
-    env: { ...process.env, OUTRIGGER_FROM_SOURCE: '1', OUTRIGGER_CONCURRENCY: '1' },
+    // One process unless a test asks for workers (--concurrency, or OUTRIGGER_CONCURRENCY in env): the tests' timings and ports assume it.
+    env: { ...process.env, OUTRIGGER_FROM_SOURCE: '1', OUTRIGGER_CONCURRENCY: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -11,6 +11,7 @@ import { collector, removeDir, tempDir, TOKEN } from './control-harness.js';
 import { startTestSidecar, type TestSidecar } from './sidecar-harness.js';
 import type { Doc } from './config-docs.js';
 import type { SidecarOptions } from '../../sidecar/main.js';
+import type { ControlTls } from '../../src/control/client/transport.js';
 
 /** Workloads by bootstrap token: "shop/api" style identities. */
 export type Workloads = Record<string, `${string}/${string}`>;
@@ -32,7 +33,19 @@ export interface MeshControlPlane extends ControlServer {
  */
 export async function startMeshControlPlane(
   workloads: Workloads,
-  opts: { certTtlMs?: number; trustDomain?: string; dir?: string; port?: number; auth?: WorkloadAuthenticator; clock?: Clock; authenticateSidecars?: boolean } = {},
+  opts: {
+    certTtlMs?: number;
+    trustDomain?: string;
+    dir?: string;
+    port?: number;
+    auth?: WorkloadAuthenticator;
+    clock?: Clock;
+    authenticateSidecars?: boolean;
+    /** Serve TLS (PEM contents); `clientCa` also turns operator mTLS on. */
+    tls?: { cert: string; key: string; clientCa?: string };
+    /** stop() leaves the directory (a restart on the same store follows). */
+    keepDir?: boolean;
+  } = {},
 ): Promise<MeshControlPlane> {
   const dir = opts.dir ?? (await tempDir('outrigger-mesh-'));
   const logs: Record<string, unknown>[] = [];
@@ -50,14 +63,15 @@ export async function startMeshControlPlane(
     registry: new Registry(),
     port: opts.port ?? 0,
     host: '127.0.0.1',
-    auth: { token: TOKEN, mtls: false },
+    auth: { token: TOKEN, mtls: !!opts.tls?.clientCa },
+    tls: opts.tls,
     validate: { allowEphemeralPorts: true },
     debounceMs: 20,
-    identity: { ca, auth: opts.auth ? anyOf([file, opts.auth]) : file, certTtlMs: opts.certTtlMs ?? 24 * 3600_000, authenticateSidecars: opts.authenticateSidecars ?? true },
+    identity: { ca, caStore: store.ca, auth: opts.auth ? anyOf([file, opts.auth]) : file, certTtlMs: opts.certTtlMs ?? 24 * 3600_000, authenticateSidecars: opts.authenticateSidecars ?? true },
   });
   let n = 0;
   return Object.assign(server, {
-    address: `127.0.0.1:${server.port}`,
+    address: opts.tls ? `https://127.0.0.1:${server.port}` : `127.0.0.1:${server.port}`,
     dir,
     logs,
     ca,
@@ -69,7 +83,7 @@ export async function startMeshControlPlane(
     },
     async stop() {
       await server.close();
-      await removeDir(dir);
+      if (!opts.keepDir) await removeDir(dir);
     },
   });
 }
@@ -80,13 +94,14 @@ export async function startMeshSidecar(
   nodeId: string,
   token: string,
   docs: Doc[],
-  extra: Partial<SidecarOptions> & { requestedTtlMs?: number } = {},
+  extra: Partial<SidecarOptions> & { requestedTtlMs?: number; controlTls?: ControlTls } = {},
 ): Promise<TestSidecar> {
   const tokenFile = await cp.tokenFor(token);
-  const { requestedTtlMs, ...rest } = extra;
+  const { requestedTtlMs, controlTls, ...rest } = extra;
   return startTestSidecar(docs, {
     controlPlane: {
       address: cp.address,
+      tls: controlTls,
       nodeId,
       initialFetchTimeoutMs: 5000,
       initialBackoffMs: 50,

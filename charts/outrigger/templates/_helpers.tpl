@@ -80,6 +80,9 @@ values.meshConfig.
   "imagePullPolicy" .Values.image.pullPolicy
   "controlPlaneAddress" (printf "%s.%s.svc:%d" (include "outrigger.controlService" .) .Release.Namespace (int .Values.control.port))
   "ignoredNamespaces" (uniq (append (.Values.webhook.excludedNamespaces | default list) .Release.Namespace)) -}}
+{{- if .Values.control.tls.secret }}
+{{- $_ := set $defaults "controlPlaneCaBundle" (required "control.tls.caBundle: the PEM of the CA that signed control.tls.secret (injected sidecars verify the control plane with it)" .Values.control.tls.caBundle) -}}
+{{- end }}
 {{- toYaml (merge (deepCopy .Values.meshConfig) $defaults) -}}
 {{- end -}}
 

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import type { DescService } from '@bufbuild/protobuf';
 import { createClient, type Client, type Interceptor } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { OperatorService } from '../../gen/outrigger/control/v1/operator_pb.js';
@@ -43,9 +44,14 @@ export function resolveTarget(flags: TargetFlags, env: NodeJS.ProcessEnv = proce
 }
 
 export function operatorClient(target: OperatorTarget): Client<typeof OperatorService> {
+  return controlClient(OperatorService, target);
+}
+
+/** A client of any operator-authenticated service of the control API (OperatorService, CaService). */
+export function controlClient<S extends DescService>(service: S, target: OperatorTarget): Client<S> {
   const auth: Interceptor = (next) => (req) => {
     if (target.token) req.header.set('authorization', `Bearer ${target.token}`);
     return next(req);
   };
-  return createClient(OperatorService, createGrpcTransport({ ...controlTransport(target.address, target.tls), interceptors: [auth] }));
+  return createClient(service, createGrpcTransport({ ...controlTransport(target.address, target.tls), interceptors: [auth] }));
 }

@@ -13,7 +13,7 @@ import { IdentityService } from '../../gen/outrigger/control/v1/identity_pb.js';
 import type { Logger } from '../../observability/logger.js';
 import { backoffDelayMs } from './backoff.js';
 import { newKeyAndCsr } from './csr.js';
-import { controlTransport, type ControlTls } from './transport.js';
+import { controlTransport, withSvid, type ControlTls } from './transport.js';
 
 export interface WorkloadCertsOptions {
   /** The control plane (as for the xDS client). */
@@ -97,11 +97,11 @@ export class WorkloadCerts implements SvidSource {
   private async fetch(): Promise<void> {
     if (this.closed) return;
     try {
-      const token = (await readFile(this.opts.tokenFile, 'utf8')).trim();
+      const { client, headers } = await this.credential();
       const { keyPem, csrPem } = await newKeyAndCsr();
-      const res = await this.client.createCertificate(
+      const res = await client.createCertificate(
         { csr: csrPem, nodeId: this.opts.nodeId, validity: this.opts.requestedTtlMs ? durationFromMs(this.opts.requestedTtlMs) : undefined },
-        { headers: { authorization: `Bearer ${token}` }, timeoutMs: 10_000 },
+        { headers, timeoutMs: 10_000 },
       );
       if (this.closed) return;
       const certChainPem = res.certChain.join('');
@@ -139,6 +139,23 @@ export class WorkloadCerts implements SvidSource {
         'workload certificate request failed; keeping the current certificate',
       );
       this.timer = this.opts.clock.setTimer(wait, () => void this.fetch());
+    }
+  }
+
+  /**
+   * How this request proves who it is: the token (as Istio and Linkerd renew),
+   * or, when the token file cannot be read and the control connection is TLS,
+   * the current certificate as client certificate (a one-off connection).
+   */
+  private async credential(): Promise<{ client: Client<typeof IdentityService>; headers?: Record<string, string> }> {
+    try {
+      const token = (await readFile(this.opts.tokenFile, 'utf8')).trim();
+      return { client: this.client, headers: { authorization: `Bearer ${token}` } };
+    } catch (err) {
+      const mtls = withSvid(this.opts.address, this.opts.tls, this.svid, this.opts.clock.nowMs());
+      if (!mtls) throw err;
+      // Closed when idle, so one-off connections do not pile up.
+      return { client: createClient(IdentityService, createGrpcTransport({ ...controlTransport(this.opts.address, mtls), idleConnectionTimeoutMs: 5_000 })) };
     }
   }
 

@@ -20,7 +20,8 @@ import { AsyncQueue } from '../async-queue.js';
 import { PROTOCOL_VERSION, USER_AGENT, fromWire, kindOfTypeUrl, typeUrlOf } from '../protocol.js';
 import { backoffDelayMs } from './backoff.js';
 import { readFile } from 'node:fs/promises';
-import { controlTransport, type ControlTls } from './transport.js';
+import { controlTransport, withSvid, type ControlTls } from './transport.js';
+import type { SvidSource } from '../../core/svid.js';
 import { ClientMetrics } from './client-metrics.js';
 import type { LocalityName } from '../../core/locality.js';
 
@@ -53,6 +54,12 @@ export interface XdsClientOptions {
    * plane that authenticates sidecars refuses streams without it).
    */
   readonly tokenFile?: string;
+  /**
+   * The workload certificate: over TLS, once one is held, each new
+   * connection presents it as client certificate instead of the token
+   * (read at each connect, so a rotated one is what the next connection uses).
+   */
+  readonly identity?: SvidSource;
 }
 
 /** A response received and checked, waiting to be applied together with the rest of its push. */
@@ -136,7 +143,8 @@ export class XdsClient implements ConfigSource {
 
   private async connect(): Promise<void> {
     if (this.closed) return;
-    const transport = createGrpcTransport({ ...controlTransport(this.opts.address, this.opts.tls), pingIntervalMs: 10_000 });
+    const mtls = withSvid(this.opts.address, this.opts.tls, this.opts.identity?.current(), this.opts.clock.nowMs());
+    const transport = createGrpcTransport({ ...controlTransport(this.opts.address, mtls ?? this.opts.tls), pingIntervalMs: 10_000 });
     const client = createClient(AggregatedDiscoveryService, transport);
     const requests = new AsyncQueue<DiscoveryRequest>();
     const abort = new AbortController();
@@ -172,13 +180,14 @@ export class XdsClient implements ConfigSource {
     }
     let gotResponse = false;
     try {
-      const headers = this.opts.tokenFile ? { authorization: `Bearer ${(await readFile(this.opts.tokenFile, 'utf8')).trim()}` } : undefined;
+      // On h2c, and over TLS until a certificate is held, the token is the credential.
+      const headers = this.opts.tokenFile && !mtls ? { authorization: `Bearer ${(await readFile(this.opts.tokenFile, 'utf8')).trim()}` } : undefined;
       for await (const res of client.streamAggregatedResources(requests, { signal: abort.signal, headers })) {
         if (!gotResponse) {
           gotResponse = true;
           this.attempt = 0;
           this.metrics.connected.set(1);
-          this.opts.logger.info({ controlPlane: this.opts.address }, 'control stream up');
+          this.opts.logger.info({ controlPlane: this.opts.address, credential: mtls ? 'svid' : this.opts.tokenFile ? 'token' : 'none' }, 'control stream up');
         }
         await this.onResponse(res);
       }

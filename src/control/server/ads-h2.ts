@@ -15,6 +15,7 @@ import { DeltaStream } from './delta-stream.js';
 import { SotwStream } from './sotw-stream.js';
 import type { ResponseSink } from './response-sink.js';
 import type { SidecarAuth } from './ca/sidecar-auth.js';
+import type { Peer } from './auth.js';
 import type { WorkloadCaller } from './ca/workload-auth.js';
 
 /**
@@ -122,7 +123,7 @@ class GrpcResponder<M extends DescMessage> implements ResponseSink<MessageShape<
  * it. With `auth` the stream's credential is checked first (its DATA is held
  * meanwhile) and the node id of its first request must match it.
  */
-export function serveRawAds(cp: ControlPlane, req: Http2ServerRequest, kind: 'sotw' | 'delta', auth?: SidecarAuth): void {
+export function serveRawAds(cp: ControlPlane, req: Http2ServerRequest, kind: 'sotw' | 'delta', auth?: SidecarAuth, peer?: Peer): void {
   const h2 = req.stream;
   const encoding = req.headers['grpc-encoding'];
   if (!auth) return start(cp, h2, kind, encoding, undefined, undefined, []);
@@ -130,7 +131,7 @@ export function serveRawAds(cp: ControlPlane, req: Http2ServerRequest, kind: 'so
   const hold = (c: Buffer): void => void held.push(c);
   h2.on('data', hold);
   h2.on('error', () => {});
-  auth.authenticate(req.headers.authorization).then(
+  auth.authenticate(req.headers.authorization, peer).then(
     (caller) => {
       h2.removeListener('data', hold);
       if (h2.destroyed) return;

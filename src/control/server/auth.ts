@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { TLSSocket } from 'node:tls';
+import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
+import { checkPeerSvid } from '../../core/spiffe.js';
 import { Code, ConnectError, createContextKey, type HandlerContext } from '@connectrpc/connect';
 import type { IncomingMessage } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
@@ -14,6 +15,13 @@ type NodeServerRequest = IncomingMessage | Http2ServerRequest;
 export interface Peer {
   readonly certSubject?: string;
   readonly certError?: string;
+  /**
+   * A workload certificate (X.509-SVID) that chained to the mesh's trust
+   * bundle: its URI SAN. Never an operator credential (certSubject is unset).
+   */
+  readonly workloadId?: string;
+  /** Why a certificate that chained to the mesh bundle is not a usable SVID. */
+  readonly workloadError?: string;
 }
 
 export const peerKey = createContextKey<Peer>({});
@@ -31,15 +39,55 @@ export interface AuthOptions {
  * and token-carrying operators connect without one), so verification is
  * read here: `authorized` means it chains to --client-ca.
  */
-export function peerOf(req: NodeServerRequest): Peer {
+export function peerOf(req: NodeServerRequest, mesh?: MeshRoots): Peer {
   const sock = req.socket as Partial<TLSSocket>;
   if (!sock || typeof sock.getPeerCertificate !== 'function') return {};
-  const cert = sock.getPeerCertificate();
+  // Once per connection: a connection's certificate does not change.
+  const cached = peers.get(sock as object);
+  if (cached !== undefined) return cached;
+  const peer = readPeer(sock, mesh);
+  peers.set(sock as object, peer);
+  return peer;
+}
+
+/** The verdict on each TLS connection's client certificate (connections outlive calls). */
+const peers = new WeakMap<object, Peer>();
+
+/** The mesh's roots as the control plane's TLS server trusts them (workload certificates chain to these). */
+export interface MeshRoots {
+  /** SHA-256 fingerprints (node:crypto's `fingerprint256` form) of the bundle's roots, current at the call. */
+  fingerprints(): ReadonlySet<string>;
+  readonly trustDomain: string;
+}
+
+function readPeer(sock: Partial<TLSSocket>, mesh: MeshRoots | undefined): Peer {
+  const cert = sock.getPeerCertificate!(mesh !== undefined) as DetailedPeerCertificate;
   // No certificate presented: an empty object.
   if (!cert || Object.keys(cert).length === 0) return {};
   if (!sock.authorized) return { certError: String(sock.authorizationError ?? 'not verified') };
+  if (mesh && chainsTo(cert, mesh.fingerprints())) {
+    // A workload's SVID: the stream and issuance auth read its SPIFFE ID; it never authenticates an operator.
+    const v = checkPeerSvid(cert.subjectaltname, mesh.trustDomain);
+    return v.ok ? { workloadId: v.id } : { workloadError: v.reason };
+  }
   const cn = cert.subject?.CN;
   return { certSubject: typeof cn === 'string' ? cn : 'client-certificate' };
+}
+
+/**
+ * Whether the verified chain ends at one of `roots`. node:tls completes the
+ * chain it reports with the issuer from the trust store, so the top of a
+ * verified chain is the root it was verified against.
+ */
+function chainsTo(cert: DetailedPeerCertificate, roots: ReadonlySet<string>): boolean {
+  let c = cert;
+  for (let i = 0; i < 10; i++) {
+    if (roots.has(c.fingerprint256)) return true;
+    const up = c.issuerCertificate;
+    if (!up || up === c || up.fingerprint256 === c.fingerprint256) return false;
+    c = up;
+  }
+  return false;
 }
 
 /**

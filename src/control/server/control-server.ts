@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
@@ -15,7 +15,7 @@ import type { Logger } from '../../observability/logger.js';
 import type { GeneratedResources } from './generated-resources.js';
 import type { ValidateOptions } from '../../config/validate.js';
 import type { StateStore } from '../store/state-store.js';
-import { peerKey, peerOf, type AuthOptions } from './auth.js';
+import { peerKey, peerOf, type AuthOptions, type MeshRoots } from './auth.js';
 import { ControlPlane } from './control-plane.js';
 import { discoveryService } from './discovery-service.js';
 import { rawAdsKind, serveRawAds } from './ads-h2.js';
@@ -25,6 +25,11 @@ import { IdentityService } from '../../gen/outrigger/control/v1/identity_pb.js';
 import type { CertificateAuthority } from './ca/certificate-authority.js';
 import { identityService } from './ca/identity-service.js';
 import { SidecarAuth } from './ca/sidecar-auth.js';
+import { CaHolder } from './ca/ca-holder.js';
+import { caService } from './ca/ca-service.js';
+import { CaService } from '../../gen/outrigger/control/v1/ca_pb.js';
+import type { CaStore } from '../store/state-store.js';
+import tls from 'node:tls';
 import type { WorkloadAuthenticator } from './ca/workload-auth.js';
 
 /** The control plane as the mesh's CA (docs/security.md). */
@@ -39,6 +44,11 @@ export interface IdentityOptions {
    * (--allow-unauthenticated-sidecars; loudly logged).
    */
   readonly authenticateSidecars?: boolean;
+  /**
+   * Where `ca` is kept (the self-generated root): replicas re-read it and
+   * `outrigger ca rotate` rotates its root there. Absent: --ca-cert files.
+   */
+  readonly caStore?: CaStore;
 }
 
 export interface ControlServerOptions {
@@ -71,6 +81,34 @@ export interface ControlServerOptions {
   readonly discoveryStatus?: () => readonly ProviderStatusView[];
   /** Serve the IdentityService (certificate issuance); absent: not served. */
   readonly identity?: IdentityOptions;
+}
+
+/**
+ * Client certificates the TLS server asks for: operators' (signed by
+ * --client-ca) and sidecars' SVIDs (chained to the mesh bundle). Asked, never
+ * required: the verdict is read per call (auth.ts), so probes and token
+ * holders still connect without one.
+ */
+function clientVerification(clientCa: string | undefined, ca: CertificateAuthority | undefined): { ca?: string[]; requestCert?: boolean; rejectUnauthorized?: boolean } {
+  const roots = [...(clientCa ? [clientCa] : []), ...(ca ? ca.bundle : [])];
+  return roots.length > 0 ? { ca: roots, requestCert: true, rejectUnauthorized: false } : {};
+}
+
+/** The mesh bundle's root fingerprints, as peerOf compares them with a verified chain's top. */
+function meshRootsOf(holder: CaHolder): MeshRoots {
+  let bundle: readonly string[] | undefined;
+  let prints: ReadonlySet<string> = new Set();
+  return {
+    trustDomain: holder.current().trustDomain,
+    fingerprints() {
+      const ca = holder.current();
+      if (bundle !== ca.bundle) {
+        bundle = ca.bundle;
+        prints = new Set(bundle.map((pem) => new X509Certificate(pem).fingerprint256));
+      }
+      return prints;
+    },
+  };
 }
 
 /** A replica id unique per process: hostname (the pod name in Kubernetes), pid and a random suffix. */
@@ -135,8 +173,12 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
     ttlMs: opts.statusTtlMs,
   });
   const status = board;
+  // Over TLS, sidecars holding a workload certificate present it (mTLS to the control plane): the
+  // server then asks every client for a certificate and verifies it against --client-ca and the mesh bundle.
+  const caHolder = opts.identity ? new CaHolder(opts.identity.ca, opts.identity.caStore, opts.clock, opts.logger) : undefined;
+  const meshRoots = opts.tls && caHolder ? meshRootsOf(caHolder) : undefined;
   const sidecarAuth = opts.identity
-    ? new SidecarAuth({ auth: opts.identity.auth, allowUnauthenticated: !opts.identity.authenticateSidecars, logger: opts.logger, registry })
+    ? new SidecarAuth({ auth: opts.identity.auth, trustDomain: opts.identity.ca.trustDomain, allowUnauthenticated: !opts.identity.authenticateSidecars, logger: opts.logger, registry })
     : undefined;
   const connectHandler = connectNodeAdapter({
     routes(router) {
@@ -145,8 +187,9 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
       if (opts.identity) {
         router.service(
           IdentityService,
-          identityService({ ...opts.identity, logger: opts.logger, registry, onIssued: (node, id, notAfterMs) => certificates.set(node, { spiffeId: id, notAfterMs }) }),
+          identityService({ ...opts.identity, caHolder, logger: opts.logger, registry, onIssued: (node, id, notAfterMs) => certificates.set(node, { spiffeId: id, notAfterMs }) }),
         );
+        router.service(CaService, caService({ holder: caHolder!, auth: opts.auth, certTtlMs: opts.identity.certTtlMs, logger: opts.logger }));
       }
       // Health needs no credentials (probes).
       router.service(Health, {
@@ -156,12 +199,12 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
         },
       });
     },
-    contextValues: (req) => createContextValues().set(peerKey, peerOf(req)),
+    contextValues: (req) => createContextValues().set(peerKey, peerOf(req, meshRoots)),
   });
   // gRPC sidecar streams skip connect (see ads-h2.ts); everything else is connect's.
   const handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): void => {
     const ads = req instanceof http2.Http2ServerRequest ? rawAdsKind(req) : undefined;
-    if (ads) serveRawAds(plane, req as http2.Http2ServerRequest, ads, sidecarAuth);
+    if (ads) serveRawAds(plane, req as http2.Http2ServerRequest, ads, sidecarAuth, sidecarAuth && meshRoots ? peerOf(req, meshRoots) : undefined);
     else connectHandler(req, res);
   };
   const server = opts.tls
@@ -170,11 +213,18 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
           cert: opts.tls.cert,
           key: opts.tls.key,
           allowHTTP1: true,
-          ...(opts.tls.clientCa ? { ca: opts.tls.clientCa, requestCert: true, rejectUnauthorized: false } : {}),
+          ...clientVerification(opts.tls.clientCa, opts.identity?.ca),
         },
         handler,
       )
     : http2.createServer(handler);
+  // A root rotation step: new TLS handshakes verify workload certificates against the new bundle.
+  if (opts.tls && caHolder && server instanceof tls.Server) {
+    const tlsOpts = opts.tls;
+    const secure = server;
+    caHolder.onChange((ca) => secure.setSecureContext({ cert: tlsOpts.cert, key: tlsOpts.key, ...clientVerification(tlsOpts.clientCa, ca) }));
+  }
+  caHolder?.start();
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on('session', (s: http2.ServerHttp2Session) => {
     sessions.add(s);
@@ -218,6 +268,7 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
     async close() {
       // Remove this replica's status entry while the store is still open.
       await status.close();
+      caHolder?.close();
       await plane.close();
       for (const s of sessions) s.destroy();
       await new Promise<void>((r) => server.close(() => r()));

@@ -6,6 +6,7 @@ import { DeltaStream } from './delta-stream.js';
 import { SotwStream } from './sotw-stream.js';
 import type { DiscoveryStream, StreamTypeStatus } from './stream-host.js';
 import type { SidecarAuth } from './ca/sidecar-auth.js';
+import { peerKey } from './auth.js';
 import type { WorkloadCaller } from './ca/workload-auth.js';
 
 /**
@@ -52,8 +53,8 @@ function responses<T>(out: AsyncQueue<T>, done: () => void): AsyncIterable<T> {
  * The sidecar streams as connect serves them: gRPC-Web and Connect clients
  * (gRPC sidecars take the raw HTTP/2 path, ads-h2.ts). Requests are read in a background loop and handled in
  * order; responses come from the stream's queue, fed both by requests and by
- * pushes. Authenticating sidecars belongs to the identity/mTLS issue: the
- * hook is here (ctx is available to check a peer identity before register).
+ * pushes. With `auth`, the stream's SVID (mTLS) or token is checked before
+ * it is registered, and its first request's node id against it.
  */
 export function discoveryService(cp: ControlPlane, auth?: SidecarAuth): ServiceImpl<typeof AggregatedDiscoveryService> {
   if (!auth) {
@@ -75,11 +76,11 @@ export function discoveryService(cp: ControlPlane, auth?: SidecarAuth): ServiceI
   });
   return {
     async *streamAggregatedResources(requests, ctx) {
-      const caller = await auth.authenticate(ctx.requestHeader.get('authorization') ?? undefined);
+      const caller = await auth.authenticate(ctx.requestHeader.get('authorization') ?? undefined, ctx.values.get(peerKey));
       yield* serve(cp, guarded(requests, caller), (out) => new SotwStream(cp, cp.nextId(), out));
     },
     async *deltaAggregatedResources(requests, ctx) {
-      const caller = await auth.authenticate(ctx.requestHeader.get('authorization') ?? undefined);
+      const caller = await auth.authenticate(ctx.requestHeader.get('authorization') ?? undefined, ctx.values.get(peerKey));
       yield* serve(cp, guarded(requests, caller), (out) => new DeltaStream(cp, cp.nextId(), out));
     },
   };

@@ -114,6 +114,13 @@ export class FileStateStore implements StateStore, CaStore {
     return (await this.loadCa())!;
   }
 
+  /** One writer per directory: compare, then the same atomic replace as state.json (mode 0600). */
+  async replaceCa(expected: string, next: string): Promise<boolean> {
+    if ((await this.loadCa()) !== expected) return false;
+    await writeFileAtomic(this.dir, CA_FILE, next);
+    return true;
+  }
+
   onExternalChange(): void {
     // One writer per directory: nobody else changes it.
   }

@@ -10,6 +10,7 @@ const REPLICAS_KEY = 'outrigger:control:replicas';
 const STATUS_PREFIX = 'outrigger:control:status:';
 /** The self-generated CA (certificate and key), written once with SET NX. */
 const CA_KEY = 'outrigger:control:ca';
+const REPLACE_CA = `if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) return 1 end return 0`;
 /** The keys and channel, for tools and tests that look at redis directly. */
 export const REDIS_KEYS = { state: STATE_KEY, revision: REVISION_KEY, channel: CHANNEL, replicas: REPLICAS_KEY, statusPrefix: STATUS_PREFIX, ca: CA_KEY } as const;
 
@@ -125,6 +126,12 @@ export class RedisStateStore implements StateStore, ReplicaStatusStore, CaStore 
 
   async loadCa(): Promise<string | undefined> {
     return (await this.client.get(CA_KEY)) ?? undefined;
+  }
+
+  /** Compare-and-set in one Lua script: replicas rotating at once cannot both win. */
+  async replaceCa(expected: string, next: string): Promise<boolean> {
+    const ok = await this.client.eval(REPLACE_CA, 1, CA_KEY, expected, next);
+    return ok === 1;
   }
 
   /** SET NX: the first replica's CA wins; every replica then reads that one. */

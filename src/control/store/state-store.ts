@@ -32,6 +32,11 @@ export interface CaStore {
   loadCa(): Promise<string | undefined>;
   /** Stores `candidate` unless a CA is already stored; resolves to the stored one (ours or the first writer's). */
   initCa(candidate: string): Promise<string>;
+  /**
+   * Replaces the stored CA with `next` if it is still `expected` (a root
+   * rotation step); false when another replica changed it first.
+   */
+  replaceCa(expected: string, next: string): Promise<boolean>;
 }
 
 export interface StateStore {

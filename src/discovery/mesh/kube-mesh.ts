@@ -5,6 +5,7 @@ import type { Clock } from '../../core/clock.js';
 import type { Logger } from '../../observability/logger.js';
 import { GENERATED_LABEL, toLoadAssignment, type EndpointSet } from '../endpoint-set.js';
 import { serviceEndpoints, type KubernetesProvider } from '../kubernetes/kube-provider.js';
+import { meshTlsOf, type MeshTlsOptions } from './mesh-identity.js';
 
 export { GENERATED_LABEL };
 /** The injected sidecar's outbound route configuration and pass-through cluster (injector/inbound-config.ts names them). */
@@ -22,6 +23,8 @@ export interface KubeMeshOptions {
   readonly clusterDomain?: string;
   readonly clock: Clock;
   readonly logger: Logger;
+  /** `--mesh-mtls`: clusters expect their endpoints' service accounts over mesh mTLS (mesh-identity.ts). */
+  readonly meshTls?: MeshTlsOptions;
 }
 
 type Protocol = 'UPSTREAM_PROTOCOL_HTTP2' | 'UPSTREAM_PROTOCOL_HTTP1' | 'UPSTREAM_PROTOCOL_UNSPECIFIED';
@@ -170,7 +173,7 @@ export class KubeMesh implements GeneratedResources {
         apiVersion: 'outrigger.io/v1',
         kind: 'Cluster',
         metadata: { name: cname, labels },
-        spec: { type: 'DISCOVERY_TYPE_EDS', ...(protocol !== 'UPSTREAM_PROTOCOL_UNSPECIFIED' ? { protocol } : {}) },
+        spec: { type: 'DISCOVERY_TYPE_EDS', ...(protocol !== 'UPSTREAM_PROTOCOL_UNSPECIFIED' ? { protocol } : {}), ...meshTlsOf(this.opts.meshTls, ns, name, c.slices, c.pod) },
       });
       const eps = serviceEndpoints({ namespace: ns, service: name, port: port.port }, c.services, c.slices, c.pod) ?? [];
       const key = `${cname}`;

@@ -188,6 +188,8 @@ class Relay implements RunnerHost, CallEvents {
     this.responded = true;
     // The answer's endpoint (a hedge that won may have started before the last one).
     ex.upstream = call.attempt.endpoint.key;
+    // Mesh mTLS: who answered (Istio's destination_principal); plaintext clusters pay nothing.
+    if (this.t.cluster.upstreamTls?.mode === 'mesh') ex.upstream_principal = call.peerPrincipal();
     this.noteAttempts();
     const status = head.status;
     this.status = status;

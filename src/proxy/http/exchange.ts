@@ -52,6 +52,8 @@ export class Exchange {
   headers: Record<string, string> | undefined = undefined;
   /** The mesh mTLS peer's SPIFFE ID (docs/security.md), when the connection had one. */
   source_principal: string | undefined = undefined;
+  /** The mesh mTLS upstream's verified SPIFFE ID (clusters with `tls.mode: TLS_MODE_MESH`). */
+  upstream_principal: string | undefined = undefined;
   private readonly startMs: number;
   private done = false;
 
@@ -125,6 +127,7 @@ export class Exchange {
       attempts: this.attempts,
       headers: this.headers,
       source_principal: this.source_principal,
+      upstream_principal: this.upstream_principal,
     };
   }
 }

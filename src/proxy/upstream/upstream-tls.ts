@@ -39,6 +39,15 @@ export function upstreamTlsOf(t: UpstreamTls | undefined, clusterName: string): 
   };
 }
 
+/** The SPIFFE ID a mesh upstream's certificate was verified to carry, set on its TLS socket. */
+const UPSTREAM_PRINCIPAL = Symbol('outrigger.upstreamPrincipal');
+type PrincipalCarrier = { [UPSTREAM_PRINCIPAL]?: string };
+
+/** The verified SPIFFE ID of a mesh mTLS upstream connection (undefined: not mesh mTLS, or not connected yet). */
+export function upstreamPrincipalOf(socket: object | null | undefined): string | undefined {
+  return socket ? (socket as PrincipalCarrier)[UPSTREAM_PRINCIPAL] : undefined;
+}
+
 /** Thrown into a connection attempt that cannot start (MESH without a workload certificate yet). */
 export class NoWorkloadCertificate extends Error {
   constructor() {
@@ -71,7 +80,7 @@ export function connectTls(policy: UpstreamTlsPolicy, ep: EndpointAddress, ident
     setImmediate(() => s.destroy(new NoWorkloadCertificate()));
     return s;
   }
-  return tls.connect({
+  const socket: tls.TLSSocket = tls.connect({
     ...base,
     servername,
     secureContext: svid.secureContext,
@@ -79,9 +88,13 @@ export function connectTls(policy: UpstreamTlsPolicy, ep: EndpointAddress, ident
     // The chain was verified against the mesh bundle; what matters is the SPIFFE ID, not a host name.
     checkServerIdentity: (_host: string, cert: PeerCertificate) => {
       const v = checkPeerSvid(cert.subjectaltname, svid.trustDomain, policy.accept);
-      return v.ok ? undefined : new Error(`upstream peer identity refused: ${v.reason}`);
+      if (!v.ok) return new Error(`upstream peer identity refused: ${v.reason}`);
+      // Kept for telemetry (destination_principal), read once per answered request.
+      (socket as PrincipalCarrier)[UPSTREAM_PRINCIPAL] = v.id;
+      return undefined;
     },
   });
+  return socket;
 }
 
 function firstOk(results: (Error | undefined)[]): Error | undefined {

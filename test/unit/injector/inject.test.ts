@@ -348,6 +348,27 @@ describe('injector: workload identity (docs/security.md)', () => {
     expect(JSON.stringify(out.pod.spec)).not.to.include('--mtls-mode');
   });
 
+  it('a TLS control plane (mesh config controlPlaneCaBundle): the bundle inlined in the proxy env, --control-plane-ca env:…', () => {
+    const pem = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+    const out = inject(pod as never, { ...defaultMeshConfig(), controlPlaneCaBundle: pem }, '1.28');
+    const proxy = out.pod.spec!.containers.find((c) => c.name === 'outrigger-proxy')!;
+    expect(proxy.args![proxy.args!.indexOf('--control-plane-ca') + 1]).to.equal('env:OUTRIGGER_CONTROL_PLANE_CA');
+    expect(proxy.env!.find((e) => e.name === 'OUTRIGGER_CONTROL_PLANE_CA')!.value).to.equal(pem);
+    // The SVID then authenticates the streams over TLS; the token stays for the first certificate.
+    expect(proxy.args).to.include('--sa-token-file');
+    // h2c by default: neither the flag nor the variable.
+    const plain = inject(pod as never, defaultMeshConfig(), '1.28');
+    expect(JSON.stringify(plain.pod.spec)).not.to.include('OUTRIGGER_CONTROL_PLANE_CA');
+    expect(JSON.stringify(plain.pod.spec)).not.to.include('--control-plane-ca');
+  });
+
+  it('controlPlaneCaBundle must be PEM certificates or empty', () => {
+    expect(parseMeshConfig('controlPlaneCaBundle: ""\n').controlPlaneCaBundle).to.equal('');
+    expect(parseMeshConfig('controlPlaneCaBundle: |\n  -----BEGIN CERTIFICATE-----\n  MIIB\n  -----END CERTIFICATE-----\n').controlPlaneCaBundle).to.include('BEGIN CERTIFICATE');
+    expect(() => parseMeshConfig('controlPlaneCaBundle: /etc/ca.crt\n')).to.throw(/controlPlaneCaBundle: expected PEM certificates/);
+    expect(() => parseMeshConfig('controlPlaneCaBundle: 3\n')).to.throw(/controlPlaneCaBundle: expected a string \(PEM\)/);
+  });
+
   it('the bootstrap config gives inbound listeners the mode', () => {
     const yaml = inboundConfigYaml({ inboundPorts: [[8080, 15100]], inboundPort: 15006, bindHost: '::', outboundPort: 15001, outboundPolicy: 'ALLOW_ANY', mtls: 'PERMISSIVE' });
     expect(yaml.match(/peerAuthentication: PEER_AUTHENTICATION_PERMISSIVE/g)).to.have.length(2);

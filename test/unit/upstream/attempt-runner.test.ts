@@ -28,6 +28,9 @@ class FakeCall implements UpstreamCall {
   get closed(): boolean {
     return this.over;
   }
+  peerPrincipal(): string | undefined {
+    return undefined;
+  }
   write(c: Buffer): boolean {
     this.written.push(c.toString());
     return true;

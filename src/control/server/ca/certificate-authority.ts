@@ -92,6 +92,14 @@ export class CertificateAuthority {
     return new CertificateAuthority(new x509.X509Certificate(certs[0]!), signingKey, params.sign, intermediates, bundle, trustDomain, clock);
   }
 
+  /** The fingerprint (node:crypto fingerprint256) of the bundle root the signer chains to. */
+  get signerRootFingerprint(): string | undefined {
+    const top = new NodeX509(this.intermediates.at(-1) ?? this.signer.toString('pem'));
+    const roots = this.bundle.map((r) => new NodeX509(r));
+    // By fingerprint, else by signature: rotated roots share their subject name, so a name match is not enough.
+    return (roots.find((r) => r.fingerprint256 === top.fingerprint256) ?? roots.find((r) => top.checkIssued(r) && top.verify(r.publicKey)))?.fingerprint256;
+  }
+
   /** The signing certificate's expiry (ms). */
   get notAfterMs(): number {
     return this.signer.notAfter.getTime();

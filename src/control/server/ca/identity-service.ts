@@ -6,12 +6,16 @@ import { spiffeIdOf } from '../../../core/spiffe.js';
 import { IdentityService } from '../../../gen/outrigger/control/v1/identity_pb.js';
 import type { Logger } from '../../../observability/logger.js';
 import { CsrError, type CertificateAuthority } from './certificate-authority.js';
-import type { WorkloadAuthenticator, WorkloadCaller } from './workload-auth.js';
+import type { CaHolder } from './ca-holder.js';
+import { callerOfSvid, type WorkloadAuthenticator, type WorkloadCaller } from './workload-auth.js';
+import { peerKey } from '../auth.js';
 
 export const DEFAULT_CERT_TTL_MS = 24 * 3600_000;
 
 export interface IdentityServiceOptions {
   readonly ca: CertificateAuthority;
+  /** The CA as it is now (root rotation); `ca` when absent. */
+  readonly caHolder?: CaHolder;
   readonly auth: WorkloadAuthenticator;
   /** Longest (and default) certificate lifetime. */
   readonly certTtlMs: number;
@@ -46,18 +50,23 @@ export function identityService(opts: IdentityServiceOptions): ServiceImpl<typeo
   };
   return {
     async createCertificate(req, ctx) {
+      // The stored CA may have been rotated by another replica: one read of the store per issuance.
+      const ca = opts.caHolder ? await opts.caHolder.refresh() : opts.ca;
       const token = bearerOf(ctx);
-      if (!token) {
-        audit('unauthenticated', { nodeId: req.nodeId, reason: 'no bearer token' }, 'certificate refused');
-        throw new ConnectError('a workload credential is required: authorization: Bearer <service-account or bootstrap token>', Code.Unauthenticated);
+      const peer = ctx.values.get(peerKey);
+      // A renewal may come with the current SVID over mTLS instead of a token (the token file may be gone).
+      if (!token && peer.workloadId === undefined) {
+        const reason = peer.workloadError ?? 'no bearer token';
+        audit('unauthenticated', { nodeId: req.nodeId, reason }, 'certificate refused');
+        throw new ConnectError(`a workload credential is required: authorization: Bearer <service-account or bootstrap token>, or a workload certificate over mTLS (${reason})`, Code.Unauthenticated);
       }
-      const verdict = await opts.auth.authenticate(token);
+      const verdict = token ? await opts.auth.authenticate(token) : callerOfSvid(peer.workloadId!, ca.trustDomain);
       if (!verdict.ok) {
         audit('unauthenticated', { nodeId: req.nodeId, reason: verdict.reason }, 'certificate refused');
         throw new ConnectError(`workload credential refused: ${verdict.reason}`, Code.Unauthenticated);
       }
       const caller: WorkloadCaller = verdict.caller;
-      const spiffeId = spiffeIdOf({ trustDomain: opts.ca.trustDomain, namespace: caller.namespace, serviceAccount: caller.serviceAccount });
+      const spiffeId = spiffeIdOf({ trustDomain: ca.trustDomain, namespace: caller.namespace, serviceAccount: caller.serviceAccount });
       const who = { nodeId: req.nodeId, via: caller.via, token: caller.tokenHash, spiffeId };
       // Node ids are POD.NAMESPACE (the injector's); a sidecar may not claim another namespace's pod.
       if (req.nodeId !== '') {
@@ -71,10 +80,10 @@ export function identityService(opts: IdentityServiceOptions): ServiceImpl<typeo
       const asked = durationMs(req.validity, opts.certTtlMs);
       const ttl = Math.max(1000, Math.min(asked, opts.certTtlMs));
       try {
-        const cert = await opts.ca.issue(req.csr, spiffeId, ttl);
+        const cert = await ca.issue(req.csr, spiffeId, ttl);
         audit('issued', { ...who, serial: cert.serial, notAfter: new Date(cert.notAfterMs).toISOString() }, 'certificate issued');
         opts.onIssued?.(req.nodeId, spiffeId, cert.notAfterMs);
-        return { certChain: cert.chain, trustBundle: [...opts.ca.bundle], spiffeId, notAfter: timestampFromMs(cert.notAfterMs) };
+        return { certChain: cert.chain, trustBundle: [...ca.bundle], spiffeId, notAfter: timestampFromMs(cert.notAfterMs) };
       } catch (err) {
         if (!(err instanceof CsrError)) throw err;
         const other = /may only get/.test(err.message);

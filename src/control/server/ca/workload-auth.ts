@@ -1,14 +1,14 @@
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
-import { nameError } from '../../../core/spiffe.js';
+import { nameError, parseSpiffeId } from '../../../core/spiffe.js';
 
 /** Who a workload credential names: a Kubernetes namespace and service account. */
 export interface WorkloadCaller {
   readonly namespace: string;
   readonly serviceAccount: string;
   /** How it was established, for the audit log. */
-  readonly via: 'bootstrap-token' | 'token-review';
-  /** A short hash of the token (audit lines never carry tokens). */
+  readonly via: 'bootstrap-token' | 'token-review' | 'svid';
+  /** A short hash of the token (audit lines never carry tokens); '' for an SVID. */
   readonly tokenHash: string;
 }
 
@@ -119,4 +119,16 @@ export function anyOf(auths: readonly WorkloadAuthenticator[]): WorkloadAuthenti
       return { ok: false, reason: reasons.join('; ') || 'no workload authentication configured' };
     },
   };
+}
+
+/**
+ * The caller a verified workload certificate names (its SPIFFE ID, of the
+ * CA's trust domain), or why it names none. TLS already checked the chain
+ * against the mesh bundle (auth.ts peerOf).
+ */
+export function callerOfSvid(spiffeId: string, trustDomain: string): AuthVerdict {
+  const w = parseSpiffeId(spiffeId);
+  if (!w) return { ok: false, reason: `certificate identity "${spiffeId}" is not spiffe://TD/ns/NS/sa/SA` };
+  if (w.trustDomain !== trustDomain) return { ok: false, reason: `certificate identity "${spiffeId}" is not of trust domain "${trustDomain}"` };
+  return { ok: true, caller: { namespace: w.namespace, serviceAccount: w.serviceAccount, via: 'svid', tokenHash: '' } };
 }

@@ -4,6 +4,7 @@ import type { UpstreamAttempt } from '../attempt.js';
 import type { ClusterRuntime } from '../cluster.js';
 import type { H1Pool } from '../h1-pool.js';
 import type { CallEvents, UpstreamCall } from './upstream-call.js';
+import { upstreamPrincipalOf } from '../upstream-tls.js';
 
 /**
  * One attempt as an HTTP/1.1 request through the endpoint's keep-alive
@@ -93,6 +94,10 @@ export class H1Call implements UpstreamCall {
 
   get closed(): boolean {
     return this.over;
+  }
+
+  peerPrincipal(): string | undefined {
+    return upstreamPrincipalOf(this.req.socket);
   }
 
   write(chunk: Buffer): boolean {

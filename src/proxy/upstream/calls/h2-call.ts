@@ -5,6 +5,7 @@ import type { UpstreamAttempt } from '../attempt.js';
 import type { ClusterRuntime } from '../cluster.js';
 import type { H2Connection, H2Pool } from '../h2-pool.js';
 import type { CallEvents, UpstreamCall } from './upstream-call.js';
+import { upstreamPrincipalOf } from '../upstream-tls.js';
 
 const END_STREAM = http2.constants.NGHTTP2_FLAG_END_STREAM;
 const CANCEL = http2.constants.NGHTTP2_CANCEL;
@@ -92,6 +93,11 @@ export class H2Call implements UpstreamCall {
     const c = this.conn;
     const never = c.state === 'failed' || c.state === 'connecting';
     this.events.onFail(this, never ? { kind: 'connect_failure', detail: c.lastError } : { kind: 'reset', detail: `rst ${stream.rstCode}`, rstCode: stream.rstCode }, false);
+  }
+
+  peerPrincipal(): string | undefined {
+    const s = this.conn.session;
+    return s.destroyed ? undefined : upstreamPrincipalOf(s.socket);
   }
 
   get closed(): boolean {

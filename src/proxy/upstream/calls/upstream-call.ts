@@ -60,4 +60,6 @@ export interface UpstreamCall {
   cancel(h2Code?: number): void;
   /** Whether the call is over (ended, failed or cancelled). */
   readonly closed: boolean;
+  /** The verified SPIFFE ID of the upstream, when the call went over mesh mTLS. */
+  peerPrincipal(): string | undefined;
 }
