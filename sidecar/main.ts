@@ -132,6 +132,12 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   collectDefaultMetrics({ register: registry, prefix: 'outrigger_' }); // → outrigger_process_*, outrigger_nodejs_*
   const metrics = new ProxyMetrics(registry);
   const telemetry = buildTelemetry({ ...opts.telemetry, clock, registry });
+  // The access and audit logs are buffered (8 KiB / 4 KiB before a write): at low traffic a line would
+  // wait indefinitely, so they are flushed every second.
+  const logFlush = everySecond(clock, () => {
+    accessLog.flush();
+    opts.auditLog?.flush();
+  });
   const configVersion = new Gauge({
     name: 'outrigger_config_info',
     help: 'The active config version (value 1)',
@@ -348,8 +354,10 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       await listeners.drain();
       await admin.close();
       await status?.close();
+      logFlush.cancel();
       accessLog.flush();
       opts.auditLog?.flush();
+      await telemetry.tracer?.shutdown().catch(() => undefined); // the last spans, once (a dead collector does not hold the exit: the export times out)
       builtin?.close();
       logger.info('drained; exiting');
       resolveClosed();
@@ -379,4 +387,21 @@ export function advertisedAdmin(host: string, port: number, env: NodeJS.ProcessE
   const wildcard = host === '0.0.0.0' || host === '::' || host === '';
   const h = wildcard ? (env['POD_IP'] ?? host) : host;
   return h.includes(':') ? `[${h}]:${port}` : `${h}:${port}`;
+}
+
+/** Runs fn every second on the injected clock until cancelled (its timers never keep the process alive). */
+function everySecond(clock: Clock, fn: () => void): { cancel(): void } {
+  let t = clock.setTimer(1000, tick);
+  let stopped = false;
+  function tick(): void {
+    if (stopped) return;
+    fn();
+    t = clock.setTimer(1000, tick);
+  }
+  return {
+    cancel() {
+      stopped = true;
+      t.cancel();
+    },
+  };
 }
