@@ -357,7 +357,12 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       logFlush.cancel();
       accessLog.flush();
       opts.auditLog?.flush();
-      await telemetry.tracer?.shutdown().catch(() => undefined); // the last spans, once (a dead collector does not hold the exit: the export times out)
+      // The last spans, once; a collector that does not answer holds the exit at most 2 s.
+      const tracer = telemetry.tracer;
+      if (tracer !== undefined) await new Promise<void>((r) => {
+        const t = clock.setTimer(2000, r);
+        tracer.shutdown().catch(() => undefined).finally(() => (t.cancel(), r()));
+      });
       builtin?.close();
       logger.info('drained; exiting');
       resolveClosed();
