@@ -4,7 +4,8 @@ import http, { type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import WebSocket from 'ws';
 import { cluster, listener, prefixRoute, routes } from '../support/config-docs.js';
-import { startTestSidecar, type TestSidecar } from '../support/sidecar-harness.js';
+import { collector, startTestSidecar, type TestSidecar } from '../support/sidecar-harness.js';
+import { formatTapEvent, runTap } from '../../src/cli/tap-command.js';
 import { waitFor } from '../support/wait.js';
 import { serviceDefinitionFor } from '../../examples/bookstore/grpc-service.js';
 import { EchoService } from '../../src/gen/outrigger/examples/transcoding/v1/echo_pb.js';
@@ -263,5 +264,39 @@ describe('tracing (issue 18 point 1): spans over OTLP, propagation', function ()
     const client = spans.find((s) => s.kind === SPAN_KIND_CLIENT)!;
     expect(traceparentOf(seen.headers.traceparent)).to.deep.equal({ traceId: TRACE, spanId: client.spanId, flags: '01' });
     expect(client.parentSpanId).to.equal(spans.find((s) => s.kind === SPAN_KIND_SERVER)!.spanId);
+  });
+
+  it('trace ids in `outrigger tap` events and the audit log, the same as the access log and the server span', async () => {
+    const be = await h1Backend((_n, res) => res.writeHead(200).end('ok'));
+    closers.push(be.close);
+    const audit: Record<string, unknown>[] = [];
+    const tracing = resolveTracing({ endpoint: otlp.httpEndpoint }, { OTEL_BSP_SCHEDULE_DELAY: '50' });
+    const sc = await startTestSidecar(
+      [
+        listener('main', {
+          httpFilters: [
+            { name: 'shadow', rbac: { action: 'RBAC_ACTION_LOG', policies: { watch: { permissions: [{ header: { name: 'x-watch', present: true } }], principals: [{ any: true }] } } } },
+          ],
+        }),
+        routes('main', [prefixRoute('/', 'c')]),
+        cluster('c', [be.port], 'UPSTREAM_PROTOCOL_HTTP1'),
+      ],
+      { telemetry: { tracing }, auditLog: collector(audit) },
+    );
+    closers.push(() => sc.close());
+    let out = '';
+    let opened!: () => void;
+    const open = new Promise<void>((r) => (opened = r));
+    const tap = runTap(['--sidecar', `127.0.0.1:${sc.sidecar.adminPort}`, '--max', '1', '--json'], { out: (x) => void (out += x), err: (x) => void (out += x) }, opened);
+    await open;
+    expect((await fetch(`http://127.0.0.1:${sc.port()}/t`, { headers: { traceparent: `00-${TRACE}-${PARENT}-01`, 'x-watch': '1' } })).status).to.equal(200);
+    expect(await tap).to.equal(0);
+    const event = JSON.parse(out.trim()) as { trace_id: string };
+    expect(event.trace_id).to.equal(TRACE);
+    expect(formatTapEvent(event as never)).to.include(`trace=${TRACE}`);
+    const server = (await otlp.waitFor((s) => s.some((x) => x.kind === SPAN_KIND_SERVER))).find((x) => x.kind === SPAN_KIND_SERVER)!;
+    await waitFor(() => audit.length === 1 && sc.access.length === 1, 'audit and access lines');
+    expect(audit[0]).to.include({ filter: 'shadow', outcome: 'logged', trace_id: TRACE, span_id: server.spanId });
+    expect(sc.access[0]).to.include({ trace_id: TRACE, span_id: server.spanId });
   });
 });

@@ -50,7 +50,9 @@ export class AuditLog {
       filter,
       ...ev,
       request_id: one(h['x-request-id']),
-      trace_id: traceId(one(h['traceparent'])),
+      // The exchange's trace (tracing on): the same ids as its access-log line and spans; else what the client sent.
+      trace_id: ds.ex.trace_id ?? traceId(one(h['traceparent'])),
+      span_id: ds.ex.span_id,
       source: ds.conn.clientAddress,
       principal: ds.auth?.principal,
       peer_principal: ds.conn.peerPrincipal,
