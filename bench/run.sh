@@ -51,4 +51,6 @@ fi
 node --import tsx bench/run.ts "$@"
 # The load-balancing comparison (bench/lb.ts, docs/benchmarks.md#load-balancing), bounded to 60 s; BENCH_LB=0 skips it.
 case " $* " in *" --help "*|*" -h "*) exit 0 ;; esac
-if [ "${BENCH_LB:-1}" != "0" ]; then exec node --import tsx bench/lb.ts; fi
+if [ "${BENCH_LB:-1}" != "0" ]; then node --import tsx bench/lb.ts; fi
+# What tracing costs per gRPC request, off / 1 % / 100 % (bench/tracing.ts, docs/observability.md#tracing); BENCH_TRACING=0 skips it.
+if [ "${BENCH_TRACING:-1}" != "0" ]; then exec node --import tsx bench/tracing.ts; fi
