@@ -69,7 +69,7 @@ async function sidecar(dir: string, backendPort: number, otlpPort: number, flags
     env: { ...process.env, OUTRIGGER_FROM_SOURCE: '1', OUTRIGGER_LOG_LEVEL: 'warn' },
     logFile: join(dir, `sidecar-${port}.log`),
   });
-  if (!(await waitForPort(port, 30_000, () => proc.exitCode() === undefined))) throw new Error('sidecar did not listen');
+  if (!(await waitForPort(port, 120_000, () => proc.exitCode() === undefined))) throw new Error(`sidecar did not listen (log: ${join(dir, `sidecar-${port}.log`)})`);
   return { proc, port };
 }
 
