@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { Tracer } from '../../observability/tracing/tracer.js';
 import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
@@ -56,6 +57,8 @@ export interface ControlServerOptions {
   readonly validate?: ValidateOptions;
   readonly debounceMs?: number;
   readonly maxDelayMs?: number;
+  /** OpenTelemetry tracing of operator changes and the pushes they cause (docs/observability.md#tracing). */
+  readonly tracer?: Tracer;
   /** This replica's id in Status and responses (default HOST-PID-RANDOM, unique per process). */
   readonly identifier?: string;
   /**
@@ -111,6 +114,7 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
     maxDelayMs: opts.maxDelayMs,
     identifier,
     generated: opts.generated,
+    tracer: opts.tracer,
     // Only a shared store has anything to publish (a file store: no hook at all on the push path).
     onStatusChange: opts.store.replicaStatus ? () => board?.changed() : undefined,
   });
@@ -216,6 +220,7 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
       // Remove this replica's status entry while the store is still open.
       await status.close();
       await plane.close();
+      await opts.tracer?.shutdown().catch(() => undefined);
       for (const s of sessions) s.destroy();
       await new Promise<void>((r) => server.close(() => r()));
       if (metricsServer) await new Promise<void>((r) => metricsServer!.close(() => r()));

@@ -129,6 +129,8 @@ export interface TracerDeps {
   readonly random: Random;
   readonly registry: Registry;
   readonly workload?: WorkloadIdentity;
+  /** service.name when there is no workload (the control plane: outrigger-control). */
+  readonly serviceName?: string;
   /** Where spans go instead of the OTLP exporter (tests, benchmarks). */
   readonly sink?: SpanSink;
 }
@@ -140,7 +142,7 @@ export interface TracerDeps {
 export function buildTracer(s: TracingSettings, d: TracerDeps): Tracer {
   const w = d.workload;
   const ours = resourceFromAttributes({
-    'service.name': w !== undefined && w.workload !== 'unknown' ? w.workload : 'outrigger',
+    'service.name': w !== undefined && w.workload !== 'unknown' ? w.workload : (d.serviceName ?? 'outrigger'),
     ...(w !== undefined && w.namespace !== 'unknown' ? { 'service.namespace': w.namespace } : {}),
   });
   const resource = defaultResource().merge(ours).merge(detectResources({ detectors: [envDetector] }));

@@ -53,6 +53,34 @@ export class AttemptSpan {
   ) {}
 }
 
+/** A span of internal work (Tracer.startSpan), ended once by `end`. */
+export class OpenSpan {
+  readonly attributes: Attributes = {};
+  private ended = false;
+
+  constructor(
+    private readonly tracer: Tracer,
+    readonly name: string,
+    readonly kind: SpanKind,
+    readonly traceId: string,
+    readonly spanId: string,
+    readonly parentSpanId: string | undefined,
+    readonly startWallMs: number,
+    readonly startMono: number,
+  ) {}
+
+  set(key: string, value: string | number | boolean): this {
+    this.attributes[key] = value;
+    return this;
+  }
+
+  end(error = false): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.tracer.endOpen(this, error);
+  }
+}
+
 /** What a client span reports of its attempt (upstream/attempt.ts passes these). */
 export interface AttemptEnd {
   readonly cluster: string;
@@ -132,6 +160,26 @@ export class Tracer {
   exchangeEnded(t: ExchangeTrace, ex: ExchangeRecord, startWallMs: number): void {
     if (!t.sampled) return;
     this.sink.onEnd(new ServerSpan(this.resource, this.scope, t, ex, startWallMs, startWallMs + ex.duration_ms));
+  }
+
+  /**
+   * A span of the control plane's own work (an apply, a push, a batch of
+   * streams): not on any request's path, so an ordinary open object. A
+   * child of `parent` when given (in its trace), else the root of a new
+   * trace recorded with the sampling ratio.
+   */
+  startSpan(name: string, kind: SpanKind, parent?: OpenSpan): OpenSpan | undefined {
+    if (parent !== undefined) return new OpenSpan(this, name, kind, parent.traceId, this.id(2), parent.spanId, this.clock.nowMs(), this.clock.monotonicMs());
+    const traceId = this.id(4);
+    if (!this.ratioSampled(traceId)) return undefined;
+    return new OpenSpan(this, name, kind, traceId, this.id(2), undefined, this.clock.nowMs(), this.clock.monotonicMs());
+  }
+
+  /** @internal OpenSpan.end */
+  endOpen(s: OpenSpan, error: boolean): void {
+    const dur = this.clock.monotonicMs() - s.startMono;
+    const t = new ExchangeTrace(this, s.traceId, s.spanId, s.parentSpanId, true, undefined);
+    this.sink.onEnd(new PlainSpan(this.resource, this.scope, t, s, error, s.startWallMs, s.startWallMs + dur));
   }
 
   flush(): Promise<void> {
@@ -342,5 +390,20 @@ class ClientSpan extends FinishedSpan {
     }
     if (x.grpcStatus !== undefined) a['rpc.grpc.status_code'] = Number(x.grpcStatus);
     return (this.attrs = a);
+  }
+}
+
+class PlainSpan extends FinishedSpan {
+  readonly name: string;
+  readonly kind: SpanKind;
+  readonly attributes: Attributes;
+  readonly status: SpanStatus;
+
+  constructor(resource: Resource, scope: InstrumentationScope, t: ExchangeTrace, s: OpenSpan, error: boolean, startMs: number, endMs: number) {
+    super(resource, scope, t, s.spanId, s.parentSpanId, false, startMs, endMs);
+    this.name = s.name;
+    this.kind = s.kind;
+    this.attributes = s.attributes;
+    this.status = error ? ERROR : UNSET;
   }
 }
