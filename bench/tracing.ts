@@ -95,11 +95,15 @@ async function endToEnd(): Promise<string> {
         const c0 = treeCpu(sc.proc.pid);
         const r = await run(SECONDS);
         const c = cpuDelta(c0, treeCpu(sc.proc.pid));
-        if (r.failed > 0 || !r.ok) throw new Error(`tracing ${v.label}: ${r.failed} failed ${r.error ?? ''}`);
+        // A loaded machine can starve a window (h2load sees no answer in time): say so, and keep the other rounds.
+        if (r.failed > 0 || !r.ok || r.succeeded === 0) {
+          process.stderr.write(`tracing ${v.label}: round ${i + 1} failed (${r.failed} failed ${r.error ?? ''}); not counted\n`);
+          continue;
+        }
         cpu.push((c * 1e6) / r.succeeded);
         rps.push(r.rps);
       }
-      rows.push(`| ${v.label} | ${med(cpu).toFixed(1)} | ${Math.round(med(rps))} | ${otlp.requests() - exportsBefore} |`);
+      rows.push(`| ${v.label} | ${cpu.length === 0 ? '-' : med(cpu).toFixed(1)} | ${rps.length === 0 ? '-' : Math.round(med(rps))} | ${otlp.requests() - exportsBefore} |`);
       process.stderr.write(`${rows.at(-1)}\n`);
       await stop(sc.proc);
     }
