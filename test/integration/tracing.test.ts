@@ -132,6 +132,42 @@ describe('tracing (issue 18 point 1): spans over OTLP, propagation', function ()
     expect(sc.access[0]).to.include({ trace_id: TRACE, span_id: server.spanId, route: server.attributes['outrigger.route'] });
   });
 
+  it('a hedged request: the attempts are sibling client spans (first, hedge); the one that lost is cancelled, not an error', async () => {
+    // Two endpoints sharing one count: the first request is held (never answered), the second answered.
+    let n = 0;
+    const held: http.ServerResponse[] = [];
+    const seen: IncomingHttpHeaders[] = [];
+    const servers = await Promise.all(
+      [0, 1].map(async () => {
+        const srv = http.createServer((req, res) => {
+          seen.push(req.headers);
+          if (++n === 1) held.push(res);
+          else res.writeHead(200).end('ok');
+        });
+        await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+        closers.push(() => {
+          srv.closeAllConnections();
+          return new Promise<void>((r) => srv.close(() => r()));
+        });
+        return (srv.address() as AddressInfo).port;
+      }),
+    );
+    const sc = await sidecar(
+      [listener('main'), routes('main', [prefixRoute('/', 'c', { hedgePolicy: { maxAttempts: 2, hedgingDelay: '0.05s' } })]), cluster('c', servers, 'UPSTREAM_PROTOCOL_HTTP1')],
+      { endpoint: otlp.httpEndpoint },
+    );
+    expect((await fetch(`http://127.0.0.1:${sc.port()}/h`)).status).to.equal(200);
+    const spans = await otlp.waitFor((s) => s.filter((x) => x.kind === SPAN_KIND_CLIENT).length >= 2 && s.some((x) => x.kind === SPAN_KIND_SERVER));
+    const server = spans.find((s) => s.kind === SPAN_KIND_SERVER)!;
+    const clients = spans.filter((s) => s.kind === SPAN_KIND_CLIENT);
+    expect(clients.map((c) => c.attributes['outrigger.attempt']).sort()).to.deep.equal(['first', 'hedge']);
+    for (const c of clients) expect(c.parentSpanId).to.equal(server.spanId);
+    const first = clients.find((c) => c.attributes['outrigger.attempt'] === 'first')!;
+    expect(first.attributes['outrigger.attempt_result']).to.equal('cancelled');
+    expect(first.statusCode).to.equal(0);
+    expect(seen.map((h) => traceparentOf(h.traceparent).spanId).sort()).to.deep.equal(clients.map((c) => c.spanId).sort());
+  });
+
   it('gRPC: traceparent reaches a grpc-js backend; rpc.* attributes; a sidecar starts a trace when none arrives (OTLP gRPC)', async () => {
     const be = await grpcBackend();
     closers.push(be.close);
