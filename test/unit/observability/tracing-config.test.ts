@@ -3,6 +3,7 @@ import { Registry } from 'prom-client';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { resolveTracing, buildTracer } from '../../../src/observability/tracing/trace-config.js';
 import { parseTraceparent, Propagation } from '../../../src/observability/tracing/propagation.js';
+import { SpanExport } from '../../../src/observability/tracing/span-export.js';
 import { FakeClock } from '../../support/fake-clock.js';
 import { seededRandom } from '../../../src/core/random.js';
 
@@ -117,5 +118,24 @@ describe('tracing: the tracer', () => {
     expect(span.duration).to.deep.equal([0, 25e6]);
     expect(span.attributes).to.include({ 'rpc.service': 'a.B', 'rpc.method': 'C', 'rpc.grpc.status_code': 14, 'outrigger.attempt': 'retry', 'outrigger.attempt_index': 1 });
     expect(span.status.code).to.equal(2);
+  });
+});
+
+describe('tracing: export queue', () => {
+  it('a collector that never answers: the bounded queue fills and further spans are dropped and counted, never blocking onEnd', async () => {
+    const registry = new Registry();
+    let exports = 0;
+    const stuck = { export: () => void exports++, shutdown: async () => undefined };
+    const settings = { ...resolveTracing({ endpoint: 'http://c:4318' }, {})!, maxQueueSize: 4, maxExportBatchSize: 4, scheduledDelayMs: 60_000 };
+    const spans: ReadableSpan[] = [];
+    const t = buildTracer(settings, { clock: new FakeClock(), random: seededRandom(1), registry, sink: { onEnd: (s) => void spans.push(s), forceFlush: async () => undefined, shutdown: async () => undefined } });
+    // Real spans from the tracer, through the real SpanExport in front of the stuck exporter.
+    const exp = new SpanExport(registry, settings, stuck);
+    for (let i = 0; i < 20; i++) t.exchangeEnded(t.begin({}), { method: 'GET', authority: 'a', path: '/', protocol: 'http1', status: 200, grpc_status: undefined, duration_ms: 1, bytes_in: 0, bytes_out: 0, upstream: undefined, route: 'r', cluster: 'c', request_id: undefined, trace_id: undefined, flags: undefined, headers: undefined }, 0);
+    for (const s of spans) exp.onEnd(s);
+    expect(exports).to.equal(1); // one batch in flight, never answered
+    const text = await registry.metrics();
+    // 4 went to the stuck export, 4 wait in the queue, the other 12 are dropped.
+    expect(text).to.include('outrigger_trace_spans_dropped_total{reason="queue_full"} 12');
   });
 });
