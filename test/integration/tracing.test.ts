@@ -8,7 +8,8 @@ import { collector, startTestSidecar, type TestSidecar } from '../support/sideca
 import { formatTapEvent, runTap } from '../../src/cli/tap-command.js';
 import { waitFor } from '../support/wait.js';
 import { serviceDefinitionFor } from '../../examples/bookstore/grpc-service.js';
-import { EchoService } from '../../src/gen/outrigger/examples/transcoding/v1/echo_pb.js';
+import { EchoService, SampleSchema } from '../../src/gen/outrigger/examples/transcoding/v1/echo_pb.js';
+import { create, toBinary } from '@bufbuild/protobuf';
 import { startWsEcho } from '../support/backends.js';
 import { ECHO_DESCRIPTOR, requestJson } from '../support/transcode-harness.js';
 import { OtlpReceiver, SPAN_KIND_CLIENT, SPAN_KIND_SERVER } from '../support/otlp-receiver.js';
@@ -245,7 +246,7 @@ describe('tracing (issue 18 point 1): spans over OTLP, propagation', function ()
     expect(be.seen).to.have.length(20);
   });
 
-  it('transcoded REST and Connect: the gRPC call carries the trace; its client span is the gRPC method', async () => {
+  it('transcoded REST, Connect and gRPC-Web: the gRPC call carries the trace; its client span is the gRPC method', async () => {
     // The Echo service, recording each call's metadata.
     const seen: grpc.Metadata[] = [];
     const server = new grpc.Server();
@@ -270,9 +271,19 @@ describe('tracing (issue 18 point 1): spans over OTLP, propagation', function ()
     expect(rest.status).to.equal(200);
     const connect = await requestJson(`http://127.0.0.1:${sc.port()}/outrigger.examples.transcoding.v1.EchoService/Create`, { method: 'POST', body: JSON.stringify({ name: 'c' }), headers });
     expect(connect.status).to.equal(200);
-    const spans = await otlp.waitFor((s) => s.length >= 4);
+    // gRPC-Web: one length-prefixed protobuf message.
+    const msg = toBinary(SampleSchema, create(SampleSchema, { name: 'w' }));
+    const frame = Buffer.concat([Buffer.from([0, 0, 0, 0, msg.length]), Buffer.from(msg)]);
+    const web = await fetch(`http://127.0.0.1:${sc.port()}/outrigger.examples.transcoding.v1.EchoService/Create`, {
+      method: 'POST',
+      body: frame,
+      headers: { 'content-type': 'application/grpc-web+proto', 'x-grpc-web': '1', traceparent: `00-${TRACE}-${PARENT}-01` },
+    });
+    expect(web.status).to.equal(200);
+    await web.arrayBuffer();
+    const spans = await otlp.waitFor((s) => s.length >= 6);
     const clients = spans.filter((s) => s.kind === SPAN_KIND_CLIENT);
-    expect(clients).to.have.length(2);
+    expect(clients).to.have.length(3);
     for (const c of clients) {
       expect(c.traceId).to.equal(TRACE);
       expect(c.name).to.equal('outrigger.examples.transcoding.v1.EchoService/Create');
@@ -280,7 +291,7 @@ describe('tracing (issue 18 point 1): spans over OTLP, propagation', function ()
     }
     expect(seen.map((m) => traceparentOf(m.get('traceparent')[0]).spanId).sort()).to.deep.equal(clients.map((c) => c.spanId).sort());
     const protocols = spans.filter((s) => s.kind === SPAN_KIND_SERVER).map((s) => s.attributes['network.protocol.name']);
-    expect(protocols.sort()).to.deep.equal(['connect', 'rest']);
+    expect(protocols.sort()).to.deep.equal(['connect', 'grpc-web', 'rest']);
   });
 
   it('WebSocket pass-through: the upgrade request carries the attempt span as parent', async () => {
