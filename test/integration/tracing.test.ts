@@ -246,7 +246,7 @@ describe('tracing (issue 18 point 1): spans over OTLP, propagation', function ()
     expect(be.seen).to.have.length(20);
   });
 
-  it('transcoded REST, Connect and gRPC-Web: the gRPC call carries the trace; its client span is the gRPC method', async () => {
+  it('transcoded REST, Connect, gRPC-Web and the WebSocket bridge: the gRPC call carries the trace; its client span is the gRPC method', async () => {
     // The Echo service, recording each call's metadata.
     const seen: grpc.Metadata[] = [];
     const server = new grpc.Server();
@@ -261,7 +261,7 @@ describe('tracing (issue 18 point 1): spans over OTLP, propagation', function ()
     const sc = await sidecar(
       [
         listener('main'),
-        routes('main', [{ name: 'rest', match: { prefix: '/' }, route: { cluster: 'echo', transcode: { descriptorBin: ECHO_DESCRIPTOR } } }]),
+        routes('main', [{ name: 'rest', match: { prefix: '/' }, route: { cluster: 'echo', transcode: { descriptorBin: ECHO_DESCRIPTOR, websocket: {} } } }]),
         cluster('echo', [port], 'UPSTREAM_PROTOCOL_HTTP2'),
       ],
       { endpoint: otlp.httpEndpoint },
@@ -281,9 +281,19 @@ describe('tracing (issue 18 point 1): spans over OTLP, propagation', function ()
     });
     expect(web.status).to.equal(200);
     await web.arrayBuffer();
-    const spans = await otlp.waitFor((s) => s.length >= 6);
+    // The WebSocket bridge: one unary call over the JSON subprotocol.
+    const ws = new WebSocket(`ws://127.0.0.1:${sc.port()}/outrigger.examples.transcoding.v1.EchoService/Create`, ['grpc-ws+json'], { headers: { traceparent: `00-${TRACE}-${PARENT}-01` } });
+    const closed = new Promise<void>((r) => ws.once('close', () => r()));
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    ws.send(JSON.stringify({ name: 'ws' }));
+    ws.send('');
+    await closed;
+    const spans = await otlp.waitFor((s) => s.length >= 8);
     const clients = spans.filter((s) => s.kind === SPAN_KIND_CLIENT);
-    expect(clients).to.have.length(3);
+    expect(clients).to.have.length(4);
     for (const c of clients) {
       expect(c.traceId).to.equal(TRACE);
       expect(c.name).to.equal('outrigger.examples.transcoding.v1.EchoService/Create');
@@ -291,7 +301,7 @@ describe('tracing (issue 18 point 1): spans over OTLP, propagation', function ()
     }
     expect(seen.map((m) => traceparentOf(m.get('traceparent')[0]).spanId).sort()).to.deep.equal(clients.map((c) => c.spanId).sort());
     const protocols = spans.filter((s) => s.kind === SPAN_KIND_SERVER).map((s) => s.attributes['network.protocol.name']);
-    expect(protocols.sort()).to.deep.equal(['connect', 'grpc-web', 'rest']);
+    expect(protocols.sort()).to.deep.equal(['connect', 'grpc-web', 'rest', 'websocket-bridge']);
   });
 
   it('WebSocket pass-through: the upgrade request carries the attempt span as parent', async () => {
