@@ -138,6 +138,12 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const accessLog = opts.accessLog ?? createLogger({ async: true });
   const registry = opts.registry ?? new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'outrigger_' }); // → outrigger_process_*, outrigger_nodejs_*
+  // The access and audit logs are buffered (8 KiB / 4 KiB before a write): at low traffic a line would
+  // wait indefinitely, so they are flushed every second.
+  const logFlush = everySecond(clock, () => {
+    accessLog.flush();
+    opts.auditLog?.flush();
+  });
   const configVersion = new Gauge({
     name: 'outrigger_config_info',
     help: 'The active config version (value 1)',
@@ -332,9 +338,16 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       await (workers ? workers.drain() : listeners.drain());
       await admin.close();
       await status?.close();
+      logFlush.cancel();
       accessLog.flush();
       opts.auditLog?.flush();
       dataPath.closeFilters();
+      // The last spans, once; a collector that does not answer holds the exit at most 2 s.
+      const tracer = dataPath.telemetry.tracer;
+      if (tracer !== undefined) await new Promise<void>((r) => {
+        const t = clock.setTimer(2000, r);
+        tracer.shutdown().catch(() => undefined).finally(() => (t.cancel(), r()));
+      });
       logger.info('drained; exiting');
       resolveClosed();
     })();
@@ -363,4 +376,21 @@ export function advertisedAdmin(host: string, port: number, env: NodeJS.ProcessE
   const wildcard = host === '0.0.0.0' || host === '::' || host === '';
   const h = wildcard ? (env['POD_IP'] ?? host) : host;
   return h.includes(':') ? `[${h}]:${port}` : `${h}:${port}`;
+}
+
+/** Runs fn every second on the injected clock until cancelled (its timers never keep the process alive). */
+function everySecond(clock: Clock, fn: () => void): { cancel(): void } {
+  let t = clock.setTimer(1000, tick);
+  let stopped = false;
+  function tick(): void {
+    if (stopped) return;
+    fn();
+    t = clock.setTimer(1000, tick);
+  }
+  return {
+    cancel() {
+      stopped = true;
+      t.cancel();
+    },
+  };
 }

@@ -1,5 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { systemClock } from '../core/clock.js';
+import { buildTracer, resolveTracing } from '../observability/tracing/trace-config.js';
+import type { Tracer } from '../observability/tracing/tracer.js';
+import { systemRandom } from '../core/random.js';
+import { systemClock, type Clock } from '../core/clock.js';
 import { parseDurationFlag } from '../core/duration.js';
 import { createLogger } from '../observability/logger.js';
 import { startControlServer } from '../control/server/control-server.js';
@@ -46,6 +49,9 @@ flags:
   --replica-id ID       this replica's name in status (default HOSTNAME-PID-RANDOM)
   --status-ttl D        with redis: how long a killed replica's sidecars stay in status
                         (its entry is rewritten every TTL/3 and removed on shutdown; default 15s)
+  --trace-otlp-endpoint URL  OpenTelemetry: trace each operator change and the pushes it causes (as the
+                        sidecar's flag; also OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT); --trace-otlp-protocol,
+                        --trace-sampling as the sidecar's (docs/observability.md#tracing)
   --discover kubernetes generate the mesh's config from Kubernetes Services and EndpointSlices
                         (docs/discovery.md#the-mesh): a Cluster outbound|PORT||SVC.NS.svc.cluster.local
                         per Service port with its endpoints, and the injected sidecars' RouteConfiguration outbound
@@ -102,6 +108,9 @@ export const controlCommand: Command = {
         'ca-cert': { type: 'string' },
         'ca-key': { type: 'string' },
         'ca-bundle': { type: 'string' },
+        'trace-otlp-endpoint': { type: 'string' },
+        'trace-otlp-protocol': { type: 'string' },
+        'trace-sampling': { type: 'string' },
         'cert-ttl': { type: 'string', default: '24h' },
         'workload-token-file': { type: 'string' },
         'token-review': { type: 'boolean', default: false },
@@ -207,6 +216,7 @@ export const controlCommand: Command = {
         validate: { allowEphemeralPorts: values['allow-ephemeral-ports'] },
         debounceMs: parseDurationFlag(values.debounce!),
         maxDelayMs: parseDurationFlag(values['max-delay']!),
+        tracer: tracingOf(values, clock, registry),
         identifier: values['replica-id'],
         statusTtlMs,
       });
@@ -290,4 +300,14 @@ async function startMesh(d: Discover, logger: ReturnType<typeof createLogger>, r
       await provider.close();
     },
   };
+}
+
+/** The control plane's tracer when an OTLP endpoint is configured (flags or OTEL_* variables). */
+function tracingOf(values: Record<string, unknown>, clock: Clock, registry: Registry): Tracer | undefined {
+  const settings = resolveTracing({
+    endpoint: values['trace-otlp-endpoint'] as string | undefined,
+    protocol: values['trace-otlp-protocol'] as string | undefined,
+    sampling: values['trace-sampling'] as string | undefined,
+  });
+  return settings === undefined ? undefined : buildTracer(settings, { clock, random: systemRandom(), registry, serviceName: 'outrigger-control' });
 }

@@ -12,6 +12,7 @@ import { parseFlags, UsageError } from './flags.js';
 import { createAuditLogger, createLogger } from '../observability/logger.js';
 import { METRICS_COMPAT, type MetricsCompat } from '../observability/exchange-telemetry.js';
 import { workloadIdentity } from '../observability/workload.js';
+import { resolveTracing } from '../observability/tracing/trace-config.js';
 import type { Command } from './command.js';
 
 const USAGE = `usage: outrigger sidecar [--config FILE|DIR] [--control-plane HOST:PORT --node-id ID [--node-cluster C]
@@ -20,6 +21,7 @@ const USAGE = `usage: outrigger sidecar [--config FILE|DIR] [--control-plane HOS
        [--audit-log stdout|stderr|FILE] [--max-heap-fraction 0.9] [--bootstrap-token-file F | --sa-token-file F]
        [--locality REGION[/ZONE[/SUBZONE]]]
        [--kubeconfig F] [--consul-addr H:P] [--nats-servers URL,…] [--concurrency N]
+       [--trace-otlp-endpoint URL [--trace-otlp-protocol http/protobuf|grpc] [--trace-sampling R] [--trace-propagators P,…]]
 
 Runs the data plane with the listeners, routes and clusters of the config
 (resource documents, see docs/config.md). The config is watched and hot
@@ -65,6 +67,12 @@ flags:
                         on stdout, stderr or appended to a file; off unless given (still counted in metrics)
   --metrics-compat M     request metrics: istio (Istio's standard names), outrigger (ours), both (default);
                         docs/observability.md
+  --trace-otlp-endpoint URL  OpenTelemetry tracing: export spans over OTLP to this collector (http/protobuf:
+                        base URL, /v1/traces appended; grpc: http://H:P). Also on when OTEL_EXPORTER_OTLP_ENDPOINT
+                        or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set (docs/observability.md#tracing)
+  --trace-otlp-protocol P  http/protobuf (default; else OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL) or grpc
+  --trace-sampling R    ratio 0-1 of new traces recorded, parent-based (default 1; else OTEL_TRACES_SAMPLER[_ARG])
+  --trace-propagators P  tracecontext,baggage (default; else OTEL_PROPAGATORS), b3 (single header), b3multi
   --kubeconfig F         DISCOVERY_TYPE_KUBERNETES clusters: the API server (else KUBECONFIG, ~/.kube/config,
                         in-cluster service account); docs/discovery.md
   --consul-addr H:P     DISCOVERY_TYPE_CONSUL clusters: the Consul agent (else CONSUL_HTTP_ADDR; token: CONSUL_HTTP_TOKEN)
@@ -97,6 +105,10 @@ export const sidecarCommand: Command = {
         'consul-addr': { type: 'string' },
         'nats-servers': { type: 'string' },
         'metrics-compat': { type: 'string', default: 'both' },
+        'trace-otlp-endpoint': { type: 'string' },
+        'trace-otlp-protocol': { type: 'string' },
+        'trace-sampling': { type: 'string' },
+        'trace-propagators': { type: 'string' },
         'allow-ephemeral-ports': { type: 'boolean', default: false },
         'bootstrap-token-file': { type: 'string' },
         'sa-token-file': { type: 'string' },
@@ -120,6 +132,20 @@ export const sidecarCommand: Command = {
     if (values['cert-ttl'] && !tokenFile) throw new UsageError('--cert-ttl needs --bootstrap-token-file or --sa-token-file', USAGE);
     const compat = values['metrics-compat'] as MetricsCompat;
     if (!METRICS_COMPAT.includes(compat)) throw new UsageError(`--metrics-compat must be one of ${METRICS_COMPAT.join(', ')}`, USAGE);
+    let tracing;
+    try {
+      tracing = resolveTracing({
+        endpoint: values['trace-otlp-endpoint'],
+        protocol: values['trace-otlp-protocol'],
+        sampling: values['trace-sampling'],
+        propagators: values['trace-propagators'],
+      });
+    } catch (err) {
+      throw new UsageError((err as Error).message, USAGE);
+    }
+    if (!tracing && (values['trace-otlp-protocol'] || values['trace-sampling'] || values['trace-propagators'])) {
+      throw new UsageError('--trace-otlp-protocol, --trace-sampling and --trace-propagators need --trace-otlp-endpoint (or OTEL_EXPORTER_OTLP_ENDPOINT)', USAGE);
+    }
     const maxHeapFraction = Number(values['max-heap-fraction']);
     if (!(maxHeapFraction > 0.05 && maxHeapFraction <= 1)) {
       throw new UsageError(`--max-heap-fraction: a number in (0.05, 1], got "${values['max-heap-fraction']}"`, USAGE);
@@ -163,7 +189,7 @@ export const sidecarCommand: Command = {
         appProbes: process.env.OUTRIGGER_APP_PROBES ? JSON.parse(process.env.OUTRIGGER_APP_PROBES) : undefined,
         auditLog: values['audit-log'] ? createAuditLogger(values['audit-log']) : undefined,
         // Istio's source_*/destination_* labels: the pod the injector described (POD_NAME, POD_NAMESPACE, its labels).
-        telemetry: { compat, workload: workloadIdentity(process.env, nodeLabels) },
+        telemetry: { compat, workload: workloadIdentity(process.env, nodeLabels), tracing },
       };
       if (concurrency > 1 && cluster.isWorker) {
         // A worker of `--concurrency N`: the data path only, its config from the primary.

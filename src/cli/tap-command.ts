@@ -20,7 +20,7 @@ ${SIDECAR_USAGE}
 export function formatTapEvent(e: TapEvent): string {
   const f = (v: unknown): string => (v === undefined || v === null || v === '' ? '-' : String(v));
   const h = e.headers ? ' ' + Object.entries(e.headers).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ') : '';
-  return `${e.method} ${e.authority}${e.path} status=${e.status} grpc=${f(e.grpc_status)} latency=${e.duration_ms}ms route=${f(e.route)} upstream=${f(e.upstream)} flags=${f(e.flags)} id=${f(e.request_id)}${h}\n`;
+  return `${e.method} ${e.authority}${e.path} status=${e.status} grpc=${f(e.grpc_status)} latency=${e.duration_ms}ms route=${f(e.route)} upstream=${f(e.upstream)} flags=${f(e.flags)} id=${f(e.request_id)} trace=${f(e.trace_id)}${h}\n`;
 }
 
 /** `onOpen` fires once every sidecar's subscription is live (tests send traffic then). */

@@ -13,6 +13,8 @@ export interface ExchangeRecord {
   readonly route: string;
   readonly cluster: string;
   readonly request_id: string | undefined;
+  /** The W3C trace id of the exchange, when tracing is on (sampled or not). */
+  readonly trace_id: string | undefined;
   readonly flags: string | undefined;
   readonly headers: Record<string, string> | undefined;
   /** The verified SPIFFE ID of the downstream mesh mTLS peer. */

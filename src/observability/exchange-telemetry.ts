@@ -3,6 +3,7 @@ import type { IstioMetrics } from './istio-metrics.js';
 import type { LiveStats } from './live-stats.js';
 import type { TapEvent, TapHub } from './tap.js';
 import type { ExchangeRecord } from './exchange-record.js';
+import type { Tracer } from './tracing/tracer.js';
 
 /** Which request metrics the sidecar exports (`outrigger sidecar --metrics-compat`). */
 export type MetricsCompat = 'istio' | 'outrigger' | 'both';
@@ -21,6 +22,8 @@ export interface ExchangeTelemetry {
   readonly istio: IstioMetrics | undefined;
   readonly live: LiveStats | undefined;
   readonly tap: TapHub | undefined;
+  /** OpenTelemetry tracing (tracing/), when an OTLP endpoint is configured. */
+  readonly tracer: Tracer | undefined;
 }
 
 export function reportExchange(t: ExchangeTelemetry, listener: string, ex: ExchangeRecord): void {
@@ -59,6 +62,7 @@ function tapEvent(clock: Clock, listener: string, ex: ExchangeRecord): TapEvent 
     upstream: ex.upstream,
     flags: ex.flags,
     request_id: ex.request_id,
+    trace_id: ex.trace_id,
     headers: ex.headers,
   };
 }

@@ -6,6 +6,9 @@ import { IstioMetrics } from './istio-metrics.js';
 import { LiveStats, type LiveOptions } from './live-stats.js';
 import { TapHub } from './tap.js';
 import { UNKNOWN_WORKLOAD, type WorkloadIdentity } from './workload.js';
+import { systemRandom, type Random } from '../core/random.js';
+import { buildTracer, type TracingSettings } from './tracing/trace-config.js';
+import type { SpanSink } from './tracing/span-export.js';
 
 /** The injected outbound listener (injector/inbound-config.ts OUTBOUND.listener): its traffic is reported as `source`. */
 export const DEFAULT_OUTBOUND_LISTENERS: ReadonlySet<string> = new Set(['outbound']);
@@ -20,6 +23,11 @@ export interface TelemetryOptions {
   readonly live?: LiveOptions;
   /** The sidecar's own SPIFFE ID, once it holds a workload certificate (principal labels). */
   readonly selfPrincipal?: () => string | undefined;
+  /** OpenTelemetry tracing (resolveTracing: flags and OTEL_* variables); undefined: off, and free. */
+  readonly tracing?: TracingSettings;
+  readonly random?: Random;
+  /** Spans go here instead of the OTLP exporter (tests, benchmarks). */
+  readonly spanSink?: SpanSink;
 }
 
 /**
@@ -47,6 +55,10 @@ export function buildTelemetry(o: TelemetryOptions, prefix = 'outrigger_'): Exch
           }),
     live: new LiveStats(o.clock, o.live),
     tap: new TapHub(),
+    tracer:
+      o.tracing === undefined
+        ? undefined
+        : buildTracer(o.tracing, { clock: o.clock, random: o.random ?? systemRandom(), registry: o.registry, workload: o.workload, sink: o.spanSink }),
   };
 }
 

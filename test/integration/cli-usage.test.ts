@@ -24,4 +24,15 @@ describe('outrigger CLI usage errors', function () {
     expect(r.status).to.equal(2);
     expect(r.stderr).to.include('--locality: expected region[/zone[/subZone]], got "a/b/c/d"');
   });
+
+  it('sidecar with a bad tracing setting exits 2 naming the flag or OTEL_* variable', () => {
+    const run = (args: string[], env: Record<string, string> = {}) =>
+      spawnSync(process.execPath, ['bin/outrigger.js', 'sidecar', '--config', 'x.yaml', ...args], { env: { ...process.env, OUTRIGGER_FROM_SOURCE: '1', ...env }, encoding: 'utf8' });
+    const a = run(['--trace-otlp-endpoint', 'http://c:4318', '--trace-sampling', '2']);
+    expect(a.status).to.equal(2);
+    expect(a.stderr).to.include('--trace-sampling: a ratio in [0, 1] expected, got "2"');
+    const b = run([], { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_TRACES_SAMPLER: 'nope' });
+    expect(b.status).to.equal(2);
+    expect(b.stderr).to.include('OTEL_TRACES_SAMPLER: unsupported sampler "nope"');
+  });
 });

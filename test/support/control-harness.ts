@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { Tracer } from '../../src/observability/tracing/tracer.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,7 +34,7 @@ export async function tempDir(prefix = 'outrigger-cp-'): Promise<string> {
 
 /** An in-process control plane on 127.0.0.1 (port 0) with a file store. */
 export async function startTestControlPlane(
-  opts: { dir?: string; store?: StateStore; port?: number; debounceMs?: number; identifier?: string; statusTtlMs?: number; generated?: GeneratedResources; onGeneratedConverged?: (seconds: number) => void } = {},
+  opts: { dir?: string; store?: StateStore; port?: number; debounceMs?: number; identifier?: string; statusTtlMs?: number; generated?: GeneratedResources; onGeneratedConverged?: (seconds: number) => void; tracer?: Tracer } = {},
 ): Promise<ControlServer & { logs: Record<string, unknown>[]; dir: string; address: string }> {
   const dir = opts.dir ?? (await tempDir());
   const logs: Record<string, unknown>[] = [];
@@ -50,6 +51,7 @@ export async function startTestControlPlane(
     statusTtlMs: opts.statusTtlMs,
     generated: opts.generated,
     onGeneratedConverged: opts.onGeneratedConverged,
+    tracer: opts.tracer,
   });
   return Object.assign(server, { logs, dir, address: `127.0.0.1:${server.port}` });
 }

@@ -7,6 +7,8 @@ import type { Logger } from '../../observability/logger.js';
 import type { StateStore } from '../store/state-store.js';
 import type { StoreState } from '../store/store-state.js';
 import { ControlMetrics } from './control-metrics.js';
+import { SpanKind } from '@opentelemetry/api';
+import type { OpenSpan, Tracer } from '../../observability/tracing/tracer.js';
 import { NodeViewCache, type NodeView } from './node-view.js';
 import type { GeneratedNames } from './cluster-overrides.js';
 import { GENERATED_LABEL } from '../../discovery/endpoint-set.js';
@@ -38,6 +40,8 @@ export interface ControlPlaneOptions {
   readonly generated?: GeneratedResources;
   /** Told, per push that carried a generated change, the seconds from its source change to the last sidecar's ACK (discovery's push metric). */
   readonly onGeneratedConverged?: (seconds: number) => void;
+  /** OpenTelemetry tracing (`outrigger control --trace-*`): an operator change → the push it caused → its stream batches. */
+  readonly tracer?: Tracer;
 }
 
 export type Outcome = Change | Failure;
@@ -80,6 +84,8 @@ export class ControlPlane implements StreamHost {
   private namesOf: { epoch: number; names: GeneratedNames } | undefined;
   private readonly cache: NodeViewCache;
   private readonly streams = new Set<HostedStream>();
+  /** The traced operator change whose push is pending (tracing on). */
+  private pushCause: OpenSpan | undefined;
   private chain: Promise<unknown> = Promise.resolve();
   private debounce: Timer | undefined;
   private burstStartMs: number | undefined;
@@ -194,6 +200,22 @@ export class ControlPlane implements StreamHost {
   }
 
   private mutate(op: string, who: string, fn: (s: StoreState) => Outcome): Promise<Outcome> {
+    const traced = async (): Promise<Outcome> => {
+      const span = this.opts.tracer?.startSpan(`control ${op}`, SpanKind.SERVER);
+      span?.set('outrigger.operation', op).set('enduser.id', who);
+      try {
+        const out = await run();
+        span?.set('outrigger.result', out.ok ? 'ok' : out.code);
+        if (out.ok && out.state !== undefined) span?.set('outrigger.revision', out.state.revision);
+        // The push this change causes is this span's child (the push is debounced: it starts later).
+        if (span !== undefined && out.ok) this.pushCause = span;
+        span?.end(!out.ok);
+        return out;
+      } catch (err) {
+        span?.end(true);
+        throw err;
+      }
+    };
     const run = async (): Promise<Outcome> => {
       for (let attempt = 0; ; attempt++) {
         const before = this.state;
@@ -219,7 +241,7 @@ export class ControlPlane implements StreamHost {
         }
       }
     };
-    const p = this.chain.then(run, run);
+    const p = this.chain.then(traced, traced);
     this.chain = p.catch(() => {});
     return p;
   }
@@ -323,8 +345,20 @@ export class ControlPlane implements StreamHost {
     this.convergence = conv;
     const streams = [...this.streams];
     let next = 0;
+    // Tracing: the push as a child of the operator change that caused it (the latest one of a debounced burst).
+    const cause = this.pushCause;
+    this.pushCause = undefined;
+    const pushSpan = this.opts.tracer === undefined ? undefined : this.opts.tracer.startSpan('control push', SpanKind.INTERNAL, cause);
+    pushSpan?.set('outrigger.streams', streams.length).set('outrigger.revision', this.state.revision);
+    const sentBeforePush = this.responsesSent;
     const batch = (): void => {
-      if (generation !== this.pushGeneration || this.closing) return;
+      if (generation !== this.pushGeneration || this.closing) {
+        pushSpan?.set('outrigger.superseded', true).end();
+        return;
+      }
+      const batchSpan = pushSpan === undefined ? undefined : this.opts.tracer!.startSpan('control push batch', SpanKind.INTERNAL, pushSpan);
+      const first = next;
+      const sentBeforeBatch = this.responsesSent;
       const end = Math.min(streams.length, next + PUSH_BATCH);
       for (; next < end; next++) {
         const s = streams[next]!;
@@ -337,10 +371,12 @@ export class ControlPlane implements StreamHost {
           conv.pushed++;
         }
       }
+      batchSpan?.set('outrigger.streams', next - first).set('outrigger.responses', this.responsesSent - sentBeforeBatch).end();
       if (next < streams.length) {
         setImmediate(batch);
         return;
       }
+      pushSpan?.set('outrigger.responses', this.responsesSent - sentBeforePush).end();
       conv.complete = true;
       if (conv.waiting.size === 0 && this.convergence === conv) {
         // Every stream pushed to has ACKed already (before the last batch ran).

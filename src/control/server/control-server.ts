@@ -1,4 +1,5 @@
 import { randomBytes, X509Certificate } from 'node:crypto';
+import type { Tracer } from '../../observability/tracing/tracer.js';
 import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
@@ -66,6 +67,8 @@ export interface ControlServerOptions {
   readonly validate?: ValidateOptions;
   readonly debounceMs?: number;
   readonly maxDelayMs?: number;
+  /** OpenTelemetry tracing of operator changes and the pushes they cause (docs/observability.md#tracing). */
+  readonly tracer?: Tracer;
   /** This replica's id in Status and responses (default HOST-PID-RANDOM, unique per process). */
   readonly identifier?: string;
   /**
@@ -152,6 +155,7 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
     identifier,
     generated: opts.generated,
     onGeneratedConverged: opts.onGeneratedConverged,
+    tracer: opts.tracer,
     // Only a shared store has anything to publish (a file store: no hook at all on the push path).
     onStatusChange: opts.store.replicaStatus ? () => board?.changed() : undefined,
   });
@@ -270,6 +274,7 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
       await status.close();
       caHolder?.close();
       await plane.close();
+      await opts.tracer?.shutdown().catch(() => undefined);
       for (const s of sessions) s.destroy();
       await new Promise<void>((r) => server.close(() => r()));
       if (metricsServer) await new Promise<void>((r) => metricsServer!.close(() => r()));

@@ -2,6 +2,7 @@ import type { Clock } from '../../core/clock.js';
 import type { Logger } from '../../observability/logger.js';
 import type { ProxyMetrics } from '../../observability/proxy-metrics.js';
 import { reportExchange, type ExchangeTelemetry } from '../../observability/exchange-telemetry.js';
+import type { ExchangeTrace } from '../../observability/tracing/tracer.js';
 
 /** Where an exchange's record goes (ProxyContext provides these). */
 export interface ExchangeSinks {
@@ -54,6 +55,8 @@ export class Exchange {
   source_principal: string | undefined = undefined;
   /** The mesh mTLS upstream's verified SPIFFE ID (clusters with `tls.mode: TLS_MODE_MESH`). */
   upstream_principal: string | undefined = undefined;
+  /** The exchange's trace (set by the pipeline when tracing is on): attempts inject it, finish() ends its server span. */
+  trace: ExchangeTrace | undefined = undefined;
   private readonly startMs: number;
   private done = false;
 
@@ -71,6 +74,15 @@ export class Exchange {
   startWallMs(): number {
     const c = this.ctx.clock;
     return c.nowMs() - (c.monotonicMs() - this.startMs);
+  }
+
+  get trace_id(): string | undefined {
+    return this.trace?.traceId;
+  }
+
+  /** The server span's id (unsampled: the parent's id that was passed on). */
+  get span_id(): string | undefined {
+    return this.trace?.spanId;
   }
 
   /** Copies the configured request headers into the log line, redacting sensitive ones. */
@@ -99,7 +111,11 @@ export class Exchange {
     ctx.metrics.activeFor(l.name).dec();
     // Observability: Istio metrics, live window, tap (exchange-telemetry.ts); --metrics-compat istio drops our histogram.
     const t = ctx.telemetry;
-    if (t !== undefined) reportExchange(t, l.name, this);
+    if (t !== undefined) {
+      reportExchange(t, l.name, this);
+      const tr = this.trace;
+      if (tr !== undefined) tr.tracer.exchangeEnded(tr, this, this.startWallMs());
+    }
     if (t === undefined || t.outriggerRequestMetric) {
       ctx.metrics.observeRequest(l.name, this.route, this.cluster, this.status, this.grpc_status ?? '', this.protocol, this.duration_ms / 1000);
     }
@@ -128,6 +144,8 @@ export class Exchange {
       headers: this.headers,
       source_principal: this.source_principal,
       upstream_principal: this.upstream_principal,
+      trace_id: this.trace?.traceId,
+      span_id: this.trace?.spanId,
     };
   }
 }

@@ -57,6 +57,10 @@ export function handleExchange(ctx: ProxyContext, view: ListenerView, ds: Downst
   const ex = ds.ex;
   // Correlation: the one request id of this exchange, before anything can answer (local replies carry it).
   ex.request_id = decideRequestId(ds.headers, settings.trustedHops);
+  // Tracing: the trace that arrived (or a new one) and the sampling decision, from the client's headers as
+  // they came (x-outrigger-force-trace included: the forwarders drop x-outrigger-* when they copy headers).
+  const tracer = ctx.telemetry?.tracer;
+  if (tracer !== undefined) ex.trace = tracer.begin(ds.headers);
   const target = ds.target;
   const q = target.indexOf('?');
   const path = q < 0 ? target : target.slice(0, q);

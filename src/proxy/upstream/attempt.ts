@@ -3,6 +3,7 @@ import type { Exchange } from '../http/exchange.js';
 import type { ClusterRuntime } from './cluster.js';
 import type { EndpointAddress } from './endpoint.js';
 import type { Attempt as StatsAttempt, AttemptOutcome } from './endpoint-stats.js';
+import type { AttemptSpan } from '../../observability/tracing/tracer.js';
 
 /**
  * Why an attempt was sent: the request's first, a retry after a failure
@@ -45,6 +46,8 @@ export class UpstreamAttempt {
   private pending = false;
   private ended = false;
   private retrySlot = false;
+  /** Its client span while it runs, when the exchange's trace is sampled. */
+  span: AttemptSpan | undefined = undefined;
 
   constructor(
     readonly cluster: ClusterRuntime,
@@ -84,6 +87,21 @@ export class UpstreamAttempt {
     if (this.retrySlot) this.cluster.releaseRetry();
     this.stats.end(outcome);
     this.metrics.upstreamAttempt(this.cluster.name, result);
+    const s = this.span;
+    if (s !== undefined) {
+      const ep = this.endpoint;
+      s.trace.tracer.attemptEnded(s, {
+        cluster: this.cluster.name,
+        endpointHost: ep.host,
+        endpointPort: ep.port,
+        index: this.index,
+        kind: this.kind,
+        status: outcome.status,
+        grpcStatus: outcome.grpcStatus,
+        flag: outcome.flag,
+        result,
+      });
+    }
   }
 
   get done(): boolean {
@@ -102,11 +120,15 @@ export function startAttempt(
   endpoint: EndpointAddress,
   index: number,
   kind: AttemptKind,
-  _headers: Record<string, unknown>,
+  headers: Record<string, unknown>,
   /** The exchange the attempt serves (absent for calls of our own, e.g. reflection): its record, request id, trace parent. */
-  _exchange: Exchange | undefined,
+  exchange: Exchange | undefined,
 ): UpstreamAttempt {
-  return new UpstreamAttempt(cluster, endpoint, index, kind, metrics);
+  const a = new UpstreamAttempt(cluster, endpoint, index, kind, metrics);
+  // Tracing: this attempt's client span (a sibling of the request's other attempts) is the upstream's parent.
+  const t = exchange?.trace;
+  if (t !== undefined) a.span = t.tracer.attemptStarted(t, headers, exchange!.method, exchange!.path);
+  return a;
 }
 
 const FLAG_UF = flagOf('upstream_connect_failure');

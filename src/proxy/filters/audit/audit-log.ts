@@ -51,7 +51,9 @@ export class AuditLog {
       ...ev,
       // The exchange's decided id (the access log's and the local reply's), never a client's untrusted header.
       request_id: ds.ex.request_id,
-      trace_id: traceId(one(h['traceparent'])),
+      // The exchange's trace (tracing on): the same ids as its access-log line and spans; else what the client sent.
+      trace_id: ds.ex.trace_id ?? traceId(one(h['traceparent'])),
+      span_id: ds.ex.span_id,
       source: ds.conn.clientAddress,
       principal: ds.auth?.principal,
       peer_principal: ds.conn.peerPrincipal,

@@ -1,0 +1,183 @@
+/**
+ * What tracing costs (`npm run bench:tracing`, issue 18): the sidecar's CPU µs
+ * per gRPC unary request (BookstoreService/GetShelf, h2load) with tracing off,
+ * at 1 % and at 100 % sampling, spans exported over OTLP/HTTP protobuf to a
+ * local receiver (in this process, so its CPU is not the sidecar's). Then an
+ * in-process microbenchmark of the request path alone: the tracer's calls for
+ * one exchange with one attempt, against the SDK Tracer doing the same spans.
+ * BENCH_SECONDS (3) per window, BENCH_ROUNDS (3); BENCH_MICRO_ONLY=1 skips the
+ * end-to-end part.
+ */
+import http from 'node:http';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { stringify } from 'yaml';
+import { Registry } from 'prom-client';
+import { ROOT_CONTEXT, SpanKind, trace } from '@opentelemetry/api';
+import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
+import { runH2load } from './lib/load.js';
+import { framedGetShelfRequest, GET_SHELF_PATH } from './lib/bookstore.js';
+import { cpuDelta, drainOutput, freePort, installCleanupHandlers, spawnManaged, stop, stopAll, treeCpu, waitForLine, waitForPort, type Managed } from './lib/proc.js';
+import { systemClock } from '../src/core/clock.js';
+import { systemRandom } from '../src/core/random.js';
+import { buildTracer, resolveTracing } from '../src/observability/tracing/trace-config.js';
+import type { SpanSink } from '../src/observability/tracing/span-export.js';
+import type { ExchangeRecord } from '../src/observability/exchange-record.js';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const SERVER_CPUS = process.env.BENCH_SERVER_CPU ?? '0';
+const LOAD_CPUS = process.env.BENCH_LOAD_CPU ?? '1';
+const VARIANTS = [
+  { label: 'off', flags: [] as string[] },
+  { label: '1 %', flags: ['--trace-sampling', '0.01'] },
+  { label: '100 %', flags: ['--trace-sampling', '1'] },
+];
+
+const med = (a: number[]): number => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
+
+/** A local OTLP/HTTP receiver: accepts every export (200), counts requests and bytes. */
+async function receiver(): Promise<{ port: number; requests: () => number; bytes: () => number; close(): void }> {
+  let requests = 0;
+  let bytes = 0;
+  const srv = http.createServer((req, res) => {
+    req.on('data', (c: Buffer) => (bytes += c.length));
+    req.on('end', () => {
+      requests++;
+      res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+    });
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  return { port: (srv.address() as { port: number }).port, requests: () => requests, bytes: () => bytes, close: () => srv.close() };
+}
+
+async function sidecar(dir: string, backendPort: number, otlpPort: number, flags: string[]): Promise<{ proc: Managed; port: number }> {
+  const port = await freePort();
+  const conf = join(dir, `sidecar-${port}.yaml`);
+  const docs = [
+    { apiVersion: 'outrigger.io/v1', kind: 'Cluster', metadata: { name: 'g' }, spec: { type: 'DISCOVERY_TYPE_STATIC', protocol: 'UPSTREAM_PROTOCOL_HTTP2', endpoints: [{ address: { host: '127.0.0.1', port: backendPort } }] } },
+    { apiVersion: 'outrigger.io/v1', kind: 'RouteConfiguration', metadata: { name: 'r' }, spec: { virtualHosts: [{ name: 'r', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'g' } }] }] } },
+    { apiVersion: 'outrigger.io/v1', kind: 'Listener', metadata: { name: 'main' }, spec: { address: { host: '127.0.0.1', port }, routeConfig: 'r' } },
+  ];
+  writeFileSync(conf, docs.map((d) => stringify(d)).join('---\n'));
+  const tracing = flags.length > 0 ? ['--trace-otlp-endpoint', `http://127.0.0.1:${otlpPort}`, ...flags] : [];
+  const proc = spawnManaged('sidecar', process.execPath, [join(ROOT, 'bin', 'outrigger.js'), 'sidecar', '--config', conf, '--admin-port', String(await freePort()), ...tracing], {
+    cpus: SERVER_CPUS,
+    cwd: ROOT,
+    env: { ...process.env, OUTRIGGER_FROM_SOURCE: '1', OUTRIGGER_LOG_LEVEL: 'warn' },
+    logFile: join(dir, `sidecar-${port}.log`),
+  });
+  if (!(await waitForPort(port, 120_000, () => proc.exitCode() === undefined))) throw new Error(`sidecar did not listen (log: ${join(dir, `sidecar-${port}.log`)})`);
+  return { proc, port };
+}
+
+async function endToEnd(): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'outrigger-bench-tracing-'));
+  const otlp = await receiver();
+  try {
+    const bodyFile = join(dir, 'getshelf.bin');
+    writeFileSync(bodyFile, framedGetShelfRequest(1n));
+    const be = spawnManaged('backend-grpc', process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'backends', 'grpc.ts'), '--port', '0'], { cpus: LOAD_CPUS, cwd: ROOT });
+    const backendPort = Number((await waitForLine(be, /LISTENING (\d+)/, 30_000))[1]);
+    drainOutput(be);
+    const rows: string[] = [];
+    for (const v of VARIANTS) {
+      const sc = await sidecar(dir, backendPort, otlp.port, v.flags);
+      const run = (s: number) =>
+        runH2load({ url: `http://127.0.0.1:${sc.port}${GET_SHELF_PATH}`, seconds: s, clients: 10, streams: 10, dataFile: bodyFile, headers: ['content-type: application/grpc', 'te: trailers'], cpus: LOAD_CPUS });
+      await run(1); // warm-up
+      const cpu: number[] = [];
+      const rps: number[] = [];
+      const exportsBefore = otlp.requests();
+      for (let i = 0; i < ROUNDS; i++) {
+        const c0 = treeCpu(sc.proc.pid);
+        const r = await run(SECONDS);
+        const c = cpuDelta(c0, treeCpu(sc.proc.pid));
+        // A loaded machine can starve a window (h2load sees no answer in time): say so, and keep the other rounds.
+        if (r.failed > 0 || !r.ok || r.succeeded === 0) {
+          process.stderr.write(`tracing ${v.label}: round ${i + 1} failed (${r.failed} failed ${r.error ?? ''}); not counted\n`);
+          continue;
+        }
+        cpu.push((c * 1e6) / r.succeeded);
+        rps.push(r.rps);
+      }
+      rows.push(`| ${v.label} | ${cpu.length === 0 ? '-' : med(cpu).toFixed(1)} | ${rps.length === 0 ? '-' : Math.round(med(rps))} | ${otlp.requests() - exportsBefore} |`);
+      process.stderr.write(`${rows.at(-1)}\n`);
+      await stop(sc.proc);
+    }
+    return `| tracing | sidecar CPU µs/req (median of ${ROUNDS}) | req/s | OTLP exports received |\n|---|---|---|---|\n${rows.join('\n')}\n`;
+  } finally {
+    otlp.close();
+    await stopAll();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The request path alone: begin, one attempt (inject, span start/end), the server span's end; spans go to a sink that keeps the last. */
+function micro(): string {
+  const N = 200_000;
+  // The sink reads what the OTLP transformer reads, so the work deferred to export time is counted too.
+  const sink: SpanSink & { n: number } = {
+    n: 0,
+    onEnd: (sp) => {
+      sink.n += Object.keys(sp.attributes).length + sp.spanContext().spanId.length + (sp.parentSpanContext?.spanId.length ?? 0) + sp.startTime[1] + sp.endTime[1] + sp.name.length + sp.status.code;
+    },
+    forceFlush: async () => undefined,
+    shutdown: async () => undefined,
+  };
+  const ex: ExchangeRecord = {
+    method: 'POST', authority: 'bench', path: GET_SHELF_PATH, protocol: 'grpc', status: 200, grpc_status: '0', duration_ms: 0.4, bytes_in: 7, bytes_out: 20,
+    upstream: '127.0.0.1:1', route: 'r', cluster: 'g', request_id: 'x', trace_id: undefined, flags: undefined, headers: undefined, source_principal: undefined, upstream_principal: undefined,
+  };
+  const rows: string[] = [];
+  const time = (label: string, fn: () => void): void => {
+    for (let i = 0; i < 20_000; i++) fn();
+    const t0 = process.cpuUsage();
+    for (let i = 0; i < N; i++) fn();
+    const d = process.cpuUsage(t0);
+    rows.push(`| ${label} | ${(((d.user + d.system) / N) * 1000).toFixed(0)} |`);
+  };
+  const clock = systemClock();
+  for (const ratio of ['0.01', '1']) {
+    const tr = buildTracer(resolveTracing({ endpoint: 'http://127.0.0.1:4318', sampling: ratio }, {})!, { clock, random: systemRandom(), registry: new Registry(), sink });
+    for (const incoming of ['no parent', 'unsampled parent arrives', 'sampled parent arrives'] as const) {
+      const h: Record<string, unknown> = incoming === 'no parent' ? {} : { traceparent: `00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0${incoming === 'sampled parent arrives' ? 1 : 0}` };
+      time(`outrigger tracer, ${ratio === '1' ? '100 %' : '1 %'}, ${incoming}`, () => {
+        const t = tr.begin(h);
+        const up: Record<string, unknown> = { ':path': GET_SHELF_PATH, ':method': 'POST', 'content-type': 'application/grpc' };
+        const s = tr.attemptStarted(t, up, 'POST', GET_SHELF_PATH);
+        if (s !== undefined) tr.attemptEnded(s, { cluster: 'g', endpointHost: '127.0.0.1', endpointPort: 1, index: 0, kind: 'first', status: 200, grpcStatus: '0', flag: undefined, result: 'success' });
+        tr.exchangeEnded(t, ex, 0);
+      });
+    }
+  }
+  // The SDK's Tracer making the same two spans (no-op processor): what the request path would pay with it.
+  const provider = new BasicTracerProvider({ spanProcessors: [{ onStart: () => undefined, onEnd: () => void sink.n++, forceFlush: async () => undefined, shutdown: async () => undefined }] });
+  const sdk = provider.getTracer('bench');
+  time('SDK Tracer, 100 %, same spans and attributes', () => {
+    const server = sdk.startSpan('outrigger.examples.bookstore.v1.BookstoreService/GetShelf', {
+      kind: SpanKind.SERVER,
+      attributes: { 'http.request.method': 'POST', 'url.path': GET_SHELF_PATH, 'rpc.system': 'grpc', 'rpc.service': 'outrigger.examples.bookstore.v1.BookstoreService', 'rpc.method': 'GetShelf', 'outrigger.route': 'r', 'outrigger.cluster': 'g' },
+    });
+    const client = sdk.startSpan('GetShelf', { kind: SpanKind.CLIENT, attributes: { 'server.address': '127.0.0.1', 'outrigger.attempt': 'first' } }, trace.setSpan(ROOT_CONTEXT, server));
+    client.setAttribute('rpc.grpc.status_code', 0);
+    client.end();
+    server.setAttributes({ 'http.response.status_code': 200, 'rpc.grpc.status_code': 0 });
+    server.end();
+  });
+  return `| request path (in process, ${N} iterations) | ns per request |\n|---|---|\n${rows.join('\n')}\n`;
+}
+
+async function main(): Promise<void> {
+  installCleanupHandlers();
+  const load = (): string => loadavg().map((l) => l.toFixed(2)).join(' ');
+  const out: string[] = [`load average before: ${load()}`];
+  out.push(micro());
+  if (process.env.BENCH_MICRO_ONLY !== '1') out.push(await endToEnd());
+  out.push(`load average after: ${load()}`);
+  process.stdout.write(out.join('\n') + '\n');
+}
+
+await main();
