@@ -2,7 +2,6 @@ import { resourceFromAttributes, defaultResource, detectResources, envDetector }
 import type { Registry } from 'prom-client';
 import type { Clock } from '../../core/clock.js';
 import type { Random } from '../../core/random.js';
-import type { WorkloadIdentity } from '../workload.js';
 import { DEFAULT_PROPAGATORS, PROPAGATORS, Propagation, type PropagatorName } from './propagation.js';
 import { OTLP_PROTOCOLS, SpanExport, type OtlpProtocol, type SpanSink } from './span-export.js';
 import { Tracer, type SamplerConfig } from './tracer.js';
@@ -128,7 +127,8 @@ export interface TracerDeps {
   readonly clock: Clock;
   readonly random: Random;
   readonly registry: Registry;
-  readonly workload?: WorkloadIdentity;
+  /** The pod the injector described (observability/workload.ts's WorkloadIdentity; structural, so this folder does not import its parent). */
+  readonly workload?: { readonly workload: string; readonly namespace: string };
   /** service.name when there is no workload (the control plane: outrigger-control). */
   readonly serviceName?: string;
   /** Where spans go instead of the OTLP exporter (tests, benchmarks). */
