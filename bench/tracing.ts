@@ -21,8 +21,8 @@ import { framedGetShelfRequest, GET_SHELF_PATH } from './lib/bookstore.js';
 import { cpuDelta, drainOutput, freePort, installCleanupHandlers, spawnManaged, stop, stopAll, treeCpu, waitForLine, waitForPort, type Managed } from './lib/proc.js';
 import { systemClock } from '../src/core/clock.js';
 import { systemRandom } from '../src/core/random.js';
-import { buildTracer, resolveTracing } from '../src/observability/tracing/trace-config.js';
-import type { SpanSink } from '../src/observability/tracing/span-export.js';
+import { buildTracer, resolveTracing } from '../src/observability/trace-config.js';
+import type { SpanSink } from '../src/observability/span-export.js';
 import type { ExchangeRecord } from '../src/observability/exchange-record.js';
 
 const ROOT = resolve(import.meta.dirname, '..');

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { buildTracer, resolveTracing } from '../observability/tracing/trace-config.js';
-import type { Tracer } from '../observability/tracing/tracer.js';
+import { buildTracer, resolveTracing } from '../observability/trace-config.js';
+import type { Tracer } from '../observability/tracer.js';
 import { systemRandom } from '../core/random.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { parseDurationFlag } from '../core/duration.js';

@@ -3,7 +3,7 @@ import type { IstioMetrics } from './istio-metrics.js';
 import type { LiveStats } from './live-stats.js';
 import type { TapEvent, TapHub } from './tap.js';
 import type { ExchangeRecord } from './exchange-record.js';
-import type { Tracer } from './tracing/tracer.js';
+import type { Tracer } from './tracer.js';
 
 /** Which request metrics the sidecar exports (`outrigger sidecar --metrics-compat`). */
 export type MetricsCompat = 'istio' | 'outrigger' | 'both';

@@ -7,8 +7,8 @@ import { LiveStats, type LiveOptions } from './live-stats.js';
 import { TapHub } from './tap.js';
 import { UNKNOWN_WORKLOAD, type WorkloadIdentity } from './workload.js';
 import { systemRandom, type Random } from '../core/random.js';
-import { buildTracer, type TracingSettings } from './tracing/trace-config.js';
-import type { SpanSink } from './tracing/span-export.js';
+import { buildTracer, type TracingSettings } from './trace-config.js';
+import type { SpanSink } from './span-export.js';
 
 /** The injected outbound listener (injector/inbound-config.ts OUTBOUND.listener): its traffic is reported as `source`. */
 export const DEFAULT_OUTBOUND_LISTENERS: ReadonlySet<string> = new Set(['outbound']);

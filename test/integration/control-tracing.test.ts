@@ -3,7 +3,7 @@ import { Registry } from 'prom-client';
 import type { JsonObject } from '../../src/config/snapshot.js';
 import { systemClock } from '../../src/core/clock.js';
 import { systemRandom } from '../../src/core/random.js';
-import { buildTracer, resolveTracing } from '../../src/observability/tracing/trace-config.js';
+import { buildTracer, resolveTracing } from '../../src/observability/trace-config.js';
 import { cluster, listener, routes, type Doc } from '../support/config-docs.js';
 import { client, startTestControlPlane } from '../support/control-harness.js';
 import { OtlpReceiver, SPAN_KIND_SERVER } from '../support/otlp-receiver.js';

@@ -13,7 +13,7 @@ import { create, toBinary } from '@bufbuild/protobuf';
 import { startWsEcho } from '../support/backends.js';
 import { ECHO_DESCRIPTOR, requestJson } from '../support/transcode-harness.js';
 import { OtlpReceiver, SPAN_KIND_CLIENT, SPAN_KIND_SERVER } from '../support/otlp-receiver.js';
-import { resolveTracing, type TracingFlags } from '../../src/observability/tracing/trace-config.js';
+import { resolveTracing, type TracingFlags } from '../../src/observability/trace-config.js';
 
 /** An HTTP/1.1 backend answering `answer(n)` (n from 1) that records the request headers. */
 async function h1Backend(answer: (n: number, res: http.ServerResponse) => void) {

@@ -8,7 +8,7 @@ import type { StateStore } from '../store/state-store.js';
 import type { StoreState } from '../store/store-state.js';
 import { ControlMetrics } from './control-metrics.js';
 import { SpanKind } from '@opentelemetry/api';
-import type { OpenSpan, Tracer } from '../../observability/tracing/tracer.js';
+import type { OpenSpan, Tracer } from '../../observability/tracer.js';
 import { NodeViewCache, type NodeView } from './node-view.js';
 import type { GeneratedNames } from './cluster-overrides.js';
 import { GENERATED_LABEL } from '../../discovery/endpoint-set.js';

@@ -1,5 +1,5 @@
 import { randomBytes, X509Certificate } from 'node:crypto';
-import type { Tracer } from '../../observability/tracing/tracer.js';
+import type { Tracer } from '../../observability/tracer.js';
 import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';

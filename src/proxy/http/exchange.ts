@@ -2,7 +2,7 @@ import type { Clock } from '../../core/clock.js';
 import type { Logger } from '../../observability/logger.js';
 import type { ProxyMetrics } from '../../observability/proxy-metrics.js';
 import { reportExchange, type ExchangeTelemetry } from '../../observability/exchange-telemetry.js';
-import type { ExchangeTrace } from '../../observability/tracing/tracer.js';
+import type { ExchangeTrace } from '../../observability/tracer.js';
 
 /** Where an exchange's record goes (ProxyContext provides these). */
 export interface ExchangeSinks {

@@ -3,7 +3,7 @@ import type { Exchange } from '../http/exchange.js';
 import type { ClusterRuntime } from './cluster.js';
 import type { EndpointAddress } from './endpoint.js';
 import type { Attempt as StatsAttempt, AttemptOutcome } from './endpoint-stats.js';
-import type { AttemptSpan } from '../../observability/tracing/tracer.js';
+import type { AttemptSpan } from '../../observability/tracer.js';
 
 /**
  * Why an attempt was sent: the request's first, a retry after a failure

@@ -1,9 +1,9 @@
 import { expect } from 'chai';
 import { Registry } from 'prom-client';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import { resolveTracing, buildTracer } from '../../../src/observability/tracing/trace-config.js';
-import { parseTraceparent, Propagation } from '../../../src/observability/tracing/propagation.js';
-import { SpanExport } from '../../../src/observability/tracing/span-export.js';
+import { resolveTracing, buildTracer } from '../../../src/observability/trace-config.js';
+import { parseTraceparent, Propagation } from '../../../src/observability/trace-propagation.js';
+import { SpanExport } from '../../../src/observability/span-export.js';
 import { FakeClock } from '../../support/fake-clock.js';
 import { seededRandom } from '../../../src/core/random.js';
 

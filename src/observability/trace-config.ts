@@ -1,8 +1,8 @@
 import { resourceFromAttributes, defaultResource, detectResources, envDetector } from '@opentelemetry/resources';
 import type { Registry } from 'prom-client';
-import type { Clock } from '../../core/clock.js';
-import type { Random } from '../../core/random.js';
-import { DEFAULT_PROPAGATORS, PROPAGATORS, Propagation, type PropagatorName } from './propagation.js';
+import type { Clock } from '../core/clock.js';
+import type { Random } from '../core/random.js';
+import { DEFAULT_PROPAGATORS, PROPAGATORS, Propagation, type PropagatorName } from './trace-propagation.js';
 import { OTLP_PROTOCOLS, SpanExport, type OtlpProtocol, type SpanSink } from './span-export.js';
 import { Tracer, type SamplerConfig } from './tracer.js';
 

@@ -2,10 +2,10 @@ import { SpanKind, SpanStatusCode, type Attributes, type HrTime, type Link, type
 import type { InstrumentationScope } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace-base';
-import type { Clock } from '../../core/clock.js';
-import type { Random } from '../../core/random.js';
-import type { ExchangeRecord } from '../exchange-record.js';
-import type { Propagation, RemoteParent } from './propagation.js';
+import type { Clock } from '../core/clock.js';
+import type { Random } from '../core/random.js';
+import type { ExchangeRecord } from './exchange-record.js';
+import type { Propagation, RemoteParent } from './trace-propagation.js';
 import type { SpanSink } from './span-export.js';
 
 /** Parent-based (follow a sampled flag that arrived) or not, with a ratio for new traces. */
