@@ -7,6 +7,7 @@
  *
  *   npm run bench:footprint [-- --connections 10000 --routes 5000 --max-seconds 120]
  *
+ * One worker (`--concurrency 1`): with more, RSS is the primary's plus each worker's.
  * Goals: idle RSS ≤ 60 MB (demo config, one worker), ≤ 250 MB with 10,000
  * idle connections and 5,000 routes, spawn to ready ≤ 500 ms.
  */
@@ -49,7 +50,7 @@ function rssMiB(pid: number): number {
 /** Spawns `outrigger sidecar ARGS`; resolves with the child, its ready line's listener ports, and ms from spawn to ready. */
 function startSidecar(args: string[]): Promise<{ child: ChildProcess; ports: Record<string, number>; readyMs: number }> {
   const t0 = process.hrtime.bigint();
-  const child = spawn(process.execPath, [join(ROOT, 'bin/outrigger.js'), 'sidecar', '--admin-port', '0', '--allow-ephemeral-ports', ...args], {
+  const child = spawn(process.execPath, [join(ROOT, 'bin/outrigger.js'), 'sidecar', '--admin-port', '0', '--allow-ephemeral-ports', '--concurrency', '1', ...args], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'inherit'],
   });

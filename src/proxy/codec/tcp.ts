@@ -3,6 +3,7 @@ import { LOCAL_ERRORS, type LocalErrorCode } from '../../core/errors.js';
 import type { ProxyContext } from '../context.js';
 import type { ListenerView } from '../state/listener-view.js';
 import { ORIGINAL_DST, type Destination } from '../upstream/original-dst.js';
+import { connectDeadline } from '../../core/connect-deadline.js';
 
 /**
  * Opaque TCP: splice the downstream socket to an endpoint of the listener's
@@ -61,9 +62,7 @@ export function proxyTcp(ctx: ProxyContext, view: ListenerView, socket: Socket, 
   upstream = ep.key;
   const up = net.connect({ host: ep.host, port: ep.port, allowHalfOpen: true, noDelay: true });
   up.on('error', noop);
-  const timer = ctx.clock.setTimer(cluster.connectTimeoutMs, () => {
-    if (up.connecting) up.destroy(new Error('connect timeout'));
-  });
+  const timer = connectDeadline(ctx.clock, cluster.connectTimeoutMs, () => !up.connecting, () => up.destroy(new Error('connect timeout')));
   up.once('connect', () => {
     timer.cancel();
     if (initial?.length) up.write(initial);

@@ -4,6 +4,7 @@ import type { WsDownstream } from '../downstream/ws-downstream.js';
 import { localReply } from '../downstream/local-reply.js';
 import { startAttempt } from '../upstream/attempt.js';
 import type { UpstreamTarget } from './upstream-target.js';
+import { connectDeadline } from '../../core/connect-deadline.js';
 
 /**
  * WebSocket pass-through (RFC 6455 over HTTP/1.1 Upgrade): replay the upgrade
@@ -28,9 +29,7 @@ export function forwardWebSocket(ctx: ProxyContext, ds: WsDownstream, t: Upstrea
     agent: false,
   });
   let connected = false;
-  const timer = ctx.clock.setTimer(t.cluster.connectTimeoutMs, () => {
-    if (!connected) up.destroy(new Error('connect timeout'));
-  });
+  const timer = connectDeadline(ctx.clock, t.cluster.connectTimeoutMs, () => connected, () => up.destroy(new Error('connect timeout')));
   up.on('socket', (s) => s.once('connect', () => (connected = true)));
   up.on('error', (err) => {
     timer.cancel();

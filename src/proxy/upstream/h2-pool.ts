@@ -5,6 +5,7 @@ import type { Logger } from '../../observability/logger.js';
 import type { EndpointAddress } from './endpoint.js';
 import type { SvidSource } from '../../core/svid.js';
 import { connectTls, type UpstreamTlsPolicy } from './upstream-tls.js';
+import { connectDeadline } from '../../core/connect-deadline.js';
 
 /**
  * States of one upstream HTTP/2 session:
@@ -102,13 +103,11 @@ export class H2Pool {
       maxSessionMemory: 64,
     });
     const conn = new H2Connection(ep, session);
-    const timer = this.opts.clock.setTimer(connectTimeoutMs, () => {
-      if (conn.state === 'connecting') {
-        conn.state = 'failed';
-        conn.lastError = `connect timeout after ${connectTimeoutMs}ms`;
-        session.destroy(new Error(conn.lastError));
-        conn.settle();
-      }
+    const timer = connectDeadline(this.opts.clock, connectTimeoutMs, () => conn.state !== 'connecting', () => {
+      conn.state = 'failed';
+      conn.lastError = `connect timeout after ${connectTimeoutMs}ms`;
+      session.destroy(new Error(conn.lastError));
+      conn.settle();
     });
     const drop = (): void => {
       if (this.conns.get(poolKey) === conn) this.conns.delete(poolKey);

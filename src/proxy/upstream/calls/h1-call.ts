@@ -5,6 +5,7 @@ import type { ClusterRuntime } from '../cluster.js';
 import type { H1Pool } from '../h1-pool.js';
 import type { CallEvents, UpstreamCall } from './upstream-call.js';
 import { upstreamPrincipalOf } from '../upstream-tls.js';
+import { connectDeadline } from '../../../core/connect-deadline.js';
 
 /**
  * One attempt as an HTTP/1.1 request through the endpoint's keep-alive
@@ -41,9 +42,7 @@ export class H1Call implements UpstreamCall {
         return;
       }
       attempt.waitingForConnection();
-      const timer = clock.setTimer(cluster.connectTimeoutMs, () => {
-        if (!this.connected) req.destroy(new Error(`connect timeout after ${cluster.connectTimeoutMs}ms`));
-      });
+      const timer = connectDeadline(clock, cluster.connectTimeoutMs, () => this.connected, () => req.destroy(new Error(`connect timeout after ${cluster.connectTimeoutMs}ms`)));
       // TLS upstreams (cluster `tls`) are connected once the handshake is done (and the peer verified).
       socket.once(cluster.upstreamTls !== undefined ? 'secureConnect' : 'connect', () => {
         this.connected = true;
