@@ -1,6 +1,4 @@
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
-import { OTLPTraceExporter as GrpcTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
-import { OTLPTraceExporter as ProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { BatchSpanProcessor, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { Counter, type Registry } from 'prom-client';
 
@@ -98,7 +96,28 @@ export class SpanExport implements SpanSink {
   }
 }
 
+/**
+ * The SDK's OTLP exporter, imported on first use: its packages (protobufjs,
+ * @grpc/grpc-js for the gRPC one) are megabytes a sidecar with tracing off
+ * never loads — this module is part of its import graph either way. A batch
+ * that finds the import failed is reported failed (counted as a drop).
+ */
 function createExporter(o: ExportOptions): SpanExporter {
   const config = { url: o.url, timeoutMillis: o.exportTimeoutMs };
-  return o.protocol === 'grpc' ? new GrpcTraceExporter(config) : new ProtoTraceExporter(config);
+  let real: Promise<SpanExporter> | undefined;
+  const load = (): Promise<SpanExporter> =>
+    (real ??=
+      o.protocol === 'grpc'
+        ? import('@opentelemetry/exporter-trace-otlp-grpc').then((m) => new m.OTLPTraceExporter(config))
+        : import('@opentelemetry/exporter-trace-otlp-proto').then((m) => new m.OTLPTraceExporter(config)));
+  return {
+    export: (spans, done) => {
+      load().then(
+        (e) => e.export(spans, done),
+        (error: Error) => done({ code: ExportResultCode.FAILED, error }),
+      );
+    },
+    shutdown: () => (real ? real.then((e) => e.shutdown(), () => undefined) : Promise.resolve()),
+    forceFlush: () => (real ? real.then((e) => e.forceFlush?.(), () => undefined) : Promise.resolve()),
+  };
 }
