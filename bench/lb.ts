@@ -246,7 +246,8 @@ async function latencyBench(): Promise<Result[]> {
     return out;
   } finally {
     await stopAll();
-    rmSync(tmp, { recursive: true, force: true });
+    if (process.env.BENCH_KEEP_TMP === "1") process.stderr.write(`bench:lb: kept ${tmp}\n`);
+    else rmSync(tmp, { recursive: true, force: true });
   }
 }
 
