@@ -1,6 +1,7 @@
 import type { ResourceDocument } from '../../src/config/snapshot.js';
 import type { LiveCounts, LiveDimension } from '../../src/observability/live-stats.js';
 import type { TapEvent } from '../../src/observability/tap.js';
+import type { Svid } from '../../src/core/svid.js';
 
 /*
  * The IPC between a `--concurrency N` primary and its workers (node:cluster's
@@ -10,16 +11,7 @@ import type { TapEvent } from '../../src/observability/tap.js';
  */
 
 /** The SVID as it crosses the channel: the PEMs (the worker builds its own TLS context). */
-export interface SvidData {
-  readonly spiffeId: string;
-  readonly trustDomain: string;
-  readonly certChainPem: string;
-  readonly keyPem: string;
-  readonly bundlePem: readonly string[];
-  readonly serial: string;
-  readonly notBeforeMs: number;
-  readonly notAfterMs: number;
-}
+export type SvidData = Omit<Svid, 'secureContext'>;
 
 export type AdminQuery =
   | { readonly what: 'metrics' | 'clusters' | 'routes' | 'listeners' }
