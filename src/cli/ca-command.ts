@@ -61,8 +61,8 @@ export const caCommand: Command = {
       tls = target.tls !== undefined || target.address.startsWith('https://');
       const client = controlClient(CaService, target);
       const step = v.commit ? RotationStep.COMMIT : v.drop ? RotationStep.DROP : RotationStep.STAGE;
-      const state = sub === 'rotate' ? await client.rotateRoot({ step }) : await client.getCa({});
-      print(state, v.output === 'json');
+      const { state } = sub === 'rotate' ? await client.rotateRoot({ step }) : await client.getCa({});
+      print(state!, v.output === 'json');
       return 0;
     } catch (err) {
       return reportError(sub === 'rotate' ? 'ca rotate' : 'ca', err, tls);

@@ -97,7 +97,7 @@ describe('identity: root rotation (outrigger ca rotate) with zero failed request
     try {
       // 1. Stage: both roots trusted, the old one signs. Every sidecar renews and receives both.
       let t = Date.now();
-      let state = await ca.rotateRoot({ step: RotationStep.STAGE });
+      let state = (await ca.rotateRoot({ step: RotationStep.STAGE })).state!;
       expect(state.phase).to.equal('staged');
       expect(state.roots).to.have.length(2);
       const newRoot = state.roots.find((r) => !r.signing)!.pem;
@@ -108,7 +108,7 @@ describe('identity: root rotation (outrigger ca rotate) with zero failed request
 
       // 2. Commit: the new root signs; peers holding old-root certificates are still trusted.
       t = Date.now();
-      state = await ca.rotateRoot({ step: RotationStep.COMMIT });
+      state = (await ca.rotateRoot({ step: RotationStep.COMMIT })).state!;
       expect(state.phase).to.equal('committed');
       await waitFor(renewedSince(t, (s) => issuedBy(svid(s).certChainPem, newRoot)), 'every sidecar holds a certificate from the new root', 4 * TTL);
 

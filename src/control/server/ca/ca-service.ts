@@ -43,7 +43,7 @@ export function caService(opts: CaServiceOptions): ServiceImpl<typeof CaService>
   return {
     async getCa(_req, ctx: HandlerContext) {
       authenticate(ctx, opts.auth);
-      return state();
+      return { state: await state() };
     },
     async rotateRoot(req, ctx: HandlerContext) {
       const who = authenticate(ctx, opts.auth);
@@ -58,7 +58,7 @@ export function caService(opts: CaServiceOptions): ServiceImpl<typeof CaService>
       }
       const out = await state();
       opts.logger.info({ audit: true, op: 'ca-rotate', who, step, phase: out.phase, roots: out.roots!.map((r) => r.fingerprint) }, `CA root rotation: ${step}`);
-      return out;
+      return { state: out };
     },
   };
 }

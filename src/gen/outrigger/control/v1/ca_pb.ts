@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file outrigger/control/v1/ca.proto.
  */
 export const file_outrigger_control_v1_ca: GenFile = /*@__PURE__*/
-  fileDesc("Ch1vdXRyaWdnZXIvY29udHJvbC92MS9jYS5wcm90bxIUb3V0cmlnZ2VyLmNvbnRyb2wudjEiDgoMR2V0Q2FSZXF1ZXN0IkUKEVJvdGF0ZVJvb3RSZXF1ZXN0EjAKBHN0ZXAYASABKA4yIi5vdXRyaWdnZXIuY29udHJvbC52MS5Sb3RhdGlvblN0ZXAiewoGQ2FSb290EhMKC2ZpbmdlcnByaW50GAEgASgJEg8KB3N1YmplY3QYAiABKAkSLQoJbm90X2FmdGVyGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdzaWduaW5nGAQgASgIEgsKA3BlbRgFIAEoCSKFAQoHQ2FTdGF0ZRINCgVwaGFzZRgBIAEoCRIrCgVyb290cxgCIAMoCzIcLm91dHJpZ2dlci5jb250cm9sLnYxLkNhUm9vdBIrCghjZXJ0X3R0bBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIRCglyb3RhdGFibGUYBCABKAgqeAoMUm90YXRpb25TdGVwEh0KGVJPVEFUSU9OX1NURVBfVU5TUEVDSUZJRUQQABIXChNST1RBVElPTl9TVEVQX1NUQUdFEAESGAoUUk9UQVRJT05fU1RFUF9DT01NSVQQAhIWChJST1RBVElPTl9TVEVQX0RST1AQAzKtAQoJQ2FTZXJ2aWNlEkoKBUdldENhEiIub3V0cmlnZ2VyLmNvbnRyb2wudjEuR2V0Q2FSZXF1ZXN0Gh0ub3V0cmlnZ2VyLmNvbnRyb2wudjEuQ2FTdGF0ZRJUCgpSb3RhdGVSb290Eicub3V0cmlnZ2VyLmNvbnRyb2wudjEuUm90YXRlUm9vdFJlcXVlc3QaHS5vdXRyaWdnZXIuY29udHJvbC52MS5DYVN0YXRlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Ch1vdXRyaWdnZXIvY29udHJvbC92MS9jYS5wcm90bxIUb3V0cmlnZ2VyLmNvbnRyb2wudjEiDgoMR2V0Q2FSZXF1ZXN0IkUKEVJvdGF0ZVJvb3RSZXF1ZXN0EjAKBHN0ZXAYASABKA4yIi5vdXRyaWdnZXIuY29udHJvbC52MS5Sb3RhdGlvblN0ZXAiewoGQ2FSb290EhMKC2ZpbmdlcnByaW50GAEgASgJEg8KB3N1YmplY3QYAiABKAkSLQoJbm90X2FmdGVyGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdzaWduaW5nGAQgASgIEgsKA3BlbRgFIAEoCSKFAQoHQ2FTdGF0ZRINCgVwaGFzZRgBIAEoCRIrCgVyb290cxgCIAMoCzIcLm91dHJpZ2dlci5jb250cm9sLnYxLkNhUm9vdBIrCghjZXJ0X3R0bBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIRCglyb3RhdGFibGUYBCABKAgiPQoNR2V0Q2FSZXNwb25zZRIsCgVzdGF0ZRgBIAEoCzIdLm91dHJpZ2dlci5jb250cm9sLnYxLkNhU3RhdGUiQgoSUm90YXRlUm9vdFJlc3BvbnNlEiwKBXN0YXRlGAEgASgLMh0ub3V0cmlnZ2VyLmNvbnRyb2wudjEuQ2FTdGF0ZSp4CgxSb3RhdGlvblN0ZXASHQoZUk9UQVRJT05fU1RFUF9VTlNQRUNJRklFRBAAEhcKE1JPVEFUSU9OX1NURVBfU1RBR0UQARIYChRST1RBVElPTl9TVEVQX0NPTU1JVBACEhYKElJPVEFUSU9OX1NURVBfRFJPUBADMr4BCglDYVNlcnZpY2USUAoFR2V0Q2ESIi5vdXRyaWdnZXIuY29udHJvbC52MS5HZXRDYVJlcXVlc3QaIy5vdXRyaWdnZXIuY29udHJvbC52MS5HZXRDYVJlc3BvbnNlEl8KClJvdGF0ZVJvb3QSJy5vdXRyaWdnZXIuY29udHJvbC52MS5Sb3RhdGVSb290UmVxdWVzdBooLm91dHJpZ2dlci5jb250cm9sLnYxLlJvdGF0ZVJvb3RSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message outrigger.control.v1.GetCaRequest
@@ -133,6 +133,42 @@ export const CaStateSchema: GenMessage<CaState> = /*@__PURE__*/
   messageDesc(file_outrigger_control_v1_ca, 3);
 
 /**
+ * @generated from message outrigger.control.v1.GetCaResponse
+ */
+export type GetCaResponse = Message<"outrigger.control.v1.GetCaResponse"> & {
+  /**
+   * @generated from field: outrigger.control.v1.CaState state = 1;
+   */
+  state?: CaState | undefined;
+};
+
+/**
+ * Describes the message outrigger.control.v1.GetCaResponse.
+ * Use `create(GetCaResponseSchema)` to create a new message.
+ */
+export const GetCaResponseSchema: GenMessage<GetCaResponse> = /*@__PURE__*/
+  messageDesc(file_outrigger_control_v1_ca, 4);
+
+/**
+ * @generated from message outrigger.control.v1.RotateRootResponse
+ */
+export type RotateRootResponse = Message<"outrigger.control.v1.RotateRootResponse"> & {
+  /**
+   * The state after the step.
+   *
+   * @generated from field: outrigger.control.v1.CaState state = 1;
+   */
+  state?: CaState | undefined;
+};
+
+/**
+ * Describes the message outrigger.control.v1.RotateRootResponse.
+ * Use `create(RotateRootResponseSchema)` to create a new message.
+ */
+export const RotateRootResponseSchema: GenMessage<RotateRootResponse> = /*@__PURE__*/
+  messageDesc(file_outrigger_control_v1_ca, 5);
+
+/**
  * @generated from enum outrigger.control.v1.RotationStep
  */
 export enum RotationStep {
@@ -173,7 +209,7 @@ export const CaService: GenService<{
   getCa: {
     methodKind: "unary";
     input: typeof GetCaRequestSchema;
-    output: typeof CaStateSchema;
+    output: typeof GetCaResponseSchema;
   },
   /**
    * @generated from rpc outrigger.control.v1.CaService.RotateRoot
@@ -181,7 +217,7 @@ export const CaService: GenService<{
   rotateRoot: {
     methodKind: "unary";
     input: typeof RotateRootRequestSchema;
-    output: typeof CaStateSchema;
+    output: typeof RotateRootResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_outrigger_control_v1_ca, 0);
