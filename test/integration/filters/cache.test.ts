@@ -21,6 +21,7 @@ import { waitFor } from '../../support/wait.js';
 import { h2Request } from '../../support/traffic-backend.js';
 import { encodeFrame, FrameReader } from '../../../src/core/grpc-framing.js';
 import { metricValue } from '../../support/prom-text.js';
+import { compressingServer } from '../../support/compressing-grpc.js';
 
 /**
  * An HTTP/1.1 origin whose answers the tests choose by path, counting what
@@ -488,5 +489,49 @@ describe('filters: cache', function () {
       await waitFor(() => sc.logs.some((l) => l['msg'] === 'cache redis unreachable: requests are misses until it is back'), 'the log line');
       expect(sc.logs.filter((l) => l['msg'] === 'cache redis unreachable: requests are misses until it is back')).to.have.length(1);
     });
+  });
+
+  it('a gRPC answer compressed for its caller (grpc-encoding) is not stored; an identity one is', async () => {
+    const backend = await compressingServer('gzip');
+    const clock = new FakeClock();
+    const sc = await startTestSidecar(
+      [
+        listener('main', { httpFilters: [{ cache: { memory: { maxBytes: 1 << 20 }, descriptorBin: BOOKSTORE_DESCRIPTOR, defaultTtl: '20s', grpcMethods: [{ method: `${BOOKSTORE_SVC}/*` }] } }] }),
+        hosts('main', [{ name: 'g', domains: ['*'], routes: [{ name: 'g', match: { prefix: '/' }, route: { cluster: 'gz' } }] }]),
+        grpcCluster('gz', backend.port),
+      ],
+      { clock },
+    );
+    try {
+      const call = (acceptGzip: boolean) =>
+        h2Request(
+          sc.port(),
+          {
+            ':method': 'POST',
+            ':path': `${BOOKSTORE_SVC}/GetShelf`,
+            'content-type': 'application/grpc',
+            te: 'trailers',
+            ...(acceptGzip ? { 'grpc-accept-encoding': 'gzip' } : {}),
+          },
+          encodeFrame(0, Buffer.from(toBinary(GetShelfRequestSchema, create(GetShelfRequestSchema, { shelf: 3n })))),
+        );
+      const a = await call(true);
+      const b = await call(true);
+      expect([a.headers['grpc-encoding'], a.headers['x-outrigger-cache']]).to.deep.equal(['gzip', 'miss']);
+      expect([b.headers['grpc-encoding'], b.headers['x-outrigger-cache']]).to.deep.equal(['gzip', 'miss']);
+      expect(backend.accepted).to.have.length(2);
+      // An identity answer is stored, and a caller that never asked for gzip gets it from the cache.
+      await call(false);
+      await waitFor(async () => ((metricValue(await sc.metrics(), 'outrigger_cache_stored_bytes_total', { filter: 'cache' }) ?? 0) > 0), 'stored');
+      const d = await call(false);
+      expect([d.headers['grpc-encoding'], d.headers['x-outrigger-cache']]).to.deep.equal(['identity', 'hit']);
+      expect(backend.accepted).to.have.length(3);
+      let flags = -1;
+      new FrameReader().each(d.body, (f) => ((flags = f.flags), true));
+      expect(flags).to.equal(0);
+    } finally {
+      await sc.close();
+      backend.server.close();
+    }
   });
 });

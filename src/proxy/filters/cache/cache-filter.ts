@@ -334,8 +334,12 @@ function cacheFilter(name: string, c: Cache, store: Store, m: CacheMetrics, deps
       if (ds.method === 'HEAD') return settle(st, undefined);
       let d: StoreDecision;
       if (st.grpc) {
-        const ttl = status === 200 && headers['grpc-status'] === undefined ? grpcTtlMs(st.methodTtlMs, headers, defaultTtlMs) : undefined;
-        d = ttl === undefined ? { store: false, reason: 'grpc' } : { store: true, freshMs: ttl, swrMs: 0, sieMs: 0, vary: [] };
+        // A message compressed for this caller (grpc-encoding) is not stored: a later caller may not accept
+        // that encoding, and the key does not carry grpc-accept-encoding.
+        const enc = headers['grpc-encoding'];
+        const compressed = enc !== undefined && enc !== 'identity';
+        const ttl = status === 200 && headers['grpc-status'] === undefined && !compressed ? grpcTtlMs(st.methodTtlMs, headers, defaultTtlMs) : undefined;
+        d = ttl === undefined ? { store: false, reason: compressed ? 'grpc-encoding' : 'grpc' } : { store: true, freshMs: ttl, swrMs: 0, sieMs: 0, vary: [] };
       } else {
         // A transcoded answer (REST, Connect GET) without explicit freshness takes the gRPC rules' lifetime.
         const transcoded = ds.ex.protocol === 'rest' || ds.ex.protocol === 'connect';
