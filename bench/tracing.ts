@@ -149,7 +149,7 @@ function micro(): string {
         const up: Record<string, unknown> = { ':path': GET_SHELF_PATH, ':method': 'POST', 'content-type': 'application/grpc' };
         const s = tr.attemptStarted(t, up, 'POST', GET_SHELF_PATH);
         if (s !== undefined) tr.attemptEnded(s, { cluster: 'g', endpointHost: '127.0.0.1', endpointPort: 1, index: 0, kind: 'first', status: 200, grpcStatus: '0', flag: undefined, result: 'success' });
-        tr.exchangeEnded(t, ex, 0);
+        tr.exchangeEnded(t, ex);
       });
     }
   }

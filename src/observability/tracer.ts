@@ -114,7 +114,21 @@ export class Tracer {
     readonly propagation: Propagation,
     private readonly resource: Resource,
     private readonly sink: SpanSink,
-  ) {}
+  ) {
+    this.anchorWallMs = clock.nowMs();
+    this.anchorMonoMs = clock.monotonicMs();
+  }
+
+  /**
+   * Span times are monotonic readings placed on the wall clock through one
+   * anchor: mixing Date.now() (whole milliseconds) with monotonic durations
+   * could put a child span up to 1 ms outside its parent.
+   */
+  private readonly anchorWallMs: number;
+  private readonly anchorMonoMs: number;
+  private wall(mono: number): number {
+    return this.anchorWallMs + (mono - this.anchorMonoMs);
+  }
 
   /** The trace of a new exchange, from its request headers (before client x-outrigger-* headers are dropped). */
   begin(h: Headers): ExchangeTrace {
@@ -151,15 +165,14 @@ export class Tracer {
   }
 
   attemptEnded(s: AttemptSpan, a: AttemptEnd): void {
-    const endWall = this.clock.nowMs();
-    const startWall = endWall - (this.clock.monotonicMs() - s.startMono);
-    this.sink.onEnd(new ClientSpan(this.resource, this.scope, s, a, startWall, endWall));
+    this.sink.onEnd(new ClientSpan(this.resource, this.scope, s, a, this.wall(s.startMono), this.wall(this.clock.monotonicMs())));
   }
 
-  /** The exchange finished (its access-log line is being written): its server span, if sampled. */
-  exchangeEnded(t: ExchangeTrace, ex: ExchangeRecord, startWallMs: number): void {
+  /** The exchange finished (its access-log line is being written, `duration_ms` measured): its server span, if sampled. */
+  exchangeEnded(t: ExchangeTrace, ex: ExchangeRecord): void {
     if (!t.sampled) return;
-    this.sink.onEnd(new ServerSpan(this.resource, this.scope, t, ex, startWallMs, startWallMs + ex.duration_ms));
+    const end = this.wall(this.clock.monotonicMs());
+    this.sink.onEnd(new ServerSpan(this.resource, this.scope, t, ex, end - ex.duration_ms, end));
   }
 
   /**

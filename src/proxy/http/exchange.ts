@@ -114,7 +114,7 @@ export class Exchange {
     if (t !== undefined) {
       reportExchange(t, l.name, this);
       const tr = this.trace;
-      if (tr !== undefined) tr.tracer.exchangeEnded(tr, this, this.startWallMs());
+      if (tr !== undefined) tr.tracer.exchangeEnded(tr, this);
     }
     if (t === undefined || t.outriggerRequestMetric) {
       ctx.metrics.observeRequest(l.name, this.route, this.cluster, this.status, this.grpc_status ?? '', this.protocol, this.duration_ms / 1000);
