@@ -88,7 +88,8 @@ async function sidecar(dir: string, backendPort: number, jwks: string): Promise<
   const proc = spawnManaged('sidecar', process.execPath, [join(ROOT, 'bin', 'outrigger.js'), 'sidecar', '--config', conf, '--admin-port', String(await freePort())], {
     cpus: SERVER_CPUS,
     cwd: ROOT,
-    env: { ...process.env, OUTRIGGER_FROM_SOURCE: '1', OUTRIGGER_LOG_LEVEL: 'warn' },
+    // BENCH_SIDECAR_DIST=1: the built sidecar (dist/), as users run it; through tsx, keepNames wraps every closure creation.
+    env: { ...process.env, OUTRIGGER_FROM_SOURCE: process.env.BENCH_SIDECAR_DIST === '1' ? '' : '1', OUTRIGGER_LOG_LEVEL: 'warn' },
     logFile: join(dir, 'sidecar.log'),
   });
   for (const port of [plain, filtered]) {
