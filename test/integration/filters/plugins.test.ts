@@ -3,8 +3,8 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpcJs from '@grpc/grpc-js';
-import { create } from '@bufbuild/protobuf';
-import { BookSchema, CreateBookRequestSchema } from '../../../src/gen/outrigger/examples/bookstore/v1/bookstore_pb.js';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { BookSchema, CreateBookRequestSchema, GetBookRequestSchema, GetShelfRequestSchema } from '../../../src/gen/outrigger/examples/bookstore/v1/bookstore_pb.js';
 import { request } from 'undici';
 import { startBookstore, type BookstoreServer } from '../../../examples/bookstore/server.js';
 import { bookstoreClient, callFailure, type BookstoreClient } from '../../support/bookstore-client.js';
@@ -16,6 +16,7 @@ import { RecordingBackend } from '../../support/traffic-backend.js';
 import { waitFor } from '../../support/wait.js';
 import { outrigger } from '../../support/control-harness.js';
 import { readFile } from 'node:fs/promises';
+import { encodeFrame, FrameReader } from '../../../src/core/grpc-framing.js';
 
 const EXAMPLE = resolve(fileURLToPath(new URL('../../../examples/plugins/redact-field/', import.meta.url)));
 
@@ -163,6 +164,40 @@ describe('filters: plugins', function () {
     const r = await request(`${base}/v1/shelves/1/books/2`, { headers: { host: 'store.test' } });
     expect(r.statusCode).to.equal(200);
     expect(await r.body.json()).to.deep.equal({ id: '2', author: '[redacted]', title: 'Frankenstein' });
+  });
+
+  it('Connect and gRPC-Web run the same hooks on the messages they carry', async () => {
+    const svc = '/outrigger.examples.bookstore.v1.BookstoreService';
+    const c = await request(`${base}${svc}/GetBook`, { method: 'POST', headers: { host: 'store.test', 'content-type': 'application/json' }, body: '{"shelf":"1","book":"2"}' });
+    expect(c.statusCode).to.equal(200);
+    expect(await c.body.json()).to.deep.equal({ id: '2', author: '[redacted]', title: 'Frankenstein' });
+    const w = await request(`${base}${svc}/GetBook`, {
+      method: 'POST',
+      headers: { host: 'store.test', 'content-type': 'application/grpc-web+proto', 'x-grpc-web': '1' },
+      body: encodeFrame(0, Buffer.from(toBinary(GetBookRequestSchema, create(GetBookRequestSchema, { shelf: 1n, book: 1n })))),
+    });
+    const frames: { flags: number; data: Buffer }[] = [];
+    new FrameReader().each(Buffer.from(await w.body.arrayBuffer()), (f) => (frames.push({ flags: f.flags, data: Buffer.from(f.data) }), true));
+    expect(frames.map((f) => f.flags)).to.deep.equal([0, 0x80]);
+    expect(fromBinary(BookSchema, frames[0]!.data)).to.include({ author: '[redacted]', title: 'Moby-Dick' });
+    expect(frames[1]!.data.toString('latin1')).to.contain('grpc-status: 0');
+  });
+
+  it('Connect and gRPC-Web: a request hook\'s reply answers in the dialect (gate plugin)', async () => {
+    await writeFile(join(sc.dir, 'gate.mjs'), GATE_PLUGIN);
+    expect(await reload(docs([redact, { name: 'gate', plugin: { module: './gate.mjs' } }]))).to.equal('applied');
+    const svc = '/outrigger.examples.bookstore.v1.BookstoreService';
+    const c = await request(`${base}${svc}/GetShelf`, { method: 'POST', headers: { host: 'store.test', 'content-type': 'application/json' }, body: '{"shelf":"13"}' });
+    expect(c.statusCode).to.equal(403);
+    expect(await c.body.json()).to.include({ code: 'permission_denied', message: 'shelf 13 is off limits' });
+    const w = await request(`${base}${svc}/GetShelf`, {
+      method: 'POST',
+      headers: { host: 'store.test', 'content-type': 'application/grpc-web+proto', 'x-grpc-web': '1' },
+      body: encodeFrame(0, Buffer.from(toBinary(GetShelfRequestSchema, create(GetShelfRequestSchema, { shelf: 13n })))),
+    });
+    await w.body.arrayBuffer();
+    expect([w.headers['grpc-status'], w.headers['grpc-message']]).to.deep.equal(['7', 'shelf 13 is off limits']);
+    expect(await reload(docs([redact]))).to.equal('applied');
   });
 
   it('a request hook replies locally (the upstream never called) and rewrites a request message', async () => {

@@ -10,6 +10,7 @@ import { encodeFrame, FrameReader } from '../../../core/grpc-framing.js';
 import { httpStatusOf } from '../status-body.js';
 import { codecFor, streamCodecOf, unaryCodecOf, type Codec } from './codec.js';
 import { connectErrorJson } from './errors.js';
+import { hookRequestBytes, hookResponseBytes } from '../decoded-hooks.js';
 
 /** Responses at least this large are gzipped when the client accepts it. */
 const COMPRESS_MIN_BYTES = 1024;
@@ -83,6 +84,13 @@ export function handleConnectUnary(t: TranscodeTarget, method: DescMethod): void
     } catch (err) {
       return failWith(err);
     }
+    // Filters with decoded-message phases (plugins) see the request before the upstream does.
+    const hooked = hookRequestBytes(ds, method, req);
+    if (!('bytes' in hooked)) {
+      if (hooked.failed) ex.flags = flagOf('filter_error');
+      return fail(hooked.code, hooked.message);
+    }
+    req = hooked.bytes;
     const md: OutgoingHttpHeaders = {};
     passMetadata(ds.headers, md);
     let reply: Buffer | undefined;
@@ -100,7 +108,12 @@ export function handleConnectUnary(t: TranscodeTarget, method: DescMethod): void
         if (reply === undefined) return fail(GrpcStatus.INTERNAL, 'upstream sent no response message', { http: 502 });
         let body: Buffer;
         try {
-          body = codec.toClient(method, reply);
+          const out = hookResponseBytes(ds, method, reply);
+          if (!('bytes' in out)) {
+            if (out.failed) ex.flags = flagOf('filter_error');
+            return fail(out.code, out.message);
+          }
+          body = codec.toClient(method, out.bytes === reply ? reply : Buffer.from(out.bytes.buffer, out.bytes.byteOffset, out.bytes.byteLength));
         } catch (err) {
           return fail(GrpcStatus.INTERNAL, `cannot decode upstream response: ${(err as Error).message}`, { http: 502 });
         }

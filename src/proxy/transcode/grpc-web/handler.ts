@@ -8,6 +8,7 @@ import type { CallEnd, GrpcCall } from '../grpc-call.js';
 import { callMetadata, deadlineMs, passMetadata, startRpc } from '../rpc.js';
 import { encodeFrame, FrameReader } from '../../../core/grpc-framing.js';
 import { Base64ChunkDecoder } from './base64.js';
+import { hookRequestBytes, hookResponseBytes } from '../decoded-hooks.js';
 
 /**
  * gRPC-Web (PROTOCOLS.md b4, grpc/grpc doc/PROTOCOL-WEB.md) → gRPC: the
@@ -61,9 +62,19 @@ export function handleGrpcWeb(t: TranscodeTarget, method: DescMethod | undefined
       for (const [k, v] of callMetadata(h)) upHeaders[k] = v;
     },
     onMessage(bytes) {
-      if (ds.closed) return true;
+      if (ds.closed || failed) return true;
+      // Filters with decoded-message phases (plugins): a reply or a failure ends the call with its status.
+      const out = hookResponseBytes(ds, method, bytes);
+      if (!('bytes' in out)) {
+        if (out.failed) ex.flags = flagOf('filter_error');
+        failed = true;
+        call?.cancel('ended by a filter');
+        if (!started) trailersOnly(out.code, out.message);
+        else endWithStatus(out.code, out.message);
+        return true;
+      }
       start();
-      const f = encodeFrame(0, bytes);
+      const f = encodeFrame(0, out.bytes);
       ex.bytes_out += f.length;
       return ds.write(encode(f));
     },
@@ -85,6 +96,13 @@ export function handleGrpcWeb(t: TranscodeTarget, method: DescMethod | undefined
       endWithTrailers(e);
     },
   });
+
+  function endWithStatus(code: number, message: string): void {
+    ex.grpc_status = String(code);
+    const f = encodeFrame(0x80, Buffer.from(`grpc-status: ${code}\r\ngrpc-message: ${encodeGrpcMessage(message)}\r\n`, 'latin1'));
+    ex.bytes_out += f.length;
+    ds.end(encode(f));
+  }
 
   function endWithTrailers(e: CallEnd): void {
     let block = `grpc-status: ${e.code}\r\ngrpc-message: ${encodeGrpcMessage(e.message)}\r\n`;
@@ -119,7 +137,14 @@ export function handleGrpcWeb(t: TranscodeTarget, method: DescMethod | undefined
     for (const f of frames) {
       if (f.flags & 0x80) continue; // client trailers carry nothing for the call
       if (f.flags & 0x01) return fail(GrpcStatus.UNIMPLEMENTED, 'compressed gRPC-Web request frames are not supported');
-      if (!call!.send(f.data)) ds.body.pause();
+      const hooked = hookRequestBytes(ds, method, f.data);
+      if (!('bytes' in hooked)) {
+        fail(hooked.code, hooked.message);
+        if (hooked.failed) ex.flags = flagOf('filter_error');
+        else ex.flags = undefined;
+        return;
+      }
+      if (!call!.send(hooked.bytes)) ds.body.pause();
     }
   });
   ds.body.once('end', () => {
