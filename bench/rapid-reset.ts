@@ -25,6 +25,8 @@ const CANCEL = 0x8;
 
 interface Stats {
   readonly rss: number;
+  /** V8 heap in use after the GC: tells retained objects from pages the allocator keeps. */
+  readonly heapUsed: number;
   readonly attackSeen: number;
   readonly legitSeen: number;
 }
@@ -57,7 +59,7 @@ async function sidecarRole(): Promise<void> {
   process.on('message', (m: string) => {
     if (m === 'stats') {
       (globalThis as { gc?: () => void }).gc?.();
-      process.send!({ kind: 'stats', rss: process.memoryUsage().rss, attackSeen: seen.attack, legitSeen: seen.legit } satisfies FromChild);
+      process.send!({ kind: 'stats', rss: process.memoryUsage().rss, heapUsed: process.memoryUsage().heapUsed, attackSeen: seen.attack, legitSeen: seen.legit } satisfies FromChild);
     } else if (m === 'exit') void sc.close().then(() => process.exit(0));
   });
   process.send!({ kind: 'ready', port: sc.port() } satisfies FromChild);
@@ -180,6 +182,7 @@ async function main(): Promise<void> {
   console.log(`  reached the upstream:         ${reached} (${((100 * reached) / Math.max(1, streamsSent)).toFixed(3)} %)`);
   console.log(`  other connection:             ${sorted.length} requests, ${failed} failed, p50 ${pct(sorted, 50).toFixed(1)} ms, p99 ${pct(sorted, 99).toFixed(1)} ms, max ${(sorted[sorted.length - 1] ?? NaN).toFixed(1)} ms`);
   console.log(`  sidecar RSS:                  before ${mb(before.rss)} MiB, after ${mb(after.rss)} MiB (${after.rss >= before.rss ? '+' : ''}${mb(after.rss - before.rss)} MiB)`);
+  console.log(`  sidecar V8 heap used:         before ${mb(before.heapUsed)} MiB, after ${mb(after.heapUsed)} MiB (${after.heapUsed >= before.heapUsed ? '+' : ''}${mb(after.heapUsed - before.heapUsed)} MiB)`);
   process.exit(0);
 }
 
