@@ -218,6 +218,7 @@ function injectionValues(
       : mesh.includeOutboundIpRanges,
     appProbes,
     workloadIdentity: mesh.workloadIdentity,
+    concurrency: mesh.proxyConcurrency,
     mtlsMode: mesh.mtlsMode,
     controlPlaneCa: mesh.controlPlaneCaBundle,
   };

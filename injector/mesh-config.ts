@@ -29,6 +29,11 @@ export interface MeshConfig {
   holdApplicationUntilProxyStarts: boolean;
   rewriteAppProbes: boolean;
   logLevel: string;
+  /**
+   * Proxy workers (`OUTRIGGER_CONCURRENCY`, the sidecar's `--concurrency`): a container's CPU quota is
+   * invisible to the proxy, which would otherwise start one worker per node CPU. 2 as Istio's default.
+   */
+  proxyConcurrency: number;
   outboundTrafficPolicy: OutboundTrafficPolicy;
   /** Traffic from this UID is never captured (the proxy runs as it). */
   proxyUid: number;
@@ -73,6 +78,7 @@ export function defaultMeshConfig(): MeshConfig {
     holdApplicationUntilProxyStarts: true,
     rewriteAppProbes: true,
     logLevel: 'info',
+    proxyConcurrency: 2,
     outboundTrafficPolicy: 'ALLOW_ANY',
     proxyUid: 1337,
     includeInboundPorts: ['*'],
@@ -142,6 +148,8 @@ function checkField(key: keyof MeshConfig, v: unknown): string | undefined {
       return typeof v === 'boolean' ? undefined : 'expected a boolean';
     case 'proxyUid':
       return Number.isInteger(v) && (v as number) > 0 ? undefined : 'expected a positive integer';
+    case 'proxyConcurrency':
+      return Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 1024 ? undefined : 'expected a whole number from 1 to 1024';
     case 'excludeInboundPorts':
     case 'excludeOutboundPorts':
       return isPorts(v) ? undefined : 'expected a list of ports';

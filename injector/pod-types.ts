@@ -122,6 +122,8 @@ export const ENV = {
   inboundPorts: 'OUTRIGGER_INBOUND_PORTS',
   outboundPolicy: 'OUTRIGGER_OUTBOUND_POLICY',
   logLevel: 'OUTRIGGER_LOG_LEVEL',
+  /** The proxy's workers (its --concurrency default). */
+  concurrency: 'OUTRIGGER_CONCURRENCY',
   /** The control plane's CA bundle (PEM), inlined as Linkerd inlines its trust anchors: read by `--control-plane-ca env:…`. */
   controlPlaneCa: 'OUTRIGGER_CONTROL_PLANE_CA',
 } as const;

@@ -14,6 +14,8 @@ export interface InjectionValues extends Omit<RedirectOptions, 'outboundPort' | 
   controlPlaneAddress: string;
   nodeCluster: string;
   logLevel: string;
+  /** Proxy workers (mesh config proxyConcurrency). */
+  concurrency: number;
   resources: MeshConfig['resources'];
   native: boolean;
   holdApplication: boolean;
@@ -52,6 +54,7 @@ export function proxyContainer(v: InjectionValues): Container {
     fieldEnv('SERVICE_ACCOUNT', 'spec.serviceAccountName'),
     fieldEnv('NODE_NAME', 'spec.nodeName'),
     { name: ENV.logLevel, value: v.logLevel },
+    { name: ENV.concurrency, value: String(v.concurrency) },
     { name: ENV.inboundPorts, value: formatInboundPorts(v.inboundPorts) },
     { name: ENV.outboundPolicy, value: v.outboundPolicy },
   ];

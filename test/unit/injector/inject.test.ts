@@ -310,6 +310,13 @@ describe('injector: mesh config', () => {
     }
   });
 
+  it('the proxy gets its worker count from proxyConcurrency (default 2, as Istio: the proxy cannot see a CPU quota)', () => {
+    const pod: Pod = { metadata: { name: 'p' }, spec: { containers: [{ name: 'a', image: 'a' }] } };
+    expect(envOf(proxyOf(inject(pod, defaultMeshConfig(), '1.28').pod), ENV.concurrency)).to.equal('2');
+    expect(envOf(proxyOf(inject(pod, parseMeshConfig('proxyConcurrency: 4\n'), '1.28').pod), ENV.concurrency)).to.equal('4');
+    expect(() => parseMeshConfig('proxyConcurrency: 0\n')).to.throw(/proxyConcurrency: expected a whole number from 1 to 1024/);
+  });
+
   it('logLevel must be a level the proxy knows (it refuses to start otherwise)', () => {
     expect(parseMeshConfig('logLevel: debug\n').logLevel).to.equal('debug');
     expect(() => parseMeshConfig('logLevel: verbose\n')).to.throw(/logLevel: expected trace, debug, info, warn, error, fatal or silent/);
