@@ -15,7 +15,7 @@
  * --client connect: the connect-based light client the tests use (heavier per message).
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +26,7 @@ import type { DeltaDiscoveryResponse, DiscoveryResponse } from '../src/gen/outri
 import http2 from 'node:http2';
 import { LightDelta, LightSotw, TYPE, kindOf, nodeOf, transportFor } from '../test/support/xds-light.js';
 import { RawDelta, RawSotw } from '../test/support/xds-raw.js';
+import { pct, procStats } from './lib/stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -58,18 +59,6 @@ const clusterDoc = (port: number): Record<string, unknown> =>
   doc('Cluster', 'web', { type: 'DISCOVERY_TYPE_STATIC', endpoints: [{ address: { host: '127.0.0.1', port } }] });
 const SUBS: Record<string, string[]> = { Cluster: ['*'], Listener: ['*'], RouteConfiguration: ['main'] };
 
-function pct(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
-async function procStats(pid: number): Promise<{ rssMiB: number; cpuSec: number }> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-  const stat = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
-  const ticks = Number(stat[11]) + Number(stat[12]); // utime + stime (fields 14, 15)
-  return { rssMiB: rssKb / 1024, cpuSec: ticks / 100 };
-}
 
 async function waitUntil(cond: () => boolean, what: string, ms: number): Promise<void> {
   const end = Date.now() + ms;

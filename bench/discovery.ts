@@ -20,7 +20,7 @@
  */
 import { spawn } from 'node:child_process';
 import http2 from 'node:http2';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +29,7 @@ import type { DeltaDiscoveryResponse, DiscoveryResponse } from '../src/gen/outri
 import { endpointSlice, service, startKubeApiServer } from '../test/support/kube-api-server.js';
 import { RawDelta, RawSotw } from '../test/support/xds-raw.js';
 import { TYPE, kindOf, nodeOf } from '../test/support/xds-light.js';
+import { pct, procStats } from './lib/stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -61,17 +62,6 @@ const ip = (svc: number, ep: number, gen = 0): string => `10.${(svc >> 8) & 255}
 const slice = (svc: number, gen = 0) =>
   endpointSlice(NS, `svc-${svc}-1`, `svc-${svc}`, [{ name: 'http', port: 8080 }], Array.from({ length: E }, (_, ep) => ({ ip: ip(svc, ep, ep === 0 ? gen : 0) })));
 
-function pct(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
-async function procStats(pid: number): Promise<{ rssMiB: number; cpuSec: number }> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-  const stat = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
-  return { rssMiB: rssKb / 1024, cpuSec: (Number(stat[11]) + Number(stat[12])) / 100 };
-}
 
 async function waitUntil(cond: () => boolean, what: string, ms: number): Promise<void> {
   const end = Date.now() + ms;
