@@ -34,7 +34,7 @@ import {
 } from './lib/proc.js';
 import { writeSidecarConfig, type Protocol } from './lib/sidecar.js';
 import { compareLines, entriesOf, readBaseline, writeBaseline } from './lib/baseline.js';
-import { CONNECT_GET_SHELF, grpcCheck, h2cCheck, http1Check, REST_GET_SHELF, restCheck, wrkPostScript, type Check } from './lib/verify.js';
+import { CONNECT_GET_SHELF, grpcCheck, h2cCheck, http1Check, REST_GET_SHELF, REST_POST_BODY, restCheck, wrkPostScript, type Check } from './lib/verify.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const PROTOCOLS = ['grpc', 'h2c', 'http1', 'rest', 'rest-post'] as const;
@@ -78,6 +78,7 @@ if (argv.includes('--help') || argv.includes('-h')) {
       '     BENCH_FOREIGN_MAX BENCH_MAX_REPEATS BENCH_ACCESS_LOG=0 BENCH_GRPC_BACKEND=auto|bookstore|standin\n' +
       '     BENCH_SERVER_CPU BENCH_LOAD_CPU BENCH_SIDECAR_DIST=1 BENCH_KEEP_TMP=1\n' +
       '     BENCH_CONCURRENCY=N (sidecar workers; give BENCH_SERVER_CPU=0,1 to let them use both CPUs)\n' +
+      '     BENCH_RPS=1000 (open loop at that total rate, h2load for every protocol: the added-latency table)\n' +
       'See docs/benchmarks.md.\n',
   );
   process.exit(0);
@@ -107,6 +108,12 @@ const cfg = {
   /** `outrigger sidecar --concurrency` (undefined: the sidecar's default, the CPUs it is pinned to). */
   concurrency: process.env.BENCH_CONCURRENCY,
   keepTmp: process.env.BENCH_KEEP_TMP === '1',
+  /**
+   * Open loop at this many requests per second in total (h2load --rps, every protocol, HTTP/1.1 with
+   * --h1): the added-latency figure of issue 14 ("added p99 at a fixed 1,000 req/s ≤ 1 ms"). 0 = the
+   * closed-loop saturation run.
+   */
+  rps: Math.max(0, envNum('BENCH_RPS', 0)),
 };
 const pinning = availableParallelism() >= 2;
 const SERVER_CPUS = pinning ? cfg.serverCpu : undefined;
@@ -333,7 +340,27 @@ function portOf(t: Target, p: Protocol): number {
   return t === 'direct' ? backends.get(p)!.port : targetState.get(key(t, p))!.port!;
 }
 
+/**
+ * Open loop (BENCH_RPS): h2load for every protocol at a fixed total rate, per-request latencies from its
+ * log. 10 clients share the rate; h2 clients may have 10 streams in flight (so a slow answer does not
+ * hold the schedule back), HTTP/1.1 clients one (no pipelining).
+ */
+function runFixedRate(proto: Protocol, port: number, seconds: number): Promise<LoadResult> {
+  const clients = 10;
+  const h1 = proto === 'http1' || TRANSCODED.includes(proto);
+  const common = { seconds, clients, streams: h1 ? 1 : 10, rpsPerClient: cfg.rps / clients, h1, logFile: join(tmp, `h2load-${proto}.log`), cpus: LOAD_CPUS };
+  if (proto === 'http1' || proto === 'h2c') return runH2load({ ...common, url: `http://127.0.0.1:${port}/` });
+  if (proto === 'rest') return runH2load({ ...common, url: `http://127.0.0.1:${port}${REST_GET_SHELF}` });
+  if (proto === 'rest-post') {
+    const json = join(tmp, 'post.json');
+    writeFileSync(json, REST_POST_BODY);
+    return runH2load({ ...common, url: `http://127.0.0.1:${port}${CONNECT_GET_SHELF}`, dataFile: json, headers: ['content-type: application/json'] });
+  }
+  return runH2load({ ...common, url: `http://127.0.0.1:${port}${GET_SHELF_PATH}`, dataFile: bodyFile, headers: ['content-type: application/grpc', 'te: trailers'] });
+}
+
 function runLoad(proto: Protocol, port: number, seconds: number): Promise<LoadResult> {
+  if (cfg.rps > 0) return runFixedRate(proto, port, seconds);
   if (proto === 'http1') return runWrk({ url: `http://127.0.0.1:${port}/`, seconds, connections: cfg.h1Connections, cpus: LOAD_CPUS });
   if (proto === 'rest') return runWrk({ url: `http://127.0.0.1:${port}${REST_GET_SHELF}`, seconds, connections: cfg.h1Connections, cpus: LOAD_CPUS });
   if (proto === 'rest-post') {
@@ -550,6 +577,38 @@ function table(proto: Protocol, rows: Row[]): string {
   return [...lines, '', ...foot].join('\n');
 }
 
+/**
+ * Open loop only: what each proxy adds to the p99 (and p50) of a direct call, per round (the same round's
+ * direct figure), median over rounds. Issue 14's goal: ≤ 1 ms added p99 at 1,000 req/s.
+ */
+function addedLatency(): string[] {
+  if (cfg.rps <= 0) return [];
+  const lines = ['| protocol | target | p50 ms | p99 ms | added p50 ms | added p99 ms |', '|---|---|---:|---:|---:|---:|'];
+  for (const proto of cfg.protocols) {
+    const ofTarget = (t: Target): Sample[] => samples.filter((s) => s.protocol === proto && s.target === t && s.load.p99Ms !== null);
+    const direct = ofTarget('direct');
+    for (const t of cfg.targets) {
+      if (t === 'direct') continue;
+      const own = ofTarget(t);
+      if (!own.length) continue;
+      const added = (pick: (s: Sample) => number | null): number | null =>
+        median(
+          own.flatMap((s) => {
+            const d = direct.find((x) => x.round === s.round);
+            const a = pick(s);
+            const b = d ? pick(d) : null;
+            return a !== null && b !== null ? [a - b] : [];
+          }),
+        );
+      lines.push(
+        `| ${proto} | ${t} | ${fmtMs(median(own.map((s) => s.load.p50Ms!)))} | ${fmtMs(median(own.map((s) => s.load.p99Ms!)))} | ` +
+          `${fmtMs(added((s) => s.load.p50Ms))} | ${fmtMs(added((s) => s.load.p99Ms))} |`,
+      );
+    }
+  }
+  return lines;
+}
+
 /** Sidecar CPU µs/request of each transcoded protocol against gRPC pass-through from the same run. */
 function transcodingCost(summary: Record<string, Row[]>): string[] {
   const cpu = (p: Protocol): number | null => summary[p]?.find((r) => r.target === 'outrigger' && r.available)?.proxyCpuUsPerReq ?? null;
@@ -655,6 +714,8 @@ async function main(): Promise<number> {
   for (const p of cfg.protocols) out.push('', table(p, summary[p]!));
   const baseline = baselineComparison(summary);
   if (baseline.length) out.push('', `### This checkout against the baseline (${cfg.baselineDir}), same rounds`, '', ...baseline);
+  const added = addedLatency();
+  if (added.length) out.push('', `### Added latency at a fixed ${cfg.rps} req/s (open loop; issue 14 goal: ≤ 1 ms added p99)`, '', ...added);
   const transcodeCost = transcodingCost(summary);
   if (transcodeCost.length) out.push('', '### Transcoding cost (issue 3 target: ≤ 2× the gRPC pass-through CPU per request)', '', ...transcodeCost);
   const baselineFile = join(ROOT, 'bench', 'baseline.json');
@@ -665,7 +726,8 @@ async function main(): Promise<number> {
     if (!b) out.push('- no bench/baseline.json yet: accept a run with `npm run bench -- --accept`');
     else out.push(`Accepted ${b.acceptedAt} at ${b.gitCommit.slice(0, 12)} (access log ${b.accessLog ? 'on' : 'off'}).`, '', ...compareLines(b, entries));
   }
-  if (argv.includes('--accept')) {
+  if (argv.includes('--accept') && cfg.rps > 0) notes.push('not accepted: an open-loop run (BENCH_RPS) is not comparable with the baseline');
+  else if (argv.includes('--accept')) {
     writeBaseline(baselineFile, { acceptedAt: started.toISOString(), gitCommit: toolVersion('git', ['-C', ROOT, 'rev-parse', 'HEAD']) ?? '', accessLog: cfg.accessLog, protocols: entries });
     notes.push(`accepted as bench/baseline.json (commit it)`);
   }

@@ -31,6 +31,10 @@ export interface H2loadSpec {
   /** Write per-request rows here to compute percentiles; removed afterwards. */
   logFile?: string;
   cpus?: string | undefined;
+  /** Open loop: requests per second for each client (h2load --rps); unset = closed loop. */
+  rpsPerClient?: number;
+  /** HTTP/1.1 instead of h2c (h2load --h1); `streams` must then be 1 (no pipelining). */
+  h1?: boolean;
 }
 
 function percentile(sorted: Float64Array | number[], p: number): number | null {
@@ -40,12 +44,12 @@ function percentile(sorted: Float64Array | number[], p: number): number | null {
 }
 
 /** p50/p99 in ms from an h2load --log-file (start µs, status, duration µs). */
-export function percentilesFromH2loadLog(file: string): { p50: number | null; p99: number | null; rows: number } {
+export function percentilesFromH2loadLog(file: string): { p50: number | null; p99: number | null; p999: number | null; rows: number } {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch {
-    return { p50: null, p99: null, rows: 0 };
+    return { p50: null, p99: null, p999: null, rows: 0 };
   }
   const values: number[] = [];
   let start = 0;
@@ -65,7 +69,9 @@ export function percentilesFromH2loadLog(file: string): { p50: number | null; p9
   const sorted = Float64Array.from(values).sort();
   const p50 = percentile(sorted, 50);
   const p99 = percentile(sorted, 99);
-  return { p50: p50 === null ? null : p50 / 1000, p99: p99 === null ? null : p99 / 1000, rows: values.length };
+  const p999 = percentile(sorted, 99.9);
+  const ms = (v: number | null): number | null => (v === null ? null : v / 1000);
+  return { p50: ms(p50), p99: ms(p99), p999: ms(p999), rows: values.length };
 }
 
 const num = (s: string | undefined): number => (s === undefined ? NaN : Number(s));
@@ -88,6 +94,8 @@ function failedRun(tool: string, r: Awaited<ReturnType<typeof runTool>>, out: st
 
 export async function runH2load(spec: H2loadSpec): Promise<LoadResult> {
   const args = ['-t1', `-c${spec.clients}`, `-m${spec.streams}`, '-D', `${Math.max(1, Math.round(spec.seconds * 1000))}ms`];
+  if (spec.rpsPerClient !== undefined) args.push(`--rps=${spec.rpsPerClient}`);
+  if (spec.h1) args.push('--h1');
   for (const h of spec.headers ?? []) args.push('-H', h);
   if (spec.dataFile) args.push('-d', spec.dataFile);
   if (spec.logFile) args.push('--log-file', spec.logFile);
