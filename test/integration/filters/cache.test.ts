@@ -91,6 +91,9 @@ class Origin {
           return send(200, { 'cache-control': 'max-age=60' }, `auth ${n}`);
         case '/slow':
           return send(200, { 'cache-control': 'max-age=60' }, `slow ${n}`);
+        case '/echo-id':
+          // Many backends echo the request id; the stored copy carries the filling request's.
+          return send(200, { 'cache-control': 'max-age=60', 'x-request-id': String(req.headers['x-request-id']) }, `echo ${n}`);
         default:
           return send(404, {}, 'no');
       }
@@ -241,6 +244,17 @@ describe('filters: cache', function () {
         // A request's own no-store bypasses the cache; no-cache goes to the origin (and refreshes the entry).
         expect((await get('/fresh', { 'cache-control': 'no-store' })).headers['x-outrigger-cache']).to.equal(undefined);
         expect(origin.count('/fresh')).to.equal(2);
+      });
+
+      it("a hit carries its own request's x-request-id, not the one the origin echoed for the request that filled the entry", async () => {
+        const a = await getStored('/echo-id');
+        const b = await get('/echo-id');
+        expect([a.headers['x-outrigger-cache'], b.headers['x-outrigger-cache'], b.text]).to.deep.equal(['miss', 'hit', 'echo 1']);
+        const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+        expect(a.headers['x-request-id']).to.match(uuid);
+        expect(b.headers['x-request-id']).to.match(uuid);
+        expect(b.headers['x-request-id']).to.not.equal(a.headers['x-request-id']);
+        expect(origin.count('/echo-id')).to.equal(1);
       });
 
       it('If-None-Match and If-Modified-Since are answered 304 from the cache', async () => {

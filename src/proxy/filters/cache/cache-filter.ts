@@ -166,15 +166,27 @@ function cacheFilter(name: string, c: Cache, store: Store, m: CacheMetrics, deps
     return p;
   };
 
+  /**
+   * A backend that echoes `x-request-id` stored the id of the request that filled the entry; a hit
+   * answers another request, so it carries that request's id (the one in its access-log line and
+   * spans), never the stored one.
+   */
+  const withOwnRequestId = (ds: Downstream, h: OutgoingHttpHeaders): OutgoingHttpHeaders => {
+    if (h['x-request-id'] === undefined) return h;
+    if (ds.ex.request_id === undefined) delete h['x-request-id'];
+    else h['x-request-id'] = ds.ex.request_id;
+    return h;
+  };
+
   /** The answer from a stored response: 304 when the client's validators match, else the whole response. */
   const answer = (ds: Downstream, r: CachedResponse, tag: 'hit' | 'stale'): FilterVerdict => {
     const now = clock.nowMs();
     const age = Math.floor(currentAgeMs(r, now) / 1000);
     if (r.trailers !== undefined) {
       ds.ex.grpc_status = '0';
-      return { status: r.status, headers: { ...r.headers, [CACHE_HEADER]: tag }, body: r.body, trailers: { ...r.trailers } };
+      return { status: r.status, headers: withOwnRequestId(ds, { ...r.headers, [CACHE_HEADER]: tag }), body: r.body, trailers: { ...r.trailers } };
     }
-    const headers: OutgoingHttpHeaders = { ...r.headers, age: String(age), [CACHE_HEADER]: tag };
+    const headers: OutgoingHttpHeaders = withOwnRequestId(ds, { ...r.headers, age: String(age), [CACHE_HEADER]: tag });
     const inm = ds.headers['if-none-match'];
     const ims = ds.headers['if-modified-since'];
     const etag = r.headers['etag'] as string | undefined;
