@@ -77,6 +77,16 @@ export class ProviderHealth {
     }
   }
 
+  /**
+   * A message the source delivered but that could not be used (a malformed announcement): counted
+   * and metered like any failure, but the connection is fine, so the state and the log stay as they are.
+   */
+  rejected(why: string): void {
+    this.errors++;
+    this.lastError = why;
+    this.events.onError?.(this.kind);
+  }
+
   fail(err: unknown): void {
     this.connected = false;
     this.errors++;

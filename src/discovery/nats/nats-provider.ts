@@ -147,7 +147,7 @@ class NatsWatch implements ServiceWatch {
   private receive(data: Uint8Array): void {
     const a = parseAnnouncement(data, this.t.service);
     if (typeof a === 'string') {
-      this.p.health.errors++;
+      this.p.health.rejected(`ignored a message: ${a}`);
       this.p.opts.logger.debug({ service: this.t.service, why: a }, 'nats discovery: ignored a message');
       return;
     }

@@ -113,7 +113,11 @@ describe('Discovery: NATS announcements against a real nats-server', function ()
     } finally {
       await nc.close();
     }
-    expect(sc.sidecar.discovery.status().find((s) => s.kind === 'nats')!.errors).to.be.at.least(1);
+    const status = sc.sidecar.discovery.status().find((s) => s.kind === 'nats')!;
+    expect(status.errors).to.be.at.least(1);
+    // The bad message is metered too, but it says nothing about the connection.
+    expect(status.connected).to.equal(true);
+    expect(metricValue(await sc.metrics(), 'outrigger_discovery_errors_total', { provider: 'nats' })).to.be.at.least(1);
   });
 
   it('keeps the last members while the NATS server restarts, and follows changes after it is back', async () => {
