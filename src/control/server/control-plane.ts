@@ -192,7 +192,7 @@ export class ControlPlane implements StreamHost {
   }
 
   rollback(kind: string, name: string, toRevision: number, who: string): Promise<Outcome> {
-    return this.mutate('rollback', who, (s) => rollbackResource(s, kind, name, toRevision, who, this.clock.nowMs(), this.validateOptions));
+    return this.mutate('rollback', who, (s) => rollbackResource(s, kind, name, toRevision, who, this.clock.nowMs(), this.validateOptions, this.generatedNames));
   }
 
   dryRun(documents: readonly unknown[]): Outcome {

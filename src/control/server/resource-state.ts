@@ -189,12 +189,14 @@ export function rollbackResource(
   who: string,
   nowMs: number,
   opts: ValidateOptions,
+  generated?: GeneratedNames,
 ): Change | Failure {
   const key = keyOf(kind, name);
   const h = state.history.find((e) => e.revision === toRevision && keyOf(e.kind, e.name) === key);
   if (!h) return { ok: false, code: 'not_found', errors: [{ document: key, path: '', message: `no revision ${toRevision}` }] };
   if (!h.doc) return deleteResource(state, kind, name, '', who, nowMs, opts, 'ROLLBACK');
-  return applyDocuments(state, { documents: [h.doc], who, nowMs, action: 'ROLLBACK' }, opts);
+  // The name may have become a generated one since that revision: a rollback is an apply and obeys the same rule.
+  return applyDocuments(state, { documents: [h.doc], who, nowMs, action: 'ROLLBACK', ...(generated ? { generated } : {}) }, opts);
 }
 
 export function sorted(entries: StoredEntry[]): StoredEntry[] {
