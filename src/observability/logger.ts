@@ -1,4 +1,5 @@
 import pino, { type Logger } from 'pino';
+import { markFastLines } from './access-line.js';
 
 export type { Logger };
 
@@ -16,7 +17,8 @@ export interface LoggerOptions {
  */
 export function createLogger(opts: LoggerOptions = {}): Logger {
   const dest = pino.destination({ fd: opts.fd ?? 1, sync: !opts.async, minLength: opts.async ? 8192 : 0 });
-  return pino(
+  // Formatted as access-line.ts assumes (ISO time, level label, no serializers or hooks): the access log may bypass pino's serializer.
+  return markFastLines(pino(
     {
       level: opts.level ?? process.env.OUTRIGGER_LOG_LEVEL ?? 'info',
       base: undefined,
@@ -24,7 +26,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
       formatters: { level: (label) => ({ level: label }) },
     },
     dest,
-  );
+  ));
 }
 
 /**

@@ -2,6 +2,7 @@ import type { Clock } from '../../core/clock.js';
 import type { Logger } from '../../observability/logger.js';
 import type { ProxyMetrics } from '../../observability/proxy-metrics.js';
 import { reportExchange, type ExchangeTelemetry } from '../../observability/exchange-telemetry.js';
+import { writeAccess } from '../../observability/access-line.js';
 import type { ExchangeTrace } from '../../observability/tracer.js';
 
 /** Where an exchange's record goes (ProxyContext provides these). */
@@ -120,7 +121,7 @@ export class Exchange {
       ctx.metrics.observeRequest(l.name, this.route, this.cluster, this.status, this.grpc_status ?? '', this.protocol, this.duration_ms / 1000);
     }
     if (localFlag !== undefined) ctx.metrics.localReplies.inc({ listener: l.name, flag: localFlag });
-    if (l.accessLog) ctx.accessLog.info(this.toLogObject(), 'access');
+    if (l.accessLog) writeAccess(ctx.accessLog, l.name, this, () => this.toLogObject());
   }
 
   private toLogObject(): Record<string, unknown> {
