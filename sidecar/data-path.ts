@@ -17,6 +17,7 @@ import { originalDstAddon } from '../src/proxy/upstream/original-dst-addon.js';
 import { builtinFilters } from '../src/proxy/filters/builtin.js';
 import type { FilterConfigSource, FilterRegistry } from '../src/proxy/filters/filter-chain.js';
 import { ModuleLoader } from '../src/core/module-loader.js';
+import { installPluginFaultGuard } from '../src/proxy/filters/plugin/plugin-fault-guard.js';
 import type { HeapOverloadOptions } from '../src/proxy/overload/heap-overload.js';
 import type { TelemetryOptions } from '../src/observability/telemetry-setup.js';
 import type { AddonStatus } from '../src/proxy/upstream/original-dst-addon.js';
@@ -45,6 +46,8 @@ export interface DataPathSettings {
   readonly random?: Random | undefined;
   /** Where relative plugin module paths of control-plane config are resolved (SidecarOptions.pluginDir). */
   readonly pluginDir?: string | undefined;
+  /** A plugin's stray background error is logged and counted instead of ending the process (the CLI sets it: plugin-fault-guard.ts). */
+  readonly guardPluginFaults?: boolean | undefined;
 }
 
 /** What serves traffic: the listeners and everything they read per request. */
@@ -102,8 +105,12 @@ export function buildDataPath(o: DataPathOptions): DataPath {
   };
   // Plugin modules (filters, custom health checks), imported per config version: docs/plugins.md.
   const modules = new ModuleLoader(opts.pluginDir ?? process.cwd());
+  const unguard = opts.guardPluginFaults ? installPluginFaultGuard(modules, logger, registry) : undefined;
   const builtin = opts.filters ? undefined : builtinFilters({ clock, registry, auditLog: opts.auditLog, logger, modules });
   const filters = opts.filters ?? builtin!;
   const listeners = new ListenerManager(ctx, opts.drainTimeoutMs, { filters: filters.registry, filterConfig: o.filterConfig ? o.filterConfig(filters.config) : filters.config, locality: o.locality, modules, ...(opts.random ? { random: opts.random } : {}) });
-  return { ctx, listeners, telemetry, overload, closeFilters: () => builtin?.close(), purgeCache: builtin ? (p) => builtin.purgeCache(p) : undefined };
+  return { ctx, listeners, telemetry, overload, closeFilters: () => {
+      builtin?.close();
+      unguard?.();
+    }, purgeCache: builtin ? (p) => builtin.purgeCache(p) : undefined };
 }

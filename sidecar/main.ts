@@ -70,6 +70,8 @@ export interface SidecarOptions {
    * Default: the working directory.
    */
   pluginDir?: string;
+  /** Keep a plugin's stray background error from ending the process (the CLI's own process sets it; plugin-fault-guard.ts). */
+  guardPluginFaults?: boolean;
   /** Accept listeners on port 0 (tests). */
   allowEphemeralPorts?: boolean;
   logger?: Logger;

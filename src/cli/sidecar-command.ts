@@ -172,6 +172,7 @@ export const sidecarCommand: Command = {
         overload: { maxHeapFraction },
         stateDir: values['state-dir'],
         ...(values['plugin-dir'] !== undefined ? { pluginDir: resolve(values['plugin-dir']) } : {}),
+        guardPluginFaults: true,
         discovery: { kubeconfig: values.kubeconfig, consulAddr: values['consul-addr'], natsServers: values['nats-servers'] },
         locality,
         controlPlane: values['control-plane']

@@ -52,6 +52,26 @@ export class ModuleLoader {
     await Promise.all(jobs);
   }
 
+  /**
+   * The specifier of the plugin whose file threw `err`: the top frame of its
+   * stack is in a plugin file this loader imported (undefined: not a plugin's,
+   * or no stack to tell). Used to keep a plugin's stray background error from
+   * ending the process (plugin-fault-guard.ts).
+   */
+  ownerOf(err: unknown): string | undefined {
+    const stack = err instanceof Error && typeof err.stack === 'string' ? err.stack : undefined;
+    if (stack === undefined) return undefined;
+    const top = stack.split('\n').find((l) => l.trimStart().startsWith('at '));
+    if (top === undefined) return undefined;
+    for (const spec of this.loaded.keys()) {
+      const file = this.fileOf(spec);
+      if (file === undefined) continue;
+      // A file URL (ESM), a path (CommonJS), or — a .ts compiled as CommonJS by tsx — a data: URL naming it as filePath=<encoded>.
+      if (top.includes(pathToFileURL(file).href) || top.includes(`(${file}:`) || top.includes(` ${file}:`) || top.includes(`filePath=${encodeURIComponent(file)}`)) return spec;
+    }
+    return undefined;
+  }
+
   /** The module `prepare` imported for `spec` (undefined: never prepared). */
   get(spec: string): LoadedModule | undefined {
     return this.loaded.get(spec)?.module;

@@ -37,4 +37,20 @@ describe('ModuleLoader (plugin modules)', () => {
     const p2 = m.get('./p.mjs');
     expect(p2?.ok && p2.exports['v']).to.equal(2);
   });
+
+  it('ownerOf: an error thrown in a plugin file (.mjs or compiled .ts) is that plugin\'s; one with another top frame, or no stack, is nobody\'s', async () => {
+    const m = new ModuleLoader(dir);
+    await writeFile(join(dir, 'own.mjs'), 'export function fail() { return new Error("mine"); } export function viaCallback(f) { return f(); }');
+    await writeFile(join(dir, 'own.ts'), 'export function fail(): Error { return new Error("typed"); }');
+    await m.prepare(['./own.mjs', './own.ts']);
+    const mjs = m.get('./own.mjs');
+    const ts = m.get('./own.ts');
+    if (!mjs?.ok || !ts?.ok) throw new Error('not loaded');
+    expect(m.ownerOf((exportOf(mjs.exports, 'fail') as () => Error)())).to.equal('./own.mjs');
+    expect(m.ownerOf((exportOf(ts.exports, 'fail') as () => Error)())).to.equal('./own.ts');
+    // Created by our code, even when a plugin called it: the top frame decides.
+    expect(m.ownerOf((exportOf(mjs.exports, 'viaCallback') as (f: () => Error) => Error)(() => new Error('ours')))).to.equal(undefined);
+    expect(m.ownerOf(new Error('ours'))).to.equal(undefined);
+    expect(m.ownerOf('a string reason')).to.equal(undefined);
+  });
 });
