@@ -140,7 +140,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const accessLog = opts.accessLog ?? createLogger({ async: true });
   const registry = opts.registry ?? new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'outrigger_' }); // → outrigger_process_*, outrigger_nodejs_*
-  // The access and audit logs are buffered (8 KiB / 4 KiB before a write): at low traffic a line would
+  // The access and audit logs are buffered (64 KiB / 4 KiB before a write): at low traffic a line would
   // wait indefinitely, so they are flushed every second.
   const logFlush = everySecond(clock, () => {
     accessLog.flush();
@@ -341,8 +341,8 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       await admin.close();
       await status?.close();
       logFlush.cancel();
-      accessLog.flush();
       opts.auditLog?.flush();
+      await new Promise<void>((r) => accessLog.flush(() => r()));
       dataPath.closeFilters();
       // The last spans, once; a collector that does not answer holds the exit at most 2 s.
       const tracer = dataPath.telemetry.tracer;

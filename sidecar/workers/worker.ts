@@ -70,8 +70,9 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
     dp.overload.stop();
     await dp.listeners.drain();
     dp.closeFilters();
-    accessLog.flush();
     opts.auditLog?.flush();
+    // The worker exits right after: its last access lines must be written first.
+    await new Promise<void>((r) => accessLog.flush(() => r()));
     drained();
   };
 

@@ -1,5 +1,6 @@
 import pino, { type Logger } from 'pino';
 import { markFastLines } from './access-line.js';
+import { LineWriter } from './line-writer.js';
 
 export type { Logger };
 
@@ -7,7 +8,7 @@ export interface LoggerOptions {
   level?: string;
   /** Destination file descriptor; 1 (stdout) by default. */
   fd?: number;
-  /** Buffer writes (async sonic-boom); the hot path should use this. */
+  /** Buffer writes (LineWriter: 64 KiB asynchronous batches, flushed every second by the sidecar); the hot path should use this. */
   async?: boolean;
 }
 
@@ -16,7 +17,8 @@ export interface LoggerOptions {
  * composition root makes one and passes children down.
  */
 export function createLogger(opts: LoggerOptions = {}): Logger {
-  const dest = pino.destination({ fd: opts.fd ?? 1, sync: !opts.async, minLength: opts.async ? 8192 : 0 });
+  // The hot path's logger (the access log) writes in 64 KiB asynchronous batches (line-writer.ts).
+  const dest = opts.async ? new LineWriter(opts.fd ?? 1) : pino.destination({ fd: opts.fd ?? 1, sync: true });
   // Formatted as access-line.ts assumes (ISO time, level label, no serializers or hooks): the access log may bypass pino's serializer.
   return markFastLines(pino(
     {
