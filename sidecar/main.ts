@@ -23,6 +23,7 @@ import { ClusterDiscovery } from '../src/discovery/runner/cluster-discovery.js';
 import { DiscoveryMetrics } from '../src/discovery/runner/discovery-metrics.js';
 import type { DiscoveryConnections } from '../src/discovery/runner/providers.js';
 import { buildDataPath } from './data-path.js';
+import { registerDroppedLines } from '../src/observability/line-writer.js';
 import type { WorkerFleet } from './workers/fleet.js';
 
 export interface ControlPlaneOptions {
@@ -140,6 +141,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const accessLog = opts.accessLog ?? createLogger({ async: true });
   const registry = opts.registry ?? new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'outrigger_' }); // → outrigger_process_*, outrigger_nodejs_*
+  registerDroppedLines(accessLog, registry);
   // The access and audit logs are buffered (64 KiB / 4 KiB before a write): at low traffic a line would
   // wait indefinitely, so they are flushed every second.
   const logFlush = everySecond(clock, () => {

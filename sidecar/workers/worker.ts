@@ -5,6 +5,7 @@ import type { Svid, SvidSource } from '../../src/core/svid.js';
 import { buildSnapshot } from '../../src/config/loader.js';
 import { formatConfigError } from '../../src/config/snapshot.js';
 import { createLogger } from '../../src/observability/logger.js';
+import { registerDroppedLines } from '../../src/observability/line-writer.js';
 import type { TapSubscription } from '../../src/observability/tap.js';
 import { describeClusters, describeListeners, describeRoutes } from '../../src/admin/data-path-views.js';
 import { buildDataPath } from '../data-path.js';
@@ -43,6 +44,7 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   const accessLog = createLogger({ async: true }).child({ worker: process.pid });
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'outrigger_' });
+  registerDroppedLines(accessLog, registry);
   const identity = new RelayedSvid();
   const dp = buildDataPath({
     clock,

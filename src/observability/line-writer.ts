@@ -1,4 +1,6 @@
 import { write as fsWrite, writeSync } from 'node:fs';
+import pino, { type Logger } from 'pino';
+import { Counter, type Registry } from 'prom-client';
 
 export interface LineWriterOptions {
   /** A write is started once this many bytes (as UTF-16 length, close enough) are pending. */
@@ -131,4 +133,21 @@ export class LineWriter {
     this.waiters = [];
     for (const f of w) f();
   }
+}
+
+/**
+ * `outrigger_access_log_dropped_lines_total`: lines a LineWriter behind `logger` dropped because its
+ * destination could not keep up (read at scrape time; 0 for a logger with another destination).
+ */
+export function registerDroppedLines(logger: Logger, registry: Registry): void {
+  const writer = (logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym];
+  new Counter({
+    name: 'outrigger_access_log_dropped_lines_total',
+    help: 'Access-log lines dropped because the destination could not keep up (16 MiB were pending)',
+    registers: [registry],
+    collect() {
+      this.reset();
+      if (writer instanceof LineWriter && writer.dropped > 0) this.inc(writer.dropped);
+    },
+  });
 }

@@ -3,7 +3,10 @@ import { execFileSync } from 'node:child_process';
 import { constants, closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LineWriter } from '../../../src/observability/line-writer.js';
+import { Registry } from 'prom-client';
+import { LineWriter, registerDroppedLines } from '../../../src/observability/line-writer.js';
+import { createLogger } from '../../../src/observability/logger.js';
+import { metricValue } from '../../support/prom-text.js';
 
 /** The access log's batched destination (line-writer.ts), against a real file and a real non-blocking pipe. */
 describe('LineWriter', () => {
@@ -83,5 +86,21 @@ describe('LineWriter', () => {
     closeSync(rfd);
     const got = Buffer.concat(chunks).toString('utf8').split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { n: number }).n);
     expect(got).to.deep.equal(Array.from({ length: N + 1 }, (_, i) => i));
+  });
+
+  it("the access logger's drops are outrigger_access_log_dropped_lines_total", async () => {
+    const file = join(dir, 'c.log');
+    const fd = openSync(file, 'w');
+    const logger = createLogger({ fd, async: true });
+    const registry = new Registry();
+    registerDroppedLines(logger, registry);
+    expect(metricValue(await registry.metrics(), 'outrigger_access_log_dropped_lines_total', {})).to.equal(0);
+    // 20 MiB in one synchronous burst: one 64 KiB write starts, 16 MiB wait behind it, the rest is dropped.
+    const big = 'y'.repeat(1024 * 1024);
+    for (let i = 0; i < 20; i++) logger.info({ big }, 'access');
+    const dropped = metricValue(await registry.metrics(), 'outrigger_access_log_dropped_lines_total', {});
+    expect(dropped).to.be.within(3, 5);
+    await new Promise<void>((r) => logger.flush(() => r()));
+    closeSync(fd);
   });
 });
