@@ -1,4 +1,5 @@
 import pino, { type Logger } from 'pino';
+import type { ExchangeRecord } from './exchange-record.js';
 
 /**
  * The access log's line, written without pino's generic serializer.
@@ -33,27 +34,9 @@ export function jsonString(s: string): string {
   return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`;
 }
 
-/** The fields of an access record after `listener`, in the order of the line. `undefined` fields are left out, as pino does. */
-export interface AccessRecord {
-  readonly method: string;
-  readonly authority: string;
-  readonly path: string;
-  readonly protocol: string;
-  readonly status: number;
-  readonly grpc_status: string | undefined;
-  readonly duration_ms: number;
-  readonly bytes_in: number;
-  readonly bytes_out: number;
-  readonly upstream: string | undefined;
-  readonly route: string;
-  readonly cluster: string;
-  readonly request_id: string | undefined;
-  readonly flags: string | undefined;
+/** What the access line shows: the exchange's record, plus the attempts and span id the line has. `undefined` fields are left out, as pino does. */
+export interface AccessRecord extends ExchangeRecord {
   readonly attempts: number | undefined;
-  readonly headers: Record<string, string> | undefined;
-  readonly source_principal: string | undefined;
-  readonly upstream_principal: string | undefined;
-  readonly trace_id: string | undefined;
   readonly span_id: string | undefined;
 }
 
