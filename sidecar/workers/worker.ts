@@ -44,7 +44,7 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'outrigger_' });
   const identity = new RelayedSvid();
-  const dp = buildDataPath({
+  const dp = await buildDataPath({
     clock,
     logger,
     accessLog,

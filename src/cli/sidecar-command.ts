@@ -12,7 +12,7 @@ import { parseFlags, UsageError } from './flags.js';
 import { createAuditLogger, createLogger } from '../observability/logger.js';
 import { METRICS_COMPAT, type MetricsCompat } from '../observability/exchange-telemetry.js';
 import { workloadIdentity } from '../observability/workload.js';
-import { resolveTracing } from '../observability/trace-config.js';
+import { resolveTracing } from '../observability/trace-settings.js';
 import type { Command } from './command.js';
 
 const USAGE = `usage: outrigger sidecar [--config FILE|DIR] [--control-plane HOST:PORT --node-id ID [--node-cluster C]
