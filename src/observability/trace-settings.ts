@@ -1,5 +1,3 @@
-import type { SamplerConfig } from './tracer.js';
-
 /**
  * Tracing as the flags and OTEL_* variables configure it, resolved without
  * loading OpenTelemetry: a sidecar that does not trace never imports the SDK
@@ -11,6 +9,13 @@ import type { SamplerConfig } from './tracer.js';
 export type PropagatorName = 'tracecontext' | 'baggage' | 'b3' | 'b3multi';
 export const PROPAGATORS: readonly PropagatorName[] = ['tracecontext', 'baggage', 'b3', 'b3multi'];
 export const DEFAULT_PROPAGATORS: readonly PropagatorName[] = ['tracecontext', 'baggage'];
+
+/** Parent-based (follow a sampled flag that arrived) or not, with a ratio for new traces. */
+export interface SamplerConfig {
+  readonly parentBased: boolean;
+  /** 0–1: the share of traces this sidecar starts (or, not parent-based, of all requests) that are recorded. */
+  readonly ratio: number;
+}
 
 export type OtlpProtocol = 'http/protobuf' | 'grpc';
 export const OTLP_PROTOCOLS: readonly OtlpProtocol[] = ['http/protobuf', 'grpc'];
