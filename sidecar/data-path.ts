@@ -68,12 +68,12 @@ export interface DataPath {
  * filters and the ListenerManager that applies snapshots. Config flows in
  * through `listeners.apply`; this builds nothing that fetches config.
  */
-export function buildDataPath(o: DataPathOptions): DataPath {
+export async function buildDataPath(o: DataPathOptions): Promise<DataPath> {
   const { clock, logger, accessLog, registry } = o;
   const opts = o.sidecar;
   const metrics = new ProxyMetrics(registry);
   // Our principal for Istio's labels: read when a series is first made (the SVID may arrive later).
-  const telemetry = buildTelemetry({ ...opts.telemetry, clock, registry, selfPrincipal: () => o.identity?.current()?.spiffeId });
+  const telemetry = await buildTelemetry({ ...opts.telemetry, clock, registry, selfPrincipal: () => o.identity?.current()?.spiffeId });
   const lifecycle = { draining: false };
   const overload = new HeapOverload({
     ...opts.overload,

@@ -181,7 +181,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const locality = opts.locality ?? (opts.controlPlane?.nodeLabels ? localityFromLabels(opts.controlPlane.nodeLabels) : undefined);
   if (locality) logger.info({ locality: locality.key }, 'locality');
   // With --concurrency N > 1 this data path stays idle (no listener is bound here): the workers serve.
-  const dataPath = buildDataPath({ clock, logger, accessLog, registry, identity: certs, locality, sidecar: opts });
+  const dataPath = await buildDataPath({ clock, logger, accessLog, registry, identity: certs, locality, sidecar: opts });
   const { ctx, listeners, telemetry, overload } = dataPath;
   overload.start();
   const workers = opts.workers;

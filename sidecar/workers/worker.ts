@@ -46,7 +46,7 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   collectDefaultMetrics({ register: registry, prefix: 'outrigger_' });
   registerDroppedLines(accessLog, registry);
   const identity = new RelayedSvid();
-  const dp = buildDataPath({
+  const dp = await buildDataPath({
     clock,
     logger,
     accessLog,

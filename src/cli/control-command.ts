@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { buildTracer, resolveTracing } from '../observability/trace-config.js';
+import { resolveTracing } from '../observability/trace-settings.js';
 import type { Tracer } from '../observability/tracer.js';
 import { systemRandom } from '../core/random.js';
 import { systemClock, type Clock } from '../core/clock.js';
@@ -216,7 +216,7 @@ export const controlCommand: Command = {
         validate: { allowEphemeralPorts: values['allow-ephemeral-ports'] },
         debounceMs: parseDurationFlag(values.debounce!),
         maxDelayMs: parseDurationFlag(values['max-delay']!),
-        tracer: tracingOf(values, clock, registry),
+        tracer: await tracingOf(values, clock, registry),
         identifier: values['replica-id'],
         statusTtlMs,
       });
@@ -302,12 +302,14 @@ async function startMesh(d: Discover, logger: ReturnType<typeof createLogger>, r
   };
 }
 
-/** The control plane's tracer when an OTLP endpoint is configured (flags or OTEL_* variables). */
-function tracingOf(values: Record<string, unknown>, clock: Clock, registry: Registry): Tracer | undefined {
+/** The control plane's tracer when an OTLP endpoint is configured (flags or OTEL_* variables); the SDK is imported only then. */
+async function tracingOf(values: Record<string, unknown>, clock: Clock, registry: Registry): Promise<Tracer | undefined> {
   const settings = resolveTracing({
     endpoint: values['trace-otlp-endpoint'] as string | undefined,
     protocol: values['trace-otlp-protocol'] as string | undefined,
     sampling: values['trace-sampling'] as string | undefined,
   });
-  return settings === undefined ? undefined : buildTracer(settings, { clock, random: systemRandom(), registry, serviceName: 'outrigger-control' });
+  if (settings === undefined) return undefined;
+  const { buildTracer } = await import('../observability/trace-config.js');
+  return buildTracer(settings, { clock, random: systemRandom(), registry, serviceName: 'outrigger-control' });
 }

@@ -12,7 +12,7 @@ import { parseFlags, UsageError } from './flags.js';
 import { createAuditLogger, createLogger } from '../observability/logger.js';
 import { METRICS_COMPAT, type MetricsCompat } from '../observability/exchange-telemetry.js';
 import { workloadIdentity } from '../observability/workload.js';
-import { resolveTracing } from '../observability/trace-config.js';
+import { resolveTracing } from '../observability/trace-settings.js';
 import type { Command } from './command.js';
 
 const USAGE = `usage: outrigger sidecar [--config FILE|DIR] [--control-plane HOST:PORT --node-id ID [--node-cluster C]
@@ -209,12 +209,14 @@ export const sidecarCommand: Command = {
       process.stderr.write(`outrigger sidecar: ${(err as Error).message}\n`);
       return 1;
     }
-    const listeners = Object.fromEntries(sidecar.addresses());
-    // One machine-readable line so scripts and tests can find the ports.
-    process.stdout.write(JSON.stringify({ msg: 'sidecar ready', adminPort: sidecar.adminPort, statusPort: sidecar.statusPort, listeners, concurrency }) + '\n');
+    // Signals are handled before the ready line goes out: whoever reads it may send SIGTERM at once, and
+    // the default action would end the process without a drain.
     const onSignal = (): void => void sidecar.shutdown();
     process.once('SIGTERM', onSignal);
     process.once('SIGINT', onSignal);
+    const listeners = Object.fromEntries(sidecar.addresses());
+    // One machine-readable line so scripts and tests can find the ports.
+    process.stdout.write(JSON.stringify({ msg: 'sidecar ready', adminPort: sidecar.adminPort, statusPort: sidecar.statusPort, listeners, concurrency }) + '\n');
     await sidecar.closed;
     return 0;
   },

@@ -1,6 +1,10 @@
-import { celEnv, parse, plan, isCelError, mapType, CelScalar } from '@bufbuild/cel';
+import type * as Cel from '@bufbuild/cel';
+import { lazyLibrary } from '../core/lazy-library.js';
 
-type Expr = ReturnType<typeof parse>['expr'];
+type Expr = ReturnType<typeof Cel.parse>['expr'];
+
+/** Loaded by the first config with a condition (a sidecar without rbac conditions never carries it). */
+const cel = lazyLibrary<typeof Cel>('@bufbuild/cel');
 
 /** The attribute vocabulary of rbac conditions (Envoy's names, plus `jwt.claims`). */
 export interface ConditionAttributes {
@@ -19,13 +23,20 @@ export interface ConditionAttributes {
 /** A compiled condition: true, false, or an error (a missing key, a type mismatch at run time). */
 export type Condition = (attrs: ConditionAttributes) => boolean | Error;
 
-const ENV = celEnv({
-  variables: {
-    request: mapType(CelScalar.STRING, CelScalar.DYN),
-    source: mapType(CelScalar.STRING, CelScalar.DYN),
-    jwt: mapType(CelScalar.STRING, CelScalar.DYN),
-  },
-});
+let env: ReturnType<typeof Cel.celEnv> | undefined;
+
+/** The one CEL environment of conditions, built on first use. */
+function conditionEnv(): ReturnType<typeof Cel.celEnv> {
+  if (env) return env;
+  const { celEnv, mapType, CelScalar } = cel();
+  return (env = celEnv({
+    variables: {
+      request: mapType(CelScalar.STRING, CelScalar.DYN),
+      source: mapType(CelScalar.STRING, CelScalar.DYN),
+      jwt: mapType(CelScalar.STRING, CelScalar.DYN),
+    },
+  }));
+}
 
 /** Root forms whose value is a bool whatever their operands: comparisons, logic, membership, string tests, has(), macros. */
 const BOOLEAN_FUNCTIONS = new Set([
@@ -43,6 +54,7 @@ const BOOLEAN_FUNCTIONS = new Set([
  * non-match (fail closed).
  */
 export function compileCondition(source: string): { ok: true; condition: Condition; readsMessage: boolean } | { ok: false; error: string } {
+  const { parse, plan, isCelError } = cel();
   let parsed;
   try {
     parsed = parse(source);
@@ -55,7 +67,7 @@ export function compileCondition(source: string): { ok: true; condition: Conditi
   if (unknown) return { ok: false, error: `unknown variable "${unknown}"; known: request, source, jwt` };
   let run: (ctx: never) => unknown;
   try {
-    run = plan(ENV, parsed) as (ctx: never) => unknown;
+    run = plan(conditionEnv(), parsed) as (ctx: never) => unknown;
   } catch (err) {
     return { ok: false, error: `does not compile: ${(err as Error).message}` };
   }

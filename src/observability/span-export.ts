@@ -1,9 +1,7 @@
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { BatchSpanProcessor, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { Counter, type Registry } from 'prom-client';
-
-export type OtlpProtocol = 'http/protobuf' | 'grpc';
-export const OTLP_PROTOCOLS: readonly OtlpProtocol[] = ['http/protobuf', 'grpc'];
+import type { OtlpProtocol } from './trace-settings.js';
 
 export interface ExportOptions {
   readonly protocol: OtlpProtocol;

@@ -1,10 +1,6 @@
 import { ROOT_CONTEXT, trace, type Context, type TextMapGetter, type TextMapSetter } from '@opentelemetry/api';
 import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
-
-/** The propagation formats (`OTEL_PROPAGATORS` names): W3C trace context and baggage, B3 single and multi header. */
-export type PropagatorName = 'tracecontext' | 'baggage' | 'b3' | 'b3multi';
-export const PROPAGATORS: readonly PropagatorName[] = ['tracecontext', 'baggage', 'b3', 'b3multi'];
-export const DEFAULT_PROPAGATORS: readonly PropagatorName[] = ['tracecontext', 'baggage'];
+import type { PropagatorName } from './trace-settings.js';
 
 /** A trace context that arrived with a request. */
 export interface RemoteParent {

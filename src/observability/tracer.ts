@@ -7,13 +7,7 @@ import type { Random } from '../core/random.js';
 import type { ExchangeRecord } from './exchange-record.js';
 import type { Propagation, RemoteParent } from './trace-propagation.js';
 import type { SpanSink } from './span-export.js';
-
-/** Parent-based (follow a sampled flag that arrived) or not, with a ratio for new traces. */
-export interface SamplerConfig {
-  readonly parentBased: boolean;
-  /** 0–1: the share of traces this sidecar starts (or, not parent-based, of all requests) that are recorded. */
-  readonly ratio: number;
-}
+import type { SamplerConfig } from './trace-settings.js';
 
 /** The request header that forces a sampled trace (debugging); read before x-outrigger-* headers are stripped. */
 export const FORCE_TRACE_HEADER = 'x-outrigger-force-trace';

@@ -1,4 +1,5 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { ioredis } from '../redis-library.js';
 import type { Logger } from 'pino';
 import { decodeRecord, encodeRecord, type CacheRecord, type CacheStorage } from './storage.js';
 
@@ -19,7 +20,7 @@ export class RedisStorage implements CacheStorage {
     private readonly logger: Logger | undefined,
     private readonly name: string,
   ) {
-    this.redis = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, connectionName: 'outrigger-cache', lazyConnect: false });
+    this.redis = new (ioredis().Redis)(url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, connectionName: 'outrigger-cache', lazyConnect: false });
     this.redis.on('ready', () => this.state(true));
     this.redis.on('error', (err: Error) => this.state(false, err.message));
     this.redis.on('end', () => this.state(false, 'connection closed'));

@@ -1,4 +1,5 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { ioredis } from '../redis-library.js';
 import type { Logger } from 'pino';
 import type { Clock } from '../../../core/clock.js';
 
@@ -20,7 +21,7 @@ export class RedisClient {
   private waiters: (() => void)[] = [];
 
   constructor(url: string, logger: Logger | undefined) {
-    this.redis = new Redis(url, {
+    this.redis = new (ioredis().Redis)(url, {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       connectionName: 'outrigger-ratelimit',

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createLocalJWKSet, jwtVerify, errors as joseErrors, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import type { JSONWebKeySet, JWTPayload, JWTVerifyGetKey } from 'jose';
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../../../core/clock.js';
 import { durationMs } from '../../../core/duration.js';
@@ -9,6 +9,7 @@ import type { Downstream } from '../../downstream/downstream.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { FilterFactory, FilterVerdict, HttpFilter } from '../filter.js';
 import { JwksUnavailable, RemoteJwks, httpJwksFetcher, type JwksFetcher } from './remote-jwks.js';
+import { jose } from './jose-library.js';
 
 /** Only asymmetric algorithms: `none` and HMAC (a public key used as a shared secret) never verify. */
 const ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
@@ -110,7 +111,7 @@ function compileProvider(p: JwtProvider, at: string, remoteFor: (uri: string, ca
       let doc: JSONWebKeySet;
       try {
         doc = JSON.parse(text) as JSONWebKeySet;
-        keys = createLocalJWKSet(doc);
+        keys = jose().createLocalJWKSet(doc);
       } catch (err) {
         throw new Error(`${at}.localJwks: not a JWKS document: ${(err as Error).message}`);
       }
@@ -153,7 +154,7 @@ function jwtAuthnFilter(name: string, providers: readonly Provider[], mode: 'any
 
   const verify = async (p: Provider, token: string, key: string): Promise<Outcome> => {
     try {
-      const { payload } = await jwtVerify(token, p.keys, {
+      const { payload } = await jose().jwtVerify(token, p.keys, {
         algorithms: ALGORITHMS,
         ...(p.issuer !== undefined ? { issuer: p.issuer } : {}),
         ...(p.audiences !== undefined ? { audience: [...p.audiences] } : {}),
@@ -267,6 +268,7 @@ export function claimAt(claims: Readonly<Record<string, unknown>>, path: string)
 
 /** A short reason for the audit log and the caller; jose's messages never include the token. */
 function reasonOf(err: unknown): string {
+  const joseErrors = jose().errors;
   if (err instanceof joseErrors.JWTExpired) return 'expired';
   if (err instanceof joseErrors.JWTClaimValidationFailed) {
     if (err.claim === 'nbf') return 'not_yet_valid';

@@ -1,4 +1,5 @@
-import { createLocalJWKSet, type JSONWebKeySet, type JWSHeaderParameters, type FlattenedJWSInput } from 'jose';
+import type { createLocalJWKSet, JSONWebKeySet, JWSHeaderParameters, FlattenedJWSInput } from 'jose';
+import { jose } from './jose-library.js';
 import type { Clock } from '../../../core/clock.js';
 
 /** Fetches a JWKS document; rejects on a non-2xx answer, a body that is not a JWKS, or the timeout. */
@@ -65,7 +66,7 @@ export class RemoteJwks {
     this.inflight ??= this.fetcher(this.uri, this.timeoutMs)
       .then(
         (jwks) => {
-          this.keys = createLocalJWKSet(jwks);
+          this.keys = jose().createLocalJWKSet(jwks);
           this.fetchedAt = this.clock.monotonicMs();
           this.lastError = undefined;
         },
