@@ -1,19 +1,30 @@
 /**
- * Diagnostic for the load-balancing benchmark's tail (docs/benchmarks.md#load-balancing):
- * the lb backends and one sidecar (peak EWMA over the three, round robin over
- * the two healthy), then rounds of wrk and of the recording client
- * (bench/lib/recording-load.ts) on each, and every slow request of the
- * recording client matched by x-request-id against the sidecar's access log:
- * which endpoint served it and how much of its time the sidecar saw.
+ * Where the load-balancing benchmark's tail comes from
+ * (docs/benchmarks.md#load-balancing): rounds of wrk and of the recording
+ * client (bench/lib/recording-load.ts) against the peak-EWMA listener and the
+ * healthy pair, then
+ *  - every slow request of the recording client matched by x-request-id
+ *    against the sidecar's access log: which endpoint served it and whether
+ *    the sidecar saw the time (slow inside) or not (slow outside: queued in
+ *    the client or the kernel, or the CPU was taken);
+ *  - wrk's own requests as the sidecar logged them, through wrk's
+ *    coordinated-omission correction, beside the p99 wrk printed;
+ *  - wrk and the recording client against one endpoint, no sidecar, where
+ *    0.2 % of the responses take 50 ms.
+ * Not part of `npm run bench`. Run:
  *   node --import tsx bench/lb-trace.ts   (LBT_ROUNDS 2, LBT_SECONDS 5, LBT_CONNECTIONS 16, LBT_SLOW_MS 10)
+ * Servers on CPU 0, clients on CPU 1; the temporary directory (sidecar.log,
+ * per-request TSVs) is kept and printed.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { stringify } from 'yaml';
+import { startLbRig, LB_LISTENERS } from './lib/lb-setup.js';
 import { runWrk } from './lib/load.js';
-import { drainOutput, freePort, installCleanupHandlers, runTool, spawnManaged, stopAll, waitForLine, waitForPort } from './lib/proc.js';
+import { drainOutput, installCleanupHandlers, spawnManaged, stop, stopAll, waitForLine } from './lib/proc.js';
+import { runRecordingTool, wrkCorrected, type RecordingSummary } from './lib/recording-load.js';
+import { pct } from './lib/stats.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const num = (n: string, d: number): number => (process.env[n] ? Number(process.env[n]) : d);
@@ -22,96 +33,120 @@ const SECONDS = num('LBT_SECONDS', 5);
 const CONNS = num('LBT_CONNECTIONS', 16);
 const SLOW_MS = num('LBT_SLOW_MS', 10);
 const log = (m: string): void => void process.stderr.write(`lb-trace: ${m}\n`);
+const load = (): string => loadavg()[0]!.toFixed(1);
+const f = (v: number | null | undefined): string => (v === null || v === undefined || Number.isNaN(v) ? '-' : v.toFixed(2));
 
-installCleanupHandlers();
-const tmp = mkdtempSync(join(tmpdir(), 'outrigger-lb-trace-'));
-const backend = spawnManaged('lb-backends', process.execPath, ['--import', 'tsx', join(ROOT, 'bench/backends/lb.ts')], { cpus: '0', cwd: ROOT });
-const ports = (await waitForLine(backend, /LISTENING ([\d,]+)/, 30_000))[1]!.split(',').map(Number);
-drainOutput(backend);
-const listen = { ewma: await freePort(), healthy: await freePort() };
-const docs: object[] = [];
-for (const [name, lbPolicy, eps] of [
-  ['ewma', 'LB_POLICY_PEAK_EWMA', ports],
-  ['healthy', 'LB_POLICY_ROUND_ROBIN', ports.slice(0, 2)],
-] as const) {
-  docs.push(
-    { apiVersion: 'outrigger.io/v1', kind: 'Listener', metadata: { name }, spec: { address: { host: '127.0.0.1', port: listen[name] }, routeConfig: name, trustedHops: 1 } },
-    { apiVersion: 'outrigger.io/v1', kind: 'RouteConfiguration', metadata: { name }, spec: { virtualHosts: [{ name: 'all', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: name } }] }] } },
-    { apiVersion: 'outrigger.io/v1', kind: 'Cluster', metadata: { name }, spec: { type: 'DISCOVERY_TYPE_STATIC', protocol: 'UPSTREAM_PROTOCOL_HTTP1', lbPolicy, endpoints: eps.map((port) => ({ address: { host: '127.0.0.1', port } })) } },
-  );
+interface AccessRow {
+  id: string;
+  listener: string;
+  durationMs: number;
+  upstream: string;
+  /** Wall-clock ms the line was written (the exchange's end). */
+  at: number;
 }
-writeFileSync(join(tmp, 'lb.yaml'), docs.map((d) => stringify(d)).join('---\n'));
-const sidecarLog = join(tmp, 'sidecar.log');
-const adminPort = await freePort();
-const sidecar = spawnManaged('sidecar', process.execPath, [join(ROOT, 'bin/outrigger.js'), 'sidecar', '--config', join(tmp, 'lb.yaml'), '--admin-port', String(adminPort)], {
-  cpus: '0',
-  cwd: ROOT,
-  env: { ...process.env, OUTRIGGER_FROM_SOURCE: process.env.OUTRIGGER_FROM_SOURCE ?? '' },
-  logFile: sidecarLog,
-});
-for (const p of Object.values(listen)) if (!(await waitForPort(p, 30_000, () => sidecar.exitCode() === undefined))) throw new Error('sidecar did not start');
-log(`tmp ${tmp}; sick :${ports[2]}; sidecar pid ${sidecar.pid}; load ${loadavg()[0]!.toFixed(1)}`);
 
-interface Row { id: string; conn: number; sent: number; first: number; done: number; reads: number }
-const pct = (a: number[], p: number): number => {
-  const s = [...a].sort((x, y) => x - y);
-  return s.length ? s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]! : NaN;
-};
-
-for (let round = 0; round < ROUNDS; round++) {
-  for (const name of ['ewma', 'healthy'] as const) {
-    const url = `http://127.0.0.1:${listen[name]}/`;
-    await runWrk({ url, seconds: 1, connections: CONNS, cpus: '1' });
-    const w = await runWrk({ url, seconds: SECONDS, connections: CONNS, cpus: '1' });
-    const prefix = `r${round}${name}`;
-    const out = join(tmp, `${prefix}.tsv`);
-    const r = await runTool('rec', 'taskset', ['-c', '1', process.execPath, '--import', 'tsx', join(ROOT, 'bench/lib/recording-load.ts'), '--port', String(listen[name]), '--connections', String(CONNS), '--seconds', String(SECONDS), '--id-prefix', prefix, '--out', out], { timeoutMs: (SECONDS + 30) * 1000 });
-    const summary = JSON.parse(r.stdout.trim().split('\n').pop()!) as { requests: number; p50Ms: number; p99Ms: number; wrkStyleP99Ms: number };
-    log(`round ${round} ${name.padEnd(7)} load ${loadavg()[0]!.toFixed(1)}  wrk p50 ${w.p50Ms} p99 ${w.p99Ms} (${w.succeeded})  rec p50 ${summary.p50Ms.toFixed(2)} p99 ${summary.p99Ms.toFixed(2)} corrected as wrk does ${summary.wrkStyleP99Ms.toFixed(2)} (${summary.requests})`);
+function readAccessLog(file: string): AccessRow[] {
+  const rows: AccessRow[] = [];
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (!line.includes('"msg":"access"')) continue;
+    const j = JSON.parse(line) as { request_id: string; listener: string; duration_ms: number; upstream: string; time: string };
+    rows.push({ id: j.request_id, listener: j.listener, durationMs: j.duration_ms, upstream: j.upstream, at: Date.parse(j.time) });
   }
+  return rows;
 }
-await new Promise((r) => setTimeout(r, 500));
-// Access log by request id.
-const access = new Map<string, { d: number; up: string; t: number }>();
-for (const line of readFileSync(sidecarLog, 'utf8').split('\n')) {
-  if (!line.includes('"access"')) continue;
-  const j = JSON.parse(line) as { request_id?: string; duration_ms: number; upstream: string; time: string };
-  if (j.request_id?.startsWith('r')) access.set(j.request_id, { d: j.duration_ms, up: j.upstream, t: Date.parse(j.time) });
+
+interface WrkWindow {
+  listener: string;
+  round: number;
+  from: number;
+  to: number;
+  seconds: number;
+  printedP99: number | null;
 }
-for (let round = 0; round < ROUNDS; round++) {
-  for (const name of ['ewma', 'healthy'] as const) {
-    const rows: Row[] = readFileSync(join(tmp, `r${round}${name}.tsv`), 'utf8')
-      .trim()
-      .split('\n')
-      .slice(1)
-      .map((l) => {
-        const [id, conn, sent, first, done, , reads] = l.split('\t');
-        return { id: id!, conn: Number(conn), sent: Number(sent), first: Number(first), done: Number(done), reads: Number(reads) };
-      });
-    const lat = rows.map((r) => (r.done - r.sent) / 1000);
-    const slow = rows.filter((r) => (r.done - r.sent) / 1000 > SLOW_MS);
-    let sick = 0, sidecarSlow = 0, outside = 0, multiRead = 0, missing = 0;
-    const gaps: number[] = [];
-    for (const s of slow) {
-      const a = access.get(s.id);
-      if (!a) { missing++; continue; }
-      if (a.up.endsWith(`:${ports[2]}`)) sick++;
-      if (a.d > SLOW_MS) sidecarSlow++;
-      else outside++;
-      if (s.reads > 1) multiRead++;
-      gaps.push((s.done - s.sent) / 1000 - a.d);
+
+async function main(): Promise<void> {
+  installCleanupHandlers();
+  const listeners = LB_LISTENERS.filter((l) => l.name === 'ewma' || l.name === 'healthy');
+  const rig = await startLbRig({ root: ROOT, listeners, accessLog: true, trustedHops: 1, fromDist: true, serverCpus: '0' });
+  const sick = `127.0.0.1:${rig.ports[2]}`;
+  log(`kept in ${rig.tmp}; sick endpoint ${sick}; load average ${load()}`);
+  const windows: WrkWindow[] = [];
+  const recs: { listener: string; round: number; tsv: string; summary: RecordingSummary }[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const l of listeners) {
+      const url = `http://127.0.0.1:${rig.listen[l.name]}/`;
+      await runWrk({ url, seconds: 1, connections: CONNS, cpus: '1' });
+      const from = Date.now();
+      const w = await runWrk({ url, seconds: SECONDS, connections: CONNS, cpus: '1' });
+      windows.push({ listener: l.name, round, from, to: Date.now(), seconds: w.seconds, printedP99: w.p99Ms });
+      const tsv = join(rig.tmp, `r${round}${l.name}.tsv`);
+      const s = await runRecordingTool({ root: ROOT, port: rig.listen[l.name]!, connections: CONNS, seconds: SECONDS, cpus: '1', idPrefix: `r${round}${l.name}`, out: tsv });
+      if ('error' in s) throw new Error(s.error);
+      recs.push({ listener: l.name, round, tsv, summary: s });
+      log(
+        `round ${round} ${l.name.padEnd(7)} load ${load()}  wrk: p50 ${f(w.p50Ms)} p99 ${f(w.p99Ms)} ms (${w.succeeded} req)  ` +
+          `recording client: p50 ${f(s.p50Ms)} p99 ${f(s.p99Ms)} ms, the same samples corrected as wrk does p99 ${f(s.wrkStyleP99Ms)} ms (${s.requests} req)`,
+      );
     }
-    log(
-      `${name} r${round}: ${rows.length} req, p99 ${pct(lat, 99).toFixed(2)} ms, ${slow.length} > ${SLOW_MS} ms (${((slow.length / rows.length) * 100).toFixed(2)} %): ` +
-        `to the sick endpoint ${sick}, slow inside the sidecar ${sidecarSlow}, slow outside it ${outside}, response in >1 read ${multiRead}, not in the log ${missing}; ` +
-        `client − sidecar gap of slow ones p50 ${pct(gaps, 50).toFixed(1)} p90 ${pct(gaps, 90).toFixed(1)} ms`,
-    );
-    const sample = slow.slice(0, 12).map((s) => {
-      const a = access.get(s.id);
-      return `${s.id} conn ${s.conn} lat ${((s.done - s.sent) / 1000).toFixed(1)} ttfb ${((s.first - s.sent) / 1000).toFixed(1)} reads ${s.reads} | sidecar ${a?.d ?? '-'} ms up ${a?.up ?? '-'}`;
-    });
-    for (const l of sample) log(`   ${l}`);
   }
+  await stopAll();
+  const access = readAccessLog(rig.sidecarLog);
+  const byId = new Map(access.map((a) => [a.id, a]));
+
+  log('-- slow requests of the recording client, matched by x-request-id with the access log');
+  for (const r of recs) {
+    const rows = readFileSync(r.tsv, 'utf8').trim().split('\n').slice(1).map((l) => l.split('\t'));
+    let slow = 0, toSick = 0, inside = 0, outside = 0, multiRead = 0, missing = 0;
+    const gaps: number[] = [];
+    for (const [id, , sent, , done, , reads] of rows) {
+      const ms = (Number(done) - Number(sent)) / 1000;
+      if (ms <= SLOW_MS) continue;
+      slow++;
+      if (Number(reads) > 1) multiRead++;
+      const a = byId.get(id!);
+      if (!a) {
+        missing++;
+        continue;
+      }
+      if (a.upstream === sick) toSick++;
+      if (a.durationMs > SLOW_MS) inside++;
+      else outside++;
+      gaps.push(ms - a.durationMs);
+    }
+    gaps.sort((x, y) => x - y);
+    log(
+      `${r.listener} round ${r.round}: ${rows.length} req, ${slow} over ${SLOW_MS} ms (${((slow / rows.length) * 100).toFixed(2)} %): served by the sick endpoint ${toSick}; ` +
+        `slow inside the sidecar ${inside}, outside it ${outside}; response over >1 read ${multiRead}; not in the log ${missing}; client − sidecar time of the slow ones p50 ${f(pct(gaps, 50))} p90 ${f(pct(gaps, 90))} ms`,
+    );
+  }
+
+  log("-- wrk's own requests as the sidecar logged them (duration), through wrk's correction");
+  for (const w of windows) {
+    const d = access.filter((a) => a.listener === w.listener && a.at >= w.from && a.at <= w.to).map((a) => a.durationMs * 1000);
+    const sorted = Float64Array.from(d).sort();
+    const corrected = wrkCorrected(sorted, w.seconds * 1e6, CONNS);
+    const sickShare = access.filter((a) => a.listener === w.listener && a.at >= w.from && a.at <= w.to && a.upstream === sick).length / Math.max(1, d.length);
+    log(
+      `${w.listener} round ${w.round}: ${d.length} logged, sick share ${(sickShare * 100).toFixed(2)} %, over ${SLOW_MS} ms ${d.filter((v) => v > SLOW_MS * 1000).length}; ` +
+        `sidecar p99 ${f(pct(sorted, 99) / 1000)} ms, corrected as wrk does ${f(pct(corrected, 99) / 1000)} ms (+${corrected.length - sorted.length} synthetic); wrk printed ${f(w.printedP99)} ms`,
+    );
+  }
+
+  log('-- one endpoint, no sidecar, 0.2 % of responses 50 ms late');
+  const be = spawnManaged('lb-backends-rare', process.execPath, ['--import', 'tsx', join(ROOT, 'bench/backends/lb.ts'), '--slow-fraction', '0.002'], { cpus: '0', cwd: ROOT });
+  const port = Number((await waitForLine(be, /LISTENING [\d,]+,(\d+)/, 30_000))[1]);
+  drainOutput(be);
+  for (let round = 0; round < ROUNDS; round++) {
+    const w = await runWrk({ url: `http://127.0.0.1:${port}/`, seconds: SECONDS, connections: CONNS, cpus: '1' });
+    const s = await runRecordingTool({ root: ROOT, port, connections: CONNS, seconds: SECONDS, cpus: '1' });
+    if ('error' in s) throw new Error(s.error);
+    log(`round ${round} load ${load()}  wrk: p50 ${f(w.p50Ms)} p99 ${f(w.p99Ms)} ms  recording client: p50 ${f(s.p50Ms)} p99 ${f(s.p99Ms)} ms, corrected as wrk does ${f(s.wrkStyleP99Ms)} ms`);
+  }
+  await stop(be);
 }
-await stopAll();
-log(`kept ${tmp}`);
+
+main().catch(async (err: unknown) => {
+  log(`failed: ${(err as Error).stack ?? String(err)}`);
+  await stopAll();
+  process.exit(1);
+});

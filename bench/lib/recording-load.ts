@@ -15,6 +15,8 @@ import * as net from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { runTool } from './proc.js';
 import { pct } from './stats.js';
 
 export interface RecordingSpec {
@@ -145,6 +147,34 @@ export function wrkCorrected(latUs: ArrayLike<number>, runUs: number, connection
   return Float64Array.from(out).sort();
 }
 
+/** What the program prints: percentiles of its own samples (raw), and p99 as wrk would report the same samples. */
+export interface RecordingSummary {
+  requests: number;
+  errors: number;
+  seconds: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  /** p99 after wrk's coordinated-omission correction (wrkCorrected). */
+  wrkStyleP99Ms: number;
+  /** Sample count after that correction (requests + the synthetic ones). */
+  wrkStyleSamples: number;
+}
+
+/**
+ * Runs this file as a program in a child pinned to `cpus` (like wrk, so the
+ * client does not share the servers' CPU); `out`: keep the per-request TSV.
+ */
+export async function runRecordingTool(o: { root: string; port: number; connections: number; seconds: number; cpus: string | undefined; idPrefix?: string; out?: string }): Promise<RecordingSummary | { error: string }> {
+  const args = ['--import', 'tsx', join(o.root, 'bench/lib/recording-load.ts'), '--port', String(o.port), '--connections', String(o.connections), '--seconds', String(o.seconds)];
+  if (o.idPrefix !== undefined) args.push('--id-prefix', o.idPrefix);
+  if (o.out !== undefined) args.push('--out', o.out);
+  const r = await runTool('recording-load', process.execPath, args, { cpus: o.cpus, timeoutMs: (o.seconds + 30) * 1000 });
+  const last = r.stdout.trim().split('\n').pop() ?? '';
+  if (r.code !== 0 || !last.startsWith('{')) return { error: `recording client failed (exit ${r.code}): ${(r.stderr || r.stdout).trim().slice(-300)}` };
+  return JSON.parse(last) as RecordingSummary;
+}
+
 /** The per-request TSV (header line first). */
 export function samplesTsv(samples: readonly RequestSample[]): string {
   const rows = ['id\tconn\tsent_us\tfirst_byte_us\tdone_us\tstatus\treads'];
@@ -176,7 +206,6 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const lat = Float64Array.from(r.samples, (s) => s.doneUs - s.sentUs).sort();
   const corrected = wrkCorrected(lat, r.seconds * 1e6, Number(values.connections));
   const ms = (sorted: Float64Array, p: number): number => pct(sorted, p) / 1000;
-  process.stdout.write(
-    JSON.stringify({ requests: r.samples.length, errors: r.errors, seconds: r.seconds, p50Ms: ms(lat, 50), p99Ms: ms(lat, 99), maxMs: ms(lat, 100), wrkStyleP99Ms: ms(corrected, 99), wrkStyleSamples: corrected.length }) + '\n',
-  );
+  const summary: RecordingSummary = { requests: r.samples.length, errors: r.errors, seconds: r.seconds, p50Ms: ms(lat, 50), p99Ms: ms(lat, 99), maxMs: ms(lat, 100), wrkStyleP99Ms: ms(corrected, 99), wrkStyleSamples: corrected.length };
+  process.stdout.write(JSON.stringify(summary) + '\n');
 }
