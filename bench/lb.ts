@@ -156,31 +156,39 @@ interface Result {
   /** The recording client's window: percentiles of the requests themselves. */
   rec: RecordingSummary | null;
   proxyCpuUsPerReq: number | null;
-  /** Share of requests each endpoint answered (from the sidecar's /clusters). */
+  /** Share of requests each endpoint answered (the sidecar's /clusters) in the window p50/p99 come from. */
   shares: number[] | null;
 }
 
 async function measure(t: Target, proxy: Managed | undefined, adminPort: number, ports: number[]): Promise<Result> {
   if (cfg.warmup > 0) await runWrk({ url: `http://127.0.0.1:${t.port}/`, seconds: cfg.warmup, connections: cfg.connections, cpus: LOAD_CPUS });
-  const sharesBefore = proxy ? await rawCounts(adminPort, t.name, ports) : null;
+  const counts = async (): Promise<number[] | null> => (proxy ? await rawCounts(adminPort, t.name, ports) : null);
+  const atStart = await counts();
   const before = proxy ? treeCpu(proxy.pid) : undefined;
   const load = await runWrk({ url: `http://127.0.0.1:${t.port}/`, seconds: cfg.seconds, connections: cfg.connections, cpus: LOAD_CPUS });
   const cpuS = proxy && before ? cpuDelta(before, treeCpu(proxy.pid)) : null;
-  // Endpoint shares from the sidecar's own counters (read outside the CPU window).
-  const sharesAfter = proxy ? await rawCounts(adminPort, t.name, ports) : null;
-  let shares: number[] | null = null;
-  if (sharesBefore && sharesAfter) {
-    const d = sharesAfter.map((c, i) => c - sharesBefore[i]!);
-    const total = d.reduce((a, b) => a + b, 0);
-    shares = total > 0 ? d.map((c) => c / total) : null;
-  }
+  // Endpoint shares from the sidecar's own counters (read outside the CPU
+  // window), over the window the p50/p99 come from: the recording client's
+  // when it runs, else wrk's.
+  const afterWrk = await counts();
   let rec: RecordingSummary | null = null;
+  let shares = sharesOf(atStart, afterWrk);
   if (cfg.record) {
     const r = await runRecordingTool({ root: ROOT, port: t.port, connections: cfg.connections, seconds: cfg.seconds, cpus: LOAD_CPUS, idPrefix: t.name });
     if ('error' in r) log(`  ${t.name}: ${r.error}`);
-    else rec = r;
+    else {
+      rec = r;
+      shares = sharesOf(afterWrk, await counts());
+    }
   }
   return { target: t, load, rec, proxyCpuUsPerReq: cpuS !== null && load.succeeded > 0 ? (cpuS / load.succeeded) * 1e6 : null, shares };
+}
+
+function sharesOf(from: number[] | null, to: number[] | null): number[] | null {
+  if (!from || !to) return null;
+  const d = to.map((c, i) => c - from[i]!);
+  const total = d.reduce((a, b) => a + b, 0);
+  return total > 0 ? d.map((c) => c / total) : null;
 }
 
 async function rawCounts(adminPort: number, cluster: string, ports: number[]): Promise<number[] | null> {
@@ -249,7 +257,7 @@ async function main(): Promise<void> {
   if (results.length > 0) {
     lines.push(
       `3 HTTP/1.1 endpoints, the third adds 50 ms to 20 % of its responses (seeded); ${cfg.connections} keep-alive connections, ${cfg.warmup} s wrk warm-up, then ${cfg.seconds} s of wrk -t1 ` +
-        `(req/s, proxy CPU, shares)${cfg.record ? ` and ${cfg.seconds} s of the recording client (p50/p99 of every request); "wrk p99" is wrk's own figure, corrected for coordinated omission` : ''}; access log ${cfg.accessLog ? 'on' : 'off'}.`,
+        `(req/s, proxy CPU${cfg.record ? '' : ', shares'})${cfg.record ? ` and ${cfg.seconds} s of the recording client (p50/p99 of every request, shares); "wrk p99" is wrk's own figure, corrected for coordinated omission` : ''}; access log ${cfg.accessLog ? 'on' : 'off'}.`,
       '',
       '| target | req/s | p50 ms | p99 ms | wrk p99 ms | proxy CPU µs/req | share per endpoint (sick last) |',
       '|---|---:|---:|---:|---:|---:|---|',
