@@ -80,8 +80,10 @@ async function main(): Promise<void> {
       const w = await runWrk({ url, seconds: SECONDS, connections: CONNS, cpus: '1' });
       windows.push({ listener: l.name, round, from, to: Date.now(), seconds: w.seconds, printedP99: w.p99Ms });
       const tsv = join(rig.tmp, `r${round}${l.name}.tsv`);
-      const s = await runRecordingTool({ root: ROOT, port: rig.listen[l.name]!, connections: CONNS, seconds: SECONDS, cpus: '1', idPrefix: `r${round}${l.name}`, out: tsv });
-      if ('error' in s) throw new Error(s.error);
+      const name = `r${round}${l.name}`;
+      const got = await runRecordingTool({ root: ROOT, targets: [{ name, port: rig.listen[l.name]! }], connections: CONNS, seconds: SECONDS, cpus: '1', out: tsv });
+      if ('error' in got) throw new Error(String(got.error));
+      const s = got[name]!;
       recs.push({ listener: l.name, round, tsv, summary: s });
       log(
         `round ${round} ${l.name.padEnd(7)} load ${load()}  wrk: p50 ${f(w.p50Ms)} p99 ${f(w.p99Ms)} ms (${w.succeeded} req)  ` +
@@ -98,7 +100,7 @@ async function main(): Promise<void> {
     const rows = readFileSync(r.tsv, 'utf8').trim().split('\n').slice(1).map((l) => l.split('\t'));
     let slow = 0, toSick = 0, inside = 0, outside = 0, multiRead = 0, missing = 0;
     const gaps: number[] = [];
-    for (const [id, , sent, , done, , reads] of rows) {
+    for (const [, id, , sent, , done, , reads] of rows) {
       const ms = (Number(done) - Number(sent)) / 1000;
       if (ms <= SLOW_MS) continue;
       slow++;
@@ -138,8 +140,9 @@ async function main(): Promise<void> {
   drainOutput(be);
   for (let round = 0; round < ROUNDS; round++) {
     const w = await runWrk({ url: `http://127.0.0.1:${port}/`, seconds: SECONDS, connections: CONNS, cpus: '1' });
-    const s = await runRecordingTool({ root: ROOT, port, connections: CONNS, seconds: SECONDS, cpus: '1' });
-    if ('error' in s) throw new Error(s.error);
+    const got = await runRecordingTool({ root: ROOT, targets: [{ name: 'rare', port }], connections: CONNS, seconds: SECONDS, cpus: '1' });
+    if ('error' in got) throw new Error(String(got.error));
+    const s = got.rare!;
     log(`round ${round} load ${load()}  wrk: p50 ${f(w.p50Ms)} p99 ${f(w.p99Ms)} ms  recording client: p50 ${f(s.p50Ms)} p99 ${f(s.p99Ms)} ms, corrected as wrk does ${f(s.wrkStyleP99Ms)} ms`);
   }
   await stop(be);

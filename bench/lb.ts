@@ -62,6 +62,7 @@ const cfg = {
   budgetS: env('BENCH_LB_BUDGET', 110),
   picksOnly: process.env.BENCH_LB_PICKS_ONLY === '1',
   record: process.env.BENCH_LB_RECORD !== '0',
+  sliceMs: Math.max(20, env('BENCH_LB_SLICE_MS', 250)),
   accessLog: process.env.BENCH_ACCESS_LOG !== '0',
   serverCpu: process.env.BENCH_SERVER_CPU ?? '0',
   loadCpu: process.env.BENCH_LOAD_CPU ?? '1',
@@ -162,26 +163,36 @@ interface Result {
 
 async function measure(t: Target, proxy: Managed | undefined, adminPort: number, ports: number[]): Promise<Result> {
   if (cfg.warmup > 0) await runWrk({ url: `http://127.0.0.1:${t.port}/`, seconds: cfg.warmup, connections: cfg.connections, cpus: LOAD_CPUS });
-  const counts = async (): Promise<number[] | null> => (proxy ? await rawCounts(adminPort, t.name, ports) : null);
-  const atStart = await counts();
+  const atStart = proxy ? await rawCounts(adminPort, t.name, ports) : null;
   const before = proxy ? treeCpu(proxy.pid) : undefined;
   const load = await runWrk({ url: `http://127.0.0.1:${t.port}/`, seconds: cfg.seconds, connections: cfg.connections, cpus: LOAD_CPUS });
   const cpuS = proxy && before ? cpuDelta(before, treeCpu(proxy.pid)) : null;
-  // Endpoint shares from the sidecar's own counters (read outside the CPU
-  // window), over the window the p50/p99 come from: the recording client's
-  // when it runs, else wrk's.
-  const afterWrk = await counts();
-  let rec: RecordingSummary | null = null;
-  let shares = sharesOf(atStart, afterWrk);
-  if (cfg.record) {
-    const r = await runRecordingTool({ root: ROOT, port: t.port, connections: cfg.connections, seconds: cfg.seconds, cpus: LOAD_CPUS, idPrefix: t.name });
-    if ('error' in r) log(`  ${t.name}: ${r.error}`);
-    else {
-      rec = r;
-      shares = sharesOf(afterWrk, await counts());
-    }
-  }
-  return { target: t, load, rec, proxyCpuUsPerReq: cpuS !== null && load.succeeded > 0 ? (cpuS / load.succeeded) * 1e6 : null, shares };
+  // Endpoint shares from the sidecar's own counters (read outside the CPU window).
+  const shares = sharesOf(atStart, proxy ? await rawCounts(adminPort, t.name, ports) : null);
+  return { target: t, load, rec: null, proxyCpuUsPerReq: cpuS !== null && load.succeeded > 0 ? (cpuS / load.succeeded) * 1e6 : null, shares };
+}
+
+/**
+ * The recording client over every target at once, in interleaved turns
+ * (recording-load.ts): each target gets cfg.seconds in all, under the same
+ * machine conditions as the others. Sets each result's `rec` and, for the
+ * sidecar's targets, `shares` over this window (the one p50/p99 come from).
+ */
+async function record(results: Result[], adminPort: number, ports: number[]): Promise<void> {
+  const proxied = results.filter((r) => r.target.name !== 'direct');
+  const before = await Promise.all(proxied.map((r) => rawCounts(adminPort, r.target.name, ports)));
+  const got = await runRecordingTool({
+    root: ROOT,
+    targets: results.map((r) => ({ name: r.target.name, port: r.target.port })),
+    connections: cfg.connections,
+    seconds: cfg.seconds * results.length,
+    sliceMs: cfg.sliceMs,
+    cpus: LOAD_CPUS,
+  });
+  if ('error' in got) return void log(String(got.error));
+  const after = await Promise.all(proxied.map((r) => rawCounts(adminPort, r.target.name, ports)));
+  for (const r of results) r.rec = got[r.target.name] ?? null;
+  proxied.forEach((r, i) => (r.shares = sharesOf(before[i]!, after[i]!)));
 }
 
 function sharesOf(from: number[] | null, to: number[] | null): number[] | null {
@@ -220,16 +231,19 @@ async function latencyBench(): Promise<Result[]> {
     ];
     const out: Result[] = [];
     for (const t of targets) {
-      const need = cfg.warmup + cfg.seconds * (cfg.record ? 2 : 1) + (cfg.record ? 4 : 2);
-      if (elapsedS() + need > cfg.budgetS - 4) {
+      // This target's wrk windows, and its share of the recording run after them.
+      const need = cfg.warmup + cfg.seconds + 2 + (cfg.record ? cfg.seconds : 0);
+      if (elapsedS() + need + (cfg.record ? 4 : 0) > cfg.budgetS - 4) {
         log(`skipping ${t.name}: the ${cfg.budgetS} s budget is nearly spent`);
         continue;
       }
-      const r = await measure(t, t.name === 'direct' ? undefined : sidecar, adminPort, ports);
-      out.push(r);
+      out.push(await measure(t, t.name === 'direct' ? undefined : sidecar, adminPort, ports));
+    }
+    if (cfg.record && out.length > 0) await record(out, adminPort, ports);
+    for (const r of out) {
       log(
-        `  ${t.name.padEnd(8)} ${fmt(r.load.rps, 0).padStart(6)} req/s  p50 ${fmt(r.rec?.p50Ms, 2)} ms  p99 ${fmt(r.rec?.p99Ms, 2)} ms (wrk: ${fmt(r.load.p50Ms, 2)} / ${fmt(r.load.p99Ms, 2)})  proxy ${fmt(r.proxyCpuUsPerReq, 0)} µs/req` +
-          `${r.shares ? `  shares ${r.shares.map((s) => (s * 100).toFixed(1)).join('/')} %` : ''}${r.load.failed ? `  failed ${r.load.failed}` : ''}`,
+        `  ${r.target.name.padEnd(8)} ${fmt(r.load.rps, 0).padStart(6)} req/s  p50 ${fmt(r.rec?.p50Ms, 2)} ms  p99 ${fmt(r.rec?.p99Ms, 2)} ms (wrk: ${fmt(r.load.p50Ms, 2)} / ${fmt(r.load.p99Ms, 2)})  proxy ${fmt(r.proxyCpuUsPerReq, 0)} µs/req` +
+          `${r.shares ? `  shares ${r.shares.map((s) => (s * 100).toFixed(1)).join('/')} %` : ''}${r.load.failed ? `  failed ${r.load.failed}` : ''}${r.rec?.errors ? `  recording errors ${r.rec.errors}` : ''}`,
       );
     }
     return out;
