@@ -4,20 +4,22 @@
  * (bench/backends/lb.ts, seeded), behind one sidecar with a listener per
  * policy — round robin, least request, peak EWMA — plus round robin over the
  * two healthy endpoints and the healthy endpoint direct as references. Each
- * target gets a warm-up, one measured wrk window (req/s; the sidecar's CPU
- * per request from /proc) and one window of the recording client
- * (bench/lib/recording-load.ts), whose per-request latencies give p50/p99:
+ * target gets a warm-up and one measured wrk window (req/s; the sidecar's
+ * CPU per request from /proc); then the recording client
+ * (bench/lib/recording-load.ts) drives all targets in interleaved turns (the
+ * same machine conditions for each), its per-request latencies give p50/p99:
  * wrk 4 "corrects" its percentiles for coordinated omission, so every slow
  * response adds dozens of synthetic samples and one 50 ms response in 800
  * becomes a ~40 ms p99 (docs/benchmarks.md says how we found it); wrk's
  * figure is kept beside ours. Then a microbenchmark of the pickers alone
  * (µs per pick, and per pick + the attempt accounting a request does), in
- * this process. Bounded: about 80 s, never more than BENCH_LB_BUDGET (110 s).
+ * this process. Bounded: about 75 s, never more than BENCH_LB_BUDGET (110 s).
  *
  * `npm run bench:lb` runs it alone; `npm run bench` runs it after the main
  * benchmark (BENCH_LB=0 skips it). Environment: BENCH_LB_SECONDS (6),
  * BENCH_LB_WARMUP (1), BENCH_LB_CONNECTIONS (16), BENCH_LB_PICKS_ONLY=1,
- * BENCH_LB_RECORD=0 (wrk only), BENCH_SERVER_CPU (0), BENCH_LOAD_CPU (1),
+ * BENCH_LB_RECORD=0 (wrk only), BENCH_LB_SLICE_MS (250, the turns),
+ * BENCH_SERVER_CPU (0), BENCH_LOAD_CPU (1),
  * BENCH_ACCESS_LOG=0, BENCH_KEEP_TMP=1 (keep sidecar.log).
  */
 import { rmSync } from 'node:fs';
@@ -271,7 +273,7 @@ async function main(): Promise<void> {
   if (results.length > 0) {
     lines.push(
       `3 HTTP/1.1 endpoints, the third adds 50 ms to 20 % of its responses (seeded); ${cfg.connections} keep-alive connections, ${cfg.warmup} s wrk warm-up, then ${cfg.seconds} s of wrk -t1 ` +
-        `(req/s, proxy CPU${cfg.record ? '' : ', shares'})${cfg.record ? ` and ${cfg.seconds} s of the recording client (p50/p99 of every request, shares); "wrk p99" is wrk's own figure, corrected for coordinated omission` : ''}; access log ${cfg.accessLog ? 'on' : 'off'}.`,
+        `(req/s, proxy CPU${cfg.record ? '' : ', shares'})${cfg.record ? ` then the recording client over all targets in ${cfg.sliceMs} ms turns, ${cfg.seconds} s each (p50/p99 of every request, shares); "wrk p99" is wrk's own figure, corrected for coordinated omission` : ''}; access log ${cfg.accessLog ? 'on' : 'off'}.`,
       '',
       '| target | req/s | p50 ms | p99 ms | wrk p99 ms | proxy CPU µs/req | share per endpoint (sick last) |',
       '|---|---:|---:|---:|---:|---:|---|',
