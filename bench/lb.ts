@@ -194,6 +194,9 @@ async function record(results: Result[], adminPort: number, ports: number[]): Pr
   if ('error' in got) return void log(String(got.error));
   const after = await Promise.all(proxied.map((r) => rawCounts(adminPort, r.target.name, ports)));
   for (const r of results) r.rec = got[r.target.name] ?? null;
+  // Peak EWMA's estimates at the end (ms, sick last): what its last picks saw.
+  const ewma = await endpointsOf(adminPort, 'ewma', ports);
+  if (ewma) log(`  peak-EWMA estimates after the recording run: ${ewma.map((e) => fmt(e?.ewmaLatencyMs, 2)).join(' / ')} ms (sick last)`);
   proxied.forEach((r, i) => (r.shares = sharesOf(before[i]!, after[i]!)));
 }
 
@@ -204,15 +207,25 @@ function sharesOf(from: number[] | null, to: number[] | null): number[] | null {
   return total > 0 ? d.map((c) => c / total) : null;
 }
 
-async function rawCounts(adminPort: number, cluster: string, ports: number[]): Promise<number[] | null> {
+interface EndpointView {
+  address: string;
+  totalRequests: number;
+  ewmaLatencyMs: number | null;
+}
+
+async function endpointsOf(adminPort: number, cluster: string, ports: number[]): Promise<(EndpointView | undefined)[] | null> {
   try {
     const res = await fetch(`http://127.0.0.1:${adminPort}/clusters?format=json`);
-    const body = (await res.json()) as { clusters: Record<string, { endpoints: { address: string; totalRequests: number }[] }> };
+    const body = (await res.json()) as { clusters: Record<string, { endpoints: EndpointView[] }> };
     const eps = body.clusters[cluster]?.endpoints ?? [];
-    return ports.map((p) => eps.find((e) => e.address === `127.0.0.1:${p}`)?.totalRequests ?? 0);
+    return ports.map((p) => eps.find((e) => e.address === `127.0.0.1:${p}`));
   } catch {
     return null;
   }
+}
+
+async function rawCounts(adminPort: number, cluster: string, ports: number[]): Promise<number[] | null> {
+  return (await endpointsOf(adminPort, cluster, ports))?.map((e) => e?.totalRequests ?? 0) ?? null;
 }
 
 const fmt = (v: number | null | undefined, digits = 1): string => (v === null || v === undefined || Number.isNaN(v) ? '-' : v.toFixed(digits));
