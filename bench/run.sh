@@ -49,7 +49,7 @@ if ((${#need[@]})); then
 fi
 
 node --import tsx bench/run.ts "$@"
-# The load-balancing comparison (bench/lb.ts, docs/benchmarks.md#load-balancing), bounded to 60 s; BENCH_LB=0 skips it.
+# The load-balancing comparison (bench/lb.ts, docs/benchmarks.md#load-balancing), bounded to 110 s; BENCH_LB=0 skips it.
 case " $* " in *" --help "*|*" -h "*) exit 0 ;; esac
 if [ "${BENCH_LB:-1}" != "0" ]; then node --import tsx bench/lb.ts; fi
 # The security filter chain's cost (bench/filters.ts, docs/benchmarks.md#filters); BENCH_FILTERS=0 skips it.

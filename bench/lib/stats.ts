@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 
 /** The p-th percentile (nearest rank) of an ascending list; NaN when empty. */
-export function pct(sorted: number[], p: number): number {
+export function pct(sorted: ArrayLike<number>, p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
