@@ -66,7 +66,13 @@ export function copyRequestHeaders(inH: InHeaders, out: OutHeaders, fwd: Forward
   return fwd.requestId;
 }
 
-function connectionTokens(v: string): Set<string> {
+/** The Connection values nearly every HTTP/1.1 message carries, parsed once (a response relay pays no Set for them). */
+const KEEP_ALIVE_TOKENS: ReadonlySet<string> = new Set(['keep-alive']);
+const CLOSE_TOKENS: ReadonlySet<string> = new Set(['close']);
+
+function connectionTokens(v: string): ReadonlySet<string> {
+  if (v === 'keep-alive' || v === 'Keep-Alive') return KEEP_ALIVE_TOKENS;
+  if (v === 'close' || v === 'Close') return CLOSE_TOKENS;
   const s = new Set<string>();
   for (const t of v.split(',')) {
     const n = t.trim().toLowerCase();
