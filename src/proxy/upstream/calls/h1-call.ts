@@ -1,15 +1,13 @@
 import { PassThrough } from 'node:stream';
-import { util as undiciUtil, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import type { Clock, Timer } from '../../../core/clock.js';
 import type { UpstreamAttempt } from '../attempt.js';
 import type { ClusterRuntime } from '../cluster.js';
-import type { ConnectWaiter, H1Connection, H1Pool } from '../h1-pool.js';
+import { undiciLib, type ConnectWaiter, type H1Connection, type H1Pool } from '../h1-pool.js';
 import type { CallEvents, UpstreamCall } from './upstream-call.js';
 import { upstreamPrincipalOf } from '../upstream-tls.js';
 import { connectDeadline } from '../../../core/connect-deadline.js';
 import { headersOfRaw } from '../../http/headers.js';
-
-const headerName = undiciUtil.headerNameToString;
 
 /**
  * One attempt as an HTTP/1.1 request on one of the endpoint's keep-alive
@@ -91,7 +89,7 @@ export class H1Call implements UpstreamCall, ConnectWaiter {
     if (this.over || status < 200) return true;
     this.headed = true;
     this.resumeFn = resume;
-    this.events.onHead(this, { status, headers: headersOfRaw(raw, headerName), endStream: false, statusMessage: statusText });
+    this.events.onHead(this, { status, headers: headersOfRaw(raw, undiciLib().util.headerNameToString), endStream: false, statusMessage: statusText });
     return !this.paused;
   }
 
@@ -104,7 +102,7 @@ export class H1Call implements UpstreamCall, ConnectWaiter {
   onComplete(trailers: (Buffer | string)[] | null): void {
     if (this.over) return;
     this.over = true;
-    if (trailers !== null && trailers.length > 0) this.events.onTrailers(this, headersOfRaw(trailers, headerName));
+    if (trailers !== null && trailers.length > 0) this.events.onTrailers(this, headersOfRaw(trailers, undiciLib().util.headerNameToString));
     this.events.onEnd(this);
     // Last: undici may still close the socket (Connection: close), which the pool checks before reusing it.
     this.conn.release();
