@@ -74,6 +74,7 @@ class Relay implements RunnerHost, CallEvents {
   private timedOut = false;
   private trailers: OutgoingHttpHeaders | undefined;
   private status = 0;
+  private drainHooked = false;
   /** The route's mirrored copy of this request, fed the same body (forward/shadow.ts). */
   private shadow: Shadow | undefined = undefined;
 
@@ -203,7 +204,6 @@ class Relay implements RunnerHost, CallEvents {
       }
     }
     if (ds.closed) return this;
-    ds.onDrain(() => call.resume());
     if (this.h2down) {
       const h: OutgoingHttpHeaders = this.upH2 ? (head.headers as OutgoingHttpHeaders) : copyResponseHeaders(head.headers, {});
       if (overloaded) h['x-outrigger-overloaded'] = 'true';
@@ -254,7 +254,14 @@ class Relay implements RunnerHost, CallEvents {
     const ds = this.ds;
     ds.ex.bytes_out += chunk.length;
     // Through the chain's data filters and response encoder (Downstream.write) only when it has them.
-    if (!(this.respData ? ds.write(chunk) : this.h2down ? this.stream!.write(chunk) : this.res!.write(chunk))) call.pause();
+    if (!(this.respData ? ds.write(chunk) : this.h2down ? this.stream!.write(chunk) : this.res!.write(chunk))) {
+      call.pause();
+      // The client's drain resumes the answer; hooked at the first full write, so a response that never fills the client's buffer pays for no listener.
+      if (!this.drainHooked) {
+        this.drainHooked = true;
+        ds.onDrain(() => this.call?.resume());
+      }
+    }
   }
 
   onTrailers(_call: UpstreamCall, t: IncomingHttpHeaders): void {

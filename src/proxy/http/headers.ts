@@ -66,7 +66,13 @@ export function copyRequestHeaders(inH: InHeaders, out: OutHeaders, fwd: Forward
   return fwd.requestId;
 }
 
-function connectionTokens(v: string): Set<string> {
+/** The Connection values nearly every HTTP/1.1 message carries, parsed once (a response relay pays no Set for them). */
+const KEEP_ALIVE_TOKENS: ReadonlySet<string> = new Set(['keep-alive']);
+const CLOSE_TOKENS: ReadonlySet<string> = new Set(['close']);
+
+function connectionTokens(v: string): ReadonlySet<string> {
+  if (v === 'keep-alive' || v === 'Keep-Alive') return KEEP_ALIVE_TOKENS;
+  if (v === 'close' || v === 'Close') return CLOSE_TOKENS;
   const s = new Set<string>();
   for (const t of v.split(',')) {
     const n = t.trim().toLowerCase();
@@ -84,6 +90,37 @@ export function copyResponseHeaders(inH: InHeaders, out: OutHeaders): OutHeaders
     if (v === undefined || k.charCodeAt(0) === 58) continue;
     if (HOP_BY_HOP.has(k) || (listed !== undefined && listed.has(k))) continue;
     out[k] = v;
+  }
+  return out;
+}
+
+/**
+ * Headers whose repeats node:http discards (the first one counts): a
+ * response with two Content-Length or Location lines means one value to a
+ * proxy, as it does to node's own client.
+ */
+const SINGLE_VALUED: ReadonlySet<string> = new Set([
+  'age', 'authorization', 'content-length', 'content-type', 'etag', 'expires', 'from', 'host', 'if-modified-since',
+  'if-unmodified-since', 'last-modified', 'location', 'max-forwards', 'proxy-authorization', 'referer', 'retry-after', 'server', 'user-agent',
+]);
+
+/**
+ * An HTTP/1.1 header block as the parser delivers it (`[name, value, …]`,
+ * undici's raw Buffers) in node:http's `IncomingMessage.headers` form:
+ * lower-case names, repeats joined with `, ` (`; ` for Cookie), Set-Cookie an
+ * array, single-valued headers' repeats dropped. Values are latin1, byte for
+ * byte what came in (node's parser does the same), so they go out unchanged.
+ */
+export function headersOfRaw(raw: readonly (Buffer | string)[], headerName: (b: Buffer | string) => string): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = headerName(raw[i]!);
+    const r = raw[i + 1]!;
+    const v = typeof r === 'string' ? r : r.toString('latin1');
+    const cur = out[k];
+    if (cur === undefined) out[k] = k === 'set-cookie' ? [v] : v;
+    else if (k === 'set-cookie') (cur as string[]).push(v);
+    else if (!SINGLE_VALUED.has(k)) out[k] = `${cur as string}${k === 'cookie' ? '; ' : ', '}${v}`;
   }
   return out;
 }
