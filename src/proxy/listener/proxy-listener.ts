@@ -13,6 +13,7 @@ import { proxyTcp } from '../codec/tcp.js';
 import { detectProtocol, MAX_DETECT_BYTES } from './detect.js';
 import { settingsHandshake } from './settings-handshake.js';
 import { goawayAndDestroy, StreamLimiter } from './stream-limit.js';
+import { sessionIdleTimeout } from '../http/h2-session-timeout.js';
 import { ORIGINAL_DST, type Destination } from '../upstream/original-dst.js';
 import { PeerAuthentication } from '../../gen/outrigger/config/v1/listener_pb.js';
 import { checkPeerSvid } from '../../core/spiffe.js';
@@ -421,7 +422,7 @@ export class ProxyListener {
     session.on('stream', (stream, headers, flags) => {
       limiter.admit(stream, () => onH2Stream(ctx, ref, info, stream, headers, flags));
     });
-    session.setTimeout(ref.view.settings.idleTimeoutMs, () => session.close());
+    sessionIdleTimeout(session, ref.view.settings.idleTimeoutMs, () => session.close());
     // Opt-in for HTTP/2 (an explicit limits.requestHeadersTimeout): by default a
     // client that connects ahead of its first call (gRPC channels, browsers)
     // keeps its connection for the idle timeout, as with Envoy and Linkerd.
