@@ -19,6 +19,8 @@ import { PeerAuthentication } from '../../gen/outrigger/config/v1/listener_pb.js
 import { checkPeerSvid } from '../../core/spiffe.js';
 import type { Svid } from '../../core/svid.js';
 
+const RAPID_RESET_WHY = 'kept resetting streams before their response (rapid reset)';
+
 /** The verified SPIFFE ID of a mesh mTLS peer, set on its TLS socket. */
 export const PEER_PRINCIPAL = Symbol('outrigger.peerPrincipal');
 
@@ -385,8 +387,13 @@ export class ProxyListener {
       maxStreams: h2.maxStreams,
       clock: this.ctx.clock,
       handOver: (sock) => h2.server.emit('connection', sock),
-      onFailure: (why) => {
-        if (why !== 'closed') this.ctx.metrics.protocolErrors.inc({ listener: this.name, kind: `h2_${why}` });
+      onFailure: (why, resets) => {
+        if (why === 'closed') return;
+        this.ctx.metrics.protocolErrors.inc({ listener: this.name, kind: `h2_${why}` });
+        if (why !== 'rapid_reset') return;
+        // The same signals as StreamLimiter's flood, caught before nghttp2 saw the streams.
+        this.ctx.metrics.earlyResets.inc({ listener: this.name, stage: 'before_dispatch' }, resets ?? 0);
+        this.ctx.logger.info({ listener: this.name }, `downstream h2 client ${RAPID_RESET_WHY}: GOAWAY`);
       },
     });
   }
@@ -407,7 +414,7 @@ export class ProxyListener {
       onReset: (stage) => ctx.metrics.earlyResets.inc({ listener: ref.view.settings.name, stage }),
       onFlood: (kind) => {
         ctx.metrics.protocolErrors.inc({ listener: ref.view.settings.name, kind: kind === 'refused' ? 'h2_refused_flood' : 'h2_rapid_reset' });
-        const why = kind === 'refused' ? 'kept opening streams over the limit' : 'kept resetting streams before their response (rapid reset)';
+        const why = kind === 'refused' ? 'kept opening streams over the limit' : RAPID_RESET_WHY;
         ctx.logger.info({ listener: ref.view.settings.name }, `downstream h2 client ${why}: GOAWAY`);
       },
     });
