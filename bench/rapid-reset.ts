@@ -8,11 +8,16 @@
  * legitimate client on its own connection sends a request every
  * --interval-ms. Prints the time from a connection's first attack byte to its
  * GOAWAY, the attack's streams that reached the backend, the legitimate
- * requests' latency, and the sidecar's RSS before and after.
+ * requests' latency, and the sidecar's RSS before and after, split into the
+ * V8 heap, glibc's main arena (the [heap] mapping: nghttp2's and Node's
+ * native allocations) and the rest. With --malloc-trim (needs gdb and
+ * ptrace) it then calls malloc_trim(0) in the sidecar and reports RSS again:
+ * what that gives back was free memory glibc kept, not live memory.
  *
- *   npm run bench:rapid-reset -- [--seconds 5] [--interval-ms 20] [--pairs-per-write 500]
+ *   npm run bench:rapid-reset -- [--seconds 5] [--interval-ms 20] [--pairs-per-write 500] [--malloc-trim]
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import type net from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +32,8 @@ interface Stats {
   readonly rss: number;
   /** V8 heap in use after the GC: tells retained objects from pages the allocator keeps. */
   readonly heapUsed: number;
+  /** Resident bytes of glibc's main arena (the [heap] mapping of /proc/self/smaps). */
+  readonly mainArena: number;
   readonly attackSeen: number;
   readonly legitSeen: number;
 }
@@ -53,16 +60,25 @@ async function sidecarRole(): Promise<void> {
     routes('main', [prefixRoute('/', 'be')]),
     cluster('be', [(backend.address() as net.AddressInfo).port], 'UPSTREAM_PROTOCOL_HTTP2'),
   ]);
-  // The harness keeps every access-log line in memory; drop them so RSS measures the sidecar.
-  const trim = setInterval(() => void sc.access.splice(0), 200);
+  // The harness keeps every access-log and log line in memory; drop them so RSS measures the sidecar.
+  const trim = setInterval(() => void (sc.access.splice(0), sc.logs.splice(0)), 200);
   trim.unref();
   process.on('message', (m: string) => {
     if (m === 'stats') {
       (globalThis as { gc?: () => void }).gc?.();
-      process.send!({ kind: 'stats', rss: process.memoryUsage().rss, heapUsed: process.memoryUsage().heapUsed, attackSeen: seen.attack, legitSeen: seen.legit } satisfies FromChild);
+      const mu = process.memoryUsage();
+      process.send!({ kind: 'stats', rss: mu.rss, heapUsed: mu.heapUsed, mainArena: mainArenaRss(), attackSeen: seen.attack, legitSeen: seen.legit } satisfies FromChild);
     } else if (m === 'exit') void sc.close().then(() => process.exit(0));
   });
   process.send!({ kind: 'ready', port: sc.port() } satisfies FromChild);
+}
+
+/** Rss of the [heap] mapping (glibc's main arena, grown with brk), in bytes. */
+function mainArenaRss(): number {
+  const smaps = readFileSync('/proc/self/smaps', 'utf8');
+  const at = smaps.indexOf(' [heap]\n');
+  if (at < 0) return 0;
+  return 1024 * Number(/\nRss:\s+(\d+) kB/.exec(smaps.slice(at))?.[1] ?? 0);
 }
 
 function ask(child: ChildProcess): Promise<Stats> {
@@ -88,6 +104,7 @@ async function main(): Promise<void> {
       'interval-ms': { type: 'string', default: '20' },
       'pairs-per-write': { type: 'string', default: '500' },
       deadline: { type: 'string', default: '60' },
+      'malloc-trim': { type: 'boolean', default: false },
     },
   });
   const seconds = Number(values.seconds);
@@ -135,6 +152,8 @@ async function main(): Promise<void> {
   const goawayCodes = new Map<number, number>();
   let streamsSent = 0;
   let connections = 0;
+  /** Connections the sidecar closed before the client read a GOAWAY (it may have been sent: a close with unread data is a TCP RST). */
+  let noGoaway = 0;
   const attackOne = async (): Promise<void> => {
     const r = rawH2(port);
     connections++;
@@ -158,6 +177,7 @@ async function main(): Promise<void> {
       if (!r.sock.write(Buffer.concat(frames))) await new Promise((res) => r.sock.once('drain', res).once('close', res));
       else await new Promise((res) => setImmediate(res));
     }
+    if (!gotGoaway) noGoaway++;
     r.sock.destroy();
     await r.closed;
   };
@@ -168,6 +188,11 @@ async function main(): Promise<void> {
   // Let the sidecar settle (closed connections collected), then measure.
   await new Promise((res) => setTimeout(res, 2000));
   const after = await ask(child);
+  let trimmed: Stats | undefined;
+  if (values['malloc-trim']) {
+    execFileSync('gdb', ['-p', String(child.pid), '-batch', '-ex', 'call (int)malloc_trim(0)'], { stdio: 'ignore' });
+    trimmed = await ask(child);
+  }
   legit.close();
   child.send('exit');
 
@@ -175,14 +200,17 @@ async function main(): Promise<void> {
   const gs = [...toGoaway].sort((a, b) => a - b);
   const mb = (n: number): string => (n / 2 ** 20).toFixed(1);
   console.log(`rapid reset, ${seconds} s, ${perWrite} pairs per write`);
-  console.log(`  attack connections:           ${connections} (GOAWAY codes: ${[...goawayCodes].map(([c, n]) => `0x${c.toString(16)}×${n}`).join(', ') || 'none'})`);
+  console.log(`  attack connections:           ${connections} (GOAWAY codes: ${[...goawayCodes].map(([c, n]) => `0x${c.toString(16)}×${n}`).join(', ') || 'none'}; ${noGoaway} closed before one was read)`);
   console.log(`  time to GOAWAY:               median ${pct(gs, 50).toFixed(1)} ms, max ${(gs[gs.length - 1] ?? NaN).toFixed(1)} ms`);
   console.log(`  attack streams sent:          ${streamsSent}`);
   const reached = after.attackSeen - before.attackSeen;
   console.log(`  reached the upstream:         ${reached} (${((100 * reached) / Math.max(1, streamsSent)).toFixed(3)} %)`);
   console.log(`  other connection:             ${sorted.length} requests, ${failed} failed, p50 ${pct(sorted, 50).toFixed(1)} ms, p99 ${pct(sorted, 99).toFixed(1)} ms, max ${(sorted[sorted.length - 1] ?? NaN).toFixed(1)} ms`);
   console.log(`  sidecar RSS:                  before ${mb(before.rss)} MiB, after ${mb(after.rss)} MiB (${after.rss >= before.rss ? '+' : ''}${mb(after.rss - before.rss)} MiB)`);
-  console.log(`  sidecar V8 heap used:         before ${mb(before.heapUsed)} MiB, after ${mb(after.heapUsed)} MiB (${after.heapUsed >= before.heapUsed ? '+' : ''}${mb(after.heapUsed - before.heapUsed)} MiB)`);
+  const delta = (a: number, b: number): string => `before ${mb(a)} MiB, after ${mb(b)} MiB (${b >= a ? '+' : ''}${mb(b - a)} MiB)`;
+  console.log(`  sidecar V8 heap used:         ${delta(before.heapUsed, after.heapUsed)}`);
+  console.log(`  sidecar glibc main arena:     ${delta(before.mainArena, after.mainArena)}`);
+  if (trimmed) console.log(`  after malloc_trim(0):         RSS ${mb(trimmed.rss)} MiB (${trimmed.rss >= before.rss ? '+' : ''}${mb(trimmed.rss - before.rss)} MiB), main arena ${mb(trimmed.mainArena)} MiB`);
   process.exit(0);
 }
 

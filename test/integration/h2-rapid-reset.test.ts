@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import http2 from 'node:http2';
 import type net from 'node:net';
 import { cluster, listener, prefixRoute, routes } from '../support/config-docs.js';
-import { FLAG, FRAME, headersFrame, rawH2, rstFrame, type RawH2 } from '../support/h2-raw.js';
+import { FLAG, FRAME, h2Frame, headersFrame, rawH2, rstFrame, type RawH2 } from '../support/h2-raw.js';
 import { startTestSidecar, type TestSidecar } from '../support/sidecar-harness.js';
 
 const CANCEL = 0x8;
@@ -77,8 +77,8 @@ describe('HTTP/2 rapid reset', function () {
     await backend?.close();
   });
 
-  function connect(): RawH2 {
-    const r = rawH2(sc.port());
+  function connect(opts: { ack?: boolean } = {}): RawH2 {
+    const r = rawH2(sc.port(), opts);
     open.push(r);
     return r;
   }
@@ -122,6 +122,29 @@ describe('HTTP/2 rapid reset', function () {
     } finally {
       legit.close();
     }
+  });
+
+  it('a burst sent with the SETTINGS ACK is refused by the handshake: GOAWAY(ENHANCE_YOUR_CALM), no stream opened in Node', async () => {
+    const m0 = await sc.metrics();
+    const floods = counter(m0, 'outrigger_downstream_protocol_errors_total', 'listener="main",kind="h2_rapid_reset"');
+    const early = counter(m0, 'outrigger_downstream_streams_reset_early_total', 'listener="main",stage="before_dispatch"');
+    const r = connect({ ack: false });
+    await r.frame((f) => f.type === FRAME.SETTINGS);
+    const PAIRS = 1500;
+    const frames: Buffer[] = [];
+    for (let i = 0, id = 1; i < PAIRS; i++, id += 2) frames.push(headersFrame(id, '/attack-with-ack'), rstFrame(id, CANCEL));
+    // As an attacker that does not wait: the burst, then the ACK, in one write (one read on the sidecar).
+    r.sock.write(Buffer.concat([...frames, h2Frame(FRAME.SETTINGS, FLAG.ACK, 0, Buffer.alloc(0))]));
+    const goaway = await r.frame((f) => f.type === FRAME.GOAWAY);
+    await r.closed;
+    expect(goaway.payload.readUInt32BE(4)).to.equal(ENHANCE_YOUR_CALM);
+    // Last stream id 0: nothing was processed.
+    expect(goaway.payload.readUInt32BE(0)).to.equal(0);
+    const m = await sc.metrics();
+    expect(counter(m, 'outrigger_downstream_protocol_errors_total', 'listener="main",kind="h2_rapid_reset"') - floods).to.equal(1);
+    expect(counter(m, 'outrigger_downstream_streams_reset_early_total', 'listener="main",stage="before_dispatch"') - early).to.equal(PAIRS);
+    expect(backend.seen.get('/attack-with-ack') ?? 0).to.equal(0);
+    expect(sc.access.filter((a) => a['path'] === '/attack-with-ack')).to.have.length(0);
   });
 
   it('streams reset while being served count before their response; a few are within the budget and the connection goes on', async () => {

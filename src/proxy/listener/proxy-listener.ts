@@ -13,10 +13,13 @@ import { proxyTcp } from '../codec/tcp.js';
 import { detectProtocol, MAX_DETECT_BYTES } from './detect.js';
 import { settingsHandshake } from './settings-handshake.js';
 import { goawayAndDestroy, StreamLimiter } from './stream-limit.js';
+import { sessionIdleTimeout } from '../http/h2-session-timeout.js';
 import { ORIGINAL_DST, type Destination } from '../upstream/original-dst.js';
 import { PeerAuthentication } from '../../gen/outrigger/config/v1/listener_pb.js';
 import { checkPeerSvid } from '../../core/spiffe.js';
 import type { Svid } from '../../core/svid.js';
+
+const RAPID_RESET_WHY = 'kept resetting streams before their response (rapid reset)';
 
 /** The verified SPIFFE ID of a mesh mTLS peer, set on its TLS socket. */
 export const PEER_PRINCIPAL = Symbol('outrigger.peerPrincipal');
@@ -384,8 +387,13 @@ export class ProxyListener {
       maxStreams: h2.maxStreams,
       clock: this.ctx.clock,
       handOver: (sock) => h2.server.emit('connection', sock),
-      onFailure: (why) => {
-        if (why !== 'closed') this.ctx.metrics.protocolErrors.inc({ listener: this.name, kind: `h2_${why}` });
+      onFailure: (why, resets) => {
+        if (why === 'closed') return;
+        this.ctx.metrics.protocolErrors.inc({ listener: this.name, kind: `h2_${why}` });
+        if (why !== 'rapid_reset') return;
+        // The same signals as StreamLimiter's flood, caught before nghttp2 saw the streams.
+        this.ctx.metrics.earlyResets.inc({ listener: this.name, stage: 'before_dispatch' }, resets ?? 0);
+        this.ctx.logger.info({ listener: this.name }, `downstream h2 client ${RAPID_RESET_WHY}: GOAWAY`);
       },
     });
   }
@@ -406,7 +414,7 @@ export class ProxyListener {
       onReset: (stage) => ctx.metrics.earlyResets.inc({ listener: ref.view.settings.name, stage }),
       onFlood: (kind) => {
         ctx.metrics.protocolErrors.inc({ listener: ref.view.settings.name, kind: kind === 'refused' ? 'h2_refused_flood' : 'h2_rapid_reset' });
-        const why = kind === 'refused' ? 'kept opening streams over the limit' : 'kept resetting streams before their response (rapid reset)';
+        const why = kind === 'refused' ? 'kept opening streams over the limit' : RAPID_RESET_WHY;
         ctx.logger.info({ listener: ref.view.settings.name }, `downstream h2 client ${why}: GOAWAY`);
       },
     });
@@ -421,7 +429,7 @@ export class ProxyListener {
     session.on('stream', (stream, headers, flags) => {
       limiter.admit(stream, () => onH2Stream(ctx, ref, info, stream, headers, flags));
     });
-    session.setTimeout(ref.view.settings.idleTimeoutMs, () => session.close());
+    sessionIdleTimeout(session, ref.view.settings.idleTimeoutMs, () => session.close());
     // Opt-in for HTTP/2 (an explicit limits.requestHeadersTimeout): by default a
     // client that connects ahead of its first call (gRPC channels, browsers)
     // keeps its connection for the idle timeout, as with Envoy and Linkerd.

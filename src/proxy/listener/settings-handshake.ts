@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import type { Clock } from '../../core/clock.js';
 import { H2_PREFACE } from './detect.js';
+import { MAX_RESETS_PER_WINDOW } from './stream-limit.js';
 
 /**
  * The start of every downstream HTTP/2 connection, before node:http2 takes
@@ -23,6 +24,8 @@ import { H2_PREFACE } from './detect.js';
  */
 
 const FRAME_HEADER = 9;
+const TYPE_HEADERS = 0x1;
+const TYPE_RST_STREAM = 0x3;
 const TYPE_SETTINGS = 0x4;
 const TYPE_GOAWAY = 0x7;
 const FLAG_ACK = 0x1;
@@ -90,16 +93,42 @@ export function scanForSettingsAck(buf: Buffer, from: number): AckScan {
   return { kind: 'need_more', resumeAt: off };
 }
 
-export type HandshakeFailure = 'bad_preface' | 'settings_timeout' | 'too_much_before_ack' | 'closed';
+/**
+ * How many streams the whole frames of `buf` from `from` (a frame boundary)
+ * open with HEADERS and then reset with RST_STREAM: a RST_STREAM on a stream
+ * id not above the highest HEADERS id so far (client stream ids only grow).
+ * Pure. Used on the bytes of a connection none of which was processed yet,
+ * so every such stream was reset before anything could answer it.
+ */
+export function countResetStreams(buf: Buffer, from: number): number {
+  let maxOpened = 0;
+  let resets = 0;
+  let off = from;
+  while (off + FRAME_HEADER <= buf.length) {
+    const end = off + FRAME_HEADER + buf.readUIntBE(off, 3);
+    if (end > buf.length) break;
+    const type = buf[off + 3];
+    const id = buf.readUInt32BE(off + 5) & 0x7fffffff;
+    if (type === TYPE_HEADERS && id > maxOpened) maxOpened = id;
+    else if (type === TYPE_RST_STREAM && id !== 0 && id <= maxOpened) resets++;
+    off = end;
+  }
+  return resets;
+}
+
+export type HandshakeFailure = 'bad_preface' | 'settings_timeout' | 'too_much_before_ack' | 'rapid_reset' | 'closed';
 
 export interface HandshakeOptions {
   readonly maxStreams: number;
   readonly clock: Clock;
   readonly timeoutMs?: number;
   readonly maxBytes?: number;
+  /** More streams reset in the bytes read by the ACK than this end the connection (default MAX_RESETS_PER_WINDOW). */
+  readonly maxResets?: number;
   /** Called with the socket, paused, its unread bytes unshifted (the ACK cut out). */
   readonly handOver: (socket: Socket) => void;
-  readonly onFailure: (why: HandshakeFailure) => void;
+  /** `resets`: for 'rapid_reset', the streams reset in those bytes. */
+  readonly onFailure: (why: HandshakeFailure, resets?: number) => void;
 }
 
 /**
@@ -117,9 +146,9 @@ export function settingsHandshake(socket: Socket, buffered: Buffer, o: Handshake
     socket.off('data', onData);
     socket.off('close', onClose);
   };
-  const fail = (why: HandshakeFailure, code?: number): void => {
+  const fail = (why: HandshakeFailure, code?: number, resets?: number): void => {
     finish();
-    o.onFailure(why);
+    o.onFailure(why, resets);
     if (code === undefined || !socket.writable) return void socket.destroy();
     // The GOAWAY is flushed, then the socket goes, even if the peer never reads.
     socket.end(goawayFrame(code), () => socket.destroy());
@@ -133,6 +162,14 @@ export function settingsHandshake(socket: Socket, buffered: Buffer, o: Handshake
       if (buf.length > (o.maxBytes ?? MAX_BYTES_BEFORE_ACK)) fail('too_much_before_ack', ENHANCE_YOUR_CALM);
       return;
     }
+    // Everything read so far reaches nghttp2 in one call, which opens every
+    // stream in it before JS sees the first: a rapid-reset burst sent with
+    // (or before) the ACK, up to MAX_BYTES_BEFORE_ACK of it, would make a
+    // native stream, its headers and a JS stream object for each of its
+    // HEADERS, memory freed only by a later full GC (docs/benchmarks.md,
+    // HTTP/2 rapid reset). The stream limiter's budget, applied here first.
+    const resets = countResetStreams(buf, H2_PREFACE.length);
+    if (resets > (o.maxResets ?? MAX_RESETS_PER_WINDOW)) return fail('rapid_reset', ENHANCE_YOUR_CALM, resets);
     finish();
     socket.pause();
     const rest = r.end === buf.length ? buf.subarray(0, r.start) : Buffer.concat([buf.subarray(0, r.start), buf.subarray(r.end)]);

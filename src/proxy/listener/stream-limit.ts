@@ -67,8 +67,11 @@ export interface StreamLimitEvents {
  */
 export class StreamLimiter {
   private readonly admitted = new Set<ServerHttp2Stream>();
-  /** Admitted streams waiting for the end of the read that delivered them. */
-  private readonly unserved = new Set<ServerHttp2Stream>();
+  /** Admitted streams waiting for the end of the read that delivered them, with what serves each. */
+  private unserved = new Map<ServerHttp2Stream, () => void>();
+  /** Streams handed to their serve(): a reset of one of them before its response spends the budget. */
+  private readonly served = new WeakSet<ServerHttp2Stream>();
+  private flushScheduled = false;
   /** Monotonic times of the recent abuse events, oldest first. */
   private readonly spent: number[] = [];
   /** The same for early resets alone. */
@@ -83,6 +86,10 @@ export class StreamLimiter {
     private readonly events: StreamLimitEvents,
   ) {
     this.budget = refusalBudget(maxStreams);
+    const limiter = this;
+    this.onClose = function (this: ServerHttp2Stream) {
+      limiter.closed(this);
+    };
   }
 
   /** Whether the connection was ended for spending its abuse budget. */
@@ -101,6 +108,9 @@ export class StreamLimiter {
    * once, a HEADERS + RST_STREAM pair got a full exchange (upstream stream,
    * access-log line) for a stream already cancelled; a setImmediate runs
    * after the whole read, when the reset is visible (`closed`, `rstCode`).
+   * One immediate serves every stream admitted since the last one, and one
+   * 'close' listener per limiter serves every stream: what an attack stream
+   * costs here is two Set/Map entries and two listener slots.
    * (A request already ended then has its 'end' emitted again for serve().)
    * This also bounds the work of one read: if its resets spent the budget,
    * none of its streams is served.
@@ -113,26 +123,46 @@ export class StreamLimiter {
     // Until served, a stream's errors (its connection ended, say) are no one's.
     stream.on('error', noop);
     this.admitted.add(stream);
-    this.unserved.add(stream);
-    let served = false;
-    stream.once('close', () => {
-      this.admitted.delete(stream);
-      if (served && stream.rstCode && !stream.headersSent && this.live()) {
-        this.events.onReset?.('before_response');
-        this.spend('reset');
+    this.unserved.set(stream, serve);
+    // 'close' is emitted once; on() spares the wrapper once() allocates per stream.
+    stream.on('close', this.onClose);
+    // One immediate per read, not per stream: it runs after the whole read.
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flush);
+    }
+  }
+
+  /** Serves the streams of the reads since the last flush that are still wanted. */
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    const batch = this.unserved;
+    this.unserved = new Map();
+    for (const [stream, serve] of batch) {
+      if (!this.live()) return;
+      if (isGone(stream)) {
+        this.resetBeforeDispatch();
+        continue;
       }
-    });
-    setImmediate(() => {
-      if (!this.unserved.delete(stream) || !this.live()) return;
-      if (isGone(stream)) return this.resetBeforeDispatch();
-      served = true;
+      this.served.add(stream);
       // A request whose END_STREAM came in the same read with no body bytes
       // has already emitted 'end' (Node reads 0 bytes at EOF), before anyone
       // listened: the listeners serve() attached get it now.
       const endedUnheard = stream.readableEnded;
       serve();
       if (endedUnheard) stream.emit('end');
-    });
+    }
+  };
+
+  /** 'close' of an admitted stream: one function per limiter, the stream is `this` (as EventEmitter calls it). */
+  private readonly onClose: (this: ServerHttp2Stream) => void;
+
+  private closed(stream: ServerHttp2Stream): void {
+    this.admitted.delete(stream);
+    if (this.served.has(stream) && stream.rstCode && !stream.headersSent && this.live()) {
+      this.events.onReset?.('before_response');
+      this.spend('reset');
+    }
   }
 
   /**
@@ -144,7 +174,7 @@ export class StreamLimiter {
    * ahead of ours; no stream of the read is served either way.
    */
   private sweep(): void {
-    for (const s of this.unserved) {
+    for (const s of this.unserved.keys()) {
       if (!this.live()) return;
       if (isGone(s)) {
         this.unserved.delete(s);

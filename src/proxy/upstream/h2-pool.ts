@@ -6,6 +6,7 @@ import type { EndpointAddress } from './endpoint.js';
 import type { SvidSource } from '../../core/svid.js';
 import { connectTls, type UpstreamTlsPolicy } from './upstream-tls.js';
 import { connectDeadline } from '../../core/connect-deadline.js';
+import { sessionIdleTimeout } from '../http/h2-session-timeout.js';
 
 /**
  * States of one upstream HTTP/2 session:
@@ -138,7 +139,7 @@ export class H2Pool {
       drop();
       conn.settle();
     });
-    session.setTimeout(idleTimeoutMs, () => {
+    sessionIdleTimeout(session, idleTimeoutMs, () => {
       // Idle: no frames for idleTimeoutMs. Close gracefully; streams cannot be open.
       drop();
       session.close();

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import net from 'node:net';
 import {
+  countResetStreams,
   ENHANCE_YOUR_CALM,
   limitSettingsFrame,
   PROTOCOL_ERROR,
@@ -11,7 +12,7 @@ import {
   type HandshakeFailure,
 } from '../../../src/proxy/listener/settings-handshake.js';
 import { FakeClock } from '../../support/fake-clock.js';
-import { FLAG, FRAME, h2Frame, headersFrame } from '../../support/h2-raw.js';
+import { FLAG, FRAME, h2Frame, headersFrame, rstFrame } from '../../support/h2-raw.js';
 import { waitFor } from '../../support/wait.js';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -44,6 +45,18 @@ describe('HTTP/2 settings handshake', () => {
       expect(scanForSettingsAck(Buffer.alloc(0), 0)).to.deep.equal({ kind: 'need_more', resumeAt: 0 });
     });
 
+    it('countResetStreams counts RST_STREAMs of streams opened by HEADERS before them, whole frames only', () => {
+      const pairs = (from: number, n: number): Buffer[] => Array.from({ length: n }, (_, i) => [headersFrame(from + 2 * i), rstFrame(from + 2 * i, 8)]).flat();
+      const buf = Buffer.concat([PREFACE, CLIENT_SETTINGS, ...pairs(1, 5), ACK]);
+      expect(countResetStreams(buf, PREFACE.length)).to.equal(5);
+      // A reset of a stream not opened (yet) here, and of the connection (id 0), are not counted.
+      expect(countResetStreams(Buffer.concat([rstFrame(1, 8), headersFrame(1), rstFrame(3, 8), h2Frame(FRAME.RST_STREAM, 0, 0, Buffer.alloc(4))]), 0)).to.equal(0);
+      // HEADERS of 1 and 3, then both reset: ids only grow, so an earlier one still counts.
+      expect(countResetStreams(Buffer.concat([headersFrame(1), headersFrame(3), rstFrame(1, 8), rstFrame(3, 8)]), 0)).to.equal(2);
+      const whole = Buffer.concat(pairs(1, 2));
+      expect(countResetStreams(whole.subarray(0, whole.length - 1), 0)).to.equal(1);
+    });
+
     it('a SETTINGS frame without the ACK flag is not the ACK', () => {
       expect(scanForSettingsAck(Buffer.concat([PREFACE, CLIENT_SETTINGS, CLIENT_SETTINGS]), 0).kind).to.equal('need_more');
     });
@@ -55,20 +68,26 @@ describe('HTTP/2 settings handshake', () => {
     let handedOver: net.Socket[];
     let failures: HandshakeFailure[];
     let maxBytes: number | undefined;
+    let resetCounts: (number | undefined)[];
 
     beforeEach(async () => {
       clock = new FakeClock();
       handedOver = [];
       failures = [];
       maxBytes = undefined;
+      resetCounts = [];
       server = net.createServer((sock) => {
         sock.on('error', () => {});
         settingsHandshake(sock, Buffer.alloc(0), {
           maxStreams: 7,
           clock,
           maxBytes,
+          maxResets: 10,
           handOver: (s) => handedOver.push(s),
-          onFailure: (why) => failures.push(why),
+          onFailure: (why, n) => {
+            failures.push(why);
+            resetCounts.push(n);
+          },
         });
       });
       await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
@@ -133,6 +152,24 @@ describe('HTTP/2 settings handshake', () => {
       const c = connect();
       c.sock.write(Buffer.concat([PREFACE, CLIENT_SETTINGS, ...Array<Buffer>(6).fill(PING)]));
       await endedWith(c, ENHANCE_YOUR_CALM, 'too_much_before_ack');
+    });
+
+    it('more streams opened and reset in the bytes read by the ACK than the reset budget: GOAWAY(ENHANCE_YOUR_CALM), nothing handed over', async () => {
+      const c = connect();
+      const pairs = Array.from({ length: 11 }, (_, i) => [headersFrame(1 + 2 * i), rstFrame(1 + 2 * i, 8)]).flat();
+      // The burst before the ACK (an attacker need not wait for it) and one pair after it, in one write.
+      c.sock.write(Buffer.concat([PREFACE, CLIENT_SETTINGS, ...pairs.slice(0, 20), ACK, ...pairs.slice(20)]));
+      await endedWith(c, ENHANCE_YOUR_CALM, 'rapid_reset');
+      expect(resetCounts).to.deep.equal([11]);
+    });
+
+    it('up to the reset budget in those bytes is handed over as usual', async () => {
+      const c = connect();
+      const pairs = Array.from({ length: 10 }, (_, i) => [headersFrame(1 + 2 * i), rstFrame(1 + 2 * i, 8)]).flat();
+      c.sock.write(Buffer.concat([PREFACE, CLIENT_SETTINGS, ...pairs, ACK]));
+      await waitFor(() => handedOver.length === 1, 'the hand-over');
+      expect(failures).to.deep.equal([]);
+      c.sock.destroy();
     });
 
     it('a connection that does not start with the client preface gets GOAWAY(PROTOCOL_ERROR) at once', async () => {
