@@ -1,5 +1,5 @@
 import { constants, type Http2ServerRequest, type ServerHttp2Stream } from 'node:http2';
-import { encodeFrame, FLAG_COMPRESSED, FrameReader, FrameTooLargeError } from '../../core/grpc-framing.js';
+import { encodeFrame, FLAG_COMPRESSED, FRAME_HEADER_BYTES, FrameReader, FrameTooLargeError } from '../../core/grpc-framing.js';
 import { gunzipSync, inflateSync } from 'node:zlib';
 import { fromBinary, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
@@ -105,6 +105,20 @@ class GrpcResponder<M extends DescMessage> implements ResponseSink<MessageShape<
   push(msg: MessageShape<M>): void {
     if (this.ended || this.stream.destroyed) return;
     this.stream.write(frame(toBinary(this.schema, msg)));
+  }
+
+  pushEncoded(msg: MessageShape<M>, fields: readonly Uint8Array[]): void {
+    if (this.ended || this.stream.destroyed) return;
+    const head = toBinary(this.schema, msg);
+    let length = head.length;
+    for (const f of fields) length += f.length;
+    // The frame header announces the whole message; the shared fields follow as their own writes, uncopied.
+    const first = Buffer.allocUnsafe(FRAME_HEADER_BYTES + head.length);
+    first[0] = 0;
+    first.writeUInt32BE(length, 1);
+    first.set(head, FRAME_HEADER_BYTES);
+    this.stream.write(first);
+    for (const f of fields) if (f.length > 0) this.stream.write(Buffer.from(f.buffer, f.byteOffset, f.byteLength));
   }
 
   close(err?: Error): void {

@@ -50,24 +50,43 @@ interface Selection {
   readonly set: ReadonlyMap<string, WireResource>;
   readonly version: string;
   readonly packed: readonly PackedField[];
+  /** `packed` as one run of wire bytes (tags included), for sinks that write it uncopied; made on first use. */
+  encoded?: Uint8Array;
 }
 const RESOURCES_FIELD = 2;
 const CONTROL_PLANE_FIELD = 6;
 const lengthDelimited = (no: number, bytes: Uint8Array): PackedField => ({ no, wireType: WireType.LengthDelimited, data: new BinaryWriter().bytes(bytes).finish() });
+/** Each resource as field 2 of DiscoveryResponse, encoded once per wire resource (unchanged ones keep theirs across views). */
+const packedResources = new WeakMap<WireResource, PackedField>();
 function packSet(set: ReadonlyMap<string, WireResource>): PackedField[] {
-  return [...set.values()].map((r) => lengthDelimited(RESOURCES_FIELD, toBinary(AnySchema, r.any)));
+  const out: PackedField[] = [];
+  for (const r of set.values()) {
+    let f = packedResources.get(r);
+    if (!f) packedResources.set(r, (f = lengthDelimited(RESOURCES_FIELD, toBinary(AnySchema, r.any))));
+    out.push(f);
+  }
+  return out;
 }
 
-const selections = new WeakMap<NodeView, Map<string, Selection>>();
-/** control_plane of DiscoveryResponse, encoded once per view and identifier. */
-const controlPlanes = new WeakMap<NodeView, Map<string, PackedField>>();
+/** Fields in wire form, tags included (what toBinary writes for them as unknown fields). */
+function encodeFields(fields: readonly PackedField[]): Uint8Array {
+  const w = new BinaryWriter();
+  for (const f of fields) w.tag(f.no, f.wireType).raw(f.data);
+  return w.finish();
+}
+const encodedOf = (sel: Selection): Uint8Array => (sel.encoded ??= encodeFields(sel.packed));
 
-function controlPlaneOf(view: NodeView, identifier: string): PackedField {
+const selections = new WeakMap<NodeView, Map<string, Selection>>();
+/** control_plane of DiscoveryResponse, encoded once per view and identifier (also with its tag: `encoded`). */
+const controlPlanes = new WeakMap<NodeView, Map<string, PackedField & { encoded: Uint8Array }>>();
+
+function controlPlaneOf(view: NodeView, identifier: string): PackedField & { encoded: Uint8Array } {
   let byId = controlPlanes.get(view);
   if (!byId) controlPlanes.set(view, (byId = new Map()));
   let f = byId.get(identifier);
   if (!f) {
-    f = lengthDelimited(CONTROL_PLANE_FIELD, toBinary(ControlPlaneSchema, create(ControlPlaneSchema, { identifier, changeTime: timestampFromMs(view.changedAtMs) })));
+    const packed = lengthDelimited(CONTROL_PLANE_FIELD, toBinary(ControlPlaneSchema, create(ControlPlaneSchema, { identifier, changeTime: timestampFromMs(view.changedAtMs) })));
+    f = { ...packed, encoded: encodeFields([packed]) };
     byId.set(identifier, f);
   }
   return f;
@@ -228,7 +247,12 @@ export class SotwStream extends DiscoveryStream<TypeState, DiscoveryResponse> {
     // resources and control_plane travel as pre-encoded fields ($unknown is written verbatim by toBinary);
     // in memory the message's `resources` is empty: read responses off the wire, not off this queue.
     const res = create(DiscoveryResponseSchema, { versionInfo: version, typeUrl: typeUrlOf(kind), nonce });
-    res.$unknown = [...sel.packed, controlPlaneOf(view, this.host.identifier)];
+    const controlPlane = controlPlaneOf(view, this.host.identifier);
+    if (this.out.pushEncoded) {
+      this.out.pushEncoded(res, [encodedOf(sel), controlPlane.encoded]);
+      return;
+    }
+    res.$unknown = [...sel.packed, controlPlane];
     this.out.push(res);
   }
 }
