@@ -7,12 +7,12 @@ import {
   AggregatedDiscoveryService,
   DeltaDiscoveryRequestSchema,
   DeltaDiscoveryResponseSchema,
-  DiscoveryRequestSchema,
   DiscoveryResponseSchema,
 } from '../../gen/outrigger/control/v1/discovery_pb.js';
 import type { ControlPlane } from './control-plane.js';
 import { DeltaStream } from './delta-stream.js';
 import { SotwStream } from './sotw-stream.js';
+import { SotwRequestDecoder } from './sotw-request-decoder.js';
 import type { ResponseSink } from './response-sink.js';
 import type { SidecarAuth } from './ca/sidecar-auth.js';
 import type { Peer } from './auth.js';
@@ -179,8 +179,9 @@ function start(
   if (kind === 'sotw') {
     const out = new GrpcResponder(h2, DiscoveryResponseSchema);
     const stream = new SotwStream(cp, cp.nextId(), out);
+    const requests = new SotwRequestDecoder();
     run(cp, h2, stream, out, encoding, held, (b) => {
-      const r = fromBinary(DiscoveryRequestSchema, b);
+      const r = requests.decode(b);
       check(r.node?.id);
       stream.handle(r);
     });

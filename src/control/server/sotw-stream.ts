@@ -30,6 +30,8 @@ interface TypeState extends StreamTypeStatus {
   /** The view and subscription behind `sent`: an ACK on the same ones needs no work (O(1)). */
   sentView: NodeView | undefined;
   subKey: string;
+  /** The resource_names array `names` was last read from: the same array again (SotwRequestDecoder) is the same subscription. */
+  namesFrom: readonly string[] | undefined;
 }
 
 /** A field of DiscoveryResponse already in wire form (tag written by toBinary, then these bytes). */
@@ -186,6 +188,7 @@ export class SotwStream extends DiscoveryStream<TypeState, DiscoveryResponse> {
         sent: new Map(),
         sentView: undefined,
         subKey: '',
+        namesFrom: undefined,
         versionSent: '',
         versionAcked: '',
         changeMs: 0,
@@ -197,6 +200,8 @@ export class SotwStream extends DiscoveryStream<TypeState, DiscoveryResponse> {
 
   /** Records the subscription; true when it differs from the previous one. */
   private subscribe(kind: Kind, t: TypeState, names: readonly string[]): boolean {
+    if (names === t.namesFrom) return false;
+    t.namesFrom = names.length > 0 ? names : undefined;
     let wildcard: boolean;
     if (names.includes('*')) wildcard = WILDCARD_KINDS.has(kind);
     else if (names.length === 0) wildcard = !t.everNamed && WILDCARD_KINDS.has(kind);
