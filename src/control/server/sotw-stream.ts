@@ -11,7 +11,7 @@ import {
 import { TypeStatus_State } from '../../gen/outrigger/control/v1/operator_pb.js';
 import { AsyncQueue } from '../async-queue.js';
 import type { ResponseSink } from './response-sink.js';
-import { TYPE_ORDER, WILDCARD_KINDS, typeUrlOf, versionOfSet, type WireResource } from '../protocol.js';
+import { SOTW_EDS_SUBSETS, TYPE_ORDER, WILDCARD_KINDS, typeUrlOf, versionOfSet, type WireResource } from '../protocol.js';
 import type { NodeView } from './node-view.js';
 import { DiscoveryStream, type StreamHost, type StreamTypeStatus } from './stream-host.js';
 
@@ -116,6 +116,21 @@ function selectionOf(view: NodeView, kind: Kind, wildcard: boolean, names: Reado
     byKey.set(key, sel);
   }
   return sel;
+}
+
+/** EDS subsets (edsSubset), computed once per (what the sidecars have, what they should have): streams in step share one. */
+const subsets = new WeakMap<ReadonlyMap<string, WireResource>, WeakMap<Selection, Selection>>();
+function changedSince(had: ReadonlyMap<string, WireResource>, want: Selection): Selection {
+  let byWant = subsets.get(had);
+  if (!byWant) subsets.set(had, (byWant = new WeakMap()));
+  let sub = byWant.get(want);
+  if (!sub) {
+    const set = new Map<string, WireResource>();
+    for (const [n, r] of want.set) if (had.get(n)?.hash !== r.hash) set.set(n, r);
+    sub = { set, version: want.version, packed: packSet(set) };
+    byWant.set(want, sub);
+  }
+  return sub;
 }
 
 /**
@@ -237,10 +252,29 @@ export class SotwStream extends DiscoveryStream<TypeState, DiscoveryResponse> {
       t.sentView = view;
       return;
     }
-    this.sendSet(kind, t, want, view);
+    this.sendSet(kind, t, want, view, this.edsSubset(kind, t, want));
   }
 
-  private sendSet(kind: Kind, t: TypeState, sel: Selection, view: NodeView): void {
+  /**
+   * What goes on the wire for `want`: all of it, or (PROTOCOLS.md b1 rule 7:
+   * EDS responses may carry subsets) only the assignments that differ from
+   * what the sidecar has, when it merges subsets (client feature
+   * SOTW_EDS_SUBSETS) and has ACKed the last response of the type, so that
+   * what it has is known exactly (`sent`). Otherwise (nothing sent yet, a
+   * response un-ACKed or NACKed) the whole set: merged onto anything it
+   * gives every subscribed name its current assignment. The version is the
+   * whole set's either way.
+   */
+  private edsSubset(kind: Kind, t: TypeState, want: Selection): Selection {
+    if (kind !== 'ClusterLoadAssignment' || !this.mergesEds || t.versionSent === '' || t.versionAcked !== t.versionSent || t.error !== undefined) return want;
+    return changedSince(t.sent, want);
+  }
+
+  private get mergesEds(): boolean {
+    return this.node?.clientFeatures.includes(SOTW_EDS_SUBSETS) ?? false;
+  }
+
+  private sendSet(kind: Kind, t: TypeState, sel: Selection, view: NodeView, wire: Selection = sel): void {
     const version = sel.version;
     const nonce = this.nextNonce();
     t.versionSent = version;
@@ -254,10 +288,10 @@ export class SotwStream extends DiscoveryStream<TypeState, DiscoveryResponse> {
     const res = create(DiscoveryResponseSchema, { versionInfo: version, typeUrl: typeUrlOf(kind), nonce });
     const controlPlane = controlPlaneOf(view, this.host.identifier);
     if (this.out.pushEncoded) {
-      this.out.pushEncoded(res, [encodedOf(sel), controlPlane.encoded]);
+      this.out.pushEncoded(res, [encodedOf(wire), controlPlane.encoded]);
       return;
     }
-    res.$unknown = [...sel.packed, controlPlane];
+    res.$unknown = [...wire.packed, controlPlane];
     this.out.push(res);
   }
 }
