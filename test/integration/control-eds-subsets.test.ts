@@ -7,6 +7,7 @@ import { GeneratedResourceSet } from '../../src/control/server/generated-resourc
 import { ClusterLoadAssignmentSchema } from '../../src/gen/outrigger/config/v1/cluster_pb.js';
 import type { DiscoveryResponse } from '../../src/gen/outrigger/control/v1/discovery_pb.js';
 import { startTestControlPlane } from '../support/control-harness.js';
+import { waitFor } from '../support/wait.js';
 import { RawSotw } from '../support/xds-raw.js';
 import { LightSotw, TYPE, nodeOf, transportFor } from '../support/xds-light.js';
 
@@ -75,6 +76,8 @@ describe('control plane: SotW EDS subsets', function () {
       const generated = new GeneratedResourceSet(world(2001, 2002, 2003));
       const cp = await startTestControlPlane({ debounceMs: 10, generated });
       const s = open(cp.address);
+      // The control plane has read the ACK (a change made before it would find the response un-ACKed).
+      const acked = (): Promise<void> => waitFor(() => cp.plane.statusOf().every((x) => x.synced), 'the ACK at the control plane');
       try {
         s.send({ node: { ...nodeOf('subsets-1'), clientFeatures: [SOTW_EDS_SUBSETS] }, typeUrl: TYPE('Cluster'), resourceNames: ['*'] });
         s.ack(await s.next(), ['*']);
@@ -82,12 +85,14 @@ describe('control plane: SotW EDS subsets', function () {
         const first = await s.next();
         expect(ports(first)).to.deep.equal({ a: [2001], b: [2002], c: [2003] }); // nothing ACKed yet: all
         s.ack(first, NAMES);
+        await acked();
 
         generated.replace(world(2001, 2012, 2003));
         const second = await s.next();
         expect(ports(second)).to.deep.equal({ b: [2012] });
         expect(second.versionInfo).not.to.equal(first.versionInfo);
         s.ack(second, NAMES);
+        await acked();
 
         // Not ACKed: what the sidecar holds is not known exactly, so the next one carries everything.
         generated.replace(world(2021, 2012, 2003));
@@ -103,6 +108,7 @@ describe('control plane: SotW EDS subsets', function () {
         const fifth = await s.next();
         expect(ports(fifth)).to.deep.equal({ a: [2021], b: [2042], c: [2033] });
         s.ack(fifth, NAMES);
+        await acked();
 
         // A new name subscribed: its assignment (and nothing unchanged) comes.
         generated.replace([...world(2021, 2042, 2033), eds('d'), cla('d', 2004)]);
@@ -126,6 +132,7 @@ describe('control plane: SotW EDS subsets', function () {
       s.ack(await s.next(), ['*']);
       s.send({ typeUrl: TYPE('ClusterLoadAssignment'), resourceNames: NAMES });
       s.ack(await s.next(), NAMES);
+      await waitFor(() => cp.plane.statusOf().every((x) => x.synced), 'the ACK at the control plane');
       generated.replace(world(2001, 2012, 2003));
       expect(ports(await s.next())).to.deep.equal({ a: [2001], b: [2012], c: [2003] });
     } finally {

@@ -41,6 +41,7 @@ describe('control: a change costs what changed', () => {
   it("a new generated epoch reuses the unchanged documents' wire forms; only the changed one is new", () => {
     const cache = new NodeViewCache({ allowEphemeralPorts: true }, () => {});
     const node = { id: 'n-1', cluster: 'c', labels: {} };
+    cache.retain(node); // a node with an open stream keeps its last good view
     const docs = [eds('a'), eds('b'), cla('a', 2001), cla('b', 2002)];
     const v1 = cache.get(EMPTY_STATE, node, set(1, docs))!;
     const next = [docs[0]!, docs[1]!, docs[2]!, cla('b', 2012)];
