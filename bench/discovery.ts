@@ -62,7 +62,9 @@ const deadline = setTimeout(() => {
 deadline.unref();
 
 const clusterName = (i: number): string => `outbound|8080||svc-${i}.${NS}.svc.cluster.local`;
-const ip = (svc: number, ep: number, gen = 0): string => `10.${(svc >> 8) & 255}.${svc & 255}.${(ep + gen * E) % 250 + 1}`;
+// Endpoint ep of a Service is .ep+1; a changed one (gen > 0) takes an address past the others', never its first
+// (`(ep + gen * E) % 250` wrapped back to it at gen 25, so a run of more than 24 changes waited on a change that was none).
+const ip = (svc: number, ep: number, gen = 0): string => `10.${(svc >> 8) & 255}.${svc & 255}.${gen === 0 ? ep + 1 : E + 1 + ((gen - 1) % (250 - E))}`;
 const slice = (svc: number, gen = 0) =>
   endpointSlice(NS, `svc-${svc}-1`, `svc-${svc}`, [{ name: 'http', port: 8080 }], Array.from({ length: E }, (_, ep) => ({ ip: ip(svc, ep, ep === 0 ? gen : 0) })));
 
