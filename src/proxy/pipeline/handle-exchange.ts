@@ -186,7 +186,7 @@ function toUpstream(
       }
     } else {
       // The route's mirror gets a copy of the upstream gRPC call (grpc-call.ts), as a pass-through request's.
-      const m = action.mirror !== undefined ? mirrorOf(ctx, view.state, action.mirror, ds, action.timeoutMs) : undefined;
+      const m = action.mirror !== undefined ? mirrorOf(ctx, view.state, action.mirror, ds, action.timeoutMs, true) : undefined;
       return serveTranscoded({ ...t, ds, mirror: m && grpcMirror(ctx, m) }, dialect!);
     }
   }

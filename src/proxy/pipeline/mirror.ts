@@ -17,11 +17,19 @@ export const DEFAULT_MIRROR_TIMEOUT_MS = 15_000;
  * endpoint, a circuit breaker at its limit) is counted `skipped` and the
  * request goes on alone.
  */
-export function mirrorOf(ctx: ProxyContext, state: ProxyState, plan: MirrorPlan, ds: Downstream, routeTimeoutMs: number): MirrorTarget | undefined {
+export function mirrorOf(
+  ctx: ProxyContext,
+  state: ProxyState,
+  plan: MirrorPlan,
+  ds: Downstream,
+  routeTimeoutMs: number,
+  /** The copy goes over HTTP/2 whatever the caller spoke (a transcoded request's gRPC call). */
+  grpcCall = false,
+): MirrorTarget | undefined {
   if (plan.fraction < 1 && !(plan.fraction > 0 && state.random.next() < plan.fraction)) return undefined;
   const cluster = state.clusters.get(plan.cluster);
   const skipped = (): undefined => void ctx.metrics.mirrors.inc({ cluster: plan.cluster, result: 'skipped' });
-  if (cluster === undefined || cluster.overflow(cluster.usesH2(ds.kind === 'h2')) !== undefined) return skipped();
+  if (cluster === undefined || cluster.overflow(grpcCall || cluster.usesH2(ds.kind === 'h2')) !== undefined) return skipped();
   const pickInfo = { authority: ds.authority, scheme: ds.conn.scheme, headers: ds.headers, clientAddress: ds.conn.clientAddress };
   const picked = cluster.pick(pickInfo);
   if (picked.ep === undefined) return skipped();
