@@ -13,10 +13,12 @@
  * Bounded: every wait has a deadline and the run gives up after --deadline s.
  *
  *   node --import tsx bench/discovery.ts [--services 1000] [--endpoints 10] [--sidecars 100] [--changes 20]
- *     [--xds sotw|delta] [--debounce 0.1s] [--deadline 300] [--cp-node-arg=--cpu-prof …] (node flags for the control plane)
+ *     [--xds sotw|delta] [--full-eds] [--debounce 0.1s] [--deadline 300] [--cp-node-arg=--cpu-prof …] (node flags for the control plane)
  *
- * --xds sotw (default) is what the sidecar's client speaks: an EDS response
- * carries every subscribed assignment; delta sends only the changed one.
+ * --xds sotw (default) is what the sidecar's client speaks: it announces
+ * SOTW_EDS_SUBSETS, so an EDS response after an ACK carries only the changed
+ * assignment (--full-eds: a client without it, every subscribed assignment
+ * per response); delta sends only the changed one.
  */
 import { spawn } from 'node:child_process';
 import http2 from 'node:http2';
@@ -30,6 +32,7 @@ import { endpointSlice, service, startKubeApiServer } from '../test/support/kube
 import { RawDelta, RawSotw } from '../test/support/xds-raw.js';
 import { TYPE, kindOf, nodeOf } from '../test/support/xds-light.js';
 import { pct, procStats } from './lib/stats.js';
+import { SOTW_EDS_SUBSETS } from '../src/control/protocol.js';
 
 const { values } = parseArgs({
   options: {
@@ -41,6 +44,7 @@ const { values } = parseArgs({
     debounce: { type: 'string', default: '0.1s' },
     deadline: { type: 'string', default: '300' },
     'cp-node-arg': { type: 'string', multiple: true, default: [] },
+    'full-eds': { type: 'boolean', default: false },
   },
 });
 const S = Number(values.services);
@@ -58,7 +62,9 @@ const deadline = setTimeout(() => {
 deadline.unref();
 
 const clusterName = (i: number): string => `outbound|8080||svc-${i}.${NS}.svc.cluster.local`;
-const ip = (svc: number, ep: number, gen = 0): string => `10.${(svc >> 8) & 255}.${svc & 255}.${(ep + gen * E) % 250 + 1}`;
+// Endpoint ep of a Service is .ep+1; a changed one (gen > 0) takes an address past the others', never its first
+// (`(ep + gen * E) % 250` wrapped back to it at gen 25, so a run of more than 24 changes waited on a change that was none).
+const ip = (svc: number, ep: number, gen = 0): string => `10.${(svc >> 8) & 255}.${svc & 255}.${gen === 0 ? ep + 1 : E + 1 + ((gen - 1) % (250 - E))}`;
 const slice = (svc: number, gen = 0) =>
   endpointSlice(NS, `svc-${svc}-1`, `svc-${svc}`, [{ name: 'http', port: 8080 }], Array.from({ length: E }, (_, ep) => ({ ip: ip(svc, ep, ep === 0 ? gen : 0) })));
 
@@ -120,7 +126,9 @@ function simulate(session: http2.ClientHttp2Session, id: number): Sim {
       s.send({ typeUrl: TYPE('RouteConfiguration'), resourceNames: ['outbound'] });
     }
   };
-  s.send({ node: nodeOf(`sim-${id}.${NS}`, 'bench'), typeUrl: TYPE('Cluster'), resourceNames: ['*'] });
+  // Like the sidecar's XdsClient, the simulated one merges EDS subsets unless --full-eds.
+  const node = { ...nodeOf(`sim-${id}.${NS}`, 'bench'), clientFeatures: values['full-eds'] ? [] : [SOTW_EDS_SUBSETS] };
+  s.send({ node, typeUrl: TYPE('Cluster'), resourceNames: ['*'] });
   return Object.assign(sim, { close: () => s.close(), get error() { return s.error; } });
 }
 
@@ -194,7 +202,7 @@ async function main(): Promise<void> {
           services: S,
           endpointsPerService: E,
           sidecars: N,
-          xds: DELTA ? 'delta' : 'sotw',
+          xds: DELTA ? 'delta' : values['full-eds'] ? 'sotw (full EDS)' : 'sotw',
           debounce: values.debounce,
           changes: C,
           // From the EndpointSlice write until the last sidecar has the new assignment (and ACKs it at once).

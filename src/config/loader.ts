@@ -9,7 +9,7 @@ import { API_VERSION, KINDS, KIND_SCHEMAS } from './kinds.js';
 import type { ConfigError, ConfigSnapshot, JsonObject, JsonValue, ResourceDocument, Result } from './snapshot.js';
 import { parseDocuments, type RawDocument } from './documents.js';
 import { anchorPluginPaths } from './plugin-paths.js';
-import { decodeDocument, type DecodedResource, type KindMessages } from './decode.js';
+import { decodeDocument, type DecodeResult, type DecodedResource, type KindMessages } from './decode.js';
 import { validateResources, type ResourceRef, type ValidateOptions } from './validate.js';
 
 export interface LoadOptions extends ValidateOptions {
@@ -83,23 +83,39 @@ async function configFilesIn(dir: string): Promise<string[]> {
  * whichever way it arrives. Every error of every document is returned.
  */
 export function buildSnapshot(docs: readonly RawDocument[], opts: ValidateOptions = {}): Result<ConfigSnapshot> {
+  const checked = checkDocuments(docs, opts);
+  if (!checked.ok) return checked;
+  const snap = snapshotOf(checked.value);
+  return { ok: true, value: checked.warnings.length > 0 ? { ...snap, warnings: checked.warnings } : snap };
+}
+
+/**
+ * buildSnapshot's checks without the snapshot: decodes every document (with
+ * `decode`, decodeDocument by default: the control plane passes one that
+ * reuses earlier decodes of the same document) and validates the set. Every
+ * error of every document is returned.
+ */
+export function checkDocuments<D = RawDocument>(
+  docs: readonly D[],
+  opts: ValidateOptions = {},
+  decode: (doc: D, index: number) => DecodeResult = decodeDocument as (doc: D) => DecodeResult,
+): { ok: false; errors: ConfigError[] } | { ok: true; value: DecodedResource[]; warnings: ConfigError[] } {
   const errors: ConfigError[] = [];
   const decoded: DecodedResource[] = [];
   const unresolved: ResourceRef[] = [];
-  for (const raw of docs) {
-    const d = decodeDocument(raw);
+  docs.forEach((raw, i) => {
+    const d = decode(raw, i);
     if (d.ok) {
       decoded.push(d.value);
     } else {
       errors.push(...d.errors);
       if (d.kind && d.name) unresolved.push({ kind: d.kind, name: d.name });
     }
-  }
+  });
   const warnings: ConfigError[] = [];
   errors.push(...validateResources(decoded, opts, unresolved, warnings));
   if (errors.length > 0) return { ok: false, errors };
-  const snap = snapshotOf(decoded);
-  return { ok: true, value: warnings.length > 0 ? { ...snap, warnings } : snap };
+  return { ok: true, value: decoded, warnings };
 }
 
 /** Builds the snapshot of resources already known to be valid and unique. */

@@ -24,8 +24,6 @@ export function checkTraffic(a: RouteAction, ap: string, clusterExists: (name: s
     if (m.cluster === '') report(`${ap}.mirror.cluster`, 'required');
     else if (!clusterExists(m.cluster)) report(`${ap}.mirror.cluster`, `unknown cluster "${m.cluster}"`);
     checkPercent(m.percent, `${ap}.mirror.percent`, report);
-    // The transcoder's upstream requests are built from the REST / Connect call, not relayed: not mirrored (yet).
-    if (a.transcode !== undefined) report(`${ap}.mirror`, 'not supported on a transcode route');
   }
   const f = a.fault;
   if (f !== undefined) {

@@ -17,6 +17,15 @@ export const TYPE_URLS: readonly string[] = KINDS.map(typeUrlOf);
 /** Only LDS and CDS may be wildcard subscriptions (xDS rule 6). */
 export const WILDCARD_KINDS: ReadonlySet<Kind> = new Set<Kind>(['Cluster', 'Listener']);
 
+/**
+ * Node.client_features entry of a sidecar that merges SotW EDS responses
+ * (PROTOCOLS.md b1 rule 7: RDS and EDS responses may carry subsets; an
+ * assignment goes when no cluster names it any more). The control plane
+ * then sends only the assignments that changed; to a sidecar without it,
+ * every subscribed assignment in each response.
+ */
+export const SOTW_EDS_SUBSETS = 'outrigger.io/sotw-eds-subsets';
+
 /** Protocol version of this build: sidecars of the same major and at most one minor older are served. */
 export const PROTOCOL_VERSION = '0.1.0';
 export const USER_AGENT = 'outrigger-sidecar';

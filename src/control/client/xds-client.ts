@@ -17,7 +17,7 @@ import {
 } from '../../gen/outrigger/control/v1/discovery_pb.js';
 import type { Logger } from '../../observability/logger.js';
 import { AsyncQueue } from '../async-queue.js';
-import { PROTOCOL_VERSION, USER_AGENT, fromWire, kindOfTypeUrl, typeUrlOf } from '../protocol.js';
+import { PROTOCOL_VERSION, SOTW_EDS_SUBSETS, USER_AGENT, fromWire, kindOfTypeUrl, typeUrlOf } from '../protocol.js';
 import { backoffDelayMs } from './backoff.js';
 import { readFile } from 'node:fs/promises';
 import { controlTransport, withSvid, type ControlTls } from './transport.js';
@@ -160,7 +160,8 @@ export class XdsClient implements ConfigSource {
       ...(node.locality ? { locality: { region: node.locality.region, zone: node.locality.zone, subZone: node.locality.subZone } } : {}),
       userAgentName: USER_AGENT,
       userAgentVersionType: { case: 'userAgentVersion' as const, value: PROTOCOL_VERSION },
-      clientFeatures: [],
+      // EDS responses are merged (onResponse): the control plane may send only the changed assignments.
+      clientFeatures: [SOTW_EDS_SUBSETS],
     };
     // First request carries the node; on reconnect each type names its last ACKed version.
     let first = true;
@@ -240,6 +241,11 @@ export class XdsClient implements ConfigSource {
     if (errors.length > 0) {
       this.nack(kind, res.nonce, errors.join('; '));
       return;
+    }
+    if (kind === 'ClusterLoadAssignment') {
+      // A subset (we announce SOTW_EDS_SUBSETS): what it leaves out stays as we have it, while subscribed.
+      const subscribed = new Set(this.names.get(kind) ?? []);
+      for (const [name, d] of this.view(kind)) if (!docs.has(name) && subscribed.has(name)) docs.set(name, d);
     }
     const changeMs = res.controlPlane?.changeTime ? timestampMs(res.controlPlane.changeTime) : undefined;
     this.pending.set(kind, { version: res.versionInfo, nonce: res.nonce, docs, changeMs });

@@ -1,5 +1,5 @@
 import { constants, type Http2ServerRequest, type ServerHttp2Stream } from 'node:http2';
-import { encodeFrame, FLAG_COMPRESSED, FrameReader, FrameTooLargeError } from '../../core/grpc-framing.js';
+import { encodeFrame, FLAG_COMPRESSED, FRAME_HEADER_BYTES, FrameReader, FrameTooLargeError } from '../../core/grpc-framing.js';
 import { gunzipSync, inflateSync } from 'node:zlib';
 import { fromBinary, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
@@ -7,12 +7,12 @@ import {
   AggregatedDiscoveryService,
   DeltaDiscoveryRequestSchema,
   DeltaDiscoveryResponseSchema,
-  DiscoveryRequestSchema,
   DiscoveryResponseSchema,
 } from '../../gen/outrigger/control/v1/discovery_pb.js';
 import type { ControlPlane } from './control-plane.js';
 import { DeltaStream } from './delta-stream.js';
 import { SotwStream } from './sotw-stream.js';
+import { SotwRequestDecoder } from './sotw-request-decoder.js';
 import type { ResponseSink } from './response-sink.js';
 import type { SidecarAuth } from './ca/sidecar-auth.js';
 import type { Peer } from './auth.js';
@@ -107,6 +107,20 @@ class GrpcResponder<M extends DescMessage> implements ResponseSink<MessageShape<
     this.stream.write(frame(toBinary(this.schema, msg)));
   }
 
+  pushEncoded(msg: MessageShape<M>, fields: readonly Uint8Array[]): void {
+    if (this.ended || this.stream.destroyed) return;
+    const head = toBinary(this.schema, msg);
+    let length = head.length;
+    for (const f of fields) length += f.length;
+    // The frame header announces the whole message; the shared fields follow as their own writes, uncopied.
+    const first = Buffer.allocUnsafe(FRAME_HEADER_BYTES + head.length);
+    first[0] = 0;
+    first.writeUInt32BE(length, 1);
+    first.set(head, FRAME_HEADER_BYTES);
+    this.stream.write(first);
+    for (const f of fields) if (f.length > 0) this.stream.write(Buffer.from(f.buffer, f.byteOffset, f.byteLength));
+  }
+
   close(err?: Error): void {
     if (this.ended) return;
     this.ended = true;
@@ -165,8 +179,9 @@ function start(
   if (kind === 'sotw') {
     const out = new GrpcResponder(h2, DiscoveryResponseSchema);
     const stream = new SotwStream(cp, cp.nextId(), out);
+    const requests = new SotwRequestDecoder();
     run(cp, h2, stream, out, encoding, held, (b) => {
-      const r = fromBinary(DiscoveryRequestSchema, b);
+      const r = requests.decode(b);
       check(r.node?.id);
       stream.handle(r);
     });

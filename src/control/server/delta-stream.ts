@@ -22,6 +22,8 @@ interface TypeState extends StreamTypeStatus {
   client: Map<string, string>;
   sentNonce: string;
   initialised: boolean;
+  /** The view's version of this kind when `client` was last brought up to date (a refresh with the same one has nothing to send). */
+  upToDate: string | undefined;
 }
 
 /**
@@ -44,7 +46,7 @@ export class DeltaStream extends DiscoveryStream<TypeState, DeltaDiscoveryRespon
     if (!kind) return;
     let t = this.types.get(kind);
     if (!t) {
-      t = { wildcard: false, names: new Set(), client: new Map(), sentNonce: '', initialised: false, versionSent: '', versionAcked: '', changeMs: 0 };
+      t = { wildcard: false, names: new Set(), client: new Map(), sentNonce: '', initialised: false, upToDate: undefined, versionSent: '', versionAcked: '', changeMs: 0 };
       this.types.set(kind, t);
     }
     if (req.responseNonce !== '' && req.responseNonce === t.sentNonce) {
@@ -84,6 +86,11 @@ export class DeltaStream extends DiscoveryStream<TypeState, DeltaDiscoveryRespon
   private push(kind: Kind, view: NodeView | undefined, part: 'all' | 'updates' | 'removals' = 'all'): void {
     const t = this.types.get(kind);
     if (!t || !view) return;
+    // A push of other kinds' changes (an EDS change: the Cluster, Listener and route versions stay) costs nothing here;
+    // a request (part 'all') may have changed the subscription, so it always looks.
+    const kindVersion = view.versions.get(kind);
+    if (part !== 'all' && t.upToDate === kindVersion) return;
+    if (part !== 'updates') t.upToDate = kindVersion;
     const all = view.byKind.get(kind)!;
     const interest = new Set<string>(t.names);
     if (t.wildcard) for (const n of [...all.keys(), ...t.client.keys()]) interest.add(n);

@@ -1,10 +1,10 @@
-import type { Kind } from '../../config/kinds.js';
-import { buildSnapshot } from '../../config/loader.js';
-import type { ConfigError } from '../../config/snapshot.js';
+import { KINDS, type Kind } from '../../config/kinds.js';
+import { checkDocuments } from '../../config/loader.js';
+import type { ConfigError, ResourceDocument } from '../../config/snapshot.js';
 import type { ValidateOptions } from '../../config/validate.js';
-import { TYPE_ORDER, toWire, versionOfSet, type WireResource } from '../protocol.js';
+import { TYPE_ORDER, versionOfSet, type WireResource } from '../protocol.js';
 import type { StoreState, StoredEntry } from '../store/store-state.js';
-import { plainDocs } from './resource-state.js';
+import { DocumentForms } from './document-forms.js';
 import { selects, type NodeIdentity } from './selector.js';
 import { applyOverrides, isOverride } from './cluster-overrides.js';
 import { NO_GENERATED, type GeneratedSet } from './generated-resources.js';
@@ -29,21 +29,32 @@ export function nodeKey(n: NodeIdentity): string {
   return JSON.stringify([n.id, n.cluster, labels]);
 }
 
-/** Builds a node's view, or returns the errors that keep it from being published. */
+/**
+ * Builds a node's view, or returns the errors that keep it from being
+ * published. `forms` keeps the decoded and wire forms of documents across
+ * builds (NodeViewCache passes its own): a build after one generated
+ * document changed decodes and packs only that one; the set is still
+ * validated as a whole (references between documents).
+ */
 export function buildNodeView(
   state: StoreState,
   node: NodeIdentity,
   opts: ValidateOptions,
   generated: GeneratedSet = NO_GENERATED,
+  forms: DocumentForms = new DocumentForms(),
 ): { view?: NodeView; errors: ConfigError[] } {
   const selected = state.resources.filter((e) => selects(e.doc.metadata.selector, node));
   // Overrides are served only through the generated clusters they name (cluster-overrides.ts).
   const entries = selected.filter((e) => !isOverride(e));
   const overrides = selected.filter(isOverride);
-  const check = buildSnapshot(plainDocs([...entries, ...generatedFor(node, entries, overrides, generated)]), opts);
+  const docs: ResourceDocument[] = [...entries.map((e) => e.doc), ...generatedFor(node, entries, overrides, generated)];
+  const check = checkDocuments(docs, opts, (doc, i) => forms.decode(doc, i));
   if (!check.ok) return { errors: check.errors };
+  // The order of buildSnapshot's documents (kind, then name): a response lists its resources in it.
+  const order = check.value.map((d) => ({ d, doc: docs[d.source.index!]! }));
+  order.sort((a, b) => KINDS.indexOf(a.d.kind) - KINDS.indexOf(b.d.kind) || (a.d.name < b.d.name ? -1 : a.d.name > b.d.name ? 1 : 0));
   const byKind = new Map<Kind, Map<string, WireResource>>(TYPE_ORDER.map((k) => [k, new Map()]));
-  for (const doc of check.value.documents) byKind.get(doc.kind)!.set(doc.metadata.name, toWire(doc));
+  for (const { d, doc } of order) byKind.get(d.kind)!.set(d.name, forms.wire(doc, d));
   const versions = new Map<Kind, string>();
   for (const [k, m] of byKind) versions.set(k, versionOfSet(m.values()));
   const changedAtMs = Math.max(state.changedAtMs, generated.changedAtMs);
@@ -51,14 +62,14 @@ export function buildNodeView(
 }
 
 /** The generated resources that join a node's view beside its `stored` (selected) ones; see generated-resources.ts. */
-function generatedFor(node: NodeIdentity, stored: readonly StoredEntry[], overrides: readonly StoredEntry[], generated: GeneratedSet): StoredEntry[] {
+function generatedFor(node: NodeIdentity, stored: readonly StoredEntry[], overrides: readonly StoredEntry[], generated: GeneratedSet): ResourceDocument[] {
   if (generated.resources.length === 0) return [];
   const key = (kind: string, name: string): string => `${kind}/${name}`;
   const operators = new Set(stored.map((e) => key(e.doc.kind, e.doc.metadata.name)));
   const joining = generated.resources.filter((r) => selects(r.metadata.selector, node) && !operators.has(key(r.kind, r.metadata.name)));
   const clusters = new Set([...stored.map((e) => e.doc), ...joining].filter((d) => d.kind === 'Cluster').map((d) => d.metadata.name));
   const served = joining.filter((r) => r.kind !== 'ClusterLoadAssignment' || clusters.has(r.metadata.name));
-  return applyOverrides(served, overrides).map((doc) => ({ doc, version: '' }));
+  return applyOverrides(served, overrides);
 }
 
 /**
@@ -80,6 +91,10 @@ export class NodeViewCache {
   private readonly streams = new Map<string, number>();
   /** nodeKey per identity object (identities are immutable; streams ask on every push and ACK). */
   private readonly keys = new WeakMap<NodeIdentity, string>();
+  /** Indexes of the generated resources (current epoch) that carry a selector: the others reach every node. */
+  private selective: readonly number[] = [];
+  /** Decoded and wire forms of documents, kept across revisions and epochs (per document object). */
+  private readonly forms = new DocumentForms();
 
   constructor(
     private readonly opts: ValidateOptions,
@@ -96,15 +111,15 @@ export class NodeViewCache {
       this.generation = generated.epoch;
       this.bySelection.clear();
       this.failed.clear();
+      this.selective = generated.resources.flatMap((r, i) => (r.metadata.selector ? [i] : []));
     }
     const selected: string[] = [];
     state.resources.forEach((e, i) => {
       if (selects(e.doc.metadata.selector, node)) selected.push(String(i));
     });
-    // Which generated resources join follows from the selection (shadowing and CLAs depend only on it).
-    generated.resources.forEach((r, i) => {
-      if (selects(r.metadata.selector, node)) selected.push(`g${i}`);
-    });
+    // Which generated resources join follows from the selection (shadowing and CLAs depend only on it);
+    // those without a selector join every view, so only the others tell selections apart.
+    for (const i of this.selective) if (selects(generated.resources[i]!.metadata.selector, node)) selected.push(`g${i}`);
     const sel = selected.join(',');
     let view = this.bySelection.get(sel);
     if (!view) {
@@ -113,7 +128,7 @@ export class NodeViewCache {
         this.onError(node, errors);
         return prev;
       }
-      const built = buildNodeView(state, node, this.opts, generated);
+      const built = buildNodeView(state, node, this.opts, generated, this.forms);
       if (!built.view) {
         this.failed.set(sel, built.errors);
         this.onError(node, built.errors);

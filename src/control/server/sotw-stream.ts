@@ -11,7 +11,7 @@ import {
 import { TypeStatus_State } from '../../gen/outrigger/control/v1/operator_pb.js';
 import { AsyncQueue } from '../async-queue.js';
 import type { ResponseSink } from './response-sink.js';
-import { TYPE_ORDER, WILDCARD_KINDS, typeUrlOf, versionOfSet, type WireResource } from '../protocol.js';
+import { SOTW_EDS_SUBSETS, TYPE_ORDER, WILDCARD_KINDS, typeUrlOf, versionOfSet, type WireResource } from '../protocol.js';
 import type { NodeView } from './node-view.js';
 import { DiscoveryStream, type StreamHost, type StreamTypeStatus } from './stream-host.js';
 
@@ -30,6 +30,8 @@ interface TypeState extends StreamTypeStatus {
   /** The view and subscription behind `sent`: an ACK on the same ones needs no work (O(1)). */
   sentView: NodeView | undefined;
   subKey: string;
+  /** The resource_names array `names` was last read from: the same array again (SotwRequestDecoder) is the same subscription. */
+  namesFrom: readonly string[] | undefined;
 }
 
 /** A field of DiscoveryResponse already in wire form (tag written by toBinary, then these bytes). */
@@ -50,24 +52,43 @@ interface Selection {
   readonly set: ReadonlyMap<string, WireResource>;
   readonly version: string;
   readonly packed: readonly PackedField[];
+  /** `packed` as one run of wire bytes (tags included), for sinks that write it uncopied; made on first use. */
+  encoded?: Uint8Array;
 }
 const RESOURCES_FIELD = 2;
 const CONTROL_PLANE_FIELD = 6;
 const lengthDelimited = (no: number, bytes: Uint8Array): PackedField => ({ no, wireType: WireType.LengthDelimited, data: new BinaryWriter().bytes(bytes).finish() });
+/** Each resource as field 2 of DiscoveryResponse, encoded once per wire resource (unchanged ones keep theirs across views). */
+const packedResources = new WeakMap<WireResource, PackedField>();
 function packSet(set: ReadonlyMap<string, WireResource>): PackedField[] {
-  return [...set.values()].map((r) => lengthDelimited(RESOURCES_FIELD, toBinary(AnySchema, r.any)));
+  const out: PackedField[] = [];
+  for (const r of set.values()) {
+    let f = packedResources.get(r);
+    if (!f) packedResources.set(r, (f = lengthDelimited(RESOURCES_FIELD, toBinary(AnySchema, r.any))));
+    out.push(f);
+  }
+  return out;
 }
 
-const selections = new WeakMap<NodeView, Map<string, Selection>>();
-/** control_plane of DiscoveryResponse, encoded once per view and identifier. */
-const controlPlanes = new WeakMap<NodeView, Map<string, PackedField>>();
+/** Fields in wire form, tags included (what toBinary writes for them as unknown fields). */
+function encodeFields(fields: readonly PackedField[]): Uint8Array {
+  const w = new BinaryWriter();
+  for (const f of fields) w.tag(f.no, f.wireType).raw(f.data);
+  return w.finish();
+}
+const encodedOf = (sel: Selection): Uint8Array => (sel.encoded ??= encodeFields(sel.packed));
 
-function controlPlaneOf(view: NodeView, identifier: string): PackedField {
+const selections = new WeakMap<NodeView, Map<string, Selection>>();
+/** control_plane of DiscoveryResponse, encoded once per view and identifier (also with its tag: `encoded`). */
+const controlPlanes = new WeakMap<NodeView, Map<string, PackedField & { encoded: Uint8Array }>>();
+
+function controlPlaneOf(view: NodeView, identifier: string): PackedField & { encoded: Uint8Array } {
   let byId = controlPlanes.get(view);
   if (!byId) controlPlanes.set(view, (byId = new Map()));
   let f = byId.get(identifier);
   if (!f) {
-    f = lengthDelimited(CONTROL_PLANE_FIELD, toBinary(ControlPlaneSchema, create(ControlPlaneSchema, { identifier, changeTime: timestampFromMs(view.changedAtMs) })));
+    const packed = lengthDelimited(CONTROL_PLANE_FIELD, toBinary(ControlPlaneSchema, create(ControlPlaneSchema, { identifier, changeTime: timestampFromMs(view.changedAtMs) })));
+    f = { ...packed, encoded: encodeFields([packed]) };
     byId.set(identifier, f);
   }
   return f;
@@ -95,6 +116,21 @@ function selectionOf(view: NodeView, kind: Kind, wildcard: boolean, names: Reado
     byKey.set(key, sel);
   }
   return sel;
+}
+
+/** EDS subsets (edsSubset), computed once per (what the sidecars have, what they should have): streams in step share one. */
+const subsets = new WeakMap<ReadonlyMap<string, WireResource>, WeakMap<Selection, Selection>>();
+function changedSince(had: ReadonlyMap<string, WireResource>, want: Selection): Selection {
+  let byWant = subsets.get(had);
+  if (!byWant) subsets.set(had, (byWant = new WeakMap()));
+  let sub = byWant.get(want);
+  if (!sub) {
+    const set = new Map<string, WireResource>();
+    for (const [n, r] of want.set) if (had.get(n)?.hash !== r.hash) set.set(n, r);
+    sub = { set, version: want.version, packed: packSet(set) };
+    byWant.set(want, sub);
+  }
+  return sub;
 }
 
 /**
@@ -167,6 +203,7 @@ export class SotwStream extends DiscoveryStream<TypeState, DiscoveryResponse> {
         sent: new Map(),
         sentView: undefined,
         subKey: '',
+        namesFrom: undefined,
         versionSent: '',
         versionAcked: '',
         changeMs: 0,
@@ -178,6 +215,8 @@ export class SotwStream extends DiscoveryStream<TypeState, DiscoveryResponse> {
 
   /** Records the subscription; true when it differs from the previous one. */
   private subscribe(kind: Kind, t: TypeState, names: readonly string[]): boolean {
+    if (names === t.namesFrom) return false;
+    t.namesFrom = names.length > 0 ? names : undefined;
     let wildcard: boolean;
     if (names.includes('*')) wildcard = WILDCARD_KINDS.has(kind);
     else if (names.length === 0) wildcard = !t.everNamed && WILDCARD_KINDS.has(kind);
@@ -213,10 +252,29 @@ export class SotwStream extends DiscoveryStream<TypeState, DiscoveryResponse> {
       t.sentView = view;
       return;
     }
-    this.sendSet(kind, t, want, view);
+    this.sendSet(kind, t, want, view, this.edsSubset(kind, t, want));
   }
 
-  private sendSet(kind: Kind, t: TypeState, sel: Selection, view: NodeView): void {
+  /**
+   * What goes on the wire for `want`: all of it, or (PROTOCOLS.md b1 rule 7:
+   * EDS responses may carry subsets) only the assignments that differ from
+   * what the sidecar has, when it merges subsets (client feature
+   * SOTW_EDS_SUBSETS) and has ACKed the last response of the type, so that
+   * what it has is known exactly (`sent`). Otherwise (nothing sent yet, a
+   * response un-ACKed or NACKed) the whole set: merged onto anything it
+   * gives every subscribed name its current assignment. The version is the
+   * whole set's either way.
+   */
+  private edsSubset(kind: Kind, t: TypeState, want: Selection): Selection {
+    if (kind !== 'ClusterLoadAssignment' || !this.mergesEds || t.versionSent === '' || t.versionAcked !== t.versionSent || t.error !== undefined) return want;
+    return changedSince(t.sent, want);
+  }
+
+  private get mergesEds(): boolean {
+    return this.node?.clientFeatures.includes(SOTW_EDS_SUBSETS) ?? false;
+  }
+
+  private sendSet(kind: Kind, t: TypeState, sel: Selection, view: NodeView, wire: Selection = sel): void {
     const version = sel.version;
     const nonce = this.nextNonce();
     t.versionSent = version;
@@ -228,7 +286,12 @@ export class SotwStream extends DiscoveryStream<TypeState, DiscoveryResponse> {
     // resources and control_plane travel as pre-encoded fields ($unknown is written verbatim by toBinary);
     // in memory the message's `resources` is empty: read responses off the wire, not off this queue.
     const res = create(DiscoveryResponseSchema, { versionInfo: version, typeUrl: typeUrlOf(kind), nonce });
-    res.$unknown = [...sel.packed, controlPlaneOf(view, this.host.identifier)];
+    const controlPlane = controlPlaneOf(view, this.host.identifier);
+    if (this.out.pushEncoded) {
+      this.out.pushEncoded(res, [encodedOf(wire), controlPlane.encoded]);
+      return;
+    }
+    res.$unknown = [...wire.packed, controlPlane];
     this.out.push(res);
   }
 }

@@ -12,6 +12,8 @@ export { GENERATED_LABEL };
 export const OUTBOUND_ROUTE_CONFIG = 'outbound';
 export const PASSTHROUGH_CLUSTER = 'passthrough';
 
+const GENERATED_LABELS = { [GENERATED_LABEL]: 'kubernetes' };
+
 export type MeshScope = { readonly kind: 'all' } | { readonly kind: 'namespaces'; readonly names: readonly string[] } | { readonly kind: 'selector'; readonly selector: string };
 
 export interface KubeMeshOptions {
@@ -62,7 +64,7 @@ export function meshClusterName(svc: string, ns: string, port: number, domain = 
  * set is swapped once per burst of changes.
  */
 export class KubeMesh implements GeneratedResources {
-  private readonly perService = new Map<string, { clusters: ResourceDocument[]; assignments: ResourceDocument[]; vhosts: JsonObject[] }>();
+  private readonly perService = new Map<string, ServiceDocs>();
   private resources: readonly GeneratedResource[] = [];
   private readonly subscribers = new Set<() => void>();
   private dirty = new Set<string>();
@@ -73,8 +75,18 @@ export class KubeMesh implements GeneratedResources {
   private readonly unsubscribe: () => void;
   private versions = new Map<string, number>();
   private lastChangeMs = 0;
+  /** The last route configuration and the virtual hosts it was made of (kept while they are the same objects). */
+  private route: { vhosts: readonly JsonObject[]; doc: ResourceDocument } | undefined;
+  /** ALLOW_ANY's catch-all virtual host and pass-through cluster (made once: the same objects in every set). */
+  private readonly allowAny: { vhost: JsonObject; cluster: ResourceDocument } | undefined;
 
   constructor(private readonly opts: KubeMeshOptions) {
+    if ((opts.outboundPolicy ?? 'ALLOW_ANY') === 'ALLOW_ANY') {
+      this.allowAny = {
+        vhost: { name: 'allow-any', domains: ['*'], routes: [{ name: 'passthrough', match: { prefix: '/' }, route: { cluster: PASSTHROUGH_CLUSTER } }] },
+        cluster: { apiVersion: 'outrigger.io/v1', kind: 'Cluster', metadata: { name: PASSTHROUGH_CLUSTER, labels: GENERATED_LABELS }, spec: { type: 'DISCOVERY_TYPE_ORIGINAL_DST', connectTimeout: '10s' } },
+      };
+    }
     const p = opts.provider;
     if (opts.scope.kind === 'namespaces') for (const ns of opts.scope.names) p.informersFor(ns);
     else p.informersFor('');
@@ -141,7 +153,8 @@ export class KubeMesh implements GeneratedResources {
       if (!this.inScope(ns)) continue;
       const key = `${ns}/${name}`;
       live.add(key);
-      if (this.all || this.dirty.has(key) || this.dirty.has(`${ns}/`) || !this.perService.has(key)) this.perService.set(key, this.documentsOf(svc));
+      const prev = this.perService.get(key);
+      if (this.all || this.dirty.has(key) || this.dirty.has(`${ns}/`) || !prev) this.perService.set(key, prev ? keepUnchanged(prev, this.documentsOf(svc)) : this.documentsOf(svc));
     }
     for (const key of [...this.perService.keys()]) if (!live.has(key)) this.perService.delete(key);
     this.all = false;
@@ -155,7 +168,7 @@ export class KubeMesh implements GeneratedResources {
     for (const fn of this.subscribers) fn();
   }
 
-  private documentsOf(svc: V1Service): { clusters: ResourceDocument[]; assignments: ResourceDocument[]; vhosts: JsonObject[] } {
+  private documentsOf(svc: V1Service): ServiceDocs {
     const ns = svc.metadata!.namespace!;
     const name = svc.metadata!.name!;
     const domain = this.opts.clusterDomain ?? 'cluster.local';
@@ -205,14 +218,14 @@ export class KubeMesh implements GeneratedResources {
       assignments.push(...d.assignments);
       vhosts.push(...d.vhosts);
     }
-    const labels = { [GENERATED_LABEL]: 'kubernetes' };
-    const allowAny = (this.opts.outboundPolicy ?? 'ALLOW_ANY') === 'ALLOW_ANY';
-    if (allowAny) {
-      vhosts.push({ name: 'allow-any', domains: ['*'], routes: [{ name: 'passthrough', match: { prefix: '/' }, route: { cluster: PASSTHROUGH_CLUSTER } }] });
-      clusters.push({ apiVersion: 'outrigger.io/v1', kind: 'Cluster', metadata: { name: PASSTHROUGH_CLUSTER, labels }, spec: { type: 'DISCOVERY_TYPE_ORIGINAL_DST', connectTimeout: '10s' } });
+    if (this.allowAny) {
+      vhosts.push(this.allowAny.vhost);
+      clusters.push(this.allowAny.cluster);
     }
-    const route: ResourceDocument = { apiVersion: 'outrigger.io/v1', kind: 'RouteConfiguration', metadata: { name: OUTBOUND_ROUTE_CONFIG, labels }, spec: { virtualHosts: vhosts } };
-    return [...clusters, ...assignments, route];
+    if (this.route === undefined || !sameItems(this.route.vhosts, vhosts)) {
+      this.route = { vhosts, doc: { apiVersion: 'outrigger.io/v1', kind: 'RouteConfiguration', metadata: { name: OUTBOUND_ROUTE_CONFIG, labels: GENERATED_LABELS }, spec: { virtualHosts: vhosts } } };
+    }
+    return [...clusters, ...assignments, this.route.doc];
   }
 
   close(): void {
@@ -220,7 +233,26 @@ export class KubeMesh implements GeneratedResources {
   }
 }
 
-/** Equal sets (ignoring the endpoint sets' version counters, which are not in the documents). */
+type ServiceDocs = { clusters: ResourceDocument[]; assignments: ResourceDocument[]; vhosts: JsonObject[] };
+
+/**
+ * A recomputed Service's documents, with the previous objects kept where the
+ * content is the same: documents are immutable and the control plane keys
+ * its decoded and wire forms by object (document-forms.ts), so an
+ * EndpointSlice change leaves the Cluster, the virtual hosts (and with them
+ * the route configuration) the very objects they were.
+ */
+function keepUnchanged(prev: ServiceDocs, next: ServiceDocs): ServiceDocs {
+  const keep = <T>(a: T[], b: T[]): T[] => b.map((x, i) => (i < a.length && JSON.stringify(a[i]) === JSON.stringify(x) ? a[i]! : x));
+  return { clusters: keep(prev.clusters, next.clusters), assignments: keep(prev.assignments, next.assignments), vhosts: keep(prev.vhosts, next.vhosts) };
+}
+
+/** The same objects in the same order. */
+function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** Equal sets: with unchanged documents kept as the same objects (keepUnchanged), the same objects. */
 function sameDocs(a: readonly ResourceDocument[], b: readonly ResourceDocument[]): boolean {
-  return a.length === b.length && JSON.stringify(a) === JSON.stringify(b);
+  return sameItems(a, b);
 }

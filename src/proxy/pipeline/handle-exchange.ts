@@ -10,7 +10,7 @@ import { localReply, sendReply } from '../downstream/local-reply.js';
 import type { RouteActionCompiled, RouteMatchResult, WeightedTarget } from '../router/types.js';
 import { chooseWeighted } from '../router/traffic.js';
 import { injectFault } from './fault.js';
-import { mirrorOf } from './mirror.js';
+import { grpcMirror, mirrorOf } from './mirror.js';
 import { classifyTranscoded, serveTranscoded, type ServedDialect } from '../transcode/dispatch.js';
 import type { Transcoder } from '../transcode/transcoder.js';
 import { bridgeMethodOf, bridgeWebSocket } from '../transcode/websocket/bridge.js';
@@ -184,7 +184,11 @@ function toUpstream(
         const w = ds as WsDownstream;
         return bridgeWebSocket(t, rpc, w.req, w.socket, w.head);
       }
-    } else return serveTranscoded({ ...t, ds }, dialect!);
+    } else {
+      // The route's mirror gets a copy of the upstream gRPC call (grpc-call.ts), as a pass-through request's.
+      const m = action.mirror !== undefined ? mirrorOf(ctx, view.state, action.mirror, ds, action.timeoutMs, true) : undefined;
+      return serveTranscoded({ ...t, ds, mirror: m && grpcMirror(ctx, m) }, dialect!);
+    }
   }
   const retries = action.retries;
   const plan = retries === undefined || ds.kind === 'ws' ? undefined : planFor(retries, () => safeToRepeat(ds.method, ds.grpc, ds.rpc));

@@ -76,6 +76,16 @@ export interface CallRetries {
   readonly plan: RunnerPlan | undefined;
   /** The exchange the call serves (the attempt seam gets it). */
   readonly exchange?: Exchange | undefined;
+  /** The route's mirror: starts a copy of the call from its headers (pipeline/mirror.ts: a forward/shadow.ts Shadow). */
+  readonly mirror?: ((headers: Readonly<Record<string, unknown>>) => MirrorCopy) | undefined;
+}
+
+/** A mirrored copy of a call: fed the same request frames; its answer and failures never reach the call. */
+export interface MirrorCopy {
+  write(frame: Buffer): void;
+  end(): void;
+  /** The call ended (or was cancelled): a copy without its whole request is dropped. */
+  requestGone(): void;
 }
 
 /**
@@ -103,6 +113,8 @@ export class GrpcCall implements RunnerHost, CallEvents {
   private lastEndpoint: string | undefined;
   /** The scope this call made for itself (no exchange): disposed when the call ends. */
   private ownScope: AbortScope<AbortReason> | undefined;
+  /** The mirrored copy of this call (the route's mirror), fed the same request frames. */
+  private readonly shadow: MirrorCopy | undefined;
 
   constructor(
     private readonly ctx: ProxyContext,
@@ -125,6 +137,7 @@ export class GrpcCall implements RunnerHost, CallEvents {
     this.base = { ...headers, ':method': 'POST', ':scheme': 'http', 'content-type': 'application/grpc', te: 'trailers', 'grpc-accept-encoding': ACCEPTED_ENCODINGS };
     this.runner = new AttemptRunner({ metrics: ctx.metrics, exchange: retries?.exchange }, cluster, ep, retries?.pickInfo, retries?.plan, true, true, REPLAY_MAX_BYTES, this);
     this.runner.start();
+    this.shadow = retries?.mirror?.(this.base);
     // Last, so an exchange that is already over ends a call that is fully set up.
     scope.deadline(ctx.clock, timeoutMs, 'deadline_exceeded');
     scope.onAbort((reason) => (reason === 'downstream_reset' ? this.cancel('client went away') : this.expire()));
@@ -236,7 +249,9 @@ export class GrpcCall implements RunnerHost, CallEvents {
   /** Sends one message; false means wait for onDrain. */
   send(msg: Uint8Array): boolean {
     if (this.ended) return true;
-    return this.runner.write(encodeFrame(0, msg));
+    const frame = encodeFrame(0, msg);
+    this.shadow?.write(frame);
+    return this.runner.write(frame);
   }
 
   onDrain(fn: () => void): void {
@@ -244,7 +259,9 @@ export class GrpcCall implements RunnerHost, CallEvents {
   }
 
   halfClose(): void {
-    if (!this.ended) this.runner.end();
+    if (this.ended) return;
+    this.shadow?.end();
+    this.runner.end();
   }
 
   pause(): void {
@@ -298,6 +315,8 @@ export class GrpcCall implements RunnerHost, CallEvents {
     if (this.ended) return;
     this.ended = true;
     this.ownScope?.dispose();
+    // A call that ended before its last message was sent leaves a copy without its whole request: dropped.
+    this.shadow?.requestGone();
     const call = this.call;
     if (call !== undefined && !call.attempt.done) {
       const status = Number(this.headers[':status'] ?? 0);

@@ -33,6 +33,8 @@ export interface RpcTarget {
   readonly pickInfo?: PickInfo | undefined;
   /** The route's retry and hedge policies (the method's idempotency chooses between them). */
   readonly retries?: RouteRetries | undefined;
+  /** Starts this request's mirrored copy of its call, when the route mirrors it (drawn by its percentage). */
+  readonly mirror?: CallRetries['mirror'];
 }
 
 /**
@@ -117,8 +119,8 @@ export function startRpc(
 
 /** The retry or hedge plan of one call of `method` (hedging when it is safe to repeat). */
 export function retriesOf(t: RpcTarget, method: DescMethod, httpMethod: string): CallRetries | undefined {
-  if (t.retries === undefined) return { pickInfo: undefined, plan: undefined, exchange: t.ex };
-  return { pickInfo: t.pickInfo, plan: planFor(t.retries, () => safeToRepeat(httpMethod, false, method)), exchange: t.ex };
+  if (t.retries === undefined) return { pickInfo: undefined, plan: undefined, exchange: t.ex, mirror: t.mirror };
+  return { pickInfo: t.pickInfo, plan: planFor(t.retries, () => safeToRepeat(httpMethod, false, method)), exchange: t.ex, mirror: t.mirror };
 }
 
 /**
