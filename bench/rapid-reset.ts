@@ -32,6 +32,8 @@ interface Stats {
   readonly rss: number;
   /** V8 heap in use after the GC: tells retained objects from pages the allocator keeps. */
   readonly heapUsed: number;
+  /** V8 heap committed (heapTotal): pages V8 keeps for its generations, used or not. */
+  readonly heapTotal: number;
   /** Resident bytes of glibc's main arena (the [heap] mapping of /proc/self/smaps). */
   readonly mainArena: number;
   readonly attackSeen: number;
@@ -67,7 +69,7 @@ async function sidecarRole(): Promise<void> {
     if (m === 'stats') {
       (globalThis as { gc?: () => void }).gc?.();
       const mu = process.memoryUsage();
-      process.send!({ kind: 'stats', rss: mu.rss, heapUsed: mu.heapUsed, mainArena: mainArenaRss(), attackSeen: seen.attack, legitSeen: seen.legit } satisfies FromChild);
+      process.send!({ kind: 'stats', rss: mu.rss, heapUsed: mu.heapUsed, heapTotal: mu.heapTotal, mainArena: mainArenaRss(), attackSeen: seen.attack, legitSeen: seen.legit } satisfies FromChild);
     } else if (m === 'exit') void sc.close().then(() => process.exit(0));
   });
   process.send!({ kind: 'ready', port: sc.port() } satisfies FromChild);
@@ -209,6 +211,7 @@ async function main(): Promise<void> {
   console.log(`  sidecar RSS:                  before ${mb(before.rss)} MiB, after ${mb(after.rss)} MiB (${after.rss >= before.rss ? '+' : ''}${mb(after.rss - before.rss)} MiB)`);
   const delta = (a: number, b: number): string => `before ${mb(a)} MiB, after ${mb(b)} MiB (${b >= a ? '+' : ''}${mb(b - a)} MiB)`;
   console.log(`  sidecar V8 heap used:         ${delta(before.heapUsed, after.heapUsed)}`);
+  console.log(`  sidecar V8 heap committed:    ${delta(before.heapTotal, after.heapTotal)}`);
   console.log(`  sidecar glibc main arena:     ${delta(before.mainArena, after.mainArena)}`);
   if (trimmed) console.log(`  after malloc_trim(0):         RSS ${mb(trimmed.rss)} MiB (${trimmed.rss >= before.rss ? '+' : ''}${mb(trimmed.rss - before.rss)} MiB), main arena ${mb(trimmed.mainArena)} MiB`);
   process.exit(0);

@@ -1,5 +1,6 @@
 import type { Registry } from 'prom-client';
 import { HeapOverload } from '../src/proxy/overload/heap-overload.js';
+import { FloodGc } from '../src/proxy/overload/flood-gc.js';
 import type { Clock } from '../src/core/clock.js';
 import type { Random } from '../src/core/random.js';
 import type { LocalityName } from '../src/core/locality.js';
@@ -87,6 +88,10 @@ export async function buildDataPath(o: DataPathOptions): Promise<DataPath> {
       onSample: (fraction) => metrics.heapUsedFraction.set(fraction),
     },
   });
+  // The SO_ORIGINAL_DST addon is loaded once here; without it ORIGINAL_DST clusters degrade (docs/injector.md).
+  const addon = opts.originalDstAddon ?? originalDstAddon();
+  const trim = addon.addon?.mallocTrim?.bind(addon.addon);
+  const floodGc = new FloodGc({ clock, ...(trim ? { trim } : {}), onCollect: () => metrics.floodCollections.inc() });
   const h2 = new H2Pool({ clock, logger, identity: o.identity });
   const h1 = new H1Pool(o.identity, logger);
   const ctx: ProxyContext = {
@@ -97,10 +102,10 @@ export async function buildDataPath(o: DataPathOptions): Promise<DataPath> {
     telemetry,
     h2,
     h1,
-    // The SO_ORIGINAL_DST addon is loaded once here; without it ORIGINAL_DST clusters degrade (docs/injector.md).
-    originalDst: new OriginalDestinations({ clock, logger, h1, h2, addon: opts.originalDstAddon ?? originalDstAddon() }),
+    originalDst: new OriginalDestinations({ clock, logger, h1, h2, addon }),
     lifecycle,
     overload,
+    floodGc,
     identity: o.identity,
   };
   // Plugin modules (filters, custom health checks), imported per config version: docs/plugins.md.
@@ -110,6 +115,7 @@ export async function buildDataPath(o: DataPathOptions): Promise<DataPath> {
   const filters = opts.filters ?? builtin!;
   const listeners = new ListenerManager(ctx, opts.drainTimeoutMs, { filters: filters.registry, filterConfig: o.filterConfig ? o.filterConfig(filters.config) : filters.config, locality: o.locality, modules, ...(opts.random ? { random: opts.random } : {}) });
   return { ctx, listeners, telemetry, overload, closeFilters: () => {
+      floodGc.stop();
       builtin?.close();
       unguard?.();
     }, purgeCache: builtin ? (p) => builtin.purgeCache(p) : undefined };

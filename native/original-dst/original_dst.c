@@ -19,6 +19,9 @@
  */
 #include <node_api.h>
 #include <string.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #ifdef __linux__
 #include <arpa/inet.h>
@@ -105,9 +108,32 @@ static napi_value original_dst(napi_env env, napi_callback_info info) {
 #endif
 }
 
+/*
+ * mallocTrim() → boolean
+ *
+ * glibc's malloc_trim(0): returns the free pages of every malloc arena to the
+ * kernel. After an HTTP/2 flood the native memory its streams used is free
+ * again once a full GC ran, but glibc keeps the pages (the arena is
+ * fragmented, so its top is never free enough to shrink on its own):
+ * src/proxy/overload/flood-gc.ts calls this after its collection. true if
+ * memory was released; false off glibc (musl returns freed pages itself).
+ */
+static napi_value malloc_trim_fn(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out;
+#if defined(__GLIBC__)
+  napi_get_boolean(env, malloc_trim(0) == 1, &out);
+#else
+  napi_get_boolean(env, false, &out);
+#endif
+  return out;
+}
+
 NAPI_MODULE_INIT() {
   napi_value fn;
   if (napi_create_function(env, "originalDst", NAPI_AUTO_LENGTH, original_dst, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "originalDst", fn) != napi_ok) return NULL;
+  if (napi_create_function(env, "mallocTrim", NAPI_AUTO_LENGTH, malloc_trim_fn, NULL, &fn) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "mallocTrim", fn) != napi_ok) return NULL;
   return exports;
 }

@@ -24,6 +24,7 @@ export class ProxyMetrics {
   readonly protocolErrors: Counter<'listener' | 'kind'>;
   readonly refusedStreams: Counter<'listener'>;
   readonly earlyResets: Counter<'listener' | 'stage'>;
+  readonly floodCollections: Counter;
   readonly overloaded: Gauge;
   readonly overloadTransitions: Counter<'state'>;
   readonly heapUsedFraction: Gauge;
@@ -168,6 +169,11 @@ export class ProxyMetrics {
         'HTTP/2 streams the client reset before their response began (rapid reset, CVE-2023-44487). stage: before_dispatch (already reset on delivery, not served), ' +
         'before_response (reset while being served), before_upstream (reset before its upstream stream would have opened: none was; also counted as before_response)',
       labelNames: ['listener', 'stage'],
+      registers,
+    });
+    this.floodCollections = new Counter({
+      name: 'outrigger_flood_gc_total',
+      help: 'Full garbage collections run after HTTP/2 floods (at most one a second while they last) to free the native memory their streams left',
       registers,
     });
     this.overloaded = new Gauge({

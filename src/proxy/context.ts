@@ -28,6 +28,8 @@ export interface ProxyContext {
   readonly lifecycle: { draining: boolean };
   /** Heap-based load shedding (src/proxy/overload): while overloaded, new connections and requests are refused. */
   readonly overload?: OverloadState;
+  /** Told of each connection cut off for an HTTP/2 flood (src/proxy/overload/flood-gc.ts). */
+  readonly floodGc?: { noteFlood(): void };
   /** This sidecar's workload certificate (mesh mTLS, docs/security.md); absent without a control plane issuing one. */
   readonly identity?: SvidSource;
 }

@@ -4,6 +4,8 @@ import type net from 'node:net';
 import { cluster, listener, prefixRoute, routes } from '../support/config-docs.js';
 import { FLAG, FRAME, h2Frame, headersFrame, rawH2, rstFrame, type RawH2 } from '../support/h2-raw.js';
 import { startTestSidecar, type TestSidecar } from '../support/sidecar-harness.js';
+import { metricValue } from '../support/prom-text.js';
+import { waitFor } from '../support/wait.js';
 
 const CANCEL = 0x8;
 const ENHANCE_YOUR_CALM = 0xb;
@@ -145,6 +147,9 @@ describe('HTTP/2 rapid reset', function () {
     expect(counter(m, 'outrigger_downstream_streams_reset_early_total', 'listener="main",stage="before_dispatch"') - early).to.equal(PAIRS);
     expect(backend.seen.get('/attack-with-ack') ?? 0).to.equal(0);
     expect(sc.access.filter((a) => a['path'] === '/attack-with-ack')).to.have.length(0);
+    // The native memory the flood's streams left is collected (flood-gc.ts): a full GC a second later.
+    const gcs = async () => metricValue(await sc.metrics(), 'outrigger_flood_gc_total', {}) ?? 0;
+    await waitFor(async () => (await gcs()) >= 1, 'a collection after the flood', 5000);
   });
 
   it('streams reset while being served count before their response; a few are within the budget and the connection goes on', async () => {

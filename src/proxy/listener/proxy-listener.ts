@@ -393,6 +393,7 @@ export class ProxyListener {
         if (why !== 'rapid_reset') return;
         // The same signals as StreamLimiter's flood, caught before nghttp2 saw the streams.
         this.ctx.metrics.earlyResets.inc({ listener: this.name, stage: 'before_dispatch' }, resets ?? 0);
+        this.ctx.floodGc?.noteFlood();
         this.ctx.logger.info({ listener: this.name }, `downstream h2 client ${RAPID_RESET_WHY}: GOAWAY`);
       },
     });
@@ -414,6 +415,7 @@ export class ProxyListener {
       onReset: (stage) => ctx.metrics.earlyResets.inc({ listener: ref.view.settings.name, stage }),
       onFlood: (kind) => {
         ctx.metrics.protocolErrors.inc({ listener: ref.view.settings.name, kind: kind === 'refused' ? 'h2_refused_flood' : 'h2_rapid_reset' });
+        ctx.floodGc?.noteFlood();
         const why = kind === 'refused' ? 'kept opening streams over the limit' : RAPID_RESET_WHY;
         ctx.logger.info({ listener: ref.view.settings.name }, `downstream h2 client ${why}: GOAWAY`);
       },

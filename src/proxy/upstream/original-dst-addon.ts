@@ -10,10 +10,12 @@ export interface Destination {
   readonly family: 4 | 6;
 }
 
-/** The native addon's one function (native/original-dst/original_dst.c). */
+/** The native addon's functions (native/original-dst/original_dst.c). */
 export interface OriginalDstAddon {
   /** getsockopt SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST on `fd`; null when it has none or on any error. */
   originalDst(fd: number): { address: string; port: number; family: 4 | 6 } | null;
+  /** glibc's malloc_trim(0) (an addon built before it had none): used after flood collections (flood-gc.ts). */
+  mallocTrim?(): boolean;
 }
 
 export interface AddonStatus {
