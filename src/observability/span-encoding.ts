@@ -45,13 +45,14 @@ export interface EncodableSpan {
  * here keys are encoded once per process and each span is a single pass.
  */
 export class SpanEncoder implements AttributeSink {
-  private buf = Buffer.allocUnsafe(64 * 1024);
+  private buf: Buffer = SCRATCH_EMPTY;
   private pos = 0;
+  private lastSize = 0;
   private readonly keys = new Map<string, Buffer>();
   private readonly heads = new Map<Resource, Buffer>();
   private readonly scopes = new Map<InstrumentationScope, Buffer>();
 
-  /** The request for `spans` (its own buffer: the exporter may hold it while sending). */
+  /** The request for `spans`, in a buffer of its own (the exporter may still hold the last one while sending). */
   encode(spans: readonly EncodableSpan[]): Uint8Array {
     // Group by resource, then scope (one of each in a sidecar; kept general for the control plane and tests).
     const groups = new Map<Resource, Map<InstrumentationScope, EncodableSpan[]>>();
@@ -62,33 +63,34 @@ export class SpanEncoder implements AttributeSink {
       if (list === undefined) byScope.set(s.instrumentationScope, [s]);
       else list.push(s);
     }
-    const out: Buffer[] = [];
+    // Cached parts first (they are built in the scratch buffer), then one output buffer sized from the last batch.
     for (const [resource, byScope] of groups) {
-      // Encoded once each (they use the buffer too: before this group's writing starts).
-      const head = this.resourceBytes(resource);
-      const scopeParts: Buffer[] = [];
-      for (const [scope, list] of byScope) {
-        const scopeHead = this.scopeBytes(scope);
-        this.pos = 0;
-        this.raw(scopeHead);
-        for (const s of list) this.span(s);
-        scopeParts.push(this.take());
-      }
-      // ResourceSpans { resource = 1; scope_spans = 2 (each ScopeSpans { scope = 1; spans = 2 })… }
-      this.pos = 0;
-      this.raw(head);
-      for (const p of scopeParts) {
-        this.tag(2, 2);
-        this.varint(p.length);
-        this.raw(p);
-      }
-      const rs = this.take();
-      this.pos = 0;
-      this.tag(1, 2);
-      this.varint(rs.length);
-      out.push(this.take(), rs);
+      this.resourceBytes(resource);
+      for (const scope of byScope.keys()) this.scopeBytes(scope);
     }
-    return Buffer.concat(out);
+    this.buf = Buffer.allocUnsafe(Math.max(16 * 1024, Math.ceil(this.lastSize * 1.25)));
+    this.pos = 0;
+    for (const [resource, byScope] of groups) {
+      // ResourceSpans (field 1) { resource = 1; scope_spans = 2 … }: its length is known at its end.
+      this.tag(1, 2);
+      const rsAt = this.reserve5();
+      const rsStart = this.pos;
+      this.raw(this.resourceBytes(resource));
+      for (const [scope, list] of byScope) {
+        // ScopeSpans { scope = 1; spans = 2 … }
+        this.tag(2, 2);
+        const ssAt = this.reserve5();
+        const ssStart = this.pos;
+        this.raw(this.scopeBytes(scope));
+        for (const s of list) this.span(s);
+        this.finish5(ssAt, ssStart);
+      }
+      this.finish5(rsAt, rsStart);
+    }
+    this.lastSize = this.pos;
+    const out = this.buf.subarray(0, this.pos);
+    this.buf = SCRATCH_EMPTY;
+    return out;
   }
 
   /** AttributeSink: one KeyValue of the span being written (field 9). */
@@ -118,13 +120,11 @@ export class SpanEncoder implements AttributeSink {
     this.tag(8, 1);
     this.nanos(s.endMs);
     s.eachAttribute(this);
-    if (s.statusCode !== 0) {
-      // Status { code = 3 }
-      this.tag(15, 2);
-      this.varint(2);
-      this.tag(3, 0);
-      this.varint(s.statusCode);
-    }
+    // Status { code = 3 }, written even when UNSET, as the SDK does.
+    this.tag(15, 2);
+    this.varint(2);
+    this.tag(3, 0);
+    this.varint(s.statusCode);
     // flags (16, fixed32): sampled, and whether the parent is remote (as the SDK writes it).
     this.tag(16, 5);
     this.fixed32(0x101 | (s.parentId !== undefined && s.remoteParent ? 0x200 : 0));
@@ -134,6 +134,7 @@ export class SpanEncoder implements AttributeSink {
   private resourceBytes(r: Resource): Buffer {
     let b = this.heads.get(r);
     if (b !== undefined) return b;
+    this.buf = Buffer.allocUnsafe(4096);
     this.pos = 0;
     const attrs = r.attributes;
     for (const k in attrs) {
@@ -153,6 +154,7 @@ export class SpanEncoder implements AttributeSink {
   private scopeBytes(s: InstrumentationScope): Buffer {
     let b = this.scopes.get(s);
     if (b !== undefined) return b;
+    this.buf = Buffer.allocUnsafe(1024);
     this.pos = 0;
     this.stringField(1, s.name);
     if (s.version !== undefined && s.version !== '') this.stringField(2, s.version);
@@ -192,9 +194,10 @@ export class SpanEncoder implements AttributeSink {
       this.tag(2, 0);
       this.varint(v ? 1 : 0);
     } else if (typeof v === 'number') {
-      if (Number.isSafeInteger(v) && v >= 0) {
+      if (Number.isSafeInteger(v)) {
         this.tag(3, 0);
-        this.varint(v);
+        if (v >= 0) this.varint(v);
+        else this.varint64(v >>> 0, Math.floor(v / 4294967296) >>> 0); // int64 two's complement, ten bytes
       } else {
         this.tag(4, 1);
         this.ensure(8);
@@ -221,25 +224,24 @@ export class SpanEncoder implements AttributeSink {
   private stringField(field: number, s: string): void {
     this.tag(field, 2);
     const n = s.length;
-    // ASCII (every header-derived value we record is): one byte per character, no encoder call.
-    let ascii = true;
-    for (let i = 0; i < n; i++) {
-      if (s.charCodeAt(i) > 127) {
-        ascii = false;
-        break;
-      }
-    }
-    if (!ascii) {
-      const b = Buffer.from(s, 'utf8');
-      this.varint(b.length);
-      this.raw(b);
-      return;
-    }
+    // ASCII (every header-derived value we record is): one byte per character, in one pass; the
+    // length goes first (one byte below 128 characters); a non-ASCII character rewinds to UTF-8.
+    const at = this.pos;
     this.varint(n);
     this.ensure(n);
     const buf = this.buf;
     let p = this.pos;
-    for (let i = 0; i < n; i++) buf[p++] = s.charCodeAt(i);
+    for (let i = 0; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c > 127) {
+        const b = Buffer.from(s, 'utf8');
+        this.pos = at;
+        this.varint(b.length);
+        this.raw(b);
+        return;
+      }
+      buf[p++] = c;
+    }
     this.pos = p;
   }
 
@@ -292,6 +294,36 @@ export class SpanEncoder implements AttributeSink {
     buf[this.pos++] = v;
   }
 
+  private varint64(lo: number, hi: number): void {
+    this.ensure(10);
+    const buf = this.buf;
+    while (hi > 0 || lo > 127) {
+      buf[this.pos++] = (lo & 127) | 0x80;
+      lo = ((lo >>> 7) | (hi << 25)) >>> 0;
+      hi >>>= 7;
+    }
+    buf[this.pos++] = lo;
+  }
+
+  /** Five bytes for an outer length (up to 2^35); finish5 moves the body down over what the varint did not need. */
+  private reserve5(): number {
+    this.ensure(5);
+    const at = this.pos;
+    this.pos += 5;
+    return at;
+  }
+
+  private finish5(at: number, start: number): void {
+    const len = this.pos - start;
+    const v = varintBytes(len);
+    v.copy(this.buf, at);
+    const gap = 5 - v.length;
+    if (gap > 0) {
+      this.buf.copy(this.buf, at + v.length, start, this.pos);
+      this.pos -= gap;
+    }
+  }
+
   /** Two bytes for a length not known yet (a span or attribute is almost always < 16 KiB). */
   private reserve2(): number {
     this.ensure(2);
@@ -339,6 +371,8 @@ export function attributesOf(s: Pick<EncodableSpan, 'eachAttribute'>): Attribute
   s.eachAttribute({ attr: (k, v) => void (a[k] = v) });
   return a;
 }
+
+const SCRATCH_EMPTY = Buffer.alloc(0);
 
 function nibble(c: number): number {
   return c <= 57 ? c - 48 : (c | 32) - 87;
