@@ -170,15 +170,44 @@ export class SpanEncoder implements AttributeSink {
 
   /** KeyValue { key = 1; value = 2 (AnyValue) } as repeated field `field`. The key's bytes are encoded once. */
   private keyValue(field: number, key: string, value: AttributeValue): void {
-    this.tag(field, 2);
-    const lenAt = this.reserve2();
-    const start = this.pos;
     let k = this.keys.get(key);
     if (k === undefined) {
       const kb = Buffer.from(key, 'utf8');
       k = Buffer.concat([Buffer.from([0x0a]), varintBytes(kb.length), kb]);
       if (this.keys.size < 1024) this.keys.set(key, k);
     }
+    // The common case, a short ASCII string: every length is one byte and known up front.
+    if (typeof value === 'string' && k.length + value.length < 124 && field < 16) {
+      const n = value.length;
+      this.ensure(k.length + n + 6);
+      const buf = this.buf;
+      const at = this.pos;
+      let p = at;
+      buf[p++] = (field << 3) | 2;
+      buf[p++] = k.length + 4 + n; // KeyValue: key, then value (tag, length, AnyValue: tag, length, bytes)
+      buf.set(k, p);
+      p += k.length;
+      buf[p++] = 0x12;
+      buf[p++] = 2 + n;
+      buf[p++] = 0x0a;
+      buf[p++] = n;
+      for (let i = 0; i < n; i++) {
+        const c = value.charCodeAt(i);
+        if (c > 127) {
+          p = -1;
+          break;
+        }
+        buf[p++] = c;
+      }
+      if (p >= 0) {
+        this.pos = p;
+        return;
+      }
+      this.pos = at; // not ASCII: the general path below
+    }
+    this.tag(field, 2);
+    const lenAt = this.reserve2();
+    const start = this.pos;
     this.raw(k);
     this.tag(2, 2);
     const vAt = this.reserve2();
@@ -224,6 +253,14 @@ export class SpanEncoder implements AttributeSink {
   private stringField(field: number, s: string): void {
     this.tag(field, 2);
     const n = s.length;
+    if (n >= 24 && n < 43) {
+      // At most 126 UTF-8 bytes: a one-byte length for sure, and Buffer#write copies faster than a loop here.
+      this.ensure(n * 3 + 1);
+      const w = this.buf.write(s, this.pos + 1, 'utf8');
+      this.buf[this.pos] = w;
+      this.pos += w + 1;
+      return;
+    }
     // ASCII (every header-derived value we record is): one byte per character, in one pass; the
     // length goes first (one byte below 128 characters); a non-ASCII character rewinds to UTF-8.
     const at = this.pos;
@@ -252,7 +289,7 @@ export class SpanEncoder implements AttributeSink {
     this.ensure(n);
     const buf = this.buf;
     let p = this.pos;
-    for (let i = 0; i < n; i++) buf[p++] = (nibble(hex.charCodeAt(2 * i)) << 4) | nibble(hex.charCodeAt(2 * i + 1));
+    for (let i = 0; i < 2 * n; i += 2) buf[p++] = (HEX_VALUE[hex.charCodeAt(i) & 127]! << 4) | HEX_VALUE[hex.charCodeAt(i + 1) & 127]!;
     this.pos = p;
   }
 
@@ -374,9 +411,13 @@ export function attributesOf(s: Pick<EncodableSpan, 'eachAttribute'>): Attribute
 
 const SCRATCH_EMPTY = Buffer.alloc(0);
 
-function nibble(c: number): number {
-  return c <= 57 ? c - 48 : (c | 32) - 87;
-}
+/** '0'–'9', 'a'–'f' (and 'A'–'F') → their value; ids are validated lowercase hex before they get here. */
+const HEX_VALUE = (() => {
+  const t = new Uint8Array(128);
+  for (let i = 0; i < 10; i++) t[48 + i] = i;
+  for (let i = 0; i < 6; i++) t[97 + i] = t[65 + i] = 10 + i;
+  return t;
+})();
 
 function varintBytes(v: number): Buffer {
   const out: number[] = [];

@@ -30,7 +30,7 @@ function clockAt(wallMs: number): Clock & { advance(ms: number): void } {
 function record(over: Partial<ExchangeRecord> = {}): ExchangeRecord {
   return {
     method: 'POST', authority: 'books:8080', path: '/pkg.Books/Get', protocol: 'grpc', status: 200, grpc_status: '14', duration_ms: 3.217, bytes_in: 7, bytes_out: 9,
-    upstream: '10.0.0.7:8080', route: 'books', cluster: 'books', request_id: 'req-1', trace_id: undefined, flags: 'URX', headers: undefined, source_principal: undefined, upstream_principal: undefined,
+    upstream: '10.0.0.7:8080', route: 'books', cluster: 'books', request_id: 'a3b1c2d4-1111-2222-3333-444455556666', trace_id: undefined, flags: 'URX', headers: undefined, source_principal: undefined, upstream_principal: undefined,
     ...over,
   };
 }
@@ -53,9 +53,9 @@ describe('tracing: OTLP span encoding (span-encoding.ts)', () => {
     clock.advance(0.75);
     t.attemptEnded(a2, { cluster: 'books', endpointHost: '10.0.0.8', endpointPort: 8080, index: 1, kind: 'retry', status: 200, grpcStatus: '14', flag: undefined, result: 'server_error' });
     t.exchangeEnded(tr, record());
-    // A REST exchange starting its own trace, with a non-ASCII path and a value longer than 16 KiB (multi-byte lengths).
+    // A REST exchange starting its own trace, with non-ASCII path and authority and a value longer than 16 KiB (multi-byte lengths).
     const root = t.begin({});
-    t.exchangeEnded(root, record({ protocol: 'rest', path: '/bücher/€', grpc_status: undefined, flags: undefined, request_id: 'x'.repeat(20_000), status: 503 }));
+    t.exchangeEnded(root, record({ protocol: 'rest', path: '/bücher/€', authority: 'bücher-katalog.example.com:8443', grpc_status: undefined, flags: undefined, request_id: 'x'.repeat(20_000), status: 503 }));
     // A span of internal work with the attribute kinds the control plane uses, and a child.
     const op = t.startSpan('control apply', SpanKind.SERVER)!;
     op.set('outrigger.revision', 42).set('outrigger.ok', true).set('outrigger.ratio', 0.25).set('outrigger.delta', -3);
