@@ -1,7 +1,7 @@
 /**
  * What tracing costs (`npm run bench:tracing`, issue 18): the sidecar's CPU µs
  * per gRPC unary request (BookstoreService/GetShelf, h2load) with tracing off,
- * at 1 % and at 100 % sampling, spans exported over OTLP/HTTP protobuf to a
+ * on at 0 % (every request unsampled, its context passed on), 1 % and 100 % sampling, spans exported over OTLP/HTTP protobuf to a
  * local receiver (in this process, so its CPU is not the sidecar's). Then
  * in-process microbenchmarks: the tracer's calls for one exchange with one
  * attempt (the request path), and the export side's encoding per request
@@ -42,6 +42,7 @@ const ROOTS = (process.env.BENCH_SIDECAR_ROOTS ?? ROOT).split(',').map((r) => re
 const FROM_DIST = process.env.BENCH_SIDECAR_DIST === '1';
 const VARIANTS = [
   { label: 'off', flags: [] as string[] },
+  { label: '0 %', flags: ['--trace-sampling', '0'] },
   { label: '1 %', flags: ['--trace-sampling', '0.01'] },
   { label: '100 %', flags: ['--trace-sampling', '1'] },
 ];
