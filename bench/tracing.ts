@@ -1,12 +1,18 @@
 /**
  * What tracing costs (`npm run bench:tracing`, issue 18): the sidecar's CPU µs
  * per gRPC unary request (BookstoreService/GetShelf, h2load) with tracing off,
- * at 1 % and at 100 % sampling, spans exported over OTLP/HTTP protobuf to a
- * local receiver (in this process, so its CPU is not the sidecar's). Then an
- * in-process microbenchmark of the request path alone: the tracer's calls for
- * one exchange with one attempt, against the SDK Tracer doing the same spans.
- * BENCH_SECONDS (3) per window, BENCH_ROUNDS (3); BENCH_MICRO_ONLY=1 skips the
- * end-to-end part.
+ * on at 0 % (every request unsampled, its context passed on), 1 % and 100 % sampling, spans exported over OTLP/HTTP protobuf to a
+ * local receiver (in this process, so its CPU is not the sidecar's). Then
+ * in-process microbenchmarks: the tracer's calls for one exchange with one
+ * attempt (the request path), and the export side's encoding per request
+ * (our encoder against the SDK's serializer), against the SDK Tracer.
+ *
+ * BENCH_SECONDS (3) per window, BENCH_ROUNDS (3); BENCH_MICRO_ONLY=1 skips
+ * the end-to-end part. Before/after on a loaded machine:
+ * BENCH_SIDECAR_ROOTS=/path/a,/path/b runs one sidecar per root and variant
+ * (each root a checkout with its bin/ and dist/ or src/) and alternates the
+ * windows round-robin across all of them, so load drifts hit every one alike;
+ * BENCH_SIDECAR_DIST=1 runs the roots' built dist/ instead of src/ via tsx.
  */
 import http from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,7 +21,8 @@ import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { Registry } from 'prom-client';
 import { ROOT_CONTEXT, SpanKind, trace } from '@opentelemetry/api';
-import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
+import { BasicTracerProvider, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { runH2load } from './lib/load.js';
 import { framedGetShelfRequest, GET_SHELF_PATH } from './lib/bookstore.js';
 import { cpuDelta, drainOutput, freePort, installCleanupHandlers, spawnManaged, stop, stopAll, treeCpu, waitForLine, waitForPort, type Managed } from './lib/proc.js';
@@ -23,6 +30,7 @@ import { systemClock } from '../src/core/clock.js';
 import { systemRandom } from '../src/core/random.js';
 import { buildTracer, resolveTracing } from '../src/observability/trace-config.js';
 import type { SpanSink } from '../src/observability/span-export.js';
+import { SpanEncoder, type EncodableSpan } from '../src/observability/span-encoding.js';
 import type { ExchangeRecord } from '../src/observability/exchange-record.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -30,8 +38,11 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SERVER_CPUS = process.env.BENCH_SERVER_CPU ?? '0';
 const LOAD_CPUS = process.env.BENCH_LOAD_CPU ?? '1';
+const ROOTS = (process.env.BENCH_SIDECAR_ROOTS ?? ROOT).split(',').map((r) => resolve(r.trim()));
+const FROM_DIST = process.env.BENCH_SIDECAR_DIST === '1';
 const VARIANTS = [
   { label: 'off', flags: [] as string[] },
+  { label: '0 %', flags: ['--trace-sampling', '0'] },
   { label: '1 %', flags: ['--trace-sampling', '0.01'] },
   { label: '100 %', flags: ['--trace-sampling', '1'] },
 ];
@@ -53,7 +64,7 @@ async function receiver(): Promise<{ port: number; requests: () => number; bytes
   return { port: (srv.address() as { port: number }).port, requests: () => requests, bytes: () => bytes, close: () => srv.close() };
 }
 
-async function sidecar(dir: string, backendPort: number, otlpPort: number, flags: string[]): Promise<{ proc: Managed; port: number }> {
+async function sidecar(root: string, dir: string, backendPort: number, otlpPort: number, flags: string[]): Promise<{ proc: Managed; port: number }> {
   const port = await freePort();
   const conf = join(dir, `sidecar-${port}.yaml`);
   const docs = [
@@ -63,10 +74,10 @@ async function sidecar(dir: string, backendPort: number, otlpPort: number, flags
   ];
   writeFileSync(conf, docs.map((d) => stringify(d)).join('---\n'));
   const tracing = flags.length > 0 ? ['--trace-otlp-endpoint', `http://127.0.0.1:${otlpPort}`, ...flags] : [];
-  const proc = spawnManaged('sidecar', process.execPath, [join(ROOT, 'bin', 'outrigger.js'), 'sidecar', '--config', conf, '--admin-port', String(await freePort()), ...tracing], {
+  const proc = spawnManaged('sidecar', process.execPath, [join(root, 'bin', 'outrigger.js'), 'sidecar', '--config', conf, '--admin-port', String(await freePort()), ...tracing], {
     cpus: SERVER_CPUS,
-    cwd: ROOT,
-    env: { ...process.env, OUTRIGGER_FROM_SOURCE: '1', OUTRIGGER_LOG_LEVEL: 'warn' },
+    cwd: root,
+    env: { ...process.env, OUTRIGGER_FROM_SOURCE: FROM_DIST ? '' : '1', OUTRIGGER_LOG_LEVEL: 'warn' },
     logFile: join(dir, `sidecar-${port}.log`),
   });
   if (!(await waitForPort(port, 120_000, () => proc.exitCode() === undefined))) throw new Error(`sidecar did not listen (log: ${join(dir, `sidecar-${port}.log`)})`);
@@ -82,32 +93,43 @@ async function endToEnd(): Promise<string> {
     const be = spawnManaged('backend-grpc', process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'backends', 'grpc.ts'), '--port', '0'], { cpus: LOAD_CPUS, cwd: ROOT });
     const backendPort = Number((await waitForLine(be, /LISTENING (\d+)/, 30_000))[1]);
     drainOutput(be);
-    const rows: string[] = [];
-    for (const v of VARIANTS) {
-      const sc = await sidecar(dir, backendPort, otlp.port, v.flags);
-      const run = (s: number) =>
-        runH2load({ url: `http://127.0.0.1:${sc.port}${GET_SHELF_PATH}`, seconds: s, clients: 10, streams: 10, dataFile: bodyFile, headers: ['content-type: application/grpc', 'te: trailers'], cpus: LOAD_CPUS });
-      await run(1); // warm-up
-      const cpu: number[] = [];
-      const rps: number[] = [];
-      const exportsBefore = otlp.requests();
-      for (let i = 0; i < ROUNDS; i++) {
-        const c0 = treeCpu(sc.proc.pid);
-        const r = await run(SECONDS);
-        const c = cpuDelta(c0, treeCpu(sc.proc.pid));
+    // Every (root, variant) sidecar runs at once; each round measures all of them in turn.
+    const cells: { root: string; v: (typeof VARIANTS)[number]; sc: { proc: Managed; port: number }; cpu: number[]; rps: number[] }[] = [];
+    // Variant-major order: the same variant of each root is measured back to back.
+    for (const v of VARIANTS) for (const root of ROOTS) cells.push({ root, v, sc: await sidecar(root, dir, backendPort, otlp.port, v.flags), cpu: [], rps: [] });
+    const run = (port: number, s: number) =>
+      runH2load({ url: `http://127.0.0.1:${port}${GET_SHELF_PATH}`, seconds: s, clients: 10, streams: 10, dataFile: bodyFile, headers: ['content-type: application/grpc', 'te: trailers'], cpus: LOAD_CPUS });
+    for (const c of cells) await run(c.sc.port, 2); // warm-up (JIT, connections, the exporter's import)
+    const exportsBefore = otlp.requests();
+    for (let i = 0; i < ROUNDS; i++) {
+      for (const c of cells) {
+        const c0 = treeCpu(c.sc.proc.pid);
+        const r = await run(c.sc.port, SECONDS);
+        const cpu = cpuDelta(c0, treeCpu(c.sc.proc.pid));
         // A loaded machine can starve a window (h2load sees no answer in time): say so, and keep the other rounds.
         if (r.failed > 0 || !r.ok || r.succeeded === 0) {
-          process.stderr.write(`tracing ${v.label}: round ${i + 1} failed (${r.failed} failed ${r.error ?? ''}); not counted\n`);
+          process.stderr.write(`tracing ${c.v.label} (${c.root}): round ${i + 1} failed (${r.failed} failed ${r.error ?? ''}); not counted\n`);
+          c.cpu.push(NaN);
           continue;
         }
-        cpu.push((c * 1e6) / r.succeeded);
-        rps.push(r.rps);
+        c.cpu.push((cpu * 1e6) / r.succeeded);
+        c.rps.push(r.rps);
       }
-      rows.push(`| ${v.label} | ${cpu.length === 0 ? '-' : med(cpu).toFixed(1)} | ${rps.length === 0 ? '-' : Math.round(med(rps))} | ${otlp.requests() - exportsBefore} |`);
-      process.stderr.write(`${rows.at(-1)}\n`);
-      await stop(sc.proc);
+      process.stderr.write(`round ${i + 1}/${ROUNDS} done, load ${loadavg()[0]!.toFixed(2)}\n`);
     }
-    return `| tracing | sidecar CPU µs/req (median of ${ROUNDS}) | req/s | OTLP exports received |\n|---|---|---|---|\n${rows.join('\n')}\n`;
+    // "vs off": the median of each round's difference to the same root's off window of that round
+    // (measured minutes apart at most), which drifts less than the difference of the medians.
+    const rows: string[] = [];
+    const ok = (a: number[]): number[] => a.filter((x) => !Number.isNaN(x));
+    for (const c of cells) {
+      const off = cells.find((o) => o.root === c.root && o.v.label === 'off')!;
+      const m = ok(c.cpu).length === 0 ? NaN : med(ok(c.cpu));
+      const paired = ok(c.cpu.map((x, i) => x - off.cpu[i]!));
+      const delta = c === off || paired.length === 0 ? '' : `${med(paired) >= 0 ? '+' : ''}${med(paired).toFixed(1)}`;
+      rows.push(`| ${ROOTS.length > 1 ? `${c.root} ` : ''}${c.v.label} | ${Number.isNaN(m) ? '-' : m.toFixed(1)} | ${delta} | ${c.rps.length === 0 ? '-' : Math.round(med(c.rps))} | ${c.cpu.map((x) => x.toFixed(0)).join(' ')} |`);
+      await stop(c.sc.proc);
+    }
+    return `| tracing | sidecar CPU µs/req (median of ${ROUNDS}) | vs off (median of paired rounds) | req/s | rounds |\n|---|---|---|---|---|\n${rows.join('\n')}\n\nOTLP exports received: ${otlp.requests() - exportsBefore}\n`;
   } finally {
     otlp.close();
     await stopAll();
@@ -115,48 +137,63 @@ async function endToEnd(): Promise<string> {
   }
 }
 
-/** The request path alone: begin, one attempt (inject, span start/end), the server span's end; spans go to a sink that keeps the last. */
+/**
+ * The request path alone — begin, one attempt (inject, span start/end), the
+ * server span's end — with spans going to a queue-like array; then the
+ * export side's work per request (encoding both spans of 256 requests per
+ * batch): our encoder against the SDK's serializer on the same records.
+ */
 function micro(): string {
   const N = 200_000;
-  // The sink reads what the OTLP transformer reads, so the work deferred to export time is counted too.
-  const sink: SpanSink & { n: number } = {
-    n: 0,
+  let held: ReadableSpan[] = [];
+  const sink: SpanSink = {
     onEnd: (sp) => {
-      sink.n += Object.keys(sp.attributes).length + sp.spanContext().spanId.length + (sp.parentSpanContext?.spanId.length ?? 0) + sp.startTime[1] + sp.endTime[1] + sp.name.length + sp.status.code;
+      held.push(sp);
+      if (held.length >= 512) held = [];
     },
     forceFlush: async () => undefined,
     shutdown: async () => undefined,
   };
   const ex: ExchangeRecord = {
     method: 'POST', authority: 'bench', path: GET_SHELF_PATH, protocol: 'grpc', status: 200, grpc_status: '0', duration_ms: 0.4, bytes_in: 7, bytes_out: 20,
-    upstream: '127.0.0.1:1', route: 'r', cluster: 'g', request_id: 'x', trace_id: undefined, flags: undefined, headers: undefined, source_principal: undefined, upstream_principal: undefined,
+    upstream: '127.0.0.1:1', route: 'r', cluster: 'g', request_id: '8e0f5b9c-3a0d-4f3e-9b7e-1c2d3e4f5a6b', trace_id: undefined, flags: undefined, headers: undefined, source_principal: undefined, upstream_principal: undefined,
   };
   const rows: string[] = [];
-  const time = (label: string, fn: () => void): void => {
-    for (let i = 0; i < 20_000; i++) fn();
+  const time = (label: string, fn: () => void, n = N, per = 1): void => {
+    for (let i = 0; i < Math.max(10, n / 10); i++) fn();
     const t0 = process.cpuUsage();
-    for (let i = 0; i < N; i++) fn();
+    for (let i = 0; i < n; i++) fn();
     const d = process.cpuUsage(t0);
-    rows.push(`| ${label} | ${(((d.user + d.system) / N) * 1000).toFixed(0)} |`);
+    rows.push(`| ${label} | ${(((d.user + d.system) / n / per) * 1000).toFixed(0)} |`);
   };
   const clock = systemClock();
+  const oneExchange = (tr: ReturnType<typeof buildTracer>, h: Record<string, unknown>): void => {
+    const t = tr.begin(h);
+    const up: Record<string, unknown> = { ':path': GET_SHELF_PATH, ':method': 'POST', 'content-type': 'application/grpc' };
+    const s = tr.attemptStarted(t, up, 'POST', GET_SHELF_PATH);
+    if (s !== undefined) tr.attemptEnded(s, { cluster: 'g', endpointHost: '127.0.0.1', endpointPort: 1, index: 0, kind: 'first', status: 200, grpcStatus: '0', flag: undefined, result: 'success' });
+    tr.exchangeEnded(t, ex);
+  };
   for (const ratio of ['0.01', '1']) {
     const tr = buildTracer(resolveTracing({ endpoint: 'http://127.0.0.1:4318', sampling: ratio }, {})!, { clock, random: systemRandom(), registry: new Registry(), sink });
     for (const incoming of ['no parent', 'unsampled parent arrives', 'sampled parent arrives'] as const) {
       const h: Record<string, unknown> = incoming === 'no parent' ? {} : { traceparent: `00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0${incoming === 'sampled parent arrives' ? 1 : 0}` };
-      time(`outrigger tracer, ${ratio === '1' ? '100 %' : '1 %'}, ${incoming}`, () => {
-        const t = tr.begin(h);
-        const up: Record<string, unknown> = { ':path': GET_SHELF_PATH, ':method': 'POST', 'content-type': 'application/grpc' };
-        const s = tr.attemptStarted(t, up, 'POST', GET_SHELF_PATH);
-        if (s !== undefined) tr.attemptEnded(s, { cluster: 'g', endpointHost: '127.0.0.1', endpointPort: 1, index: 0, kind: 'first', status: 200, grpcStatus: '0', flag: undefined, result: 'success' });
-        tr.exchangeEnded(t, ex);
-      });
+      time(`request path: outrigger tracer, ${ratio === '1' ? '100 %' : '1 %'}, ${incoming}`, () => oneExchange(tr, h));
     }
   }
+  // The export side: 256 requests' spans per batch, encoded by ours and by the SDK's serializer.
+  const batch: ReadableSpan[] = [];
+  const tr = buildTracer(resolveTracing({ endpoint: 'http://127.0.0.1:4318', sampling: '1' }, {})!, {
+    clock, random: systemRandom(), registry: new Registry(), sink: { onEnd: (sp) => void batch.push(sp), forceFlush: async () => undefined, shutdown: async () => undefined },
+  });
+  for (let i = 0; i < 256; i++) oneExchange(tr, {});
+  const enc = new SpanEncoder();
+  time('export: our OTLP encoder, per request (2 spans)', () => void enc.encode(batch as unknown as EncodableSpan[]), 400, 256);
+  time("export: the SDK's ProtobufTraceSerializer, per request (2 spans)", () => void ProtobufTraceSerializer.serializeRequest(batch), 400, 256);
   // The SDK's Tracer making the same two spans (no-op processor): what the request path would pay with it.
-  const provider = new BasicTracerProvider({ spanProcessors: [{ onStart: () => undefined, onEnd: () => void sink.n++, forceFlush: async () => undefined, shutdown: async () => undefined }] });
+  const provider = new BasicTracerProvider({ spanProcessors: [{ onStart: () => undefined, onEnd: () => void held.push(), forceFlush: async () => undefined, shutdown: async () => undefined }] });
   const sdk = provider.getTracer('bench');
-  time('SDK Tracer, 100 %, same spans and attributes', () => {
+  time('request path: SDK Tracer, 100 %, same spans and attributes', () => {
     const server = sdk.startSpan('outrigger.examples.bookstore.v1.BookstoreService/GetShelf', {
       kind: SpanKind.SERVER,
       attributes: { 'http.request.method': 'POST', 'url.path': GET_SHELF_PATH, 'rpc.system': 'grpc', 'rpc.service': 'outrigger.examples.bookstore.v1.BookstoreService', 'rpc.method': 'GetShelf', 'outrigger.route': 'r', 'outrigger.cluster': 'g' },
@@ -167,7 +204,7 @@ function micro(): string {
     server.setAttributes({ 'http.response.status_code': 200, 'rpc.grpc.status_code': 0 });
     server.end();
   });
-  return `| request path (in process, ${N} iterations) | ns per request |\n|---|---|\n${rows.join('\n')}\n`;
+  return `| in process (${N} iterations; export: 400 batches) | ns per request |\n|---|---|\n${rows.join('\n')}\n`;
 }
 
 async function main(): Promise<void> {

@@ -114,6 +114,15 @@ function checkListener(l: Listener, opts: ValidateOptions, exists: Exists, repor
   checkHttpFilters(l.httpFilters, 'spec.httpFilters', report);
   checkNonNegative(l.limits?.requestHeadersTimeout, 'spec.limits.requestHeadersTimeout', report);
   checkListenerIdentity(l, report);
+  checkListenerTracing(l, report);
+}
+
+/** Listener.tracing: a ratio in [0, 1], and no ratio beside `disabled` (it would be silently ignored). */
+function checkListenerTracing(l: Listener, report: Report): void {
+  const s = l.tracing?.sampling;
+  if (s === undefined) return;
+  if (!(s >= 0 && s <= 1)) report('spec.tracing.sampling', `a ratio in [0, 1] expected, got ${s}`);
+  else if (l.tracing!.disabled) report('spec.tracing.sampling', 'not used when tracing.disabled is true: remove one of them');
 }
 
 /**

@@ -33,6 +33,6 @@ export function buildTracer(s: TracingSettings, d: TracerDeps): Tracer {
     ...(w !== undefined && w.namespace !== 'unknown' ? { 'service.namespace': w.namespace } : {}),
   });
   const resource = defaultResource().merge(ours).merge(detectResources({ detectors: [envDetector] }));
-  const sink = d.sink ?? new SpanExport(d.registry, s);
+  const sink = d.sink ?? new SpanExport(d.registry, s, undefined, d.clock);
   return new Tracer(d.clock, d.random, s.sampler, new Propagation(s.propagators), resource, sink);
 }

@@ -9,6 +9,19 @@ export interface RemoteParent {
   readonly sampled: boolean;
   /** W3C tracestate, passed on as it came. */
   readonly traceState: string | undefined;
+  /**
+   * The `traceparent` that arrived when it already is what an unsampled
+   * hop passes on (`00-<trace>-<parent>-00`, nothing around it): sent on as
+   * the very same string.
+   */
+  readonly canonicalUnsampled: string | undefined;
+}
+
+/** What injection needs of an unsampled exchange's trace (tracer.ts ExchangeTrace). */
+export interface UnsampledTrace {
+  readonly traceId: string;
+  readonly spanId: string;
+  unsampledTraceparent: string | undefined;
 }
 
 type Headers = Record<string, unknown>;
@@ -44,7 +57,8 @@ export class Propagation {
         const p = parseTraceparent(tp);
         if (p !== undefined) {
           const ts = h['tracestate'];
-          return { traceId: p.traceId, spanId: p.spanId, sampled: p.sampled, traceState: typeof ts === 'string' ? ts : Array.isArray(ts) ? ts.join(',') : undefined };
+          const canonical = !p.sampled && tp.length === 55 && tp.charCodeAt(0) === 48 && tp.charCodeAt(1) === 48 && tp.charCodeAt(53) === 48 && tp.charCodeAt(54) === 48;
+          return { traceId: p.traceId, spanId: p.spanId, sampled: p.sampled, traceState: typeof ts === 'string' ? ts : Array.isArray(ts) ? ts.join(',') : undefined, canonicalUnsampled: canonical ? tp : undefined };
         }
       }
     }
@@ -52,7 +66,7 @@ export class Propagation {
     const b3 = this.b3 ?? this.b3multi;
     if (b3 !== undefined && (h['b3'] !== undefined || h['x-b3-traceid'] !== undefined)) {
       const sc = trace.getSpanContext(b3.extract(ROOT_CONTEXT, h, GETTER));
-      if (sc !== undefined && trace.isSpanContextValid(sc)) return { traceId: sc.traceId, spanId: sc.spanId, sampled: (sc.traceFlags & 1) === 1, traceState: undefined };
+      if (sc !== undefined && trace.isSpanContextValid(sc)) return { traceId: sc.traceId, spanId: sc.spanId, sampled: (sc.traceFlags & 1) === 1, traceState: undefined, canonicalUnsampled: undefined };
     }
     return undefined;
   }
@@ -65,6 +79,16 @@ export class Propagation {
       this.b3?.inject(ctx, h, SETTER);
       this.b3multi?.inject(ctx, h, SETTER);
     }
+  }
+
+  /**
+   * An unsampled exchange's context, the same for each of its attempts: W3C
+   * alone (the default) sets one string built at most once per exchange —
+   * none at all when the one that arrived is passed on as it is.
+   */
+  injectUnsampled(h: Headers, t: UnsampledTrace): void {
+    if (this.b3 !== undefined || this.b3multi !== undefined) return this.inject(h, t.traceId, t.spanId, false);
+    if (this.w3c) h['traceparent'] = t.unsampledTraceparent ??= `00-${t.traceId}-${t.spanId}-00`;
   }
 }
 

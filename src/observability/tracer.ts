@@ -5,8 +5,9 @@ import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace-base';
 import type { Clock } from '../core/clock.js';
 import type { Random } from '../core/random.js';
 import type { ExchangeRecord } from './exchange-record.js';
-import type { Propagation, RemoteParent } from './trace-propagation.js';
+import type { Propagation } from './trace-propagation.js';
 import type { SpanSink } from './span-export.js';
+import { attributesOf, type AttributeSink, type EncodableSpan } from './span-encoding.js';
 import type { SamplerConfig } from './trace-settings.js';
 
 /** The request header that forces a sampled trace (debugging); read before x-outrigger-* headers are stripped. */
@@ -23,6 +24,13 @@ type Headers = Record<string, unknown>;
  * the sampled flag off so the services behind do not record either.
  */
 export class ExchangeTrace {
+  /**
+   * Not sampled: the `traceparent` every attempt sends, built once on the
+   * first attempt — or, when the one that arrived already reads so
+   * (`00-<trace>-<parent>-00`), that very string, so nothing is built.
+   */
+  unsampledTraceparent: string | undefined = undefined;
+
   constructor(
     readonly tracer: Tracer,
     readonly traceId: string,
@@ -90,16 +98,26 @@ export interface AttemptEnd {
 
 /**
  * Tracing for the proxy: decides and propagates the trace of each exchange
- * and builds its spans. Spans are created at their END, with explicit start
- * times, as plain ReadableSpans handed to the export side (span-export.ts):
- * the SDK's Tracer would allocate a live Span (attributes map, events, a
- * `performance.now()`-anchored clock, context objects) at the start of every
- * request and need the active context threaded through AsyncLocalStorage;
- * here the request path holds two strings and a flag, and passes the trace
- * explicitly (Exchange.trace, UpstreamAttempt.span).
+ * and records its spans.
+ *
+ * What a request pays (bench/tracing.ts measures it):
+ * - not sampled: the sampling decision and the context passed on — a parsed
+ *   `traceparent` (or two fresh ids) and one string per exchange; no span,
+ *   no context object, no attribute map.
+ * - sampled: two ids per span and, when a span ends, one small record (a
+ *   few references and two times) handed to the export queue.
+ * Everything else — span names, attributes, status, the OTLP bytes — is
+ * derived from those records by the export batch (span-export.ts,
+ * span-encoding.ts), off the request path. The SDK's Tracer would allocate
+ * a live Span (attribute map, events, context objects) at the start of
+ * every request and need the active context threaded through
+ * AsyncLocalStorage; here the trace is passed explicitly (Exchange.trace,
+ * UpstreamAttempt.span).
  */
 export class Tracer {
   private readonly scope: InstrumentationScope = { name: 'outrigger' };
+  /** The last word of the trace id `id(4)` made last: its ratio decision needs no parse. */
+  private lastWord = 0;
 
   constructor(
     private readonly clock: Clock,
@@ -124,23 +142,31 @@ export class Tracer {
     return this.anchorWallMs + (mono - this.anchorMonoMs);
   }
 
-  /** The trace of a new exchange, from its request headers (before client x-outrigger-* headers are dropped). */
-  begin(h: Headers): ExchangeTrace {
+  /**
+   * The trace of a new exchange, from its request headers (before client
+   * x-outrigger-* headers are dropped). `ratio`: the listener's own sampling
+   * ratio for new traces (Listener.tracing.sampling), else the sidecar's.
+   */
+  begin(h: Headers, ratio: number = this.sampler.ratio): ExchangeTrace {
     const parent = this.propagation.extract(h);
     const force = h[FORCE_TRACE_HEADER] !== undefined;
     if (parent === undefined) {
       const traceId = this.id(4);
-      return new ExchangeTrace(this, traceId, this.id(2), undefined, force || this.ratioSampled(traceId), undefined);
+      const sampled = force || wordSampled(this.lastWord, ratio);
+      return new ExchangeTrace(this, traceId, this.id(2), undefined, sampled, undefined);
     }
-    const sampled = force || (this.sampler.parentBased ? parent.sampled : this.ratioSampled(parent.traceId));
+    const sampled = force || (this.sampler.parentBased ? parent.sampled : ratioSampled(parent.traceId, ratio));
+    if (sampled) return new ExchangeTrace(this, parent.traceId, this.id(2), parent.spanId, true, parent.traceState);
     // Not recorded: the parent's own span id goes on, so the trace has no gap where this sidecar was.
-    return new ExchangeTrace(this, parent.traceId, sampled ? this.id(2) : parent.spanId, parent.spanId, sampled, parent.traceState);
+    const t = new ExchangeTrace(this, parent.traceId, parent.spanId, parent.spanId, false, parent.traceState);
+    t.unsampledTraceparent = parent.canonicalUnsampled;
+    return t;
   }
 
   /** An upstream attempt starts: its client span (when sampled) becomes the parent the upstream sees. */
   attemptStarted(t: ExchangeTrace, headers: Headers, method: string, path: string): AttemptSpan | undefined {
     if (!t.sampled) {
-      this.propagation.inject(headers, t.traceId, t.spanId, false);
+      this.propagation.injectUnsampled(headers, t);
       return undefined;
     }
     const spanId = this.id(2);
@@ -178,15 +204,14 @@ export class Tracer {
   startSpan(name: string, kind: SpanKind, parent?: OpenSpan): OpenSpan | undefined {
     if (parent !== undefined) return new OpenSpan(this, name, kind, parent.traceId, this.id(2), parent.spanId, this.clock.nowMs(), this.clock.monotonicMs());
     const traceId = this.id(4);
-    if (!this.ratioSampled(traceId)) return undefined;
+    if (!wordSampled(this.lastWord, this.sampler.ratio)) return undefined;
     return new OpenSpan(this, name, kind, traceId, this.id(2), undefined, this.clock.nowMs(), this.clock.monotonicMs());
   }
 
   /** @internal OpenSpan.end */
   endOpen(s: OpenSpan, error: boolean): void {
     const dur = this.clock.monotonicMs() - s.startMono;
-    const t = new ExchangeTrace(this, s.traceId, s.spanId, s.parentSpanId, true, undefined);
-    this.sink.onEnd(new PlainSpan(this.resource, this.scope, t, s, error, s.startWallMs, s.startWallMs + dur));
+    this.sink.onEnd(new PlainSpan(this.resource, this.scope, s, error, s.startWallMs, s.startWallMs + dur));
   }
 
   flush(): Promise<void> {
@@ -197,29 +222,38 @@ export class Tracer {
     return this.sink.shutdown();
   }
 
-  private ratioSampled(traceId: string): boolean {
-    const r = this.sampler.ratio;
-    if (r >= 1) return true;
-    if (r <= 0) return false;
-    // As the SDK's TraceIdRatioBased: the decision is a function of the trace id, the same in every sidecar.
-    return parseInt(traceId.slice(24), 16) / 0x100000000 < r;
-  }
-
   /** `words` random 32-bit words as lowercase hex (never all zero, which W3C reserves as invalid). */
   private id(words: number): string {
     let s = '';
     let any = 0;
+    let w = 0;
     for (let i = 0; i < words; i++) {
       // A byte table, not Number#toString(16) (which is ~10x slower on the doubles Random returns).
-      const w = this.random.int(0x100000000) >>> 0;
+      w = this.random.int(0x100000000) >>> 0;
       any |= w;
       s += HEX[w >>> 24]! + HEX[(w >>> 16) & 255]! + HEX[(w >>> 8) & 255]! + HEX[w & 255]!;
     }
+    this.lastWord = w;
     return any === 0 ? s.slice(0, -1) + '1' : s;
   }
 }
 
 const HEX: readonly string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/**
+ * As the SDK's TraceIdRatioBased: the decision is a function of the trace
+ * id's last 32 bits, the same in every sidecar (and so across listeners with
+ * the same ratio).
+ */
+function wordSampled(lastWord: number, r: number): boolean {
+  if (r >= 1) return true;
+  if (r <= 0) return false;
+  return lastWord / 0x100000000 < r;
+}
+
+function ratioSampled(traceId: string, r: number): boolean {
+  return wordSampled(parseInt(traceId.slice(24), 16), r);
+}
 
 const NO_EVENTS: TimedEvent[] = [];
 const NO_LINKS: Link[] = [];
@@ -243,40 +277,52 @@ function rpcOf(path: string): [string, string] | undefined {
 }
 
 /**
- * A finished span, as the exporter reads it. Everything but the ids and
- * times is derived when the exporter asks (the batch, off the request path):
- * the span context objects and the attribute map included.
+ * A finished span: the compact record the request path leaves (ids, times,
+ * references to what the exchange already holds). The OTLP encoder reads its
+ * fields directly (EncodableSpan); the ReadableSpan view (span contexts,
+ * HrTimes, the attribute map) is derived only when asked — by tests and
+ * in-process sinks, never on the export path.
  */
-abstract class FinishedSpan implements ReadableSpan {
+abstract class FinishedSpan implements ReadableSpan, EncodableSpan {
   abstract readonly name: string;
   abstract readonly kind: SpanKind;
-  abstract readonly attributes: Attributes;
-  abstract readonly status: SpanStatus;
+  abstract readonly statusCode: number;
+  abstract eachAttribute(sink: AttributeSink): void;
   readonly links = NO_LINKS;
   readonly events = NO_EVENTS;
   readonly ended = true;
   readonly droppedAttributesCount = 0;
   readonly droppedEventsCount = 0;
   readonly droppedLinksCount = 0;
+  private attrs: Attributes | undefined;
 
   constructor(
     readonly resource: Resource,
     readonly instrumentationScope: InstrumentationScope,
-    protected readonly trace: ExchangeTrace,
-    private readonly id: string,
-    private readonly parentId: string | undefined,
-    private readonly remoteParent: boolean,
-    private readonly startMs: number,
-    private readonly endMs: number,
+    readonly traceId: string,
+    readonly spanId: string,
+    readonly parentId: string | undefined,
+    readonly remoteParent: boolean,
+    readonly traceState: string | undefined,
+    readonly startMs: number,
+    readonly endMs: number,
   ) {}
 
+  get attributes(): Attributes {
+    return (this.attrs ??= attributesOf(this));
+  }
+
+  get status(): SpanStatus {
+    return this.statusCode === SpanStatusCode.ERROR ? ERROR : UNSET;
+  }
+
   spanContext(): SpanContext {
-    return { traceId: this.trace.traceId, spanId: this.id, traceFlags: 1, isRemote: false, traceState: this.trace.traceState === undefined ? undefined : new RawTraceState(this.trace.traceState) };
+    return { traceId: this.traceId, spanId: this.spanId, traceFlags: 1, isRemote: false, traceState: this.traceState === undefined ? undefined : new RawTraceState(this.traceState) };
   }
 
   get parentSpanContext(): SpanContext | undefined {
     const p = this.parentId;
-    return p === undefined ? undefined : { traceId: this.trace.traceId, spanId: p, traceFlags: 1, isRemote: this.remoteParent };
+    return p === undefined ? undefined : { traceId: this.traceId, spanId: p, traceFlags: 1, isRemote: this.remoteParent };
   }
 
   get startTime(): HrTime {
@@ -309,57 +355,75 @@ class RawTraceState {
   }
 }
 
+/**
+ * The server span: the exchange's fields that it reports, copied by
+ * reference when the exchange finishes, so the exchange itself is not kept
+ * alive until the batch is exported.
+ */
 class ServerSpan extends FinishedSpan {
   readonly kind = SpanKind.SERVER;
-  private attrs: Attributes | undefined;
+  private readonly method: string;
+  private readonly path: string;
+  private readonly authority: string;
+  private readonly protocol: string;
+  private readonly httpStatus: number;
+  private readonly grpcStatus: string | undefined;
+  private readonly route: string;
+  private readonly cluster: string;
+  private readonly requestId: string | undefined;
+  private readonly upstream: string | undefined;
+  private readonly flags: string | undefined;
 
-  constructor(resource: Resource, scope: InstrumentationScope, t: ExchangeTrace, private readonly ex: ExchangeRecord, startMs: number, endMs: number) {
-    super(resource, scope, t, t.spanId, t.parentSpanId, true, startMs, endMs);
+  constructor(resource: Resource, scope: InstrumentationScope, t: ExchangeTrace, ex: ExchangeRecord, startMs: number, endMs: number) {
+    super(resource, scope, t.traceId, t.spanId, t.parentSpanId, true, t.traceState, startMs, endMs);
+    this.method = ex.method;
+    this.path = ex.path;
+    this.authority = ex.authority;
+    this.protocol = ex.protocol;
+    this.httpStatus = ex.status;
+    this.grpcStatus = ex.grpc_status;
+    this.route = ex.route;
+    this.cluster = ex.cluster;
+    this.requestId = ex.request_id;
+    this.upstream = ex.upstream;
+    this.flags = ex.flags;
   }
 
   get name(): string {
-    const ex = this.ex;
-    if (ex.protocol === 'grpc' && rpcOf(ex.path) !== undefined) return ex.path.slice(1);
-    return ex.route === '' ? ex.method : `${ex.method} ${ex.route}`;
+    if (this.protocol === 'grpc' && rpcOf(this.path) !== undefined) return this.path.slice(1);
+    return this.route === '' ? this.method : `${this.method} ${this.route}`;
   }
 
-  get status(): SpanStatus {
-    const ex = this.ex;
-    return ex.status >= 500 || (ex.grpc_status !== undefined && GRPC_SERVER_ERRORS.has(ex.grpc_status)) ? ERROR : UNSET;
+  get statusCode(): number {
+    return this.httpStatus >= 500 || (this.grpcStatus !== undefined && GRPC_SERVER_ERRORS.has(this.grpcStatus)) ? SpanStatusCode.ERROR : SpanStatusCode.UNSET;
   }
 
-  get attributes(): Attributes {
-    if (this.attrs !== undefined) return this.attrs;
-    const ex = this.ex;
-    const a: Attributes = {
-      'http.request.method': ex.method,
-      'url.path': ex.path,
-      'server.address': ex.authority,
-      'http.response.status_code': ex.status,
-      'network.protocol.name': ex.protocol,
-      'outrigger.route': ex.route,
-      'outrigger.cluster': ex.cluster,
-    };
-    if (ex.request_id !== undefined) a['outrigger.request_id'] = ex.request_id;
-    if (ex.upstream !== undefined) a['outrigger.upstream'] = ex.upstream;
-    if (ex.flags !== undefined) a['outrigger.response_flags'] = ex.flags;
-    const rpc = ex.protocol === 'grpc' || ex.grpc_status !== undefined ? rpcOf(ex.path) : undefined;
+  eachAttribute(a: AttributeSink): void {
+    a.attr('http.request.method', this.method);
+    a.attr('url.path', this.path);
+    a.attr('server.address', this.authority);
+    a.attr('http.response.status_code', this.httpStatus);
+    a.attr('network.protocol.name', this.protocol);
+    a.attr('outrigger.route', this.route);
+    a.attr('outrigger.cluster', this.cluster);
+    if (this.requestId !== undefined) a.attr('outrigger.request_id', this.requestId);
+    if (this.upstream !== undefined) a.attr('outrigger.upstream', this.upstream);
+    if (this.flags !== undefined) a.attr('outrigger.response_flags', this.flags);
+    const rpc = this.protocol === 'grpc' || this.grpcStatus !== undefined ? rpcOf(this.path) : undefined;
     if (rpc !== undefined) {
-      a['rpc.system'] = 'grpc';
-      a['rpc.service'] = rpc[0];
-      a['rpc.method'] = rpc[1];
+      a.attr('rpc.system', 'grpc');
+      a.attr('rpc.service', rpc[0]);
+      a.attr('rpc.method', rpc[1]);
     }
-    if (ex.grpc_status !== undefined) a['rpc.grpc.status_code'] = Number(ex.grpc_status);
-    return (this.attrs = a);
+    if (this.grpcStatus !== undefined) a.attr('rpc.grpc.status_code', Number(this.grpcStatus));
   }
 }
 
 class ClientSpan extends FinishedSpan {
   readonly kind = SpanKind.CLIENT;
-  private attrs: Attributes | undefined;
 
   constructor(resource: Resource, scope: InstrumentationScope, private readonly s: AttemptSpan, private readonly a: AttemptEnd, startMs: number, endMs: number) {
-    super(resource, scope, s.trace, s.spanId, s.trace.spanId, false, startMs, endMs);
+    super(resource, scope, s.trace.traceId, s.spanId, s.trace.spanId, false, s.trace.traceState, startMs, endMs);
   }
 
   get name(): string {
@@ -367,50 +431,54 @@ class ClientSpan extends FinishedSpan {
     return this.s.grpc && rpcOf(p) !== undefined ? p.slice(1) : this.s.method;
   }
 
-  get status(): SpanStatus {
+  get statusCode(): number {
     const a = this.a;
-    if (a.flag !== undefined || a.status >= 400 || a.status === 0) return a.result === 'cancelled' ? UNSET : ERROR;
-    return a.grpcStatus !== undefined && a.grpcStatus !== '0' ? ERROR : UNSET;
+    if (a.flag !== undefined || a.status >= 400 || a.status === 0) return a.result === 'cancelled' ? SpanStatusCode.UNSET : SpanStatusCode.ERROR;
+    return a.grpcStatus !== undefined && a.grpcStatus !== '0' ? SpanStatusCode.ERROR : SpanStatusCode.UNSET;
   }
 
-  get attributes(): Attributes {
-    if (this.attrs !== undefined) return this.attrs;
+  eachAttribute(a: AttributeSink): void {
     const x = this.a;
-    const a: Attributes = {
-      'server.address': x.endpointHost,
-      'server.port': x.endpointPort,
-      'outrigger.cluster': x.cluster,
-      'outrigger.attempt': x.kind,
-      'outrigger.attempt_index': x.index,
-      'outrigger.attempt_result': x.result,
-    };
-    if (x.status !== 0) a['http.response.status_code'] = x.status;
-    if (x.flag !== undefined) a['outrigger.response_flags'] = x.flag;
+    a.attr('server.address', x.endpointHost);
+    a.attr('server.port', x.endpointPort);
+    a.attr('outrigger.cluster', x.cluster);
+    a.attr('outrigger.attempt', x.kind);
+    a.attr('outrigger.attempt_index', x.index);
+    a.attr('outrigger.attempt_result', x.result);
+    if (x.status !== 0) a.attr('http.response.status_code', x.status);
+    if (x.flag !== undefined) a.attr('outrigger.response_flags', x.flag);
     const p = this.s.path;
-    a['http.request.method'] = this.s.method;
-    a['url.path'] = p;
+    a.attr('http.request.method', this.s.method);
+    a.attr('url.path', p);
     const rpc = this.s.grpc ? rpcOf(p) : undefined;
     if (rpc !== undefined) {
-      a['rpc.system'] = 'grpc';
-      a['rpc.service'] = rpc[0];
-      a['rpc.method'] = rpc[1];
+      a.attr('rpc.system', 'grpc');
+      a.attr('rpc.service', rpc[0]);
+      a.attr('rpc.method', rpc[1]);
     }
-    if (x.grpcStatus !== undefined) a['rpc.grpc.status_code'] = Number(x.grpcStatus);
-    return (this.attrs = a);
+    if (x.grpcStatus !== undefined) a.attr('rpc.grpc.status_code', Number(x.grpcStatus));
   }
 }
 
 class PlainSpan extends FinishedSpan {
   readonly name: string;
   readonly kind: SpanKind;
-  readonly attributes: Attributes;
-  readonly status: SpanStatus;
+  readonly statusCode: number;
+  private readonly own: Attributes;
 
-  constructor(resource: Resource, scope: InstrumentationScope, t: ExchangeTrace, s: OpenSpan, error: boolean, startMs: number, endMs: number) {
-    super(resource, scope, t, s.spanId, s.parentSpanId, false, startMs, endMs);
+  constructor(resource: Resource, scope: InstrumentationScope, s: OpenSpan, error: boolean, startMs: number, endMs: number) {
+    super(resource, scope, s.traceId, s.spanId, s.parentSpanId, false, undefined, startMs, endMs);
     this.name = s.name;
     this.kind = s.kind;
-    this.attributes = s.attributes;
-    this.status = error ? ERROR : UNSET;
+    this.own = s.attributes;
+    this.statusCode = error ? SpanStatusCode.ERROR : SpanStatusCode.UNSET;
+  }
+
+  eachAttribute(a: AttributeSink): void {
+    const own = this.own;
+    for (const k in own) {
+      const v = own[k];
+      if (v !== undefined) a.attr(k, v);
+    }
   }
 }

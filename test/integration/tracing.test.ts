@@ -227,6 +227,47 @@ describe('tracing (issue 18 point 1): spans over OTLP, propagation', function ()
     expect(sc.access.map((l) => l.trace_id)).to.deep.equal([a!.traceId, TRACE, c!.traceId]);
   });
 
+  it('Listener.tracing (issue 18): an ingress listener at 1.0 and an outbound one at 0 over the sidecar\'s 0.5; a listener with tracing disabled reads and writes no trace context', async () => {
+    const be = await h1Backend((_n, res) => res.writeHead(200).end('ok'));
+    closers.push(be.close);
+    const sc = await sidecar(
+      [
+        listener('ingress', { tracing: { sampling: 1 } }),
+        listener('outbound', { tracing: { sampling: 0 } }),
+        listener('plain', { tracing: { disabled: true } }),
+        routes('main', [prefixRoute('/', 'c')]),
+        cluster('c', [be.port], 'UPSTREAM_PROTOCOL_HTTP1'),
+      ],
+      { endpoint: otlp.httpEndpoint, sampling: '0.5' },
+    );
+    const N = 12;
+    for (let i = 0; i < N; i++) expect((await fetch(`http://127.0.0.1:${sc.port('ingress')}/in/${i}`)).status).to.equal(200);
+    for (let i = 0; i < N; i++) expect((await fetch(`http://127.0.0.1:${sc.port('outbound')}/out/${i}`)).status).to.equal(200);
+    // Parent-based still wins over the listener's ratio, and the force header still records.
+    expect((await fetch(`http://127.0.0.1:${sc.port('outbound')}/out/parent`, { headers: { traceparent: `00-${TRACE}-${PARENT}-01` } })).status).to.equal(200);
+    expect((await fetch(`http://127.0.0.1:${sc.port('outbound')}/out/forced`, { headers: { 'x-outrigger-force-trace': '1' } })).status).to.equal(200);
+    // Disabled: a traceparent that arrives passes through untouched (no span of ours in between), none is added.
+    expect((await fetch(`http://127.0.0.1:${sc.port('plain')}/plain/a`)).status).to.equal(200);
+    expect((await fetch(`http://127.0.0.1:${sc.port('plain')}/plain/b`, { headers: { traceparent: `00-${TRACE}-${PARENT}-01` } })).status).to.equal(200);
+
+    const flags = be.seen.map((h) => (h.traceparent === undefined ? undefined : traceparentOf(h.traceparent).flags));
+    expect(flags.slice(0, N)).to.deep.equal(Array(N).fill('01'));
+    expect(flags.slice(N, 2 * N)).to.deep.equal(Array(N).fill('00'));
+    expect(flags.slice(2 * N, 2 * N + 2)).to.deep.equal(['01', '01']);
+    expect(be.seen[2 * N + 2]!.traceparent).to.equal(undefined);
+    expect(be.seen[2 * N + 3]!.traceparent).to.equal(`00-${TRACE}-${PARENT}-01`);
+
+    // Server spans: every ingress request, the outbound parent-sampled and forced ones, nothing from "plain".
+    const spans = await otlp.waitFor((s) => s.filter((x) => x.kind === SPAN_KIND_SERVER).length >= N + 2);
+    const servers = spans.filter((x) => x.kind === SPAN_KIND_SERVER).map((x) => String(x.attributes['url.path']));
+    expect(servers.filter((p) => p.startsWith('/in/'))).to.have.length(N);
+    expect(servers.filter((p) => p.startsWith('/out/')).sort()).to.deep.equal(['/out/forced', '/out/parent']);
+    expect(servers.filter((p) => p.startsWith('/plain/'))).to.deep.equal([]);
+    await waitFor(() => sc.access.length === 2 * N + 4, 'access log');
+    const plain = sc.access.filter((l) => String(l.path).startsWith('/plain/'));
+    expect(plain.map((l) => l.trace_id)).to.deep.equal([undefined, undefined]);
+  });
+
   it('a dead collector costs requests nothing: every request succeeds, and the failed exports are counted as dropped spans', async () => {
     const dead = http.createServer();
     await new Promise<void>((r) => dead.listen(0, '127.0.0.1', r));

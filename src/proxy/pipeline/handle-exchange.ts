@@ -59,8 +59,9 @@ export function handleExchange(ctx: ProxyContext, view: ListenerView, ds: Downst
   ex.request_id = decideRequestId(ds.headers, settings.trustedHops);
   // Tracing: the trace that arrived (or a new one) and the sampling decision, from the client's headers as
   // they came (x-outrigger-force-trace included: the forwarders drop x-outrigger-* when they copy headers).
+  // The listener may turn tracing off or sample new traces at its own ratio (Listener.tracing).
   const tracer = ctx.telemetry?.tracer;
-  if (tracer !== undefined) ex.trace = tracer.begin(ds.headers);
+  if (tracer !== undefined && !settings.tracingOff) ex.trace = tracer.begin(ds.headers, settings.traceSampling);
   const target = ds.target;
   const q = target.indexOf('?');
   const path = q < 0 ? target : target.slice(0, q);

@@ -52,6 +52,10 @@ export interface ListenerSettings {
   readonly accessLog: boolean;
   readonly logHeaders: readonly string[];
   readonly sensitiveHeaders: ReadonlySet<string>;
+  /** `tracing.disabled`: this listener reads and writes no trace context (when the sidecar traces at all). */
+  readonly tracingOff: boolean;
+  /** `tracing.sampling`: the ratio of new traces recorded here; undefined: the sidecar's `--trace-sampling`. */
+  readonly traceSampling: number | undefined;
   /** OpenAPI documents of the listener's transcoding routes, for requests no route matches (docs/transcoding.md). */
   readonly openapi: ListenerOpenApi | undefined;
   /**
@@ -143,6 +147,8 @@ export function buildProxyState(snapshot: ConfigSnapshot, sources?: DescriptorSo
       accessLog: !l.accessLog?.disabled,
       logHeaders: (l.accessLog?.logHeaders ?? []).map((h) => h.toLowerCase()),
       sensitiveHeaders: sensitive,
+      tracingOff: l.tracing?.disabled ?? false,
+      traceSampling: l.tracing?.sampling,
       openapi: ListenerOpenApi.build(l.routeConfig ? snapshot.routeConfigs.get(l.routeConfig) : undefined, transcoders),
       chains,
       chain,

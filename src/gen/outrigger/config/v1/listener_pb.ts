@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file outrigger/config/v1/listener.proto.
  */
 export const file_outrigger_config_v1_listener: GenFile = /*@__PURE__*/
-  fileDesc("CiJvdXRyaWdnZXIvY29uZmlnL3YxL2xpc3RlbmVyLnByb3RvEhNvdXRyaWdnZXIuY29uZmlnLnYxIrcECghMaXN0ZW5lchIMCgRuYW1lGAEgASgJEjMKB2FkZHJlc3MYAiABKAsyIi5vdXRyaWdnZXIuY29uZmlnLnYxLlNvY2tldEFkZHJlc3MSFAoMcm91dGVfY29uZmlnGAMgASgJEhcKD2RlZmF1bHRfY2x1c3RlchgEIAEoCRIOCgZvcGFxdWUYBSABKAgSMQoOZGV0ZWN0X3RpbWVvdXQYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLAoDdGxzGAcgASgLMh8ub3V0cmlnZ2VyLmNvbmZpZy52MS5UbHNDb250ZXh0EhQKDHRydXN0ZWRfaG9wcxgIIAEoDRIzCgZsaW1pdHMYCSABKAsyIy5vdXRyaWdnZXIuY29uZmlnLnYxLkxpc3RlbmVyTGltaXRzEjIKCmFjY2Vzc19sb2cYCiABKAsyHi5vdXRyaWdnZXIuY29uZmlnLnYxLkFjY2Vzc0xvZxIvCgxpZGxlX3RpbWVvdXQYCyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SNQoMaHR0cF9maWx0ZXJzGAwgAygLMh8ub3V0cmlnZ2VyLmNvbmZpZy52MS5IdHRwRmlsdGVyEkQKE3BlZXJfYXV0aGVudGljYXRpb24YECABKA4yJy5vdXRyaWdnZXIuY29uZmlnLnYxLlBlZXJBdXRoZW50aWNhdGlvbhIbChNmb3J3YXJkX2NsaWVudF9jZXJ0GBEgASgIIjEKClRsc0NvbnRleHQSEQoJY2VydF9maWxlGAEgASgJEhAKCGtleV9maWxlGAIgASgJIr8BCg5MaXN0ZW5lckxpbWl0cxIXCg9tYXhfY29ubmVjdGlvbnMYASABKA0SHgoWbWF4X2NvbmN1cnJlbnRfc3RyZWFtcxgCIAEoDRIYChBtYXhfaGVhZGVyX2J5dGVzGAMgASgNEh4KFm1heF9yZXF1ZXN0X2JvZHlfYnl0ZXMYBCABKAQSOgoXcmVxdWVzdF9oZWFkZXJzX3RpbWVvdXQYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iTQoJQWNjZXNzTG9nEhAKCGRpc2FibGVkGAEgASgIEhkKEXNlbnNpdGl2ZV9oZWFkZXJzGAIgAygJEhMKC2xvZ19oZWFkZXJzGAMgAygJKp4BChJQZWVyQXV0aGVudGljYXRpb24SIwofUEVFUl9BVVRIRU5USUNBVElPTl9VTlNQRUNJRklFRBAAEiIKHlBFRVJfQVVUSEVOVElDQVRJT05fUEVSTUlTU0lWRRABEh4KGlBFRVJfQVVUSEVOVElDQVRJT05fU1RSSUNUEAISHwobUEVFUl9BVVRIRU5USUNBVElPTl9ESVNBQkxFEANiBnByb3RvMw", [file_google_protobuf_duration, file_outrigger_config_v1_common, file_outrigger_config_v1_filters]);
+  fileDesc("CiJvdXRyaWdnZXIvY29uZmlnL3YxL2xpc3RlbmVyLnByb3RvEhNvdXRyaWdnZXIuY29uZmlnLnYxIu4ECghMaXN0ZW5lchIMCgRuYW1lGAEgASgJEjMKB2FkZHJlc3MYAiABKAsyIi5vdXRyaWdnZXIuY29uZmlnLnYxLlNvY2tldEFkZHJlc3MSFAoMcm91dGVfY29uZmlnGAMgASgJEhcKD2RlZmF1bHRfY2x1c3RlchgEIAEoCRIOCgZvcGFxdWUYBSABKAgSMQoOZGV0ZWN0X3RpbWVvdXQYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLAoDdGxzGAcgASgLMh8ub3V0cmlnZ2VyLmNvbmZpZy52MS5UbHNDb250ZXh0EhQKDHRydXN0ZWRfaG9wcxgIIAEoDRIzCgZsaW1pdHMYCSABKAsyIy5vdXRyaWdnZXIuY29uZmlnLnYxLkxpc3RlbmVyTGltaXRzEjIKCmFjY2Vzc19sb2cYCiABKAsyHi5vdXRyaWdnZXIuY29uZmlnLnYxLkFjY2Vzc0xvZxIvCgxpZGxlX3RpbWVvdXQYCyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SNQoMaHR0cF9maWx0ZXJzGAwgAygLMh8ub3V0cmlnZ2VyLmNvbmZpZy52MS5IdHRwRmlsdGVyEkQKE3BlZXJfYXV0aGVudGljYXRpb24YECABKA4yJy5vdXRyaWdnZXIuY29uZmlnLnYxLlBlZXJBdXRoZW50aWNhdGlvbhIbChNmb3J3YXJkX2NsaWVudF9jZXJ0GBEgASgIEjUKB3RyYWNpbmcYFCABKAsyJC5vdXRyaWdnZXIuY29uZmlnLnYxLkxpc3RlbmVyVHJhY2luZyJHCg9MaXN0ZW5lclRyYWNpbmcSEAoIZGlzYWJsZWQYASABKAgSFQoIc2FtcGxpbmcYAiABKAFIAIgBAUILCglfc2FtcGxpbmciMQoKVGxzQ29udGV4dBIRCgljZXJ0X2ZpbGUYASABKAkSEAoIa2V5X2ZpbGUYAiABKAkivwEKDkxpc3RlbmVyTGltaXRzEhcKD21heF9jb25uZWN0aW9ucxgBIAEoDRIeChZtYXhfY29uY3VycmVudF9zdHJlYW1zGAIgASgNEhgKEG1heF9oZWFkZXJfYnl0ZXMYAyABKA0SHgoWbWF4X3JlcXVlc3RfYm9keV9ieXRlcxgEIAEoBBI6ChdyZXF1ZXN0X2hlYWRlcnNfdGltZW91dBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJNCglBY2Nlc3NMb2cSEAoIZGlzYWJsZWQYASABKAgSGQoRc2Vuc2l0aXZlX2hlYWRlcnMYAiADKAkSEwoLbG9nX2hlYWRlcnMYAyADKAkqngEKElBlZXJBdXRoZW50aWNhdGlvbhIjCh9QRUVSX0FVVEhFTlRJQ0FUSU9OX1VOU1BFQ0lGSUVEEAASIgoeUEVFUl9BVVRIRU5USUNBVElPTl9QRVJNSVNTSVZFEAESHgoaUEVFUl9BVVRIRU5USUNBVElPTl9TVFJJQ1QQAhIfChtQRUVSX0FVVEhFTlRJQ0FUSU9OX0RJU0FCTEUQA2IGcHJvdG8z", [file_google_protobuf_duration, file_outrigger_config_v1_common, file_outrigger_config_v1_filters]);
 
 /**
  * A port the sidecar accepts connections on. The protocol of each connection is
@@ -127,6 +127,14 @@ export type Listener = Message<"outrigger.config.v1.Listener"> & {
    * @generated from field: bool forward_client_cert = 17;
    */
   forwardClientCert: boolean;
+
+  /**
+   * Tracing on this listener (docs/observability.md#tracing), over the
+   * sidecar's --trace-* settings. Unset: the sidecar's settings as they are.
+   *
+   * @generated from field: outrigger.config.v1.ListenerTracing tracing = 20;
+   */
+  tracing?: ListenerTracing | undefined;
 };
 
 /**
@@ -135,6 +143,39 @@ export type Listener = Message<"outrigger.config.v1.Listener"> & {
  */
 export const ListenerSchema: GenMessage<Listener> = /*@__PURE__*/
   messageDesc(file_outrigger_config_v1_listener, 0);
+
+/**
+ * One listener's tracing: off, or another sampling ratio than the sidecar's
+ * (e.g. an ingress listener at 1.0, the outbound listener at 0.01). Has an
+ * effect only when the sidecar traces (an OTLP endpoint is configured).
+ *
+ * @generated from message outrigger.config.v1.ListenerTracing
+ */
+export type ListenerTracing = Message<"outrigger.config.v1.ListenerTracing"> & {
+  /**
+   * No trace context is read or written, no span recorded and no trace id
+   * logged for this listener's requests (as with tracing off).
+   *
+   * @generated from field: bool disabled = 1;
+   */
+  disabled: boolean;
+
+  /**
+   * The share (0-1) of the traces this listener starts that are recorded,
+   * instead of --trace-sampling. Parent-based sampling still follows a
+   * sampled flag that arrives, and x-outrigger-force-trace still records.
+   *
+   * @generated from field: optional double sampling = 2;
+   */
+  sampling?: number | undefined;
+};
+
+/**
+ * Describes the message outrigger.config.v1.ListenerTracing.
+ * Use `create(ListenerTracingSchema)` to create a new message.
+ */
+export const ListenerTracingSchema: GenMessage<ListenerTracing> = /*@__PURE__*/
+  messageDesc(file_outrigger_config_v1_listener, 1);
 
 /**
  * @generated from message outrigger.config.v1.TlsContext
@@ -156,7 +197,7 @@ export type TlsContext = Message<"outrigger.config.v1.TlsContext"> & {
  * Use `create(TlsContextSchema)` to create a new message.
  */
 export const TlsContextSchema: GenMessage<TlsContext> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_listener, 1);
+  messageDesc(file_outrigger_config_v1_listener, 2);
 
 /**
  * Per-listener resource limits. Zero means the documented default.
@@ -210,7 +251,7 @@ export type ListenerLimits = Message<"outrigger.config.v1.ListenerLimits"> & {
  * Use `create(ListenerLimitsSchema)` to create a new message.
  */
 export const ListenerLimitsSchema: GenMessage<ListenerLimits> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_listener, 2);
+  messageDesc(file_outrigger_config_v1_listener, 3);
 
 /**
  * @generated from message outrigger.config.v1.AccessLog
@@ -245,7 +286,7 @@ export type AccessLog = Message<"outrigger.config.v1.AccessLog"> & {
  * Use `create(AccessLogSchema)` to create a new message.
  */
 export const AccessLogSchema: GenMessage<AccessLog> = /*@__PURE__*/
-  messageDesc(file_outrigger_config_v1_listener, 3);
+  messageDesc(file_outrigger_config_v1_listener, 4);
 
 /**
  * @generated from enum outrigger.config.v1.PeerAuthentication
