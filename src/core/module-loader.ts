@@ -104,13 +104,25 @@ export class ModuleLoader {
     const url = `${pathToFileURL(file).href}?v=${hash}`;
     if (!TS_EXT.test(file)) return import(url);
     // tsx's namespaced API: its hooks apply to this import (and what it imports) only, not to the sidecar's own modules.
-    if (this.tsImport === undefined) {
-      const { register } = await import('tsx/esm/api');
-      const api = register({ namespace: 'outrigger-plugins' });
-      this.tsImport = (u, parent) => api.import(u, parent);
-    }
+    this.tsImport ??= await pluginTsImport();
     return this.tsImport(url, import.meta.url);
   }
+}
+
+/**
+ * tsx's hooks for plugin files, registered once per process. Loader hooks are
+ * process-wide state: a second registration of the same namespace (another
+ * ModuleLoader in the process: the tests' in-process sidecars) made tsx load
+ * a .ts it had compiled as CommonJS as an ES module ("__filename is not
+ * defined in ES module scope").
+ */
+let tsHooks: Promise<(url: string, parent: string) => Promise<unknown>> | undefined;
+function pluginTsImport(): Promise<(url: string, parent: string) => Promise<unknown>> {
+  tsHooks ??= import('tsx/esm/api').then(({ register }) => {
+    const api = register({ namespace: 'outrigger-plugins' });
+    return (u: string, parent: string) => api.import(u, parent);
+  });
+  return tsHooks;
 }
 
 /**

@@ -45,7 +45,7 @@ describe('ModuleLoader (plugin modules)', () => {
     await m.prepare(['./own.mjs', './own.ts']);
     const mjs = m.get('./own.mjs');
     const ts = m.get('./own.ts');
-    if (!mjs?.ok || !ts?.ok) throw new Error('not loaded');
+    if (!mjs?.ok || !ts?.ok) throw new Error(`not loaded: ${JSON.stringify([mjs, ts])}`);
     expect(m.ownerOf((exportOf(mjs.exports, 'fail') as () => Error)())).to.equal('./own.mjs');
     expect(m.ownerOf((exportOf(ts.exports, 'fail') as () => Error)())).to.equal('./own.ts');
     // Created by our code, even when a plugin called it: the top frame decides.
