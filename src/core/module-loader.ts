@@ -104,8 +104,12 @@ export class ModuleLoader {
     const url = `${pathToFileURL(file).href}?v=${hash}`;
     if (!TS_EXT.test(file)) return import(url);
     // tsx's namespaced API: its hooks apply to this import (and what it imports) only, not to the sidecar's own modules.
+    // Both halves, as tsx's own tsImport() does: a .ts outside a "type": "module" package is CommonJS, and from
+    // Node 24 (module.registerHooks) it is loaded through the CommonJS loader with `?namespace=` on its path,
+    // which only tsx's CommonJS hooks of that namespace resolve ("Cannot find module …?namespace=" without them).
     if (this.tsImport === undefined) {
-      const { register } = await import('tsx/esm/api');
+      const [{ register }, cjs] = await Promise.all([import('tsx/esm/api'), import('tsx/cjs/api')]);
+      cjs.register({ namespace: 'outrigger-plugins' });
       const api = register({ namespace: 'outrigger-plugins' });
       this.tsImport = (u, parent) => api.import(u, parent);
     }

@@ -20,6 +20,7 @@ describe('ModuleLoader (plugin modules)', () => {
   it('imports by content: unchanged files are reused, changed ones re-imported; .ts compiled; failures recorded, never thrown', async () => {
     const m = new ModuleLoader(dir);
     await writeFile(join(dir, 'p.mjs'), 'export const v = 1; export const id = Math.random();');
+    // No package.json in the temp dir: t.ts is CommonJS-scoped, the case that failed on Node 24 with tsx's ESM hooks alone.
     await writeFile(join(dir, 't.ts'), 'const n: number = 41; export default { answer: n + 1 };');
     await m.prepare(['./p.mjs', './t.ts', './missing.mjs', 'no-such-package-outrigger']);
     const p1 = m.get('./p.mjs');
