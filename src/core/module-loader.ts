@@ -30,7 +30,6 @@ const TS_EXT = /\.[cm]?tsx?$/;
 export class ModuleLoader {
   /** By specifier: the content hash it was last imported at, and the result. */
   private readonly loaded = new Map<string, { readonly hash: string; readonly module: LoadedModule }>();
-  private tsImport: ((url: string, parent: string) => Promise<unknown>) | undefined;
 
   constructor(private readonly baseDir: string = process.cwd()) {}
 
@@ -103,26 +102,29 @@ export class ModuleLoader {
   private async importFile(file: string, hash: string): Promise<unknown> {
     const url = `${pathToFileURL(file).href}?v=${hash}`;
     if (!TS_EXT.test(file)) return import(url);
-    // tsx's namespaced API: its hooks apply to this import (and what it imports) only, not to the sidecar's own modules.
-    this.tsImport ??= await pluginTsImport();
-    return this.tsImport(url, import.meta.url);
+    return (await tsImporter())(url, import.meta.url);
   }
 }
 
 /**
- * tsx's hooks for plugin files, registered once per process. Loader hooks are
- * process-wide state: a second registration of the same namespace (another
- * ModuleLoader in the process: the tests' in-process sidecars) made tsx load
- * a .ts it had compiled as CommonJS as an ES module ("__filename is not
- * defined in ES module scope").
+ * tsx's namespaced API: its hooks apply to plugin imports (and what they import) only, not to the sidecar's
+ * own modules. Registered once per process, on the first .ts plugin, and shared by every ModuleLoader:
+ * the hooks are process-wide, each register() stacks another layer on Node's loader chain, and with
+ * three layers of one namespace Node 22 runs a CommonJS .ts as ESM ("__filename is not defined in ES
+ * module scope"). Both halves, as tsx's own tsImport() does: a .ts outside a "type": "module" package is
+ * CommonJS, and from Node 24 (module.registerHooks) it is loaded through the CommonJS loader with
+ * `?namespace=` on its path, which only tsx's CommonJS hooks of that namespace resolve ("Cannot find
+ * module …?namespace=" without them).
  */
-let tsHooks: Promise<(url: string, parent: string) => Promise<unknown>> | undefined;
-function pluginTsImport(): Promise<(url: string, parent: string) => Promise<unknown>> {
-  tsHooks ??= import('tsx/esm/api').then(({ register }) => {
-    const api = register({ namespace: 'outrigger-plugins' });
-    return (u: string, parent: string) => api.import(u, parent);
+let tsImport: Promise<(url: string, parent: string) => Promise<unknown>> | undefined;
+function tsImporter(): Promise<(url: string, parent: string) => Promise<unknown>> {
+  tsImport ??= Promise.all([import('tsx/esm/api'), import('tsx/cjs/api')]).then(([esm, cjs]) => {
+    cjs.register({ namespace: 'outrigger-plugins' });
+    const api = esm.register({ namespace: 'outrigger-plugins' });
+    return (u, parent) => api.import(u, parent);
   });
-  return tsHooks;
+  tsImport.catch(() => (tsImport = undefined)); // a failed tsx import is retried by the next .ts plugin
+  return tsImport;
 }
 
 /**
