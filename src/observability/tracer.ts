@@ -409,14 +409,19 @@ class ServerSpan extends FinishedSpan {
     if (this.requestId !== undefined) a.attr('outrigger.request_id', this.requestId);
     if (this.upstream !== undefined) a.attr('outrigger.upstream', this.upstream);
     if (this.flags !== undefined) a.attr('outrigger.response_flags', this.flags);
-    const rpc = this.protocol === 'grpc' || this.grpcStatus !== undefined ? rpcOf(this.path) : undefined;
-    if (rpc !== undefined) {
-      a.attr('rpc.system', 'grpc');
-      a.attr('rpc.service', rpc[0]);
-      a.attr('rpc.method', rpc[1]);
-    }
-    if (this.grpcStatus !== undefined) a.attr('rpc.grpc.status_code', Number(this.grpcStatus));
+    rpcAttributes(a, this.protocol === 'grpc' || this.grpcStatus !== undefined, this.path, this.grpcStatus);
   }
+}
+
+/** The RPC semantic-convention attributes, shared by server and client spans. */
+function rpcAttributes(a: AttributeSink, grpc: boolean, path: string, grpcStatus: string | undefined): void {
+  const rpc = grpc ? rpcOf(path) : undefined;
+  if (rpc !== undefined) {
+    a.attr('rpc.system', 'grpc');
+    a.attr('rpc.service', rpc[0]);
+    a.attr('rpc.method', rpc[1]);
+  }
+  if (grpcStatus !== undefined) a.attr('rpc.grpc.status_code', Number(grpcStatus));
 }
 
 class ClientSpan extends FinishedSpan {
@@ -450,13 +455,7 @@ class ClientSpan extends FinishedSpan {
     const p = this.s.path;
     a.attr('http.request.method', this.s.method);
     a.attr('url.path', p);
-    const rpc = this.s.grpc ? rpcOf(p) : undefined;
-    if (rpc !== undefined) {
-      a.attr('rpc.system', 'grpc');
-      a.attr('rpc.service', rpc[0]);
-      a.attr('rpc.method', rpc[1]);
-    }
-    if (x.grpcStatus !== undefined) a.attr('rpc.grpc.status_code', Number(x.grpcStatus));
+    rpcAttributes(a, this.s.grpc, p, x.grpcStatus);
   }
 }
 
