@@ -10,11 +10,17 @@
  * GOAWAY, the attack's streams that reached the backend, the legitimate
  * requests' latency, and the sidecar's RSS before and after, split into the
  * V8 heap, glibc's main arena (the [heap] mapping: nghttp2's and Node's
- * native allocations) and the rest. With --malloc-trim (needs gdb and
- * ptrace) it then calls malloc_trim(0) in the sidecar and reports RSS again:
- * what that gives back was free memory glibc kept, not live memory.
+ * native allocations) and the change per kind of mapping of
+ * /proc/PID/smaps (V8's 256 KiB pages, [heap], files, other anonymous). With
+ * --malloc-trim (needs gdb and ptrace) it then calls malloc_trim(0) in the
+ * sidecar and reports RSS again: what that gives back was free memory glibc
+ * kept, not live memory. --warmup N requests (50; 50 at a time past the
+ * first 50) come first, and both measurements follow 2 s to settle;
+ * --max-semi-space-size N starts the sidecar's process with that V8 flag
+ * (docs/benchmarks.md: what the young generation does to the figure).
  *
- *   npm run bench:rapid-reset -- [--seconds 5] [--interval-ms 20] [--pairs-per-write 500] [--malloc-trim]
+ *   npm run bench:rapid-reset -- [--seconds 5] [--interval-ms 20] [--pairs-per-write 500] [--warmup 50]
+ *                                [--max-semi-space-size MiB] [--malloc-trim]
  */
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -38,6 +44,8 @@ interface Stats {
   readonly mainArena: number;
   readonly attackSeen: number;
   readonly legitSeen: number;
+  /** Resident bytes per mapping (start address → [rss, size, name]). */
+  readonly mappings: Record<string, [number, number, string]>;
 }
 
 type FromChild = { kind: 'ready'; port: number } | ({ kind: 'stats' } & Stats);
@@ -69,10 +77,27 @@ async function sidecarRole(): Promise<void> {
     if (m === 'stats') {
       (globalThis as { gc?: () => void }).gc?.();
       const mu = process.memoryUsage();
-      process.send!({ kind: 'stats', rss: mu.rss, heapUsed: mu.heapUsed, heapTotal: mu.heapTotal, mainArena: mainArenaRss(), attackSeen: seen.attack, legitSeen: seen.legit } satisfies FromChild);
+      process.send!({ kind: 'stats', rss: mu.rss, heapUsed: mu.heapUsed, heapTotal: mu.heapTotal, mainArena: mainArenaRss(), mappings: mappingRss(), attackSeen: seen.attack, legitSeen: seen.legit } satisfies FromChild);
     } else if (m === 'exit') void sc.close().then(() => process.exit(0));
   });
   process.send!({ kind: 'ready', port: sc.port() } satisfies FromChild);
+}
+
+/** Rss of every mapping of /proc/self/smaps. */
+function mappingRss(): Record<string, [number, number, string]> {
+  const out: Record<string, [number, number, string]> = {};
+  let cur: [number, number, string] | undefined;
+  for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (m) {
+      cur = [0, parseInt(m[2]!, 16) - parseInt(m[1]!, 16), m[3] ?? ''];
+      out[m[1]!] = cur;
+      continue;
+    }
+    const r = /^Rss:\s+(\d+) kB/.exec(line);
+    if (r && cur) cur[0] = 1024 * Number(r[1]);
+  }
+  return out;
 }
 
 /** Rss of the [heap] mapping (glibc's main arena, grown with brk), in bytes. */
@@ -107,6 +132,8 @@ async function main(): Promise<void> {
       'pairs-per-write': { type: 'string', default: '500' },
       deadline: { type: 'string', default: '60' },
       'malloc-trim': { type: 'boolean', default: false },
+      warmup: { type: 'string', default: '50' },
+      'max-semi-space-size': { type: 'string' },
     },
   });
   const seconds = Number(values.seconds);
@@ -118,7 +145,9 @@ async function main(): Promise<void> {
   }, Number(values.deadline) * 1000);
   kill.unref();
 
-  const child = fork(fileURLToPath(import.meta.url), ['--role-sidecar'], { execArgv: ['--import', 'tsx', '--expose-gc'] });
+  const child = fork(fileURLToPath(import.meta.url), ['--role-sidecar'], {
+    execArgv: ['--import', 'tsx', '--expose-gc', ...(values['max-semi-space-size'] ? [`--max-semi-space-size=${values['max-semi-space-size']}`] : [])],
+  });
   const port = await new Promise<number>((resolve) => child.on('message', (m: FromChild) => m.kind === 'ready' && resolve(m.port)));
   // Warm up: the upstream connection and the code paths the legitimate client uses.
   const legit = http2.connect(`http://127.0.0.1:${port}`);
@@ -133,7 +162,12 @@ async function main(): Promise<void> {
       req.resume();
       req.on('close', () => resolve({ ms: performance.now() - t0, ok: status === 200 }));
     });
-  for (let i = 0; i < 50; i++) await one();
+  // --warmup N: N requests, 50 at a time after the first 50 (a sidecar in service has its young generation resident).
+  const warmup = Number(values.warmup);
+  for (let i = 0; i < Math.min(50, warmup); i++) await one();
+  for (let i = 50; i < warmup; i += 50) await Promise.all(Array.from({ length: Math.min(50, warmup - i) }, one));
+  // Measured as "after" is: once the sidecar has settled for the same 2 s.
+  await new Promise((res) => setTimeout(res, 2000));
   const before = await ask(child);
 
   const latencies: number[] = [];
@@ -213,6 +247,12 @@ async function main(): Promise<void> {
   console.log(`  sidecar V8 heap used:         ${delta(before.heapUsed, after.heapUsed)}`);
   console.log(`  sidecar V8 heap committed:    ${delta(before.heapTotal, after.heapTotal)}`);
   console.log(`  sidecar glibc main arena:     ${delta(before.mainArena, after.mainArena)}`);
+  const cats = new Map<string, number>();
+  const add = (k: string, d: number): void => void cats.set(k, (cats.get(k) ?? 0) + d);
+  const kindOf = (size: number, name: string): string => (name ? (name.startsWith('/') ? 'files' : name) : size === 256 * 1024 ? 'anon 256 KiB (V8 pages)' : size >= 60 * 2 ** 20 ? 'anon ≥ 60 MiB' : 'anon other');
+  for (const [k, [rss, size, name]] of Object.entries(after.mappings)) add(`${kindOf(size, name)}${before.mappings[k] ? '' : ' (new)'}`, rss - (before.mappings[k]?.[0] ?? 0));
+  for (const [k, [rss, size, name]] of Object.entries(before.mappings)) if (!after.mappings[k]) add(`${kindOf(size, name)} (gone)`, -rss);
+  for (const [k, d] of [...cats].sort((a, b) => b[1] - a[1])) if (Math.abs(d) >= 2 ** 17) console.log(`    ${k}: ${d >= 0 ? '+' : ''}${mb(d)} MiB`);
   if (trimmed) console.log(`  after malloc_trim(0):         RSS ${mb(trimmed.rss)} MiB (${trimmed.rss >= before.rss ? '+' : ''}${mb(trimmed.rss - before.rss)} MiB), main arena ${mb(trimmed.mainArena)} MiB`);
   process.exit(0);
 }
