@@ -17,10 +17,11 @@
  * kept, not live memory. --warmup N requests (50; 50 at a time past the
  * first 50) come first, and both measurements follow 2 s to settle;
  * --max-semi-space-size N starts the sidecar's process with that V8 flag
- * (docs/benchmarks.md: what the young generation does to the figure).
+ * (docs/benchmarks.md: what the young generation does to the figure);
+ * --control sends ordinary requests (50 at a time) instead of the attack.
  *
  *   npm run bench:rapid-reset -- [--seconds 5] [--interval-ms 20] [--pairs-per-write 500] [--warmup 50]
- *                                [--max-semi-space-size MiB] [--malloc-trim]
+ *                                [--max-semi-space-size MiB] [--control] [--malloc-trim]
  */
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -133,6 +134,7 @@ async function main(): Promise<void> {
       deadline: { type: 'string', default: '60' },
       'malloc-trim': { type: 'boolean', default: false },
       warmup: { type: 'string', default: '50' },
+      control: { type: 'boolean', default: false },
       'max-semi-space-size': { type: 'string' },
     },
   });
@@ -218,7 +220,10 @@ async function main(): Promise<void> {
     await r.closed;
   };
   const attackEnd = Date.now() + seconds * 1000;
-  while (Date.now() < attackEnd) await attackOne();
+  if (values.control) {
+    // The control: ordinary requests instead of the attack, 50 at a time for as long (what traffic alone does to RSS).
+    while (Date.now() < attackEnd) await Promise.all(Array.from({ length: 50 }, one));
+  } else while (Date.now() < attackEnd) await attackOne();
   attacking = false;
   await legitLoop;
   // Let the sidecar settle (closed connections collected), then measure.
@@ -235,7 +240,7 @@ async function main(): Promise<void> {
   const sorted = [...latencies].sort((a, b) => a - b);
   const gs = [...toGoaway].sort((a, b) => a - b);
   const mb = (n: number): string => (n / 2 ** 20).toFixed(1);
-  console.log(`rapid reset, ${seconds} s, ${perWrite} pairs per write`);
+  console.log(values.control ? `control: ordinary requests for ${seconds} s, 50 at a time, no attack` : `rapid reset, ${seconds} s, ${perWrite} pairs per write`);
   console.log(`  attack connections:           ${connections} (GOAWAY codes: ${[...goawayCodes].map(([c, n]) => `0x${c.toString(16)}×${n}`).join(', ') || 'none'}; ${noGoaway} closed before one was read)`);
   console.log(`  time to GOAWAY:               median ${pct(gs, 50).toFixed(1)} ms, max ${(gs[gs.length - 1] ?? NaN).toFixed(1)} ms`);
   console.log(`  attack streams sent:          ${streamsSent}`);

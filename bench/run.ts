@@ -44,8 +44,10 @@ const TRANSCODED: readonly Protocol[] = ['rest', 'rest-post'];
  * `outrigger-base`: the same sidecar built from another checkout (BENCH_BASELINE_DIR, e.g. a
  * `git worktree` of the commit before a change, with its own node_modules), measured in the same
  * rounds, so a data-path change reports its before and after from one run.
+ * `outrigger-nolog`: this checkout's sidecar with its access log off (opt-in: not in the default
+ * targets), beside `outrigger` in the same rounds: what the access log costs (issue 14: ≤ 10 %).
  */
-const TARGETS = ['direct', 'nginx', 'outrigger', 'outrigger-base'] as const;
+const TARGETS = ['direct', 'nginx', 'outrigger', 'outrigger-base', 'outrigger-nolog'] as const;
 type Target = (typeof TARGETS)[number];
 
 // ---- configuration ------------------------------------------------------------
@@ -73,7 +75,7 @@ if (argv.includes('--help') || argv.includes('-h')) {
       '  --compare  print the ratios to bench/baseline.json (the last accepted figures)\n' +
       '  --accept   write this run\'s figures to bench/baseline.json\n' +
       'env: BENCH_QUICK=1 BENCH_ROUNDS BENCH_SECONDS BENCH_WARMUP BENCH_PROTOCOLS=grpc,h2c,http1\n' +
-      '     BENCH_TARGETS=direct,nginx,outrigger[,outrigger-base with BENCH_BASELINE_DIR=<checkout>] BENCH_H2_CLIENTS BENCH_H2_STREAMS BENCH_H1_CONNECTIONS\n' +
+      '     BENCH_TARGETS=direct,nginx,outrigger[,outrigger-base with BENCH_BASELINE_DIR=<checkout>][,outrigger-nolog] BENCH_H2_CLIENTS BENCH_H2_STREAMS BENCH_H1_CONNECTIONS\n' +
       '     (protocols also: rest = REST GET /v1/shelves/1 → gRPC, rest-post = JSON POST → gRPC; sidecar only)\n' +
       '     BENCH_FOREIGN_MAX BENCH_MAX_REPEATS BENCH_ACCESS_LOG=0 BENCH_GRPC_BACKEND=auto|bookstore|standin\n' +
       '     BENCH_SERVER_CPU BENCH_LOAD_CPU BENCH_SIDECAR_DIST=1 BENCH_KEEP_TMP=1\n' +
@@ -90,7 +92,9 @@ const cfg = {
   seconds: Math.max(1, envNum('BENCH_SECONDS', quick ? 2 : 6)),
   warmup: envNum('BENCH_WARMUP', quick ? 0.5 : 1),
   protocols: envList('BENCH_PROTOCOLS', PROTOCOLS),
-  targets: envList('BENCH_TARGETS', TARGETS).filter((t) => t !== 'outrigger-base' || !!process.env.BENCH_BASELINE_DIR),
+  targets: envList('BENCH_TARGETS', TARGETS).filter(
+    (t) => (t !== 'outrigger-base' || !!process.env.BENCH_BASELINE_DIR) && (t !== 'outrigger-nolog' || !!process.env.BENCH_TARGETS?.includes('outrigger-nolog')),
+  ),
   baselineDir: process.env.BENCH_BASELINE_DIR,
   h2Clients: Math.max(1, Math.round(envNum('BENCH_H2_CLIENTS', 10))),
   h2Streams: Math.max(1, Math.round(envNum('BENCH_H2_STREAMS', 10))),
@@ -264,7 +268,7 @@ function readTail(file: string, n = 1500): string {
   }
 }
 
-async function startSidecar(target: 'outrigger' | 'outrigger-base' = 'outrigger', root = ROOT): Promise<void> {
+async function startSidecar(target: 'outrigger' | 'outrigger-base' | 'outrigger-nolog' = 'outrigger', root = ROOT, accessLog = cfg.accessLog): Promise<void> {
   const fail = (reason: string): void => {
     for (const p of cfg.protocols) targetState.set(key(target, p), { available: false, reason });
     log(`${target} n/a: ${reason}`);
@@ -288,7 +292,7 @@ async function startSidecar(target: 'outrigger' | 'outrigger-base' = 'outrigger'
     'rest-post': backends.get('grpc')?.port ?? 9,
   };
   const conf = join(dir, 'sidecar.yaml');
-  writeSidecarConfig(conf, { listen, upstream }, { accessLog: cfg.accessLog });
+  writeSidecarConfig(conf, { listen, upstream }, { accessLog });
   generatedConfigs[target] = readFileSync(conf, 'utf8');
   const adminPort = await freePort();
   const logFile = join(dir, 'sidecar.log');
@@ -627,6 +631,19 @@ function transcodingCost(summary: Record<string, Row[]>): string[] {
   return lines;
 }
 
+/** Sidecar CPU µs/request with the access log on (`outrigger`) against off (`outrigger-nolog`), per protocol. */
+function accessLogCost(summary: Record<string, Row[]>): string[] {
+  const lines: string[] = [];
+  for (const p of cfg.protocols) {
+    const on = summary[p]?.find((r) => r.target === 'outrigger' && r.available);
+    const off = summary[p]?.find((r) => r.target === 'outrigger-nolog' && r.available);
+    if (!on || !off || on.proxyCpuUsPerReq === null || off.proxyCpuUsPerReq === null) continue;
+    const x = on.proxyCpuUsPerReq / off.proxyCpuUsPerReq;
+    lines.push(`- ${p}: ${fmtInt(off.proxyCpuUsPerReq)} µs/req off, ${fmtInt(on.proxyCpuUsPerReq)} on: +${((x - 1) * 100).toFixed(0)} % ${x <= 1.1 ? '(within 10 %)' : '(OVER 10 %)'}`);
+  }
+  return lines;
+}
+
 /** Sidecar CPU µs/request and req/s of this checkout against BENCH_BASELINE_DIR's, per protocol. */
 function baselineComparison(summary: Record<string, Row[]>): string[] {
   const lines: string[] = [];
@@ -678,6 +695,7 @@ async function main(): Promise<number> {
   if (cfg.targets.includes('nginx')) await startNginx();
   if (cfg.targets.includes('outrigger')) await startSidecar();
   if (cfg.targets.includes('outrigger-base') && cfg.baselineDir) await startSidecar('outrigger-base', cfg.baselineDir);
+  if (cfg.targets.includes('outrigger-nolog')) await startSidecar('outrigger-nolog', ROOT, false);
 
   for (const proto of cfg.protocols) {
     log(`— ${PROTOCOL_TITLE[proto]}`);
@@ -714,6 +732,8 @@ async function main(): Promise<number> {
   for (const p of cfg.protocols) out.push('', table(p, summary[p]!));
   const baseline = baselineComparison(summary);
   if (baseline.length) out.push('', `### This checkout against the baseline (${cfg.baselineDir}), same rounds`, '', ...baseline);
+  const logCost = accessLogCost(summary);
+  if (logCost.length) out.push('', '### Access log cost (issue 14 goal: on ≤ 10 % over off, same run)', '', ...logCost);
   const added = addedLatency();
   if (added.length) out.push('', `### Added latency at a fixed ${cfg.rps} req/s (open loop; issue 14 goal: ≤ 1 ms added p99)`, '', ...added);
   const transcodeCost = transcodingCost(summary);

@@ -11,8 +11,13 @@
  * the end-to-end part. Before/after on a loaded machine:
  * BENCH_SIDECAR_ROOTS=/path/a,/path/b runs one sidecar per root and variant
  * (each root a checkout with its bin/ and dist/ or src/) and alternates the
- * windows round-robin across all of them, so load drifts hit every one alike;
+ * windows round-robin across all of them, so load drifts hit every one alike
+ * (each round starting one cell later than the last);
  * BENCH_SIDECAR_DIST=1 runs the roots' built dist/ instead of src/ via tsx.
+ * BENCH_CONCURRENT=1 loads every sidecar at once in each round (one h2load
+ * each, all on the load CPU, the sidecars sharing theirs): what the machine
+ * does meanwhile then hits every variant in the same window, and the paired
+ * differences resolve a few µs where one-after-another windows drift by tens.
  */
 import http from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -40,6 +45,8 @@ const SERVER_CPUS = process.env.BENCH_SERVER_CPU ?? '0';
 const LOAD_CPUS = process.env.BENCH_LOAD_CPU ?? '1';
 const ROOTS = (process.env.BENCH_SIDECAR_ROOTS ?? ROOT).split(',').map((r) => resolve(r.trim()));
 const FROM_DIST = process.env.BENCH_SIDECAR_DIST === '1';
+/** BENCH_CONCURRENT=1: each round loads every sidecar at once (one h2load each) instead of one after another. */
+const CONCURRENT = process.env.BENCH_CONCURRENT === '1';
 const VARIANTS = [
   { label: 'off', flags: [] as string[] },
   { label: '0 %', flags: ['--trace-sampling', '0'] },
@@ -101,19 +108,26 @@ async function endToEnd(): Promise<string> {
       runH2load({ url: `http://127.0.0.1:${port}${GET_SHELF_PATH}`, seconds: s, clients: 10, streams: 10, dataFile: bodyFile, headers: ['content-type: application/grpc', 'te: trailers'], cpus: LOAD_CPUS });
     for (const c of cells) await run(c.sc.port, 2); // warm-up (JIT, connections, the exporter's import)
     const exportsBefore = otlp.requests();
+    const measure = async (c: (typeof cells)[number], i: number): Promise<void> => {
+      const c0 = treeCpu(c.sc.proc.pid);
+      const r = await run(c.sc.port, SECONDS);
+      const cpu = cpuDelta(c0, treeCpu(c.sc.proc.pid));
+      // A loaded machine can starve a window (h2load sees no answer in time): say so, and keep the other rounds.
+      if (r.failed > 0 || !r.ok || r.succeeded === 0) {
+        process.stderr.write(`tracing ${c.v.label} (${c.root}): round ${i + 1} failed (${r.failed} failed ${r.error ?? ''}); not counted\n`);
+        c.cpu.push(NaN);
+        return;
+      }
+      c.cpu.push((cpu * 1e6) / r.succeeded);
+      c.rps.push(r.rps);
+    };
     for (let i = 0; i < ROUNDS; i++) {
-      for (const c of cells) {
-        const c0 = treeCpu(c.sc.proc.pid);
-        const r = await run(c.sc.port, SECONDS);
-        const cpu = cpuDelta(c0, treeCpu(c.sc.proc.pid));
-        // A loaded machine can starve a window (h2load sees no answer in time): say so, and keep the other rounds.
-        if (r.failed > 0 || !r.ok || r.succeeded === 0) {
-          process.stderr.write(`tracing ${c.v.label} (${c.root}): round ${i + 1} failed (${r.failed} failed ${r.error ?? ''}); not counted\n`);
-          c.cpu.push(NaN);
-          continue;
-        }
-        c.cpu.push((cpu * 1e6) / r.succeeded);
-        c.rps.push(r.rps);
+      if (CONCURRENT) {
+        // Every cell loaded at once for the same window: whatever else the machine does hits them all alike.
+        await Promise.all(cells.map((c) => measure(c, i)));
+      } else {
+        // Each round starts one cell later, so no variant is always measured first or last in a round.
+        for (let j = 0; j < cells.length; j++) await measure(cells[(i + j) % cells.length]!, i);
       }
       process.stderr.write(`round ${i + 1}/${ROUNDS} done, load ${loadavg()[0]!.toFixed(2)}\n`);
     }
