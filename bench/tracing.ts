@@ -14,6 +14,9 @@
  * windows round-robin across all of them, so load drifts hit every one alike
  * (each round starting one cell later than the last);
  * BENCH_SIDECAR_DIST=1 runs the roots' built dist/ instead of src/ via tsx.
+ * BENCH_VARIANTS=0 %,no-log picks variants by label ('off' always runs;
+ * 'no-log', tracing and the access log off, runs only when named: its delta
+ * to 'off' is what the access log costs).
  * BENCH_CONCURRENT=1 loads every sidecar at once in each round (one h2load
  * each, all on the load CPU, the sidecars sharing theirs): what the machine
  * does meanwhile then hits every variant in the same window, and the paired
@@ -47,12 +50,18 @@ const ROOTS = (process.env.BENCH_SIDECAR_ROOTS ?? ROOT).split(',').map((r) => re
 const FROM_DIST = process.env.BENCH_SIDECAR_DIST === '1';
 /** BENCH_CONCURRENT=1: each round loads every sidecar at once (one h2load each) instead of one after another. */
 const CONCURRENT = process.env.BENCH_CONCURRENT === '1';
-const VARIANTS = [
-  { label: 'off', flags: [] as string[] },
-  { label: '0 %', flags: ['--trace-sampling', '0'] },
-  { label: '1 %', flags: ['--trace-sampling', '0.01'] },
-  { label: '100 %', flags: ['--trace-sampling', '1'] },
+const ALL_VARIANTS = [
+  { label: 'off', flags: [] as string[], accessLog: true },
+  { label: '0 %', flags: ['--trace-sampling', '0'], accessLog: true },
+  { label: '1 %', flags: ['--trace-sampling', '0.01'], accessLog: true },
+  { label: '100 %', flags: ['--trace-sampling', '1'], accessLog: true },
+  // Tracing off and the access log off too: against 'off', what the access log costs (issue 14: ≤ 10 %).
+  { label: 'no-log', flags: [] as string[], accessLog: false },
 ];
+/** BENCH_VARIANTS: the labels to run (default: all but no-log); 'off' is always run, as every delta's reference. */
+const VARIANTS = ALL_VARIANTS.filter((v) =>
+  v.label === 'off' || (process.env.BENCH_VARIANTS ? process.env.BENCH_VARIANTS.split(',').includes(v.label) : v.label !== 'no-log'),
+);
 
 const med = (a: number[]): number => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
 
@@ -71,13 +80,13 @@ async function receiver(): Promise<{ port: number; requests: () => number; bytes
   return { port: (srv.address() as { port: number }).port, requests: () => requests, bytes: () => bytes, close: () => srv.close() };
 }
 
-async function sidecar(root: string, dir: string, backendPort: number, otlpPort: number, flags: string[]): Promise<{ proc: Managed; port: number }> {
+async function sidecar(root: string, dir: string, backendPort: number, otlpPort: number, flags: string[], accessLog: boolean): Promise<{ proc: Managed; port: number }> {
   const port = await freePort();
   const conf = join(dir, `sidecar-${port}.yaml`);
   const docs = [
     { apiVersion: 'outrigger.io/v1', kind: 'Cluster', metadata: { name: 'g' }, spec: { type: 'DISCOVERY_TYPE_STATIC', protocol: 'UPSTREAM_PROTOCOL_HTTP2', endpoints: [{ address: { host: '127.0.0.1', port: backendPort } }] } },
     { apiVersion: 'outrigger.io/v1', kind: 'RouteConfiguration', metadata: { name: 'r' }, spec: { virtualHosts: [{ name: 'r', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'g' } }] }] } },
-    { apiVersion: 'outrigger.io/v1', kind: 'Listener', metadata: { name: 'main' }, spec: { address: { host: '127.0.0.1', port }, routeConfig: 'r' } },
+    { apiVersion: 'outrigger.io/v1', kind: 'Listener', metadata: { name: 'main' }, spec: { address: { host: '127.0.0.1', port }, routeConfig: 'r', ...(accessLog ? {} : { accessLog: { disabled: true } }) } },
   ];
   writeFileSync(conf, docs.map((d) => stringify(d)).join('---\n'));
   const tracing = flags.length > 0 ? ['--trace-otlp-endpoint', `http://127.0.0.1:${otlpPort}`, ...flags] : [];
@@ -103,7 +112,7 @@ async function endToEnd(): Promise<string> {
     // Every (root, variant) sidecar runs at once; each round measures all of them in turn.
     const cells: { root: string; v: (typeof VARIANTS)[number]; sc: { proc: Managed; port: number }; cpu: number[]; rps: number[] }[] = [];
     // Variant-major order: the same variant of each root is measured back to back.
-    for (const v of VARIANTS) for (const root of ROOTS) cells.push({ root, v, sc: await sidecar(root, dir, backendPort, otlp.port, v.flags), cpu: [], rps: [] });
+    for (const v of VARIANTS) for (const root of ROOTS) cells.push({ root, v, sc: await sidecar(root, dir, backendPort, otlp.port, v.flags, v.accessLog), cpu: [], rps: [] });
     const run = (port: number, s: number) =>
       runH2load({ url: `http://127.0.0.1:${port}${GET_SHELF_PATH}`, seconds: s, clients: 10, streams: 10, dataFile: bodyFile, headers: ['content-type: application/grpc', 'te: trailers'], cpus: LOAD_CPUS });
     for (const c of cells) await run(c.sc.port, 2); // warm-up (JIT, connections, the exporter's import)
