@@ -78,7 +78,10 @@ async function sidecarRole(): Promise<void> {
     if (m === 'stats') {
       (globalThis as { gc?: () => void }).gc?.();
       const mu = process.memoryUsage();
-      process.send!({ kind: 'stats', rss: mu.rss, heapUsed: mu.heapUsed, heapTotal: mu.heapTotal, mainArena: mainArenaRss(), mappings: mappingRss(), attackSeen: seen.attack, legitSeen: seen.legit } satisfies FromChild);
+      const mappings = mappingRss();
+      // glibc's main arena is the [heap] mapping (grown with brk).
+      const mainArena = Object.values(mappings).find(([, , name]) => name === '[heap]')?.[0] ?? 0;
+      process.send!({ kind: 'stats', rss: mu.rss, heapUsed: mu.heapUsed, heapTotal: mu.heapTotal, mainArena, mappings, attackSeen: seen.attack, legitSeen: seen.legit } satisfies FromChild);
     } else if (m === 'exit') void sc.close().then(() => process.exit(0));
   });
   process.send!({ kind: 'ready', port: sc.port() } satisfies FromChild);
@@ -99,14 +102,6 @@ function mappingRss(): Record<string, [number, number, string]> {
     if (r && cur) cur[0] = 1024 * Number(r[1]);
   }
   return out;
-}
-
-/** Rss of the [heap] mapping (glibc's main arena, grown with brk), in bytes. */
-function mainArenaRss(): number {
-  const smaps = readFileSync('/proc/self/smaps', 'utf8');
-  const at = smaps.indexOf(' [heap]\n');
-  if (at < 0) return 0;
-  return 1024 * Number(/\nRss:\s+(\d+) kB/.exec(smaps.slice(at))?.[1] ?? 0);
 }
 
 function ask(child: ChildProcess): Promise<Stats> {

@@ -615,7 +615,7 @@ function addedLatency(): string[] {
 
 /** Sidecar CPU µs/request of each transcoded protocol against gRPC pass-through from the same run. */
 function transcodingCost(summary: Record<string, Row[]>): string[] {
-  const cpu = (p: Protocol): number | null => summary[p]?.find((r) => r.target === 'outrigger' && r.available)?.proxyCpuUsPerReq ?? null;
+  const cpu = (p: Protocol): number | null => sidecarRow(summary, p, 'outrigger')?.proxyCpuUsPerReq ?? null;
   const base = cpu('grpc');
   const lines: string[] = [];
   for (const p of TRANSCODED) {
@@ -631,12 +631,17 @@ function transcodingCost(summary: Record<string, Row[]>): string[] {
   return lines;
 }
 
+/** The report row of a target that ran for protocol `p`, if any. */
+function sidecarRow(summary: Record<string, Row[]>, p: Protocol, t: Target): Row | undefined {
+  return summary[p]?.find((r) => r.target === t && r.available);
+}
+
 /** Sidecar CPU µs/request with the access log on (`outrigger`) against off (`outrigger-nolog`), per protocol. */
 function accessLogCost(summary: Record<string, Row[]>): string[] {
   const lines: string[] = [];
   for (const p of cfg.protocols) {
-    const on = summary[p]?.find((r) => r.target === 'outrigger' && r.available);
-    const off = summary[p]?.find((r) => r.target === 'outrigger-nolog' && r.available);
+    const on = sidecarRow(summary, p, 'outrigger');
+    const off = sidecarRow(summary, p, 'outrigger-nolog');
     if (!on || !off || on.proxyCpuUsPerReq === null || off.proxyCpuUsPerReq === null) continue;
     const x = on.proxyCpuUsPerReq / off.proxyCpuUsPerReq;
     lines.push(`- ${p}: ${fmtInt(off.proxyCpuUsPerReq)} µs/req off, ${fmtInt(on.proxyCpuUsPerReq)} on: +${((x - 1) * 100).toFixed(0)} % ${x <= 1.1 ? '(within 10 %)' : '(OVER 10 %)'}`);
@@ -648,8 +653,8 @@ function accessLogCost(summary: Record<string, Row[]>): string[] {
 function baselineComparison(summary: Record<string, Row[]>): string[] {
   const lines: string[] = [];
   for (const p of cfg.protocols) {
-    const now = summary[p]?.find((r) => r.target === 'outrigger' && r.available);
-    const base = summary[p]?.find((r) => r.target === 'outrigger-base' && r.available);
+    const now = sidecarRow(summary, p, 'outrigger');
+    const base = sidecarRow(summary, p, 'outrigger-base');
     if (!now || !base || now.proxyCpuUsPerReq === null || base.proxyCpuUsPerReq === null || !now.rps || !base.rps) continue;
     lines.push(
       `- ${p}: ${fmtInt(base.proxyCpuUsPerReq)} → ${fmtInt(now.proxyCpuUsPerReq)} µs/req (${(now.proxyCpuUsPerReq / base.proxyCpuUsPerReq).toFixed(2)}×), ` +
