@@ -16,7 +16,8 @@
  * BENCH_SIDECAR_DIST=1 runs the roots' built dist/ instead of src/ via tsx.
  * BENCH_VARIANTS=0 %,no-log picks variants by label ('off' always runs;
  * 'no-log', tracing and the access log off, runs only when named: its delta
- * to 'off' is what the access log costs).
+ * to 'off' is what the access log costs; 'off-b', a second 'off', likewise:
+ * its delta is the method's own bias, an A/A control).
  * BENCH_CONCURRENT=1 loads every sidecar at once in each round (one h2load
  * each, all on the load CPU, the sidecars sharing theirs): what the machine
  * does meanwhile then hits every variant in the same window, and the paired
@@ -50,6 +51,8 @@ const ROOTS = (process.env.BENCH_SIDECAR_ROOTS ?? ROOT).split(',').map((r) => re
 const FROM_DIST = process.env.BENCH_SIDECAR_DIST === '1';
 /** BENCH_CONCURRENT=1: each round loads every sidecar at once (one h2load each) instead of one after another. */
 const CONCURRENT = process.env.BENCH_CONCURRENT === '1';
+/** BENCH_NODE_FLAGS: node options for every sidecar (e.g. `--cpu-prof --cpu-prof-dir=/tmp/p` to compare variants' profiles). */
+const NODE_FLAGS = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
 const ALL_VARIANTS = [
   { label: 'off', flags: [] as string[], accessLog: true },
   { label: '0 %', flags: ['--trace-sampling', '0'], accessLog: true },
@@ -57,10 +60,13 @@ const ALL_VARIANTS = [
   { label: '100 %', flags: ['--trace-sampling', '1'], accessLog: true },
   // Tracing off and the access log off too: against 'off', what the access log costs (issue 14: ≤ 10 %).
   { label: 'no-log', flags: [] as string[], accessLog: false },
+  // A second 'off' (A/A control): its delta to 'off' is the method's own bias and noise.
+  { label: 'off-b', flags: [] as string[], accessLog: true },
 ];
+const ON_REQUEST = new Set(['no-log', 'off-b']);
 /** BENCH_VARIANTS: the labels to run (default: all but no-log); 'off' is always run, as every delta's reference. */
 const VARIANTS = ALL_VARIANTS.filter((v) =>
-  v.label === 'off' || (process.env.BENCH_VARIANTS ? process.env.BENCH_VARIANTS.split(',').includes(v.label) : v.label !== 'no-log'),
+  v.label === 'off' || (process.env.BENCH_VARIANTS ? process.env.BENCH_VARIANTS.split(',').includes(v.label) : !ON_REQUEST.has(v.label)),
 );
 
 const med = (a: number[]): number => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
@@ -80,8 +86,21 @@ async function receiver(): Promise<{ port: number; requests: () => number; bytes
   return { port: (srv.address() as { port: number }).port, requests: () => requests, bytes: () => bytes, close: () => srv.close() };
 }
 
-async function sidecar(root: string, dir: string, backendPort: number, otlpPort: number, flags: string[], accessLog: boolean): Promise<{ proc: Managed; port: number }> {
+/** GC seconds and collections so far, by kind (minor, major, incremental, weakcb), from the sidecar's /metrics (prom-client's GC histogram). */
+async function gcTotals(adminPort: number): Promise<Map<string, { count: number; sum: number }>> {
+  const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+  const out = new Map<string, { count: number; sum: number }>();
+  for (const m of text.matchAll(/^outrigger_nodejs_gc_duration_seconds_(count|sum)\{kind="(\w+)"\} (\S+)$/gm)) {
+    const e = out.get(m[2]!) ?? { count: 0, sum: 0 };
+    e[m[1] as 'count' | 'sum'] = Number(m[3]);
+    out.set(m[2]!, e);
+  }
+  return out;
+}
+
+async function sidecar(root: string, dir: string, backendPort: number, otlpPort: number, flags: string[], accessLog: boolean): Promise<{ proc: Managed; port: number; adminPort: number }> {
   const port = await freePort();
+  const adminPort = await freePort();
   const conf = join(dir, `sidecar-${port}.yaml`);
   const docs = [
     { apiVersion: 'outrigger.io/v1', kind: 'Cluster', metadata: { name: 'g' }, spec: { type: 'DISCOVERY_TYPE_STATIC', protocol: 'UPSTREAM_PROTOCOL_HTTP2', endpoints: [{ address: { host: '127.0.0.1', port: backendPort } }] } },
@@ -90,14 +109,14 @@ async function sidecar(root: string, dir: string, backendPort: number, otlpPort:
   ];
   writeFileSync(conf, docs.map((d) => stringify(d)).join('---\n'));
   const tracing = flags.length > 0 ? ['--trace-otlp-endpoint', `http://127.0.0.1:${otlpPort}`, ...flags] : [];
-  const proc = spawnManaged('sidecar', process.execPath, [join(root, 'bin', 'outrigger.js'), 'sidecar', '--config', conf, '--admin-port', String(await freePort()), ...tracing], {
+  const proc = spawnManaged('sidecar', process.execPath, [...NODE_FLAGS, join(root, 'bin', 'outrigger.js'), 'sidecar', '--config', conf, '--admin-port', String(adminPort), ...tracing], {
     cpus: SERVER_CPUS,
     cwd: root,
     env: { ...process.env, OUTRIGGER_FROM_SOURCE: FROM_DIST ? '' : '1', OUTRIGGER_LOG_LEVEL: 'warn' },
     logFile: join(dir, `sidecar-${port}.log`),
   });
   if (!(await waitForPort(port, 120_000, () => proc.exitCode() === undefined))) throw new Error(`sidecar did not listen (log: ${join(dir, `sidecar-${port}.log`)})`);
-  return { proc, port };
+  return { proc, port, adminPort };
 }
 
 async function endToEnd(): Promise<string> {
@@ -110,17 +129,19 @@ async function endToEnd(): Promise<string> {
     const backendPort = Number((await waitForLine(be, /LISTENING (\d+)/, 30_000))[1]);
     drainOutput(be);
     // Every (root, variant) sidecar runs at once; each round measures all of them in turn.
-    const cells: { root: string; v: (typeof VARIANTS)[number]; sc: { proc: Managed; port: number }; cpu: number[]; rps: number[] }[] = [];
+    const cells: { root: string; v: (typeof VARIANTS)[number]; sc: { proc: Managed; port: number; adminPort: number }; cpu: number[]; rps: number[]; gc: number[]; scav: number[] }[] = [];
     // Variant-major order: the same variant of each root is measured back to back.
-    for (const v of VARIANTS) for (const root of ROOTS) cells.push({ root, v, sc: await sidecar(root, dir, backendPort, otlp.port, v.flags, v.accessLog), cpu: [], rps: [] });
+    for (const v of VARIANTS) for (const root of ROOTS) cells.push({ root, v, sc: await sidecar(root, dir, backendPort, otlp.port, v.flags, v.accessLog), cpu: [], rps: [], gc: [], scav: [] });
     const run = (port: number, s: number) =>
       runH2load({ url: `http://127.0.0.1:${port}${GET_SHELF_PATH}`, seconds: s, clients: 10, streams: 10, dataFile: bodyFile, headers: ['content-type: application/grpc', 'te: trailers'], cpus: LOAD_CPUS });
     for (const c of cells) await run(c.sc.port, 2); // warm-up (JIT, connections, the exporter's import)
     const exportsBefore = otlp.requests();
     const measure = async (c: (typeof cells)[number], i: number): Promise<void> => {
+      const g0 = await gcTotals(c.sc.adminPort);
       const c0 = treeCpu(c.sc.proc.pid);
       const r = await run(c.sc.port, SECONDS);
       const cpu = cpuDelta(c0, treeCpu(c.sc.proc.pid));
+      const g1 = await gcTotals(c.sc.adminPort);
       // A loaded machine can starve a window (h2load sees no answer in time): say so, and keep the other rounds.
       if (r.failed > 0 || !r.ok || r.succeeded === 0) {
         process.stderr.write(`tracing ${c.v.label} (${c.root}): round ${i + 1} failed (${r.failed} failed ${r.error ?? ''}); not counted\n`);
@@ -129,6 +150,11 @@ async function endToEnd(): Promise<string> {
       }
       c.cpu.push((cpu * 1e6) / r.succeeded);
       c.rps.push(r.rps);
+      // Where the CPU goes besides the request path: GC pause time per request (all kinds), scavenges per 1,000 requests.
+      let gcSec = 0;
+      for (const [k, e] of g1) gcSec += e.sum - (g0.get(k)?.sum ?? 0);
+      c.gc.push((gcSec * 1e6) / r.succeeded);
+      c.scav.push((((g1.get('minor')?.count ?? 0) - (g0.get('minor')?.count ?? 0)) * 1000) / r.succeeded);
     };
     for (let i = 0; i < ROUNDS; i++) {
       if (CONCURRENT) {
@@ -149,10 +175,12 @@ async function endToEnd(): Promise<string> {
       const m = ok(c.cpu).length === 0 ? NaN : med(ok(c.cpu));
       const paired = ok(c.cpu.map((x, i) => x - off.cpu[i]!));
       const delta = c === off || paired.length === 0 ? '' : `${med(paired) >= 0 ? '+' : ''}${med(paired).toFixed(1)}`;
-      rows.push(`| ${ROOTS.length > 1 ? `${c.root} ` : ''}${c.v.label} | ${Number.isNaN(m) ? '-' : m.toFixed(1)} | ${delta} | ${c.rps.length === 0 ? '-' : Math.round(med(c.rps))} | ${c.cpu.map((x) => x.toFixed(0)).join(' ')} |`);
+      const gc = c.gc.length === 0 ? '-' : med(c.gc).toFixed(1);
+      const scav = c.scav.length === 0 ? '-' : med(c.scav).toFixed(2);
+      rows.push(`| ${ROOTS.length > 1 ? `${c.root} ` : ''}${c.v.label} | ${Number.isNaN(m) ? '-' : m.toFixed(1)} | ${delta} | ${gc} | ${scav} | ${c.rps.length === 0 ? '-' : Math.round(med(c.rps))} | ${c.cpu.map((x) => x.toFixed(0)).join(' ')} |`);
       await stop(c.sc.proc);
     }
-    return `| tracing | sidecar CPU µs/req (median of ${ROUNDS}) | vs off (median of paired rounds) | req/s | rounds |\n|---|---|---|---|---|\n${rows.join('\n')}\n\nOTLP exports received: ${otlp.requests() - exportsBefore}\n`;
+    return `| tracing | sidecar CPU µs/req (median of ${ROUNDS}) | vs off (median of paired rounds) | GC µs/req | scavenges per 1k req | req/s | rounds |\n|---|---|---|---|---|---|---|\n${rows.join('\n')}\n\nOTLP exports received: ${otlp.requests() - exportsBefore}\n`;
   } finally {
     otlp.close();
     await stopAll();

@@ -22,6 +22,7 @@ import { installPluginFaultGuard } from '../src/proxy/filters/plugin/plugin-faul
 import type { HeapOverloadOptions } from '../src/proxy/overload/heap-overload.js';
 import type { TelemetryOptions } from '../src/observability/telemetry-setup.js';
 import type { AddonStatus } from '../src/proxy/upstream/original-dst-addon.js';
+import { installAsyncResourceBindFix } from '../src/core/async-resource-bind.js';
 
 export interface DataPathOptions {
   readonly clock: Clock;
@@ -72,6 +73,8 @@ export interface DataPath {
 export async function buildDataPath(o: DataPathOptions): Promise<DataPath> {
   const { clock, logger, accessLog, registry } = o;
   const opts = o.sidecar;
+  // node:http2's client request() would otherwise keep each request's objects alive through scavenges (async-resource-bind.ts).
+  installAsyncResourceBindFix();
   const metrics = new ProxyMetrics(registry);
   // Our principal for Istio's labels: read when a series is first made (the SVID may arrive later).
   const telemetry = await buildTelemetry({ ...opts.telemetry, clock, registry, selfPrincipal: () => o.identity?.current()?.spiffeId });
