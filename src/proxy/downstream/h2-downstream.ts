@@ -4,6 +4,12 @@ import { Downstream, type ConnectionInfo } from './downstream.js';
 
 const CANCEL = 0x8;
 
+// respond() options, shared: node:http2 copies them, then sets `endStream` when it is missing (a
+// property added to every request's copy), so both fields are spelled out.
+const WITH_TRAILERS = { endStream: false, waitForTrailers: true };
+const NO_TRAILERS = { endStream: false, waitForTrailers: false };
+const ENDED = { endStream: true, waitForTrailers: false };
+
 /** One HTTP/2 stream (gRPC or plain h2). */
 export class H2Downstream extends Downstream {
   private trailersPending = false;
@@ -47,12 +53,12 @@ export class H2Downstream extends Downstream {
     // Without waitForTrailers a response Node ends itself would end with
     // RST_STREAM after END_STREAM on some paths; with it, trailers (possibly
     // empty) always close the stream cleanly.
-    this.stream.respond(headers, { waitForTrailers: trailers });
+    this.stream.respond(headers, trailers ? WITH_TRAILERS : NO_TRAILERS);
   }
 
   protected writeHeadEnd(status: number, headers: OutgoingHttpHeaders): void {
     headers[':status'] = status;
-    this.stream.respond(headers, { endStream: true });
+    this.stream.respond(headers, ENDED);
   }
 
   protected writeData(chunk: string | Buffer): boolean {

@@ -139,3 +139,31 @@ describe('tracing: export queue', () => {
     expect(text).to.include('outrigger_trace_spans_dropped_total{reason="queue_full"} 12');
   });
 });
+
+describe('tracing: ids', () => {
+  const tracerWith = (random: { next(): number; int(n: number): number }) =>
+    buildTracer(resolveTracing({ endpoint: 'http://c:4318', sampling: '1' }, {})!, {
+      clock: new FakeClock(),
+      random,
+      registry: new Registry(),
+      sink: { onEnd: () => undefined, forceFlush: async () => undefined, shutdown: async () => undefined },
+    });
+
+  it('are lowercase hex of 32 and 16 digits, the random words in order, most significant digit first', () => {
+    const words = [0x0123abcd, 0xdeadbeef, 0x00000010, 0xfedcba98, 0x89abcdef, 0x7];
+    let i = 0;
+    const t = tracerWith({ next: () => 0, int: () => words[i++ % words.length]! }).begin({});
+    expect(t.traceId).to.equal('0123abcddeadbeef00000010fedcba98');
+    expect(t.spanId).to.equal('89abcdef00000007');
+  });
+
+  it('are never all zero (W3C: invalid); a seeded run is reproducible', () => {
+    const zero = tracerWith({ next: () => 0, int: () => 0 }).begin({});
+    expect(zero.traceId).to.equal('00000000000000000000000000000001');
+    expect(zero.spanId).to.equal('0000000000000001');
+    const a = tracerWith(seededRandom(7)).begin({});
+    const b = tracerWith(seededRandom(7)).begin({});
+    expect([a.traceId, a.spanId]).to.deep.equal([b.traceId, b.spanId]);
+    expect(a.traceId).to.match(/^[0-9a-f]{32}$/);
+  });
+});
