@@ -28,7 +28,8 @@ export function onH2Stream(
   ex.path = ds.target;
   ex.authority = ds.authority;
   ex.captureHeaders(headers);
-  stream.once('close', () => {
+  // 'close' comes once: `on` spares the per-request wrapper `once` makes.
+  stream.on('close', () => {
     ds.closedByClient();
     ex.finish();
   });

@@ -72,7 +72,8 @@ export class H2Downstream extends Downstream {
   protected endData(chunk: string | Buffer | undefined, trailers: OutgoingHttpHeaders | undefined): void {
     if (this.trailersPending) {
       const t = trailers ?? {};
-      this.stream.once('wantTrailers', () => this.stream.sendTrailers(t));
+      // Emitted once per stream: `on` spares the wrapper `once` makes.
+      this.stream.on('wantTrailers', () => this.stream.sendTrailers(t));
     }
     if (chunk !== undefined) this.stream.end(chunk);
     else this.stream.end();
@@ -83,6 +84,6 @@ export class H2Downstream extends Downstream {
   }
 
   onClose(fn: () => void): void {
-    this.stream.once('close', fn);
+    this.stream.on('close', fn);
   }
 }

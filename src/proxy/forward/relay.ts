@@ -134,7 +134,7 @@ class Relay implements RunnerHost, CallEvents {
       if (shadow !== undefined) shadow.write(chunk);
       if (!runner.write(chunk)) body.pause();
     });
-    body.once('end', () => {
+    body.on('end', () => {
       shadow?.end();
       runner.end();
     });

@@ -73,7 +73,9 @@ export class H2Call implements UpstreamCall {
       conn.whenSettled(() => attempt.connected());
     }
     stream.on('error', (err: NodeJS.ErrnoException) => (this.errorCode = err.code));
-    stream.once('response', (h: IncomingHttpHeaders, flags: number) => {
+    // `on`, not `once`, for the events a stream emits at most once (response, trailers, end, close):
+    // `once` makes a bound wrapper per listener and removes it again, per request.
+    stream.on('response', (h: IncomingHttpHeaders, flags: number) => {
       if (this.over) return;
       this.responded = true;
       this.events.onHead(this, { status: (h[':status'] as unknown as number) ?? 200, headers: h, endStream: (flags & END_STREAM) !== 0 });
@@ -81,17 +83,17 @@ export class H2Call implements UpstreamCall {
     stream.on('data', (c: Buffer) => {
       if (!this.over) this.events.onData(this, c);
     });
-    stream.once('trailers', (t: IncomingHttpHeaders) => {
+    stream.on('trailers', (t: IncomingHttpHeaders) => {
       if (!this.over) this.events.onTrailers(this, t);
     });
-    stream.once('end', () => {
+    stream.on('end', () => {
       // Node also ends the readable side of a reset stream (rstCode set), and of
       // a stream cut off before any response: not clean ends ('close' decides).
       if (this.over || !this.responded || (stream.rstCode !== undefined && stream.rstCode !== 0)) return;
       this.over = true;
       this.events.onEnd(this);
     });
-    stream.once('close', () => this.onClose(stream));
+    stream.on('close', () => this.onClose(stream));
     stream.on('drain', () => {
       if (!this.over) this.events.onWritable(this);
     });
