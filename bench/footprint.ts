@@ -74,7 +74,10 @@ function startSidecar(args: string[]): Promise<{ child: ChildProcess; ports: Rec
 
 const settle = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function idle(): Promise<{ readyMs: number; rss: number }> {
+/** When the settled idle RSS is read: V8's memory reducer runs once allocation has been low for a while (~15 s after ready here) and gives back the young generation's pages. */
+const SETTLED_MS = 25_000;
+
+async function idle(): Promise<{ readyMs: number; rss: number; settled: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'outrigger-footprint-'));
   try {
     // The demo config as shipped, on a free port (the demo's 8080 may be taken).
@@ -84,8 +87,10 @@ async function idle(): Promise<{ readyMs: number; rss: number }> {
     const s = await startSidecar(['--config', join(dir, 'sidecar.yaml')]);
     await settle(2000);
     const rss = rssMiB(s.child.pid!);
+    await settle(SETTLED_MS - 2000);
+    const settled = rssMiB(s.child.pid!);
     s.child.kill('SIGKILL');
-    return { readyMs: s.readyMs, rss };
+    return { readyMs: s.readyMs, rss, settled };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -149,7 +154,8 @@ console.log('');
 console.log('| measure | figure | goal |');
 console.log('|---|---|---|');
 console.log(`| spawn → ready, demo config | ${a.readyMs.toFixed(0)} ms | ≤ 500 ms |`);
-console.log(`| idle RSS, demo config | ${a.rss.toFixed(1)} MiB | ≤ 60 MB |`);
+console.log(`| idle RSS, demo config, 2 s after ready | ${a.rss.toFixed(1)} MiB | ≤ 60 MB |`);
+console.log(`| idle RSS, demo config, ${SETTLED_MS / 1000} s after ready (V8's memory reducer has run) | ${a.settled.toFixed(1)} MiB | ≤ 60 MB |`);
 console.log(`| RSS, ${ROUTES} routes, no connection | ${b.rssBefore.toFixed(1)} MiB | |`);
 console.log(`| RSS, ${ROUTES} routes, ${b.opened} idle connections | ${b.rssAfter.toFixed(1)} MiB | ≤ 250 MB |`);
 process.exit(0);
