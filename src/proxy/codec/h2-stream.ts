@@ -1,3 +1,4 @@
+import { unlink } from '../http/stream-unlink.js';
 import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { ProxyContext } from '../context.js';
 import type { ConnectionInfo } from '../downstream/downstream.js';
@@ -32,6 +33,7 @@ export function onH2Stream(
   stream.on('close', () => {
     ds.closedByClient();
     ex.finish();
+    unlink(stream);
   });
   // Errors on a stream (client reset, protocol error) end in 'close'; without a listener they would throw.
   stream.on('error', noop);

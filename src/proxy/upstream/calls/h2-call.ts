@@ -1,3 +1,4 @@
+import { unlink } from '../../http/stream-unlink.js';
 import http2, { type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import type { Timer } from '../../../core/clock.js';
 import { isRefused, resetStream } from '../../http/h2-reset.js';
@@ -93,7 +94,10 @@ export class H2Call implements UpstreamCall {
       this.over = true;
       this.events.onEnd(this);
     });
-    stream.on('close', () => this.onClose(stream));
+    stream.on('close', () => {
+      this.onClose(stream);
+      unlink(stream);
+    });
     stream.on('drain', () => {
       if (!this.over) this.events.onWritable(this);
     });
