@@ -1,7 +1,7 @@
-import { unlink } from '../http/stream-unlink.js';
 import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { ProxyContext } from '../context.js';
 import type { ConnectionInfo } from '../downstream/downstream.js';
+import { unlink } from '../http/stream-unlink.js';
 import { H2Downstream } from '../downstream/h2-downstream.js';
 import { Exchange } from '../http/exchange.js';
 import { isGrpcContentType } from '../http/headers.js';

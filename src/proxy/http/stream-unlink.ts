@@ -19,4 +19,3 @@ export function unlink(stream: { removeAllListeners(): unknown; on(e: 'error', f
 }
 
 function noopError(): void {}
-

@@ -1,7 +1,7 @@
-import { unlink } from '../../http/stream-unlink.js';
 import http2, { type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import type { Timer } from '../../../core/clock.js';
 import { isRefused, resetStream } from '../../http/h2-reset.js';
+import { unlink } from '../../http/stream-unlink.js';
 import type { UpstreamAttempt } from '../attempt.js';
 import type { ClusterRuntime } from '../cluster.js';
 import type { H2Connection, H2Pool } from '../h2-pool.js';
