@@ -120,7 +120,8 @@ export class StreamLimiter {
     if (!this.live()) return void stream.on('error', noop);
     if (this.admitted.size >= this.maxStreams) this.prune();
     if (this.admitted.size >= this.maxStreams) return this.refuse(stream);
-    // Until served, a stream's errors (its connection ended, say) are no one's.
+    // A stream's errors (its connection ended, say) end in 'close'; this listener, kept for the stream's
+    // life, is the one that keeps them from throwing (codec/h2-stream.ts adds none of its own).
     stream.on('error', noop);
     this.admitted.add(stream);
     this.unserved.set(stream, serve);

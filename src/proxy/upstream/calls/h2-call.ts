@@ -1,7 +1,7 @@
 import http2, { type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import type { Timer } from '../../../core/clock.js';
 import { isRefused, resetStream } from '../../http/h2-reset.js';
-import { unlink } from '../../http/stream-unlink.js';
+import { dropListeners } from '../../http/drop-listeners.js';
 import type { UpstreamAttempt } from '../attempt.js';
 import type { ClusterRuntime } from '../cluster.js';
 import type { H2Connection, H2Pool } from '../h2-pool.js';
@@ -96,7 +96,7 @@ export class H2Call implements UpstreamCall {
     });
     stream.on('close', () => {
       this.onClose(stream);
-      unlink(stream);
+      dropListeners(stream);
     });
     stream.on('drain', () => {
       if (!this.over) this.events.onWritable(this);

@@ -13,7 +13,7 @@
  * have not run yet still run (EventEmitter copies the list before it calls
  * them). An 'error' listener is put back so a late error can never throw.
  */
-export function unlink(stream: { removeAllListeners(): unknown; on(e: 'error', f: () => void): unknown }): void {
+export function dropListeners(stream: { removeAllListeners(): unknown; on(e: 'error', f: () => void): unknown }): void {
   stream.removeAllListeners();
   stream.on('error', noopError);
 }
