@@ -56,5 +56,7 @@ if [ "${BENCH_LB:-1}" != "0" ]; then node --import tsx bench/lb.ts; fi
 if [ "${BENCH_FILTERS:-1}" != "0" ]; then node --import tsx bench/filters.ts; fi
 # Discovery at scale (bench/discovery.ts, docs/discovery.md#scale): 1,000 Services x 10 endpoints, 100 sidecars; BENCH_DISCOVERY=0 skips it.
 if [ "${BENCH_DISCOVERY:-1}" != "0" ]; then node --import tsx bench/discovery.ts; fi
+# Server-streaming messages/s through the sidecar against direct (bench/streaming.ts, docs/benchmarks.md#server-streaming); BENCH_STREAMING=0 skips it.
+if [ "${BENCH_STREAMING:-1}" != "0" ]; then node --import tsx bench/streaming.ts; fi
 # What tracing costs per gRPC request, off / 1 % / 100 % (bench/tracing.ts, docs/observability.md#tracing); BENCH_TRACING=0 skips it.
 if [ "${BENCH_TRACING:-1}" != "0" ]; then exec node --import tsx bench/tracing.ts; fi

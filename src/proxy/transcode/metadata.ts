@@ -31,25 +31,38 @@ export interface ForwardFacts {
 }
 
 export function requestMetadata(h: IncomingHttpHeaders, f: ForwardFacts, out: OutgoingHttpHeaders): void {
-  const add = (k: string, v: string): void => {
-    if (k.endsWith('-bin') ? !B64.test(v) : !ASCII.test(v)) return;
-    const cur = out[k];
-    out[k] = cur === undefined ? v : Array.isArray(cur) ? [...cur, v] : [String(cur), v];
-  };
-  for (const [name, value] of Object.entries(h)) {
-    if (value === undefined || name.startsWith(':')) continue;
-    const values = Array.isArray(value) ? value : [value];
+  // for…in and no closure: this runs for every transcoded request (Object.entries made an array per header).
+  for (const name in h) {
+    const value = h[name];
+    if (value === undefined || name.charCodeAt(0) === 58 /* ':' */) continue;
     let key: string | undefined;
     if (name.startsWith('grpc-metadata-')) key = name.slice('grpc-metadata-'.length);
     else if (PERMANENT.has(name)) key = `grpcgateway-${name}`;
     else if (f.forward.has(name)) key = name;
-    if (key !== undefined && key !== '' && !key.startsWith('grpc-') && !key.startsWith(':')) for (const v of values) add(key, v);
-    if (name === 'authorization') for (const v of values) add('authorization', v);
+    if (key !== undefined && (key === '' || key.startsWith('grpc-') || key.startsWith(':'))) key = undefined;
+    const auth = name === 'authorization';
+    if (key === undefined && !auth) continue;
+    if (Array.isArray(value)) {
+      for (const v of value) {
+        if (key !== undefined) addMetadata(out, key, v);
+        if (auth) addMetadata(out, 'authorization', v);
+      }
+    } else {
+      if (key !== undefined) addMetadata(out, key, value);
+      if (auth) addMetadata(out, 'authorization', value);
+    }
   }
   const xff = h['x-forwarded-for'];
   out['x-forwarded-for'] = f.trustedHops > 0 && typeof xff === 'string' && xff ? `${xff}, ${f.clientAddress}` : f.clientAddress;
   const host = h[':authority'] ?? h['host'];
   if (typeof host === 'string') out['x-forwarded-host'] = host;
+}
+
+/** One metadata value: `-bin` values must be base64, others printable ASCII; a repeated key becomes a list. */
+function addMetadata(out: OutgoingHttpHeaders, k: string, v: string): void {
+  if (k.endsWith('-bin') ? !B64.test(v) : !ASCII.test(v)) return;
+  const cur = out[k];
+  out[k] = cur === undefined ? v : Array.isArray(cur) ? [...cur, v] : [String(cur), v];
 }
 
 /** The deadline for the call: the shorter of the route timeout and the client's Grpc-Timeout. */
@@ -66,8 +79,9 @@ export function timeoutHeader(ms: number): string {
 
 /** Upstream response headers → `grpc-metadata-<k>` response headers. */
 export function responseMetadata(h: IncomingHttpHeaders, prefix: 'grpc-metadata-' | 'grpc-trailer-', out: OutgoingHttpHeaders): void {
-  for (const [k, v] of Object.entries(h)) {
-    if (v === undefined || k.startsWith(':') || TRANSPORT.has(k)) continue;
+  for (const k in h) {
+    const v = h[k];
+    if (v === undefined || k.charCodeAt(0) === 58 /* ':' */ || TRANSPORT.has(k)) continue;
     out[`${prefix}${k}`] = v;
   }
 }
