@@ -75,6 +75,10 @@ class Relay implements RunnerHost, CallEvents {
   private trailers: OutgoingHttpHeaders | undefined;
   private status = 0;
   private drainHooked = false;
+  /** Response chunks relayed so far (HTTP/2 clients): the second and later of a read are corked together. */
+  private chunks = 0;
+  /** The client's stream is corked until the immediate after this read (uncorkAfterRead). */
+  corked = false;
   /** The route's mirrored copy of this request, fed the same body (forward/shadow.ts). */
   private shadow: Shadow | undefined = undefined;
 
@@ -253,8 +257,25 @@ class Relay implements RunnerHost, CallEvents {
     if (this.timedOut) return;
     const ds = this.ds;
     ds.ex.bytes_out += chunk.length;
-    // Through the chain's data filters and response encoder (Downstream.write) only when it has them.
-    if (!(this.respData ? ds.write(chunk) : this.h2down ? this.stream!.write(chunk) : this.res!.write(chunk))) {
+    let ok: boolean;
+    if (this.respData) {
+      // Through the chain's data filters and response encoder (Downstream.write) only when it has them.
+      ok = ds.write(chunk);
+    } else if (this.h2down) {
+      const s = this.stream!;
+      // A streaming answer arrives as many DATA frames per socket read (a gRPC server writes each message as
+      // its own): from the second chunk on, the client's stream is corked until the read is done, so a
+      // read's chunks go down in one writev (one native write, DATA frames filled up to the frame size)
+      // instead of one write per message. The first chunk is never held: a unary answer pays nothing.
+      if (this.chunks++ > 0 && !this.corked) {
+        this.corked = true;
+        s.cork();
+        // An immediate runs after the whole read (a nextTick would run between its frames).
+        setImmediate(uncorkAfterRead, this);
+      }
+      ok = s.write(chunk);
+    } else ok = this.res!.write(chunk);
+    if (!ok) {
       call.pause();
       // The client's drain resumes the answer; hooked at the first full write, so a response that never fills the client's buffer pays for no listener.
       if (!this.drainHooked) {
@@ -262,6 +283,13 @@ class Relay implements RunnerHost, CallEvents {
         ds.onDrain(() => this.call?.resume());
       }
     }
+  }
+
+  /** @internal the immediate after a read that corked the client's stream. */
+  uncork(): void {
+    this.corked = false;
+    const s = this.stream!;
+    if (!s.destroyed) s.uncork();
   }
 
   onTrailers(_call: UpstreamCall, t: IncomingHttpHeaders): void {
@@ -350,6 +378,10 @@ class Relay implements RunnerHost, CallEvents {
         : { status: this.status, flag, grpcStatus: ex.grpc_status };
     call.attempt.end(o);
   }
+}
+
+function uncorkAfterRead(r: Relay): void {
+  r.uncork();
 }
 
 const ABANDONED: AttemptOutcome = { status: 0, flag: undefined, grpcStatus: undefined, abandoned: true };
