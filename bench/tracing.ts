@@ -17,7 +17,9 @@
  * BENCH_VARIANTS=0 %,no-log picks variants by label ('off' always runs;
  * 'no-log', tracing and the access log off, runs only when named: its delta
  * to 'off' is what the access log costs; 'off-b', a second 'off', likewise:
- * its delta is the method's own bias, an A/A control).
+ * its delta is the method's own bias, an A/A control; 'no-istio', tracing off
+ * and `--metrics-compat outrigger`: 'off' minus it is what Istio's standard
+ * metrics cost).
  * BENCH_CONCURRENT=1 loads every sidecar at once in each round (one h2load
  * each, all on the load CPU, the sidecars sharing theirs): what the machine
  * does meanwhile then hits every variant in the same window, and the paired
@@ -62,8 +64,11 @@ const ALL_VARIANTS = [
   { label: 'no-log', flags: [] as string[], accessLog: false },
   // A second 'off' (A/A control): its delta to 'off' is the method's own bias and noise.
   { label: 'off-b', flags: [] as string[], accessLog: true },
+  // Tracing off and Istio's standard metrics off (`--metrics-compat outrigger`): 'off' minus this is what
+  // Istio's metrics cost per request (issue 18: ≤ 5 µs).
+  { label: 'no-istio', flags: [] as string[], accessLog: true, args: ['--metrics-compat', 'outrigger'] },
 ];
-const ON_REQUEST = new Set(['no-log', 'off-b']);
+const ON_REQUEST = new Set(['no-log', 'off-b', 'no-istio']);
 /** BENCH_VARIANTS: the labels to run (default: all but no-log and off-b); 'off' is always run, as every delta's reference. */
 const VARIANTS = ALL_VARIANTS.filter((v) =>
   v.label === 'off' || (process.env.BENCH_VARIANTS ? process.env.BENCH_VARIANTS.split(',').includes(v.label) : !ON_REQUEST.has(v.label)),
@@ -98,7 +103,7 @@ async function gcTotals(adminPort: number): Promise<Map<string, { count: number;
   return out;
 }
 
-async function sidecar(root: string, dir: string, backendPort: number, otlpPort: number, flags: string[], accessLog: boolean): Promise<{ proc: Managed; port: number; adminPort: number }> {
+async function sidecar(root: string, dir: string, backendPort: number, otlpPort: number, flags: string[], accessLog: boolean, args: readonly string[] = []): Promise<{ proc: Managed; port: number; adminPort: number }> {
   const port = await freePort();
   const adminPort = await freePort();
   const conf = join(dir, `sidecar-${port}.yaml`);
@@ -109,7 +114,7 @@ async function sidecar(root: string, dir: string, backendPort: number, otlpPort:
   ];
   writeFileSync(conf, docs.map((d) => stringify(d)).join('---\n'));
   const tracing = flags.length > 0 ? ['--trace-otlp-endpoint', `http://127.0.0.1:${otlpPort}`, ...flags] : [];
-  const proc = spawnManaged('sidecar', process.execPath, [...NODE_FLAGS, join(root, 'bin', 'outrigger.js'), 'sidecar', '--config', conf, '--admin-port', String(adminPort), ...tracing], {
+  const proc = spawnManaged('sidecar', process.execPath, [...NODE_FLAGS, join(root, 'bin', 'outrigger.js'), 'sidecar', '--config', conf, '--admin-port', String(adminPort), ...tracing, ...args], {
     cpus: SERVER_CPUS,
     cwd: root,
     env: { ...process.env, OUTRIGGER_FROM_SOURCE: FROM_DIST ? '' : '1', OUTRIGGER_LOG_LEVEL: 'warn' },
@@ -131,7 +136,7 @@ async function endToEnd(): Promise<string> {
     // Every (root, variant) sidecar runs at once; each round measures all of them in turn.
     const cells: { root: string; v: (typeof VARIANTS)[number]; sc: { proc: Managed; port: number; adminPort: number }; cpu: number[]; rps: number[]; gc: number[]; scav: number[] }[] = [];
     // Variant-major order: the same variant of each root is measured back to back.
-    for (const v of VARIANTS) for (const root of ROOTS) cells.push({ root, v, sc: await sidecar(root, dir, backendPort, otlp.port, v.flags, v.accessLog), cpu: [], rps: [], gc: [], scav: [] });
+    for (const v of VARIANTS) for (const root of ROOTS) cells.push({ root, v, sc: await sidecar(root, dir, backendPort, otlp.port, v.flags, v.accessLog, 'args' in v ? v.args : []), cpu: [], rps: [], gc: [], scav: [] });
     const run = (port: number, s: number) =>
       runH2load({ url: `http://127.0.0.1:${port}${GET_SHELF_PATH}`, seconds: s, clients: 10, streams: 10, dataFile: bodyFile, headers: ['content-type: application/grpc', 'te: trailers'], cpus: LOAD_CPUS });
     for (const c of cells) await run(c.sc.port, 2); // warm-up (JIT, connections, the exporter's import)

@@ -120,6 +120,7 @@ export class GrpcCall implements RunnerHost, CallEvents {
     private readonly ctx: ProxyContext,
     private readonly cluster: ClusterRuntime,
     ep: EndpointAddress,
+    /** The call's metadata and :path/:authority; the call completes and keeps this object (callers build it for the call). */
     headers: OutgoingHttpHeaders,
     timeoutMs: number,
     private readonly h: CallHandlers,
@@ -134,7 +135,14 @@ export class GrpcCall implements RunnerHost, CallEvents {
     if (scope === undefined) scope = this.ownScope = new AbortScope();
     this.scope = scope;
     // gzip and deflate are what node:zlib decodes for us (messageDecoder): a backend compressing its answers is read, not refused.
-    this.base = { ...headers, ':method': 'POST', ':scheme': 'http', 'content-type': 'application/grpc', te: 'trailers', 'grpc-accept-encoding': ACCEPTED_ENCODINGS };
+    // The caller's headers object is the call's own (every caller builds it for this call): completed in
+    // place rather than copied.
+    headers[':method'] = 'POST';
+    headers[':scheme'] = 'http';
+    headers['content-type'] = 'application/grpc';
+    headers['te'] = 'trailers';
+    headers['grpc-accept-encoding'] = ACCEPTED_ENCODINGS;
+    this.base = headers;
     this.runner = new AttemptRunner({ metrics: ctx.metrics, exchange: retries?.exchange }, cluster, ep, retries?.pickInfo, retries?.plan, true, true, REPLAY_MAX_BYTES, this);
     this.runner.start();
     this.shadow = retries?.mirror?.(this.base);

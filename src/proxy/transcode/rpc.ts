@@ -54,9 +54,16 @@ const ASCII = /^[\x20-\x7e]*$/;
 
 /** Headers → metadata for the gRPC-shaped dialects: everything but transport headers, `connect-*` and `x-outrigger-*`. */
 export function passMetadata(h: IncomingHttpHeaders, out: OutgoingHttpHeaders): void {
-  for (const [k, v] of Object.entries(h)) {
-    if (v === undefined || k.startsWith(':') || NOT_METADATA.has(k) || k.startsWith('connect-') || k.startsWith('x-outrigger-')) continue;
-    const vals = (Array.isArray(v) ? v : [v]).filter((x) => k.endsWith('-bin') || ASCII.test(x));
+  // for…in, and arrays only for repeated headers: this runs for every Connect and gRPC-Web call.
+  for (const k in h) {
+    const v = h[k];
+    if (v === undefined || k.charCodeAt(0) === 58 /* ':' */ || NOT_METADATA.has(k) || k.startsWith('connect-') || k.startsWith('x-outrigger-')) continue;
+    const bin = k.endsWith('-bin');
+    if (!Array.isArray(v)) {
+      if (bin || ASCII.test(v)) out[k] = v;
+      continue;
+    }
+    const vals = v.filter((x) => bin || ASCII.test(x));
     if (vals.length > 0) out[k] = vals.length === 1 ? vals[0] : vals;
   }
 }
@@ -66,8 +73,9 @@ const TRANSPORT = new Set(['content-type', 'content-length', 'grpc-encoding', 'g
 
 export function callMetadata(h: IncomingHttpHeaders): [string, string[]][] {
   const out: [string, string[]][] = [];
-  for (const [k, v] of Object.entries(h)) {
-    if (v === undefined || k.startsWith(':') || TRANSPORT.has(k)) continue;
+  for (const k in h) {
+    const v = h[k];
+    if (v === undefined || k.charCodeAt(0) === 58 /* ':' */ || TRANSPORT.has(k)) continue;
     out.push([k, Array.isArray(v) ? v : [String(v)]]);
   }
   return out;
