@@ -1,7 +1,7 @@
 import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { ProxyContext } from '../context.js';
 import type { ConnectionInfo } from '../downstream/downstream.js';
-import { dropListeners } from '../http/drop-listeners.js';
+import { releaseClosedStream } from '../http/release-stream.js';
 import { H2Downstream } from '../downstream/h2-downstream.js';
 import { Exchange } from '../http/exchange.js';
 import { isGrpcContentType } from '../http/headers.js';
@@ -33,7 +33,7 @@ export function onH2Stream(
   stream.on('close', () => {
     ds.closedByClient();
     ex.finish();
-    dropListeners(stream);
+    releaseClosedStream(stream);
   });
   // Errors on a stream (client reset, protocol error) end in 'close'; the StreamLimiter that serves every
   // stream (admit) already listens for them, so none throws and no second listener is added per request.

@@ -1,7 +1,7 @@
 import http2, { type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import type { Timer } from '../../../core/clock.js';
 import { isRefused, resetStream } from '../../http/h2-reset.js';
-import { dropListeners } from '../../http/drop-listeners.js';
+import { releaseClosedStream } from '../../http/release-stream.js';
 import type { UpstreamAttempt } from '../attempt.js';
 import type { ClusterRuntime } from '../cluster.js';
 import type { H2Connection, H2Pool } from '../h2-pool.js';
@@ -96,7 +96,7 @@ export class H2Call implements UpstreamCall {
     });
     stream.on('close', () => {
       this.onClose(stream);
-      dropListeners(stream);
+      releaseClosedStream(stream);
     });
     stream.on('drain', () => {
       if (!this.over) this.events.onWritable(this);
