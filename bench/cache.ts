@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { runH2load, type LoadResult } from './lib/load.js';
-import { cpuDelta, drainOutput, freePort, installCleanupHandlers, spawnManaged, stop, stopAll, treeCpu, waitForLine, waitForPort, type Managed } from './lib/proc.js';
+import { cpuDelta, freePort, installCleanupHandlers, spawnManaged, stop, stopAll, treeCpu, waitForPort, startBackend, type Managed } from './lib/proc.js';
 import { BOOKSTORE_DESCRIPTORS } from './lib/sidecar.js';
 import { framedGetShelfRequest, GET_SHELF_PATH, SERVICE } from './lib/bookstore.js';
 
@@ -62,9 +62,7 @@ async function main(): Promise<void> {
   installCleanupHandlers();
   const dir = mkdtempSync(join(tmpdir(), 'outrigger-bench-cache-'));
   try {
-    const backend = spawnManaged('backend-grpc', process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'backends', 'grpc.ts'), '--port', '0'], { cpus: LOAD_CPUS, cwd: ROOT });
-    const upstream = Number((await waitForLine(backend, /LISTENING (\d+)/, 30_000))[1]);
-    drainOutput(backend);
+    const { proc: backend, port: upstream } = await startBackend('grpc', LOAD_CPUS);
     const listen = { 'pass-through': await freePort(), 'cache-hit': await freePort() };
     const adminPort = await freePort();
     const conf = join(dir, 'sidecar.yaml');

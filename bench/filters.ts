@@ -27,7 +27,7 @@ import { rbacFactory } from '../src/proxy/filters/rbac/rbac-filter.js';
 import { BenchDownstream } from './lib/bench-downstream.js';
 import { framedGetShelfRequest, GET_SHELF_PATH, SERVICE } from './lib/bookstore.js';
 import { runH2load } from './lib/load.js';
-import { cpuDelta, drainOutput, freePort, installCleanupHandlers, spawnManaged, stop, stopAll, treeCpu, waitForLine, waitForPort, type Managed } from './lib/proc.js';
+import { cpuDelta, freePort, installCleanupHandlers, spawnManaged, stop, stopAll, treeCpu, waitForPort, startBackend, type Managed } from './lib/proc.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
@@ -99,9 +99,7 @@ async function sidecar(dir: string, backendPort: number, jwks: string): Promise<
 }
 
 async function endToEnd(dir: string, jwt: string, jwks: string): Promise<{ plain: number; filtered: number; rps: [number, number] }> {
-  const backend = spawnManaged('backend-grpc', process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'backends', 'grpc.ts'), '--port', '0', '--impl', 'standin'], { cpus: LOAD_CPUS, cwd: ROOT });
-  const port = Number((await waitForLine(backend, /LISTENING (\d+)/, 30_000))[1]);
-  drainOutput(backend);
+  const { proc: backend, port } = await startBackend('grpc', LOAD_CPUS, ['--impl', 'standin']);
   const sc = await sidecar(dir, port, jwks);
   const body = join(dir, 'get-shelf.bin');
   writeFileSync(body, framedGetShelfRequest(1n));

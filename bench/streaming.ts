@@ -21,7 +21,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
-import { cpuDelta, drainOutput, freePort, installCleanupHandlers, spawnManaged, stop, stopAll, treeCpu, waitForLine, waitForPort, type Managed } from './lib/proc.js';
+import { cpuDelta, freePort, installCleanupHandlers, spawnManaged, stop, stopAll, treeCpu, waitForLine, waitForPort, startBackend, type Managed } from './lib/proc.js';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { writeNginxConfig } from './lib/nginx.js';
@@ -107,9 +107,7 @@ async function main(): Promise<void> {
   installCleanupHandlers();
   const dir = mkdtempSync(join(tmpdir(), 'outrigger-bench-streaming-'));
   try {
-    const be = spawnManaged('backend-firehose', process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'backends', 'firehose.ts'), '--port', '0'], { cpus: SERVER_CPUS, cwd: ROOT });
-    const backendPort = Number((await waitForLine(be, /LISTENING (\d+)/, 30_000))[1]);
-    drainOutput(be);
+    const { proc: be, port: backendPort } = await startBackend('firehose', SERVER_CPUS);
     const targets: Target[] = [{ name: 'direct', port: backendPort, proc: undefined, msgs: new Map(), cpu: new Map(), backend: new Map(), client: new Map() }];
     const sc = await sidecar(dir, backendPort);
     targets.push({ name: 'outrigger', port: sc.port, proc: sc.proc, msgs: new Map(), cpu: new Map(), backend: new Map(), client: new Map() });

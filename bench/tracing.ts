@@ -36,7 +36,7 @@ import { BasicTracerProvider, type ReadableSpan } from '@opentelemetry/sdk-trace
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { runH2load } from './lib/load.js';
 import { framedGetShelfRequest, GET_SHELF_PATH } from './lib/bookstore.js';
-import { cpuDelta, drainOutput, freePort, installCleanupHandlers, spawnManaged, stop, stopAll, treeCpu, waitForLine, waitForPort, type Managed } from './lib/proc.js';
+import { cpuDelta, freePort, installCleanupHandlers, spawnManaged, stop, stopAll, treeCpu, waitForPort, startBackend, type Managed } from './lib/proc.js';
 import { systemClock } from '../src/core/clock.js';
 import { systemRandom } from '../src/core/random.js';
 import { buildTracer, resolveTracing } from '../src/observability/trace-config.js';
@@ -130,9 +130,7 @@ async function endToEnd(): Promise<string> {
   try {
     const bodyFile = join(dir, 'getshelf.bin');
     writeFileSync(bodyFile, framedGetShelfRequest(1n));
-    const be = spawnManaged('backend-grpc', process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'backends', 'grpc.ts'), '--port', '0'], { cpus: LOAD_CPUS, cwd: ROOT });
-    const backendPort = Number((await waitForLine(be, /LISTENING (\d+)/, 30_000))[1]);
-    drainOutput(be);
+    const backendPort = (await startBackend('grpc', LOAD_CPUS)).port;
     // Every (root, variant) sidecar runs at once; each round measures all of them in turn.
     const cells: { root: string; v: (typeof VARIANTS)[number]; sc: { proc: Managed; port: number; adminPort: number }; cpu: number[]; rps: number[]; gc: number[]; scav: number[] }[] = [];
     // Variant-major order: the same variant of each root is measured back to back.

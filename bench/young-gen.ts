@@ -16,7 +16,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { runH2load } from './lib/load.js';
-import { cpuDelta, drainOutput, freePort, installCleanupHandlers, spawnManaged, stopAll, treeCpu, waitForLine, waitForPort, type Managed } from './lib/proc.js';
+import { cpuDelta, freePort, installCleanupHandlers, spawnManaged, stopAll, treeCpu, waitForPort, startBackend, type Managed } from './lib/proc.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
@@ -40,9 +40,7 @@ async function main(): Promise<void> {
   installCleanupHandlers();
   const dir = mkdtempSync(join(tmpdir(), 'outrigger-bench-young-'));
   try {
-    const backend = spawnManaged('backend-h2c', process.execPath, ['--import', 'tsx', join(ROOT, 'bench/backends/h2c.ts'), '--port', '0'], { cpus: LOAD_CPUS, cwd: ROOT });
-    const upstream = Number((await waitForLine(backend, /LISTENING (\d+)/, 30_000))[1]);
-    drainOutput(backend);
+    const upstream = (await startBackend('h2c', LOAD_CPUS)).port;
     const variants: { label: string; flags: string[] }[] = [{ label: 'default (16 MiB max)', flags: [] }, ...SEMI.map((n) => ({ label: `--max-semi-space-size=${n}`, flags: [`--max-semi-space-size=${n}`] }))];
     const sidecars: { label: string; proc: Managed; port: number; admin: number; idleRss: number; cpu: number[]; gc: number[]; rps: number[] }[] = [];
     for (const v of variants) {

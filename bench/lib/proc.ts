@@ -289,3 +289,16 @@ export function cpuStat(): Map<number, CpuTimes> {
   }
   return out;
 }
+
+/**
+ * Starts a benchmark backend (`bench/backends/NAME.ts`, run through tsx, on a
+ * free port) pinned to `cpus`, waits for its `LISTENING <port>` line and keeps
+ * draining its output; resolves with the process and its port.
+ */
+export async function startBackend(name: string, cpus: string | undefined, extraArgs: readonly string[] = []): Promise<{ proc: Managed; port: number }> {
+  const root = new URL('../..', import.meta.url).pathname;
+  const proc = spawnManaged(`backend-${name}`, process.execPath, ['--import', 'tsx', `${root}bench/backends/${name}.ts`, '--port', '0', ...extraArgs], { cpus, cwd: root });
+  const port = Number((await waitForLine(proc, /LISTENING (\d+)/, 30_000))[1]);
+  drainOutput(proc);
+  return { proc, port };
+}

@@ -78,7 +78,7 @@ class Relay implements RunnerHost, CallEvents {
   /** Response chunks relayed so far (HTTP/2 clients): the second and later of a read are corked together. */
   private chunks = 0;
   /** The client's stream is corked until the immediate after this read (uncorkAfterRead). */
-  corked = false;
+  private corked = false;
   /** The route's mirrored copy of this request, fed the same body (forward/shadow.ts). */
   private shadow: Shadow | undefined = undefined;
 
