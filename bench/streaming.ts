@@ -35,6 +35,8 @@ const CALLS = Number(process.env.BENCH_STREAM_CALLS ?? 4);
 const COUNT = Number(process.env.BENCH_STREAM_COUNT ?? 10_000);
 const SIZES = (process.env.BENCH_STREAM_SIZES ?? '64,1024').split(',').map(Number);
 const FROM_DIST = process.env.BENCH_SIDECAR_DIST === '1';
+/** Another checkout (a worktree at an earlier commit) measured as `outrigger-base` in the same rounds: a before/after pair under the same load. */
+const BASE_ROOT = process.env.BENCH_SIDECAR_BASE;
 const PATH = '/outrigger.bench.v1.Firehose/Stream';
 
 const med = (a: number[]): number => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
@@ -66,22 +68,22 @@ async function startNginx(dir: string, backendPort: number): Promise<{ proc: Man
   return { proc, port: listen.grpc };
 }
 
-async function sidecar(dir: string, backendPort: number): Promise<{ proc: Managed; port: number }> {
+async function sidecar(dir: string, backendPort: number, root = ROOT, label = 'sidecar'): Promise<{ proc: Managed; port: number }> {
   const port = await freePort();
-  const conf = join(dir, 'sidecar.yaml');
+  const conf = join(dir, `${label}.yaml`);
   const docs = [
     { apiVersion: 'outrigger.io/v1', kind: 'Cluster', metadata: { name: 'g' }, spec: { type: 'DISCOVERY_TYPE_STATIC', protocol: 'UPSTREAM_PROTOCOL_HTTP2', endpoints: [{ address: { host: '127.0.0.1', port: backendPort } }] } },
     { apiVersion: 'outrigger.io/v1', kind: 'RouteConfiguration', metadata: { name: 'r' }, spec: { virtualHosts: [{ name: 'r', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'g' } }] }] } },
     { apiVersion: 'outrigger.io/v1', kind: 'Listener', metadata: { name: 'main' }, spec: { address: { host: '127.0.0.1', port }, routeConfig: 'r' } },
   ];
   writeFileSync(conf, docs.map((d) => stringify(d)).join('---\n'));
-  const proc = spawnManaged('sidecar', process.execPath, [join(ROOT, 'bin', 'outrigger.js'), 'sidecar', '--config', conf, '--admin-port', String(await freePort()), '--concurrency', '1'], {
+  const proc = spawnManaged(label, process.execPath, [join(root, 'bin', 'outrigger.js'), 'sidecar', '--config', conf, '--admin-port', String(await freePort()), '--concurrency', '1'], {
     cpus: SERVER_CPUS,
-    cwd: ROOT,
+    cwd: root,
     env: { ...process.env, OUTRIGGER_FROM_SOURCE: FROM_DIST ? '' : '1', OUTRIGGER_LOG_LEVEL: 'warn' },
-    logFile: join(dir, 'sidecar.log'),
+    logFile: join(dir, `${label}.log`),
   });
-  if (!(await waitForPort(port, 120_000, () => proc.exitCode() === undefined))) throw new Error(`sidecar did not listen (log: ${join(dir, 'sidecar.log')})`);
+  if (!(await waitForPort(port, 120_000, () => proc.exitCode() === undefined))) throw new Error(`${label} did not listen (log: ${join(dir, `${label}.log`)})`);
   return { proc, port };
 }
 
@@ -111,6 +113,10 @@ async function main(): Promise<void> {
     const targets: Target[] = [{ name: 'direct', port: backendPort, proc: undefined, msgs: new Map(), cpu: new Map(), backend: new Map(), client: new Map() }];
     const sc = await sidecar(dir, backendPort);
     targets.push({ name: 'outrigger', port: sc.port, proc: sc.proc, msgs: new Map(), cpu: new Map(), backend: new Map(), client: new Map() });
+    if (BASE_ROOT !== undefined) {
+      const base = await sidecar(dir, backendPort, resolve(BASE_ROOT), 'sidecar-base');
+      targets.push({ name: 'outrigger-base', port: base.port, proc: base.proc, msgs: new Map(), cpu: new Map(), backend: new Map(), client: new Map() });
+    }
     let nginxNote = '';
     try {
       const ng = await startNginx(join(dir, 'nginx'), backendPort);

@@ -222,11 +222,12 @@ function micro(): string {
   };
   const clock = systemClock();
   const oneExchange = (tr: ReturnType<typeof buildTracer>, h: Record<string, unknown>): void => {
+    const start = clock.monotonicMs();
     const t = tr.begin(h);
     const up: Record<string, unknown> = { ':path': GET_SHELF_PATH, ':method': 'POST', 'content-type': 'application/grpc' };
     const s = tr.attemptStarted(t, up, 'POST', GET_SHELF_PATH);
     if (s !== undefined) tr.attemptEnded(s, { cluster: 'g', endpointHost: '127.0.0.1', endpointPort: 1, index: 0, kind: 'first', status: 200, grpcStatus: '0', flag: undefined, result: 'success' });
-    tr.exchangeEnded(t, ex);
+    tr.exchangeEnded(t, ex, start, clock.monotonicMs());
   };
   for (const ratio of ['0.01', '1']) {
     const tr = buildTracer(resolveTracing({ endpoint: 'http://127.0.0.1:4318', sampling: ratio }, {})!, { clock, random: systemRandom(), registry: new Registry(), sink });

@@ -188,11 +188,15 @@ export class Tracer {
     this.sink.onEnd(new ClientSpan(this.resource, this.scope, s, a, this.wall(s.startMono), this.wall(this.clock.monotonicMs())));
   }
 
-  /** The exchange finished (its access-log line is being written, `duration_ms` measured): its server span, if sampled. */
-  exchangeEnded(t: ExchangeTrace, ex: ExchangeRecord): void {
+  /**
+   * The exchange finished (its access-log line is being written, `duration_ms` measured): its server span, if sampled.
+   * The span runs between the exchange's own monotonic readings, so its attempts' client spans lie within it:
+   * an end read here and a start of `end - duration_ms` (rounded to the µs, and later by the time between
+   * the two readings) could start the server span after its first client span on a busy machine.
+   */
+  exchangeEnded(t: ExchangeTrace, ex: ExchangeRecord, startMono: number, endMono: number): void {
     if (!t.sampled) return;
-    const end = this.wall(this.clock.monotonicMs());
-    this.sink.onEnd(new ServerSpan(this.resource, this.scope, t, ex, end - ex.duration_ms, end));
+    this.sink.onEnd(new ServerSpan(this.resource, this.scope, t, ex, this.wall(startMono), this.wall(endMono)));
   }
 
   /**

@@ -105,7 +105,8 @@ export class Exchange {
     this.done = true;
     const ctx = this.ctx;
     const l = this.listener;
-    this.duration_ms = Math.round((ctx.clock.monotonicMs() - this.startMs) * 1000) / 1000;
+    const endMs = ctx.clock.monotonicMs();
+    this.duration_ms = Math.round((endMs - this.startMs) * 1000) / 1000;
     // The local reply's own flag counts local replies; the record shows every flag.
     const localFlag = this.flags;
     if (this.injectedFlags !== undefined) this.flags = localFlag === undefined ? this.injectedFlags : `${this.injectedFlags},${localFlag}`;
@@ -115,7 +116,7 @@ export class Exchange {
     if (t !== undefined) {
       reportExchange(t, l.name, this);
       const tr = this.trace;
-      if (tr !== undefined) tr.tracer.exchangeEnded(tr, this);
+      if (tr !== undefined) tr.tracer.exchangeEnded(tr, this, this.startMs, endMs);
     }
     if (t === undefined || t.outriggerRequestMetric) {
       ctx.metrics.observeRequest(l.name, this.route, this.cluster, this.status, this.grpc_status ?? '', this.protocol, this.duration_ms / 1000);

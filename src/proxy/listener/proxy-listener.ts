@@ -13,7 +13,7 @@ import { proxyTcp } from '../codec/tcp.js';
 import { detectProtocol, MAX_DETECT_BYTES } from './detect.js';
 import { settingsHandshake } from './settings-handshake.js';
 import { goawayAndDestroy, StreamLimiter } from './stream-limit.js';
-import { sessionIdleTimeout } from '../http/h2-session-timeout.js';
+import { IdleTimeout } from '../http/idle-timeout.js';
 import { ORIGINAL_DST, type Destination } from '../upstream/original-dst.js';
 import { PeerAuthentication } from '../../gen/outrigger/config/v1/listener_pb.js';
 import { checkPeerSvid } from '../../core/spiffe.js';
@@ -410,6 +410,8 @@ export class ProxyListener {
   private onSession(session: ServerHttp2Session, maxStreams: number): void {
     const ctx = this.ctx;
     const ref = this.ref;
+    // Closes the connection after idleTimeout with no open stream (Envoy's idle_timeout).
+    const idle = new IdleTimeout(ctx.clock, ref.view.settings.idleTimeoutMs, () => session.close()).bindTo(session);
     const limiter = new StreamLimiter(session, maxStreams, ctx.clock, {
       onRefused: () => ctx.metrics.refusedStreams.inc({ listener: ref.view.settings.name }),
       onReset: (stage) => ctx.metrics.earlyResets.inc({ listener: ref.view.settings.name, stage }),
@@ -419,7 +421,7 @@ export class ProxyListener {
         const why = kind === 'refused' ? 'kept opening streams over the limit' : RAPID_RESET_WHY;
         ctx.logger.info({ listener: ref.view.settings.name }, `downstream h2 client ${why}: GOAWAY`);
       },
-    });
+    }, idle);
     const info: H2ConnectionInfo = infoOf(session.socket as unknown as Socket);
     this.sessions.add(session);
     session.once('close', () => this.sessions.delete(session));
@@ -431,7 +433,6 @@ export class ProxyListener {
     session.on('stream', (stream, headers, flags) => {
       limiter.admit(stream, () => onH2Stream(ctx, ref, info, stream, headers, flags));
     });
-    sessionIdleTimeout(session, ref.view.settings.idleTimeoutMs, () => session.close());
     // Opt-in for HTTP/2 (an explicit limits.requestHeadersTimeout): by default a
     // client that connects ahead of its first call (gRPC channels, browsers)
     // keeps its connection for the idle timeout, as with Envoy and Linkerd.

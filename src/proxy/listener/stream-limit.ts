@@ -1,5 +1,6 @@
 import http2, { type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Clock } from '../../core/clock.js';
+import type { IdleTimeout } from '../http/idle-timeout.js';
 
 /** More abuse events (refusals, early resets) than this (at least) within REFUSAL_WINDOW_MS on one connection end it. */
 export const MAX_REFUSALS_PER_WINDOW = 100;
@@ -84,6 +85,8 @@ export class StreamLimiter {
     private readonly maxStreams: number,
     private readonly clock: Clock,
     private readonly events: StreamLimitEvents,
+    /** Counts the admitted streams for the connection's idle timeout. */
+    private readonly idle?: IdleTimeout,
   ) {
     this.budget = refusalBudget(maxStreams);
     const limiter = this;
@@ -124,6 +127,7 @@ export class StreamLimiter {
     // life, is the one that keeps them from throwing (codec/h2-stream.ts adds none of its own).
     stream.on('error', noop);
     this.admitted.add(stream);
+    this.idle?.opened();
     this.unserved.set(stream, serve);
     // 'close' is emitted once; on() spares the wrapper once() allocates per stream.
     stream.on('close', this.onClose);
@@ -160,6 +164,7 @@ export class StreamLimiter {
 
   private closed(stream: ServerHttp2Stream): void {
     this.admitted.delete(stream);
+    this.idle?.closed();
     if (this.served.has(stream) && stream.rstCode && !stream.headersSent && this.live()) {
       this.events.onReset?.('before_response');
       this.spend('reset');

@@ -6,7 +6,7 @@ import type { EndpointAddress } from './endpoint.js';
 import type { SvidSource } from '../../core/svid.js';
 import { connectTls, type UpstreamTlsPolicy } from './upstream-tls.js';
 import { connectDeadline } from '../../core/connect-deadline.js';
-import { sessionIdleTimeout } from '../http/h2-session-timeout.js';
+import { IdleTimeout } from '../http/idle-timeout.js';
 
 /**
  * States of one upstream HTTP/2 session:
@@ -25,6 +25,8 @@ export class H2Connection {
   constructor(
     readonly endpoint: EndpointAddress,
     readonly session: ClientHttp2Session,
+    /** Counts this session's streams (H2Call: `opened`/`closed`) and closes it after the cluster's idleTimeout without one. */
+    readonly idle: IdleTimeout,
   ) {}
 
   get usable(): boolean {
@@ -103,7 +105,15 @@ export class H2Pool {
       settings: { initialWindowSize: window, enablePush: false },
       maxSessionMemory: 64,
     });
-    const conn = new H2Connection(ep, session);
+    const conn: H2Connection = new H2Connection(
+      ep,
+      session,
+      new IdleTimeout(this.opts.clock, idleTimeoutMs, () => {
+        // No stream open for idleTimeoutMs: new requests get a new session, this one closes (GOAWAY).
+        drop();
+        session.close();
+      }).bindTo(session),
+    );
     const timer = connectDeadline(this.opts.clock, connectTimeoutMs, () => conn.state !== 'connecting', () => {
       conn.state = 'failed';
       conn.lastError = `connect timeout after ${connectTimeoutMs}ms`;
@@ -138,11 +148,6 @@ export class H2Pool {
       if (conn.state !== 'failed') conn.state = 'closed';
       drop();
       conn.settle();
-    });
-    sessionIdleTimeout(session, idleTimeoutMs, () => {
-      // Idle: no frames for idleTimeoutMs. Close gracefully; streams cannot be open.
-      drop();
-      session.close();
     });
     session.unref();
     return conn;

@@ -44,6 +44,7 @@ describe('tracing: OTLP span encoding (span-encoding.ts)', () => {
       { clock, random: seededRandom(3), registry: new Registry(), serviceName: 'svc', sink: { onEnd: (s) => void out.push(s), forceFlush: async () => undefined, shutdown: async () => undefined } },
     );
     // A server span under a remote parent with tracestate; a gRPC attempt that failed (flag), and its retry.
+    const start = clock.monotonicMs();
     const tr = t.begin({ traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', tracestate: 'vendor=x,other=y' });
     const h: Record<string, unknown> = { ':path': '/pkg.Books/Get', ':method': 'POST', 'content-type': 'application/grpc' };
     const a1 = t.attemptStarted(tr, h, 'POST', '/pkg.Books/Get')!;
@@ -52,10 +53,10 @@ describe('tracing: OTLP span encoding (span-encoding.ts)', () => {
     const a2 = t.attemptStarted(tr, h, 'POST', '/pkg.Books/Get')!;
     clock.advance(0.75);
     t.attemptEnded(a2, { cluster: 'books', endpointHost: '10.0.0.8', endpointPort: 8080, index: 1, kind: 'retry', status: 200, grpcStatus: '14', flag: undefined, result: 'server_error' });
-    t.exchangeEnded(tr, record());
+    t.exchangeEnded(tr, record(), start, clock.monotonicMs());
     // A REST exchange starting its own trace, with non-ASCII path and authority and a value longer than 16 KiB (multi-byte lengths).
     const root = t.begin({});
-    t.exchangeEnded(root, record({ protocol: 'rest', path: '/bücher/€', authority: 'bücher-katalog.example.com:8443', grpc_status: undefined, flags: undefined, request_id: 'x'.repeat(20_000), status: 503 }));
+    t.exchangeEnded(root, record({ protocol: 'rest', path: '/bücher/€', authority: 'bücher-katalog.example.com:8443', grpc_status: undefined, flags: undefined, request_id: 'x'.repeat(20_000), status: 503 }), clock.monotonicMs() - 1, clock.monotonicMs());
     // A span of internal work with the attribute kinds the control plane uses, and a child.
     const op = t.startSpan('control apply', SpanKind.SERVER)!;
     op.set('outrigger.revision', 42).set('outrigger.ok', true).set('outrigger.ratio', 0.25).set('outrigger.delta', -3);

@@ -131,7 +131,7 @@ describe('tracing: export queue', () => {
     const t = buildTracer(settings, { clock: new FakeClock(), random: seededRandom(1), registry, sink: { onEnd: (s) => void spans.push(s), forceFlush: async () => undefined, shutdown: async () => undefined } });
     // Real spans from the tracer, through the real SpanExport in front of the stuck exporter.
     const exp = new SpanExport(registry, settings, stuck);
-    for (let i = 0; i < 20; i++) t.exchangeEnded(t.begin({}), { method: 'GET', authority: 'a', path: '/', protocol: 'http1', status: 200, grpc_status: undefined, duration_ms: 1, bytes_in: 0, bytes_out: 0, upstream: undefined, route: 'r', cluster: 'c', request_id: undefined, trace_id: undefined, flags: undefined, headers: undefined, source_principal: undefined, upstream_principal: undefined });
+    for (let i = 0; i < 20; i++) t.exchangeEnded(t.begin({}), { method: 'GET', authority: 'a', path: '/', protocol: 'http1', status: 200, grpc_status: undefined, duration_ms: 1, bytes_in: 0, bytes_out: 0, upstream: undefined, route: 'r', cluster: 'c', request_id: undefined, trace_id: undefined, flags: undefined, headers: undefined, source_principal: undefined, upstream_principal: undefined }, 0, 1);
     for (const s of spans) exp.onEnd(s);
     expect(exports).to.equal(1); // one batch in flight, never answered
     const text = await registry.metrics();

@@ -69,6 +69,7 @@ export class H2Call implements UpstreamCall {
     }
     this.conn = conn;
     this.stream = stream;
+    conn.idle.opened();
     if (conn.state === 'connecting') {
       attempt.waitingForConnection();
       conn.whenSettled(() => attempt.connected());
@@ -95,6 +96,7 @@ export class H2Call implements UpstreamCall {
       this.events.onEnd(this);
     });
     stream.on('close', () => {
+      conn.idle.closed();
       this.onClose(stream);
       releaseClosedStream(stream);
     });
