@@ -14,7 +14,9 @@
  * client was (near 100 %, the client set the pace, not the servers).
  *
  * BENCH_SECONDS (3) per window, BENCH_ROUNDS (3), BENCH_STREAM_SIZES (64,1024:
- * one table row per message size). Bounded: every window has a deadline and
+ * one table row per message size). BENCH_SIDECAR_BASE=<checkout> adds
+ * `outrigger-base`, the sidecar of that checkout, to the same rounds (a
+ * before/after pair under the same load). Bounded: every window has a deadline and
  * each process is stopped at the end.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
