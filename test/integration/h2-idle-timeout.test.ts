@@ -26,6 +26,8 @@ describe('HTTP/2 idleTimeout: no active stream for that long, GOAWAY', function 
   const held: http2.ServerHttp2Stream[] = [];
   let clock: FakeClock;
   let sc: TestSidecar;
+  /** Settles when the backend's /big stream has closed (all sent, END_STREAM both ways). */
+  let bigDone: Promise<void> | undefined;
 
   before(async () => {
     backend = http2.createServer();
@@ -39,7 +41,14 @@ describe('HTTP/2 idleTimeout: no active stream for that long, GOAWAY', function 
       stream.on('error', () => {});
       stream.respond({ ':status': 200 });
       if (headers[':path'] === '/hold') held.push(stream);
-      else stream.end('ok');
+      else if (headers[':path'] === '/big') {
+        // 512 KiB: inside the sidecar's 1 MiB upstream stream window, so the backend finishes even while the sidecar's read side is paused.
+        bigDone = new Promise((r) => stream.once('close', () => r()));
+        stream.end(Buffer.alloc(512 * 1024, 120));
+      } else if (headers[':path'] === '/early') {
+        // Answers without reading the request body, which stays unread in its (full) window.
+        stream.end('early');
+      } else stream.end('ok');
     });
     await new Promise<void>((r) => backend.listen(0, '127.0.0.1', () => r()));
     backendPort = (backend.address() as net.AddressInfo).port;
@@ -133,5 +142,44 @@ describe('HTTP/2 idleTimeout: no active stream for that long, GOAWAY', function 
     expect(await get(c, '/again').done).to.equal('ok');
     expect(upstream.length).to.equal(n + 1);
     c.close();
+  });
+
+  it('downstream: a request body left unread (the upstream answered without reading it) does not keep the connection from going idle', async () => {
+    const { c, goaway } = await client();
+    const before = sc.access.length;
+    // 48 KiB: it all arrives (inside the 64 KiB stream window), with END_STREAM, while the sidecar's read
+    // side is paused behind the upstream, which never reads it.
+    const req = c.request({ ':path': '/early', ':method': 'POST' });
+    req.end(Buffer.alloc(48 * 1024, 121));
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (d: string) => (body += d));
+    await new Promise<void>((r) => req.once('end', () => r()));
+    expect(body).to.equal('early');
+    await waitFor(() => sc.access.length > before, 'the exchange to finish (its access-log line)');
+    await waitFor(() => {
+      clock.advance(10_000);
+      return goaway();
+    }, 'the downstream connection to go idle');
+  });
+
+  it('upstream: an answer that finished while paused behind a slow client, whose client then left, still lets the session go idle', async () => {
+    const { c } = await client();
+    // The client never reads: the sidecar's writes to it fill up and it pauses the upstream stream, whose
+    // answer then arrives whole (END_STREAM) into the paused stream.
+    const req = c.request({ ':path': '/big' });
+    req.end();
+    req.pause();
+    await new Promise<void>((r) => req.once('response', () => r()));
+    await waitFor(() => bigDone !== undefined, 'the backend to start /big');
+    await bigDone;
+    const up = upstream[upstream.length - 1]!;
+    expect(up.goaway).to.equal(false);
+    c.destroy();
+    // The cancelled call's stream must end (and leave the count) although its data was never read.
+    await waitFor(() => {
+      clock.advance(5_000);
+      return up.goaway;
+    }, 'the upstream session to go idle');
   });
 });

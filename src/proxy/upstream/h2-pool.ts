@@ -105,6 +105,10 @@ export class H2Pool {
       settings: { initialWindowSize: window, enablePush: false },
       maxSessionMemory: 64,
     });
+    // Forgets this session in the pool (when it still is the pool's): the next request opens a new one.
+    const drop = (): void => {
+      if (this.conns.get(poolKey) === conn) this.conns.delete(poolKey);
+    };
     const conn: H2Connection = new H2Connection(
       ep,
       session,
@@ -120,9 +124,6 @@ export class H2Pool {
       session.destroy(new Error(conn.lastError));
       conn.settle();
     });
-    const drop = (): void => {
-      if (this.conns.get(poolKey) === conn) this.conns.delete(poolKey);
-    };
     session.once('connect', () => {
       timer.cancel();
       conn.state = 'ready';

@@ -145,6 +145,13 @@ export class H2Call implements UpstreamCall {
 
   cancel(h2Code = CANCEL): void {
     this.over = true;
-    if (this.stream !== undefined) resetStream(this.stream, h2Code);
+    const s = this.stream;
+    if (s === undefined) return;
+    // An answer that arrived whole while the stream was paused (a slow client) leaves a stream closed in
+    // nghttp2 whose unread data holds back its 'end' and so its 'close' for good: node:http2 waits for the
+    // reader. Nobody will read it now; destroy it, so it is released and leaves its session's stream count
+    // (the session's idle timeout, idle-timeout.ts). Open, it is reset as before.
+    if (s.closed && !s.destroyed) s.destroy();
+    else resetStream(s, h2Code);
   }
 }
